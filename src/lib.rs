@@ -1,0 +1,14 @@
+//! rsb: remote system backup.
+//!
+//! The crate is built in three rings (see the README's architecture section):
+//!
+//! * [`proto`]: the wire protocol (frames, codec, wire paths) — pure.
+//! * [`server::session`] and [`client::session`]: per-connection protocol
+//!   state machines — pure: bytes and completions in, bytes and commands out.
+//! * [`io`]: every syscall: the mio event loops, the sandboxed store,
+//!   sendfile/splice transfers, the local tree walk, signals.
+//!
+//! The binaries in `src/bin/` parse options, build a config, run, and map the
+//! outcome to an exit status from [`exit`].
+
+pub mod proto;

@@ -1,0 +1,242 @@
+//! The frames of protocol version 1 as Rust values. See the module docs of
+//! [`crate::proto`] for their order and meaning; [`super::codec`] turns them
+//! into bytes and back.
+
+use super::WirePath;
+
+/// A file time: seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct Time {
+    /// Seconds since the epoch (may be negative).
+    pub secs: i64,
+    /// Nanoseconds, below 1_000_000_000.
+    pub nanos: u32,
+}
+
+/// Mode bits and modification time carried with every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: Time,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File = 1,
+    /// A directory.
+    Dir = 2,
+    /// A symbolic link.
+    Symlink = 3,
+}
+
+impl EntryKind {
+    /// Decodes the wire value.
+    pub fn from_u8(v: u8) -> Option<EntryKind> {
+        match v {
+            1 => Some(EntryKind::File),
+            2 => Some(EntryKind::Dir),
+            3 => Some(EntryKind::Symlink),
+            _ => None,
+        }
+    }
+}
+
+/// Why the server refused or ended a connection (`Error` frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The peer sent bytes that are not a valid frame.
+    Malformed = 1,
+    /// A valid frame at the wrong time.
+    Unexpected = 2,
+    /// The peer speaks another protocol version.
+    Version = 3,
+    /// The server has `--max-clients` connections already.
+    Busy = 4,
+    /// The client name is not acceptable.
+    BadName = 5,
+    /// Authentication failed.
+    Auth = 6,
+    /// The connection was idle too long.
+    Timeout = 7,
+    /// The server is shutting down.
+    Shutdown = 8,
+    /// The server hit a local fault it cannot recover from.
+    Internal = 9,
+}
+
+impl ErrorCode {
+    /// Decodes the wire value; unknown codes map to `Internal`.
+    pub fn from_u16(v: u16) -> ErrorCode {
+        match v {
+            1 => ErrorCode::Malformed,
+            2 => ErrorCode::Unexpected,
+            3 => ErrorCode::Version,
+            4 => ErrorCode::Busy,
+            5 => ErrorCode::BadName,
+            6 => ErrorCode::Auth,
+            7 => ErrorCode::Timeout,
+            8 => ErrorCode::Shutdown,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// One entry of a `List` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItem {
+    /// File, directory or symlink.
+    pub kind: EntryKind,
+    /// The name (one component), or the empty name when the listed path is
+    /// itself not a directory.
+    pub name: Vec<u8>,
+    /// Mode and mtime.
+    pub meta: Meta,
+    /// Size in bytes (files), 0 otherwise.
+    pub size: u64,
+    /// Link target (symlinks), empty otherwise.
+    pub target: Vec<u8>,
+}
+
+/// A frame. Kinds are numbered as on the wire (see [`Frame::kind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Client's first frame.
+    Hello {
+        /// Protocol version the client speaks.
+        version: u16,
+        /// The client's namespace on the server.
+        name: String,
+        /// Reserved for authentication; 0 in version 1.
+        flags: u32,
+        /// Reserved for authentication; empty in version 1.
+        nonce: Vec<u8>,
+    },
+    /// Server's answer to an acceptable `Hello`.
+    Welcome {
+        /// Protocol version the server speaks.
+        version: u16,
+        /// Bit 0: the server is read-only. Other bits reserved.
+        flags: u32,
+        /// Reserved for authentication; empty in version 1.
+        nonce: Vec<u8>,
+    },
+    /// A fatal error; the sender closes the connection after it.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// A directory entry (backup or restore).
+    Dir {
+        /// Request id.
+        id: u32,
+        /// Where the directory lives.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+    },
+    /// A symbolic link entry (backup or restore).
+    Symlink {
+        /// Request id.
+        id: u32,
+        /// Where the link lives.
+        path: WirePath,
+        /// Raw link target; never interpreted by the receiver.
+        target: Vec<u8>,
+        /// Mode and mtime (mode is ignored on Linux).
+        meta: Meta,
+    },
+    /// A regular file entry; `size` raw body bytes follow.
+    File {
+        /// Request id.
+        id: u32,
+        /// Where the file lives.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Exact body length.
+        size: u64,
+    },
+    /// Ends the body of the preceding `File`.
+    FileEnd {
+        /// Request id of the `File`.
+        id: u32,
+        /// crc32c of the body bytes.
+        crc: u32,
+        /// False when the sender's file changed or failed while being sent;
+        /// the receiver then discards the body.
+        ok: bool,
+    },
+    /// Client: make everything sent so far durable and visible.
+    Commit {
+        /// Request id.
+        id: u32,
+    },
+    /// Server: everything before the `Commit` with this id is durable.
+    Committed {
+        /// Id of the `Commit`.
+        id: u32,
+    },
+    /// One request or entry failed; the connection goes on.
+    Failed {
+        /// Request id.
+        id: u32,
+        /// The path concerned (may be the root).
+        path: WirePath,
+        /// Why.
+        message: String,
+    },
+    /// Client: list a path.
+    List {
+        /// Request id.
+        id: u32,
+        /// What to list.
+        path: WirePath,
+    },
+    /// Server: one listed entry.
+    ListEntry {
+        /// Request id of the `List`.
+        id: u32,
+        /// The entry.
+        item: ListItem,
+    },
+    /// Client: send back a path.
+    Restore {
+        /// Request id.
+        id: u32,
+        /// What to restore.
+        path: WirePath,
+    },
+    /// Server: the `List` or `Restore` with this id is complete.
+    Done {
+        /// Request id.
+        id: u32,
+    },
+}
+
+impl Frame {
+    /// The wire kind byte.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Frame::Hello { .. } => 1,
+            Frame::Welcome { .. } => 2,
+            Frame::Error { .. } => 3,
+            Frame::Dir { .. } => 10,
+            Frame::Symlink { .. } => 11,
+            Frame::File { .. } => 12,
+            Frame::FileEnd { .. } => 13,
+            Frame::Commit { .. } => 14,
+            Frame::Committed { .. } => 15,
+            Frame::Failed { .. } => 16,
+            Frame::List { .. } => 20,
+            Frame::ListEntry { .. } => 21,
+            Frame::Restore { .. } => 22,
+            Frame::Done { .. } => 23,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The rsb wire protocol: frame types, their byte encoding, and the rules for
+//! paths that cross the wire. Pure code: nothing here touches a socket, a file
+//! or a clock.
+//!
+//! # Protocol, version 1
+//!
+//! A connection is one TCP stream. Everything on it is a *frame*, except the
+//! body of a file, which follows its `File` frame as raw bytes.
+//!
+//! ```text
+//! frame   = kind:u8  length:u32  payload[length]        (big endian)
+//! ```
+//!
+//! `length` is at most [`MAX_PAYLOAD`]; a larger value is a protocol error
+//! and ends the connection. Payload fields are encoded as:
+//!
+//! ```text
+//! u8 u16 u32 u64 i64     fixed width, big endian
+//! bytes                  len:u32 data[len]   (len bounded by the frame)
+//! time                   secs:i64 nanos:u32 (nanos < 1_000_000_000)
+//! path                   bytes, a relative path (see `path`)
+//! ```
+//!
+//! A payload must be consumed exactly: trailing bytes are an error.
+//!
+//! ## Handshake
+//! The client's first frame is `Hello` (magic `RSB\0`, version, client name,
+//! flags, nonce). The server answers `Welcome` (version, flags, nonce) or
+//! `Error` (code, message) and closes. The flag words and nonces are reserved
+//! for challenge-response authentication: version 1 sends 0 and an empty
+//! nonce; a peer that receives flags it does not know refuses the connection.
+//!
+//! ## Requests
+//! After `Welcome` the client sends requests, each carrying an id (`u32`,
+//! strictly increasing). It never waits for one reply before sending the next
+//! request (pipelining); the server handles requests strictly in order.
+//!
+//! * Backup entries: `Dir`, `Symlink`, and `File` followed by exactly `size`
+//!   body bytes and then `FileEnd` (crc32c of the body, and a status byte:
+//!   0 = the bytes are the file, 1 = the sender's file changed or failed while
+//!   it was sent, discard it). The server stages every entry under a hidden
+//!   temporary name; a failure is reported with `Failed` (id, path, message).
+//! * `Commit`: make every entry sent before it durable and visible. The
+//!   server syncs the staged data, renames each staged entry over its final
+//!   name, applies directory metadata, syncs again and answers `Committed`
+//!   with the same id. Entries before a `Commit` that got no `Failed` are
+//!   stored once `Committed` arrives.
+//! * `List` (id, path): answered with `ListEntry` frames and `Done`.
+//! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`File`
+//!   (+ body + `FileEnd`) frames a backup uses, carrying the request's id,
+//!   with paths relative to the restored path (the empty path is the restored
+//!   path itself), in pre-order, then `Done`. Entries that cannot be read are
+//!   reported with `Failed` and skipped.
+//!
+//! A request that fails as a whole (missing path, read-only server) gets
+//! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
+//! violation gets `Error` and the connection is closed.
+
+pub mod codec;
+pub mod frame;
+pub mod path;
+
+pub use codec::{decode, encode, Decoded, DecodeError};
+pub use frame::{EntryKind, ErrorCode, Frame, ListItem, Meta, Time};
+pub use path::{PathError, WirePath};
+
+/// Protocol version spoken by this build.
+pub const VERSION: u16 = 1;
+/// First four bytes of the `Hello` payload.
+pub const MAGIC: [u8; 4] = *b"RSB\0";
+/// Largest frame payload either side accepts.
+pub const MAX_PAYLOAD: u32 = 64 * 1024;
+/// Size of the frame header (kind + length).
+pub const HEADER_LEN: usize = 5;
+/// Longest path accepted on the wire (Linux PATH_MAX).
+pub const MAX_PATH: usize = 4096;
+/// Longest single name component (Linux NAME_MAX).
+pub const MAX_NAME: usize = 255;
+/// Longest message in `Error`/`Failed` frames; longer ones are cut.
+pub const MAX_MESSAGE: usize = 1024;
+/// Longest client name.
+pub const MAX_CLIENT_NAME: usize = 64;
+
+/// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub fn is_valid_client_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CLIENT_NAME
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names() {
+        assert!(is_valid_client_name("laptop"));
+        assert!(is_valid_client_name("a.b_c-9"));
+        assert!(is_valid_client_name(&"x".repeat(64)));
+        assert!(!is_valid_client_name(&"x".repeat(65)));
+        assert!(!is_valid_client_name(""));
+        assert!(!is_valid_client_name("."));
+        assert!(!is_valid_client_name(".."));
+        assert!(!is_valid_client_name("a/b"));
+        assert!(!is_valid_client_name("a b"));
+        assert!(!is_valid_client_name("é"));
+    }
+}
