@@ -12,3 +12,5 @@
 //! outcome to an exit status from [`exit`].
 
 pub mod proto;
+pub mod client;
+pub mod io;

@@ -1,0 +1,319 @@
+//! The only door to a tree whose paths come from a peer. A [`Beneath`] holds
+//! an open directory; every path it is given is a validated [`WirePath`] and
+//! is resolved *beneath* that directory without following any symlink:
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`
+//! where the kernel has it, an `O_NOFOLLOW` walk one component at a time from
+//! the directory fd otherwise. Final components are then operated on with
+//! `*at` calls relative to the resolved parent, again without following
+//! links. The server's store and the client's restore both go through here,
+//! so neither a hostile client nor a hostile server can make the other side
+//! touch anything outside its tree.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag};
+use nix::sys::stat::{self, Mode};
+
+use crate::proto::path::escape;
+use crate::proto::WirePath;
+
+/// A failed file-system operation: what was done, on which path, and why.
+/// Displays as `open /backup/laptop/x: Permission denied`.
+#[derive(Debug)]
+pub struct FsError {
+    /// The operation (`open`, `mkdir`, `rename`, ...).
+    pub op: &'static str,
+    /// The path as a person would write it.
+    pub path: String,
+    /// The cause.
+    pub error: io::Error,
+}
+
+impl FsError {
+    /// Builds an error from an errno.
+    pub fn errno(op: &'static str, path: String, e: Errno) -> FsError {
+        FsError { op, path, error: io::Error::from_raw_os_error(e as i32) }
+    }
+
+    /// The errno, if the cause was one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.error.raw_os_error()
+    }
+}
+
+impl fmt::Display for FsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.op, self.path, self.error)
+    }
+}
+
+impl std::error::Error for FsError {}
+
+/// A directory that paths from the network are confined to.
+pub struct Beneath {
+    root: OwnedFd,
+    display: PathBuf,
+}
+
+/// Set once openat2 answered ENOSYS, so later calls go straight to the walk.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful open call and is owned
+    // by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY
+    .union(OFlag::O_RDONLY)
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NOFOLLOW);
+
+impl Beneath {
+    /// Opens (creating it with mode 0700 if missing) a directory given by the
+    /// local administrator or user. Symlinks in `path` itself are followed:
+    /// it is trusted input, unlike everything resolved beneath it.
+    pub fn open_root(path: &Path, create: bool) -> Result<Beneath, FsError> {
+        let shown = path.display().to_string();
+        if create {
+            match nix::unistd::mkdir(path, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(FsError::errno("mkdir", shown, e)),
+            }
+        }
+        let fd = fcntl::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| FsError::errno("open", shown.clone(), e))?;
+        Ok(Beneath { root: own(fd), display: path.to_path_buf() })
+    }
+
+    /// Opens (creating it if missing) the directory `name` directly inside
+    /// this one, refusing a symlink there, and confines to it.
+    pub fn child(&self, name: &[u8], mode: u32) -> Result<Beneath, FsError> {
+        let path = WirePath::new(name.to_vec()).map_err(|e| FsError {
+            op: "open",
+            path: escape(name),
+            error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+        })?;
+        let fd = self.dir_create(&path, mode)?;
+        Ok(Beneath { root: fd, display: self.display.join(os(name)) })
+    }
+
+    /// The raw fd of the confining directory (for `syncfs`).
+    pub fn root_fd(&self) -> RawFd {
+        self.root.as_raw_fd()
+    }
+
+    /// `path` as a person would write it: the root's local path joined with it.
+    pub fn show(&self, path: &WirePath) -> String {
+        if path.is_root() {
+            return self.display.display().to_string();
+        }
+        format!("{}/{}", self.display.display().to_string().trim_end_matches('/'), escape(path.as_bytes()))
+    }
+
+    /// `name` inside directory `dir` (itself shown as `dir_shown`).
+    pub fn show_in(&self, dir: &WirePath, name: &[u8]) -> String {
+        match dir.join(name) {
+            Ok(p) => self.show(&p),
+            Err(_) => format!("{}/{}", self.show(dir), escape(name)),
+        }
+    }
+
+    /// Opens the existing directory `path` beneath the root.
+    pub fn dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
+        self.open_beneath(path, DIR_FLAGS).map_err(|e| FsError::errno("open", self.show(path), e))
+    }
+
+    /// Opens the directory `path`, creating missing components with `mode`.
+    /// An existing component that is not a directory (a file, or a symlink,
+    /// which is never followed) is an error.
+    pub fn dir_create(&self, path: &WirePath, mode: u32) -> Result<OwnedFd, FsError> {
+        match self.open_beneath(path, DIR_FLAGS) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(FsError::errno("open", self.show(path), e)),
+        }
+        let mut cur = self.dup_root().map_err(|e| FsError::errno("open", self.show(&WirePath::root()), e))?;
+        let mut sofar = WirePath::root();
+        for comp in path.components() {
+            sofar = sofar.join(comp).map_err(|e| FsError {
+                op: "open",
+                path: self.show(path),
+                error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+            })?;
+            let next = match fcntl::openat(Some(cur.as_raw_fd()), os(comp), DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    match stat::mkdirat(Some(cur.as_raw_fd()), os(comp), Mode::from_bits_truncate(mode & 0o7777)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(FsError::errno("mkdir", self.show(&sofar), e)),
+                    }
+                    fcntl::openat(Some(cur.as_raw_fd()), os(comp), DIR_FLAGS, Mode::empty())
+                        .map_err(|e| FsError::errno("open", self.show(&sofar), not_dir(e)))?
+                }
+                Err(e) => return Err(FsError::errno("open", self.show(&sofar), not_dir(e))),
+            };
+            cur = own(next);
+        }
+        Ok(cur)
+    }
+
+    /// Opens the parent directory of `path` (which must not be the root) and
+    /// returns it with the last component.
+    pub fn parent<'p>(&self, path: &'p WirePath) -> Result<(OwnedFd, &'p [u8]), FsError> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(FsError {
+                op: "open",
+                path: self.show(path),
+                error: io::Error::new(io::ErrorKind::InvalidInput, "the root has no parent"),
+            });
+        };
+        Ok((self.dir(&parent)?, name))
+    }
+
+    /// Opens an existing regular file beneath the root for reading.
+    pub fn open_file(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
+        self.open_beneath(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK)
+            .map_err(|e| FsError::errno("open", self.show(path), e))
+    }
+
+    /// `lstat` of `path` beneath the root (the root itself for the empty path).
+    pub fn lstat(&self, path: &WirePath) -> Result<stat::FileStat, FsError> {
+        if path.is_root() {
+            return stat::fstat(self.root.as_raw_fd()).map_err(|e| FsError::errno("stat", self.show(path), e));
+        }
+        let (dir, name) = self.parent(path)?;
+        stat::fstatat(Some(dir.as_raw_fd()), os(name), fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| FsError::errno("stat", self.show(path), e))
+    }
+
+    fn dup_root(&self) -> Result<OwnedFd, Errno> {
+        fcntl::fcntl(self.root.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)).map(own)
+    }
+
+    fn open_beneath(&self, path: &WirePath, flags: OFlag) -> Result<OwnedFd, Errno> {
+        if path.is_root() {
+            return if flags.contains(OFlag::O_DIRECTORY) {
+                self.dup_root()
+            } else {
+                Err(Errno::EISDIR)
+            };
+        }
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            let how = fcntl::OpenHow::new().flags(flags).resolve(
+                fcntl::ResolveFlag::RESOLVE_BENEATH
+                    | fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+            match fcntl::openat2(self.root.as_raw_fd(), os(path.as_bytes()), how) {
+                Ok(fd) => return Ok(own(fd)),
+                Err(Errno::ENOSYS) | Err(Errno::EPERM) if !self.openat2_works() => {
+                    NO_OPENAT2.store(true, Ordering::Relaxed);
+                }
+                // RESOLVE_NO_SYMLINKS reports any symlink on the way as ELOOP.
+                Err(e) => return Err(not_dir(e)),
+            }
+        }
+        self.walk_open(path, flags)
+    }
+
+    /// Distinguishes "no openat2 here" (old kernel, seccomp) from a genuine
+    /// EPERM on the path by opening the root itself.
+    fn openat2_works(&self) -> bool {
+        let how = fcntl::OpenHow::new().flags(DIR_FLAGS).resolve(fcntl::ResolveFlag::RESOLVE_BENEATH);
+        match fcntl::openat2(self.root.as_raw_fd(), ".", how) {
+            Ok(fd) => {
+                drop(own(fd));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The fallback: one `openat(O_NOFOLLOW)` per component, each relative to
+    /// the directory fd of the one before, so no symlink and no `..` (already
+    /// refused by [`WirePath`]) can lead out.
+    fn walk_open(&self, path: &WirePath, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let comps: Vec<&[u8]> = path.components().collect();
+        let mut cur = self.dup_root()?;
+        for (i, comp) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            let f = if last { flags | OFlag::O_NOFOLLOW } else { DIR_FLAGS };
+            cur = own(fcntl::openat(Some(cur.as_raw_fd()), os(comp), f, Mode::empty()).map_err(not_dir)?);
+        }
+        Ok(cur)
+    }
+}
+
+/// A symlink met where a directory was needed is reported as "Not a
+/// directory" rather than the kernel's puzzling "Too many levels of symbolic
+/// links".
+fn not_dir(e: Errno) -> Errno {
+    if e == Errno::ELOOP {
+        Errno::ENOTDIR
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wp(s: &str) -> WirePath {
+        WirePath::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn creates_and_opens_beneath() {
+        let t = tempfile::tempdir().unwrap();
+        let b = Beneath::open_root(&t.path().join("root"), true).unwrap();
+        let ns = b.child(b"ns", 0o700).unwrap();
+        ns.dir_create(&wp("a/b/c"), 0o755).unwrap();
+        assert!(t.path().join("root/ns/a/b/c").is_dir());
+        ns.dir(&wp("a/b")).unwrap();
+        assert_eq!(ns.dir(&wp("zz")).unwrap_err().raw_os_error(), Some(libc_enoent()));
+    }
+
+    fn libc_enoent() -> i32 {
+        Errno::ENOENT as i32
+    }
+
+    #[test]
+    fn never_follows_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let b = Beneath::open_root(&t.path().join("root"), true).unwrap();
+        std::os::unix::fs::symlink(&outside, t.path().join("root/link")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("root/file")).unwrap();
+        assert!(b.dir(&wp("link")).is_err());
+        assert!(b.dir_create(&wp("link/x"), 0o755).is_err());
+        assert!(b.open_file(&wp("file")).is_err());
+        assert!(b.open_file(&wp("link/x")).is_err());
+        assert!(b.child(b"link", 0o700).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // The walk fallback refuses them too.
+        assert!(b.walk_open(&wp("link"), DIR_FLAGS).is_err());
+        assert!(b.walk_open(&wp("link/x"), DIR_FLAGS).is_err());
+        assert!(b.walk_open(&wp("file"), OFlag::O_RDONLY).is_err());
+    }
+
+    #[test]
+    fn shows_paths_for_messages() {
+        let t = tempfile::tempdir().unwrap();
+        let b = Beneath::open_root(t.path(), false).unwrap();
+        assert_eq!(b.show(&wp("a/b\nc")), format!("{}/a/b\\x0ac", t.path().display()));
+    }
+}

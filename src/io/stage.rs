@@ -1,0 +1,428 @@
+//! Atomic writes into a confined tree. A [`Stager`] creates every incoming
+//! file and symlink under a hidden temporary name (`.rsb-tmp.*`) in its
+//! target directory, and makes a batch visible only in [`Stager::commit`]:
+//! `syncfs`, rename each staged entry over its final name, apply directory
+//! modes and times (deepest first, after their children changed them), and
+//! `syncfs` again. Whatever happens before a commit — a crc mismatch, a
+//! dropped connection, a kill — the previous version of every file stays
+//! as it was; dropping a `Stager` removes its temporary files.
+//!
+//! Used by the server for backups (confined to the client's namespace) and by
+//! the client for restores (confined to the destination).
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, OFlag};
+use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{self, UnlinkatFlags};
+
+use super::sandbox::{Beneath, FsError};
+use crate::proto::{Meta, WirePath};
+
+/// Names starting with this are temporary files; listings never show them.
+pub const TMP_PREFIX: &[u8] = b".rsb-tmp.";
+
+/// Distinguishes the temporary names of all stagers of this process.
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+/// True for names the program uses for temporary files.
+pub fn is_tmp_name(name: &[u8]) -> bool {
+    name.starts_with(TMP_PREFIX)
+}
+
+fn timespec(m: &Meta) -> TimeSpec {
+    TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
+}
+
+/// `atime` is left alone: only the modification time is part of a backup.
+fn omit() -> TimeSpec {
+    TimeSpec::new(0, nix::libc::UTIME_OMIT)
+}
+
+/// A file being received.
+pub struct Incoming {
+    /// Request id the file arrived with.
+    pub id: u32,
+    /// Final path.
+    pub path: WirePath,
+    /// Mode and mtime to give it.
+    pub meta: Meta,
+    /// Announced size.
+    pub size: u64,
+    /// The temporary file, open for writing.
+    pub file: OwnedFd,
+    tmp: Vec<u8>,
+}
+
+struct Staged {
+    id: u32,
+    path: WirePath,
+    tmp: Vec<u8>,
+}
+
+/// One failure of a commit: which entry, and why.
+pub struct CommitFailure {
+    /// Request id of the entry.
+    pub id: u32,
+    /// Its path.
+    pub path: WirePath,
+    /// The cause.
+    pub error: FsError,
+}
+
+/// Stages entries beneath one tree and commits them in batches.
+pub struct Stager {
+    tree: Beneath,
+    staged: Vec<Staged>,
+    dirs: Vec<(WirePath, Meta)>,
+    incoming: Option<Incoming>,
+    /// Whether to apply the mode and mtime of the tree's own root directory.
+    pub keep_root_meta: bool,
+}
+
+impl Stager {
+    /// A stager writing beneath `tree`.
+    pub fn new(tree: Beneath) -> Stager {
+        Stager { tree, staged: Vec::new(), dirs: Vec::new(), incoming: None, keep_root_meta: false }
+    }
+
+    /// The confining tree.
+    pub fn tree(&self) -> &Beneath {
+        &self.tree
+    }
+
+    /// Number of entries waiting for a commit.
+    pub fn pending(&self) -> usize {
+        self.staged.len() + self.dirs.len()
+    }
+
+    fn tmp_name() -> Vec<u8> {
+        let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+        format!(".rsb-tmp.{}.{n}", std::process::id()).into_bytes()
+    }
+
+    /// Makes `path` a directory (creating it, or replacing a non-directory
+    /// there) and remembers `meta` for the commit. The directory stays
+    /// owner-writable until then, so its children can be written.
+    pub fn mkdir(&mut self, path: &WirePath, meta: Meta) -> Result<(), FsError> {
+        if path.is_root() {
+            if self.keep_root_meta {
+                self.dirs.push((path.clone(), meta));
+            }
+            return Ok(());
+        }
+        let (parent, name) = self.tree.parent(path)?;
+        match stat::fstatat(Some(parent.as_raw_fd()), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR => {
+                if st.st_mode & 0o700 != 0o700 {
+                    let fd = self.tree.dir(path)?;
+                    stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate((st.st_mode | 0o700) & 0o7777))
+                        .map_err(|e| FsError::errno("chmod", self.tree.show(path), e))?;
+                }
+            }
+            Ok(_) => {
+                // A file or link is in the way: the new backup says this is a
+                // directory now.
+                unistd::unlinkat(Some(parent.as_raw_fd()), os(name), UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| FsError::errno("unlink", self.tree.show(path), e))?;
+                self.mkdir_in(&parent, path, name)?;
+            }
+            Err(Errno::ENOENT) => self.mkdir_in(&parent, path, name)?,
+            Err(e) => return Err(FsError::errno("stat", self.tree.show(path), e)),
+        }
+        self.dirs.push((path.clone(), meta));
+        Ok(())
+    }
+
+    fn mkdir_in(&self, parent: &OwnedFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
+        match stat::mkdirat(Some(parent.as_raw_fd()), os(name), Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(FsError::errno("mkdir", self.tree.show(path), e)),
+        }
+    }
+
+    /// Creates a symlink to `target` under a temporary name, to be renamed
+    /// over `path` at the commit.
+    pub fn symlink(&mut self, id: u32, path: &WirePath, target: &[u8], meta: Meta) -> Result<(), FsError> {
+        let (parent, _) = self.tree.parent(path)?;
+        let tmp = Self::tmp_name();
+        unistd::symlinkat(os(target), Some(parent.as_raw_fd()), os(&tmp))
+            .map_err(|e| FsError::errno("symlink", self.tree.show(path), e))?;
+        // A link's mtime is kept too; its mode has no meaning on Linux.
+        if let Err(e) = stat::utimensat(
+            Some(parent.as_raw_fd()),
+            os(&tmp),
+            &omit(),
+            &timespec(&meta),
+            UtimensatFlags::NoFollowSymlink,
+        ) {
+            let _ = unistd::unlinkat(Some(parent.as_raw_fd()), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(FsError::errno("utimes", self.tree.show(path), e));
+        }
+        self.staged.push(Staged { id, path: path.clone(), tmp });
+        Ok(())
+    }
+
+    /// Creates the temporary file that the body of `path` is written to.
+    pub fn begin_file(&mut self, id: u32, path: &WirePath, meta: Meta, size: u64) -> Result<&mut Incoming, FsError> {
+        self.abort_file();
+        let (parent, _) = self.tree.parent(path)?;
+        let tmp = Self::tmp_name();
+        let fd = fcntl::openat(
+            Some(parent.as_raw_fd()),
+            os(&tmp),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| FsError::errno("create", self.tree.show(path), e))?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(self.incoming.insert(Incoming { id, path: path.clone(), meta, size, file, tmp }))
+    }
+
+    /// The file being received, if any.
+    pub fn incoming(&mut self) -> Option<&mut Incoming> {
+        self.incoming.as_mut()
+    }
+
+    /// Ends the file being received: with `verified` true its mode and mtime
+    /// are set and it is staged for the commit; otherwise it is removed.
+    pub fn finish_file(&mut self) -> Result<(), FsError> {
+        let Some(inc) = self.incoming.take() else {
+            return Ok(());
+        };
+        let shown = self.tree.show(&inc.path);
+        let fd = inc.file.as_raw_fd();
+        let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
+            .map_err(|e| FsError::errno("chmod", shown.clone(), e))
+            .and_then(|()| {
+                stat::futimens(fd, &omit(), &timespec(&inc.meta)).map_err(|e| FsError::errno("utimes", shown, e))
+            });
+        match res {
+            Ok(()) => {
+                self.staged.push(Staged { id: inc.id, path: inc.path, tmp: inc.tmp });
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_tmp(&inc.path, &inc.tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the file being received, if any.
+    pub fn abort_file(&mut self) {
+        if let Some(inc) = self.incoming.take() {
+            self.remove_tmp(&inc.path, &inc.tmp);
+        }
+    }
+
+    fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
+        if let Ok((parent, _)) = self.tree.parent(path) {
+            let _ = unistd::unlinkat(Some(parent.as_raw_fd()), os(tmp), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+
+    fn sync(&self) -> Result<(), FsError> {
+        unistd::syncfs(self.tree.root_fd()).map_err(|e| FsError::errno("syncfs", self.tree.show(&WirePath::root()), e))
+    }
+
+    /// Makes every staged entry durable and visible. Returns the entries
+    /// that could not be committed; the others are in place and on disk.
+    pub fn commit(&mut self) -> Vec<CommitFailure> {
+        let mut failures = Vec::new();
+        let staged = std::mem::take(&mut self.staged);
+        let mut dirs = std::mem::take(&mut self.dirs);
+        if staged.is_empty() && dirs.is_empty() {
+            return failures;
+        }
+        if !staged.is_empty() {
+            if let Err(e) = self.sync() {
+                for s in staged {
+                    self.remove_tmp(&s.path, &s.tmp);
+                    failures.push(CommitFailure {
+                        id: s.id,
+                        path: s.path,
+                        error: FsError { op: e.op, path: e.path.clone(), error: std::io::Error::from(e.error.kind()) },
+                    });
+                }
+                return failures;
+            }
+        }
+        let mut parent_path: Option<WirePath> = None;
+        let mut parent_fd: Option<OwnedFd> = None;
+        for s in staged {
+            let Some(pp) = s.path.parent() else { continue };
+            if parent_path.as_ref() != Some(&pp) {
+                parent_fd = None;
+                match self.tree.dir(&pp) {
+                    Ok(fd) => parent_fd = Some(fd),
+                    Err(error) => {
+                        failures.push(CommitFailure { id: s.id, path: s.path, error });
+                        parent_path = None;
+                        continue;
+                    }
+                }
+                parent_path = Some(pp);
+            }
+            let Some(dir) = parent_fd.as_ref() else { continue };
+            let Some(name) = s.path.file_name() else { continue };
+            if let Err(e) = fcntl::renameat(Some(dir.as_raw_fd()), os(&s.tmp), Some(dir.as_raw_fd()), os(name)) {
+                let _ = unistd::unlinkat(Some(dir.as_raw_fd()), os(&s.tmp), UnlinkatFlags::NoRemoveDir);
+                let e = if e == Errno::EISDIR || e == Errno::ENOTEMPTY || e == Errno::EEXIST { Errno::EISDIR } else { e };
+                failures.push(CommitFailure { id: s.id, path: s.path.clone(), error: FsError::errno("rename", self.tree.show(&s.path), e) });
+            }
+        }
+        // Deepest first: setting a child's mtime changes nothing above it,
+        // but creating it did, so parents are stamped last.
+        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (path, meta) in dirs {
+            let res = self.tree.dir(&path).and_then(|fd| {
+                stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(meta.mode & 0o7777))
+                    .map_err(|e| FsError::errno("chmod", self.tree.show(&path), e))?;
+                stat::futimens(fd.as_raw_fd(), &omit(), &timespec(&meta))
+                    .map_err(|e| FsError::errno("utimes", self.tree.show(&path), e))
+            });
+            if let Err(error) = res {
+                failures.push(CommitFailure { id: 0, path, error });
+            }
+        }
+        if let Err(error) = self.sync() {
+            failures.push(CommitFailure { id: 0, path: WirePath::root(), error });
+        }
+        failures
+    }
+
+    /// Removes every temporary file without committing anything.
+    pub fn abort(&mut self) {
+        self.abort_file();
+        for s in std::mem::take(&mut self.staged) {
+            self.remove_tmp(&s.path, &s.tmp);
+        }
+        self.dirs.clear();
+    }
+}
+
+impl Drop for Stager {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Time;
+    use std::os::unix::fs::MetadataExt;
+
+    fn wp(s: &str) -> WirePath {
+        WirePath::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    fn meta(mode: u32, secs: i64) -> Meta {
+        Meta { mode, mtime: Time { secs, nanos: 123_456_789 } }
+    }
+
+    fn write_all(fd: &OwnedFd, data: &[u8]) {
+        nix::unistd::write(fd, data).unwrap();
+    }
+
+    #[test]
+    fn nothing_visible_before_commit_and_nothing_left_after_drop() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old").unwrap();
+        {
+            let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+            let inc = s.begin_file(1, &wp("f"), meta(0o640, 1000), 3).unwrap();
+            write_all(&inc.file, b"new");
+            s.finish_file().unwrap();
+            assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        }
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn commit_renames_and_sets_metadata() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+        s.mkdir(&wp("d"), meta(0o555, 2000)).unwrap();
+        let inc = s.begin_file(2, &wp("d/f"), meta(0o604, 1000), 3).unwrap();
+        write_all(&inc.file, b"abc");
+        s.finish_file().unwrap();
+        s.symlink(3, &wp("d/l"), b"../nowhere", meta(0o777, 3000)).unwrap();
+        assert!(s.commit().is_empty());
+        let f = std::fs::symlink_metadata(t.path().join("d/f")).unwrap();
+        assert_eq!((f.mode() & 0o7777, f.mtime(), f.mtime_nsec()), (0o604, 1000, 123_456_789));
+        let l = std::fs::symlink_metadata(t.path().join("d/l")).unwrap();
+        assert!(l.file_type().is_symlink());
+        assert_eq!(l.mtime(), 3000);
+        assert_eq!(std::fs::read_link(t.path().join("d/l")).unwrap(), std::path::Path::new("../nowhere"));
+        let d = std::fs::symlink_metadata(t.path().join("d")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.mtime()), (0o555, 2000));
+        // A second backup into the read-only directory still works.
+        let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+        s.mkdir(&wp("d"), meta(0o555, 2000)).unwrap();
+        let inc = s.begin_file(4, &wp("d/g"), meta(0o600, 1), 1).unwrap();
+        write_all(&inc.file, b"x");
+        s.finish_file().unwrap();
+        assert!(s.commit().is_empty());
+        assert_eq!(std::fs::read(t.path().join("d/g")).unwrap(), b"x");
+        std::fs::set_permissions(t.path().join("d"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn aborted_file_leaves_old_version() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old").unwrap();
+        let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+        let inc = s.begin_file(1, &wp("f"), meta(0o600, 1), 3).unwrap();
+        write_all(&inc.file, b"ne");
+        s.abort_file();
+        assert!(s.commit().is_empty());
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn file_over_directory_is_a_clear_failure() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("x/y")).unwrap();
+        let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+        let inc = s.begin_file(9, &wp("x"), meta(0o600, 1), 0).unwrap();
+        drop(inc);
+        s.finish_file().unwrap();
+        let f = s.commit();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].id, 9);
+        assert!(f[0].error.to_string().starts_with("rename "), "{}", f[0].error);
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn never_writes_through_a_stored_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d")).unwrap();
+        let mut s = Stager::new(Beneath::open_root(&root, false).unwrap());
+        assert!(s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).is_err());
+        assert!(s.symlink(1, &wp("d/l"), b"x", meta(0o600, 1)).is_err());
+        // Backing up a directory where the link is replaces the link.
+        s.mkdir(&wp("d"), meta(0o755, 1)).unwrap();
+        assert!(std::fs::symlink_metadata(root.join("d")).unwrap().is_dir());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+}
