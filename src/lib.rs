@@ -13,4 +13,6 @@
 
 pub mod proto;
 pub mod client;
+pub mod exit;
 pub mod io;
+pub mod server;

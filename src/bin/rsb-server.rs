@@ -1,1 +1,165 @@
-fn main(){}
+//! `rsb-server`: options → validated config → run → exit status.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use getopts::Options;
+use log::{error, info, warn};
+
+use rsb::exit;
+use rsb::io::server_loop::{self, ServerConfig};
+use rsb::server::session::SessionConfig;
+
+const PROG: &str = "rsb-server";
+const USAGE: &str = "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
+
+struct Args {
+    addr: Option<IpAddr>,
+    port: u16,
+    config: ServerConfig,
+    level: log::LevelFilter,
+}
+
+fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt("a", "address", "listen on ADDR (default: all interfaces)", "ADDR");
+    o.optopt("p", "port", "listen on PORT (default 5000; 0 picks a free port)", "PORT");
+    o.optopt("d", "dir", "backup root, created if missing (required)", "DIR");
+    o.optopt("c", "max-clients", "refuse connections beyond N with \"server busy\" (default 1024)", "N");
+    o.optopt("k", "secrets", "name:secret file for authentication (not available in this version)", "FILE");
+    o.optflag("r", "read-only", "refuse every backup; ls and restore still work");
+    o.optopt("t", "idle-timeout", "close connections idle for SECS seconds (default 300, 0 = never)", "SECS");
+    o.optflag("v", "verbose", "log debug messages");
+    o.optflag("q", "quiet", "log errors only");
+    o.optflag("h", "help", "print this help and exit");
+    o.optflag("V", "version", "print the version and exit");
+    o
+}
+
+enum Parsed {
+    Run(Box<Args>),
+    Exit(ExitCode),
+}
+
+fn usage_error(msg: &str) -> Parsed {
+    eprintln!("{PROG}: {msg}");
+    eprintln!("{USAGE}");
+    Parsed::Exit(ExitCode::from(exit::USAGE as u8))
+}
+
+fn parse() -> Parsed {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let opts = options();
+    let m = match opts.parse(&argv) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if m.opt_present("h") {
+        print!("{}", opts.usage(USAGE));
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    if m.opt_present("V") {
+        println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
+        return Parsed::Exit(ExitCode::SUCCESS);
+    }
+    if !m.free.is_empty() {
+        return usage_error(&format!("unexpected argument '{}'", m.free[0]));
+    }
+    if m.opt_present("k") {
+        eprintln!("{PROG}: --secrets: authentication is not available in this version");
+        return Parsed::Exit(ExitCode::from(exit::USAGE as u8));
+    }
+    let Some(dir) = m.opt_str("d") else {
+        return usage_error("the backup root is required (-d DIR)");
+    };
+    if dir.is_empty() {
+        return usage_error("-d: empty directory name");
+    }
+    let addr = match m.opt_str("a") {
+        None => None,
+        Some(a) => match a.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => return usage_error(&format!("-a: '{a}' is not an IP address")),
+        },
+    };
+    let port = match m.opt_str("p").map(|p| p.parse::<u16>()) {
+        None => 5000,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return usage_error("-p: the port must be a number from 0 to 65535"),
+    };
+    let max_clients = match m.opt_str("c").map(|c| c.parse::<usize>()) {
+        None => 1024,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return usage_error("-c: the client limit must be a whole number of at least 1"),
+    };
+    let idle = match m.opt_str("t").map(|t| t.parse::<u64>()) {
+        None => Some(Duration::from_secs(300)),
+        Some(Ok(0)) => None,
+        Some(Ok(n)) => Some(Duration::from_secs(n)),
+        Some(Err(_)) => return usage_error("-t: the idle timeout must be a whole number of seconds"),
+    };
+    let level = if m.opt_present("q") {
+        log::LevelFilter::Error
+    } else if m.opt_present("v") {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    Parsed::Run(Box::new(Args {
+        addr,
+        port,
+        level,
+        config: ServerConfig {
+            root: PathBuf::from(dir),
+            max_clients,
+            session: SessionConfig {
+                read_only: m.opt_present("r"),
+                idle_timeout: idle,
+                hello_timeout: Duration::from_secs(10),
+            },
+        },
+    }))
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Parsed::Run(a) => a,
+        Parsed::Exit(code) => return code,
+    };
+    rsb::io::log::init(PROG, args.level);
+    server_loop::raise_fd_limit();
+    let listener = match args.addr {
+        Some(ip) => server_loop::bind(SocketAddr::new(ip, args.port)),
+        // All interfaces: dual-stack IPv6 where the host has it.
+        None => server_loop::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), args.port))
+            .or_else(|_| server_loop::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), args.port))),
+    };
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            let shown = args.addr.map_or_else(|| "*".to_string(), |a| a.to_string());
+            error!("cannot listen on {shown}:{}: {e}", args.port);
+            return ExitCode::from(exit::PARTIAL as u8);
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    // Printed even with -q: scripts and tests read the real port from it.
+    if args.level < log::LevelFilter::Info {
+        eprintln!("{PROG}: listening on {local}, root {}", args.config.root.display());
+    } else {
+        info!("listening on {local}, root {}", args.config.root.display());
+    }
+    warn!("no authentication: anyone who can reach this port can read and write {}", args.config.root.display());
+    if args.config.session.read_only {
+        info!("read-only: backups will be refused");
+    }
+    match server_loop::run(args.config, listener) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(exit::PARTIAL as u8)
+        }
+    }
+}

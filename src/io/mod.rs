@@ -6,3 +6,5 @@ pub mod sandbox;
 pub mod stage;
 pub mod transfer;
 pub mod walk;
+pub mod log;
+pub mod server_loop;

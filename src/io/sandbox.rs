@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +196,34 @@ impl Beneath {
         let (dir, name) = self.parent(path)?;
         stat::fstatat(Some(dir.as_raw_fd()), os(name), fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| FsError::errno("stat", self.show(path), e))
+    }
+
+    /// The names in directory `path`, sorted bytewise, without `.`, `..`
+    /// and temporary names.
+    pub fn read_dir(&self, path: &WirePath) -> Result<Vec<Vec<u8>>, FsError> {
+        let fd = self.dir(path)?;
+        // Dir::from_fd owns the fd from here on, closing it even on failure.
+        let mut dir = nix::dir::Dir::from_fd(fd.into_raw_fd())
+            .map_err(|e| FsError::errno("opendir", self.show(path), e))?;
+        let mut names = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| FsError::errno("readdir", self.show(path), e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || super::stage::is_tmp_name(name) {
+                continue;
+            }
+            names.push(name.to_vec());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The target of the symlink at `path`.
+    pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
+        let (dir, name) = self.parent(path)?;
+        fcntl::readlinkat(Some(dir.as_raw_fd()), os(name))
+            .map(|t| t.as_bytes().to_vec())
+            .map_err(|e| FsError::errno("readlink", self.show(path), e))
     }
 
     fn dup_root(&self) -> Result<OwnedFd, Errno> {

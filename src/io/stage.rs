@@ -399,8 +399,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("x/y")).unwrap();
         let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
-        let inc = s.begin_file(9, &wp("x"), meta(0o600, 1), 0).unwrap();
-        drop(inc);
+        s.begin_file(9, &wp("x"), meta(0o600, 1), 0).unwrap();
         s.finish_file().unwrap();
         let f = s.commit();
         assert_eq!(f.len(), 1);

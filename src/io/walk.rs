@@ -1,1 +1,644 @@
-//! placeholder
+//! The client's walk of a local tree: turns a path the user typed into the
+//! ordered stream of entries a backup sends (ancestors, the path itself, then
+//! its contents depth-first), with each entry's kind, metadata and wire path.
+//! Also the one local-time conversion the client's `ls` needs.
+//!
+//! It only reads (`lstat`, `readdir`, `readlink`); it never follows a symlink,
+//! never opens file contents and never decides what to send: sessions do.
+//! Memory is bounded by the depth of the tree times the width of one
+//! directory, never by the size of the whole tree.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::libc;
+
+use crate::client::ui::LocalTime;
+use crate::proto::{EntryKind, Meta, Time, WirePath};
+
+/// Why special files are not backed up.
+const NOT_SUPPORTED: &str = "not a regular file, directory or symlink";
+
+/// One local file, directory or symlink, ready to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEntry {
+    /// The absolute local path.
+    pub local: PathBuf,
+    /// The local path without its leading `/`: where it lands on the server.
+    pub wire: WirePath,
+    /// File, directory or symlink.
+    pub kind: EntryKind,
+    /// Permission bits and mtime (with nanoseconds) from `lstat`.
+    pub meta: Meta,
+    /// Size in bytes for files, 0 otherwise.
+    pub size: u64,
+    /// The link target for symlinks, empty otherwise.
+    pub target: Vec<u8>,
+}
+
+/// What the walk found next.
+#[derive(Debug)]
+pub enum WalkItem {
+    /// An entry to back up.
+    Entry(LocalEntry),
+    /// A socket, fifo or device, left out on purpose.
+    Skipped {
+        /// The local path.
+        path: PathBuf,
+        /// Why, for the warning.
+        reason: String,
+    },
+    /// A path that could not be read; the walk goes on with the rest.
+    Error {
+        /// The local path.
+        path: PathBuf,
+        /// The cause.
+        error: io::Error,
+    },
+}
+
+/// A lazy depth-first walk; see [`walk`].
+#[derive(Debug)]
+pub struct Walk {
+    /// The path as given, until the first call to `next`.
+    start: Option<PathBuf>,
+    /// Items decided ahead of time (ancestors, the root, errors).
+    queue: VecDeque<WalkItem>,
+    /// A directory just yielded whose children are to be read next.
+    open: Option<(PathBuf, WirePath)>,
+    /// The directories being walked, innermost last.
+    stack: Vec<Frame>,
+}
+
+/// One directory being walked: its remaining children, sorted.
+#[derive(Debug)]
+struct Frame {
+    local: PathBuf,
+    wire: WirePath,
+    names: std::vec::IntoIter<OsString>,
+}
+
+/// Walks `root`, which is made absolute against the current directory by
+/// [`absolute`] (lexically: symlinks are not resolved).
+///
+/// Yields one `Dir` entry for each ancestor directory from the top (`/home`,
+/// `/home/ann` for `/home/ann/x`; not `/` itself), then `root`, then its
+/// contents depth-first in pre-order, each directory's children sorted by
+/// name bytes. Symlinks are never followed; a symlink given as `root` is an
+/// entry of its own. Sockets, fifos and devices are [`WalkItem::Skipped`].
+/// A path that cannot be read is a [`WalkItem::Error`] and the walk goes on;
+/// a missing `root` is a single error. A name that makes the wire path invalid
+/// (too long) is an error of kind [`io::ErrorKind::InvalidInput`].
+pub fn walk(root: &Path) -> Walk {
+    Walk {
+        start: Some(root.to_path_buf()),
+        queue: VecDeque::new(),
+        open: None,
+        stack: Vec::new(),
+    }
+}
+
+impl Iterator for Walk {
+    type Item = WalkItem;
+
+    fn next(&mut self) -> Option<WalkItem> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if let Some(root) = self.start.take() {
+                self.begin(&root);
+                continue;
+            }
+            if let Some((local, wire)) = self.open.take() {
+                self.open_dir(local, wire);
+                continue;
+            }
+            let frame = self.stack.last_mut()?;
+            let Some(name) = frame.names.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let local = frame.local.join(&name);
+            return Some(match frame.wire.join(name.as_bytes()) {
+                Ok(wire) => self.visit(local, wire),
+                Err(e) => invalid(local, e),
+            });
+        }
+    }
+}
+
+impl Walk {
+    /// Queues the ancestors and the root.
+    fn begin(&mut self, root: &Path) {
+        let root = match absolute(root) {
+            Ok(root) => root,
+            Err(error) => return self.queue.push_back(error_item(root.to_path_buf(), error)),
+        };
+        let wire = match WirePath::from_local(root.as_os_str().as_bytes()) {
+            Ok(wire) => wire,
+            Err(e) => return self.queue.push_back(invalid(root, e)),
+        };
+        // The root first, so that a missing path is one error rather than
+        // one per missing ancestor.
+        let md = match fs::symlink_metadata(&root) {
+            Ok(md) => md,
+            Err(error) => return self.queue.push_back(error_item(root, error)),
+        };
+        let mut ancestor = PathBuf::from("/");
+        let mut ancestor_wire = WirePath::root();
+        let names: Vec<&[u8]> = wire.components().collect();
+        for name in names.iter().take(names.len().saturating_sub(1)) {
+            ancestor.push(std::ffi::OsStr::from_bytes(name));
+            ancestor_wire = match ancestor_wire.join(name) {
+                Ok(w) => w,
+                Err(e) => return self.queue.push_back(invalid(ancestor, e)),
+            };
+            // stat, not lstat: an ancestor that is a symlink (`/home` ->
+            // `/usr/home`) still has to be a directory on the server, or the
+            // root could not be stored below it.
+            let item = match fs::metadata(&ancestor) {
+                Ok(md) if md.is_dir() => WalkItem::Entry(LocalEntry {
+                    local: ancestor.clone(),
+                    wire: ancestor_wire.clone(),
+                    kind: EntryKind::Dir,
+                    meta: meta_from(&md),
+                    size: 0,
+                    target: Vec::new(),
+                }),
+                Ok(_) => error_item(
+                    ancestor.clone(),
+                    io::Error::from(io::ErrorKind::NotADirectory),
+                ),
+                Err(error) => error_item(ancestor.clone(), error),
+            };
+            self.queue.push_back(item);
+        }
+        let item = self.entry(root, wire, &md);
+        self.queue.push_back(item);
+    }
+
+    /// Reads a directory's names, sorted, and pushes them as a frame.
+    fn open_dir(&mut self, local: PathBuf, wire: WirePath) {
+        let mut names = Vec::new();
+        let entries = match fs::read_dir(&local) {
+            Ok(entries) => entries,
+            Err(error) => return self.queue.push_back(error_item(local, error)),
+        };
+        for entry in entries {
+            match entry {
+                Ok(entry) => names.push(entry.file_name()),
+                Err(error) => {
+                    // Keep what was read: a partial listing beats none.
+                    self.queue.push_back(error_item(local.clone(), error));
+                    break;
+                }
+            }
+        }
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        self.stack.push(Frame {
+            local,
+            wire,
+            names: names.into_iter(),
+        });
+    }
+
+    /// `lstat`s one path below the root.
+    fn visit(&mut self, local: PathBuf, wire: WirePath) -> WalkItem {
+        match fs::symlink_metadata(&local) {
+            Ok(md) => self.entry(local, wire, &md),
+            Err(error) => error_item(local, error),
+        }
+    }
+
+    /// Classifies a path by its `lstat` result; directories are remembered to
+    /// be opened next, which makes the walk pre-order.
+    fn entry(&mut self, local: PathBuf, wire: WirePath, md: &Metadata) -> WalkItem {
+        let ft = md.file_type();
+        let (kind, size, target) = if ft.is_file() {
+            (EntryKind::File, md.len(), Vec::new())
+        } else if ft.is_dir() {
+            self.open = Some((local.clone(), wire.clone()));
+            (EntryKind::Dir, 0, Vec::new())
+        } else if ft.is_symlink() {
+            match fs::read_link(&local) {
+                Ok(target) => (EntryKind::Symlink, 0, target.into_os_string().into_vec()),
+                Err(error) => return error_item(local, error),
+            }
+        } else {
+            return WalkItem::Skipped {
+                path: local,
+                reason: NOT_SUPPORTED.to_string(),
+            };
+        };
+        WalkItem::Entry(LocalEntry {
+            local,
+            wire,
+            kind,
+            meta: meta_from(md),
+            size,
+            target,
+        })
+    }
+}
+
+fn error_item(path: PathBuf, error: io::Error) -> WalkItem {
+    WalkItem::Error { path, error }
+}
+
+/// A path the wire cannot carry.
+fn invalid(path: PathBuf, e: crate::proto::PathError) -> WalkItem {
+    error_item(
+        path,
+        io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+    )
+}
+
+/// Makes `path` absolute against the current directory and resolves `.` and
+/// `..` lexically (`/a/b/../c` is `/a/c`, `/..` is `/`), without looking at
+/// the file system, so symlinks stay what they are. A trailing `/` is dropped.
+/// An empty path is an error.
+pub fn absolute(path: &Path) -> io::Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty path"));
+    }
+    let joined;
+    let path = if path.is_absolute() {
+        path
+    } else {
+        joined = std::env::current_dir()?.join(path);
+        &joined
+    };
+    let mut out = PathBuf::from("/");
+    for comp in path.components() {
+        match comp {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Converts seconds since the epoch to local calendar time with
+/// `localtime_r` (honouring `TZ`); falls back to UTC if that fails.
+pub fn local_time(secs: i64) -> LocalTime {
+    // time_t is i64 on the 64-bit Linux targets rsb is built for.
+    let t: libc::time_t = secs;
+    // SAFETY: an all-zero `tm` is a valid value (integers and a null
+    // `tm_zone` pointer), and localtime_r only writes into it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals for the whole call;
+    // localtime_r is the reentrant variant and keeps neither.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        // EOVERFLOW: the year does not fit in an int.
+        return utc_time(secs);
+    }
+    LocalTime {
+        year: i64::from(tm.tm_year) + 1900,
+        month: u32::try_from(tm.tm_mon + 1).unwrap_or(1),
+        day: u32::try_from(tm.tm_mday).unwrap_or(1),
+        hour: u32::try_from(tm.tm_hour).unwrap_or(0),
+        min: u32::try_from(tm.tm_min).unwrap_or(0),
+    }
+}
+
+/// UTC calendar time from epoch seconds (H. Hinnant's `civil_from_days`).
+fn utc_time(secs: i64) -> LocalTime {
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    // All of these are small and non-negative by construction.
+    let small = |v: i64| u32::try_from(v).unwrap_or(0);
+    LocalTime {
+        year,
+        month: small(month),
+        day: small(day),
+        hour: small(of_day / 3600),
+        min: small(of_day / 60 % 60),
+    }
+}
+
+/// The wire metadata of an `lstat` result: mode bits `& 0o7777` and the
+/// mtime with nanoseconds.
+pub fn meta_from(md: &Metadata) -> Meta {
+    let nanos = u32::try_from(md.mtime_nsec()).unwrap_or(0);
+    Meta {
+        mode: md.mode() & 0o7777,
+        mtime: Time {
+            secs: md.mtime(),
+            nanos: if nanos < 1_000_000_000 { nanos } else { 0 },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::time::{Duration, SystemTime};
+
+    use nix::sys::stat::Mode;
+
+    /// Walks and renders each item as a short string relative to `base`.
+    fn render(root: &Path, base: &Path) -> Vec<String> {
+        walk(root)
+            .map(|item| match item {
+                WalkItem::Entry(e) => {
+                    let rel = e.local.strip_prefix(base).unwrap_or(&e.local);
+                    let kind = match e.kind {
+                        EntryKind::File => "file",
+                        EntryKind::Dir => "dir",
+                        EntryKind::Symlink => "link",
+                    };
+                    format!("{kind} {}", rel.display())
+                }
+                WalkItem::Skipped { path, .. } => {
+                    format!(
+                        "skip {}",
+                        path.strip_prefix(base).unwrap_or(&path).display()
+                    )
+                }
+                WalkItem::Error { path, error } => {
+                    format!(
+                        "error {} {:?}",
+                        path.strip_prefix(base).unwrap_or(&path).display(),
+                        error.kind()
+                    )
+                }
+            })
+            .collect()
+    }
+
+    fn entries(root: &Path) -> Vec<LocalEntry> {
+        walk(root)
+            .filter_map(|item| match item {
+                WalkItem::Entry(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("root");
+        fs::create_dir_all(r.join("b/y")).unwrap();
+        fs::write(r.join("a"), b"hello").unwrap();
+        fs::write(r.join("b/z"), b"").unwrap();
+        fs::write(r.join("B"), b"upper").unwrap();
+        symlink("b", r.join("c")).unwrap();
+        nix::unistd::mkfifo(&r.join("f"), Mode::from_bits_truncate(0o644)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn order_is_sorted_pre_order() {
+        let dir = tree();
+        let base = dir.path();
+        let items = render(&base.join("root"), base);
+        let ancestors = base.components().count() - 1;
+        assert!(
+            items[..ancestors].iter().all(|s| s.starts_with("dir ")),
+            "{items:?}"
+        );
+        assert_eq!(
+            items[ancestors..],
+            [
+                "dir root",
+                "file root/B",
+                "file root/a",
+                "dir root/b",
+                "dir root/b/y",
+                "file root/b/z",
+                "link root/c",
+                "skip root/f"
+            ]
+        );
+    }
+
+    #[test]
+    fn ancestors_come_first_with_wire_paths() {
+        let dir = tree();
+        let root = dir.path().join("root");
+        let all = entries(&root);
+        let mut expect = PathBuf::from("/");
+        let comps: Vec<_> = root.components().skip(1).collect();
+        for (entry, comp) in all.iter().zip(&comps) {
+            expect.push(comp);
+            assert_eq!(entry.local, expect);
+            assert_eq!(entry.kind, EntryKind::Dir);
+            assert_eq!(entry.wire.as_bytes(), &expect.as_os_str().as_bytes()[1..]);
+        }
+        let root_entry = &all[comps.len() - 1];
+        assert_eq!(root_entry.local, root);
+        let a = all.iter().find(|e| e.local == root.join("a")).unwrap();
+        assert_eq!(a.size, 5);
+        assert_eq!(
+            a.wire.as_bytes(),
+            root.join("a")
+                .as_os_str()
+                .as_bytes()
+                .strip_prefix(b"/")
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn symlinks_are_not_followed() {
+        let dir = tree();
+        let root = dir.path().join("root");
+        let all = entries(&root);
+        let c = all.iter().find(|e| e.local == root.join("c")).unwrap();
+        assert_eq!(
+            (c.kind, c.target.as_slice(), c.size),
+            (EntryKind::Symlink, &b"b"[..], 0)
+        );
+        let below_c =
+            |e: &LocalEntry| e.local.starts_with(root.join("c")) && e.local != root.join("c");
+        assert!(!all.iter().any(below_c));
+
+        // A symlink as the root is one entry, after its ancestors.
+        let items = render(&root.join("c"), dir.path());
+        assert_eq!(items.last().map(String::as_str), Some("link root/c"));
+        assert_eq!(items.iter().filter(|s| s.contains("root/b")).count(), 0);
+    }
+
+    #[test]
+    fn fifo_is_skipped_with_reason() {
+        let dir = tree();
+        let fifo = dir.path().join("root/f");
+        let items: Vec<_> = walk(&fifo).collect();
+        match items.last() {
+            Some(WalkItem::Skipped { path, reason }) => {
+                assert_eq!(path, &fifo);
+                assert_eq!(reason, "not a regular file, directory or symlink");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_root_is_one_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for missing in [dir.path().join("nope"), dir.path().join("no/such/dir")] {
+            let items: Vec<_> = walk(&missing).collect();
+            assert_eq!(items.len(), 1);
+            match &items[0] {
+                WalkItem::Error { path, error } => {
+                    assert_eq!(path, &missing);
+                    assert_eq!(error.kind(), io::ErrorKind::NotFound);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nanosecond_mtimes_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t");
+        fs::write(&file, b"x").unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::new(1_600_000_000, 123_456_789);
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o4751)).unwrap();
+        let e = entries(&file).pop().unwrap();
+        assert_eq!(e.local, file);
+        assert_eq!(
+            e.meta.mtime,
+            Time {
+                secs: 1_600_000_000,
+                nanos: 123_456_789
+            }
+        );
+        assert_eq!(e.meta.mode, 0o4751);
+    }
+
+    #[test]
+    fn unreadable_dir_is_an_error_and_the_walk_goes_on() {
+        if nix::unistd::geteuid().is_root() {
+            return; // root reads every directory
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        fs::create_dir_all(r.join("locked")).unwrap();
+        fs::write(r.join("locked/x"), b"").unwrap();
+        fs::write(r.join("z"), b"").unwrap();
+        fs::set_permissions(r.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let items = render(&r, dir.path());
+        fs::set_permissions(r.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+        let n = items.len();
+        assert_eq!(
+            items[n - 3..],
+            [
+                "dir r/locked",
+                "error r/locked PermissionDenied",
+                "file r/z"
+            ]
+        );
+    }
+
+    #[test]
+    fn too_long_wire_path_is_invalid_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "n".repeat(200);
+        // Built with mkdirat below an open directory, since the whole path
+        // is longer than PATH_MAX.
+        let mut fd = fs::File::open(dir.path()).unwrap();
+        for _ in 0..21 {
+            nix::sys::stat::mkdirat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                name.as_str(),
+                Mode::S_IRWXU,
+            )
+            .unwrap();
+            let next = nix::fcntl::openat(
+                Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+                name.as_str(),
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )
+            .unwrap();
+            // SAFETY: openat just returned this descriptor and nothing else owns it.
+            fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(next) };
+        }
+        let items: Vec<_> = walk(&dir.path().join(&name)).collect();
+        let errors: Vec<_> = items
+            .iter()
+            .filter_map(|i| match i {
+                WalkItem::Error { error, .. } => Some(error),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errors.len(), 1, "{items:?}");
+        assert_eq!(errors[0].kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(errors[0].to_string(), "path is too long");
+    }
+
+    #[test]
+    fn absolute_is_lexical() {
+        let abs = |s: &str| absolute(Path::new(s)).unwrap();
+        assert_eq!(abs("/a/b/../c"), Path::new("/a/c"));
+        assert_eq!(abs("/a/./b//c/"), Path::new("/a/b/c"));
+        assert_eq!(abs("/.."), Path::new("/"));
+        assert_eq!(abs("/"), Path::new("/"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(abs("x/y"), cwd.join("x/y"));
+        assert_eq!(abs("."), cwd);
+        assert_eq!(abs("x/.."), cwd);
+        assert!(absolute(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn slash_root_yields_no_ancestors() {
+        let first = walk(Path::new("/")).next();
+        match first {
+            Some(WalkItem::Entry(e)) => {
+                assert_eq!(e.local, Path::new("/"));
+                assert!(e.wire.is_root());
+                assert_eq!(e.kind, EntryKind::Dir);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn utc_fallback_and_local_time() {
+        let t = utc_time(0);
+        assert_eq!((t.year, t.month, t.day, t.hour, t.min), (1970, 1, 1, 0, 0));
+        let t = utc_time(1_795_239_180); // 2026-11-21 05:33:00 UTC
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.min),
+            (2026, 11, 21, 5, 33)
+        );
+        let t = utc_time(-1);
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.min),
+            (1969, 12, 31, 23, 59)
+        );
+        let t = utc_time(951_782_400); // 2000-02-29
+        assert_eq!((t.year, t.month, t.day), (2000, 2, 29));
+        let local = local_time(1_795_239_180);
+        assert!((1..=12).contains(&local.month) && (1..=31).contains(&local.day));
+        assert!(local.hour < 24 && local.min < 60);
+    }
+}

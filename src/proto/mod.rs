@@ -40,6 +40,7 @@
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
 //!   it was sent, discard it). The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
+//! * At most [`MAX_BATCH`] entries may be sent between two commits.
 //! * `Commit`: make every entry sent before it durable and visible. The
 //!   server syncs the staged data, renames each staged entry over its final
 //!   name, applies directory metadata, syncs again and answers `Committed`
@@ -78,6 +79,9 @@ pub const MAX_PATH: usize = 4096;
 pub const MAX_NAME: usize = 255;
 /// Longest message in `Error`/`Failed` frames; longer ones are cut.
 pub const MAX_MESSAGE: usize = 1024;
+/// Most entries a client may send between two `Commit`s; the server holds
+/// per-entry state until the commit, so this bounds its memory.
+pub const MAX_BATCH: u32 = 4096;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
 

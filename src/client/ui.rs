@@ -1,0 +1,682 @@
+//! The client's user interface as pure functions: parsing prompt lines and
+//! one-shot arguments into [`Command`]s, and formatting what the user sees
+//! (`ls -l`-like lines, the end-of-command summary, the progress line).
+//!
+//! Nothing here does I/O or reads a clock: times and durations come in as
+//! parameters, so every function is tested with plain values. Printing,
+//! terminal detection and local-time conversion belong to the I/O ring.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::time::Duration;
+
+use crate::proto::path::escape;
+use crate::proto::{EntryKind, ListItem};
+
+/// One command of the client, at the prompt or from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Back up each local path, recursively.
+    Backup(Vec<OsString>),
+    /// Copy `path` back from the server into `dest` (default `.`).
+    Restore {
+        /// The source path as it was backed up.
+        path: OsString,
+        /// Where to put it; `None` means the current directory.
+        dest: Option<OsString>,
+    },
+    /// List the server's copy of a path (default: the namespace root).
+    Ls(Option<OsString>),
+    /// Show [`HELP`].
+    Help,
+    /// End the session.
+    Quit,
+}
+
+/// The command list shown by `help`, one command per line, without a
+/// trailing newline.
+pub const HELP: &str = "\
+backup PATH...       back up local files or directories (recursively)
+PATH                 back up one path (at the prompt the whole line, spaces included)
+restore PATH [DEST]  copy PATH back from the server into DEST (default .)
+ls [PATH]            list what the server holds (default: everything)
+help                 show this list
+quit, exit           end the session";
+
+/// Parses one prompt line (bytes, without the newline). `Ok(None)` for blank
+/// lines and lines starting with `#`.
+///
+/// The first word (words are separated by whitespace and may use `'...'`,
+/// `"..."` and backslash escapes) is matched against `backup`, `restore`,
+/// `ls`, `help`, `quit` and `exit`. Any other line is a backup: the whole
+/// line trimmed of surrounding ASCII whitespace is one path taken literally
+/// (so `/home/ann/my thesis` works), unless the line starts with a quote, in
+/// which case each word is a path.
+pub fn parse_line(line: &[u8]) -> Result<Option<Command>, String> {
+    let line = line.trim_ascii();
+    if line.is_empty() || line.starts_with(b"#") {
+        return Ok(None);
+    }
+    let quoted = matches!(line.first(), Some(b'\'' | b'"'));
+    // Tokenizing only up to the first word decides whether the line is a
+    // command; a path like `it's here` must not fail on its lone quote.
+    let mut words = Words { rest: line };
+    let first = match words.next() {
+        Some(Ok(word)) => Some(word),
+        Some(Err(e)) if quoted => return Err(e),
+        _ => None,
+    };
+    if let Some(verb) = first.as_deref().and_then(command_word) {
+        let args = words.collect::<Result<Vec<_>, _>>()?;
+        let args = args.into_iter().map(OsString::from_vec).collect();
+        return build(verb, args).map(Some);
+    }
+    if quoted {
+        let paths = tokenize(line)?;
+        let paths: Vec<OsString> = paths.into_iter().map(OsString::from_vec).collect();
+        return build(Verb::Backup, paths).map(Some);
+    }
+    Ok(Some(Command::Backup(vec![OsString::from_vec(
+        line.to_vec(),
+    )])))
+}
+
+/// Parses a one-shot command from the command line (already split into
+/// words, no tokenizing). The first argument is a command word; otherwise
+/// every argument is a path to back up.
+pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
+    let Some((first, rest)) = args.split_first() else {
+        return Err("no command given".to_string());
+    };
+    match command_word(first.as_bytes()) {
+        Some(verb) => build(verb, rest.to_vec()),
+        None => build(Verb::Backup, args.to_vec()),
+    }
+}
+
+/// A local time already broken down into calendar fields, so formatting
+/// stays pure (the I/O ring converts with `localtime_r`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LocalTime {
+    /// The year, e.g. 2026.
+    pub year: i64,
+    /// The month, 1 to 12.
+    pub month: u32,
+    /// The day of the month, 1 to 31.
+    pub day: u32,
+    /// The hour, 0 to 23.
+    pub hour: u32,
+    /// The minute, 0 to 59.
+    pub min: u32,
+}
+
+/// Formats one entry like `ls -l`: `MODE SIZE YYYY-MM-DD HH:MM NAME`, with
+/// ` -> TARGET` for symlinks, e.g. `-rw-r--r--       1234 2026-11-21 05:33 a.txt`.
+/// `t` is the entry's mtime in local time. Names and targets are escaped so
+/// a newline in a name cannot forge a line.
+pub fn format_list_line(item: &ListItem, t: LocalTime) -> String {
+    let mut line = format!(
+        "{} {:>10} {:04}-{:02}-{:02} {:02}:{:02} {}",
+        mode_string(item.kind, item.meta.mode),
+        item.size,
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.min,
+        escape(&item.name),
+    );
+    if item.kind == EntryKind::Symlink {
+        line.push_str(" -> ");
+        line.push_str(&escape(&item.target));
+    }
+    line
+}
+
+/// What one command did, for its summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The command: `"backup"` or `"restore"`.
+    pub verb: &'static str,
+    /// What happened to the files: `"sent"` or `"received"`.
+    pub noun: &'static str,
+    /// Files transferred.
+    pub files: u64,
+    /// Files not transferred because they were unchanged or not backed up
+    /// (sockets, fifos, devices).
+    pub skipped: u64,
+    /// Entries that failed.
+    pub failed: u64,
+    /// File-content bytes transferred.
+    pub bytes: u64,
+    /// Wall time of the command.
+    pub elapsed: Duration,
+}
+
+/// The one-line summary, e.g.
+/// `backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`.
+/// The byte count is exact, so scripts can parse it; the rate is for people.
+pub fn format_summary(s: &Summary) -> String {
+    format!(
+        "{}: {} files {}, {} skipped, {} failed, {} bytes in {} ({}/s)",
+        s.verb,
+        s.files,
+        s.noun,
+        s.skipped,
+        s.failed,
+        s.bytes,
+        format_elapsed(s.elapsed),
+        human_bytes(rate(s.bytes, s.elapsed)),
+    )
+}
+
+/// One progress line: starts with `\r`, ends with `ESC[K` (clear to the end
+/// of the line), no newline, e.g. `  123.4 MiB / 1.0 GiB  45.6 MiB/s  ETA 0:12`.
+/// Without a known total only the bytes and the rate are shown.
+pub fn format_progress(done: u64, total: Option<u64>, elapsed: Duration) -> String {
+    let per_sec = rate(done, elapsed);
+    match total {
+        Some(total) => {
+            let eta = match total.saturating_sub(done) {
+                0 => "0:00".to_string(),
+                _ if per_sec == 0 => "-:--".to_string(),
+                left => format_eta(left.div_ceil(per_sec)),
+            };
+            format!(
+                "\r{:>11} / {}  {}/s  ETA {}\x1b[K",
+                human_bytes(done),
+                human_bytes(total),
+                human_bytes(per_sec),
+                eta
+            )
+        }
+        None => format!(
+            "\r{:>11}  {}/s\x1b[K",
+            human_bytes(done),
+            human_bytes(per_sec)
+        ),
+    }
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `11.9 MiB`, `1.0 GiB`, ...
+/// (binary units, one decimal above bytes).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up before rounding would print `1024.0` of the smaller unit.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// The command a word names, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Backup,
+    Restore,
+    Ls,
+    Help,
+    Quit,
+    Exit,
+}
+
+fn command_word(word: &[u8]) -> Option<Verb> {
+    match word {
+        b"backup" => Some(Verb::Backup),
+        b"restore" => Some(Verb::Restore),
+        b"ls" => Some(Verb::Ls),
+        b"help" => Some(Verb::Help),
+        b"quit" => Some(Verb::Quit),
+        b"exit" => Some(Verb::Exit),
+        _ => None,
+    }
+}
+
+/// Checks the argument count of `verb` and builds the command.
+fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
+    let usage = match verb {
+        Verb::Backup => "usage: backup PATH...",
+        Verb::Restore => "usage: restore PATH [DEST]",
+        Verb::Ls => "usage: ls [PATH]",
+        Verb::Help => "usage: help",
+        Verb::Quit => "usage: quit",
+        Verb::Exit => "usage: exit",
+    };
+    if args.iter().any(|a| a.is_empty()) {
+        return Err(format!("empty path; {usage}"));
+    }
+    let mut args = args.into_iter();
+    let command = match (verb, args.len()) {
+        (Verb::Backup, 1..) => Command::Backup(args.collect()),
+        (Verb::Restore, 1 | 2) => match args.next() {
+            Some(path) => Command::Restore {
+                path,
+                dest: args.next(),
+            },
+            None => return Err(usage.to_string()),
+        },
+        (Verb::Ls, 0 | 1) => Command::Ls(args.next()),
+        (Verb::Help, 0) => Command::Help,
+        (Verb::Quit | Verb::Exit, 0) => Command::Quit,
+        _ => return Err(usage.to_string()),
+    };
+    Ok(command)
+}
+
+/// Splits a whole line into words.
+fn tokenize(line: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    Words { rest: line }.collect()
+}
+
+/// Shell-like words: separated by ASCII whitespace; `'...'` is literal;
+/// inside `"..."` a backslash escapes only `"` and `\`; outside quotes a
+/// backslash escapes any byte.
+struct Words<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for Words<'_> {
+    type Item = Result<Vec<u8>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        let mut bytes = self.rest.get(start..).unwrap_or_default().iter();
+        let mut word = Vec::new();
+        let result = loop {
+            let Some(&b) = bytes.next() else {
+                break Ok(word);
+            };
+            match b {
+                b if b.is_ascii_whitespace() => break Ok(word),
+                b'\'' => loop {
+                    match bytes.next() {
+                        Some(b'\'') => break,
+                        Some(&c) => word.push(c),
+                        None => return self.fail("unbalanced ' quote"),
+                    }
+                },
+                b'"' => loop {
+                    match bytes.next() {
+                        Some(b'"') => break,
+                        Some(b'\\') => match bytes.as_slice().first() {
+                            Some(&c @ (b'"' | b'\\')) => {
+                                word.push(c);
+                                bytes.next();
+                            }
+                            _ => word.push(b'\\'),
+                        },
+                        Some(&c) => word.push(c),
+                        None => return self.fail("unbalanced \" quote"),
+                    }
+                },
+                b'\\' => match bytes.next() {
+                    Some(&c) => word.push(c),
+                    None => return self.fail("backslash at the end of the line"),
+                },
+                c => word.push(c),
+            }
+        };
+        self.rest = bytes.as_slice();
+        Some(result)
+    }
+}
+
+impl Words<'_> {
+    /// Ends the iteration with an error.
+    fn fail(&mut self, message: &str) -> Option<Result<Vec<u8>, String>> {
+        self.rest = &[];
+        Some(Err(message.to_string()))
+    }
+}
+
+/// `ls -l`'s mode column: type letter, then rwx for user, group and other,
+/// with setuid/setgid/sticky shown as `s`/`S`/`t`/`T` in the x position.
+fn mode_string(kind: EntryKind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        EntryKind::File => '-',
+        EntryKind::Dir => 'd',
+        EntryKind::Symlink => 'l',
+    });
+    let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
+    for (i, (bit, on, off)) in special.into_iter().enumerate() {
+        let rwx = (mode >> (6 - 3 * i)) & 0o7;
+        s.push(if rwx & 0o4 != 0 { 'r' } else { '-' });
+        s.push(if rwx & 0o2 != 0 { 'w' } else { '-' });
+        s.push(match (rwx & 0o1 != 0, mode & bit != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// Bytes per second, 0 when no time has passed.
+fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    let nanos = elapsed.as_nanos();
+    if nanos == 0 {
+        return 0;
+    }
+    let per_sec = u128::from(bytes) * 1_000_000_000 / nanos;
+    u64::try_from(per_sec).unwrap_or(u64::MAX)
+}
+
+/// `0.42s` below a minute, `1m05s` below an hour, `2h03m04s` above.
+fn format_elapsed(d: Duration) -> String {
+    // Rounded before choosing the form, so 59.999 s is `1m00s`, not `60.00s`.
+    let centis = (d.as_nanos() + 5_000_000) / 10_000_000;
+    if centis < 6000 {
+        return format!("{}.{:02}s", centis / 100, centis % 100);
+    }
+    let secs = (d.as_nanos() + 500_000_000) / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h == 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{h}h{m:02}m{s:02}s")
+    }
+}
+
+/// `M:SS`, or `H:MM:SS` from an hour on.
+fn format_eta(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h == 0 {
+        format!("{m}:{s:02}")
+    } else {
+        format!("{h}:{m:02}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Meta, Time};
+
+    fn os(s: &str) -> OsString {
+        OsString::from(s)
+    }
+
+    fn line(s: &str) -> Result<Option<Command>, String> {
+        parse_line(s.as_bytes())
+    }
+
+    fn backup(paths: &[&str]) -> Command {
+        Command::Backup(paths.iter().map(|p| os(p)).collect())
+    }
+
+    #[test]
+    fn blank_and_comment_lines() {
+        assert_eq!(line(""), Ok(None));
+        assert_eq!(line("   \t "), Ok(None));
+        assert_eq!(line("# a comment"), Ok(None));
+        assert_eq!(line("  #indented"), Ok(None));
+    }
+
+    #[test]
+    fn command_words() {
+        assert_eq!(line("help"), Ok(Some(Command::Help)));
+        assert_eq!(line("  quit  "), Ok(Some(Command::Quit)));
+        assert_eq!(line("exit"), Ok(Some(Command::Quit)));
+        assert_eq!(line("ls"), Ok(Some(Command::Ls(None))));
+        assert_eq!(line("ls /home"), Ok(Some(Command::Ls(Some(os("/home"))))));
+        assert_eq!(line("backup /a b"), Ok(Some(backup(&["/a", "b"]))));
+        assert_eq!(
+            line("restore /etc/hosts"),
+            Ok(Some(Command::Restore {
+                path: os("/etc/hosts"),
+                dest: None
+            }))
+        );
+        assert_eq!(
+            line("restore /etc/hosts /tmp/x"),
+            Ok(Some(Command::Restore {
+                path: os("/etc/hosts"),
+                dest: Some(os("/tmp/x"))
+            }))
+        );
+    }
+
+    #[test]
+    fn quoting_and_escapes() {
+        assert_eq!(
+            line("backup 'my thesis' \"a \\\"b\\\" \\c\" d\\ e"),
+            Ok(Some(backup(&["my thesis", "a \"b\" \\c", "d e"])))
+        );
+        assert_eq!(line("backup a'b c'd"), Ok(Some(backup(&["ab cd"]))));
+        assert_eq!(line("\"ls\" x"), Ok(Some(Command::Ls(Some(os("x"))))));
+        assert_eq!(line("backup \\'x"), Ok(Some(backup(&["'x"]))));
+    }
+
+    #[test]
+    fn bare_path_is_the_whole_line() {
+        assert_eq!(
+            line("  /home/ann/my thesis \t"),
+            Ok(Some(backup(&["/home/ann/my thesis"])))
+        );
+        assert_eq!(line("it's here"), Ok(Some(backup(&["it's here"]))));
+        assert_eq!(line("a\\b \"c"), Ok(Some(backup(&["a\\b \"c"]))));
+        assert_eq!(line("lsx"), Ok(Some(backup(&["lsx"]))));
+        assert_eq!(line("Help"), Ok(Some(backup(&["Help"]))));
+    }
+
+    #[test]
+    fn quoted_line_is_a_list_of_paths() {
+        assert_eq!(
+            line("'a b' c \"d e\""),
+            Ok(Some(backup(&["a b", "c", "d e"])))
+        );
+        assert_eq!(line("'ls foo'"), Ok(Some(backup(&["ls foo"]))));
+        assert!(line("'a b").is_err());
+        assert!(line("\"a").is_err());
+    }
+
+    #[test]
+    fn non_utf8_paths() {
+        assert_eq!(
+            parse_line(b"/tmp/\xff x"),
+            Ok(Some(Command::Backup(vec![OsString::from_vec(
+                b"/tmp/\xff x".to_vec()
+            )])))
+        );
+        assert_eq!(
+            parse_line(b"ls '\xfe'"),
+            Ok(Some(Command::Ls(Some(OsString::from_vec(vec![0xfe])))))
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            "backup",
+            "restore",
+            "restore a b c",
+            "ls a b",
+            "help me",
+            "quit now",
+            "exit 1",
+            "backup 'unbalanced",
+            "ls \"x",
+            "restore a\\",
+            "backup ''",
+        ] {
+            assert!(line(bad).is_err(), "{bad:?} should fail");
+        }
+        assert_eq!(
+            line("restore"),
+            Err("usage: restore PATH [DEST]".to_string())
+        );
+    }
+
+    #[test]
+    fn one_shot_args() {
+        let args = |v: &[&str]| v.iter().map(|s| os(s)).collect::<Vec<_>>();
+        assert_eq!(
+            parse_args(&args(&["/a b", "c"])),
+            Ok(backup(&["/a b", "c"]))
+        );
+        assert_eq!(parse_args(&args(&["backup", "x"])), Ok(backup(&["x"])));
+        assert_eq!(parse_args(&args(&["ls"])), Ok(Command::Ls(None)));
+        assert_eq!(
+            parse_args(&args(&["restore", "/p", "d"])),
+            Ok(Command::Restore {
+                path: os("/p"),
+                dest: Some(os("d"))
+            })
+        );
+        assert_eq!(parse_args(&args(&["help"])), Ok(Command::Help));
+        assert_eq!(parse_args(&args(&["quit"])), Ok(Command::Quit));
+        // No tokenizing: quotes are part of the name.
+        assert_eq!(parse_args(&args(&["'x'"])), Ok(backup(&["'x'"])));
+        assert!(parse_args(&[]).is_err());
+        assert!(parse_args(&args(&["backup"])).is_err());
+        assert!(parse_args(&args(&["restore"])).is_err());
+        assert!(parse_args(&args(&["ls", "a", "b"])).is_err());
+        assert!(parse_args(&args(&["help", "x"])).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        for word in ["backup", "restore", "ls", "help", "quit", "exit", "PATH"] {
+            assert!(HELP.lines().any(|l| l.contains(word)), "{word}");
+        }
+        assert!(!HELP.ends_with('\n'));
+    }
+
+    fn item(kind: EntryKind, name: &[u8], mode: u32, size: u64, target: &[u8]) -> ListItem {
+        ListItem {
+            kind,
+            name: name.to_vec(),
+            meta: Meta {
+                mode,
+                mtime: Time { secs: 0, nanos: 0 },
+            },
+            size,
+            target: target.to_vec(),
+        }
+    }
+
+    const T: LocalTime = LocalTime {
+        year: 2026,
+        month: 11,
+        day: 21,
+        hour: 5,
+        min: 33,
+    };
+
+    #[test]
+    fn list_lines() {
+        assert_eq!(
+            format_list_line(&item(EntryKind::File, b"a.txt", 0o644, 1234, b""), T),
+            "-rw-r--r--       1234 2026-11-21 05:33 a.txt"
+        );
+        assert_eq!(
+            format_list_line(&item(EntryKind::Dir, b"d", 0o755, 4096, b""), T),
+            "drwxr-xr-x       4096 2026-11-21 05:33 d"
+        );
+        assert_eq!(
+            format_list_line(&item(EntryKind::Symlink, b"l", 0o777, 6, b"target"), T),
+            "lrwxrwxrwx          6 2026-11-21 05:33 l -> target"
+        );
+        assert_eq!(
+            format_list_line(&item(EntryKind::File, b"a\nb\xff", 0o600, 0, b""), T),
+            "-rw-------          0 2026-11-21 05:33 a\\x0ab\\xff"
+        );
+        assert_eq!(
+            format_list_line(&item(EntryKind::Symlink, b"l", 0o777, 1, b"\n"), T),
+            "lrwxrwxrwx          1 2026-11-21 05:33 l -> \\x0a"
+        );
+    }
+
+    #[test]
+    fn special_mode_bits() {
+        assert_eq!(mode_string(EntryKind::File, 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(EntryKind::File, 0o4644), "-rwSr--r--");
+        assert_eq!(mode_string(EntryKind::File, 0o2755), "-rwxr-sr-x");
+        assert_eq!(mode_string(EntryKind::File, 0o2745), "-rwxr-Sr-x");
+        assert_eq!(mode_string(EntryKind::Dir, 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(EntryKind::Dir, 0o1776), "drwxrwxrwT");
+        assert_eq!(mode_string(EntryKind::File, 0), "----------");
+        assert_eq!(mode_string(EntryKind::File, 0o7777), "-rwsrwsrwt");
+    }
+
+    #[test]
+    fn summary_line() {
+        let s = Summary {
+            verb: "backup",
+            noun: "sent",
+            files: 12,
+            skipped: 3,
+            failed: 0,
+            bytes: 5242897,
+            elapsed: Duration::from_millis(420),
+        };
+        assert_eq!(
+            format_summary(&s),
+            "backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+        );
+        let r = Summary {
+            verb: "restore",
+            noun: "received",
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            ..s
+        };
+        assert_eq!(
+            format_summary(&r),
+            "restore: 12 files received, 3 skipped, 0 failed, 0 bytes in 0.00s (0 B/s)"
+        );
+        let slow = Summary {
+            bytes: 65 * 1024,
+            elapsed: Duration::from_secs(65),
+            ..s
+        };
+        assert!(format_summary(&slow).ends_with("66560 bytes in 1m05s (1.0 KiB/s)"));
+    }
+
+    #[test]
+    fn elapsed_times() {
+        assert_eq!(format_elapsed(Duration::from_millis(5)), "0.01s");
+        assert_eq!(format_elapsed(Duration::from_millis(59_994)), "59.99s");
+        assert_eq!(format_elapsed(Duration::from_millis(59_996)), "1m00s");
+        assert_eq!(format_elapsed(Duration::from_secs(605)), "10m05s");
+        assert_eq!(
+            format_elapsed(Duration::from_secs(3600 * 2 + 184)),
+            "2h03m04s"
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(123_400_000), "117.7 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn progress_lines() {
+        let p = format_progress(512 << 20, Some(1 << 30), Duration::from_secs(8));
+        assert_eq!(p, "\r  512.0 MiB / 1.0 GiB  64.0 MiB/s  ETA 0:08\x1b[K");
+        let p = format_progress(100, None, Duration::from_secs(1));
+        assert_eq!(p, "\r      100 B  100 B/s\x1b[K");
+        let p = format_progress(0, Some(100), Duration::ZERO);
+        assert_eq!(p, "\r        0 B / 100 B  0 B/s  ETA -:--\x1b[K");
+        let p = format_progress(200, Some(100), Duration::from_secs(1));
+        assert!(p.contains("ETA 0:00"), "{p:?}");
+        let p = format_progress(1, Some(3601 + 1), Duration::from_secs(1));
+        assert!(p.contains("ETA 1:00:01"), "{p:?}");
+        assert!(!format_progress(1, None, Duration::ZERO).contains('\n'));
+    }
+}

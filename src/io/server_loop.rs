@@ -1,0 +1,746 @@
+//! The server's event loop: one thread, one `mio::Poll`, the listening
+//! socket, the signal pipe, and every connection in a `slab::Slab`. Each
+//! connection pairs a socket with a pure [`ServerSession`]; this file feeds
+//! the session bytes, carries out its [`Command`]s against the client's
+//! namespace (through [`Stager`] and [`Beneath`]), and moves file bodies with
+//! splice and sendfile.
+//!
+//! Readiness is edge-triggered: a connection is registered once for reading
+//! and writing, and the loop remembers in `readable`/`writable` that a socket
+//! may still have data until a call returns `WouldBlock`. A connection that
+//! uses up its per-wakeup budget is put on the `ready` list and driven again
+//! on the next turn, after the others had theirs, so one fast client cannot
+//! starve the rest and no edge is lost.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::stat::{self, SFlag};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use super::sandbox::{Beneath, FsError};
+use super::stage::Stager;
+use super::transfer::{BodyReceiver, BodySender, Pipe};
+use crate::proto::{self, EntryKind, Frame, ListItem, Meta, Time, WirePath};
+use crate::server::session::{Command, ServerSession, SessionConfig};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+/// Bytes one connection may move per turn before others get theirs.
+const BUDGET: u64 = 8 << 20;
+/// Bytes read from a socket at a time for frames.
+const READ_CHUNK: usize = 64 * 1024;
+/// Output queued before the loop stops producing listing/restore frames.
+const STREAM_HIGH_WATER: usize = 64 * 1024;
+/// How long a shutdown waits for connections to take their error frame.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What the server was told to do.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The backup root.
+    pub root: PathBuf,
+    /// `--max-clients`.
+    pub max_clients: usize,
+    /// Settings for every session.
+    pub session: SessionConfig,
+}
+
+/// A connection id: the slab key behind a mio token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConnId(usize);
+
+/// Counters for the log line of a commit or a connection.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    entries: u64,
+    bytes: u64,
+    failed: u64,
+}
+
+/// A listing being sent: the names still to stat.
+struct ListStream {
+    id: u32,
+    dir: WirePath,
+    names: VecDeque<Vec<u8>>,
+}
+
+/// A restore being sent: a depth-first walk with one name list per level.
+struct RestoreStream {
+    id: u32,
+    base: WirePath,
+    started: bool,
+    stack: Vec<(WirePath, VecDeque<Vec<u8>>)>,
+    stats: Stats,
+}
+
+enum Stream {
+    List(ListStream),
+    Restore(RestoreStream),
+}
+
+struct Conn {
+    sock: TcpStream,
+    peer: SocketAddr,
+    session: ServerSession,
+    inbuf: Vec<u8>,
+    store: Option<Stager>,
+    recv: Option<BodyReceiver>,
+    /// crc and write error of the last body received, for its `EndFile`.
+    last_body: Option<(u32, Option<io::Error>)>,
+    pipe: Option<Pipe>,
+    stream: Option<Stream>,
+    send: Option<(u32, BodySender)>,
+    readable: bool,
+    writable: bool,
+    batch: Stats,
+    total: Stats,
+}
+
+impl Conn {
+    fn label(&self) -> String {
+        match self.session.name() {
+            Some(n) => format!("{n} ({})", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+}
+
+/// Creates the listening socket (dual-stack for `::`), so the caller can
+/// report the real address before [`run`] starts.
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(false);
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    Ok(sock.into())
+}
+
+/// Raises the soft open-file limit to the hard one: every connection needs a
+/// socket, and a pipe and a file while it moves a body.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM. Errors are fatal start-up or
+/// loop failures; a client's misbehaviour never ends the loop.
+pub fn run(config: ServerConfig, listener: std::net::TcpListener) -> Result<(), String> {
+    let root = Beneath::open_root(&config.root, true).map_err(|e| e.to_string())?;
+    let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(|e| format!("register listener: {e}"))?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| format!("register signals: {e}"))?;
+
+    let mut conns: Slab<Conn> = Slab::new();
+    let mut events = Events::with_capacity(1024);
+    let mut ready: VecDeque<ConnId> = VecDeque::new();
+    let mut shutdown_at: Option<Instant> = None;
+
+    loop {
+        let now = Instant::now();
+        let timeout = if !ready.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let mut next = shutdown_at.map(|t| t + SHUTDOWN_GRACE);
+            for (_, c) in conns.iter() {
+                if let Some(t) = c.session.poll_timeout() {
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                }
+            }
+            next.map(|t| t.saturating_duration_since(now))
+        };
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll: {e}"));
+        }
+        let now = Instant::now();
+        let mut touched: Vec<ConnId> = std::mem::take(&mut ready).into_iter().collect();
+        for ev in events.iter() {
+            match ev.token() {
+                LISTENER => {
+                    if shutdown_at.is_none() {
+                        accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
+                    }
+                }
+                SIGNALS => {
+                    for sig in signals.pending() {
+                        if sig == SIGHUP {
+                            debug!("SIGHUP ignored");
+                            continue;
+                        }
+                        if shutdown_at.is_none() {
+                            info!("signal {sig}: shutting down ({} connections open)", conns.len());
+                            shutdown_at = Some(now);
+                            let _ = poll.registry().deregister(&mut listener);
+                            for (key, c) in conns.iter_mut() {
+                                c.session.handle_shutdown();
+                                touched.push(ConnId(key));
+                            }
+                        }
+                    }
+                }
+                Token(key) => {
+                    if let Some(c) = conns.get_mut(key) {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            c.readable = true;
+                        }
+                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                            c.writable = true;
+                        }
+                        touched.push(ConnId(key));
+                    }
+                }
+            }
+        }
+        // Timers: idle connections and handshake deadlines.
+        for (key, c) in conns.iter_mut() {
+            if c.session.poll_timeout().is_some_and(|t| t <= now) {
+                c.session.handle_timeout(now);
+                touched.push(ConnId(key));
+            }
+        }
+        touched.sort_by_key(|c| c.0);
+        touched.dedup();
+        for id in touched {
+            let Some(c) = conns.get_mut(id.0) else { continue };
+            match drive(c, &root, now) {
+                Ok(true) => ready.push_back(id),
+                Ok(false) => {}
+                Err(reason) => close(&poll, &mut conns, id, &reason),
+            }
+        }
+        if let Some(t) = shutdown_at {
+            if conns.is_empty() || now >= t + SHUTDOWN_GRACE {
+                for key in conns.iter().map(|(k, _)| k).collect::<Vec<_>>() {
+                    close(&poll, &mut conns, ConnId(key), "server shutting down");
+                }
+                info!("stopped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn accept_all(
+    listener: &TcpListener,
+    poll: &Poll,
+    conns: &mut Slab<Conn>,
+    config: &ServerConfig,
+    touched: &mut Vec<ConnId>,
+    now: Instant,
+) {
+    loop {
+        let (mut sock, peer) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE and friends: log loudly, try again on the next wakeup.
+                error!("accept: {e}");
+                return;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        if conns.len() >= config.max_clients {
+            let mut s = ServerSession::busy(config.session.clone(), now, conns.len());
+            let _ = (&sock).write(s.poll_transmit());
+            s.consume_transmit(usize::MAX);
+            warn!("{peer}: refused: server busy ({} clients connected)", conns.len());
+            continue;
+        }
+        let entry = conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE) {
+            error!("{peer}: register: {e}");
+            continue;
+        }
+        debug!("{peer}: connected");
+        entry.insert(Conn {
+            sock,
+            peer,
+            session: ServerSession::new(config.session.clone(), now),
+            inbuf: Vec::new(),
+            store: None,
+            recv: None,
+            last_body: None,
+            pipe: None,
+            stream: None,
+            send: None,
+            readable: true,
+            writable: true,
+            batch: Stats::default(),
+            total: Stats::default(),
+        });
+        touched.push(ConnId(key));
+    }
+}
+
+fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
+    let Some(mut c) = conns.try_remove(id.0) else { return };
+    let _ = poll.registry().deregister(&mut c.sock);
+    if let Some(s) = c.store.as_mut() {
+        s.abort();
+    }
+    let t = c.total;
+    if c.session.name().is_some() {
+        info!("{}: disconnected: {reason} ({} entries, {} bytes, {} failed)", c.label(), t.entries, t.bytes, t.failed);
+    } else {
+        debug!("{}: disconnected: {reason}", c.label());
+    }
+}
+
+/// Drives one connection as far as its sockets allow, within the budget.
+/// `Ok(true)`: more work is ready (budget used up). `Err`: close it.
+fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
+    let mut moved: u64 = 0;
+    loop {
+        let mut progress = false;
+        progress |= flush(c)?;
+        if c.session.poll_transmit().is_empty() && c.writable {
+            if let Some((id, tx)) = c.send.as_mut() {
+                let p = tx.pump(&c.sock, BUDGET.saturating_sub(moved)).map_err(|e| format!("send: {e}"))?;
+                moved += p.moved;
+                c.writable &= !p.would_block;
+                progress |= p.moved > 0;
+                if tx.is_done() {
+                    let (crc, ok) = tx.finish();
+                    if let Some(Stream::Restore(r)) = c.stream.as_mut() {
+                        r.stats.bytes += tx.sent();
+                    }
+                    c.session.send_file_end(*id, crc, ok);
+                    c.send = None;
+                    progress = true;
+                }
+            }
+        }
+        if c.send.is_none() && c.stream.is_some() && c.session.poll_transmit().len() < STREAM_HIGH_WATER {
+            progress |= produce(c);
+        }
+        if c.session.is_closing() && c.session.poll_transmit().is_empty() {
+            return Err(c.session.error().unwrap_or("closed").to_string());
+        }
+        if let Some(size) = c.session.wants_body() {
+            progress |= receive_body(c, size, now, &mut moved)?;
+        } else if c.session.wants_input() {
+            let n = c.session.handle_input(now, &c.inbuf);
+            if n > 0 {
+                c.inbuf.drain(..n);
+                progress = true;
+            }
+            run_commands(c, root);
+            if n == 0 && c.session.wants_input() && c.readable {
+                progress |= read_some(c)?;
+            }
+        }
+        if c.inbuf.is_empty() && c.inbuf.capacity() > READ_CHUNK {
+            c.inbuf = Vec::new();
+        }
+        if !progress {
+            return Ok(false);
+        }
+        if moved >= BUDGET {
+            return Ok(true);
+        }
+    }
+}
+
+/// Writes queued frames. Returns whether anything was written.
+fn flush(c: &mut Conn) -> Result<bool, String> {
+    let mut wrote = false;
+    while c.writable && !c.session.poll_transmit().is_empty() {
+        match (&c.sock).write(c.session.poll_transmit()) {
+            Ok(0) => return Err("connection closed".into()),
+            Ok(n) => {
+                c.session.consume_transmit(n);
+                wrote = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    Ok(wrote)
+}
+
+/// Reads frame bytes. `Err` on EOF or a socket error.
+fn read_some(c: &mut Conn) -> Result<bool, String> {
+    let len = c.inbuf.len();
+    if len >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
+        return Ok(false);
+    }
+    c.inbuf.resize(len + READ_CHUNK, 0);
+    let r = (&c.sock).read(&mut c.inbuf[len..]);
+    match r {
+        Ok(0) => {
+            c.inbuf.truncate(len);
+            Err(if c.session.name().is_some() { "closed by client".into() } else { "closed before hello".into() })
+        }
+        Ok(n) => {
+            c.inbuf.truncate(len + n);
+            Ok(true)
+        }
+        Err(e) => {
+            c.inbuf.truncate(len);
+            match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    c.readable = false;
+                    Ok(false)
+                }
+                io::ErrorKind::Interrupted => Ok(true),
+                _ => Err(format!("read: {e}")),
+            }
+        }
+    }
+}
+
+fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
+    let mut progress = false;
+    let recv = c.recv.get_or_insert_with(|| BodyReceiver::new(size));
+    let file = c.store.as_mut().and_then(|s| s.incoming()).map(|i| &i.file);
+    if !c.inbuf.is_empty() && !recv.is_done() {
+        let n = recv.feed(file, &c.inbuf);
+        c.inbuf.drain(..n);
+        progress |= n > 0;
+    }
+    if !recv.is_done() && c.inbuf.is_empty() && c.readable {
+        if c.pipe.is_none() {
+            c.pipe = Some(Pipe::new().map_err(|e| format!("pipe: {e}"))?);
+        }
+        if let Some(pipe) = c.pipe.as_mut() {
+            let p = recv.pump(&c.sock, file, pipe, BUDGET.saturating_sub(*moved)).map_err(|e| format!("receive: {e}"))?;
+            *moved += p.moved;
+            c.readable &= !p.would_block;
+            progress |= p.moved > 0;
+            if p.moved > 0 {
+                c.session.handle_activity(now);
+            }
+        }
+    }
+    if recv.is_done() {
+        if let Some(mut r) = c.recv.take() {
+            c.last_body = Some((r.crc(), r.take_error()));
+            c.batch.bytes += size;
+        }
+        c.session.handle_body_done(now);
+        progress = true;
+    }
+    Ok(progress)
+}
+
+/// The message a client sees for a failed operation: the operation and the
+/// cause, without the server's own paths.
+fn client_message(e: &FsError) -> String {
+    format!("{}: {}", e.op, e.error)
+}
+
+fn run_commands(c: &mut Conn, root: &Beneath) {
+    while let Some(cmd) = c.session.poll_command() {
+        match cmd {
+            Command::OpenNamespace { name } => match root.child(name.as_bytes(), 0o700) {
+                Ok(ns) => {
+                    info!("{}: client {name} connected", c.peer);
+                    c.store = Some(Stager::new(ns));
+                }
+                Err(e) => {
+                    error!("{}: namespace {name}: {e}", c.peer);
+                    c.session.handle_namespace_failed(format!("cannot open namespace: {}", client_message(&e)));
+                }
+            },
+            Command::Abort => {
+                if let Some(s) = c.store.as_mut() {
+                    s.abort();
+                }
+            }
+            cmd => {
+                let Some(store) = c.store.as_mut() else { continue };
+                execute(cmd, store, &mut c.session, &mut c.stream, &mut c.last_body, &mut c.batch, &mut c.total, &c.peer);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    cmd: Command,
+    store: &mut Stager,
+    session: &mut ServerSession,
+    stream: &mut Option<Stream>,
+    last_body: &mut Option<(u32, Option<io::Error>)>,
+    batch: &mut Stats,
+    total: &mut Stats,
+    peer: &SocketAddr,
+) {
+    let who = session.name().unwrap_or("?").to_string();
+    let fail = |session: &mut ServerSession, id: u32, path: WirePath, msg: String, batch: &mut Stats| {
+        batch.failed += 1;
+        session.handle_failed(id, path, msg);
+    };
+    match cmd {
+        Command::Mkdir { id, path, meta } => {
+            batch.entries += 1;
+            if let Err(e) = store.mkdir(&path, meta) {
+                warn!("{who}: {e}");
+                fail(session, id, path, client_message(&e), batch);
+            }
+        }
+        Command::Symlink { id, path, target, meta } => {
+            batch.entries += 1;
+            if let Err(e) = store.symlink(id, &path, &target, meta) {
+                warn!("{who}: {e}");
+                fail(session, id, path, client_message(&e), batch);
+            }
+        }
+        Command::BeginFile { id, path, meta, size } => {
+            batch.entries += 1;
+            *last_body = None;
+            if let Err(e) = store.begin_file(id, &path, meta, size) {
+                warn!("{who}: {e}");
+                fail(session, id, path, client_message(&e), batch);
+            }
+        }
+        Command::EndFile { id, path, crc, ok } => {
+            let body = last_body.take();
+            if store.incoming().is_none() {
+                // BeginFile failed and was reported already.
+                return;
+            }
+            let problem = match body {
+                None => Some("internal error: no body".to_string()),
+                Some((_, Some(err))) => Some(format!("write: {err}")),
+                Some(_) if !ok => Some("the file changed while it was being sent".to_string()),
+                Some((got, None)) if got != crc => Some(format!("crc32c mismatch (sent {crc:08x}, received {got:08x})")),
+                Some(_) => None,
+            };
+            match problem {
+                Some(msg) => {
+                    store.abort_file();
+                    warn!("{who}: {path}: {msg}");
+                    fail(session, id, path, msg, batch);
+                }
+                None => {
+                    if let Err(e) = store.finish_file() {
+                        warn!("{who}: {e}");
+                        fail(session, id, path, client_message(&e), batch);
+                    }
+                }
+            }
+        }
+        Command::Commit { id } => {
+            for f in store.commit() {
+                error!("{who}: commit: {}", f.error);
+                fail(session, f.id, f.path, client_message(&f.error), batch);
+            }
+            info!("{who}: backup committed: {} entries, {} bytes, {} failed", batch.entries, batch.bytes, batch.failed);
+            total.entries += batch.entries;
+            total.bytes += batch.bytes;
+            total.failed += batch.failed;
+            *batch = Stats::default();
+            session.handle_committed(id);
+        }
+        Command::List { id, path } => {
+            info!("{who}: ls {path}");
+            match store.tree().lstat(&path) {
+                Ok(st) if is_dir(&st) => match store.tree().read_dir(&path) {
+                    Ok(names) => *stream = Some(Stream::List(ListStream { id, dir: path, names: names.into() })),
+                    Err(e) => {
+                        fail(session, id, path, client_message(&e), batch);
+                        session.send_done(id);
+                    }
+                },
+                Ok(st) => {
+                    match list_item(store.tree(), &path, b"", &st) {
+                        Ok(item) => session.send_list_entry(id, item),
+                        Err(e) => fail(session, id, path, client_message(&e), batch),
+                    }
+                    session.send_done(id);
+                }
+                Err(e) => {
+                    fail(session, id, path, cause(&e), batch);
+                    session.send_done(id);
+                }
+            }
+        }
+        Command::Restore { id, path } => {
+            info!("{who}: restore {path} (from {peer})");
+            *stream = Some(Stream::Restore(RestoreStream { id, base: path, started: false, stack: Vec::new(), stats: Stats::default() }));
+        }
+        Command::OpenNamespace { .. } | Command::Abort => {}
+    }
+}
+
+/// A missing path reads better as just the cause.
+fn cause(e: &FsError) -> String {
+    if e.raw_os_error() == Some(nix::libc::ENOENT) {
+        "not on the server".to_string()
+    } else {
+        client_message(e)
+    }
+}
+
+fn is_dir(st: &stat::FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+}
+
+fn kind_of(st: &stat::FileStat) -> Option<EntryKind> {
+    let t = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if t == SFlag::S_IFREG {
+        Some(EntryKind::File)
+    } else if t == SFlag::S_IFDIR {
+        Some(EntryKind::Dir)
+    } else if t == SFlag::S_IFLNK {
+        Some(EntryKind::Symlink)
+    } else {
+        None
+    }
+}
+
+fn meta_of(st: &stat::FileStat) -> Meta {
+    Meta {
+        mode: st.st_mode & 0o7777,
+        mtime: Time { secs: st.st_mtime, nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32 },
+    }
+}
+
+fn list_item(tree: &Beneath, path: &WirePath, name: &[u8], st: &stat::FileStat) -> Result<ListItem, FsError> {
+    let kind = kind_of(st).ok_or_else(|| FsError {
+        op: "list",
+        path: tree.show(path),
+        error: io::Error::other("not a regular file, directory or symlink"),
+    })?;
+    let target = if kind == EntryKind::Symlink { tree.readlink(path)? } else { Vec::new() };
+    let size = match kind {
+        EntryKind::File => st.st_size.max(0) as u64,
+        EntryKind::Symlink => target.len() as u64,
+        EntryKind::Dir => st.st_size.max(0) as u64,
+    };
+    Ok(ListItem { kind, name: name.to_vec(), meta: meta_of(st), size, target })
+}
+
+/// Queues more listing or restore frames. Returns whether it did anything.
+fn produce(c: &mut Conn) -> bool {
+    let Some(store) = c.store.as_ref() else { return false };
+    let tree = store.tree();
+    let Some(stream) = c.stream.as_mut() else { return false };
+    let mut progress = false;
+    match stream {
+        Stream::List(l) => {
+            while c.session.poll_transmit().len() < STREAM_HIGH_WATER {
+                let Some(name) = l.names.pop_front() else {
+                    c.session.send_done(l.id);
+                    c.stream = None;
+                    return true;
+                };
+                progress = true;
+                let Ok(path) = l.dir.join(&name) else { continue };
+                // Entries that vanish between readdir and stat are simply gone.
+                if let Ok(st) = tree.lstat(&path) {
+                    if let Ok(item) = list_item(tree, &path, &name, &st) {
+                        c.session.send_list_entry(l.id, item);
+                    }
+                }
+            }
+        }
+        Stream::Restore(r) => {
+            while c.send.is_none() && c.session.poll_transmit().len() < STREAM_HIGH_WATER {
+                progress = true;
+                let rel = if !r.started {
+                    r.started = true;
+                    WirePath::root()
+                } else {
+                    let Some((dir, names)) = r.stack.last_mut() else {
+                        let who = c.session.name().unwrap_or("?").to_string();
+                        info!("{who}: restore {} sent: {} entries, {} bytes, {} failed", r.base, r.stats.entries, r.stats.bytes, r.stats.failed);
+                        c.session.send_done(r.id);
+                        c.stream = None;
+                        return true;
+                    };
+                    match names.pop_front() {
+                        Some(name) => match dir.join(&name) {
+                            Ok(p) => p,
+                            Err(_) => continue,
+                        },
+                        None => {
+                            r.stack.pop();
+                            continue;
+                        }
+                    }
+                };
+                match restore_entry(tree, r, &rel, &mut c.session) {
+                    Ok(Some(tx)) => c.send = Some((r.id, tx)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        r.stats.failed += 1;
+                        let shown = r.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
+                        let msg = if rel.is_root() { cause(&e) } else { client_message(&e) };
+                        c.session.handle_failed(r.id, shown, msg);
+                    }
+                }
+            }
+        }
+    }
+    progress
+}
+
+/// Sends the header of one restored entry; a file also gets its sender.
+fn restore_entry(tree: &Beneath, r: &mut RestoreStream, rel: &WirePath, session: &mut ServerSession) -> Result<Option<BodySender>, FsError> {
+    let full = r.base.join_path(rel).map_err(|e| FsError {
+        op: "restore",
+        path: tree.show(&r.base),
+        error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+    })?;
+    let st = tree.lstat(&full)?;
+    let other = || FsError { op: "restore", path: tree.show(&full), error: io::Error::other("not a regular file, directory or symlink") };
+    let kind = kind_of(&st).ok_or_else(other)?;
+    r.stats.entries += 1;
+    match kind {
+        EntryKind::Dir => {
+            let names = tree.read_dir(&full)?;
+            session.send_entry(&Frame::Dir { id: r.id, path: rel.clone(), meta: meta_of(&st) });
+            r.stack.push((rel.clone(), names.into()));
+            Ok(None)
+        }
+        EntryKind::Symlink => {
+            let target = tree.readlink(&full)?;
+            session.send_entry(&Frame::Symlink { id: r.id, path: rel.clone(), target, meta: meta_of(&st) });
+            Ok(None)
+        }
+        EntryKind::File => {
+            let fd = tree.open_file(&full)?;
+            // Stat the open file, not the name: this is what will be sent.
+            let st = stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", tree.show(&full), e))?;
+            if kind_of(&st) != Some(EntryKind::File) {
+                return Err(other());
+            }
+            let size = st.st_size.max(0) as u64;
+            let tx = BodySender::new(fd, size).map_err(|error| FsError { op: "stat", path: tree.show(&full), error })?;
+            session.send_entry(&Frame::File { id: r.id, path: rel.clone(), meta: meta_of(&st), size });
+            Ok(Some(tx))
+        }
+    }
+}

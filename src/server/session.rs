@@ -1,0 +1,724 @@
+//! One connection's protocol state on the server, as a pure state machine.
+//!
+//! Inputs (`handle_*`): bytes from the peer, the end of a body, completions
+//! of commands, the clock. Outputs (`poll_*`): [`Command`]s for the I/O
+//! shell to carry out in order, bytes to send, and the next deadline. It
+//! never touches a socket or a file and never reads the clock.
+//!
+//! Driving it (the run-loop invariant): after every input, drain
+//! [`ServerSession::poll_command`] and carry each command out (reporting back
+//! through `handle_failed`, `handle_committed`, `send_*`), then write out
+//! [`ServerSession::poll_transmit`], then close if [`ServerSession::is_closing`]
+//! and nothing is left to send, then arm a timer for
+//! [`ServerSession::poll_timeout`]. While [`ServerSession::wants_body`] is
+//! `Some(n)`, the next `n` bytes of the stream are a file body that the shell
+//! moves itself (splice) and then reports with `handle_body_done`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::proto::{self, codec, Decoded, ErrorCode, Frame, ListItem, Meta, WirePath};
+
+/// Output is not allowed to grow past this before input is paused.
+const MAX_OUTPUT: usize = 256 * 1024;
+
+/// Per-connection settings from the server's options.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Refuse every write.
+    pub read_only: bool,
+    /// Close a connection silent for this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection that has not said `Hello` within this.
+    pub hello_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { read_only: false, idle_timeout: Some(Duration::from_secs(300)), hello_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Work for the I/O shell, in the order it must be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open (creating it if needed) the client's namespace directory.
+    OpenNamespace {
+        /// The validated client name.
+        name: String,
+    },
+    /// Make `path` a directory; its meta is applied at the next commit.
+    Mkdir {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+    },
+    /// Stage a symlink.
+    Symlink {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Link target, stored verbatim.
+        target: Vec<u8>,
+        /// Mtime (mode ignored).
+        meta: Meta,
+    },
+    /// Create the temporary file for a body of `size` bytes that follows.
+    BeginFile {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Body length.
+        size: u64,
+    },
+    /// The body is complete: keep the file if the sender says it is good and
+    /// the received bytes have crc32c `crc`, else discard it.
+    EndFile {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// The sender's crc32c.
+        crc: u32,
+        /// The sender's status.
+        ok: bool,
+    },
+    /// Sync, rename staged entries into place, sync; then `handle_committed`.
+    Commit {
+        /// Request id.
+        id: u32,
+    },
+    /// Send the listing of `path` (`send_list_entry`, then `send_done`).
+    List {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
+    /// Send the tree at `path` (`send_entry`, bodies, `send_file_end`, then
+    /// `send_done`).
+    Restore {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
+    /// Drop everything staged and not committed (the connection is ending).
+    Abort,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    AwaitHello,
+    Ready,
+    /// The next `remaining` bytes are the body of file `id`.
+    Body { id: u32, path: WirePath, size: u64, accepted: bool },
+    /// A body ended; its `FileEnd` must come next.
+    AwaitFileEnd { id: u32, path: WirePath, accepted: bool },
+    /// The shell is streaming the answer to a `List` or `Restore`.
+    Streaming { id: u32 },
+    /// An `Error` was queued; flush and close.
+    Closing,
+}
+
+/// The server side of one connection.
+pub struct ServerSession {
+    config: SessionConfig,
+    state: State,
+    name: Option<String>,
+    out: Vec<u8>,
+    sent_upto: usize,
+    commands: VecDeque<Command>,
+    last_id: Option<u32>,
+    uncommitted: u32,
+    deadline: Option<Instant>,
+    last_activity: Instant,
+    error: Option<String>,
+}
+
+impl ServerSession {
+    /// A session for a connection accepted at `now`.
+    pub fn new(config: SessionConfig, now: Instant) -> ServerSession {
+        let deadline = Some(now + config.hello_timeout);
+        ServerSession {
+            config,
+            state: State::AwaitHello,
+            name: None,
+            out: Vec::new(),
+            sent_upto: 0,
+            commands: VecDeque::new(),
+            last_id: None,
+            uncommitted: 0,
+            deadline,
+            last_activity: now,
+            error: None,
+        }
+    }
+
+    /// A session that only tells the peer the server is full, then closes.
+    pub fn busy(config: SessionConfig, now: Instant, clients: usize) -> ServerSession {
+        let mut s = ServerSession::new(config, now);
+        s.fail(ErrorCode::Busy, format!("server busy ({clients} clients connected)"));
+        s
+    }
+
+    /// The client's name, once its `Hello` was accepted.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Why the session is closing, if it is because of an error.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    /// Parses frames from `buf` and returns how many bytes it used. Stops
+    /// early at a file body, while a listing or restore is being streamed,
+    /// when closing, or when too much output is waiting.
+    pub fn handle_input(&mut self, now: Instant, buf: &[u8]) -> usize {
+        if !buf.is_empty() {
+            self.last_activity = now;
+        }
+        let mut used = 0;
+        while self.wants_input() {
+            let rest = &buf[used..];
+            match codec::decode(rest) {
+                Ok(Decoded::Partial) => break,
+                Ok(Decoded::Frame(frame, n)) => {
+                    used += n;
+                    self.handle_frame(frame);
+                }
+                Err(e) => {
+                    self.fail(ErrorCode::Malformed, format!("malformed frame: {e}"));
+                    break;
+                }
+            }
+        }
+        used
+    }
+
+    /// The shell moved the whole body announced by the last `File`.
+    pub fn handle_body_done(&mut self, now: Instant) {
+        self.last_activity = now;
+        if let State::Body { id, path, accepted, .. } = std::mem::replace(&mut self.state, State::Ready) {
+            self.state = State::AwaitFileEnd { id, path, accepted };
+        }
+    }
+
+    /// The connection saw traffic (body bytes count too).
+    pub fn handle_activity(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    /// A command for request `id` failed; tell the client and go on.
+    pub fn handle_failed(&mut self, id: u32, path: WirePath, message: String) {
+        self.push(&Frame::Failed { id, path, message });
+    }
+
+    /// The namespace could not be opened: end the connection.
+    pub fn handle_namespace_failed(&mut self, message: String) {
+        self.fail(ErrorCode::Internal, message);
+    }
+
+    /// The `Commit` with this id is done.
+    pub fn handle_committed(&mut self, id: u32) {
+        self.push(&Frame::Committed { id });
+    }
+
+    /// The clock reached [`Self::poll_timeout`] (or later).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if matches!(self.state, State::Closing) {
+            return;
+        }
+        if matches!(self.state, State::AwaitHello) {
+            if self.deadline.is_some_and(|d| now >= d) {
+                self.fail(ErrorCode::Timeout, "no hello within the handshake deadline".into());
+            }
+            return;
+        }
+        if let Some(idle) = self.config.idle_timeout {
+            // A stream the server itself is producing is not idleness.
+            if !matches!(self.state, State::Streaming { .. }) && now >= self.last_activity + idle {
+                self.fail(ErrorCode::Timeout, format!("idle timeout ({}s)", idle.as_secs()));
+            }
+        }
+    }
+
+    /// The server is shutting down.
+    pub fn handle_shutdown(&mut self) {
+        if !matches!(self.state, State::Closing) {
+            self.fail(ErrorCode::Shutdown, "server shutting down".into());
+        }
+    }
+
+    // ---- answers the shell streams on the session's behalf --------------
+
+    /// One entry of a `List` answer.
+    pub fn send_list_entry(&mut self, id: u32, item: ListItem) {
+        self.push(&Frame::ListEntry { id, item });
+    }
+
+    /// The header of one restored entry (`Dir`, `Symlink` or `File`). After a
+    /// `File`, the shell sends exactly `size` body bytes itself and then
+    /// calls [`Self::send_file_end`].
+    pub fn send_entry(&mut self, frame: &Frame) {
+        self.push(frame);
+    }
+
+    /// Ends a restored file body.
+    pub fn send_file_end(&mut self, id: u32, crc: u32, ok: bool) {
+        self.push(&Frame::FileEnd { id, crc, ok });
+    }
+
+    /// The `List` or `Restore` with this id is complete.
+    pub fn send_done(&mut self, id: u32) {
+        self.push(&Frame::Done { id });
+        if self.state == (State::Streaming { id }) {
+            self.state = State::Ready;
+        }
+    }
+
+    // ---- outputs ------------------------------------------------------
+
+    /// The next command for the shell.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// Bytes waiting to be sent.
+    #[must_use]
+    pub fn poll_transmit(&self) -> &[u8] {
+        &self.out[self.sent_upto..]
+    }
+
+    /// `n` bytes of [`Self::poll_transmit`] were sent.
+    pub fn consume_transmit(&mut self, n: usize) {
+        self.sent_upto = (self.sent_upto + n).min(self.out.len());
+        if self.sent_upto == self.out.len() {
+            self.out.clear();
+            self.sent_upto = 0;
+        } else if self.sent_upto > MAX_OUTPUT {
+            self.out.drain(..self.sent_upto);
+            self.sent_upto = 0;
+        }
+    }
+
+    /// When [`Self::handle_timeout`] must be called next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closing => None,
+            State::AwaitHello => self.deadline,
+            _ => self.config.idle_timeout.map(|d| self.last_activity + d),
+        }
+    }
+
+    /// `Some(size)` while the next bytes of the stream are a file body.
+    #[must_use]
+    pub fn wants_body(&self) -> Option<u64> {
+        match self.state {
+            State::Body { size, .. } => Some(size),
+            _ => None,
+        }
+    }
+
+    /// True when frames may be parsed now.
+    #[must_use]
+    pub fn wants_input(&self) -> bool {
+        matches!(self.state, State::AwaitHello | State::Ready | State::AwaitFileEnd { .. })
+            && self.out.len() - self.sent_upto < MAX_OUTPUT
+    }
+
+    /// True once the connection must be closed after flushing output.
+    #[must_use]
+    pub fn is_closing(&self) -> bool {
+        matches!(self.state, State::Closing)
+    }
+
+    /// True while the shell streams a `List` or `Restore` answer.
+    #[must_use]
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.state, State::Streaming { .. })
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    fn push(&mut self, frame: &Frame) {
+        codec::encode(frame, &mut self.out);
+    }
+
+    /// Queues an `Error` and ends the session ("last gasp").
+    fn fail(&mut self, code: ErrorCode, message: String) {
+        self.push(&Frame::Error { code, message: message.clone() });
+        self.error = Some(message);
+        if self.name.is_some() {
+            self.commands.push_back(Command::Abort);
+        }
+        self.state = State::Closing;
+    }
+
+    fn handle_frame(&mut self, frame: Frame) {
+        match (&self.state, frame) {
+            (State::AwaitHello, Frame::Hello { version, name, flags, nonce }) => {
+                if version != proto::VERSION {
+                    self.fail(ErrorCode::Version, format!("protocol version {version} not supported (this server speaks {})", proto::VERSION));
+                } else if flags != 0 || !nonce.is_empty() {
+                    self.fail(ErrorCode::Auth, "authentication is not available on this server".into());
+                } else if !proto::is_valid_client_name(&name) {
+                    self.fail(ErrorCode::BadName, format!("invalid client name '{}'", proto::path::escape(name.as_bytes())));
+                } else {
+                    self.name = Some(name.clone());
+                    self.state = State::Ready;
+                    self.deadline = None;
+                    self.commands.push_back(Command::OpenNamespace { name });
+                    let flags = u32::from(self.config.read_only);
+                    self.push(&Frame::Welcome { version: proto::VERSION, flags, nonce: Vec::new() });
+                }
+            }
+            (State::AwaitHello, f) => self.fail(ErrorCode::Unexpected, format!("expected hello, got frame kind {}", f.kind())),
+            (State::AwaitFileEnd { id: want, .. }, Frame::FileEnd { id, crc, ok }) => {
+                let want = *want;
+                let State::AwaitFileEnd { path, accepted, .. } = std::mem::replace(&mut self.state, State::Ready) else {
+                    return;
+                };
+                if id != want {
+                    self.fail(ErrorCode::Unexpected, format!("file end for id {id}, expected {want}"));
+                } else if accepted {
+                    self.commands.push_back(Command::EndFile { id, path, crc, ok });
+                }
+            }
+            (State::AwaitFileEnd { .. }, f) => {
+                self.fail(ErrorCode::Unexpected, format!("expected file end, got frame kind {}", f.kind()));
+            }
+            (State::Ready, frame) => self.handle_request(frame),
+            // wants_input() keeps frames from arriving in the other states.
+            (_, f) => self.fail(ErrorCode::Unexpected, format!("unexpected frame kind {}", f.kind())),
+        }
+    }
+
+    fn check_id(&mut self, id: u32) -> bool {
+        if self.last_id.is_some_and(|last| id <= last) {
+            self.fail(ErrorCode::Unexpected, format!("request id {id} does not increase"));
+            return false;
+        }
+        self.last_id = Some(id);
+        true
+    }
+
+    /// Counts an entry toward the batch limit; false (and closing) past it.
+    fn count_entry(&mut self) -> bool {
+        self.uncommitted += 1;
+        if self.uncommitted > proto::MAX_BATCH {
+            self.fail(ErrorCode::Unexpected, format!("more than {} entries without a commit", proto::MAX_BATCH));
+            return false;
+        }
+        true
+    }
+
+    fn refuse_write(&mut self, id: u32, path: &WirePath) -> bool {
+        if self.config.read_only {
+            self.handle_failed(id, path.clone(), "server is read-only".into());
+            return true;
+        }
+        false
+    }
+
+    fn handle_request(&mut self, frame: Frame) {
+        match frame {
+            Frame::Dir { id, path, meta } => {
+                if self.check_id(id) && self.count_entry() && !self.refuse_write(id, &path) {
+                    self.commands.push_back(Command::Mkdir { id, path, meta });
+                }
+            }
+            Frame::Symlink { id, path, target, meta } => {
+                if !(self.check_id(id) && self.count_entry()) || self.refuse_write(id, &path) {
+                    return;
+                }
+                if path.is_root() {
+                    self.handle_failed(id, path, "the namespace root cannot be a symlink".into());
+                } else {
+                    self.commands.push_back(Command::Symlink { id, path, target, meta });
+                }
+            }
+            Frame::File { id, path, meta, size } => {
+                if !(self.check_id(id) && self.count_entry()) {
+                    return;
+                }
+                let mut accepted = !self.refuse_write(id, &path);
+                if accepted && path.is_root() {
+                    self.handle_failed(id, path.clone(), "the namespace root cannot be a file".into());
+                    accepted = false;
+                }
+                if accepted {
+                    self.commands.push_back(Command::BeginFile { id, path: path.clone(), meta, size });
+                }
+                self.state = State::Body { id, path, size, accepted };
+                if size == 0 {
+                    // Nothing to move: go straight to waiting for FileEnd.
+                    self.handle_body_done(self.last_activity);
+                }
+            }
+            Frame::Commit { id } => {
+                if self.check_id(id) {
+                    self.uncommitted = 0;
+                    self.commands.push_back(Command::Commit { id });
+                }
+            }
+            Frame::List { id, path } => {
+                if self.check_id(id) {
+                    self.state = State::Streaming { id };
+                    self.commands.push_back(Command::List { id, path });
+                }
+            }
+            Frame::Restore { id, path } => {
+                if self.check_id(id) {
+                    self.state = State::Streaming { id };
+                    self.commands.push_back(Command::Restore { id, path });
+                }
+            }
+            f => self.fail(ErrorCode::Unexpected, format!("frame kind {} is not a request", f.kind())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{EntryKind, Time};
+
+    fn wp(s: &str) -> WirePath {
+        WirePath::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    fn meta() -> Meta {
+        Meta { mode: 0o644, mtime: Time { secs: 1, nanos: 2 } }
+    }
+
+    fn bytes(frames: &[Frame]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for f in frames {
+            codec::encode(f, &mut v);
+        }
+        v
+    }
+
+    fn hello(name: &str) -> Frame {
+        Frame::Hello { version: proto::VERSION, name: name.into(), flags: 0, nonce: vec![] }
+    }
+
+    /// Decodes everything the session wants to send.
+    fn sent(s: &mut ServerSession) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let buf = s.poll_transmit().to_vec();
+        s.consume_transmit(buf.len());
+        let mut off = 0;
+        while let Ok(Decoded::Frame(f, n)) = codec::decode(&buf[off..]) {
+            out.push(f);
+            off += n;
+        }
+        assert_eq!(off, buf.len());
+        out
+    }
+
+    fn commands(s: &mut ServerSession) -> Vec<Command> {
+        std::iter::from_fn(|| s.poll_command()).collect()
+    }
+
+    fn ready(now: Instant) -> ServerSession {
+        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let b = bytes(&[hello("laptop")]);
+        assert_eq!(s.handle_input(now, &b), b.len());
+        assert_eq!(commands(&mut s), vec![Command::OpenNamespace { name: "laptop".into() }]);
+        assert!(matches!(sent(&mut s)[..], [Frame::Welcome { version: 1, flags: 0, .. }]));
+        s
+    }
+
+    #[test]
+    fn handshake_then_pipelined_backup() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let b = bytes(&[
+            Frame::Dir { id: 1, path: wp("home"), meta: meta() },
+            Frame::Symlink { id: 2, path: wp("home/l"), target: b"x".to_vec(), meta: meta() },
+            Frame::File { id: 3, path: wp("home/f"), meta: meta(), size: 5 },
+        ]);
+        let mut all = b.clone();
+        all.extend_from_slice(b"hello");
+        let used = s.handle_input(now, &all);
+        assert_eq!(used, b.len(), "stops at the body");
+        assert_eq!(s.wants_body(), Some(5));
+        assert!(!s.wants_input());
+        let cmds = commands(&mut s);
+        assert_eq!(cmds.len(), 3);
+        assert!(matches!(&cmds[2], Command::BeginFile { id: 3, size: 5, .. }));
+        s.handle_body_done(now);
+        let b = bytes(&[Frame::FileEnd { id: 3, crc: 7, ok: true }, Frame::Commit { id: 4 }]);
+        assert_eq!(s.handle_input(now, &b), b.len());
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::EndFile { id: 3, path: wp("home/f"), crc: 7, ok: true }, Command::Commit { id: 4 }]
+        );
+        s.handle_committed(4);
+        assert_eq!(sent(&mut s), vec![Frame::Committed { id: 4 }]);
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let b = bytes(&[hello("a"), Frame::List { id: 1, path: WirePath::root() }]);
+        let mut pending = Vec::new();
+        for byte in b {
+            pending.push(byte);
+            let n = s.handle_input(now, &pending);
+            pending.drain(..n);
+        }
+        assert!(pending.is_empty());
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::OpenNamespace { name: "a".into() }, Command::List { id: 1, path: WirePath::root() }]
+        );
+        assert!(s.is_streaming());
+        s.send_list_entry(1, ListItem { kind: EntryKind::File, name: b"f".to_vec(), meta: meta(), size: 3, target: vec![] });
+        s.send_done(1);
+        assert!(!s.is_streaming());
+        let out = sent(&mut s);
+        assert!(matches!(out[..], [Frame::Welcome { .. }, Frame::ListEntry { id: 1, .. }, Frame::Done { id: 1 }]));
+    }
+
+    #[test]
+    fn garbage_gets_an_error_frame_and_closes() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now);
+        s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(s.is_closing());
+        assert!(matches!(sent(&mut s)[..], [Frame::Error { code: ErrorCode::Malformed, .. }]));
+        assert!(commands(&mut s).is_empty());
+    }
+
+    #[test]
+    fn request_before_hello_is_refused() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now);
+        s.handle_input(now, &bytes(&[Frame::List { id: 1, path: WirePath::root() }]));
+        assert!(s.is_closing());
+        assert!(matches!(sent(&mut s)[..], [Frame::Error { code: ErrorCode::Unexpected, .. }]));
+    }
+
+    #[test]
+    fn bad_names_versions_and_auth_are_refused() {
+        let now = Instant::now();
+        for (frame, code) in [
+            (hello(".."), ErrorCode::BadName),
+            (hello("a/b"), ErrorCode::BadName),
+            (hello(""), ErrorCode::BadName),
+            (Frame::Hello { version: 2, name: "a".into(), flags: 0, nonce: vec![] }, ErrorCode::Version),
+            (Frame::Hello { version: 1, name: "a".into(), flags: 1, nonce: vec![] }, ErrorCode::Auth),
+        ] {
+            let mut s = ServerSession::new(SessionConfig::default(), now);
+            s.handle_input(now, &bytes(&[frame]));
+            assert!(s.is_closing());
+            match &sent(&mut s)[..] {
+                [Frame::Error { code: c, .. }] => assert_eq!(*c, code),
+                other => panic!("{other:?}"),
+            }
+            assert!(commands(&mut s).is_empty());
+        }
+    }
+
+    #[test]
+    fn read_only_refuses_writes_but_still_skips_bodies() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig { read_only: true, ..SessionConfig::default() }, now);
+        s.handle_input(now, &bytes(&[hello("a")]));
+        commands(&mut s);
+        sent(&mut s);
+        let b = bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 3 }]);
+        s.handle_input(now, &b);
+        assert_eq!(s.wants_body(), Some(3));
+        s.handle_body_done(now);
+        s.handle_input(now, &bytes(&[Frame::FileEnd { id: 1, crc: 0, ok: true }, Frame::Dir { id: 2, path: wp("d"), meta: meta() }]));
+        assert!(commands(&mut s).is_empty());
+        let out = sent(&mut s);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|f| matches!(f, Frame::Failed { message, .. } if message == "server is read-only")));
+    }
+
+    #[test]
+    fn ids_must_increase_and_file_end_must_match() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.handle_input(now, &bytes(&[Frame::Commit { id: 5 }, Frame::Commit { id: 5 }]));
+        assert!(s.is_closing());
+        assert_eq!(commands(&mut s), vec![Command::Commit { id: 5 }, Command::Abort]);
+
+        let mut s = ready(now);
+        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 0 }, Frame::FileEnd { id: 2, crc: 0, ok: true }]));
+        assert!(s.is_closing());
+        let mut s = ready(now);
+        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 0 }, Frame::Commit { id: 2 }]));
+        assert!(s.is_closing());
+    }
+
+    #[test]
+    fn batch_limit_is_enforced() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let frames: Vec<Frame> = (1..=proto::MAX_BATCH + 1).map(|id| Frame::Dir { id, path: wp("d"), meta: meta() }).collect();
+        s.handle_input(now, &bytes(&frames));
+        assert!(s.is_closing());
+    }
+
+    #[test]
+    fn root_cannot_become_a_file_or_link() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: WirePath::root(), meta: meta(), size: 0 }, Frame::FileEnd { id: 1, crc: 0, ok: true }]));
+        assert!(commands(&mut s).is_empty());
+        assert!(matches!(sent(&mut s)[..], [Frame::Failed { id: 1, .. }]));
+        assert!(!s.is_closing());
+    }
+
+    #[test]
+    fn timeouts() {
+        let t0 = Instant::now();
+        let cfg = SessionConfig { idle_timeout: Some(Duration::from_secs(5)), hello_timeout: Duration::from_secs(2), ..SessionConfig::default() };
+        let mut s = ServerSession::new(cfg.clone(), t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        s.handle_timeout(t0 + Duration::from_secs(1));
+        assert!(!s.is_closing());
+        s.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(s.is_closing());
+
+        let mut s = ServerSession::new(cfg, t0);
+        s.handle_input(t0, &bytes(&[hello("a")]));
+        let t1 = t0 + Duration::from_secs(3);
+        s.handle_input(t1, &bytes(&[Frame::Commit { id: 1 }]));
+        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(5)));
+        s.handle_timeout(t1 + Duration::from_secs(4));
+        assert!(!s.is_closing());
+        s.handle_timeout(t1 + Duration::from_secs(5));
+        assert!(s.is_closing());
+        assert!(commands(&mut s).contains(&Command::Abort));
+    }
+
+    #[test]
+    fn busy_session_says_so_and_closes() {
+        let mut s = ServerSession::busy(SessionConfig::default(), Instant::now(), 3);
+        assert!(s.is_closing());
+        match &sent(&mut s)[..] {
+            [Frame::Error { code: ErrorCode::Busy, message }] => assert_eq!(message, "server busy (3 clients connected)"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
