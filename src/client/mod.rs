@@ -1,4 +1,5 @@
-//! The client: its protocol session (pure) and its command-line interface
-//! helpers (pure). Its I/O loop lives in [`crate::io`].
+//! The client: its protocol session and its user-interface helpers, both
+//! pure. Its I/O (connection, walk, restore writes) lives in [`crate::io`].
 
+pub mod session;
 pub mod ui;

@@ -6,5 +6,6 @@ pub mod sandbox;
 pub mod stage;
 pub mod transfer;
 pub mod walk;
+pub mod client;
 pub mod log;
 pub mod server_loop;

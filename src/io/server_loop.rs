@@ -29,7 +29,7 @@ use slab::Slab;
 
 use super::sandbox::{Beneath, FsError};
 use super::stage::Stager;
-use super::transfer::{BodyReceiver, BodySender, Pipe};
+use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use crate::proto::{self, EntryKind, Frame, ListItem, Meta, Time, WirePath};
 use crate::server::session::{Command, ServerSession, SessionConfig};
 
@@ -420,27 +420,13 @@ fn read_some(c: &mut Conn) -> Result<bool, String> {
 }
 
 fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
-    let mut progress = false;
     let recv = c.recv.get_or_insert_with(|| BodyReceiver::new(size));
     let file = c.store.as_mut().and_then(|s| s.incoming()).map(|i| &i.file);
-    if !c.inbuf.is_empty() && !recv.is_done() {
-        let n = recv.feed(file, &c.inbuf);
-        c.inbuf.drain(..n);
-        progress |= n > 0;
-    }
-    if !recv.is_done() && c.inbuf.is_empty() && c.readable {
-        if c.pipe.is_none() {
-            c.pipe = Some(Pipe::new().map_err(|e| format!("pipe: {e}"))?);
-        }
-        if let Some(pipe) = c.pipe.as_mut() {
-            let p = recv.pump(&c.sock, file, pipe, BUDGET.saturating_sub(*moved)).map_err(|e| format!("receive: {e}"))?;
-            *moved += p.moved;
-            c.readable &= !p.would_block;
-            progress |= p.moved > 0;
-            if p.moved > 0 {
-                c.session.handle_activity(now);
-            }
-        }
+    let n = receive_step(recv, &mut c.inbuf, &c.sock, file, &mut c.pipe, &mut c.readable, BUDGET.saturating_sub(*moved))
+        .map_err(|e| format!("receive: {e}"))?;
+    *moved += n;
+    if n > 0 {
+        c.session.handle_activity(now);
     }
     if recv.is_done() {
         if let Some(mut r) = c.recv.take() {
@@ -448,9 +434,9 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
             c.batch.bytes += size;
         }
         c.session.handle_body_done(now);
-        progress = true;
+        return Ok(true);
     }
-    Ok(progress)
+    Ok(n > 0)
 }
 
 /// The message a client sees for a failed operation: the operation and the

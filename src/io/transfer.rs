@@ -251,6 +251,37 @@ impl BodyReceiver {
     }
 }
 
+/// One step of receiving a body: first the bytes that were already read
+/// into `inbuf` with the frame before them, then straight from the socket
+/// through `pipe` (created on first use). Clears `readable` when the socket
+/// has nothing more. Returns the body bytes moved.
+pub fn receive_step(
+    recv: &mut BodyReceiver,
+    inbuf: &mut Vec<u8>,
+    sock: &impl AsFd,
+    file: Option<&OwnedFd>,
+    pipe: &mut Option<Pipe>,
+    readable: &mut bool,
+    budget: u64,
+) -> io::Result<u64> {
+    let mut moved = 0;
+    if !inbuf.is_empty() && !recv.is_done() {
+        let n = recv.feed(file, inbuf);
+        inbuf.drain(..n);
+        moved += n as u64;
+    }
+    if !recv.is_done() && inbuf.is_empty() && *readable {
+        let pipe = match pipe {
+            Some(p) => p,
+            None => pipe.insert(Pipe::new()?),
+        };
+        let p = recv.pump(sock, file, pipe, budget)?;
+        moved += p.moved;
+        *readable &= !p.would_block;
+    }
+    Ok(moved)
+}
+
 /// The size and mtime a file had when its sending began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {

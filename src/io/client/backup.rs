@@ -1,0 +1,159 @@
+//! The `backup` command: walks local paths and streams them to the server,
+//! pipelined. Entries go out without waiting for any answer; a `Commit`
+//! follows every [`COMMIT_EVERY`] entries and at the end, and at most two
+//! commits are in flight, which bounds what both sides hold. An entry is
+//! counted as done when the commit after it is confirmed without a
+//! `Failed` for it.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{self, OFlag};
+use nix::sys::stat::{self, Mode, SFlag};
+
+use super::conn::{Conn, ConnError};
+use super::report::Reporter;
+use super::COMMIT_EVERY;
+use crate::client::session::Event;
+use crate::io::stage::is_tmp_name;
+use crate::io::transfer::BodySender;
+use crate::io::walk::{walk, LocalEntry, WalkItem};
+use crate::proto::{EntryKind, Meta, Time, WirePath};
+
+/// Output queued before the walk pauses.
+const HIGH_WATER: usize = 256 * 1024;
+
+struct Sent {
+    path: WirePath,
+    kind: EntryKind,
+    size: u64,
+}
+
+fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
+    let fd = fcntl::open(&e.local, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())
+        .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    // SAFETY: fd was just returned by open and belongs to nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // What is sent is what the open file says, not what the walk saw.
+    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+        return Err("changed into something other than a regular file".into());
+    }
+    let meta = Meta { mode: st.st_mode & 0o7777, mtime: Time { secs: st.st_mtime, nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32 } };
+    Ok((fd, meta, st.st_size.max(0) as u64))
+}
+
+/// Backs up `paths` (absolute or relative to the current directory).
+/// File-level problems are reported and counted; `Err` means the
+/// connection was lost.
+pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), ConnError> {
+    if conn.read_only {
+        for p in paths {
+            rep.fail(&p.display().to_string(), "server is read-only");
+        }
+        return Ok(());
+    }
+    let mut walks = paths.iter().map(|p| walk(p)).collect::<Vec<_>>().into_iter().flatten();
+    let mut walk_done = false;
+    let mut sent: BTreeMap<u32, Sent> = BTreeMap::new();
+    let mut current: Option<(u32, BodySender)> = None;
+    let mut since_commit = 0u32;
+    let mut final_commit: Option<u32> = None;
+    let mut bytes_moved = 0u64;
+    loop {
+        // Queue more entries while the pipe is not too full.
+        while !walk_done && current.is_none() && conn.session.poll_transmit().len() < HIGH_WATER {
+            if since_commit >= COMMIT_EVERY {
+                if conn.session.commits_in_flight() >= 2 {
+                    break;
+                }
+                conn.session.send_commit();
+                since_commit = 0;
+            }
+            let Some(item) = walks.next() else {
+                walk_done = true;
+                break;
+            };
+            match item {
+                WalkItem::Skipped { path, reason } => rep.skip(&path.display().to_string(), &reason),
+                WalkItem::Error { path, error } => rep.fail(&path.display().to_string(), &error.to_string()),
+                WalkItem::Entry(e) => {
+                    if e.wire.file_name().is_some_and(is_tmp_name) {
+                        rep.skip(&e.local.display().to_string(), "names starting with .rsb-tmp. are reserved");
+                        continue;
+                    }
+                    since_commit += 1;
+                    let (id, size) = match e.kind {
+                        EntryKind::Dir => (conn.session.send_dir(e.wire.clone(), e.meta), 0),
+                        EntryKind::Symlink => (conn.session.send_symlink(e.wire.clone(), e.target.clone(), e.meta), 0),
+                        EntryKind::File => match open_file(&e) {
+                            Ok((fd, meta, size)) => match BodySender::new(fd, size) {
+                                Ok(tx) => {
+                                    let id = conn.session.send_file(e.wire.clone(), meta, size);
+                                    current = Some((id, tx));
+                                    (id, size)
+                                }
+                                Err(err) => {
+                                    rep.fail(&show(&e.local), &err.to_string());
+                                    continue;
+                                }
+                            },
+                            Err(cause) => {
+                                rep.fail(&show(&e.local), &cause);
+                                continue;
+                            }
+                        },
+                    };
+                    sent.insert(id, Sent { path: e.wire, kind: e.kind, size });
+                }
+            }
+        }
+        if walk_done && current.is_none() && final_commit.is_none() {
+            final_commit = Some(conn.session.send_commit());
+        }
+
+        let moved = conn.step(current.as_mut().map(|(_, tx)| tx))?;
+        bytes_moved += moved;
+        if let Some((id, tx)) = current.as_ref() {
+            if tx.is_done() {
+                let (crc, ok) = tx.finish();
+                conn.session.send_file_end(*id, crc, ok);
+                current = None;
+            }
+        }
+
+        while let Some(ev) = conn.session.poll_event() {
+            match ev {
+                Event::Failed { id, path, message } => {
+                    let shown = sent.remove(&id).map_or_else(|| path.to_string(), |s| s.path.to_string());
+                    rep.fail(&shown, &format!("server: {message}"));
+                }
+                Event::Committed { id } => {
+                    let done: Vec<u32> = sent.range(..id).map(|(k, _)| *k).collect();
+                    for k in done {
+                        if let Some(s) = sent.remove(&k) {
+                            if s.kind != EntryKind::Dir {
+                                rep.counts.files += 1;
+                                rep.counts.bytes += s.size;
+                            }
+                        }
+                    }
+                    if final_commit == Some(id) {
+                        return Ok(());
+                    }
+                }
+                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                _ => {}
+            }
+        }
+        if conn.session.is_closed() {
+            return Err(conn.broken());
+        }
+        rep.progress(bytes_moved, None);
+    }
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}

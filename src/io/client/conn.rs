@@ -1,0 +1,254 @@
+//! One connection to the server: a non-blocking socket in a one-socket mio
+//! loop, the client session, and the buffers between them. Command drivers
+//! call [`Conn::step`] in a loop; it moves whatever can move and waits for
+//! readiness only when nothing could.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::client::session::{ClientSession, Event};
+use crate::io::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
+use crate::proto::{self, ErrorCode};
+
+const SOCK: Token = Token(0);
+/// Connecting gives up after this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The handshake gives up after this.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const READ_CHUNK: usize = 256 * 1024;
+/// Body bytes moved per step before answers are read again.
+const BUDGET: u64 = 16 << 20;
+
+/// Why a connection could not be made or was lost. Both mean exit status 2.
+#[derive(Debug)]
+pub struct ConnError(pub String);
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A connected, welcomed session.
+pub struct Conn {
+    poll: Poll,
+    events: Events,
+    sock: TcpStream,
+    /// The protocol state.
+    pub session: ClientSession,
+    inbuf: Vec<u8>,
+    readable: bool,
+    writable: bool,
+    pipe: Option<Pipe>,
+    /// The server refuses writes.
+    pub read_only: bool,
+    /// `HOST:PORT` as the user wrote it, for messages.
+    pub shown: String,
+}
+
+impl Conn {
+    /// Connects to `host:port`, says hello as `name` and waits for the
+    /// welcome.
+    pub fn open(host: &str, port: u16, name: &str) -> Result<Conn, ConnError> {
+        let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| ConnError(format!("cannot connect to {shown}: {e}")))?
+            .collect();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+        let mut std_sock = None;
+        for addr in addrs {
+            match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    std_sock = Some(s);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let std_sock = std_sock.ok_or_else(|| ConnError(format!("cannot connect to {shown}: {last}")))?;
+        let _ = std_sock.set_nodelay(true);
+        std_sock.set_nonblocking(true).map_err(|e| ConnError(format!("{shown}: {e}")))?;
+        let mut sock = TcpStream::from_std(std_sock);
+        let poll = Poll::new().map_err(|e| ConnError(format!("poll: {e}")))?;
+        poll.registry()
+            .register(&mut sock, SOCK, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| ConnError(format!("poll: {e}")))?;
+        let mut conn = Conn {
+            poll,
+            events: Events::with_capacity(8),
+            sock,
+            session: ClientSession::new(name),
+            inbuf: Vec::new(),
+            readable: true,
+            writable: true,
+            pipe: None,
+            read_only: false,
+            shown,
+        };
+        let deadline = Instant::now() + HELLO_TIMEOUT;
+        loop {
+            conn.step(None)?;
+            match conn.session.poll_event() {
+                Some(Event::Welcome { read_only }) => {
+                    conn.read_only = read_only;
+                    return Ok(conn);
+                }
+                Some(Event::Refused { code, message }) => return Err(conn.refused(code, &message)),
+                Some(_) => return Err(ConnError(format!("{}: protocol error during handshake", conn.shown))),
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ConnError(format!("{}: no answer from the server", conn.shown)));
+            }
+        }
+    }
+
+    /// The error for an `Error` frame from the server.
+    pub fn refused(&self, code: ErrorCode, message: &str) -> ConnError {
+        let _ = code;
+        ConnError(format!("{}: {message}", self.shown))
+    }
+
+    /// The error for a session that broke (protocol error or EOF).
+    pub fn broken(&self) -> ConnError {
+        ConnError(format!("{}: {}", self.shown, self.session.error().unwrap_or("connection lost")))
+    }
+
+    /// Sends queued frames; then, if nothing is queued and `body` is given,
+    /// sends body bytes; then reads and parses frames. Waits for readiness
+    /// (at most 200 ms, so callers can redraw progress) if nothing moved.
+    /// Returns the body bytes sent.
+    pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, ConnError> {
+        let mut progress = self.flush()?;
+        let mut sent = 0;
+        if self.session.poll_transmit().is_empty() && self.writable {
+            if let Some(tx) = body.as_deref_mut() {
+                let p = tx.pump(&self.sock, BUDGET).map_err(|e| ConnError(format!("{}: send: {e}", self.shown)))?;
+                sent = p.moved;
+                self.writable &= !p.would_block;
+                progress |= p.moved > 0;
+            }
+        }
+        if self.session.wants_body().is_none() && !self.session.is_closed() {
+            progress |= self.read_frames()?;
+        }
+        if !progress && body.as_ref().is_none_or(|b| !b.is_done()) {
+            self.wait(Duration::from_millis(200))?;
+        }
+        Ok(sent)
+    }
+
+    /// Receives body bytes of a restored file into `file` (or drops them).
+    /// Returns the bytes moved; waits when nothing moved.
+    pub fn receive(&mut self, recv: &mut BodyReceiver, file: Option<&OwnedFd>) -> Result<u64, ConnError> {
+        let flushed = self.flush()?;
+        let n = receive_step(recv, &mut self.inbuf, &self.sock, file, &mut self.pipe, &mut self.readable, BUDGET)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    ConnError(format!("{}: connection closed by the server", self.shown))
+                } else {
+                    ConnError(format!("{}: receive: {e}", self.shown))
+                }
+            })?;
+        if n == 0 && !flushed && !recv.is_done() {
+            self.wait(Duration::from_millis(200))?;
+        }
+        Ok(n)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(ConnError(format!("poll: {e}"))),
+        }
+        for ev in self.events.iter() {
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                self.readable = true;
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                self.writable = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<bool, ConnError> {
+        let mut wrote = false;
+        while self.writable && !self.session.poll_transmit().is_empty() {
+            match (&self.sock).write(self.session.poll_transmit()) {
+                Ok(0) => return Err(ConnError(format!("{}: connection closed", self.shown))),
+                Ok(n) => {
+                    self.session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The server may have said why before closing: read that first.
+                Err(e) => {
+                    let _ = self.read_frames();
+                    if self.session.error().is_some() {
+                        return Err(self.broken());
+                    }
+                    return Err(ConnError(format!("{}: {e}", self.shown)));
+                }
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Parses buffered frames, reading more when a frame is incomplete.
+    fn read_frames(&mut self) -> Result<bool, ConnError> {
+        let mut progress = false;
+        loop {
+            let n = self.session.handle_input(&self.inbuf);
+            if n > 0 {
+                self.inbuf.drain(..n);
+                progress = true;
+            }
+            if self.session.wants_body().is_some() || self.session.is_closed() || !self.readable {
+                return Ok(progress);
+            }
+            if self.inbuf.len() > proto::MAX_PAYLOAD as usize + READ_CHUNK {
+                return Ok(progress);
+            }
+            let len = self.inbuf.len();
+            self.inbuf.resize(len + READ_CHUNK, 0);
+            let r = (&self.sock).read(&mut self.inbuf[len..]);
+            match r {
+                Ok(0) => {
+                    self.inbuf.truncate(len);
+                    // Frames still buffered (an Error, say) come before the EOF.
+                    let n = self.session.handle_input(&self.inbuf);
+                    self.inbuf.drain(..n);
+                    self.session.handle_eof();
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    self.inbuf.truncate(len + n);
+                    progress = true;
+                }
+                Err(e) => {
+                    self.inbuf.truncate(len);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => {
+                            self.readable = false;
+                            return Ok(progress);
+                        }
+                        io::ErrorKind::Interrupted => {}
+                        _ => {
+                            self.session.handle_eof();
+                            return Err(ConnError(format!("{}: {e}", self.shown)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

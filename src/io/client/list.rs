@@ -1,0 +1,65 @@
+//! The `ls` command: prints the server's listing like `ls -l`.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::conn::{Conn, ConnError};
+use super::report::Reporter;
+use crate::client::session::Event;
+use crate::client::ui::format_list_line;
+use crate::io::walk::{absolute, local_time};
+use crate::proto::WirePath;
+
+/// Lists `path` (the namespace root when `None`) on stdout.
+pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
+    let wire = match path {
+        None => WirePath::root(),
+        Some(p) => match absolute(p).map_err(|e| e.to_string()).and_then(|a| WirePath::from_local(a.as_os_str().as_bytes()).map_err(|e| e.to_string())) {
+            Ok(w) => w,
+            Err(e) => {
+                rep.fail(&p.display().to_string(), &e);
+                return Ok(());
+            }
+        },
+    };
+    let mut out = String::new();
+    let mut entries = 0u64;
+    conn.session.send_list(wire.clone());
+    loop {
+        conn.step(None)?;
+        while let Some(ev) = conn.session.poll_event() {
+            match ev {
+                Event::ListEntry { mut item, .. } => {
+                    if item.name.is_empty() {
+                        item.name = wire.to_string().into_bytes();
+                    }
+                    entries += 1;
+                    out.push_str(&format_list_line(&item, local_time(item.meta.mtime.secs)));
+                    out.push('\n');
+                    if out.len() > 64 * 1024 {
+                        print_out(&mut out);
+                    }
+                }
+                Event::Failed { path, message, .. } => rep.fail(&path.to_string(), &message),
+                Event::Done { .. } => {
+                    print_out(&mut out);
+                    rep.finish_list(entries);
+                    return Ok(());
+                }
+                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                _ => {}
+            }
+        }
+        if conn.session.is_closed() {
+            return Err(conn.broken());
+        }
+    }
+}
+
+fn print_out(out: &mut String) {
+    use std::io::Write;
+    let mut so = std::io::stdout().lock();
+    let _ = so.write_all(out.as_bytes());
+    let _ = so.flush();
+    out.clear();
+}

@@ -1,0 +1,15 @@
+//! The client's I/O: one connection driven by its own small mio loop
+//! ([`conn`]), and one driver per command ([`backup`], [`restore`],
+//! [`list`]) that feeds the pure [`crate::client::session`] and carries out
+//! what the server's answers mean on the local disk. What the user sees on
+//! stderr (errors, progress, summary) goes through [`report`].
+
+pub mod backup;
+pub mod conn;
+pub mod list;
+pub mod report;
+pub mod restore;
+
+/// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
+/// server never has to refuse a batch).
+pub const COMMIT_EVERY: u32 = 1024;

@@ -1,0 +1,97 @@
+//! What the client tells its user on stderr: one line per failed file,
+//! warnings for skipped files, the live progress line on a terminal, and the
+//! summary at the end of each command.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::client::ui::{self, Summary};
+
+/// Counters of one command.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Files (and links) fully done.
+    pub files: u64,
+    /// Entries skipped (special files, reserved names).
+    pub skipped: u64,
+    /// Entries that failed.
+    pub failed: u64,
+    /// File-content bytes of the files done.
+    pub bytes: u64,
+}
+
+/// Prints for one command and keeps its counters.
+pub struct Reporter {
+    quiet: bool,
+    progress: bool,
+    start: Instant,
+    last_draw: Option<Instant>,
+    /// The command's counters.
+    pub counts: Counts,
+}
+
+impl Reporter {
+    /// A reporter for a command starting now. `progress`: stderr is a
+    /// terminal and a live line is wanted.
+    pub fn new(quiet: bool, progress: bool) -> Reporter {
+        Reporter { quiet, progress: progress && !quiet, start: Instant::now(), last_draw: None, counts: Counts::default() }
+    }
+
+    fn clear_progress(&mut self) {
+        if self.last_draw.take().is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+
+    /// A file failed: always printed, whatever `-q` says.
+    pub fn fail(&mut self, path: &str, cause: &str) {
+        self.clear_progress();
+        eprintln!("rsb-client: {path}: {cause}");
+        self.counts.failed += 1;
+    }
+
+    /// A file was skipped on purpose.
+    pub fn skip(&mut self, path: &str, reason: &str) {
+        self.clear_progress();
+        if !self.quiet {
+            eprintln!("rsb-client: {path}: skipped: {reason}");
+        }
+        self.counts.skipped += 1;
+    }
+
+    /// Redraws the progress line (at most 4 times a second, after 1 s).
+    pub fn progress(&mut self, done: u64, total: Option<u64>) {
+        if !self.progress {
+            return;
+        }
+        let now = Instant::now();
+        let elapsed = now - self.start;
+        if elapsed < Duration::from_secs(1) || self.last_draw.is_some_and(|t| now - t < Duration::from_millis(250)) {
+            return;
+        }
+        self.last_draw = Some(now);
+        eprint!("{}", ui::format_progress(done, total, elapsed));
+        let _ = std::io::stderr().flush();
+    }
+
+    /// Ends the command: clears the progress line and prints the summary.
+    pub fn finish(&mut self, verb: &'static str, noun: &'static str) {
+        self.clear_progress();
+        if self.quiet {
+            return;
+        }
+        let c = self.counts;
+        eprintln!(
+            "{}",
+            ui::format_summary(&Summary { verb, noun, files: c.files, skipped: c.skipped, failed: c.failed, bytes: c.bytes, elapsed: self.start.elapsed() })
+        );
+    }
+
+    /// Ends a listing: `ls: N entries in 0.01s`.
+    pub fn finish_list(&mut self, entries: u64) {
+        self.clear_progress();
+        if !self.quiet {
+            eprintln!("ls: {entries} entries, {} failed, in {:.2}s", self.counts.failed, self.start.elapsed().as_secs_f64());
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The `restore` command: receives a tree from the server and writes it like
+//! `cp -a`, into DEST/basename when DEST is a directory, else as DEST.
+//!
+//! The server is not trusted: every path it sends is a validated relative
+//! [`WirePath`], mapped beneath the destination and written through a
+//! [`Stager`] over a [`Beneath`], so `..`, absolute names and symlinks
+//! (including ones sent earlier in the same restore) cannot lead a write
+//! outside the destination. Files are received under temporary names,
+//! checked against the server's crc32c, and renamed into place in synced
+//! batches, exactly as the server stores backups.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::conn::{Conn, ConnError};
+use super::report::Reporter;
+use super::COMMIT_EVERY;
+use crate::client::session::Event;
+use crate::io::sandbox::Beneath;
+use crate::io::stage::Stager;
+use crate::io::transfer::BodyReceiver;
+use crate::io::walk::absolute;
+use crate::proto::WirePath;
+
+/// Where restored entries go: a directory to confine writes to, and the name
+/// inside it that the restored path becomes (none: the directory itself).
+struct Target {
+    dir: std::path::PathBuf,
+    prefix: WirePath,
+}
+
+fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
+    let dest = absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let shown = dest.display().to_string();
+    match std::fs::metadata(&dest) {
+        Ok(md) if md.is_dir() => {
+            let prefix = match source.file_name() {
+                Some(name) => WirePath::root().join(name).map_err(|e| format!("{shown}: {e}"))?,
+                None => WirePath::root(),
+            };
+            Ok(Target { dir: dest, prefix })
+        }
+        Ok(_) | Err(_) => {
+            let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+                return Err(format!("{shown}: not a usable destination"));
+            };
+            if !parent.is_dir() {
+                return Err(format!("{}: {}", parent.display(), io::Error::from(io::ErrorKind::NotFound)));
+            }
+            let prefix = WirePath::root().join(name.as_bytes()).map_err(|e| format!("{shown}: {e}"))?;
+            Ok(Target { dir: parent.to_path_buf(), prefix })
+        }
+    }
+}
+
+/// Restores `source` (a path as it was backed up) into `dest`.
+pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) -> Result<(), ConnError> {
+    let shown_src = source.display().to_string();
+    let wire = match absolute(source).map_err(|e| e.to_string()).and_then(|p| WirePath::from_local(p.as_os_str().as_bytes()).map_err(|e| e.to_string())) {
+        Ok(w) => w,
+        Err(e) => {
+            rep.fail(&shown_src, &e);
+            return Ok(());
+        }
+    };
+    let t = match target(&wire, dest) {
+        Ok(t) => t,
+        Err(e) => {
+            rep.fail(&dest.display().to_string(), &e);
+            return Ok(());
+        }
+    };
+    let tree = match Beneath::open_root(&t.dir, false) {
+        Ok(b) => b,
+        Err(e) => {
+            rep.fail(&t.dir.display().to_string(), &e.to_string());
+            return Ok(());
+        }
+    };
+    let mut stager = Stager::new(tree);
+    let id = conn.session.send_restore(wire.clone());
+    let mut recv: Option<BodyReceiver> = None;
+    let mut moved = 0u64;
+    // The path and size of the file whose body is arriving.
+    let mut current: Option<(WirePath, u64)> = None;
+    let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
+    loop {
+        if let Some(size) = conn.session.wants_body() {
+            let r = recv.get_or_insert_with(|| BodyReceiver::new(size));
+            let file = stager.incoming().map(|i| &i.file);
+            moved += conn.receive(r, file)?;
+            if r.is_done() {
+                conn.session.handle_body_done();
+            }
+        } else {
+            conn.step(None)?;
+        }
+        while let Some(ev) = conn.session.poll_event() {
+            match ev {
+                Event::Dir { path, meta, .. } => {
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                    if let Err(e) = stager.mkdir(&p, meta) {
+                        rep.fail(&e.path, &e.error.to_string());
+                    }
+                }
+                Event::Symlink { path, target, meta, .. } => {
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                    if p.is_root() {
+                        rep.fail(&show(&stager, &p), "the server sent a link where the destination directory is");
+                        continue;
+                    }
+                    match stager.symlink(id, &p, &target, meta) {
+                        Ok(()) => rep.counts.files += 1,
+                        Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                    }
+                }
+                Event::File { path, meta, size, .. } => {
+                    recv = None;
+                    current = None;
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                    if p.is_root() {
+                        rep.fail(&show(&stager, &p), "the server sent a file where the destination directory is");
+                        continue;
+                    }
+                    match stager.begin_file(id, &p, meta, size) {
+                        Ok(_) => current = Some((p, size)),
+                        Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                    }
+                }
+                Event::FileEnd { crc, ok, .. } => {
+                    let body = recv.take();
+                    let Some((p, size)) = current.take() else { continue };
+                    let (got, err) = match body {
+                        Some(mut r) => (r.crc(), r.take_error()),
+                        None => (0, None),
+                    };
+                    let problem = if let Some(e) = err {
+                        Some(format!("write: {e}"))
+                    } else if !ok {
+                        Some("the server's copy changed while it was being sent".to_string())
+                    } else if got != crc {
+                        Some(format!("crc32c mismatch (sent {crc:08x}, received {got:08x})"))
+                    } else {
+                        None
+                    };
+                    match problem {
+                        Some(msg) => {
+                            stager.abort_file();
+                            rep.fail(&show(&stager, &p), &msg);
+                        }
+                        None => match stager.finish_file() {
+                            Ok(()) => {
+                                rep.counts.files += 1;
+                                rep.counts.bytes += size;
+                            }
+                            Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                        },
+                    }
+                }
+                Event::Failed { path, message, .. } => rep.fail(&path.to_string(), &format!("server: {message}")),
+                Event::Done { .. } => {
+                    commit(&mut stager, rep);
+                    return Ok(());
+                }
+                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Welcome { .. } | Event::Committed { .. } | Event::ListEntry { .. } => {}
+            }
+            if stager.pending() >= COMMIT_EVERY as usize && current.is_none() {
+                commit(&mut stager, rep);
+            }
+        }
+        if conn.session.is_closed() {
+            return Err(conn.broken());
+        }
+        rep.progress(moved, None);
+    }
+}
+
+/// The local path (beneath the target directory) of a restored entry.
+fn map(prefix: &WirePath, rel: &WirePath, rep: &mut Reporter, stager: &Stager) -> Option<WirePath> {
+    match prefix.join_path(rel) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            rep.fail(&stager.tree().show(prefix), &format!("{}: {e}", OsStr::from_bytes(rel.as_bytes()).to_string_lossy()));
+            None
+        }
+    }
+}
+
+fn commit(stager: &mut Stager, rep: &mut Reporter) {
+    for f in stager.commit() {
+        rep.fail(&f.error.path, &format!("{} failed: {}", f.error.op, f.error.error));
+    }
+}
