@@ -11,8 +11,8 @@
 //! The binaries in `src/bin/` parse options, build a config, run, and map the
 //! outcome to an exit status from [`exit`].
 
-pub mod proto;
 pub mod client;
 pub mod exit;
 pub mod io;
+pub mod proto;
 pub mod server;

@@ -28,7 +28,10 @@ fn server_bad_usage_exits_2_with_usage() {
         vec!["-d", d, "-t", "-1"],
         vec!["-d", d, "extra-argument"],
     ] {
-        let o = Cmd::server().args(&args).timeout(Duration::from_secs(5)).run();
+        let o = Cmd::server()
+            .args(&args)
+            .timeout(Duration::from_secs(5))
+            .run();
         o.code_is(2).err_has("rsb-server: ").err_has("usage:");
         assert!(!dir.exists(), "{args:?} created the root anyway");
     }
@@ -36,16 +39,31 @@ fn server_bad_usage_exits_2_with_usage() {
 
 #[test]
 fn server_help_and_version() {
-    let o = Cmd::server().arg("-h").timeout(Duration::from_secs(5)).run();
+    let o = Cmd::server()
+        .arg("-h")
+        .timeout(Duration::from_secs(5))
+        .run();
     o.ok();
     assert!(o.out().to_lowercase().contains("usage"), "{o}");
-    o.out_has("--dir").out_has("--read-only").out_has("--max-clients").out_has("--idle-timeout");
-    let o = Cmd::server().arg("--help").timeout(Duration::from_secs(5)).run();
+    o.out_has("--dir")
+        .out_has("--read-only")
+        .out_has("--max-clients")
+        .out_has("--idle-timeout");
+    let o = Cmd::server()
+        .arg("--help")
+        .timeout(Duration::from_secs(5))
+        .run();
     o.ok();
-    let o = Cmd::server().arg("-V").timeout(Duration::from_secs(5)).run();
+    let o = Cmd::server()
+        .arg("-V")
+        .timeout(Duration::from_secs(5))
+        .run();
     o.ok();
     assert_eq!(o.out().trim(), "rsb-server 0.1.0", "{o}");
-    let o = Cmd::server().arg("--version").timeout(Duration::from_secs(5)).run();
+    let o = Cmd::server()
+        .arg("--version")
+        .timeout(Duration::from_secs(5))
+        .run();
     assert_eq!(o.out().trim(), "rsb-server 0.1.0", "{o}");
 }
 
@@ -54,7 +72,16 @@ fn server_secrets_is_refused() {
     let s = scratch();
     fs::write(s.join("secrets"), "laptop:x\n").unwrap();
     let o = Cmd::server()
-        .args(argv!["-a", "127.0.0.1", "-p", "0", "-d", s.join("root"), "-k", s.join("secrets")])
+        .args(argv![
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-d",
+            s.join("root"),
+            "-k",
+            s.join("secrets")
+        ])
         .timeout(Duration::from_secs(5))
         .run();
     o.code_is(2).err_has("authentication is not available");
@@ -77,7 +104,14 @@ fn server_that_cannot_create_its_root_exits_1() {
     let s = scratch();
     fs::write(s.join("file"), "not a dir").unwrap();
     let o = Cmd::server()
-        .args(argv!["-a", "127.0.0.1", "-p", "0", "-d", s.join("file/root")])
+        .args(argv![
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-d",
+            s.join("file/root")
+        ])
         .timeout(Duration::from_secs(5))
         .run();
     o.code_is(1).err_has("file/root");
@@ -96,18 +130,27 @@ fn client_bad_usage_exits_2() {
         argv!["127.0.0.1", "99999", "ls"],
         argv!["-n", NAME, "127.0.0.1", port, "restore"],
     ] {
-        let o = Cmd::client().args(&args).timeout(Duration::from_secs(10)).run();
+        let o = Cmd::client()
+            .args(&args)
+            .timeout(Duration::from_secs(10))
+            .run();
         o.code_is(2).err_has("rsb-client");
     }
 }
 
 #[test]
 fn client_help_and_version() {
-    let o = Cmd::client().arg("-h").timeout(Duration::from_secs(5)).run();
+    let o = Cmd::client()
+        .arg("-h")
+        .timeout(Duration::from_secs(5))
+        .run();
     o.ok();
     assert!(o.out().to_lowercase().contains("usage"), "{o}");
     o.out_has("--name");
-    let o = Cmd::client().arg("-V").timeout(Duration::from_secs(5)).run();
+    let o = Cmd::client()
+        .arg("-V")
+        .timeout(Duration::from_secs(5))
+        .run();
     o.ok();
     assert_eq!(o.out().trim(), "rsb-client 0.1.0", "{o}");
 }
@@ -116,14 +159,32 @@ fn client_help_and_version() {
 fn invalid_client_names_exit_2() {
     let srv = Server::start(&[]);
     let long = "x".repeat(65);
-    for name in ["../x", "", "..", ".", "a/b", long.as_str(), "a b", "é", "/abs"] {
-        let o = srv.client_as(name, argv!["ls"]).timeout(Duration::from_secs(10)).run();
+    for name in [
+        "../x",
+        "",
+        "..",
+        ".",
+        "a/b",
+        long.as_str(),
+        "a b",
+        "é",
+        "/abs",
+    ] {
+        let o = srv
+            .client_as(name, argv!["ls"])
+            .timeout(Duration::from_secs(10))
+            .run();
         o.code_is(2).err_has("invalid name");
     }
     // Nothing was created for them, inside or next to the root.
     assert_only_root(&srv);
-    let created: Vec<_> = fs::read_dir(srv.root()).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(created.is_empty(), "namespaces created for invalid names: {created:?}");
+    let created: Vec<_> = fs::read_dir(srv.root())
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        created.is_empty(),
+        "namespaces created for invalid names: {created:?}"
+    );
     // 64 characters is fine.
     let ok = "y".repeat(64);
     srv.client_as(&ok, argv!["ls"]).run().ok();
@@ -134,14 +195,35 @@ fn client_secret_file_is_refused_and_env_ignored() {
     let srv = Server::start(&[]);
     let s = scratch();
     fs::write(s.join("secret"), "x\n").unwrap();
-    let o = srv.client(argv!["-k", s.join("secret"), "ls"]).run();
+    let o = Cmd::client()
+        .args(argv![
+            "-k",
+            s.join("secret"),
+            "-n",
+            NAME,
+            "127.0.0.1",
+            srv.port().to_string(),
+            "ls"
+        ])
+        .run();
     o.code_is(2).err_has("authentication is not available");
     let o = Cmd::client()
-        .args(argv!["--secret-file", s.join("secret"), "-n", NAME, "127.0.0.1", srv.port().to_string(), "ls"])
+        .args(argv![
+            "--secret-file",
+            s.join("secret"),
+            "-n",
+            NAME,
+            "127.0.0.1",
+            srv.port().to_string(),
+            "ls"
+        ])
         .run();
     o.code_is(2);
     // RSB_SECRET_FILE is ignored in 0.1.
-    srv.client(argv!["ls"]).env("RSB_SECRET_FILE", s.join("secret")).run().ok();
+    srv.client(argv!["ls"])
+        .env("RSB_SECRET_FILE", s.join("secret"))
+        .run()
+        .ok();
 }
 
 #[test]
@@ -201,7 +283,10 @@ fn restore_of_a_path_not_on_the_server_exits_1() {
     fs::create_dir(&dest).unwrap();
     let o = srv.client(argv!["restore", "/never/backed/up", dest]).run();
     o.code_is(1).err_has("/never/backed/up");
-    assert!(fs::read_dir(&dest).unwrap().next().is_none(), "restore created something");
+    assert!(
+        fs::read_dir(&dest).unwrap().next().is_none(),
+        "restore created something"
+    );
 }
 
 #[test]
@@ -221,7 +306,10 @@ fn read_only_server_refuses_backup_but_lists_and_restores() {
     small_tree(&other, 4);
     let o = srv.client(argv!["backup", other]).run();
     o.code_is(1).err_has("read-only");
-    assert!(!srv.store(NAME, &other).exists(), "read-only server stored a backup");
+    assert!(
+        !srv.store(NAME, &other).exists(),
+        "read-only server stored a backup"
+    );
     srv.client(argv!["ls", src]).run().ok().out_has("a.txt");
     let dest = s.join("dest");
     srv.client(argv!["restore", src, dest]).run().ok();
@@ -239,14 +327,24 @@ fn read_only_server_refuses_backup_but_lists_and_restores() {
 fn max_clients_turns_the_next_client_away_as_busy() {
     let srv = Server::start(&["-c", "1"]);
     let held = Raw::hello(srv.port(), "holder");
-    let o = srv.client(argv!["ls"]).timeout(Duration::from_secs(10)).run();
+    let o = srv
+        .client(argv!["ls"])
+        .timeout(Duration::from_secs(10))
+        .run();
     o.code_is(2).err_has("server busy");
     drop(held);
     // Once the slot is free, clients are served again.
     let served = wait_until(Duration::from_secs(5), || {
-        srv.client(argv!["ls"]).timeout(Duration::from_secs(5)).run().code() == Some(0)
+        srv.client(argv!["ls"])
+            .timeout(Duration::from_secs(5))
+            .run()
+            .code()
+            == Some(0)
     });
-    assert!(served, "server still refuses after the held connection closed");
+    assert!(
+        served,
+        "server still refuses after the held connection closed"
+    );
 }
 
 #[test]
@@ -255,9 +353,22 @@ fn idle_connection_is_closed_after_the_timeout() {
     let mut raw = Raw::hello(srv.port(), NAME);
     let start = Instant::now();
     let frames = raw.expect_closed(Duration::from_secs(6));
-    assert!(start.elapsed() >= Duration::from_millis(500), "closed too early: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "closed too early: {:?}",
+        start.elapsed()
+    );
     for f in &frames {
-        assert!(matches!(f, Frame::Error { code: ErrorCode::Timeout, .. }), "unexpected frame {f:?}");
+        assert!(
+            matches!(
+                f,
+                Frame::Error {
+                    code: ErrorCode::Timeout,
+                    ..
+                }
+            ),
+            "unexpected frame {f:?}"
+        );
     }
     assert_healthy(&srv);
 }
@@ -267,7 +378,8 @@ fn connection_without_hello_is_closed_within_10s() {
     let srv = Server::start(&[]);
     let mut silent = Raw::connect(srv.port());
     let mut slow = Raw::connect(srv.port());
-    slow.send_raw(&common::raw_hello(b"RSB\0", 1, NAME.as_bytes(), 0)[..3]).unwrap();
+    slow.send_raw(&common::raw_hello(b"RSB\0", 1, NAME.as_bytes(), 0)[..3])
+        .unwrap();
     let start = Instant::now();
     silent.expect_closed(Duration::from_secs(13));
     slow.expect_closed(Duration::from_secs(13).saturating_sub(start.elapsed()));

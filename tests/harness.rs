@@ -61,8 +61,14 @@ fn tree_diff_sees_every_kind_of_difference() {
 
 #[test]
 fn listening_line_and_summary_parse() {
-    assert_eq!(parse_listening("rsb-server: INFO: listening on 127.0.0.1:43567, root /b\n"), Some(43567));
-    assert_eq!(parse_listening("rsb-server: INFO: listening on [::1]:5000\n"), Some(5000));
+    assert_eq!(
+        parse_listening("rsb-server: INFO: listening on 127.0.0.1:43567, root /b\n"),
+        Some(43567)
+    );
+    assert_eq!(
+        parse_listening("rsb-server: INFO: listening on [::1]:5000\n"),
+        Some(5000)
+    );
     assert_eq!(parse_listening("rsb-server: INFO: other"), None);
     let e = "rsb-client: /x: skipped\nbackup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)\n";
     assert_eq!(summary_bytes(e, "backup"), Some(5242897));

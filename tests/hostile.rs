@@ -34,17 +34,46 @@ fn closed_with_error(raw: &mut Raw) -> Option<ErrorCode> {
 #[test]
 fn hand_encoding_matches_the_codec() {
     let m = meta(0o755);
-    assert_eq!(raw_dir(7, b"a/b"), to_vec(&Frame::Dir { id: 7, path: wpath("a/b"), meta: m }));
+    assert_eq!(
+        raw_dir(7, b"a/b"),
+        to_vec(&Frame::Dir {
+            id: 7,
+            path: wpath("a/b"),
+            meta: m
+        })
+    );
     assert_eq!(
         raw_file(7, b"f", 9),
-        to_vec(&Frame::File { id: 7, path: wpath("f"), meta: meta(0o644), size: 9 })
+        to_vec(&Frame::File {
+            id: 7,
+            path: wpath("f"),
+            meta: meta(0o644),
+            size: 9
+        })
     );
     assert_eq!(
         raw_symlink(7, b"l", b"t"),
-        to_vec(&Frame::Symlink { id: 7, path: wpath("l"), target: b"t".to_vec(), meta: meta(0o777) })
+        to_vec(&Frame::Symlink {
+            id: 7,
+            path: wpath("l"),
+            target: b"t".to_vec(),
+            meta: meta(0o777)
+        })
     );
-    assert_eq!(raw_list(3, b"x"), to_vec(&Frame::List { id: 3, path: wpath("x") }));
-    assert_eq!(raw_restore(3, b""), to_vec(&Frame::Restore { id: 3, path: WirePath::root() }));
+    assert_eq!(
+        raw_list(3, b"x"),
+        to_vec(&Frame::List {
+            id: 3,
+            path: wpath("x")
+        })
+    );
+    assert_eq!(
+        raw_restore(3, b""),
+        to_vec(&Frame::Restore {
+            id: 3,
+            path: WirePath::root()
+        })
+    );
     assert_eq!(raw_hello(b"RSB\0", 1, b"n", 0), to_vec(&hello("n")));
 }
 
@@ -113,12 +142,26 @@ fn unknown_kind() {
 fn frame_before_hello() {
     let srv = Server::start(&[]);
     let firsts = [
-        to_vec(&Frame::List { id: 1, path: WirePath::root() }),
-        to_vec(&Frame::Restore { id: 1, path: WirePath::root() }),
-        to_vec(&Frame::Dir { id: 1, path: wpath("pre"), meta: meta(0o755) }),
+        to_vec(&Frame::List {
+            id: 1,
+            path: WirePath::root(),
+        }),
+        to_vec(&Frame::Restore {
+            id: 1,
+            path: WirePath::root(),
+        }),
+        to_vec(&Frame::Dir {
+            id: 1,
+            path: wpath("pre"),
+            meta: meta(0o755),
+        }),
         file_frames(1, "pre-file", b"data", None, true),
         to_vec(&Frame::Commit { id: 1 }),
-        to_vec(&Frame::Welcome { version: 1, flags: 0, nonce: vec![] }),
+        to_vec(&Frame::Welcome {
+            version: 1,
+            flags: 0,
+            nonce: vec![],
+        }),
     ];
     for first in firsts {
         let mut raw = Raw::connect(srv.port());
@@ -130,7 +173,10 @@ fn frame_before_hello() {
     raw.send(&hello(NAME));
     closed_with_error(&mut raw);
     still_sane(&srv);
-    assert!(fs::read_dir(srv.root()).unwrap().flatten().all(|e| e.file_name() == NAME));
+    assert!(fs::read_dir(srv.root())
+        .unwrap()
+        .flatten()
+        .all(|e| e.file_name() == NAME));
 }
 
 #[test]
@@ -162,7 +208,11 @@ fn bad_hellos() {
         );
     }
     // Nothing was created for any of them.
-    let names: Vec<_> = fs::read_dir(srv.root()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = fs::read_dir(srv.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(names.is_empty(), "created {names:?}");
     still_sane(&srv);
 }
@@ -171,7 +221,16 @@ fn bad_hellos() {
 fn hostile_paths_are_refused() {
     let srv = Server::start(&[]);
     let paths: [&[u8]; 10] = [
-        b"..", b"../x", b"a/../../x", b"/abs", b"/tmp/evil", b"a\0b", b"a//b", b".", b"./x", b"x/",
+        b"..",
+        b"../x",
+        b"a/../../x",
+        b"/abs",
+        b"/tmp/evil",
+        b"a\0b",
+        b"a//b",
+        b".",
+        b"./x",
+        b"x/",
     ];
     for p in paths {
         let frames = [
@@ -180,7 +239,10 @@ fn hostile_paths_are_refused() {
             raw_symlink(1, p, b"/"),
             raw_list(1, p),
             raw_restore(1, p),
-            raw_frame(16, &[1u32.to_be_bytes().to_vec(), enc_bytes(p), enc_bytes(b"msg")].concat()),
+            raw_frame(
+                16,
+                &[1u32.to_be_bytes().to_vec(), enc_bytes(p), enc_bytes(b"msg")].concat(),
+            ),
         ];
         for f in frames {
             let mut raw = Raw::hello(srv.port(), NAME);
@@ -195,12 +257,29 @@ fn hostile_paths_are_refused() {
         }
     }
     still_sane(&srv);
-    let names: Vec<_> = fs::read_dir(srv.root()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = fs::read_dir(srv.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert!(names.iter().all(|n| n == NAME), "created {names:?}");
     // Only the healthy backup's scratch tree is in the namespace.
-    let top = scratch().path().components().nth(1).unwrap().as_os_str().to_owned();
-    let inside: Vec<_> = fs::read_dir(srv.ns(NAME)).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(inside.iter().all(|n| *n == top), "created inside the namespace: {inside:?}");
+    let top = scratch()
+        .path()
+        .components()
+        .nth(1)
+        .unwrap()
+        .as_os_str()
+        .to_owned();
+    let inside: Vec<_> = fs::read_dir(srv.ns(NAME))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        inside.iter().all(|n| *n == top),
+        "created inside the namespace: {inside:?}"
+    );
 }
 
 /// Sends frames and collects the answers until `Committed`/`Done` with `id`,
@@ -211,7 +290,8 @@ fn exchange(raw: &mut Raw, bytes: &[u8], id: u32) -> (Vec<Frame>, Vec<u8>) {
     loop {
         match raw.recv(CLOSE) {
             Recv::Frame(f) => {
-                let end = matches!(f, Frame::Committed { id: i } | Frame::Done { id: i } if i == id);
+                let end =
+                    matches!(f, Frame::Committed { id: i } | Frame::Done { id: i } if i == id);
                 if let Frame::File { size, .. } = f {
                     bodies.extend(raw.recv_body(size as usize, CLOSE).unwrap_or_default());
                 }
@@ -235,16 +315,36 @@ fn symlinks_in_the_store_are_never_followed() {
     let mut raw = Raw::hello(srv.port(), NAME);
 
     // esc -> the outside directory, committed.
-    let mut b = to_vec(&Frame::Symlink { id: 1, path: wpath("esc"), target: out.clone().into_bytes(), meta: meta(0o777) });
+    let mut b = to_vec(&Frame::Symlink {
+        id: 1,
+        path: wpath("esc"),
+        target: out.clone().into_bytes(),
+        meta: meta(0o777),
+    });
     b.extend(to_vec(&Frame::Commit { id: 2 }));
     let (f, _) = exchange(&mut raw, &b, 2);
-    assert!(f.iter().any(|f| matches!(f, Frame::Committed { id: 2 })), "{f:?}");
-    assert_eq!(fs::read_link(srv.ns(NAME).join("esc")).unwrap().to_str(), Some(out.as_str()));
+    assert!(
+        f.iter().any(|f| matches!(f, Frame::Committed { id: 2 })),
+        "{f:?}"
+    );
+    assert_eq!(
+        fs::read_link(srv.ns(NAME).join("esc")).unwrap().to_str(),
+        Some(out.as_str())
+    );
 
     // Writing through it: a file, a directory, a link, then a commit.
     let mut b = file_frames(3, "esc/pwned", b"pwned", None, true);
-    b.extend(to_vec(&Frame::Dir { id: 4, path: wpath("esc/newdir"), meta: meta(0o755) }));
-    b.extend(to_vec(&Frame::Symlink { id: 5, path: wpath("esc/lnk"), target: b"x".to_vec(), meta: meta(0o777) }));
+    b.extend(to_vec(&Frame::Dir {
+        id: 4,
+        path: wpath("esc/newdir"),
+        meta: meta(0o755),
+    }));
+    b.extend(to_vec(&Frame::Symlink {
+        id: 5,
+        path: wpath("esc/lnk"),
+        target: b"x".to_vec(),
+        meta: meta(0o777),
+    }));
     b.extend(to_vec(&Frame::Commit { id: 6 }));
     // Refusing (Failed or Error) and replacing the link by a real directory
     // are both safe; what matters is the outside directory, checked below.
@@ -253,27 +353,67 @@ fn symlinks_in_the_store_are_never_followed() {
 
     // Reading through it.
     let mut raw = Raw::hello(srv.port(), NAME);
-    let (f, body) = exchange(&mut raw, &to_vec(&Frame::Restore { id: 7, path: wpath("esc/secret") }), 7);
-    assert!(!f.iter().any(|f| matches!(f, Frame::File { .. })), "restore followed the link: {f:?}");
-    assert!(body.is_empty());
-    let (f, _) = exchange(&mut raw, &to_vec(&Frame::List { id: 8, path: wpath("esc/secret") }), 8);
-    assert!(!f.iter().any(|f| matches!(f, Frame::ListEntry { .. })), "list followed the link: {f:?}");
-    let (f, _) = exchange(&mut raw, &to_vec(&Frame::List { id: 9, path: wpath("esc") }), 9);
+    let (f, body) = exchange(
+        &mut raw,
+        &to_vec(&Frame::Restore {
+            id: 7,
+            path: wpath("esc/secret"),
+        }),
+        7,
+    );
     assert!(
-        f.iter().all(|f| !matches!(f, Frame::ListEntry { item, .. } if item.name == b"secret")),
+        !f.iter().any(|f| matches!(f, Frame::File { .. })),
+        "restore followed the link: {f:?}"
+    );
+    assert!(body.is_empty());
+    let (f, _) = exchange(
+        &mut raw,
+        &to_vec(&Frame::List {
+            id: 8,
+            path: wpath("esc/secret"),
+        }),
+        8,
+    );
+    assert!(
+        !f.iter().any(|f| matches!(f, Frame::ListEntry { .. })),
+        "list followed the link: {f:?}"
+    );
+    let (f, _) = exchange(
+        &mut raw,
+        &to_vec(&Frame::List {
+            id: 9,
+            path: wpath("esc"),
+        }),
+        9,
+    );
+    assert!(
+        f.iter()
+            .all(|f| !matches!(f, Frame::ListEntry { item, .. } if item.name == b"secret")),
         "list of the link listed its target: {f:?}"
     );
 
     // A directory may replace the link; it must become a real directory.
-    let mut b = to_vec(&Frame::Dir { id: 10, path: wpath("esc"), meta: meta(0o755) });
+    let mut b = to_vec(&Frame::Dir {
+        id: 10,
+        path: wpath("esc"),
+        meta: meta(0o755),
+    });
     b.extend(file_frames(11, "esc/inner", b"inner", None, true));
     b.extend(to_vec(&Frame::Commit { id: 12 }));
     exchange(&mut raw, &b, 12);
     drop(raw);
 
-    let mut names: Vec<_> = fs::read_dir(outside.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
-    assert_eq!(names, vec!["secret"], "something was written outside the root");
+    assert_eq!(
+        names,
+        vec!["secret"],
+        "something was written outside the root"
+    );
     assert_eq!(fs::read(outside.join("secret")).unwrap(), b"top secret");
     still_sane(&srv);
 }
@@ -283,29 +423,50 @@ fn file_body_cut_off_by_closing() {
     let srv = Server::start(&[]);
     // An older version first.
     let mut raw = Raw::hello(srv.port(), NAME);
-    let mut b = to_vec(&Frame::Dir { id: 1, path: wpath("cut"), meta: meta(0o755) });
+    let mut b = to_vec(&Frame::Dir {
+        id: 1,
+        path: wpath("cut"),
+        meta: meta(0o755),
+    });
     b.extend(file_frames(2, "cut/big", b"old version", None, true));
     b.extend(to_vec(&Frame::Commit { id: 3 }));
     let (f, _) = exchange(&mut raw, &b, 3);
-    assert!(f.iter().any(|f| matches!(f, Frame::Committed { id: 3 })), "{f:?}");
+    assert!(
+        f.iter().any(|f| matches!(f, Frame::Committed { id: 3 })),
+        "{f:?}"
+    );
     let stored = srv.ns(NAME).join("cut/big");
     assert_eq!(fs::read(&stored).unwrap(), b"old version");
 
     // Then a new version that never finishes.
-    let mut b = to_vec(&Frame::File { id: 4, path: wpath("cut/big"), meta: meta(0o644), size: 1 << 20 });
+    let mut b = to_vec(&Frame::File {
+        id: 4,
+        path: wpath("cut/big"),
+        meta: meta(0o644),
+        size: 1 << 20,
+    });
     b.extend(random_bytes(3, 300_000));
     raw.send_raw(&b).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     drop(raw);
     assert_no_tmp_soon(&srv);
-    assert_eq!(fs::read(&stored).unwrap(), b"old version", "old version damaged");
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        b"old version",
+        "old version damaged"
+    );
     // The same with FileEnd but no Commit.
     let mut raw = Raw::hello(srv.port(), NAME);
-    raw.send_raw(&file_frames(1, "cut/big", b"uncommitted", None, true)).unwrap();
+    raw.send_raw(&file_frames(1, "cut/big", b"uncommitted", None, true))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     drop(raw);
     assert_no_tmp_soon(&srv);
-    assert_eq!(fs::read(&stored).unwrap(), b"old version", "uncommitted file became visible");
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        b"old version",
+        "uncommitted file became visible"
+    );
     still_sane(&srv);
 }
 
@@ -324,11 +485,19 @@ fn bad_crc_and_discarded_files_never_become_visible() {
     b.extend(to_vec(&Frame::Commit { id: 5 }));
     let (f, _) = exchange(&mut raw, &b, 5);
     assert!(
-        f.iter().any(|f| matches!(f, Frame::Failed { id: 3, .. }) || matches!(f, Frame::Error { .. })),
+        f.iter()
+            .any(|f| matches!(f, Frame::Failed { id: 3, .. }) || matches!(f, Frame::Error { .. })),
         "bad crc not reported: {f:?}"
     );
-    assert_eq!(fs::read(&stored).unwrap(), b"good", "a file with a bad crc replaced the old one");
-    assert!(!srv.ns(NAME).join("g").exists(), "a discarded file became visible");
+    assert_eq!(
+        fs::read(&stored).unwrap(),
+        b"good",
+        "a file with a bad crc replaced the old one"
+    );
+    assert!(
+        !srv.ns(NAME).join("g").exists(),
+        "a discarded file became visible"
+    );
     drop(raw);
     still_sane(&srv);
 }
@@ -337,7 +506,12 @@ fn bad_crc_and_discarded_files_never_become_visible() {
 fn a_half_sent_frame_does_not_stall_other_clients() {
     let srv = Server::start(&[]);
     let mut stuck = Raw::hello(srv.port(), NAME);
-    let f = to_vec(&Frame::File { id: 1, path: wpath("slow"), meta: meta(0o644), size: 10 << 20 });
+    let f = to_vec(&Frame::File {
+        id: 1,
+        path: wpath("slow"),
+        meta: meta(0o644),
+        size: 10 << 20,
+    });
     stuck.send_raw(&f).unwrap();
     stuck.send_raw(&random_bytes(5, 1000)).unwrap();
     let mut half = Raw::connect(srv.port());
@@ -345,10 +519,16 @@ fn a_half_sent_frame_does_not_stall_other_clients() {
     let s = scratch();
     let src = s.join("src");
     small_tree(&src, 9);
-    let o = srv.client(argv!["backup", src]).timeout(Duration::from_secs(10)).run();
+    let o = srv
+        .client(argv!["backup", src])
+        .timeout(Duration::from_secs(10))
+        .run();
     o.ok();
     assert_same_tree(&src, &srv.store(NAME, &src));
-    srv.client(argv!["ls", src]).timeout(Duration::from_secs(10)).run().ok();
+    srv.client(argv!["ls", src])
+        .timeout(Duration::from_secs(10))
+        .run()
+        .ok();
     drop(stuck);
     drop(half);
     still_sane(&srv);

@@ -53,7 +53,11 @@ impl Setup {
         let p = self.stored();
         assert!(fs::read(&p).unwrap() == self.old, "old version damaged");
         let m = fs::metadata(&p).unwrap();
-        assert_eq!((m.mtime(), m.mtime_nsec() as u32), (OLD_T.0, OLD_T.1), "old version's mtime changed");
+        assert_eq!(
+            (m.mtime(), m.mtime_nsec() as u32),
+            (OLD_T.0, OLD_T.1),
+            "old version's mtime changed"
+        );
     }
 }
 
@@ -61,7 +65,11 @@ impl Setup {
 /// its temporary file shows up on the server, so the transfer is frozen
 /// mid-file.
 fn start_and_freeze(st: &Setup) -> Running {
-    let mut run = st.srv.client(argv!["backup", st.big]).timeout(Duration::from_secs(60)).spawn();
+    let mut run = st
+        .srv
+        .client(argv!["backup", st.big])
+        .timeout(Duration::from_secs(60))
+        .spawn();
     let ns = st.srv.ns(NAME);
     let total = (BIG_MIB as u64) << 20;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -78,9 +86,15 @@ fn start_and_freeze(st: &Setup) -> Running {
             return run;
         }
         if run.has_exited() {
-            panic!("client finished before any temp file was seen\n{}", run.default_wait());
+            panic!(
+                "client finished before any temp file was seen\n{}",
+                run.default_wait()
+            );
         }
-        assert!(Instant::now() < deadline, "no temp file appeared within 15 s");
+        assert!(
+            Instant::now() < deadline,
+            "no temp file appeared within 15 s"
+        );
         thread::sleep(Duration::from_micros(500));
     }
 }
@@ -95,11 +109,22 @@ fn kill_9_of_the_client_mid_file_keeps_the_old_version() {
     let o = st.srv.client(argv!["ls", dir]).run();
     o.ok();
     assert!(!o.out().contains(".rsb-tmp"), "ls shows a temp file\n{o}");
-    assert!(o.out().lines().any(|l| l.contains(" 1048576 ") && l.ends_with(" big.bin")), "{o}");
+    assert!(
+        o.out()
+            .lines()
+            .any(|l| l.contains(" 1048576 ") && l.ends_with(" big.bin")),
+        "{o}"
+    );
     let dest = st.s.join("dest");
     st.srv.client(argv!["restore", dir, dest]).run().ok();
-    assert!(find_tmp(&dest).is_empty(), "restore brought back a temp file");
-    assert!(fs::read(dest.join("big.bin")).unwrap() == st.old, "restore during a transfer got the wrong bytes");
+    assert!(
+        find_tmp(&dest).is_empty(),
+        "restore brought back a temp file"
+    );
+    assert!(
+        fs::read(dest.join("big.bin")).unwrap() == st.old,
+        "restore during a transfer got the wrong bytes"
+    );
     st.assert_old_intact();
 
     run.kill9();
@@ -109,8 +134,15 @@ fn kill_9_of_the_client_mid_file_keeps_the_old_version() {
     assert!(!o.out().contains(".rsb-tmp"), "{o}");
 
     // A new run completes and replaces it.
-    st.srv.client(argv!["-q", "backup", st.big]).timeout(Duration::from_secs(60)).run().ok();
-    assert!(same_content(&st.big, &st.stored()), "new version not stored");
+    st.srv
+        .client_opts(&["-q"], argv!["backup", st.big])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    assert!(
+        same_content(&st.big, &st.stored()),
+        "new version not stored"
+    );
 }
 
 #[test]
@@ -119,7 +151,11 @@ fn sigterm_during_a_transfer_exits_0_and_leaves_no_partial_file() {
     let run = start_and_freeze(&st);
     st.srv.signal(Signal::SIGTERM);
     let status = st.srv.wait_exit(Duration::from_secs(5));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "server did not exit 0 within 5 s: {status:?}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "server did not exit 0 within 5 s: {status:?}"
+    );
     let left = find_tmp(st.srv.root());
     assert!(left.is_empty(), "temp files left after SIGTERM: {left:?}");
     st.assert_old_intact();
@@ -133,11 +169,22 @@ fn signal_exits_0(sig: Signal) {
     let start = Instant::now();
     srv.signal(sig);
     let status = srv.wait_exit(Duration::from_secs(5));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{sig:?}: no exit 0 within 5 s: {status:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "{sig:?}: slow exit {:?}", start.elapsed());
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{sig:?}: no exit 0 within 5 s: {status:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{sig:?}: slow exit {:?}",
+        start.elapsed()
+    );
     // The idle client was closed (maybe after an Error), nobody listens.
     idle.expect_closed(Duration::from_secs(2));
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after {sig:?}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after {sig:?}"
+    );
 }
 
 #[test]

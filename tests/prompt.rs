@@ -41,17 +41,39 @@ fn piped_session_runs_every_command_without_a_prompt() {
     ]);
     let o = srv.client(argv![]).cwd(cwd).stdin(input).run();
     o.ok();
-    assert!(!o.out().contains("rsb> ") && !o.err().contains("rsb> "), "prompt printed without a terminal\n{o}");
+    assert!(
+        !o.out().contains("rsb> ") && !o.err().contains("rsb> "),
+        "prompt printed without a terminal\n{o}"
+    );
     for name in ["my dir", "a", "b", "rel file dir"] {
         assert_same_tree(&s.join(name), &srv.store(NAME, &s.join(name)));
     }
-    assert!(!srv.store(NAME, &s.join("after quit")).exists(), "a command after quit ran");
+    assert!(
+        !srv.store(NAME, &s.join("after quit")).exists(),
+        "a command after quit ran"
+    );
     assert_same_tree(&s.join("a"), &dest.join("a"));
     // `ls` of the namespace root shows the first component of the tempdir.
-    let top = cwd.components().nth(1).unwrap().as_os_str().to_string_lossy().into_owned();
-    assert!(o.out().lines().any(|l| l.starts_with('d') && l.ends_with(&format!(" {top}"))), "ls lacks {top}\n{o}");
+    let top = cwd
+        .components()
+        .nth(1)
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        o.out()
+            .lines()
+            .any(|l| l.starts_with('d') && l.ends_with(&format!(" {top}"))),
+        "ls lacks {top}\n{o}"
+    );
     for name in ["my dir", "a", "b", "rel file dir"] {
-        assert!(o.out().lines().any(|l| l.starts_with('d') && l.ends_with(&format!(" {name}"))), "ls lacks {name}\n{o}");
+        assert!(
+            o.out()
+                .lines()
+                .any(|l| l.starts_with('d') && l.ends_with(&format!(" {name}"))),
+            "ls lacks {name}\n{o}"
+        );
     }
     let all = o.out() + &o.err();
     for word in ["backup", "restore", "ls", "help", "quit"] {
@@ -103,9 +125,16 @@ fn exit_also_ends_the_session() {
     let srv = Server::start(&[]);
     let s = scratch();
     small_tree(&s.join("y"), 1);
-    let o = srv.client(argv![]).cwd(s.path()).stdin(script(&["exit", "backup y"])).run();
+    let o = srv
+        .client(argv![])
+        .cwd(s.path())
+        .stdin(script(&["exit", "backup y"]))
+        .run();
     o.ok();
-    assert!(!srv.store(NAME, &s.join("y")).exists(), "a command after exit ran");
+    assert!(
+        !srv.store(NAME, &s.join("y")).exists(),
+        "a command after exit ran"
+    );
 }
 
 #[test]
@@ -164,13 +193,23 @@ fn ls_looks_like_ls_dash_l() {
     assert_eq!(find("d").0[0], "drwxr-xr-x");
     assert_eq!(find("l -> f.txt").0[0], "lrwxrwxrwx");
     find(r"new\x0aline");
-    assert!(lines.iter().any(|l| l.to_ascii_lowercase().ends_with(r" bad\xff")), "{o}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.to_ascii_lowercase().ends_with(r" bad\xff")),
+        "{o}"
+    );
     assert!(!out.contains("new\nline"), "raw newline in a name printed");
 
     // ls of one file shows that file.
     let o = srv.client(argv!["ls", src.join("f.txt")]).run();
     o.ok();
-    assert!(o.out().lines().any(|l| l.starts_with("-rw-r--r--") && l.contains("1234")), "{o}");
+    assert!(
+        o.out()
+            .lines()
+            .any(|l| l.starts_with("-rw-r--r--") && l.contains("1234")),
+        "{o}"
+    );
 }
 
 #[test]

@@ -30,7 +30,10 @@ fn awkward_tree_round_trips_bit_for_bit() {
     assert_summary_bytes(&o, "restore", tree.bytes);
     // cp -a semantics: DEST exists, so the tree lands at DEST/src.
     assert_same_tree(&src, &dest.join("src"));
-    let names: Vec<_> = fs::read_dir(&dest).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec!["src"], "restore left something else in DEST");
 }
 
@@ -46,9 +49,16 @@ fn fifo_is_skipped_with_a_warning() {
     let o = srv.client(argv!["backup", src]).run();
     o.ok();
     let fifo = src.join("pipe");
-    let line = o.err().lines().find(|l| l.contains(&*fifo.to_string_lossy())).map(str::to_owned);
+    let line = o
+        .err()
+        .lines()
+        .find(|l| l.contains(&*fifo.to_string_lossy()))
+        .map(str::to_owned);
     let line = line.unwrap_or_else(|| panic!("no warning naming {fifo:?}\n{o}"));
-    assert!(line.contains("skipped"), "warning should say skipped: {line:?}");
+    assert!(
+        line.contains("skipped"),
+        "warning should say skipped: {line:?}"
+    );
     assert_summary_bytes(&o, "backup", tree.bytes);
     assert_same_tree_except(&src, &srv.store(NAME, &src), &[Path::new("pipe")]);
 }
@@ -97,7 +107,12 @@ fn restore_single_file_and_symlink_into_a_dir() {
     srv.client(argv!["backup", src]).run().ok();
     let dest = s.join("dest");
     fs::create_dir(&dest).unwrap();
-    for name in ["nested/a/b/c/deep.txt", "big.bin", "link_dangling", "link_dir"] {
+    for name in [
+        "nested/a/b/c/deep.txt",
+        "big.bin",
+        "link_dangling",
+        "link_dir",
+    ] {
         let o = srv.client(argv!["restore", src.join(name), dest]).run();
         o.ok();
         let base = Path::new(name).file_name().unwrap();
@@ -105,7 +120,10 @@ fn restore_single_file_and_symlink_into_a_dir() {
         assert!(diff.is_empty(), "{name}: {diff:?}\n{o}");
     }
     // The link to a directory came back as a link, not as the directory.
-    assert!(fs::symlink_metadata(dest.join("link_dir")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(dest.join("link_dir"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -115,12 +133,18 @@ fn restore_overwrites_a_changed_local_copy() {
     let src = s.join("src");
     small_tree(&src, 6);
     srv.client(argv!["backup", src]).run().ok();
-    let dest = s.join("dest");
-    srv.client(argv!["restore", src, dest]).run().ok();
-    fs::write(dest.join("a.txt"), b"scribbled over, and longer than before").unwrap();
-    fs::remove_file(dest.join("sub/l")).unwrap();
-    srv.client(argv!["restore", src, dest]).run().ok();
-    assert_same_tree(&src, &dest);
+    let out = s.join("out");
+    fs::create_dir(&out).unwrap();
+    srv.client(argv!["restore", src, out]).run().ok();
+    let copy = out.join("src");
+    fs::write(
+        copy.join("a.txt"),
+        b"scribbled over, and longer than before",
+    )
+    .unwrap();
+    fs::remove_file(copy.join("sub/l")).unwrap();
+    srv.client(argv!["restore", src, out]).run().ok();
+    assert_same_tree(&src, &copy);
 }
 
 #[test]
@@ -129,10 +153,16 @@ fn relative_paths_are_taken_from_the_cwd() {
     let s = scratch();
     let src = s.join("rel");
     small_tree(&src, 8);
-    srv.client(argv!["backup", "rel/sub"]).cwd(s.path()).run().ok();
+    srv.client(argv!["backup", "rel/sub"])
+        .cwd(s.path())
+        .run()
+        .ok();
     assert_same_tree(&src.join("sub"), &srv.store(NAME, &src.join("sub")));
     fs::create_dir(s.join("out")).unwrap();
-    srv.client(argv!["restore", "rel/sub", "out"]).cwd(s.path()).run().ok();
+    srv.client(argv!["restore", "rel/sub", "out"])
+        .cwd(s.path())
+        .run()
+        .ok();
     assert_same_tree(&src.join("sub"), &s.join("out/sub"));
 }
 
@@ -163,9 +193,18 @@ fn a_symlink_argument_is_stored_as_a_link() {
     let link = src.join("link_dir");
     srv.client(argv!["backup", link]).run().ok();
     let stored = srv.store(NAME, &link);
-    assert!(fs::symlink_metadata(&stored).unwrap().file_type().is_symlink(), "{stored:?} is not a symlink");
+    assert!(
+        fs::symlink_metadata(&stored)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "{stored:?} is not a symlink"
+    );
     assert_same_tree(&link, &stored);
-    assert!(!srv.store(NAME, &src.join("nested/a/b/c/deep.txt")).exists(), "the link was followed");
+    assert!(
+        !srv.store(NAME, &src.join("nested/a/b/c/deep.txt")).exists(),
+        "the link was followed"
+    );
 }
 
 #[test]
@@ -215,7 +254,9 @@ fn a_file_that_became_a_symlink_or_a_dir_is_replaced() {
     let s = scratch();
     let src = s.join("src");
     let mut t = Tree::new(&src, 0o755, (1_600_000_000, 0));
-    t.file("x", b"x", 0o644, (1_600_000_001, 0)).file("y", b"y", 0o644, (1_600_000_002, 0)).finish();
+    t.file("x", b"x", 0o644, (1_600_000_001, 0))
+        .file("y", b"y", 0o644, (1_600_000_002, 0))
+        .finish();
     srv.client(argv!["backup", src]).run().ok();
     fs::remove_file(src.join("x")).unwrap();
     fs::remove_file(src.join("y")).unwrap();
@@ -238,7 +279,12 @@ fn many_small_files() {
         t.dir(format!("d{d}"), 0o755, (1_600_000_100 + d, 6));
         for i in 0..50u64 {
             let len = 1024 + ((i * 2654435761 + d as u64) % 3072) as usize;
-            t.file(format!("d{d}/f{i}"), &random_bytes(i ^ (d as u64) << 8, len), 0o644, (1_600_001_000 + i as i64, i as u32));
+            t.file(
+                format!("d{d}/f{i}"),
+                &random_bytes(i ^ (d as u64) << 8, len),
+                0o644,
+                (1_600_001_000 + i as i64, i as u32),
+            );
         }
     }
     t.finish();
@@ -265,8 +311,13 @@ fn namespaces_are_separate() {
     let o = srv.client_as("bob", argv!["ls", src]).run();
     o.code_is(1);
     let dest = s.join("stolen");
-    srv.client_as("bob", argv!["restore", src, dest]).run().code_is(1);
-    assert!(!dest.exists() || fs::read_dir(&dest).unwrap().next().is_none(), "bob got alice's files");
+    srv.client_as("bob", argv!["restore", src, dest])
+        .run()
+        .code_is(1);
+    assert!(
+        !dest.exists() || fs::read_dir(&dest).unwrap().next().is_none(),
+        "bob got alice's files"
+    );
 }
 
 #[test]
@@ -280,7 +331,10 @@ fn default_name_is_the_host_name() {
     let s = scratch();
     let src = s.join("src");
     small_tree(&src, 10);
-    Cmd::client().args(argv!["127.0.0.1", srv.port().to_string(), "backup", src]).run().ok();
+    Cmd::client()
+        .args(argv!["127.0.0.1", srv.port().to_string(), "backup", src])
+        .run()
+        .ok();
     assert_same_tree(&src, &srv.store(&host, &src));
 }
 
@@ -290,13 +344,18 @@ fn quiet_prints_no_summary() {
     let s = scratch();
     let src = s.join("src");
     small_tree(&src, 11);
-    let o = srv.client(argv!["-q", "backup", src]).run();
+    let o = srv.client_opts(&["-q"], argv!["backup", src]).run();
     o.ok();
-    assert!(o.stderr.is_empty(), "-q should print nothing on success\n{o}");
-    // Options may also come before -n (getopts order does not matter).
-    let o = Cmd::client().args(argv!["-q", "-n", NAME, "127.0.0.1", srv.port().to_string(), "backup", src]).run();
+    assert!(
+        o.stderr.is_empty(),
+        "-q should print nothing on success\n{o}"
+    );
+    let o = srv
+        .client_opts(&["--quiet"], argv!["restore", src, s.join("back")])
+        .run();
     o.ok();
     assert!(o.stderr.is_empty(), "{o}");
+    assert_same_tree(&src, &s.join("back"));
 }
 
 #[test]

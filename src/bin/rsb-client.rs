@@ -29,8 +29,18 @@ struct Args {
 fn options() -> Options {
     let mut o = Options::new();
     o.parsing_style(ParsingStyle::StopAtFirstFree);
-    o.optopt("n", "name", "namespace on the server (default: the host name)", "NAME");
-    o.optopt("k", "secret-file", "file holding the secret (not available in this version)", "FILE");
+    o.optopt(
+        "n",
+        "name",
+        "namespace on the server (default: the host name)",
+        "NAME",
+    );
+    o.optopt(
+        "k",
+        "secret-file",
+        "file holding the secret (not available in this version)",
+        "FILE",
+    );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
     o.optflag("h", "help", "print this help and exit");
@@ -46,7 +56,8 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn default_name() -> Result<String, String> {
     let h = nix::unistd::gethostname().map_err(|e| format!("cannot read the host name: {e}"))?;
-    h.into_string().map_err(|_| "the host name is not valid UTF-8: use -n NAME".to_string())
+    h.into_string()
+        .map_err(|_| "the host name is not valid UTF-8: use -n NAME".to_string())
 }
 
 fn parse() -> Result<Args, ExitCode> {
@@ -55,7 +66,10 @@ fn parse() -> Result<Args, ExitCode> {
     let m = opts.parse(&argv).map_err(|e| usage_error(&e.to_string()))?;
     if m.opt_present("h") {
         print!("{}", opts.usage(USAGE));
-        println!("\nCommands (at the rsb> prompt, or after HOST [PORT]):\n{}", ui::HELP);
+        println!(
+            "\nCommands (at the rsb> prompt, or after HOST [PORT]):\n{}",
+            ui::HELP
+        );
         return Err(ExitCode::SUCCESS);
     }
     if m.opt_present("V") {
@@ -71,7 +85,10 @@ fn parse() -> Result<Args, ExitCode> {
         None => default_name().map_err(|e| usage_error(&e))?,
     };
     if !rsb::proto::is_valid_client_name(&name) {
-        eprintln!("{PROG}: invalid name '{}': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)", rsb::proto::path::escape(name.as_bytes()));
+        eprintln!(
+            "{PROG}: invalid name '{}': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)",
+            rsb::proto::path::escape(name.as_bytes())
+        );
         return Err(ExitCode::from(exit::USAGE as u8));
     }
     // getopts hands free arguments back as Strings; re-read them as bytes
@@ -81,17 +98,29 @@ fn parse() -> Result<Args, ExitCode> {
     let Some(host) = free.next() else {
         return Err(usage_error("no HOST given"));
     };
-    let host = host.into_string().map_err(|_| usage_error("HOST is not valid UTF-8"))?;
+    let host = host
+        .into_string()
+        .map_err(|_| usage_error("HOST is not valid UTF-8"))?;
     let mut rest: Vec<OsString> = free.collect();
     let mut port = 5000;
     if let Some(first) = rest.first() {
         let b = first.as_bytes();
         if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
-            port = first.to_str().and_then(|s| s.parse::<u16>().ok()).filter(|p| *p != 0).ok_or_else(|| usage_error("PORT must be a number from 1 to 65535"))?;
+            port = first
+                .to_str()
+                .and_then(|s| s.parse::<u16>().ok())
+                .filter(|p| *p != 0)
+                .ok_or_else(|| usage_error("PORT must be a number from 1 to 65535"))?;
             rest.remove(0);
         }
     }
-    Ok(Args { host, port, name, quiet: m.opt_present("q"), command: rest })
+    Ok(Args {
+        host,
+        port,
+        name,
+        quiet: m.opt_present("q"),
+        command: rest,
+    })
 }
 
 /// The client's state across commands.
@@ -110,7 +139,11 @@ impl Client {
         }
         match self.conn {
             Some(ref mut c) => Ok(c),
-            None => Ok(self.conn.insert(Conn::open(&self.args.host, self.args.port, &self.args.name)?)),
+            None => Ok(self.conn.insert(Conn::open(
+                &self.args.host,
+                self.args.port,
+                &self.args.name,
+            )?)),
         }
     }
 
@@ -158,12 +191,23 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let level = if args.quiet { log::LevelFilter::Error } else if std::env::args().any(|a| a == "-v" || a == "--verbose") { log::LevelFilter::Debug } else { log::LevelFilter::Warn };
+    let level = if args.quiet {
+        log::LevelFilter::Error
+    } else if std::env::args().any(|a| a == "-v" || a == "--verbose") {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
     rsb::io::log::init(PROG, level);
     let progress = nix::unistd::isatty(2).unwrap_or(false);
     let one_shot = !args.command.is_empty();
     let command = args.command.clone();
-    let mut client = Client { args, conn: None, progress, status: exit::OK };
+    let mut client = Client {
+        args,
+        conn: None,
+        progress,
+        status: exit::OK,
+    };
     // Connect first: a wrong host or port fails at once, with status 2.
     if let Err(e) = client.connection() {
         eprintln!("{PROG}: {e}");

@@ -13,7 +13,8 @@ use rsb::io::server_loop::{self, ServerConfig};
 use rsb::server::session::SessionConfig;
 
 const PROG: &str = "rsb-server";
-const USAGE: &str = "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
+const USAGE: &str =
+    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
 
 struct Args {
     addr: Option<IpAddr>,
@@ -24,13 +25,47 @@ struct Args {
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optopt("a", "address", "listen on ADDR (default: all interfaces)", "ADDR");
-    o.optopt("p", "port", "listen on PORT (default 5000; 0 picks a free port)", "PORT");
-    o.optopt("d", "dir", "backup root, created if missing (required)", "DIR");
-    o.optopt("c", "max-clients", "refuse connections beyond N with \"server busy\" (default 1024)", "N");
-    o.optopt("k", "secrets", "name:secret file for authentication (not available in this version)", "FILE");
-    o.optflag("r", "read-only", "refuse every backup; ls and restore still work");
-    o.optopt("t", "idle-timeout", "close connections idle for SECS seconds (default 300, 0 = never)", "SECS");
+    o.optopt(
+        "a",
+        "address",
+        "listen on ADDR (default: all interfaces)",
+        "ADDR",
+    );
+    o.optopt(
+        "p",
+        "port",
+        "listen on PORT (default 5000; 0 picks a free port)",
+        "PORT",
+    );
+    o.optopt(
+        "d",
+        "dir",
+        "backup root, created if missing (required)",
+        "DIR",
+    );
+    o.optopt(
+        "c",
+        "max-clients",
+        "refuse connections beyond N with \"server busy\" (default 1024)",
+        "N",
+    );
+    o.optopt(
+        "k",
+        "secrets",
+        "name:secret file for authentication (not available in this version)",
+        "FILE",
+    );
+    o.optflag(
+        "r",
+        "read-only",
+        "refuse every backup; ls and restore still work",
+    );
+    o.optopt(
+        "t",
+        "idle-timeout",
+        "close connections idle for SECS seconds (default 300, 0 = never)",
+        "SECS",
+    );
     o.optflag("v", "verbose", "log debug messages");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("h", "help", "print this help and exit");
@@ -79,7 +114,11 @@ fn parse() -> Parsed {
     }
     let addr = match m.opt_str("a") {
         None => None,
-        Some(a) => match a.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Some(a) => match a
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             Ok(ip) => Some(ip),
             Err(_) => return usage_error(&format!("-a: '{a}' is not an IP address")),
         },
@@ -98,7 +137,9 @@ fn parse() -> Parsed {
         None => Some(Duration::from_secs(300)),
         Some(Ok(0)) => None,
         Some(Ok(n)) => Some(Duration::from_secs(n)),
-        Some(Err(_)) => return usage_error("-t: the idle timeout must be a whole number of seconds"),
+        Some(Err(_)) => {
+            return usage_error("-t: the idle timeout must be a whole number of seconds")
+        }
     };
     let level = if m.opt_present("q") {
         log::LevelFilter::Error
@@ -130,11 +171,33 @@ fn main() -> ExitCode {
     };
     rsb::io::log::init(PROG, args.level);
     server_loop::raise_fd_limit();
+    let signals = match server_loop::signals() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(exit::PARTIAL as u8);
+        }
+    };
+    let root = match server_loop::open_root(&args.config) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("backup root: {e}");
+            return ExitCode::from(exit::PARTIAL as u8);
+        }
+    };
     let listener = match args.addr {
         Some(ip) => server_loop::bind(SocketAddr::new(ip, args.port)),
         // All interfaces: dual-stack IPv6 where the host has it.
-        None => server_loop::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), args.port))
-            .or_else(|_| server_loop::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), args.port))),
+        None => server_loop::bind(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            args.port,
+        ))
+        .or_else(|_| {
+            server_loop::bind(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                args.port,
+            ))
+        }),
     };
     let listener = match listener {
         Ok(l) => l,
@@ -144,18 +207,27 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::PARTIAL as u8);
         }
     };
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
     // Printed even with -q: scripts and tests read the real port from it.
     if args.level < log::LevelFilter::Info {
-        eprintln!("{PROG}: listening on {local}, root {}", args.config.root.display());
+        eprintln!(
+            "{PROG}: listening on {local}, root {}",
+            args.config.root.display()
+        );
     } else {
         info!("listening on {local}, root {}", args.config.root.display());
     }
-    warn!("no authentication: anyone who can reach this port can read and write {}", args.config.root.display());
+    warn!(
+        "no authentication: anyone who can reach this port can read and write {}",
+        args.config.root.display()
+    );
     if args.config.session.read_only {
         info!("read-only: backups will be refused");
     }
-    match server_loop::run(args.config, listener) {
+    match server_loop::run(args.config, root, listener, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

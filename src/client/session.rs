@@ -138,7 +138,12 @@ impl ClientSession {
             commits: VecDeque::new(),
             error: None,
         };
-        s.push(&Frame::Hello { version: proto::VERSION, name: name.to_string(), flags: 0, nonce: Vec::new() });
+        s.push(&Frame::Hello {
+            version: proto::VERSION,
+            name: name.to_string(),
+            flags: 0,
+            nonce: Vec::new(),
+        });
         s
     }
 
@@ -177,7 +182,12 @@ impl ClientSession {
     /// Queues a symlink entry; returns its id.
     pub fn send_symlink(&mut self, path: WirePath, target: Vec<u8>, meta: Meta) -> u32 {
         let id = self.id();
-        self.push(&Frame::Symlink { id, path, target, meta });
+        self.push(&Frame::Symlink {
+            id,
+            path,
+            target,
+            meta,
+        });
         id
     }
 
@@ -186,7 +196,12 @@ impl ClientSession {
     /// [`Self::send_file_end`].
     pub fn send_file(&mut self, path: WirePath, meta: Meta, size: u64) -> u32 {
         let id = self.id();
-        self.push(&Frame::File { id, path, meta, size });
+        self.push(&Frame::File {
+            id,
+            path,
+            meta,
+            size,
+        });
         id
     }
 
@@ -224,7 +239,10 @@ impl ClientSession {
     /// Parses frames from `buf`; returns the bytes used. Stops at a body.
     pub fn handle_input(&mut self, buf: &[u8]) -> usize {
         let mut used = 0;
-        while matches!(self.state, State::AwaitWelcome | State::Ready | State::AwaitFileEnd) {
+        while matches!(
+            self.state,
+            State::AwaitWelcome | State::Ready | State::AwaitFileEnd
+        ) {
             match codec::decode(&buf[used..]) {
                 Ok(Decoded::Partial) => break,
                 Ok(Decoded::Frame(f, n)) => {
@@ -311,20 +329,33 @@ impl ClientSession {
             return;
         }
         match (self.state, f) {
-            (State::AwaitWelcome, Frame::Welcome { version, flags, nonce }) => {
+            (
+                State::AwaitWelcome,
+                Frame::Welcome {
+                    version,
+                    flags,
+                    nonce,
+                },
+            ) => {
                 if version != proto::VERSION || flags & !1 != 0 || !nonce.is_empty() {
                     self.broken(format!("server speaks protocol version {version} with flags {flags:#x}; this client speaks version {}", proto::VERSION));
                 } else {
                     self.state = State::Ready;
-                    self.events.push_back(Event::Welcome { read_only: flags & 1 != 0 });
+                    self.events.push_back(Event::Welcome {
+                        read_only: flags & 1 != 0,
+                    });
                 }
             }
-            (State::AwaitWelcome, f) => self.broken(format!("expected welcome, got frame kind {}", f.kind())),
+            (State::AwaitWelcome, f) => {
+                self.broken(format!("expected welcome, got frame kind {}", f.kind()))
+            }
             (State::AwaitFileEnd, Frame::FileEnd { id, crc, ok }) if self.current_restore(id) => {
                 self.state = State::Ready;
                 self.events.push_back(Event::FileEnd { id, crc, ok });
             }
-            (State::AwaitFileEnd, f) => self.broken(format!("expected file end, got frame kind {}", f.kind())),
+            (State::AwaitFileEnd, f) => {
+                self.broken(format!("expected file end, got frame kind {}", f.kind()))
+            }
             (State::Ready, Frame::Failed { id, path, message }) => {
                 if id >= self.next_id {
                     self.broken(format!("failure reported for unknown request {id}"));
@@ -340,28 +371,58 @@ impl ClientSession {
                     self.broken(format!("unexpected commit confirmation {id}"));
                 }
             }
-            (State::Ready, Frame::ListEntry { id, item }) if self.streams.front() == Some(&Pending::List(id)) => {
+            (State::Ready, Frame::ListEntry { id, item })
+                if self.streams.front() == Some(&Pending::List(id)) =>
+            {
                 self.events.push_back(Event::ListEntry { id, item });
             }
             (State::Ready, Frame::Dir { id, path, meta }) if self.current_restore(id) => {
                 self.events.push_back(Event::Dir { id, path, meta });
             }
-            (State::Ready, Frame::Symlink { id, path, target, meta }) if self.current_restore(id) => {
-                self.events.push_back(Event::Symlink { id, path, target, meta });
+            (
+                State::Ready,
+                Frame::Symlink {
+                    id,
+                    path,
+                    target,
+                    meta,
+                },
+            ) if self.current_restore(id) => {
+                self.events.push_back(Event::Symlink {
+                    id,
+                    path,
+                    target,
+                    meta,
+                });
             }
-            (State::Ready, Frame::File { id, path, meta, size }) if self.current_restore(id) => {
-                self.state = if size == 0 { State::AwaitFileEnd } else { State::Body { size } };
-                self.events.push_back(Event::File { id, path, meta, size });
+            (
+                State::Ready,
+                Frame::File {
+                    id,
+                    path,
+                    meta,
+                    size,
+                },
+            ) if self.current_restore(id) => {
+                self.state = if size == 0 {
+                    State::AwaitFileEnd
+                } else {
+                    State::Body { size }
+                };
+                self.events.push_back(Event::File {
+                    id,
+                    path,
+                    meta,
+                    size,
+                });
             }
-            (State::Ready, Frame::Done { id }) => {
-                match self.streams.front() {
-                    Some(Pending::List(p)) | Some(Pending::Restore(p)) if *p == id => {
-                        self.streams.pop_front();
-                        self.events.push_back(Event::Done { id });
-                    }
-                    _ => self.broken(format!("unexpected done for request {id}")),
+            (State::Ready, Frame::Done { id }) => match self.streams.front() {
+                Some(Pending::List(p)) | Some(Pending::Restore(p)) if *p == id => {
+                    self.streams.pop_front();
+                    self.events.push_back(Event::Done { id });
                 }
-            }
+                _ => self.broken(format!("unexpected done for request {id}")),
+            },
             (_, f) => self.broken(format!("unexpected frame kind {} from server", f.kind())),
         }
     }
@@ -379,7 +440,10 @@ mod tests {
     }
 
     fn meta() -> Meta {
-        Meta { mode: 0o640, mtime: Time { secs: 10, nanos: 5 } }
+        Meta {
+            mode: 0o640,
+            mtime: Time { secs: 10, nanos: 5 },
+        }
     }
 
     fn bytes(frames: &[Frame]) -> Vec<u8> {
@@ -408,7 +472,14 @@ mod tests {
     impl Pair {
         fn new() -> Pair {
             let now = Instant::now();
-            Pair { client: ClientSession::new("box"), server: ServerSession::new(SessionConfig::default(), now), now, to_server: vec![], to_client: vec![], commands: vec![] }
+            Pair {
+                client: ClientSession::new("box"),
+                server: ServerSession::new(SessionConfig::default(), now),
+                now,
+                to_server: vec![],
+                to_client: vec![],
+                commands: vec![],
+            }
         }
 
         /// Moves bytes both ways until nothing moves (bounded).
@@ -442,7 +513,10 @@ mod tests {
     fn handshake_and_pipelined_backup_against_the_server_session() {
         let mut p = Pair::new();
         p.drive();
-        assert_eq!(events(&mut p.client), vec![Event::Welcome { read_only: false }]);
+        assert_eq!(
+            events(&mut p.client),
+            vec![Event::Welcome { read_only: false }]
+        );
         // Three entries and a commit, without waiting for any reply.
         p.client.send_dir(wp("a"), meta());
         p.client.send_symlink(wp("a/l"), b"t".to_vec(), meta());
@@ -459,12 +533,25 @@ mod tests {
     #[test]
     fn restore_stream_with_body() {
         let mut c = ClientSession::new("box");
-        let _ = c.handle_input(&bytes(&[Frame::Welcome { version: 1, flags: 1, nonce: vec![] }]));
+        let _ = c.handle_input(&bytes(&[Frame::Welcome {
+            version: 1,
+            flags: 1,
+            nonce: vec![],
+        }]));
         assert_eq!(events(&mut c), vec![Event::Welcome { read_only: true }]);
         let id = c.send_restore(wp("x"));
         let mut b = bytes(&[
-            Frame::Dir { id, path: WirePath::root(), meta: meta() },
-            Frame::File { id, path: wp("f"), meta: meta(), size: 3 },
+            Frame::Dir {
+                id,
+                path: WirePath::root(),
+                meta: meta(),
+            },
+            Frame::File {
+                id,
+                path: wp("f"),
+                meta: meta(),
+                size: 3,
+            },
         ]);
         let header_len = b.len();
         b.extend_from_slice(b"abc");
@@ -472,7 +559,14 @@ mod tests {
         assert_eq!(n, header_len);
         assert_eq!(c.wants_body(), Some(3));
         c.handle_body_done();
-        let rest = bytes(&[Frame::FileEnd { id, crc: 9, ok: true }, Frame::Done { id }]);
+        let rest = bytes(&[
+            Frame::FileEnd {
+                id,
+                crc: 9,
+                ok: true,
+            },
+            Frame::Done { id },
+        ]);
         assert_eq!(c.handle_input(&rest), rest.len());
         let ev = events(&mut c);
         assert_eq!(ev.len(), 4);
@@ -484,11 +578,30 @@ mod tests {
     fn hostile_server_frames_end_the_session() {
         // Restore entries nobody asked for.
         let mut c = ClientSession::new("box");
-        c.handle_input(&bytes(&[Frame::Welcome { version: 1, flags: 0, nonce: vec![] }, Frame::File { id: 1, path: wp("x"), meta: meta(), size: 1 }]));
+        c.handle_input(&bytes(&[
+            Frame::Welcome {
+                version: 1,
+                flags: 0,
+                nonce: vec![],
+            },
+            Frame::File {
+                id: 1,
+                path: wp("x"),
+                meta: meta(),
+                size: 1,
+            },
+        ]));
         assert!(c.is_closed());
         // A commit confirmation for a commit never sent.
         let mut c = ClientSession::new("box");
-        c.handle_input(&bytes(&[Frame::Welcome { version: 1, flags: 0, nonce: vec![] }, Frame::Committed { id: 3 }]));
+        c.handle_input(&bytes(&[
+            Frame::Welcome {
+                version: 1,
+                flags: 0,
+                nonce: vec![],
+            },
+            Frame::Committed { id: 3 },
+        ]));
         assert!(c.is_closed());
         // Garbage.
         let mut c = ClientSession::new("box");
@@ -497,17 +610,45 @@ mod tests {
         assert!(c.error().unwrap().contains("malformed"));
         // An error frame is reported as a refusal.
         let mut c = ClientSession::new("box");
-        c.handle_input(&bytes(&[Frame::Error { code: ErrorCode::Busy, message: "server busy (1 clients connected)".into() }]));
-        assert!(matches!(&events(&mut c)[..], [Event::Refused { code: ErrorCode::Busy, .. }]));
+        c.handle_input(&bytes(&[Frame::Error {
+            code: ErrorCode::Busy,
+            message: "server busy (1 clients connected)".into(),
+        }]));
+        assert!(matches!(
+            &events(&mut c)[..],
+            [Event::Refused {
+                code: ErrorCode::Busy,
+                ..
+            }]
+        ));
     }
 
     #[test]
     fn listing() {
         let mut c = ClientSession::new("box");
-        c.handle_input(&bytes(&[Frame::Welcome { version: 1, flags: 0, nonce: vec![] }]));
+        c.handle_input(&bytes(&[Frame::Welcome {
+            version: 1,
+            flags: 0,
+            nonce: vec![],
+        }]));
         let id = c.send_list(WirePath::root());
-        let item = ListItem { kind: EntryKind::Dir, name: b"home".to_vec(), meta: meta(), size: 0, target: vec![] };
-        c.handle_input(&bytes(&[Frame::ListEntry { id, item: item.clone() }, Frame::Done { id }]));
-        assert_eq!(events(&mut c)[1..], [Event::ListEntry { id, item }, Event::Done { id }]);
+        let item = ListItem {
+            kind: EntryKind::Dir,
+            name: b"home".to_vec(),
+            meta: meta(),
+            size: 0,
+            target: vec![],
+        };
+        c.handle_input(&bytes(&[
+            Frame::ListEntry {
+                id,
+                item: item.clone(),
+            },
+            Frame::Done { id },
+        ]));
+        assert_eq!(
+            events(&mut c)[1..],
+            [Event::ListEntry { id, item }, Event::Done { id }]
+        );
     }
 }

@@ -39,7 +39,11 @@ pub struct FsError {
 impl FsError {
     /// Builds an error from an errno.
     pub fn errno(op: &'static str, path: String, e: Errno) -> FsError {
-        FsError { op, path, error: io::Error::from_raw_os_error(e as i32) }
+        FsError {
+            op,
+            path,
+            error: io::Error::from_raw_os_error(e as i32),
+        }
     }
 
     /// The errno, if the cause was one.
@@ -92,9 +96,16 @@ impl Beneath {
                 Err(e) => return Err(FsError::errno("mkdir", shown, e)),
             }
         }
-        let fd = fcntl::open(path, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| FsError::errno("open", shown.clone(), e))?;
-        Ok(Beneath { root: own(fd), display: path.to_path_buf() })
+        let fd = fcntl::open(
+            path,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::errno("open", shown.clone(), e))?;
+        Ok(Beneath {
+            root: own(fd),
+            display: path.to_path_buf(),
+        })
     }
 
     /// Opens (creating it if missing) the directory `name` directly inside
@@ -105,8 +116,11 @@ impl Beneath {
             path: escape(name),
             error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
         })?;
-        let fd = self.dir_create(&path, mode)?;
-        Ok(Beneath { root: fd, display: self.display.join(os(name)) })
+        let fd = self.dir_create(&path, mode, false)?;
+        Ok(Beneath {
+            root: fd,
+            display: self.display.join(os(name)),
+        })
     }
 
     /// The raw fd of the confining directory (for `syncfs`).
@@ -119,7 +133,11 @@ impl Beneath {
         if path.is_root() {
             return self.display.display().to_string();
         }
-        format!("{}/{}", self.display.display().to_string().trim_end_matches('/'), escape(path.as_bytes()))
+        format!(
+            "{}/{}",
+            self.display.display().to_string().trim_end_matches('/'),
+            escape(path.as_bytes())
+        )
     }
 
     /// `name` inside directory `dir` (itself shown as `dir_shown`).
@@ -132,19 +150,31 @@ impl Beneath {
 
     /// Opens the existing directory `path` beneath the root.
     pub fn dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
-        self.open_beneath(path, DIR_FLAGS).map_err(|e| FsError::errno("open", self.show(path), e))
+        self.open_beneath(path, DIR_FLAGS)
+            .map_err(|e| FsError::errno("open", self.show(path), e))
     }
 
     /// Opens the directory `path`, creating missing components with `mode`.
     /// An existing component that is not a directory (a file, or a symlink,
-    /// which is never followed) is an error.
-    pub fn dir_create(&self, path: &WirePath, mode: u32) -> Result<OwnedFd, FsError> {
+    /// which is never followed) is an error, unless `replace` is set: then it
+    /// is removed and a directory made in its place (a backup saying that a
+    /// file became a directory).
+    pub fn dir_create(
+        &self,
+        path: &WirePath,
+        mode: u32,
+        replace: bool,
+    ) -> Result<OwnedFd, FsError> {
         match self.open_beneath(path, DIR_FLAGS) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
+            Err(Errno::ENOTDIR) if replace => {}
             Err(e) => return Err(FsError::errno("open", self.show(path), e)),
         }
-        let mut cur = self.dup_root().map_err(|e| FsError::errno("open", self.show(&WirePath::root()), e))?;
+        let mode = Mode::from_bits_truncate(mode & 0o7777);
+        let mut cur = self
+            .dup_root()
+            .map_err(|e| FsError::errno("open", self.show(&WirePath::root()), e))?;
         let mut sofar = WirePath::root();
         for comp in path.components() {
             sofar = sofar.join(comp).map_err(|e| FsError {
@@ -152,17 +182,33 @@ impl Beneath {
                 path: self.show(path),
                 error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
             })?;
-            let next = match fcntl::openat(Some(cur.as_raw_fd()), os(comp), DIR_FLAGS, Mode::empty()) {
+            let dir = cur.as_raw_fd();
+            let shown = || self.show(&sofar);
+            let next = match fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
-                    match stat::mkdirat(Some(cur.as_raw_fd()), os(comp), Mode::from_bits_truncate(mode & 0o7777)) {
+                    match stat::mkdirat(Some(dir), os(comp), mode) {
                         Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(FsError::errno("mkdir", self.show(&sofar), e)),
+                        Err(e) => return Err(FsError::errno("mkdir", shown(), e)),
                     }
-                    fcntl::openat(Some(cur.as_raw_fd()), os(comp), DIR_FLAGS, Mode::empty())
-                        .map_err(|e| FsError::errno("open", self.show(&sofar), not_dir(e)))?
+                    fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty())
+                        .map_err(|e| FsError::errno("open", shown(), not_dir(e)))?
                 }
-                Err(e) => return Err(FsError::errno("open", self.show(&sofar), not_dir(e))),
+                Err(Errno::ENOTDIR | Errno::ELOOP) if replace => {
+                    // Only a non-directory gets here (O_NOFOLLOW refuses a
+                    // link without following it); remove it, never its target.
+                    nix::unistd::unlinkat(
+                        Some(dir),
+                        os(comp),
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    )
+                    .map_err(|e| FsError::errno("unlink", shown(), e))?;
+                    stat::mkdirat(Some(dir), os(comp), mode)
+                        .map_err(|e| FsError::errno("mkdir", shown(), e))?;
+                    fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty())
+                        .map_err(|e| FsError::errno("open", shown(), not_dir(e)))?
+                }
+                Err(e) => return Err(FsError::errno("open", shown(), not_dir(e))),
             };
             cur = own(next);
         }
@@ -184,18 +230,26 @@ impl Beneath {
 
     /// Opens an existing regular file beneath the root for reading.
     pub fn open_file(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
-        self.open_beneath(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK)
-            .map_err(|e| FsError::errno("open", self.show(path), e))
+        self.open_beneath(
+            path,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        )
+        .map_err(|e| FsError::errno("open", self.show(path), e))
     }
 
     /// `lstat` of `path` beneath the root (the root itself for the empty path).
     pub fn lstat(&self, path: &WirePath) -> Result<stat::FileStat, FsError> {
         if path.is_root() {
-            return stat::fstat(self.root.as_raw_fd()).map_err(|e| FsError::errno("stat", self.show(path), e));
+            return stat::fstat(self.root.as_raw_fd())
+                .map_err(|e| FsError::errno("stat", self.show(path), e));
         }
         let (dir, name) = self.parent(path)?;
-        stat::fstatat(Some(dir.as_raw_fd()), os(name), fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| FsError::errno("stat", self.show(path), e))
+        stat::fstatat(
+            Some(dir.as_raw_fd()),
+            os(name),
+            fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| FsError::errno("stat", self.show(path), e))
     }
 
     /// The names in directory `path`, sorted bytewise, without `.`, `..`
@@ -259,7 +313,9 @@ impl Beneath {
     /// Distinguishes "no openat2 here" (old kernel, seccomp) from a genuine
     /// EPERM on the path by opening the root itself.
     fn openat2_works(&self) -> bool {
-        let how = fcntl::OpenHow::new().flags(DIR_FLAGS).resolve(fcntl::ResolveFlag::RESOLVE_BENEATH);
+        let how = fcntl::OpenHow::new()
+            .flags(DIR_FLAGS)
+            .resolve(fcntl::ResolveFlag::RESOLVE_BENEATH);
         match fcntl::openat2(self.root.as_raw_fd(), ".", how) {
             Ok(fd) => {
                 drop(own(fd));
@@ -277,8 +333,15 @@ impl Beneath {
         let mut cur = self.dup_root()?;
         for (i, comp) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
-            let f = if last { flags | OFlag::O_NOFOLLOW } else { DIR_FLAGS };
-            cur = own(fcntl::openat(Some(cur.as_raw_fd()), os(comp), f, Mode::empty()).map_err(not_dir)?);
+            let f = if last {
+                flags | OFlag::O_NOFOLLOW
+            } else {
+                DIR_FLAGS
+            };
+            cur = own(
+                fcntl::openat(Some(cur.as_raw_fd()), os(comp), f, Mode::empty())
+                    .map_err(not_dir)?,
+            );
         }
         Ok(cur)
     }
@@ -308,10 +371,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let b = Beneath::open_root(&t.path().join("root"), true).unwrap();
         let ns = b.child(b"ns", 0o700).unwrap();
-        ns.dir_create(&wp("a/b/c"), 0o755).unwrap();
+        ns.dir_create(&wp("a/b/c"), 0o755, false).unwrap();
         assert!(t.path().join("root/ns/a/b/c").is_dir());
         ns.dir(&wp("a/b")).unwrap();
-        assert_eq!(ns.dir(&wp("zz")).unwrap_err().raw_os_error(), Some(libc_enoent()));
+        assert_eq!(
+            ns.dir(&wp("zz")).unwrap_err().raw_os_error(),
+            Some(libc_enoent())
+        );
     }
 
     fn libc_enoent() -> i32 {
@@ -327,7 +393,12 @@ mod tests {
         std::os::unix::fs::symlink(&outside, t.path().join("root/link")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", t.path().join("root/file")).unwrap();
         assert!(b.dir(&wp("link")).is_err());
-        assert!(b.dir_create(&wp("link/x"), 0o755).is_err());
+        assert!(b.dir_create(&wp("link/x"), 0o755, false).is_err());
+        // Replacing removes the link itself and never writes through it.
+        b.dir_create(&wp("link/x"), 0o755, true).unwrap();
+        assert!(t.path().join("root/link/x").is_dir());
+        std::fs::remove_dir_all(t.path().join("root/link")).unwrap();
+        std::os::unix::fs::symlink(&outside, t.path().join("root/link")).unwrap();
         assert!(b.open_file(&wp("file")).is_err());
         assert!(b.open_file(&wp("link/x")).is_err());
         assert!(b.child(b"link", 0o700).is_err());
@@ -342,6 +413,9 @@ mod tests {
     fn shows_paths_for_messages() {
         let t = tempfile::tempdir().unwrap();
         let b = Beneath::open_root(t.path(), false).unwrap();
-        assert_eq!(b.show(&wp("a/b\nc")), format!("{}/a/b\\x0ac", t.path().display()));
+        assert_eq!(
+            b.show(&wp("a/b\nc")),
+            format!("{}/a/b\\x0ac", t.path().display())
+        );
     }
 }

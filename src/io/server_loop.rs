@@ -79,7 +79,9 @@ struct RestoreStream {
     id: u32,
     base: WirePath,
     started: bool,
-    stack: Vec<(WirePath, VecDeque<Vec<u8>>)>,
+    /// Directories being sent: path, names still to send, and the
+    /// directory's own metadata, sent after its contents.
+    stack: Vec<(WirePath, VecDeque<Vec<u8>>, Meta)>,
     stats: Stats,
 }
 
@@ -141,16 +143,31 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Installs the handlers for SIGINT, SIGTERM and SIGHUP. Done before the
+/// server says it is listening, so that no signal finds the default action
+/// (SIGHUP would kill the process).
+pub fn signals() -> Result<Signals, String> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))
+}
+
+/// Opens (creating it if missing) the backup root.
+pub fn open_root(config: &ServerConfig) -> Result<Beneath, String> {
+    Beneath::open_root(&config.root, true).map_err(|e| e.to_string())
+}
+
 /// Runs the server until SIGINT or SIGTERM. Errors are fatal start-up or
 /// loop failures; a client's misbehaviour never ends the loop.
-pub fn run(config: ServerConfig, listener: std::net::TcpListener) -> Result<(), String> {
-    let root = Beneath::open_root(&config.root, true).map_err(|e| e.to_string())?;
+pub fn run(
+    config: ServerConfig,
+    root: Beneath,
+    listener: std::net::TcpListener,
+    mut signals: Signals,
+) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let mut listener = TcpListener::from_std(listener);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .map_err(|e| format!("register listener: {e}"))?;
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("register signals: {e}"))?;
@@ -195,7 +212,10 @@ pub fn run(config: ServerConfig, listener: std::net::TcpListener) -> Result<(), 
                             continue;
                         }
                         if shutdown_at.is_none() {
-                            info!("signal {sig}: shutting down ({} connections open)", conns.len());
+                            info!(
+                                "signal {sig}: shutting down ({} connections open)",
+                                conns.len()
+                            );
                             shutdown_at = Some(now);
                             let _ = poll.registry().deregister(&mut listener);
                             for (key, c) in conns.iter_mut() {
@@ -228,7 +248,9 @@ pub fn run(config: ServerConfig, listener: std::net::TcpListener) -> Result<(), 
         touched.sort_by_key(|c| c.0);
         touched.dedup();
         for id in touched {
-            let Some(c) = conns.get_mut(id.0) else { continue };
+            let Some(c) = conns.get_mut(id.0) else {
+                continue;
+            };
             match drive(c, &root, now) {
                 Ok(true) => ready.push_back(id),
                 Ok(false) => {}
@@ -271,12 +293,19 @@ fn accept_all(
             let mut s = ServerSession::busy(config.session.clone(), now, conns.len());
             let _ = (&sock).write(s.poll_transmit());
             s.consume_transmit(usize::MAX);
-            warn!("{peer}: refused: server busy ({} clients connected)", conns.len());
+            warn!(
+                "{peer}: refused: server busy ({} clients connected)",
+                conns.len()
+            );
             continue;
         }
         let entry = conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = poll.registry().register(&mut sock, Token(key), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = poll.registry().register(
+            &mut sock,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             error!("{peer}: register: {e}");
             continue;
         }
@@ -302,14 +331,22 @@ fn accept_all(
 }
 
 fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
-    let Some(mut c) = conns.try_remove(id.0) else { return };
+    let Some(mut c) = conns.try_remove(id.0) else {
+        return;
+    };
     let _ = poll.registry().deregister(&mut c.sock);
     if let Some(s) = c.store.as_mut() {
         s.abort();
     }
     let t = c.total;
     if c.session.name().is_some() {
-        info!("{}: disconnected: {reason} ({} entries, {} bytes, {} failed)", c.label(), t.entries, t.bytes, t.failed);
+        info!(
+            "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",
+            c.label(),
+            t.entries,
+            t.bytes,
+            t.failed
+        );
     } else {
         debug!("{}: disconnected: {reason}", c.label());
     }
@@ -324,7 +361,9 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
         progress |= flush(c)?;
         if c.session.poll_transmit().is_empty() && c.writable {
             if let Some((id, tx)) = c.send.as_mut() {
-                let p = tx.pump(&c.sock, BUDGET.saturating_sub(moved)).map_err(|e| format!("send: {e}"))?;
+                let p = tx
+                    .pump(&c.sock, BUDGET.saturating_sub(moved))
+                    .map_err(|e| format!("send: {e}"))?;
                 moved += p.moved;
                 c.writable &= !p.would_block;
                 progress |= p.moved > 0;
@@ -339,7 +378,10 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
                 }
             }
         }
-        if c.send.is_none() && c.stream.is_some() && c.session.poll_transmit().len() < STREAM_HIGH_WATER {
+        if c.send.is_none()
+            && c.stream.is_some()
+            && c.session.poll_transmit().len() < STREAM_HIGH_WATER
+        {
             progress |= produce(c);
         }
         if c.session.is_closing() && c.session.poll_transmit().is_empty() {
@@ -399,7 +441,11 @@ fn read_some(c: &mut Conn) -> Result<bool, String> {
     match r {
         Ok(0) => {
             c.inbuf.truncate(len);
-            Err(if c.session.name().is_some() { "closed by client".into() } else { "closed before hello".into() })
+            Err(if c.session.name().is_some() {
+                "closed by client".into()
+            } else {
+                "closed before hello".into()
+            })
         }
         Ok(n) => {
             c.inbuf.truncate(len + n);
@@ -422,8 +468,16 @@ fn read_some(c: &mut Conn) -> Result<bool, String> {
 fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
     let recv = c.recv.get_or_insert_with(|| BodyReceiver::new(size));
     let file = c.store.as_mut().and_then(|s| s.incoming()).map(|i| &i.file);
-    let n = receive_step(recv, &mut c.inbuf, &c.sock, file, &mut c.pipe, &mut c.readable, BUDGET.saturating_sub(*moved))
-        .map_err(|e| format!("receive: {e}"))?;
+    let n = receive_step(
+        recv,
+        &mut c.inbuf,
+        &c.sock,
+        file,
+        &mut c.pipe,
+        &mut c.readable,
+        BUDGET.saturating_sub(*moved),
+    )
+    .map_err(|e| format!("receive: {e}"))?;
     *moved += n;
     if n > 0 {
         c.session.handle_activity(now);
@@ -455,7 +509,10 @@ fn run_commands(c: &mut Conn, root: &Beneath) {
                 }
                 Err(e) => {
                     error!("{}: namespace {name}: {e}", c.peer);
-                    c.session.handle_namespace_failed(format!("cannot open namespace: {}", client_message(&e)));
+                    c.session.handle_namespace_failed(format!(
+                        "cannot open namespace: {}",
+                        client_message(&e)
+                    ));
                 }
             },
             Command::Abort => {
@@ -464,8 +521,19 @@ fn run_commands(c: &mut Conn, root: &Beneath) {
                 }
             }
             cmd => {
-                let Some(store) = c.store.as_mut() else { continue };
-                execute(cmd, store, &mut c.session, &mut c.stream, &mut c.last_body, &mut c.batch, &mut c.total, &c.peer);
+                let Some(store) = c.store.as_mut() else {
+                    continue;
+                };
+                execute(
+                    cmd,
+                    store,
+                    &mut c.session,
+                    &mut c.stream,
+                    &mut c.last_body,
+                    &mut c.batch,
+                    &mut c.total,
+                    &c.peer,
+                );
             }
         }
     }
@@ -483,10 +551,11 @@ fn execute(
     peer: &SocketAddr,
 ) {
     let who = session.name().unwrap_or("?").to_string();
-    let fail = |session: &mut ServerSession, id: u32, path: WirePath, msg: String, batch: &mut Stats| {
-        batch.failed += 1;
-        session.handle_failed(id, path, msg);
-    };
+    let fail =
+        |session: &mut ServerSession, id: u32, path: WirePath, msg: String, batch: &mut Stats| {
+            batch.failed += 1;
+            session.handle_failed(id, path, msg);
+        };
     match cmd {
         Command::Mkdir { id, path, meta } => {
             batch.entries += 1;
@@ -495,14 +564,24 @@ fn execute(
                 fail(session, id, path, client_message(&e), batch);
             }
         }
-        Command::Symlink { id, path, target, meta } => {
+        Command::Symlink {
+            id,
+            path,
+            target,
+            meta,
+        } => {
             batch.entries += 1;
             if let Err(e) = store.symlink(id, &path, &target, meta) {
                 warn!("{who}: {e}");
                 fail(session, id, path, client_message(&e), batch);
             }
         }
-        Command::BeginFile { id, path, meta, size } => {
+        Command::BeginFile {
+            id,
+            path,
+            meta,
+            size,
+        } => {
             batch.entries += 1;
             *last_body = None;
             if let Err(e) = store.begin_file(id, &path, meta, size) {
@@ -520,7 +599,9 @@ fn execute(
                 None => Some("internal error: no body".to_string()),
                 Some((_, Some(err))) => Some(format!("write: {err}")),
                 Some(_) if !ok => Some("the file changed while it was being sent".to_string()),
-                Some((got, None)) if got != crc => Some(format!("crc32c mismatch (sent {crc:08x}, received {got:08x})")),
+                Some((got, None)) if got != crc => Some(format!(
+                    "crc32c mismatch (sent {crc:08x}, received {got:08x})"
+                )),
                 Some(_) => None,
             };
             match problem {
@@ -542,7 +623,10 @@ fn execute(
                 error!("{who}: commit: {}", f.error);
                 fail(session, f.id, f.path, client_message(&f.error), batch);
             }
-            info!("{who}: backup committed: {} entries, {} bytes, {} failed", batch.entries, batch.bytes, batch.failed);
+            info!(
+                "{who}: backup committed: {} entries, {} bytes, {} failed",
+                batch.entries, batch.bytes, batch.failed
+            );
             total.entries += batch.entries;
             total.bytes += batch.bytes;
             total.failed += batch.failed;
@@ -553,7 +637,13 @@ fn execute(
             info!("{who}: ls {path}");
             match store.tree().lstat(&path) {
                 Ok(st) if is_dir(&st) => match store.tree().read_dir(&path) {
-                    Ok(names) => *stream = Some(Stream::List(ListStream { id, dir: path, names: names.into() })),
+                    Ok(names) => {
+                        *stream = Some(Stream::List(ListStream {
+                            id,
+                            dir: path,
+                            names: names.into(),
+                        }))
+                    }
                     Err(e) => {
                         fail(session, id, path, client_message(&e), batch);
                         session.send_done(id);
@@ -574,7 +664,13 @@ fn execute(
         }
         Command::Restore { id, path } => {
             info!("{who}: restore {path} (from {peer})");
-            *stream = Some(Stream::Restore(RestoreStream { id, base: path, started: false, stack: Vec::new(), stats: Stats::default() }));
+            *stream = Some(Stream::Restore(RestoreStream {
+                id,
+                base: path,
+                started: false,
+                stack: Vec::new(),
+                stats: Stats::default(),
+            }));
         }
         Command::OpenNamespace { .. } | Command::Abort => {}
     }
@@ -609,30 +705,52 @@ fn kind_of(st: &stat::FileStat) -> Option<EntryKind> {
 fn meta_of(st: &stat::FileStat) -> Meta {
     Meta {
         mode: st.st_mode & 0o7777,
-        mtime: Time { secs: st.st_mtime, nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32 },
+        mtime: Time {
+            secs: st.st_mtime,
+            nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        },
     }
 }
 
-fn list_item(tree: &Beneath, path: &WirePath, name: &[u8], st: &stat::FileStat) -> Result<ListItem, FsError> {
+fn list_item(
+    tree: &Beneath,
+    path: &WirePath,
+    name: &[u8],
+    st: &stat::FileStat,
+) -> Result<ListItem, FsError> {
     let kind = kind_of(st).ok_or_else(|| FsError {
         op: "list",
         path: tree.show(path),
         error: io::Error::other("not a regular file, directory or symlink"),
     })?;
-    let target = if kind == EntryKind::Symlink { tree.readlink(path)? } else { Vec::new() };
+    let target = if kind == EntryKind::Symlink {
+        tree.readlink(path)?
+    } else {
+        Vec::new()
+    };
     let size = match kind {
         EntryKind::File => st.st_size.max(0) as u64,
         EntryKind::Symlink => target.len() as u64,
         EntryKind::Dir => st.st_size.max(0) as u64,
     };
-    Ok(ListItem { kind, name: name.to_vec(), meta: meta_of(st), size, target })
+    Ok(ListItem {
+        kind,
+        name: name.to_vec(),
+        meta: meta_of(st),
+        size,
+        target,
+    })
 }
 
 /// Queues more listing or restore frames. Returns whether it did anything.
 fn produce(c: &mut Conn) -> bool {
-    let Some(store) = c.store.as_ref() else { return false };
+    let Some(store) = c.store.as_ref() else {
+        return false;
+    };
     let tree = store.tree();
-    let Some(stream) = c.stream.as_mut() else { return false };
+    let Some(stream) = c.stream.as_mut() else {
+        return false;
+    };
     let mut progress = false;
     match stream {
         Stream::List(l) => {
@@ -643,7 +761,9 @@ fn produce(c: &mut Conn) -> bool {
                     return true;
                 };
                 progress = true;
-                let Ok(path) = l.dir.join(&name) else { continue };
+                let Ok(path) = l.dir.join(&name) else {
+                    continue;
+                };
                 // Entries that vanish between readdir and stat are simply gone.
                 if let Ok(st) = tree.lstat(&path) {
                     if let Ok(item) = list_item(tree, &path, &name, &st) {
@@ -659,9 +779,12 @@ fn produce(c: &mut Conn) -> bool {
                     r.started = true;
                     WirePath::root()
                 } else {
-                    let Some((dir, names)) = r.stack.last_mut() else {
+                    let Some((dir, names, _)) = r.stack.last_mut() else {
                         let who = c.session.name().unwrap_or("?").to_string();
-                        info!("{who}: restore {} sent: {} entries, {} bytes, {} failed", r.base, r.stats.entries, r.stats.bytes, r.stats.failed);
+                        info!(
+                            "{who}: restore {} sent: {} entries, {} bytes, {} failed",
+                            r.base, r.stats.entries, r.stats.bytes, r.stats.failed
+                        );
                         c.session.send_done(r.id);
                         c.stream = None;
                         return true;
@@ -672,7 +795,13 @@ fn produce(c: &mut Conn) -> bool {
                             Err(_) => continue,
                         },
                         None => {
-                            r.stack.pop();
+                            if let Some((dir, _, meta)) = r.stack.pop() {
+                                c.session.send_entry(&Frame::Dir {
+                                    id: r.id,
+                                    path: dir,
+                                    meta,
+                                });
+                            }
                             continue;
                         }
                     }
@@ -683,7 +812,11 @@ fn produce(c: &mut Conn) -> bool {
                     Err(e) => {
                         r.stats.failed += 1;
                         let shown = r.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
-                        let msg = if rel.is_root() { cause(&e) } else { client_message(&e) };
+                        let msg = if rel.is_root() {
+                            cause(&e)
+                        } else {
+                            client_message(&e)
+                        };
                         c.session.handle_failed(r.id, shown, msg);
                     }
                 }
@@ -694,38 +827,61 @@ fn produce(c: &mut Conn) -> bool {
 }
 
 /// Sends the header of one restored entry; a file also gets its sender.
-fn restore_entry(tree: &Beneath, r: &mut RestoreStream, rel: &WirePath, session: &mut ServerSession) -> Result<Option<BodySender>, FsError> {
+fn restore_entry(
+    tree: &Beneath,
+    r: &mut RestoreStream,
+    rel: &WirePath,
+    session: &mut ServerSession,
+) -> Result<Option<BodySender>, FsError> {
     let full = r.base.join_path(rel).map_err(|e| FsError {
         op: "restore",
         path: tree.show(&r.base),
         error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
     })?;
     let st = tree.lstat(&full)?;
-    let other = || FsError { op: "restore", path: tree.show(&full), error: io::Error::other("not a regular file, directory or symlink") };
+    let other = || FsError {
+        op: "restore",
+        path: tree.show(&full),
+        error: io::Error::other("not a regular file, directory or symlink"),
+    };
     let kind = kind_of(&st).ok_or_else(other)?;
     r.stats.entries += 1;
     match kind {
         EntryKind::Dir => {
             let names = tree.read_dir(&full)?;
-            session.send_entry(&Frame::Dir { id: r.id, path: rel.clone(), meta: meta_of(&st) });
-            r.stack.push((rel.clone(), names.into()));
+            r.stack.push((rel.clone(), names.into(), meta_of(&st)));
             Ok(None)
         }
         EntryKind::Symlink => {
             let target = tree.readlink(&full)?;
-            session.send_entry(&Frame::Symlink { id: r.id, path: rel.clone(), target, meta: meta_of(&st) });
+            session.send_entry(&Frame::Symlink {
+                id: r.id,
+                path: rel.clone(),
+                target,
+                meta: meta_of(&st),
+            });
             Ok(None)
         }
         EntryKind::File => {
             let fd = tree.open_file(&full)?;
             // Stat the open file, not the name: this is what will be sent.
-            let st = stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", tree.show(&full), e))?;
+            let st = stat::fstat(fd.as_raw_fd())
+                .map_err(|e| FsError::errno("stat", tree.show(&full), e))?;
             if kind_of(&st) != Some(EntryKind::File) {
                 return Err(other());
             }
             let size = st.st_size.max(0) as u64;
-            let tx = BodySender::new(fd, size).map_err(|error| FsError { op: "stat", path: tree.show(&full), error })?;
-            session.send_entry(&Frame::File { id: r.id, path: rel.clone(), meta: meta_of(&st), size });
+            let tx = BodySender::new(fd, size).map_err(|error| FsError {
+                op: "stat",
+                path: tree.show(&full),
+                error,
+            })?;
+            session.send_entry(&Frame::File {
+                id: r.id,
+                path: rel.clone(),
+                meta: meta_of(&st),
+                size,
+            });
             Ok(Some(tx))
         }
     }

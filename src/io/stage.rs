@@ -11,7 +11,7 @@
 //! the client for restores (confined to the destination).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,6 +85,8 @@ pub struct Stager {
     staged: Vec<Staged>,
     dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
+    /// The directory the last entry went into, kept open.
+    parent: Option<(WirePath, OwnedFd)>,
     /// Whether to apply the mode and mtime of the tree's own root directory.
     pub keep_root_meta: bool,
 }
@@ -92,7 +94,14 @@ pub struct Stager {
 impl Stager {
     /// A stager writing beneath `tree`.
     pub fn new(tree: Beneath) -> Stager {
-        Stager { tree, staged: Vec::new(), dirs: Vec::new(), incoming: None, keep_root_meta: false }
+        Stager {
+            tree,
+            staged: Vec::new(),
+            dirs: Vec::new(),
+            incoming: None,
+            parent: None,
+            keep_root_meta: false,
+        }
     }
 
     /// The confining tree.
@@ -110,9 +119,53 @@ impl Stager {
         format!(".rsb-tmp.{}.{n}", std::process::id()).into_bytes()
     }
 
+    /// Opens the directory that will hold `path`, creating missing
+    /// directories (owner-only until their own entry arrives), replacing a
+    /// file or link in the way, and making it writable by its owner. The
+    /// last one is kept open: entries arrive grouped by directory.
+    fn parent_for_write(&mut self, path: &WirePath) -> Result<RawFd, FsError> {
+        let parent = path.parent().ok_or_else(|| FsError {
+            op: "open",
+            path: self.tree.show(path),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the root has no parent"),
+        })?;
+        if let Some((p, fd)) = &self.parent {
+            if *p == parent {
+                return Ok(fd.as_raw_fd());
+            }
+        }
+        self.parent = None;
+        let fd = match self.tree.dir(&parent) {
+            Ok(fd) => fd,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOENT) | Some(nix::libc::ENOTDIR)
+                ) =>
+            {
+                self.tree.dir_create(&parent, 0o700, true)?
+            }
+            Err(e) => return Err(e),
+        };
+        let st = stat::fstat(fd.as_raw_fd())
+            .map_err(|e| FsError::errno("stat", self.tree.show(&parent), e))?;
+        if st.st_mode & 0o300 != 0o300 {
+            // A read-only directory from an earlier backup; its own entry,
+            // which comes after its contents, sets the mode back.
+            stat::fchmod(
+                fd.as_raw_fd(),
+                Mode::from_bits_truncate((st.st_mode | 0o700) & 0o7777),
+            )
+            .map_err(|e| FsError::errno("chmod", self.tree.show(&parent), e))?;
+        }
+        let raw = fd.as_raw_fd();
+        self.parent = Some((parent, fd));
+        Ok(raw)
+    }
+
     /// Makes `path` a directory (creating it, or replacing a non-directory
-    /// there) and remembers `meta` for the commit. The directory stays
-    /// owner-writable until then, so its children can be written.
+    /// there) and applies `meta` to it at the commit. Directories arrive
+    /// after their contents, so nothing is written into them afterwards.
     pub fn mkdir(&mut self, path: &WirePath, meta: Meta) -> Result<(), FsError> {
         if path.is_root() {
             if self.keep_root_meta {
@@ -120,31 +173,30 @@ impl Stager {
             }
             return Ok(());
         }
-        let (parent, name) = self.tree.parent(path)?;
-        match stat::fstatat(Some(parent.as_raw_fd()), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR => {
-                if st.st_mode & 0o700 != 0o700 {
-                    let fd = self.tree.dir(path)?;
-                    stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate((st.st_mode | 0o700) & 0o7777))
-                        .map_err(|e| FsError::errno("chmod", self.tree.show(path), e))?;
-                }
-            }
+        let parent = self.parent_for_write(path)?;
+        let Some(name) = path.file_name() else {
+            return Ok(());
+        };
+        match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st)
+                if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+                    == SFlag::S_IFDIR => {}
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
-                unistd::unlinkat(Some(parent.as_raw_fd()), os(name), UnlinkatFlags::NoRemoveDir)
+                unistd::unlinkat(Some(parent), os(name), UnlinkatFlags::NoRemoveDir)
                     .map_err(|e| FsError::errno("unlink", self.tree.show(path), e))?;
-                self.mkdir_in(&parent, path, name)?;
+                self.mkdir_in(parent, path, name)?;
             }
-            Err(Errno::ENOENT) => self.mkdir_in(&parent, path, name)?,
+            Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
             Err(e) => return Err(FsError::errno("stat", self.tree.show(path), e)),
         }
         self.dirs.push((path.clone(), meta));
         Ok(())
     }
 
-    fn mkdir_in(&self, parent: &OwnedFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
-        match stat::mkdirat(Some(parent.as_raw_fd()), os(name), Mode::from_bits_truncate(0o700)) {
+    fn mkdir_in(&self, parent: RawFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
+        match stat::mkdirat(Some(parent), os(name), Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
             Err(e) => Err(FsError::errno("mkdir", self.tree.show(path), e)),
         }
@@ -152,33 +204,49 @@ impl Stager {
 
     /// Creates a symlink to `target` under a temporary name, to be renamed
     /// over `path` at the commit.
-    pub fn symlink(&mut self, id: u32, path: &WirePath, target: &[u8], meta: Meta) -> Result<(), FsError> {
-        let (parent, _) = self.tree.parent(path)?;
+    pub fn symlink(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        target: &[u8],
+        meta: Meta,
+    ) -> Result<(), FsError> {
+        let parent = self.parent_for_write(path)?;
         let tmp = Self::tmp_name();
-        unistd::symlinkat(os(target), Some(parent.as_raw_fd()), os(&tmp))
+        unistd::symlinkat(os(target), Some(parent), os(&tmp))
             .map_err(|e| FsError::errno("symlink", self.tree.show(path), e))?;
         // A link's mtime is kept too; its mode has no meaning on Linux.
         if let Err(e) = stat::utimensat(
-            Some(parent.as_raw_fd()),
+            Some(parent),
             os(&tmp),
             &omit(),
             &timespec(&meta),
             UtimensatFlags::NoFollowSymlink,
         ) {
-            let _ = unistd::unlinkat(Some(parent.as_raw_fd()), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
             return Err(FsError::errno("utimes", self.tree.show(path), e));
         }
-        self.staged.push(Staged { id, path: path.clone(), tmp });
+        self.staged.push(Staged {
+            id,
+            path: path.clone(),
+            tmp,
+        });
         Ok(())
     }
 
     /// Creates the temporary file that the body of `path` is written to.
-    pub fn begin_file(&mut self, id: u32, path: &WirePath, meta: Meta, size: u64) -> Result<&mut Incoming, FsError> {
+    pub fn begin_file(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+    ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
-        let (parent, _) = self.tree.parent(path)?;
+        let parent = self.parent_for_write(path)?;
         let tmp = Self::tmp_name();
         let fd = fcntl::openat(
-            Some(parent.as_raw_fd()),
+            Some(parent),
             os(&tmp),
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             Mode::from_bits_truncate(0o600),
@@ -186,7 +254,14 @@ impl Stager {
         .map_err(|e| FsError::errno("create", self.tree.show(path), e))?;
         // SAFETY: fd was just returned by openat and is owned by nobody else.
         let file = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(self.incoming.insert(Incoming { id, path: path.clone(), meta, size, file, tmp }))
+        Ok(self.incoming.insert(Incoming {
+            id,
+            path: path.clone(),
+            meta,
+            size,
+            file,
+            tmp,
+        }))
     }
 
     /// The file being received, if any.
@@ -205,11 +280,16 @@ impl Stager {
         let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
             .map_err(|e| FsError::errno("chmod", shown.clone(), e))
             .and_then(|()| {
-                stat::futimens(fd, &omit(), &timespec(&inc.meta)).map_err(|e| FsError::errno("utimes", shown, e))
+                stat::futimens(fd, &omit(), &timespec(&inc.meta))
+                    .map_err(|e| FsError::errno("utimes", shown, e))
             });
         match res {
             Ok(()) => {
-                self.staged.push(Staged { id: inc.id, path: inc.path, tmp: inc.tmp });
+                self.staged.push(Staged {
+                    id: inc.id,
+                    path: inc.path,
+                    tmp: inc.tmp,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -228,18 +308,24 @@ impl Stager {
 
     fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
         if let Ok((parent, _)) = self.tree.parent(path) {
-            let _ = unistd::unlinkat(Some(parent.as_raw_fd()), os(tmp), UnlinkatFlags::NoRemoveDir);
+            let _ = unistd::unlinkat(
+                Some(parent.as_raw_fd()),
+                os(tmp),
+                UnlinkatFlags::NoRemoveDir,
+            );
         }
     }
 
     fn sync(&self) -> Result<(), FsError> {
-        unistd::syncfs(self.tree.root_fd()).map_err(|e| FsError::errno("syncfs", self.tree.show(&WirePath::root()), e))
+        unistd::syncfs(self.tree.root_fd())
+            .map_err(|e| FsError::errno("syncfs", self.tree.show(&WirePath::root()), e))
     }
 
     /// Makes every staged entry durable and visible. Returns the entries
     /// that could not be committed; the others are in place and on disk.
     pub fn commit(&mut self) -> Vec<CommitFailure> {
         let mut failures = Vec::new();
+        self.parent = None;
         let staged = std::mem::take(&mut self.staged);
         let mut dirs = std::mem::take(&mut self.dirs);
         if staged.is_empty() && dirs.is_empty() {
@@ -252,7 +338,11 @@ impl Stager {
                     failures.push(CommitFailure {
                         id: s.id,
                         path: s.path,
-                        error: FsError { op: e.op, path: e.path.clone(), error: std::io::Error::from(e.error.kind()) },
+                        error: FsError {
+                            op: e.op,
+                            path: e.path.clone(),
+                            error: std::io::Error::from(e.error.kind()),
+                        },
                     });
                 }
                 return failures;
@@ -267,19 +357,44 @@ impl Stager {
                 match self.tree.dir(&pp) {
                     Ok(fd) => parent_fd = Some(fd),
                     Err(error) => {
-                        failures.push(CommitFailure { id: s.id, path: s.path, error });
+                        failures.push(CommitFailure {
+                            id: s.id,
+                            path: s.path,
+                            error,
+                        });
                         parent_path = None;
                         continue;
                     }
                 }
                 parent_path = Some(pp);
             }
-            let Some(dir) = parent_fd.as_ref() else { continue };
-            let Some(name) = s.path.file_name() else { continue };
-            if let Err(e) = fcntl::renameat(Some(dir.as_raw_fd()), os(&s.tmp), Some(dir.as_raw_fd()), os(name)) {
-                let _ = unistd::unlinkat(Some(dir.as_raw_fd()), os(&s.tmp), UnlinkatFlags::NoRemoveDir);
-                let e = if e == Errno::EISDIR || e == Errno::ENOTEMPTY || e == Errno::EEXIST { Errno::EISDIR } else { e };
-                failures.push(CommitFailure { id: s.id, path: s.path.clone(), error: FsError::errno("rename", self.tree.show(&s.path), e) });
+            let Some(dir) = parent_fd.as_ref() else {
+                continue;
+            };
+            let Some(name) = s.path.file_name() else {
+                continue;
+            };
+            if let Err(e) = fcntl::renameat(
+                Some(dir.as_raw_fd()),
+                os(&s.tmp),
+                Some(dir.as_raw_fd()),
+                os(name),
+            ) {
+                let _ = unistd::unlinkat(
+                    Some(dir.as_raw_fd()),
+                    os(&s.tmp),
+                    UnlinkatFlags::NoRemoveDir,
+                );
+                let e = if e == Errno::EISDIR || e == Errno::ENOTEMPTY || e == Errno::EEXIST {
+                    Errno::EISDIR
+                } else {
+                    e
+                };
+                failures.push(CommitFailure {
+                    id: s.id,
+                    path: s.path.clone(),
+                    error: FsError::errno("rename", self.tree.show(&s.path), e),
+                });
             }
         }
         // Deepest first: setting a child's mtime changes nothing above it,
@@ -297,7 +412,11 @@ impl Stager {
             }
         }
         if let Err(error) = self.sync() {
-            failures.push(CommitFailure { id: 0, path: WirePath::root(), error });
+            failures.push(CommitFailure {
+                id: 0,
+                path: WirePath::root(),
+                error,
+            });
         }
         failures
     }
@@ -329,7 +448,13 @@ mod tests {
     }
 
     fn meta(mode: u32, secs: i64) -> Meta {
-        Meta { mode, mtime: Time { secs, nanos: 123_456_789 } }
+        Meta {
+            mode,
+            mtime: Time {
+                secs,
+                nanos: 123_456_789,
+            },
+        }
     }
 
     fn write_all(fd: &OwnedFd, data: &[u8]) {
@@ -348,7 +473,10 @@ mod tests {
             assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
         }
         assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
-        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -360,14 +488,21 @@ mod tests {
         let inc = s.begin_file(2, &wp("d/f"), meta(0o604, 1000), 3).unwrap();
         write_all(&inc.file, b"abc");
         s.finish_file().unwrap();
-        s.symlink(3, &wp("d/l"), b"../nowhere", meta(0o777, 3000)).unwrap();
+        s.symlink(3, &wp("d/l"), b"../nowhere", meta(0o777, 3000))
+            .unwrap();
         assert!(s.commit().is_empty());
         let f = std::fs::symlink_metadata(t.path().join("d/f")).unwrap();
-        assert_eq!((f.mode() & 0o7777, f.mtime(), f.mtime_nsec()), (0o604, 1000, 123_456_789));
+        assert_eq!(
+            (f.mode() & 0o7777, f.mtime(), f.mtime_nsec()),
+            (0o604, 1000, 123_456_789)
+        );
         let l = std::fs::symlink_metadata(t.path().join("d/l")).unwrap();
         assert!(l.file_type().is_symlink());
         assert_eq!(l.mtime(), 3000);
-        assert_eq!(std::fs::read_link(t.path().join("d/l")).unwrap(), std::path::Path::new("../nowhere"));
+        assert_eq!(
+            std::fs::read_link(t.path().join("d/l")).unwrap(),
+            std::path::Path::new("../nowhere")
+        );
         let d = std::fs::symlink_metadata(t.path().join("d")).unwrap();
         assert_eq!((d.mode() & 0o7777, d.mtime()), (0o555, 2000));
         // A second backup into the read-only directory still works.
@@ -378,7 +513,11 @@ mod tests {
         s.finish_file().unwrap();
         assert!(s.commit().is_empty());
         assert_eq!(std::fs::read(t.path().join("d/g")).unwrap(), b"x");
-        std::fs::set_permissions(t.path().join("d"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            t.path().join("d"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -404,7 +543,11 @@ mod tests {
         let f = s.commit();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].id, 9);
-        assert!(f[0].error.to_string().starts_with("rename "), "{}", f[0].error);
+        assert!(
+            f[0].error.to_string().starts_with("rename "),
+            "{}",
+            f[0].error
+        );
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 
@@ -416,12 +559,21 @@ mod tests {
         let outside = t.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("d")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("e")).unwrap();
         let mut s = Stager::new(Beneath::open_root(&root, false).unwrap());
-        assert!(s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).is_err());
-        assert!(s.symlink(1, &wp("d/l"), b"x", meta(0o600, 1)).is_err());
-        // Backing up a directory where the link is replaces the link.
-        s.mkdir(&wp("d"), meta(0o755, 1)).unwrap();
+        // Entries under a stored link replace the link with a directory...
+        s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).unwrap();
+        s.finish_file().unwrap();
+        s.symlink(2, &wp("d/l"), b"x", meta(0o600, 1)).unwrap();
+        // ...and so does a directory entry where the link is.
+        s.mkdir(&wp("e"), meta(0o755, 1)).unwrap();
+        assert!(s.commit().is_empty());
         assert!(std::fs::symlink_metadata(root.join("d")).unwrap().is_dir());
+        assert!(std::fs::symlink_metadata(root.join("e")).unwrap().is_dir());
+        assert!(std::fs::symlink_metadata(root.join("d/f"))
+            .unwrap()
+            .is_file());
+        // Nothing was ever written through either link.
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

@@ -46,7 +46,12 @@ pub fn crc_range(file: &impl AsFd, mut offset: u64, mut len: u64, mut crc: u32) 
         while len > 0 {
             let want = len.min(buf.len() as u64) as usize;
             let n = match nix::sys::uio::pread(file, &mut buf[..want], offset as i64) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being read",
+                    ))
+                }
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(errno_io(e)),
@@ -79,10 +84,18 @@ pub struct Pipe {
 impl Pipe {
     /// A new pipe, enlarged to [`PIPE_SIZE`] where the system allows.
     pub fn new() -> io::Result<Pipe> {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(errno_io)?;
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(errno_io)?;
         // Larger pipes mean fewer splice calls; failure just keeps 64 KiB.
-        let _ = fcntl::fcntl(write.as_raw_fd(), fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
-        Ok(Pipe { read, write, pending: 0 })
+        let _ = fcntl::fcntl(
+            write.as_raw_fd(),
+            fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
+        );
+        Ok(Pipe {
+            read,
+            write,
+            pending: 0,
+        })
     }
 
     /// Throws away whatever is still in the pipe (after a failed write).
@@ -113,7 +126,12 @@ pub struct BodyReceiver {
 impl BodyReceiver {
     /// Expects `size` body bytes.
     pub fn new(size: u64) -> BodyReceiver {
-        BodyReceiver { remaining: size, offset: 0, crc: 0, error: None }
+        BodyReceiver {
+            remaining: size,
+            offset: 0,
+            crc: 0,
+            error: None,
+        }
     }
 
     /// Body bytes still to come.
@@ -156,12 +174,15 @@ impl BodyReceiver {
     /// Takes body bytes that were already read into the connection's buffer
     /// together with the frame before them. Returns how many it used.
     pub fn feed(&mut self, file: Option<&OwnedFd>, data: &[u8]) -> usize {
-        let n = data.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = data
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let data = &data[..n];
         if let (Some(file), false) = (file, self.has_failed()) {
             let mut done = 0;
             while done < n {
-                match nix::sys::uio::pwrite(file, &data[done..], (self.offset + done as u64) as i64) {
+                match nix::sys::uio::pwrite(file, &data[done..], (self.offset + done as u64) as i64)
+                {
                     Ok(w) => done += w,
                     Err(Errno::EINTR) => {}
                     Err(e) => {
@@ -181,7 +202,13 @@ impl BodyReceiver {
     /// complete, the socket would block, or `budget` bytes were moved.
     /// An error is the socket's (the connection is lost); EOF is
     /// `UnexpectedEof`. File errors are kept (see [`Self::take_error`]).
-    pub fn pump(&mut self, sock: &impl AsFd, file: Option<&OwnedFd>, pipe: &mut Pipe, budget: u64) -> io::Result<Progress> {
+    pub fn pump(
+        &mut self,
+        sock: &impl AsFd,
+        file: Option<&OwnedFd>,
+        pipe: &mut Pipe,
+        budget: u64,
+    ) -> io::Result<Progress> {
         let mut progress = Progress::default();
         while self.remaining > 0 && progress.moved < budget {
             let want = (self.remaining - pipe.pending as u64).min(CHUNK as u64) as usize;
@@ -194,7 +221,12 @@ impl BodyReceiver {
                     want,
                     SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
                 ) {
-                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed in a file body")),
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "connection closed in a file body",
+                        ))
+                    }
                     Ok(n) => pipe.pending += n,
                     Err(Errno::EINTR) => continue,
                     Err(Errno::EAGAIN) if pipe.pending == 0 => {
@@ -224,7 +256,14 @@ impl BodyReceiver {
             (Some(file), false) => {
                 let mut off = self.offset as i64;
                 while pipe.pending > 0 {
-                    match fcntl::splice(&pipe.read, None, file, Some(&mut off), pipe.pending, SpliceFFlags::SPLICE_F_MOVE) {
+                    match fcntl::splice(
+                        &pipe.read,
+                        None,
+                        file,
+                        Some(&mut off),
+                        pipe.pending,
+                        SpliceFFlags::SPLICE_F_MOVE,
+                    ) {
                         Ok(0) => {
                             self.fail(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
                             break;
@@ -291,7 +330,10 @@ struct Stamp {
 
 fn stamp(file: &OwnedFd) -> io::Result<Stamp> {
     let st = stat::fstat(file.as_raw_fd()).map_err(errno_io)?;
-    Ok(Stamp { size: st.st_size, mtime: (st.st_mtime, st.st_mtime_nsec) })
+    Ok(Stamp {
+        size: st.st_size,
+        mtime: (st.st_mtime, st.st_mtime_nsec),
+    })
 }
 
 /// Sends one file body of an announced length with `sendfile`, computing
@@ -309,7 +351,14 @@ impl BodySender {
     /// Prepares to send `size` bytes of `file` (as announced in the header).
     pub fn new(file: OwnedFd, size: u64) -> io::Result<BodySender> {
         let before = stamp(&file)?;
-        Ok(BodySender { file, size, offset: 0, crc: 0, before, changed: false })
+        Ok(BodySender {
+            file,
+            size,
+            offset: 0,
+            crc: 0,
+            before,
+            changed: false,
+        })
     }
 
     /// True when all announced bytes went out.
@@ -346,7 +395,12 @@ impl BodySender {
                     self.changed = true;
                     continue;
                 }
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    ))
+                }
                 Ok(n) => {
                     if !self.changed {
                         match crc_range(&self.file, start, n as u64, self.crc) {
@@ -393,7 +447,13 @@ mod tests {
     }
 
     fn rw_file(p: &std::path::Path) -> std::fs::File {
-        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(p).unwrap()
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .unwrap()
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds the {MAX_PAYLOAD}-byte limit"),
+            DecodeError::TooLarge(n) => {
+                write!(f, "frame of {n} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+            }
             DecodeError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
             DecodeError::Truncated(what) => write!(f, "frame truncated in field {what}"),
             DecodeError::Trailing(n) => write!(f, "{n} trailing bytes after frame"),
@@ -248,14 +250,23 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 4]);
     let mut w = Writer { out };
     match frame {
-        Frame::Hello { version, name, flags, nonce } => {
+        Frame::Hello {
+            version,
+            name,
+            flags,
+            nonce,
+        } => {
             w.raw(&MAGIC);
             w.u16(*version);
             w.bytes(name.as_bytes());
             w.u32(*flags);
             w.bytes(nonce);
         }
-        Frame::Welcome { version, flags, nonce } => {
+        Frame::Welcome {
+            version,
+            flags,
+            nonce,
+        } => {
             w.u16(*version);
             w.u32(*flags);
             w.bytes(nonce);
@@ -269,13 +280,23 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.bytes(path.as_bytes());
             w.meta(meta);
         }
-        Frame::Symlink { id, path, target, meta } => {
+        Frame::Symlink {
+            id,
+            path,
+            target,
+            meta,
+        } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.bytes(target);
             w.meta(meta);
         }
-        Frame::File { id, path, meta, size } => {
+        Frame::File {
+            id,
+            path,
+            meta,
+            size,
+        } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.meta(meta);
@@ -362,30 +383,88 @@ mod tests {
     fn meta() -> Meta {
         Meta {
             mode: 0o644,
-            mtime: Time { secs: -5, nanos: 999_999_999 },
+            mtime: Time {
+                secs: -5,
+                nanos: 999_999_999,
+            },
         }
     }
 
     fn samples() -> Vec<Frame> {
         vec![
-            Frame::Hello { version: 1, name: "laptop".into(), flags: 0, nonce: vec![] },
-            Frame::Hello { version: 7, name: "x".into(), flags: 3, nonce: vec![1, 2, 3] },
-            Frame::Welcome { version: 1, flags: 1, nonce: vec![] },
-            Frame::Error { code: ErrorCode::Busy, message: "server busy".into() },
-            Frame::Dir { id: 1, path: path("a/b"), meta: meta() },
-            Frame::Symlink { id: 2, path: path("a/l"), target: b"../x\xff".to_vec(), meta: meta() },
-            Frame::File { id: 3, path: path("a/f\nx"), meta: meta(), size: u64::MAX },
-            Frame::FileEnd { id: 3, crc: 0xdeadbeef, ok: true },
-            Frame::FileEnd { id: 3, crc: 0, ok: false },
+            Frame::Hello {
+                version: 1,
+                name: "laptop".into(),
+                flags: 0,
+                nonce: vec![],
+            },
+            Frame::Hello {
+                version: 7,
+                name: "x".into(),
+                flags: 3,
+                nonce: vec![1, 2, 3],
+            },
+            Frame::Welcome {
+                version: 1,
+                flags: 1,
+                nonce: vec![],
+            },
+            Frame::Error {
+                code: ErrorCode::Busy,
+                message: "server busy".into(),
+            },
+            Frame::Dir {
+                id: 1,
+                path: path("a/b"),
+                meta: meta(),
+            },
+            Frame::Symlink {
+                id: 2,
+                path: path("a/l"),
+                target: b"../x\xff".to_vec(),
+                meta: meta(),
+            },
+            Frame::File {
+                id: 3,
+                path: path("a/f\nx"),
+                meta: meta(),
+                size: u64::MAX,
+            },
+            Frame::FileEnd {
+                id: 3,
+                crc: 0xdeadbeef,
+                ok: true,
+            },
+            Frame::FileEnd {
+                id: 3,
+                crc: 0,
+                ok: false,
+            },
             Frame::Commit { id: 4 },
             Frame::Committed { id: 4 },
-            Frame::Failed { id: 5, path: WirePath::root(), message: "no".into() },
-            Frame::List { id: 6, path: path("home") },
+            Frame::Failed {
+                id: 5,
+                path: WirePath::root(),
+                message: "no".into(),
+            },
+            Frame::List {
+                id: 6,
+                path: path("home"),
+            },
             Frame::ListEntry {
                 id: 6,
-                item: ListItem { kind: EntryKind::Symlink, name: b"n".to_vec(), meta: meta(), size: 0, target: b"t".to_vec() },
+                item: ListItem {
+                    kind: EntryKind::Symlink,
+                    name: b"n".to_vec(),
+                    meta: meta(),
+                    size: 0,
+                    target: b"t".to_vec(),
+                },
             },
-            Frame::Restore { id: 7, path: WirePath::root() },
+            Frame::Restore {
+                id: 7,
+                path: WirePath::root(),
+            },
             Frame::Done { id: 7 },
         ]
     }
@@ -394,7 +473,11 @@ mod tests {
     fn every_frame_round_trips() {
         for f in samples() {
             let bytes = to_vec(&f);
-            assert_eq!(decode(&bytes), Ok(Decoded::Frame(f.clone(), bytes.len())), "{f:?}");
+            assert_eq!(
+                decode(&bytes),
+                Ok(Decoded::Frame(f.clone(), bytes.len())),
+                "{f:?}"
+            );
         }
     }
 
@@ -403,7 +486,11 @@ mod tests {
         for f in samples() {
             let bytes = to_vec(&f);
             for n in 0..bytes.len() {
-                assert_eq!(decode(&bytes[..n]), Ok(Decoded::Partial), "{f:?} prefix {n}");
+                assert_eq!(
+                    decode(&bytes[..n]),
+                    Ok(Decoded::Partial),
+                    "{f:?} prefix {n}"
+                );
             }
         }
     }
@@ -429,7 +516,10 @@ mod tests {
 
     #[test]
     fn oversized_unknown_and_trailing_rejected() {
-        assert_eq!(decode(&[12, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::TooLarge(u32::MAX)));
+        assert_eq!(
+            decode(&[12, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::TooLarge(u32::MAX))
+        );
         assert_eq!(decode(&[99, 0, 0, 0, 0]), Err(DecodeError::UnknownKind(99)));
         assert_eq!(decode(&[0, 0, 0, 0, 0]), Err(DecodeError::UnknownKind(0)));
         let mut b = to_vec(&Frame::Commit { id: 1 });
@@ -445,7 +535,12 @@ mod tests {
 
     #[test]
     fn bad_fields_rejected() {
-        let mut hello = to_vec(&Frame::Hello { version: 1, name: "a".into(), flags: 0, nonce: vec![] });
+        let mut hello = to_vec(&Frame::Hello {
+            version: 1,
+            name: "a".into(),
+            flags: 0,
+            nonce: vec![],
+        });
         hello[5] = b'X';
         assert_eq!(decode(&hello), Err(DecodeError::BadMagic));
 
@@ -459,41 +554,70 @@ mod tests {
         let mut p = 1u32.to_be_bytes().to_vec();
         p.extend_from_slice(&4u32.to_be_bytes());
         p.extend_from_slice(b"../x");
-        assert_eq!(decode(&raw(20, &p)), Err(DecodeError::Path(PathError::DotDot)));
+        assert_eq!(
+            decode(&raw(20, &p)),
+            Err(DecodeError::Path(PathError::DotDot))
+        );
         // Absolute path.
         let mut p = 1u32.to_be_bytes().to_vec();
         p.extend_from_slice(&4u32.to_be_bytes());
         p.extend_from_slice(b"/etc");
-        assert_eq!(decode(&raw(22, &p)), Err(DecodeError::Path(PathError::Absolute)));
+        assert_eq!(
+            decode(&raw(22, &p)),
+            Err(DecodeError::Path(PathError::Absolute))
+        );
         // A byte-string length pointing past the payload.
         let mut p = 1u32.to_be_bytes().to_vec();
         p.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(decode(&raw(20, &p)), Err(DecodeError::Truncated("path")));
         // Mode with file-type bits; nanos out of range; bad status.
-        let mut d = to_vec(&Frame::Dir { id: 1, path: path("a"), meta: meta() });
+        let mut d = to_vec(&Frame::Dir {
+            id: 1,
+            path: path("a"),
+            meta: meta(),
+        });
         let mode_at = 5 + 4 + 4 + 1;
         d[mode_at] = 0xff;
         assert_eq!(decode(&d), Err(DecodeError::Invalid("mode")));
-        let mut d = to_vec(&Frame::Dir { id: 1, path: path("a"), meta: meta() });
+        let mut d = to_vec(&Frame::Dir {
+            id: 1,
+            path: path("a"),
+            meta: meta(),
+        });
         let n = d.len();
         d[n - 4] = 0xff;
         assert_eq!(decode(&d), Err(DecodeError::Invalid("mtime")));
-        let mut e = to_vec(&Frame::FileEnd { id: 1, crc: 2, ok: true });
+        let mut e = to_vec(&Frame::FileEnd {
+            id: 1,
+            crc: 2,
+            ok: true,
+        });
         let n = e.len();
         e[n - 1] = 7;
         assert_eq!(decode(&e), Err(DecodeError::Invalid("status")));
         // Non-UTF-8 name in Hello.
-        let mut h = to_vec(&Frame::Hello { version: 1, name: "a".into(), flags: 0, nonce: vec![] });
+        let mut h = to_vec(&Frame::Hello {
+            version: 1,
+            name: "a".into(),
+            flags: 0,
+            nonce: vec![],
+        });
         h[5 + 4 + 2 + 4] = 0xff;
         assert_eq!(decode(&h), Err(DecodeError::Invalid("name")));
     }
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary() {
-        let f = Frame::Failed { id: 1, path: WirePath::root(), message: "é".repeat(2000) };
+        let f = Frame::Failed {
+            id: 1,
+            path: WirePath::root(),
+            message: "é".repeat(2000),
+        };
         let b = to_vec(&f);
         match decode(&b).unwrap() {
-            Decoded::Frame(Frame::Failed { message, .. }, _) => assert!(message.len() <= MAX_MESSAGE),
+            Decoded::Frame(Frame::Failed { message, .. }, _) => {
+                assert!(message.len() <= MAX_MESSAGE)
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -40,6 +40,12 @@
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
 //!   it was sent, discard it). The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
+//! * Directories come *after* their contents (post-order), so the receiver
+//!   sets a directory's mode and mtime when nothing more will be written
+//!   into it. A receiver creates missing parent directories itself, with
+//!   owner-only permissions until their own entry arrives, and replaces a
+//!   file or symlink that stands where a directory is needed (it never
+//!   follows one).
 //! * At most [`MAX_BATCH`] entries may be sent between two commits.
 //! * `Commit`: make every entry sent before it durable and visible. The
 //!   server syncs the staged data, renames each staged entry over its final
@@ -50,7 +56,7 @@
 //! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`File`
 //!   (+ body + `FileEnd`) frames a backup uses, carrying the request's id,
 //!   with paths relative to the restored path (the empty path is the restored
-//!   path itself), in pre-order, then `Done`. Entries that cannot be read are
+//!   path itself), directories after their contents, then `Done`. Entries that cannot be read are
 //!   reported with `Failed` and skipped.
 //!
 //! A request that fails as a whole (missing path, read-only server) gets
@@ -61,7 +67,7 @@ pub mod codec;
 pub mod frame;
 pub mod path;
 
-pub use codec::{decode, encode, Decoded, DecodeError};
+pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{EntryKind, ErrorCode, Frame, ListItem, Meta, Time};
 pub use path::{PathError, WirePath};
 

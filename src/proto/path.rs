@@ -231,7 +231,10 @@ mod tests {
 
     #[test]
     fn from_local_strips_root_and_dots() {
-        assert_eq!(WirePath::from_local(b"/home/./ann//x").unwrap().as_bytes(), b"home/ann/x");
+        assert_eq!(
+            WirePath::from_local(b"/home/./ann//x").unwrap().as_bytes(),
+            b"home/ann/x"
+        );
         assert!(WirePath::from_local(b"/").unwrap().is_root());
         assert_eq!(WirePath::from_local(b"/a/../b"), Err(PathError::DotDot));
     }
@@ -246,7 +249,10 @@ mod tests {
         assert_eq!(WirePath::root().join(b"x").unwrap().as_bytes(), b"x");
         assert!(a.join(b"..").is_err());
         assert!(a.join(b"x/y").is_err());
-        assert_eq!(a.join_path(&p(b"d/e").unwrap()).unwrap().as_bytes(), b"a/b/c/d/e");
+        assert_eq!(
+            a.join_path(&p(b"d/e").unwrap()).unwrap().as_bytes(),
+            b"a/b/c/d/e"
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { read_only: false, idle_timeout: Some(Duration::from_secs(300)), hello_timeout: Duration::from_secs(10) }
+        SessionConfig {
+            read_only: false,
+            idle_timeout: Some(Duration::from_secs(300)),
+            hello_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -119,11 +123,22 @@ enum State {
     AwaitHello,
     Ready,
     /// The next `remaining` bytes are the body of file `id`.
-    Body { id: u32, path: WirePath, size: u64, accepted: bool },
+    Body {
+        id: u32,
+        path: WirePath,
+        size: u64,
+        accepted: bool,
+    },
     /// A body ended; its `FileEnd` must come next.
-    AwaitFileEnd { id: u32, path: WirePath, accepted: bool },
+    AwaitFileEnd {
+        id: u32,
+        path: WirePath,
+        accepted: bool,
+    },
     /// The shell is streaming the answer to a `List` or `Restore`.
-    Streaming { id: u32 },
+    Streaming {
+        id: u32,
+    },
     /// An `Error` was queued; flush and close.
     Closing,
 }
@@ -165,7 +180,10 @@ impl ServerSession {
     /// A session that only tells the peer the server is full, then closes.
     pub fn busy(config: SessionConfig, now: Instant, clients: usize) -> ServerSession {
         let mut s = ServerSession::new(config, now);
-        s.fail(ErrorCode::Busy, format!("server busy ({clients} clients connected)"));
+        s.fail(
+            ErrorCode::Busy,
+            format!("server busy ({clients} clients connected)"),
+        );
         s
     }
 
@@ -209,7 +227,10 @@ impl ServerSession {
     /// The shell moved the whole body announced by the last `File`.
     pub fn handle_body_done(&mut self, now: Instant) {
         self.last_activity = now;
-        if let State::Body { id, path, accepted, .. } = std::mem::replace(&mut self.state, State::Ready) {
+        if let State::Body {
+            id, path, accepted, ..
+        } = std::mem::replace(&mut self.state, State::Ready)
+        {
             self.state = State::AwaitFileEnd { id, path, accepted };
         }
     }
@@ -241,14 +262,20 @@ impl ServerSession {
         }
         if matches!(self.state, State::AwaitHello) {
             if self.deadline.is_some_and(|d| now >= d) {
-                self.fail(ErrorCode::Timeout, "no hello within the handshake deadline".into());
+                self.fail(
+                    ErrorCode::Timeout,
+                    "no hello within the handshake deadline".into(),
+                );
             }
             return;
         }
         if let Some(idle) = self.config.idle_timeout {
             // A stream the server itself is producing is not idleness.
             if !matches!(self.state, State::Streaming { .. }) && now >= self.last_activity + idle {
-                self.fail(ErrorCode::Timeout, format!("idle timeout ({}s)", idle.as_secs()));
+                self.fail(
+                    ErrorCode::Timeout,
+                    format!("idle timeout ({}s)", idle.as_secs()),
+                );
             }
         }
     }
@@ -335,8 +362,10 @@ impl ServerSession {
     /// True when frames may be parsed now.
     #[must_use]
     pub fn wants_input(&self) -> bool {
-        matches!(self.state, State::AwaitHello | State::Ready | State::AwaitFileEnd { .. })
-            && self.out.len() - self.sent_upto < MAX_OUTPUT
+        matches!(
+            self.state,
+            State::AwaitHello | State::Ready | State::AwaitFileEnd { .. }
+        ) && self.out.len() - self.sent_upto < MAX_OUTPUT
     }
 
     /// True once the connection must be closed after flushing output.
@@ -359,7 +388,10 @@ impl ServerSession {
 
     /// Queues an `Error` and ends the session ("last gasp").
     fn fail(&mut self, code: ErrorCode, message: String) {
-        self.push(&Frame::Error { code, message: message.clone() });
+        self.push(&Frame::Error {
+            code,
+            message: message.clone(),
+        });
         self.error = Some(message);
         if self.name.is_some() {
             self.commands.push_back(Command::Abort);
@@ -369,46 +401,91 @@ impl ServerSession {
 
     fn handle_frame(&mut self, frame: Frame) {
         match (&self.state, frame) {
-            (State::AwaitHello, Frame::Hello { version, name, flags, nonce }) => {
+            (
+                State::AwaitHello,
+                Frame::Hello {
+                    version,
+                    name,
+                    flags,
+                    nonce,
+                },
+            ) => {
                 if version != proto::VERSION {
-                    self.fail(ErrorCode::Version, format!("protocol version {version} not supported (this server speaks {})", proto::VERSION));
+                    self.fail(
+                        ErrorCode::Version,
+                        format!(
+                            "protocol version {version} not supported (this server speaks {})",
+                            proto::VERSION
+                        ),
+                    );
                 } else if flags != 0 || !nonce.is_empty() {
-                    self.fail(ErrorCode::Auth, "authentication is not available on this server".into());
+                    self.fail(
+                        ErrorCode::Auth,
+                        "authentication is not available on this server".into(),
+                    );
                 } else if !proto::is_valid_client_name(&name) {
-                    self.fail(ErrorCode::BadName, format!("invalid client name '{}'", proto::path::escape(name.as_bytes())));
+                    self.fail(
+                        ErrorCode::BadName,
+                        format!(
+                            "invalid client name '{}'",
+                            proto::path::escape(name.as_bytes())
+                        ),
+                    );
                 } else {
                     self.name = Some(name.clone());
                     self.state = State::Ready;
                     self.deadline = None;
                     self.commands.push_back(Command::OpenNamespace { name });
                     let flags = u32::from(self.config.read_only);
-                    self.push(&Frame::Welcome { version: proto::VERSION, flags, nonce: Vec::new() });
+                    self.push(&Frame::Welcome {
+                        version: proto::VERSION,
+                        flags,
+                        nonce: Vec::new(),
+                    });
                 }
             }
-            (State::AwaitHello, f) => self.fail(ErrorCode::Unexpected, format!("expected hello, got frame kind {}", f.kind())),
+            (State::AwaitHello, f) => self.fail(
+                ErrorCode::Unexpected,
+                format!("expected hello, got frame kind {}", f.kind()),
+            ),
             (State::AwaitFileEnd { id: want, .. }, Frame::FileEnd { id, crc, ok }) => {
                 let want = *want;
-                let State::AwaitFileEnd { path, accepted, .. } = std::mem::replace(&mut self.state, State::Ready) else {
+                let State::AwaitFileEnd { path, accepted, .. } =
+                    std::mem::replace(&mut self.state, State::Ready)
+                else {
                     return;
                 };
                 if id != want {
-                    self.fail(ErrorCode::Unexpected, format!("file end for id {id}, expected {want}"));
+                    self.fail(
+                        ErrorCode::Unexpected,
+                        format!("file end for id {id}, expected {want}"),
+                    );
                 } else if accepted {
-                    self.commands.push_back(Command::EndFile { id, path, crc, ok });
+                    self.commands
+                        .push_back(Command::EndFile { id, path, crc, ok });
                 }
             }
             (State::AwaitFileEnd { .. }, f) => {
-                self.fail(ErrorCode::Unexpected, format!("expected file end, got frame kind {}", f.kind()));
+                self.fail(
+                    ErrorCode::Unexpected,
+                    format!("expected file end, got frame kind {}", f.kind()),
+                );
             }
             (State::Ready, frame) => self.handle_request(frame),
             // wants_input() keeps frames from arriving in the other states.
-            (_, f) => self.fail(ErrorCode::Unexpected, format!("unexpected frame kind {}", f.kind())),
+            (_, f) => self.fail(
+                ErrorCode::Unexpected,
+                format!("unexpected frame kind {}", f.kind()),
+            ),
         }
     }
 
     fn check_id(&mut self, id: u32) -> bool {
         if self.last_id.is_some_and(|last| id <= last) {
-            self.fail(ErrorCode::Unexpected, format!("request id {id} does not increase"));
+            self.fail(
+                ErrorCode::Unexpected,
+                format!("request id {id} does not increase"),
+            );
             return false;
         }
         self.last_id = Some(id);
@@ -419,7 +496,10 @@ impl ServerSession {
     fn count_entry(&mut self) -> bool {
         self.uncommitted += 1;
         if self.uncommitted > proto::MAX_BATCH {
-            self.fail(ErrorCode::Unexpected, format!("more than {} entries without a commit", proto::MAX_BATCH));
+            self.fail(
+                ErrorCode::Unexpected,
+                format!("more than {} entries without a commit", proto::MAX_BATCH),
+            );
             return false;
         }
         true
@@ -440,29 +520,58 @@ impl ServerSession {
                     self.commands.push_back(Command::Mkdir { id, path, meta });
                 }
             }
-            Frame::Symlink { id, path, target, meta } => {
+            Frame::Symlink {
+                id,
+                path,
+                target,
+                meta,
+            } => {
                 if !(self.check_id(id) && self.count_entry()) || self.refuse_write(id, &path) {
                     return;
                 }
                 if path.is_root() {
                     self.handle_failed(id, path, "the namespace root cannot be a symlink".into());
                 } else {
-                    self.commands.push_back(Command::Symlink { id, path, target, meta });
+                    self.commands.push_back(Command::Symlink {
+                        id,
+                        path,
+                        target,
+                        meta,
+                    });
                 }
             }
-            Frame::File { id, path, meta, size } => {
+            Frame::File {
+                id,
+                path,
+                meta,
+                size,
+            } => {
                 if !(self.check_id(id) && self.count_entry()) {
                     return;
                 }
                 let mut accepted = !self.refuse_write(id, &path);
                 if accepted && path.is_root() {
-                    self.handle_failed(id, path.clone(), "the namespace root cannot be a file".into());
+                    self.handle_failed(
+                        id,
+                        path.clone(),
+                        "the namespace root cannot be a file".into(),
+                    );
                     accepted = false;
                 }
                 if accepted {
-                    self.commands.push_back(Command::BeginFile { id, path: path.clone(), meta, size });
+                    self.commands.push_back(Command::BeginFile {
+                        id,
+                        path: path.clone(),
+                        meta,
+                        size,
+                    });
                 }
-                self.state = State::Body { id, path, size, accepted };
+                self.state = State::Body {
+                    id,
+                    path,
+                    size,
+                    accepted,
+                };
                 if size == 0 {
                     // Nothing to move: go straight to waiting for FileEnd.
                     self.handle_body_done(self.last_activity);
@@ -486,7 +595,10 @@ impl ServerSession {
                     self.commands.push_back(Command::Restore { id, path });
                 }
             }
-            f => self.fail(ErrorCode::Unexpected, format!("frame kind {} is not a request", f.kind())),
+            f => self.fail(
+                ErrorCode::Unexpected,
+                format!("frame kind {} is not a request", f.kind()),
+            ),
         }
     }
 }
@@ -501,7 +613,10 @@ mod tests {
     }
 
     fn meta() -> Meta {
-        Meta { mode: 0o644, mtime: Time { secs: 1, nanos: 2 } }
+        Meta {
+            mode: 0o644,
+            mtime: Time { secs: 1, nanos: 2 },
+        }
     }
 
     fn bytes(frames: &[Frame]) -> Vec<u8> {
@@ -513,7 +628,12 @@ mod tests {
     }
 
     fn hello(name: &str) -> Frame {
-        Frame::Hello { version: proto::VERSION, name: name.into(), flags: 0, nonce: vec![] }
+        Frame::Hello {
+            version: proto::VERSION,
+            name: name.into(),
+            flags: 0,
+            nonce: vec![],
+        }
     }
 
     /// Decodes everything the session wants to send.
@@ -538,8 +658,20 @@ mod tests {
         let mut s = ServerSession::new(SessionConfig::default(), now);
         let b = bytes(&[hello("laptop")]);
         assert_eq!(s.handle_input(now, &b), b.len());
-        assert_eq!(commands(&mut s), vec![Command::OpenNamespace { name: "laptop".into() }]);
-        assert!(matches!(sent(&mut s)[..], [Frame::Welcome { version: 1, flags: 0, .. }]));
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::OpenNamespace {
+                name: "laptop".into()
+            }]
+        );
+        assert!(matches!(
+            sent(&mut s)[..],
+            [Frame::Welcome {
+                version: 1,
+                flags: 0,
+                ..
+            }]
+        ));
         s
     }
 
@@ -548,9 +680,23 @@ mod tests {
         let now = Instant::now();
         let mut s = ready(now);
         let b = bytes(&[
-            Frame::Dir { id: 1, path: wp("home"), meta: meta() },
-            Frame::Symlink { id: 2, path: wp("home/l"), target: b"x".to_vec(), meta: meta() },
-            Frame::File { id: 3, path: wp("home/f"), meta: meta(), size: 5 },
+            Frame::Dir {
+                id: 1,
+                path: wp("home"),
+                meta: meta(),
+            },
+            Frame::Symlink {
+                id: 2,
+                path: wp("home/l"),
+                target: b"x".to_vec(),
+                meta: meta(),
+            },
+            Frame::File {
+                id: 3,
+                path: wp("home/f"),
+                meta: meta(),
+                size: 5,
+            },
         ]);
         let mut all = b.clone();
         all.extend_from_slice(b"hello");
@@ -560,13 +706,31 @@ mod tests {
         assert!(!s.wants_input());
         let cmds = commands(&mut s);
         assert_eq!(cmds.len(), 3);
-        assert!(matches!(&cmds[2], Command::BeginFile { id: 3, size: 5, .. }));
+        assert!(matches!(
+            &cmds[2],
+            Command::BeginFile { id: 3, size: 5, .. }
+        ));
         s.handle_body_done(now);
-        let b = bytes(&[Frame::FileEnd { id: 3, crc: 7, ok: true }, Frame::Commit { id: 4 }]);
+        let b = bytes(&[
+            Frame::FileEnd {
+                id: 3,
+                crc: 7,
+                ok: true,
+            },
+            Frame::Commit { id: 4 },
+        ]);
         assert_eq!(s.handle_input(now, &b), b.len());
         assert_eq!(
             commands(&mut s),
-            vec![Command::EndFile { id: 3, path: wp("home/f"), crc: 7, ok: true }, Command::Commit { id: 4 }]
+            vec![
+                Command::EndFile {
+                    id: 3,
+                    path: wp("home/f"),
+                    crc: 7,
+                    ok: true
+                },
+                Command::Commit { id: 4 }
+            ]
         );
         s.handle_committed(4);
         assert_eq!(sent(&mut s), vec![Frame::Committed { id: 4 }]);
@@ -576,7 +740,13 @@ mod tests {
     fn one_byte_at_a_time() {
         let now = Instant::now();
         let mut s = ServerSession::new(SessionConfig::default(), now);
-        let b = bytes(&[hello("a"), Frame::List { id: 1, path: WirePath::root() }]);
+        let b = bytes(&[
+            hello("a"),
+            Frame::List {
+                id: 1,
+                path: WirePath::root(),
+            },
+        ]);
         let mut pending = Vec::new();
         for byte in b {
             pending.push(byte);
@@ -586,14 +756,36 @@ mod tests {
         assert!(pending.is_empty());
         assert_eq!(
             commands(&mut s),
-            vec![Command::OpenNamespace { name: "a".into() }, Command::List { id: 1, path: WirePath::root() }]
+            vec![
+                Command::OpenNamespace { name: "a".into() },
+                Command::List {
+                    id: 1,
+                    path: WirePath::root()
+                }
+            ]
         );
         assert!(s.is_streaming());
-        s.send_list_entry(1, ListItem { kind: EntryKind::File, name: b"f".to_vec(), meta: meta(), size: 3, target: vec![] });
+        s.send_list_entry(
+            1,
+            ListItem {
+                kind: EntryKind::File,
+                name: b"f".to_vec(),
+                meta: meta(),
+                size: 3,
+                target: vec![],
+            },
+        );
         s.send_done(1);
         assert!(!s.is_streaming());
         let out = sent(&mut s);
-        assert!(matches!(out[..], [Frame::Welcome { .. }, Frame::ListEntry { id: 1, .. }, Frame::Done { id: 1 }]));
+        assert!(matches!(
+            out[..],
+            [
+                Frame::Welcome { .. },
+                Frame::ListEntry { id: 1, .. },
+                Frame::Done { id: 1 }
+            ]
+        ));
     }
 
     #[test]
@@ -602,7 +794,13 @@ mod tests {
         let mut s = ServerSession::new(SessionConfig::default(), now);
         s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n");
         assert!(s.is_closing());
-        assert!(matches!(sent(&mut s)[..], [Frame::Error { code: ErrorCode::Malformed, .. }]));
+        assert!(matches!(
+            sent(&mut s)[..],
+            [Frame::Error {
+                code: ErrorCode::Malformed,
+                ..
+            }]
+        ));
         assert!(commands(&mut s).is_empty());
     }
 
@@ -610,9 +808,21 @@ mod tests {
     fn request_before_hello_is_refused() {
         let now = Instant::now();
         let mut s = ServerSession::new(SessionConfig::default(), now);
-        s.handle_input(now, &bytes(&[Frame::List { id: 1, path: WirePath::root() }]));
+        s.handle_input(
+            now,
+            &bytes(&[Frame::List {
+                id: 1,
+                path: WirePath::root(),
+            }]),
+        );
         assert!(s.is_closing());
-        assert!(matches!(sent(&mut s)[..], [Frame::Error { code: ErrorCode::Unexpected, .. }]));
+        assert!(matches!(
+            sent(&mut s)[..],
+            [Frame::Error {
+                code: ErrorCode::Unexpected,
+                ..
+            }]
+        ));
     }
 
     #[test]
@@ -622,8 +832,24 @@ mod tests {
             (hello(".."), ErrorCode::BadName),
             (hello("a/b"), ErrorCode::BadName),
             (hello(""), ErrorCode::BadName),
-            (Frame::Hello { version: 2, name: "a".into(), flags: 0, nonce: vec![] }, ErrorCode::Version),
-            (Frame::Hello { version: 1, name: "a".into(), flags: 1, nonce: vec![] }, ErrorCode::Auth),
+            (
+                Frame::Hello {
+                    version: 2,
+                    name: "a".into(),
+                    flags: 0,
+                    nonce: vec![],
+                },
+                ErrorCode::Version,
+            ),
+            (
+                Frame::Hello {
+                    version: 1,
+                    name: "a".into(),
+                    flags: 1,
+                    nonce: vec![],
+                },
+                ErrorCode::Auth,
+            ),
         ] {
             let mut s = ServerSession::new(SessionConfig::default(), now);
             s.handle_input(now, &bytes(&[frame]));
@@ -639,34 +865,93 @@ mod tests {
     #[test]
     fn read_only_refuses_writes_but_still_skips_bodies() {
         let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig { read_only: true, ..SessionConfig::default() }, now);
+        let mut s = ServerSession::new(
+            SessionConfig {
+                read_only: true,
+                ..SessionConfig::default()
+            },
+            now,
+        );
         s.handle_input(now, &bytes(&[hello("a")]));
         commands(&mut s);
         sent(&mut s);
-        let b = bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 3 }]);
+        let b = bytes(&[Frame::File {
+            id: 1,
+            path: wp("f"),
+            meta: meta(),
+            size: 3,
+        }]);
         s.handle_input(now, &b);
         assert_eq!(s.wants_body(), Some(3));
         s.handle_body_done(now);
-        s.handle_input(now, &bytes(&[Frame::FileEnd { id: 1, crc: 0, ok: true }, Frame::Dir { id: 2, path: wp("d"), meta: meta() }]));
+        s.handle_input(
+            now,
+            &bytes(&[
+                Frame::FileEnd {
+                    id: 1,
+                    crc: 0,
+                    ok: true,
+                },
+                Frame::Dir {
+                    id: 2,
+                    path: wp("d"),
+                    meta: meta(),
+                },
+            ]),
+        );
         assert!(commands(&mut s).is_empty());
         let out = sent(&mut s);
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|f| matches!(f, Frame::Failed { message, .. } if message == "server is read-only")));
+        assert!(out.iter().all(
+            |f| matches!(f, Frame::Failed { message, .. } if message == "server is read-only")
+        ));
     }
 
     #[test]
     fn ids_must_increase_and_file_end_must_match() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.handle_input(now, &bytes(&[Frame::Commit { id: 5 }, Frame::Commit { id: 5 }]));
+        s.handle_input(
+            now,
+            &bytes(&[Frame::Commit { id: 5 }, Frame::Commit { id: 5 }]),
+        );
         assert!(s.is_closing());
-        assert_eq!(commands(&mut s), vec![Command::Commit { id: 5 }, Command::Abort]);
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::Commit { id: 5 }, Command::Abort]
+        );
 
         let mut s = ready(now);
-        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 0 }, Frame::FileEnd { id: 2, crc: 0, ok: true }]));
+        s.handle_input(
+            now,
+            &bytes(&[
+                Frame::File {
+                    id: 1,
+                    path: wp("f"),
+                    meta: meta(),
+                    size: 0,
+                },
+                Frame::FileEnd {
+                    id: 2,
+                    crc: 0,
+                    ok: true,
+                },
+            ]),
+        );
         assert!(s.is_closing());
         let mut s = ready(now);
-        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: wp("f"), meta: meta(), size: 0 }, Frame::Commit { id: 2 }]));
+        s.handle_input(
+            now,
+            &bytes(&[
+                Frame::File {
+                    id: 1,
+                    path: wp("f"),
+                    meta: meta(),
+                    size: 0,
+                },
+                Frame::Commit { id: 2 },
+            ]),
+        );
         assert!(s.is_closing());
     }
 
@@ -674,7 +959,13 @@ mod tests {
     fn batch_limit_is_enforced() {
         let now = Instant::now();
         let mut s = ready(now);
-        let frames: Vec<Frame> = (1..=proto::MAX_BATCH + 1).map(|id| Frame::Dir { id, path: wp("d"), meta: meta() }).collect();
+        let frames: Vec<Frame> = (1..=proto::MAX_BATCH + 1)
+            .map(|id| Frame::Dir {
+                id,
+                path: wp("d"),
+                meta: meta(),
+            })
+            .collect();
         s.handle_input(now, &bytes(&frames));
         assert!(s.is_closing());
     }
@@ -683,7 +974,22 @@ mod tests {
     fn root_cannot_become_a_file_or_link() {
         let now = Instant::now();
         let mut s = ready(now);
-        s.handle_input(now, &bytes(&[Frame::File { id: 1, path: WirePath::root(), meta: meta(), size: 0 }, Frame::FileEnd { id: 1, crc: 0, ok: true }]));
+        s.handle_input(
+            now,
+            &bytes(&[
+                Frame::File {
+                    id: 1,
+                    path: WirePath::root(),
+                    meta: meta(),
+                    size: 0,
+                },
+                Frame::FileEnd {
+                    id: 1,
+                    crc: 0,
+                    ok: true,
+                },
+            ]),
+        );
         assert!(commands(&mut s).is_empty());
         assert!(matches!(sent(&mut s)[..], [Frame::Failed { id: 1, .. }]));
         assert!(!s.is_closing());
@@ -692,7 +998,11 @@ mod tests {
     #[test]
     fn timeouts() {
         let t0 = Instant::now();
-        let cfg = SessionConfig { idle_timeout: Some(Duration::from_secs(5)), hello_timeout: Duration::from_secs(2), ..SessionConfig::default() };
+        let cfg = SessionConfig {
+            idle_timeout: Some(Duration::from_secs(5)),
+            hello_timeout: Duration::from_secs(2),
+            ..SessionConfig::default()
+        };
         let mut s = ServerSession::new(cfg.clone(), t0);
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
         s.handle_timeout(t0 + Duration::from_secs(1));
@@ -717,7 +1027,10 @@ mod tests {
         let mut s = ServerSession::busy(SessionConfig::default(), Instant::now(), 3);
         assert!(s.is_closing());
         match &sent(&mut s)[..] {
-            [Frame::Error { code: ErrorCode::Busy, message }] => assert_eq!(message, "server busy (3 clients connected)"),
+            [Frame::Error {
+                code: ErrorCode::Busy,
+                message,
+            }] => assert_eq!(message, "server busy (3 clients connected)"),
             other => panic!("{other:?}"),
         }
     }

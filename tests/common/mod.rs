@@ -53,7 +53,10 @@ impl Scratch {
 }
 
 pub fn scratch() -> Scratch {
-    let dir = tempfile::Builder::new().prefix("rsb-test.").tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("rsb-test.")
+        .tempdir()
+        .expect("tempdir");
     let path = fs::canonicalize(dir.path()).expect("canonicalize tempdir");
     Scratch { _dir: dir, path }
 }
@@ -121,7 +124,13 @@ impl Server {
             }
         });
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(port) => Server { child, port, root: root.to_path_buf(), log, base: None },
+            Ok(port) => Server {
+                child,
+                port,
+                root: root.to_path_buf(),
+                log,
+                base: None,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -143,7 +152,10 @@ impl Server {
     }
     /// The directory holding the root (only for [`Server::start`]).
     pub fn base(&self) -> &Path {
-        self.base.as_ref().expect("server started with start_at has no base").path()
+        self.base
+            .as_ref()
+            .expect("server started with start_at has no base")
+            .path()
     }
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
@@ -177,7 +189,10 @@ impl Server {
         self.signal(Signal::SIGTERM);
         match self.wait_exit(Duration::from_secs(5)) {
             Some(st) if st.code() == Some(0) => {}
-            other => panic!("server did not exit 0 within 5 s of SIGTERM: {other:?}; log:\n{}", self.log()),
+            other => panic!(
+                "server did not exit 0 within 5 s of SIGTERM: {other:?}; log:\n{}",
+                self.log()
+            ),
         }
     }
 
@@ -200,6 +215,21 @@ impl Server {
         self.client_as(NAME, args)
     }
 
+    /// `rsb-client OPTS... -n NAME 127.0.0.1 PORT ARGS...`: options must
+    /// come before HOST (after it, `-q` would be a path to back up).
+    pub fn client_opts<I, S>(&self, opts: &[&str], args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Cmd::client();
+        c.args(opts)
+            .args(["-n", NAME, "127.0.0.1"])
+            .arg(self.port.to_string())
+            .args(args);
+        c
+    }
+
     /// Same as [`Server::client`] with another namespace.
     pub fn client_as<I, S>(&self, name: &str, args: I) -> Cmd
     where
@@ -207,7 +237,9 @@ impl Server {
         S: AsRef<OsStr>,
     {
         let mut c = Cmd::client();
-        c.args(["-n", name, "127.0.0.1"]).arg(self.port.to_string()).args(args);
+        c.args(["-n", name, "127.0.0.1"])
+            .arg(self.port.to_string())
+            .args(args);
         c
     }
 }
@@ -217,7 +249,11 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
-            eprintln!("---- rsb-server log (port {}) ----\n{}---- end of log ----", self.port, self.log());
+            eprintln!(
+                "---- rsb-server log (port {}) ----\n{}---- end of log ----",
+                self.port,
+                self.log()
+            );
         }
     }
 }
@@ -303,8 +339,15 @@ impl Cmd {
     }
     pub fn new(prog: &str) -> Cmd {
         let mut cmd = Command::new(prog);
-        cmd.env("TZ", "UTC").env_remove("RSB_SECRET_FILE").env_remove("RUST_LOG");
-        Cmd { cmd, stdin: None, timeout: CLIENT_TIMEOUT, what: prog.rsplit('/').next().unwrap().to_string() }
+        cmd.env("TZ", "UTC")
+            .env_remove("RSB_SECRET_FILE")
+            .env_remove("RUST_LOG");
+        Cmd {
+            cmd,
+            stdin: None,
+            timeout: CLIENT_TIMEOUT,
+            what: prog.rsplit('/').next().unwrap().to_string(),
+        }
     }
     pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
         self.what.push(' ');
@@ -343,10 +386,17 @@ impl Cmd {
     /// Starts the process without waiting.
     pub fn spawn(&mut self) -> Running {
         self.cmd
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = self.cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.what));
+        let mut child = self
+            .cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.what));
         if let Some(input) = self.stdin.clone() {
             let mut w = child.stdin.take().unwrap();
             // The child may exit without reading everything: ignore EPIPE.
@@ -482,7 +532,11 @@ pub fn summary_bytes(stderr: &str, cmd: &str) -> Option<u64> {
 
 /// Panics unless the summary of `cmd` in `o`'s stderr reports exactly `n` bytes.
 pub fn assert_summary_bytes(o: &Output, cmd: &str, n: u64) {
-    assert_eq!(summary_bytes(&o.err(), cmd), Some(n), "summary line `{cmd}: ... {n} bytes` expected\n{o}");
+    assert_eq!(
+        summary_bytes(&o.err(), cmd),
+        Some(n),
+        "summary line `{cmd}: ... {n} bytes` expected\n{o}"
+    );
 }
 
 // ---------------------------------------------------------------- trees
@@ -498,7 +552,8 @@ pub fn set_mtime(p: &Path, t: T) {
 }
 
 pub fn chmod(p: &Path, mode: u32) {
-    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {p:?}: {e}"));
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {p:?}: {e}"));
 }
 
 /// Deterministic pseudo-random bytes (xorshift64).
@@ -519,7 +574,8 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// the chunk number so no two chunks are equal.
 pub fn write_big(p: &Path, mib: usize, seed: u64) {
     let mut buf = random_bytes(seed, 1 << 20);
-    let mut f = io::BufWriter::with_capacity(1 << 20, fs::File::create(p).expect("create big file"));
+    let mut f =
+        io::BufWriter::with_capacity(1 << 20, fs::File::create(p).expect("create big file"));
     for i in 0..mib {
         buf[..8].copy_from_slice(&(i as u64 ^ seed).to_le_bytes());
         f.write_all(&buf).expect("write big file");
@@ -542,7 +598,12 @@ impl Tree {
     /// Creates `root` (mode and mtime applied by `finish`).
     pub fn new(root: &Path, mode: u32, t: T) -> Tree {
         fs::create_dir_all(root).expect("create tree root");
-        Tree { root: root.to_path_buf(), dirs: vec![(root.to_path_buf(), mode, t)], bytes: 0, files: 0 }
+        Tree {
+            root: root.to_path_buf(),
+            dirs: vec![(root.to_path_buf(), mode, t)],
+            bytes: 0,
+            files: 0,
+        }
     }
     pub fn path(&self, rel: impl AsRef<[u8]>) -> PathBuf {
         self.root.join(bpath(rel))
@@ -564,13 +625,15 @@ impl Tree {
     }
     pub fn link(&mut self, rel: impl AsRef<[u8]>, target: impl AsRef<[u8]>, t: T) -> &mut Self {
         let p = self.path(rel);
-        std::os::unix::fs::symlink(bpath(target), &p).unwrap_or_else(|e| panic!("symlink {p:?}: {e}"));
+        std::os::unix::fs::symlink(bpath(target), &p)
+            .unwrap_or_else(|e| panic!("symlink {p:?}: {e}"));
         set_mtime(&p, t);
         self
     }
     pub fn fifo(&mut self, rel: impl AsRef<[u8]>) -> &mut Self {
         let p = self.path(rel);
-        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o644)).unwrap_or_else(|e| panic!("mkfifo {p:?}: {e}"));
+        nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o644))
+            .unwrap_or_else(|e| panic!("mkfifo {p:?}: {e}"));
         self
     }
     /// Applies directory modes and mtimes, deepest first.
@@ -588,11 +651,21 @@ impl Tree {
 /// A small ordinary tree: `root/{a.txt, sub/b.bin, sub/l -> ../a.txt}`.
 pub fn small_tree(root: &Path, seed: u64) -> Tree {
     let mut t = Tree::new(root, 0o755, (1_600_000_000, 1));
-    t.file("a.txt", format!("hello {seed}\n").as_bytes(), 0o644, (1_600_000_001, 2))
-        .dir("sub", 0o750, (1_600_000_002, 3))
-        .file("sub/b.bin", &random_bytes(seed, 70_000), 0o600, (1_600_000_003, 4))
-        .link("sub/l", "../a.txt", (1_600_000_004, 5))
-        .finish();
+    t.file(
+        "a.txt",
+        format!("hello {seed}\n").as_bytes(),
+        0o644,
+        (1_600_000_001, 2),
+    )
+    .dir("sub", 0o750, (1_600_000_002, 3))
+    .file(
+        "sub/b.bin",
+        &random_bytes(seed, 70_000),
+        0o600,
+        (1_600_000_003, 4),
+    )
+    .link("sub/l", "../a.txt", (1_600_000_004, 5))
+    .finish();
     t
 }
 
@@ -603,16 +676,46 @@ pub fn awkward_tree(root: &Path) -> Tree {
     t.dir("empty dir", 0o700, (1_100_000_000, 1))
         .file("empty", b"", 0o644, (1_100_000_001, 999_999_999))
         .file("zero.0600", b"", 0o600, (1_100_000_002, 0))
-        .file("big.bin", &random_bytes(42, 5 << 20), 0o644, (1_200_000_000, 500_000_001))
-        .file("name with spaces.txt", b"spaces\n", 0o644, (1_200_000_001, 7))
+        .file(
+            "big.bin",
+            &random_bytes(42, 5 << 20),
+            0o644,
+            (1_200_000_000, 500_000_001),
+        )
+        .file(
+            "name with spaces.txt",
+            b"spaces\n",
+            0o644,
+            (1_200_000_001, 7),
+        )
         .file("tab\there", b"tab\n", 0o644, (1_200_000_002, 8))
-        .file("üñí çødé 日本.txt", "ünïcode\n".as_bytes(), 0o644, (1_200_000_003, 9))
+        .file(
+            "üñí çødé 日本.txt",
+            "ünïcode\n".as_bytes(),
+            0o644,
+            (1_200_000_003, 9),
+        )
         .file("new\nline", b"newline\n", 0o644, (1_200_000_004, 10))
-        .file(b"bad\xff\xfename", b"not utf-8\n", 0o644, (1_200_000_005, 11))
+        .file(
+            b"bad\xff\xfename",
+            b"not utf-8\n",
+            0o644,
+            (1_200_000_005, 11),
+        )
         .file("back\\slash", b"backslash\n", 0o644, (1_200_000_006, 12))
         .file("-dash", b"dash\n", 0o644, (1_200_000_007, 13))
-        .file(&[b'n'; 255][..], b"longest name\n", 0o644, (1_200_000_008, 14))
-        .file("exec.sh", b"#!/bin/sh\necho hi\n", 0o755, (1_200_000_009, 15))
+        .file(
+            &[b'n'; 255][..],
+            b"longest name\n",
+            0o644,
+            (1_200_000_008, 14),
+        )
+        .file(
+            "exec.sh",
+            b"#!/bin/sh\necho hi\n",
+            0o755,
+            (1_200_000_009, 15),
+        )
         .file("setgid", b"sgid\n", 0o2750, (1_200_000_010, 16))
         .file("old", b"before 1970\n", 0o444, (-86_400 * 365, 250_000_000))
         .file("future", b"after 2038\n", 0o644, (2_208_988_800, 1))
@@ -620,13 +723,27 @@ pub fn awkward_tree(root: &Path) -> Tree {
         .dir("nested/a", 0o711, (1_300_000_001, 101))
         .dir("nested/a/b", 0o755, (1_300_000_002, 102))
         .dir("nested/a/b/c", 0o755, (1_300_000_003, 103))
-        .file("nested/a/b/c/deep.txt", b"deep\n", 0o400, (1_300_000_004, 104))
+        .file(
+            "nested/a/b/c/deep.txt",
+            b"deep\n",
+            0o400,
+            (1_300_000_004, 104),
+        )
         .dir("nested/ro", 0o555, (1_300_000_005, 105))
-        .file("nested/ro/inside", b"inside a read-only dir\n", 0o644, (1_300_000_006, 106))
+        .file(
+            "nested/ro/inside",
+            b"inside a read-only dir\n",
+            0o644,
+            (1_300_000_006, 106),
+        )
         .dir("sticky", 0o1777, (1_300_000_007, 107))
         .link("link_rel", "nested/a/b/c/deep.txt", (1_400_000_000, 200))
         .link("link_dangling", "does/not/exist", (1_400_000_001, 201))
-        .link("link_abs", "/nonexistent/absolute target", (1_400_000_002, 202))
+        .link(
+            "link_abs",
+            "/nonexistent/absolute target",
+            (1_400_000_002, 202),
+        )
         .link("link_dir", "nested", (1_400_000_003, 203))
         .link("nested/a/link_up", "../../empty", (1_400_000_004, 204))
         .finish();
@@ -649,8 +766,13 @@ fn kind_of(ft: &fs::FileType) -> &'static str {
 
 /// True if the two files have the same bytes (streamed, for big files).
 pub fn same_content(a: &Path, b: &Path) -> bool {
-    let (Ok(fa), Ok(fb)) = (fs::File::open(a), fs::File::open(b)) else { return false };
-    let (mut ra, mut rb) = (BufReader::with_capacity(1 << 20, fa), BufReader::with_capacity(1 << 20, fb));
+    let (Ok(fa), Ok(fb)) = (fs::File::open(a), fs::File::open(b)) else {
+        return false;
+    };
+    let (mut ra, mut rb) = (
+        BufReader::with_capacity(1 << 20, fa),
+        BufReader::with_capacity(1 << 20, fb),
+    );
     loop {
         let (ba, bb) = match (ra.fill_buf(), rb.fill_buf()) {
             (Ok(x), Ok(y)) => (x, y),
@@ -678,9 +800,17 @@ pub fn tree_diff(a: &Path, b: &Path, skip: &[&Path]) -> Vec<String> {
 }
 
 fn diff_rec(a: &Path, b: &Path, rel: &Path, skip: &[&Path], out: &mut Vec<String>) {
-    let pa = a.join(rel);
-    let pb = b.join(rel);
-    let show = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    // `x.join("")` appends a slash, which would follow a symlink `x`.
+    let (pa, pb) = if rel.as_os_str().is_empty() {
+        (a.to_path_buf(), b.to_path_buf())
+    } else {
+        (a.join(rel), b.join(rel))
+    };
+    let show = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let (ma, mb) = match (fs::symlink_metadata(&pa), fs::symlink_metadata(&pb)) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) => return out.push(format!("{show:?}: cannot stat in a: {e}")),
@@ -691,7 +821,11 @@ fn diff_rec(a: &Path, b: &Path, rel: &Path, skip: &[&Path], out: &mut Vec<String
         return out.push(format!("{show:?}: {ka} in a, {kb} in b"));
     }
     if ka != "symlink" && ma.mode() & 0o7777 != mb.mode() & 0o7777 {
-        out.push(format!("{show:?}: mode {:o} in a, {:o} in b", ma.mode() & 0o7777, mb.mode() & 0o7777));
+        out.push(format!(
+            "{show:?}: mode {:o} in a, {:o} in b",
+            ma.mode() & 0o7777,
+            mb.mode() & 0o7777
+        ));
     }
     if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
         out.push(format!(
@@ -705,7 +839,11 @@ fn diff_rec(a: &Path, b: &Path, rel: &Path, skip: &[&Path], out: &mut Vec<String
     match ka {
         "file" => {
             if ma.len() != mb.len() {
-                out.push(format!("{show:?}: size {} in a, {} in b", ma.len(), mb.len()));
+                out.push(format!(
+                    "{show:?}: size {} in a, {} in b",
+                    ma.len(),
+                    mb.len()
+                ));
             } else if !same_content(&pa, &pb) {
                 out.push(format!("{show:?}: content differs"));
             }
@@ -724,7 +862,10 @@ fn diff_rec(a: &Path, b: &Path, rel: &Path, skip: &[&Path], out: &mut Vec<String
                 v.sort();
                 v
             };
-            let na: Vec<OsString> = names(&pa).into_iter().filter(|n| !skip.contains(&rel.join(n).as_path())).collect();
+            let na: Vec<OsString> = names(&pa)
+                .into_iter()
+                .filter(|n| !skip.contains(&rel.join(n).as_path()))
+                .collect();
             let nb = names(&pb);
             for n in &na {
                 if !nb.contains(n) {
@@ -752,7 +893,11 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
 /// [`assert_same_tree`] ignoring the listed paths of `a` (relative to `a`).
 pub fn assert_same_tree_except(a: &Path, b: &Path, skip: &[&Path]) {
     let d = tree_diff(a, b, skip);
-    assert!(d.is_empty(), "trees differ: a={a:?} b={b:?}\n  {}", d.join("\n  "));
+    assert!(
+        d.is_empty(),
+        "trees differ: a={a:?} b={b:?}\n  {}",
+        d.join("\n  ")
+    );
 }
 
 /// Every path under `dir` (not following symlinks) whose name starts with
@@ -785,10 +930,16 @@ pub fn assert_no_tmp_soon(srv: &Server) {
 
 /// Panics unless the directory holding the server root holds only `root`.
 pub fn assert_only_root(srv: &Server) {
-    let mut names: Vec<OsString> =
-        fs::read_dir(srv.base()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<OsString> = fs::read_dir(srv.base())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
-    assert_eq!(names, vec![OsString::from("root")], "something was created next to the server root");
+    assert_eq!(
+        names,
+        vec![OsString::from("root")],
+        "something was created next to the server root"
+    );
 }
 
 /// Backs up a fresh small tree with the real client and checks the store:
@@ -822,7 +973,8 @@ pub enum Recv {
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
-        let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5)).expect("connect");
+        let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))
+            .expect("connect");
         s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
         s.set_nodelay(true).unwrap();
         Raw { s, buf: Vec::new() }
@@ -863,7 +1015,14 @@ impl Raw {
                 self.buf.extend_from_slice(&tmp[..n]);
                 None
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Some(Recv::Timeout),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Some(Recv::Timeout)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
             Err(_) => Some(Recv::Closed),
         }
@@ -915,7 +1074,9 @@ impl Raw {
             match self.recv(deadline.saturating_duration_since(Instant::now())) {
                 Recv::Frame(f) => frames.push(f),
                 Recv::Closed => return frames,
-                Recv::Timeout => panic!("server did not close the connection within {timeout:?}; got {frames:?}"),
+                Recv::Timeout => {
+                    panic!("server did not close the connection within {timeout:?}; got {frames:?}")
+                }
                 // A server answering nonsense is still wrong, but keep reading
                 // until it closes so the report shows the first problem.
                 Recv::Garbage(e) => panic!("server sent undecodable bytes ({e}) after {frames:?}"),
@@ -925,11 +1086,22 @@ impl Raw {
 }
 
 pub fn hello(name: &str) -> Frame {
-    Frame::Hello { version: rsb::proto::VERSION, name: name.to_string(), flags: 0, nonce: vec![] }
+    Frame::Hello {
+        version: rsb::proto::VERSION,
+        name: name.to_string(),
+        flags: 0,
+        nonce: vec![],
+    }
 }
 
 pub fn meta(mode: u32) -> Meta {
-    Meta { mode, mtime: Time { secs: 1_500_000_000, nanos: 42 } }
+    Meta {
+        mode,
+        mtime: Time {
+            secs: 1_500_000_000,
+            nanos: 42,
+        },
+    }
 }
 
 pub fn wpath(p: &str) -> WirePath {
@@ -954,18 +1126,44 @@ pub fn enc_bytes(b: &[u8]) -> Vec<u8> {
 /// A `meta` field: `mode:u32 secs:i64 nanos:u32` (mtime as in [`meta`]).
 pub fn enc_meta(mode: u32) -> Vec<u8> {
     let m = meta(mode);
-    [m.mode.to_be_bytes().to_vec(), m.mtime.secs.to_be_bytes().to_vec(), m.mtime.nanos.to_be_bytes().to_vec()].concat()
+    [
+        m.mode.to_be_bytes().to_vec(),
+        m.mtime.secs.to_be_bytes().to_vec(),
+        m.mtime.nanos.to_be_bytes().to_vec(),
+    ]
+    .concat()
 }
 
 /// Hand-encoded frames carrying any path bytes (the codec refuses bad ones).
 pub fn raw_dir(id: u32, path: &[u8]) -> Vec<u8> {
-    raw_frame(10, &[id.to_be_bytes().to_vec(), enc_bytes(path), enc_meta(0o755)].concat())
+    raw_frame(
+        10,
+        &[id.to_be_bytes().to_vec(), enc_bytes(path), enc_meta(0o755)].concat(),
+    )
 }
 pub fn raw_symlink(id: u32, path: &[u8], target: &[u8]) -> Vec<u8> {
-    raw_frame(11, &[id.to_be_bytes().to_vec(), enc_bytes(path), enc_bytes(target), enc_meta(0o777)].concat())
+    raw_frame(
+        11,
+        &[
+            id.to_be_bytes().to_vec(),
+            enc_bytes(path),
+            enc_bytes(target),
+            enc_meta(0o777),
+        ]
+        .concat(),
+    )
 }
 pub fn raw_file(id: u32, path: &[u8], size: u64) -> Vec<u8> {
-    raw_frame(12, &[id.to_be_bytes().to_vec(), enc_bytes(path), enc_meta(0o644), size.to_be_bytes().to_vec()].concat())
+    raw_frame(
+        12,
+        &[
+            id.to_be_bytes().to_vec(),
+            enc_bytes(path),
+            enc_meta(0o644),
+            size.to_be_bytes().to_vec(),
+        ]
+        .concat(),
+    )
 }
 pub fn raw_list(id: u32, path: &[u8]) -> Vec<u8> {
     raw_frame(20, &[id.to_be_bytes().to_vec(), enc_bytes(path)].concat())
@@ -977,16 +1175,31 @@ pub fn raw_restore(id: u32, path: &[u8]) -> Vec<u8> {
 pub fn raw_hello(magic: &[u8; 4], version: u16, name: &[u8], flags: u32) -> Vec<u8> {
     raw_frame(
         1,
-        &[magic.to_vec(), version.to_be_bytes().to_vec(), enc_bytes(name), flags.to_be_bytes().to_vec(), enc_bytes(b"")]
-            .concat(),
+        &[
+            magic.to_vec(),
+            version.to_be_bytes().to_vec(),
+            enc_bytes(name),
+            flags.to_be_bytes().to_vec(),
+            enc_bytes(b""),
+        ]
+        .concat(),
     )
 }
 
 /// `File` + body + `FileEnd` (with the right crc unless `crc` is given).
 pub fn file_frames(id: u32, path: &str, body: &[u8], crc: Option<u32>, ok: bool) -> Vec<u8> {
-    let mut v = to_vec(&Frame::File { id, path: wpath(path), meta: meta(0o644), size: body.len() as u64 });
+    let mut v = to_vec(&Frame::File {
+        id,
+        path: wpath(path),
+        meta: meta(0o644),
+        size: body.len() as u64,
+    });
     v.extend_from_slice(body);
-    v.extend_from_slice(&to_vec(&Frame::FileEnd { id, crc: crc.unwrap_or_else(|| crc32c::crc32c(body)), ok }));
+    v.extend_from_slice(&to_vec(&Frame::FileEnd {
+        id,
+        crc: crc.unwrap_or_else(|| crc32c::crc32c(body)),
+        ok,
+    }));
     v
 }
 

@@ -31,16 +31,27 @@ struct Sent {
 }
 
 fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
-    let fd = fcntl::open(&e.local, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    let fd = fcntl::open(
+        &e.local,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )
+    .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
     // SAFETY: fd was just returned by open and belongs to nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // What is sent is what the open file says, not what the walk saw.
-    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    let st = stat::fstat(fd.as_raw_fd())
+        .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
     if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
         return Err("changed into something other than a regular file".into());
     }
-    let meta = Meta { mode: st.st_mode & 0o7777, mtime: Time { secs: st.st_mtime, nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32 } };
+    let meta = Meta {
+        mode: st.st_mode & 0o7777,
+        mtime: Time {
+            secs: st.st_mtime,
+            nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        },
+    };
     Ok((fd, meta, st.st_size.max(0) as u64))
 }
 
@@ -54,8 +65,16 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         }
         return Ok(());
     }
-    let mut walks = paths.iter().map(|p| walk(p)).collect::<Vec<_>>().into_iter().flatten();
-    let mut walk_done = false;
+    let mut walks = paths
+        .iter()
+        .map(|p| walk(p))
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut walker = walks.next();
+    let mut walk_done = walker.is_none();
+    // Directories whose contents are still being sent (see the protocol:
+    // a directory goes out after everything in it).
+    let mut open_dirs: Vec<LocalEntry> = Vec::new();
     let mut sent: BTreeMap<u32, Sent> = BTreeMap::new();
     let mut current: Option<(u32, BodySender)> = None;
     let mut since_commit = 0u32;
@@ -71,43 +90,96 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 conn.session.send_commit();
                 since_commit = 0;
             }
-            let Some(item) = walks.next() else {
-                walk_done = true;
-                break;
-            };
-            match item {
-                WalkItem::Skipped { path, reason } => rep.skip(&path.display().to_string(), &reason),
-                WalkItem::Error { path, error } => rep.fail(&path.display().to_string(), &error.to_string()),
-                WalkItem::Entry(e) => {
-                    if e.wire.file_name().is_some_and(is_tmp_name) {
-                        rep.skip(&e.local.display().to_string(), "names starting with .rsb-tmp. are reserved");
-                        continue;
-                    }
-                    since_commit += 1;
-                    let (id, size) = match e.kind {
-                        EntryKind::Dir => (conn.session.send_dir(e.wire.clone(), e.meta), 0),
-                        EntryKind::Symlink => (conn.session.send_symlink(e.wire.clone(), e.target.clone(), e.meta), 0),
-                        EntryKind::File => match open_file(&e) {
-                            Ok((fd, meta, size)) => match BodySender::new(fd, size) {
-                                Ok(tx) => {
-                                    let id = conn.session.send_file(e.wire.clone(), meta, size);
-                                    current = Some((id, tx));
-                                    (id, size)
-                                }
-                                Err(err) => {
-                                    rep.fail(&show(&e.local), &err.to_string());
-                                    continue;
-                                }
-                            },
-                            Err(cause) => {
-                                rep.fail(&show(&e.local), &cause);
-                                continue;
-                            }
+            let Some(item) = walker.as_mut().and_then(|w| w.next()) else {
+                // This path is done: close its directories, go to the next.
+                while let Some(d) = open_dirs.pop() {
+                    let id = conn.session.send_dir(d.wire.clone(), d.meta);
+                    sent.insert(
+                        id,
+                        Sent {
+                            path: d.wire,
+                            kind: EntryKind::Dir,
+                            size: 0,
                         },
-                    };
-                    sent.insert(id, Sent { path: e.wire, kind: e.kind, size });
+                    );
+                    since_commit += 1;
+                }
+                walker = walks.next();
+                walk_done = walker.is_none();
+                continue;
+            };
+            let e = match item {
+                WalkItem::Skipped { path, reason } => {
+                    rep.skip(&show(&path), &reason);
+                    continue;
+                }
+                WalkItem::Error { path, error } => {
+                    rep.fail(&show(&path), &error.to_string());
+                    continue;
+                }
+                WalkItem::Entry(e) => e,
+            };
+            if e.wire.file_name().is_some_and(is_tmp_name) {
+                rep.skip(
+                    &show(&e.local),
+                    "names starting with .rsb-tmp. are reserved",
+                );
+                continue;
+            }
+            while open_dirs
+                .last()
+                .is_some_and(|d| !contains(&d.wire, &e.wire))
+            {
+                if let Some(d) = open_dirs.pop() {
+                    let id = conn.session.send_dir(d.wire.clone(), d.meta);
+                    sent.insert(
+                        id,
+                        Sent {
+                            path: d.wire,
+                            kind: EntryKind::Dir,
+                            size: 0,
+                        },
+                    );
+                    since_commit += 1;
                 }
             }
+            let (id, size) = match e.kind {
+                EntryKind::Dir => {
+                    open_dirs.push(e);
+                    continue;
+                }
+                EntryKind::Symlink => (
+                    conn.session
+                        .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
+                    0,
+                ),
+                EntryKind::File => match open_file(&e) {
+                    Ok((fd, meta, size)) => match BodySender::new(fd, size) {
+                        Ok(tx) => {
+                            let id = conn.session.send_file(e.wire.clone(), meta, size);
+                            current = Some((id, tx));
+                            (id, size)
+                        }
+                        Err(err) => {
+                            rep.fail(&show(&e.local), &err.to_string());
+                            continue;
+                        }
+                    },
+                    Err(cause) => {
+                        rep.fail(&show(&e.local), &cause);
+                        continue;
+                    }
+                },
+            };
+            since_commit += 1;
+            sent.insert(
+                id,
+                Sent {
+                    path: e.wire,
+                    kind: e.kind,
+                    size,
+                },
+            );
         }
         if walk_done && current.is_none() && final_commit.is_none() {
             final_commit = Some(conn.session.send_commit());
@@ -126,7 +198,9 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         while let Some(ev) = conn.session.poll_event() {
             match ev {
                 Event::Failed { id, path, message } => {
-                    let shown = sent.remove(&id).map_or_else(|| path.to_string(), |s| s.path.to_string());
+                    let shown = sent
+                        .remove(&id)
+                        .map_or_else(|| path.to_string(), |s| s.path.to_string());
                     rep.fail(&shown, &format!("server: {message}"));
                 }
                 Event::Committed { id } => {
@@ -152,6 +226,14 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         }
         rep.progress(bytes_moved, None);
     }
+}
+
+/// True when `p` lies strictly inside directory `dir`.
+fn contains(dir: &WirePath, p: &WirePath) -> bool {
+    dir.is_root() && !p.is_root()
+        || p.as_bytes().len() > dir.as_bytes().len()
+            && p.as_bytes().starts_with(dir.as_bytes())
+            && p.as_bytes()[dir.as_bytes().len()] == b'/'
 }
 
 fn show(p: &Path) -> String {

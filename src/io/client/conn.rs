@@ -55,7 +55,11 @@ impl Conn {
     /// Connects to `host:port`, says hello as `name` and waits for the
     /// welcome.
     pub fn open(host: &str, port: u16, name: &str) -> Result<Conn, ConnError> {
-        let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let shown = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| ConnError(format!("cannot connect to {shown}: {e}")))?
@@ -71,9 +75,12 @@ impl Conn {
                 Err(e) => last = e,
             }
         }
-        let std_sock = std_sock.ok_or_else(|| ConnError(format!("cannot connect to {shown}: {last}")))?;
+        let std_sock =
+            std_sock.ok_or_else(|| ConnError(format!("cannot connect to {shown}: {last}")))?;
         let _ = std_sock.set_nodelay(true);
-        std_sock.set_nonblocking(true).map_err(|e| ConnError(format!("{shown}: {e}")))?;
+        std_sock
+            .set_nonblocking(true)
+            .map_err(|e| ConnError(format!("{shown}: {e}")))?;
         let mut sock = TcpStream::from_std(std_sock);
         let poll = Poll::new().map_err(|e| ConnError(format!("poll: {e}")))?;
         poll.registry()
@@ -100,11 +107,19 @@ impl Conn {
                     return Ok(conn);
                 }
                 Some(Event::Refused { code, message }) => return Err(conn.refused(code, &message)),
-                Some(_) => return Err(ConnError(format!("{}: protocol error during handshake", conn.shown))),
+                Some(_) => {
+                    return Err(ConnError(format!(
+                        "{}: protocol error during handshake",
+                        conn.shown
+                    )))
+                }
                 None => {}
             }
             if Instant::now() >= deadline {
-                return Err(ConnError(format!("{}: no answer from the server", conn.shown)));
+                return Err(ConnError(format!(
+                    "{}: no answer from the server",
+                    conn.shown
+                )));
             }
         }
     }
@@ -117,7 +132,11 @@ impl Conn {
 
     /// The error for a session that broke (protocol error or EOF).
     pub fn broken(&self) -> ConnError {
-        ConnError(format!("{}: {}", self.shown, self.session.error().unwrap_or("connection lost")))
+        ConnError(format!(
+            "{}: {}",
+            self.shown,
+            self.session.error().unwrap_or("connection lost")
+        ))
     }
 
     /// Sends queued frames; then, if nothing is queued and `body` is given,
@@ -129,7 +148,9 @@ impl Conn {
         let mut sent = 0;
         if self.session.poll_transmit().is_empty() && self.writable {
             if let Some(tx) = body.as_deref_mut() {
-                let p = tx.pump(&self.sock, BUDGET).map_err(|e| ConnError(format!("{}: send: {e}", self.shown)))?;
+                let p = tx
+                    .pump(&self.sock, BUDGET)
+                    .map_err(|e| ConnError(format!("{}: send: {e}", self.shown)))?;
                 sent = p.moved;
                 self.writable &= !p.would_block;
                 progress |= p.moved > 0;
@@ -146,16 +167,28 @@ impl Conn {
 
     /// Receives body bytes of a restored file into `file` (or drops them).
     /// Returns the bytes moved; waits when nothing moved.
-    pub fn receive(&mut self, recv: &mut BodyReceiver, file: Option<&OwnedFd>) -> Result<u64, ConnError> {
+    pub fn receive(
+        &mut self,
+        recv: &mut BodyReceiver,
+        file: Option<&OwnedFd>,
+    ) -> Result<u64, ConnError> {
         let flushed = self.flush()?;
-        let n = receive_step(recv, &mut self.inbuf, &self.sock, file, &mut self.pipe, &mut self.readable, BUDGET)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    ConnError(format!("{}: connection closed by the server", self.shown))
-                } else {
-                    ConnError(format!("{}: receive: {e}", self.shown))
-                }
-            })?;
+        let n = receive_step(
+            recv,
+            &mut self.inbuf,
+            &self.sock,
+            file,
+            &mut self.pipe,
+            &mut self.readable,
+            BUDGET,
+        )
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ConnError(format!("{}: connection closed by the server", self.shown))
+            } else {
+                ConnError(format!("{}: receive: {e}", self.shown))
+            }
+        })?;
         if n == 0 && !flushed && !recv.is_done() {
             self.wait(Duration::from_millis(200))?;
         }

@@ -14,7 +14,10 @@ use crate::proto::WirePath;
 pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
     let wire = match path {
         None => WirePath::root(),
-        Some(p) => match absolute(p).map_err(|e| e.to_string()).and_then(|a| WirePath::from_local(a.as_os_str().as_bytes()).map_err(|e| e.to_string())) {
+        Some(p) => match absolute(p)
+            .map_err(|e| e.to_string())
+            .and_then(|a| WirePath::from_local(a.as_os_str().as_bytes()).map_err(|e| e.to_string()))
+        {
             Ok(w) => w,
             Err(e) => {
                 rep.fail(&p.display().to_string(), &e);

@@ -34,7 +34,13 @@ impl Reporter {
     /// A reporter for a command starting now. `progress`: stderr is a
     /// terminal and a live line is wanted.
     pub fn new(quiet: bool, progress: bool) -> Reporter {
-        Reporter { quiet, progress: progress && !quiet, start: Instant::now(), last_draw: None, counts: Counts::default() }
+        Reporter {
+            quiet,
+            progress: progress && !quiet,
+            start: Instant::now(),
+            last_draw: None,
+            counts: Counts::default(),
+        }
     }
 
     fn clear_progress(&mut self) {
@@ -66,7 +72,11 @@ impl Reporter {
         }
         let now = Instant::now();
         let elapsed = now - self.start;
-        if elapsed < Duration::from_secs(1) || self.last_draw.is_some_and(|t| now - t < Duration::from_millis(250)) {
+        if elapsed < Duration::from_secs(1)
+            || self
+                .last_draw
+                .is_some_and(|t| now - t < Duration::from_millis(250))
+        {
             return;
         }
         self.last_draw = Some(now);
@@ -83,7 +93,15 @@ impl Reporter {
         let c = self.counts;
         eprintln!(
             "{}",
-            ui::format_summary(&Summary { verb, noun, files: c.files, skipped: c.skipped, failed: c.failed, bytes: c.bytes, elapsed: self.start.elapsed() })
+            ui::format_summary(&Summary {
+                verb,
+                noun,
+                files: c.files,
+                skipped: c.skipped,
+                failed: c.failed,
+                bytes: c.bytes,
+                elapsed: self.start.elapsed()
+            })
         );
     }
 
@@ -91,7 +109,11 @@ impl Reporter {
     pub fn finish_list(&mut self, entries: u64) {
         self.clear_progress();
         if !self.quiet {
-            eprintln!("ls: {entries} entries, {} failed, in {:.2}s", self.counts.failed, self.start.elapsed().as_secs_f64());
+            eprintln!(
+                "ls: {entries} entries, {} failed, in {:.2}s",
+                self.counts.failed,
+                self.start.elapsed().as_secs_f64()
+            );
         }
     }
 }

@@ -37,7 +37,9 @@ fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
     match std::fs::metadata(&dest) {
         Ok(md) if md.is_dir() => {
             let prefix = match source.file_name() {
-                Some(name) => WirePath::root().join(name).map_err(|e| format!("{shown}: {e}"))?,
+                Some(name) => WirePath::root()
+                    .join(name)
+                    .map_err(|e| format!("{shown}: {e}"))?,
                 None => WirePath::root(),
             };
             Ok(Target { dir: dest, prefix })
@@ -47,18 +49,35 @@ fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
                 return Err(format!("{shown}: not a usable destination"));
             };
             if !parent.is_dir() {
-                return Err(format!("{}: {}", parent.display(), io::Error::from(io::ErrorKind::NotFound)));
+                return Err(format!(
+                    "{}: {}",
+                    parent.display(),
+                    io::Error::from(io::ErrorKind::NotFound)
+                ));
             }
-            let prefix = WirePath::root().join(name.as_bytes()).map_err(|e| format!("{shown}: {e}"))?;
-            Ok(Target { dir: parent.to_path_buf(), prefix })
+            let prefix = WirePath::root()
+                .join(name.as_bytes())
+                .map_err(|e| format!("{shown}: {e}"))?;
+            Ok(Target {
+                dir: parent.to_path_buf(),
+                prefix,
+            })
         }
     }
 }
 
 /// Restores `source` (a path as it was backed up) into `dest`.
-pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) -> Result<(), ConnError> {
+pub fn restore(
+    conn: &mut Conn,
+    source: &Path,
+    dest: &Path,
+    rep: &mut Reporter,
+) -> Result<(), ConnError> {
     let shown_src = source.display().to_string();
-    let wire = match absolute(source).map_err(|e| e.to_string()).and_then(|p| WirePath::from_local(p.as_os_str().as_bytes()).map_err(|e| e.to_string())) {
+    let wire = match absolute(source)
+        .map_err(|e| e.to_string())
+        .and_then(|p| WirePath::from_local(p.as_os_str().as_bytes()).map_err(|e| e.to_string()))
+    {
         Ok(w) => w,
         Err(e) => {
             rep.fail(&shown_src, &e);
@@ -100,15 +119,24 @@ pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) 
         while let Some(ev) = conn.session.poll_event() {
             match ev {
                 Event::Dir { path, meta, .. } => {
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                        continue;
+                    };
                     if let Err(e) = stager.mkdir(&p, meta) {
                         rep.fail(&e.path, &e.error.to_string());
                     }
                 }
-                Event::Symlink { path, target, meta, .. } => {
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                Event::Symlink {
+                    path, target, meta, ..
+                } => {
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                        continue;
+                    };
                     if p.is_root() {
-                        rep.fail(&show(&stager, &p), "the server sent a link where the destination directory is");
+                        rep.fail(
+                            &show(&stager, &p),
+                            "the server sent a link where the destination directory is",
+                        );
                         continue;
                     }
                     match stager.symlink(id, &p, &target, meta) {
@@ -116,12 +144,19 @@ pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) 
                         Err(e) => rep.fail(&e.path, &e.error.to_string()),
                     }
                 }
-                Event::File { path, meta, size, .. } => {
+                Event::File {
+                    path, meta, size, ..
+                } => {
                     recv = None;
                     current = None;
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else { continue };
+                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                        continue;
+                    };
                     if p.is_root() {
-                        rep.fail(&show(&stager, &p), "the server sent a file where the destination directory is");
+                        rep.fail(
+                            &show(&stager, &p),
+                            "the server sent a file where the destination directory is",
+                        );
                         continue;
                     }
                     match stager.begin_file(id, &p, meta, size) {
@@ -131,7 +166,9 @@ pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) 
                 }
                 Event::FileEnd { crc, ok, .. } => {
                     let body = recv.take();
-                    let Some((p, size)) = current.take() else { continue };
+                    let Some((p, size)) = current.take() else {
+                        continue;
+                    };
                     let (got, err) = match body {
                         Some(mut r) => (r.crc(), r.take_error()),
                         None => (0, None),
@@ -141,7 +178,9 @@ pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) 
                     } else if !ok {
                         Some("the server's copy changed while it was being sent".to_string())
                     } else if got != crc {
-                        Some(format!("crc32c mismatch (sent {crc:08x}, received {got:08x})"))
+                        Some(format!(
+                            "crc32c mismatch (sent {crc:08x}, received {got:08x})"
+                        ))
                     } else {
                         None
                     };
@@ -159,7 +198,9 @@ pub fn restore(conn: &mut Conn, source: &Path, dest: &Path, rep: &mut Reporter) 
                         },
                     }
                 }
-                Event::Failed { path, message, .. } => rep.fail(&path.to_string(), &format!("server: {message}")),
+                Event::Failed { path, message, .. } => {
+                    rep.fail(&path.to_string(), &format!("server: {message}"))
+                }
                 Event::Done { .. } => {
                     commit(&mut stager, rep);
                     return Ok(());
@@ -183,7 +224,13 @@ fn map(prefix: &WirePath, rel: &WirePath, rep: &mut Reporter, stager: &Stager) -
     match prefix.join_path(rel) {
         Ok(p) => Some(p),
         Err(e) => {
-            rep.fail(&stager.tree().show(prefix), &format!("{}: {e}", OsStr::from_bytes(rel.as_bytes()).to_string_lossy()));
+            rep.fail(
+                &stager.tree().show(prefix),
+                &format!(
+                    "{}: {e}",
+                    OsStr::from_bytes(rel.as_bytes()).to_string_lossy()
+                ),
+            );
             None
         }
     }
@@ -191,6 +238,9 @@ fn map(prefix: &WirePath, rel: &WirePath, rep: &mut Reporter, stager: &Stager) -
 
 fn commit(stager: &mut Stager, rep: &mut Reporter) {
     for f in stager.commit() {
-        rep.fail(&f.error.path, &format!("{} failed: {}", f.error.op, f.error.error));
+        rep.fail(
+            &f.error.path,
+            &format!("{} failed: {}", f.error.op, f.error.error),
+        );
     }
 }
