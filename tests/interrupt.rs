@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::net::TcpStream;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::thread;
@@ -62,22 +63,30 @@ impl Setup {
 }
 
 /// Starts backing up the big file and stops (SIGSTOP) the client as soon as
-/// its temporary file shows up on the server, so the transfer is frozen
-/// mid-file.
+/// the server has received some of the new body into a temporary file next
+/// to the old version, so the transfer is frozen mid-file.
 fn start_and_freeze(st: &Setup) -> Running {
     let mut run = st
         .srv
         .client(argv!["backup", st.big])
         .timeout(Duration::from_secs(60))
         .spawn();
-    let ns = st.srv.ns(NAME);
+    let store_dir = st.stored().parent().unwrap().to_path_buf();
     let total = (BIG_MIB as u64) << 20;
     let deadline = Instant::now() + Duration::from_secs(15);
+    // A regular temp file with some bytes in it: the body is flowing.
+    let receiving = || {
+        fs::read_dir(&store_dir).ok()?.flatten().find_map(|e| {
+            let m = e.metadata().ok()?;
+            let tmp = e.file_name().as_bytes().starts_with(b".rsb-tmp.");
+            (tmp && m.is_file() && m.len() > 0).then(|| e.path())
+        })
+    };
     loop {
-        if let Some(tmp) = find_tmp(&ns).first() {
+        if let Some(tmp) = receiving() {
             run.signal(Signal::SIGSTOP);
             thread::sleep(Duration::from_millis(150));
-            let size = fs::metadata(tmp).map(|m| m.len()).unwrap_or(0);
+            let size = fs::metadata(&tmp).map(|m| m.len()).unwrap_or(0);
             assert!(
                 size < total - (32 << 20),
                 "the transfer was almost done ({size} of {total} bytes) when the client was stopped \
@@ -87,13 +96,13 @@ fn start_and_freeze(st: &Setup) -> Running {
         }
         if run.has_exited() {
             panic!(
-                "client finished before any temp file was seen\n{}",
+                "client finished before a partial temp file was seen\n{}",
                 run.default_wait()
             );
         }
         assert!(
             Instant::now() < deadline,
-            "no temp file appeared within 15 s"
+            "no partial temp file appeared in {store_dir:?} within 15 s"
         );
         thread::sleep(Duration::from_micros(500));
     }

@@ -395,6 +395,9 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
                 c.inbuf.drain(..n);
                 progress = true;
             }
+            // A malformed frame consumes nothing but queues an error frame
+            // that must still go out (regression: the connection hung).
+            progress |= c.session.is_closing();
             run_commands(c, root);
             if n == 0 && c.session.wants_input() && c.readable {
                 progress |= read_some(c)?;
