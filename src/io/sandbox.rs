@@ -54,7 +54,13 @@ impl FsError {
 
 impl fmt::Display for FsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.op, self.path, self.error)
+        write!(
+            f,
+            "{} {}: {}",
+            self.op,
+            self.path,
+            super::describe(&self.error)
+        )
     }
 }
 

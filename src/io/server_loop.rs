@@ -23,7 +23,7 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::stat::{self, SFlag};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
@@ -143,11 +143,13 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Installs the handlers for SIGINT, SIGTERM and SIGHUP. Done before the
-/// server says it is listening, so that no signal finds the default action
-/// (SIGHUP would kill the process).
+/// Installs the handlers for SIGINT, SIGTERM, SIGHUP and SIGXFSZ. Done
+/// before the server says it is listening, so that no signal finds the
+/// default action: SIGHUP would kill the process, and so would SIGXFSZ
+/// when a file reaches RLIMIT_FSIZE, where a write failing with EFBIG
+/// (reported to that one client) is what is wanted.
 pub fn signals() -> Result<Signals, String> {
-    Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(|e| format!("signals: {e}"))
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGXFSZ]).map_err(|e| format!("signals: {e}"))
 }
 
 /// Opens (creating it if missing) the backup root.
@@ -207,8 +209,8 @@ pub fn run(
                 }
                 SIGNALS => {
                     for sig in signals.pending() {
-                        if sig == SIGHUP {
-                            debug!("SIGHUP ignored");
+                        if sig == SIGHUP || sig == SIGXFSZ {
+                            debug!("signal {sig} ignored");
                             continue;
                         }
                         if shutdown_at.is_none() {
@@ -499,7 +501,7 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
 /// The message a client sees for a failed operation: the operation and the
 /// cause, without the server's own paths.
 fn client_message(e: &FsError) -> String {
-    format!("{}: {}", e.op, e.error)
+    format!("{}: {}", e.op, super::describe(&e.error))
 }
 
 fn run_commands(c: &mut Conn, root: &Beneath) {
@@ -601,7 +603,7 @@ fn execute(
             let body = last_body.take().or((size == 0).then_some((0, None)));
             let problem = match body {
                 None => Some("internal error: no body".to_string()),
-                Some((_, Some(err))) => Some(format!("write: {err}")),
+                Some((_, Some(err))) => Some(format!("write: {}", super::describe(&err))),
                 Some(_) if !ok => Some("the file changed while it was being sent".to_string()),
                 Some((got, None)) if got != crc => Some(format!(
                     "crc32c mismatch (sent {crc:08x}, received {got:08x})"

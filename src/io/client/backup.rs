@@ -16,6 +16,7 @@ use super::conn::{Conn, ConnError};
 use super::report::Reporter;
 use super::COMMIT_EVERY;
 use crate::client::session::Event;
+use crate::io::describe;
 use crate::io::stage::is_tmp_name;
 use crate::io::transfer::BodySender;
 use crate::io::walk::{walk, LocalEntry, WalkItem};
@@ -36,12 +37,11 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
-    .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    .map_err(|e| e.desc().to_string())?;
     // SAFETY: fd was just returned by open and belongs to nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // What is sent is what the open file says, not what the walk saw.
-    let st = stat::fstat(fd.as_raw_fd())
-        .map_err(|e| std::io::Error::from_raw_os_error(e as i32).to_string())?;
+    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| e.desc().to_string())?;
     if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
         return Err("changed into something other than a regular file".into());
     }
@@ -114,7 +114,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                     continue;
                 }
                 WalkItem::Error { path, error } => {
-                    rep.fail(&show(&path), &error.to_string());
+                    rep.fail(&show(&path), &describe(&error));
                     continue;
                 }
                 WalkItem::Entry(e) => e,
@@ -161,7 +161,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                             (id, size)
                         }
                         Err(err) => {
-                            rep.fail(&show(&e.local), &err.to_string());
+                            rep.fail(&show(&e.local), &describe(&err));
                             continue;
                         }
                     },

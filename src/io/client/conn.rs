@@ -75,8 +75,12 @@ impl Conn {
                 Err(e) => last = e,
             }
         }
-        let std_sock =
-            std_sock.ok_or_else(|| ConnError(format!("cannot connect to {shown}: {last}")))?;
+        let std_sock = std_sock.ok_or_else(|| {
+            ConnError(format!(
+                "cannot connect to {shown}: {}",
+                crate::io::describe(&last)
+            ))
+        })?;
         let _ = std_sock.set_nodelay(true);
         std_sock
             .set_nonblocking(true)

@@ -18,6 +18,7 @@ use super::conn::{Conn, ConnError};
 use super::report::Reporter;
 use super::COMMIT_EVERY;
 use crate::client::session::Event;
+use crate::io::describe;
 use crate::io::sandbox::Beneath;
 use crate::io::stage::Stager;
 use crate::io::transfer::BodyReceiver;
@@ -123,7 +124,7 @@ pub fn restore(
                         continue;
                     };
                     if let Err(e) = stager.mkdir(&p, meta) {
-                        rep.fail(&e.path, &e.error.to_string());
+                        rep.fail(&e.path, &describe(&e.error));
                     }
                 }
                 Event::Symlink {
@@ -141,7 +142,7 @@ pub fn restore(
                     }
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => rep.counts.files += 1,
-                        Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                        Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
                 Event::File {
@@ -161,7 +162,7 @@ pub fn restore(
                     }
                     match stager.begin_file(id, &p, meta, size) {
                         Ok(_) => current = Some((p, size)),
-                        Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                        Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
                 Event::FileEnd { crc, ok, .. } => {
@@ -174,7 +175,7 @@ pub fn restore(
                         None => (0, None),
                     };
                     let problem = if let Some(e) = err {
-                        Some(format!("write: {e}"))
+                        Some(format!("write: {}", describe(&e)))
                     } else if !ok {
                         Some("the server's copy changed while it was being sent".to_string())
                     } else if got != crc {
@@ -194,7 +195,7 @@ pub fn restore(
                                 rep.counts.files += 1;
                                 rep.counts.bytes += size;
                             }
-                            Err(e) => rep.fail(&e.path, &e.error.to_string()),
+                            Err(e) => rep.fail(&e.path, &describe(&e.error)),
                         },
                     }
                 }
