@@ -208,28 +208,6 @@ fn a_symlink_argument_is_stored_as_a_link() {
 }
 
 #[test]
-#[ignore = "not in 0.1: every backup resends every file (man page CAVEATS); PRODUCT.md promises it"]
-fn unchanged_files_are_not_sent_again() {
-    let srv = Server::start(&[]);
-    let s = scratch();
-    let src = s.join("src");
-    let tree = awkward_tree(&src);
-    let o = srv.client(argv!["backup", src]).run();
-    o.ok();
-    assert_summary_bytes(&o, "backup", tree.bytes);
-    let o = srv.client(argv!["backup", src]).run();
-    o.ok();
-    assert_summary_bytes(&o, "backup", 0);
-    // Same size, new content and mtime: sent again, and only that.
-    let f = src.join("name with spaces.txt");
-    fs::write(&f, b"SPACES\n").unwrap();
-    set_mtime(&f, (1_700_000_000, 77));
-    let o = srv.client(argv!["backup", src]).run();
-    o.ok();
-    assert_summary_bytes(&o, "backup", 7);
-}
-
-#[test]
 fn a_second_backup_after_changes_updates_the_store() {
     let srv = Server::start(&[]);
     let s = scratch();

@@ -90,16 +90,43 @@ impl Server {
 
     /// Starts a server on `root`, which the caller owns.
     pub fn start_at(root: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(SERVER)
-            .args(["-a", "127.0.0.1", "-p", "0", "-d"])
+        Server::spawn(root, args, None)
+    }
+
+    /// Starts a server whose files may grow to `bytes` at most
+    /// (RLIMIT_FSIZE): writing more fails with EFBIG, as on a full disk.
+    pub fn start_with_file_size_limit(args: &[&str], bytes: u64) -> Server {
+        let base = scratch();
+        let mut s = Server::spawn(&base.join("root"), args, Some(bytes));
+        s.base = Some(base);
+        s
+    }
+
+    fn spawn(root: &Path, args: &[&str], fsize: Option<u64>) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(SERVER);
+        cmd.args(["-a", "127.0.0.1", "-p", "0", "-d"])
             .arg(root)
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn rsb-server");
+            .stderr(Stdio::piped());
+        if let Some(limit) = fsize {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_FSIZE,
+                        limit,
+                        limit,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn rsb-server");
         let stderr = child.stderr.take().expect("server stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
