@@ -46,7 +46,8 @@
 //!   owner-only permissions until their own entry arrives, and replaces a
 //!   file or symlink that stands where a directory is needed (it never
 //!   follows one).
-//! * At most [`MAX_BATCH`] entries may be sent between two commits.
+//! * At most [`MAX_BATCH`] entries, with at most [`MAX_BATCH_PATH_BYTES`]
+//!   bytes of paths, may be sent between two commits.
 //! * `Commit`: make every entry sent before it durable and visible. The
 //!   server syncs the staged data, renames each staged entry over its final
 //!   name, applies directory metadata, syncs again and answers `Committed`
@@ -88,6 +89,8 @@ pub const MAX_MESSAGE: usize = 1024;
 /// Most entries a client may send between two `Commit`s; the server holds
 /// per-entry state until the commit, so this bounds its memory.
 pub const MAX_BATCH: u32 = 4096;
+/// Most bytes of paths a client may send between two `Commit`s.
+pub const MAX_BATCH_PATH_BYTES: usize = 1 << 20;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
 

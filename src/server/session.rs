@@ -153,6 +153,7 @@ pub struct ServerSession {
     commands: VecDeque<Command>,
     last_id: Option<u32>,
     uncommitted: u32,
+    uncommitted_bytes: usize,
     deadline: Option<Instant>,
     last_activity: Instant,
     error: Option<String>,
@@ -171,6 +172,7 @@ impl ServerSession {
             commands: VecDeque::new(),
             last_id: None,
             uncommitted: 0,
+            uncommitted_bytes: 0,
             deadline,
             last_activity: now,
             error: None,
@@ -492,13 +494,22 @@ impl ServerSession {
         true
     }
 
-    /// Counts an entry toward the batch limit; false (and closing) past it.
-    fn count_entry(&mut self) -> bool {
+    /// Counts an entry toward the batch limits; false (and closing) past
+    /// them. The shell keeps every staged path until the commit, so both
+    /// the count and the bytes of paths are bounded.
+    fn count_entry(&mut self, path: &WirePath) -> bool {
         self.uncommitted += 1;
-        if self.uncommitted > proto::MAX_BATCH {
+        self.uncommitted_bytes += path.as_bytes().len();
+        if self.uncommitted > proto::MAX_BATCH
+            || self.uncommitted_bytes > proto::MAX_BATCH_PATH_BYTES
+        {
             self.fail(
                 ErrorCode::Unexpected,
-                format!("more than {} entries without a commit", proto::MAX_BATCH),
+                format!(
+                    "more than {} entries or {} bytes of paths without a commit",
+                    proto::MAX_BATCH,
+                    proto::MAX_BATCH_PATH_BYTES
+                ),
             );
             return false;
         }
@@ -516,7 +527,7 @@ impl ServerSession {
     fn handle_request(&mut self, frame: Frame) {
         match frame {
             Frame::Dir { id, path, meta } => {
-                if self.check_id(id) && self.count_entry() && !self.refuse_write(id, &path) {
+                if self.check_id(id) && self.count_entry(&path) && !self.refuse_write(id, &path) {
                     self.commands.push_back(Command::Mkdir { id, path, meta });
                 }
             }
@@ -526,7 +537,7 @@ impl ServerSession {
                 target,
                 meta,
             } => {
-                if !(self.check_id(id) && self.count_entry()) || self.refuse_write(id, &path) {
+                if !(self.check_id(id) && self.count_entry(&path)) || self.refuse_write(id, &path) {
                     return;
                 }
                 if path.is_root() {
@@ -546,7 +557,7 @@ impl ServerSession {
                 meta,
                 size,
             } => {
-                if !(self.check_id(id) && self.count_entry()) {
+                if !(self.check_id(id) && self.count_entry(&path)) {
                     return;
                 }
                 let mut accepted = !self.refuse_write(id, &path);
@@ -580,6 +591,7 @@ impl ServerSession {
             Frame::Commit { id } => {
                 if self.check_id(id) {
                     self.uncommitted = 0;
+                    self.uncommitted_bytes = 0;
                     self.commands.push_back(Command::Commit { id });
                 }
             }
@@ -968,6 +980,41 @@ mod tests {
             .collect();
         s.handle_input(now, &bytes(&frames));
         assert!(s.is_closing());
+    }
+
+    #[test]
+    fn batch_path_bytes_are_bounded() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let long = "d/".repeat(1000) + "x";
+        let n = proto::MAX_BATCH_PATH_BYTES / long.len() + 1;
+        let frames: Vec<Frame> = (1..=n as u32)
+            .map(|id| Frame::Dir {
+                id,
+                path: wp(&long),
+                meta: meta(),
+            })
+            .collect();
+        s.handle_input(now, &bytes(&frames));
+        assert!(s.is_closing());
+        // A commit in time resets the count.
+        let mut s = ready(now);
+        let half = n as u32 / 2;
+        let mut frames: Vec<Frame> = (1..=half)
+            .map(|id| Frame::Dir {
+                id,
+                path: wp(&long),
+                meta: meta(),
+            })
+            .collect();
+        frames.push(Frame::Commit { id: half + 1 });
+        frames.extend((half + 2..=n as u32 + 1).map(|id| Frame::Dir {
+            id,
+            path: wp(&long),
+            meta: meta(),
+        }));
+        s.handle_input(now, &bytes(&frames));
+        assert!(!s.is_closing());
     }
 
     #[test]

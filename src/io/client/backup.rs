@@ -14,7 +14,7 @@ use nix::sys::stat::{self, Mode, SFlag};
 
 use super::conn::{Conn, ConnError};
 use super::report::Reporter;
-use super::COMMIT_EVERY;
+use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
 use crate::client::session::Event;
 use crate::io::describe;
 use crate::io::stage::is_tmp_name;
@@ -29,6 +29,27 @@ struct Sent {
     path: WirePath,
     kind: EntryKind,
     size: u64,
+}
+
+/// Entries sent and not yet confirmed, and the size of the current batch
+/// (the server bounds both its entries and the bytes of their paths).
+#[derive(Default)]
+struct Batch {
+    sent: BTreeMap<u32, Sent>,
+    entries: u32,
+    path_bytes: usize,
+}
+
+impl Batch {
+    fn record(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
+        self.entries += 1;
+        self.path_bytes += path.as_bytes().len();
+        self.sent.insert(id, Sent { path, kind, size });
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries >= COMMIT_EVERY || self.path_bytes >= COMMIT_PATH_BYTES
+    }
 }
 
 fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
@@ -75,34 +96,26 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     // Directories whose contents are still being sent (see the protocol:
     // a directory goes out after everything in it).
     let mut open_dirs: Vec<LocalEntry> = Vec::new();
-    let mut sent: BTreeMap<u32, Sent> = BTreeMap::new();
+    let mut batch = Batch::default();
     let mut current: Option<(u32, BodySender)> = None;
-    let mut since_commit = 0u32;
     let mut final_commit: Option<u32> = None;
     let mut bytes_moved = 0u64;
     loop {
         // Queue more entries while the pipe is not too full.
         while !walk_done && current.is_none() && conn.session.poll_transmit().len() < HIGH_WATER {
-            if since_commit >= COMMIT_EVERY {
+            if batch.is_full() {
                 if conn.session.commits_in_flight() >= 2 {
                     break;
                 }
                 conn.session.send_commit();
-                since_commit = 0;
+                batch.entries = 0;
+                batch.path_bytes = 0;
             }
             let Some(item) = walker.as_mut().and_then(|w| w.next()) else {
                 // This path is done: close its directories, go to the next.
                 while let Some(d) = open_dirs.pop() {
                     let id = conn.session.send_dir(d.wire.clone(), d.meta);
-                    sent.insert(
-                        id,
-                        Sent {
-                            path: d.wire,
-                            kind: EntryKind::Dir,
-                            size: 0,
-                        },
-                    );
-                    since_commit += 1;
+                    batch.record(id, d.wire, EntryKind::Dir, 0);
                 }
                 walker = walks.next();
                 walk_done = walker.is_none();
@@ -132,15 +145,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
             {
                 if let Some(d) = open_dirs.pop() {
                     let id = conn.session.send_dir(d.wire.clone(), d.meta);
-                    sent.insert(
-                        id,
-                        Sent {
-                            path: d.wire,
-                            kind: EntryKind::Dir,
-                            size: 0,
-                        },
-                    );
-                    since_commit += 1;
+                    batch.record(id, d.wire, EntryKind::Dir, 0);
                 }
             }
             let (id, size) = match e.kind {
@@ -171,15 +176,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                     }
                 },
             };
-            since_commit += 1;
-            sent.insert(
-                id,
-                Sent {
-                    path: e.wire,
-                    kind: e.kind,
-                    size,
-                },
-            );
+            batch.record(id, e.wire, e.kind, size);
         }
         if walk_done && current.is_none() && final_commit.is_none() {
             final_commit = Some(conn.session.send_commit());
@@ -198,15 +195,16 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         while let Some(ev) = conn.session.poll_event() {
             match ev {
                 Event::Failed { id, path, message } => {
-                    let shown = sent
+                    let shown = batch
+                        .sent
                         .remove(&id)
                         .map_or_else(|| path.to_string(), |s| s.path.to_string());
                     rep.fail(&shown, &format!("server: {message}"));
                 }
                 Event::Committed { id } => {
-                    let done: Vec<u32> = sent.range(..id).map(|(k, _)| *k).collect();
+                    let done: Vec<u32> = batch.sent.range(..id).map(|(k, _)| *k).collect();
                     for k in done {
-                        if let Some(s) = sent.remove(&k) {
+                        if let Some(s) = batch.sent.remove(&k) {
                             if s.kind != EntryKind::Dir {
                                 rep.counts.files += 1;
                                 rep.counts.bytes += s.size;
