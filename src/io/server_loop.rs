@@ -360,13 +360,19 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
     let mut moved: u64 = 0;
     loop {
         let mut progress = false;
-        progress |= flush(c)?;
+        if flush(c)? {
+            progress = true;
+            c.session.handle_activity(now);
+        }
         if c.session.poll_transmit().is_empty() && c.writable {
             if let Some((id, tx)) = c.send.as_mut() {
                 let p = tx
                     .pump(&c.sock, BUDGET.saturating_sub(moved))
                     .map_err(|e| format!("send: {e}"))?;
                 moved += p.moved;
+                if p.moved > 0 {
+                    c.session.handle_activity(now);
+                }
                 c.writable &= !p.would_block;
                 progress |= p.moved > 0;
                 if tx.is_done() {

@@ -237,7 +237,7 @@ impl ServerSession {
         }
     }
 
-    /// The connection saw traffic (body bytes count too).
+    /// The connection saw traffic either way (body bytes and writes count).
     pub fn handle_activity(&mut self, now: Instant) {
         self.last_activity = now;
     }
@@ -272,8 +272,9 @@ impl ServerSession {
             return;
         }
         if let Some(idle) = self.config.idle_timeout {
-            // A stream the server itself is producing is not idleness.
-            if !matches!(self.state, State::Streaming { .. }) && now >= self.last_activity + idle {
+            // Activity is traffic either way: a client that stops reading a
+            // restore is as idle as one that stops sending.
+            if now >= self.last_activity + idle {
                 self.fail(
                     ErrorCode::Timeout,
                     format!("idle timeout ({}s)", idle.as_secs()),
@@ -1067,6 +1068,34 @@ mod tests {
         s.handle_timeout(t1 + Duration::from_secs(5));
         assert!(s.is_closing());
         assert!(commands(&mut s).contains(&Command::Abort));
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_a_restore_times_out() {
+        let t0 = Instant::now();
+        let cfg = SessionConfig {
+            idle_timeout: Some(Duration::from_secs(5)),
+            ..SessionConfig::default()
+        };
+        let mut s = ServerSession::new(cfg, t0);
+        s.handle_input(
+            t0,
+            &bytes(&[
+                hello("a"),
+                Frame::Restore {
+                    id: 1,
+                    path: WirePath::root(),
+                },
+            ]),
+        );
+        assert!(s.is_streaming());
+        // The shell reports each write that made progress.
+        let t1 = t0 + Duration::from_secs(4);
+        s.handle_activity(t1);
+        s.handle_timeout(t1 + Duration::from_secs(4));
+        assert!(!s.is_closing());
+        s.handle_timeout(t1 + Duration::from_secs(5));
+        assert!(s.is_closing());
     }
 
     #[test]
