@@ -431,28 +431,10 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{EntryKind, Time};
+    use crate::proto::testing::{bytes, meta, wp};
+    use crate::proto::EntryKind;
     use crate::server::session::{Command, ServerSession, SessionConfig};
     use std::time::Instant;
-
-    fn wp(s: &str) -> WirePath {
-        WirePath::new(s.as_bytes().to_vec()).unwrap()
-    }
-
-    fn meta() -> Meta {
-        Meta {
-            mode: 0o640,
-            mtime: Time { secs: 10, nanos: 5 },
-        }
-    }
-
-    fn bytes(frames: &[Frame]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for f in frames {
-            codec::encode(f, &mut v);
-        }
-        v
-    }
 
     fn events(s: &mut ClientSession) -> Vec<Event> {
         std::iter::from_fn(|| s.poll_event()).collect()

@@ -67,6 +67,8 @@
 pub mod codec;
 pub mod frame;
 pub mod path;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{EntryKind, ErrorCode, Frame, ListItem, Meta, Time};

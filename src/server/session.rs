@@ -619,26 +619,8 @@ impl ServerSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{EntryKind, Time};
-
-    fn wp(s: &str) -> WirePath {
-        WirePath::new(s.as_bytes().to_vec()).unwrap()
-    }
-
-    fn meta() -> Meta {
-        Meta {
-            mode: 0o644,
-            mtime: Time { secs: 1, nanos: 2 },
-        }
-    }
-
-    fn bytes(frames: &[Frame]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for f in frames {
-            codec::encode(f, &mut v);
-        }
-        v
-    }
+    use crate::proto::testing::{bytes, meta, wp};
+    use crate::proto::EntryKind;
 
     fn hello(name: &str) -> Frame {
         Frame::Hello {
