@@ -1,0 +1,242 @@
+//! Restore is an attack surface too: a broken or malicious server must not
+//! make the client write outside DEST, neither with a symlink it sent
+//! earlier in the same restore nor with a link already in DEST, and a
+//! malformed stream must end the restore with a clear error. The "server"
+//! here is a thread on 127.0.0.1 that plays a scripted answer.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use rsb::proto::codec::{decode, to_vec, Decoded};
+use rsb::proto::{Frame, Meta, Time, WirePath};
+
+fn wp(s: &str) -> WirePath {
+    WirePath::new(s.as_bytes().to_vec()).unwrap()
+}
+
+fn m(mode: u32) -> Meta {
+    Meta {
+        mode,
+        mtime: Time {
+            secs: 1_600_000_000,
+            nanos: 0,
+        },
+    }
+}
+
+/// Reads frames until one satisfies `want`; returns it.
+fn read_until(
+    s: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    want: impl Fn(&Frame) -> bool,
+) -> Frame {
+    loop {
+        if let Ok(Decoded::Frame(f, n)) = decode(buf) {
+            buf.drain(..n);
+            if want(&f) {
+                return f;
+            }
+            continue;
+        }
+        let mut tmp = [0u8; 4096];
+        let n = s.read(&mut tmp).expect("read from client");
+        assert!(n > 0, "client closed early");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// A one-connection fake server: welcomes the client, waits for its
+/// `Restore`, then sends what `script` builds for that request id.
+fn fake_server(
+    script: impl FnOnce(u32) -> Vec<u8> + Send + 'static,
+) -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        read_until(&mut s, &mut buf, |f| matches!(f, Frame::Hello { .. }));
+        s.write_all(&to_vec(&Frame::Welcome {
+            version: rsb::proto::VERSION,
+            flags: 0,
+            nonce: vec![],
+        }))
+        .unwrap();
+        let id = match read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. })) {
+            Frame::Restore { id, .. } => id,
+            _ => unreachable!(),
+        };
+        let _ = s.write_all(&script(id));
+        // Let the client finish reading before the socket closes.
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    (port, h)
+}
+
+fn file(id: u32, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = to_vec(&Frame::File {
+        id,
+        path: wp(path),
+        meta: m(0o644),
+        size: body.len() as u64,
+    });
+    v.extend_from_slice(body);
+    v.extend(to_vec(&Frame::FileEnd {
+        id,
+        crc: crc32c::crc32c(body),
+        ok: true,
+    }));
+    v
+}
+
+fn only_entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_symlink_sent_earlier_in_the_restore_is_never_written_through() {
+    let s = scratch();
+    let outside = s.join("outside");
+    fs::create_dir(&outside).unwrap();
+    let target = outside.to_str().unwrap().as_bytes().to_vec();
+    let (port, h) = fake_server(move |id| {
+        let mut v = to_vec(&Frame::Symlink {
+            id,
+            path: wp("link"),
+            target,
+            meta: m(0o777),
+        });
+        // Enough entries for the client to commit a batch, so the link is
+        // in place under its final name when the file below it arrives.
+        for i in 0..1100 {
+            v.extend(file(id, &format!("f{i}"), b"x"));
+        }
+        v.extend(file(id, "link/evil", b"evil"));
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: WirePath::root(),
+            meta: m(0o755),
+        }));
+        v.extend(to_vec(&Frame::Done { id }));
+        v
+    });
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    let o = Cmd::client()
+        .args(argv![
+            "-n",
+            NAME,
+            "127.0.0.1",
+            port.to_string(),
+            "restore",
+            "/x",
+            dest
+        ])
+        .run();
+    h.join().unwrap();
+    assert!(
+        only_entries(&outside).is_empty(),
+        "the client wrote outside DEST\n{o}"
+    );
+    // The later entry wins, as in a backup: the link is replaced by a real
+    // directory, never followed.
+    assert!(
+        fs::symlink_metadata(dest.join("x/link")).unwrap().is_dir(),
+        "{o}"
+    );
+    assert_eq!(fs::read(dest.join("x/link/evil")).unwrap(), b"evil");
+    assert!(find_tmp(&dest).is_empty(), "temporary files left in DEST");
+}
+
+#[test]
+fn a_link_planted_in_dest_is_replaced_not_followed() {
+    let s = scratch();
+    let outside = s.join("outside");
+    fs::create_dir(&outside).unwrap();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("x")).unwrap();
+    let (port, h) = fake_server(|id| {
+        let mut v = file(id, "a.txt", b"hello\n");
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: WirePath::root(),
+            meta: m(0o755),
+        }));
+        v.extend(to_vec(&Frame::Done { id }));
+        v
+    });
+    let o = Cmd::client()
+        .args(argv![
+            "-n",
+            NAME,
+            "127.0.0.1",
+            port.to_string(),
+            "restore",
+            "/x",
+            dest
+        ])
+        .run();
+    h.join().unwrap();
+    o.ok();
+    assert!(
+        only_entries(&outside).is_empty(),
+        "the client followed the link\n{o}"
+    );
+    assert!(fs::symlink_metadata(dest.join("x")).unwrap().is_dir());
+    assert_eq!(fs::read(dest.join("x/a.txt")).unwrap(), b"hello\n");
+}
+
+#[test]
+fn hostile_paths_and_garbage_end_the_restore_with_an_error() {
+    let s = scratch();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    // A File frame whose path is "../evil", encoded by hand (WirePath
+    // cannot hold it): kind, length, id, path, mode, mtime, size.
+    let (port, h) = fake_server(|id| {
+        let path = b"../evil";
+        let mut p = Vec::new();
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(&(path.len() as u32).to_be_bytes());
+        p.extend_from_slice(path);
+        p.extend_from_slice(&0o644u32.to_be_bytes());
+        p.extend_from_slice(&0u64.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&4u64.to_be_bytes());
+        let mut v = vec![12u8];
+        v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        v.extend(p);
+        v.extend_from_slice(b"evil");
+        v
+    });
+    let o = Cmd::client()
+        .args(argv![
+            "-n",
+            NAME,
+            "127.0.0.1",
+            port.to_string(),
+            "restore",
+            "/x",
+            dest
+        ])
+        .run();
+    h.join().unwrap();
+    o.code_is(2).err_has("malformed");
+    assert!(!s.join("evil").exists());
+    assert!(only_entries(&dest).is_empty(), "{:?}", only_entries(&dest));
+}
