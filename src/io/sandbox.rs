@@ -122,7 +122,7 @@ impl Beneath {
             path: escape(name),
             error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
         })?;
-        let fd = self.dir_create(&path, mode, false)?;
+        let fd = self.dir_create(&path, mode)?;
         Ok(Beneath {
             root: fd,
             display: self.display.join(os(name)),
@@ -162,19 +162,11 @@ impl Beneath {
 
     /// Opens the directory `path`, creating missing components with `mode`.
     /// An existing component that is not a directory (a file, or a symlink,
-    /// which is never followed) is an error, unless `replace` is set: then it
-    /// is removed and a directory made in its place (a backup saying that a
-    /// file became a directory).
-    pub fn dir_create(
-        &self,
-        path: &WirePath,
-        mode: u32,
-        replace: bool,
-    ) -> Result<OwnedFd, FsError> {
+    /// which is never followed) is an error.
+    pub fn dir_create(&self, path: &WirePath, mode: u32) -> Result<OwnedFd, FsError> {
         match self.open_beneath(path, DIR_FLAGS) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) => {}
-            Err(Errno::ENOTDIR) if replace => {}
             Err(e) => return Err(FsError::errno("open", self.show(path), e)),
         }
         let mode = Mode::from_bits_truncate(mode & 0o7777);
@@ -188,35 +180,19 @@ impl Beneath {
                 path: self.show(path),
                 error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
             })?;
-            let dir = cur.as_raw_fd();
-            let shown = || self.show(&sofar);
-            let next = match fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty()) {
+            let next = match open_dir_at(cur.as_raw_fd(), comp) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
-                    match stat::mkdirat(Some(dir), os(comp), mode) {
+                    match stat::mkdirat(Some(cur.as_raw_fd()), os(comp), mode) {
                         Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(FsError::errno("mkdir", shown(), e)),
+                        Err(e) => return Err(FsError::errno("mkdir", self.show(&sofar), e)),
                     }
-                    fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty())
-                        .map_err(|e| FsError::errno("open", shown(), not_dir(e)))?
+                    open_dir_at(cur.as_raw_fd(), comp)
+                        .map_err(|e| FsError::errno("open", self.show(&sofar), e))?
                 }
-                Err(Errno::ENOTDIR | Errno::ELOOP) if replace => {
-                    // Only a non-directory gets here (O_NOFOLLOW refuses a
-                    // link without following it); remove it, never its target.
-                    nix::unistd::unlinkat(
-                        Some(dir),
-                        os(comp),
-                        nix::unistd::UnlinkatFlags::NoRemoveDir,
-                    )
-                    .map_err(|e| FsError::errno("unlink", shown(), e))?;
-                    stat::mkdirat(Some(dir), os(comp), mode)
-                        .map_err(|e| FsError::errno("mkdir", shown(), e))?;
-                    fcntl::openat(Some(dir), os(comp), DIR_FLAGS, Mode::empty())
-                        .map_err(|e| FsError::errno("open", shown(), not_dir(e)))?
-                }
-                Err(e) => return Err(FsError::errno("open", shown(), not_dir(e))),
+                Err(e) => return Err(FsError::errno("open", self.show(&sofar), e)),
             };
-            cur = own(next);
+            cur = next;
         }
         Ok(cur)
     }
@@ -353,6 +329,14 @@ impl Beneath {
     }
 }
 
+/// Opens the directory `name` inside the directory `dir`, never following
+/// a symlink: a link (or a file) there is `ENOTDIR`.
+pub fn open_dir_at(dir: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    fcntl::openat(Some(dir), os(name), DIR_FLAGS, Mode::empty())
+        .map(own)
+        .map_err(not_dir)
+}
+
 /// A symlink met where a directory was needed is reported as "Not a
 /// directory" rather than the kernel's puzzling "Too many levels of symbolic
 /// links".
@@ -377,7 +361,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let b = Beneath::open_root(&t.path().join("root"), true).unwrap();
         let ns = b.child(b"ns", 0o700).unwrap();
-        ns.dir_create(&wp("a/b/c"), 0o755, false).unwrap();
+        ns.dir_create(&wp("a/b/c"), 0o755).unwrap();
         assert!(t.path().join("root/ns/a/b/c").is_dir());
         ns.dir(&wp("a/b")).unwrap();
         assert_eq!(
@@ -399,12 +383,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, t.path().join("root/link")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", t.path().join("root/file")).unwrap();
         assert!(b.dir(&wp("link")).is_err());
-        assert!(b.dir_create(&wp("link/x"), 0o755, false).is_err());
-        // Replacing removes the link itself and never writes through it.
-        b.dir_create(&wp("link/x"), 0o755, true).unwrap();
-        assert!(t.path().join("root/link/x").is_dir());
-        std::fs::remove_dir_all(t.path().join("root/link")).unwrap();
-        std::os::unix::fs::symlink(&outside, t.path().join("root/link")).unwrap();
+        assert!(b.dir_create(&wp("link/x"), 0o755).is_err());
         assert!(b.open_file(&wp("file")).is_err());
         assert!(b.open_file(&wp("link/x")).is_err());
         assert!(b.child(b"link", 0o700).is_err());

@@ -14,6 +14,8 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
@@ -21,7 +23,7 @@ use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::sandbox::{Beneath, FsError};
+use super::sandbox::{open_dir_at, Beneath, FsError};
 use crate::proto::{Meta, WirePath};
 
 /// Names starting with this are temporary files; listings never show them.
@@ -63,6 +65,13 @@ pub struct Incoming {
     tmp: Vec<u8>,
 }
 
+/// A non-directory moved aside for a directory (see [`Stager::displace`]).
+struct Displaced {
+    parent: WirePath,
+    name: Vec<u8>,
+    tmp: Vec<u8>,
+}
+
 struct Staged {
     id: u32,
     path: WirePath,
@@ -85,6 +94,7 @@ pub struct Stager {
     staged: Vec<Staged>,
     dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
+    displaced: Vec<Displaced>,
     /// The directory the last entry went into, kept open.
     parent: Option<(WirePath, OwnedFd)>,
     /// Whether to apply the mode and mtime of the tree's own root directory.
@@ -99,6 +109,7 @@ impl Stager {
             staged: Vec::new(),
             dirs: Vec::new(),
             incoming: None,
+            displaced: Vec::new(),
             parent: None,
             keep_root_meta: false,
         }
@@ -114,9 +125,20 @@ impl Stager {
         self.staged.len() + self.dirs.len()
     }
 
+    /// A fresh temporary name. The pid alone is not enough: in a container
+    /// a restarted server may get the same pid and meet the leftovers of
+    /// its killed predecessor, so the start time of the process is in too.
     fn tmp_name() -> Vec<u8> {
+        static SALT: OnceLock<u64> = OnceLock::new();
+        let salt = SALT.get_or_init(|| {
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ (u64::from(std::process::id()) << 32)
+        });
         let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-        format!(".rsb-tmp.{}.{n}", std::process::id()).into_bytes()
+        format!(".rsb-tmp.{salt:x}.{n}").into_bytes()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -143,7 +165,7 @@ impl Stager {
                     Some(nix::libc::ENOENT) | Some(nix::libc::ENOTDIR)
                 ) =>
             {
-                self.tree.dir_create(&parent, 0o700, true)?
+                self.make_parent(&parent)?
             }
             Err(e) => return Err(e),
         };
@@ -161,6 +183,54 @@ impl Stager {
         let raw = fd.as_raw_fd();
         self.parent = Some((parent, fd));
         Ok(raw)
+    }
+
+    /// Creates the directories of `path` that are missing (owner-only), one
+    /// component at a time without following links. A file or link where a
+    /// directory must be is displaced, not deleted (see [`Self::displace`]).
+    fn make_parent(&mut self, path: &WirePath) -> Result<OwnedFd, FsError> {
+        let mut cur = self.tree.dir(&WirePath::root())?;
+        let mut sofar = WirePath::root();
+        for comp in path.components() {
+            let here = sofar.join(comp).map_err(|e| FsError {
+                op: "open",
+                path: self.tree.show(path),
+                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+            })?;
+            let dir = cur.as_raw_fd();
+            let next = match open_dir_at(dir, comp) {
+                Ok(fd) => fd,
+                Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) => {
+                    if e == Errno::ENOTDIR {
+                        self.displace(dir, &sofar, comp)?;
+                    }
+                    self.mkdir_in(dir, &here, comp)?;
+                    open_dir_at(dir, comp)
+                        .map_err(|e| FsError::errno("open", self.tree.show(&here), e))?
+                }
+                Err(e) => return Err(FsError::errno("open", self.tree.show(&here), e)),
+            };
+            cur = next;
+            sofar = here;
+        }
+        Ok(cur)
+    }
+
+    /// Moves the non-directory `name` in `dir` (the directory `parent`)
+    /// aside under a temporary name, so a directory can take its place. It
+    /// is deleted once the commit is durable, and put back by an abort:
+    /// until then the previous version is not lost.
+    fn displace(&mut self, dir: RawFd, parent: &WirePath, name: &[u8]) -> Result<(), FsError> {
+        let tmp = Self::tmp_name();
+        let shown = self.tree.show_in(parent, name);
+        fcntl::renameat(Some(dir), os(name), Some(dir), os(&tmp))
+            .map_err(|e| FsError::errno("rename", shown, e))?;
+        self.displaced.push(Displaced {
+            parent: parent.clone(),
+            name: name.to_vec(),
+            tmp,
+        });
+        Ok(())
     }
 
     /// Makes `path` a directory (creating it, or replacing a non-directory
@@ -184,8 +254,8 @@ impl Stager {
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
-                unistd::unlinkat(Some(parent), os(name), UnlinkatFlags::NoRemoveDir)
-                    .map_err(|e| FsError::errno("unlink", self.tree.show(path), e))?;
+                let dir_path = path.parent().unwrap_or_default();
+                self.displace(parent, &dir_path, name)?;
                 self.mkdir_in(parent, path, name)?;
             }
             Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
@@ -345,6 +415,7 @@ impl Stager {
                         },
                     });
                 }
+                self.restore_displaced();
                 return failures;
             }
         }
@@ -411,24 +482,93 @@ impl Stager {
                 failures.push(CommitFailure { id: 0, path, error });
             }
         }
-        if let Err(error) = self.sync() {
-            failures.push(CommitFailure {
+        match self.sync() {
+            // Only now is the old version of a displaced entry not needed.
+            Ok(()) => {
+                for d in std::mem::take(&mut self.displaced) {
+                    if let Ok(dir) = self.tree.dir(&d.parent) {
+                        let _ = unistd::unlinkat(
+                            Some(dir.as_raw_fd()),
+                            os(&d.tmp),
+                            UnlinkatFlags::NoRemoveDir,
+                        );
+                    }
+                }
+            }
+            Err(error) => failures.push(CommitFailure {
                 id: 0,
                 path: WirePath::root(),
                 error,
-            });
+            }),
         }
         failures
     }
 
-    /// Removes every temporary file without committing anything.
+    /// Puts every displaced entry back where it was, removing the (empty)
+    /// directories made in its place. An entry whose place holds anything
+    /// else stays under its hidden name, never deleted.
+    fn restore_displaced(&mut self) {
+        self.parent = None;
+        for d in std::mem::take(&mut self.displaced).into_iter().rev() {
+            let Ok(dir) = self.tree.dir(&d.parent) else {
+                continue;
+            };
+            let dir = dir.as_raw_fd();
+            if remove_empty_dirs(dir, &d.name, 0).is_ok() {
+                let _ = fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
+            } else {
+                log::warn!(
+                    "{}: previous version kept as {}",
+                    self.tree.show_in(&d.parent, &d.name),
+                    String::from_utf8_lossy(&d.tmp)
+                );
+            }
+        }
+    }
+
+    /// Removes every temporary file without committing anything, and puts
+    /// back what was displaced.
     pub fn abort(&mut self) {
         self.abort_file();
         for s in std::mem::take(&mut self.staged) {
             self.remove_tmp(&s.path, &s.tmp);
         }
         self.dirs.clear();
+        self.restore_displaced();
     }
+}
+
+/// Removes the directory `name` in `dir` if it holds nothing but empty
+/// directories (what an aborted batch leaves where it displaced a file).
+fn remove_empty_dirs(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
+    if depth > 64 {
+        return Err(Errno::ENOTEMPTY);
+    }
+    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = open_dir_at(dir, name)?;
+    let mut names = Vec::new();
+    {
+        let fd = fcntl::fcntl(sub.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+        let mut d = nix::dir::Dir::from_fd(fd)?;
+        for e in d.iter().flatten() {
+            let n = e.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            if e.file_type() != Some(nix::dir::Type::Directory) {
+                return Err(Errno::ENOTEMPTY);
+            }
+            names.push(n.to_vec());
+        }
+    }
+    for n in names {
+        remove_empty_dirs(sub.as_raw_fd(), &n, depth + 1)?;
+    }
+    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }
 
 impl Drop for Stager {
@@ -575,5 +715,53 @@ mod tests {
             .is_file());
         // Nothing was ever written through either link.
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_file_becoming_a_directory_keeps_the_file_until_the_commit() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x"), b"old file").unwrap();
+        std::fs::write(t.path().join("y"), b"old y").unwrap();
+        let names = |t: &tempfile::TempDir| {
+            let mut v: Vec<_> = std::fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        // Aborted: both come back, nothing else is left.
+        {
+            let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+            let inc = s.begin_file(1, &wp("x/a/b"), meta(0o600, 1), 1).unwrap();
+            write_all(&inc.file, b"n");
+            s.finish_file().unwrap();
+            s.mkdir(&wp("x/a"), meta(0o755, 1)).unwrap();
+            s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
+            s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
+            assert!(t.path().join("x").is_dir());
+        }
+        assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
+        assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");
+        assert_eq!(names(&t), ["x", "y"]);
+        // Committed: the directories replace them and the old files go.
+        let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
+        let inc = s.begin_file(1, &wp("x/a"), meta(0o600, 1), 1).unwrap();
+        write_all(&inc.file, b"n");
+        s.finish_file().unwrap();
+        s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
+        s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
+        assert!(s.commit().is_empty());
+        assert_eq!(std::fs::read(t.path().join("x/a")).unwrap(), b"n");
+        assert!(t.path().join("y").is_dir());
+        assert_eq!(names(&t), ["x", "y"]);
+    }
+
+    #[test]
+    fn temporary_names_are_unique_and_hidden() {
+        let a = Stager::tmp_name();
+        let b = Stager::tmp_name();
+        assert_ne!(a, b);
+        assert!(is_tmp_name(&a) && is_tmp_name(&b));
     }
 }
