@@ -13,6 +13,8 @@ use rsb::io::server_loop::{self, ServerConfig};
 use rsb::server::session::SessionConfig;
 
 const PROG: &str = "rsb-server";
+/// Longest idle timeout accepted (one year); 0 disables it.
+const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
 const USAGE: &str =
     "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
 
@@ -136,7 +138,12 @@ fn parse() -> Parsed {
     let idle = match m.opt_str("t").map(|t| t.parse::<u64>()) {
         None => Some(Duration::from_secs(300)),
         Some(Ok(0)) => None,
-        Some(Ok(n)) => Some(Duration::from_secs(n)),
+        Some(Ok(n)) if n <= MAX_IDLE_SECS => Some(Duration::from_secs(n)),
+        Some(Ok(_)) => {
+            return usage_error(&format!(
+                "-t: at most {MAX_IDLE_SECS} seconds (one year); 0 means never"
+            ))
+        }
         Some(Err(_)) => {
             return usage_error("-t: the idle timeout must be a whole number of seconds")
         }
@@ -170,7 +177,18 @@ fn main() -> ExitCode {
         Parsed::Exit(code) => return code,
     };
     rsb::io::log::init(PROG, args.level);
-    server_loop::raise_fd_limit();
+    let fds = server_loop::raise_fd_limit();
+    // A busy connection holds its socket, a pipe (two fds), the file being
+    // moved, its namespace and a directory: six descriptors.
+    let wanted = (args.config.max_clients as u64)
+        .saturating_mul(6)
+        .saturating_add(32);
+    if let Some(n) = fds.filter(|n| *n < wanted) {
+        warn!(
+            "the open-file limit ({n}) is below what {} busy clients need (about {wanted}); raise it (ulimit -n) or lower -c",
+            args.config.max_clients
+        );
+    }
     let signals = match server_loop::signals() {
         Ok(s) => s,
         Err(e) => {

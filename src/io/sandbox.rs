@@ -97,10 +97,16 @@ impl Beneath {
     pub fn open_root(path: &Path, create: bool) -> Result<Beneath, FsError> {
         let shown = path.display().to_string();
         if create {
-            match nix::unistd::mkdir(path, Mode::from_bits_truncate(0o700)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(FsError::errno("mkdir", shown, e)),
-            }
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|error| FsError {
+                    op: "mkdir",
+                    path: shown.clone(),
+                    error,
+                })?;
         }
         let fd = fcntl::open(
             path,
@@ -123,6 +129,21 @@ impl Beneath {
             error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
         })?;
         let fd = self.dir_create(&path, mode)?;
+        Ok(Beneath {
+            root: fd,
+            display: self.display.join(os(name)),
+        })
+    }
+
+    /// Opens the existing directory `name` directly inside this one (never
+    /// a symlink) and confines to it.
+    pub fn existing_child(&self, name: &[u8]) -> Result<Beneath, FsError> {
+        let path = WirePath::new(name.to_vec()).map_err(|e| FsError {
+            op: "open",
+            path: escape(name),
+            error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+        })?;
+        let fd = self.dir(&path)?;
         Ok(Beneath {
             root: fd,
             display: self.display.join(os(name)),

@@ -39,6 +39,13 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const BUDGET: u64 = 8 << 20;
 /// Bytes read from a socket at a time for frames.
 const READ_CHUNK: usize = 64 * 1024;
+/// What one command or streamed entry counts against [`BUDGET`]: about
+/// what moving that many bytes costs, so 512 of them make a turn.
+const ENTRY_COST: u64 = 16 * 1024;
+/// Entries one `produce` call stats and queues at most.
+const ENTRIES_PER_CALL: u64 = 256;
+/// How long a closing connection may take to accept its error frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Output queued before the loop stops producing listing/restore frames.
 const STREAM_HIGH_WATER: usize = 64 * 1024;
 /// How long a shutdown waits for connections to take their error frame.
@@ -104,6 +111,9 @@ struct Conn {
     send: Option<(u32, BodySender)>,
     readable: bool,
     writable: bool,
+    /// When the session started closing; the connection is dropped
+    /// [`CLOSE_GRACE`] later even if its peer never reads the error.
+    closing_since: Option<Instant>,
     batch: Stats,
     total: Stats,
 }
@@ -133,14 +143,15 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Raises the soft open-file limit to the hard one: every connection needs a
-/// socket, and a pipe and a file while it moves a body.
-pub fn raise_fd_limit() {
+/// socket, and a pipe and a file while it moves a body. Returns the limit
+/// now in force.
+pub fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
     }
+    Some(soft)
 }
 
 /// Installs the handlers for SIGINT, SIGTERM, SIGHUP and SIGXFSZ. Done
@@ -178,6 +189,9 @@ pub fn run(
     let mut events = Events::with_capacity(1024);
     let mut ready: VecDeque<ConnId> = VecDeque::new();
     let mut shutdown_at: Option<Instant> = None;
+    // Set when accept failed for want of file descriptors: the listener's
+    // edge is spent, so the loop must come back to it by itself.
+    let mut accept_retry_at: Option<Instant> = None;
 
     loop {
         let now = Instant::now();
@@ -185,9 +199,16 @@ pub fn run(
             Some(Duration::ZERO)
         } else {
             let mut next = shutdown_at.map(|t| t + SHUTDOWN_GRACE);
+            let mut earliest = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            if let Some(t) = accept_retry_at {
+                earliest(t);
+            }
             for (_, c) in conns.iter() {
                 if let Some(t) = c.session.poll_timeout() {
-                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                    earliest(t);
+                }
+                if let Some(t) = c.closing_since {
+                    earliest(t + CLOSE_GRACE);
                 }
             }
             next.map(|t| t.saturating_duration_since(now))
@@ -204,7 +225,8 @@ pub fn run(
             match ev.token() {
                 LISTENER => {
                     if shutdown_at.is_none() {
-                        accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
+                        accept_retry_at =
+                            accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
                     }
                 }
                 SIGNALS => {
@@ -240,12 +262,22 @@ pub fn run(
                 }
             }
         }
-        // Timers: idle connections and handshake deadlines.
+        if shutdown_at.is_none() && accept_retry_at.is_some_and(|t| t <= now) {
+            accept_retry_at = accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
+        }
+        // Timers: idle connections, handshake deadlines, and connections
+        // whose peer does not take their last error frame.
+        let mut abandoned = Vec::new();
         for (key, c) in conns.iter_mut() {
-            if c.session.poll_timeout().is_some_and(|t| t <= now) {
+            if c.closing_since.is_some_and(|t| t + CLOSE_GRACE <= now) {
+                abandoned.push(ConnId(key));
+            } else if c.session.poll_timeout().is_some_and(|t| t <= now) {
                 c.session.handle_timeout(now);
                 touched.push(ConnId(key));
             }
+        }
+        for id in abandoned {
+            close(&poll, &mut conns, id, "peer does not read");
         }
         touched.sort_by_key(|c| c.0);
         touched.dedup();
@@ -253,7 +285,7 @@ pub fn run(
             let Some(c) = conns.get_mut(id.0) else {
                 continue;
             };
-            match drive(c, &root, now) {
+            match drive(c, &root, config.session.read_only, now) {
                 Ok(true) => ready.push_back(id),
                 Ok(false) => {}
                 Err(reason) => close(&poll, &mut conns, id, &reason),
@@ -278,16 +310,17 @@ fn accept_all(
     config: &ServerConfig,
     touched: &mut Vec<ConnId>,
     now: Instant,
-) {
+) -> Option<Instant> {
     loop {
         let (mut sock, peer) = match listener.accept() {
             Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // EMFILE and friends: log loudly, try again on the next wakeup.
+                // EMFILE and friends: log loudly and come back shortly; the
+                // pending connections will not raise another edge.
                 error!("accept: {e}");
-                return;
+                return Some(now + Duration::from_millis(100));
             }
         };
         let _ = sock.set_nodelay(true);
@@ -325,6 +358,7 @@ fn accept_all(
             send: None,
             readable: true,
             writable: true,
+            closing_since: None,
             batch: Stats::default(),
             total: Stats::default(),
         });
@@ -356,10 +390,21 @@ fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
 
 /// Drives one connection as far as its sockets allow, within the budget.
 /// `Ok(true)`: more work is ready (budget used up). `Err`: close it.
-fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
-    let mut moved: u64 = 0;
+fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<bool, String> {
+    // Work done this turn: body bytes moved, plus a charge per command and
+    // per streamed entry, so that metadata-only work yields too.
+    let mut spent: u64 = 0;
     loop {
         let mut progress = false;
+        if c.session.is_closing() {
+            c.closing_since.get_or_insert(now);
+            c.stream = None;
+            // The error frame can only go out at a frame boundary; in the
+            // middle of a body there is nothing to do but close.
+            if c.send.is_some() {
+                return Err(c.session.error().unwrap_or("closed").to_string());
+            }
+        }
         if flush(c)? {
             progress = true;
             c.session.handle_activity(now);
@@ -367,9 +412,9 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
         if c.session.poll_transmit().is_empty() && c.writable {
             if let Some((id, tx)) = c.send.as_mut() {
                 let p = tx
-                    .pump(&c.sock, BUDGET.saturating_sub(moved))
+                    .pump(&c.sock, BUDGET.saturating_sub(spent))
                     .map_err(|e| format!("send: {e}"))?;
-                moved += p.moved;
+                spent += p.moved;
                 if p.moved > 0 {
                     c.session.handle_activity(now);
                 }
@@ -390,13 +435,15 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
             && c.stream.is_some()
             && c.session.poll_transmit().len() < STREAM_HIGH_WATER
         {
-            progress |= produce(c);
+            let entries = produce(c);
+            spent += entries * ENTRY_COST;
+            progress |= entries > 0;
         }
         if c.session.is_closing() && c.session.poll_transmit().is_empty() {
             return Err(c.session.error().unwrap_or("closed").to_string());
         }
         if let Some(size) = c.session.wants_body() {
-            progress |= receive_body(c, size, now, &mut moved)?;
+            progress |= receive_body(c, size, now, &mut spent)?;
         } else if c.session.wants_input() {
             let n = c.session.handle_input(now, &c.inbuf);
             if n > 0 {
@@ -406,7 +453,7 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
             // A malformed frame consumes nothing but queues an error frame
             // that must still go out (regression: the connection hung).
             progress |= c.session.is_closing();
-            run_commands(c, root);
+            spent += run_commands(c, root, read_only);
             if n == 0 && c.session.wants_input() && c.readable {
                 progress |= read_some(c)?;
             }
@@ -417,7 +464,7 @@ fn drive(c: &mut Conn, root: &Beneath, now: Instant) -> Result<bool, String> {
         if !progress {
             return Ok(false);
         }
-        if moved >= BUDGET {
+        if spent >= BUDGET {
             return Ok(true);
         }
     }
@@ -498,6 +545,9 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
             c.last_body = Some((r.crc(), r.take_error()));
             c.batch.bytes += size;
         }
+        // A 1 MiB pipe per idle connection would pin memory and exhaust the
+        // per-user pipe quota with many clients: it lives for one body.
+        c.pipe = None;
         c.session.handle_body_done(now);
         return Ok(true);
     }
@@ -510,43 +560,80 @@ fn client_message(e: &FsError) -> String {
     format!("{}: {}", e.op, super::describe(&e.error))
 }
 
-fn run_commands(c: &mut Conn, root: &Beneath) {
+/// Carries out the session's commands; returns their cost against the
+/// turn's budget (a commit, which syncs the file system, uses it all).
+fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
+    let mut cost = 0;
     while let Some(cmd) = c.session.poll_command() {
+        cost += ENTRY_COST;
         match cmd {
-            Command::OpenNamespace { name } => match root.child(name.as_bytes(), 0o700) {
-                Ok(ns) => {
-                    info!("{}: client {name} connected", c.peer);
-                    c.store = Some(Stager::new(ns));
+            Command::OpenNamespace { name } => {
+                // A read-only server creates nothing, not even a namespace.
+                let ns = if read_only {
+                    root.existing_child(name.as_bytes())
+                } else {
+                    root.child(name.as_bytes(), 0o700)
+                };
+                match ns {
+                    Ok(ns) => {
+                        info!("{}: client {name} connected", c.peer);
+                        c.store = Some(Stager::new(ns));
+                    }
+                    Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
+                        info!("{}: client {name} connected (nothing stored yet)", c.peer);
+                    }
+                    Err(e) => {
+                        error!("{}: namespace {name}: {e}", c.peer);
+                        c.session.handle_namespace_failed(format!(
+                            "cannot open namespace: {}",
+                            client_message(&e)
+                        ));
+                    }
                 }
-                Err(e) => {
-                    error!("{}: namespace {name}: {e}", c.peer);
-                    c.session.handle_namespace_failed(format!(
-                        "cannot open namespace: {}",
-                        client_message(&e)
-                    ));
-                }
-            },
+            }
             Command::Abort => {
                 if let Some(s) = c.store.as_mut() {
                     s.abort();
                 }
             }
-            cmd => {
-                let Some(store) = c.store.as_mut() else {
-                    continue;
-                };
-                execute(
-                    cmd,
-                    store,
-                    &mut c.session,
-                    &mut c.stream,
-                    &mut c.last_body,
-                    &mut c.batch,
-                    &mut c.total,
-                    &c.peer,
-                );
+            Command::Commit { .. } => {
+                cost = BUDGET;
+                dispatch(c, cmd);
             }
+            cmd => dispatch(c, cmd),
         }
+    }
+    cost
+}
+
+fn dispatch(c: &mut Conn, cmd: Command) {
+    match c.store.as_mut() {
+        Some(store) => execute(
+            cmd,
+            store,
+            &mut c.session,
+            &mut c.stream,
+            &mut c.last_body,
+            &mut c.batch,
+            &mut c.total,
+            &c.peer,
+        ),
+        None => answer_empty(cmd, &mut c.session),
+    }
+}
+
+/// Answers for a namespace that does not exist on a read-only server: it
+/// holds nothing. (Writes never get here: the session refuses them.)
+fn answer_empty(cmd: Command, session: &mut ServerSession) {
+    match cmd {
+        // Listing the empty root is an empty listing.
+        Command::List { id, path } if path.is_root() => session.send_done(id),
+        Command::List { id, path } | Command::Restore { id, path } => {
+            session.handle_failed(id, path, "not on the server".into());
+            session.send_done(id);
+        }
+        Command::Commit { id } => session.handle_committed(id),
+        _ => {}
     }
 }
 
@@ -754,25 +841,26 @@ fn list_item(
     })
 }
 
-/// Queues more listing or restore frames. Returns whether it did anything.
-fn produce(c: &mut Conn) -> bool {
+/// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
+/// Returns how many entries it handled (0: nothing to do).
+fn produce(c: &mut Conn) -> u64 {
     let Some(store) = c.store.as_ref() else {
-        return false;
+        return 0;
     };
     let tree = store.tree();
     let Some(stream) = c.stream.as_mut() else {
-        return false;
+        return 0;
     };
-    let mut progress = false;
+    let mut count: u64 = 0;
     match stream {
         Stream::List(l) => {
-            while c.session.poll_transmit().len() < STREAM_HIGH_WATER {
+            while c.session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
                 let Some(name) = l.names.pop_front() else {
                     c.session.send_done(l.id);
                     c.stream = None;
-                    return true;
+                    return count + 1;
                 };
-                progress = true;
+                count += 1;
                 let Ok(path) = l.dir.join(&name) else {
                     continue;
                 };
@@ -785,8 +873,11 @@ fn produce(c: &mut Conn) -> bool {
             }
         }
         Stream::Restore(r) => {
-            while c.send.is_none() && c.session.poll_transmit().len() < STREAM_HIGH_WATER {
-                progress = true;
+            while c.send.is_none()
+                && c.session.poll_transmit().len() < STREAM_HIGH_WATER
+                && count < ENTRIES_PER_CALL
+            {
+                count += 1;
                 let rel = if !r.started {
                     r.started = true;
                     WirePath::root()
@@ -799,7 +890,7 @@ fn produce(c: &mut Conn) -> bool {
                         );
                         c.session.send_done(r.id);
                         c.stream = None;
-                        return true;
+                        return count + 1;
                     };
                     match names.pop_front() {
                         Some(name) => match dir.join(&name) {
@@ -835,7 +926,7 @@ fn produce(c: &mut Conn) -> bool {
             }
         }
     }
-    progress
+    count
 }
 
 /// Sends the header of one restored entry; a file also gets its sender.

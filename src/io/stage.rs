@@ -27,7 +27,7 @@ use super::sandbox::{open_dir_at, Beneath, FsError};
 use crate::proto::{Meta, WirePath};
 
 /// Names starting with this are temporary files; listings never show them.
-pub const TMP_PREFIX: &[u8] = b".rsb-tmp.";
+pub use crate::proto::path::TMP_PREFIX;
 
 /// Distinguishes the temporary names of all stagers of this process.
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
@@ -36,10 +36,7 @@ fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-/// True for names the program uses for temporary files.
-pub fn is_tmp_name(name: &[u8]) -> bool {
-    name.starts_with(TMP_PREFIX)
-}
+pub use crate::proto::path::is_tmp_name;
 
 fn timespec(m: &Meta) -> TimeSpec {
     TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
@@ -468,6 +465,19 @@ impl Stager {
                 });
             }
         }
+        // The new entries are in place and their data is durable: the old
+        // versions they displaced go now, before directory times are set
+        // (removing a name changes its directory's mtime), and the final
+        // sync makes both durable together.
+        for d in std::mem::take(&mut self.displaced) {
+            if let Ok(dir) = self.tree.dir(&d.parent) {
+                let _ = unistd::unlinkat(
+                    Some(dir.as_raw_fd()),
+                    os(&d.tmp),
+                    UnlinkatFlags::NoRemoveDir,
+                );
+            }
+        }
         // Deepest first: setting a child's mtime changes nothing above it,
         // but creating it did, so parents are stamped last.
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
@@ -482,24 +492,12 @@ impl Stager {
                 failures.push(CommitFailure { id: 0, path, error });
             }
         }
-        match self.sync() {
-            // Only now is the old version of a displaced entry not needed.
-            Ok(()) => {
-                for d in std::mem::take(&mut self.displaced) {
-                    if let Ok(dir) = self.tree.dir(&d.parent) {
-                        let _ = unistd::unlinkat(
-                            Some(dir.as_raw_fd()),
-                            os(&d.tmp),
-                            UnlinkatFlags::NoRemoveDir,
-                        );
-                    }
-                }
-            }
-            Err(error) => failures.push(CommitFailure {
+        if let Err(error) = self.sync() {
+            failures.push(CommitFailure {
                 id: 0,
                 path: WirePath::root(),
                 error,
-            }),
+            });
         }
         failures
     }

@@ -9,6 +9,15 @@ use std::fmt;
 
 use super::{MAX_NAME, MAX_PATH};
 
+/// Names starting with this are the temporary files of a transfer in
+/// progress; listings never show them and no request may name them.
+pub const TMP_PREFIX: &[u8] = b".rsb-tmp.";
+
+/// True for names reserved for temporary files.
+pub fn is_tmp_name(name: &[u8]) -> bool {
+    name.starts_with(TMP_PREFIX)
+}
+
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
@@ -95,6 +104,11 @@ impl WirePath {
             }
         }
         WirePath::new(out)
+    }
+
+    /// True when a component is a reserved temporary name.
+    pub fn is_reserved(&self) -> bool {
+        self.components().any(is_tmp_name)
     }
 
     /// The raw bytes.

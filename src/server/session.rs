@@ -162,7 +162,7 @@ pub struct ServerSession {
 impl ServerSession {
     /// A session for a connection accepted at `now`.
     pub fn new(config: SessionConfig, now: Instant) -> ServerSession {
-        let deadline = Some(now + config.hello_timeout);
+        let deadline = now.checked_add(config.hello_timeout);
         ServerSession {
             config,
             state: State::AwaitHello,
@@ -274,7 +274,11 @@ impl ServerSession {
         if let Some(idle) = self.config.idle_timeout {
             // Activity is traffic either way: a client that stops reading a
             // restore is as idle as one that stops sending.
-            if now >= self.last_activity + idle {
+            if self
+                .last_activity
+                .checked_add(idle)
+                .is_some_and(|t| now >= t)
+            {
                 self.fail(
                     ErrorCode::Timeout,
                     format!("idle timeout ({}s)", idle.as_secs()),
@@ -349,7 +353,10 @@ impl ServerSession {
         match self.state {
             State::Closing => None,
             State::AwaitHello => self.deadline,
-            _ => self.config.idle_timeout.map(|d| self.last_activity + d),
+            _ => self
+                .config
+                .idle_timeout
+                .and_then(|d| self.last_activity.checked_add(d)),
         }
     }
 
@@ -517,9 +524,23 @@ impl ServerSession {
         true
     }
 
+    /// Refuses (with `Failed`) a write on a read-only server or to a name
+    /// reserved for temporary files. True when refused.
     fn refuse_write(&mut self, id: u32, path: &WirePath) -> bool {
         if self.config.read_only {
             self.handle_failed(id, path.clone(), "server is read-only".into());
+            return true;
+        }
+        self.refuse_reserved(id, path)
+    }
+
+    fn refuse_reserved(&mut self, id: u32, path: &WirePath) -> bool {
+        if path.is_reserved() {
+            self.handle_failed(
+                id,
+                path.clone(),
+                "names starting with .rsb-tmp. are reserved".into(),
+            );
             return true;
         }
         false
@@ -598,14 +619,22 @@ impl ServerSession {
             }
             Frame::List { id, path } => {
                 if self.check_id(id) {
-                    self.state = State::Streaming { id };
-                    self.commands.push_back(Command::List { id, path });
+                    if self.refuse_reserved(id, &path) {
+                        self.push(&Frame::Done { id });
+                    } else {
+                        self.state = State::Streaming { id };
+                        self.commands.push_back(Command::List { id, path });
+                    }
                 }
             }
             Frame::Restore { id, path } => {
                 if self.check_id(id) {
-                    self.state = State::Streaming { id };
-                    self.commands.push_back(Command::Restore { id, path });
+                    if self.refuse_reserved(id, &path) {
+                        self.push(&Frame::Done { id });
+                    } else {
+                        self.state = State::Streaming { id };
+                        self.commands.push_back(Command::Restore { id, path });
+                    }
                 }
             }
             f => self.fail(
@@ -998,6 +1027,49 @@ mod tests {
         }));
         s.handle_input(now, &bytes(&frames));
         assert!(!s.is_closing());
+    }
+
+    #[test]
+    fn reserved_temporary_names_are_refused() {
+        let now = Instant::now();
+        let mut s = ready(now);
+        let b = bytes(&[
+            Frame::Dir {
+                id: 1,
+                path: wp("a/.rsb-tmp.1.2"),
+                meta: meta(),
+            },
+            Frame::File {
+                id: 2,
+                path: wp(".rsb-tmp.x/f"),
+                meta: meta(),
+                size: 0,
+            },
+            Frame::FileEnd {
+                id: 2,
+                crc: 0,
+                ok: true,
+            },
+            Frame::List {
+                id: 3,
+                path: wp(".rsb-tmp.y"),
+            },
+            Frame::Restore {
+                id: 4,
+                path: wp("b/.rsb-tmp.z"),
+            },
+        ]);
+        assert_eq!(s.handle_input(now, &b), b.len());
+        assert!(commands(&mut s).is_empty());
+        let out = sent(&mut s);
+        assert_eq!(
+            out.iter()
+                .filter(|f| matches!(f, Frame::Failed { .. }))
+                .count(),
+            4,
+            "{out:?}"
+        );
+        assert!(!s.is_closing() && !s.is_streaming());
     }
 
     #[test]
