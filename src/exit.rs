@@ -8,3 +8,6 @@ pub const OK: i32 = 0;
 pub const PARTIAL: i32 = 1;
 /// Bad usage, or no connection (refused, lost, or the server said no).
 pub const USAGE: i32 = 2;
+/// Client: stopped by SIGINT or SIGTERM during a command (128 + SIGINT, as
+/// shells report it); what was not committed was removed.
+pub const INTERRUPTED: i32 = 130;

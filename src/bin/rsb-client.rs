@@ -7,7 +7,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use getopts::{Options, ParsingStyle};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use rsb::client::ui::{self, Command};
 use rsb::exit;
@@ -130,6 +134,12 @@ struct Client {
     progress: bool,
     /// Worst outcome so far.
     status: i32,
+    /// Set by SIGINT/SIGTERM while a command runs.
+    interrupted: Arc<AtomicBool>,
+    /// Clear while a command runs: then SIGINT/SIGTERM only set
+    /// `interrupted`, so the command can remove its temporary files; set
+    /// otherwise (at the prompt), when they terminate the client at once.
+    idle: Arc<AtomicBool>,
 }
 
 impl Client {
@@ -143,12 +153,21 @@ impl Client {
                 &self.args.host,
                 self.args.port,
                 &self.args.name,
+                self.interrupted.clone(),
             )?)),
         }
     }
 
-    /// Runs one command. `Err` only when the connection failed.
+    /// Runs one command with SIGINT/SIGTERM turned into a clean stop.
     fn run(&mut self, cmd: Command) -> Result<(), ConnError> {
+        self.idle.store(false, Ordering::SeqCst);
+        let r = self.run_inner(cmd);
+        self.idle.store(true, Ordering::SeqCst);
+        r
+    }
+
+    /// Runs one command. `Err` only when the connection failed.
+    fn run_inner(&mut self, cmd: Command) -> Result<(), ConnError> {
         let (quiet, progress) = (self.args.quiet, self.progress);
         let mut rep = Reporter::new(quiet, progress);
         let res = match cmd {
@@ -202,11 +221,24 @@ fn main() -> ExitCode {
     let progress = nix::unistd::isatty(2).unwrap_or(false);
     let one_shot = !args.command.is_empty();
     let command = args.command.clone();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let idle = Arc::new(AtomicBool::new(true));
+    for sig in [SIGINT, SIGTERM] {
+        // The default action first (it only acts while idle), then the flag.
+        let ok = signal_hook::flag::register_conditional_default(sig, idle.clone())
+            .and_then(|_| signal_hook::flag::register(sig, interrupted.clone()));
+        if let Err(e) = ok {
+            eprintln!("{PROG}: cannot handle signals: {e}");
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    }
     let mut client = Client {
         args,
         conn: None,
         progress,
         status: exit::OK,
+        interrupted: interrupted.clone(),
+        idle,
     };
     // Connect first: a wrong host or port fails at once, with status 2.
     if let Err(e) = client.connection() {
@@ -218,7 +250,12 @@ fn main() -> ExitCode {
             Ok(c) => c,
             Err(e) => return usage_error(&e),
         };
-        if let Err(e) = client.run(cmd) {
+        let r = client.run(cmd);
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("{PROG}: interrupted");
+            return ExitCode::from(exit::INTERRUPTED as u8);
+        }
+        if let Err(e) = r {
             eprintln!("{PROG}: {e}");
             return ExitCode::from(exit::USAGE as u8);
         }
@@ -261,7 +298,12 @@ fn main() -> ExitCode {
         if cmd == Command::Quit {
             break;
         }
-        if let Err(e) = client.run(cmd) {
+        let r = client.run(cmd);
+        if interrupted.load(Ordering::SeqCst) {
+            eprintln!("{PROG}: interrupted");
+            return ExitCode::from(exit::INTERRUPTED as u8);
+        }
+        if let Err(e) = r {
             eprintln!("{PROG}: {e}");
             client.status = exit::USAGE;
             // Try to go on: the next command reconnects.

@@ -7,17 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode, SFlag};
 
 use super::conn::{Conn, ConnError};
-use super::report::Reporter;
+use super::report::{show, Reporter};
 use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
 use crate::client::session::Event;
 use crate::io::describe;
-use crate::io::stage::is_tmp_name;
 use crate::io::transfer::BodySender;
 use crate::io::walk::{walk, LocalEntry, WalkItem};
 use crate::proto::{EntryKind, Meta, Time, WirePath};
@@ -82,7 +81,7 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
 pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), ConnError> {
     if conn.read_only {
         for p in paths {
-            rep.fail(&p.display().to_string(), "server is read-only");
+            rep.fail(&show(p), "server is read-only");
         }
         return Ok(());
     }
@@ -114,8 +113,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
             let Some(item) = walker.as_mut().and_then(|w| w.next()) else {
                 // This path is done: close its directories, go to the next.
                 while let Some(d) = open_dirs.pop() {
-                    let id = conn.session.send_dir(d.wire.clone(), d.meta);
-                    batch.record(id, d.wire, EntryKind::Dir, 0);
+                    close_dir(conn, &mut batch, d);
                 }
                 walker = walks.next();
                 walk_done = walker.is_none();
@@ -132,7 +130,9 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 }
                 WalkItem::Entry(e) => e,
             };
-            if e.wire.file_name().is_some_and(is_tmp_name) {
+            // Checked on every component: the walk still enters such a
+            // directory, and its contents must not be sent either.
+            if e.wire.is_reserved() {
                 rep.skip(
                     &show(&e.local),
                     "names starting with .rsb-tmp. are reserved",
@@ -144,8 +144,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 .is_some_and(|d| !contains(&d.wire, &e.wire))
             {
                 if let Some(d) = open_dirs.pop() {
-                    let id = conn.session.send_dir(d.wire.clone(), d.meta);
-                    batch.record(id, d.wire, EntryKind::Dir, 0);
+                    close_dir(conn, &mut batch, d);
                 }
             }
             let (id, size) = match e.kind {
@@ -226,14 +225,22 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     }
 }
 
+/// Sends the entry of a directory whose contents are all sent, committing
+/// first when the batch is full (a deep tree closes many at once).
+fn close_dir(conn: &mut Conn, batch: &mut Batch, d: LocalEntry) {
+    if batch.is_full() {
+        conn.session.send_commit();
+        batch.entries = 0;
+        batch.path_bytes = 0;
+    }
+    let id = conn.session.send_dir(d.wire.clone(), d.meta);
+    batch.record(id, d.wire, EntryKind::Dir, 0);
+}
+
 /// True when `p` lies strictly inside directory `dir`.
 fn contains(dir: &WirePath, p: &WirePath) -> bool {
     dir.is_root() && !p.is_root()
         || p.as_bytes().len() > dir.as_bytes().len()
             && p.as_bytes().starts_with(dir.as_bytes())
             && p.as_bytes()[dir.as_bytes().len()] == b'/'
-}
-
-fn show(p: &Path) -> String {
-    p.display().to_string()
 }

@@ -8,16 +8,24 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::client::session::{ClientSession, Event};
+use crate::io::describe;
 use crate::io::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
+use crate::proto::path::escape;
 use crate::proto::{self, ErrorCode};
 
 const SOCK: Token = Token(0);
 /// Connecting gives up after this.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A command gives up when nothing moved either way for this long (a
+/// server that went silent, a network that dropped without a reset).
+const NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(300);
 /// The handshake gives up after this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 256 * 1024;
@@ -49,12 +57,20 @@ pub struct Conn {
     pub read_only: bool,
     /// `HOST:PORT` as the user wrote it, for messages.
     pub shown: String,
+    /// Set by SIGINT/SIGTERM: the command stops at the next wait.
+    interrupted: Arc<AtomicBool>,
+    last_progress: Instant,
 }
 
 impl Conn {
     /// Connects to `host:port`, says hello as `name` and waits for the
     /// welcome.
-    pub fn open(host: &str, port: u16, name: &str) -> Result<Conn, ConnError> {
+    pub fn open(
+        host: &str,
+        port: u16,
+        name: &str,
+        interrupted: Arc<AtomicBool>,
+    ) -> Result<Conn, ConnError> {
         let shown = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -82,6 +98,12 @@ impl Conn {
             ))
         })?;
         let _ = std_sock.set_nodelay(true);
+        // Notices a server that vanished without a reset (power cut, cable).
+        let _ = socket2::SockRef::from(&std_sock).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(60))
+                .with_interval(Duration::from_secs(10)),
+        );
         std_sock
             .set_nonblocking(true)
             .map_err(|e| ConnError(format!("{shown}: {e}")))?;
@@ -101,6 +123,8 @@ impl Conn {
             pipe: None,
             read_only: false,
             shown,
+            interrupted,
+            last_progress: Instant::now(),
         };
         let deadline = Instant::now() + HELLO_TIMEOUT;
         loop {
@@ -131,7 +155,7 @@ impl Conn {
     /// The error for an `Error` frame from the server.
     pub fn refused(&self, code: ErrorCode, message: &str) -> ConnError {
         let _ = code;
-        ConnError(format!("{}: {message}", self.shown))
+        ConnError(format!("{}: {}", self.shown, escape(message.as_bytes())))
     }
 
     /// The error for a session that broke (protocol error or EOF).
@@ -156,6 +180,9 @@ impl Conn {
                     .pump(&self.sock, BUDGET)
                     .map_err(|e| ConnError(format!("{}: send: {e}", self.shown)))?;
                 sent = p.moved;
+                if p.moved > 0 {
+                    self.last_progress = Instant::now();
+                }
                 self.writable &= !p.would_block;
                 progress |= p.moved > 0;
             }
@@ -193,6 +220,9 @@ impl Conn {
                 ConnError(format!("{}: receive: {e}", self.shown))
             }
         })?;
+        if n > 0 {
+            self.last_progress = Instant::now();
+        }
         if n == 0 && !flushed && !recv.is_done() {
             self.wait(Duration::from_millis(200))?;
         }
@@ -200,6 +230,16 @@ impl Conn {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(ConnError("interrupted".into()));
+        }
+        if self.last_progress.elapsed() >= NO_PROGRESS_TIMEOUT {
+            return Err(ConnError(format!(
+                "{}: no progress for {} seconds: giving up",
+                self.shown,
+                NO_PROGRESS_TIMEOUT.as_secs()
+            )));
+        }
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -223,6 +263,7 @@ impl Conn {
                 Ok(0) => return Err(ConnError(format!("{}: connection closed", self.shown))),
                 Ok(n) => {
                     self.session.consume_transmit(n);
+                    self.last_progress = Instant::now();
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -233,7 +274,7 @@ impl Conn {
                     if self.session.error().is_some() {
                         return Err(self.broken());
                     }
-                    return Err(ConnError(format!("{}: {e}", self.shown)));
+                    return Err(ConnError(format!("{}: {}", self.shown, describe(&e))));
                 }
             }
         }
@@ -243,13 +284,21 @@ impl Conn {
     /// Parses buffered frames, reading more when a frame is incomplete.
     fn read_frames(&mut self) -> Result<bool, ConnError> {
         let mut progress = false;
+        // One read per call: the caller drains the events between calls, so
+        // a server that floods answers cannot grow the event queue without
+        // bound.
+        let mut have_read = false;
         loop {
             let n = self.session.handle_input(&self.inbuf);
             if n > 0 {
                 self.inbuf.drain(..n);
                 progress = true;
             }
-            if self.session.wants_body().is_some() || self.session.is_closed() || !self.readable {
+            if have_read
+                || self.session.wants_body().is_some()
+                || self.session.is_closed()
+                || !self.readable
+            {
                 return Ok(progress);
             }
             if self.inbuf.len() > proto::MAX_PAYLOAD as usize + READ_CHUNK {
@@ -269,7 +318,9 @@ impl Conn {
                 }
                 Ok(n) => {
                     self.inbuf.truncate(len + n);
+                    self.last_progress = Instant::now();
                     progress = true;
+                    have_read = true;
                 }
                 Err(e) => {
                     self.inbuf.truncate(len);
@@ -281,7 +332,7 @@ impl Conn {
                         io::ErrorKind::Interrupted => {}
                         _ => {
                             self.session.handle_eof();
-                            return Err(ConnError(format!("{}: {e}", self.shown)));
+                            return Err(ConnError(format!("{}: {}", self.shown, describe(&e))));
                         }
                     }
                 }

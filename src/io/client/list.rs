@@ -4,7 +4,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::conn::{Conn, ConnError};
-use super::report::Reporter;
+use super::report::{show, Reporter};
 use crate::client::session::Event;
 use crate::client::ui::format_list_line;
 use crate::io::walk::{absolute, local_time};
@@ -20,7 +20,7 @@ pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<
         {
             Ok(w) => w,
             Err(e) => {
-                rep.fail(&p.display().to_string(), &e);
+                rep.fail(&show(p), &e);
                 return Ok(());
             }
         },

@@ -6,6 +6,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::client::ui::{self, Summary};
+use crate::proto::path::escape;
+
+/// A local path for a message, escaped like names from the server.
+pub fn show(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape(p.as_os_str().as_bytes())
+}
 
 /// Counters of one command.
 #[derive(Debug, Default, Clone, Copy)]
@@ -49,10 +56,12 @@ impl Reporter {
         }
     }
 
-    /// A file failed: always printed, whatever `-q` says.
+    /// A file failed: always printed, whatever `-q` says. The cause may
+    /// come from the server: control characters in it are escaped so that
+    /// it cannot play tricks with the terminal.
     pub fn fail(&mut self, path: &str, cause: &str) {
         self.clear_progress();
-        eprintln!("rsb-client: {path}: {cause}");
+        eprintln!("rsb-client: {path}: {}", escape(cause.as_bytes()));
         self.counts.failed += 1;
     }
 

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::conn::{Conn, ConnError};
-use super::report::Reporter;
+use super::report::{show, Reporter};
 use super::COMMIT_EVERY;
 use crate::client::session::Event;
 use crate::io::describe;
@@ -88,14 +88,14 @@ pub fn restore(
     let t = match target(&wire, dest) {
         Ok(t) => t,
         Err(e) => {
-            rep.fail(&dest.display().to_string(), &e);
+            rep.fail(&show(dest), &e);
             return Ok(());
         }
     };
     let tree = match Beneath::open_root(&t.dir, false) {
         Ok(b) => b,
         Err(e) => {
-            rep.fail(&t.dir.display().to_string(), &e.to_string());
+            rep.fail(&show(&t.dir), &e.to_string());
             return Ok(());
         }
     };
