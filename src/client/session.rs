@@ -36,6 +36,13 @@ pub enum Event {
         /// The cause.
         message: String,
     },
+    /// The server's answer to a `Manifest`.
+    Need {
+        /// The manifest's id.
+        id: u32,
+        /// Bit `i` set: entry `i` is needed.
+        bits: Vec<u8>,
+    },
     /// Everything before the `Commit` with this id is durable.
     Committed {
         /// The commit's id.
@@ -122,6 +129,8 @@ pub struct ClientSession {
     streams: VecDeque<Pending>,
     /// Ids of commits sent and not yet confirmed, in order.
     commits: VecDeque<u32>,
+    /// Ids and sizes of manifests sent and not yet answered, in order.
+    manifests: VecDeque<(u32, usize)>,
     error: Option<String>,
 }
 
@@ -136,6 +145,7 @@ impl ClientSession {
             next_id: 1,
             streams: VecDeque::new(),
             commits: VecDeque::new(),
+            manifests: VecDeque::new(),
             error: None,
         };
         s.push(&Frame::Hello {
@@ -208,6 +218,21 @@ impl ClientSession {
     /// Ends a file body.
     pub fn send_file_end(&mut self, id: u32, crc: u32, ok: bool) {
         self.push(&Frame::FileEnd { id, crc, ok });
+    }
+
+    /// Manifests sent and not yet answered.
+    #[must_use]
+    pub fn manifests_in_flight(&self) -> usize {
+        self.manifests.len()
+    }
+
+    /// Tells the server what is about to be backed up; it answers with a
+    /// `Need` event for this id.
+    pub fn send_manifest(&mut self, entries: Vec<crate::proto::ManifestEntry>) -> u32 {
+        let id = self.id();
+        self.manifests.push_back((id, entries.len()));
+        self.push(&Frame::Manifest { id, entries });
+        id
     }
 
     /// Asks the server to make everything so far durable.
@@ -363,6 +388,13 @@ impl ClientSession {
                     self.events.push_back(Event::Failed { id, path, message });
                 }
             }
+            (State::Ready, Frame::Need { id, bits }) => match self.manifests.front() {
+                Some(&(m, n)) if m == id && bits.len() == n.div_ceil(8) => {
+                    self.manifests.pop_front();
+                    self.events.push_back(Event::Need { id, bits });
+                }
+                _ => self.broken(format!("unexpected answer to manifest {id}")),
+            },
             (State::Ready, Frame::Committed { id }) => {
                 if self.commits.front() == Some(&id) {
                     self.commits.pop_front();

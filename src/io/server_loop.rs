@@ -633,6 +633,9 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
             session.send_done(id);
         }
         Command::Commit { id } => session.handle_committed(id),
+        Command::Check { id, entries } => {
+            session.handle_need(id, vec![0xff; entries.len().div_ceil(8)])
+        }
         _ => {}
     }
 }
@@ -771,8 +774,45 @@ fn execute(
                 stats: Stats::default(),
             }));
         }
+        Command::Check { id, entries } => {
+            let bits = need(store.tree(), &entries);
+            let unchanged =
+                entries.len() - bits.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+            debug!(
+                "{who}: manifest of {} entries, {unchanged} unchanged",
+                entries.len()
+            );
+            session.handle_need(id, bits);
+        }
         Command::OpenNamespace { .. } | Command::Abort => {}
     }
+}
+
+/// Which manifest entries differ from the store: anything missing, of
+/// another type, or with another size, mode, mtime or link target. Files
+/// are only `lstat`ed, never opened.
+fn need(tree: &Beneath, entries: &[crate::proto::ManifestEntry]) -> Vec<u8> {
+    let mut bits = vec![0u8; entries.len().div_ceil(8)];
+    for (i, e) in entries.iter().enumerate() {
+        let same = match tree.lstat(&e.path) {
+            Ok(st) => {
+                kind_of(&st) == Some(e.kind)
+                    && meta_of(&st) == e.meta
+                    && match e.kind {
+                        EntryKind::File => st.st_size >= 0 && st.st_size as u64 == e.size,
+                        EntryKind::Symlink => tree.readlink(&e.path).is_ok_and(|t| t == e.target),
+                        EntryKind::Dir => true,
+                    }
+            }
+            Err(_) => false,
+        };
+        if !same {
+            if let Some(b) = bits.get_mut(i / 8) {
+                *b |= 1 << (i % 8);
+            }
+        }
+    }
+    bits
 }
 
 /// A missing path reads better as just the cause.

@@ -442,22 +442,28 @@ impl Stager {
             let Some(name) = s.path.file_name() else {
                 continue;
             };
-            if let Err(e) = fcntl::renameat(
-                Some(dir.as_raw_fd()),
-                os(&s.tmp),
-                Some(dir.as_raw_fd()),
-                os(name),
-            ) {
-                let _ = unistd::unlinkat(
-                    Some(dir.as_raw_fd()),
-                    os(&s.tmp),
-                    UnlinkatFlags::NoRemoveDir,
-                );
-                let e = if e == Errno::EISDIR || e == Errno::ENOTEMPTY || e == Errno::EEXIST {
-                    Errno::EISDIR
-                } else {
-                    e
-                };
+            let dir = dir.as_raw_fd();
+            let mut res = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
+            if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
+                // A directory stands where the new file or link goes: move
+                // it aside (removed below, once the new entry is in place).
+                let pp = s.path.parent().unwrap_or_default();
+                res = self
+                    .displace(dir, &pp, name)
+                    .and_then(|()| {
+                        let r = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
+                        if r.is_err() {
+                            if let Some(d) = self.displaced.pop() {
+                                let _ =
+                                    fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
+                            }
+                        }
+                        r.map_err(|e| FsError::errno("rename", self.tree.show(&s.path), e))
+                    })
+                    .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw));
+            }
+            if let Err(e) = res {
+                let _ = unistd::unlinkat(Some(dir), os(&s.tmp), UnlinkatFlags::NoRemoveDir);
                 failures.push(CommitFailure {
                     id: s.id,
                     path: s.path.clone(),
@@ -471,11 +477,13 @@ impl Stager {
         // sync makes both durable together.
         for d in std::mem::take(&mut self.displaced) {
             if let Ok(dir) = self.tree.dir(&d.parent) {
-                let _ = unistd::unlinkat(
-                    Some(dir.as_raw_fd()),
-                    os(&d.tmp),
-                    UnlinkatFlags::NoRemoveDir,
-                );
+                if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, 0) {
+                    log::warn!(
+                        "{}: cannot remove the replaced entry: {}",
+                        self.tree.show_in(&d.parent, &d.name),
+                        e.desc()
+                    );
+                }
             }
         }
         // Deepest first: setting a child's mtime changes nothing above it,
@@ -534,6 +542,38 @@ impl Stager {
         self.dirs.clear();
         self.restore_displaced();
     }
+}
+
+/// Removes `name` in `dir`: a file or link, or a whole directory tree,
+/// never following a link (a directory that a backup replaced by a file).
+fn remove_tree(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
+    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) => {}
+        Err(e) => return Err(e),
+    }
+    if depth > 4096 {
+        return Err(Errno::ELOOP);
+    }
+    let sub = open_dir_at(dir, name)?;
+    // Owner-only modes from an earlier backup must not stop the removal.
+    let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
+    let mut names = Vec::new();
+    {
+        let fd = fcntl::fcntl(sub.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+        let mut d = nix::dir::Dir::from_fd(fd)?;
+        for e in d.iter() {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(n.to_vec());
+            }
+        }
+    }
+    for n in names {
+        remove_tree(sub.as_raw_fd(), &n, depth + 1)?;
+    }
+    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }
 
 /// Removes the directory `name` in `dir` if it holds nothing but empty
@@ -672,21 +712,36 @@ mod tests {
     }
 
     #[test]
-    fn file_over_directory_is_a_clear_failure() {
+    fn a_file_or_link_replaces_a_directory_tree_at_the_commit() {
         let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(t.path().join("x/y")).unwrap();
+        std::fs::create_dir_all(t.path().join("x/y/z")).unwrap();
+        std::fs::write(t.path().join("x/y/z/f"), b"old").unwrap();
+        std::fs::create_dir_all(t.path().join("l/m")).unwrap();
+        // A read-only directory inside must not stop the removal.
+        std::fs::set_permissions(
+            t.path().join("x/y"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o500),
+        )
+        .unwrap();
         let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
-        s.begin_file(9, &wp("x"), meta(0o600, 1), 0).unwrap();
+        let inc = s.begin_file(9, &wp("x"), meta(0o600, 1), 3).unwrap();
+        write_all(&inc.file, b"new");
         s.finish_file().unwrap();
-        let f = s.commit();
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].id, 9);
-        assert!(
-            f[0].error.to_string().starts_with("rename "),
-            "{}",
-            f[0].error
-        );
-        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+        s.symlink(10, &wp("l"), b"target", meta(0o777, 1)).unwrap();
+        // Before the commit the old trees are intact.
+        assert!(t.path().join("x/y/z/f").is_file());
+        assert!(s.commit().is_empty());
+        assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"new");
+        assert!(std::fs::symlink_metadata(t.path().join("l"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let mut names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["l", "x"]);
     }
 
     #[test]

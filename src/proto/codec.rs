@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::frame::{EntryKind, ErrorCode, Frame, ListItem, Meta, Time};
+use super::frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
 use super::path::{PathError, WirePath};
 use super::{HEADER_LEN, MAGIC, MAX_MESSAGE, MAX_PAYLOAD};
 
@@ -64,7 +64,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=23).contains(&kind) {
+    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=25).contains(&kind) {
         return Err(DecodeError::UnknownKind(kind));
     }
     let total = HEADER_LEN + len as usize;
@@ -161,6 +161,31 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             path: r.path()?,
         },
         23 => Frame::Done { id: r.u32("id")? },
+        24 => {
+            let id = r.u32("id")?;
+            let n = r.u32("count")?;
+            // Each entry takes at least 30 bytes: a count beyond what the
+            // payload can hold is refused before anything is allocated.
+            if n as usize > r.buf.len() / 30 {
+                return Err(DecodeError::Invalid("count"));
+            }
+            let mut entries = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let kind = EntryKind::from_u8(r.u8("kind")?).ok_or(DecodeError::Invalid("kind"))?;
+                entries.push(ManifestEntry {
+                    kind,
+                    path: r.path()?,
+                    meta: r.meta()?,
+                    size: r.u64("size")?,
+                    target: r.link_target()?,
+                });
+            }
+            Frame::Manifest { id, entries }
+        }
+        25 => Frame::Need {
+            id: r.u32("id")?,
+            bits: r.bytes("bits")?,
+        },
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -316,6 +341,21 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
         Frame::List { id, path } | Frame::Restore { id, path } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
+        }
+        Frame::Manifest { id, entries } => {
+            w.u32(*id);
+            w.u32(entries.len() as u32);
+            for e in entries {
+                w.raw(&[e.kind as u8]);
+                w.bytes(e.path.as_bytes());
+                w.meta(&e.meta);
+                w.u64(e.size);
+                w.bytes(&e.target);
+            }
+        }
+        Frame::Need { id, bits } => {
+            w.u32(*id);
+            w.bytes(bits);
         }
         Frame::ListEntry { id, item } => {
             w.u32(*id);

@@ -101,6 +101,21 @@ pub struct ListItem {
     pub target: Vec<u8>,
 }
 
+/// One entry of a `Manifest`: what the client has at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// File, directory or symlink.
+    pub kind: EntryKind,
+    /// Path beneath the namespace.
+    pub path: WirePath,
+    /// Mode and mtime.
+    pub meta: Meta,
+    /// Size in bytes (files), 0 otherwise.
+    pub size: u64,
+    /// Link target (symlinks), empty otherwise.
+    pub target: Vec<u8>,
+}
+
 /// A frame. Kinds are numbered as on the wire (see [`Frame::kind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -217,6 +232,20 @@ pub enum Frame {
         /// Request id.
         id: u32,
     },
+    /// Client: what it is about to back up; the server answers `Need`.
+    Manifest {
+        /// Request id.
+        id: u32,
+        /// The entries, in the order the client will send them.
+        entries: Vec<ManifestEntry>,
+    },
+    /// Server: which entries of the `Manifest` with this id it needs.
+    Need {
+        /// Id of the `Manifest`.
+        id: u32,
+        /// Bit `i` (bit `i % 8` of byte `i / 8`) set: entry `i` is needed.
+        bits: Vec<u8>,
+    },
 }
 
 impl Frame {
@@ -237,6 +266,8 @@ impl Frame {
             Frame::ListEntry { .. } => 21,
             Frame::Restore { .. } => 22,
             Frame::Done { .. } => 23,
+            Frame::Manifest { .. } => 24,
+            Frame::Need { .. } => 25,
         }
     }
 }

@@ -35,6 +35,14 @@
 //! strictly increasing). It never waits for one reply before sending the next
 //! request (pipelining); the server handles requests strictly in order.
 //!
+//! * `Manifest` (id, entries: kind, path, mode, mtime, size, link target):
+//!   what the client is about to back up, in the order it will send it. The
+//!   server compares each entry with what it stores (by type, size, mode and
+//!   mtime to the nanosecond, and link target; it never opens a file to do
+//!   so) and answers `Need` (id, a bitmap of the entries it needs). The
+//!   client then sends only those, and a directory also when anything inside
+//!   it was sent (that changed its mtime on the server). A client may have
+//!   several manifests in flight; they are answered in order.
 //! * Backup entries: `Dir`, `Symlink`, and `File` followed by exactly `size`
 //!   body bytes and then `FileEnd` (crc32c of the body, and a status byte:
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
@@ -71,7 +79,7 @@ pub mod path;
 pub(crate) mod testing;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
-pub use frame::{EntryKind, ErrorCode, Frame, ListItem, Meta, Time};
+pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.

@@ -114,6 +114,13 @@ pub enum Command {
         /// Path beneath the namespace.
         path: WirePath,
     },
+    /// Compare the entries with the store; answer with `handle_need`.
+    Check {
+        /// Request id of the `Manifest`.
+        id: u32,
+        /// What the client has.
+        entries: Vec<crate::proto::ManifestEntry>,
+    },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
 }
@@ -250,6 +257,11 @@ impl ServerSession {
     /// The namespace could not be opened: end the connection.
     pub fn handle_namespace_failed(&mut self, message: String) {
         self.fail(ErrorCode::Internal, message);
+    }
+
+    /// The answer to the `Manifest` with this id: which entries are needed.
+    pub fn handle_need(&mut self, id: u32, bits: Vec<u8>) {
+        self.push(&Frame::Need { id, bits });
     }
 
     /// The `Commit` with this id is done.
@@ -608,6 +620,11 @@ impl ServerSession {
                 if size == 0 {
                     // Nothing to move: go straight to waiting for FileEnd.
                     self.handle_body_done(self.last_activity);
+                }
+            }
+            Frame::Manifest { id, entries } => {
+                if self.check_id(id) {
+                    self.commands.push_back(Command::Check { id, entries });
                 }
             }
             Frame::Commit { id } => {

@@ -1,11 +1,20 @@
-//! The `backup` command: walks local paths and streams them to the server,
-//! pipelined. Entries go out without waiting for any answer; a `Commit`
-//! follows every [`COMMIT_EVERY`] entries and at the end, and at most two
-//! commits are in flight, which bounds what both sides hold. An entry is
-//! counted as done when the commit after it is confirmed without a
-//! `Failed` for it.
+//! The `backup` command: walks local paths and sends the server only what
+//! it does not have.
+//!
+//! Three stages, all pipelined:
+//! 1. [`Order`] turns the walks into the order the protocol wants: every
+//!    directory after its contents.
+//! 2. Entries go out in `Manifest` frames (a few hundred each, at most
+//!    [`MANIFESTS_IN_FLIGHT`] unanswered); the server answers each with a
+//!    bitmap of what it needs, comparing type, size, mode, mtime and link
+//!    target, without opening anything.
+//! 3. Needed entries are sent (files with their bodies); a directory also
+//!    when anything inside it was sent, since that changed its mtime on the
+//!    server. A `Commit` follows every [`COMMIT_EVERY`] entries and at the
+//!    end, with at most two in flight. An entry counts as done when the
+//!    commit after it is confirmed without a `Failed` for it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -18,11 +27,97 @@ use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
 use crate::client::session::Event;
 use crate::io::describe;
 use crate::io::transfer::BodySender;
-use crate::io::walk::{walk, LocalEntry, WalkItem};
-use crate::proto::{EntryKind, Meta, Time, WirePath};
+use crate::io::walk::{walk, LocalEntry, Walk, WalkItem};
+use crate::proto::{EntryKind, ManifestEntry, Meta, Time, WirePath};
 
-/// Output queued before the walk pauses.
+/// Output queued before the client stops queueing more.
 const HIGH_WATER: usize = 256 * 1024;
+/// Manifests sent and not yet answered, at most.
+pub const MANIFESTS_IN_FLIGHT: usize = 4;
+/// Entries in one manifest, at most.
+const MANIFEST_ENTRIES: usize = 512;
+/// Encoded bytes of one manifest, at most (below the frame limit).
+const MANIFEST_BYTES: usize = 48 * 1024;
+
+/// The walks of all paths, reordered so that a directory comes after
+/// everything in it.
+struct Order {
+    walks: std::vec::IntoIter<Walk>,
+    walker: Option<Walk>,
+    /// Directories whose contents are still coming.
+    open_dirs: Vec<LocalEntry>,
+    /// Directories closed and ready to go out.
+    closed: VecDeque<LocalEntry>,
+}
+
+impl Order {
+    fn new(paths: &[PathBuf]) -> Order {
+        let mut walks = paths
+            .iter()
+            .map(|p| walk(p))
+            .collect::<Vec<_>>()
+            .into_iter();
+        let walker = walks.next();
+        Order {
+            walks,
+            walker,
+            open_dirs: Vec::new(),
+            closed: VecDeque::new(),
+        }
+    }
+
+    /// The next entry in sending order; skips and errors are reported.
+    fn next(&mut self, rep: &mut Reporter) -> Option<LocalEntry> {
+        loop {
+            if let Some(d) = self.closed.pop_front() {
+                return Some(d);
+            }
+            let walker = self.walker.as_mut()?;
+            let Some(item) = walker.next() else {
+                // This path is done: close its directories, go to the next.
+                while let Some(d) = self.open_dirs.pop() {
+                    self.closed.push_back(d);
+                }
+                self.walker = self.walks.next();
+                continue;
+            };
+            let e = match item {
+                WalkItem::Skipped { path, reason } => {
+                    rep.skip(&show(&path), &reason);
+                    continue;
+                }
+                WalkItem::Error { path, error } => {
+                    rep.fail(&show(&path), &describe(&error));
+                    continue;
+                }
+                WalkItem::Entry(e) => e,
+            };
+            // Checked on every component: the walk still enters such a
+            // directory, and its contents must not be sent either.
+            if e.wire.is_reserved() {
+                rep.skip(
+                    &show(&e.local),
+                    "names starting with .rsb-tmp. are reserved",
+                );
+                continue;
+            }
+            while self
+                .open_dirs
+                .last()
+                .is_some_and(|d| !contains(&d.wire, &e.wire))
+            {
+                if let Some(d) = self.open_dirs.pop() {
+                    self.closed.push_back(d);
+                }
+            }
+            if e.kind == EntryKind::Dir {
+                self.open_dirs.push(e);
+                continue;
+            }
+            return Some(e);
+        }
+    }
+}
 
 struct Sent {
     path: WirePath,
@@ -48,6 +143,16 @@ impl Batch {
 
     fn is_full(&self) -> bool {
         self.entries >= COMMIT_EVERY || self.path_bytes >= COMMIT_PATH_BYTES
+    }
+}
+
+fn manifest_entry(e: &LocalEntry) -> ManifestEntry {
+    ManifestEntry {
+        kind: e.kind,
+        path: e.wire.clone(),
+        meta: e.meta,
+        size: e.size,
+        target: e.target.clone(),
     }
 }
 
@@ -85,23 +190,45 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         }
         return Ok(());
     }
-    let mut walks = paths
-        .iter()
-        .map(|p| walk(p))
-        .collect::<Vec<_>>()
-        .into_iter();
-    let mut walker = walks.next();
-    let mut walk_done = walker.is_none();
-    // Directories whose contents are still being sent (see the protocol:
-    // a directory goes out after everything in it).
-    let mut open_dirs: Vec<LocalEntry> = Vec::new();
+    let mut order = Order::new(paths);
+    let mut order_done = false;
+    // Manifests sent, with their entries, oldest first.
+    let mut asked: VecDeque<(u32, Vec<LocalEntry>)> = VecDeque::new();
+    // Entries the server needs (directories: maybe), in sending order.
+    let mut to_send: VecDeque<(LocalEntry, bool)> = VecDeque::new();
+    // Directories something was sent into.
+    let mut dirty: HashSet<WirePath> = HashSet::new();
     let mut batch = Batch::default();
     let mut current: Option<(u32, BodySender)> = None;
     let mut final_commit: Option<u32> = None;
     let mut bytes_moved = 0u64;
     loop {
-        // Queue more entries while the pipe is not too full.
-        while !walk_done && current.is_none() && conn.session.poll_transmit().len() < HIGH_WATER {
+        // Ask about more entries.
+        // Bounded: entries wait in `asked` or `to_send`, a few manifests' worth.
+        while !order_done
+            && asked.len() < MANIFESTS_IN_FLIGHT
+            && to_send.len() < 2 * MANIFEST_ENTRIES
+            && conn.session.poll_transmit().len() < HIGH_WATER
+        {
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            while entries.len() < MANIFEST_ENTRIES && bytes < MANIFEST_BYTES {
+                let Some(e) = order.next(rep) else {
+                    order_done = true;
+                    break;
+                };
+                bytes += 40 + e.wire.as_bytes().len() + e.target.len();
+                entries.push(e);
+            }
+            if !entries.is_empty() {
+                let id = conn
+                    .session
+                    .send_manifest(entries.iter().map(manifest_entry).collect());
+                asked.push_back((id, entries));
+            }
+        }
+        // Send what the server needs.
+        while current.is_none() && conn.session.poll_transmit().len() < HIGH_WATER {
             if batch.is_full() {
                 if conn.session.commits_in_flight() >= 2 {
                     break;
@@ -110,48 +237,18 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 batch.entries = 0;
                 batch.path_bytes = 0;
             }
-            let Some(item) = walker.as_mut().and_then(|w| w.next()) else {
-                // This path is done: close its directories, go to the next.
-                while let Some(d) = open_dirs.pop() {
-                    close_dir(conn, &mut batch, d);
-                }
-                walker = walks.next();
-                walk_done = walker.is_none();
-                continue;
+            let Some((e, needed)) = to_send.pop_front() else {
+                break;
             };
-            let e = match item {
-                WalkItem::Skipped { path, reason } => {
-                    rep.skip(&show(&path), &reason);
-                    continue;
-                }
-                WalkItem::Error { path, error } => {
-                    rep.fail(&show(&path), &describe(&error));
-                    continue;
-                }
-                WalkItem::Entry(e) => e,
-            };
-            // Checked on every component: the walk still enters such a
-            // directory, and its contents must not be sent either.
-            if e.wire.is_reserved() {
-                rep.skip(
-                    &show(&e.local),
-                    "names starting with .rsb-tmp. are reserved",
-                );
+            let send = needed || (e.kind == EntryKind::Dir && dirty.remove(&e.wire));
+            if !send {
                 continue;
             }
-            while open_dirs
-                .last()
-                .is_some_and(|d| !contains(&d.wire, &e.wire))
-            {
-                if let Some(d) = open_dirs.pop() {
-                    close_dir(conn, &mut batch, d);
-                }
+            if let Some(parent) = e.wire.parent() {
+                dirty.insert(parent);
             }
             let (id, size) = match e.kind {
-                EntryKind::Dir => {
-                    open_dirs.push(e);
-                    continue;
-                }
+                EntryKind::Dir => (conn.session.send_dir(e.wire.clone(), e.meta), 0),
                 EntryKind::Symlink => (
                     conn.session
                         .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
@@ -177,7 +274,12 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
             };
             batch.record(id, e.wire, e.kind, size);
         }
-        if walk_done && current.is_none() && final_commit.is_none() {
+        if order_done
+            && asked.is_empty()
+            && to_send.is_empty()
+            && current.is_none()
+            && final_commit.is_none()
+        {
             final_commit = Some(conn.session.send_commit());
         }
 
@@ -193,6 +295,22 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
 
         while let Some(ev) = conn.session.poll_event() {
             match ev {
+                Event::Need { id, bits } => {
+                    // The session checked that answers come in order.
+                    let Some((_, entries)) = asked.pop_front() else {
+                        continue;
+                    };
+                    let _ = id;
+                    for (i, e) in entries.into_iter().enumerate() {
+                        let needed = bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+                        if !needed && e.kind != EntryKind::Dir {
+                            // Unchanged: never opened, never sent.
+                            rep.counts.skipped += 1;
+                            continue;
+                        }
+                        to_send.push_back((e, needed));
+                    }
+                }
                 Event::Failed { id, path, message } => {
                     let shown = batch
                         .sent
@@ -223,18 +341,6 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
         }
         rep.progress(bytes_moved, None);
     }
-}
-
-/// Sends the entry of a directory whose contents are all sent, committing
-/// first when the batch is full (a deep tree closes many at once).
-fn close_dir(conn: &mut Conn, batch: &mut Batch, d: LocalEntry) {
-    if batch.is_full() {
-        conn.session.send_commit();
-        batch.entries = 0;
-        batch.path_bytes = 0;
-    }
-    let id = conn.session.send_dir(d.wire.clone(), d.meta);
-    batch.record(id, d.wire, EntryKind::Dir, 0);
 }
 
 /// True when `p` lies strictly inside directory `dir`.

@@ -207,7 +207,10 @@ pub fn restore(
                     return Ok(());
                 }
                 Event::Refused { code, message } => return Err(conn.refused(code, &message)),
-                Event::Welcome { .. } | Event::Committed { .. } | Event::ListEntry { .. } => {}
+                Event::Welcome { .. }
+                | Event::Committed { .. }
+                | Event::ListEntry { .. }
+                | Event::Need { .. } => {}
             }
             if stager.pending() >= COMMIT_EVERY as usize && current.is_none() {
                 commit(&mut stager, rep);
