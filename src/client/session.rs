@@ -42,6 +42,8 @@ pub enum Event {
         id: u32,
         /// Bit `i` set: entry `i` is needed.
         bits: Vec<u8>,
+        /// (entry index, offset): send that file from `offset` on.
+        resume: Vec<(u32, u64)>,
     },
     /// Everything before the `Commit` with this id is durable.
     Committed {
@@ -211,6 +213,21 @@ impl ClientSession {
             path,
             meta,
             size,
+        });
+        id
+    }
+
+    /// Queues the header of a file resumed at `offset`: the driver then
+    /// sends bytes `offset..size` and a `FileEnd` whose crc covers the
+    /// whole file.
+    pub fn send_file_from(&mut self, path: WirePath, meta: Meta, size: u64, offset: u64) -> u32 {
+        let id = self.id();
+        self.push(&Frame::FileFrom {
+            id,
+            path,
+            meta,
+            size,
+            offset: offset.min(size),
         });
         id
     }
@@ -388,10 +405,14 @@ impl ClientSession {
                     self.events.push_back(Event::Failed { id, path, message });
                 }
             }
-            (State::Ready, Frame::Need { id, bits }) => match self.manifests.front() {
-                Some(&(m, n)) if m == id && bits.len() == n.div_ceil(8) => {
+            (State::Ready, Frame::Need { id, bits, resume }) => match self.manifests.front() {
+                Some(&(m, n))
+                    if m == id
+                        && bits.len() == n.div_ceil(8)
+                        && resume.iter().all(|&(i, _)| (i as usize) < n) =>
+                {
                     self.manifests.pop_front();
-                    self.events.push_back(Event::Need { id, bits });
+                    self.events.push_back(Event::Need { id, bits, resume });
                 }
                 _ => self.broken(format!("unexpected answer to manifest {id}")),
             },

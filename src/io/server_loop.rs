@@ -524,8 +524,13 @@ fn read_some(c: &mut Conn) -> Result<bool, String> {
 }
 
 fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
-    let recv = c.recv.get_or_insert_with(|| BodyReceiver::new(size));
-    let file = c.store.as_mut().and_then(|s| s.incoming()).map(|i| &i.file);
+    let incoming = c.store.as_mut().and_then(|s| s.incoming());
+    // A resumed body continues the kept bytes: at their end, with their crc.
+    let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
+    let recv = c
+        .recv
+        .get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
+    let file = incoming.map(|i| &i.file);
     let n = receive_step(
         recv,
         &mut c.inbuf,
@@ -577,7 +582,9 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
                 match ns {
                     Ok(ns) => {
                         info!("{}: client {name} connected", c.peer);
-                        c.store = Some(Stager::new(ns));
+                        let mut store = Stager::new(ns);
+                        store.keep_partials = true;
+                        c.store = Some(store);
                     }
                     Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                         info!("{}: client {name} connected (nothing stored yet)", c.peer);
@@ -634,7 +641,7 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
         }
         Command::Commit { id } => session.handle_committed(id),
         Command::Check { id, entries } => {
-            session.handle_need(id, vec![0xff; entries.len().div_ceil(8)])
+            session.handle_need(id, vec![0xff; entries.len().div_ceil(8)], Vec::new())
         }
         _ => {}
     }
@@ -682,21 +689,33 @@ fn execute(
             path,
             meta,
             size,
+            offset,
         } => {
             batch.entries += 1;
             *last_body = None;
-            if let Err(e) = store.begin_file(id, &path, meta, size) {
+            let res = if offset > 0 {
+                info!("{who}: {path}: resuming at byte {offset} of {size}");
+                store.resume_file(id, &path, meta, size, offset).map(|_| ())
+            } else {
+                store.begin_file(id, &path, meta, size).map(|_| ())
+            };
+            if let Err(e) = res {
                 warn!("{who}: {e}");
                 fail(session, id, path, client_message(&e), batch);
             }
         }
         Command::EndFile { id, path, crc, ok } => {
-            let Some(size) = store.incoming().map(|i| i.size) else {
+            let Some((size, offset, prefix_crc)) =
+                store.incoming().map(|i| (i.size, i.offset, i.crc))
+            else {
                 // BeginFile failed and was reported already.
                 return;
             };
-            // An empty body never reaches the receiver: its crc32c is 0.
-            let body = last_body.take().or((size == 0).then_some((0, None)));
+            // An empty body never reaches the receiver: the crc32c is that
+            // of what was kept.
+            let body = last_body
+                .take()
+                .or((size == offset).then_some((prefix_crc, None)));
             let problem = match body {
                 None => Some("internal error: no body".to_string()),
                 Some((_, Some(err))) => Some(format!("write: {}", super::describe(&err))),
@@ -776,13 +795,27 @@ fn execute(
         }
         Command::Check { id, entries } => {
             let bits = need(store.tree(), &entries);
+            let resume: Vec<(u32, u64)> = entries
+                .iter()
+                .enumerate()
+                .filter(|(i, e)| {
+                    e.kind == EntryKind::File
+                        && bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+                })
+                .filter_map(|(i, e)| {
+                    Some((
+                        u32::try_from(i).ok()?,
+                        store.partial_len(&e.path, e.size, &e.meta)?,
+                    ))
+                })
+                .collect();
             let unchanged =
                 entries.len() - bits.iter().map(|b| b.count_ones() as usize).sum::<usize>();
             debug!(
                 "{who}: manifest of {} entries, {unchanged} unchanged",
                 entries.len()
             );
-            session.handle_need(id, bits);
+            session.handle_need(id, bits, resume);
         }
         Command::OpenNamespace { .. } | Command::Abort => {}
     }

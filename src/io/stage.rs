@@ -59,7 +59,14 @@ pub struct Incoming {
     pub size: u64,
     /// The temporary file, open for writing.
     pub file: OwnedFd,
+    /// Where the body starts (bytes before it were kept from an
+    /// interrupted transfer).
+    pub offset: u64,
+    /// crc32c of the bytes before `offset`.
+    pub crc: u32,
     tmp: Vec<u8>,
+    /// Kept, not removed, when the connection ends before the body does.
+    partial: bool,
 }
 
 /// A non-directory moved aside for a directory (see [`Stager::displace`]).
@@ -94,6 +101,9 @@ pub struct Stager {
     displaced: Vec<Displaced>,
     /// The directory the last entry went into, kept open.
     parent: Option<(WirePath, OwnedFd)>,
+    /// Whether large files being received survive the end of the
+    /// connection, to be resumed (the server's store; not a restore).
+    pub keep_partials: bool,
     /// Whether to apply the mode and mtime of the tree's own root directory.
     pub keep_root_meta: bool,
 }
@@ -108,6 +118,7 @@ impl Stager {
             incoming: None,
             displaced: Vec::new(),
             parent: None,
+            keep_partials: false,
             keep_root_meta: false,
         }
     }
@@ -302,6 +313,10 @@ impl Stager {
     }
 
     /// Creates the temporary file that the body of `path` is written to.
+    /// A large file on a stager that keeps partials gets a name derived
+    /// from its path, size and mtime, so that a transfer cut off anywhere
+    /// (client or server killed, network gone) can resume into it later;
+    /// older partials of the same name are removed.
     pub fn begin_file(
         &mut self,
         id: u32,
@@ -311,11 +326,21 @@ impl Stager {
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
         let parent = self.parent_for_write(path)?;
-        let tmp = Self::tmp_name();
+        let name = path.file_name().unwrap_or_default();
+        let partial = self.keep_partials && size >= RESUME_MIN;
+        let (tmp, flags) = if partial {
+            remove_partials(parent, name);
+            (
+                partial_name(name, size, &meta),
+                OFlag::O_CREAT | OFlag::O_TRUNC,
+            )
+        } else {
+            (Self::tmp_name(), OFlag::O_CREAT | OFlag::O_EXCL)
+        };
         let fd = fcntl::openat(
             Some(parent),
             os(&tmp),
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            flags | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             Mode::from_bits_truncate(0o600),
         )
         .map_err(|e| FsError::errno("create", self.tree.show(path), e))?;
@@ -328,6 +353,79 @@ impl Stager {
             size,
             file,
             tmp,
+            partial,
+            offset: 0,
+            crc: 0,
+        }))
+    }
+
+    /// How many bytes of `path` (a file of `size` bytes and mtime `meta`)
+    /// a partial from an interrupted transfer holds, if any.
+    pub fn partial_len(&self, path: &WirePath, size: u64, meta: &Meta) -> Option<u64> {
+        if !self.keep_partials || size < RESUME_MIN {
+            return None;
+        }
+        let (parent, name) = self.tree.parent(path).ok()?;
+        let st = stat::fstatat(
+            Some(parent.as_raw_fd()),
+            os(&partial_name(name, size, meta)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()?;
+        let is_file =
+            SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG;
+        let len = u64::try_from(st.st_size).ok()?;
+        (is_file && len > 0 && len <= size).then_some(len)
+    }
+
+    /// Reopens the partial of `path` to continue at `offset`: bytes past it
+    /// are cut, and the crc32c of the bytes before it is computed (one read
+    /// of what is kept) so the whole file is verified as a fresh one is.
+    pub fn resume_file(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+    ) -> Result<&mut Incoming, FsError> {
+        self.abort_file();
+        let parent = self.parent_for_write(path)?;
+        let name = path.file_name().unwrap_or_default();
+        let tmp = partial_name(name, size, &meta);
+        let shown = self.tree.show(path);
+        let fd = fcntl::openat(
+            Some(parent),
+            os(&tmp),
+            OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| FsError::errno("resume", shown.clone(), e))?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = stat::fstat(file.as_raw_fd())
+            .map_err(|e| FsError::errno("resume", shown.clone(), e))?;
+        if !self.keep_partials || u64::try_from(st.st_size).unwrap_or(0) < offset {
+            return Err(FsError::errno("resume", shown, Errno::ENOENT));
+        }
+        let off = i64::try_from(offset)
+            .map_err(|_| FsError::errno("resume", shown.clone(), Errno::EFBIG))?;
+        unistd::ftruncate(&file, off).map_err(|e| FsError::errno("resume", shown.clone(), e))?;
+        let crc = super::transfer::crc_range(&file, 0, offset, 0).map_err(|error| FsError {
+            op: "resume",
+            path: shown,
+            error,
+        })?;
+        Ok(self.incoming.insert(Incoming {
+            id,
+            path: path.clone(),
+            meta,
+            size,
+            file,
+            tmp,
+            partial: true,
+            offset,
+            crc,
         }))
     }
 
@@ -535,12 +633,60 @@ impl Stager {
     /// Removes every temporary file without committing anything, and puts
     /// back what was displaced.
     pub fn abort(&mut self) {
-        self.abort_file();
+        // A partial body stays where a later transfer can resume it.
+        if let Some(inc) = self.incoming.take() {
+            if !inc.partial {
+                self.remove_tmp(&inc.path, &inc.tmp);
+            }
+        }
         for s in std::mem::take(&mut self.staged) {
             self.remove_tmp(&s.path, &s.tmp);
         }
         self.dirs.clear();
         self.restore_displaced();
+    }
+}
+
+/// Files at least this large keep their partial body across an
+/// interrupted transfer; smaller ones are simply sent again.
+pub const RESUME_MIN: u64 = 1 << 20;
+
+/// FNV-1a: a stable 64-bit hash of a name, for partial file names.
+fn fnv64(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The name of the partial of file `name` with this size and mtime: the
+/// stamp is part of it, so a partial of an older version never matches.
+fn partial_name(name: &[u8], size: u64, meta: &Meta) -> Vec<u8> {
+    format!(
+        ".rsb-tmp.part.{:016x}.{size}.{}.{}",
+        fnv64(name),
+        meta.mtime.secs,
+        meta.mtime.nanos
+    )
+    .into_bytes()
+}
+
+/// Removes the partials of every version of file `name` in `dir`.
+fn remove_partials(dir: RawFd, name: &[u8]) {
+    let prefix = format!(".rsb-tmp.part.{:016x}.", fnv64(name)).into_bytes();
+    let Ok(fd) = fcntl::fcntl(dir, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) else {
+        return;
+    };
+    let Ok(mut d) = nix::dir::Dir::from_fd(fd) else {
+        return;
+    };
+    let stale: Vec<Vec<u8>> = d
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_bytes().to_vec())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    for n in stale {
+        let _ = unistd::unlinkat(Some(dir), os(&n), UnlinkatFlags::NoRemoveDir);
     }
 }
 

@@ -126,10 +126,16 @@ pub struct BodyReceiver {
 impl BodyReceiver {
     /// Expects `size` body bytes.
     pub fn new(size: u64) -> BodyReceiver {
+        BodyReceiver::at(size, 0, 0)
+    }
+
+    /// Expects `size` body bytes that go at `offset` in the file, after
+    /// bytes whose crc32c is `crc` (a resumed transfer).
+    pub fn at(size: u64, offset: u64, crc: u32) -> BodyReceiver {
         BodyReceiver {
             remaining: size,
-            offset: 0,
-            crc: 0,
+            offset,
+            crc,
             error: None,
         }
     }
@@ -350,12 +356,20 @@ pub struct BodySender {
 impl BodySender {
     /// Prepares to send `size` bytes of `file` (as announced in the header).
     pub fn new(file: OwnedFd, size: u64) -> io::Result<BodySender> {
+        BodySender::from_offset(file, size, 0)
+    }
+
+    /// Prepares to send bytes `offset..size` of `file`, the receiver having
+    /// the rest. The crc32c still covers the whole file: the bytes before
+    /// `offset` are read once here to start it.
+    pub fn from_offset(file: OwnedFd, size: u64, offset: u64) -> io::Result<BodySender> {
         let before = stamp(&file)?;
+        let crc = crc_range(&file, 0, offset.min(size), 0)?;
         Ok(BodySender {
             file,
             size,
-            offset: 0,
-            crc: 0,
+            offset: offset.min(size),
+            crc,
             before,
             changed: false,
         })

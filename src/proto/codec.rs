@@ -64,7 +64,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=25).contains(&kind) {
+    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=26).contains(&kind) {
         return Err(DecodeError::UnknownKind(kind));
     }
     let total = HEADER_LEN + len as usize;
@@ -182,10 +182,38 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             }
             Frame::Manifest { id, entries }
         }
-        25 => Frame::Need {
-            id: r.u32("id")?,
-            bits: r.bytes("bits")?,
-        },
+        25 => {
+            let id = r.u32("id")?;
+            let bits = r.bytes("bits")?;
+            let n = r.u32("count")?;
+            if n as usize > r.buf.len() / 12 {
+                return Err(DecodeError::Invalid("count"));
+            }
+            let mut resume = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                resume.push((r.u32("index")?, r.u64("offset")?));
+            }
+            Frame::Need { id, bits, resume }
+        }
+        26 => {
+            let (id, path, meta, size, offset) = (
+                r.u32("id")?,
+                r.path()?,
+                r.meta()?,
+                r.u64("size")?,
+                r.u64("offset")?,
+            );
+            if offset > size {
+                return Err(DecodeError::Invalid("offset"));
+            }
+            Frame::FileFrom {
+                id,
+                path,
+                meta,
+                size,
+                offset,
+            }
+        }
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -353,9 +381,27 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.bytes(&e.target);
             }
         }
-        Frame::Need { id, bits } => {
+        Frame::Need { id, bits, resume } => {
             w.u32(*id);
             w.bytes(bits);
+            w.u32(resume.len() as u32);
+            for (i, off) in resume {
+                w.u32(*i);
+                w.u64(*off);
+            }
+        }
+        Frame::FileFrom {
+            id,
+            path,
+            meta,
+            size,
+            offset,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.meta(meta);
+            w.u64(*size);
+            w.u64(*offset);
         }
         Frame::ListEntry { id, item } => {
             w.u32(*id);
@@ -506,6 +552,60 @@ mod tests {
                 path: WirePath::root(),
             },
             Frame::Done { id: 7 },
+            Frame::Manifest {
+                id: 8,
+                entries: vec![
+                    ManifestEntry {
+                        kind: EntryKind::File,
+                        path: path("a/f"),
+                        meta: meta(),
+                        size: 12,
+                        target: vec![],
+                    },
+                    ManifestEntry {
+                        kind: EntryKind::Symlink,
+                        path: path("a/l"),
+                        meta: meta(),
+                        size: 0,
+                        target: b"t".to_vec(),
+                    },
+                    ManifestEntry {
+                        kind: EntryKind::Dir,
+                        path: path("a"),
+                        meta: meta(),
+                        size: 0,
+                        target: vec![],
+                    },
+                ],
+            },
+            Frame::Manifest {
+                id: 9,
+                entries: vec![],
+            },
+            Frame::Need {
+                id: 8,
+                bits: vec![0b101],
+                resume: vec![],
+            },
+            Frame::Need {
+                id: 8,
+                bits: vec![0b1],
+                resume: vec![(0, 1 << 40)],
+            },
+            Frame::FileFrom {
+                id: 10,
+                path: path("big"),
+                meta: meta(),
+                size: 100,
+                offset: 40,
+            },
+            Frame::FileFrom {
+                id: 11,
+                path: path("big"),
+                meta: meta(),
+                size: 100,
+                offset: 100,
+            },
         ]
     }
 

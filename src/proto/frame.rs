@@ -245,6 +245,25 @@ pub enum Frame {
         id: u32,
         /// Bit `i` (bit `i % 8` of byte `i / 8`) set: entry `i` is needed.
         bits: Vec<u8>,
+        /// Needed files of which the server holds the first `offset` bytes
+        /// from an interrupted transfer: (entry index, offset). The client
+        /// sends those with `FileFrom`.
+        resume: Vec<(u32, u64)>,
+    },
+    /// Like `File`, but the body holds only bytes `offset..size`: the
+    /// receiver has the rest from an interrupted transfer. The `FileEnd`
+    /// crc32c still covers the whole file.
+    FileFrom {
+        /// Request id.
+        id: u32,
+        /// Where the file lives.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the whole file.
+        size: u64,
+        /// Where the body starts; at most `size`.
+        offset: u64,
     },
 }
 
@@ -268,6 +287,7 @@ impl Frame {
             Frame::Done { .. } => 23,
             Frame::Manifest { .. } => 24,
             Frame::Need { .. } => 25,
+            Frame::FileFrom { .. } => 26,
         }
     }
 }

@@ -79,8 +79,11 @@ pub enum Command {
         path: WirePath,
         /// Mode and mtime.
         meta: Meta,
-        /// Body length.
+        /// Size of the whole file.
         size: u64,
+        /// The body starts here: the store keeps bytes `0..offset` from an
+        /// interrupted transfer (0: a fresh transfer).
+        offset: u64,
     },
     /// The body is complete: keep the file if the sender says it is good and
     /// the received bytes have crc32c `crc`, else discard it.
@@ -259,9 +262,10 @@ impl ServerSession {
         self.fail(ErrorCode::Internal, message);
     }
 
-    /// The answer to the `Manifest` with this id: which entries are needed.
-    pub fn handle_need(&mut self, id: u32, bits: Vec<u8>) {
-        self.push(&Frame::Need { id, bits });
+    /// The answer to the `Manifest` with this id: which entries are needed,
+    /// and which of them can resume from an offset.
+    pub fn handle_need(&mut self, id: u32, bits: Vec<u8>, resume: Vec<(u32, u64)>) {
+        self.push(&Frame::Need { id, bits, resume });
     }
 
     /// The `Commit` with this id is done.
@@ -558,6 +562,43 @@ impl ServerSession {
         false
     }
 
+    /// A file header: `size` bytes in all, the body carrying `offset..size`.
+    fn handle_file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
+        if !(self.check_id(id) && self.count_entry(&path)) {
+            return;
+        }
+        let mut accepted = !self.refuse_write(id, &path);
+        if accepted && path.is_root() {
+            self.handle_failed(
+                id,
+                path.clone(),
+                "the namespace root cannot be a file".into(),
+            );
+            accepted = false;
+        }
+        if accepted {
+            self.commands.push_back(Command::BeginFile {
+                id,
+                path: path.clone(),
+                meta,
+                size,
+                offset,
+            });
+        }
+        // The codec guarantees offset <= size.
+        let body = size.saturating_sub(offset);
+        self.state = State::Body {
+            id,
+            path,
+            size: body,
+            accepted,
+        };
+        if body == 0 {
+            // Nothing to move: go straight to waiting for FileEnd.
+            self.handle_body_done(self.last_activity);
+        }
+    }
+
     fn handle_request(&mut self, frame: Frame) {
         match frame {
             Frame::Dir { id, path, meta } => {
@@ -590,38 +631,14 @@ impl ServerSession {
                 path,
                 meta,
                 size,
-            } => {
-                if !(self.check_id(id) && self.count_entry(&path)) {
-                    return;
-                }
-                let mut accepted = !self.refuse_write(id, &path);
-                if accepted && path.is_root() {
-                    self.handle_failed(
-                        id,
-                        path.clone(),
-                        "the namespace root cannot be a file".into(),
-                    );
-                    accepted = false;
-                }
-                if accepted {
-                    self.commands.push_back(Command::BeginFile {
-                        id,
-                        path: path.clone(),
-                        meta,
-                        size,
-                    });
-                }
-                self.state = State::Body {
-                    id,
-                    path,
-                    size,
-                    accepted,
-                };
-                if size == 0 {
-                    // Nothing to move: go straight to waiting for FileEnd.
-                    self.handle_body_done(self.last_activity);
-                }
-            }
+            } => self.handle_file(id, path, meta, size, 0),
+            Frame::FileFrom {
+                id,
+                path,
+                meta,
+                size,
+                offset,
+            } => self.handle_file(id, path, meta, size, offset),
             Frame::Manifest { id, entries } => {
                 if self.check_id(id) {
                     self.commands.push_back(Command::Check { id, entries });

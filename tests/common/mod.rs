@@ -947,11 +947,30 @@ pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Waits up to 5 s for every `.rsb-tmp.*` under the server root to go away.
+/// True for the partial of a large file that the server keeps, hidden,
+/// so that an interrupted transfer can resume (`.rsb-tmp.part.*`).
+pub fn is_partial(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.as_bytes().starts_with(b".rsb-tmp.part."))
+}
+
+/// `.rsb-tmp.*` files under `dir` other than resumable partials.
+pub fn find_stray_tmp(dir: &Path) -> Vec<PathBuf> {
+    find_tmp(dir)
+        .into_iter()
+        .filter(|p| !is_partial(p))
+        .collect()
+}
+
+/// Waits up to 5 s for every `.rsb-tmp.*` under the server root to go away,
+/// except the hidden partials kept for resuming large files.
 pub fn assert_no_tmp_soon(srv: &Server) {
     let root = srv.root().to_path_buf();
-    if !wait_until(Duration::from_secs(5), || find_tmp(&root).is_empty()) {
-        panic!("temporary files left in the store: {:?}", find_tmp(&root));
+    if !wait_until(Duration::from_secs(5), || find_stray_tmp(&root).is_empty()) {
+        panic!(
+            "temporary files left in the store: {:?}",
+            find_stray_tmp(&root)
+        );
     }
 }
 

@@ -195,7 +195,8 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     // Manifests sent, with their entries, oldest first.
     let mut asked: VecDeque<(u32, Vec<LocalEntry>)> = VecDeque::new();
     // Entries the server needs (directories: maybe), in sending order.
-    let mut to_send: VecDeque<(LocalEntry, bool)> = VecDeque::new();
+    // With the offset to resume a file at (0: from the start).
+    let mut to_send: VecDeque<(LocalEntry, bool, u64)> = VecDeque::new();
     // Directories something was sent into.
     let mut dirty: HashSet<WirePath> = HashSet::new();
     let mut batch = Batch::default();
@@ -237,7 +238,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 batch.entries = 0;
                 batch.path_bytes = 0;
             }
-            let Some((e, needed)) = to_send.pop_front() else {
+            let Some((e, needed, resume_at)) = to_send.pop_front() else {
                 break;
             };
             let send = needed || (e.kind == EntryKind::Dir && dirty.remove(&e.wire));
@@ -255,17 +256,31 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                     0,
                 ),
                 EntryKind::File => match open_file(&e) {
-                    Ok((fd, meta, size)) => match BodySender::new(fd, size) {
-                        Ok(tx) => {
-                            let id = conn.session.send_file(e.wire.clone(), meta, size);
-                            current = Some((id, tx));
-                            (id, size)
+                    Ok((fd, meta, size)) => {
+                        // Resume only into the version the server saw in the
+                        // manifest; a file changed since goes from the start.
+                        let offset = if meta == e.meta && size == e.size {
+                            resume_at
+                        } else {
+                            0
+                        };
+                        match BodySender::from_offset(fd, size, offset) {
+                            Ok(tx) => {
+                                let id = if offset > 0 {
+                                    conn.session
+                                        .send_file_from(e.wire.clone(), meta, size, offset)
+                                } else {
+                                    conn.session.send_file(e.wire.clone(), meta, size)
+                                };
+                                current = Some((id, tx));
+                                (id, size.saturating_sub(offset))
+                            }
+                            Err(err) => {
+                                rep.fail(&show(&e.local), &describe(&err));
+                                continue;
+                            }
                         }
-                        Err(err) => {
-                            rep.fail(&show(&e.local), &describe(&err));
-                            continue;
-                        }
-                    },
+                    }
                     Err(cause) => {
                         rep.fail(&show(&e.local), &cause);
                         continue;
@@ -295,7 +310,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
 
         while let Some(ev) = conn.session.poll_event() {
             match ev {
-                Event::Need { id, bits } => {
+                Event::Need { id, bits, resume } => {
                     // The session checked that answers come in order.
                     let Some((_, entries)) = asked.pop_front() else {
                         continue;
@@ -308,7 +323,11 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                             rep.counts.skipped += 1;
                             continue;
                         }
-                        to_send.push_back((e, needed));
+                        let at = resume
+                            .iter()
+                            .find(|&&(r, _)| r as usize == i)
+                            .map_or(0, |&(_, off)| off);
+                        to_send.push_back((e, needed, at));
                     }
                 }
                 Event::Failed { id, path, message } => {

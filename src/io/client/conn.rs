@@ -106,7 +106,7 @@ impl Conn {
         );
         std_sock
             .set_nonblocking(true)
-            .map_err(|e| ConnError(format!("{shown}: {e}")))?;
+            .map_err(|e| ConnError(format!("{shown}: {}", describe(&e))))?;
         let mut sock = TcpStream::from_std(std_sock);
         let poll = Poll::new().map_err(|e| ConnError(format!("poll: {e}")))?;
         poll.registry()
@@ -178,7 +178,7 @@ impl Conn {
             if let Some(tx) = body.as_deref_mut() {
                 let p = tx
                     .pump(&self.sock, BUDGET)
-                    .map_err(|e| ConnError(format!("{}: send: {e}", self.shown)))?;
+                    .map_err(|e| ConnError(format!("{}: send: {}", self.shown, describe(&e))))?;
                 sent = p.moved;
                 if p.moved > 0 {
                     self.last_progress = Instant::now();
@@ -217,7 +217,7 @@ impl Conn {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 ConnError(format!("{}: connection closed by the server", self.shown))
             } else {
-                ConnError(format!("{}: receive: {e}", self.shown))
+                ConnError(format!("{}: receive: {}", self.shown, describe(&e)))
             }
         })?;
         if n > 0 {

@@ -1,0 +1,133 @@
+//! An interrupted large backup resumes where it stopped: after the client
+//! is killed, after the server is killed and restarted, and never into a
+//! partial whose source changed meanwhile. The summary's byte count shows
+//! what was really sent, and the result is verified like a fresh copy.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const MIB: usize = 200;
+
+/// Starts a backup of `file` and stops the client (SIGSTOP) once the
+/// server's partial of it holds some bytes; returns the client.
+fn start_and_stop(srv: &Server, file: &Path) -> Running {
+    let mut run = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let dir = srv.store(NAME, file).parent().unwrap().to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let partial = fs::read_dir(&dir).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        });
+        if partial.is_some() {
+            run.signal(Signal::SIGSTOP);
+            thread::sleep(Duration::from_millis(100));
+            return run;
+        }
+        assert!(
+            !run.has_exited(),
+            "the backup finished before it could be interrupted\n{}",
+            run.default_wait()
+        );
+        assert!(Instant::now() < deadline, "no partial appeared in {dir:?}");
+        thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn total() -> u64 {
+    (MIB as u64) << 20
+}
+
+#[test]
+fn a_backup_cut_off_by_killing_the_client_resumes() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 1);
+    start_and_stop(&srv, &file).kill9();
+    // The partial survives, hidden; nothing is visible under the final name.
+    let stored = srv.store(NAME, &file);
+    thread::sleep(Duration::from_millis(200));
+    assert!(!stored.exists());
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    assert!(
+        sent > 0 && sent < total(),
+        "sent {sent} of {} bytes: not resumed\n{o}",
+        total()
+    );
+    assert!(same_content(&file, &stored));
+    assert!(
+        find_tmp(srv.root()).is_empty(),
+        "left: {:?}",
+        find_tmp(srv.root())
+    );
+}
+
+#[test]
+fn a_backup_cut_off_by_killing_the_server_resumes_after_a_restart() {
+    let mut srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 2);
+    let run = start_and_stop(&srv, &file);
+    srv.signal(Signal::SIGKILL);
+    let _ = srv.wait_exit(Duration::from_secs(5));
+    drop(run);
+    let root = srv.root().to_path_buf();
+    let srv2 = Server::start_at(&root, &[]);
+    let o = srv2
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    assert!(
+        sent > 0 && sent < total(),
+        "sent {sent} of {} bytes: not resumed\n{o}",
+        total()
+    );
+    assert!(same_content(&file, &srv2.store(NAME, &file)));
+    assert!(find_tmp(&root).is_empty(), "left: {:?}", find_tmp(&root));
+}
+
+#[test]
+fn a_partial_whose_source_changed_is_discarded_not_resumed() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 3);
+    start_and_stop(&srv, &file).kill9();
+    thread::sleep(Duration::from_millis(200));
+    // Same size, other bytes and mtime.
+    write_big(&file, MIB, 4);
+    set_mtime(&file, (1_700_000_000, 5));
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    assert_summary_bytes(&o, "backup", total());
+    assert!(same_content(&file, &srv.store(NAME, &file)));
+    assert!(
+        find_tmp(srv.root()).is_empty(),
+        "stale partial left: {:?}",
+        find_tmp(srv.root())
+    );
+}
