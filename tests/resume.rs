@@ -131,3 +131,127 @@ fn a_partial_whose_source_changed_is_discarded_not_resumed() {
         find_tmp(srv.root())
     );
 }
+
+/// Starts a restore of `file` into `dest` and stops the client once its
+/// partial in `dest` holds some bytes.
+fn start_restore_and_stop(srv: &Server, file: &Path, dest: &Path) -> Running {
+    let mut run = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let partial = fs::read_dir(dest).ok().and_then(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        });
+        if partial.is_some() {
+            run.signal(Signal::SIGSTOP);
+            thread::sleep(Duration::from_millis(100));
+            return run;
+        }
+        assert!(
+            !run.has_exited(),
+            "the restore finished before it could be interrupted\n{}",
+            run.default_wait()
+        );
+        assert!(Instant::now() < deadline, "no partial appeared in {dest:?}");
+        thread::sleep(Duration::from_micros(500));
+    }
+}
+
+#[test]
+fn a_restore_cut_off_by_killing_the_client_resumes() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 5);
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    start_restore_and_stop(&srv, &file, &dest).kill9();
+    assert!(!dest.join("big.bin").exists(), "a partial file is visible");
+    let o = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let got = summary_bytes(&o.err(), "restore").unwrap();
+    assert!(
+        got > 0 && got < total(),
+        "received {got} of {} bytes: not resumed\n{o}",
+        total()
+    );
+    assert!(same_content(&file, &dest.join("big.bin")));
+    assert!(find_tmp(&dest).is_empty(), "left: {:?}", find_tmp(&dest));
+}
+
+#[test]
+fn a_restore_cut_off_by_killing_the_server_resumes_after_a_restart() {
+    let mut srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 6);
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    let run = start_restore_and_stop(&srv, &file, &dest);
+    srv.signal(Signal::SIGKILL);
+    let _ = srv.wait_exit(Duration::from_secs(5));
+    drop(run);
+    let srv2 = Server::start_at(&srv.root().to_path_buf(), &[]);
+    let o = srv2
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let got = summary_bytes(&o.err(), "restore").unwrap();
+    assert!(
+        got > 0 && got < total(),
+        "received {got} of {} bytes: not resumed\n{o}",
+        total()
+    );
+    assert!(same_content(&file, &dest.join("big.bin")));
+    assert!(find_tmp(&dest).is_empty(), "left: {:?}", find_tmp(&dest));
+}
+
+#[test]
+fn a_restore_partial_of_an_older_version_is_discarded() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, 7);
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    start_restore_and_stop(&srv, &file, &dest).kill9();
+    // The server's copy changes before the restore is tried again.
+    write_big(&file, MIB, 8);
+    set_mtime(&file, (1_700_000_000, 9));
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    let o = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    assert_summary_bytes(&o, "restore", total());
+    assert!(same_content(&file, &dest.join("big.bin")));
+    assert!(
+        find_tmp(&dest).is_empty(),
+        "stale partial left: {:?}",
+        find_tmp(&dest)
+    );
+}

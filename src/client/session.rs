@@ -86,7 +86,21 @@ pub enum Event {
         path: WirePath,
         /// Mode and mtime.
         meta: Meta,
-        /// Body length.
+        /// Size of the whole file.
+        size: u64,
+        /// The body carries bytes `offset..size` (0: the whole file).
+        offset: u64,
+    },
+    /// A restored file of which the client may hold a part: answer with
+    /// [`ClientSession::send_want`]; a `File` event with the offset follows.
+    Offer {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the file.
         size: u64,
     },
     /// The body of the last `File` ended.
@@ -134,6 +148,10 @@ pub struct ClientSession {
     /// Ids and sizes of manifests sent and not yet answered, in order.
     manifests: VecDeque<(u32, usize)>,
     error: Option<String>,
+    /// An `Offer` (id, size) not yet followed by its `FileFrom`.
+    offer: Option<(u32, u64)>,
+    /// The offset the client asked for in its `Want`.
+    wanted: Option<u64>,
 }
 
 impl ClientSession {
@@ -149,6 +167,8 @@ impl ClientSession {
             commits: VecDeque::new(),
             manifests: VecDeque::new(),
             error: None,
+            offer: None,
+            wanted: None,
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
@@ -252,6 +272,14 @@ impl ClientSession {
         id
     }
 
+    /// Answers the current `Offer`: send it from `offset` (bytes already
+    /// held) on.
+    pub fn send_want(&mut self, id: u32, offset: u64) {
+        let offset = self.offer.map_or(0, |(_, size)| offset.min(size));
+        self.wanted = Some(offset);
+        self.push(&Frame::Want { id, offset });
+    }
+
     /// Asks the server to make everything so far durable.
     pub fn send_commit(&mut self) -> u32 {
         let id = self.id();
@@ -350,6 +378,23 @@ impl ClientSession {
 
     fn push(&mut self, f: &Frame) {
         codec::encode(f, &mut self.out);
+    }
+
+    /// A restored file header: the body carries `size - offset` bytes.
+    fn file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
+        let body = size.saturating_sub(offset);
+        self.state = if body == 0 {
+            State::AwaitFileEnd
+        } else {
+            State::Body { size: body }
+        };
+        self.events.push_back(Event::File {
+            id,
+            path,
+            meta,
+            size,
+            offset,
+        });
     }
 
     fn broken(&mut self, msg: String) {
@@ -457,17 +502,41 @@ impl ClientSession {
                     size,
                 },
             ) if self.current_restore(id) => {
-                self.state = if size == 0 {
-                    State::AwaitFileEnd
-                } else {
-                    State::Body { size }
-                };
-                self.events.push_back(Event::File {
+                self.file(id, path, meta, size, 0);
+            }
+            (
+                State::Ready,
+                Frame::Offer {
+                    id,
+                    path,
+                    meta,
+                    size,
+                },
+            ) if self.current_restore(id) && self.offer.is_none() => {
+                self.offer = Some((id, size));
+                self.events.push_back(Event::Offer {
                     id,
                     path,
                     meta,
                     size,
                 });
+            }
+            (
+                State::Ready,
+                Frame::FileFrom {
+                    id,
+                    path,
+                    meta,
+                    size,
+                    offset,
+                },
+            ) if self.current_restore(id)
+                && self.offer == Some((id, size))
+                && self.wanted.is_some_and(|w| w == offset) =>
+            {
+                self.offer = None;
+                self.wanted = None;
+                self.file(id, path, meta, size, offset);
             }
             (State::Ready, Frame::Done { id }) => match self.streams.front() {
                 Some(Pending::List(p)) | Some(Pending::Restore(p)) if *p == id => {

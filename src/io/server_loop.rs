@@ -28,7 +28,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use super::sandbox::{Beneath, FsError};
-use super::stage::Stager;
+use super::stage::{Stager, RESUME_MIN};
 use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use crate::proto::{self, EntryKind, Frame, ListItem, Meta, Time, WirePath};
 use crate::server::session::{Command, ServerSession, SessionConfig};
@@ -97,6 +97,23 @@ enum Stream {
     Restore(RestoreStream),
 }
 
+/// A large restored file offered to the client, waiting for its `Want`.
+struct Offered {
+    fd: std::os::fd::OwnedFd,
+    rel: WirePath,
+    meta: Meta,
+    size: u64,
+    shown: String,
+}
+
+/// What a restored entry leaves for the loop to do.
+enum Pending {
+    /// Send this body now.
+    Send(BodySender),
+    /// Wait for the client's `Want`, then send from its offset.
+    Offer(Offered),
+}
+
 struct Conn {
     sock: TcpStream,
     peer: SocketAddr,
@@ -109,6 +126,7 @@ struct Conn {
     pipe: Option<Pipe>,
     stream: Option<Stream>,
     send: Option<(u32, BodySender)>,
+    offered: Option<Offered>,
     readable: bool,
     writable: bool,
     /// When the session started closing; the connection is dropped
@@ -356,6 +374,7 @@ fn accept_all(
             pipe: None,
             stream: None,
             send: None,
+            offered: None,
             readable: true,
             writable: true,
             closing_since: None,
@@ -432,6 +451,7 @@ fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<
             }
         }
         if c.send.is_none()
+            && c.offered.is_none()
             && c.stream.is_some()
             && c.session.poll_transmit().len() < STREAM_HIGH_WATER
         {
@@ -601,6 +621,36 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
             Command::Abort => {
                 if let Some(s) = c.store.as_mut() {
                     s.abort();
+                }
+            }
+            Command::SendFrom { id, offset } => {
+                let Some(o) = c.offered.take() else { continue };
+                match BodySender::from_offset(o.fd, o.size, offset) {
+                    Ok(tx) => {
+                        if offset > 0 {
+                            debug!(
+                                "{}: resuming restore of {} at byte {offset}",
+                                c.label(),
+                                o.shown
+                            );
+                        }
+                        c.session.send_entry(&Frame::FileFrom {
+                            id,
+                            path: o.rel,
+                            meta: o.meta,
+                            size: o.size,
+                            offset,
+                        });
+                        c.send = Some((id, tx));
+                    }
+                    Err(e) => {
+                        warn!("{}: {}: {}", c.label(), o.shown, super::describe(&e));
+                        c.session.handle_failed(
+                            id,
+                            o.rel,
+                            format!("read: {}", super::describe(&e)),
+                        );
+                    }
                 }
             }
             Command::Commit { .. } => {
@@ -817,7 +867,7 @@ fn execute(
             );
             session.handle_need(id, bits, resume);
         }
-        Command::OpenNamespace { .. } | Command::Abort => {}
+        Command::OpenNamespace { .. } | Command::Abort | Command::SendFrom { .. } => {}
     }
 }
 
@@ -947,6 +997,7 @@ fn produce(c: &mut Conn) -> u64 {
         }
         Stream::Restore(r) => {
             while c.send.is_none()
+                && c.offered.is_none()
                 && c.session.poll_transmit().len() < STREAM_HIGH_WATER
                 && count < ENTRIES_PER_CALL
             {
@@ -983,7 +1034,8 @@ fn produce(c: &mut Conn) -> u64 {
                     }
                 };
                 match restore_entry(tree, r, &rel, &mut c.session) {
-                    Ok(Some(tx)) => c.send = Some((r.id, tx)),
+                    Ok(Some(Pending::Send(tx))) => c.send = Some((r.id, tx)),
+                    Ok(Some(Pending::Offer(o))) => c.offered = Some(o),
                     Ok(None) => {}
                     Err(e) => {
                         r.stats.failed += 1;
@@ -1008,7 +1060,7 @@ fn restore_entry(
     r: &mut RestoreStream,
     rel: &WirePath,
     session: &mut ServerSession,
-) -> Result<Option<BodySender>, FsError> {
+) -> Result<Option<Pending>, FsError> {
     let full = r.base.join_path(rel).map_err(|e| FsError {
         op: "restore",
         path: tree.show(&r.base),
@@ -1047,6 +1099,18 @@ fn restore_entry(
                 return Err(other());
             }
             let size = st.st_size.max(0) as u64;
+            if size >= RESUME_MIN {
+                // Large: the client may hold part of it from an earlier,
+                // interrupted restore. Ask before sending.
+                session.send_offer(r.id, rel.clone(), meta_of(&st), size);
+                return Ok(Some(Pending::Offer(Offered {
+                    fd,
+                    rel: rel.clone(),
+                    meta: meta_of(&st),
+                    size,
+                    shown: tree.show(&full),
+                })));
+            }
             let tx = BodySender::new(fd, size).map_err(|error| FsError {
                 op: "stat",
                 path: tree.show(&full),
@@ -1058,7 +1122,7 @@ fn restore_entry(
                 meta: meta_of(&st),
                 size,
             });
-            Ok(Some(tx))
+            Ok(Some(Pending::Send(tx)))
         }
     }
 }

@@ -64,7 +64,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=26).contains(&kind) {
+    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=28).contains(&kind) {
         return Err(DecodeError::UnknownKind(kind));
     }
     let total = HEADER_LEN + len as usize;
@@ -214,6 +214,16 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 offset,
             }
         }
+        27 => Frame::Offer {
+            id: r.u32("id")?,
+            path: r.path()?,
+            meta: r.meta()?,
+            size: r.u64("size")?,
+        },
+        28 => Frame::Want {
+            id: r.u32("id")?,
+            offset: r.u64("offset")?,
+        },
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -389,6 +399,21 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.u32(*i);
                 w.u64(*off);
             }
+        }
+        Frame::Offer {
+            id,
+            path,
+            meta,
+            size,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.meta(meta);
+            w.u64(*size);
+        }
+        Frame::Want { id, offset } => {
+            w.u32(*id);
+            w.u64(*offset);
         }
         Frame::FileFrom {
             id,
@@ -606,6 +631,13 @@ mod tests {
                 size: 100,
                 offset: 100,
             },
+            Frame::Offer {
+                id: 12,
+                path: path("big"),
+                meta: meta(),
+                size: 1 << 33,
+            },
+            Frame::Want { id: 12, offset: 77 },
         ]
     }
 

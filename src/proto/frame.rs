@@ -250,6 +250,26 @@ pub enum Frame {
         /// sends those with `FileFrom`.
         resume: Vec<(u32, u64)>,
     },
+    /// Server, in a restore: a large file is next; the client answers `Want`
+    /// with how much of it it already holds, and the server goes on with
+    /// `FileFrom` from there.
+    Offer {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
+    },
+    /// Client: the answer to an `Offer`: send the file from `offset` on.
+    Want {
+        /// The `Restore` request.
+        id: u32,
+        /// Bytes the client already holds (0: none); at most the size.
+        offset: u64,
+    },
     /// Like `File`, but the body holds only bytes `offset..size`: the
     /// receiver has the rest from an interrupted transfer. The `FileEnd`
     /// crc32c still covers the whole file.
@@ -288,6 +308,8 @@ impl Frame {
             Frame::Manifest { .. } => 24,
             Frame::Need { .. } => 25,
             Frame::FileFrom { .. } => 26,
+            Frame::Offer { .. } => 27,
+            Frame::Want { .. } => 28,
         }
     }
 }

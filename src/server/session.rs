@@ -124,6 +124,14 @@ pub enum Command {
         /// What the client has.
         entries: Vec<crate::proto::ManifestEntry>,
     },
+    /// Send the offered file of the restore `id` from `offset` on
+    /// (`send_entry` with `FileFrom`, the body, `send_file_end`).
+    SendFrom {
+        /// The `Restore` request.
+        id: u32,
+        /// Bytes the client already holds.
+        offset: u64,
+    },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
 }
@@ -167,6 +175,8 @@ pub struct ServerSession {
     deadline: Option<Instant>,
     last_activity: Instant,
     error: Option<String>,
+    /// A restore's `Offer` (id, size) waiting for the client's `Want`.
+    offer: Option<(u32, u64)>,
 }
 
 impl ServerSession {
@@ -186,6 +196,7 @@ impl ServerSession {
             deadline,
             last_activity: now,
             error: None,
+            offer: None,
         }
     }
 
@@ -324,6 +335,24 @@ impl ServerSession {
         self.push(frame);
     }
 
+    /// Offers a large restored file; the restore pauses until the client's
+    /// `Want` turns into [`Command::SendFrom`].
+    pub fn send_offer(&mut self, id: u32, path: WirePath, meta: Meta, size: u64) {
+        self.push(&Frame::Offer {
+            id,
+            path,
+            meta,
+            size,
+        });
+        self.offer = Some((id, size));
+    }
+
+    /// True while a restore waits for the client's answer to an `Offer`.
+    #[must_use]
+    pub fn is_offering(&self) -> bool {
+        self.offer.is_some()
+    }
+
     /// Ends a restored file body.
     pub fn send_file_end(&mut self, id: u32, crc: u32, ok: bool) {
         self.push(&Frame::FileEnd { id, crc, ok });
@@ -388,10 +417,11 @@ impl ServerSession {
     /// True when frames may be parsed now.
     #[must_use]
     pub fn wants_input(&self) -> bool {
-        matches!(
+        (matches!(
             self.state,
             State::AwaitHello | State::Ready | State::AwaitFileEnd { .. }
-        ) && self.out.len() - self.sent_upto < MAX_OUTPUT
+        ) || self.offer.is_some() && matches!(self.state, State::Streaming { .. }))
+            && self.out.len() - self.sent_upto < MAX_OUTPUT
     }
 
     /// True once the connection must be closed after flushing output.
@@ -498,6 +528,16 @@ impl ServerSession {
                 );
             }
             (State::Ready, frame) => self.handle_request(frame),
+            (State::Streaming { .. }, Frame::Want { id, offset }) => match self.offer {
+                Some((want, size)) if want == id && offset <= size => {
+                    self.offer = None;
+                    self.commands.push_back(Command::SendFrom { id, offset });
+                }
+                _ => self.fail(
+                    ErrorCode::Unexpected,
+                    format!("unexpected want for request {id}"),
+                ),
+            },
             // wants_input() keeps frames from arriving in the other states.
             (_, f) => self.fail(
                 ErrorCode::Unexpected,

@@ -100,6 +100,9 @@ pub fn restore(
         }
     };
     let mut stager = Stager::new(tree);
+    // Large files keep what arrived when a restore is interrupted, hidden
+    // in DEST, and the next restore of them resumes there.
+    stager.keep_partials = true;
     let id = conn.session.send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
@@ -108,8 +111,12 @@ pub fn restore(
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
         if let Some(size) = conn.session.wants_body() {
-            let r = recv.get_or_insert_with(|| BodyReceiver::new(size));
-            let file = stager.incoming().map(|i| &i.file);
+            let incoming = stager.incoming();
+            // A resumed body continues the kept bytes: at their end, with
+            // their crc.
+            let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
+            let r = recv.get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
+            let file = incoming.map(|i| &i.file);
             moved += conn.receive(r, file)?;
             if r.is_done() {
                 conn.session.handle_body_done();
@@ -145,8 +152,25 @@ pub fn restore(
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
+                Event::Offer {
+                    id,
+                    path,
+                    meta,
+                    size,
+                } => {
+                    // How much of this version of the file an interrupted
+                    // restore left behind.
+                    let held = map(&t.prefix, &path, rep, &stager)
+                        .and_then(|p| stager.partial_len(&p, size, &meta))
+                        .unwrap_or(0);
+                    conn.session.send_want(id, held);
+                }
                 Event::File {
-                    path, meta, size, ..
+                    path,
+                    meta,
+                    size,
+                    offset,
+                    ..
                 } => {
                     recv = None;
                     current = None;
@@ -160,8 +184,13 @@ pub fn restore(
                         );
                         continue;
                     }
-                    match stager.begin_file(id, &p, meta, size) {
-                        Ok(_) => current = Some((p, size)),
+                    let started = if offset > 0 {
+                        stager.resume_file(id, &p, meta, size, offset).map(|_| ())
+                    } else {
+                        stager.begin_file(id, &p, meta, size).map(|_| ())
+                    };
+                    match started {
+                        Ok(()) => current = Some((p, size - offset.min(size))),
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
@@ -172,7 +201,8 @@ pub fn restore(
                     };
                     let (got, err) = match body {
                         Some(mut r) => (r.crc(), r.take_error()),
-                        None => (0, None),
+                        // No body moved: the crc is that of what was kept.
+                        None => (stager.incoming().map_or(0, |i| i.crc), None),
                     };
                     let problem = if let Some(e) = err {
                         Some(format!("write: {}", describe(&e)))
