@@ -206,7 +206,7 @@ fn a_restore_cut_off_by_killing_the_server_resumes_after_a_restart() {
     srv.signal(Signal::SIGKILL);
     let _ = srv.wait_exit(Duration::from_secs(5));
     drop(run);
-    let srv2 = Server::start_at(&srv.root().to_path_buf(), &[]);
+    let srv2 = Server::start_at(srv.root(), &[]);
     let o = srv2
         .client(argv!["restore", file, dest])
         .timeout(Duration::from_secs(60))
