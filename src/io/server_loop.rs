@@ -42,6 +42,11 @@ const READ_CHUNK: usize = 64 * 1024;
 /// What one command or streamed entry counts against [`BUDGET`]: about
 /// what moving that many bytes costs, so 512 of them make a turn.
 const ENTRY_COST: u64 = 16 * 1024;
+thread_local! {
+    /// The loop's one read buffer (see `read_some`).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
 /// Entries one `produce` call stats and queues at most.
 const ENTRIES_PER_CALL: u64 = 256;
 /// How long a closing connection may take to accept its error frame.
@@ -478,7 +483,7 @@ fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<
                 progress |= read_some(c)?;
             }
         }
-        if c.inbuf.is_empty() && c.inbuf.capacity() > READ_CHUNK {
+        if c.inbuf.is_empty() && c.inbuf.capacity() > 0 {
             c.inbuf = Vec::new();
         }
         if !progress {
@@ -510,37 +515,33 @@ fn flush(c: &mut Conn) -> Result<bool, String> {
 
 /// Reads frame bytes. `Err` on EOF or a socket error.
 fn read_some(c: &mut Conn) -> Result<bool, String> {
-    let len = c.inbuf.len();
-    if len >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
+    if c.inbuf.len() >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
         return Ok(false);
     }
-    c.inbuf.resize(len + READ_CHUNK, 0);
-    let r = (&c.sock).read(&mut c.inbuf[len..]);
-    match r {
-        Ok(0) => {
-            c.inbuf.truncate(len);
-            Err(if c.session.name().is_some() {
+    // Read into one buffer shared by all connections and keep only what
+    // is left over: an idle connection then holds no read buffer at all.
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        match (&c.sock).read(&mut buf[..]) {
+            Ok(0) => Err(if c.session.name().is_some() {
                 "closed by client".into()
             } else {
                 "closed before hello".into()
-            })
-        }
-        Ok(n) => {
-            c.inbuf.truncate(len + n);
-            Ok(true)
-        }
-        Err(e) => {
-            c.inbuf.truncate(len);
-            match e.kind() {
+            }),
+            Ok(n) => {
+                c.inbuf.extend_from_slice(&buf[..n]);
+                Ok(true)
+            }
+            Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock => {
                     c.readable = false;
                     Ok(false)
                 }
                 io::ErrorKind::Interrupted => Ok(true),
-                _ => Err(format!("read: {e}")),
-            }
+                _ => Err(format!("read: {}", super::describe(&e))),
+            },
         }
-    }
+    })
 }
 
 fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
