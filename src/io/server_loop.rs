@@ -571,9 +571,7 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
             c.last_body = Some((r.crc(), r.take_error()));
             c.batch.bytes += size;
         }
-        // A 1 MiB pipe per idle connection would pin memory and exhaust the
-        // per-user pipe quota with many clients: it lives for one body.
-        c.pipe = None;
+
         c.session.handle_body_done(now);
         return Ok(true);
     }
@@ -657,6 +655,10 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
             Command::Commit { .. } => {
                 cost = BUDGET;
                 dispatch(c, cmd);
+                // A 1 MiB pipe per idle connection would pin memory and use
+                // up the per-user pipe quota with many clients: it lives for
+                // one batch of bodies.
+                c.pipe = None;
             }
             cmd => dispatch(c, cmd),
         }
