@@ -43,6 +43,12 @@
 //!   client then sends only those, and a directory also when anything inside
 //!   it was sent (that changed its mtime on the server). A client may have
 //!   several manifests in flight; they are answered in order.
+//! * `Need` also lists (entry index, offset) for needed files of which the
+//!   server kept the first `offset` bytes from an interrupted transfer (files
+//!   of 1 MiB or more, kept under a name made of the file's name, size and
+//!   mtime). The client sends such a file as `FileFrom` (the `File` fields
+//!   plus `offset`) followed by bytes `offset..size`; the crc32c in
+//!   `FileEnd` covers the whole file.
 //! * Backup entries: `Dir`, `Symlink`, and `File` followed by exactly `size`
 //!   body bytes and then `FileEnd` (crc32c of the body, and a status byte:
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
