@@ -27,6 +27,8 @@ use nix::sys::stat;
 pub const PIPE_SIZE: usize = 1 << 20;
 /// Largest single sendfile/splice request.
 const CHUNK: usize = 1 << 20;
+/// Received bytes handed to background writeback at a time.
+const WRITEBACK_STEP: u64 = 8 << 20;
 /// Scratch buffer for crc read-back and discarding.
 const SCRATCH: usize = 256 * 1024;
 
@@ -121,6 +123,8 @@ pub struct BodyReceiver {
     offset: u64,
     crc: u32,
     error: Option<io::Error>,
+    /// Bytes before this were handed to the disk with `sync_file_range`.
+    written_back: u64,
 }
 
 impl BodyReceiver {
@@ -137,6 +141,7 @@ impl BodyReceiver {
             offset,
             crc,
             error: None,
+            written_back: offset,
         }
     }
 
@@ -254,6 +259,33 @@ impl BodyReceiver {
         Ok(progress)
     }
 
+    /// Starts writing the received bytes to disk in the background, every
+    /// few MiB, so the `syncfs` that makes a batch durable finds little left
+    /// to do instead of a whole large file (it does not wait, and the
+    /// page-cache copy used for the crc read-back stays).
+    fn start_writeback(&mut self, file: &OwnedFd, upto: u64) {
+        if upto < self.written_back + WRITEBACK_STEP {
+            return;
+        }
+        let (Ok(off), Ok(len)) = (
+            i64::try_from(self.written_back),
+            i64::try_from(upto - self.written_back),
+        ) else {
+            return;
+        };
+        // SAFETY: plain syscall on an fd we own; no memory is passed. A
+        // failure only means the final sync does the work.
+        unsafe {
+            nix::libc::sync_file_range(
+                file.as_raw_fd(),
+                off,
+                len,
+                nix::libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.written_back = upto;
+    }
+
     /// Splices everything in the pipe into the file and checksums it.
     fn drain_pipe(&mut self, file: Option<&OwnedFd>, pipe: &mut Pipe) {
         let start = self.offset;
@@ -287,6 +319,7 @@ impl BodyReceiver {
                         Ok(c) => self.crc = c,
                         Err(e) => self.fail(e),
                     }
+                    self.start_writeback(file, start + total as u64);
                 }
                 pipe.drain();
             }
