@@ -148,6 +148,10 @@ pub struct ClientSession {
     /// Ids and sizes of manifests sent and not yet answered, in order.
     manifests: VecDeque<(u32, usize)>,
     error: Option<String>,
+    /// A `File` header went out and its body and `FileEnd` are still owed.
+    body_owed: bool,
+    /// Frames queued while a body is owed; they follow its `FileEnd`.
+    held: Vec<u8>,
     /// An `Offer` (id, size) not yet followed by its `FileFrom`.
     offer: Option<(u32, u64)>,
     /// The offset the client asked for in its `Want`.
@@ -169,6 +173,8 @@ impl ClientSession {
             error: None,
             offer: None,
             wanted: None,
+            body_owed: false,
+            held: Vec::new(),
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
@@ -376,8 +382,24 @@ impl ClientSession {
 
     // ---- internals ----------------------------------------------------
 
+    /// Queues a frame. While a file body is owed (between a `File` header
+    /// and its `FileEnd`) the body bytes must come next on the wire, so any
+    /// other frame is held back until the `FileEnd` (regression: a manifest
+    /// queued then went out between a header and its body).
     fn push(&mut self, f: &Frame) {
-        codec::encode(f, &mut self.out);
+        match (self.body_owed, f) {
+            (true, Frame::FileEnd { .. }) => {
+                codec::encode(f, &mut self.out);
+                self.body_owed = false;
+                let held = std::mem::take(&mut self.held);
+                self.out.extend_from_slice(&held);
+            }
+            (true, _) => codec::encode(f, &mut self.held),
+            (false, _) => {
+                codec::encode(f, &mut self.out);
+                self.body_owed = matches!(f, Frame::File { .. } | Frame::FileFrom { .. });
+            }
+        }
     }
 
     /// A restored file header: the body carries `size - offset` bytes.
@@ -632,6 +654,39 @@ mod tests {
         assert_eq!(events(&mut p.client), vec![Event::Committed { id: c }]);
         assert_eq!(p.client.commits_in_flight(), 0);
         assert_eq!(p.commands.len(), 6, "{:?}", p.commands);
+    }
+
+    #[test]
+    fn no_frame_goes_out_between_a_file_header_and_its_body() {
+        let mut c = ClientSession::new("box");
+        c.handle_input(&bytes(&[Frame::Welcome {
+            version: 1,
+            flags: 0,
+            nonce: vec![],
+        }]));
+        let hello_len = c.poll_transmit().len();
+        c.consume_transmit(hello_len);
+        let id = c.send_file(wp("f"), meta(), 3);
+        let header = c.poll_transmit().to_vec();
+        // Queued while the body is owed: held back.
+        c.send_manifest(vec![]);
+        c.send_commit();
+        assert_eq!(c.poll_transmit(), &header[..]);
+        c.consume_transmit(header.len());
+        // (the driver sends the 3 body bytes here)
+        c.send_file_end(id, 7, true);
+        let mut out = Vec::new();
+        let rest = c.poll_transmit().to_vec();
+        let mut off = 0;
+        while let Ok(Decoded::Frame(f, n)) = codec::decode(&rest[off..]) {
+            out.push(f.kind());
+            off += n;
+        }
+        assert_eq!(
+            out,
+            vec![13, 24, 14],
+            "FileEnd, then the held Manifest and Commit"
+        );
     }
 
     #[test]

@@ -206,7 +206,11 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     loop {
         // Ask about more entries.
         // Bounded: entries wait in `asked` or `to_send`, a few manifests' worth.
+        // Never while a body is on its way: a frame queued now would go out
+        // between the file's header and its body (regression: the server
+        // saw a manifest's bytes as body and the stream fell out of step).
         while !order_done
+            && current.is_none()
             && asked.len() < MANIFESTS_IN_FLIGHT
             && to_send.len() < 2 * MANIFEST_ENTRIES
             && conn.session.poll_transmit().len() < HIGH_WATER
