@@ -1,6 +1,6 @@
-//! An interrupted large backup resumes where it stopped: after the client
-//! is killed, after the server is killed and restarted, and never into a
-//! partial whose source changed meanwhile. The summary's byte count shows
+//! An interrupted large backup or restore resumes where it stopped: after
+//! the client is killed, after the server is killed and restarted, and never
+//! into a partial whose source changed meanwhile. The summary's byte count shows
 //! what was really sent, and the result is verified like a fresh copy.
 
 #[macro_use]
@@ -16,17 +16,12 @@ use nix::sys::signal::Signal;
 
 const MIB: usize = 200;
 
-/// Starts a backup of `file` and stops the client (SIGSTOP) once the
-/// server's partial of it holds some bytes; returns the client.
-fn start_and_stop(srv: &Server, file: &Path) -> Running {
-    let mut run = srv
-        .client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .spawn();
-    let dir = srv.store(NAME, file).parent().unwrap().to_path_buf();
+/// Stops `run` (SIGSTOP) as soon as a partial in `dir` holds some bytes:
+/// the transfer is then certainly cut off in the middle of a body.
+fn stop_when_partial(mut run: Running, dir: &Path, what: &str) -> Running {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let partial = fs::read_dir(&dir).ok().and_then(|rd| {
+        let partial = fs::read_dir(dir).ok().and_then(|rd| {
             rd.flatten()
                 .map(|e| e.path())
                 .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
@@ -38,12 +33,21 @@ fn start_and_stop(srv: &Server, file: &Path) -> Running {
         }
         assert!(
             !run.has_exited(),
-            "the backup finished before it could be interrupted\n{}",
+            "the {what} finished before it could be interrupted\n{}",
             run.default_wait()
         );
         assert!(Instant::now() < deadline, "no partial appeared in {dir:?}");
         thread::sleep(Duration::from_micros(500));
     }
+}
+
+/// Starts a backup of `file` and stops it in the middle of the body.
+fn start_and_stop(srv: &Server, file: &Path) -> Running {
+    let run = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    stop_when_partial(run, srv.store(NAME, file).parent().unwrap(), "backup")
 }
 
 fn total() -> u64 {
@@ -132,33 +136,14 @@ fn a_partial_whose_source_changed_is_discarded_not_resumed() {
     );
 }
 
-/// Starts a restore of `file` into `dest` and stops the client once its
-/// partial in `dest` holds some bytes.
+/// Starts a restore of `file` into `dest` and stops it in the middle of
+/// the body.
 fn start_restore_and_stop(srv: &Server, file: &Path, dest: &Path) -> Running {
-    let mut run = srv
+    let run = srv
         .client(argv!["restore", file, dest])
         .timeout(Duration::from_secs(60))
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let partial = fs::read_dir(dest).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
-        });
-        if partial.is_some() {
-            run.signal(Signal::SIGSTOP);
-            thread::sleep(Duration::from_millis(100));
-            return run;
-        }
-        assert!(
-            !run.has_exited(),
-            "the restore finished before it could be interrupted\n{}",
-            run.default_wait()
-        );
-        assert!(Instant::now() < deadline, "no partial appeared in {dest:?}");
-        thread::sleep(Duration::from_micros(500));
-    }
+    stop_when_partial(run, dest, "restore")
 }
 
 #[test]
