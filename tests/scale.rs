@@ -71,3 +71,62 @@ fn a_thousand_connected_clients_and_a_real_backup_among_them() {
     // bound leaves room for allocator noise.
     assert!(per_conn < 16 * 1024, "{per_conn} bytes per idle connection");
 }
+
+/// 500 idle connections and a few that trickle a frame one byte at a time
+/// do not keep a real backup from finishing promptly.
+#[test]
+fn idle_and_trickling_clients_do_not_hold_up_a_backup() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::Instant;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard < 800 {
+        eprintln!("skipped: the open-file limit ({hard}) is below 800");
+        return;
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard).unwrap();
+    let srv = Server::start(&[]);
+    let idle: Vec<Raw> = (0..500)
+        .map(|i| Raw::hello(srv.port(), &format!("idle{i}")))
+        .collect();
+    // Five clients each trickle a Hello, one byte every 50 ms, for at most
+    // 3 s (bounded), while the backup runs.
+    let port = srv.port();
+    let trickle: Vec<_> = (0..5)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let bytes = rsb::proto::codec::to_vec(&hello(&format!("slow{i}")));
+                let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return;
+                };
+                let end = Instant::now() + Duration::from_secs(3);
+                for b in bytes {
+                    if Instant::now() >= end || s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    let s = scratch();
+    let src = s.join("src");
+    let tree = small_tree(&src, 12);
+    let t = Instant::now();
+    let o = srv
+        .client(argv!["backup", src])
+        .timeout(Duration::from_secs(20))
+        .run();
+    o.ok();
+    assert_summary_bytes(&o, "backup", tree.bytes);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the backup took {:?}",
+        t.elapsed()
+    );
+    for h in trickle {
+        h.join().unwrap();
+    }
+    drop(idle);
+}
