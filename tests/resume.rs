@@ -7,7 +7,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,35 @@ fn start_and_stop(srv: &Server, file: &Path) -> Running {
     stop_when_partial(run, srv.store(NAME, file).parent().unwrap(), "backup")
 }
 
+/// A backup (`cmd`) or restore that must have resumed: it sent some but not
+/// all of the file, the copy equals the source, and no temporary is left.
+fn assert_resumed(o: &Output, cmd: &str, file: &Path, copy: &Path, dir: &Path) {
+    o.ok();
+    let moved = summary_bytes(&o.err(), cmd).unwrap();
+    assert!(
+        moved > 0 && moved < total(),
+        "moved {moved} of {} bytes: not resumed\n{o}",
+        total()
+    );
+    assert!(same_content(file, copy));
+    assert!(find_tmp(dir).is_empty(), "left: {:?}", find_tmp(dir));
+}
+
+/// A big file (seed `seed`) backed up to `srv`, and an empty destination
+/// directory beside it.
+fn backed_up_big(srv: &Server, seed: u64) -> (Scratch, PathBuf, PathBuf) {
+    let s = scratch();
+    let file = s.join("big.bin");
+    write_big(&file, MIB, seed);
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    (s, file, dest)
+}
+
 fn total() -> u64 {
     (MIB as u64) << 20
 }
@@ -69,19 +98,7 @@ fn a_backup_cut_off_by_killing_the_client_resumes() {
         .client(argv!["backup", file])
         .timeout(Duration::from_secs(60))
         .run();
-    o.ok();
-    let sent = summary_bytes(&o.err(), "backup").unwrap();
-    assert!(
-        sent > 0 && sent < total(),
-        "sent {sent} of {} bytes: not resumed\n{o}",
-        total()
-    );
-    assert!(same_content(&file, &stored));
-    assert!(
-        find_tmp(srv.root()).is_empty(),
-        "left: {:?}",
-        find_tmp(srv.root())
-    );
+    assert_resumed(&o, "backup", &file, &stored, srv.root());
 }
 
 #[test]
@@ -100,15 +117,7 @@ fn a_backup_cut_off_by_killing_the_server_resumes_after_a_restart() {
         .client(argv!["backup", file])
         .timeout(Duration::from_secs(60))
         .run();
-    o.ok();
-    let sent = summary_bytes(&o.err(), "backup").unwrap();
-    assert!(
-        sent > 0 && sent < total(),
-        "sent {sent} of {} bytes: not resumed\n{o}",
-        total()
-    );
-    assert!(same_content(&file, &srv2.store(NAME, &file)));
-    assert!(find_tmp(&root).is_empty(), "left: {:?}", find_tmp(&root));
+    assert_resumed(&o, "backup", &file, &srv2.store(NAME, &file), &root);
 }
 
 #[test]
@@ -149,44 +158,20 @@ fn start_restore_and_stop(srv: &Server, file: &Path, dest: &Path) -> Running {
 #[test]
 fn a_restore_cut_off_by_killing_the_client_resumes() {
     let srv = Server::start(&[]);
-    let s = scratch();
-    let file = s.join("big.bin");
-    write_big(&file, MIB, 5);
-    srv.client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run()
-        .ok();
-    let dest = s.join("dest");
-    fs::create_dir(&dest).unwrap();
+    let (_s, file, dest) = backed_up_big(&srv, 5);
     start_restore_and_stop(&srv, &file, &dest).kill9();
     assert!(!dest.join("big.bin").exists(), "a partial file is visible");
     let o = srv
         .client(argv!["restore", file, dest])
         .timeout(Duration::from_secs(60))
         .run();
-    o.ok();
-    let got = summary_bytes(&o.err(), "restore").unwrap();
-    assert!(
-        got > 0 && got < total(),
-        "received {got} of {} bytes: not resumed\n{o}",
-        total()
-    );
-    assert!(same_content(&file, &dest.join("big.bin")));
-    assert!(find_tmp(&dest).is_empty(), "left: {:?}", find_tmp(&dest));
+    assert_resumed(&o, "restore", &file, &dest.join("big.bin"), &dest);
 }
 
 #[test]
 fn a_restore_cut_off_by_killing_the_server_resumes_after_a_restart() {
     let mut srv = Server::start(&[]);
-    let s = scratch();
-    let file = s.join("big.bin");
-    write_big(&file, MIB, 6);
-    srv.client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run()
-        .ok();
-    let dest = s.join("dest");
-    fs::create_dir(&dest).unwrap();
+    let (_s, file, dest) = backed_up_big(&srv, 6);
     let run = start_restore_and_stop(&srv, &file, &dest);
     srv.signal(Signal::SIGKILL);
     let _ = srv.wait_exit(Duration::from_secs(5));
@@ -196,29 +181,13 @@ fn a_restore_cut_off_by_killing_the_server_resumes_after_a_restart() {
         .client(argv!["restore", file, dest])
         .timeout(Duration::from_secs(60))
         .run();
-    o.ok();
-    let got = summary_bytes(&o.err(), "restore").unwrap();
-    assert!(
-        got > 0 && got < total(),
-        "received {got} of {} bytes: not resumed\n{o}",
-        total()
-    );
-    assert!(same_content(&file, &dest.join("big.bin")));
-    assert!(find_tmp(&dest).is_empty(), "left: {:?}", find_tmp(&dest));
+    assert_resumed(&o, "restore", &file, &dest.join("big.bin"), &dest);
 }
 
 #[test]
 fn a_restore_partial_of_an_older_version_is_discarded() {
     let srv = Server::start(&[]);
-    let s = scratch();
-    let file = s.join("big.bin");
-    write_big(&file, MIB, 7);
-    srv.client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run()
-        .ok();
-    let dest = s.join("dest");
-    fs::create_dir(&dest).unwrap();
+    let (_s, file, dest) = backed_up_big(&srv, 7);
     start_restore_and_stop(&srv, &file, &dest).kill9();
     // The server's copy changes before the restore is tried again.
     write_big(&file, MIB, 8);

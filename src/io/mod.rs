@@ -18,3 +18,27 @@ pub fn describe(e: &std::io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// What kind of entry an `lstat` describes; `None` for sockets, fifos and
+/// devices, which rsb does not store.
+pub fn kind_of(st: &nix::sys::stat::FileStat) -> Option<crate::proto::EntryKind> {
+    use crate::proto::EntryKind;
+    use nix::sys::stat::SFlag;
+    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => Some(EntryKind::File),
+        SFlag::S_IFDIR => Some(EntryKind::Dir),
+        SFlag::S_IFLNK => Some(EntryKind::Symlink),
+        _ => None,
+    }
+}
+
+/// The mode bits and mtime of an `lstat`, as the protocol carries them.
+pub fn meta_of(st: &nix::sys::stat::FileStat) -> crate::proto::Meta {
+    crate::proto::Meta {
+        mode: st.st_mode & 0o7777,
+        mtime: crate::proto::Time {
+            secs: st.st_mtime,
+            nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        },
+    }
+}

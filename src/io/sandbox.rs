@@ -12,7 +12,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +43,16 @@ impl FsError {
             op,
             path,
             error: io::Error::from_raw_os_error(e as i32),
+        }
+    }
+
+    /// A request that makes no sense for this path (a bad name, the root
+    /// where a parent is needed), with `why` as the cause.
+    pub fn invalid(op: &'static str, path: String, why: impl fmt::Display) -> FsError {
+        FsError {
+            op,
+            path,
+            error: io::Error::new(io::ErrorKind::InvalidInput, why.to_string()),
         }
     }
 
@@ -123,11 +133,8 @@ impl Beneath {
     /// Opens (creating it if missing) the directory `name` directly inside
     /// this one, refusing a symlink there, and confines to it.
     pub fn child(&self, name: &[u8], mode: u32) -> Result<Beneath, FsError> {
-        let path = WirePath::new(name.to_vec()).map_err(|e| FsError {
-            op: "open",
-            path: escape(name),
-            error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-        })?;
+        let path =
+            WirePath::new(name.to_vec()).map_err(|e| FsError::invalid("open", escape(name), e))?;
         let fd = self.dir_create(&path, mode)?;
         Ok(Beneath {
             root: fd,
@@ -138,11 +145,8 @@ impl Beneath {
     /// Opens the existing directory `name` directly inside this one (never
     /// a symlink) and confines to it.
     pub fn existing_child(&self, name: &[u8]) -> Result<Beneath, FsError> {
-        let path = WirePath::new(name.to_vec()).map_err(|e| FsError {
-            op: "open",
-            path: escape(name),
-            error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-        })?;
+        let path =
+            WirePath::new(name.to_vec()).map_err(|e| FsError::invalid("open", escape(name), e))?;
         let fd = self.dir(&path)?;
         Ok(Beneath {
             root: fd,
@@ -196,11 +200,9 @@ impl Beneath {
             .map_err(|e| FsError::errno("open", self.show(&WirePath::root()), e))?;
         let mut sofar = WirePath::root();
         for comp in path.components() {
-            sofar = sofar.join(comp).map_err(|e| FsError {
-                op: "open",
-                path: self.show(path),
-                error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-            })?;
+            sofar = sofar
+                .join(comp)
+                .map_err(|e| FsError::invalid("open", self.show(path), e))?;
             let next = match open_dir_at(cur.as_raw_fd(), comp) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
@@ -222,11 +224,11 @@ impl Beneath {
     /// returns it with the last component.
     pub fn parent<'p>(&self, path: &'p WirePath) -> Result<(OwnedFd, &'p [u8]), FsError> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(FsError {
-                op: "open",
-                path: self.show(path),
-                error: io::Error::new(io::ErrorKind::InvalidInput, "the root has no parent"),
-            });
+            return Err(FsError::invalid(
+                "open",
+                self.show(path),
+                "the root has no parent",
+            ));
         };
         Ok((self.dir(&parent)?, name))
     }
@@ -259,18 +261,12 @@ impl Beneath {
     /// and temporary names.
     pub fn read_dir(&self, path: &WirePath) -> Result<Vec<Vec<u8>>, FsError> {
         let fd = self.dir(path)?;
-        // Dir::from_fd owns the fd from here on, closing it even on failure.
-        let mut dir = nix::dir::Dir::from_fd(fd.into_raw_fd())
-            .map_err(|e| FsError::errno("opendir", self.show(path), e))?;
-        let mut names = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| FsError::errno("readdir", self.show(path), e))?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." || super::stage::is_tmp_name(name) {
-                continue;
-            }
-            names.push(name.to_vec());
-        }
+        let mut names: Vec<Vec<u8>> = entries_at(fd.as_raw_fd())
+            .map_err(|e| FsError::errno("readdir", self.show(path), e))?
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| !super::stage::is_tmp_name(n))
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -356,6 +352,27 @@ pub fn open_dir_at(dir: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
     fcntl::openat(Some(dir), os(name), DIR_FLAGS, Mode::empty())
         .map(own)
         .map_err(not_dir)
+}
+
+/// A name in a directory and its type, where the file system reports it.
+pub type DirEntry = (Vec<u8>, Option<nix::dir::Type>);
+
+/// The names in the open directory `dir` (without `.` and `..`) with their
+/// types where the file system reports them. Reads through a duplicate of
+/// the fd, so `dir` stays open and usable.
+pub fn entries_at(dir: RawFd) -> Result<Vec<DirEntry>, Errno> {
+    let fd = fcntl::fcntl(dir, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+    // Dir::from_fd owns the duplicate from here on, closing it even on failure.
+    let mut d = nix::dir::Dir::from_fd(fd)?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            out.push((n.to_vec(), e.file_type()));
+        }
+    }
+    Ok(out)
 }
 
 /// A symlink met where a directory was needed is reported as "Not a

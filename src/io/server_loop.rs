@@ -16,13 +16,14 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::stat::{self, SFlag};
+use nix::sys::stat;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
@@ -30,7 +31,8 @@ use slab::Slab;
 use super::sandbox::{Beneath, FsError};
 use super::stage::{Stager, RESUME_MIN};
 use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
-use crate::proto::{self, EntryKind, Frame, ListItem, Meta, Time, WirePath};
+use super::{kind_of, meta_of};
+use crate::proto::{self, EntryKind, Frame, ListItem, Meta, WirePath};
 use crate::server::session::{Command, ServerSession, SessionConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -810,19 +812,21 @@ fn execute(
         Command::List { id, path } => {
             info!("{who}: ls {path}");
             match store.tree().lstat(&path) {
-                Ok(st) if is_dir(&st) => match store.tree().read_dir(&path) {
-                    Ok(names) => {
-                        *stream = Some(Stream::List(ListStream {
-                            id,
-                            dir: path,
-                            names: names.into(),
-                        }))
+                Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => {
+                    match store.tree().read_dir(&path) {
+                        Ok(names) => {
+                            *stream = Some(Stream::List(ListStream {
+                                id,
+                                dir: path,
+                                names: names.into(),
+                            }))
+                        }
+                        Err(e) => {
+                            fail(session, id, path, client_message(&e), batch);
+                            session.send_done(id);
+                        }
                     }
-                    Err(e) => {
-                        fail(session, id, path, client_message(&e), batch);
-                        session.send_done(id);
-                    }
-                },
+                }
                 Ok(st) => {
                     match list_item(store.tree(), &path, b"", &st) {
                         Ok(item) => session.send_list_entry(id, item),
@@ -879,19 +883,39 @@ fn execute(
 /// are only `lstat`ed, never opened.
 fn need(tree: &Beneath, entries: &[crate::proto::ManifestEntry]) -> Vec<u8> {
     let mut bits = vec![0u8; entries.len().div_ceil(8)];
+    // Entries come grouped by directory: open each parent once, not once
+    // per entry. Nothing is written meanwhile, so the fd stays right.
+    let mut parent: Option<(WirePath, Option<std::os::fd::OwnedFd>)> = None;
     for (i, e) in entries.iter().enumerate() {
-        let same = match tree.lstat(&e.path) {
-            Ok(st) => {
-                kind_of(&st) == Some(e.kind)
-                    && meta_of(&st) == e.meta
-                    && match e.kind {
-                        EntryKind::File => st.st_size >= 0 && st.st_size as u64 == e.size,
-                        EntryKind::Symlink => tree.readlink(&e.path).is_ok_and(|t| t == e.target),
-                        EntryKind::Dir => true,
-                    }
-            }
-            Err(_) => false,
+        let (Some(dir_path), Some(name)) = (e.path.parent(), e.path.file_name()) else {
+            // The namespace root itself: never a file or link, and a
+            // directory that exists; its metadata is not kept.
+            continue;
         };
+        if parent.as_ref().map(|(p, _)| p) != Some(&dir_path) {
+            let fd = tree.dir(&dir_path).ok();
+            parent = Some((dir_path, fd));
+        }
+        let dir = parent
+            .as_ref()
+            .and_then(|(_, fd)| fd.as_ref())
+            .map(|fd| fd.as_raw_fd());
+        let name = std::ffi::OsStr::from_bytes(name);
+        let same = dir.is_some_and(|dir| {
+            match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    kind_of(&st) == Some(e.kind)
+                        && meta_of(&st) == e.meta
+                        && match e.kind {
+                            EntryKind::File => u64::try_from(st.st_size).is_ok_and(|n| n == e.size),
+                            EntryKind::Symlink => nix::fcntl::readlinkat(Some(dir), name)
+                                .is_ok_and(|t| t.as_bytes() == e.target.as_slice()),
+                            EntryKind::Dir => true,
+                        }
+                }
+                Err(_) => false,
+            }
+        });
         if !same {
             if let Some(b) = bits.get_mut(i / 8) {
                 *b |= 1 << (i % 8);
@@ -907,33 +931,6 @@ fn cause(e: &FsError) -> String {
         "not on the server".to_string()
     } else {
         client_message(e)
-    }
-}
-
-fn is_dir(st: &stat::FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
-}
-
-fn kind_of(st: &stat::FileStat) -> Option<EntryKind> {
-    let t = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-    if t == SFlag::S_IFREG {
-        Some(EntryKind::File)
-    } else if t == SFlag::S_IFDIR {
-        Some(EntryKind::Dir)
-    } else if t == SFlag::S_IFLNK {
-        Some(EntryKind::Symlink)
-    } else {
-        None
-    }
-}
-
-fn meta_of(st: &stat::FileStat) -> Meta {
-    Meta {
-        mode: st.st_mode & 0o7777,
-        mtime: Time {
-            secs: st.st_mtime,
-            nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
-        },
     }
 }
 
@@ -1064,11 +1061,10 @@ fn restore_entry(
     rel: &WirePath,
     session: &mut ServerSession,
 ) -> Result<Option<Pending>, FsError> {
-    let full = r.base.join_path(rel).map_err(|e| FsError {
-        op: "restore",
-        path: tree.show(&r.base),
-        error: io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
-    })?;
+    let full = r
+        .base
+        .join_path(rel)
+        .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
     let st = tree.lstat(&full)?;
     let other = || FsError {
         op: "restore",

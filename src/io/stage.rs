@@ -19,12 +19,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
-use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{self, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::sandbox::{open_dir_at, Beneath, FsError};
-use crate::proto::{Meta, WirePath};
+use super::kind_of;
+use super::sandbox::{entries_at, open_dir_at, Beneath, FsError};
+use crate::proto::{EntryKind, Meta, WirePath};
 
 /// Names starting with this are temporary files; listings never show them.
 pub use crate::proto::path::TMP_PREFIX;
@@ -154,10 +155,8 @@ impl Stager {
     /// file or link in the way, and making it writable by its owner. The
     /// last one is kept open: entries arrive grouped by directory.
     fn parent_for_write(&mut self, path: &WirePath) -> Result<RawFd, FsError> {
-        let parent = path.parent().ok_or_else(|| FsError {
-            op: "open",
-            path: self.tree.show(path),
-            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the root has no parent"),
+        let parent = path.parent().ok_or_else(|| {
+            FsError::invalid("open", self.tree.show(path), "the root has no parent")
         })?;
         if let Some((p, fd)) = &self.parent {
             if *p == parent {
@@ -200,11 +199,9 @@ impl Stager {
         let mut cur = self.tree.dir(&WirePath::root())?;
         let mut sofar = WirePath::root();
         for comp in path.components() {
-            let here = sofar.join(comp).map_err(|e| FsError {
-                op: "open",
-                path: self.tree.show(path),
-                error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
-            })?;
+            let here = sofar
+                .join(comp)
+                .map_err(|e| FsError::invalid("open", self.tree.show(path), e))?;
             let dir = cur.as_raw_fd();
             let next = match open_dir_at(dir, comp) {
                 Ok(fd) => fd,
@@ -256,9 +253,7 @@ impl Stager {
             return Ok(());
         };
         match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st)
-                if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
-                    == SFlag::S_IFDIR => {}
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => {}
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
@@ -372,8 +367,7 @@ impl Stager {
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
         .ok()?;
-        let is_file =
-            SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG;
+        let is_file = kind_of(&st) == Some(EntryKind::File);
         let len = u64::try_from(st.st_size).ok()?;
         (is_file && len > 0 && len <= size).then_some(len)
     }
@@ -575,7 +569,7 @@ impl Stager {
         // sync makes both durable together.
         for d in std::mem::take(&mut self.displaced) {
             if let Ok(dir) = self.tree.dir(&d.parent) {
-                if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, 0) {
+                if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, Remove::All, 0) {
                     log::warn!(
                         "{}: cannot remove the replaced entry: {}",
                         self.tree.show_in(&d.parent, &d.name),
@@ -618,7 +612,7 @@ impl Stager {
                 continue;
             };
             let dir = dir.as_raw_fd();
-            if remove_empty_dirs(dir, &d.name, 0).is_ok() {
+            if remove_tree(dir, &d.name, Remove::EmptyDirs, 0).is_ok() {
                 let _ = fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
             } else {
                 log::warn!(
@@ -673,84 +667,51 @@ fn partial_name(name: &[u8], size: u64, meta: &Meta) -> Vec<u8> {
 /// Removes the partials of every version of file `name` in `dir`.
 fn remove_partials(dir: RawFd, name: &[u8]) {
     let prefix = format!(".rsb-tmp.part.{:016x}.", fnv64(name)).into_bytes();
-    let Ok(fd) = fcntl::fcntl(dir, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)) else {
-        return;
-    };
-    let Ok(mut d) = nix::dir::Dir::from_fd(fd) else {
-        return;
-    };
-    let stale: Vec<Vec<u8>> = d
-        .iter()
-        .flatten()
-        .map(|e| e.file_name().to_bytes().to_vec())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    for n in stale {
-        let _ = unistd::unlinkat(Some(dir), os(&n), UnlinkatFlags::NoRemoveDir);
+    for (n, _) in entries_at(dir).unwrap_or_default() {
+        if n.starts_with(&prefix) {
+            let _ = unistd::unlinkat(Some(dir), os(&n), UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
-/// Removes `name` in `dir`: a file or link, or a whole directory tree,
-/// never following a link (a directory that a backup replaced by a file).
-fn remove_tree(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
-    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::EISDIR) => {}
-        Err(e) => return Err(e),
-    }
+/// Which entries [`remove_tree`] may remove.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Remove {
+    /// Everything: files, links, whole directory trees (a directory that a
+    /// backup replaced by a file).
+    All,
+    /// Only directories with nothing but directories inside (what an
+    /// aborted batch leaves where it displaced a file); anything else stops
+    /// the removal with `ENOTEMPTY`.
+    EmptyDirs,
+}
+
+/// Removes `name` in `dir` and what is below it, never following a link.
+fn remove_tree(dir: RawFd, name: &[u8], what: Remove, depth: usize) -> Result<(), Errno> {
     if depth > 4096 {
         return Err(Errno::ELOOP);
     }
-    let sub = open_dir_at(dir, name)?;
-    // Owner-only modes from an earlier backup must not stop the removal.
-    let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
-    let mut names = Vec::new();
-    {
-        let fd = fcntl::fcntl(sub.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
-        let mut d = nix::dir::Dir::from_fd(fd)?;
-        for e in d.iter() {
-            let e = e?;
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(n.to_vec());
-            }
-        }
-    }
-    for n in names {
-        remove_tree(sub.as_raw_fd(), &n, depth + 1)?;
-    }
-    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
-}
-
-/// Removes the directory `name` in `dir` if it holds nothing but empty
-/// directories (what an aborted batch leaves where it displaced a file).
-fn remove_empty_dirs(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
-    if depth > 64 {
-        return Err(Errno::ENOTEMPTY);
-    }
-    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir) {
+    let flag = if what == Remove::All {
+        UnlinkatFlags::NoRemoveDir
+    } else {
+        UnlinkatFlags::RemoveDir
+    };
+    match unistd::unlinkat(Some(dir), os(name), flag) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::ENOTEMPTY | Errno::EEXIST) => {}
+        Err(Errno::EISDIR) if what == Remove::All => {}
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) if what == Remove::EmptyDirs => {}
         Err(e) => return Err(e),
     }
     let sub = open_dir_at(dir, name)?;
-    let mut names = Vec::new();
-    {
-        let fd = fcntl::fcntl(sub.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
-        let mut d = nix::dir::Dir::from_fd(fd)?;
-        for e in d.iter().flatten() {
-            let n = e.file_name().to_bytes();
-            if n == b"." || n == b".." {
-                continue;
-            }
-            if e.file_type() != Some(nix::dir::Type::Directory) {
-                return Err(Errno::ENOTEMPTY);
-            }
-            names.push(n.to_vec());
-        }
+    if what == Remove::All {
+        // Owner-only modes from an earlier backup must not stop the removal.
+        let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
     }
-    for n in names {
-        remove_empty_dirs(sub.as_raw_fd(), &n, depth + 1)?;
+    for (n, t) in entries_at(sub.as_raw_fd())? {
+        if what == Remove::EmptyDirs && t != Some(nix::dir::Type::Directory) {
+            return Err(Errno::ENOTEMPTY);
+        }
+        remove_tree(sub.as_raw_fd(), &n, what, depth + 1)?;
     }
     unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }

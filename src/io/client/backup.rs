@@ -19,16 +19,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{self, OFlag};
-use nix::sys::stat::{self, Mode, SFlag};
+use nix::sys::stat::{self, Mode};
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
 use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
 use crate::client::session::Event;
-use crate::io::describe;
 use crate::io::transfer::BodySender;
 use crate::io::walk::{walk, LocalEntry, Walk, WalkItem};
-use crate::proto::{EntryKind, ManifestEntry, Meta, Time, WirePath};
+use crate::io::{describe, kind_of, meta_of};
+use crate::proto::{EntryKind, ManifestEntry, Meta, WirePath};
 
 /// Output queued before the client stops queueing more.
 const HIGH_WATER: usize = 256 * 1024;
@@ -167,16 +167,10 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // What is sent is what the open file says, not what the walk saw.
     let st = stat::fstat(fd.as_raw_fd()).map_err(|e| e.desc().to_string())?;
-    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+    if kind_of(&st) != Some(EntryKind::File) {
         return Err("changed into something other than a regular file".into());
     }
-    let meta = Meta {
-        mode: st.st_mode & 0o7777,
-        mtime: Time {
-            secs: st.st_mtime,
-            nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
-        },
-    };
+    let meta = meta_of(&st);
     Ok((fd, meta, st.st_size.max(0) as u64))
 }
 
@@ -206,9 +200,9 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     loop {
         // Ask about more entries.
         // Bounded: entries wait in `asked` or `to_send`, a few manifests' worth.
-        // Never while a body is on its way: a frame queued now would go out
-        // between the file's header and its body (regression: the server
-        // saw a manifest's bytes as body and the stream fell out of step).
+        // Not while a body is on its way: the session would only hold the
+        // manifest back until the body's FileEnd (it never lets a frame in
+        // between a header and its body), so asking now gains nothing.
         while !order_done
             && current.is_none()
             && asked.len() < MANIFESTS_IN_FLIGHT
