@@ -11,6 +11,7 @@
 //! The binaries in `src/bin/` parse options, build a config, run, and map the
 //! outcome to an exit status from [`exit`].
 
+pub mod auth;
 pub mod client;
 pub mod exit;
 pub mod io;

@@ -68,26 +68,6 @@ fn server_help_and_version() {
 }
 
 #[test]
-fn server_secrets_is_refused() {
-    let s = scratch();
-    fs::write(s.join("secrets"), "laptop:x\n").unwrap();
-    let o = Cmd::server()
-        .args(argv![
-            "-a",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-d",
-            s.join("root"),
-            "-k",
-            s.join("secrets")
-        ])
-        .timeout(Duration::from_secs(5))
-        .run();
-    o.code_is(2).err_has("authentication is not available");
-}
-
-#[test]
 fn server_that_cannot_bind_exits_1() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
@@ -188,42 +168,6 @@ fn invalid_client_names_exit_2() {
     // 64 characters is fine.
     let ok = "y".repeat(64);
     srv.client_as(&ok, argv!["ls"]).run().ok();
-}
-
-#[test]
-fn client_secret_file_is_refused_and_env_ignored() {
-    let srv = Server::start(&[]);
-    let s = scratch();
-    fs::write(s.join("secret"), "x\n").unwrap();
-    let o = Cmd::client()
-        .args(argv![
-            "-k",
-            s.join("secret"),
-            "-n",
-            NAME,
-            "127.0.0.1",
-            srv.port().to_string(),
-            "ls"
-        ])
-        .run();
-    o.code_is(2).err_has("authentication is not available");
-    let o = Cmd::client()
-        .args(argv![
-            "--secret-file",
-            s.join("secret"),
-            "-n",
-            NAME,
-            "127.0.0.1",
-            srv.port().to_string(),
-            "ls"
-        ])
-        .run();
-    o.code_is(2);
-    // RSB_SECRET_FILE is ignored in 0.1.
-    srv.client(argv!["ls"])
-        .env("RSB_SECRET_FILE", s.join("secret"))
-        .run()
-        .ok();
 }
 
 #[test]

@@ -160,7 +160,7 @@ fn frame_before_hello() {
         to_vec(&Frame::Welcome {
             version: 1,
             flags: 0,
-            nonce: vec![],
+            proof: vec![],
         }),
     ];
     for first in firsts {

@@ -67,7 +67,7 @@ fn fake_server(
         s.write_all(&to_vec(&Frame::Welcome {
             version: rsb::proto::VERSION,
             flags: 0,
-            nonce: vec![],
+            proof: vec![],
         }))
         .unwrap();
         let id = match read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. })) {

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use getopts::{Options, ParsingStyle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use rsb::auth::Key;
 use rsb::client::ui::{self, Command};
 use rsb::exit;
 use rsb::io::client::conn::{Conn, ConnError};
 use rsb::io::client::report::Reporter;
-use rsb::io::client::{backup, list, restore};
+use rsb::io::client::{backup, list, restore, verify};
 
 const PROG: &str = "rsb-client";
 const USAGE: &str = "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST [PORT] [COMMAND [ARG...]]";
@@ -26,6 +27,8 @@ struct Args {
     host: String,
     port: u16,
     name: String,
+    /// The key from `-k FILE` or `RSB_SECRET_FILE`.
+    key: Option<Key>,
     quiet: bool,
     command: Vec<OsString>,
 }
@@ -42,7 +45,7 @@ fn options() -> Options {
     o.optopt(
         "k",
         "secret-file",
-        "file holding the secret (not available in this version)",
+        "first line: this name's secret (default: $RSB_SECRET_FILE)",
         "FILE",
     );
     o.optflag("v", "verbose", "print debug messages");
@@ -80,10 +83,27 @@ fn parse() -> Result<Args, ExitCode> {
         println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
         return Err(ExitCode::SUCCESS);
     }
-    if m.opt_present("k") {
-        eprintln!("{PROG}: --secret-file: authentication is not available in this version");
-        return Err(ExitCode::from(exit::USAGE as u8));
-    }
+    let secret_file = m
+        .opt_str("k")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("RSB_SECRET_FILE").map(PathBuf::from));
+    let key = match secret_file {
+        None => None,
+        Some(f) => {
+            let text = rsb::io::read_private_file(&f).map_err(|e| {
+                eprintln!("{PROG}: secret file {e}");
+                ExitCode::from(exit::USAGE as u8)
+            })?;
+            let Some(secret) = rsb::auth::client_secret(&text) else {
+                eprintln!(
+                    "{PROG}: secret file {}: the first line is empty",
+                    f.display()
+                );
+                return Err(ExitCode::from(exit::USAGE as u8));
+            };
+            Some(Key::from_secret(secret))
+        }
+    };
     let name = match m.opt_str("n") {
         Some(n) => n,
         None => default_name().map_err(|e| usage_error(&e))?,
@@ -122,6 +142,7 @@ fn parse() -> Result<Args, ExitCode> {
         host,
         port,
         name,
+        key,
         quiet: m.opt_present("q"),
         command: rest,
     })
@@ -153,6 +174,7 @@ impl Client {
                 &self.args.host,
                 self.args.port,
                 &self.args.name,
+                self.args.key.as_ref(),
                 self.interrupted.clone(),
             )?)),
         }
@@ -193,6 +215,10 @@ impl Client {
             Command::Ls(path) => {
                 let conn = self.connection()?;
                 list::list(conn, path.map(PathBuf::from).as_deref(), &mut rep)
+            }
+            Command::Verify(path) => {
+                let conn = self.connection()?;
+                verify::verify(conn, path.map(PathBuf::from).as_deref(), &mut rep)
             }
         };
         if rep.counts.failed > 0 {

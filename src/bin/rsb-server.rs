@@ -1,13 +1,15 @@
 //! `rsb-server`: options → validated config → run → exit status.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use getopts::Options;
 use log::{error, info, warn};
 
+use rsb::auth::Secrets;
 use rsb::exit;
 use rsb::io::server_loop::{self, ServerConfig};
 use rsb::server::session::SessionConfig;
@@ -54,7 +56,7 @@ fn options() -> Options {
     o.optopt(
         "k",
         "secrets",
-        "name:secret file for authentication (not available in this version)",
+        "name:secret lines; every client must prove it knows its secret",
         "FILE",
     );
     o.optflag(
@@ -104,10 +106,16 @@ fn parse() -> Parsed {
     if !m.free.is_empty() {
         return usage_error(&format!("unexpected argument '{}'", m.free[0]));
     }
-    if m.opt_present("k") {
-        eprintln!("{PROG}: --secrets: authentication is not available in this version");
-        return Parsed::Exit(ExitCode::from(exit::USAGE as u8));
-    }
+    let secrets = match m.opt_str("k") {
+        None => None,
+        Some(f) => match load_secrets(Path::new(&f)) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                eprintln!("{PROG}: --secrets {e}");
+                return Parsed::Exit(ExitCode::from(exit::USAGE as u8));
+            }
+        },
+    };
     let Some(dir) = m.opt_str("d") else {
         return usage_error("the backup root is required (-d DIR)");
     };
@@ -165,10 +173,22 @@ fn parse() -> Parsed {
             session: SessionConfig {
                 read_only: m.opt_present("r"),
                 idle_timeout: idle,
-                hello_timeout: Duration::from_secs(10),
+                secrets,
+                ..SessionConfig::default()
             },
         },
     }))
+}
+
+/// Reads and parses `--secrets FILE`.
+fn load_secrets(path: &Path) -> Result<Secrets, String> {
+    let text = rsb::io::read_private_file(path)?;
+    let decoy = rsb::io::random_bytes().map_err(|e| format!("getrandom: {e}"))?;
+    let secrets = Secrets::parse(&text, decoy).map_err(|e| format!("{}: {e}", path.display()))?;
+    if secrets.is_empty() {
+        return Err(format!("{}: no name:secret lines", path.display()));
+    }
+    Ok(secrets)
 }
 
 fn main() -> ExitCode {
@@ -238,10 +258,13 @@ fn main() -> ExitCode {
     } else {
         info!("listening on {local}, root {}", args.config.root.display());
     }
-    warn!(
-        "no authentication: anyone who can reach this port can read and write {}",
-        args.config.root.display()
-    );
+    match &args.config.session.secrets {
+        Some(s) => info!("authentication required ({} names)", s.len()),
+        None => warn!(
+            "no authentication (--secrets): anyone who can reach this port can read and write {}",
+            args.config.root.display()
+        ),
+    }
     if args.config.session.read_only {
         info!("read-only: backups will be refused");
     }

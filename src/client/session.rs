@@ -10,7 +10,17 @@
 
 use std::collections::VecDeque;
 
+use crate::auth::Key;
 use crate::proto::{self, codec, Decoded, ErrorCode, Frame, ListItem, Meta, WirePath};
+
+/// What the client proves itself with: its key and a fresh nonce.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// The key derived from the client's secret.
+    pub key: Key,
+    /// [`proto::NONCE_LEN`] fresh random bytes.
+    pub nonce: [u8; proto::NONCE_LEN],
+}
 
 /// What the server said, for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +127,20 @@ pub enum Event {
         /// The request.
         id: u32,
     },
+    /// The `Verify` with this id is complete (damaged files came before
+    /// it as `Failed`).
+    Verified {
+        /// The request.
+        id: u32,
+        /// Files read.
+        files: u64,
+        /// Bytes read.
+        bytes: u64,
+        /// Files damaged or unreadable.
+        damaged: u64,
+        /// Files without a recorded crc32c.
+        unchecked: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +156,7 @@ enum State {
 enum Pending {
     List(u32),
     Restore(u32),
+    Verify(u32),
 }
 
 /// The client side of one connection.
@@ -156,11 +181,20 @@ pub struct ClientSession {
     offer: Option<(u32, u64)>,
     /// The offset the client asked for in its `Want`.
     wanted: Option<u64>,
+    /// The name said in `Hello`.
+    name: String,
+    /// The secret to prove, if the client has one.
+    auth: Option<ClientAuth>,
+    /// The server's challenge, once it sent one.
+    challenge: Option<Vec<u8>>,
 }
 
 impl ClientSession {
-    /// A session that says `Hello` as `name`.
-    pub fn new(name: &str) -> ClientSession {
+    /// A session that says `Hello` as `name`, proving it knows the secret
+    /// behind `auth` when the server asks, and insisting that the server
+    /// prove it too.
+    pub fn new(name: &str, auth: Option<ClientAuth>) -> ClientSession {
+        let nonce = auth.as_ref().map(|a| a.nonce.to_vec()).unwrap_or_default();
         let mut s = ClientSession {
             state: State::AwaitWelcome,
             out: Vec::new(),
@@ -175,12 +209,15 @@ impl ClientSession {
             wanted: None,
             body_owed: false,
             held: Vec::new(),
+            name: name.to_string(),
+            auth,
+            challenge: None,
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
             name: name.to_string(),
             flags: 0,
-            nonce: Vec::new(),
+            nonce,
         });
         s
     }
@@ -299,6 +336,15 @@ impl ClientSession {
         let id = self.id();
         self.streams.push_back(Pending::List(id));
         self.push(&Frame::List { id, path });
+        id
+    }
+
+    /// Asks the server to check the stored files under `path` against
+    /// their recorded crc32c.
+    pub fn send_verify(&mut self, path: WirePath) -> u32 {
+        let id = self.id();
+        self.streams.push_back(Pending::Verify(id));
+        self.push(&Frame::Verify { id, path });
         id
     }
 
@@ -426,6 +472,32 @@ impl ClientSession {
         self.state = State::Closed;
     }
 
+    /// With a secret, the server must prove it knows it too: otherwise
+    /// anyone could pose as the server and collect the backup.
+    fn server_proof_problem(&self, flags: u32, proof: &[u8]) -> Option<String> {
+        let auth = self.auth.as_ref()?;
+        let Some(ns) = self.challenge.as_ref() else {
+            return Some(format!(
+                "authentication failed for {}: the server did not authenticate itself (does it run without --secrets?)",
+                self.name
+            ));
+        };
+        if flags & proto::WELCOME_AUTHENTICATED == 0
+            || !auth.key.is_server_proof(proof, &self.name, &auth.nonce, ns)
+        {
+            return Some(format!(
+                "authentication failed for {}: the server does not know the secret (not the server you meant?)",
+                self.name
+            ));
+        }
+        None
+    }
+
+    /// True when the client was started without a secret.
+    pub fn has_secret(&self) -> bool {
+        self.auth.is_some()
+    }
+
     fn current_restore(&self, id: u32) -> bool {
         self.streams.front() == Some(&Pending::Restore(id))
     }
@@ -438,20 +510,33 @@ impl ClientSession {
             return;
         }
         match (self.state, f) {
+            (State::AwaitWelcome, Frame::Challenge { nonce }) if self.challenge.is_none() => {
+                let mac = match &self.auth {
+                    Some(a) => a.key.client_proof(&self.name, &a.nonce, &nonce).to_vec(),
+                    // Said anyway, so that the server ends the handshake
+                    // with its one "authentication failed" answer.
+                    None => Vec::new(),
+                };
+                self.challenge = Some(nonce);
+                self.push(&Frame::Proof { mac });
+            }
             (
                 State::AwaitWelcome,
                 Frame::Welcome {
                     version,
                     flags,
-                    nonce,
+                    proof,
                 },
             ) => {
-                if version != proto::VERSION || flags & !1 != 0 || !nonce.is_empty() {
+                let known = proto::WELCOME_READ_ONLY | proto::WELCOME_AUTHENTICATED;
+                if version != proto::VERSION || flags & !known != 0 {
                     self.broken(format!("server speaks protocol version {version} with flags {flags:#x}; this client speaks version {}", proto::VERSION));
+                } else if let Some(problem) = self.server_proof_problem(flags, &proof) {
+                    self.broken(problem);
                 } else {
                     self.state = State::Ready;
                     self.events.push_back(Event::Welcome {
-                        read_only: flags & 1 != 0,
+                        read_only: flags & proto::WELCOME_READ_ONLY != 0,
                     });
                 }
             }
@@ -567,6 +652,29 @@ impl ClientSession {
                 }
                 _ => self.broken(format!("unexpected done for request {id}")),
             },
+            (
+                State::Ready,
+                Frame::Verified {
+                    id,
+                    files,
+                    bytes,
+                    damaged,
+                    unchecked,
+                },
+            ) => {
+                if self.streams.front() == Some(&Pending::Verify(id)) {
+                    self.streams.pop_front();
+                    self.events.push_back(Event::Verified {
+                        id,
+                        files,
+                        bytes,
+                        damaged,
+                        unchecked,
+                    });
+                } else {
+                    self.broken(format!("unexpected verify result for request {id}"));
+                }
+            }
             (_, f) => self.broken(format!("unexpected frame kind {} from server", f.kind())),
         }
     }
@@ -599,8 +707,8 @@ mod tests {
         fn new() -> Pair {
             let now = Instant::now();
             Pair {
-                client: ClientSession::new("box"),
-                server: ServerSession::new(SessionConfig::default(), now),
+                client: ClientSession::new("box", None),
+                server: ServerSession::new(SessionConfig::default(), now, [0; 32]),
                 now,
                 to_server: vec![],
                 to_client: vec![],
@@ -658,11 +766,11 @@ mod tests {
 
     #[test]
     fn no_frame_goes_out_between_a_file_header_and_its_body() {
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(&bytes(&[Frame::Welcome {
             version: 1,
             flags: 0,
-            nonce: vec![],
+            proof: vec![],
         }]));
         let hello_len = c.poll_transmit().len();
         c.consume_transmit(hello_len);
@@ -691,11 +799,11 @@ mod tests {
 
     #[test]
     fn restore_stream_with_body() {
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         let _ = c.handle_input(&bytes(&[Frame::Welcome {
             version: 1,
             flags: 1,
-            nonce: vec![],
+            proof: vec![],
         }]));
         assert_eq!(events(&mut c), vec![Event::Welcome { read_only: true }]);
         let id = c.send_restore(wp("x"));
@@ -736,12 +844,12 @@ mod tests {
     #[test]
     fn hostile_server_frames_end_the_session() {
         // Restore entries nobody asked for.
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(&bytes(&[
             Frame::Welcome {
                 version: 1,
                 flags: 0,
-                nonce: vec![],
+                proof: vec![],
             },
             Frame::File {
                 id: 1,
@@ -752,23 +860,23 @@ mod tests {
         ]));
         assert!(c.is_closed());
         // A commit confirmation for a commit never sent.
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(&bytes(&[
             Frame::Welcome {
                 version: 1,
                 flags: 0,
-                nonce: vec![],
+                proof: vec![],
             },
             Frame::Committed { id: 3 },
         ]));
         assert!(c.is_closed());
         // Garbage.
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(b"\xff\xff\xff\xff\xff\xff");
         assert!(c.is_closed());
         assert!(c.error().unwrap().contains("malformed"));
         // An error frame is reported as a refusal.
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(&bytes(&[Frame::Error {
             code: ErrorCode::Busy,
             message: "server busy (1 clients connected)".into(),
@@ -784,11 +892,11 @@ mod tests {
 
     #[test]
     fn listing() {
-        let mut c = ClientSession::new("box");
+        let mut c = ClientSession::new("box", None);
         c.handle_input(&bytes(&[Frame::Welcome {
             version: 1,
             flags: 0,
-            nonce: vec![],
+            proof: vec![],
         }]));
         let id = c.send_list(WirePath::root());
         let item = ListItem {

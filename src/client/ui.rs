@@ -27,6 +27,9 @@ pub enum Command {
     },
     /// List the server's copy of a path (default: the namespace root).
     Ls(Option<OsString>),
+    /// Have the server re-read its copy of a path (default: everything)
+    /// and report files whose bytes no longer match their crc32c.
+    Verify(Option<OsString>),
     /// Show [`HELP`].
     Help,
     /// End the session.
@@ -40,6 +43,7 @@ backup PATH...       back up local files or directories (recursively)
 PATH                 back up one path (at the prompt the whole line, spaces included)
 restore PATH [DEST]  copy PATH back from the server into DEST (default .)
 ls [PATH]            list what the server holds (default: everything)
+verify [PATH]        have the server re-read its copy and report damaged files
 help                 show this list
 quit, exit           end the session";
 
@@ -221,6 +225,7 @@ enum Verb {
     Backup,
     Restore,
     Ls,
+    Verify,
     Help,
     Quit,
     Exit,
@@ -231,6 +236,7 @@ fn command_word(word: &[u8]) -> Option<Verb> {
         b"backup" => Some(Verb::Backup),
         b"restore" => Some(Verb::Restore),
         b"ls" => Some(Verb::Ls),
+        b"verify" => Some(Verb::Verify),
         b"help" => Some(Verb::Help),
         b"quit" => Some(Verb::Quit),
         b"exit" => Some(Verb::Exit),
@@ -244,6 +250,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         Verb::Backup => "usage: backup PATH...",
         Verb::Restore => "usage: restore PATH [DEST]",
         Verb::Ls => "usage: ls [PATH]",
+        Verb::Verify => "usage: verify [PATH]",
         Verb::Help => "usage: help",
         Verb::Quit => "usage: quit",
         Verb::Exit => "usage: exit",
@@ -262,6 +269,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
             None => return Err(usage.to_string()),
         },
         (Verb::Ls, 0 | 1) => Command::Ls(args.next()),
+        (Verb::Verify, 0 | 1) => Command::Verify(args.next()),
         (Verb::Help, 0) => Command::Help,
         (Verb::Quit | Verb::Exit, 0) => Command::Quit,
         _ => return Err(usage.to_string()),
@@ -539,12 +547,20 @@ mod tests {
         assert!(parse_args(&args(&["backup"])).is_err());
         assert!(parse_args(&args(&["restore"])).is_err());
         assert!(parse_args(&args(&["ls", "a", "b"])).is_err());
+        assert_eq!(parse_args(&args(&["verify"])), Ok(Command::Verify(None)));
+        assert_eq!(
+            parse_args(&args(&["verify", "/etc"])),
+            Ok(Command::Verify(Some(os("/etc"))))
+        );
+        assert!(parse_args(&args(&["verify", "a", "b"])).is_err());
         assert!(parse_args(&args(&["help", "x"])).is_err());
     }
 
     #[test]
     fn help_lists_every_command() {
-        for word in ["backup", "restore", "ls", "help", "quit", "exit", "PATH"] {
+        for word in [
+            "backup", "restore", "ls", "verify", "help", "quit", "exit", "PATH",
+        ] {
             assert!(HELP.lines().any(|l| l.contains(word)), "{word}");
         }
         assert!(!HELP.ends_with('\n'));

@@ -42,3 +42,40 @@ pub fn meta_of(st: &nix::sys::stat::FileStat) -> crate::proto::Meta {
         },
     }
 }
+
+/// `N` bytes from the kernel's random source (getrandom(2)), for the nonces
+/// and keys of the authentication handshake.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe `rest`, which lives for
+        // the call; getrandom writes at most that many bytes.
+        let n = unsafe { nix::libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            continue;
+        }
+        filled += n as usize;
+    }
+    Ok(buf)
+}
+
+/// Reads a file of secrets, refusing one that group or others may read or
+/// write (like sshd with a private key).
+pub fn read_private_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {}", describe(&e)))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{shown}: readable or writable by group or others (mode {mode:04o}); chmod 600 {shown}"
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{shown}: {}", describe(&e)))
+}

@@ -369,11 +369,23 @@ fn accept_all(
             error!("{peer}: register: {e}");
             continue;
         }
+        // Each connection's challenge; only drawn when it will be used.
+        let nonce = if config.session.secrets.is_some() {
+            match super::random_bytes() {
+                Ok(n) => n,
+                Err(e) => {
+                    error!("{peer}: getrandom: {e}");
+                    continue;
+                }
+            }
+        } else {
+            [0; proto::NONCE_LEN]
+        };
         debug!("{peer}: connected");
         entry.insert(Conn {
             sock,
             peer,
-            session: ServerSession::new(config.session.clone(), now),
+            session: ServerSession::new(config.session.clone(), now, nonce),
             inbuf: Vec::new(),
             store: None,
             recv: None,
@@ -401,7 +413,9 @@ fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
         s.abort();
     }
     let t = c.total;
-    if c.session.name().is_some() {
+    if let Some((name, why)) = c.session.auth_failure() {
+        warn!("{}: authentication failed for {name} ({why})", c.peer);
+    } else if c.session.name().is_some() {
         info!(
             "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",
             c.label(),
@@ -695,6 +709,7 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
             session.send_done(id);
         }
         Command::Commit { id } => session.handle_committed(id),
+        Command::Verify { id, .. } => session.send_verified(id, Default::default()),
         Command::Check { id, entries } => {
             session.handle_need(id, vec![0xff; entries.len().div_ceil(8)], Vec::new())
         }
@@ -873,6 +888,10 @@ fn execute(
                 entries.len()
             );
             session.handle_need(id, bits, resume);
+        }
+        Command::Verify { id, path } => {
+            session.handle_failed(id, path, "verify: not implemented yet".into());
+            session.send_verified(id, Default::default());
         }
         Command::OpenNamespace { .. } | Command::Abort | Command::SendFrom { .. } => {}
     }

@@ -64,7 +64,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=3).contains(&kind) && !(10..=16).contains(&kind) && !(20..=28).contains(&kind) {
+    if !(1..=5).contains(&kind) && !(10..=16).contains(&kind) && !(20..=30).contains(&kind) {
         return Err(DecodeError::UnknownKind(kind));
     }
     let total = HEADER_LEN + len as usize;
@@ -89,13 +89,19 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 version: r.u16("version")?,
                 name: r.string("name")?,
                 flags: r.u32("flags")?,
-                nonce: r.bytes("nonce")?,
+                nonce: r.token("nonce")?,
             }
         }
         2 => Frame::Welcome {
             version: r.u16("version")?,
             flags: r.u32("flags")?,
-            nonce: r.bytes("nonce")?,
+            proof: r.token("proof")?,
+        },
+        4 => Frame::Challenge {
+            nonce: r.token("nonce")?,
+        },
+        5 => Frame::Proof {
+            mac: r.token("mac")?,
         },
         3 => Frame::Error {
             code: ErrorCode::from_u16(r.u16("code")?),
@@ -224,6 +230,17 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             id: r.u32("id")?,
             offset: r.u64("offset")?,
         },
+        29 => Frame::Verify {
+            id: r.u32("id")?,
+            path: r.path()?,
+        },
+        30 => Frame::Verified {
+            id: r.u32("id")?,
+            files: r.u64("files")?,
+            bytes: r.u64("bytes")?,
+            damaged: r.u64("damaged")?,
+            unchecked: r.u64("unchecked")?,
+        },
         k => return Err(DecodeError::UnknownKind(k)),
     })
 }
@@ -268,6 +285,15 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self, what: &'static str) -> Result<Vec<u8>, DecodeError> {
         let n = self.u32(what)? as usize;
         Ok(self.take(n, what)?.to_vec())
+    }
+
+    /// A nonce or MAC: at most [`super::MAX_TOKEN`] bytes.
+    fn token(&mut self, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let t = self.bytes(what)?;
+        if t.len() > super::MAX_TOKEN {
+            return Err(DecodeError::Invalid(what));
+        }
+        Ok(t)
     }
 
     fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
@@ -328,12 +354,14 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Welcome {
             version,
             flags,
-            nonce,
+            proof,
         } => {
             w.u16(*version);
             w.u32(*flags);
-            w.bytes(nonce);
+            w.bytes(proof);
         }
+        Frame::Challenge { nonce } => w.bytes(nonce),
+        Frame::Proof { mac } => w.bytes(mac),
         Frame::Error { code, message } => {
             w.u16(*code as u16);
             w.message(message);
@@ -376,7 +404,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.bytes(path.as_bytes());
             w.message(message);
         }
-        Frame::List { id, path } | Frame::Restore { id, path } => {
+        Frame::List { id, path } | Frame::Restore { id, path } | Frame::Verify { id, path } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
         }
@@ -414,6 +442,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Want { id, offset } => {
             w.u32(*id);
             w.u64(*offset);
+        }
+        Frame::Verified {
+            id,
+            files,
+            bytes,
+            damaged,
+            unchecked,
+        } => {
+            w.u32(*id);
+            w.u64(*files);
+            w.u64(*bytes);
+            w.u64(*damaged);
+            w.u64(*unchecked);
         }
         Frame::FileFrom {
             id,
@@ -518,7 +559,26 @@ mod tests {
             Frame::Welcome {
                 version: 1,
                 flags: 1,
-                nonce: vec![],
+                proof: vec![],
+            },
+            Frame::Welcome {
+                version: 1,
+                flags: 3,
+                proof: vec![9; 32],
+            },
+            Frame::Challenge { nonce: vec![7; 32] },
+            Frame::Proof { mac: vec![] },
+            Frame::Proof { mac: vec![1; 64] },
+            Frame::Verify {
+                id: 9,
+                path: WirePath::root(),
+            },
+            Frame::Verified {
+                id: 9,
+                files: 1,
+                bytes: u64::MAX,
+                damaged: 2,
+                unchecked: 3,
             },
             Frame::Error {
                 code: ErrorCode::Busy,
@@ -715,6 +775,11 @@ mod tests {
         });
         hello[5] = b'X';
         assert_eq!(decode(&hello), Err(DecodeError::BadMagic));
+        // Nonces and MACs longer than MAX_TOKEN.
+        let long = to_vec(&Frame::Proof { mac: vec![0; 65] });
+        assert_eq!(decode(&long), Err(DecodeError::Invalid("mac")));
+        let long = to_vec(&Frame::Challenge { nonce: vec![0; 65] });
+        assert_eq!(decode(&long), Err(DecodeError::Invalid("nonce")));
 
         let raw = |kind: u8, payload: &[u8]| {
             let mut v = vec![kind];

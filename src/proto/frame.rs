@@ -125,19 +125,34 @@ pub enum Frame {
         version: u16,
         /// The client's namespace on the server.
         name: String,
-        /// Reserved for authentication; 0 in version 1.
+        /// No bits are defined: 0.
         flags: u32,
-        /// Reserved for authentication; empty in version 1.
+        /// The client's fresh random challenge ([`super::NONCE_LEN`] bytes),
+        /// or empty from a client that has no secret.
         nonce: Vec<u8>,
     },
-    /// Server's answer to an acceptable `Hello`.
+    /// Server (with `--secrets`): its fresh random challenge; the client
+    /// answers `Proof`.
+    Challenge {
+        /// [`super::NONCE_LEN`] random bytes.
+        nonce: Vec<u8>,
+    },
+    /// Client: proof that it knows its name's secret (see
+    /// [`crate::auth`]), or empty when it has none.
+    Proof {
+        /// The MAC, [`crate::auth::MAC_LEN`] bytes, or empty.
+        mac: Vec<u8>,
+    },
+    /// Server's answer to an acceptable `Hello` (and `Proof`).
     Welcome {
         /// Protocol version the server speaks.
         version: u16,
-        /// Bit 0: the server is read-only. Other bits reserved.
+        /// Bit 0 ([`super::WELCOME_READ_ONLY`]): the server is read-only.
+        /// Bit 1 ([`super::WELCOME_AUTHENTICATED`]): the client was
+        /// authenticated, and `proof` is the server's own proof.
         flags: u32,
-        /// Reserved for authentication; empty in version 1.
-        nonce: Vec<u8>,
+        /// The server's proof that it knows the client's secret, or empty.
+        proof: Vec<u8>,
     },
     /// A fatal error; the sender closes the connection after it.
     Error {
@@ -285,6 +300,30 @@ pub enum Frame {
         /// Where the body starts; at most `size`.
         offset: u64,
     },
+    /// Client: re-read the stored files under a path and compare them with
+    /// the crc32c recorded when they were stored.
+    Verify {
+        /// Request id.
+        id: u32,
+        /// What to verify (the empty path: the whole namespace).
+        path: WirePath,
+    },
+    /// Server: the `Verify` with this id is complete. Each damaged or
+    /// unreadable file was reported before it with `Failed`.
+    Verified {
+        /// Id of the `Verify`.
+        id: u32,
+        /// Files whose bytes were read.
+        files: u64,
+        /// Bytes read.
+        bytes: u64,
+        /// Files whose bytes no longer match their recorded crc32c, or that
+        /// could not be read.
+        damaged: u64,
+        /// Files with no recorded crc32c (stored by hand, or on a file
+        /// system without extended attributes).
+        unchecked: u64,
+    },
 }
 
 impl Frame {
@@ -294,6 +333,8 @@ impl Frame {
             Frame::Hello { .. } => 1,
             Frame::Welcome { .. } => 2,
             Frame::Error { .. } => 3,
+            Frame::Challenge { .. } => 4,
+            Frame::Proof { .. } => 5,
             Frame::Dir { .. } => 10,
             Frame::Symlink { .. } => 11,
             Frame::File { .. } => 12,
@@ -310,6 +351,8 @@ impl Frame {
             Frame::FileFrom { .. } => 26,
             Frame::Offer { .. } => 27,
             Frame::Want { .. } => 28,
+            Frame::Verify { .. } => 29,
+            Frame::Verified { .. } => 30,
         }
     }
 }

@@ -25,10 +25,22 @@
 //!
 //! ## Handshake
 //! The client's first frame is `Hello` (magic `RSB\0`, version, client name,
-//! flags, nonce). The server answers `Welcome` (version, flags, nonce) or
-//! `Error` (code, message) and closes. The flag words and nonces are reserved
-//! for challenge-response authentication: version 1 sends 0 and an empty
-//! nonce; a peer that receives flags it does not know refuses the connection.
+//! flags = 0, and a nonce: [`NONCE_LEN`] fresh random bytes, or empty from a
+//! client without a secret). A server without `--secrets` answers `Welcome`
+//! (version, flags, empty proof) or `Error` (code, message) and closes.
+//!
+//! A server with `--secrets` answers `Hello` with `Challenge` (its own
+//! fresh nonce). The client answers `Proof`: a MAC, keyed by its secret, of
+//! both nonces and its name (see [`crate::auth`]; empty when it has no
+//! secret). If the MAC is right the server answers `Welcome` with flag
+//! [`WELCOME_AUTHENTICATED`] and its own proof over the same values, which
+//! the client checks before it sends anything else; otherwise `Error`
+//! (`Auth`, "authentication failed for NAME"), the same whether the name is
+//! unknown or the MAC wrong. The secret never crosses the wire, and a
+//! recorded handshake is worthless: the other side's nonce is new each
+//! time. A client with a secret refuses a server that does not prove it
+//! knows the secret too. A peer that receives flags it does not know
+//! refuses the connection.
 //!
 //! ## Requests
 //! After `Welcome` the client sends requests, each carrying an id (`u32`,
@@ -74,6 +86,11 @@
 //!   path itself), directories after their contents, then `Done`. Entries that cannot be read are
 //!   reported with `Failed` and skipped.
 //!
+//! * `Verify` (id, path): the server re-reads every stored file under the
+//!   path and compares it with the crc32c recorded when it was stored
+//!   (never changing anything), reports each damaged or unreadable file
+//!   with `Failed`, and ends with `Verified` (id, counts).
+//!
 //! A request that fails as a whole (missing path, read-only server) gets
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
@@ -107,6 +124,14 @@ pub const MAX_MESSAGE: usize = 1024;
 pub const MAX_BATCH: u32 = 4096;
 /// Most bytes of paths a client may send between two `Commit`s.
 pub const MAX_BATCH_PATH_BYTES: usize = 1 << 20;
+/// Length of the random nonces of the authentication handshake.
+pub const NONCE_LEN: usize = 32;
+/// Longest nonce or MAC either side accepts.
+pub const MAX_TOKEN: usize = 64;
+/// `Welcome` flag: the server refuses writes.
+pub const WELCOME_READ_ONLY: u32 = 1;
+/// `Welcome` flag: the client was authenticated; `proof` is the server's.
+pub const WELCOME_AUTHENTICATED: u32 = 2;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
 

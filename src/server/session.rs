@@ -17,6 +17,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::auth::Secrets;
 use crate::proto::{self, codec, Decoded, ErrorCode, Frame, ListItem, Meta, WirePath};
 
 /// Output is not allowed to grow past this before input is paused.
@@ -29,8 +32,10 @@ pub struct SessionConfig {
     pub read_only: bool,
     /// Close a connection silent for this long (`None`: never).
     pub idle_timeout: Option<Duration>,
-    /// Close a connection that has not said `Hello` within this.
+    /// Close a connection that has not finished its handshake within this.
     pub hello_timeout: Duration,
+    /// `--secrets`: every client must prove it knows its name's secret.
+    pub secrets: Option<Arc<Secrets>>,
 }
 
 impl Default for SessionConfig {
@@ -38,7 +43,8 @@ impl Default for SessionConfig {
         SessionConfig {
             read_only: false,
             idle_timeout: Some(Duration::from_secs(300)),
-            hello_timeout: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(5),
+            secrets: None,
         }
     }
 }
@@ -132,13 +138,40 @@ pub enum Command {
         /// Bytes the client already holds.
         offset: u64,
     },
+    /// Re-read the stored files under `path` and compare each with its
+    /// recorded crc32c (`handle_failed` for each damaged one, then
+    /// `send_verified`). Changes nothing.
+    Verify {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
+}
+
+/// What a `Verify` found, for its `Verified` answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Files read.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Files that no longer match their crc32c, or could not be read.
+    pub damaged: u64,
+    /// Files with no recorded crc32c.
+    pub unchecked: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     AwaitHello,
+    /// `Challenge` sent; the client's `Proof` must come next.
+    AwaitProof {
+        name: String,
+        client_nonce: Vec<u8>,
+    },
     Ready,
     /// The next `remaining` bytes are the body of file `id`.
     Body {
@@ -177,11 +210,22 @@ pub struct ServerSession {
     error: Option<String>,
     /// A restore's `Offer` (id, size) waiting for the client's `Want`.
     offer: Option<(u32, u64)>,
+    /// This connection's challenge, sent when the server has secrets.
+    nonce: [u8; proto::NONCE_LEN],
+    /// A failed authentication: the name tried and why (for the log only;
+    /// the client learns nothing but "failed").
+    auth_failure: Option<(String, &'static str)>,
 }
 
 impl ServerSession {
-    /// A session for a connection accepted at `now`.
-    pub fn new(config: SessionConfig, now: Instant) -> ServerSession {
+    /// A session for a connection accepted at `now`. `nonce` must be fresh
+    /// random bytes when the config has secrets: it is this connection's
+    /// challenge.
+    pub fn new(
+        config: SessionConfig,
+        now: Instant,
+        nonce: [u8; proto::NONCE_LEN],
+    ) -> ServerSession {
         let deadline = now.checked_add(config.hello_timeout);
         ServerSession {
             config,
@@ -197,12 +241,14 @@ impl ServerSession {
             last_activity: now,
             error: None,
             offer: None,
+            nonce,
+            auth_failure: None,
         }
     }
 
     /// A session that only tells the peer the server is full, then closes.
     pub fn busy(config: SessionConfig, now: Instant, clients: usize) -> ServerSession {
-        let mut s = ServerSession::new(config, now);
+        let mut s = ServerSession::new(config, now, [0; proto::NONCE_LEN]);
         s.fail(
             ErrorCode::Busy,
             format!("server busy ({clients} clients connected)"),
@@ -213,6 +259,11 @@ impl ServerSession {
     /// The client's name, once its `Hello` was accepted.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+
+    /// The name and the cause of a failed authentication, for the log.
+    pub fn auth_failure(&self) -> Option<(&str, &'static str)> {
+        self.auth_failure.as_ref().map(|(n, w)| (n.as_str(), *w))
     }
 
     /// Why the session is closing, if it is because of an error.
@@ -289,7 +340,7 @@ impl ServerSession {
         if matches!(self.state, State::Closing) {
             return;
         }
-        if matches!(self.state, State::AwaitHello) {
+        if matches!(self.state, State::AwaitHello | State::AwaitProof { .. }) {
             if self.deadline.is_some_and(|d| now >= d) {
                 self.fail(
                     ErrorCode::Timeout,
@@ -358,6 +409,20 @@ impl ServerSession {
         self.push(&Frame::FileEnd { id, crc, ok });
     }
 
+    /// The `Verify` with this id is complete.
+    pub fn send_verified(&mut self, id: u32, c: VerifyCounts) {
+        self.push(&Frame::Verified {
+            id,
+            files: c.files,
+            bytes: c.bytes,
+            damaged: c.damaged,
+            unchecked: c.unchecked,
+        });
+        if self.state == (State::Streaming { id }) {
+            self.state = State::Ready;
+        }
+    }
+
     /// The `List` or `Restore` with this id is complete.
     pub fn send_done(&mut self, id: u32) {
         self.push(&Frame::Done { id });
@@ -397,7 +462,7 @@ impl ServerSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Closing => None,
-            State::AwaitHello => self.deadline,
+            State::AwaitHello | State::AwaitProof { .. } => self.deadline,
             _ => self
                 .config
                 .idle_timeout
@@ -419,7 +484,10 @@ impl ServerSession {
     pub fn wants_input(&self) -> bool {
         (matches!(
             self.state,
-            State::AwaitHello | State::Ready | State::AwaitFileEnd { .. }
+            State::AwaitHello
+                | State::AwaitProof { .. }
+                | State::Ready
+                | State::AwaitFileEnd { .. }
         ) || self.offer.is_some() && matches!(self.state, State::Streaming { .. }))
             && self.out.len() - self.sent_upto < MAX_OUTPUT
     }
@@ -455,6 +523,60 @@ impl ServerSession {
         self.state = State::Closing;
     }
 
+    /// Accepts the client as `name`; `proof` is the server's own proof
+    /// (empty without secrets).
+    fn welcome(&mut self, name: String, proof: Vec<u8>) {
+        self.name = Some(name.clone());
+        self.state = State::Ready;
+        self.deadline = None;
+        self.commands.push_back(Command::OpenNamespace { name });
+        let mut flags = 0;
+        if self.config.read_only {
+            flags |= proto::WELCOME_READ_ONLY;
+        }
+        if !proof.is_empty() {
+            flags |= proto::WELCOME_AUTHENTICATED;
+        }
+        self.push(&Frame::Welcome {
+            version: proto::VERSION,
+            flags,
+            proof,
+        });
+    }
+
+    /// Checks the client's `Proof`. Every failure looks the same to the
+    /// client; the log learns which it was.
+    fn check_proof(&mut self, name: String, client_nonce: Vec<u8>, mac: &[u8]) {
+        let Some(secrets) = self.config.secrets.clone() else {
+            return;
+        };
+        let (key, known) = secrets.key(&name);
+        // The MAC is computed even for a malformed nonce or an unknown name,
+        // so the work done does not tell them apart.
+        let good = key.is_client_proof(mac, &name, &client_nonce, &self.nonce);
+        let why = if !known {
+            Some("unknown name")
+        } else if mac.is_empty() {
+            Some("the client has no secret")
+        } else if !crate::auth::is_nonce(&client_nonce) {
+            Some("bad client nonce")
+        } else if !good {
+            Some("wrong secret")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                self.fail(ErrorCode::Auth, format!("authentication failed for {name}"));
+                self.auth_failure = Some((name, why));
+            }
+            None => {
+                let proof = key.server_proof(&name, &client_nonce, &self.nonce);
+                self.welcome(name, proof.to_vec());
+            }
+        }
+    }
+
     fn handle_frame(&mut self, frame: Frame) {
         match (&self.state, frame) {
             (
@@ -474,10 +596,10 @@ impl ServerSession {
                             proto::VERSION
                         ),
                     );
-                } else if flags != 0 || !nonce.is_empty() {
+                } else if flags != 0 {
                     self.fail(
-                        ErrorCode::Auth,
-                        "authentication is not available on this server".into(),
+                        ErrorCode::Version,
+                        format!("unknown hello flags {flags:#x}"),
                     );
                 } else if !proto::is_valid_client_name(&name) {
                     self.fail(
@@ -487,19 +609,30 @@ impl ServerSession {
                             proto::path::escape(name.as_bytes())
                         ),
                     );
-                } else {
-                    self.name = Some(name.clone());
-                    self.state = State::Ready;
-                    self.deadline = None;
-                    self.commands.push_back(Command::OpenNamespace { name });
-                    let flags = u32::from(self.config.read_only);
-                    self.push(&Frame::Welcome {
-                        version: proto::VERSION,
-                        flags,
-                        nonce: Vec::new(),
+                } else if self.config.secrets.is_some() {
+                    self.push(&Frame::Challenge {
+                        nonce: self.nonce.to_vec(),
                     });
+                    self.state = State::AwaitProof {
+                        name,
+                        client_nonce: nonce,
+                    };
+                } else {
+                    self.welcome(name, Vec::new());
                 }
             }
+            (State::AwaitProof { .. }, Frame::Proof { mac }) => {
+                let State::AwaitProof { name, client_nonce } =
+                    std::mem::replace(&mut self.state, State::Ready)
+                else {
+                    return;
+                };
+                self.check_proof(name, client_nonce, &mac);
+            }
+            (State::AwaitProof { .. }, f) => self.fail(
+                ErrorCode::Unexpected,
+                format!("expected proof, got frame kind {}", f.kind()),
+            ),
             (State::AwaitHello, f) => self.fail(
                 ErrorCode::Unexpected,
                 format!("expected hello, got frame kind {}", f.kind()),
@@ -711,6 +844,16 @@ impl ServerSession {
                     }
                 }
             }
+            Frame::Verify { id, path } => {
+                if self.check_id(id) {
+                    if self.refuse_reserved(id, &path) {
+                        self.send_verified(id, VerifyCounts::default());
+                    } else {
+                        self.state = State::Streaming { id };
+                        self.commands.push_back(Command::Verify { id, path });
+                    }
+                }
+            }
             f => self.fail(
                 ErrorCode::Unexpected,
                 format!("frame kind {} is not a request", f.kind()),
@@ -753,7 +896,7 @@ mod tests {
     }
 
     fn ready(now: Instant) -> ServerSession {
-        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
         let b = bytes(&[hello("laptop")]);
         assert_eq!(s.handle_input(now, &b), b.len());
         assert_eq!(
@@ -837,7 +980,7 @@ mod tests {
     #[test]
     fn one_byte_at_a_time() {
         let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
         let b = bytes(&[
             hello("a"),
             Frame::List {
@@ -889,7 +1032,7 @@ mod tests {
     #[test]
     fn garbage_gets_an_error_frame_and_closes() {
         let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
         s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n");
         assert!(s.is_closing());
         assert!(matches!(
@@ -905,7 +1048,7 @@ mod tests {
     #[test]
     fn request_before_hello_is_refused() {
         let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now);
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
         s.handle_input(
             now,
             &bytes(&[Frame::List {
@@ -946,10 +1089,10 @@ mod tests {
                     flags: 1,
                     nonce: vec![],
                 },
-                ErrorCode::Auth,
+                ErrorCode::Version,
             ),
         ] {
-            let mut s = ServerSession::new(SessionConfig::default(), now);
+            let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
             s.handle_input(now, &bytes(&[frame]));
             assert!(s.is_closing());
             match &sent(&mut s)[..] {
@@ -969,6 +1112,7 @@ mod tests {
                 ..SessionConfig::default()
             },
             now,
+            [0; 32],
         );
         s.handle_input(now, &bytes(&[hello("a")]));
         commands(&mut s);
@@ -1179,14 +1323,14 @@ mod tests {
             hello_timeout: Duration::from_secs(2),
             ..SessionConfig::default()
         };
-        let mut s = ServerSession::new(cfg.clone(), t0);
+        let mut s = ServerSession::new(cfg.clone(), t0, [0; 32]);
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
         s.handle_timeout(t0 + Duration::from_secs(1));
         assert!(!s.is_closing());
         s.handle_timeout(t0 + Duration::from_secs(2));
         assert!(s.is_closing());
 
-        let mut s = ServerSession::new(cfg, t0);
+        let mut s = ServerSession::new(cfg, t0, [0; 32]);
         s.handle_input(t0, &bytes(&[hello("a")]));
         let t1 = t0 + Duration::from_secs(3);
         s.handle_input(t1, &bytes(&[Frame::Commit { id: 1 }]));
@@ -1205,7 +1349,7 @@ mod tests {
             idle_timeout: Some(Duration::from_secs(5)),
             ..SessionConfig::default()
         };
-        let mut s = ServerSession::new(cfg, t0);
+        let mut s = ServerSession::new(cfg, t0, [0; 32]);
         s.handle_input(
             t0,
             &bytes(&[
@@ -1237,5 +1381,139 @@ mod tests {
             }] => assert_eq!(message, "server busy (3 clients connected)"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn with_secrets(now: Instant, nonce: [u8; 32]) -> ServerSession {
+        let secrets = crate::auth::Secrets::parse(b"laptop:pw\n", [7; 32]).unwrap();
+        ServerSession::new(
+            SessionConfig {
+                secrets: Some(Arc::new(secrets)),
+                ..SessionConfig::default()
+            },
+            now,
+            nonce,
+        )
+    }
+
+    fn hello_nonce(name: &str, nonce: &[u8]) -> Frame {
+        Frame::Hello {
+            version: 1,
+            name: name.into(),
+            flags: 0,
+            nonce: nonce.to_vec(),
+        }
+    }
+
+    /// Says hello as `name` with `secret`, answers the challenge, and
+    /// returns what the server sent after the proof.
+    fn authenticate(s: &mut ServerSession, name: &str, secret: &[u8], nc: &[u8]) -> Vec<Frame> {
+        let now = Instant::now();
+        s.handle_input(now, &bytes(&[hello_nonce(name, nc)]));
+        let ns = match &sent(s)[..] {
+            [Frame::Challenge { nonce }] => nonce.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(commands(s).is_empty(), "nothing is opened before the proof");
+        let mac = crate::auth::Key::from_secret(secret).client_proof(name, nc, &ns);
+        s.handle_input(now, &bytes(&[Frame::Proof { mac: mac.to_vec() }]));
+        sent(s)
+    }
+
+    #[test]
+    fn a_right_proof_is_welcomed_with_the_servers_own_proof() {
+        let mut s = with_secrets(Instant::now(), [5; 32]);
+        let out = authenticate(&mut s, "laptop", b"pw", &[1; 32]);
+        let [Frame::Welcome { flags, proof, .. }] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(*flags, proto::WELCOME_AUTHENTICATED);
+        assert!(crate::auth::Key::from_secret(b"pw")
+            .is_server_proof(proof, "laptop", &[1; 32], &[5; 32]));
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::OpenNamespace {
+                name: "laptop".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn every_failed_proof_looks_the_same_to_the_client() {
+        for (name, secret, nc, why) in [
+            ("laptop", &b"wrong"[..], &[1u8; 32][..], "wrong secret"),
+            ("nobody", b"pw", &[1; 32], "unknown name"),
+            ("laptop", b"pw", &[1; 5], "bad client nonce"),
+        ] {
+            let mut s = with_secrets(Instant::now(), [5; 32]);
+            let out = authenticate(&mut s, name, secret, nc);
+            match &out[..] {
+                [Frame::Error {
+                    code: ErrorCode::Auth,
+                    message,
+                }] => assert_eq!(message, &format!("authentication failed for {name}")),
+                other => panic!("{other:?}"),
+            }
+            assert!(s.is_closing());
+            assert!(commands(&mut s).is_empty());
+            assert_eq!(s.auth_failure(), Some((name, why)));
+        }
+        // No secret at all: an empty proof.
+        let mut s = with_secrets(Instant::now(), [5; 32]);
+        s.handle_input(Instant::now(), &bytes(&[hello_nonce("laptop", &[])]));
+        sent(&mut s);
+        s.handle_input(Instant::now(), &bytes(&[Frame::Proof { mac: vec![] }]));
+        assert!(matches!(
+            sent(&mut s)[..],
+            [Frame::Error {
+                code: ErrorCode::Auth,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_replayed_proof_fails_against_a_new_challenge() {
+        let nc = [1; 32];
+        let mut first = with_secrets(Instant::now(), [5; 32]);
+        first.handle_input(Instant::now(), &bytes(&[hello_nonce("laptop", &nc)]));
+        sent(&mut first);
+        let mac = crate::auth::Key::from_secret(b"pw").client_proof("laptop", &nc, &[5; 32]);
+        let mut second = with_secrets(Instant::now(), [6; 32]);
+        second.handle_input(Instant::now(), &bytes(&[hello_nonce("laptop", &nc)]));
+        sent(&mut second);
+        second.handle_input(
+            Instant::now(),
+            &bytes(&[Frame::Proof { mac: mac.to_vec() }]),
+        );
+        assert!(second.is_closing());
+        assert!(commands(&mut second).is_empty());
+    }
+
+    #[test]
+    fn requests_before_the_proof_are_refused() {
+        let mut s = with_secrets(Instant::now(), [5; 32]);
+        s.handle_input(Instant::now(), &bytes(&[hello_nonce("laptop", &[1; 32])]));
+        sent(&mut s);
+        s.handle_input(
+            Instant::now(),
+            &bytes(&[Frame::List {
+                id: 1,
+                path: WirePath::root(),
+            }]),
+        );
+        assert!(s.is_closing());
+        assert!(commands(&mut s).is_empty());
+    }
+
+    #[test]
+    fn a_silent_prover_hits_the_handshake_deadline() {
+        let t0 = Instant::now();
+        let mut s = with_secrets(t0, [5; 32]);
+        s.handle_input(t0, &bytes(&[hello_nonce("laptop", &[1; 32])]));
+        sent(&mut s);
+        let d = s.poll_timeout().unwrap();
+        assert!(d <= t0 + Duration::from_secs(5));
+        s.handle_timeout(d);
+        assert!(s.is_closing());
     }
 }

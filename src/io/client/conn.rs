@@ -14,7 +14,8 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::client::session::{ClientSession, Event};
+use crate::auth::Key;
+use crate::client::session::{ClientAuth, ClientSession, Event};
 use crate::io::describe;
 use crate::io::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use crate::proto::path::escape;
@@ -63,12 +64,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `host:port`, says hello as `name` and waits for the
-    /// welcome.
+    /// Connects to `host:port`, says hello as `name` (proving it knows the
+    /// secret behind `key` when the server asks, and checking the server's
+    /// proof) and waits for the welcome.
     pub fn open(
         host: &str,
         port: u16,
         name: &str,
+        key: Option<&Key>,
         interrupted: Arc<AtomicBool>,
     ) -> Result<Conn, ConnError> {
         let shown = if host.contains(':') {
@@ -91,6 +94,14 @@ impl Conn {
                 Err(e) => last = e,
             }
         }
+        let auth = match key {
+            Some(key) => Some(ClientAuth {
+                key: key.clone(),
+                nonce: crate::io::random_bytes()
+                    .map_err(|e| ConnError(format!("getrandom: {}", describe(&e))))?,
+            }),
+            None => None,
+        };
         let std_sock = std_sock.ok_or_else(|| {
             ConnError(format!(
                 "cannot connect to {shown}: {}",
@@ -116,7 +127,7 @@ impl Conn {
             poll,
             events: Events::with_capacity(8),
             sock,
-            session: ClientSession::new(name),
+            session: ClientSession::new(name, auth),
             inbuf: Vec::new(),
             readable: true,
             writable: true,
@@ -141,6 +152,7 @@ impl Conn {
                         conn.shown
                     )))
                 }
+                None if conn.session.is_closed() => return Err(conn.broken()),
                 None => {}
             }
             if Instant::now() >= deadline {
@@ -154,8 +166,16 @@ impl Conn {
 
     /// The error for an `Error` frame from the server.
     pub fn refused(&self, code: ErrorCode, message: &str) -> ConnError {
-        let _ = code;
-        ConnError(format!("{}: {}", self.shown, escape(message.as_bytes())))
+        let hint = if code == ErrorCode::Auth && !self.session.has_secret() {
+            " (the server requires a secret: -k FILE or RSB_SECRET_FILE)"
+        } else {
+            ""
+        };
+        ConnError(format!(
+            "{}: {}{hint}",
+            self.shown,
+            escape(message.as_bytes())
+        ))
     }
 
     /// The error for a session that broke (protocol error or EOF).

@@ -1,6 +1,6 @@
 //! The client's I/O: one connection driven by its own small mio loop
 //! ([`conn`]), and one driver per command ([`backup`], [`restore`],
-//! [`list`]) that feeds the pure [`crate::client::session`] and carries out
+//! [`list`], [`verify`]) that feeds the pure [`crate::client::session`] and carries out
 //! what the server's answers mean on the local disk. What the user sees on
 //! stderr (errors, progress, summary) goes through [`report`].
 
@@ -9,6 +9,7 @@ pub mod conn;
 pub mod list;
 pub mod report;
 pub mod restore;
+pub mod verify;
 
 /// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
 /// server never has to refuse a batch).

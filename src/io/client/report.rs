@@ -125,4 +125,21 @@ impl Reporter {
             );
         }
     }
+
+    /// The summary of a `verify`.
+    pub fn finish_verify(&mut self, files: u64, bytes: u64, damaged: u64, unchecked: u64) {
+        self.clear_progress();
+        if !self.quiet {
+            eprintln!(
+                "{}",
+                super::verify::summary(
+                    files,
+                    bytes,
+                    damaged,
+                    unchecked,
+                    self.start.elapsed().as_secs_f64()
+                )
+            );
+        }
+    }
 }

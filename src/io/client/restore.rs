@@ -240,7 +240,8 @@ pub fn restore(
                 Event::Welcome { .. }
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
-                | Event::Need { .. } => {}
+                | Event::Need { .. }
+                | Event::Verified { .. } => {}
             }
             if stager.pending() >= COMMIT_EVERY as usize && current.is_none() {
                 commit(&mut stager, rep);
