@@ -2,6 +2,7 @@
 //! protocol sessions never see a socket or a file; the loops here feed them
 //! bytes and completions and carry out what they ask for.
 
+pub mod checksum;
 pub mod client;
 pub mod log;
 pub mod sandbox;
@@ -9,6 +10,7 @@ pub mod server_loop;
 pub mod stage;
 pub mod transfer;
 pub mod walk;
+pub mod worker;
 
 /// An I/O error as a person reads it: `No space left on device`, without
 /// Rust's ` (os error 28)` suffix.

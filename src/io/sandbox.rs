@@ -130,6 +130,19 @@ impl Beneath {
         })
     }
 
+    /// A second handle on the same tree (its own descriptor), for a worker
+    /// thread.
+    pub fn try_clone(&self) -> Result<Beneath, FsError> {
+        Ok(Beneath {
+            root: self.root.try_clone().map_err(|error| FsError {
+                op: "dup",
+                path: self.display.display().to_string(),
+                error,
+            })?,
+            display: self.display.clone(),
+        })
+    }
+
     /// Opens (creating it if missing) the directory `name` directly inside
     /// this one, refusing a symlink there, and confines to it.
     pub fn child(&self, name: &[u8], mode: u32) -> Result<Beneath, FsError> {

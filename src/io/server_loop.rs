@@ -29,14 +29,23 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use super::sandbox::{Beneath, FsError};
-use super::stage::{Stager, RESUME_MIN};
+use super::stage::{CommitFailure, Stager, RESUME_MIN};
 use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
+use super::worker::{Done, Job, Ticket, Workers};
 use super::{kind_of, meta_of};
 use crate::proto::{self, EntryKind, Frame, ListItem, Meta, WirePath};
 use crate::server::session::{Command, ServerSession, SessionConfig};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The workers' wake-up call.
+const WAKER: Token = Token(usize::MAX - 3);
+/// Threads that commit and verify off the loop.
+const WORKERS: usize = 4;
+/// A loop turn longer than this is logged: something blocked the loop.
+const SLOW_TURN: Duration = Duration::from_millis(500);
+/// Tells connections that reuse a slab key apart (see [`Ticket`]).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Bytes one connection may move per turn before others get theirs.
 const BUDGET: u64 = 8 << 20;
 /// Bytes read from a socket at a time for frames.
@@ -124,6 +133,11 @@ enum Pending {
 struct Conn {
     sock: TcpStream,
     peer: SocketAddr,
+    /// This connection, for results coming back from the workers.
+    ticket: Ticket,
+    /// A job of this connection's is with the workers: nothing else is
+    /// read or done for it until the result is back.
+    waiting: bool,
     session: ServerSession,
     inbuf: Vec<u8>,
     store: Option<Stager>,
@@ -210,8 +224,33 @@ pub fn run(
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("register signals: {e}"))?;
 
+    let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
+    let workers = Workers::start(WORKERS, waker).map_err(|e| format!("workers: {e}"))?;
+    let result = serve(
+        &config,
+        &root,
+        &mut poll,
+        &mut listener,
+        &mut signals,
+        &workers,
+    );
+    // A commit under way is finished, never cut off.
+    workers.shutdown();
+    result
+}
+
+/// The loop itself (see [`run`]).
+fn serve(
+    config: &ServerConfig,
+    root: &Beneath,
+    poll: &mut Poll,
+    listener: &mut TcpListener,
+    signals: &mut Signals,
+    workers: &Workers,
+) -> Result<(), String> {
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = Events::with_capacity(1024);
+    let mut longest_turn = Duration::ZERO;
     let mut ready: VecDeque<ConnId> = VecDeque::new();
     let mut shutdown_at: Option<Instant> = None;
     // Set when accept failed for want of file descriptors: the listener's
@@ -229,6 +268,9 @@ pub fn run(
                 earliest(t);
             }
             for (_, c) in conns.iter() {
+                if c.waiting {
+                    continue;
+                }
                 if let Some(t) = c.session.poll_timeout() {
                     earliest(t);
                 }
@@ -251,7 +293,14 @@ pub fn run(
                 LISTENER => {
                     if shutdown_at.is_none() {
                         accept_retry_at =
-                            accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
+                            accept_all(listener, poll, &mut conns, config, &mut touched, now);
+                    }
+                }
+                WAKER => {
+                    while let Some(done) = workers.poll_done() {
+                        if let Some(id) = finish_job(&mut conns, done) {
+                            touched.push(id);
+                        }
                     }
                 }
                 SIGNALS => {
@@ -266,7 +315,7 @@ pub fn run(
                                 conns.len()
                             );
                             shutdown_at = Some(now);
-                            let _ = poll.registry().deregister(&mut listener);
+                            let _ = poll.registry().deregister(listener);
                             for (key, c) in conns.iter_mut() {
                                 c.session.handle_shutdown();
                                 touched.push(ConnId(key));
@@ -288,12 +337,16 @@ pub fn run(
             }
         }
         if shutdown_at.is_none() && accept_retry_at.is_some_and(|t| t <= now) {
-            accept_retry_at = accept_all(&listener, &poll, &mut conns, &config, &mut touched, now);
+            accept_retry_at = accept_all(listener, poll, &mut conns, config, &mut touched, now);
         }
         // Timers: idle connections, handshake deadlines, and connections
         // whose peer does not take their last error frame.
         let mut abandoned = Vec::new();
         for (key, c) in conns.iter_mut() {
+            // A connection waiting for the disk is not idle.
+            if c.waiting {
+                continue;
+            }
             if c.closing_since.is_some_and(|t| t + CLOSE_GRACE <= now) {
                 abandoned.push(ConnId(key));
             } else if c.session.poll_timeout().is_some_and(|t| t <= now) {
@@ -302,7 +355,7 @@ pub fn run(
             }
         }
         for id in abandoned {
-            close(&poll, &mut conns, id, "peer does not read");
+            close(poll, &mut conns, id, "peer does not read");
         }
         touched.sort_by_key(|c| c.0);
         touched.dedup();
@@ -310,18 +363,35 @@ pub fn run(
             let Some(c) = conns.get_mut(id.0) else {
                 continue;
             };
-            match drive(c, &root, config.session.read_only, now) {
+            match drive(c, root, config.session.read_only, workers, now) {
                 Ok(true) => ready.push_back(id),
                 Ok(false) => {}
-                Err(reason) => close(&poll, &mut conns, id, &reason),
+                Err(reason) => close(poll, &mut conns, id, &reason),
             }
+        }
+        let turn = now.elapsed();
+        if turn > longest_turn {
+            longest_turn = turn;
+            debug!(
+                "longest loop turn so far: {:.1} ms",
+                turn.as_secs_f64() * 1e3
+            );
+        }
+        if turn > SLOW_TURN {
+            warn!(
+                "a loop turn took {:.0} ms: other clients waited that long",
+                turn.as_secs_f64() * 1e3
+            );
         }
         if let Some(t) = shutdown_at {
             if conns.is_empty() || now >= t + SHUTDOWN_GRACE {
                 for key in conns.iter().map(|(k, _)| k).collect::<Vec<_>>() {
-                    close(&poll, &mut conns, ConnId(key), "server shutting down");
+                    close(poll, &mut conns, ConnId(key), "server shutting down");
                 }
-                info!("stopped");
+                info!(
+                    "stopped (longest loop turn {:.1} ms)",
+                    longest_turn.as_secs_f64() * 1e3
+                );
                 return Ok(());
             }
         }
@@ -382,9 +452,12 @@ fn accept_all(
             [0; proto::NONCE_LEN]
         };
         debug!("{peer}: connected");
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         entry.insert(Conn {
             sock,
             peer,
+            ticket: Ticket { key, generation },
+            waiting: false,
             session: ServerSession::new(config.session.clone(), now, nonce),
             inbuf: Vec::new(),
             store: None,
@@ -430,7 +503,13 @@ fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
 
 /// Drives one connection as far as its sockets allow, within the budget.
 /// `Ok(true)`: more work is ready (budget used up). `Err`: close it.
-fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<bool, String> {
+fn drive(
+    c: &mut Conn,
+    root: &Beneath,
+    read_only: bool,
+    workers: &Workers,
+    now: Instant,
+) -> Result<bool, String> {
     // Work done this turn: body bytes moved, plus a charge per command and
     // per streamed entry, so that metadata-only work yields too.
     let mut spent: u64 = 0;
@@ -483,7 +562,16 @@ fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<
         if c.session.is_closing() && c.session.poll_transmit().is_empty() {
             return Err(c.session.error().unwrap_or("closed").to_string());
         }
-        if let Some(size) = c.session.wants_body() {
+        if !c.waiting {
+            // Commands that waited behind a job go first: a file's
+            // BeginFile must run before its body is received.
+            let cost = run_commands(c, root, read_only, workers);
+            progress |= cost > 0;
+            spent += cost;
+        }
+        if c.waiting {
+            // Only output moves until the workers are done.
+        } else if let Some(size) = c.session.wants_body() {
             progress |= receive_body(c, size, now, &mut spent)?;
         } else if c.session.wants_input() {
             let n = c.session.handle_input(now, &c.inbuf);
@@ -494,8 +582,8 @@ fn drive(c: &mut Conn, root: &Beneath, read_only: bool, now: Instant) -> Result<
             // A malformed frame consumes nothing but queues an error frame
             // that must still go out (regression: the connection hung).
             progress |= c.session.is_closing();
-            spent += run_commands(c, root, read_only);
-            if n == 0 && c.session.wants_input() && c.readable {
+            spent += run_commands(c, root, read_only, workers);
+            if n == 0 && !c.waiting && c.session.wants_input() && c.readable {
                 progress |= read_some(c)?;
             }
         }
@@ -602,9 +690,13 @@ fn client_message(e: &FsError) -> String {
 
 /// Carries out the session's commands; returns their cost against the
 /// turn's budget (a commit, which syncs the file system, uses it all).
-fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
+fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers) -> u64 {
     let mut cost = 0;
-    while let Some(cmd) = c.session.poll_command() {
+    // After a job goes to the workers, the commands behind it wait for it.
+    while !c.waiting {
+        let Some(cmd) = c.session.poll_command() else {
+            break;
+        };
         cost += ENTRY_COST;
         match cmd {
             Command::OpenNamespace { name } => {
@@ -619,6 +711,7 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
                         info!("{}: client {name} connected", c.peer);
                         let mut store = Stager::new(ns);
                         store.keep_partials = true;
+                        store.record_checksums = true;
                         c.store = Some(store);
                     }
                     Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
@@ -668,13 +761,57 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool) -> u64 {
                     }
                 }
             }
-            Command::Commit { .. } => {
-                cost = BUDGET;
-                dispatch(c, cmd);
+            Command::Commit { id } => {
                 // A 1 MiB pipe per idle connection would pin memory and use
                 // up the per-user pipe quota with many clients: it lives for
                 // one batch of bodies.
                 c.pipe = None;
+                let Some(store) = c.store.take() else {
+                    answer_empty(cmd, &mut c.session);
+                    continue;
+                };
+                let job = Job::Commit {
+                    ticket: c.ticket,
+                    id,
+                    store: Box::new(store),
+                };
+                match workers.submit(job) {
+                    Ok(()) => c.waiting = true,
+                    Err(Job::Commit { mut store, .. }) => {
+                        // No worker left (cannot happen while the loop
+                        // runs): commit here rather than lose the batch.
+                        let failures = store.commit();
+                        c.store = Some(*store);
+                        committed(c, id, failures);
+                    }
+                    Err(_) => {}
+                }
+            }
+            Command::Verify { id, path } => {
+                let Some(store) = c.store.as_ref() else {
+                    answer_empty(Command::Verify { id, path }, &mut c.session);
+                    continue;
+                };
+                info!("{}: verify {path}", c.label());
+                let tree = match store.tree().try_clone() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        c.session.handle_failed(id, path, client_message(&e));
+                        c.session.send_verified(id, Default::default());
+                        continue;
+                    }
+                };
+                let job = Job::Verify {
+                    ticket: c.ticket,
+                    id,
+                    tree,
+                    path,
+                };
+                if workers.submit(job).is_ok() {
+                    c.waiting = true;
+                } else {
+                    c.session.send_verified(id, Default::default());
+                }
             }
             cmd => dispatch(c, cmd),
         }
@@ -691,7 +828,6 @@ fn dispatch(c: &mut Conn, cmd: Command) {
             &mut c.stream,
             &mut c.last_body,
             &mut c.batch,
-            &mut c.total,
             &c.peer,
         ),
         None => answer_empty(cmd, &mut c.session),
@@ -717,7 +853,78 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Takes a result from the workers back to its connection; returns the
+/// connection to drive, if it is still there.
+fn finish_job(conns: &mut Slab<Conn>, done: Done) -> Option<ConnId> {
+    let ticket = match &done {
+        Done::Committed { ticket, .. } | Done::Verifying { ticket, .. } => *ticket,
+    };
+    let c = conns.get_mut(ticket.key).filter(|c| c.ticket == ticket)?;
+    match done {
+        Done::Committed {
+            id,
+            store,
+            failures,
+            elapsed,
+            ..
+        } => {
+            debug!(
+                "{}: commit took {:.1} ms",
+                c.label(),
+                elapsed.as_secs_f64() * 1e3
+            );
+            c.store = Some(*store);
+            c.waiting = false;
+            committed(c, id, failures);
+        }
+        Done::Verifying {
+            id,
+            damaged,
+            counts,
+            finished,
+            ..
+        } => {
+            for (path, why) in damaged {
+                warn!("{}: verify: {}: {why}", c.label(), path);
+                c.session.handle_failed(id, path, why);
+            }
+            if finished {
+                info!(
+                    "{}: verified {} files, {} bytes: {} damaged, {} without a checksum",
+                    c.label(),
+                    counts.files,
+                    counts.bytes,
+                    counts.damaged,
+                    counts.unchecked
+                );
+                c.session.send_verified(id, counts);
+                c.waiting = false;
+            }
+        }
+    }
+    Some(ConnId(ticket.key))
+}
+
+/// Reports a finished commit to the client and the log.
+fn committed(c: &mut Conn, id: u32, failures: Vec<CommitFailure>) {
+    let who = c.label();
+    for f in failures {
+        error!("{who}: commit: {}", f.error);
+        c.batch.failed += 1;
+        c.session
+            .handle_failed(f.id, f.path, client_message(&f.error));
+    }
+    let batch = std::mem::take(&mut c.batch);
+    info!(
+        "{who}: backup committed: {} entries, {} bytes, {} failed",
+        batch.entries, batch.bytes, batch.failed
+    );
+    c.total.entries += batch.entries;
+    c.total.bytes += batch.bytes;
+    c.total.failed += batch.failed;
+    c.session.handle_committed(id);
+}
+
 fn execute(
     cmd: Command,
     store: &mut Stager,
@@ -725,7 +932,6 @@ fn execute(
     stream: &mut Option<Stream>,
     last_body: &mut Option<(u32, Option<io::Error>)>,
     batch: &mut Stats,
-    total: &mut Stats,
     peer: &SocketAddr,
 ) {
     let who = session.name().unwrap_or("?").to_string();
@@ -802,27 +1008,12 @@ fn execute(
                     fail(session, id, path, msg, batch);
                 }
                 None => {
-                    if let Err(e) = store.finish_file() {
+                    if let Err(e) = store.finish_file(crc) {
                         warn!("{who}: {e}");
                         fail(session, id, path, client_message(&e), batch);
                     }
                 }
             }
-        }
-        Command::Commit { id } => {
-            for f in store.commit() {
-                error!("{who}: commit: {}", f.error);
-                fail(session, f.id, f.path, client_message(&f.error), batch);
-            }
-            info!(
-                "{who}: backup committed: {} entries, {} bytes, {} failed",
-                batch.entries, batch.bytes, batch.failed
-            );
-            total.entries += batch.entries;
-            total.bytes += batch.bytes;
-            total.failed += batch.failed;
-            *batch = Stats::default();
-            session.handle_committed(id);
         }
         Command::List { id, path } => {
             info!("{who}: ls {path}");
@@ -889,11 +1080,11 @@ fn execute(
             );
             session.handle_need(id, bits, resume);
         }
-        Command::Verify { id, path } => {
-            session.handle_failed(id, path, "verify: not implemented yet".into());
-            session.send_verified(id, Default::default());
-        }
-        Command::OpenNamespace { .. } | Command::Abort | Command::SendFrom { .. } => {}
+        Command::OpenNamespace { .. }
+        | Command::Abort
+        | Command::SendFrom { .. }
+        | Command::Commit { .. }
+        | Command::Verify { .. } => {}
     }
 }
 

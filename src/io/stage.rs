@@ -11,9 +11,9 @@
 //! the client for restores (confined to the destination).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ use nix::sys::stat::{self, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
+use super::checksum::{self, Recorded};
 use super::kind_of;
 use super::sandbox::{entries_at, open_dir_at, Beneath, FsError};
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -47,6 +48,9 @@ fn timespec(m: &Meta) -> TimeSpec {
 fn omit() -> TimeSpec {
     TimeSpec::new(0, nix::libc::UTIME_OMIT)
 }
+
+/// Set once a missing xattr support was logged.
+static NO_XATTR_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// A file being received.
 pub struct Incoming {
@@ -107,6 +111,9 @@ pub struct Stager {
     pub keep_partials: bool,
     /// Whether to apply the mode and mtime of the tree's own root directory.
     pub keep_root_meta: bool,
+    /// Whether to record each file's crc32c beside it (the server's store;
+    /// see [`super::checksum`]).
+    pub record_checksums: bool,
 }
 
 impl Stager {
@@ -121,6 +128,7 @@ impl Stager {
             parent: None,
             keep_partials: false,
             keep_root_meta: false,
+            record_checksums: false,
         }
     }
 
@@ -428,16 +436,37 @@ impl Stager {
         self.incoming.as_mut()
     }
 
-    /// Ends the file being received: with `verified` true its mode and mtime
-    /// are set and it is staged for the commit; otherwise it is removed.
-    pub fn finish_file(&mut self) -> Result<(), FsError> {
+    /// Ends the file being received, whose whole body was verified to have
+    /// crc32c `crc`: sets its mode and mtime, records the crc32c if asked
+    /// to, and stages it for the commit. On failure the file is removed.
+    pub fn finish_file(&mut self, crc: u32) -> Result<(), FsError> {
         let Some(inc) = self.incoming.take() else {
             return Ok(());
         };
         let shown = self.tree.show(&inc.path);
         let fd = inc.file.as_raw_fd();
+        let record = self.record_checksums;
         let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
             .map_err(|e| FsError::errno("chmod", shown.clone(), e))
+            .and_then(|()| {
+                if !record {
+                    return Ok(());
+                }
+                let r = Recorded {
+                    crc,
+                    size: inc.size,
+                };
+                match checksum::record(inc.file.as_fd(), r) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
+                            log::warn!("{shown}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files");
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(FsError::errno("setxattr", shown.clone(), e)),
+                }
+            })
             .and_then(|()| {
                 stat::futimens(fd, &omit(), &timespec(&inc.meta))
                     .map_err(|e| FsError::errno("utimes", shown, e))
@@ -754,7 +783,7 @@ mod tests {
             let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
             let inc = s.begin_file(1, &wp("f"), meta(0o640, 1000), 3).unwrap();
             write_all(&inc.file, b"new");
-            s.finish_file().unwrap();
+            s.finish_file(0).unwrap();
             assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
         }
         assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
@@ -772,7 +801,7 @@ mod tests {
         s.mkdir(&wp("d"), meta(0o555, 2000)).unwrap();
         let inc = s.begin_file(2, &wp("d/f"), meta(0o604, 1000), 3).unwrap();
         write_all(&inc.file, b"abc");
-        s.finish_file().unwrap();
+        s.finish_file(0).unwrap();
         s.symlink(3, &wp("d/l"), b"../nowhere", meta(0o777, 3000))
             .unwrap();
         assert!(s.commit().is_empty());
@@ -795,7 +824,7 @@ mod tests {
         s.mkdir(&wp("d"), meta(0o555, 2000)).unwrap();
         let inc = s.begin_file(4, &wp("d/g"), meta(0o600, 1), 1).unwrap();
         write_all(&inc.file, b"x");
-        s.finish_file().unwrap();
+        s.finish_file(0).unwrap();
         assert!(s.commit().is_empty());
         assert_eq!(std::fs::read(t.path().join("d/g")).unwrap(), b"x");
         std::fs::set_permissions(
@@ -833,7 +862,7 @@ mod tests {
         let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
         let inc = s.begin_file(9, &wp("x"), meta(0o600, 1), 3).unwrap();
         write_all(&inc.file, b"new");
-        s.finish_file().unwrap();
+        s.finish_file(0).unwrap();
         s.symlink(10, &wp("l"), b"target", meta(0o777, 1)).unwrap();
         // Before the commit the old trees are intact.
         assert!(t.path().join("x/y/z/f").is_file());
@@ -863,7 +892,7 @@ mod tests {
         let mut s = Stager::new(Beneath::open_root(&root, false).unwrap());
         // Entries under a stored link replace the link with a directory...
         s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).unwrap();
-        s.finish_file().unwrap();
+        s.finish_file(0).unwrap();
         s.symlink(2, &wp("d/l"), b"x", meta(0o600, 1)).unwrap();
         // ...and so does a directory entry where the link is.
         s.mkdir(&wp("e"), meta(0o755, 1)).unwrap();
@@ -895,7 +924,7 @@ mod tests {
             let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
             let inc = s.begin_file(1, &wp("x/a/b"), meta(0o600, 1), 1).unwrap();
             write_all(&inc.file, b"n");
-            s.finish_file().unwrap();
+            s.finish_file(0).unwrap();
             s.mkdir(&wp("x/a"), meta(0o755, 1)).unwrap();
             s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
             s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
@@ -908,7 +937,7 @@ mod tests {
         let mut s = Stager::new(Beneath::open_root(t.path(), false).unwrap());
         let inc = s.begin_file(1, &wp("x/a"), meta(0o600, 1), 1).unwrap();
         write_all(&inc.file, b"n");
-        s.finish_file().unwrap();
+        s.finish_file(0).unwrap();
         s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
         s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
         assert!(s.commit().is_empty());

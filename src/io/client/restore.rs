@@ -220,7 +220,7 @@ pub fn restore(
                             stager.abort_file();
                             rep.fail(&show(&stager, &p), &msg);
                         }
-                        None => match stager.finish_file() {
+                        None => match stager.finish_file(crc) {
                             Ok(()) => {
                                 rep.counts.files += 1;
                                 rep.counts.bytes += size;

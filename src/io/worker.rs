@@ -1,0 +1,306 @@
+//! Disk work that can take seconds, off the event loop: commits (which wait
+//! for `syncfs`: flushing a large file to a real disk takes seconds) and
+//! verifies (which read whole files). The loop hands a [`Job`] to a small
+//! pool of threads and goes on serving every other connection; the
+//! connection that asked for it waits, reading nothing more, until the
+//! [`Done`] comes back through a channel and a `mio::Waker` wakes the loop.
+//!
+//! A job owns everything it touches (the connection's [`Stager`], or its
+//! own handle on the namespace), so the loop and the workers share no
+//! state. A result for a connection that closed meanwhile is dropped: the
+//! commit it carries is complete and durable all the same.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::Waker;
+
+use super::checksum;
+use super::sandbox::Beneath;
+use super::stage::{CommitFailure, Stager};
+use super::transfer::crc_range;
+use super::{describe, kind_of};
+use crate::proto::{EntryKind, WirePath};
+use crate::server::session::VerifyCounts;
+
+/// Most damaged files a verify names one by one; the counts cover the rest.
+pub const MAX_NAMED: usize = 1000;
+/// How often a verify reports how far it got (keeps the client informed
+/// and the connection alive).
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Directory levels a verify descends at most.
+const MAX_DEPTH: usize = 4096;
+
+/// Which connection a job belongs to: its slab key and a generation that
+/// tells it apart from a later connection given the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Slab key.
+    pub key: usize,
+    /// Unique per connection.
+    pub generation: u64,
+}
+
+/// Work for the pool.
+pub enum Job {
+    /// Commit a batch: [`Stager::commit`].
+    Commit {
+        /// Whose.
+        ticket: Ticket,
+        /// The `Commit` request.
+        id: u32,
+        /// The connection's stager, handed back in [`Done::Committed`].
+        store: Box<Stager>,
+    },
+    /// Re-read every stored file under `path` and compare it with its
+    /// recorded crc32c.
+    Verify {
+        /// Whose.
+        ticket: Ticket,
+        /// The `Verify` request.
+        id: u32,
+        /// The namespace (its own descriptor).
+        tree: Beneath,
+        /// Where to start.
+        path: WirePath,
+    },
+}
+
+/// A result, or a verify's progress.
+pub enum Done {
+    /// A commit finished.
+    Committed {
+        /// Whose.
+        ticket: Ticket,
+        /// The `Commit` request.
+        id: u32,
+        /// The stager, back.
+        store: Box<Stager>,
+        /// Entries that could not be committed.
+        failures: Vec<CommitFailure>,
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// Damaged files found so far, and the counts so far.
+    Verifying {
+        /// Whose.
+        ticket: Ticket,
+        /// The `Verify` request.
+        id: u32,
+        /// Newly found damaged files: path and cause.
+        damaged: Vec<(WirePath, String)>,
+        /// Counts so far.
+        counts: VerifyCounts,
+        /// The verify is complete.
+        finished: bool,
+    },
+}
+
+/// The pool: job queue in, results out.
+pub struct Workers {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `n` threads that wake the loop through `waker` after each
+    /// result.
+    pub fn start(n: usize, waker: Waker) -> io::Result<Workers> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let waker = Arc::new(waker);
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let (jobs, done, waker) = (job_rx.clone(), done_tx.clone(), waker.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rsb-worker-{i}"))
+                    .spawn(move || work(&jobs, &done, &waker))?,
+            );
+        }
+        Ok(Workers {
+            jobs: Some(job_tx),
+            done: done_rx,
+            threads,
+        })
+    }
+
+    /// Queues a job. A job that cannot be queued (no worker is left) is
+    /// handed back.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        match &self.jobs {
+            Some(tx) => tx.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
+    }
+
+    /// The next result, if one is ready.
+    pub fn poll_done(&self) -> Option<Done> {
+        self.done.try_recv().ok()
+    }
+
+    /// Lets queued jobs finish and waits for the threads: a commit under
+    /// way is completed, never cut off.
+    pub fn shutdown(mut self) {
+        self.jobs = None;
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
+    loop {
+        // The lock is held only while waiting for a job, never while one
+        // runs, so the other threads pick up the next job meanwhile.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        match job {
+            Job::Commit {
+                ticket,
+                id,
+                mut store,
+            } => {
+                let start = Instant::now();
+                let failures = store.commit();
+                let r = Done::Committed {
+                    ticket,
+                    id,
+                    store,
+                    failures,
+                    elapsed: start.elapsed(),
+                };
+                if done.send(r).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::Verify {
+                ticket,
+                id,
+                tree,
+                path,
+            } => {
+                let mut report = |damaged, counts, finished| {
+                    let ok = done
+                        .send(Done::Verifying {
+                            ticket,
+                            id,
+                            damaged,
+                            counts,
+                            finished,
+                        })
+                        .is_ok();
+                    let _ = waker.wake();
+                    ok
+                };
+                verify(&tree, path, &mut report);
+            }
+        }
+    }
+}
+
+/// Walks the tree under `path` and checks each regular file, calling
+/// `report` with what it found at most every [`PROGRESS_EVERY`] and once
+/// at the end (`finished`). Stops early if `report` returns false.
+fn verify(
+    tree: &Beneath,
+    path: WirePath,
+    report: &mut dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool,
+) {
+    let mut counts = VerifyCounts::default();
+    let mut damaged: Vec<(WirePath, String)> = Vec::new();
+    let mut named = 0usize;
+    let mut last = Instant::now();
+    let mut todo: VecDeque<(WirePath, usize)> = VecDeque::from([(path, 0)]);
+    while let Some((p, depth)) = todo.pop_front() {
+        let problem = match tree.lstat(&p) {
+            Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
+            Ok(st) => match kind_of(&st) {
+                Some(EntryKind::File) => check_file(tree, &p, &mut counts),
+                Some(EntryKind::Dir) if depth < MAX_DEPTH => match tree.read_dir(&p) {
+                    Ok(names) => {
+                        // Depth first, in name order, so reports come in
+                        // the order `ls -R` would show them.
+                        let children: Vec<_> = names
+                            .iter()
+                            .filter_map(|n| p.join(n).ok())
+                            .map(|c| (c, depth + 1))
+                            .collect();
+                        for c in children.into_iter().rev() {
+                            todo.push_front(c);
+                        }
+                        None
+                    }
+                    Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
+                },
+                Some(EntryKind::Dir) => Some("too deep".to_string()),
+                // Links are stored as links: nothing to read.
+                Some(EntryKind::Symlink) | None => None,
+            },
+        };
+        if let Some(why) = problem {
+            counts.damaged += 1;
+            if named < MAX_NAMED {
+                named += 1;
+                damaged.push((p, why));
+            }
+        }
+        if last.elapsed() >= PROGRESS_EVERY {
+            last = Instant::now();
+            if !report(std::mem::take(&mut damaged), counts, false) {
+                return;
+            }
+        }
+    }
+    report(damaged, counts, true);
+}
+
+/// Reads one stored file and compares it with its recorded crc32c.
+/// Returns why it is damaged, if it is.
+fn check_file(tree: &Beneath, p: &WirePath, counts: &mut VerifyCounts) -> Option<String> {
+    let fd = match tree.open_file(p) {
+        Ok(fd) => fd,
+        Err(e) => return Some(format!("{}: {}", e.op, describe(&e.error))),
+    };
+    let size = match nix::sys::stat::fstat(fd.as_raw_fd()) {
+        Ok(st) => st.st_size.max(0) as u64,
+        Err(e) => return Some(format!("stat: {}", e.desc())),
+    };
+    let recorded = match checksum::recorded(fd.as_fd()) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("getxattr: {}", e.desc())),
+    };
+    counts.files += 1;
+    let crc = match crc_range(&fd, 0, size, 0) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("read: {}", describe(&e))),
+    };
+    counts.bytes += size;
+    let Some(r) = recorded else {
+        counts.unchecked += 1;
+        return None;
+    };
+    if r.size != size {
+        return Some(format!("size changed: stored {} bytes, now {size}", r.size));
+    }
+    if r.crc != crc {
+        return Some(format!(
+            "content changed: crc32c was {:08x}, is now {crc:08x}",
+            r.crc
+        ));
+    }
+    None
+}
