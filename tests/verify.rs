@@ -52,7 +52,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64, i64, i64,
 /// mode and mtime: only the bytes tell.
 fn flip_byte(p: &Path, at: u64) {
     let md = fs::metadata(p).unwrap();
-    let mut f = fs::OpenOptions::new().read(true).write(true).open(p).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p)
+        .unwrap();
     let old = fs::read(p).unwrap()[at as usize];
     f.seek(SeekFrom::Start(at)).unwrap();
     f.write_all(&[old ^ 0x01]).unwrap();
@@ -87,8 +91,18 @@ fn a_clean_store_verifies_and_a_flipped_byte_is_named_without_changing_anything(
     let mut tree = Tree::new(&src, 0o755, (1_600_000_000, 0));
     tree.dir("sub", 0o755, (1_600_000_000, 0))
         .file("a.txt", b"hello, world\n", 0o644, (1_600_000_001, 5))
-        .file("sub/b.bin", &random_bytes(1, 300_000), 0o600, (1_600_000_002, 7))
-        .file("sub/c.bin", &random_bytes(2, 5_000), 0o640, (1_600_000_003, 9))
+        .file(
+            "sub/b.bin",
+            &random_bytes(1, 300_000),
+            0o600,
+            (1_600_000_002, 7),
+        )
+        .file(
+            "sub/c.bin",
+            &random_bytes(2, 5_000),
+            0o640,
+            (1_600_000_003, 9),
+        )
         .file("empty", b"", 0o644, (1_600_000_004, 0))
         .link("ln", "a.txt", (1_600_000_005, 0))
         .finish();
@@ -102,8 +116,10 @@ fn a_clean_store_verifies_and_a_flipped_byte_is_named_without_changing_anything(
     flip_byte(&stored.join("sub/b.bin"), 123_456);
     let before = snapshot(srv.root());
     let o = srv.client(argv!["verify"]).run();
-    o.code_is(1)
-        .err_has(&format!("{}: content changed", src.join("sub/b.bin").display()));
+    o.code_is(1).err_has(&format!(
+        "{}: content changed",
+        src.join("sub/b.bin").display()
+    ));
     assert_eq!(counts(&o.err()), (4, 1, 0), "{o}");
     assert!(!o.err().contains("a.txt:"), "{o}");
     assert_eq!(before, snapshot(srv.root()), "verify changed the store");

@@ -770,6 +770,7 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                     answer_empty(cmd, &mut c.session);
                     continue;
                 };
+                debug!("{}: committing {} entries", c.label(), store.pending());
                 let job = Job::Commit {
                     ticket: c.ticket,
                     id,

@@ -156,6 +156,19 @@ impl Workers {
     }
 }
 
+/// `RSB_TEST_COMMIT_DELAY_MS`: makes every commit that much slower, as
+/// on a slow disk, so tests can check that nothing else waits for it.
+fn test_commit_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("RSB_TEST_COMMIT_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    })
+}
+
 fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
     loop {
         // The lock is held only while waiting for a job, never while one
@@ -174,6 +187,9 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
                 mut store,
             } => {
                 let start = Instant::now();
+                if let Some(d) = test_commit_delay() {
+                    std::thread::sleep(d);
+                }
                 let failures = store.commit();
                 let r = Done::Committed {
                     ticket,

@@ -1,0 +1,73 @@
+//! The loop never waits for the disk: a commit (which syncs the file
+//! system, seconds for a large file on a real disk) runs on a worker
+//! thread while the loop goes on serving everybody else.
+//!
+//! `RSB_TEST_COMMIT_DELAY_MS` makes every commit of the server under test
+//! that much slower, like a slow disk would.
+
+#[macro_use]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DELAY_MS: u64 = 3000;
+
+#[test]
+fn a_slow_commit_does_not_stall_other_clients() {
+    let srv = Server::start_with_env(&["-v"], &[("RSB_TEST_COMMIT_DELAY_MS", "3000")]);
+    let s = scratch();
+    let big = s.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    write_big(&big.join("f"), 8, 1);
+    let t0 = Instant::now();
+    let mut slow = srv.client_as("slow", argv!["backup", big]).spawn();
+    // Wait until the slow client's data is in and its commit is under way.
+    let committing = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("slow (127.0.0.1") && l.contains(": committing "))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || committing(&srv.log())),
+        "{}",
+        srv.log()
+    );
+
+    // Meanwhile another client lists, prompt after prompt.
+    let mut longest = Duration::ZERO;
+    for _ in 0..5 {
+        let t = Instant::now();
+        srv.client_as("quick", argv!["ls"]).run().ok();
+        longest = longest.max(t.elapsed());
+    }
+    let still_committing = !slow.has_exited() && !srv.log().contains("backup committed");
+    assert!(
+        longest < Duration::from_millis(1000),
+        "an ls took {longest:?} while another client's commit was being made durable"
+    );
+    assert!(
+        still_committing,
+        "the slow commit ended before the other client was done: the test proves nothing"
+    );
+    let slow = slow.default_wait();
+    slow.ok();
+    let slow_took = t0.elapsed();
+    assert!(
+        slow_took >= Duration::from_millis(DELAY_MS),
+        "the commit was not slowed down ({slow_took:?}): the test proves nothing"
+    );
+    // Two commits at once run side by side, not one after the other.
+    let small = s.join("small");
+    small_tree(&small, 1);
+    let t = Instant::now();
+    let a = srv.client_as("a", argv!["backup", small]).spawn();
+    let b = srv.client_as("b", argv!["backup", small]).spawn();
+    a.default_wait().ok();
+    b.default_wait().ok();
+    assert!(
+        t.elapsed() < Duration::from_millis(2 * DELAY_MS),
+        "two commits took {:?}: they waited for each other",
+        t.elapsed()
+    );
+}
