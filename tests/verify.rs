@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// Everything about every entry under `root` that verify must not change:
-/// content, mode, mtime and ctime (ns), inode.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64, i64, i64, u64)> {
+/// Content, mode, mtime and ctime (s, ns), inode.
+type Facts = (Vec<u8>, u32, i64, i64, i64, i64, u64);
+
+/// Everything about every entry under `root` that verify must not change.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Facts> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
