@@ -48,6 +48,12 @@ const SLOW_TURN: Duration = Duration::from_millis(500);
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Bytes one connection may move per turn before others get theirs.
 const BUDGET: u64 = 8 << 20;
+/// A connection yields after this long in one turn even within its byte
+/// budget: writing to a file can block when the disk is slow (dirty-page
+/// throttling), and bytes alone would not bound the others' wait.
+const TURN_SLICE: Duration = Duration::from_millis(10);
+/// Body bytes moved per step, between two looks at the clock.
+const STEP_BYTES: u64 = 1 << 20;
 /// Bytes read from a socket at a time for frames.
 const READ_CHUNK: usize = 64 * 1024;
 /// What one command or streamed entry counts against [`BUDGET`]: about
@@ -513,6 +519,7 @@ fn drive(
     // Work done this turn: body bytes moved, plus a charge per command and
     // per streamed entry, so that metadata-only work yields too.
     let mut spent: u64 = 0;
+    let started = Instant::now();
     loop {
         let mut progress = false;
         if c.session.is_closing() {
@@ -531,7 +538,7 @@ fn drive(
         if c.session.poll_transmit().is_empty() && c.writable {
             if let Some((id, tx)) = c.send.as_mut() {
                 let p = tx
-                    .pump(&c.sock, BUDGET.saturating_sub(spent))
+                    .pump(&c.sock, BUDGET.saturating_sub(spent).min(STEP_BYTES))
                     .map_err(|e| format!("send: {e}"))?;
                 spent += p.moved;
                 if p.moved > 0 {
@@ -593,7 +600,7 @@ fn drive(
         if !progress {
             return Ok(false);
         }
-        if spent >= BUDGET {
+        if spent >= BUDGET || started.elapsed() >= TURN_SLICE {
             return Ok(true);
         }
     }
@@ -663,7 +670,7 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
         file,
         &mut c.pipe,
         &mut c.readable,
-        BUDGET.saturating_sub(*moved),
+        BUDGET.saturating_sub(*moved).min(STEP_BYTES),
     )
     .map_err(|e| format!("receive: {e}"))?;
     *moved += n;
