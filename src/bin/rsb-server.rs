@@ -259,7 +259,11 @@ fn main() -> ExitCode {
         info!("listening on {local}, root {}", args.config.root.display());
     }
     match &args.config.session.secrets {
-        Some(s) => info!("authentication required ({} names)", s.len()),
+        Some(s) => info!(
+            "authentication required for {} name{}",
+            s.len(),
+            if s.len() == 1 { "" } else { "s" }
+        ),
         None => warn!(
             "no authentication (--secrets): anyone who can reach this port can read and write {}",
             args.config.root.display()

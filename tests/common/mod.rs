@@ -76,6 +76,8 @@ pub struct Server {
     root: PathBuf,
     log: Arc<Mutex<String>>,
     base: Option<Scratch>,
+    /// Where the secrets file of [`Server::start_with_secrets`] lives.
+    secrets: Option<Scratch>,
 }
 
 impl Server {
@@ -166,6 +168,7 @@ impl Server {
                 root: root.to_path_buf(),
                 log,
                 base: None,
+                secrets: None,
             },
             Err(_) => {
                 let _ = child.kill();
@@ -178,6 +181,18 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// Starts a server with `--secrets FILE`, FILE (mode 0600, outside
+    /// [`Server::base`]) holding `secrets` (`name:secret` lines).
+    pub fn start_with_secrets(secrets: &str, args: &[&str]) -> Server {
+        let dir = scratch();
+        let file = write_private(&dir.join("secrets"), secrets);
+        let mut all = vec!["-k", file.to_str().expect("UTF-8 temp path")];
+        all.extend_from_slice(args);
+        let mut s = Server::start(&all);
+        s.secrets = Some(dir);
+        s
     }
 
     pub fn port(&self) -> u16 {
@@ -266,6 +281,15 @@ impl Server {
         c
     }
 
+    /// `rsb-client -k SECRET_FILE -n NAME 127.0.0.1 PORT ARGS...`.
+    pub fn client_keyed<I, S>(&self, name: &str, secret_file: &Path, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        keyed_client(self.port, name, secret_file, args)
+    }
+
     /// Same as [`Server::client`] with another namespace.
     pub fn client_as<I, S>(&self, name: &str, args: I) -> Cmd
     where
@@ -299,6 +323,39 @@ pub fn parse_listening(line: &str) -> Option<u16> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
     let addr = rest.split(|c: char| c.is_whitespace() || c == ',').next()?;
     addr.rsplit(':').next()?.parse().ok()
+}
+
+/// `rsb-client -k SECRET_FILE -n NAME 127.0.0.1 PORT ARGS...`, for any
+/// listener on 127.0.0.1 (a fake server, a proxy).
+pub fn keyed_client<I, S>(port: u16, name: &str, secret_file: &Path, args: I) -> Cmd
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Cmd::client();
+    c.arg("-k")
+        .arg(secret_file)
+        .args(["-n", name, "127.0.0.1"])
+        .arg(port.to_string())
+        .args(args);
+    c
+}
+
+/// Writes `content` to a new file `p` with mode 0600 (rsb refuses secret
+/// files that group or others can read) and returns `p`.
+pub fn write_private(p: &Path, content: impl AsRef<[u8]>) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .unwrap_or_else(|e| panic!("create {p:?}: {e}"));
+    f.write_all(content.as_ref())
+        .unwrap_or_else(|e| panic!("write {p:?}: {e}"));
+    // The umask cannot add bits, but make the mode explicit anyway.
+    chmod(p, 0o600);
+    p.to_path_buf()
 }
 
 // ---------------------------------------------------------------- processes
@@ -1042,6 +1099,75 @@ impl Raw {
         match r.recv(Duration::from_secs(5)) {
             Recv::Frame(Frame::Welcome { .. }) => r,
             other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    /// Connects and says `Hello` as `name` with client nonce `nc` to a
+    /// server with `--secrets`; returns the connection and the server's
+    /// nonce from its `Challenge`.
+    pub fn challenged(port: u16, name: &str, nc: &[u8]) -> (Raw, Vec<u8>) {
+        let mut r = Raw::connect(port);
+        r.send(&Frame::Hello {
+            version: rsb::proto::VERSION,
+            name: name.to_string(),
+            flags: 0,
+            nonce: nc.to_vec(),
+        });
+        match r.recv(Duration::from_secs(5)) {
+            Recv::Frame(Frame::Challenge { nonce }) => (r, nonce),
+            other => panic!("expected Challenge, got {other:?}"),
+        }
+    }
+
+    /// Authenticates as `name` with `secret` (fresh nonce), checks the
+    /// server's proof in its `Welcome` and returns the connection.
+    pub fn authenticated(port: u16, name: &str, secret: &[u8]) -> Raw {
+        let nc = random_bytes(port as u64 ^ 0xa5a5, rsb::proto::NONCE_LEN);
+        let (mut r, ns) = Raw::challenged(port, name, &nc);
+        let key = rsb::auth::Key::from_secret(secret);
+        r.send(&Frame::Proof {
+            mac: key.client_proof(name, &nc, &ns).to_vec(),
+        });
+        match r.recv(Duration::from_secs(5)) {
+            Recv::Frame(Frame::Welcome { flags, proof, .. }) => {
+                assert_ne!(flags & rsb::proto::WELCOME_AUTHENTICATED, 0);
+                assert!(
+                    key.is_server_proof(&proof, name, &nc, &ns),
+                    "the server's proof does not check out"
+                );
+                r
+            }
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+
+    /// Sends `bytes` and collects the answers until `Committed`/`Done`
+    /// with `id`, or the close; body bytes after `File`/`FileFrom` frames
+    /// are collected too.
+    pub fn exchange(&mut self, bytes: &[u8], id: u32, timeout: Duration) -> (Vec<Frame>, Vec<u8>) {
+        let _ = self.send_raw(bytes);
+        let (mut frames, mut bodies) = (Vec::new(), Vec::new());
+        loop {
+            match self.recv(timeout) {
+                Recv::Frame(f) => {
+                    let end =
+                        matches!(f, Frame::Committed { id: i } | Frame::Done { id: i } if i == id);
+                    let body = match f {
+                        Frame::File { size, .. } => size,
+                        Frame::FileFrom { size, offset, .. } => size.saturating_sub(offset),
+                        _ => 0,
+                    };
+                    if body > 0 {
+                        bodies.extend(self.recv_body(body as usize, timeout).unwrap_or_default());
+                    }
+                    frames.push(f);
+                    if end {
+                        return (frames, bodies);
+                    }
+                }
+                Recv::Closed => return (frames, bodies),
+                other => panic!("waiting for {id}: {other:?} after {frames:?}"),
+            }
         }
     }
 
