@@ -198,3 +198,42 @@ fn verify_while_another_client_backs_up_does_not_stall_it() {
     assert_eq!(counts(&o.err()).1, 0, "{o}");
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn a_restore_refuses_a_stored_file_that_no_longer_matches_its_checksum() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let mut tree = Tree::new(&src, 0o755, (1_600_000_000, 0));
+    tree.file("good", b"good bytes", 0o644, (1_600_000_001, 0))
+        .file("small", &random_bytes(3, 4_000), 0o644, (1_600_000_002, 0))
+        .file(
+            "large",
+            &random_bytes(4, 3 << 20),
+            0o644,
+            (1_600_000_003, 0),
+        )
+        .finish();
+    srv.client(argv!["backup", src]).run().ok();
+    let stored = srv.store(NAME, &src);
+    flip_byte(&stored.join("small"), 10);
+    flip_byte(&stored.join("large"), 2 << 20);
+
+    let dest = s.join("dest");
+    fs::create_dir_all(&dest).unwrap();
+    let o = srv.client(argv!["restore", src, dest]).run();
+    o.code_is(1)
+        .err_has("small: ")
+        .err_has("large: ")
+        .err_has("damaged");
+    let out = dest.join("src");
+    assert_eq!(fs::read(out.join("good")).unwrap(), b"good bytes");
+    assert!(!out.join("small").exists(), "a damaged copy was restored");
+    assert!(!out.join("large").exists(), "a damaged copy was restored");
+    assert!(find_stray_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
+    assert!(
+        srv.log().contains("no longer matches its checksum"),
+        "{}",
+        srv.log()
+    );
+}

@@ -548,6 +548,12 @@ fn drive(
                 progress |= p.moved > 0;
                 if tx.is_done() {
                     let (crc, ok) = tx.finish();
+                    if let Some((recorded, read)) = tx.damage() {
+                        warn!(
+                            "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
+                            c.session.name().unwrap_or("?")
+                        );
+                    }
                     if let Some(Stream::Restore(r)) = c.stream.as_mut() {
                         r.stats.bytes += tx.sent();
                     }
@@ -740,8 +746,12 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
             }
             Command::SendFrom { id, offset } => {
                 let Some(o) = c.offered.take() else { continue };
+                let recorded = recorded_crc(&o.fd, o.size);
                 match BodySender::from_offset(o.fd, o.size, offset) {
-                    Ok(tx) => {
+                    Ok(mut tx) => {
+                        if let Some(crc) = recorded {
+                            tx.expect_crc(crc);
+                        }
                         if offset > 0 {
                             debug!(
                                 "{}: resuming restore of {} at byte {offset}",
@@ -1143,6 +1153,16 @@ fn need(tree: &Beneath, entries: &[crate::proto::ManifestEntry]) -> Vec<u8> {
     bits
 }
 
+/// The crc32c recorded for a stored file of this size, if any.
+fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
+    use std::os::fd::AsFd;
+    super::checksum::recorded(fd.as_fd())
+        .ok()
+        .flatten()
+        .filter(|r| r.size == size)
+        .map(|r| r.crc)
+}
+
 /// A missing path reads better as just the cause.
 fn cause(e: &FsError) -> String {
     if e.raw_os_error() == Some(nix::libc::ENOENT) {
@@ -1328,11 +1348,15 @@ fn restore_entry(
                     shown: tree.show(&full),
                 })));
             }
-            let tx = BodySender::new(fd, size).map_err(|error| FsError {
+            let recorded = recorded_crc(&fd, size);
+            let mut tx = BodySender::new(fd, size).map_err(|error| FsError {
                 op: "stat",
                 path: tree.show(&full),
                 error,
             })?;
+            if let Some(crc) = recorded {
+                tx.expect_crc(crc);
+            }
             session.send_entry(&Frame::File {
                 id: r.id,
                 path: rel.clone(),

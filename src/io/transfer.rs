@@ -384,6 +384,9 @@ pub struct BodySender {
     crc: u32,
     before: Stamp,
     changed: bool,
+    /// The crc32c recorded when the file was stored, to check the bytes
+    /// sent against.
+    recorded: Option<u32>,
 }
 
 impl BodySender {
@@ -405,7 +408,21 @@ impl BodySender {
             crc,
             before,
             changed: false,
+            recorded: None,
         })
+    }
+
+    /// The whole file must have crc32c `crc` (recorded when it was
+    /// stored); otherwise [`Self::finish`] says the body is not good.
+    pub fn expect_crc(&mut self, crc: u32) {
+        self.recorded = Some(crc);
+    }
+
+    /// After the body: `Some((recorded, read))` when the bytes sent differ
+    /// from what was recorded when the file was stored (bit rot).
+    pub fn damage(&self) -> Option<(u32, u32)> {
+        let recorded = self.recorded?;
+        (!self.changed && self.is_done() && recorded != self.crc).then_some((recorded, self.crc))
     }
 
     /// True when all announced bytes went out.
@@ -469,11 +486,12 @@ impl BodySender {
         Ok(progress)
     }
 
-    /// The crc32c of what was sent and whether it is the file as it was
-    /// when sending began (same size and mtime now, never shrank).
+    /// The crc32c of what was sent and whether it is good: the file as it
+    /// was when sending began (same size and mtime now, never shrank) and,
+    /// when a crc32c was recorded for it, matching that.
     pub fn finish(&self) -> (u32, bool) {
         let same = !self.changed && stamp(&self.file).map(|s| s == self.before).unwrap_or(false);
-        (self.crc, same)
+        (self.crc, same && self.damage().is_none())
     }
 }
 

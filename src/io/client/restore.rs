@@ -207,7 +207,7 @@ pub fn restore(
                     let problem = if let Some(e) = err {
                         Some(format!("write: {}", describe(&e)))
                     } else if !ok {
-                        Some("the server's copy changed while it was being sent".to_string())
+                        Some("the server did not send a good copy: it changed while it was sent, or it is damaged (see verify)".to_string())
                     } else if got != crc {
                         Some(format!(
                             "crc32c mismatch (sent {crc:08x}, received {got:08x})"
