@@ -152,13 +152,18 @@ fn a_symlink_sent_earlier_in_the_restore_is_never_written_through() {
         only_entries(&outside).is_empty(),
         "the client wrote outside DEST\n{o}"
     );
-    // The later entry wins, as in a backup: the link is replaced by a real
-    // directory, never followed.
+    // No real tree holds a link and something beneath it: the entry is
+    // refused, named, and the link stays as it was sent.
+    o.code_is(1)
+        .err_has("x/link/evil")
+        .err_has("beneath the symlink");
     assert!(
-        fs::symlink_metadata(dest.join("x/link")).unwrap().is_dir(),
+        fs::symlink_metadata(dest.join("x/link"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
         "{o}"
     );
-    assert_eq!(fs::read(dest.join("x/link/evil")).unwrap(), b"evil");
     assert!(find_tmp(&dest).is_empty(), "temporary files left in DEST");
 }
 

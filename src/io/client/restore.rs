@@ -4,11 +4,15 @@
 //! The server is not trusted: every path it sends is a validated relative
 //! [`WirePath`], mapped beneath the destination and written through a
 //! [`Stager`] over a [`Beneath`], so `..`, absolute names and symlinks
-//! (including ones sent earlier in the same restore) cannot lead a write
-//! outside the destination. Files are received under temporary names,
-//! checked against the server's crc32c, and renamed into place in synced
-//! batches, exactly as the server stores backups.
+//! (already in DEST or sent earlier) cannot lead a write outside the
+//! destination. An entry at or beneath a symlink the server sent earlier in
+//! the same restore is refused outright: no real tree holds both, so only a
+//! broken or malicious server sends that (rsync's CVE-2024-12087 had this
+//! shape). Files are received under temporary names, checked against the
+//! server's crc32c, and renamed into place in synced batches, exactly as
+//! the server stores backups.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -108,6 +112,8 @@ pub fn restore(
     let mut moved = 0u64;
     // The path and size of the file whose body is arriving.
     let mut current: Option<(WirePath, u64)> = None;
+    // The symlinks sent so far in this restore, where they were put.
+    let mut links: HashSet<WirePath> = HashSet::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
         if let Some(size) = conn.session.wants_body() {
@@ -127,7 +133,7 @@ pub fn restore(
         while let Some(ev) = conn.session.poll_event() {
             match ev {
                 Event::Dir { path, meta, .. } => {
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
                         continue;
                     };
                     if let Err(e) = stager.mkdir(&p, meta) {
@@ -137,7 +143,7 @@ pub fn restore(
                 Event::Symlink {
                     path, target, meta, ..
                 } => {
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
                         continue;
                     };
                     if p.is_root() {
@@ -148,7 +154,10 @@ pub fn restore(
                         continue;
                     }
                     match stager.symlink(id, &p, &target, meta) {
-                        Ok(()) => rep.counts.files += 1,
+                        Ok(()) => {
+                            rep.counts.files += 1;
+                            links.insert(p);
+                        }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
@@ -159,8 +168,13 @@ pub fn restore(
                     size,
                 } => {
                     // How much of this version of the file an interrupted
-                    // restore left behind.
-                    let held = map(&t.prefix, &path, rep, &stager)
+                    // restore left behind. A bad path is reported by the
+                    // `File` that follows, not twice.
+                    let held = t
+                        .prefix
+                        .join_path(&path)
+                        .ok()
+                        .filter(|p| under_link(p, &links).is_none())
                         .and_then(|p| stager.partial_len(&p, size, &meta))
                         .unwrap_or(0);
                     conn.session.send_want(id, held);
@@ -174,7 +188,7 @@ pub fn restore(
                 } => {
                     recv = None;
                     current = None;
-                    let Some(p) = map(&t.prefix, &path, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
                         continue;
                     };
                     if p.is_root() {
@@ -254,10 +268,18 @@ pub fn restore(
     }
 }
 
-/// The local path (beneath the target directory) of a restored entry.
-fn map(prefix: &WirePath, rel: &WirePath, rep: &mut Reporter, stager: &Stager) -> Option<WirePath> {
-    match prefix.join_path(rel) {
-        Ok(p) => Some(p),
+/// The local path (beneath the target directory) of a restored entry, or
+/// `None` (reported) when the server's path is unusable: not a valid path
+/// beneath the target, or at or beneath a symlink it sent earlier.
+fn map(
+    prefix: &WirePath,
+    rel: &WirePath,
+    links: &HashSet<WirePath>,
+    rep: &mut Reporter,
+    stager: &Stager,
+) -> Option<WirePath> {
+    let p = match prefix.join_path(rel) {
+        Ok(p) => p,
         Err(e) => {
             rep.fail(
                 &stager.tree().show(prefix),
@@ -266,9 +288,36 @@ fn map(prefix: &WirePath, rel: &WirePath, rep: &mut Reporter, stager: &Stager) -
                     OsStr::from_bytes(rel.as_bytes()).to_string_lossy()
                 ),
             );
-            None
+            return None;
         }
+    };
+    if let Some(link) = under_link(&p, links) {
+        let how = if link == p { "over" } else { "beneath" };
+        rep.fail(
+            &stager.tree().show(&p),
+            &format!(
+                "refused: the server sent this {how} the symlink {} it sent earlier in this restore",
+                stager.tree().show(&link)
+            ),
+        );
+        return None;
     }
+    Some(p)
+}
+
+/// The symlink in `links` that `p` is, or is beneath.
+fn under_link(p: &WirePath, links: &HashSet<WirePath>) -> Option<WirePath> {
+    if links.is_empty() {
+        return None;
+    }
+    let mut cur = Some(p.clone());
+    while let Some(c) = cur.filter(|c| !c.is_root()) {
+        if links.contains(&c) {
+            return Some(c);
+        }
+        cur = c.parent();
+    }
+    None
 }
 
 fn commit(stager: &mut Stager, rep: &mut Reporter) {
