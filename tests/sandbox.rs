@@ -811,9 +811,6 @@ fn hello_then_list(port: u16) -> Vec<Frame> {
 /// `Error`, the last frame: requests pipelined behind the `Hello` get no
 /// answer.
 #[test]
-#[ignore = "needs fix in server/session.rs or server_loop.rs: after \
-            handle_namespace_failed, commands already queued still run \
-            (a List pipelined after Hello is answered Done after the Error)"]
 fn a_refused_namespace_answers_nothing_after_its_error() {
     let c = Canary::new();
     fs::remove_dir(c.ns()).unwrap();

@@ -507,16 +507,27 @@ impl ServerSession {
     // ---- internals ----------------------------------------------------
 
     fn push(&mut self, frame: &Frame) {
-        codec::encode(frame, &mut self.out);
+        // The error frame is the last one (a commit finishing on a worker
+        // after a shutdown began must not answer after it).
+        if self.state != State::Closing {
+            codec::encode(frame, &mut self.out);
+        }
     }
 
     /// Queues an `Error` and ends the session ("last gasp").
     fn fail(&mut self, code: ErrorCode, message: String) {
+        if self.state == State::Closing {
+            return;
+        }
         self.push(&Frame::Error {
             code,
             message: message.clone(),
         });
         self.error = Some(message);
+        // Requests already queued are not carried out: nothing may follow
+        // the error (regression: a List pipelined behind a Hello whose
+        // namespace could not be opened was answered after the Error).
+        self.commands.clear();
         if self.name.is_some() {
             self.commands.push_back(Command::Abort);
         }
@@ -1515,5 +1526,30 @@ mod tests {
         assert!(d <= t0 + Duration::from_secs(5));
         s.handle_timeout(d);
         assert!(s.is_closing());
+    }
+
+    #[test]
+    fn nothing_queued_runs_or_is_answered_after_an_error() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
+        s.handle_input(
+            now,
+            &bytes(&[
+                hello("a"),
+                Frame::List {
+                    id: 1,
+                    path: WirePath::root(),
+                },
+            ]),
+        );
+        s.handle_namespace_failed("cannot open namespace".into());
+        assert_eq!(commands(&mut s), vec![Command::Abort]);
+        s.send_done(1);
+        s.handle_committed(2);
+        let out = sent(&mut s);
+        assert!(matches!(out.last(), Some(Frame::Error { .. })), "{out:?}");
+        // A second failure adds nothing either.
+        s.handle_shutdown();
+        assert!(sent(&mut s).is_empty());
     }
 }
