@@ -1169,10 +1169,9 @@ mod tests {
             &bytes(&[Frame::Commit { id: 5 }, Frame::Commit { id: 5 }]),
         );
         assert!(s.is_closing());
-        assert_eq!(
-            commands(&mut s),
-            vec![Command::Commit { id: 5 }, Command::Abort]
-        );
+        // The protocol error ends the session: the commit queued before it
+        // is not carried out, and the batch is dropped.
+        assert_eq!(commands(&mut s), vec![Command::Abort]);
 
         let mut s = ready(now);
         s.handle_input(
