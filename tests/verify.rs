@@ -124,6 +124,7 @@ fn a_clean_store_verifies_and_a_flipped_byte_is_named_without_changing_anything(
     ));
     assert_eq!(counts(&o.err()), (4, 1, 0), "{o}");
     assert!(!o.err().contains("a.txt:"), "{o}");
+    assert!(!o.err().contains("//"), "{o}");
     assert_eq!(before, snapshot(srv.root()), "verify changed the store");
     assert!(srv.log().contains("verify"), "{}", srv.log());
 
@@ -175,7 +176,11 @@ fn verify_of_a_missing_path_fails_by_name() {
     let srv = Server::start(&[]);
     let s = scratch();
     let o = srv.client(argv!["verify", s.join("nothing-here")]).run();
-    o.code_is(1).err_has("nothing-here");
+    o.code_is(1).err_has(&format!(
+        "rsb-client: {}: not on the server",
+        s.join("nothing-here").display()
+    ));
+    assert_eq!(counts(&o.err()), (0, 0, 0), "{o}");
 }
 
 #[test]

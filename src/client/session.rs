@@ -127,6 +127,15 @@ pub enum Event {
         /// The request.
         id: u32,
     },
+    /// How far the server's `Verify` got.
+    Progress {
+        /// The request.
+        id: u32,
+        /// Files read so far.
+        files: u64,
+        /// Bytes read so far.
+        bytes: u64,
+    },
     /// The `Verify` with this id is complete (damaged files came before
     /// it as `Failed`).
     Verified {
@@ -652,6 +661,11 @@ impl ClientSession {
                 }
                 _ => self.broken(format!("unexpected done for request {id}")),
             },
+            (State::Ready, Frame::Progress { id, files, bytes })
+                if self.streams.front() == Some(&Pending::Verify(id)) =>
+            {
+                self.events.push_back(Event::Progress { id, files, bytes });
+            }
             (
                 State::Ready,
                 Frame::Verified {
@@ -917,5 +931,58 @@ mod tests {
             events(&mut c)[1..],
             [Event::ListEntry { id, item }, Event::Done { id }]
         );
+    }
+
+    #[test]
+    fn verify_progress_and_result_against_the_server_session() {
+        let mut p = Pair::new();
+        p.drive();
+        events(&mut p.client);
+        let id = p.client.send_verify(WirePath::root());
+        p.drive();
+        assert_eq!(
+            p.commands.last(),
+            Some(&Command::Verify {
+                id,
+                path: WirePath::root()
+            })
+        );
+        p.server.send_progress(id, 1, 10);
+        p.server
+            .handle_failed(id, wp("x"), "content changed".into());
+        p.server.send_verified(
+            id,
+            crate::server::session::VerifyCounts {
+                files: 2,
+                bytes: 20,
+                damaged: 1,
+                unchecked: 0,
+            },
+        );
+        p.drive();
+        let ev = events(&mut p.client);
+        assert!(
+            matches!(
+                ev[..],
+                [
+                    Event::Progress {
+                        files: 1,
+                        bytes: 10,
+                        ..
+                    },
+                    Event::Failed { .. },
+                    Event::Verified {
+                        files: 2,
+                        damaged: 1,
+                        ..
+                    }
+                ]
+            ),
+            "{ev:?}"
+        );
+        // Progress for no verify in flight is a protocol error.
+        p.server.send_progress(id, 1, 1);
+        p.drive();
+        assert!(p.client.is_closed());
     }
 }

@@ -906,6 +906,9 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done) -> Option<ConnId> {
                 warn!("{}: verify: {}: {why}", c.label(), path);
                 c.session.handle_failed(id, path, why);
             }
+            if !finished {
+                c.session.send_progress(id, counts.files, counts.bytes);
+            }
             if finished {
                 info!(
                     "{}: verified {} files, {} bytes: {} damaged, {} without a checksum",

@@ -243,6 +243,11 @@ fn verify(
     let mut todo: VecDeque<(WirePath, usize)> = VecDeque::from([(path, 0)]);
     while let Some((p, depth)) = todo.pop_front() {
         let problem = match tree.lstat(&p) {
+            Err(e) if depth == 0 && e.raw_os_error() == Some(nix::libc::ENOENT) => {
+                // Nothing to verify is not damage.
+                damaged.push((p, "not on the server".to_string()));
+                continue;
+            }
             Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
             Ok(st) => match kind_of(&st) {
                 Some(EntryKind::File) => check_file(tree, &p, &mut counts),

@@ -64,7 +64,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=5).contains(&kind) && !(10..=16).contains(&kind) && !(20..=30).contains(&kind) {
+    if !(1..=5).contains(&kind) && !(10..=16).contains(&kind) && !(20..=31).contains(&kind) {
         return Err(DecodeError::UnknownKind(kind));
     }
     let total = HEADER_LEN + len as usize;
@@ -240,6 +240,11 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             bytes: r.u64("bytes")?,
             damaged: r.u64("damaged")?,
             unchecked: r.u64("unchecked")?,
+        },
+        31 => Frame::Progress {
+            id: r.u32("id")?,
+            files: r.u64("files")?,
+            bytes: r.u64("bytes")?,
         },
         k => return Err(DecodeError::UnknownKind(k)),
     })
@@ -443,6 +448,11 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*id);
             w.u64(*offset);
         }
+        Frame::Progress { id, files, bytes } => {
+            w.u32(*id);
+            w.u64(*files);
+            w.u64(*bytes);
+        }
         Frame::Verified {
             id,
             files,
@@ -572,6 +582,11 @@ mod tests {
             Frame::Verify {
                 id: 9,
                 path: WirePath::root(),
+            },
+            Frame::Progress {
+                id: 9,
+                files: 3,
+                bytes: 4,
             },
             Frame::Verified {
                 id: 9,

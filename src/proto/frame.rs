@@ -308,6 +308,16 @@ pub enum Frame {
         /// What to verify (the empty path: the whole namespace).
         path: WirePath,
     },
+    /// Server: how far a `Verify` got (sent about twice a second while it
+    /// runs, so the client can show progress and knows the server works).
+    Progress {
+        /// Id of the `Verify`.
+        id: u32,
+        /// Files read so far.
+        files: u64,
+        /// Bytes read so far.
+        bytes: u64,
+    },
     /// Server: the `Verify` with this id is complete. Each damaged or
     /// unreadable file was reported before it with `Failed`.
     Verified {
@@ -353,6 +363,7 @@ impl Frame {
             Frame::Want { .. } => 28,
             Frame::Verify { .. } => 29,
             Frame::Verified { .. } => 30,
+            Frame::Progress { .. } => 31,
         }
     }
 }

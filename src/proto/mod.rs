@@ -89,7 +89,8 @@
 //! * `Verify` (id, path): the server re-reads every stored file under the
 //!   path and compares it with the crc32c recorded when it was stored
 //!   (never changing anything), reports each damaged or unreadable file
-//!   with `Failed`, and ends with `Verified` (id, counts).
+//!   with `Failed` and how far it got with `Progress` (id, files, bytes;
+//!   about twice a second), and ends with `Verified` (id, counts).
 //!
 //! A request that fails as a whole (missing path, read-only server) gets
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol

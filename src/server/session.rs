@@ -409,6 +409,11 @@ impl ServerSession {
         self.push(&Frame::FileEnd { id, crc, ok });
     }
 
+    /// How far the `Verify` with this id got.
+    pub fn send_progress(&mut self, id: u32, files: u64, bytes: u64) {
+        self.push(&Frame::Progress { id, files, bytes });
+    }
+
     /// The `Verify` with this id is complete.
     pub fn send_verified(&mut self, id: u32, c: VerifyCounts) {
         self.push(&Frame::Verified {

@@ -255,7 +255,8 @@ pub fn restore(
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
                 | Event::Need { .. }
-                | Event::Verified { .. } => {}
+                | Event::Verified { .. }
+                | Event::Progress { .. } => {}
             }
             if stager.pending() >= COMMIT_EVERY as usize && current.is_none() {
                 commit(&mut stager, rep);

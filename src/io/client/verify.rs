@@ -36,8 +36,9 @@ pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Resul
             match ev {
                 Event::Failed { path, message, .. } => {
                     named += 1;
-                    rep.fail(&format!("/{path}"), &message);
+                    rep.fail(&path.to_string(), &message);
                 }
+                Event::Progress { bytes, .. } => rep.progress(bytes, None),
                 Event::Verified {
                     files,
                     bytes,
