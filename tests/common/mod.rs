@@ -90,22 +90,28 @@ impl Server {
 
     /// Starts a server on `root`, which the caller owns.
     pub fn start_at(root: &Path, args: &[&str]) -> Server {
-        Server::spawn(root, args, None)
+        Server::spawn(root, args, None, 0)
+    }
+
+    /// Starts a server on `root`, which the caller owns, listening on
+    /// `port`: restarts a killed server where its clients expect it.
+    pub fn start_on(root: &Path, port: u16, args: &[&str]) -> Server {
+        Server::spawn(root, args, None, port)
     }
 
     /// Starts a server whose files may grow to `bytes` at most
     /// (RLIMIT_FSIZE): writing more fails with EFBIG, as on a full disk.
     pub fn start_with_file_size_limit(args: &[&str], bytes: u64) -> Server {
         let base = scratch();
-        let mut s = Server::spawn(&base.join("root"), args, Some(bytes));
+        let mut s = Server::spawn(&base.join("root"), args, Some(bytes), 0);
         s.base = Some(base);
         s
     }
 
-    fn spawn(root: &Path, args: &[&str], fsize: Option<u64>) -> Server {
+    fn spawn(root: &Path, args: &[&str], fsize: Option<u64>, port: u16) -> Server {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(SERVER);
-        cmd.args(["-a", "127.0.0.1", "-p", "0", "-d"])
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .arg(root)
             .args(args)
             .env_remove("RUST_LOG")
