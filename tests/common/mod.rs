@@ -92,30 +92,42 @@ impl Server {
 
     /// Starts a server on `root`, which the caller owns.
     pub fn start_at(root: &Path, args: &[&str]) -> Server {
-        Server::spawn(root, args, None, &[])
+        Server::spawn(root, args, None, 0, &[])
     }
 
     /// Starts a server with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let base = scratch();
-        let mut s = Server::spawn(&base.join("root"), args, None, env);
+        let mut s = Server::spawn(&base.join("root"), args, None, 0, env);
         s.base = Some(base);
         s
+    }
+
+    /// Starts a server on `root`, which the caller owns, listening on
+    /// `port`: restarts a killed server where its clients expect it.
+    pub fn start_on(root: &Path, port: u16, args: &[&str]) -> Server {
+        Server::spawn(root, args, None, port, &[])
     }
 
     /// Starts a server whose files may grow to `bytes` at most
     /// (RLIMIT_FSIZE): writing more fails with EFBIG, as on a full disk.
     pub fn start_with_file_size_limit(args: &[&str], bytes: u64) -> Server {
         let base = scratch();
-        let mut s = Server::spawn(&base.join("root"), args, Some(bytes), &[]);
+        let mut s = Server::spawn(&base.join("root"), args, Some(bytes), 0, &[]);
         s.base = Some(base);
         s
     }
 
-    fn spawn(root: &Path, args: &[&str], fsize: Option<u64>, env: &[(&str, &str)]) -> Server {
+    fn spawn(
+        root: &Path,
+        args: &[&str],
+        fsize: Option<u64>,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(SERVER);
-        cmd.args(["-a", "127.0.0.1", "-p", "0", "-d"])
+        cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .arg(root)
             .args(args)
             .envs(env.iter().copied())
