@@ -798,7 +798,6 @@ fn leftovers_after_a_kill(kill_server: bool, restore: bool) -> Vec<PathBuf> {
 }
 
 #[test]
-#[ignore = "BUG: temp files of a server killed with SIGKILL stay in the store for good (no sweep at restart nor at the next backup)"]
 fn a_killed_server_leaves_no_temporary_files_behind_for_good() {
     let left = leftovers_after_a_kill(true, false);
     assert!(
@@ -810,7 +809,6 @@ fn a_killed_server_leaves_no_temporary_files_behind_for_good() {
 }
 
 #[test]
-#[ignore = "BUG: temp files of a restore killed with SIGKILL stay in DEST for good (the next restore does not remove them)"]
 fn a_killed_restore_leaves_no_temporary_files_behind_for_good() {
     let left = leftovers_after_a_kill(false, true);
     assert!(
@@ -1011,7 +1009,6 @@ fn connection_cut_mid_frame_at_many_offsets() {
 /// A transfer cut mid-body leaves the stored directory as it was,
 /// modification time included (a restore would bring back the wrong one).
 #[test]
-#[ignore = "BUG: an aborted file leaves its directory's mtime changed in the store (temp file created and removed)"]
 fn a_cut_transfer_keeps_the_directory_mtime() {
     let srv = Server::start(&[]);
     let mut raw = Raw::hello(srv.port(), NAME);

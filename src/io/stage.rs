@@ -106,6 +106,10 @@ pub struct Stager {
     displaced: Vec<Displaced>,
     /// The directory the last entry went into, kept open.
     parent: Option<(WirePath, OwnedFd)>,
+    /// Directories written into since the last commit, with the mtime each
+    /// had first: an abort gives it back (creating and removing temporary
+    /// files changed it).
+    touched: Vec<(WirePath, TimeSpec)>,
     /// Whether large files being received survive the end of the
     /// connection, to be resumed (the server's store; not a restore).
     pub keep_partials: bool,
@@ -126,6 +130,7 @@ impl Stager {
             incoming: None,
             displaced: Vec::new(),
             parent: None,
+            touched: Vec::new(),
             keep_partials: false,
             keep_root_meta: false,
             record_checksums: false,
@@ -142,20 +147,18 @@ impl Stager {
         self.staged.len() + self.dirs.len()
     }
 
-    /// A fresh temporary name. The pid alone is not enough: in a container
-    /// a restarted server may get the same pid and meet the leftovers of
-    /// its killed predecessor, so the start time of the process is in too.
+    /// A fresh temporary name, `.rsb-tmp.<salt>.<n>`; [`sweep`] removes
+    /// those of other (dead) processes.
     fn tmp_name() -> Vec<u8> {
-        static SALT: OnceLock<u64> = OnceLock::new();
-        let salt = SALT.get_or_init(|| {
-            let t = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            t ^ (u64::from(std::process::id()) << 32)
-        });
         let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
-        format!(".rsb-tmp.{salt:x}.{n}").into_bytes()
+        format!(".rsb-tmp.{:x}.{n}", salt()).into_bytes()
+    }
+
+    /// A fresh name for a displaced previous version, `.rsb-tmp.old.*`:
+    /// never swept, since after a crash it may be the only copy.
+    fn old_name() -> Vec<u8> {
+        let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+        format!(".rsb-tmp.old.{:x}.{n}", salt()).into_bytes()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -186,6 +189,10 @@ impl Stager {
         };
         let st = stat::fstat(fd.as_raw_fd())
             .map_err(|e| FsError::errno("stat", self.tree.show(&parent), e))?;
+        if !self.touched.iter().any(|(p, _)| *p == parent) {
+            self.touched
+                .push((parent.clone(), TimeSpec::new(st.st_mtime, st.st_mtime_nsec)));
+        }
         if st.st_mode & 0o300 != 0o300 {
             // A read-only directory from an earlier backup; its own entry,
             // which comes after its contents, sets the mode back.
@@ -234,7 +241,7 @@ impl Stager {
     /// is deleted once the commit is durable, and put back by an abort:
     /// until then the previous version is not lost.
     fn displace(&mut self, dir: RawFd, parent: &WirePath, name: &[u8]) -> Result<(), FsError> {
-        let tmp = Self::tmp_name();
+        let tmp = Self::old_name();
         let shown = self.tree.show_in(parent, name);
         fcntl::renameat(Some(dir), os(name), Some(dir), os(&tmp))
             .map_err(|e| FsError::errno("rename", shown, e))?;
@@ -514,6 +521,7 @@ impl Stager {
     pub fn commit(&mut self) -> Vec<CommitFailure> {
         let mut failures = Vec::new();
         self.parent = None;
+        self.touched.clear();
         let staged = std::mem::take(&mut self.staged);
         let mut dirs = std::mem::take(&mut self.dirs);
         if staged.is_empty() && dirs.is_empty() {
@@ -667,7 +675,108 @@ impl Stager {
         }
         self.dirs.clear();
         self.restore_displaced();
+        // Deepest first, as at a commit.
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (path, mtime) in touched {
+            if let Ok(fd) = self.tree.dir(&path) {
+                let _ = stat::futimens(fd.as_raw_fd(), &omit(), &mtime);
+            }
+        }
     }
+}
+
+/// Distinguishes this process's temporary names from those of other
+/// processes. The pid alone is not enough: in a container a restarted
+/// server may get the same pid as its killed predecessor, so the start
+/// time of the process is in too.
+fn salt() -> u64 {
+    static SALT: OnceLock<u64> = OnceLock::new();
+    *SALT.get_or_init(|| {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        t ^ (u64::from(std::process::id()) << 32)
+    })
+}
+
+/// True for a temporary entry another process made and can no longer
+/// need: `.rsb-tmp.<salt>.<n>` with a salt not ours (its process died, or
+/// it is an earlier run). Partials (`.rsb-tmp.part.*`, kept to resume) and
+/// displaced previous versions (`.rsb-tmp.old.*`) are not stale.
+pub fn is_stale_tmp(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+        return false;
+    };
+    let mut parts = rest.split(|&b| b == b'.');
+    let (Some(s), Some(n), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let hex = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+    };
+    !n.is_empty() && n.iter().all(u8::is_ascii_digit) && hex(s).is_some_and(|s| s != salt())
+}
+
+/// Removes, under `path`, the temporary files and links that processes
+/// killed before they could clean up left behind ([`is_stale_tmp`]),
+/// giving each directory it touched its modification time back. Never
+/// removes a directory and never follows a link. Returns how many it
+/// removed. Run by the server on its store at start and by the client on
+/// a restore's destination.
+pub fn sweep(tree: &Beneath, path: &WirePath, recursive: bool) -> u64 {
+    let mut removed = 0;
+    let mut todo = vec![path.clone()];
+    // Bounded like every walk: at most this many directories.
+    let mut budget: u64 = 10_000_000;
+    while let Some(dir) = todo.pop() {
+        budget = budget.saturating_sub(1);
+        if budget == 0 {
+            break;
+        }
+        let Ok(fd) = tree.dir(&dir) else { continue };
+        let Ok(entries) = entries_at(fd.as_raw_fd()) else {
+            continue;
+        };
+        let before = stat::fstat(fd.as_raw_fd()).ok();
+        let mut changed = false;
+        for (name, kind) in entries {
+            if is_stale_tmp(&name) {
+                if unistd::unlinkat(Some(fd.as_raw_fd()), os(&name), UnlinkatFlags::NoRemoveDir)
+                    .is_ok()
+                {
+                    removed += 1;
+                    changed = true;
+                }
+                continue;
+            }
+            if crate::proto::path::is_tmp_name(&name) {
+                continue;
+            }
+            let is_dir = match kind {
+                Some(t) => t == nix::dir::Type::Directory,
+                None => stat::fstatat(
+                    Some(fd.as_raw_fd()),
+                    os(&name),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok_and(|st| kind_of(&st) == Some(EntryKind::Dir)),
+            };
+            if is_dir && recursive {
+                if let Ok(sub) = dir.join(&name) {
+                    todo.push(sub);
+                }
+            }
+        }
+        if let (true, Some(st)) = (changed, before) {
+            let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+            let _ = stat::futimens(fd.as_raw_fd(), &omit(), &mtime);
+        }
+    }
+    removed
 }
 
 /// Files at least this large keep their partial body across an
@@ -952,5 +1061,70 @@ mod tests {
         let b = Stager::tmp_name();
         assert_ne!(a, b);
         assert!(is_tmp_name(&a) && is_tmp_name(&b));
+    }
+
+    #[test]
+    fn only_other_processes_plain_temporary_names_are_stale() {
+        let ours = String::from_utf8(Stager::tmp_name()).unwrap();
+        assert!(!is_stale_tmp(ours.as_bytes()));
+        assert!(!is_stale_tmp(&Stager::old_name()));
+        assert!(is_stale_tmp(b".rsb-tmp.1f.3"));
+        for keep in [
+            &b".rsb-tmp.part.00ff.10.1.2"[..],
+            b".rsb-tmp.old.1f.3",
+            b".rsb-tmp.1f.",
+            b".rsb-tmp.1f.3.4",
+            b".rsb-tmp.zz.3",
+            b"rsb-tmp.1f.3",
+            b"a.txt",
+        ] {
+            assert!(!is_stale_tmp(keep), "{}", String::from_utf8_lossy(keep));
+        }
+    }
+
+    #[test]
+    fn sweep_removes_stale_files_only_and_keeps_directory_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d/e")).unwrap();
+        for p in [
+            "d/.rsb-tmp.1f.1",
+            "d/e/.rsb-tmp.2a.7",
+            "d/keep",
+            "d/.rsb-tmp.old.1f.2",
+        ] {
+            std::fs::write(root.join(p), b"x").unwrap();
+        }
+        std::fs::write(root.join("d/.rsb-tmp.part.0.1.2.3"), b"x").unwrap();
+        std::fs::create_dir(root.join("d/.rsb-tmp.3b.1")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("d/.rsb-tmp.4c.2")).unwrap();
+        let ours = Stager::tmp_name();
+        std::fs::write(root.join("d").join(os(&ours)), b"x").unwrap();
+        let t = TimeSpec::new(1_500_000_000, 7);
+        for d in ["d", "d/e"] {
+            stat::utimensat(None, &root.join(d), &t, &t, UtimensatFlags::NoFollowSymlink).unwrap();
+        }
+        let tree = Beneath::open_root(root, false).unwrap();
+        assert_eq!(sweep(&tree, &wp("d"), true), 3);
+        let mut left: Vec<String> = std::fs::read_dir(root.join("d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            ".rsb-tmp.3b.1".to_string(),
+            ".rsb-tmp.old.1f.2".into(),
+            ".rsb-tmp.part.0.1.2.3".into(),
+            String::from_utf8(ours).unwrap(),
+            "e".into(),
+            "keep".into(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
+        assert_eq!(std::fs::read_dir(root.join("d/e")).unwrap().count(), 0);
+        for d in ["d", "d/e"] {
+            let md = std::fs::metadata(root.join(d)).unwrap();
+            assert_eq!((md.mtime(), md.mtime_nsec()), (1_500_000_000, 7), "{d}");
+        }
     }
 }

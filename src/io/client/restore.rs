@@ -24,7 +24,7 @@ use super::COMMIT_EVERY;
 use crate::client::session::Event;
 use crate::io::describe;
 use crate::io::sandbox::Beneath;
-use crate::io::stage::Stager;
+use crate::io::stage::{sweep, Stager};
 use crate::io::transfer::BodyReceiver;
 use crate::io::walk::absolute;
 use crate::proto::WirePath;
@@ -103,6 +103,12 @@ pub fn restore(
             return Ok(());
         }
     };
+    // What a killed restore left behind: its temporary files beside and
+    // under the target (partials stay, to be resumed).
+    if let Some(parent) = t.prefix.parent() {
+        sweep(&tree, &parent, false);
+    }
+    sweep(&tree, &t.prefix, true);
     let mut stager = Stager::new(tree);
     // Large files keep what arrived when a restore is interrupted, hidden
     // in DEST, and the next restore of them resumes there.
