@@ -144,6 +144,8 @@ struct Conn {
     /// A job of this connection's is with the workers: nothing else is
     /// read or done for it until the result is back.
     waiting: bool,
+    /// Tells a verify under way that this connection closed.
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     session: ServerSession,
     inbuf: Vec<u8>,
     store: Option<Stager>,
@@ -479,6 +481,7 @@ fn accept_all(
             peer,
             ticket: Ticket { key, generation },
             waiting: false,
+            cancel: None,
             session: ServerSession::new(config.session.clone(), now, nonce),
             inbuf: Vec::new(),
             store: None,
@@ -505,6 +508,9 @@ fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
     let _ = poll.registry().deregister(&mut c.sock);
     if let Some(s) = c.store.as_mut() {
         s.abort();
+    }
+    if let Some(cancel) = c.cancel.take() {
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let t = c.total;
     if let Some((name, why)) = c.session.auth_failure() {
@@ -834,11 +840,14 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                         continue;
                     }
                 };
+                let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                c.cancel = Some(cancel.clone());
                 let job = Job::Verify {
                     ticket: c.ticket,
                     id,
                     tree,
                     path,
+                    cancel,
                 };
                 if workers.submit(job).is_ok() {
                     c.waiting = true;

@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -68,6 +69,8 @@ pub enum Job {
         tree: Beneath,
         /// Where to start.
         path: WirePath,
+        /// Set when the connection closed: stop reading.
+        cancel: Arc<AtomicBool>,
     },
 }
 
@@ -103,6 +106,8 @@ pub enum Done {
 
 /// The pool: job queue in, results out.
 pub struct Workers {
+    /// Set at shutdown: long jobs (verifies) stop early; commits finish.
+    stop: Arc<AtomicBool>,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
@@ -116,16 +121,19 @@ impl Workers {
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let waker = Arc::new(waker);
+        let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..n.max(1) {
             let (jobs, done, waker) = (job_rx.clone(), done_tx.clone(), waker.clone());
+            let stop = stop.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("rsb-worker-{i}"))
-                    .spawn(move || work(&jobs, &done, &waker))?,
+                    .spawn(move || work(&jobs, &done, &waker, &stop))?,
             );
         }
         Ok(Workers {
+            stop,
             jobs: Some(job_tx),
             done: done_rx,
             threads,
@@ -149,6 +157,7 @@ impl Workers {
     /// Lets queued jobs finish and waits for the threads: a commit under
     /// way is completed, never cut off.
     pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
@@ -169,7 +178,7 @@ fn test_commit_delay() -> Option<Duration> {
     })
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
+fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &AtomicBool) {
     loop {
         // The lock is held only while waiting for a job, never while one
         // runs, so the other threads pick up the next job meanwhile.
@@ -208,8 +217,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
                 id,
                 tree,
                 path,
+                cancel,
             } => {
+                let stopped = || stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
                 let mut report = |damaged, counts, finished| {
+                    if stopped() {
+                        return false;
+                    }
                     let ok = done
                         .send(Done::Verifying {
                             ticket,
@@ -222,7 +236,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
                     let _ = waker.wake();
                     ok
                 };
-                verify(&tree, path, &mut report);
+                verify(&tree, path, &mut report, &stopped);
             }
         }
     }
@@ -230,11 +244,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker) {
 
 /// Walks the tree under `path` and checks each regular file, calling
 /// `report` with what it found at most every [`PROGRESS_EVERY`] and once
-/// at the end (`finished`). Stops early if `report` returns false.
+/// at the end (`finished`). Stops early if `report` returns false (the
+/// connection closed or the server is stopping).
 fn verify(
     tree: &Beneath,
     path: WirePath,
     report: &mut dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool,
+    stopped: &dyn Fn() -> bool,
 ) {
     let mut counts = VerifyCounts::default();
     let mut damaged: Vec<(WirePath, String)> = Vec::new();
@@ -250,7 +266,11 @@ fn verify(
             }
             Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
             Ok(st) => match kind_of(&st) {
-                Some(EntryKind::File) => check_file(tree, &p, &mut counts),
+                Some(EntryKind::File) => match check_file(tree, &p, &mut counts, stopped) {
+                    Some(Checked::Stopped) => return,
+                    Some(Checked::Damaged(why)) => Some(why),
+                    None => None,
+                },
                 Some(EntryKind::Dir) if depth < MAX_DEPTH => match tree.read_dir(&p) {
                     Ok(names) => {
                         // Depth first, in name order, so reports come in
@@ -289,36 +309,61 @@ fn verify(
     report(damaged, counts, true);
 }
 
-/// Reads one stored file and compares it with its recorded crc32c.
-/// Returns why it is damaged, if it is.
-fn check_file(tree: &Beneath, p: &WirePath, counts: &mut VerifyCounts) -> Option<String> {
+/// What checking one file found, when it is not simply good.
+enum Checked {
+    /// Why the file is damaged or unreadable.
+    Damaged(String),
+    /// The verify was called off in the middle of the file.
+    Stopped,
+}
+
+/// Reads one stored file and compares it with its recorded crc32c, in
+/// pieces, looking at `stopped` between them.
+fn check_file(
+    tree: &Beneath,
+    p: &WirePath,
+    counts: &mut VerifyCounts,
+    stopped: &dyn Fn() -> bool,
+) -> Option<Checked> {
+    /// Bytes read between two looks at `stopped`.
+    const PIECE: u64 = 16 << 20;
+    let damaged = |why: String| Some(Checked::Damaged(why));
     let fd = match tree.open_file(p) {
         Ok(fd) => fd,
-        Err(e) => return Some(format!("{}: {}", e.op, describe(&e.error))),
+        Err(e) => return damaged(format!("{}: {}", e.op, describe(&e.error))),
     };
     let size = match nix::sys::stat::fstat(fd.as_raw_fd()) {
         Ok(st) => st.st_size.max(0) as u64,
-        Err(e) => return Some(format!("stat: {}", e.desc())),
+        Err(e) => return damaged(format!("stat: {}", e.desc())),
     };
     let recorded = match checksum::recorded(fd.as_fd()) {
         Ok(r) => r,
-        Err(e) => return Some(format!("getxattr: {}", e.desc())),
+        Err(e) => return damaged(format!("getxattr: {}", e.desc())),
     };
     counts.files += 1;
-    let crc = match crc_range(&fd, 0, size, 0) {
-        Ok(c) => c,
-        Err(e) => return Some(format!("read: {}", describe(&e))),
-    };
-    counts.bytes += size;
+    let mut crc = 0;
+    let mut at = 0;
+    while at < size {
+        if stopped() {
+            return Some(Checked::Stopped);
+        }
+        let n = (size - at).min(PIECE);
+        crc = match crc_range(&fd, at, n, crc) {
+            Ok(c) => c,
+            Err(e) => return damaged(format!("read: {}", describe(&e))),
+        };
+        at += n;
+        counts.bytes += n;
+    }
     let Some(r) = recorded else {
         counts.unchecked += 1;
         return None;
     };
     if r.size != size {
-        return Some(format!("size changed: stored {} bytes, now {size}", r.size));
+        return damaged(format!("size changed: stored {} bytes, now {size}", r.size));
     }
     if r.crc != crc {
-        return Some(format!(
+        return damaged(format!(
             "content changed: crc32c was {:08x}, is now {crc:08x}",
             r.crc
         ));
