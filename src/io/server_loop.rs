@@ -232,21 +232,6 @@ pub fn run(
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("register signals: {e}"))?;
 
-    // Temporary files of a server that was killed are useless now; they
-    // are removed in the background while the server serves.
-    if let Ok(tree) = root.try_clone() {
-        let spawned = std::thread::Builder::new()
-            .name("rsb-sweep".into())
-            .spawn(move || {
-                let n = super::stage::sweep(&tree, &WirePath::root(), true);
-                if n > 0 {
-                    info!("removed {n} temporary files left by an earlier run");
-                }
-            });
-        if let Err(e) = spawned {
-            warn!("cannot start the sweep of old temporary files: {e}");
-        }
-    }
     let waker = mio::Waker::new(poll.registry(), WAKER).map_err(|e| format!("waker: {e}"))?;
     let workers = Workers::start(WORKERS, waker).map_err(|e| format!("workers: {e}"))?;
     let result = serve(
@@ -743,6 +728,13 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                 match ns {
                     Ok(ns) => {
                         info!("{}: client {name} connected", c.peer);
+                        // Temporary files a killed server left in this
+                        // namespace go, in the background, once per run.
+                        if !read_only {
+                            if let Ok(tree) = ns.try_clone() {
+                                workers.sweep_once(&name, tree);
+                            }
+                        }
                         let mut store = Stager::new(ns);
                         store.keep_partials = true;
                         store.record_checksums = true;

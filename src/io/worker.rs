@@ -10,7 +10,7 @@
 //! state. A result for a connection that closed meanwhile is dropped: the
 //! commit it carries is complete and durable all the same.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +57,14 @@ pub enum Job {
         id: u32,
         /// The connection's stager, handed back in [`Done::Committed`].
         store: Box<Stager>,
+    },
+    /// Remove what killed processes left in a namespace
+    /// ([`super::stage::sweep`]).
+    Sweep {
+        /// The namespace's name, for the log.
+        name: String,
+        /// The namespace (its own descriptor).
+        tree: Beneath,
     },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
@@ -110,6 +118,8 @@ pub struct Workers {
     stop: Arc<AtomicBool>,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
+    /// Namespaces swept already in this run.
+    swept: std::cell::RefCell<HashSet<String>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -136,6 +146,7 @@ impl Workers {
             stop,
             jobs: Some(job_tx),
             done: done_rx,
+            swept: std::cell::RefCell::new(HashSet::new()),
             threads,
         })
     }
@@ -146,6 +157,18 @@ impl Workers {
         match &self.jobs {
             Some(tx) => tx.send(job).map_err(|e| e.0),
             None => Err(job),
+        }
+    }
+
+    /// Sweeps the namespace `name` in the background, the first time it
+    /// is opened in this run (its temporary files are this process's from
+    /// then on).
+    pub fn sweep_once(&self, name: &str, tree: Beneath) {
+        if self.swept.borrow_mut().insert(name.to_string()) {
+            let _ = self.submit(Job::Sweep {
+                name: name.to_string(),
+                tree,
+            });
         }
     }
 
@@ -211,6 +234,12 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                     return;
                 }
                 let _ = waker.wake();
+            }
+            Job::Sweep { name, tree } => {
+                let n = super::stage::sweep(&tree, &WirePath::root(), true);
+                if n > 0 {
+                    log::info!("{name}: removed {n} temporary files left by an earlier run");
+                }
             }
             Job::Verify {
                 ticket,
