@@ -105,7 +105,7 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
         },
         3 => Frame::Error {
             code: ErrorCode::from_u16(r.u16("code")?),
-            message: r.string("message")?,
+            message: r.message()?,
         },
         10 => Frame::Dir {
             id: r.u32("id")?,
@@ -138,7 +138,7 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
         16 => Frame::Failed {
             id: r.u32("id")?,
             path: r.path()?,
-            message: r.string("message")?,
+            message: r.message()?,
         },
         20 => Frame::List {
             id: r.u32("id")?,
@@ -303,6 +303,17 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         String::from_utf8(self.bytes(what)?).map_err(|_| DecodeError::Invalid(what))
+    }
+
+    /// An `Error` or `Failed` message: at most [`MAX_MESSAGE`] bytes, as
+    /// the encoder cuts them, so that every decoded frame re-encodes to
+    /// itself.
+    fn message(&mut self) -> Result<String, DecodeError> {
+        let m = self.string("message")?;
+        if m.len() > MAX_MESSAGE {
+            return Err(DecodeError::Invalid("message"));
+        }
+        Ok(m)
     }
 
     fn path(&mut self) -> Result<WirePath, DecodeError> {
@@ -871,6 +882,33 @@ mod tests {
                 assert!(message.len() <= MAX_MESSAGE)
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_longer_than_the_encoder_writes_are_refused() {
+        // Found with fuzz target decode: a 1,100-byte message decoded, and
+        // re-encoding the frame cut it, so decode(encode(f)) != f.
+        let raw = |kind: u8, head: &[u8], len: usize| {
+            let mut p = head.to_vec();
+            p.extend_from_slice(&(len as u32).to_be_bytes());
+            p.extend(std::iter::repeat_n(b'x', len));
+            let mut v = vec![kind];
+            v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            v.extend_from_slice(&p);
+            v
+        };
+        let failed_head = [0, 0, 0, 1, 0, 0, 0, 0];
+        for (kind, head) in [(3, &[0, 1][..]), (16, &failed_head[..])] {
+            let ok = raw(kind, head, MAX_MESSAGE);
+            match decode(&ok) {
+                Ok(Decoded::Frame(f, n)) => assert_eq!(to_vec(&f).len(), n),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                decode(&raw(kind, head, MAX_MESSAGE + 1)),
+                Err(DecodeError::Invalid("message"))
+            );
         }
     }
 

@@ -512,16 +512,18 @@ impl ServerSession {
     // ---- internals ----------------------------------------------------
 
     fn push(&mut self, frame: &Frame) {
-        // The error frame is the last one (a commit finishing on a worker
-        // after a shutdown began must not answer after it).
-        if self.state != State::Closing {
+        // The `Error` is the last frame: an answer the shell completes
+        // afterwards (a commit finishing on a worker after a shutdown
+        // began, say) is dropped.
+        if !self.is_closing() {
             codec::encode(frame, &mut self.out);
         }
     }
 
-    /// Queues an `Error` and ends the session ("last gasp").
+    /// Queues an `Error` and ends the session ("last gasp"); only the first
+    /// failure counts.
     fn fail(&mut self, code: ErrorCode, message: String) {
-        if self.state == State::Closing {
+        if self.is_closing() {
             return;
         }
         self.push(&Frame::Error {
@@ -1210,6 +1212,33 @@ mod tests {
             ]),
         );
         assert!(s.is_closing());
+    }
+
+    #[test]
+    fn nothing_is_sent_after_the_error() {
+        // Found by fuzz target server_session: a commit queued before a
+        // malformed frame was answered after the session's `Error`, and a
+        // second failure queued a second `Error` and `Abort`.
+        let now = Instant::now();
+        let mut s = ready(now);
+        let mut b = bytes(&[Frame::Commit { id: 1 }]);
+        b.extend_from_slice(&[0xff; 5]);
+        s.handle_input(now, &b);
+        assert_eq!(
+            commands(&mut s),
+            vec![Command::Commit { id: 1 }, Command::Abort]
+        );
+        s.handle_committed(1);
+        s.handle_namespace_failed("cannot open namespace".into());
+        assert!(matches!(
+            sent(&mut s)[..],
+            [Frame::Error {
+                code: ErrorCode::Malformed,
+                ..
+            }]
+        ));
+        assert!(commands(&mut s).is_empty());
+        assert!(s.error().is_some_and(|e| e.starts_with("malformed frame")));
     }
 
     #[test]
