@@ -147,6 +147,7 @@ pub fn client_session(data: &[u8]) {
                         assert!(streams.remove(&id), "{id} ended but was never asked for");
                     }
                     Event::ListEntry { id, .. }
+                    | Event::Progress { id, .. }
                     | Event::Dir { id, .. }
                     | Event::Symlink { id, .. }
                     | Event::FileEnd { id, .. } => {

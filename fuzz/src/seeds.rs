@@ -152,6 +152,11 @@ pub fn every_frame() -> Vec<Frame> {
             damaged: 0,
             unchecked: 1,
         },
+        Frame::Progress {
+            id: 11,
+            files: 1,
+            bytes: 5,
+        },
     ]
 }
 
@@ -311,6 +316,11 @@ fn server_stream(auth: bool) -> Vec<u8> {
             ok: true,
         },
         Frame::Done { id: 2 },
+        Frame::Progress {
+            id: 3,
+            files: 1,
+            bytes: 2,
+        },
         Frame::Failed {
             id: 3,
             path: wp("d/f"),
