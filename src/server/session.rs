@@ -534,8 +534,15 @@ impl ServerSession {
         // Requests already queued are not carried out: nothing may follow
         // the error (regression: a List pipelined behind a Hello whose
         // namespace could not be opened was answered after the Error).
+        // A namespace never opened has nothing to abort (regression, found
+        // by fuzz target server_session: an Abort came out alone when a
+        // Hello and a malformed frame arrived together).
+        let never_opened = self
+            .commands
+            .iter()
+            .any(|c| matches!(c, Command::OpenNamespace { .. }));
         self.commands.clear();
-        if self.name.is_some() {
+        if self.name.is_some() && !never_opened {
             self.commands.push_back(Command::Abort);
         }
         self.state = State::Closing;
@@ -1374,6 +1381,7 @@ mod tests {
 
         let mut s = ServerSession::new(cfg, t0, [0; 32]);
         s.handle_input(t0, &bytes(&[hello("a")]));
+        commands(&mut s);
         let t1 = t0 + Duration::from_secs(3);
         s.handle_input(t1, &bytes(&[Frame::Commit { id: 1 }]));
         assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(5)));
@@ -1573,6 +1581,11 @@ mod tests {
                 },
             ]),
         );
+        // The shell is carrying out the OpenNamespace when it fails.
+        assert!(matches!(
+            s.poll_command(),
+            Some(Command::OpenNamespace { .. })
+        ));
         s.handle_namespace_failed("cannot open namespace".into());
         assert_eq!(commands(&mut s), vec![Command::Abort]);
         s.send_done(1);
@@ -1582,5 +1595,16 @@ mod tests {
         // A second failure adds nothing either.
         s.handle_shutdown();
         assert!(sent(&mut s).is_empty());
+    }
+
+    #[test]
+    fn no_abort_for_a_namespace_never_opened() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
+        let mut b = bytes(&[hello("a")]);
+        b.extend_from_slice(&[0xff; 5]);
+        s.handle_input(now, &b);
+        assert!(s.is_closing());
+        assert!(commands(&mut s).is_empty());
     }
 }
