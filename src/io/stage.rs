@@ -725,8 +725,8 @@ pub fn is_stale_tmp(name: &[u8]) -> bool {
 /// killed before they could clean up left behind ([`is_stale_tmp`]),
 /// giving each directory it touched its modification time back. Never
 /// removes a directory and never follows a link. Returns how many it
-/// removed. Run by the server on its store at start and by the client on
-/// a restore's destination.
+/// removed. Run by the server on a namespace the first time it is opened
+/// in a run, and by the client on a restore's destination.
 pub fn sweep(tree: &Beneath, path: &WirePath, recursive: bool) -> u64 {
     let mut removed = 0;
     let mut todo = vec![path.clone()];
