@@ -306,7 +306,7 @@ fn serve(
                 }
                 WAKER => {
                     while let Some(done) = workers.poll_done() {
-                        if let Some(id) = finish_job(&mut conns, done) {
+                        if let Some(id) = finish_job(&mut conns, done, now) {
                             touched.push(id);
                         }
                     }
@@ -889,11 +889,14 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
 
 /// Takes a result from the workers back to its connection; returns the
 /// connection to drive, if it is still there.
-fn finish_job(conns: &mut Slab<Conn>, done: Done) -> Option<ConnId> {
+fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId> {
     let ticket = match &done {
         Done::Committed { ticket, .. } | Done::Verifying { ticket, .. } => *ticket,
     };
     let c = conns.get_mut(ticket.key).filter(|c| c.ticket == ticket)?;
+    // The time spent waiting for the disk is not idle time (regression: a
+    // 40 s commit under -t 30 was answered, then timed out at once).
+    c.session.handle_activity(now);
     match done {
         Done::Committed {
             id,

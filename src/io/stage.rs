@@ -725,16 +725,17 @@ pub fn is_stale_tmp(name: &[u8]) -> bool {
 /// killed before they could clean up left behind ([`is_stale_tmp`]),
 /// giving each directory it touched its modification time back. Never
 /// removes a directory and never follows a link. Returns how many it
-/// removed. Run by the server on a namespace the first time it is opened
-/// in a run, and by the client on a restore's destination.
-pub fn sweep(tree: &Beneath, path: &WirePath, recursive: bool) -> u64 {
+/// removed; stops early when `stopped` says so. Run by the server on a
+/// namespace the first time it is opened in a run, and by the client on a
+/// restore's destination.
+pub fn sweep(tree: &Beneath, path: &WirePath, recursive: bool, stopped: &dyn Fn() -> bool) -> u64 {
     let mut removed = 0;
     let mut todo = vec![path.clone()];
     // Bounded like every walk: at most this many directories.
     let mut budget: u64 = 10_000_000;
     while let Some(dir) = todo.pop() {
         budget = budget.saturating_sub(1);
-        if budget == 0 {
+        if budget == 0 || stopped() {
             break;
         }
         let Ok(fd) = tree.dir(&dir) else { continue };
@@ -1105,7 +1106,7 @@ mod tests {
             stat::utimensat(None, &root.join(d), &t, &t, UtimensatFlags::NoFollowSymlink).unwrap();
         }
         let tree = Beneath::open_root(root, false).unwrap();
-        assert_eq!(sweep(&tree, &wp("d"), true), 3);
+        assert_eq!(sweep(&tree, &wp("d"), true, &|| false), 3);
         let mut left: Vec<String> = std::fs::read_dir(root.join("d"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -58,14 +58,6 @@ pub enum Job {
         /// The connection's stager, handed back in [`Done::Committed`].
         store: Box<Stager>,
     },
-    /// Remove what killed processes left in a namespace
-    /// ([`super::stage::sweep`]).
-    Sweep {
-        /// The namespace's name, for the log.
-        name: String,
-        /// The namespace (its own descriptor).
-        tree: Beneath,
-    },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
     Verify {
@@ -120,6 +112,9 @@ pub struct Workers {
     done: Receiver<Done>,
     /// Namespaces swept already in this run.
     swept: std::cell::RefCell<HashSet<String>>,
+    /// Sweeps go to their own thread: a walk of a whole namespace must not
+    /// hold up the commits queued behind it.
+    sweeps: Option<Sender<(String, Beneath)>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -133,6 +128,13 @@ impl Workers {
         let waker = Arc::new(waker);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
+        let (sweep_tx, sweep_rx) = mpsc::channel::<(String, Beneath)>();
+        let sweep_stop = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("rsb-sweep".into())
+                .spawn(move || sweeper(&sweep_rx, &sweep_stop))?,
+        );
         for i in 0..n.max(1) {
             let (jobs, done, waker) = (job_rx.clone(), done_tx.clone(), waker.clone());
             let stop = stop.clone();
@@ -147,6 +149,7 @@ impl Workers {
             jobs: Some(job_tx),
             done: done_rx,
             swept: std::cell::RefCell::new(HashSet::new()),
+            sweeps: Some(sweep_tx),
             threads,
         })
     }
@@ -165,10 +168,9 @@ impl Workers {
     /// then on).
     pub fn sweep_once(&self, name: &str, tree: Beneath) {
         if self.swept.borrow_mut().insert(name.to_string()) {
-            let _ = self.submit(Job::Sweep {
-                name: name.to_string(),
-                tree,
-            });
+            if let Some(tx) = &self.sweeps {
+                let _ = tx.send((name.to_string(), tree));
+            }
         }
     }
 
@@ -182,6 +184,7 @@ impl Workers {
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
+        self.sweeps = None;
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
@@ -199,6 +202,21 @@ fn test_commit_delay() -> Option<Duration> {
             .ok()
             .map(Duration::from_millis)
     })
+}
+
+/// The sweeper thread: one namespace after another, until the server
+/// stops (a sweep under way stops at its next directory).
+fn sweeper(sweeps: &Receiver<(String, Beneath)>, stop: &AtomicBool) {
+    while let Ok((name, tree)) = sweeps.recv() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let stopped = || stop.load(Ordering::Relaxed);
+        let n = super::stage::sweep(&tree, &WirePath::root(), true, &stopped);
+        if n > 0 {
+            log::info!("{name}: removed {n} temporary files left by an earlier run");
+        }
+    }
 }
 
 fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &AtomicBool) {
@@ -235,12 +253,6 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 }
                 let _ = waker.wake();
             }
-            Job::Sweep { name, tree } => {
-                let n = super::stage::sweep(&tree, &WirePath::root(), true);
-                if n > 0 {
-                    log::info!("{name}: removed {n} temporary files left by an earlier run");
-                }
-            }
             Job::Verify {
                 ticket,
                 id,
@@ -265,7 +277,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                     let _ = waker.wake();
                     ok
                 };
-                verify(&tree, path, &mut report, &stopped);
+                verify(&tree, path, &mut report);
             }
         }
     }
@@ -279,7 +291,6 @@ fn verify(
     tree: &Beneath,
     path: WirePath,
     report: &mut dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool,
-    stopped: &dyn Fn() -> bool,
 ) {
     let mut counts = VerifyCounts::default();
     let mut damaged: Vec<(WirePath, String)> = Vec::new();
@@ -295,11 +306,23 @@ fn verify(
             }
             Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
             Ok(st) => match kind_of(&st) {
-                Some(EntryKind::File) => match check_file(tree, &p, &mut counts, stopped) {
-                    Some(Checked::Stopped) => return,
-                    Some(Checked::Damaged(why)) => Some(why),
-                    None => None,
-                },
+                Some(EntryKind::File) => {
+                    // Progress goes out between the pieces of a large file
+                    // too: reading one can take longer than the client
+                    // waits without news.
+                    let mut tick = |c: &VerifyCounts| {
+                        if last.elapsed() < PROGRESS_EVERY {
+                            return true;
+                        }
+                        last = Instant::now();
+                        report(Vec::new(), *c, false)
+                    };
+                    match check_file(tree, &p, &mut counts, &mut tick) {
+                        Some(Checked::Stopped) => return,
+                        Some(Checked::Damaged(why)) => Some(why),
+                        None => None,
+                    }
+                }
                 Some(EntryKind::Dir) if depth < MAX_DEPTH => match tree.read_dir(&p) {
                     Ok(names) => {
                         // Depth first, in name order, so reports come in
@@ -347,12 +370,12 @@ enum Checked {
 }
 
 /// Reads one stored file and compares it with its recorded crc32c, in
-/// pieces, looking at `stopped` between them.
+/// pieces, calling `tick` between them (false: stop).
 fn check_file(
     tree: &Beneath,
     p: &WirePath,
     counts: &mut VerifyCounts,
-    stopped: &dyn Fn() -> bool,
+    tick: &mut dyn FnMut(&VerifyCounts) -> bool,
 ) -> Option<Checked> {
     /// Bytes read between two looks at `stopped`.
     const PIECE: u64 = 16 << 20;
@@ -373,7 +396,7 @@ fn check_file(
     let mut crc = 0;
     let mut at = 0;
     while at < size {
-        if stopped() {
+        if !tick(counts) {
             return Some(Checked::Stopped);
         }
         let n = (size - at).min(PIECE);

@@ -106,9 +106,9 @@ pub fn restore(
     // What a killed restore left behind: its temporary files beside and
     // under the target (partials stay, to be resumed).
     if let Some(parent) = t.prefix.parent() {
-        sweep(&tree, &parent, false);
+        sweep(&tree, &parent, false, &|| false);
     }
-    sweep(&tree, &t.prefix, true);
+    sweep(&tree, &t.prefix, true, &|| false);
     let mut stager = Stager::new(tree);
     // Large files keep what arrived when a restore is interrupted, hidden
     // in DEST, and the next restore of them resumes there.
