@@ -156,6 +156,9 @@ struct Conn {
     stream: Option<Stream>,
     send: Option<(u32, BodySender)>,
     offered: Option<Offered>,
+    /// A restore resuming an offered file at this offset, waiting for the
+    /// crc32c of the bytes before it from a worker.
+    resuming: Option<(u32, Offered, u64)>,
     readable: bool,
     writable: bool,
     /// When the session started closing; the connection is dropped
@@ -476,6 +479,7 @@ fn accept_all(
             stream: None,
             send: None,
             offered: None,
+            resuming: None,
             readable: true,
             writable: true,
             closing_since: None,
@@ -571,6 +575,7 @@ fn drive(
         }
         if c.send.is_none()
             && c.offered.is_none()
+            && !c.waiting
             && c.stream.is_some()
             && c.session.poll_transmit().len() < STREAM_HIGH_WATER
         {
@@ -738,6 +743,7 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                         let mut store = Stager::new(ns);
                         store.keep_partials = true;
                         store.record_checksums = true;
+                        store.defer_prefix_crc = true;
                         c.store = Some(store);
                     }
                     Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
@@ -759,37 +765,35 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
             }
             Command::SendFrom { id, offset } => {
                 let Some(o) = c.offered.take() else { continue };
-                let recorded = recorded_crc(&o.fd, o.size);
-                match BodySender::from_offset(o.fd, o.size, offset) {
-                    Ok(mut tx) => {
-                        if let Some(crc) = recorded {
-                            tx.expect_crc(crc);
-                        }
-                        if offset > 0 {
-                            debug!(
-                                "{}: resuming restore of {} at byte {offset}",
-                                c.label(),
-                                o.shown
-                            );
-                        }
-                        c.session.send_entry(&Frame::FileFrom {
-                            id,
-                            path: o.rel,
-                            meta: o.meta,
-                            size: o.size,
-                            offset,
-                        });
-                        c.send = Some((id, tx));
-                    }
-                    Err(e) => {
-                        warn!("{}: {}: {}", c.label(), o.shown, super::describe(&e));
-                        c.session.handle_failed(
-                            id,
-                            o.rel,
-                            format!("read: {}", super::describe(&e)),
-                        );
-                    }
+                if offset == 0 {
+                    start_send(c, id, o, 0, Ok(0));
+                    continue;
                 }
+                // The bytes the client holds are read once for the crc32c,
+                // on a worker: they can be gigabytes.
+                let job = o.fd.try_clone().map(|file| Job::Crc {
+                    ticket: c.ticket,
+                    file,
+                    len: offset,
+                });
+                match job.map(|j| workers.submit(j)) {
+                    Ok(Ok(())) => {
+                        c.resuming = Some((id, o, offset));
+                        c.waiting = true;
+                    }
+                    Ok(Err(_)) => start_send(
+                        c,
+                        id,
+                        o,
+                        offset,
+                        Err(io::Error::other("the server is stopping")),
+                    ),
+                    Err(e) => start_send(c, id, o, offset, Err(e)),
+                }
+            }
+            cmd @ Command::BeginFile { .. } => {
+                dispatch(c, cmd);
+                defer_prefix_crc(c, workers);
             }
             Command::Commit { id } => {
                 // A 1 MiB pipe per idle connection would pin memory and use
@@ -891,7 +895,9 @@ fn answer_empty(cmd: Command, session: &mut ServerSession) {
 /// connection to drive, if it is still there.
 fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId> {
     let ticket = match &done {
-        Done::Committed { ticket, .. } | Done::Verifying { ticket, .. } => *ticket,
+        Done::Committed { ticket, .. }
+        | Done::Verifying { ticket, .. }
+        | Done::Crc { ticket, .. } => *ticket,
     };
     let c = conns.get_mut(ticket.key).filter(|c| c.ticket == ticket)?;
     // The time spent waiting for the disk is not idle time (regression: a
@@ -913,6 +919,10 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
             c.store = Some(*store);
             c.waiting = false;
             committed(c, id, failures);
+        }
+        Done::Crc { result, .. } => {
+            c.waiting = false;
+            prefix_crc_done(c, result);
         }
         Done::Verifying {
             id,
@@ -943,6 +953,95 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
         }
     }
     Some(ConnId(ticket.key))
+}
+
+/// Starts sending the offered file `o` from `offset`, the bytes before
+/// it having crc32c `prefix` (or failed to be read).
+fn start_send(c: &mut Conn, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
+    let recorded = recorded_crc(&o.fd, o.size);
+    match prefix.and_then(|crc| BodySender::with_prefix_crc(o.fd, o.size, offset, crc)) {
+        Ok(mut tx) => {
+            if let Some(crc) = recorded {
+                tx.expect_crc(crc);
+            }
+            if offset > 0 {
+                debug!(
+                    "{}: resuming restore of {} at byte {offset}",
+                    c.label(),
+                    o.shown
+                );
+            }
+            c.session.send_entry(&Frame::FileFrom {
+                id,
+                path: o.rel,
+                meta: o.meta,
+                size: o.size,
+                offset,
+            });
+            c.send = Some((id, tx));
+        }
+        Err(e) => {
+            warn!("{}: {}: {}", c.label(), o.shown, super::describe(&e));
+            c.session
+                .handle_failed(id, o.rel, format!("read: {}", super::describe(&e)));
+        }
+    }
+}
+
+/// A resumed backup's kept bytes are read for their crc32c on a worker;
+/// the body waits (the connection reads nothing) until that is done.
+fn defer_prefix_crc(c: &mut Conn, workers: &Workers) {
+    let Some(store) = c.store.as_mut() else {
+        return;
+    };
+    let Some(inc) = store.incoming().filter(|i| i.prefix_pending) else {
+        return;
+    };
+    let (id, path, len) = (inc.id, inc.path.clone(), inc.offset);
+    let job = inc.file.try_clone().map(|file| Job::Crc {
+        ticket: c.ticket,
+        file,
+        len,
+    });
+    match job.map(|j| workers.submit(j)) {
+        Ok(Ok(())) => c.waiting = true,
+        Ok(Err(_)) | Err(_) => {
+            // Keep the partial: a later transfer can still resume it.
+            store.abort_file();
+            c.batch.failed += 1;
+            c.session
+                .handle_failed(id, path, "resume: cannot read the kept part".into());
+        }
+    }
+}
+
+/// The crc32c of a resumed transfer's kept bytes is back.
+fn prefix_crc_done(c: &mut Conn, result: io::Result<u32>) {
+    if let Some((id, o, offset)) = c.resuming.take() {
+        start_send(c, id, o, offset, result);
+        return;
+    }
+    let who = c.label();
+    let Some(store) = c.store.as_mut() else {
+        return;
+    };
+    let Some(inc) = store.incoming() else {
+        return;
+    };
+    match result {
+        Ok(crc) => {
+            inc.crc = crc;
+            inc.prefix_pending = false;
+        }
+        Err(e) => {
+            let (id, path) = (inc.id, inc.path.clone());
+            warn!("{who}: {path}: resume: {}", super::describe(&e));
+            store.abort_file();
+            c.batch.failed += 1;
+            c.session
+                .handle_failed(id, path, format!("resume: {}", super::describe(&e)));
+        }
+    }
 }
 
 /// Reports a finished commit to the client and the log.

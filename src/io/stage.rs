@@ -69,6 +69,9 @@ pub struct Incoming {
     pub offset: u64,
     /// crc32c of the bytes before `offset`.
     pub crc: u32,
+    /// `crc` is still to be computed (see [`Stager::defer_prefix_crc`]);
+    /// no body byte may be received until it is.
+    pub prefix_pending: bool,
     tmp: Vec<u8>,
     /// Kept, not removed, when the connection ends before the body does.
     partial: bool,
@@ -118,6 +121,10 @@ pub struct Stager {
     /// Whether to record each file's crc32c beside it (the server's store;
     /// see [`super::checksum`]).
     pub record_checksums: bool,
+    /// Whether [`Stager::resume_file`] leaves the crc32c of the kept bytes
+    /// to the caller ([`Incoming::prefix_pending`]): the server has a
+    /// worker read them, not its event loop.
+    pub defer_prefix_crc: bool,
 }
 
 impl Stager {
@@ -134,6 +141,7 @@ impl Stager {
             keep_partials: false,
             keep_root_meta: false,
             record_checksums: false,
+            defer_prefix_crc: false,
         }
     }
 
@@ -366,6 +374,7 @@ impl Stager {
             partial,
             offset: 0,
             crc: 0,
+            prefix_pending: false,
         }))
     }
 
@@ -420,11 +429,15 @@ impl Stager {
         let off = i64::try_from(offset)
             .map_err(|_| FsError::errno("resume", shown.clone(), Errno::EFBIG))?;
         unistd::ftruncate(&file, off).map_err(|e| FsError::errno("resume", shown.clone(), e))?;
-        let crc = super::transfer::crc_range(&file, 0, offset, 0).map_err(|error| FsError {
-            op: "resume",
-            path: shown,
-            error,
-        })?;
+        let crc = if self.defer_prefix_crc {
+            0
+        } else {
+            super::transfer::crc_range(&file, 0, offset, 0).map_err(|error| FsError {
+                op: "resume",
+                path: shown,
+                error,
+            })?
+        };
         Ok(self.incoming.insert(Incoming {
             id,
             path: path.clone(),
@@ -435,6 +448,7 @@ impl Stager {
             partial: true,
             offset,
             crc,
+            prefix_pending: self.defer_prefix_crc && offset > 0,
         }))
     }
 

@@ -399,8 +399,20 @@ impl BodySender {
     /// the rest. The crc32c still covers the whole file: the bytes before
     /// `offset` are read once here to start it.
     pub fn from_offset(file: OwnedFd, size: u64, offset: u64) -> io::Result<BodySender> {
-        let before = stamp(&file)?;
         let crc = crc_range(&file, 0, offset.min(size), 0)?;
+        BodySender::with_prefix_crc(file, size, offset, crc)
+    }
+
+    /// Like [`Self::from_offset`], with the crc32c of bytes `0..offset`
+    /// already computed (the server does that on a worker thread: it can
+    /// be gigabytes).
+    pub fn with_prefix_crc(
+        file: OwnedFd,
+        size: u64,
+        offset: u64,
+        crc: u32,
+    ) -> io::Result<BodySender> {
+        let before = stamp(&file)?;
         Ok(BodySender {
             file,
             size,

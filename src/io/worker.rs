@@ -58,6 +58,16 @@ pub enum Job {
         /// The connection's stager, handed back in [`Done::Committed`].
         store: Box<Stager>,
     },
+    /// The crc32c of the first `len` bytes of `file`: what a resumed
+    /// transfer keeps (it can be gigabytes).
+    Crc {
+        /// Whose.
+        ticket: Ticket,
+        /// The file (its own descriptor).
+        file: std::os::fd::OwnedFd,
+        /// Bytes to read.
+        len: u64,
+    },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
     Verify {
@@ -88,6 +98,13 @@ pub enum Done {
         failures: Vec<CommitFailure>,
         /// How long it took.
         elapsed: Duration,
+    },
+    /// The crc32c of a kept prefix, or why it could not be read.
+    Crc {
+        /// Whose.
+        ticket: Ticket,
+        /// The result.
+        result: io::Result<u32>,
     },
     /// Damaged files found so far, and the counts so far.
     Verifying {
@@ -249,6 +266,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                     elapsed: start.elapsed(),
                 };
                 if done.send(r).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::Crc { ticket, file, len } => {
+                let result = crc_range(&file, 0, len, 0);
+                if done.send(Done::Crc { ticket, result }).is_err() {
                     return;
                 }
                 let _ = waker.wake();
