@@ -8,13 +8,9 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::thread;
-use std::time::Duration;
 
 use common::*;
-use rsb::proto::codec::{decode, to_vec, Decoded};
+use rsb::proto::codec::to_vec;
 use rsb::proto::{Frame, Meta, Time, WirePath};
 
 fn wp(s: &str) -> WirePath {
@@ -29,57 +25,6 @@ fn m(mode: u32) -> Meta {
             nanos: 0,
         },
     }
-}
-
-/// Reads frames until one satisfies `want`; returns it.
-fn read_until(
-    s: &mut std::net::TcpStream,
-    buf: &mut Vec<u8>,
-    want: impl Fn(&Frame) -> bool,
-) -> Frame {
-    loop {
-        if let Ok(Decoded::Frame(f, n)) = decode(buf) {
-            buf.drain(..n);
-            if want(&f) {
-                return f;
-            }
-            continue;
-        }
-        let mut tmp = [0u8; 4096];
-        let n = s.read(&mut tmp).expect("read from client");
-        assert!(n > 0, "client closed early");
-        buf.extend_from_slice(&tmp[..n]);
-    }
-}
-
-/// A one-connection fake server: welcomes the client, waits for its
-/// `Restore`, then sends what `script` builds for that request id.
-fn fake_server(
-    script: impl FnOnce(u32) -> Vec<u8> + Send + 'static,
-) -> (u16, thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        read_until(&mut s, &mut buf, |f| matches!(f, Frame::Hello { .. }));
-        s.write_all(&to_vec(&Frame::Welcome {
-            version: rsb::proto::VERSION,
-            flags: 0,
-            proof: vec![],
-        }))
-        .unwrap();
-        let id = match read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. })) {
-            Frame::Restore { id, .. } => id,
-            _ => unreachable!(),
-        };
-        let _ = s.write_all(&script(id));
-        // Let the client finish reading before the socket closes.
-        let mut sink = [0u8; 1024];
-        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
-    });
-    (port, h)
 }
 
 fn file(id: u32, path: &str, body: &[u8]) -> Vec<u8> {
@@ -113,7 +58,7 @@ fn a_symlink_sent_earlier_in_the_restore_is_never_written_through() {
     let outside = s.join("outside");
     fs::create_dir(&outside).unwrap();
     let target = outside.to_str().unwrap().as_bytes().to_vec();
-    let (port, h) = fake_server(move |id| {
+    let (port, h) = fake_restore_server(move |id| {
         let mut v = to_vec(&Frame::Symlink {
             id,
             path: wp("link"),
@@ -175,7 +120,7 @@ fn a_link_planted_in_dest_is_replaced_not_followed() {
     let dest = s.join("dest");
     fs::create_dir(&dest).unwrap();
     std::os::unix::fs::symlink(&outside, dest.join("x")).unwrap();
-    let (port, h) = fake_server(|id| {
+    let (port, h) = fake_restore_server(|id| {
         let mut v = file(id, "a.txt", b"hello\n");
         v.extend(to_vec(&Frame::Dir {
             id,
@@ -213,7 +158,7 @@ fn hostile_paths_and_garbage_end_the_restore_with_an_error() {
     fs::create_dir(&dest).unwrap();
     // A File frame whose path is "../evil", encoded by hand (WirePath
     // cannot hold it): kind, length, id, path, mode, mtime, size.
-    let (port, h) = fake_server(|id| {
+    let (port, h) = fake_restore_server(|id| {
         let path = b"../evil";
         let mut p = Vec::new();
         p.extend_from_slice(&id.to_be_bytes());

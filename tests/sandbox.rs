@@ -18,8 +18,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -31,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use rsb::proto::codec::{decode, to_vec, Decoded};
+use rsb::proto::codec::to_vec;
 use rsb::proto::{ErrorCode, Frame, Meta, Time, WirePath};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -1050,52 +1048,6 @@ fn m(mode: u32) -> Meta {
     }
 }
 
-fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: impl Fn(&Frame) -> bool) -> Frame {
-    loop {
-        if let Ok(Decoded::Frame(f, n)) = decode(buf) {
-            buf.drain(..n);
-            if want(&f) {
-                return f;
-            }
-            continue;
-        }
-        let mut tmp = [0u8; 4096];
-        let n = s.read(&mut tmp).expect("read from client");
-        assert!(n > 0, "client closed early");
-        buf.extend_from_slice(&tmp[..n]);
-    }
-}
-
-/// A one-connection fake server on 127.0.0.1: welcomes the client, waits
-/// for its `Restore` and sends what `script` builds for that request id.
-fn fake_server(
-    script: impl FnOnce(u32) -> Vec<u8> + Send + 'static,
-) -> (u16, thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        read_until(&mut s, &mut buf, |f| matches!(f, Frame::Hello { .. }));
-        s.write_all(&to_vec(&Frame::Welcome {
-            version: rsb::proto::VERSION,
-            flags: 0,
-            proof: vec![],
-        }))
-        .unwrap();
-        let Frame::Restore { id, .. } =
-            read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. }))
-        else {
-            unreachable!()
-        };
-        let _ = s.write_all(&script(id));
-        let mut sink = [0u8; 1024];
-        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
-    });
-    (port, h)
-}
-
 /// Runs `rsb-client restore SOURCE DEST` against a fake server playing
 /// `script`.
 fn restore_from(
@@ -1103,7 +1055,7 @@ fn restore_from(
     dest: &Path,
     script: impl FnOnce(u32) -> Vec<u8> + Send + 'static,
 ) -> Output {
-    let (port, h) = fake_server(script);
+    let (port, h) = fake_restore_server(script);
     let o = Cmd::client()
         .args(argv![
             "-n",

@@ -260,6 +260,13 @@ fn invalid(path: PathBuf, e: crate::proto::PathError) -> WalkItem {
 }
 
 /// Makes `path` absolute against the current directory and resolves `.` and
+/// The path on the server of local `path` (made [`absolute`] first), or
+/// why it has none.
+pub fn wire_path(path: &Path) -> Result<WirePath, String> {
+    let abs = absolute(path).map_err(|e| e.to_string())?;
+    WirePath::from_local(abs.as_os_str().as_bytes()).map_err(|e| e.to_string())
+}
+
 /// `..` lexically (`/a/b/../c` is `/a/c`, `/..` is `/`), without looking at
 /// the file system, so symlinks stay what they are. A trailing `/` is dropped.
 /// An empty path is an error.

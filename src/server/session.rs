@@ -602,6 +602,29 @@ impl ServerSession {
         }
     }
 
+    /// Starts the streamed answer to request `id` (`List`, `Restore`,
+    /// `Verify`): true when the shell is to produce it. A reserved path is
+    /// refused here, and the answer ended at once with `end`.
+    fn start_stream(&mut self, id: u32, path: &WirePath, end: fn(&mut Self, u32)) -> bool {
+        if !self.check_id(id) {
+            return false;
+        }
+        if self.refuse_reserved(id, path) {
+            end(self, id);
+            return false;
+        }
+        self.state = State::Streaming { id };
+        true
+    }
+
+    fn refuse_done(&mut self, id: u32) {
+        self.push(&Frame::Done { id });
+    }
+
+    fn refuse_verified(&mut self, id: u32) {
+        self.send_verified(id, VerifyCounts::default());
+    }
+
     fn handle_frame(&mut self, frame: Frame) {
         match (&self.state, frame) {
             (
@@ -850,33 +873,18 @@ impl ServerSession {
                 }
             }
             Frame::List { id, path } => {
-                if self.check_id(id) {
-                    if self.refuse_reserved(id, &path) {
-                        self.push(&Frame::Done { id });
-                    } else {
-                        self.state = State::Streaming { id };
-                        self.commands.push_back(Command::List { id, path });
-                    }
+                if self.start_stream(id, &path, Self::refuse_done) {
+                    self.commands.push_back(Command::List { id, path });
                 }
             }
             Frame::Restore { id, path } => {
-                if self.check_id(id) {
-                    if self.refuse_reserved(id, &path) {
-                        self.push(&Frame::Done { id });
-                    } else {
-                        self.state = State::Streaming { id };
-                        self.commands.push_back(Command::Restore { id, path });
-                    }
+                if self.start_stream(id, &path, Self::refuse_done) {
+                    self.commands.push_back(Command::Restore { id, path });
                 }
             }
             Frame::Verify { id, path } => {
-                if self.check_id(id) {
-                    if self.refuse_reserved(id, &path) {
-                        self.send_verified(id, VerifyCounts::default());
-                    } else {
-                        self.state = State::Streaming { id };
-                        self.commands.push_back(Command::Verify { id, path });
-                    }
+                if self.start_stream(id, &path, Self::refuse_verified) {
+                    self.commands.push_back(Command::Verify { id, path });
                 }
             }
             f => self.fail(

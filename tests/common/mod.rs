@@ -11,7 +11,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -1405,4 +1405,57 @@ macro_rules! argv {
     ($($x:expr),+ $(,)?) => {
         vec![$(::std::ffi::OsString::from(::std::convert::AsRef::<::std::ffi::OsStr>::as_ref(&$x))),*]
     };
+}
+
+// ---------------------------------------------------------------- fake server
+
+/// Reads frames until one satisfies `want`; returns it.
+pub fn read_until(
+    s: &mut std::net::TcpStream,
+    buf: &mut Vec<u8>,
+    want: impl Fn(&Frame) -> bool,
+) -> Frame {
+    loop {
+        if let Ok(Decoded::Frame(f, n)) = decode(buf) {
+            buf.drain(..n);
+            if want(&f) {
+                return f;
+            }
+            continue;
+        }
+        let mut tmp = [0u8; 4096];
+        let n = s.read(&mut tmp).expect("read from client");
+        assert!(n > 0, "client closed early");
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// A one-connection fake server on 127.0.0.1 (for hostile-server tests): welcomes the client, waits for its
+/// `Restore`, then sends what `script` builds for that request id.
+pub fn fake_restore_server(
+    script: impl FnOnce(u32) -> Vec<u8> + Send + 'static,
+) -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        read_until(&mut s, &mut buf, |f| matches!(f, Frame::Hello { .. }));
+        s.write_all(&to_vec(&Frame::Welcome {
+            version: rsb::proto::VERSION,
+            flags: 0,
+            proof: vec![],
+        }))
+        .unwrap();
+        let id = match read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. })) {
+            Frame::Restore { id, .. } => id,
+            _ => unreachable!(),
+        };
+        let _ = s.write_all(&script(id));
+        // Let the client finish reading before the socket closes.
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    (port, h)
 }

@@ -1,23 +1,19 @@
 //! The `ls` command: prints the server's listing like `ls -l`.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
 use crate::client::session::Event;
 use crate::client::ui::format_list_line;
-use crate::io::walk::{absolute, local_time};
+use crate::io::walk::{local_time, wire_path};
 use crate::proto::WirePath;
 
 /// Lists `path` (the namespace root when `None`) on stdout.
 pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
     let wire = match path {
         None => WirePath::root(),
-        Some(p) => match absolute(p)
-            .map_err(|e| e.to_string())
-            .and_then(|a| WirePath::from_local(a.as_os_str().as_bytes()).map_err(|e| e.to_string()))
-        {
+        Some(p) => match wire_path(p) {
             Ok(w) => w,
             Err(e) => {
                 rep.fail(&show(p), &e);

@@ -26,7 +26,7 @@ use crate::io::describe;
 use crate::io::sandbox::Beneath;
 use crate::io::stage::{sweep, Stager};
 use crate::io::transfer::BodyReceiver;
-use crate::io::walk::absolute;
+use crate::io::walk::{absolute, wire_path};
 use crate::proto::WirePath;
 
 /// Where restored entries go: a directory to confine writes to, and the name
@@ -79,10 +79,7 @@ pub fn restore(
     rep: &mut Reporter,
 ) -> Result<(), ConnError> {
     let shown_src = source.display().to_string();
-    let wire = match absolute(source)
-        .map_err(|e| e.to_string())
-        .and_then(|p| WirePath::from_local(p.as_os_str().as_bytes()).map_err(|e| e.to_string()))
-    {
+    let wire = match wire_path(source) {
         Ok(w) => w,
         Err(e) => {
             rep.fail(&shown_src, &e);

@@ -2,14 +2,13 @@
 //! names every stored file whose bytes no longer match the crc32c recorded
 //! when it was stored.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
 use crate::client::session::Event;
 use crate::client::ui::human_bytes;
-use crate::io::walk::absolute;
+use crate::io::walk::wire_path;
 use crate::proto::WirePath;
 
 /// Verifies `path` (the whole namespace when `None`). Damaged files count
@@ -17,10 +16,7 @@ use crate::proto::WirePath;
 pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
     let wire = match path {
         None => WirePath::root(),
-        Some(p) => match absolute(p)
-            .map_err(|e| e.to_string())
-            .and_then(|a| WirePath::from_local(a.as_os_str().as_bytes()).map_err(|e| e.to_string()))
-        {
+        Some(p) => match wire_path(p) {
             Ok(w) => w,
             Err(e) => {
                 rep.fail(&show(p), &e);
