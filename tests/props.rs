@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestRunner};
 
 use rsb::proto::codec::{decode, encode, to_vec};
 use rsb::proto::{
-    DecodeError, Decoded, EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time,
+    DecodeError, Decoded, EntryKind, ErrorCode, Frame, Kind, ListItem, ManifestEntry, Meta, Time,
     WirePath, MAX_TOKEN,
 };
 use rsb::server::session::{
@@ -267,6 +267,9 @@ fn all_variants(f: &Frame) {
 fn every_frame_kind_has_a_strategy() {
     let kinds = wire_kinds();
     assert!(kinds.len() >= 23, "{kinds:?}");
+    // The decoder knows exactly the kinds of the table.
+    let table: Vec<u8> = Kind::ALL.iter().map(|k| k.byte()).collect();
+    assert_eq!(kinds, table);
     let mut runner = TestRunner::deterministic();
     for k in kinds {
         let s = frame_of_kind(k).unwrap_or_else(|| panic!("no strategy for frame kind {k}"));
