@@ -3,8 +3,9 @@
 //! The crate is built in three rings (see the README's architecture section):
 //!
 //! * [`proto`]: the wire protocol (frames, codec, wire paths) — pure.
-//! * [`server`] (split by concern) and [`client::session`]: per-connection protocol
-//!   state machines — pure: bytes and completions in, bytes and commands out.
+//! * [`server`] (split by concern) and [`client::session`]: per-connection
+//!   protocol state machines — pure: bytes and completions in, bytes and
+//!   commands out.
 //! * [`testing`]: the in-memory harness for the pure ring: sessions wired
 //!   together byte for byte on a virtual clock, a fake shell, a bounded
 //!   drive.
