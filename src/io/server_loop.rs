@@ -33,8 +33,14 @@ use super::stage::{CommitFailure, Stager, RESUME_MIN};
 use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use super::worker::{Done, Job, Ticket, Workers};
 use super::{kind_of, meta_of};
-use crate::proto::{self, EntryKind, Frame, ListItem, Meta, WirePath};
-use crate::server::session::{Command, ServerSession, SessionConfig};
+use crate::proto::{self, EntryKind, ListItem, Meta, WirePath};
+use crate::server::receive::{body_verdict, Staged, Verdict};
+use crate::server::session::{Command, Completion, Received, ServerSession, SessionConfig};
+use crate::server::stream::{self, FilePlan, ResumePlan};
+
+// The server offers a restored file exactly when the client's store would
+// keep a partial of it.
+const _: () = assert!(stream::OFFER_MIN == RESUME_MIN);
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -150,8 +156,6 @@ struct Conn {
     inbuf: Vec<u8>,
     store: Option<Stager>,
     recv: Option<BodyReceiver>,
-    /// crc and write error of the last body received, for its `EndFile`.
-    last_body: Option<(u32, Option<io::Error>)>,
     pipe: Option<Pipe>,
     stream: Option<Stream>,
     send: Option<(u32, BodySender)>,
@@ -474,7 +478,6 @@ fn accept_all(
             inbuf: Vec::new(),
             store: None,
             recv: None,
-            last_body: None,
             pipe: None,
             stream: None,
             send: None,
@@ -567,7 +570,8 @@ fn drive(
                     if let Some(Stream::Restore(r)) = c.stream.as_mut() {
                         r.stats.bytes += tx.sent();
                     }
-                    c.session.send_file_end(*id, crc, ok);
+                    c.session
+                        .handle_completion(Completion::FileSent { id: *id, crc, ok });
                     c.send = None;
                     progress = true;
                 }
@@ -696,11 +700,13 @@ fn receive_body(c: &mut Conn, size: u64, now: Instant, moved: &mut u64) -> Resul
     }
     if recv.is_done() {
         if let Some(mut r) = c.recv.take() {
-            c.last_body = Some((r.crc(), r.take_error()));
             c.batch.bytes += size;
+            c.session
+                .handle_completion(Completion::BodyReceived(Received {
+                    crc: r.crc(),
+                    write_error: r.take_error().map(|e| super::describe(&e)),
+                }));
         }
-
-        c.session.handle_body_done(now);
         return Ok(true);
     }
     Ok(n > 0)
@@ -751,10 +757,9 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                     }
                     Err(e) => {
                         error!("{}: namespace {name}: {e}", c.peer);
-                        c.session.handle_namespace_failed(format!(
-                            "cannot open namespace: {}",
-                            client_message(&e)
-                        ));
+                        c.session.handle_completion(Completion::NamespaceFailed {
+                            message: format!("cannot open namespace: {}", client_message(&e)),
+                        });
                     }
                 }
             }
@@ -765,16 +770,19 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
             }
             Command::SendFrom { id, offset } => {
                 let Some(o) = c.offered.take() else { continue };
-                if offset == 0 {
-                    start_send(c, id, o, 0, Ok(0));
-                    continue;
-                }
+                let len = match stream::plan_resume(offset) {
+                    ResumePlan::FromStart => {
+                        start_send(c, id, o, 0, Ok(0));
+                        continue;
+                    }
+                    ResumePlan::ReadKept { len } => len,
+                };
                 // The bytes the client holds are read once for the crc32c,
                 // on a worker: they can be gigabytes.
                 let job = o.fd.try_clone().map(|file| Job::Crc {
                     ticket: c.ticket,
                     file,
-                    len: offset,
+                    len,
                 });
                 match job.map(|j| workers.submit(j)) {
                     Ok(Ok(())) => {
@@ -831,8 +839,15 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                 let tree = match store.tree().try_clone() {
                     Ok(t) => t,
                     Err(e) => {
-                        c.session.handle_failed(id, path, client_message(&e));
-                        c.session.send_verified(id, Default::default());
+                        c.session.handle_completion(Completion::Failed {
+                            id,
+                            path,
+                            message: client_message(&e),
+                        });
+                        c.session.handle_completion(Completion::Verified {
+                            id,
+                            counts: Default::default(),
+                        });
                         continue;
                     }
                 };
@@ -848,7 +863,10 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                 if workers.submit(job).is_ok() {
                     c.waiting = true;
                 } else {
-                    c.session.send_verified(id, Default::default());
+                    c.session.handle_completion(Completion::Verified {
+                        id,
+                        counts: Default::default(),
+                    });
                 }
             }
             cmd => dispatch(c, cmd),
@@ -864,7 +882,6 @@ fn dispatch(c: &mut Conn, cmd: Command) {
             store,
             &mut c.session,
             &mut c.stream,
-            &mut c.last_body,
             &mut c.batch,
             &c.peer,
         ),
@@ -877,16 +894,27 @@ fn dispatch(c: &mut Conn, cmd: Command) {
 fn answer_empty(cmd: Command, session: &mut ServerSession) {
     match cmd {
         // Listing the empty root is an empty listing.
-        Command::List { id, path } if path.is_root() => session.send_done(id),
+        Command::List { id, path } if path.is_root() => {
+            session.handle_completion(Completion::Done { id })
+        }
         Command::List { id, path } | Command::Restore { id, path } => {
-            session.handle_failed(id, path, "not on the server".into());
-            session.send_done(id);
+            session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: "not on the server".into(),
+            });
+            session.handle_completion(Completion::Done { id });
         }
-        Command::Commit { id } => session.handle_committed(id),
-        Command::Verify { id, .. } => session.send_verified(id, Default::default()),
-        Command::Check { id, entries } => {
-            session.handle_need(id, vec![0xff; entries.len().div_ceil(8)], Vec::new())
-        }
+        Command::Commit { id } => session.handle_completion(Completion::Committed { id }),
+        Command::Verify { id, .. } => session.handle_completion(Completion::Verified {
+            id,
+            counts: Default::default(),
+        }),
+        Command::Check { id, entries } => session.handle_completion(Completion::Checked {
+            id,
+            bits: vec![0xff; entries.len().div_ceil(8)],
+            resume: Vec::new(),
+        }),
         _ => {}
     }
 }
@@ -933,10 +961,18 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
         } => {
             for (path, why) in damaged {
                 warn!("{}: verify: {}: {why}", c.label(), path);
-                c.session.handle_failed(id, path, why);
+                c.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: why,
+                });
             }
             if !finished {
-                c.session.send_progress(id, counts.files, counts.bytes);
+                c.session.handle_completion(Completion::VerifyProgress {
+                    id,
+                    files: counts.files,
+                    bytes: counts.bytes,
+                });
             }
             if finished {
                 info!(
@@ -947,7 +983,8 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
                     counts.damaged,
                     counts.unchecked
                 );
-                c.session.send_verified(id, counts);
+                c.session
+                    .handle_completion(Completion::Verified { id, counts });
                 c.waiting = false;
             }
         }
@@ -971,7 +1008,7 @@ fn start_send(c: &mut Conn, id: u32, o: Offered, offset: u64, prefix: io::Result
                     o.shown
                 );
             }
-            c.session.send_entry(&Frame::FileFrom {
+            c.session.handle_completion(Completion::Resumed {
                 id,
                 path: o.rel,
                 meta: o.meta,
@@ -982,8 +1019,11 @@ fn start_send(c: &mut Conn, id: u32, o: Offered, offset: u64, prefix: io::Result
         }
         Err(e) => {
             warn!("{}: {}: {}", c.label(), o.shown, super::describe(&e));
-            c.session
-                .handle_failed(id, o.rel, format!("read: {}", super::describe(&e)));
+            c.session.handle_completion(Completion::Failed {
+                id,
+                path: o.rel,
+                message: format!("read: {}", super::describe(&e)),
+            });
         }
     }
 }
@@ -1009,8 +1049,11 @@ fn defer_prefix_crc(c: &mut Conn, workers: &Workers) {
             // Keep the partial: a later transfer can still resume it.
             store.abort_file();
             c.batch.failed += 1;
-            c.session
-                .handle_failed(id, path, "resume: cannot read the kept part".into());
+            c.session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: "resume: cannot read the kept part".into(),
+            });
         }
     }
 }
@@ -1038,8 +1081,11 @@ fn prefix_crc_done(c: &mut Conn, result: io::Result<u32>) {
             warn!("{who}: {path}: resume: {}", super::describe(&e));
             store.abort_file();
             c.batch.failed += 1;
-            c.session
-                .handle_failed(id, path, format!("resume: {}", super::describe(&e)));
+            c.session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: format!("resume: {}", super::describe(&e)),
+            });
         }
     }
 }
@@ -1050,8 +1096,11 @@ fn committed(c: &mut Conn, id: u32, failures: Vec<CommitFailure>) {
     for f in failures {
         error!("{who}: commit: {}", f.error);
         c.batch.failed += 1;
-        c.session
-            .handle_failed(f.id, f.path, client_message(&f.error));
+        c.session.handle_completion(Completion::Failed {
+            id: f.id,
+            path: f.path,
+            message: client_message(&f.error),
+        });
     }
     let batch = std::mem::take(&mut c.batch);
     info!(
@@ -1061,7 +1110,7 @@ fn committed(c: &mut Conn, id: u32, failures: Vec<CommitFailure>) {
     c.total.entries += batch.entries;
     c.total.bytes += batch.bytes;
     c.total.failed += batch.failed;
-    c.session.handle_committed(id);
+    c.session.handle_completion(Completion::Committed { id });
 }
 
 fn execute(
@@ -1069,7 +1118,6 @@ fn execute(
     store: &mut Stager,
     session: &mut ServerSession,
     stream: &mut Option<Stream>,
-    last_body: &mut Option<(u32, Option<io::Error>)>,
     batch: &mut Stats,
     peer: &SocketAddr,
 ) {
@@ -1077,7 +1125,11 @@ fn execute(
     let fail =
         |session: &mut ServerSession, id: u32, path: WirePath, msg: String, batch: &mut Stats| {
             batch.failed += 1;
-            session.handle_failed(id, path, msg);
+            session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: msg,
+            });
         };
     match cmd {
         Command::Mkdir { id, path, meta } => {
@@ -1107,7 +1159,6 @@ fn execute(
             offset,
         } => {
             batch.entries += 1;
-            *last_body = None;
             let res = if offset > 0 {
                 info!("{who}: {path}: resuming at byte {offset} of {size}");
                 store.resume_file(id, &path, meta, size, offset).map(|_| ())
@@ -1119,34 +1170,28 @@ fn execute(
                 fail(session, id, path, client_message(&e), batch);
             }
         }
-        Command::EndFile { id, path, crc, ok } => {
-            let Some((size, offset, prefix_crc)) =
-                store.incoming().map(|i| (i.size, i.offset, i.crc))
-            else {
+        Command::EndFile {
+            id,
+            path,
+            crc,
+            ok,
+            received,
+        } => {
+            let Some(staged) = store.incoming().map(|i| Staged {
+                size: i.size,
+                offset: i.offset,
+                kept_crc: i.crc,
+            }) else {
                 // BeginFile failed and was reported already.
                 return;
             };
-            // An empty body never reaches the receiver: the crc32c is that
-            // of what was kept.
-            let body = last_body
-                .take()
-                .or((size == offset).then_some((prefix_crc, None)));
-            let problem = match body {
-                None => Some("internal error: no body".to_string()),
-                Some((_, Some(err))) => Some(format!("write: {}", super::describe(&err))),
-                Some(_) if !ok => Some("the file changed while it was being sent".to_string()),
-                Some((got, None)) if got != crc => Some(format!(
-                    "crc32c mismatch (sent {crc:08x}, received {got:08x})"
-                )),
-                Some(_) => None,
-            };
-            match problem {
-                Some(msg) => {
+            match body_verdict(crc, ok, received, staged) {
+                Verdict::Discard(msg) => {
                     store.abort_file();
                     warn!("{who}: {path}: {msg}");
                     fail(session, id, path, msg, batch);
                 }
-                None => {
+                Verdict::Keep => {
                     if let Err(e) = store.finish_file(crc) {
                         warn!("{who}: {e}");
                         fail(session, id, path, client_message(&e), batch);
@@ -1168,20 +1213,20 @@ fn execute(
                         }
                         Err(e) => {
                             fail(session, id, path, client_message(&e), batch);
-                            session.send_done(id);
+                            session.handle_completion(Completion::Done { id });
                         }
                     }
                 }
                 Ok(st) => {
                     match list_item(store.tree(), &path, b"", &st) {
-                        Ok(item) => session.send_list_entry(id, item),
+                        Ok(item) => session.handle_completion(Completion::Listed { id, item }),
                         Err(e) => fail(session, id, path, client_message(&e), batch),
                     }
-                    session.send_done(id);
+                    session.handle_completion(Completion::Done { id });
                 }
                 Err(e) => {
                     fail(session, id, path, cause(&e), batch);
-                    session.send_done(id);
+                    session.handle_completion(Completion::Done { id });
                 }
             }
         }
@@ -1217,7 +1262,7 @@ fn execute(
                 "{who}: manifest of {} entries, {unchanged} unchanged",
                 entries.len()
             );
-            session.handle_need(id, bits, resume);
+            session.handle_completion(Completion::Checked { id, bits, resume });
         }
         Command::OpenNamespace { .. }
         | Command::Abort
@@ -1280,8 +1325,7 @@ fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
     super::checksum::recorded(fd.as_fd())
         .ok()
         .flatten()
-        .filter(|r| r.size == size)
-        .map(|r| r.crc)
+        .and_then(|r| stream::expected_crc(Some((r.crc, r.size)), size))
 }
 
 /// A missing path reads better as just the cause.
@@ -1338,7 +1382,7 @@ fn produce(c: &mut Conn) -> u64 {
         Stream::List(l) => {
             while c.session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
                 let Some(name) = l.names.pop_front() else {
-                    c.session.send_done(l.id);
+                    c.session.handle_completion(Completion::Done { id: l.id });
                     c.stream = None;
                     return count + 1;
                 };
@@ -1349,7 +1393,8 @@ fn produce(c: &mut Conn) -> u64 {
                 // Entries that vanish between readdir and stat are simply gone.
                 if let Ok(st) = tree.lstat(&path) {
                     if let Ok(item) = list_item(tree, &path, &name, &st) {
-                        c.session.send_list_entry(l.id, item);
+                        c.session
+                            .handle_completion(Completion::Listed { id: l.id, item });
                     }
                 }
             }
@@ -1371,7 +1416,7 @@ fn produce(c: &mut Conn) -> u64 {
                             "{who}: restore {} sent: {} entries, {} bytes, {} failed",
                             r.base, r.stats.entries, r.stats.bytes, r.stats.failed
                         );
-                        c.session.send_done(r.id);
+                        c.session.handle_completion(Completion::Done { id: r.id });
                         c.stream = None;
                         return count + 1;
                     };
@@ -1382,7 +1427,7 @@ fn produce(c: &mut Conn) -> u64 {
                         },
                         None => {
                             if let Some((dir, _, meta)) = r.stack.pop() {
-                                c.session.send_entry(&Frame::Dir {
+                                c.session.handle_completion(Completion::RestoredDir {
                                     id: r.id,
                                     path: dir,
                                     meta,
@@ -1404,7 +1449,11 @@ fn produce(c: &mut Conn) -> u64 {
                         } else {
                             client_message(&e)
                         };
-                        c.session.handle_failed(r.id, shown, msg);
+                        c.session.handle_completion(Completion::Failed {
+                            id: r.id,
+                            path: shown,
+                            message: msg,
+                        });
                     }
                 }
             }
@@ -1440,7 +1489,7 @@ fn restore_entry(
         }
         EntryKind::Symlink => {
             let target = tree.readlink(&full)?;
-            session.send_entry(&Frame::Symlink {
+            session.handle_completion(Completion::RestoredSymlink {
                 id: r.id,
                 path: rel.clone(),
                 target,
@@ -1457,10 +1506,15 @@ fn restore_entry(
                 return Err(other());
             }
             let size = st.st_size.max(0) as u64;
-            if size >= RESUME_MIN {
+            if stream::plan_file(size) == FilePlan::Offer {
                 // Large: the client may hold part of it from an earlier,
                 // interrupted restore. Ask before sending.
-                session.send_offer(r.id, rel.clone(), meta_of(&st), size);
+                session.handle_completion(Completion::Offered {
+                    id: r.id,
+                    path: rel.clone(),
+                    meta: meta_of(&st),
+                    size,
+                });
                 return Ok(Some(Pending::Offer(Offered {
                     fd,
                     rel: rel.clone(),
@@ -1478,7 +1532,7 @@ fn restore_entry(
             if let Some(crc) = recorded {
                 tx.expect_crc(crc);
             }
-            session.send_entry(&Frame::File {
+            session.handle_completion(Completion::RestoredFile {
                 id: r.id,
                 path: rel.clone(),
                 meta: meta_of(&st),

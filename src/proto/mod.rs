@@ -98,12 +98,14 @@
 
 pub mod codec;
 pub mod frame;
+pub mod kind;
 pub mod path;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.
