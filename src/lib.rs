@@ -5,6 +5,8 @@
 //! * [`proto`]: the wire protocol (frames, codec, wire paths) — pure.
 //! * [`server::session`] and [`client::session`]: per-connection protocol
 //!   state machines — pure: bytes and completions in, bytes and commands out.
+//! * [`store`]: the store's rules (hidden names, what is unchanged, the
+//!   checksum record) — pure.
 //! * [`io`]: every syscall: the mio event loops, the sandboxed store,
 //!   sendfile/splice transfers, the local tree walk, signals.
 //!
@@ -17,3 +19,4 @@ pub mod exit;
 pub mod io;
 pub mod proto;
 pub mod server;
+pub mod store;
