@@ -16,9 +16,8 @@
 //! Pure: names in, names and answers out. Making a salt (a clock read and
 //! the pid) is the shell's job.
 
+use crate::proto::path::TMP_PREFIX;
 use crate::proto::Meta;
-
-pub use crate::proto::path::TMP_PREFIX;
 
 /// Every partial's name starts with this.
 pub const PART_PREFIX: &[u8] = b".rsb-tmp.part.";

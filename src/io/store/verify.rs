@@ -67,8 +67,8 @@ impl Namespace {
                             report(Vec::new(), *c, false)
                         };
                         match self.check_file(&p, &mut counts, &mut tick) {
-                            Some(Checked::Stopped) => return,
-                            Some(Checked::Damaged(why)) => Some(why),
+                            Some(Outcome::Stopped) => return,
+                            Some(Outcome::Damaged(why)) => Some(why),
                             None => None,
                         }
                     }
@@ -117,8 +117,8 @@ impl Namespace {
         p: &WirePath,
         counts: &mut VerifyCounts,
         tick: &mut dyn FnMut(&VerifyCounts) -> bool,
-    ) -> Option<Checked> {
-        let damaged = |why: String| Some(Checked::Damaged(why));
+    ) -> Option<Outcome> {
+        let damaged = |why: String| Some(Outcome::Damaged(why));
         let file = match StoredFile::open(&self.tree, p) {
             Ok(f) => f,
             Err(e) => return damaged(why(&e)),
@@ -133,7 +133,7 @@ impl Namespace {
         let mut at = 0;
         while at < size {
             if !tick(counts) {
-                return Some(Checked::Stopped);
+                return Some(Outcome::Stopped);
             }
             let n = (size - at).min(PIECE);
             crc = match file.crc(at, n, crc) {
@@ -152,7 +152,7 @@ impl Namespace {
 }
 
 /// What checking one file found, when it is not simply good.
-enum Checked {
+enum Outcome {
     /// Why the file is damaged or unreadable.
     Damaged(String),
     /// The verify was called off in the middle of the file.
