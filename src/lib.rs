@@ -6,6 +6,8 @@
 //! * [`server`] (split by concern) and [`client::session`]: per-connection
 //!   protocol state machines — pure: bytes and completions in, bytes and
 //!   commands out.
+//! * [`store`]: the store's rules (hidden names, what is unchanged, the
+//!   checksum record) — pure.
 //! * [`testing`]: the in-memory harness for the pure ring: sessions wired
 //!   together byte for byte on a virtual clock, a fake shell, a bounded
 //!   drive.
@@ -21,4 +23,5 @@ pub mod exit;
 pub mod io;
 pub mod proto;
 pub mod server;
+pub mod store;
 pub mod testing;

@@ -2,12 +2,11 @@
 //! protocol sessions never see a socket or a file; the loops here feed them
 //! bytes and completions and carry out what they ask for.
 
-pub mod checksum;
 pub mod client;
+pub mod error;
 pub mod log;
-pub mod sandbox;
 pub mod server_loop;
-pub mod stage;
+pub mod store;
 pub mod transfer;
 pub mod walk;
 pub mod worker;

@@ -2,8 +2,8 @@
 //! socket, the signal pipe, and every connection in a `slab::Slab`. Each
 //! connection pairs a socket with a pure [`ServerSession`]; this file feeds
 //! the session bytes, carries out its [`Command`]s against the client's
-//! namespace (through [`Stager`] and [`Beneath`]), and moves file bodies with
-//! splice and sendfile.
+//! namespace (through the store: [`Stager`], [`Namespace`], [`StoredFile`]),
+//! and moves file bodies with splice and sendfile.
 //!
 //! Readiness is edge-triggered: a connection is registered once for reading
 //! and writing, and the loop remembers in `readable`/`writable` that a socket
@@ -15,32 +15,25 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::stat;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use super::sandbox::{Beneath, FsError};
-use super::stage::{CommitFailure, Stager, RESUME_MIN};
+use super::error::FsError;
+use super::store::{CommitReport, Namespace, StageOptions, Stager, Store, StoredFile};
 use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use super::worker::{Done, Job, Ticket, Workers};
 use super::{kind_of, meta_of};
-use crate::proto::{self, EntryKind, ListItem, Meta, WirePath};
+use crate::proto::{self, EntryKind, Meta, WirePath};
 use crate::server::receive::{body_verdict, Staged, Verdict};
 use crate::server::session::{Command, Completion, Received, ServerSession, SessionConfig};
 use crate::server::stream::{self, FilePlan, ResumePlan};
-
-// The server offers a restored file exactly when the client's store would
-// keep a partial of it.
-const _: () = assert!(stream::OFFER_MIN == RESUME_MIN);
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -127,11 +120,8 @@ enum Stream {
 
 /// A large restored file offered to the client, waiting for its `Want`.
 struct Offered {
-    fd: std::os::fd::OwnedFd,
+    file: StoredFile,
     rel: WirePath,
-    meta: Meta,
-    size: u64,
-    shown: String,
 }
 
 /// What a restored entry leaves for the loop to do.
@@ -218,15 +208,15 @@ pub fn signals() -> Result<Signals, String> {
 }
 
 /// Opens (creating it if missing) the backup root.
-pub fn open_root(config: &ServerConfig) -> Result<Beneath, String> {
-    Beneath::open_root(&config.root, true).map_err(|e| e.to_string())
+pub fn open_root(config: &ServerConfig) -> Result<Store, String> {
+    Store::open(&config.root).map_err(|e| e.to_string())
 }
 
 /// Runs the server until SIGINT or SIGTERM. Errors are fatal start-up or
 /// loop failures; a client's misbehaviour never ends the loop.
 pub fn run(
     config: ServerConfig,
-    root: Beneath,
+    root: Store,
     listener: std::net::TcpListener,
     mut signals: Signals,
 ) -> Result<(), String> {
@@ -257,7 +247,7 @@ pub fn run(
 /// The loop itself (see [`run`]).
 fn serve(
     config: &ServerConfig,
-    root: &Beneath,
+    root: &Store,
     poll: &mut Poll,
     listener: &mut TcpListener,
     signals: &mut Signals,
@@ -524,7 +514,7 @@ fn close(poll: &Poll, conns: &mut Slab<Conn>, id: ConnId, reason: &str) {
 /// `Ok(true)`: more work is ready (budget used up). `Err`: close it.
 fn drive(
     c: &mut Conn,
-    root: &Beneath,
+    root: &Store,
     read_only: bool,
     workers: &Workers,
     now: Instant,
@@ -720,7 +710,7 @@ fn client_message(e: &FsError) -> String {
 
 /// Carries out the session's commands; returns their cost against the
 /// turn's budget (a commit, which syncs the file system, uses it all).
-fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers) -> u64 {
+fn run_commands(c: &mut Conn, root: &Store, read_only: bool, workers: &Workers) -> u64 {
     let mut cost = 0;
     // After a job goes to the workers, the commands behind it wait for it.
     while !c.waiting {
@@ -732,9 +722,9 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
             Command::OpenNamespace { name } => {
                 // A read-only server creates nothing, not even a namespace.
                 let ns = if read_only {
-                    root.existing_child(name.as_bytes())
+                    root.existing_namespace(&name)
                 } else {
-                    root.child(name.as_bytes(), 0o700)
+                    root.namespace(&name)
                 };
                 match ns {
                     Ok(ns) => {
@@ -746,11 +736,13 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                                 workers.sweep_once(&name, tree);
                             }
                         }
-                        let mut store = Stager::new(ns);
-                        store.keep_partials = true;
-                        store.record_checksums = true;
-                        store.defer_prefix_crc = true;
-                        c.store = Some(store);
+                        let opts = StageOptions {
+                            keep_partials: true,
+                            record_checksums: true,
+                            defer_prefix_crc: true,
+                            ..StageOptions::default()
+                        };
+                        c.store = Some(Stager::new(ns, opts));
                     }
                     Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                         info!("{}: client {name} connected (nothing stored yet)", c.peer);
@@ -779,7 +771,7 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                 };
                 // The bytes the client holds are read once for the crc32c,
                 // on a worker: they can be gigabytes.
-                let job = o.fd.try_clone().map(|file| Job::Crc {
+                let job = o.file.try_clone().map(|file| Job::Crc {
                     ticket: c.ticket,
                     file,
                     len,
@@ -796,7 +788,7 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                         offset,
                         Err(io::Error::other("the server is stopping")),
                     ),
-                    Err(e) => start_send(c, id, o, offset, Err(e)),
+                    Err(e) => start_send(c, id, o, offset, Err(e.error)),
                 }
             }
             cmd @ Command::BeginFile { .. } => {
@@ -823,9 +815,9 @@ fn run_commands(c: &mut Conn, root: &Beneath, read_only: bool, workers: &Workers
                     Err(Job::Commit { mut store, .. }) => {
                         // No worker left (cannot happen while the loop
                         // runs): commit here rather than lose the batch.
-                        let failures = store.commit();
+                        let report = store.commit();
                         c.store = Some(*store);
-                        committed(c, id, failures);
+                        committed(c, id, report);
                     }
                     Err(_) => {}
                 }
@@ -935,7 +927,7 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
         Done::Committed {
             id,
             store,
-            failures,
+            report,
             elapsed,
             ..
         } => {
@@ -946,7 +938,7 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
             );
             c.store = Some(*store);
             c.waiting = false;
-            committed(c, id, failures);
+            committed(c, id, report);
         }
         Done::Crc { result, .. } => {
             c.waiting = false;
@@ -995,30 +987,26 @@ fn finish_job(conns: &mut Slab<Conn>, done: Done, now: Instant) -> Option<ConnId
 /// Starts sending the offered file `o` from `offset`, the bytes before
 /// it having crc32c `prefix` (or failed to be read).
 fn start_send(c: &mut Conn, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
-    let recorded = recorded_crc(&o.fd, o.size);
-    match prefix.and_then(|crc| BodySender::with_prefix_crc(o.fd, o.size, offset, crc)) {
-        Ok(mut tx) => {
-            if let Some(crc) = recorded {
-                tx.expect_crc(crc);
-            }
+    let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown().to_string());
+    match prefix.and_then(|crc| o.file.sender(offset, crc).map_err(|e| e.error)) {
+        Ok(tx) => {
             if offset > 0 {
                 debug!(
-                    "{}: resuming restore of {} at byte {offset}",
+                    "{}: resuming restore of {shown} at byte {offset}",
                     c.label(),
-                    o.shown
                 );
             }
             c.session.handle_completion(Completion::Resumed {
                 id,
                 path: o.rel,
-                meta: o.meta,
-                size: o.size,
+                meta,
+                size,
                 offset,
             });
             c.send = Some((id, tx));
         }
         Err(e) => {
-            warn!("{}: {}: {}", c.label(), o.shown, super::describe(&e));
+            warn!("{}: {shown}: {}", c.label(), super::describe(&e));
             c.session.handle_completion(Completion::Failed {
                 id,
                 path: o.rel,
@@ -1038,7 +1026,7 @@ fn defer_prefix_crc(c: &mut Conn, workers: &Workers) {
         return;
     };
     let (id, path, len) = (inc.id, inc.path.clone(), inc.offset);
-    let job = inc.file.try_clone().map(|file| Job::Crc {
+    let job = inc.kept().map(|file| Job::Crc {
         ticket: c.ticket,
         file,
         len,
@@ -1091,9 +1079,9 @@ fn prefix_crc_done(c: &mut Conn, result: io::Result<u32>) {
 }
 
 /// Reports a finished commit to the client and the log.
-fn committed(c: &mut Conn, id: u32, failures: Vec<CommitFailure>) {
+fn committed(c: &mut Conn, id: u32, report: CommitReport) {
     let who = c.label();
-    for f in failures {
+    for f in report.failures {
         error!("{who}: commit: {}", f.error);
         c.batch.failed += 1;
         c.session.handle_completion(Completion::Failed {
@@ -1218,7 +1206,7 @@ fn execute(
                     }
                 }
                 Ok(st) => {
-                    match list_item(store.tree(), &path, b"", &st) {
+                    match store.tree().list_item(&path, b"", &st) {
                         Ok(item) => session.handle_completion(Completion::Listed { id, item }),
                         Err(e) => fail(session, id, path, client_message(&e), batch),
                     }
@@ -1241,28 +1229,17 @@ fn execute(
             }));
         }
         Command::Check { id, entries } => {
-            let bits = need(store.tree(), &entries);
-            let resume: Vec<(u32, u64)> = entries
-                .iter()
-                .enumerate()
-                .filter(|(i, e)| {
-                    e.kind == EntryKind::File
-                        && bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
-                })
-                .filter_map(|(i, e)| {
-                    Some((
-                        u32::try_from(i).ok()?,
-                        store.partial_len(&e.path, e.size, &e.meta)?,
-                    ))
-                })
-                .collect();
-            let unchanged =
-                entries.len() - bits.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+            let checked = store.check(&entries);
+            let unchanged = entries.len() - checked.need.count();
             debug!(
                 "{who}: manifest of {} entries, {unchanged} unchanged",
                 entries.len()
             );
-            session.handle_completion(Completion::Checked { id, bits, resume });
+            session.handle_completion(Completion::Checked {
+                id,
+                bits: checked.need.into_bytes(),
+                resume: checked.resume,
+            });
         }
         Command::OpenNamespace { .. }
         | Command::Abort
@@ -1272,62 +1249,6 @@ fn execute(
     }
 }
 
-/// Which manifest entries differ from the store: anything missing, of
-/// another type, or with another size, mode, mtime or link target. Files
-/// are only `lstat`ed, never opened.
-fn need(tree: &Beneath, entries: &[crate::proto::ManifestEntry]) -> Vec<u8> {
-    let mut bits = vec![0u8; entries.len().div_ceil(8)];
-    // Entries come grouped by directory: open each parent once, not once
-    // per entry. Nothing is written meanwhile, so the fd stays right.
-    let mut parent: Option<(WirePath, Option<std::os::fd::OwnedFd>)> = None;
-    for (i, e) in entries.iter().enumerate() {
-        let (Some(dir_path), Some(name)) = (e.path.parent(), e.path.file_name()) else {
-            // The namespace root itself: never a file or link, and a
-            // directory that exists; its metadata is not kept.
-            continue;
-        };
-        if parent.as_ref().map(|(p, _)| p) != Some(&dir_path) {
-            let fd = tree.dir(&dir_path).ok();
-            parent = Some((dir_path, fd));
-        }
-        let dir = parent
-            .as_ref()
-            .and_then(|(_, fd)| fd.as_ref())
-            .map(|fd| fd.as_raw_fd());
-        let name = std::ffi::OsStr::from_bytes(name);
-        let same = dir.is_some_and(|dir| {
-            match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) => {
-                    kind_of(&st) == Some(e.kind)
-                        && meta_of(&st) == e.meta
-                        && match e.kind {
-                            EntryKind::File => u64::try_from(st.st_size).is_ok_and(|n| n == e.size),
-                            EntryKind::Symlink => nix::fcntl::readlinkat(Some(dir), name)
-                                .is_ok_and(|t| t.as_bytes() == e.target.as_slice()),
-                            EntryKind::Dir => true,
-                        }
-                }
-                Err(_) => false,
-            }
-        });
-        if !same {
-            if let Some(b) = bits.get_mut(i / 8) {
-                *b |= 1 << (i % 8);
-            }
-        }
-    }
-    bits
-}
-
-/// The crc32c recorded for a stored file of this size, if any.
-fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
-    use std::os::fd::AsFd;
-    super::checksum::recorded(fd.as_fd())
-        .ok()
-        .flatten()
-        .and_then(|r| stream::expected_crc(Some((r.crc, r.size)), size))
-}
-
 /// A missing path reads better as just the cause.
 fn cause(e: &FsError) -> String {
     if e.raw_os_error() == Some(nix::libc::ENOENT) {
@@ -1335,36 +1256,6 @@ fn cause(e: &FsError) -> String {
     } else {
         client_message(e)
     }
-}
-
-fn list_item(
-    tree: &Beneath,
-    path: &WirePath,
-    name: &[u8],
-    st: &stat::FileStat,
-) -> Result<ListItem, FsError> {
-    let kind = kind_of(st).ok_or_else(|| FsError {
-        op: "list",
-        path: tree.show(path),
-        error: io::Error::other("not a regular file, directory or symlink"),
-    })?;
-    let target = if kind == EntryKind::Symlink {
-        tree.readlink(path)?
-    } else {
-        Vec::new()
-    };
-    let size = match kind {
-        EntryKind::File => st.st_size.max(0) as u64,
-        EntryKind::Symlink => target.len() as u64,
-        EntryKind::Dir => st.st_size.max(0) as u64,
-    };
-    Ok(ListItem {
-        kind,
-        name: name.to_vec(),
-        meta: meta_of(st),
-        size,
-        target,
-    })
 }
 
 /// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
@@ -1392,7 +1283,7 @@ fn produce(c: &mut Conn) -> u64 {
                 };
                 // Entries that vanish between readdir and stat are simply gone.
                 if let Ok(st) = tree.lstat(&path) {
-                    if let Ok(item) = list_item(tree, &path, &name, &st) {
+                    if let Ok(item) = tree.list_item(&path, &name, &st) {
                         c.session
                             .handle_completion(Completion::Listed { id: l.id, item });
                     }
@@ -1464,7 +1355,7 @@ fn produce(c: &mut Conn) -> u64 {
 
 /// Sends the header of one restored entry; a file also gets its sender.
 fn restore_entry(
-    tree: &Beneath,
+    tree: &Namespace,
     r: &mut RestoreStream,
     rel: &WirePath,
     session: &mut ServerSession,
@@ -1474,10 +1365,12 @@ fn restore_entry(
         .join_path(rel)
         .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
     let st = tree.lstat(&full)?;
-    let other = || FsError {
-        op: "restore",
-        path: tree.show(&full),
-        error: io::Error::other("not a regular file, directory or symlink"),
+    let other = || {
+        FsError::other(
+            "restore",
+            tree.show(&full),
+            "not a regular file, directory or symlink",
+        )
     };
     let kind = kind_of(&st).ok_or_else(other)?;
     r.stats.entries += 1;
@@ -1498,44 +1391,31 @@ fn restore_entry(
             Ok(None)
         }
         EntryKind::File => {
-            let fd = tree.open_file(&full)?;
-            // Stat the open file, not the name: this is what will be sent.
-            let st = stat::fstat(fd.as_raw_fd())
-                .map_err(|e| FsError::errno("stat", tree.show(&full), e))?;
-            if kind_of(&st) != Some(EntryKind::File) {
+            // What is sent is what was opened, not what the name says now.
+            let file = tree.open_stored(&full)?;
+            if !file.is_file() {
                 return Err(other());
             }
-            let size = st.st_size.max(0) as u64;
+            let (meta, size) = (file.meta(), file.size());
             if stream::plan_file(size) == FilePlan::Offer {
                 // Large: the client may hold part of it from an earlier,
                 // interrupted restore. Ask before sending.
                 session.handle_completion(Completion::Offered {
                     id: r.id,
                     path: rel.clone(),
-                    meta: meta_of(&st),
+                    meta,
                     size,
                 });
                 return Ok(Some(Pending::Offer(Offered {
-                    fd,
+                    file,
                     rel: rel.clone(),
-                    meta: meta_of(&st),
-                    size,
-                    shown: tree.show(&full),
                 })));
             }
-            let recorded = recorded_crc(&fd, size);
-            let mut tx = BodySender::new(fd, size).map_err(|error| FsError {
-                op: "stat",
-                path: tree.show(&full),
-                error,
-            })?;
-            if let Some(crc) = recorded {
-                tx.expect_crc(crc);
-            }
+            let tx = file.sender(0, 0)?;
             session.handle_completion(Completion::RestoredFile {
                 id: r.id,
                 path: rel.clone(),
-                meta: meta_of(&st),
+                meta,
                 size,
             });
             Ok(Some(Pending::Send(tx)))

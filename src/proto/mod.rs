@@ -96,6 +96,7 @@
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
 
+pub mod bits;
 pub mod codec;
 pub mod frame;
 pub mod kind;

@@ -5,18 +5,13 @@
 //! The policy of a restore stream is decided here, not in the shell: which
 //! files are offered rather than sent ([`plan_file`]), what must be read
 //! before an offered file is sent from the client's offset
-//! ([`plan_resume`]), and which recorded checksum a sent file is held to
-//! ([`expected_crc`]). Pure: it must not touch a socket, a file or a clock.
+//! ([`plan_resume`]). Which recorded checksum a sent file is held to is the
+//! store's rule (`crate::store::record`). Pure: it must not touch a socket, a file or a clock.
 
 use super::command::{Command, VerifyCounts};
 use super::session::{ServerSession, State};
 use crate::proto::{ErrorCode, Frame, Meta, WirePath};
-
-/// Restored files at least this large are offered before they are sent:
-/// the client may hold a part of one from an interrupted restore. Equal to
-/// the store's `RESUME_MIN`, below which no partial is ever kept (the
-/// server loop checks the two agree).
-pub const OFFER_MIN: u64 = 1 << 20;
+use crate::store::resume;
 
 /// How a restored file goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +23,13 @@ pub enum FilePlan {
     Offer,
 }
 
-/// Decides how a restored regular file of `size` bytes goes out.
+/// Decides how a restored regular file of `size` bytes goes out: a file
+/// large enough for the client to keep a partial of it
+/// ([`resume::is_resumable`]) may be held in part from an interrupted
+/// restore, so it is offered first.
 #[must_use]
 pub fn plan_file(size: u64) -> FilePlan {
-    if size >= OFFER_MIN {
+    if resume::is_resumable(size) {
         FilePlan::Offer
     } else {
         FilePlan::Send
@@ -62,17 +60,6 @@ pub fn plan_resume(offset: u64) -> ResumePlan {
     } else {
         ResumePlan::ReadKept { len: offset }
     }
-}
-
-/// The crc32c a restored file of `size` bytes must still have, given what
-/// the store recorded for it (`(crc, size)`): a record for another size is
-/// stale (the file was changed by hand since) and holds the file to
-/// nothing.
-#[must_use]
-pub fn expected_crc(recorded: Option<(u32, u64)>, size: u64) -> Option<u32> {
-    recorded
-        .filter(|&(_, recorded_size)| recorded_size == size)
-        .map(|(crc, _)| crc)
 }
 
 impl ServerSession {
@@ -187,8 +174,8 @@ mod tests {
     #[test]
     fn large_files_are_offered_small_ones_sent() {
         assert_eq!(plan_file(0), FilePlan::Send);
-        assert_eq!(plan_file(OFFER_MIN - 1), FilePlan::Send);
-        assert_eq!(plan_file(OFFER_MIN), FilePlan::Offer);
+        assert_eq!(plan_file(resume::RESUME_MIN - 1), FilePlan::Send);
+        assert_eq!(plan_file(resume::RESUME_MIN), FilePlan::Offer);
         assert_eq!(plan_file(u64::MAX), FilePlan::Offer);
     }
 
@@ -196,13 +183,6 @@ mod tests {
     fn a_resume_reads_the_kept_bytes_first() {
         assert_eq!(plan_resume(0), ResumePlan::FromStart);
         assert_eq!(plan_resume(5), ResumePlan::ReadKept { len: 5 });
-    }
-
-    #[test]
-    fn a_stale_record_holds_the_file_to_nothing() {
-        assert_eq!(expected_crc(Some((7, 10)), 10), Some(7));
-        assert_eq!(expected_crc(Some((7, 10)), 11), None);
-        assert_eq!(expected_crc(None, 10), None);
     }
 
     #[test]
@@ -297,7 +277,7 @@ mod tests {
     #[test]
     fn a_restore_resumes_an_offered_file_from_the_clients_offset() {
         let mut pair = Pair::new(SessionConfig::default(), "laptop");
-        let big: Vec<u8> = (0..OFFER_MIN + 10).map(|i| i as u8).collect();
+        let big: Vec<u8> = (0..resume::RESUME_MIN + 10).map(|i| i as u8).collect();
         pair.server.shell.restore = vec![
             RestoreEntry::File {
                 path: wp("small"),
