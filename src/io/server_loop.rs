@@ -31,9 +31,9 @@ use super::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use super::worker::{Done, Job, Ticket, Workers};
 use super::{kind_of, meta_of};
 use crate::proto::{self, EntryKind, Meta, WirePath};
-use crate::server::receive::{body_verdict, Staged, Verdict};
+use crate::server::session::receive::{body_verdict, Staged, Verdict};
+use crate::server::session::stream::{self, FilePlan, ResumePlan};
 use crate::server::session::{Command, Completion, Received, ServerSession, SessionConfig};
-use crate::server::stream::{self, FilePlan, ResumePlan};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);

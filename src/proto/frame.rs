@@ -2,7 +2,6 @@
 //! [`crate::proto`] for their order and meaning; [`super::codec`] turns them
 //! into bytes and back.
 
-use super::kind::Kind;
 use super::WirePath;
 
 /// A file time: seconds and nanoseconds since the Unix epoch.
@@ -336,11 +335,4 @@ pub enum Frame {
         /// system without extended attributes).
         unchecked: u64,
     },
-}
-
-impl Frame {
-    /// The wire kind byte (see [`super::kind`], the table of kinds).
-    pub fn kind(&self) -> u8 {
-        Kind::of(self).byte()
-    }
 }

@@ -140,6 +140,15 @@ impl Kind {
     }
 }
 
+// Here rather than in `frame.rs`, so that the table depends on the frame
+// type and not the other way round.
+impl Frame {
+    /// The wire kind byte (see the table above).
+    pub fn kind(&self) -> u8 {
+        Kind::of(self).byte()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,8 @@
 //! Only types live here: no decision is made in this file, and nothing in it
 //! touches a socket, a file or a clock. The rules of who may send what and
 //! when are in [`super::session`]; the decisions the shell asks for while
-//! carrying a command out are in [`super::receive`] and [`super::stream`].
+//! carrying a command out are in [`super::session::receive`] and [`super::session::stream`].
 
-use super::receive::Received;
 use crate::proto::{ListItem, ManifestEntry, Meta, WirePath};
 
 /// Work for the I/O shell, in the order it must be done (drain
@@ -55,7 +54,7 @@ pub enum Command {
         offset: u64,
     },
     /// The body is complete: keep the file or discard it, as
-    /// [`super::receive::body_verdict`] decides from these fields and what
+    /// [`super::session::receive::body_verdict`] decides from these fields and what
     /// the shell staged; a discarded file is reported with
     /// [`Completion::Failed`].
     EndFile {
@@ -89,7 +88,7 @@ pub enum Command {
     /// Send the tree at `path`: [`Completion::RestoredDir`],
     /// [`Completion::RestoredSymlink`], [`Completion::RestoredFile`] (then
     /// its body and [`Completion::FileSent`]) or [`Completion::Offered`]
-    /// (see [`super::stream::plan_file`]), then [`Completion::Done`].
+    /// (see [`super::session::stream::plan_file`]), then [`Completion::Done`].
     Restore {
         /// Request id.
         id: u32,
@@ -106,7 +105,7 @@ pub enum Command {
     },
     /// Send the offered file of the restore `id` from `offset` on
     /// ([`Completion::Resumed`], the body, [`Completion::FileSent`]); see
-    /// [`super::stream::plan_resume`] for what must be read first.
+    /// [`super::session::stream::plan_resume`] for what must be read first.
     SendFrom {
         /// The `Restore` request.
         id: u32,
@@ -224,7 +223,7 @@ pub enum Completion {
         size: u64,
     },
     /// A large restored file is offered instead
-    /// ([`super::stream::plan_file`]); the restore pauses until the
+    /// ([`super::session::stream::plan_file`]); the restore pauses until the
     /// client's `Want` turns into [`Command::SendFrom`].
     Offered {
         /// The `Restore` request.
@@ -281,4 +280,16 @@ pub enum Completion {
         /// The request.
         id: u32,
     },
+}
+
+/// What the shell measured of a body it moved into the store (reported
+/// with [`Completion::BodyReceived`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// crc32c of the whole file: the bytes kept from an interrupted
+    /// transfer, then the bytes received.
+    pub crc: u32,
+    /// Why writing the body failed, in words, if it did. The bytes were
+    /// still read off the socket, so the stream stays in step.
+    pub write_error: Option<String>,
 }

@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::proto::{EntryKind, ListItem, Meta, WirePath};
+use crate::server::command::Received;
 use crate::server::command::{Command, Completion, VerifyCounts};
-use crate::server::receive::{body_verdict, Received, Staged, Verdict};
-use crate::server::stream::{plan_file, FilePlan};
+use crate::server::session::receive::{body_verdict, Staged, Verdict};
+use crate::server::session::stream::{plan_file, FilePlan};
 
 /// One step of the shell's answer to a command, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

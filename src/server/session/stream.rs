@@ -8,9 +8,9 @@
 //! ([`plan_resume`]). Which recorded checksum a sent file is held to is the
 //! store's rule (`crate::store::record`). Pure: it must not touch a socket, a file or a clock.
 
-use super::command::{Command, VerifyCounts};
-use super::session::{ServerSession, State};
+use super::{ServerSession, State};
 use crate::proto::{ErrorCode, Frame, Meta, WirePath};
+use crate::server::command::{Command, VerifyCounts};
 use crate::store::resume;
 
 /// How a restored file goes out.

@@ -7,21 +7,9 @@
 //! what is refused, and [`body_verdict`] decides whether a body the shell
 //! received is kept. It must not touch a socket, a file or a clock.
 
-use super::command::Command;
-use super::session::{ServerSession, State};
+use super::{ServerSession, State};
 use crate::proto::{self, ErrorCode, ManifestEntry, Meta, WirePath};
-
-/// What the shell measured of a body it moved into the store (reported
-/// with [`super::command::Completion::BodyReceived`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// crc32c of the whole file: the bytes kept from an interrupted
-    /// transfer, then the bytes received.
-    pub crc: u32,
-    /// Why writing the body failed, in words, if it did. The bytes were
-    /// still read off the socket, so the stream stays in step.
-    pub write_error: Option<String>,
-}
+use crate::server::command::{Command, Received};
 
 /// What the shell staged for the file whose `EndFile` it carries out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

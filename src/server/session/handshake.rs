@@ -8,9 +8,9 @@
 //! authentication looks the same to the client whatever its cause; only
 //! the log learns which it was ([`ServerSession::auth_failure`]).
 
-use super::command::Command;
-use super::session::{ServerSession, State};
+use super::{ServerSession, State};
 use crate::proto::{self, ErrorCode, Frame};
+use crate::server::command::Command;
 
 /// Why a `Hello` is refused, if it is: the error code and the message.
 #[must_use]

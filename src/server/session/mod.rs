@@ -4,21 +4,24 @@
 //! touches a socket or a file and never reads the clock.
 //!
 //! The frames of each phase are handled in their own files, as further
-//! `impl ServerSession` blocks: [`super::handshake`] (hello, challenge,
-//! proof, welcome), [`super::receive`] (entries, bodies, batch limits) and
-//! [`super::stream`] (list, restore, verify, offers). The vocabulary with
-//! the shell is in [`super::command`].
+//! `impl ServerSession` blocks: [`handshake`] (hello, challenge,
+//! proof, welcome), [`receive`] (entries, bodies, batch limits) and
+//! [`stream`] (list, restore, verify, offers). The vocabulary with
+//! the shell is in [`crate::server::command`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::receive::Batch;
 use crate::auth::Secrets;
 use crate::proto::{self, codec, Decoded, ErrorCode, Frame, WirePath};
 
-pub use super::command::{Command, Completion, VerifyCounts};
-pub use super::receive::Received;
+pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
+use receive::Batch;
+
+pub mod handshake;
+pub mod receive;
+pub mod stream;
 
 /// Output is not allowed to grow past this before input is paused.
 const MAX_OUTPUT: usize = 256 * 1024;
@@ -49,7 +52,7 @@ impl Default for SessionConfig {
 
 /// The phases of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum State {
+enum State {
     /// Nothing received yet; the `Hello` must come first.
     AwaitHello,
     /// `Challenge` sent; the client's `Proof` must come next.
@@ -69,7 +72,7 @@ pub(super) enum State {
         path: WirePath,
         accepted: bool,
         /// What the shell reported of the body (`None`: it was empty).
-        received: Option<super::receive::Received>,
+        received: Option<Received>,
     },
     /// The shell is streaming the answer to a `List`, `Restore` or
     /// `Verify`.
@@ -102,25 +105,25 @@ pub(super) enum State {
 /// a file body that the shell moves itself (splice) and then reports with
 /// [`Completion::BodyReceived`].
 pub struct ServerSession {
-    pub(super) config: SessionConfig,
-    pub(super) state: State,
-    pub(super) name: Option<String>,
+    config: SessionConfig,
+    state: State,
+    name: Option<String>,
     out: Vec<u8>,
     sent_upto: usize,
-    pub(super) commands: VecDeque<Command>,
+    commands: VecDeque<Command>,
     last_id: Option<u32>,
     /// Entries staged since the last commit.
-    pub(super) batch: Batch,
-    pub(super) deadline: Option<Instant>,
+    batch: Batch,
+    deadline: Option<Instant>,
     last_activity: Instant,
     error: Option<String>,
     /// A restore's `Offer` (id, size) waiting for the client's `Want`.
-    pub(super) offer: Option<(u32, u64)>,
+    offer: Option<(u32, u64)>,
     /// This connection's challenge, sent when the server has secrets.
-    pub(super) nonce: [u8; proto::NONCE_LEN],
+    nonce: [u8; proto::NONCE_LEN],
     /// A failed authentication: the name tried and why (for the log only;
     /// the client learns nothing but "failed").
-    pub(super) auth_failure: Option<(String, &'static str)>,
+    auth_failure: Option<(String, &'static str)>,
 }
 
 impl ServerSession {
@@ -397,7 +400,7 @@ impl ServerSession {
 
     // ---- internals ----------------------------------------------------
 
-    pub(super) fn push(&mut self, frame: &Frame) {
+    fn push(&mut self, frame: &Frame) {
         // The `Error` is the last frame: an answer the shell completes
         // afterwards (a commit finishing on a worker after a shutdown
         // began, say) is dropped.
@@ -406,13 +409,13 @@ impl ServerSession {
         }
     }
 
-    pub(super) fn push_failed(&mut self, id: u32, path: WirePath, message: String) {
+    fn push_failed(&mut self, id: u32, path: WirePath, message: String) {
         self.push(&Frame::Failed { id, path, message });
     }
 
     /// Queues an `Error` and ends the session ("last gasp"); only the first
     /// failure counts.
-    pub(super) fn fail(&mut self, code: ErrorCode, message: String) {
+    fn fail(&mut self, code: ErrorCode, message: String) {
         if self.is_closing() {
             return;
         }
@@ -439,7 +442,7 @@ impl ServerSession {
     }
 
     /// Request ids must increase; false (and closing) when one does not.
-    pub(super) fn check_id(&mut self, id: u32) -> bool {
+    fn check_id(&mut self, id: u32) -> bool {
         if self.last_id.is_some_and(|last| id <= last) {
             self.fail(
                 ErrorCode::Unexpected,
