@@ -11,7 +11,8 @@ use log::{error, info, warn};
 
 use rsb::auth::Secrets;
 use rsb::exit;
-use rsb::io::server_loop::{self, ServerConfig};
+use rsb::io::server::{self, ServerConfig};
+use rsb::io::{net, signals};
 use rsb::server::session::SessionConfig;
 
 const PROG: &str = "rsb-server";
@@ -197,7 +198,7 @@ fn main() -> ExitCode {
         Parsed::Exit(code) => return code,
     };
     rsb::io::log::init(PROG, args.level);
-    let fds = server_loop::raise_fd_limit();
+    let fds = net::raise_fd_limit();
     // A busy connection holds its socket, a pipe (two fds), the file being
     // moved, its namespace and a directory: six descriptors.
     let wanted = (args.config.max_clients as u64)
@@ -209,14 +210,14 @@ fn main() -> ExitCode {
             args.config.max_clients
         );
     }
-    let signals = match server_loop::signals() {
+    let signals = match signals::signals() {
         Ok(s) => s,
         Err(e) => {
             error!("{e}");
             return ExitCode::from(exit::PARTIAL as u8);
         }
     };
-    let root = match server_loop::open_root(&args.config) {
+    let root = match server::open_root(&args.config) {
         Ok(r) => r,
         Err(e) => {
             error!("backup root: {e}");
@@ -224,14 +225,14 @@ fn main() -> ExitCode {
         }
     };
     let listener = match args.addr {
-        Some(ip) => server_loop::bind(SocketAddr::new(ip, args.port)),
+        Some(ip) => net::bind(SocketAddr::new(ip, args.port)),
         // All interfaces: dual-stack IPv6 where the host has it.
-        None => server_loop::bind(SocketAddr::new(
+        None => net::bind(SocketAddr::new(
             IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             args.port,
         ))
         .or_else(|_| {
-            server_loop::bind(SocketAddr::new(
+            net::bind(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 args.port,
             ))
@@ -272,7 +273,7 @@ fn main() -> ExitCode {
     if args.config.session.read_only {
         info!("read-only: backups will be refused");
     }
-    match server_loop::run(args.config, root, listener, signals) {
+    match server::run(args.config, root, listener, signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

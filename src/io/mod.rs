@@ -5,8 +5,10 @@
 pub mod checksum;
 pub mod client;
 pub mod log;
+pub mod net;
 pub mod sandbox;
-pub mod server_loop;
+pub mod server;
+pub mod signals;
 pub mod stage;
 pub mod transfer;
 pub mod walk;
