@@ -10,6 +10,7 @@ pub mod sandbox;
 pub mod server;
 pub mod signals;
 pub mod stage;
+pub mod timers;
 pub mod transfer;
 pub mod walk;
 pub mod worker;
