@@ -9,6 +9,6 @@ use signal_hook_mio::v1_0::Signals;
 /// default action: SIGHUP would kill the process, and so would SIGXFSZ
 /// when a file reaches RLIMIT_FSIZE, where a write failing with EFBIG
 /// (reported to that one client) is what is wanted.
-pub fn signals() -> Result<Signals, String> {
-    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGXFSZ]).map_err(|e| format!("signals: {e}"))
+pub fn install() -> std::io::Result<Signals> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGXFSZ])
 }

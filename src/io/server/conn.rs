@@ -1,21 +1,44 @@
-//! One connection of the server, as the loop's slab holds it, and the id
-//! that names it. Owns no socket logic (see [`super::rsb_conn`]).
+//! The connections the server's loop holds, by kind, and the ids that name
+//! them. A kind is one variant of [`Conn`]: today the backup protocol
+//! ([`RsbConn`]); the web interface will be the second. The loop talks to a
+//! connection only through [`Conn`]'s methods, so a new kind touches this
+//! file and its own, not the loop. Owns no protocol logic.
 
-use std::io;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use mio::{Registry, Token};
+use slab::Slab;
 
-use super::stream::{Offered, Stream};
-use crate::io::stage::Stager;
-use crate::io::transfer::{BodyReceiver, BodySender, Pipe};
-use crate::io::worker::Ticket;
-use crate::server::session::ServerSession;
+use super::rsb_conn::RsbConn;
+use super::Env;
+use crate::io::worker::{Done, Ticket};
 
-/// A connection id: the slab key behind a mio token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ConnId(pub(super) usize);
+/// A connection id: the slab key behind a mio token. The loop's own
+/// tokens are reserved at the top of the range, beyond any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct ConnId(usize);
+
+impl ConnId {
+    /// The id behind a token (it may name no connection).
+    pub(super) fn from_token(token: Token) -> ConnId {
+        ConnId(token.0)
+    }
+
+    /// The id a worker's ticket names.
+    pub(super) fn of(ticket: Ticket) -> ConnId {
+        ConnId(ticket.key)
+    }
+
+    /// The token its socket is registered with.
+    pub(super) fn token(self) -> Token {
+        Token(self.0)
+    }
+
+    /// The slab key, for tickets.
+    pub(super) fn key(self) -> usize {
+        self.0
+    }
+}
 
 /// Counters for the log line of a commit or a connection.
 #[derive(Debug, Default, Clone, Copy)]
@@ -25,43 +48,175 @@ pub(super) struct Stats {
     pub(super) failed: u64,
 }
 
-pub(super) struct Conn {
-    pub(super) sock: TcpStream,
-    pub(super) peer: SocketAddr,
-    /// This connection, for results coming back from the workers.
-    pub(super) ticket: Ticket,
-    /// A job of this connection's is with the workers: nothing else is
-    /// read or done for it until the result is back.
-    pub(super) waiting: bool,
-    /// Tells a verify under way that this connection closed.
-    pub(super) cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-    pub(super) session: ServerSession,
-    pub(super) inbuf: Vec<u8>,
-    pub(super) store: Option<Stager>,
-    pub(super) recv: Option<BodyReceiver>,
-    /// crc and write error of the last body received, for its `EndFile`.
-    pub(super) last_body: Option<(u32, Option<io::Error>)>,
-    pub(super) pipe: Option<Pipe>,
-    pub(super) stream: Option<Stream>,
-    pub(super) send: Option<(u32, BodySender)>,
-    pub(super) offered: Option<Offered>,
-    /// A restore resuming an offered file at this offset, waiting for the
-    /// crc32c of the bytes before it from a worker.
-    pub(super) resuming: Option<(u32, Offered, u64)>,
-    pub(super) readable: bool,
-    pub(super) writable: bool,
-    /// When the session started closing; the connection is dropped
-    /// [`super::event_loop::CLOSE_GRACE`] later even if its peer never reads the error.
-    pub(super) closing_since: Option<Instant>,
-    pub(super) batch: Stats,
-    pub(super) total: Stats,
+/// What a connection's deadline turned out to mean when it came due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expiry {
+    /// The deadline moved later (or went): arm it again.
+    NotYet,
+    /// The session took the timeout; drive the connection.
+    Fired,
+    /// The peer never took its last frames: close without waiting.
+    Abandon,
+}
+
+/// One connection, of whichever kind.
+pub(super) enum Conn {
+    /// The backup protocol.
+    Rsb(RsbConn),
 }
 
 impl Conn {
-    pub(super) fn label(&self) -> String {
-        match self.session.name() {
-            Some(n) => format!("{n} ({})", self.peer),
-            None => self.peer.to_string(),
+    /// Tells this connection apart from a later one given the same id.
+    pub(super) fn ticket(&self) -> Ticket {
+        match self {
+            Conn::Rsb(c) => c.ticket,
         }
+    }
+
+    /// The deadline it has in the loop's timer heap.
+    pub(super) fn armed(&self) -> Option<Instant> {
+        match self {
+            Conn::Rsb(c) => c.armed,
+        }
+    }
+
+    /// Records the deadline it now has in the heap.
+    pub(super) fn set_armed(&mut self, at: Option<Instant>) {
+        match self {
+            Conn::Rsb(c) => c.armed = at,
+        }
+    }
+
+    /// When the loop must look at it again, if ever.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Conn::Rsb(c) => c.deadline(),
+        }
+    }
+
+    /// Its deadline came due.
+    pub(super) fn handle_deadline(&mut self, now: Instant) -> Expiry {
+        match self {
+            Conn::Rsb(c) => c.handle_deadline(now),
+        }
+    }
+
+    /// Its socket became readable and/or writable.
+    pub(super) fn handle_readiness(&mut self, readable: bool, writable: bool) {
+        match self {
+            Conn::Rsb(c) => c.handle_readiness(readable, writable),
+        }
+    }
+
+    /// The server is shutting down: say so and close.
+    pub(super) fn handle_shutdown(&mut self) {
+        match self {
+            Conn::Rsb(c) => c.session.handle_shutdown(),
+        }
+    }
+
+    /// A worker's result for it.
+    pub(super) fn handle_done(&mut self, done: Done, now: Instant) {
+        match self {
+            Conn::Rsb(c) => c.handle_done(done, now),
+        }
+    }
+
+    /// Moves it on as far as its socket and the turn's budget allow.
+    /// `Ok(true)`: it has more to do next turn. `Err`: close it.
+    pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
+        match self {
+            Conn::Rsb(c) => c.drive(env, now),
+        }
+    }
+
+    /// Deregisters and drops it, logging why.
+    pub(super) fn close(self, registry: &Registry, reason: &str) {
+        match self {
+            Conn::Rsb(c) => c.close(registry, reason),
+        }
+    }
+}
+
+/// Every open connection, by id.
+pub(super) struct Conns {
+    slab: Slab<Conn>,
+    /// The next connection's generation (see [`Ticket`]).
+    generation: u64,
+}
+
+impl Conns {
+    /// None yet.
+    pub(super) fn new() -> Conns {
+        Conns {
+            slab: Slab::new(),
+            generation: 0,
+        }
+    }
+
+    /// How many are open.
+    pub(super) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// True when none is open.
+    pub(super) fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// The connection `id`, if it is open. (No `Index`: an id from an
+    /// event or a ticket may name a connection that is gone, and a lookup
+    /// must not panic.)
+    pub(super) fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab.get(id.0)
+    }
+
+    /// The same, to change.
+    pub(super) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab.get_mut(id.0)
+    }
+
+    /// The connection a worker's result belongs to, if it is still open
+    /// (a later connection may have its id).
+    pub(super) fn of_ticket(&mut self, ticket: Ticket) -> Option<(ConnId, &mut Conn)> {
+        let id = ConnId::of(ticket);
+        let c = self.slab.get_mut(id.0).filter(|c| c.ticket() == ticket)?;
+        Some((id, c))
+    }
+
+    /// Adds the connection `make` builds from its id and generation, or
+    /// nothing if it fails.
+    pub(super) fn insert_with<E>(
+        &mut self,
+        make: impl FnOnce(ConnId, u64) -> Result<Conn, E>,
+    ) -> Result<ConnId, E> {
+        let entry = self.slab.vacant_entry();
+        let id = ConnId(entry.key());
+        let conn = make(id, self.generation)?;
+        self.generation += 1;
+        entry.insert(conn);
+        Ok(id)
+    }
+
+    /// Takes the connection `id` out.
+    pub(super) fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.slab.try_remove(id.0)
+    }
+
+    /// The ids of every open connection.
+    pub(super) fn ids(&self) -> Vec<ConnId> {
+        self.slab.iter().map(|(k, _)| ConnId(k)).collect()
+    }
+
+    /// Every open connection.
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (ConnId, &mut Conn)> {
+        self.slab.iter_mut().map(|(k, c)| (ConnId(k), c))
+    }
+
+    /// True when the heap entry (`at`, `id`, `generation`) is the one that
+    /// connection has armed; any other is stale.
+    pub(super) fn is_armed(&self, id: ConnId, generation: u64, at: Instant) -> bool {
+        self.get(id)
+            .is_some_and(|c| c.ticket().generation == generation && c.armed() == Some(at))
     }
 }

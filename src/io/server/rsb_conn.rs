@@ -1,18 +1,29 @@
-//! Driving one backup-protocol connection: writing its session's output,
-//! reading frames, receiving file bodies, within the turn's budget.
+//! One backup-protocol connection: its socket, its pure [`ServerSession`],
+//! its buffers and readiness, and an explicit [`State`] for what the shell
+//! is doing on its behalf. [`RsbConn::drive`] moves it as far as its socket
+//! allows within the turn's budget: writing the session's output, reading
+//! frames, receiving file bodies. Carrying out the session's commands is in
+//! [`super::exec`], streaming answers in [`super::stream`], worker jobs in
+//! [`super::jobs`]. Decides nothing about the protocol: the session does.
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{debug, info, warn};
+use mio::net::TcpStream;
+use mio::Registry;
 
-use super::conn::Conn;
-use super::exec::run_commands;
-use super::stream::{produce, Stream, STREAM_HIGH_WATER};
-use crate::io::sandbox::Beneath;
-use crate::io::transfer::{receive_step, BodyReceiver};
-use crate::io::worker::Workers;
+use super::conn::{Expiry, Stats};
+use super::stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
+use super::Env;
+use crate::io::stage::Stager;
+use crate::io::transfer::{receive_step, BodyReceiver, Pipe};
+use crate::io::worker::Ticket;
 use crate::proto;
+use crate::server::session::ServerSession;
 
 /// Bytes one connection may move per turn before others get theirs.
 pub(super) const BUDGET: u64 = 8 << 20;
@@ -23,205 +34,441 @@ pub(super) const TURN_SLICE: Duration = Duration::from_millis(10);
 /// Body bytes moved per step, between two looks at the clock.
 pub(super) const STEP_BYTES: u64 = 1 << 20;
 /// Bytes read from a socket at a time for frames.
-pub(super) const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 /// What one command or streamed entry counts against [`BUDGET`]: about
 /// what moving that many bytes costs, so 512 of them make a turn.
 pub(super) const ENTRY_COST: u64 = 16 * 1024;
+/// How long a closing connection may take to accept its error frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 thread_local! {
     /// The loop's one read buffer (see `read_some`).
     static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
 }
 
-/// Drives one connection as far as its sockets allow, within the budget.
-/// `Ok(true)`: more work is ready (budget used up). `Err`: close it.
-pub(super) fn drive(
-    c: &mut Conn,
-    root: &Beneath,
-    read_only: bool,
-    workers: &Workers,
-    now: Instant,
-) -> Result<bool, String> {
-    // Work done this turn: body bytes moved, plus a charge per command and
-    // per streamed entry, so that metadata-only work yields too.
-    let mut spent: u64 = 0;
-    let started = Instant::now();
-    loop {
-        let mut progress = false;
-        if c.session.is_closing() {
-            c.closing_since.get_or_insert(now);
-            c.stream = None;
-            // The error frame can only go out at a frame boundary; in the
-            // middle of a body there is nothing to do but close.
-            if c.send.is_some() {
-                return Err(c.session.error().unwrap_or("closed").to_string());
+/// What the shell is doing for a connection. One phase at a time: the
+/// session never asks for a body while it streams an answer, nor for
+/// anything while a job is out. Large per-phase data is boxed, so an idle
+/// connection stays small.
+pub(super) enum State {
+    /// Nothing under way: frames are parsed and commands carried out.
+    Idle,
+    /// A file body is arriving (the session `wants_body`).
+    Receiving(BodyReceiver),
+    /// A body arrived: its crc32c and write error, for its `EndFile`.
+    Received {
+        /// crc32c of the bytes received (continuing a resumed prefix's).
+        crc: u32,
+        /// The first write error, if writing the file failed.
+        error: Option<io::Error>,
+    },
+    /// Answering a `List`.
+    Listing(Box<ListStream>),
+    /// Answering a `Restore`.
+    Restoring(Box<Restore>),
+    /// A job is with the workers: only output moves until it is back.
+    Waiting(Wait),
+    /// The session ended: its last frames go out, then the connection
+    /// closes, [`CLOSE_GRACE`] after `since` at the latest. A job still out
+    /// is taken back all the same (a commit is complete and is logged), and
+    /// the grace only runs once it is.
+    Closing {
+        /// When the session was first seen closing.
+        since: Instant,
+        /// The job still with the workers, if any.
+        job: Option<Wait>,
+    },
+}
+
+/// Which job a connection waits for.
+pub(super) enum Wait {
+    /// A commit: the stager is with the worker.
+    Commit,
+    /// A verify; set the flag to stop it (the connection closed).
+    Verify(Arc<AtomicBool>),
+    /// The crc32c of a resumed backup's kept bytes: the body waits.
+    ResumedBody,
+    /// The crc32c of the bytes a resumed restore's client holds: the
+    /// restore waits, paused at that file.
+    ResumedSend(Box<Resuming>),
+}
+
+/// One connection speaking the backup protocol.
+pub(super) struct RsbConn {
+    pub(super) sock: TcpStream,
+    pub(super) peer: SocketAddr,
+    /// This connection, for results coming back from the workers.
+    pub(super) ticket: Ticket,
+    /// The deadline this connection has in the loop's timer heap.
+    pub(super) armed: Option<Instant>,
+    pub(super) session: ServerSession,
+    pub(super) inbuf: Vec<u8>,
+    /// The client's namespace; `None` before the `Hello`, for a namespace a
+    /// read-only server does not have, and while a commit has it.
+    pub(super) store: Option<Stager>,
+    /// Lives for one batch of bodies (see `commit`).
+    pub(super) pipe: Option<Pipe>,
+    pub(super) state: State,
+    /// The socket may have more to read: no read has said `WouldBlock`
+    /// since the last readable edge.
+    pub(super) readable: bool,
+    /// The same for writing.
+    pub(super) writable: bool,
+    pub(super) batch: Stats,
+    pub(super) total: Stats,
+}
+
+impl RsbConn {
+    /// A connection just accepted; it may be readable and writable at once.
+    pub(super) fn new(
+        sock: TcpStream,
+        peer: SocketAddr,
+        ticket: Ticket,
+        session: ServerSession,
+    ) -> RsbConn {
+        RsbConn {
+            sock,
+            peer,
+            ticket,
+            armed: None,
+            session,
+            inbuf: Vec::new(),
+            store: None,
+            pipe: None,
+            state: State::Idle,
+            readable: true,
+            writable: true,
+            batch: Stats::default(),
+            total: Stats::default(),
+        }
+    }
+
+    /// The client's name and address, for the log.
+    pub(super) fn label(&self) -> String {
+        match self.session.name() {
+            Some(n) => format!("{n} ({})", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// The client's name, or `?` before its `Hello`.
+    pub(super) fn who(&self) -> String {
+        self.session.name().unwrap_or("?").to_string()
+    }
+
+    /// True while a job of this connection's is with the workers: nothing
+    /// else is read or done for it until the result is back.
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(
+            self.state,
+            State::Waiting(_) | State::Closing { job: Some(_), .. }
+        )
+    }
+
+    /// When the loop must look at this connection again: the session's
+    /// own deadline, or the end of the close grace. None while a job is
+    /// out: a connection waiting for the disk is not idle.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Waiting(_) | State::Closing { job: Some(_), .. } => None,
+            State::Closing { since, .. } => since.checked_add(CLOSE_GRACE),
+            _ => self.session.poll_timeout(),
+        }
+    }
+
+    /// The deadline came due (it may since have moved later).
+    pub(super) fn handle_deadline(&mut self, now: Instant) -> Expiry {
+        if self.is_waiting() {
+            return Expiry::NotYet;
+        }
+        if let State::Closing { since, .. } = self.state {
+            // The peer never took its error frame.
+            return match since.checked_add(CLOSE_GRACE) {
+                Some(t) if t <= now => Expiry::Abandon,
+                _ => Expiry::NotYet,
+            };
+        }
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            self.session.handle_timeout(now);
+            return Expiry::Fired;
+        }
+        Expiry::NotYet
+    }
+
+    /// Takes a readiness event.
+    pub(super) fn handle_readiness(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// Why a closing session ends the connection.
+    fn closed_reason(&self) -> String {
+        self.session.error().unwrap_or("closed").to_string()
+    }
+
+    /// Once the session is closing, nothing more is produced: the error
+    /// frame goes out and the connection ends. `Err`: close at once.
+    fn enter_closing(&mut self, now: Instant) -> Result<(), String> {
+        if matches!(self.state, State::Closing { .. }) {
+            return Ok(());
+        }
+        // The error frame can only go out at a frame boundary; in the
+        // middle of a body there is nothing to do but close.
+        if self.is_sending() {
+            return Err(self.closed_reason());
+        }
+        self.state = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Waiting(job) => State::Closing {
+                since: now,
+                job: Some(job),
+            },
+            _ => State::Closing {
+                since: now,
+                job: None,
+            },
+        };
+        Ok(())
+    }
+
+    /// True while a restored file's body is going out.
+    pub(super) fn is_sending(&self) -> bool {
+        matches!(&self.state, State::Restoring(r) if matches!(r.out, Outgoing::Sending(_)))
+    }
+
+    /// True while a listing or restore has entries to produce (not paused
+    /// at a body, an offer or a job).
+    fn is_producing(&self) -> bool {
+        match &self.state {
+            State::Listing(_) => true,
+            State::Restoring(r) => matches!(r.out, Outgoing::Walking),
+            _ => false,
+        }
+    }
+
+    /// Drives the connection as far as its socket allows, within the
+    /// budget. `Ok(true)`: more work is ready (budget used up). `Err`:
+    /// close it.
+    pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
+        // Work done this turn: body bytes moved, plus a charge per command
+        // and per streamed entry, so that metadata-only work yields too.
+        let mut spent: u64 = 0;
+        let started = Instant::now();
+        loop {
+            let mut progress = false;
+            if self.session.is_closing() {
+                self.enter_closing(now)?;
             }
-        }
-        if flush(c)? {
-            progress = true;
-            c.session.handle_activity(now);
-        }
-        if c.session.poll_transmit().is_empty() && c.writable {
-            if let Some((id, tx)) = c.send.as_mut() {
-                let p = tx
-                    .pump(&c.sock, BUDGET.saturating_sub(spent).min(STEP_BYTES))
-                    .map_err(|e| format!("send: {e}"))?;
-                spent += p.moved;
-                if p.moved > 0 {
-                    c.session.handle_activity(now);
-                }
-                c.writable &= !p.would_block;
-                progress |= p.moved > 0;
-                if tx.is_done() {
-                    let (crc, ok) = tx.finish();
-                    if let Some((recorded, read)) = tx.damage() {
-                        warn!(
-                            "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
-                            c.session.name().unwrap_or("?")
-                        );
-                    }
-                    if let Some(Stream::Restore(r)) = c.stream.as_mut() {
-                        r.stats.bytes += tx.sent();
-                    }
-                    c.session.send_file_end(*id, crc, ok);
-                    c.send = None;
+            if self.flush()? {
+                progress = true;
+                self.session.handle_activity(now);
+            }
+            if self.session.poll_transmit().is_empty() && self.writable {
+                progress |= self.pump_body(now, &mut spent)?;
+            }
+            if self.is_producing() && self.session.poll_transmit().len() < STREAM_HIGH_WATER {
+                let entries = self.produce();
+                spent += entries * ENTRY_COST;
+                progress |= entries > 0;
+            }
+            if self.session.is_closing() && self.session.poll_transmit().is_empty() {
+                return Err(self.closed_reason());
+            }
+            if !self.is_waiting() {
+                // Commands that waited behind a job go first: a file's
+                // BeginFile must run before its body is received.
+                let cost = self.run_commands(env);
+                progress |= cost > 0;
+                spent += cost;
+            }
+            if self.is_waiting() {
+                // Only output moves until the workers are done.
+            } else if let Some(size) = self.session.wants_body() {
+                progress |= self.receive_body(size, now, &mut spent)?;
+            } else if self.session.wants_input() {
+                let n = self.session.handle_input(now, &self.inbuf);
+                if n > 0 {
+                    self.inbuf.drain(..n);
                     progress = true;
                 }
+                // A malformed frame consumes nothing but queues an error
+                // frame that must still go out (regression: the connection
+                // hung).
+                progress |= self.session.is_closing();
+                spent += self.run_commands(env);
+                if n == 0 && !self.is_waiting() && self.session.wants_input() && self.readable {
+                    progress |= self.read_some()?;
+                }
+            }
+            if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
+                self.inbuf = Vec::new();
+            }
+            if !progress {
+                return Ok(false);
+            }
+            if spent >= BUDGET || started.elapsed() >= TURN_SLICE {
+                return Ok(true);
             }
         }
-        if c.send.is_none()
-            && c.offered.is_none()
-            && !c.waiting
-            && c.stream.is_some()
-            && c.session.poll_transmit().len() < STREAM_HIGH_WATER
-        {
-            let entries = produce(c);
-            spent += entries * ENTRY_COST;
-            progress |= entries > 0;
-        }
-        if c.session.is_closing() && c.session.poll_transmit().is_empty() {
-            return Err(c.session.error().unwrap_or("closed").to_string());
-        }
-        if !c.waiting {
-            // Commands that waited behind a job go first: a file's
-            // BeginFile must run before its body is received.
-            let cost = run_commands(c, root, read_only, workers);
-            progress |= cost > 0;
-            spent += cost;
-        }
-        if c.waiting {
-            // Only output moves until the workers are done.
-        } else if let Some(size) = c.session.wants_body() {
-            progress |= receive_body(c, size, now, &mut spent)?;
-        } else if c.session.wants_input() {
-            let n = c.session.handle_input(now, &c.inbuf);
-            if n > 0 {
-                c.inbuf.drain(..n);
-                progress = true;
-            }
-            // A malformed frame consumes nothing but queues an error frame
-            // that must still go out (regression: the connection hung).
-            progress |= c.session.is_closing();
-            spent += run_commands(c, root, read_only, workers);
-            if n == 0 && !c.waiting && c.session.wants_input() && c.readable {
-                progress |= read_some(c)?;
+    }
+
+    /// Writes queued frames. Returns whether anything was written.
+    fn flush(&mut self) -> Result<bool, String> {
+        let mut wrote = false;
+        while self.writable && !self.session.poll_transmit().is_empty() {
+            match (&self.sock).write(self.session.poll_transmit()) {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(n) => {
+                    self.session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {e}")),
             }
         }
-        if c.inbuf.is_empty() && c.inbuf.capacity() > 0 {
-            c.inbuf = Vec::new();
-        }
-        if !progress {
+        Ok(wrote)
+    }
+
+    /// Reads frame bytes. `Err` on EOF or a socket error.
+    fn read_some(&mut self) -> Result<bool, String> {
+        if self.inbuf.len() >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
             return Ok(false);
         }
-        if spent >= BUDGET || started.elapsed() >= TURN_SLICE {
+        // Read into one buffer shared by all connections and keep only what
+        // is left over: an idle connection then holds no read buffer at all.
+        READ_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            match (&self.sock).read(&mut buf[..]) {
+                Ok(0) => Err(if self.session.name().is_some() {
+                    "closed by client".into()
+                } else {
+                    "closed before hello".into()
+                }),
+                Ok(n) => {
+                    self.inbuf
+                        .extend_from_slice(buf.get(..n).unwrap_or_default());
+                    Ok(true)
+                }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        Ok(false)
+                    }
+                    io::ErrorKind::Interrupted => Ok(true),
+                    _ => Err(format!("read: {}", crate::io::describe(&e))),
+                },
+            }
+        })
+    }
+
+    /// Moves body bytes of the file being received (`size` still to come
+    /// when it started) from the socket to its file.
+    fn receive_body(&mut self, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
+        let incoming = self.store.as_mut().and_then(|s| s.incoming());
+        if !matches!(self.state, State::Receiving(_)) {
+            // A resumed body continues the kept bytes: at their end, with
+            // their crc.
+            let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
+            self.state = State::Receiving(BodyReceiver::at(size, offset, crc));
+        }
+        let State::Receiving(recv) = &mut self.state else {
+            return Ok(false);
+        };
+        let file = incoming.map(|i| &i.file);
+        let n = receive_step(
+            recv,
+            &mut self.inbuf,
+            &self.sock,
+            file,
+            &mut self.pipe,
+            &mut self.readable,
+            BUDGET.saturating_sub(*moved).min(STEP_BYTES),
+        )
+        .map_err(|e| format!("receive: {e}"))?;
+        *moved += n;
+        if n > 0 {
+            self.session.handle_activity(now);
+        }
+        if recv.is_done() {
+            let crc = recv.crc();
+            let error = recv.take_error();
+            self.state = State::Received { crc, error };
+            self.batch.bytes += size;
+            self.session.handle_body_done(now);
             return Ok(true);
         }
+        Ok(n > 0)
+    }
+
+    /// The crc32c and write error of the body just received, for its
+    /// `EndFile`; `None` if no body arrived since the last `BeginFile`.
+    pub(super) fn take_body(&mut self) -> Option<(u32, Option<io::Error>)> {
+        if !matches!(self.state, State::Received { .. }) {
+            return None;
+        }
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Received { crc, error } => Some((crc, error)),
+            _ => None,
+        }
+    }
+
+    /// Forgets the body of an earlier file (a new one begins).
+    pub(super) fn forget_body(&mut self) {
+        if matches!(self.state, State::Received { .. }) {
+            self.state = State::Idle;
+        }
+    }
+
+    /// Ends the connection: drops what it staged and stops its verify.
+    pub(super) fn close(mut self, registry: &Registry, reason: &str) {
+        let _ = registry.deregister(&mut self.sock);
+        if let Some(s) = self.store.as_mut() {
+            s.abort();
+        }
+        if let State::Waiting(Wait::Verify(cancel))
+        | State::Closing {
+            job: Some(Wait::Verify(cancel)),
+            ..
+        } = &self.state
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let t = self.total;
+        if let Some((name, why)) = self.session.auth_failure() {
+            warn!("{}: authentication failed for {name} ({why})", self.peer);
+        } else if self.session.name().is_some() {
+            info!(
+                "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",
+                self.label(),
+                t.entries,
+                t.bytes,
+                t.failed
+            );
+        } else {
+            debug!("{}: disconnected: {reason}", self.label());
+        }
     }
 }
 
-/// Writes queued frames. Returns whether anything was written.
-pub(super) fn flush(c: &mut Conn) -> Result<bool, String> {
-    let mut wrote = false;
-    while c.writable && !c.session.poll_transmit().is_empty() {
-        match (&c.sock).write(c.session.poll_transmit()) {
-            Ok(0) => return Err("connection closed".into()),
-            Ok(n) => {
-                c.session.consume_transmit(n);
-                wrote = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("write: {e}")),
-        }
-    }
-    Ok(wrote)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reads frame bytes. `Err` on EOF or a socket error.
-pub(super) fn read_some(c: &mut Conn) -> Result<bool, String> {
-    if c.inbuf.len() >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
-        return Ok(false);
+    /// 1,000 idle connections must stay small (tests/scale.rs measures the
+    /// process): the state of an idle one is a tag, and the per-phase data
+    /// is boxed or small.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<State>() <= 48,
+            "State: {} bytes",
+            size_of::<State>()
+        );
+        assert!(size_of::<Wait>() <= 16, "Wait: {} bytes", size_of::<Wait>());
+        assert!(
+            size_of::<RsbConn>() <= 1024,
+            "RsbConn: {} bytes",
+            size_of::<RsbConn>()
+        );
     }
-    // Read into one buffer shared by all connections and keep only what
-    // is left over: an idle connection then holds no read buffer at all.
-    READ_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        match (&c.sock).read(&mut buf[..]) {
-            Ok(0) => Err(if c.session.name().is_some() {
-                "closed by client".into()
-            } else {
-                "closed before hello".into()
-            }),
-            Ok(n) => {
-                c.inbuf.extend_from_slice(&buf[..n]);
-                Ok(true)
-            }
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => {
-                    c.readable = false;
-                    Ok(false)
-                }
-                io::ErrorKind::Interrupted => Ok(true),
-                _ => Err(format!("read: {}", crate::io::describe(&e))),
-            },
-        }
-    })
-}
-
-pub(super) fn receive_body(
-    c: &mut Conn,
-    size: u64,
-    now: Instant,
-    moved: &mut u64,
-) -> Result<bool, String> {
-    let incoming = c.store.as_mut().and_then(|s| s.incoming());
-    // A resumed body continues the kept bytes: at their end, with their crc.
-    let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
-    let recv = c
-        .recv
-        .get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
-    let file = incoming.map(|i| &i.file);
-    let n = receive_step(
-        recv,
-        &mut c.inbuf,
-        &c.sock,
-        file,
-        &mut c.pipe,
-        &mut c.readable,
-        BUDGET.saturating_sub(*moved).min(STEP_BYTES),
-    )
-    .map_err(|e| format!("receive: {e}"))?;
-    *moved += n;
-    if n > 0 {
-        c.session.handle_activity(now);
-    }
-    if recv.is_done() {
-        if let Some(mut r) = c.recv.take() {
-            c.last_body = Some((r.crc(), r.take_error()));
-            c.batch.bytes += size;
-        }
-
-        c.session.handle_body_done(now);
-        return Ok(true);
-    }
-    Ok(n > 0)
 }

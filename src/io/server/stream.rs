@@ -1,16 +1,19 @@
-//! Streaming answers: a listing, and a restore walked depth first with
-//! its file bodies sent by sendfile (large ones offered first, so an
-//! interrupted restore can resume).
+//! Streaming answers for one backup connection: a listing, and a restore
+//! walked depth first with its file bodies sent by sendfile (large ones
+//! offered first, so an interrupted restore can resume). Reads the store
+//! only through the namespace; writes nothing to it.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use log::{debug, info, warn};
 use nix::sys::stat;
 
-use super::conn::{Conn, Stats};
+use super::conn::Stats;
 use super::exec::{cause, client_message};
+use super::rsb_conn::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::kind_of;
 use crate::io::meta_of;
 use crate::io::sandbox::{Beneath, FsError};
@@ -20,7 +23,7 @@ use crate::proto::{EntryKind, Frame, ListItem, Meta, WirePath};
 use crate::server::session::ServerSession;
 
 /// Entries one `produce` call stats and queues at most.
-pub(super) const ENTRIES_PER_CALL: u64 = 256;
+const ENTRIES_PER_CALL: u64 = 256;
 /// Output queued before the loop stops producing listing/restore frames.
 pub(super) const STREAM_HIGH_WATER: usize = 64 * 1024;
 
@@ -42,9 +45,29 @@ pub(super) struct RestoreStream {
     pub(super) stats: Stats,
 }
 
-pub(super) enum Stream {
-    List(ListStream),
-    Restore(RestoreStream),
+/// A restore under way: the walk, and what it is sending.
+pub(super) struct Restore {
+    pub(super) walk: RestoreStream,
+    pub(super) out: Outgoing,
+}
+
+/// Where a restore stands between two entries.
+pub(super) enum Outgoing {
+    /// Walking the tree: the next entry is produced when output has room.
+    Walking,
+    /// A file body is going out; the walk resumes after its `FileEnd`.
+    Sending(BodySender),
+    /// A large file was offered; the client's `Want` says from where.
+    Offered(Offered),
+}
+
+/// A restore paused while a worker reads the crc32c of the `offset` bytes
+/// of an offered file the client already holds.
+pub(super) struct Resuming {
+    pub(super) restore: Box<Restore>,
+    pub(super) offered: Offered,
+    pub(super) id: u32,
+    pub(super) offset: u64,
 }
 
 /// A large restored file offered to the client, waiting for its `Want`.
@@ -64,41 +87,201 @@ pub(super) enum Pending {
     Offer(Offered),
 }
 
-/// Starts sending the offered file `o` from `offset`, the bytes before
-/// it having crc32c `prefix` (or failed to be read).
-pub(super) fn start_send(c: &mut Conn, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
-    let recorded = recorded_crc(&o.fd, o.size);
-    match prefix.and_then(|crc| BodySender::with_prefix_crc(o.fd, o.size, offset, crc)) {
-        Ok(mut tx) => {
-            if let Some(crc) = recorded {
-                tx.expect_crc(crc);
-            }
-            if offset > 0 {
-                debug!(
-                    "{}: resuming restore of {} at byte {offset}",
-                    c.label(),
-                    o.shown
+impl RsbConn {
+    /// Starts the answer to a `List` of the directory `dir`.
+    pub(super) fn start_listing(&mut self, id: u32, dir: WirePath, names: Vec<Vec<u8>>) {
+        self.state = State::Listing(Box::new(ListStream {
+            id,
+            dir,
+            names: names.into(),
+        }));
+    }
+
+    /// Starts the answer to a `Restore` of `base`.
+    pub(super) fn start_restore(&mut self, id: u32, base: WirePath) {
+        self.state = State::Restoring(Box::new(Restore {
+            walk: RestoreStream {
+                id,
+                base,
+                started: false,
+                stack: Vec::new(),
+                stats: Stats::default(),
+            },
+            out: Outgoing::Walking,
+        }));
+    }
+
+    /// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
+    /// Returns how many entries it handled (0: nothing to do).
+    pub(super) fn produce(&mut self) -> u64 {
+        let Some(store) = self.store.as_ref() else {
+            return 0;
+        };
+        let tree = store.tree();
+        let (count, finished) = match &mut self.state {
+            State::Listing(l) => produce_list(l, tree, &mut self.session),
+            State::Restoring(r) => produce_restore(r, tree, &mut self.session),
+            _ => return 0,
+        };
+        if finished {
+            self.state = State::Idle;
+        }
+        count
+    }
+
+    /// Sends body bytes of the restored file going out, within the turn's
+    /// budget; at its end, its `FileEnd`. Returns whether anything moved.
+    pub(super) fn pump_body(&mut self, now: Instant, spent: &mut u64) -> Result<bool, String> {
+        let State::Restoring(r) = &mut self.state else {
+            return Ok(false);
+        };
+        let Outgoing::Sending(tx) = &mut r.out else {
+            return Ok(false);
+        };
+        let p = tx
+            .pump(&self.sock, BUDGET.saturating_sub(*spent).min(STEP_BYTES))
+            .map_err(|e| format!("send: {e}"))?;
+        *spent += p.moved;
+        if p.moved > 0 {
+            self.session.handle_activity(now);
+        }
+        self.writable &= !p.would_block;
+        let mut progress = p.moved > 0;
+        if tx.is_done() {
+            let (crc, ok) = tx.finish();
+            if let Some((recorded, read)) = tx.damage() {
+                warn!(
+                    "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
+                    self.session.name().unwrap_or("?")
                 );
             }
-            c.session.send_entry(&Frame::FileFrom {
-                id,
-                path: o.rel,
-                meta: o.meta,
-                size: o.size,
-                offset,
-            });
-            c.send = Some((id, tx));
+            r.walk.stats.bytes += tx.sent();
+            self.session.send_file_end(r.walk.id, crc, ok);
+            r.out = Outgoing::Walking;
+            progress = true;
         }
-        Err(e) => {
-            warn!("{}: {}: {}", c.label(), o.shown, crate::io::describe(&e));
-            c.session
-                .handle_failed(id, o.rel, format!("read: {}", crate::io::describe(&e)));
+        Ok(progress)
+    }
+
+    /// Starts sending the offered file `o` from `offset`, the bytes before
+    /// it having crc32c `prefix` (or failed to be read).
+    pub(super) fn start_send(&mut self, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
+        let recorded = recorded_crc(&o.fd, o.size);
+        match prefix.and_then(|crc| BodySender::with_prefix_crc(o.fd, o.size, offset, crc)) {
+            Ok(mut tx) => {
+                if let Some(crc) = recorded {
+                    tx.expect_crc(crc);
+                }
+                if offset > 0 {
+                    debug!(
+                        "{}: resuming restore of {} at byte {offset}",
+                        self.label(),
+                        o.shown
+                    );
+                }
+                self.session.send_entry(&Frame::FileFrom {
+                    id,
+                    path: o.rel,
+                    meta: o.meta,
+                    size: o.size,
+                    offset,
+                });
+                if let State::Restoring(r) = &mut self.state {
+                    r.out = Outgoing::Sending(tx);
+                }
+            }
+            Err(e) => {
+                warn!("{}: {}: {}", self.label(), o.shown, crate::io::describe(&e));
+                self.session
+                    .handle_failed(id, o.rel, format!("read: {}", crate::io::describe(&e)));
+            }
         }
     }
 }
 
+/// Queues listing entries; true when the listing is complete.
+fn produce_list(l: &mut ListStream, tree: &Beneath, session: &mut ServerSession) -> (u64, bool) {
+    let mut count: u64 = 0;
+    while session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
+        let Some(name) = l.names.pop_front() else {
+            session.send_done(l.id);
+            return (count + 1, true);
+        };
+        count += 1;
+        let Ok(path) = l.dir.join(&name) else {
+            continue;
+        };
+        // Entries that vanish between readdir and stat are simply gone.
+        if let Ok(st) = tree.lstat(&path) {
+            if let Ok(item) = list_item(tree, &path, &name, &st) {
+                session.send_list_entry(l.id, item);
+            }
+        }
+    }
+    (count, false)
+}
+
+/// Walks the restore on, up to the next body or offer; true when the
+/// restore is complete.
+fn produce_restore(r: &mut Restore, tree: &Beneath, session: &mut ServerSession) -> (u64, bool) {
+    let mut count: u64 = 0;
+    while matches!(r.out, Outgoing::Walking)
+        && session.poll_transmit().len() < STREAM_HIGH_WATER
+        && count < ENTRIES_PER_CALL
+    {
+        count += 1;
+        let w = &mut r.walk;
+        let rel = if !w.started {
+            w.started = true;
+            WirePath::root()
+        } else {
+            let Some((dir, names, _)) = w.stack.last_mut() else {
+                let who = session.name().unwrap_or("?").to_string();
+                info!(
+                    "{who}: restore {} sent: {} entries, {} bytes, {} failed",
+                    w.base, w.stats.entries, w.stats.bytes, w.stats.failed
+                );
+                session.send_done(w.id);
+                return (count + 1, true);
+            };
+            match names.pop_front() {
+                Some(name) => match dir.join(&name) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                },
+                None => {
+                    if let Some((dir, _, meta)) = w.stack.pop() {
+                        session.send_entry(&Frame::Dir {
+                            id: w.id,
+                            path: dir,
+                            meta,
+                        });
+                    }
+                    continue;
+                }
+            }
+        };
+        match restore_entry(tree, w, &rel, session) {
+            Ok(Some(Pending::Send(tx))) => r.out = Outgoing::Sending(tx),
+            Ok(Some(Pending::Offer(o))) => r.out = Outgoing::Offered(o),
+            Ok(None) => {}
+            Err(e) => {
+                w.stats.failed += 1;
+                let shown = w.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
+                let msg = if rel.is_root() {
+                    cause(&e)
+                } else {
+                    client_message(&e)
+                };
+                session.handle_failed(w.id, shown, msg);
+            }
+        }
+    }
+    (count, false)
+}
+
 /// The crc32c recorded for a stored file of this size, if any.
-pub(super) fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
+fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
     use std::os::fd::AsFd;
     crate::io::checksum::recorded(fd.as_fd())
         .ok()
@@ -137,98 +320,8 @@ pub(super) fn list_item(
     })
 }
 
-/// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
-/// Returns how many entries it handled (0: nothing to do).
-pub(super) fn produce(c: &mut Conn) -> u64 {
-    let Some(store) = c.store.as_ref() else {
-        return 0;
-    };
-    let tree = store.tree();
-    let Some(stream) = c.stream.as_mut() else {
-        return 0;
-    };
-    let mut count: u64 = 0;
-    match stream {
-        Stream::List(l) => {
-            while c.session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
-                let Some(name) = l.names.pop_front() else {
-                    c.session.send_done(l.id);
-                    c.stream = None;
-                    return count + 1;
-                };
-                count += 1;
-                let Ok(path) = l.dir.join(&name) else {
-                    continue;
-                };
-                // Entries that vanish between readdir and stat are simply gone.
-                if let Ok(st) = tree.lstat(&path) {
-                    if let Ok(item) = list_item(tree, &path, &name, &st) {
-                        c.session.send_list_entry(l.id, item);
-                    }
-                }
-            }
-        }
-        Stream::Restore(r) => {
-            while c.send.is_none()
-                && c.offered.is_none()
-                && c.session.poll_transmit().len() < STREAM_HIGH_WATER
-                && count < ENTRIES_PER_CALL
-            {
-                count += 1;
-                let rel = if !r.started {
-                    r.started = true;
-                    WirePath::root()
-                } else {
-                    let Some((dir, names, _)) = r.stack.last_mut() else {
-                        let who = c.session.name().unwrap_or("?").to_string();
-                        info!(
-                            "{who}: restore {} sent: {} entries, {} bytes, {} failed",
-                            r.base, r.stats.entries, r.stats.bytes, r.stats.failed
-                        );
-                        c.session.send_done(r.id);
-                        c.stream = None;
-                        return count + 1;
-                    };
-                    match names.pop_front() {
-                        Some(name) => match dir.join(&name) {
-                            Ok(p) => p,
-                            Err(_) => continue,
-                        },
-                        None => {
-                            if let Some((dir, _, meta)) = r.stack.pop() {
-                                c.session.send_entry(&Frame::Dir {
-                                    id: r.id,
-                                    path: dir,
-                                    meta,
-                                });
-                            }
-                            continue;
-                        }
-                    }
-                };
-                match restore_entry(tree, r, &rel, &mut c.session) {
-                    Ok(Some(Pending::Send(tx))) => c.send = Some((r.id, tx)),
-                    Ok(Some(Pending::Offer(o))) => c.offered = Some(o),
-                    Ok(None) => {}
-                    Err(e) => {
-                        r.stats.failed += 1;
-                        let shown = r.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
-                        let msg = if rel.is_root() {
-                            cause(&e)
-                        } else {
-                            client_message(&e)
-                        };
-                        c.session.handle_failed(r.id, shown, msg);
-                    }
-                }
-            }
-        }
-    }
-    count
-}
-
 /// Sends the header of one restored entry; a file also gets its sender.
-pub(super) fn restore_entry(
+fn restore_entry(
     tree: &Beneath,
     r: &mut RestoreStream,
     rel: &WirePath,
