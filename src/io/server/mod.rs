@@ -1,6 +1,6 @@
 //! The server's I/O shell. [`Server::start`] opens what the server needs
 //! before it says it is listening (signal handlers, the backup root, the
-//! listening socket); [`Server::run`] hands them to one [`EventLoop`]
+//! listening socket); [`Server::run`] hands them to one `EventLoop`
 //! (`event_loop.rs`) that serves until SIGINT or SIGTERM.
 //!
 //! The loop holds connections by kind (`conn.rs`: today the backup
@@ -9,8 +9,6 @@
 //! and restores) and `jobs.rs` (the worker pool). Nothing here decides a
 //! protocol matter: the pure [`crate::server`] session does, and every
 //! syscall it needs is made here.
-//!
-//! [`EventLoop`]: event_loop::EventLoop
 
 mod conn;
 mod event_loop;
@@ -155,5 +153,40 @@ impl Server {
     /// Serves until SIGINT or SIGTERM and the shutdown that follows.
     pub fn run(self) -> Result<(), ServerError> {
         EventLoop::new(self.config, self.root, self.listener, self.signals)?.run()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start-up failures read as the binary printed them before the
+    /// loop became an object (`rsb-server: ERROR: ...`).
+    #[test]
+    fn start_errors_keep_their_messages() {
+        let refused = || io::Error::from_raw_os_error(nix::libc::EADDRINUSE);
+        let any = ServerError::Listen {
+            addr: None,
+            port: 5000,
+            error: refused(),
+        };
+        assert_eq!(
+            any.to_string(),
+            format!("cannot listen on *:5000: {}", refused())
+        );
+        let one = ServerError::Listen {
+            addr: Some("::1".parse().unwrap()),
+            port: 7,
+            error: refused(),
+        };
+        assert!(one.to_string().starts_with("cannot listen on ::1:7: "));
+        let poll = ServerError::Loop {
+            op: "register listener",
+            error: refused(),
+        };
+        assert!(poll.to_string().starts_with("register listener: "));
+        assert!(ServerError::Signals(refused())
+            .to_string()
+            .starts_with("signals: "));
     }
 }
