@@ -12,10 +12,12 @@ use proptest::test_runner::{Config, TestRunner};
 
 use rsb::proto::codec::{decode, encode, to_vec};
 use rsb::proto::{
-    DecodeError, Decoded, EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time,
+    DecodeError, Decoded, EntryKind, ErrorCode, Frame, Kind, ListItem, ManifestEntry, Meta, Time,
     WirePath, MAX_TOKEN,
 };
-use rsb::server::session::{Command, ServerSession, SessionConfig, VerifyCounts};
+use rsb::server::session::{
+    Command, Completion, Received, ServerSession, SessionConfig, VerifyCounts,
+};
 
 // ---- strategies ------------------------------------------------------------
 
@@ -265,6 +267,9 @@ fn all_variants(f: &Frame) {
 fn every_frame_kind_has_a_strategy() {
     let kinds = wire_kinds();
     assert!(kinds.len() >= 23, "{kinds:?}");
+    // The decoder knows exactly the kinds of the table.
+    let table: Vec<u8> = Kind::ALL.iter().map(|k| k.byte()).collect();
+    assert_eq!(kinds, table);
     let mut runner = TestRunner::deterministic();
     for k in kinds {
         let s = frame_of_kind(k).unwrap_or_else(|| panic!("no strategy for frame kind {k}"));
@@ -445,6 +450,8 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
     let (mut commands, mut bodies, mut sent) = (Vec::new(), Vec::new(), Vec::new());
     let mut pending = Vec::new();
     let mut body_left: Option<u64> = None;
+    // crc32c of the body being moved, as the shell computes it.
+    let mut body_crc = 0;
     let mut rest = stream;
     let mut sizes = sizes.iter().cycle();
     while !rest.is_empty() {
@@ -455,10 +462,14 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
             let progress = if let Some(size) = s.wants_body() {
                 let left = body_left.unwrap_or(size);
                 let take = left.min(pending.len() as u64) as usize;
+                body_crc = crc32c::crc32c_append(body_crc, &pending[..take]);
                 bodies.extend(pending.drain(..take));
                 if take as u64 == left {
                     body_left = None;
-                    s.handle_body_done(now);
+                    s.handle_completion(Completion::BodyReceived(Received {
+                        crc: std::mem::take(&mut body_crc),
+                        write_error: None,
+                    }));
                 } else {
                     body_left = Some(left - take as u64);
                 }
@@ -471,18 +482,25 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
             let mut answered = false;
             while let Some(cmd) = s.poll_command() {
                 match &cmd {
-                    Command::Commit { id } => s.handle_committed(*id),
+                    Command::Commit { id } => {
+                        s.handle_completion(Completion::Committed { id: *id })
+                    }
                     Command::List { id, .. } | Command::Restore { id, .. } => {
-                        s.send_done(*id);
+                        s.handle_completion(Completion::Done { id: *id });
                         answered = true;
                     }
                     Command::Verify { id, .. } => {
-                        s.send_verified(*id, VerifyCounts::default());
+                        s.handle_completion(Completion::Verified {
+                            id: *id,
+                            counts: VerifyCounts::default(),
+                        });
                         answered = true;
                     }
-                    Command::Check { id, entries } => {
-                        s.handle_need(*id, vec![0xff; entries.len().div_ceil(8)], Vec::new())
-                    }
+                    Command::Check { id, entries } => s.handle_completion(Completion::Checked {
+                        id: *id,
+                        bits: vec![0xff; entries.len().div_ceil(8)],
+                        resume: Vec::new(),
+                    }),
                     _ => {}
                 }
                 commands.push(cmd);

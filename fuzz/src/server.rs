@@ -14,7 +14,9 @@ use rsb::proto::{
     codec, Decoded, EntryKind, Frame, ListItem, Meta, WirePath, WELCOME_AUTHENTICATED,
     WELCOME_READ_ONLY,
 };
-use rsb::server::session::{Command, ServerSession, SessionConfig, VerifyCounts};
+use rsb::server::session::{
+    Command, Completion, Received, ServerSession, SessionConfig, VerifyCounts,
+};
 
 use crate::rng::Rng;
 
@@ -26,7 +28,7 @@ pub const F_READ_ONLY: u8 = 2;
 pub const F_NO_IDLE: u8 = 4;
 /// The namespace cannot be opened.
 pub const F_NAMESPACE_FAILS: u8 = 8;
-/// The shell sometimes fails entries (`handle_failed`).
+/// The shell sometimes fails entries (`Completion::Failed`).
 pub const F_SHELL_FAILS: u8 = 16;
 /// The server shuts down after the stream.
 pub const F_SHUTDOWN: u8 = 32;
@@ -193,7 +195,10 @@ impl Harness {
                 self.s.handle_activity(now);
                 if take == left {
                     self.body_left = None;
-                    self.s.handle_body_done(now);
+                    self.s.handle_completion(Completion::BodyReceived(Received {
+                        crc: 0,
+                        write_error: None,
+                    }));
                     assert_eq!(self.s.wants_body(), None);
                 } else {
                     self.body_left = Some(left - take);
@@ -356,8 +361,9 @@ impl Harness {
         match cmd {
             Command::OpenNamespace { .. } => {
                 if self.flags & F_NAMESPACE_FAILS != 0 {
-                    self.s
-                        .handle_namespace_failed("cannot open namespace".into());
+                    self.s.handle_completion(Completion::NamespaceFailed {
+                        message: "cannot open namespace".into(),
+                    });
                 }
             }
             Command::Mkdir { id, path, .. }
@@ -365,74 +371,100 @@ impl Harness {
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {
-                    self.s
-                        .handle_failed(id, path, "refused by the shell".into());
+                    self.s.handle_completion(Completion::Failed {
+                        id,
+                        path,
+                        message: "refused by the shell".into(),
+                    });
                 }
             }
-            Command::Commit { id } => self.s.handle_committed(id),
+            Command::Commit { id } => self.s.handle_completion(Completion::Committed { id }),
             Command::List { id, .. } => {
                 for _ in 0..self.rng.below(3) {
-                    self.s.send_list_entry(
+                    self.s.handle_completion(Completion::Listed {
                         id,
-                        ListItem {
+                        item: ListItem {
                             kind: EntryKind::File,
                             name: b"f".to_vec(),
                             meta: meta(),
                             size: 1,
                             target: Vec::new(),
                         },
-                    );
+                    });
                 }
-                self.s.send_done(id);
+                self.s.handle_completion(Completion::Done { id });
             }
             Command::Restore { id, .. } => match self.rng.below(5) {
-                0 => self.s.send_done(id),
+                0 => self.s.handle_completion(Completion::Done { id }),
                 1 => {
-                    self.s.send_entry(&Frame::Dir {
+                    self.s.handle_completion(Completion::RestoredDir {
                         id,
                         path: WirePath::root(),
                         meta: meta(),
                     });
-                    self.s.send_done(id);
+                    self.s.handle_completion(Completion::Done { id });
                 }
                 2 => {
-                    self.s.send_entry(&Frame::File {
+                    self.s.handle_completion(Completion::RestoredFile {
                         id,
                         path: path("f"),
                         meta: meta(),
                         size: 3,
                     });
                     // (the shell sends the three body bytes itself)
-                    self.s.send_file_end(id, 0, true);
-                    self.s.send_done(id);
+                    self.s.handle_completion(Completion::FileSent {
+                        id,
+                        crc: 0,
+                        ok: true,
+                    });
+                    self.s.handle_completion(Completion::Done { id });
                 }
                 3 => {
-                    self.s
-                        .handle_failed(id, WirePath::root(), "unreadable".into());
-                    self.s.send_done(id);
+                    self.s.handle_completion(Completion::Failed {
+                        id,
+                        path: WirePath::root(),
+                        message: "unreadable".into(),
+                    });
+                    self.s.handle_completion(Completion::Done { id });
                 }
                 _ => {
                     let size = 1 << 21;
-                    self.s.send_offer(id, path("big"), meta(), size);
+                    self.s.handle_completion(Completion::Offered {
+                        id,
+                        path: path("big"),
+                        meta: meta(),
+                        size,
+                    });
                     self.offered = Some((id, size));
                 }
             },
             Command::SendFrom { id, offset } => {
-                self.s.send_entry(&Frame::FileFrom {
+                self.s.handle_completion(Completion::Resumed {
                     id,
                     path: path("big"),
                     meta: meta(),
                     size: 1 << 21,
                     offset,
                 });
-                self.s.send_file_end(id, 0, true);
-                self.s.send_done(id);
+                self.s.handle_completion(Completion::FileSent {
+                    id,
+                    crc: 0,
+                    ok: true,
+                });
+                self.s.handle_completion(Completion::Done { id });
             }
             Command::Verify { id, path } => {
                 if fails {
-                    self.s.handle_failed(id, path, "damaged".into());
+                    self.s.handle_completion(Completion::Failed {
+                        id,
+                        path,
+                        message: "damaged".into(),
+                    });
                 }
-                self.s.send_verified(id, VerifyCounts::default());
+                self.s.handle_completion(Completion::Verified {
+                    id,
+                    counts: VerifyCounts::default(),
+                });
             }
             Command::Check { id, entries } => {
                 let resume = if entries.is_empty() {
@@ -440,8 +472,11 @@ impl Harness {
                 } else {
                     vec![(0, 1)]
                 };
-                self.s
-                    .handle_need(id, vec![0xff; entries.len().div_ceil(8)], resume);
+                self.s.handle_completion(Completion::Checked {
+                    id,
+                    bits: vec![0xff; entries.len().div_ceil(8)],
+                    resume,
+                });
             }
             Command::Abort => {}
         }

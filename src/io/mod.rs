@@ -2,14 +2,13 @@
 //! protocol sessions never see a socket or a file; the loops here feed them
 //! bytes and completions and carry out what they ask for.
 
-pub mod checksum;
 pub mod client;
+pub mod error;
 pub mod log;
 pub mod net;
-pub mod sandbox;
 pub mod server;
 pub mod signals;
-pub mod stage;
+pub mod store;
 pub mod timers;
 pub mod transfer;
 pub mod walk;

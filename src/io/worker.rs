@@ -6,13 +6,16 @@
 //! [`Done`] comes back through a channel and a `mio::Waker` wakes the loop.
 //!
 //! A job owns everything it touches (the connection's [`Stager`], or its
-//! own handle on the namespace), so the loop and the workers share no
-//! state. A result for a connection that closed meanwhile is dropped: the
-//! commit it carries is complete and durable all the same.
+//! own handle on the namespace or the file), so the loop and the workers
+//! share no state. A result for a connection that closed meanwhile is
+//! dropped: the commit it carries is complete and durable all the same.
+//!
+//! Only the pool lives here: what a job does is the store's
+//! ([`Stager::commit`], [`Namespace::verify`], [`StoredFile::crc`],
+//! [`Namespace::sweep`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -21,21 +24,9 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::checksum;
-use super::sandbox::Beneath;
-use super::stage::{CommitFailure, Stager};
-use super::transfer::crc_range;
-use super::{describe, kind_of};
-use crate::proto::{EntryKind, WirePath};
+use super::store::{CommitReport, Namespace, Stager, StoredFile};
+use crate::proto::WirePath;
 use crate::server::session::VerifyCounts;
-
-/// Most damaged files a verify names one by one; the counts cover the rest.
-pub const MAX_NAMED: usize = 1000;
-/// How often a verify reports how far it got (keeps the client informed
-/// and the connection alive).
-const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// Directory levels a verify descends at most.
-const MAX_DEPTH: usize = 4096;
 
 /// Which connection a job belongs to: its slab key and a generation that
 /// tells it apart from a later connection given the same key.
@@ -63,8 +54,9 @@ pub enum Job {
     Crc {
         /// Whose.
         ticket: Ticket,
-        /// The file (its own descriptor).
-        file: std::os::fd::OwnedFd,
+        /// The file (its own descriptor): a stored file a restore resumes,
+        /// or the partial a backup resumes into.
+        file: StoredFile,
         /// Bytes to read.
         len: u64,
     },
@@ -76,7 +68,7 @@ pub enum Job {
         /// The `Verify` request.
         id: u32,
         /// The namespace (its own descriptor).
-        tree: Beneath,
+        tree: Namespace,
         /// Where to start.
         path: WirePath,
         /// Set when the connection closed: stop reading.
@@ -94,8 +86,8 @@ pub enum Done {
         id: u32,
         /// The stager, back.
         store: Box<Stager>,
-        /// Entries that could not be committed.
-        failures: Vec<CommitFailure>,
+        /// What was committed and what failed.
+        report: CommitReport,
         /// How long it took.
         elapsed: Duration,
     },
@@ -131,7 +123,7 @@ pub struct Workers {
     swept: std::cell::RefCell<HashSet<String>>,
     /// Sweeps go to their own thread: a walk of a whole namespace must not
     /// hold up the commits queued behind it.
-    sweeps: Option<Sender<(String, Beneath)>>,
+    sweeps: Option<Sender<(String, Namespace)>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -145,7 +137,7 @@ impl Workers {
         let waker = Arc::new(waker);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let (sweep_tx, sweep_rx) = mpsc::channel::<(String, Beneath)>();
+        let (sweep_tx, sweep_rx) = mpsc::channel::<(String, Namespace)>();
         let sweep_stop = stop.clone();
         threads.push(
             std::thread::Builder::new()
@@ -183,7 +175,7 @@ impl Workers {
     /// Sweeps the namespace `name` in the background, the first time it
     /// is opened in this run (its temporary files are this process's from
     /// then on).
-    pub fn sweep_once(&self, name: &str, tree: Beneath) {
+    pub fn sweep_once(&self, name: &str, tree: Namespace) {
         if self.swept.borrow_mut().insert(name.to_string()) {
             if let Some(tx) = &self.sweeps {
                 let _ = tx.send((name.to_string(), tree));
@@ -223,13 +215,13 @@ fn test_commit_delay() -> Option<Duration> {
 
 /// The sweeper thread: one namespace after another, until the server
 /// stops (a sweep under way stops at its next directory).
-fn sweeper(sweeps: &Receiver<(String, Beneath)>, stop: &AtomicBool) {
+fn sweeper(sweeps: &Receiver<(String, Namespace)>, stop: &AtomicBool) {
     while let Ok((name, tree)) = sweeps.recv() {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         let stopped = || stop.load(Ordering::Relaxed);
-        let n = super::stage::sweep(&tree, &WirePath::root(), true, &stopped);
+        let n = tree.sweep(&WirePath::root(), true, &stopped);
         if n > 0 {
             log::info!("{name}: removed {n} temporary files left by an earlier run");
         }
@@ -257,12 +249,12 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 if let Some(d) = test_commit_delay() {
                     std::thread::sleep(d);
                 }
-                let failures = store.commit();
+                let report = store.commit();
                 let r = Done::Committed {
                     ticket,
                     id,
                     store,
-                    failures,
+                    report,
                     elapsed: start.elapsed(),
                 };
                 if done.send(r).is_err() {
@@ -271,7 +263,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 let _ = waker.wake();
             }
             Job::Crc { ticket, file, len } => {
-                let result = crc_range(&file, 0, len, 0);
+                let result = file.crc(0, len, 0).map_err(|e| e.error);
                 if done.send(Done::Crc { ticket, result }).is_err() {
                     return;
                 }
@@ -301,148 +293,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                     let _ = waker.wake();
                     ok
                 };
-                verify(&tree, path, &mut report);
+                tree.verify(path, &mut report);
             }
         }
     }
-}
-
-/// Walks the tree under `path` and checks each regular file, calling
-/// `report` with what it found at most every [`PROGRESS_EVERY`] and once
-/// at the end (`finished`). Stops early if `report` returns false (the
-/// connection closed or the server is stopping).
-fn verify(
-    tree: &Beneath,
-    path: WirePath,
-    report: &mut dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool,
-) {
-    let mut counts = VerifyCounts::default();
-    let mut damaged: Vec<(WirePath, String)> = Vec::new();
-    let mut named = 0usize;
-    let mut last = Instant::now();
-    let mut todo: VecDeque<(WirePath, usize)> = VecDeque::from([(path, 0)]);
-    while let Some((p, depth)) = todo.pop_front() {
-        let problem = match tree.lstat(&p) {
-            Err(e) if depth == 0 && e.raw_os_error() == Some(nix::libc::ENOENT) => {
-                // Nothing to verify is not damage.
-                damaged.push((p, "not on the server".to_string()));
-                continue;
-            }
-            Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
-            Ok(st) => match kind_of(&st) {
-                Some(EntryKind::File) => {
-                    // Progress goes out between the pieces of a large file
-                    // too: reading one can take longer than the client
-                    // waits without news.
-                    let mut tick = |c: &VerifyCounts| {
-                        if last.elapsed() < PROGRESS_EVERY {
-                            return true;
-                        }
-                        last = Instant::now();
-                        report(Vec::new(), *c, false)
-                    };
-                    match check_file(tree, &p, &mut counts, &mut tick) {
-                        Some(Checked::Stopped) => return,
-                        Some(Checked::Damaged(why)) => Some(why),
-                        None => None,
-                    }
-                }
-                Some(EntryKind::Dir) if depth < MAX_DEPTH => match tree.read_dir(&p) {
-                    Ok(names) => {
-                        // Depth first, in name order, so reports come in
-                        // the order `ls -R` would show them.
-                        let children: Vec<_> = names
-                            .iter()
-                            .filter_map(|n| p.join(n).ok())
-                            .map(|c| (c, depth + 1))
-                            .collect();
-                        for c in children.into_iter().rev() {
-                            todo.push_front(c);
-                        }
-                        None
-                    }
-                    Err(e) => Some(format!("{}: {}", e.op, describe(&e.error))),
-                },
-                Some(EntryKind::Dir) => Some("too deep".to_string()),
-                // Links are stored as links: nothing to read.
-                Some(EntryKind::Symlink) | None => None,
-            },
-        };
-        if let Some(why) = problem {
-            counts.damaged += 1;
-            if named < MAX_NAMED {
-                named += 1;
-                damaged.push((p, why));
-            }
-        }
-        if last.elapsed() >= PROGRESS_EVERY {
-            last = Instant::now();
-            if !report(std::mem::take(&mut damaged), counts, false) {
-                return;
-            }
-        }
-    }
-    report(damaged, counts, true);
-}
-
-/// What checking one file found, when it is not simply good.
-enum Checked {
-    /// Why the file is damaged or unreadable.
-    Damaged(String),
-    /// The verify was called off in the middle of the file.
-    Stopped,
-}
-
-/// Reads one stored file and compares it with its recorded crc32c, in
-/// pieces, calling `tick` between them (false: stop).
-fn check_file(
-    tree: &Beneath,
-    p: &WirePath,
-    counts: &mut VerifyCounts,
-    tick: &mut dyn FnMut(&VerifyCounts) -> bool,
-) -> Option<Checked> {
-    /// Bytes read between two looks at `stopped`.
-    const PIECE: u64 = 16 << 20;
-    let damaged = |why: String| Some(Checked::Damaged(why));
-    let fd = match tree.open_file(p) {
-        Ok(fd) => fd,
-        Err(e) => return damaged(format!("{}: {}", e.op, describe(&e.error))),
-    };
-    let size = match nix::sys::stat::fstat(fd.as_raw_fd()) {
-        Ok(st) => st.st_size.max(0) as u64,
-        Err(e) => return damaged(format!("stat: {}", e.desc())),
-    };
-    let recorded = match checksum::recorded(fd.as_fd()) {
-        Ok(r) => r,
-        Err(e) => return damaged(format!("getxattr: {}", e.desc())),
-    };
-    counts.files += 1;
-    let mut crc = 0;
-    let mut at = 0;
-    while at < size {
-        if !tick(counts) {
-            return Some(Checked::Stopped);
-        }
-        let n = (size - at).min(PIECE);
-        crc = match crc_range(&fd, at, n, crc) {
-            Ok(c) => c,
-            Err(e) => return damaged(format!("read: {}", describe(&e))),
-        };
-        at += n;
-        counts.bytes += n;
-    }
-    let Some(r) = recorded else {
-        counts.unchecked += 1;
-        return None;
-    };
-    if r.size != size {
-        return damaged(format!("size changed: stored {} bytes, now {size}", r.size));
-    }
-    if r.crc != crc {
-        return damaged(format!(
-            "content changed: crc32c was {:08x}, is now {crc:08x}",
-            r.crc
-        ));
-    }
-    None
 }

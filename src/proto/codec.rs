@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+use super::kind::Kind;
 use super::path::{PathError, WirePath};
 use super::{HEADER_LEN, MAGIC, MAX_MESSAGE, MAX_PAYLOAD};
 
@@ -59,14 +60,15 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     let Some(header) = buf.get(..HEADER_LEN) else {
         return Ok(Decoded::Partial);
     };
-    let kind = header[0];
+    let byte = header[0];
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
     if len > MAX_PAYLOAD {
         return Err(DecodeError::TooLarge(len));
     }
-    if !(1..=5).contains(&kind) && !(10..=16).contains(&kind) && !(20..=31).contains(&kind) {
-        return Err(DecodeError::UnknownKind(kind));
-    }
+    // The kind is known from its byte alone, before the payload is in.
+    let Some(kind) = Kind::from_byte(byte) else {
+        return Err(DecodeError::UnknownKind(byte));
+    };
     let total = HEADER_LEN + len as usize;
     let Some(payload) = buf.get(HEADER_LEN..total) else {
         return Ok(Decoded::Partial);
@@ -79,9 +81,9 @@ pub fn decode(buf: &[u8]) -> Result<Decoded, DecodeError> {
     Ok(Decoded::Frame(frame, total))
 }
 
-fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
+fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
     Ok(match kind {
-        1 => {
+        Kind::Hello => {
             if r.take(4, "magic")? != MAGIC {
                 return Err(DecodeError::BadMagic);
             }
@@ -92,39 +94,39 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 nonce: r.token("nonce")?,
             }
         }
-        2 => Frame::Welcome {
+        Kind::Welcome => Frame::Welcome {
             version: r.u16("version")?,
             flags: r.u32("flags")?,
             proof: r.token("proof")?,
         },
-        4 => Frame::Challenge {
+        Kind::Challenge => Frame::Challenge {
             nonce: r.token("nonce")?,
         },
-        5 => Frame::Proof {
+        Kind::Proof => Frame::Proof {
             mac: r.token("mac")?,
         },
-        3 => Frame::Error {
+        Kind::Error => Frame::Error {
             code: ErrorCode::from_u16(r.u16("code")?),
             message: r.message()?,
         },
-        10 => Frame::Dir {
+        Kind::Dir => Frame::Dir {
             id: r.u32("id")?,
             path: r.path()?,
             meta: r.meta()?,
         },
-        11 => Frame::Symlink {
+        Kind::Symlink => Frame::Symlink {
             id: r.u32("id")?,
             path: r.path()?,
             target: r.link_target()?,
             meta: r.meta()?,
         },
-        12 => Frame::File {
+        Kind::File => Frame::File {
             id: r.u32("id")?,
             path: r.path()?,
             meta: r.meta()?,
             size: r.u64("size")?,
         },
-        13 => Frame::FileEnd {
+        Kind::FileEnd => Frame::FileEnd {
             id: r.u32("id")?,
             crc: r.u32("crc")?,
             ok: match r.u8("status")? {
@@ -133,18 +135,18 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 _ => return Err(DecodeError::Invalid("status")),
             },
         },
-        14 => Frame::Commit { id: r.u32("id")? },
-        15 => Frame::Committed { id: r.u32("id")? },
-        16 => Frame::Failed {
+        Kind::Commit => Frame::Commit { id: r.u32("id")? },
+        Kind::Committed => Frame::Committed { id: r.u32("id")? },
+        Kind::Failed => Frame::Failed {
             id: r.u32("id")?,
             path: r.path()?,
             message: r.message()?,
         },
-        20 => Frame::List {
+        Kind::List => Frame::List {
             id: r.u32("id")?,
             path: r.path()?,
         },
-        21 => {
+        Kind::ListEntry => {
             let id = r.u32("id")?;
             let kind = EntryKind::from_u8(r.u8("kind")?).ok_or(DecodeError::Invalid("kind"))?;
             let name = r.bytes("name")?;
@@ -162,12 +164,12 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 },
             }
         }
-        22 => Frame::Restore {
+        Kind::Restore => Frame::Restore {
             id: r.u32("id")?,
             path: r.path()?,
         },
-        23 => Frame::Done { id: r.u32("id")? },
-        24 => {
+        Kind::Done => Frame::Done { id: r.u32("id")? },
+        Kind::Manifest => {
             let id = r.u32("id")?;
             let n = r.u32("count")?;
             // Each entry takes at least 30 bytes: a count beyond what the
@@ -188,7 +190,7 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             }
             Frame::Manifest { id, entries }
         }
-        25 => {
+        Kind::Need => {
             let id = r.u32("id")?;
             let bits = r.bytes("bits")?;
             let n = r.u32("count")?;
@@ -201,7 +203,7 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
             }
             Frame::Need { id, bits, resume }
         }
-        26 => {
+        Kind::FileFrom => {
             let (id, path, meta, size, offset) = (
                 r.u32("id")?,
                 r.path()?,
@@ -220,33 +222,32 @@ fn decode_payload(kind: u8, r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
                 offset,
             }
         }
-        27 => Frame::Offer {
+        Kind::Offer => Frame::Offer {
             id: r.u32("id")?,
             path: r.path()?,
             meta: r.meta()?,
             size: r.u64("size")?,
         },
-        28 => Frame::Want {
+        Kind::Want => Frame::Want {
             id: r.u32("id")?,
             offset: r.u64("offset")?,
         },
-        29 => Frame::Verify {
+        Kind::Verify => Frame::Verify {
             id: r.u32("id")?,
             path: r.path()?,
         },
-        30 => Frame::Verified {
+        Kind::Verified => Frame::Verified {
             id: r.u32("id")?,
             files: r.u64("files")?,
             bytes: r.u64("bytes")?,
             damaged: r.u64("damaged")?,
             unchecked: r.u64("unchecked")?,
         },
-        31 => Frame::Progress {
+        Kind::Progress => Frame::Progress {
             id: r.u32("id")?,
             files: r.u64("files")?,
             bytes: r.u64("bytes")?,
         },
-        k => return Err(DecodeError::UnknownKind(k)),
     })
 }
 

@@ -2,6 +2,7 @@
 //! [`crate::proto`] for their order and meaning; [`super::codec`] turns them
 //! into bytes and back.
 
+use super::kind::Kind;
 use super::WirePath;
 
 /// A file time: seconds and nanoseconds since the Unix epoch.
@@ -116,7 +117,8 @@ pub struct ManifestEntry {
     pub target: Vec<u8>,
 }
 
-/// A frame. Kinds are numbered as on the wire (see [`Frame::kind`]).
+/// A frame. Each variant is one kind in the table of [`super::kind`],
+/// under the same name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// Client's first frame.
@@ -337,33 +339,8 @@ pub enum Frame {
 }
 
 impl Frame {
-    /// The wire kind byte.
+    /// The wire kind byte (see [`super::kind`], the table of kinds).
     pub fn kind(&self) -> u8 {
-        match self {
-            Frame::Hello { .. } => 1,
-            Frame::Welcome { .. } => 2,
-            Frame::Error { .. } => 3,
-            Frame::Challenge { .. } => 4,
-            Frame::Proof { .. } => 5,
-            Frame::Dir { .. } => 10,
-            Frame::Symlink { .. } => 11,
-            Frame::File { .. } => 12,
-            Frame::FileEnd { .. } => 13,
-            Frame::Commit { .. } => 14,
-            Frame::Committed { .. } => 15,
-            Frame::Failed { .. } => 16,
-            Frame::List { .. } => 20,
-            Frame::ListEntry { .. } => 21,
-            Frame::Restore { .. } => 22,
-            Frame::Done { .. } => 23,
-            Frame::Manifest { .. } => 24,
-            Frame::Need { .. } => 25,
-            Frame::FileFrom { .. } => 26,
-            Frame::Offer { .. } => 27,
-            Frame::Want { .. } => 28,
-            Frame::Verify { .. } => 29,
-            Frame::Verified { .. } => 30,
-            Frame::Progress { .. } => 31,
-        }
+        Kind::of(self).byte()
     }
 }

@@ -96,14 +96,17 @@
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
 
+pub mod bits;
 pub mod codec;
 pub mod frame;
+pub mod kind;
 pub mod path;
 #[cfg(test)]
 pub(crate) mod testing;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.

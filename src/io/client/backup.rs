@@ -315,7 +315,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                     };
                     let _ = id;
                     for (i, e) in entries.into_iter().enumerate() {
-                        let needed = bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
+                        let needed = crate::proto::bits::NeedBits::bit(&bits, i);
                         if !needed && e.kind != EntryKind::Dir {
                             // Unchanged: never opened, never sent.
                             rep.counts.skipped += 1;

@@ -3,7 +3,7 @@
 //!
 //! The server is not trusted: every path it sends is a validated relative
 //! [`WirePath`], mapped beneath the destination and written through a
-//! [`Stager`] over a [`Beneath`], so `..`, absolute names and symlinks
+//! [`Stager`] over a [`Namespace`], so `..`, absolute names and symlinks
 //! (already in DEST or sent earlier) cannot lead a write outside the
 //! destination. An entry at or beneath a symlink the server sent earlier in
 //! the same restore is refused outright: no real tree holds both, so only a
@@ -23,8 +23,7 @@ use super::report::{show, Reporter};
 use super::COMMIT_EVERY;
 use crate::client::session::Event;
 use crate::io::describe;
-use crate::io::sandbox::Beneath;
-use crate::io::stage::{sweep, Stager};
+use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
 use crate::io::walk::{absolute, wire_path};
 use crate::proto::WirePath;
@@ -93,7 +92,7 @@ pub fn restore(
             return Ok(());
         }
     };
-    let tree = match Beneath::open_root(&t.dir, false) {
+    let tree = match Namespace::open_dir(&t.dir) {
         Ok(b) => b,
         Err(e) => {
             rep.fail(&show(&t.dir), &e.to_string());
@@ -103,13 +102,16 @@ pub fn restore(
     // What a killed restore left behind: its temporary files beside and
     // under the target (partials stay, to be resumed).
     if let Some(parent) = t.prefix.parent() {
-        sweep(&tree, &parent, false, &|| false);
+        tree.sweep(&parent, false, &|| false);
     }
-    sweep(&tree, &t.prefix, true, &|| false);
-    let mut stager = Stager::new(tree);
+    tree.sweep(&t.prefix, true, &|| false);
     // Large files keep what arrived when a restore is interrupted, hidden
     // in DEST, and the next restore of them resumes there.
-    stager.keep_partials = true;
+    let opts = StageOptions {
+        keep_partials: true,
+        ..StageOptions::default()
+    };
+    let mut stager = Stager::new(tree, opts);
     let id = conn.session.send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
@@ -325,7 +327,7 @@ fn under_link(p: &WirePath, links: &HashSet<WirePath>) -> Option<WirePath> {
 }
 
 fn commit(stager: &mut Stager, rep: &mut Reporter) {
-    for f in stager.commit() {
+    for f in stager.commit().failures {
         rep.fail(
             &f.error.path,
             &format!("{} failed: {}", f.error.op, f.error.error),

@@ -30,7 +30,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::conn::{Conn, ConnId, Conns, Expiry};
 use super::rsb_conn::RsbConn;
 use super::{Env, ServerConfig, ServerError};
-use crate::io::sandbox::Beneath;
+use crate::io::store::Store;
 use crate::io::timers::Timers;
 use crate::io::worker::{Done, Ticket, Workers};
 use crate::proto;
@@ -77,7 +77,7 @@ impl EventLoop {
     /// Registers the listener and the signals and starts the workers.
     pub(super) fn new(
         config: ServerConfig,
-        root: Beneath,
+        root: Store,
         listener: std::net::TcpListener,
         mut signals: Signals,
     ) -> Result<EventLoop, ServerError> {

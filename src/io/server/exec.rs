@@ -1,24 +1,22 @@
 //! Carrying out a backup session's commands against the client's
-//! namespace: opening it, staging entries, judging received bodies,
-//! answering manifests, and starting listings and restores. Commits,
-//! verifies and resumed prefixes go to the workers ([`super::jobs`]);
-//! streamed answers are produced in [`super::stream`]. What to do is the
-//! session's decision; this file only does it and reports back.
-
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
+//! namespace through the store ([`crate::io::store`]: a [`Stager`] on the
+//! namespace): opening it, staging entries, keeping or discarding received
+//! bodies as the pure [`body_verdict`] says, answering manifests, and
+//! starting listings and restores. Commits, verifies and resumed prefixes
+//! go to the workers ([`super::jobs`]); streamed answers are produced in
+//! [`super::stream`]. What to do is the session's decision; this file only
+//! does it and reports back.
 
 use log::{debug, error, info, warn};
-use nix::sys::stat;
 
 use super::rsb_conn::{RsbConn, ENTRY_COST};
-use super::stream::list_item;
 use super::Env;
-use crate::io::sandbox::{Beneath, FsError};
-use crate::io::stage::Stager;
-use crate::io::{kind_of, meta_of};
+use crate::io::error::FsError;
+use crate::io::kind_of;
+use crate::io::store::{StageOptions, Stager};
 use crate::proto::{EntryKind, Meta, WirePath};
-use crate::server::session::{Command, ServerSession};
+use crate::server::receive::{body_verdict, Received, Staged, Verdict};
+use crate::server::session::{Command, Completion, ServerSession};
 
 /// The message a client sees for a failed operation: the operation and the
 /// cause, without the server's own paths.
@@ -61,9 +59,9 @@ impl RsbConn {
         let read_only = env.config.session.read_only;
         // A read-only server creates nothing, not even a namespace.
         let ns = if read_only {
-            env.root.existing_child(name.as_bytes())
+            env.root.existing_namespace(name)
         } else {
-            env.root.child(name.as_bytes(), 0o700)
+            env.root.namespace(name)
         };
         match ns {
             Ok(ns) => {
@@ -75,11 +73,13 @@ impl RsbConn {
                         env.workers.sweep_once(name, tree);
                     }
                 }
-                let mut store = Stager::new(ns);
-                store.keep_partials = true;
-                store.record_checksums = true;
-                store.defer_prefix_crc = true;
-                self.store = Some(store);
+                let opts = StageOptions {
+                    keep_partials: true,
+                    record_checksums: true,
+                    defer_prefix_crc: true,
+                    ..StageOptions::default()
+                };
+                self.store = Some(Stager::new(ns, opts));
             }
             Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                 info!(
@@ -89,10 +89,9 @@ impl RsbConn {
             }
             Err(e) => {
                 error!("{}: namespace {name}: {e}", self.peer);
-                self.session.handle_namespace_failed(format!(
-                    "cannot open namespace: {}",
-                    client_message(&e)
-                ));
+                self.session.handle_completion(Completion::NamespaceFailed {
+                    message: format!("cannot open namespace: {}", client_message(&e)),
+                });
             }
         }
     }
@@ -119,7 +118,13 @@ impl RsbConn {
                 size,
                 offset,
             } => self.begin_file(id, path, meta, size, offset),
-            Command::EndFile { id, path, crc, ok } => self.end_file(id, path, crc, ok),
+            Command::EndFile {
+                id,
+                path,
+                crc,
+                ok,
+                received,
+            } => self.end_file(id, path, crc, ok, received),
             Command::List { id, path } => self.list(id, path),
             Command::Restore { id, path } => {
                 info!("{}: restore {path} (from {})", self.who(), self.peer);
@@ -137,7 +142,11 @@ impl RsbConn {
     /// A command for request `id` failed: count it and tell the client.
     fn fail(&mut self, id: u32, path: WirePath, msg: String) {
         self.batch.failed += 1;
-        self.session.handle_failed(id, path, msg);
+        self.session.handle_completion(Completion::Failed {
+            id,
+            path,
+            message: msg,
+        });
     }
 
     /// Reports a failed staging step to the log and the client.
@@ -168,7 +177,6 @@ impl RsbConn {
 
     fn begin_file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
         self.batch.entries += 1;
-        self.forget_body();
         let who = self.who();
         let Some(store) = self.store.as_mut() else {
             return;
@@ -184,40 +192,32 @@ impl RsbConn {
         }
     }
 
-    fn end_file(&mut self, id: u32, path: WirePath, crc: u32, ok: bool) {
-        let Some((size, offset, prefix_crc)) = self
-            .store
-            .as_mut()
-            .and_then(|s| s.incoming())
-            .map(|i| (i.size, i.offset, i.crc))
-        else {
-            // BeginFile failed and was reported already.
-            return;
-        };
-        // An empty body never reaches the receiver: the crc32c is that of
-        // what was kept.
-        let body = self
-            .take_body()
-            .or((size == offset).then_some((prefix_crc, None)));
-        let problem = match body {
-            None => Some("internal error: no body".to_string()),
-            Some((_, Some(err))) => Some(format!("write: {}", crate::io::describe(&err))),
-            Some(_) if !ok => Some("the file changed while it was being sent".to_string()),
-            Some((got, None)) if got != crc => Some(format!(
-                "crc32c mismatch (sent {crc:08x}, received {got:08x})"
-            )),
-            Some(_) => None,
-        };
+    fn end_file(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        crc: u32,
+        ok: bool,
+        received: Option<Received>,
+    ) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        match problem {
-            Some(msg) => {
+        let Some(staged) = store.incoming().map(|i| Staged {
+            size: i.size,
+            offset: i.offset,
+            kept_crc: i.crc,
+        }) else {
+            // BeginFile failed and was reported already.
+            return;
+        };
+        match body_verdict(crc, ok, received, staged) {
+            Verdict::Discard(msg) => {
                 store.abort_file();
                 warn!("{}: {path}: {msg}", self.who());
                 self.fail(id, path, msg);
             }
-            None => {
+            Verdict::Keep => {
                 if let Err(e) = store.finish_file(crc) {
                     self.staging_failed(id, path, &e);
                 }
@@ -236,19 +236,21 @@ impl RsbConn {
                 Ok(names) => self.start_listing(id, path, names),
                 Err(e) => {
                     self.fail(id, path, client_message(&e));
-                    self.session.send_done(id);
+                    self.session.handle_completion(Completion::Done { id });
                 }
             },
             Ok(st) => {
-                match list_item(tree, &path, b"", &st) {
-                    Ok(item) => self.session.send_list_entry(id, item),
+                match tree.list_item(&path, b"", &st) {
+                    Ok(item) => self
+                        .session
+                        .handle_completion(Completion::Listed { id, item }),
                     Err(e) => self.fail(id, path, client_message(&e)),
                 }
-                self.session.send_done(id);
+                self.session.handle_completion(Completion::Done { id });
             }
             Err(e) => {
                 self.fail(id, path, cause(&e));
-                self.session.send_done(id);
+                self.session.handle_completion(Completion::Done { id });
             }
         }
     }
@@ -257,28 +259,18 @@ impl RsbConn {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let bits = need(store.tree(), entries);
-        let resume: Vec<(u32, u64)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(i, e)| {
-                e.kind == EntryKind::File
-                    && bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
-            })
-            .filter_map(|(i, e)| {
-                Some((
-                    u32::try_from(i).ok()?,
-                    store.partial_len(&e.path, e.size, &e.meta)?,
-                ))
-            })
-            .collect();
-        let unchanged = entries.len() - bits.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+        let checked = store.check(entries);
+        let unchanged = entries.len() - checked.need.count();
         debug!(
             "{}: manifest of {} entries, {unchanged} unchanged",
             self.who(),
             entries.len()
         );
-        self.session.handle_need(id, bits, resume);
+        self.session.handle_completion(Completion::Checked {
+            id,
+            bits: checked.need.into_bytes(),
+            resume: checked.resume,
+        });
     }
 }
 
@@ -287,65 +279,29 @@ impl RsbConn {
 pub(super) fn answer_empty(cmd: Command, session: &mut ServerSession) {
     match cmd {
         // Listing the empty root is an empty listing.
-        Command::List { id, path } if path.is_root() => session.send_done(id),
+        Command::List { id, path } if path.is_root() => {
+            session.handle_completion(Completion::Done { id })
+        }
         Command::List { id, path } | Command::Restore { id, path } => {
-            session.handle_failed(id, path, "not on the server".into());
-            session.send_done(id);
+            session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: "not on the server".into(),
+            });
+            session.handle_completion(Completion::Done { id });
         }
-        Command::Commit { id } => session.handle_committed(id),
-        Command::Verify { id, .. } => session.send_verified(id, Default::default()),
-        Command::Check { id, entries } => {
-            session.handle_need(id, vec![0xff; entries.len().div_ceil(8)], Vec::new())
-        }
+        Command::Commit { id } => session.handle_completion(Completion::Committed { id }),
+        Command::Verify { id, .. } => session.handle_completion(Completion::Verified {
+            id,
+            counts: Default::default(),
+        }),
+        Command::Check { id, entries } => session.handle_completion(Completion::Checked {
+            id,
+            bits: vec![0xff; entries.len().div_ceil(8)],
+            resume: Vec::new(),
+        }),
         _ => {}
     }
-}
-
-/// Which manifest entries differ from the store: anything missing, of
-/// another type, or with another size, mode, mtime or link target. Files
-/// are only `lstat`ed, never opened.
-fn need(tree: &Beneath, entries: &[crate::proto::ManifestEntry]) -> Vec<u8> {
-    let mut bits = vec![0u8; entries.len().div_ceil(8)];
-    // Entries come grouped by directory: open each parent once, not once
-    // per entry. Nothing is written meanwhile, so the fd stays right.
-    let mut parent: Option<(WirePath, Option<std::os::fd::OwnedFd>)> = None;
-    for (i, e) in entries.iter().enumerate() {
-        let (Some(dir_path), Some(name)) = (e.path.parent(), e.path.file_name()) else {
-            // The namespace root itself: never a file or link, and a
-            // directory that exists; its metadata is not kept.
-            continue;
-        };
-        if parent.as_ref().map(|(p, _)| p) != Some(&dir_path) {
-            let fd = tree.dir(&dir_path).ok();
-            parent = Some((dir_path, fd));
-        }
-        let dir = parent
-            .as_ref()
-            .and_then(|(_, fd)| fd.as_ref())
-            .map(|fd| fd.as_raw_fd());
-        let name = std::ffi::OsStr::from_bytes(name);
-        let same = dir.is_some_and(|dir| {
-            match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) => {
-                    kind_of(&st) == Some(e.kind)
-                        && meta_of(&st) == e.meta
-                        && match e.kind {
-                            EntryKind::File => u64::try_from(st.st_size).is_ok_and(|n| n == e.size),
-                            EntryKind::Symlink => nix::fcntl::readlinkat(Some(dir), name)
-                                .is_ok_and(|t| t.as_bytes() == e.target.as_slice()),
-                            EntryKind::Dir => true,
-                        }
-                }
-                Err(_) => false,
-            }
-        });
-        if !same {
-            if let Some(b) = bits.get_mut(i / 8) {
-                *b |= 1 << (i % 8);
-            }
-        }
-    }
-    bits
 }
 
 /// A missing path reads better as just the cause.

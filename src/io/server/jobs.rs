@@ -14,10 +14,11 @@ use log::{debug, error, info, warn};
 use super::exec::{answer_empty, client_message};
 use super::rsb_conn::{RsbConn, State, Wait};
 use super::stream::{Outgoing, Resuming};
-use crate::io::stage::CommitFailure;
+use crate::io::store::CommitReport;
 use crate::io::worker::{Done, Job, Workers};
 use crate::proto::WirePath;
-use crate::server::session::Command;
+use crate::server::session::{Command, Completion};
+use crate::server::stream::{plan_resume, ResumePlan};
 
 impl RsbConn {
     /// Hands the batch to a worker to commit.
@@ -41,9 +42,9 @@ impl RsbConn {
             Err(Job::Commit { mut store, .. }) => {
                 // No worker left (cannot happen while the loop runs):
                 // commit here rather than lose the batch.
-                let failures = store.commit();
+                let report = store.commit();
                 self.store = Some(*store);
-                self.committed(id, failures);
+                self.committed(id, report);
             }
             Err(_) => {}
         }
@@ -59,8 +60,15 @@ impl RsbConn {
         let tree = match store.tree().try_clone() {
             Ok(t) => t,
             Err(e) => {
-                self.session.handle_failed(id, path, client_message(&e));
-                self.session.send_verified(id, Default::default());
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: client_message(&e),
+                });
+                self.session.handle_completion(Completion::Verified {
+                    id,
+                    counts: Default::default(),
+                });
                 return;
             }
         };
@@ -75,7 +83,10 @@ impl RsbConn {
         if workers.submit(job).is_ok() {
             self.state = State::Waiting(Wait::Verify(cancel));
         } else {
-            self.session.send_verified(id, Default::default());
+            self.session.handle_completion(Completion::Verified {
+                id,
+                counts: Default::default(),
+            });
         }
     }
 
@@ -97,17 +108,20 @@ impl RsbConn {
                 return;
             }
         };
-        if offset == 0 {
-            self.state = State::Restoring(restore);
-            self.start_send(id, o, 0, Ok(0));
-            return;
-        }
+        let len = match plan_resume(offset) {
+            ResumePlan::FromStart => {
+                self.state = State::Restoring(restore);
+                self.start_send(id, o, 0, Ok(0));
+                return;
+            }
+            ResumePlan::ReadKept { len } => len,
+        };
         // The bytes the client holds are read once for the crc32c, on a
         // worker: they can be gigabytes.
-        let job = o.fd.try_clone().map(|file| Job::Crc {
+        let job = o.file.try_clone().map(|file| Job::Crc {
             ticket: self.ticket,
             file,
-            len: offset,
+            len,
         });
         match job.map(|j| workers.submit(j)) {
             Ok(Ok(())) => {
@@ -129,7 +143,7 @@ impl RsbConn {
             }
             Err(e) => {
                 self.state = State::Restoring(restore);
-                self.start_send(id, o, offset, Err(e));
+                self.start_send(id, o, offset, Err(e.error));
             }
         }
     }
@@ -144,7 +158,7 @@ impl RsbConn {
             return;
         };
         let (id, path, len) = (inc.id, inc.path.clone(), inc.offset);
-        let job = inc.file.try_clone().map(|file| Job::Crc {
+        let job = inc.kept().map(|file| Job::Crc {
             ticket: self.ticket,
             file,
             len,
@@ -155,8 +169,11 @@ impl RsbConn {
                 // Keep the partial: a later transfer can still resume it.
                 store.abort_file();
                 self.batch.failed += 1;
-                self.session
-                    .handle_failed(id, path, "resume: cannot read the kept part".into());
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: "resume: cannot read the kept part".into(),
+                });
             }
         }
     }
@@ -175,7 +192,7 @@ impl RsbConn {
             Done::Committed {
                 id,
                 store,
-                failures,
+                report,
                 elapsed,
                 ..
             } => {
@@ -185,7 +202,7 @@ impl RsbConn {
                     elapsed.as_secs_f64() * 1e3
                 );
                 self.store = Some(*store);
-                self.committed(id, failures);
+                self.committed(id, report);
             }
             Done::Crc { result, .. } => match job {
                 Some(Wait::ResumedSend(r)) => {
@@ -214,10 +231,18 @@ impl RsbConn {
             } => {
                 for (path, why) in damaged {
                     warn!("{}: verify: {}: {why}", self.label(), path);
-                    self.session.handle_failed(id, path, why);
+                    self.session.handle_completion(Completion::Failed {
+                        id,
+                        path,
+                        message: why,
+                    });
                 }
                 if !finished {
-                    self.session.send_progress(id, counts.files, counts.bytes);
+                    self.session.handle_completion(Completion::VerifyProgress {
+                        id,
+                        files: counts.files,
+                        bytes: counts.bytes,
+                    });
                     if let Some(job) = job {
                         self.put_job(job);
                     }
@@ -230,7 +255,8 @@ impl RsbConn {
                         counts.damaged,
                         counts.unchecked
                     );
-                    self.session.send_verified(id, counts);
+                    self.session
+                        .handle_completion(Completion::Verified { id, counts });
                 }
             }
         }
@@ -281,23 +307,26 @@ impl RsbConn {
                 warn!("{who}: {path}: resume: {}", crate::io::describe(&e));
                 store.abort_file();
                 self.batch.failed += 1;
-                self.session.handle_failed(
+                self.session.handle_completion(Completion::Failed {
                     id,
                     path,
-                    format!("resume: {}", crate::io::describe(&e)),
-                );
+                    message: format!("resume: {}", crate::io::describe(&e)),
+                });
             }
         }
     }
 
     /// Reports a finished commit to the client and the log.
-    pub(super) fn committed(&mut self, id: u32, failures: Vec<CommitFailure>) {
+    pub(super) fn committed(&mut self, id: u32, report: CommitReport) {
         let who = self.label();
-        for f in failures {
+        for f in report.failures {
             error!("{who}: commit: {}", f.error);
             self.batch.failed += 1;
-            self.session
-                .handle_failed(f.id, f.path, client_message(&f.error));
+            self.session.handle_completion(Completion::Failed {
+                id: f.id,
+                path: f.path,
+                message: client_message(&f.error),
+            });
         }
         let batch = std::mem::take(&mut self.batch);
         info!(
@@ -307,6 +336,6 @@ impl RsbConn {
         self.total.entries += batch.entries;
         self.total.bytes += batch.bytes;
         self.total.failed += batch.failed;
-        self.session.handle_committed(id);
+        self.session.handle_completion(Completion::Committed { id });
     }
 }

@@ -25,8 +25,9 @@ use std::path::PathBuf;
 use log::warn;
 use signal_hook_mio::v1_0::Signals;
 
+use super::error::FsError;
 use super::net;
-use super::sandbox::{Beneath, FsError};
+use super::store::Store;
 use super::worker::Workers;
 use crate::server::session::SessionConfig;
 use event_loop::EventLoop;
@@ -93,7 +94,7 @@ pub(super) struct Env {
     /// The server's options.
     pub(super) config: ServerConfig,
     /// The backup root; each client's namespace is a directory in it.
-    pub(super) root: Beneath,
+    pub(super) root: Store,
     /// The pool that commits and verifies off the loop.
     pub(super) workers: Workers,
 }
@@ -101,7 +102,7 @@ pub(super) struct Env {
 /// A server that has everything open and is ready to serve.
 pub struct Server {
     config: ServerConfig,
-    root: Beneath,
+    root: Store,
     listener: std::net::TcpListener,
     signals: Signals,
 }
@@ -125,7 +126,7 @@ impl Server {
             );
         }
         let signals = super::signals::install().map_err(ServerError::Signals)?;
-        let root = Beneath::open_root(&config.root, true).map_err(ServerError::Root)?;
+        let root = Store::open(&config.root).map_err(ServerError::Root)?;
         let listener =
             net::listen(config.addr, config.port).map_err(|error| ServerError::Listen {
                 addr: config.addr,

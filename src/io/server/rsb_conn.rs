@@ -19,11 +19,11 @@ use mio::Registry;
 use super::conn::{Expiry, Stats};
 use super::stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
 use super::Env;
-use crate::io::stage::Stager;
+use crate::io::store::Stager;
 use crate::io::transfer::{receive_step, BodyReceiver, Pipe};
 use crate::io::worker::Ticket;
 use crate::proto;
-use crate::server::session::ServerSession;
+use crate::server::session::{Completion, Received, ServerSession};
 
 /// Bytes one connection may move per turn before others get theirs.
 pub(super) const BUDGET: u64 = 8 << 20;
@@ -52,15 +52,11 @@ thread_local! {
 pub(super) enum State {
     /// Nothing under way: frames are parsed and commands carried out.
     Idle,
-    /// A file body is arriving (the session `wants_body`).
+    /// A file body is arriving (the session `wants_body`). Once it is
+    /// in, what was measured of it goes to the session
+    /// ([`Completion::BodyReceived`]), which hands it back with the file's
+    /// `EndFile`: the shell keeps nothing between the two.
     Receiving(BodyReceiver),
-    /// A body arrived: its crc32c and write error, for its `EndFile`.
-    Received {
-        /// crc32c of the bytes received (continuing a resumed prefix's).
-        crc: u32,
-        /// The first write error, if writing the file failed.
-        error: Option<io::Error>,
-    },
     /// Answering a `List`.
     Listing(Box<ListStream>),
     /// Answering a `Restore`.
@@ -389,33 +385,17 @@ impl RsbConn {
             self.session.handle_activity(now);
         }
         if recv.is_done() {
-            let crc = recv.crc();
-            let error = recv.take_error();
-            self.state = State::Received { crc, error };
+            let received = Received {
+                crc: recv.crc(),
+                write_error: recv.take_error().map(|e| crate::io::describe(&e)),
+            };
+            self.state = State::Idle;
             self.batch.bytes += size;
-            self.session.handle_body_done(now);
+            self.session
+                .handle_completion(Completion::BodyReceived(received));
             return Ok(true);
         }
         Ok(n > 0)
-    }
-
-    /// The crc32c and write error of the body just received, for its
-    /// `EndFile`; `None` if no body arrived since the last `BeginFile`.
-    pub(super) fn take_body(&mut self) -> Option<(u32, Option<io::Error>)> {
-        if !matches!(self.state, State::Received { .. }) {
-            return None;
-        }
-        match std::mem::replace(&mut self.state, State::Idle) {
-            State::Received { crc, error } => Some((crc, error)),
-            _ => None,
-        }
-    }
-
-    /// Forgets the body of an earlier file (a new one begins).
-    pub(super) fn forget_body(&mut self) {
-        if matches!(self.state, State::Received { .. }) {
-            self.state = State::Idle;
-        }
     }
 
     /// Ends the connection: drops what it staged and stops its verify.

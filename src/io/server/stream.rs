@@ -1,26 +1,25 @@
 //! Streaming answers for one backup connection: a listing, and a restore
 //! walked depth first with its file bodies sent by sendfile (large ones
-//! offered first, so an interrupted restore can resume). Reads the store
-//! only through the namespace; writes nothing to it.
+//! offered first, as the pure [`plan_file`] says, so an interrupted
+//! restore can resume). Reads the store only through the
+//! namespace and [`StoredFile`]; writes nothing to it.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use log::{debug, info, warn};
-use nix::sys::stat;
 
 use super::conn::Stats;
 use super::exec::{cause, client_message};
 use super::rsb_conn::{RsbConn, State, BUDGET, STEP_BYTES};
-use crate::io::kind_of;
-use crate::io::meta_of;
-use crate::io::sandbox::{Beneath, FsError};
-use crate::io::stage::RESUME_MIN;
+use crate::io::error::FsError;
+use crate::io::store::{Namespace, StoredFile};
 use crate::io::transfer::BodySender;
-use crate::proto::{EntryKind, Frame, ListItem, Meta, WirePath};
-use crate::server::session::ServerSession;
+use crate::io::{kind_of, meta_of};
+use crate::proto::{EntryKind, Meta, WirePath};
+use crate::server::session::{Completion, ServerSession};
+use crate::server::stream::{plan_file, FilePlan};
 
 /// Entries one `produce` call stats and queues at most.
 const ENTRIES_PER_CALL: u64 = 256;
@@ -72,11 +71,8 @@ pub(super) struct Resuming {
 
 /// A large restored file offered to the client, waiting for its `Want`.
 pub(super) struct Offered {
-    pub(super) fd: std::os::fd::OwnedFd,
+    pub(super) file: StoredFile,
     pub(super) rel: WirePath,
-    pub(super) meta: Meta,
-    pub(super) size: u64,
-    pub(super) shown: String,
 }
 
 /// What a restored entry leaves for the loop to do.
@@ -156,7 +152,11 @@ impl RsbConn {
                 );
             }
             r.walk.stats.bytes += tx.sent();
-            self.session.send_file_end(r.walk.id, crc, ok);
+            self.session.handle_completion(Completion::FileSent {
+                id: r.walk.id,
+                crc,
+                ok,
+            });
             r.out = Outgoing::Walking;
             progress = true;
         }
@@ -166,24 +166,20 @@ impl RsbConn {
     /// Starts sending the offered file `o` from `offset`, the bytes before
     /// it having crc32c `prefix` (or failed to be read).
     pub(super) fn start_send(&mut self, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
-        let recorded = recorded_crc(&o.fd, o.size);
-        match prefix.and_then(|crc| BodySender::with_prefix_crc(o.fd, o.size, offset, crc)) {
-            Ok(mut tx) => {
-                if let Some(crc) = recorded {
-                    tx.expect_crc(crc);
-                }
+        let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown().to_string());
+        match prefix.and_then(|crc| o.file.sender(offset, crc).map_err(|e| e.error)) {
+            Ok(tx) => {
                 if offset > 0 {
                     debug!(
-                        "{}: resuming restore of {} at byte {offset}",
+                        "{}: resuming restore of {shown} at byte {offset}",
                         self.label(),
-                        o.shown
                     );
                 }
-                self.session.send_entry(&Frame::FileFrom {
+                self.session.handle_completion(Completion::Resumed {
                     id,
                     path: o.rel,
-                    meta: o.meta,
-                    size: o.size,
+                    meta,
+                    size,
                     offset,
                 });
                 if let State::Restoring(r) = &mut self.state {
@@ -191,20 +187,23 @@ impl RsbConn {
                 }
             }
             Err(e) => {
-                warn!("{}: {}: {}", self.label(), o.shown, crate::io::describe(&e));
-                self.session
-                    .handle_failed(id, o.rel, format!("read: {}", crate::io::describe(&e)));
+                warn!("{}: {shown}: {}", self.label(), crate::io::describe(&e));
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path: o.rel,
+                    message: format!("read: {}", crate::io::describe(&e)),
+                });
             }
         }
     }
 }
 
 /// Queues listing entries; true when the listing is complete.
-fn produce_list(l: &mut ListStream, tree: &Beneath, session: &mut ServerSession) -> (u64, bool) {
+fn produce_list(l: &mut ListStream, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
     let mut count: u64 = 0;
     while session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
         let Some(name) = l.names.pop_front() else {
-            session.send_done(l.id);
+            session.handle_completion(Completion::Done { id: l.id });
             return (count + 1, true);
         };
         count += 1;
@@ -213,8 +212,8 @@ fn produce_list(l: &mut ListStream, tree: &Beneath, session: &mut ServerSession)
         };
         // Entries that vanish between readdir and stat are simply gone.
         if let Ok(st) = tree.lstat(&path) {
-            if let Ok(item) = list_item(tree, &path, &name, &st) {
-                session.send_list_entry(l.id, item);
+            if let Ok(item) = tree.list_item(&path, &name, &st) {
+                session.handle_completion(Completion::Listed { id: l.id, item });
             }
         }
     }
@@ -223,7 +222,7 @@ fn produce_list(l: &mut ListStream, tree: &Beneath, session: &mut ServerSession)
 
 /// Walks the restore on, up to the next body or offer; true when the
 /// restore is complete.
-fn produce_restore(r: &mut Restore, tree: &Beneath, session: &mut ServerSession) -> (u64, bool) {
+fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
     let mut count: u64 = 0;
     while matches!(r.out, Outgoing::Walking)
         && session.poll_transmit().len() < STREAM_HIGH_WATER
@@ -241,7 +240,7 @@ fn produce_restore(r: &mut Restore, tree: &Beneath, session: &mut ServerSession)
                     "{who}: restore {} sent: {} entries, {} bytes, {} failed",
                     w.base, w.stats.entries, w.stats.bytes, w.stats.failed
                 );
-                session.send_done(w.id);
+                session.handle_completion(Completion::Done { id: w.id });
                 return (count + 1, true);
             };
             match names.pop_front() {
@@ -251,7 +250,7 @@ fn produce_restore(r: &mut Restore, tree: &Beneath, session: &mut ServerSession)
                 },
                 None => {
                     if let Some((dir, _, meta)) = w.stack.pop() {
-                        session.send_entry(&Frame::Dir {
+                        session.handle_completion(Completion::RestoredDir {
                             id: w.id,
                             path: dir,
                             meta,
@@ -273,56 +272,20 @@ fn produce_restore(r: &mut Restore, tree: &Beneath, session: &mut ServerSession)
                 } else {
                     client_message(&e)
                 };
-                session.handle_failed(w.id, shown, msg);
+                session.handle_completion(Completion::Failed {
+                    id: w.id,
+                    path: shown,
+                    message: msg,
+                });
             }
         }
     }
     (count, false)
 }
 
-/// The crc32c recorded for a stored file of this size, if any.
-fn recorded_crc(fd: &std::os::fd::OwnedFd, size: u64) -> Option<u32> {
-    use std::os::fd::AsFd;
-    crate::io::checksum::recorded(fd.as_fd())
-        .ok()
-        .flatten()
-        .filter(|r| r.size == size)
-        .map(|r| r.crc)
-}
-
-pub(super) fn list_item(
-    tree: &Beneath,
-    path: &WirePath,
-    name: &[u8],
-    st: &stat::FileStat,
-) -> Result<ListItem, FsError> {
-    let kind = kind_of(st).ok_or_else(|| FsError {
-        op: "list",
-        path: tree.show(path),
-        error: io::Error::other("not a regular file, directory or symlink"),
-    })?;
-    let target = if kind == EntryKind::Symlink {
-        tree.readlink(path)?
-    } else {
-        Vec::new()
-    };
-    let size = match kind {
-        EntryKind::File => st.st_size.max(0) as u64,
-        EntryKind::Symlink => target.len() as u64,
-        EntryKind::Dir => st.st_size.max(0) as u64,
-    };
-    Ok(ListItem {
-        kind,
-        name: name.to_vec(),
-        meta: meta_of(st),
-        size,
-        target,
-    })
-}
-
 /// Sends the header of one restored entry; a file also gets its sender.
 fn restore_entry(
-    tree: &Beneath,
+    tree: &Namespace,
     r: &mut RestoreStream,
     rel: &WirePath,
     session: &mut ServerSession,
@@ -332,10 +295,12 @@ fn restore_entry(
         .join_path(rel)
         .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
     let st = tree.lstat(&full)?;
-    let other = || FsError {
-        op: "restore",
-        path: tree.show(&full),
-        error: io::Error::other("not a regular file, directory or symlink"),
+    let other = || {
+        FsError::other(
+            "restore",
+            tree.show(&full),
+            "not a regular file, directory or symlink",
+        )
     };
     let kind = kind_of(&st).ok_or_else(other)?;
     r.stats.entries += 1;
@@ -347,7 +312,7 @@ fn restore_entry(
         }
         EntryKind::Symlink => {
             let target = tree.readlink(&full)?;
-            session.send_entry(&Frame::Symlink {
+            session.handle_completion(Completion::RestoredSymlink {
                 id: r.id,
                 path: rel.clone(),
                 target,
@@ -356,39 +321,31 @@ fn restore_entry(
             Ok(None)
         }
         EntryKind::File => {
-            let fd = tree.open_file(&full)?;
-            // Stat the open file, not the name: this is what will be sent.
-            let st = stat::fstat(fd.as_raw_fd())
-                .map_err(|e| FsError::errno("stat", tree.show(&full), e))?;
-            if kind_of(&st) != Some(EntryKind::File) {
+            // What is sent is what was opened, not what the name says now.
+            let file = tree.open_stored(&full)?;
+            if !file.is_file() {
                 return Err(other());
             }
-            let size = st.st_size.max(0) as u64;
-            if size >= RESUME_MIN {
+            let (meta, size) = (file.meta(), file.size());
+            if plan_file(size) == FilePlan::Offer {
                 // Large: the client may hold part of it from an earlier,
                 // interrupted restore. Ask before sending.
-                session.send_offer(r.id, rel.clone(), meta_of(&st), size);
-                return Ok(Some(Pending::Offer(Offered {
-                    fd,
-                    rel: rel.clone(),
-                    meta: meta_of(&st),
+                session.handle_completion(Completion::Offered {
+                    id: r.id,
+                    path: rel.clone(),
+                    meta,
                     size,
-                    shown: tree.show(&full),
+                });
+                return Ok(Some(Pending::Offer(Offered {
+                    file,
+                    rel: rel.clone(),
                 })));
             }
-            let recorded = recorded_crc(&fd, size);
-            let mut tx = BodySender::new(fd, size).map_err(|error| FsError {
-                op: "stat",
-                path: tree.show(&full),
-                error,
-            })?;
-            if let Some(crc) = recorded {
-                tx.expect_crc(crc);
-            }
-            session.send_entry(&Frame::File {
+            let tx = file.sender(0, 0)?;
+            session.handle_completion(Completion::RestoredFile {
                 id: r.id,
                 path: rel.clone(),
-                meta: meta_of(&st),
+                meta,
                 size,
             });
             Ok(Some(Pending::Send(tx)))

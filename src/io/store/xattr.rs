@@ -1,4 +1,7 @@
-//! The crc32c the server keeps beside every stored file, for `verify`.
+//! The extended attribute that holds the crc32c the server keeps beside
+//! every stored file, for `verify` and for the restore's check of what it
+//! sends. Its format and meaning are [`Recorded`]'s; this file only sets
+//! and reads the attribute.
 //!
 //! It lives in an extended attribute of the file itself,
 //! `user.rsb.crc32c`, set on the temporary file before the commit renames
@@ -15,37 +18,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
+use crate::store::record::Recorded;
+
 /// The attribute's name.
 const NAME: &[u8] = b"user.rsb.crc32c\0";
-
-/// What was recorded when a file was stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recorded {
-    /// crc32c of the whole file.
-    pub crc: u32,
-    /// Its size then.
-    pub size: u64,
-}
-
-impl Recorded {
-    fn encode(&self) -> String {
-        format!("v1 crc32c={:08x} size={}", self.crc, self.size)
-    }
-
-    fn decode(b: &[u8]) -> Option<Recorded> {
-        let s = std::str::from_utf8(b).ok()?;
-        let mut words = s.split(' ');
-        if words.next()? != "v1" {
-            return None;
-        }
-        let crc = u32::from_str_radix(words.next()?.strip_prefix("crc32c=")?, 16).ok()?;
-        let size = words.next()?.strip_prefix("size=")?.parse().ok()?;
-        if words.next().is_some() {
-            return None;
-        }
-        Some(Recorded { crc, size })
-    }
-}
 
 /// Records `r` on the open file. `Ok(false)`: the file system keeps no
 /// user extended attributes (nothing recorded, not an error).
@@ -98,26 +74,6 @@ pub fn recorded(fd: BorrowedFd<'_>) -> Result<Option<Recorded>, Errno> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
-
-    #[test]
-    fn the_value_round_trips_and_junk_is_nothing() {
-        let r = Recorded {
-            crc: 0x1a2b_3c4d,
-            size: 12345,
-        };
-        assert_eq!(r.encode(), "v1 crc32c=1a2b3c4d size=12345");
-        assert_eq!(Recorded::decode(r.encode().as_bytes()), Some(r));
-        for junk in [
-            &b""[..],
-            b"v2 crc32c=1 size=1",
-            b"v1 crc32c=zz size=1",
-            b"v1 crc32c=1 size=-1",
-            b"v1 crc32c=1 size=1 x",
-            b"v1 crc=1 size=1",
-        ] {
-            assert_eq!(Recorded::decode(junk), None);
-        }
-    }
 
     #[test]
     fn recorded_on_a_file_and_read_back() {

@@ -1,17 +1,20 @@
-//! The only door to a tree whose paths come from a peer. A [`Beneath`] holds
-//! an open directory; every path it is given is a validated [`WirePath`] and
-//! is resolved *beneath* that directory without following any symlink:
-//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`
-//! where the kernel has it, an `O_NOFOLLOW` walk one component at a time from
-//! the directory fd otherwise. Final components are then operated on with
-//! `*at` calls relative to the resolved parent, again without following
-//! links. The server's store and the client's restore both go through here,
-//! so neither a hostile client nor a hostile server can make the other side
-//! touch anything outside its tree.
+//! The only door to a tree whose paths come from a peer, private to the
+//! store (everything else reaches a tree through [`super::Namespace`]). A
+//! [`Beneath`] holds an open directory; every path it is given is a
+//! validated [`WirePath`] and is resolved *beneath* that directory without
+//! following any symlink: `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+//! RESOLVE_NO_MAGICLINKS)` where the kernel has it, an `O_NOFOLLOW` walk one
+//! component at a time from the directory fd otherwise. Final components
+//! are then operated on with `*at` calls relative to the resolved parent,
+//! again without following links. The server's store and the client's
+//! restore both go through here, so neither a hostile client nor a hostile
+//! server can make the other side touch anything outside its tree.
+//!
+//! Knows nothing of staging or of what the names mean; hidden names are
+//! left out of listings by the protocol's own rule
+//! ([`crate::proto::path::is_tmp_name`]).
 
 use std::ffi::OsStr;
-use std::fmt;
-use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -21,60 +24,9 @@ use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 
-use crate::proto::path::escape;
+use crate::io::error::FsError;
+use crate::proto::path::{escape, is_tmp_name};
 use crate::proto::WirePath;
-
-/// A failed file-system operation: what was done, on which path, and why.
-/// Displays as `open /backup/laptop/x: Permission denied`.
-#[derive(Debug)]
-pub struct FsError {
-    /// The operation (`open`, `mkdir`, `rename`, ...).
-    pub op: &'static str,
-    /// The path as a person would write it.
-    pub path: String,
-    /// The cause.
-    pub error: io::Error,
-}
-
-impl FsError {
-    /// Builds an error from an errno.
-    pub fn errno(op: &'static str, path: String, e: Errno) -> FsError {
-        FsError {
-            op,
-            path,
-            error: io::Error::from_raw_os_error(e as i32),
-        }
-    }
-
-    /// A request that makes no sense for this path (a bad name, the root
-    /// where a parent is needed), with `why` as the cause.
-    pub fn invalid(op: &'static str, path: String, why: impl fmt::Display) -> FsError {
-        FsError {
-            op,
-            path,
-            error: io::Error::new(io::ErrorKind::InvalidInput, why.to_string()),
-        }
-    }
-
-    /// The errno, if the cause was one.
-    pub fn raw_os_error(&self) -> Option<i32> {
-        self.error.raw_os_error()
-    }
-}
-
-impl fmt::Display for FsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.op,
-            self.path,
-            super::describe(&self.error)
-        )
-    }
-}
-
-impl std::error::Error for FsError {}
 
 /// A directory that paths from the network are confined to.
 pub struct Beneath {
@@ -112,11 +64,7 @@ impl Beneath {
                 .recursive(true)
                 .mode(0o700)
                 .create(path)
-                .map_err(|error| FsError {
-                    op: "mkdir",
-                    path: shown.clone(),
-                    error,
-                })?;
+                .map_err(|error| FsError::io("mkdir", shown.clone(), error))?;
         }
         let fd = fcntl::open(
             path,
@@ -134,11 +82,10 @@ impl Beneath {
     /// thread.
     pub fn try_clone(&self) -> Result<Beneath, FsError> {
         Ok(Beneath {
-            root: self.root.try_clone().map_err(|error| FsError {
-                op: "dup",
-                path: self.display.display().to_string(),
-                error,
-            })?,
+            root: self
+                .root
+                .try_clone()
+                .map_err(|error| FsError::io("dup", self.display.display().to_string(), error))?,
             display: self.display.clone(),
         })
     }
@@ -278,7 +225,7 @@ impl Beneath {
             .map_err(|e| FsError::errno("readdir", self.show(path), e))?
             .into_iter()
             .map(|(n, _)| n)
-            .filter(|n| !super::stage::is_tmp_name(n))
+            .filter(|n| !is_tmp_name(n))
             .collect();
         names.sort();
         Ok(names)

@@ -1,0 +1,95 @@
+//! The two handles everything outside the store holds: a [`Store`] (the
+//! server's backup root, which opens a client's namespace by name) and a
+//! [`Namespace`] (one confined tree: a client's namespace on the server, a
+//! restore's destination on the client). What a namespace can do is
+//! spread over the files of its concern, each adding methods: reading
+//! stored files (`stored.rs`), the manifest check and listings
+//! (`scan.rs`), verify (`verify.rs`), sweeping leftovers (`sweep.rs`);
+//! writing goes through a [`super::Stager`] built on one.
+//!
+//! Must not hand out the confining directory itself: every path goes
+//! through [`Beneath`], so nothing outside the store can resolve a peer's
+//! path any other way.
+
+use std::path::Path;
+
+use nix::sys::stat::FileStat;
+
+use super::beneath::Beneath;
+use crate::io::error::FsError;
+use crate::proto::WirePath;
+
+/// The backup root: one namespace per client name beneath it.
+pub struct Store {
+    root: Beneath,
+}
+
+impl Store {
+    /// Opens (creating it with mode 0700 if missing) the backup root, a
+    /// path the administrator gave (symlinks in it are followed).
+    pub fn open(path: &Path) -> Result<Store, FsError> {
+        Ok(Store {
+            root: Beneath::open_root(path, true)?,
+        })
+    }
+
+    /// Opens the namespace of client `name`, creating it (owner-only) if
+    /// missing; a symlink in its place is refused.
+    pub fn namespace(&self, name: &str) -> Result<Namespace, FsError> {
+        Ok(Namespace {
+            tree: self.root.child(name.as_bytes(), 0o700)?,
+        })
+    }
+
+    /// Opens the namespace of client `name` if it exists (a read-only
+    /// server creates nothing).
+    pub fn existing_namespace(&self, name: &str) -> Result<Namespace, FsError> {
+        Ok(Namespace {
+            tree: self.root.existing_child(name.as_bytes())?,
+        })
+    }
+}
+
+/// One confined tree (see the module docs).
+pub struct Namespace {
+    pub(super) tree: Beneath,
+}
+
+impl Namespace {
+    /// Confines to the existing directory `path`, given by the local user
+    /// (a restore's destination; symlinks in `path` itself are followed).
+    pub fn open_dir(path: &Path) -> Result<Namespace, FsError> {
+        Ok(Namespace {
+            tree: Beneath::open_root(path, false)?,
+        })
+    }
+
+    /// A second handle on the same tree (its own descriptor), for a worker
+    /// thread.
+    pub fn try_clone(&self) -> Result<Namespace, FsError> {
+        Ok(Namespace {
+            tree: self.tree.try_clone()?,
+        })
+    }
+
+    /// `path` as a person would write it, for messages and the log.
+    pub fn show(&self, path: &WirePath) -> String {
+        self.tree.show(path)
+    }
+
+    /// `lstat` of `path` (the tree itself for the root).
+    pub fn lstat(&self, path: &WirePath) -> Result<FileStat, FsError> {
+        self.tree.lstat(path)
+    }
+
+    /// The names in directory `path`, sorted bytewise, without hidden
+    /// names.
+    pub fn read_dir(&self, path: &WirePath) -> Result<Vec<Vec<u8>>, FsError> {
+        self.tree.read_dir(path)
+    }
+
+    /// The target of the symlink at `path`.
+    pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
+        self.tree.readlink(path)
+    }
+}

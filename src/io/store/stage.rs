@@ -1,0 +1,821 @@
+//! Atomic writes into a confined tree. A [`Stager`] creates every incoming
+//! file and symlink under a hidden temporary name (`.rsb-tmp.*`) in its
+//! target directory, and makes a batch visible only in [`Stager::commit`]:
+//! `syncfs`, rename each staged entry over its final name, apply directory
+//! modes and times (deepest first, after their children changed them), and
+//! `syncfs` again. Whatever happens before a commit — a crc mismatch, a
+//! dropped connection, a kill — the previous version of every file stays
+//! as it was; dropping a `Stager` removes its temporary files.
+//!
+//! Used by the server for backups (confined to the client's namespace) and by
+//! the client for restores (confined to the destination), each with its
+//! [`StageOptions`], fixed when the stager is made. This file stages and
+//! aborts; the commit and its [`super::CommitReport`] are `commit.rs`'s.
+//!
+//! Must not read stored files for anyone else (that is
+//! [`super::StoredFile`]'s job) and must not decide what the hidden names
+//! look like ([`crate::store::names`] does).
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, OFlag};
+use nix::sys::stat::{self, Mode, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{self, UnlinkatFlags};
+
+use super::beneath::{entries_at, open_dir_at};
+use super::namespace::Namespace;
+use super::stored::StoredFile;
+use super::{partial, tmp, xattr};
+use crate::io::error::FsError;
+use crate::io::kind_of;
+use crate::proto::{EntryKind, Meta, WirePath};
+use crate::store::names;
+use crate::store::record::Recorded;
+use crate::store::resume;
+
+pub(super) fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+pub(super) fn timespec(m: &Meta) -> TimeSpec {
+    TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
+}
+
+/// `atime` is left alone: only the modification time is part of a backup.
+pub(super) fn omit() -> TimeSpec {
+    TimeSpec::new(0, nix::libc::UTIME_OMIT)
+}
+
+/// Set once a missing xattr support was logged.
+static NO_XATTR_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// A file being received.
+pub struct Incoming {
+    /// Request id the file arrived with.
+    pub id: u32,
+    /// Final path.
+    pub path: WirePath,
+    /// Mode and mtime to give it.
+    pub meta: Meta,
+    /// Announced size.
+    pub size: u64,
+    /// The temporary file, open for writing.
+    pub file: OwnedFd,
+    /// Where the body starts (bytes before it were kept from an
+    /// interrupted transfer).
+    pub offset: u64,
+    /// crc32c of the bytes before `offset`.
+    pub crc: u32,
+    /// `crc` is still to be computed (see
+    /// [`StageOptions::defer_prefix_crc`]); no body byte may be received
+    /// until it is.
+    pub prefix_pending: bool,
+    tmp: Vec<u8>,
+    /// `path` as a person would write it.
+    shown: String,
+    /// Kept, not removed, when the connection ends before the body does.
+    partial: bool,
+}
+
+impl Incoming {
+    /// The bytes kept from an interrupted transfer (before `offset`), to
+    /// read for their crc32c on a worker; its own descriptor.
+    pub fn kept(&self) -> Result<StoredFile, FsError> {
+        let fd = self
+            .file
+            .try_clone()
+            .map_err(|e| FsError::io("dup", self.shown.clone(), e))?;
+        Ok(StoredFile::kept(
+            fd,
+            self.offset,
+            self.meta,
+            self.shown.clone(),
+        ))
+    }
+}
+
+/// A non-directory moved aside for a directory (see [`Stager::displace`]).
+pub(super) struct Displaced {
+    pub(super) parent: WirePath,
+    pub(super) name: Vec<u8>,
+    pub(super) tmp: Vec<u8>,
+}
+
+/// A file or link waiting under its temporary name for the commit.
+pub(super) struct Staged {
+    pub(super) id: u32,
+    pub(super) path: WirePath,
+    pub(super) tmp: Vec<u8>,
+    pub(super) kind: EntryKind,
+    pub(super) meta: Meta,
+    pub(super) size: u64,
+}
+
+/// How a stager writes; fixed when it is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageOptions {
+    /// Large files being received survive the end of the connection, to be
+    /// resumed (the server's store and the client's restore alike).
+    pub keep_partials: bool,
+    /// Apply the mode and mtime of the tree's own root directory.
+    pub keep_root_meta: bool,
+    /// Record each file's crc32c beside it (the server's store; see
+    /// [`crate::store::record`]).
+    pub record_checksums: bool,
+    /// [`Stager::resume_file`] leaves the crc32c of the kept bytes to the
+    /// caller ([`Incoming::prefix_pending`]): the server has a worker read
+    /// them, not its event loop.
+    pub defer_prefix_crc: bool,
+}
+
+/// Stages entries beneath one tree and commits them in batches.
+pub struct Stager {
+    pub(super) ns: Namespace,
+    opts: StageOptions,
+    pub(super) staged: Vec<Staged>,
+    pub(super) dirs: Vec<(WirePath, Meta)>,
+    incoming: Option<Incoming>,
+    pub(super) displaced: Vec<Displaced>,
+    /// The directory the last entry went into, kept open.
+    pub(super) parent: Option<(WirePath, OwnedFd)>,
+    /// Directories written into since the last commit, with the mtime each
+    /// had first: an abort gives it back (creating and removing temporary
+    /// files changed it).
+    pub(super) touched: Vec<(WirePath, TimeSpec)>,
+}
+
+impl Stager {
+    /// A stager writing beneath `ns`, as `opts` says.
+    pub fn new(ns: Namespace, opts: StageOptions) -> Stager {
+        Stager {
+            ns,
+            opts,
+            staged: Vec::new(),
+            dirs: Vec::new(),
+            incoming: None,
+            displaced: Vec::new(),
+            parent: None,
+            touched: Vec::new(),
+        }
+    }
+
+    /// The confining tree, to read.
+    pub fn tree(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// How this stager writes.
+    pub fn options(&self) -> StageOptions {
+        self.opts
+    }
+
+    /// Number of entries waiting for a commit.
+    pub fn pending(&self) -> usize {
+        self.staged.len() + self.dirs.len()
+    }
+
+    /// Opens the directory that will hold `path`, creating missing
+    /// directories (owner-only until their own entry arrives), replacing a
+    /// file or link in the way, and making it writable by its owner. The
+    /// last one is kept open: entries arrive grouped by directory.
+    fn parent_for_write(&mut self, path: &WirePath) -> Result<RawFd, FsError> {
+        let parent = path.parent().ok_or_else(|| {
+            FsError::invalid("open", self.ns.tree.show(path), "the root has no parent")
+        })?;
+        if let Some((p, fd)) = &self.parent {
+            if *p == parent {
+                return Ok(fd.as_raw_fd());
+            }
+        }
+        self.parent = None;
+        let fd = match self.ns.tree.dir(&parent) {
+            Ok(fd) => fd,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOENT) | Some(nix::libc::ENOTDIR)
+                ) =>
+            {
+                self.make_parent(&parent)?
+            }
+            Err(e) => return Err(e),
+        };
+        let st = stat::fstat(fd.as_raw_fd())
+            .map_err(|e| FsError::errno("stat", self.ns.tree.show(&parent), e))?;
+        if !self.touched.iter().any(|(p, _)| *p == parent) {
+            self.touched
+                .push((parent.clone(), TimeSpec::new(st.st_mtime, st.st_mtime_nsec)));
+        }
+        if st.st_mode & 0o300 != 0o300 {
+            // A read-only directory from an earlier backup; its own entry,
+            // which comes after its contents, sets the mode back.
+            stat::fchmod(
+                fd.as_raw_fd(),
+                Mode::from_bits_truncate((st.st_mode | 0o700) & 0o7777),
+            )
+            .map_err(|e| FsError::errno("chmod", self.ns.tree.show(&parent), e))?;
+        }
+        let raw = fd.as_raw_fd();
+        self.parent = Some((parent, fd));
+        Ok(raw)
+    }
+
+    /// Creates the directories of `path` that are missing (owner-only), one
+    /// component at a time without following links. A file or link where a
+    /// directory must be is displaced, not deleted (see [`Self::displace`]).
+    fn make_parent(&mut self, path: &WirePath) -> Result<OwnedFd, FsError> {
+        let mut cur = self.ns.tree.dir(&WirePath::root())?;
+        let mut sofar = WirePath::root();
+        for comp in path.components() {
+            let here = sofar
+                .join(comp)
+                .map_err(|e| FsError::invalid("open", self.ns.tree.show(path), e))?;
+            let dir = cur.as_raw_fd();
+            let next = match open_dir_at(dir, comp) {
+                Ok(fd) => fd,
+                Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) => {
+                    if e == Errno::ENOTDIR {
+                        self.displace(dir, &sofar, comp)?;
+                    }
+                    self.mkdir_in(dir, &here, comp)?;
+                    open_dir_at(dir, comp)
+                        .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?
+                }
+                Err(e) => return Err(FsError::errno("open", self.ns.tree.show(&here), e)),
+            };
+            cur = next;
+            sofar = here;
+        }
+        Ok(cur)
+    }
+
+    /// Moves the non-directory `name` in `dir` (the directory `parent`)
+    /// aside under a temporary name, so a directory can take its place. It
+    /// is deleted once the commit is durable, and put back by an abort:
+    /// until then the previous version is not lost.
+    pub(super) fn displace(
+        &mut self,
+        dir: RawFd,
+        parent: &WirePath,
+        name: &[u8],
+    ) -> Result<(), FsError> {
+        let tmp = tmp::fresh_old();
+        let shown = self.ns.tree.show_in(parent, name);
+        fcntl::renameat(Some(dir), os(name), Some(dir), os(&tmp))
+            .map_err(|e| FsError::errno("rename", shown, e))?;
+        self.displaced.push(Displaced {
+            parent: parent.clone(),
+            name: name.to_vec(),
+            tmp,
+        });
+        Ok(())
+    }
+
+    /// Makes `path` a directory (creating it, or replacing a non-directory
+    /// there) and applies `meta` to it at the commit. Directories arrive
+    /// after their contents, so nothing is written into them afterwards.
+    pub fn mkdir(&mut self, path: &WirePath, meta: Meta) -> Result<(), FsError> {
+        if path.is_root() {
+            if self.opts.keep_root_meta {
+                self.dirs.push((path.clone(), meta));
+            }
+            return Ok(());
+        }
+        let parent = self.parent_for_write(path)?;
+        let Some(name) = path.file_name() else {
+            return Ok(());
+        };
+        match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => {}
+            Ok(_) => {
+                // A file or link is in the way: the new backup says this is a
+                // directory now.
+                let dir_path = path.parent().unwrap_or_default();
+                self.displace(parent, &dir_path, name)?;
+                self.mkdir_in(parent, path, name)?;
+            }
+            Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
+            Err(e) => return Err(FsError::errno("stat", self.ns.tree.show(path), e)),
+        }
+        self.dirs.push((path.clone(), meta));
+        Ok(())
+    }
+
+    fn mkdir_in(&self, parent: RawFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
+        match stat::mkdirat(Some(parent), os(name), Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(FsError::errno("mkdir", self.ns.tree.show(path), e)),
+        }
+    }
+
+    /// Creates a symlink to `target` under a temporary name, to be renamed
+    /// over `path` at the commit.
+    pub fn symlink(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        target: &[u8],
+        meta: Meta,
+    ) -> Result<(), FsError> {
+        let parent = self.parent_for_write(path)?;
+        let tmp = tmp::fresh_tmp();
+        unistd::symlinkat(os(target), Some(parent), os(&tmp))
+            .map_err(|e| FsError::errno("symlink", self.ns.tree.show(path), e))?;
+        // A link's mtime is kept too; its mode has no meaning on Linux.
+        if let Err(e) = stat::utimensat(
+            Some(parent),
+            os(&tmp),
+            &omit(),
+            &timespec(&meta),
+            UtimensatFlags::NoFollowSymlink,
+        ) {
+            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(FsError::errno("utimes", self.ns.tree.show(path), e));
+        }
+        self.staged.push(Staged {
+            id,
+            path: path.clone(),
+            tmp,
+            kind: EntryKind::Symlink,
+            meta,
+            size: target.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Creates the temporary file that the body of `path` is written to.
+    /// A large file on a stager that keeps partials gets a name derived
+    /// from its path, size and mtime, so that a transfer cut off anywhere
+    /// (client or server killed, network gone) can resume into it later;
+    /// older partials of the same name are removed.
+    pub fn begin_file(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+    ) -> Result<&mut Incoming, FsError> {
+        self.abort_file();
+        let parent = self.parent_for_write(path)?;
+        let name = path.file_name().unwrap_or_default();
+        let partial = self.opts.keep_partials && resume::is_resumable(size);
+        let (tmp, flags) = if partial {
+            partial::remove_all(parent, name);
+            (
+                names::partial_name(name, size, &meta),
+                OFlag::O_CREAT | OFlag::O_TRUNC,
+            )
+        } else {
+            (tmp::fresh_tmp(), OFlag::O_CREAT | OFlag::O_EXCL)
+        };
+        let fd = fcntl::openat(
+            Some(parent),
+            os(&tmp),
+            flags | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| FsError::errno("create", self.ns.tree.show(path), e))?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(self.incoming.insert(Incoming {
+            id,
+            path: path.clone(),
+            meta,
+            size,
+            file,
+            tmp,
+            shown: self.ns.tree.show(path),
+            partial,
+            offset: 0,
+            crc: 0,
+            prefix_pending: false,
+        }))
+    }
+
+    /// How many bytes of `path` (a file of `size` bytes and mtime `meta`)
+    /// a partial from an interrupted transfer holds, if any.
+    pub fn partial_len(&self, path: &WirePath, size: u64, meta: &Meta) -> Option<u64> {
+        if !self.opts.keep_partials {
+            return None;
+        }
+        partial::kept_len(&self.ns.tree, path, size, meta)
+    }
+
+    /// Reopens the partial of `path` to continue at `offset`: bytes past it
+    /// are cut, and the crc32c of the bytes before it is computed (one read
+    /// of what is kept, unless [`StageOptions::defer_prefix_crc`] leaves
+    /// that to the caller) so the whole file is verified as a fresh one is.
+    pub fn resume_file(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+    ) -> Result<&mut Incoming, FsError> {
+        self.abort_file();
+        let parent = self.parent_for_write(path)?;
+        let name = path.file_name().unwrap_or_default();
+        let tmp = names::partial_name(name, size, &meta);
+        let shown = self.ns.tree.show(path);
+        if !self.opts.keep_partials {
+            return Err(FsError::errno("resume", shown, Errno::ENOENT));
+        }
+        let file = partial::reopen(parent, &tmp, offset, &shown)?;
+        let defer = self.opts.defer_prefix_crc;
+        let crc = if defer {
+            0
+        } else {
+            // The kept bytes are read as any stored file is.
+            let fd = file
+                .try_clone()
+                .map_err(|e| FsError::io("resume", shown.clone(), e))?;
+            StoredFile::kept(fd, offset, meta, shown.clone())
+                .crc(0, offset, 0)
+                .map_err(|e| FsError::io("resume", shown.clone(), e.error))?
+        };
+        Ok(self.incoming.insert(Incoming {
+            id,
+            path: path.clone(),
+            meta,
+            size,
+            file,
+            tmp,
+            shown,
+            partial: true,
+            offset,
+            crc,
+            prefix_pending: defer && offset > 0,
+        }))
+    }
+
+    /// The file being received, if any.
+    pub fn incoming(&mut self) -> Option<&mut Incoming> {
+        self.incoming.as_mut()
+    }
+
+    /// Ends the file being received, whose whole body was verified to have
+    /// crc32c `crc`: sets its mode and mtime, records the crc32c if asked
+    /// to, and stages it for the commit. On failure the file is removed.
+    pub fn finish_file(&mut self, crc: u32) -> Result<(), FsError> {
+        let Some(inc) = self.incoming.take() else {
+            return Ok(());
+        };
+        let shown = inc.shown.clone();
+        let fd = inc.file.as_raw_fd();
+        let record = self.opts.record_checksums;
+        let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
+            .map_err(|e| FsError::errno("chmod", shown.clone(), e))
+            .and_then(|()| {
+                if !record {
+                    return Ok(());
+                }
+                let r = Recorded {
+                    crc,
+                    size: inc.size,
+                };
+                match xattr::record(inc.file.as_fd(), r) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
+                            log::warn!("{shown}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files");
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(FsError::errno("setxattr", shown.clone(), e)),
+                }
+            })
+            .and_then(|()| {
+                stat::futimens(fd, &omit(), &timespec(&inc.meta))
+                    .map_err(|e| FsError::errno("utimes", shown, e))
+            });
+        match res {
+            Ok(()) => {
+                self.staged.push(Staged {
+                    id: inc.id,
+                    path: inc.path,
+                    tmp: inc.tmp,
+                    kind: EntryKind::File,
+                    meta: inc.meta,
+                    size: inc.size,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_tmp(&inc.path, &inc.tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the file being received, if any.
+    pub fn abort_file(&mut self) {
+        if let Some(inc) = self.incoming.take() {
+            self.remove_tmp(&inc.path, &inc.tmp);
+        }
+    }
+
+    pub(super) fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
+        if let Ok((parent, _)) = self.ns.tree.parent(path) {
+            let _ = unistd::unlinkat(
+                Some(parent.as_raw_fd()),
+                os(tmp),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    }
+
+    pub(super) fn sync(&self) -> Result<(), FsError> {
+        unistd::syncfs(self.ns.tree.root_fd())
+            .map_err(|e| FsError::errno("syncfs", self.ns.tree.show(&WirePath::root()), e))
+    }
+
+    /// Puts every displaced entry back where it was, removing the (empty)
+    /// directories made in its place. An entry whose place holds anything
+    /// else stays under its hidden name, never deleted.
+    pub(super) fn restore_displaced(&mut self) {
+        self.parent = None;
+        for d in std::mem::take(&mut self.displaced).into_iter().rev() {
+            let Ok(dir) = self.ns.tree.dir(&d.parent) else {
+                continue;
+            };
+            let dir = dir.as_raw_fd();
+            if remove_tree(dir, &d.name, Remove::EmptyDirs, 0).is_ok() {
+                let _ = fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
+            } else {
+                log::warn!(
+                    "{}: previous version kept as {}",
+                    self.ns.tree.show_in(&d.parent, &d.name),
+                    String::from_utf8_lossy(&d.tmp)
+                );
+            }
+        }
+    }
+
+    /// Removes every temporary file without committing anything, and puts
+    /// back what was displaced.
+    pub fn abort(&mut self) {
+        // A partial body stays where a later transfer can resume it.
+        if let Some(inc) = self.incoming.take() {
+            if !inc.partial {
+                self.remove_tmp(&inc.path, &inc.tmp);
+            }
+        }
+        for s in std::mem::take(&mut self.staged) {
+            self.remove_tmp(&s.path, &s.tmp);
+        }
+        self.dirs.clear();
+        self.restore_displaced();
+        // Deepest first, as at a commit.
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (path, mtime) in touched {
+            if let Ok(fd) = self.ns.tree.dir(&path) {
+                let _ = stat::futimens(fd.as_raw_fd(), &omit(), &mtime);
+            }
+        }
+    }
+}
+
+/// Which entries [`remove_tree`] may remove.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Remove {
+    /// Everything: files, links, whole directory trees (a directory that a
+    /// backup replaced by a file).
+    All,
+    /// Only directories with nothing but directories inside (what an
+    /// aborted batch leaves where it displaced a file); anything else stops
+    /// the removal with `ENOTEMPTY`.
+    EmptyDirs,
+}
+
+/// Removes `name` in `dir` and what is below it, never following a link.
+pub(super) fn remove_tree(
+    dir: RawFd,
+    name: &[u8],
+    what: Remove,
+    depth: usize,
+) -> Result<(), Errno> {
+    if depth > 4096 {
+        return Err(Errno::ELOOP);
+    }
+    let flag = if what == Remove::All {
+        UnlinkatFlags::NoRemoveDir
+    } else {
+        UnlinkatFlags::RemoveDir
+    };
+    match unistd::unlinkat(Some(dir), os(name), flag) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) if what == Remove::All => {}
+        Err(Errno::ENOTEMPTY | Errno::EEXIST) if what == Remove::EmptyDirs => {}
+        Err(e) => return Err(e),
+    }
+    let sub = open_dir_at(dir, name)?;
+    if what == Remove::All {
+        // Owner-only modes from an earlier backup must not stop the removal.
+        let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
+    }
+    for (n, t) in entries_at(sub.as_raw_fd())? {
+        if what == Remove::EmptyDirs && t != Some(nix::dir::Type::Directory) {
+            return Err(Errno::ENOTEMPTY);
+        }
+        remove_tree(sub.as_raw_fd(), &n, what, depth + 1)?;
+    }
+    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
+}
+
+impl Drop for Stager {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::proto::Time;
+
+    pub(crate) fn wp(s: &str) -> WirePath {
+        WirePath::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    pub(crate) fn meta(mode: u32, secs: i64) -> Meta {
+        Meta {
+            mode,
+            mtime: Time {
+                secs,
+                nanos: 123_456_789,
+            },
+        }
+    }
+
+    pub(crate) fn write_all(fd: &OwnedFd, data: &[u8]) {
+        nix::unistd::write(fd, data).unwrap();
+    }
+
+    pub(crate) fn stager(dir: &std::path::Path) -> Stager {
+        Stager::new(Namespace::open_dir(dir).unwrap(), StageOptions::default())
+    }
+
+    fn with(dir: &std::path::Path, opts: StageOptions) -> Stager {
+        Stager::new(Namespace::open_dir(dir).unwrap(), opts)
+    }
+
+    #[test]
+    fn nothing_visible_before_commit_and_nothing_left_after_drop() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old").unwrap();
+        {
+            let mut s = stager(t.path());
+            let inc = s.begin_file(1, &wp("f"), meta(0o640, 1000), 3).unwrap();
+            write_all(&inc.file, b"new");
+            s.finish_file(0).unwrap();
+            assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        }
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn aborted_file_leaves_old_version() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old").unwrap();
+        let mut s = stager(t.path());
+        let inc = s.begin_file(1, &wp("f"), meta(0o600, 1), 3).unwrap();
+        write_all(&inc.file, b"ne");
+        s.abort_file();
+        assert!(s.commit().failures.is_empty());
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn never_writes_through_a_stored_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("d")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("e")).unwrap();
+        let mut s = stager(&root);
+        // Entries under a stored link replace the link with a directory...
+        s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).unwrap();
+        s.finish_file(0).unwrap();
+        s.symlink(2, &wp("d/l"), b"x", meta(0o600, 1)).unwrap();
+        // ...and so does a directory entry where the link is.
+        s.mkdir(&wp("e"), meta(0o755, 1)).unwrap();
+        assert!(s.commit().failures.is_empty());
+        assert!(std::fs::symlink_metadata(root.join("d")).unwrap().is_dir());
+        assert!(std::fs::symlink_metadata(root.join("e")).unwrap().is_dir());
+        assert!(std::fs::symlink_metadata(root.join("d/f"))
+            .unwrap()
+            .is_file());
+        // Nothing was ever written through either link.
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_file_becoming_a_directory_keeps_the_file_until_the_commit() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x"), b"old file").unwrap();
+        std::fs::write(t.path().join("y"), b"old y").unwrap();
+        let names = |t: &tempfile::TempDir| {
+            let mut v: Vec<_> = std::fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        // Aborted: both come back, nothing else is left.
+        {
+            let mut s = stager(t.path());
+            let inc = s.begin_file(1, &wp("x/a/b"), meta(0o600, 1), 1).unwrap();
+            write_all(&inc.file, b"n");
+            s.finish_file(0).unwrap();
+            s.mkdir(&wp("x/a"), meta(0o755, 1)).unwrap();
+            s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
+            s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
+            assert!(t.path().join("x").is_dir());
+        }
+        assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
+        assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");
+        assert_eq!(names(&t), ["x", "y"]);
+        // Committed: the directories replace them and the old files go.
+        let mut s = stager(t.path());
+        let inc = s.begin_file(1, &wp("x/a"), meta(0o600, 1), 1).unwrap();
+        write_all(&inc.file, b"n");
+        s.finish_file(0).unwrap();
+        s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
+        s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
+        assert!(s.commit().failures.is_empty());
+        assert_eq!(std::fs::read(t.path().join("x/a")).unwrap(), b"n");
+        assert!(t.path().join("y").is_dir());
+        assert_eq!(names(&t), ["x", "y"]);
+    }
+
+    #[test]
+    fn partials_are_kept_and_resumed_only_when_the_options_say_so() {
+        let t = tempfile::tempdir().unwrap();
+        let size = resume::RESUME_MIN;
+        let half = vec![7u8; (size / 2) as usize];
+        let keep = StageOptions {
+            keep_partials: true,
+            ..StageOptions::default()
+        };
+        {
+            let mut s = with(t.path(), keep);
+            let inc = s.begin_file(1, &wp("big"), meta(0o600, 5), size).unwrap();
+            write_all(&inc.file, &half);
+            // Dropped before the body is complete: the partial stays.
+        }
+        assert_eq!(
+            stager(t.path()).partial_len(&wp("big"), size, &meta(0o600, 5)),
+            None
+        );
+        let mut s = with(t.path(), keep);
+        assert_eq!(
+            s.partial_len(&wp("big"), size, &meta(0o600, 5)),
+            Some(size / 2)
+        );
+        // Another version of the file has no partial.
+        assert_eq!(s.partial_len(&wp("big"), size, &meta(0o600, 6)), None);
+        let inc = s
+            .resume_file(2, &wp("big"), meta(0o600, 5), size, size / 2)
+            .unwrap();
+        assert_eq!((inc.offset, inc.crc), (size / 2, crc32c::crc32c(&half)));
+        assert!(!inc.prefix_pending);
+        drop(s);
+        let mut s = with(
+            t.path(),
+            StageOptions {
+                defer_prefix_crc: true,
+                ..keep
+            },
+        );
+        let inc = s
+            .resume_file(3, &wp("big"), meta(0o600, 5), size, size / 2)
+            .unwrap();
+        assert!(inc.prefix_pending);
+        assert_eq!(inc.crc, 0);
+        let kept = inc.kept().unwrap();
+        assert_eq!(kept.crc(0, size / 2, 0).unwrap(), crc32c::crc32c(&half));
+        drop(s);
+        let mut s = stager(t.path());
+        let e = s
+            .resume_file(4, &wp("big"), meta(0o600, 5), size, size / 2)
+            .err()
+            .unwrap();
+        assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT));
+    }
+}

@@ -1,0 +1,197 @@
+//! [`StoredFile`]: the one way to open and read a stored file. The
+//! restore stream, verify, the crc32c of a resumed transfer's kept bytes
+//! and (later) the web interface and delta's basis all read through it, so
+//! how the bytes are kept (plain today; compressed, or as a delta, later)
+//! is decided here and nowhere else.
+//!
+//! A stored file is opened confined beneath its namespace, never through a
+//! symlink, and described by its open descriptor (`fstat` of what will be
+//! read, not of the name, which may change meanwhile).
+//!
+//! Must not write: staging owns every change to a tree.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::stat;
+
+use super::beneath::Beneath;
+use super::namespace::Namespace;
+use super::xattr;
+use crate::io::error::FsError;
+use crate::io::transfer::{crc_range, BodySender};
+use crate::io::{kind_of, meta_of};
+use crate::proto::{EntryKind, Meta, WirePath};
+use crate::store::record::Recorded;
+
+/// An open stored file (see the module docs).
+pub struct StoredFile {
+    fd: OwnedFd,
+    kind: Option<EntryKind>,
+    size: u64,
+    meta: Meta,
+    shown: String,
+}
+
+impl Namespace {
+    /// Opens the stored file at `path` for reading.
+    pub fn open_stored(&self, path: &WirePath) -> Result<StoredFile, FsError> {
+        StoredFile::open(&self.tree, path)
+    }
+}
+
+impl StoredFile {
+    /// Opens `path` beneath `tree` and describes what was opened.
+    pub(super) fn open(tree: &Beneath, path: &WirePath) -> Result<StoredFile, FsError> {
+        let fd = tree.open_file(path)?;
+        StoredFile::describe(fd, tree.show(path))
+    }
+
+    /// The bytes a transfer kept in a partial, `len` of them, read as a
+    /// stored file is (a partial is always plain).
+    pub(super) fn kept(fd: OwnedFd, len: u64, meta: Meta, shown: String) -> StoredFile {
+        StoredFile {
+            fd,
+            kind: Some(EntryKind::File),
+            size: len,
+            meta,
+            shown,
+        }
+    }
+
+    fn describe(fd: OwnedFd, shown: String) -> Result<StoredFile, FsError> {
+        let st =
+            stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.clone(), e))?;
+        Ok(StoredFile {
+            kind: kind_of(&st),
+            size: st.st_size.max(0) as u64,
+            meta: meta_of(&st),
+            fd,
+            shown,
+        })
+    }
+
+    /// Whether what was opened is a regular file (a name can change
+    /// between the `lstat` that chose it and the open).
+    pub fn is_file(&self) -> bool {
+        self.kind == Some(EntryKind::File)
+    }
+
+    /// Its size when opened.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Its mode and mtime when opened.
+    pub fn meta(&self) -> Meta {
+        self.meta
+    }
+
+    /// Its path as a person would write it, for the log.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The checksum recorded when it was stored, if any (a file placed by
+    /// hand, or on a file system without user xattrs, has none).
+    pub fn recorded(&self) -> Result<Option<Recorded>, FsError> {
+        xattr::recorded(self.fd.as_fd())
+            .map_err(|e| FsError::errno("getxattr", self.shown.clone(), e))
+    }
+
+    /// The recorded crc32c of the whole file, if one was recorded for its
+    /// present size.
+    pub fn recorded_crc(&self) -> Option<u32> {
+        self.recorded()
+            .ok()
+            .flatten()
+            .and_then(|r| r.crc_for(self.size))
+    }
+
+    /// crc32c of `len` bytes from `offset`, continuing from `crc`.
+    pub fn crc(&self, offset: u64, len: u64, crc: u32) -> Result<u32, FsError> {
+        crc_range(&self.fd, offset, len, crc)
+            .map_err(|e| FsError::io("read", self.shown.clone(), e))
+    }
+
+    /// A second handle (its own descriptor), for a worker thread.
+    pub fn try_clone(&self) -> Result<StoredFile, FsError> {
+        Ok(StoredFile {
+            fd: self
+                .fd
+                .try_clone()
+                .map_err(|e| FsError::io("dup", self.shown.clone(), e))?,
+            kind: self.kind,
+            size: self.size,
+            meta: self.meta,
+            shown: self.shown.clone(),
+        })
+    }
+
+    /// Hands the file to a `sendfile` sender for bytes `offset..size`, the
+    /// bytes before `offset` having crc32c `prefix_crc`. The sender checks
+    /// what it sends against the recorded crc32c, so a file that rotted on
+    /// disk is not sent as good.
+    pub fn sender(self, offset: u64, prefix_crc: u32) -> Result<BodySender, FsError> {
+        let recorded = self.recorded_crc();
+        let mut tx = BodySender::with_prefix_crc(self.fd, self.size, offset, prefix_crc)
+            .map_err(|e| FsError::io("stat", self.shown, e))?;
+        if let Some(crc) = recorded {
+            tx.expect_crc(crc);
+        }
+        Ok(tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::WirePath;
+
+    #[test]
+    fn opens_confined_and_describes_the_open_file() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"hello").unwrap();
+        std::fs::create_dir(t.path().join("d")).unwrap();
+        std::os::unix::fs::symlink("f", t.path().join("l")).unwrap();
+        let ns = Namespace::open_dir(t.path()).unwrap();
+        let f = ns
+            .open_stored(&WirePath::new(b"f".to_vec()).unwrap())
+            .unwrap();
+        assert!(f.is_file());
+        assert_eq!(f.size(), 5);
+        assert_eq!(f.crc(0, 5, 0).unwrap(), crc32c::crc32c(b"hello"));
+        assert_eq!(
+            f.crc(2, 3, f.crc(0, 2, 0).unwrap()).unwrap(),
+            crc32c::crc32c(b"hello")
+        );
+        assert_eq!(f.try_clone().unwrap().size(), 5);
+        let d = ns
+            .open_stored(&WirePath::new(b"d".to_vec()).unwrap())
+            .unwrap();
+        assert!(!d.is_file());
+        assert!(ns
+            .open_stored(&WirePath::new(b"l".to_vec()).unwrap())
+            .is_err());
+        let e = f.crc(0, 6, 0).unwrap_err();
+        assert_eq!(e.op, "read");
+    }
+
+    #[test]
+    fn the_recorded_crc_speaks_only_for_the_present_size() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"abc").unwrap();
+        let file = std::fs::File::open(t.path().join("f")).unwrap();
+        let ns = Namespace::open_dir(t.path()).unwrap();
+        let path = WirePath::new(b"f".to_vec()).unwrap();
+        assert_eq!(ns.open_stored(&path).unwrap().recorded_crc(), None);
+        let r = Recorded { crc: 7, size: 3 };
+        if !xattr::record(file.as_fd(), r).unwrap() {
+            return; // No user xattrs where the test runs.
+        }
+        let f = ns.open_stored(&path).unwrap();
+        assert_eq!(f.recorded().unwrap(), Some(r));
+        assert_eq!(f.recorded_crc(), Some(7));
+        xattr::record(file.as_fd(), Recorded { crc: 7, size: 4 }).unwrap();
+        assert_eq!(ns.open_stored(&path).unwrap().recorded_crc(), None);
+    }
+}

@@ -1,0 +1,284 @@
+//! The vocabulary between the server session and the I/O shell: the
+//! [`Command`]s the session emits (work for the shell, imperative) and the
+//! [`Completion`]s the shell reports back (what happened, past tense).
+//!
+//! Only types live here: no decision is made in this file, and nothing in it
+//! touches a socket, a file or a clock. The rules of who may send what and
+//! when are in [`super::session`]; the decisions the shell asks for while
+//! carrying a command out are in [`super::receive`] and [`super::stream`].
+
+use super::receive::Received;
+use crate::proto::{ListItem, ManifestEntry, Meta, WirePath};
+
+/// Work for the I/O shell, in the order it must be done (drain
+/// [`super::session::ServerSession::poll_command`] after every input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open (creating it if needed) the client's namespace directory; on
+    /// failure report [`Completion::NamespaceFailed`].
+    OpenNamespace {
+        /// The validated client name.
+        name: String,
+    },
+    /// Make `path` a directory; its meta is applied at the next commit.
+    Mkdir {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+    },
+    /// Stage a symlink.
+    Symlink {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Link target, stored verbatim.
+        target: Vec<u8>,
+        /// Mtime (mode ignored).
+        meta: Meta,
+    },
+    /// Create the temporary file for a body of `size` bytes that follows.
+    BeginFile {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the whole file.
+        size: u64,
+        /// The body starts here: the store keeps bytes `0..offset` from an
+        /// interrupted transfer (0: a fresh transfer).
+        offset: u64,
+    },
+    /// The body is complete: keep the file or discard it, as
+    /// [`super::receive::body_verdict`] decides from these fields and what
+    /// the shell staged; a discarded file is reported with
+    /// [`Completion::Failed`].
+    EndFile {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// The sender's crc32c.
+        crc: u32,
+        /// The sender's status.
+        ok: bool,
+        /// What the shell reported of the body it moved
+        /// ([`Completion::BodyReceived`]); `None` when the body was empty,
+        /// so nothing was moved.
+        received: Option<Received>,
+    },
+    /// Sync, rename staged entries into place, sync; then
+    /// [`Completion::Committed`].
+    Commit {
+        /// Request id.
+        id: u32,
+    },
+    /// Send the listing of `path` ([`Completion::Listed`] for each entry,
+    /// then [`Completion::Done`]).
+    List {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
+    /// Send the tree at `path`: [`Completion::RestoredDir`],
+    /// [`Completion::RestoredSymlink`], [`Completion::RestoredFile`] (then
+    /// its body and [`Completion::FileSent`]) or [`Completion::Offered`]
+    /// (see [`super::stream::plan_file`]), then [`Completion::Done`].
+    Restore {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
+    /// Compare the entries with the store; answer with
+    /// [`Completion::Checked`].
+    Check {
+        /// Request id of the `Manifest`.
+        id: u32,
+        /// What the client has.
+        entries: Vec<ManifestEntry>,
+    },
+    /// Send the offered file of the restore `id` from `offset` on
+    /// ([`Completion::Resumed`], the body, [`Completion::FileSent`]); see
+    /// [`super::stream::plan_resume`] for what must be read first.
+    SendFrom {
+        /// The `Restore` request.
+        id: u32,
+        /// Bytes the client already holds.
+        offset: u64,
+    },
+    /// Re-read the stored files under `path` and compare each with its
+    /// recorded crc32c ([`Completion::Failed`] for each damaged one,
+    /// [`Completion::VerifyProgress`] meanwhile, then
+    /// [`Completion::Verified`]). Changes nothing.
+    Verify {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+    },
+    /// Drop everything staged and not committed (the connection is ending).
+    Abort,
+}
+
+/// What a `Verify` found, for its `Verified` answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Files read.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Files that no longer match their crc32c, or could not be read.
+    pub damaged: u64,
+    /// Files with no recorded crc32c.
+    pub unchecked: u64,
+}
+
+/// What the shell reports back to the session: the outcome of a
+/// [`Command`], the end of a body it moved, or one piece of an answer it
+/// streams on the session's behalf. The one way into the session from the
+/// shell ([`super::session::ServerSession::handle_completion`]), so every
+/// such input has a name, and a harness can script them.
+///
+/// Pieces of a streamed answer (`Listed` to `Done`) are completions too,
+/// not a second door: they finish the `List`, `Restore` or `Verify` command
+/// piece by piece, in order, and a harness drives them the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// [`Command::OpenNamespace`] failed: the connection ends with this
+    /// message.
+    NamespaceFailed {
+        /// What the client is told.
+        message: String,
+    },
+    /// A command, or one entry of a streamed answer, failed for `path`; the
+    /// client is told and the connection goes on.
+    Failed {
+        /// The request id.
+        id: u32,
+        /// The path concerned.
+        path: WirePath,
+        /// What the client is told.
+        message: String,
+    },
+    /// The shell moved the whole body announced by the last `File` (see
+    /// [`super::session::ServerSession::wants_body`]).
+    BodyReceived(Received),
+    /// The answer to [`Command::Check`].
+    Checked {
+        /// The `Manifest`'s id.
+        id: u32,
+        /// Bit `i` set: entry `i` is needed.
+        bits: Vec<u8>,
+        /// Needed files the store holds a part of: (entry index, offset).
+        resume: Vec<(u32, u64)>,
+    },
+    /// [`Command::Commit`] is done: everything before it is durable.
+    Committed {
+        /// The commit's id.
+        id: u32,
+    },
+    /// One entry of a `List` answer.
+    Listed {
+        /// The `List` request.
+        id: u32,
+        /// The entry.
+        item: ListItem,
+    },
+    /// A restored directory (sent after its contents).
+    RestoredDir {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+    },
+    /// A restored symlink.
+    RestoredSymlink {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Link target, verbatim.
+        target: Vec<u8>,
+        /// Mtime.
+        meta: Meta,
+    },
+    /// A restored file's header: once it is sent, the shell sends exactly
+    /// `size` body bytes itself and then reports [`Completion::FileSent`].
+    RestoredFile {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
+    },
+    /// A large restored file is offered instead
+    /// ([`super::stream::plan_file`]); the restore pauses until the
+    /// client's `Want` turns into [`Command::SendFrom`].
+    Offered {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
+    },
+    /// The header of an offered file, sent from `offset` on after
+    /// [`Command::SendFrom`]: the shell sends bytes `offset..size` and then
+    /// reports [`Completion::FileSent`].
+    Resumed {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the whole file.
+        size: u64,
+        /// Where the body starts.
+        offset: u64,
+    },
+    /// A restored body was sent.
+    FileSent {
+        /// The `Restore` request.
+        id: u32,
+        /// crc32c of the whole file as read while sending.
+        crc: u32,
+        /// False when the file changed or failed while being sent.
+        ok: bool,
+    },
+    /// How far the `Verify` with this id got.
+    VerifyProgress {
+        /// The `Verify` request.
+        id: u32,
+        /// Files read so far.
+        files: u64,
+        /// Bytes read so far.
+        bytes: u64,
+    },
+    /// The `Verify` with this id is complete.
+    Verified {
+        /// The `Verify` request.
+        id: u32,
+        /// What it found.
+        counts: VerifyCounts,
+    },
+    /// The `List` or `Restore` with this id is complete.
+    Done {
+        /// The request.
+        id: u32,
+    },
+}

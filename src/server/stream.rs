@@ -1,0 +1,313 @@
+//! Streamed answers: `List`, `Restore` and `Verify`, which the shell
+//! produces piece by piece on the session's behalf, and the restore's
+//! offers of large files (`Offer`, the client's `Want`, `FileFrom`).
+//!
+//! The policy of a restore stream is decided here, not in the shell: which
+//! files are offered rather than sent ([`plan_file`]), what must be read
+//! before an offered file is sent from the client's offset
+//! ([`plan_resume`]). Which recorded checksum a sent file is held to is the
+//! store's rule (`crate::store::record`). Pure: it must not touch a socket, a file or a clock.
+
+use super::command::{Command, VerifyCounts};
+use super::session::{ServerSession, State};
+use crate::proto::{ErrorCode, Frame, Meta, WirePath};
+use crate::store::resume;
+
+/// How a restored file goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilePlan {
+    /// At once and whole: `File`, the body, `FileEnd`.
+    Send,
+    /// `Offer` first; the client's `Want` says from where
+    /// ([`Command::SendFrom`]).
+    Offer,
+}
+
+/// Decides how a restored regular file of `size` bytes goes out: a file
+/// large enough for the client to keep a partial of it
+/// ([`resume::is_resumable`]) may be held in part from an interrupted
+/// restore, so it is offered first.
+#[must_use]
+pub fn plan_file(size: u64) -> FilePlan {
+    if resume::is_resumable(size) {
+        FilePlan::Offer
+    } else {
+        FilePlan::Send
+    }
+}
+
+/// What comes before an offered file is sent from the client's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumePlan {
+    /// The client holds nothing: send from the start, the crc32c starting
+    /// from nothing.
+    FromStart,
+    /// The client holds the first `len` bytes: they are not sent, but the
+    /// `FileEnd` crc32c covers the whole file, so they are read for it
+    /// first (off the loop: they can be gigabytes), then the rest is sent.
+    ReadKept {
+        /// Bytes the client holds, from the start of the file.
+        len: u64,
+    },
+}
+
+/// Decides what comes before sending an offered file from `offset` (the
+/// session has checked that `offset` is at most the file's size).
+#[must_use]
+pub fn plan_resume(offset: u64) -> ResumePlan {
+    if offset == 0 {
+        ResumePlan::FromStart
+    } else {
+        ResumePlan::ReadKept { len: offset }
+    }
+}
+
+impl ServerSession {
+    /// Starts the streamed answer to request `id` (`List`, `Restore`,
+    /// `Verify`): true when the shell is to produce it. A reserved path is
+    /// refused here, and the answer ended at once with `end`.
+    fn start_stream(&mut self, id: u32, path: &WirePath, end: fn(&mut Self, u32)) -> bool {
+        if !self.check_id(id) {
+            return false;
+        }
+        if self.refuse_reserved(id, path) {
+            end(self, id);
+            return false;
+        }
+        self.state = State::Streaming { id };
+        true
+    }
+
+    fn refuse_done(&mut self, id: u32) {
+        self.push(&Frame::Done { id });
+    }
+
+    fn refuse_verified(&mut self, id: u32) {
+        self.push_verified(id, VerifyCounts::default());
+    }
+
+    /// `List`: the shell streams the listing.
+    pub(super) fn handle_list(&mut self, id: u32, path: WirePath) {
+        if self.start_stream(id, &path, Self::refuse_done) {
+            self.commands.push_back(Command::List { id, path });
+        }
+    }
+
+    /// `Restore`: the shell streams the tree.
+    pub(super) fn handle_restore(&mut self, id: u32, path: WirePath) {
+        if self.start_stream(id, &path, Self::refuse_done) {
+            self.commands.push_back(Command::Restore { id, path });
+        }
+    }
+
+    /// `Verify`: the shell checks the files and streams its progress.
+    pub(super) fn handle_verify(&mut self, id: u32, path: WirePath) {
+        if self.start_stream(id, &path, Self::refuse_verified) {
+            self.commands.push_back(Command::Verify { id, path });
+        }
+    }
+
+    /// Offers a large restored file: frames may be read meanwhile, for the
+    /// client's `Want`.
+    pub(super) fn push_offer(&mut self, id: u32, path: WirePath, meta: Meta, size: u64) {
+        self.push(&Frame::Offer {
+            id,
+            path,
+            meta,
+            size,
+        });
+        self.offer = Some((id, size));
+    }
+
+    /// The client's `Want`, while streaming: it must answer the offer that
+    /// is open, with an offset within the file.
+    pub(super) fn handle_want(&mut self, id: u32, offset: u64) {
+        match self.offer {
+            Some((want, size)) if want == id && offset <= size => {
+                self.offer = None;
+                self.commands.push_back(Command::SendFrom { id, offset });
+            }
+            _ => self.fail(
+                ErrorCode::Unexpected,
+                format!("unexpected want for request {id}"),
+            ),
+        }
+    }
+
+    /// `Verified` ends a `Verify`'s stream.
+    pub(super) fn push_verified(&mut self, id: u32, c: VerifyCounts) {
+        self.push(&Frame::Verified {
+            id,
+            files: c.files,
+            bytes: c.bytes,
+            damaged: c.damaged,
+            unchecked: c.unchecked,
+        });
+        self.end_stream(id);
+    }
+
+    /// `Done` ends a `List`'s or `Restore`'s stream.
+    pub(super) fn push_done(&mut self, id: u32) {
+        self.push(&Frame::Done { id });
+        self.end_stream(id);
+    }
+
+    fn end_stream(&mut self, id: u32) {
+        if self.state == (State::Streaming { id }) {
+            self.state = State::Ready;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::proto::{EntryKind, ListItem};
+    use crate::server::command::Completion;
+    use crate::server::session::SessionConfig;
+    use crate::testing::frames::{bytes, hello, meta, wp};
+    use crate::testing::server::{drain_commands, sent_frames, welcomed};
+    use crate::testing::{Pair, RestoreEntry};
+
+    #[test]
+    fn large_files_are_offered_small_ones_sent() {
+        assert_eq!(plan_file(0), FilePlan::Send);
+        assert_eq!(plan_file(resume::RESUME_MIN - 1), FilePlan::Send);
+        assert_eq!(plan_file(resume::RESUME_MIN), FilePlan::Offer);
+        assert_eq!(plan_file(u64::MAX), FilePlan::Offer);
+    }
+
+    #[test]
+    fn a_resume_reads_the_kept_bytes_first() {
+        assert_eq!(plan_resume(0), ResumePlan::FromStart);
+        assert_eq!(plan_resume(5), ResumePlan::ReadKept { len: 5 });
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
+        let b = bytes(&[
+            hello("a"),
+            Frame::List {
+                id: 1,
+                path: WirePath::root(),
+            },
+        ]);
+        let mut pending = Vec::new();
+        for byte in b {
+            pending.push(byte);
+            let n = s.handle_input(now, &pending);
+            pending.drain(..n);
+        }
+        assert!(pending.is_empty());
+        assert_eq!(
+            drain_commands(&mut s),
+            vec![
+                Command::OpenNamespace { name: "a".into() },
+                Command::List {
+                    id: 1,
+                    path: WirePath::root()
+                }
+            ]
+        );
+        assert!(s.is_streaming());
+        s.handle_completion(Completion::Listed {
+            id: 1,
+            item: ListItem {
+                kind: EntryKind::File,
+                name: b"f".to_vec(),
+                meta: meta(),
+                size: 3,
+                target: vec![],
+            },
+        });
+        s.handle_completion(Completion::Done { id: 1 });
+        assert!(!s.is_streaming());
+        let out = sent_frames(&mut s);
+        assert!(matches!(
+            out[..],
+            [
+                Frame::Welcome { .. },
+                Frame::ListEntry { id: 1, .. },
+                Frame::Done { id: 1 }
+            ]
+        ));
+    }
+
+    #[test]
+    fn a_want_must_answer_the_open_offer() {
+        let now = Instant::now();
+        for (want, closes) in [
+            (Frame::Want { id: 1, offset: 4 }, false),
+            (Frame::Want { id: 1, offset: 11 }, true),
+            (Frame::Want { id: 2, offset: 0 }, true),
+        ] {
+            let mut s = welcomed(SessionConfig::default(), now);
+            s.handle_input(
+                now,
+                &bytes(&[Frame::Restore {
+                    id: 1,
+                    path: WirePath::root(),
+                }]),
+            );
+            drain_commands(&mut s);
+            assert!(!s.wants_input(), "no frames while streaming");
+            s.handle_completion(Completion::Offered {
+                id: 1,
+                path: wp("big"),
+                meta: meta(),
+                size: 10,
+            });
+            assert!(s.is_offering() && s.wants_input());
+            s.handle_input(now, &bytes(&[want]));
+            assert_eq!(s.is_closing(), closes);
+            if !closes {
+                assert_eq!(
+                    drain_commands(&mut s),
+                    vec![Command::SendFrom { id: 1, offset: 4 }]
+                );
+                assert!(!s.is_offering() && !s.wants_input());
+            }
+        }
+    }
+
+    #[test]
+    fn a_restore_resumes_an_offered_file_from_the_clients_offset() {
+        let mut pair = Pair::new(SessionConfig::default(), "laptop");
+        let big: Vec<u8> = (0..resume::RESUME_MIN + 10).map(|i| i as u8).collect();
+        pair.server.shell.restore = vec![
+            RestoreEntry::File {
+                path: wp("small"),
+                meta: meta(),
+                body: b"abc".to_vec(),
+            },
+            RestoreEntry::File {
+                path: wp("big"),
+                meta: meta(),
+                body: big.clone(),
+            },
+            RestoreEntry::Dir {
+                path: WirePath::root(),
+                meta: meta(),
+            },
+        ];
+        pair.client.wants.insert(wp("big"), 7);
+        let id = pair.client.session.send_restore(WirePath::root());
+        pair.drive().expect("quiescent");
+        assert!(pair
+            .server
+            .shell
+            .commands
+            .contains(&Command::SendFrom { id, offset: 7 }));
+        assert_eq!(pair.client.bodies, vec![b"abc".to_vec(), big[7..].to_vec()]);
+        assert!(pair
+            .client
+            .events
+            .iter()
+            .any(|e| matches!(e, crate::client::session::Event::Done { id: d } if *d == id)));
+        assert!(pair.client.session.error().is_none());
+    }
+}

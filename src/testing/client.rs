@@ -1,0 +1,145 @@
+//! The client's end of an in-memory connection: a [`ClientSession`] and
+//! the bytes in and out, with the driver's side of file bodies and offers.
+//!
+//! Every call into the client session that depends on how it is driven
+//! (making it, input, the end of a body, the end of the stream) goes
+//! through the small adapter at the bottom of this file, so that a change
+//! of the session's signatures (taking `now`, say) is fixed in one place.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::client::session::{ClientAuth, ClientSession, Event};
+use crate::proto::{Meta, WirePath};
+
+/// A client session with its two byte streams and what it received.
+pub struct ClientEnd {
+    /// The session under test; make requests with its `send_*` methods.
+    pub session: ClientSession,
+    /// Bytes from the server not yet consumed.
+    pub inbox: Vec<u8>,
+    /// Bytes for the server.
+    pub outbox: Vec<u8>,
+    /// Every event the session gave, in order.
+    pub events: Vec<Event>,
+    /// Every restored body received, in order.
+    pub bodies: Vec<Vec<u8>>,
+    /// How much of an offered file the client holds (none if absent): its
+    /// answer to the server's `Offer`.
+    pub wants: BTreeMap<WirePath, u64>,
+    /// The body being received, so far.
+    body: Option<Vec<u8>>,
+}
+
+impl ClientEnd {
+    /// A client saying `Hello` as `name`, with `auth` if it has a secret.
+    pub fn new(name: &str, auth: Option<ClientAuth>, now: Instant) -> ClientEnd {
+        ClientEnd {
+            session: adapter::new(name, auth, now),
+            inbox: Vec::new(),
+            outbox: Vec::new(),
+            events: Vec::new(),
+            bodies: Vec::new(),
+            wants: BTreeMap::new(),
+            body: None,
+        }
+    }
+
+    /// Backs up a file: its header, `body`, and its `FileEnd`.
+    pub fn send_file(&mut self, path: WirePath, meta: Meta, body: &[u8]) -> u32 {
+        let id = self.session.send_file(path, meta, body.len() as u64);
+        self.send_body(id, body, crc32c::crc32c(body));
+        id
+    }
+
+    /// Backs up a file the server holds the first `offset` bytes of: a
+    /// `FileFrom` header, the rest of `whole`, and a `FileEnd` whose crc32c
+    /// covers all of it.
+    pub fn send_file_from(&mut self, path: WirePath, meta: Meta, whole: &[u8], offset: u64) -> u32 {
+        let size = whole.len() as u64;
+        let id = self.session.send_file_from(path, meta, size, offset);
+        let rest = whole.get(offset as usize..).unwrap_or_default();
+        self.send_body(id, rest, crc32c::crc32c(whole));
+        id
+    }
+
+    fn send_body(&mut self, id: u32, body: &[u8], crc: u32) {
+        // The header goes out first; the body follows it raw.
+        self.flush();
+        self.outbox.extend_from_slice(body);
+        self.session.send_file_end(id, crc, true);
+    }
+
+    /// One step at `now`: input (a body, or frames), the events collected
+    /// (an offer answered from [`Self::wants`]), the output flushed. True
+    /// when anything happened.
+    pub fn step(&mut self, now: Instant) -> bool {
+        let mut progress = false;
+        if let Some(size) = self.session.wants_body() {
+            let buf = self.body.get_or_insert_with(Vec::new);
+            let want = usize::try_from(size).unwrap_or(usize::MAX) - buf.len();
+            let take = want.min(self.inbox.len());
+            buf.extend(self.inbox.drain(..take));
+            progress |= take > 0;
+            if take == want {
+                self.bodies.push(self.body.take().unwrap_or_default());
+                adapter::body_done(&mut self.session, now);
+                progress = true;
+            }
+        } else {
+            let n = adapter::input(&mut self.session, now, &self.inbox);
+            self.inbox.drain(..n);
+            progress |= n > 0;
+        }
+        while let Some(event) = self.session.poll_event() {
+            progress = true;
+            if let Event::Offer { id, path, .. } = &event {
+                let held = self.wants.get(path).copied().unwrap_or(0);
+                self.session.send_want(*id, held);
+            }
+            self.events.push(event);
+        }
+        progress | self.flush()
+    }
+
+    /// The server closed the connection.
+    pub fn handle_eof(&mut self, now: Instant) {
+        adapter::eof(&mut self.session, now);
+        while let Some(event) = self.session.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    fn flush(&mut self) -> bool {
+        let out = self.session.poll_transmit();
+        let n = out.len();
+        self.outbox.extend_from_slice(out);
+        self.session.consume_transmit(n);
+        n > 0
+    }
+}
+
+/// The calls into [`ClientSession`] that depend on how it is driven. The
+/// client session does not take the time yet; `now` is passed here so that
+/// only these lines change when it does.
+mod adapter {
+    use std::time::Instant;
+
+    use crate::client::session::{ClientAuth, ClientSession};
+
+    pub(super) fn new(name: &str, auth: Option<ClientAuth>, _now: Instant) -> ClientSession {
+        ClientSession::new(name, auth)
+    }
+
+    pub(super) fn input(s: &mut ClientSession, _now: Instant, buf: &[u8]) -> usize {
+        s.handle_input(buf)
+    }
+
+    pub(super) fn body_done(s: &mut ClientSession, _now: Instant) {
+        s.handle_body_done();
+    }
+
+    pub(super) fn eof(s: &mut ClientSession, _now: Instant) {
+        s.handle_eof();
+    }
+}
