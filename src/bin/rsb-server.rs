@@ -1,6 +1,6 @@
 //! `rsb-server`: options → validated config → run → exit status.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use log::{error, info, warn};
 
 use rsb::auth::Secrets;
 use rsb::exit;
-use rsb::io::server_loop::{self, ServerConfig};
+use rsb::io::server::{Server, ServerConfig};
 use rsb::server::session::SessionConfig;
 
 const PROG: &str = "rsb-server";
@@ -21,8 +21,6 @@ const USAGE: &str =
     "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
 
 struct Args {
-    addr: Option<IpAddr>,
-    port: u16,
     config: ServerConfig,
     level: log::LevelFilter,
 }
@@ -164,11 +162,11 @@ fn parse() -> Parsed {
         log::LevelFilter::Info
     };
     Parsed::Run(Box::new(Args {
-        addr,
-        port,
         level,
         config: ServerConfig {
             root: PathBuf::from(dir),
+            addr,
+            port,
             max_clients,
             session: SessionConfig {
                 read_only: m.opt_present("r"),
@@ -197,68 +195,40 @@ fn main() -> ExitCode {
         Parsed::Exit(code) => return code,
     };
     rsb::io::log::init(PROG, args.level);
-    let fds = server_loop::raise_fd_limit();
-    // A busy connection holds its socket, a pipe (two fds), the file being
-    // moved, its namespace and a directory: six descriptors.
-    let wanted = (args.config.max_clients as u64)
-        .saturating_mul(6)
-        .saturating_add(32);
-    if let Some(n) = fds.filter(|n| *n < wanted) {
-        warn!(
-            "the open-file limit ({n}) is below what {} busy clients need (about {wanted}); raise it (ulimit -n) or lower -c",
-            args.config.max_clients
-        );
-    }
-    let signals = match server_loop::signals() {
+    let server = match Server::start(args.config) {
         Ok(s) => s,
         Err(e) => {
             error!("{e}");
             return ExitCode::from(exit::PARTIAL as u8);
         }
     };
-    let root = match server_loop::open_root(&args.config) {
-        Ok(r) => r,
+    announce(&server, args.level);
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("backup root: {e}");
-            return ExitCode::from(exit::PARTIAL as u8);
+            error!("{e}");
+            ExitCode::from(exit::PARTIAL as u8)
         }
-    };
-    let listener = match args.addr {
-        Some(ip) => server_loop::bind(SocketAddr::new(ip, args.port)),
-        // All interfaces: dual-stack IPv6 where the host has it.
-        None => server_loop::bind(SocketAddr::new(
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            args.port,
-        ))
-        .or_else(|_| {
-            server_loop::bind(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                args.port,
-            ))
-        }),
-    };
-    let listener = match listener {
-        Ok(l) => l,
-        Err(e) => {
-            let shown = args.addr.map_or_else(|| "*".to_string(), |a| a.to_string());
-            error!("cannot listen on {shown}:{}: {e}", args.port);
-            return ExitCode::from(exit::PARTIAL as u8);
-        }
-    };
-    let local = listener
+    }
+}
+
+/// Says where the server listens and how it is set up.
+fn announce(server: &Server, level: log::LevelFilter) {
+    let config = server.config();
+    let local = server
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     // Printed even with -q: scripts and tests read the real port from it.
-    if args.level < log::LevelFilter::Info {
+    if level < log::LevelFilter::Info {
         eprintln!(
             "{PROG}: listening on {local}, root {}",
-            args.config.root.display()
+            config.root.display()
         );
     } else {
-        info!("listening on {local}, root {}", args.config.root.display());
+        info!("listening on {local}, root {}", config.root.display());
     }
-    match &args.config.session.secrets {
+    match &config.session.secrets {
         Some(s) => info!(
             "authentication required for {} name{}",
             s.len(),
@@ -266,17 +236,10 @@ fn main() -> ExitCode {
         ),
         None => warn!(
             "no authentication (--secrets): anyone who can reach this port can read and write {}",
-            args.config.root.display()
+            config.root.display()
         ),
     }
-    if args.config.session.read_only {
+    if config.session.read_only {
         info!("read-only: backups will be refused");
-    }
-    match server_loop::run(args.config, root, listener, signals) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!("{e}");
-            ExitCode::from(exit::PARTIAL as u8)
-        }
     }
 }

@@ -5,8 +5,11 @@
 pub mod client;
 pub mod error;
 pub mod log;
-pub mod server_loop;
+pub mod net;
+pub mod server;
+pub mod signals;
 pub mod store;
+pub mod timers;
 pub mod transfer;
 pub mod walk;
 pub mod worker;

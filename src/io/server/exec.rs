@@ -1,0 +1,315 @@
+//! Carrying out a backup session's commands against the client's
+//! namespace through the store ([`crate::io::store`]: a [`Stager`] on the
+//! namespace): opening it, staging entries, keeping or discarding received
+//! bodies as the pure [`body_verdict`] says, answering manifests, and
+//! starting listings and restores. Commits, verifies and resumed prefixes
+//! go to the workers ([`super::jobs`]); streamed answers are produced in
+//! [`super::stream`]. What to do is the session's decision; this file only
+//! does it and reports back.
+
+use log::{debug, error, info, warn};
+
+use super::rsb_conn::{RsbConn, ENTRY_COST};
+use super::Env;
+use crate::io::error::FsError;
+use crate::io::kind_of;
+use crate::io::store::{StageOptions, Stager};
+use crate::proto::{EntryKind, Meta, WirePath};
+use crate::server::command::Received;
+use crate::server::session::receive::{body_verdict, Staged, Verdict};
+use crate::server::session::{Command, Completion, ServerSession};
+
+/// The message a client sees for a failed operation: the operation and the
+/// cause, without the server's own paths.
+pub(super) fn client_message(e: &FsError) -> String {
+    format!("{}: {}", e.op, crate::io::describe(&e.error))
+}
+
+impl RsbConn {
+    /// Carries out the session's commands; returns their cost against the
+    /// turn's budget. Stops at a command that hands a job to the workers:
+    /// the commands behind it wait for it.
+    pub(super) fn run_commands(&mut self, env: &Env) -> u64 {
+        let mut cost = 0;
+        while !self.is_waiting() {
+            let Some(cmd) = self.session.poll_command() else {
+                break;
+            };
+            cost += ENTRY_COST;
+            match cmd {
+                Command::OpenNamespace { name } => self.open_namespace(&name, env),
+                Command::Abort => {
+                    if let Some(s) = self.store.as_mut() {
+                        s.abort();
+                    }
+                }
+                Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
+                cmd @ Command::BeginFile { .. } => {
+                    self.dispatch(cmd);
+                    self.defer_prefix_crc(&env.workers);
+                }
+                Command::Commit { id } => self.commit(id, &env.workers),
+                Command::Verify { id, path } => self.verify(id, path, &env.workers),
+                cmd => self.dispatch(cmd),
+            }
+        }
+        cost
+    }
+
+    fn open_namespace(&mut self, name: &str, env: &Env) {
+        let read_only = env.config.session.read_only;
+        // A read-only server creates nothing, not even a namespace.
+        let ns = if read_only {
+            env.root.existing_namespace(name)
+        } else {
+            env.root.namespace(name)
+        };
+        match ns {
+            Ok(ns) => {
+                info!("{}: client {name} connected", self.peer);
+                // Temporary files a killed server left in this namespace
+                // go, in the background, once per run.
+                if !read_only {
+                    if let Ok(tree) = ns.try_clone() {
+                        env.workers.sweep_once(name, tree);
+                    }
+                }
+                let opts = StageOptions {
+                    keep_partials: true,
+                    record_checksums: true,
+                    defer_prefix_crc: true,
+                    ..StageOptions::default()
+                };
+                self.store = Some(Stager::new(ns, opts));
+            }
+            Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
+                info!(
+                    "{}: client {name} connected (nothing stored yet)",
+                    self.peer
+                );
+            }
+            Err(e) => {
+                error!("{}: namespace {name}: {e}", self.peer);
+                self.session.handle_completion(Completion::NamespaceFailed {
+                    message: format!("cannot open namespace: {}", client_message(&e)),
+                });
+            }
+        }
+    }
+
+    /// Carries out a command against the namespace, or answers it as for
+    /// an empty one when there is none.
+    pub(super) fn dispatch(&mut self, cmd: Command) {
+        if self.store.is_none() {
+            answer_empty(cmd, &mut self.session);
+            return;
+        }
+        match cmd {
+            Command::Mkdir { id, path, meta } => self.mkdir(id, path, meta),
+            Command::Symlink {
+                id,
+                path,
+                target,
+                meta,
+            } => self.symlink(id, path, &target, meta),
+            Command::BeginFile {
+                id,
+                path,
+                meta,
+                size,
+                offset,
+            } => self.begin_file(id, path, meta, size, offset),
+            Command::EndFile {
+                id,
+                path,
+                crc,
+                ok,
+                received,
+            } => self.end_file(id, path, crc, ok, received),
+            Command::List { id, path } => self.list(id, path),
+            Command::Restore { id, path } => {
+                info!("{}: restore {path} (from {})", self.who(), self.peer);
+                self.start_restore(id, path);
+            }
+            Command::Check { id, entries } => self.check(id, &entries),
+            Command::OpenNamespace { .. }
+            | Command::Abort
+            | Command::SendFrom { .. }
+            | Command::Commit { .. }
+            | Command::Verify { .. } => {}
+        }
+    }
+
+    /// A command for request `id` failed: count it and tell the client.
+    fn fail(&mut self, id: u32, path: WirePath, msg: String) {
+        self.batch.failed += 1;
+        self.session.handle_completion(Completion::Failed {
+            id,
+            path,
+            message: msg,
+        });
+    }
+
+    /// Reports a failed staging step to the log and the client.
+    fn staging_failed(&mut self, id: u32, path: WirePath, e: &FsError) {
+        warn!("{}: {e}", self.who());
+        self.fail(id, path, client_message(e));
+    }
+
+    fn mkdir(&mut self, id: u32, path: WirePath, meta: Meta) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        self.batch.entries += 1;
+        if let Err(e) = store.mkdir(&path, meta) {
+            self.staging_failed(id, path, &e);
+        }
+    }
+
+    fn symlink(&mut self, id: u32, path: WirePath, target: &[u8], meta: Meta) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        self.batch.entries += 1;
+        if let Err(e) = store.symlink(id, &path, target, meta) {
+            self.staging_failed(id, path, &e);
+        }
+    }
+
+    fn begin_file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
+        self.batch.entries += 1;
+        let who = self.who();
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let res = if offset > 0 {
+            info!("{who}: {path}: resuming at byte {offset} of {size}");
+            store.resume_file(id, &path, meta, size, offset).map(|_| ())
+        } else {
+            store.begin_file(id, &path, meta, size).map(|_| ())
+        };
+        if let Err(e) = res {
+            self.staging_failed(id, path, &e);
+        }
+    }
+
+    fn end_file(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        crc: u32,
+        ok: bool,
+        received: Option<Received>,
+    ) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(staged) = store.incoming().map(|i| Staged {
+            size: i.size,
+            offset: i.offset,
+            kept_crc: i.crc,
+        }) else {
+            // BeginFile failed and was reported already.
+            return;
+        };
+        match body_verdict(crc, ok, received, staged) {
+            Verdict::Discard(msg) => {
+                store.abort_file();
+                warn!("{}: {path}: {msg}", self.who());
+                self.fail(id, path, msg);
+            }
+            Verdict::Keep => {
+                if let Err(e) = store.finish_file(crc) {
+                    self.staging_failed(id, path, &e);
+                }
+            }
+        }
+    }
+
+    fn list(&mut self, id: u32, path: WirePath) {
+        info!("{}: ls {path}", self.who());
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let tree = store.tree();
+        match tree.lstat(&path) {
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.read_dir(&path) {
+                Ok(names) => self.start_listing(id, path, names),
+                Err(e) => {
+                    self.fail(id, path, client_message(&e));
+                    self.session.handle_completion(Completion::Done { id });
+                }
+            },
+            Ok(st) => {
+                match tree.list_item(&path, b"", &st) {
+                    Ok(item) => self
+                        .session
+                        .handle_completion(Completion::Listed { id, item }),
+                    Err(e) => self.fail(id, path, client_message(&e)),
+                }
+                self.session.handle_completion(Completion::Done { id });
+            }
+            Err(e) => {
+                self.fail(id, path, cause(&e));
+                self.session.handle_completion(Completion::Done { id });
+            }
+        }
+    }
+
+    fn check(&mut self, id: u32, entries: &[crate::proto::ManifestEntry]) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let checked = store.check(entries);
+        let unchanged = entries.len() - checked.need.count();
+        debug!(
+            "{}: manifest of {} entries, {unchanged} unchanged",
+            self.who(),
+            entries.len()
+        );
+        self.session.handle_completion(Completion::Checked {
+            id,
+            bits: checked.need.into_bytes(),
+            resume: checked.resume,
+        });
+    }
+}
+
+/// Answers for a namespace that does not exist on a read-only server: it
+/// holds nothing. (Writes never get here: the session refuses them.)
+pub(super) fn answer_empty(cmd: Command, session: &mut ServerSession) {
+    match cmd {
+        // Listing the empty root is an empty listing.
+        Command::List { id, path } if path.is_root() => {
+            session.handle_completion(Completion::Done { id })
+        }
+        Command::List { id, path } | Command::Restore { id, path } => {
+            session.handle_completion(Completion::Failed {
+                id,
+                path,
+                message: "not on the server".into(),
+            });
+            session.handle_completion(Completion::Done { id });
+        }
+        Command::Commit { id } => session.handle_completion(Completion::Committed { id }),
+        Command::Verify { id, .. } => session.handle_completion(Completion::Verified {
+            id,
+            counts: Default::default(),
+        }),
+        Command::Check { id, entries } => session.handle_completion(Completion::Checked {
+            id,
+            bits: vec![0xff; entries.len().div_ceil(8)],
+            resume: Vec::new(),
+        }),
+        _ => {}
+    }
+}
+
+/// A missing path reads better as just the cause.
+pub(super) fn cause(e: &FsError) -> String {
+    if e.raw_os_error() == Some(nix::libc::ENOENT) {
+        "not on the server".to_string()
+    } else {
+        client_message(e)
+    }
+}

@@ -1,0 +1,341 @@
+//! Work a backup connection hands to the worker pool, and the results it
+//! takes back: commits, verifies, and the crc32c of a resumed transfer's
+//! kept bytes (either direction; it can be gigabytes). While a job is out
+//! the connection is in [`State::Waiting`] and only its output moves. Does
+//! no disk work itself except a commit when no worker is left.
+
+use std::io;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use log::{debug, error, info, warn};
+
+use super::exec::{answer_empty, client_message};
+use super::rsb_conn::{RsbConn, State, Wait};
+use super::stream::{Outgoing, Resuming};
+use crate::io::store::CommitReport;
+use crate::io::worker::{Done, Job, Workers};
+use crate::proto::WirePath;
+use crate::server::session::stream::{plan_resume, ResumePlan};
+use crate::server::session::{Command, Completion};
+
+impl RsbConn {
+    /// Hands the batch to a worker to commit.
+    pub(super) fn commit(&mut self, id: u32, workers: &Workers) {
+        // A 1 MiB pipe per idle connection would pin memory and use up the
+        // per-user pipe quota with many clients: it lives for one batch of
+        // bodies.
+        self.pipe = None;
+        let Some(store) = self.store.take() else {
+            answer_empty(Command::Commit { id }, &mut self.session);
+            return;
+        };
+        debug!("{}: committing {} entries", self.label(), store.pending());
+        let job = Job::Commit {
+            ticket: self.ticket,
+            id,
+            store: Box::new(store),
+        };
+        match workers.submit(job) {
+            Ok(()) => self.state = State::Waiting(Wait::Commit),
+            Err(Job::Commit { mut store, .. }) => {
+                // No worker left (cannot happen while the loop runs):
+                // commit here rather than lose the batch.
+                let report = store.commit();
+                self.store = Some(*store);
+                self.committed(id, report);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Hands a verify of `path` to a worker.
+    pub(super) fn verify(&mut self, id: u32, path: WirePath, workers: &Workers) {
+        let Some(store) = self.store.as_ref() else {
+            answer_empty(Command::Verify { id, path }, &mut self.session);
+            return;
+        };
+        info!("{}: verify {path}", self.label());
+        let tree = match store.tree().try_clone() {
+            Ok(t) => t,
+            Err(e) => {
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: client_message(&e),
+                });
+                self.session.handle_completion(Completion::Verified {
+                    id,
+                    counts: Default::default(),
+                });
+                return;
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job::Verify {
+            ticket: self.ticket,
+            id,
+            tree,
+            path,
+            cancel: cancel.clone(),
+        };
+        if workers.submit(job).is_ok() {
+            self.state = State::Waiting(Wait::Verify(cancel));
+        } else {
+            self.session.handle_completion(Completion::Verified {
+                id,
+                counts: Default::default(),
+            });
+        }
+    }
+
+    /// The client's `Want` for the offered file of restore `id`: send it
+    /// from `offset`, after a worker read the crc32c of the bytes before.
+    pub(super) fn send_from(&mut self, id: u32, offset: u64, workers: &Workers) {
+        let mut restore = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Restoring(r) => r,
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        let o = match std::mem::replace(&mut restore.out, Outgoing::Walking) {
+            Outgoing::Offered(o) => o,
+            other => {
+                restore.out = other;
+                self.state = State::Restoring(restore);
+                return;
+            }
+        };
+        let len = match plan_resume(offset) {
+            ResumePlan::FromStart => {
+                self.state = State::Restoring(restore);
+                self.start_send(id, o, 0, Ok(0));
+                return;
+            }
+            ResumePlan::ReadKept { len } => len,
+        };
+        // The bytes the client holds are read once for the crc32c, on a
+        // worker: they can be gigabytes.
+        let job = o.file.try_clone().map(|file| Job::Crc {
+            ticket: self.ticket,
+            file,
+            len,
+        });
+        match job.map(|j| workers.submit(j)) {
+            Ok(Ok(())) => {
+                self.state = State::Waiting(Wait::ResumedSend(Box::new(Resuming {
+                    restore,
+                    offered: o,
+                    id,
+                    offset,
+                })));
+            }
+            Ok(Err(_)) => {
+                self.state = State::Restoring(restore);
+                self.start_send(
+                    id,
+                    o,
+                    offset,
+                    Err(io::Error::other("the server is stopping")),
+                );
+            }
+            Err(e) => {
+                self.state = State::Restoring(restore);
+                self.start_send(id, o, offset, Err(e.error));
+            }
+        }
+    }
+
+    /// A resumed backup's kept bytes are read for their crc32c on a worker;
+    /// the body waits (the connection reads nothing) until that is done.
+    pub(super) fn defer_prefix_crc(&mut self, workers: &Workers) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(inc) = store.incoming().filter(|i| i.prefix_pending) else {
+            return;
+        };
+        let (id, path, len) = (inc.id, inc.path.clone(), inc.offset);
+        let job = inc.kept().map(|file| Job::Crc {
+            ticket: self.ticket,
+            file,
+            len,
+        });
+        match job.map(|j| workers.submit(j)) {
+            Ok(Ok(())) => self.state = State::Waiting(Wait::ResumedBody),
+            Ok(Err(_)) | Err(_) => {
+                // Keep the partial: a later transfer can still resume it.
+                store.abort_file();
+                self.batch.failed += 1;
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: "resume: cannot read the kept part".into(),
+                });
+            }
+        }
+    }
+
+    /// Takes a result from the workers (the loop matched its ticket).
+    pub(super) fn handle_done(&mut self, done: Done, now: Instant) {
+        // The time spent waiting for the disk is not idle time (regression:
+        // a 40 s commit under -t 30 was answered, then timed out at once).
+        self.session.handle_activity(now);
+        let closing = match self.state {
+            State::Closing { since, .. } => Some(since),
+            _ => None,
+        };
+        let job = self.take_job();
+        match done {
+            Done::Committed {
+                id,
+                store,
+                report,
+                elapsed,
+                ..
+            } => {
+                debug!(
+                    "{}: commit took {:.1} ms",
+                    self.label(),
+                    elapsed.as_secs_f64() * 1e3
+                );
+                self.store = Some(*store);
+                self.committed(id, report);
+            }
+            Done::Crc { result, .. } => match job {
+                Some(Wait::ResumedSend(r)) => {
+                    let Resuming {
+                        restore,
+                        offered,
+                        id,
+                        offset,
+                    } = *r;
+                    self.state = State::Restoring(restore);
+                    self.start_send(id, offered, offset, result);
+                    // Closed meanwhile: a body that started goes nowhere
+                    // (the next drive closes); otherwise back to closing.
+                    if let Some(since) = closing.filter(|_| !self.is_sending()) {
+                        self.state = State::Closing { since, job: None };
+                    }
+                }
+                _ => self.prefix_crc_done(result),
+            },
+            Done::Verifying {
+                id,
+                damaged,
+                counts,
+                finished,
+                ..
+            } => {
+                for (path, why) in damaged {
+                    warn!("{}: verify: {}: {why}", self.label(), path);
+                    self.session.handle_completion(Completion::Failed {
+                        id,
+                        path,
+                        message: why,
+                    });
+                }
+                if !finished {
+                    self.session.handle_completion(Completion::VerifyProgress {
+                        id,
+                        files: counts.files,
+                        bytes: counts.bytes,
+                    });
+                    if let Some(job) = job {
+                        self.put_job(job);
+                    }
+                } else {
+                    info!(
+                        "{}: verified {} files, {} bytes: {} damaged, {} without a checksum",
+                        self.label(),
+                        counts.files,
+                        counts.bytes,
+                        counts.damaged,
+                        counts.unchecked
+                    );
+                    self.session
+                        .handle_completion(Completion::Verified { id, counts });
+                }
+            }
+        }
+    }
+
+    /// The job out, if any; the connection no longer waits for it.
+    fn take_job(&mut self) -> Option<Wait> {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Waiting(job) => Some(job),
+            State::Closing { since, job } => {
+                self.state = State::Closing { since, job: None };
+                job
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// The job is still out (a verify reported progress).
+    fn put_job(&mut self, job: Wait) {
+        self.state = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Closing { since, .. } => State::Closing {
+                since,
+                job: Some(job),
+            },
+            _ => State::Waiting(job),
+        };
+    }
+
+    /// The crc32c of a resumed backup's kept bytes is back.
+    fn prefix_crc_done(&mut self, result: io::Result<u32>) {
+        let who = self.label();
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(inc) = store.incoming() else {
+            return;
+        };
+        match result {
+            Ok(crc) => {
+                inc.crc = crc;
+                inc.prefix_pending = false;
+            }
+            Err(e) => {
+                let (id, path) = (inc.id, inc.path.clone());
+                warn!("{who}: {path}: resume: {}", crate::io::describe(&e));
+                store.abort_file();
+                self.batch.failed += 1;
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: format!("resume: {}", crate::io::describe(&e)),
+                });
+            }
+        }
+    }
+
+    /// Reports a finished commit to the client and the log.
+    pub(super) fn committed(&mut self, id: u32, report: CommitReport) {
+        let who = self.label();
+        for f in report.failures {
+            error!("{who}: commit: {}", f.error);
+            self.batch.failed += 1;
+            self.session.handle_completion(Completion::Failed {
+                id: f.id,
+                path: f.path,
+                message: client_message(&f.error),
+            });
+        }
+        let batch = std::mem::take(&mut self.batch);
+        info!(
+            "{who}: backup committed: {} entries, {} bytes, {} failed",
+            batch.entries, batch.bytes, batch.failed
+        );
+        self.total.entries += batch.entries;
+        self.total.bytes += batch.bytes;
+        self.total.failed += batch.failed;
+        self.session.handle_completion(Completion::Committed { id });
+    }
+}

@@ -1,0 +1,193 @@
+//! The server's I/O shell. [`Server::start`] opens what the server needs
+//! before it says it is listening (signal handlers, the backup root, the
+//! listening socket); [`Server::run`] hands them to one `EventLoop`
+//! (`event_loop.rs`) that serves until SIGINT or SIGTERM.
+//!
+//! The loop holds connections by kind (`conn.rs`: today the backup
+//! protocol, `rsb_conn.rs`); what a backup connection does with its
+//! session's commands is in `exec.rs` (the store), `stream.rs` (listings
+//! and restores) and `jobs.rs` (the worker pool). Nothing here decides a
+//! protocol matter: the pure [`crate::server`] session does, and every
+//! syscall it needs is made here.
+
+mod conn;
+mod event_loop;
+mod exec;
+mod jobs;
+mod rsb_conn;
+mod stream;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use log::warn;
+use signal_hook_mio::v1_0::Signals;
+
+use super::error::FsError;
+use super::net;
+use super::store::Store;
+use super::worker::Workers;
+use crate::server::session::SessionConfig;
+use event_loop::EventLoop;
+
+/// What the server was told to do.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The backup root.
+    pub root: PathBuf,
+    /// `--address`: listen there only (`None`: every interface).
+    pub addr: Option<IpAddr>,
+    /// `--port` (0: any free port).
+    pub port: u16,
+    /// `--max-clients`.
+    pub max_clients: usize,
+    /// Settings for every session.
+    pub session: SessionConfig,
+}
+
+/// Why the server could not start, or its loop stopped. A client's
+/// misbehaviour is never one of these: it ends only its connection.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The signal handlers could not be installed.
+    Signals(io::Error),
+    /// The backup root could not be opened or created.
+    Root(FsError),
+    /// The listening socket could not be made.
+    Listen {
+        /// `--address`, if given.
+        addr: Option<IpAddr>,
+        /// `--port`.
+        port: u16,
+        /// Why.
+        error: io::Error,
+    },
+    /// A step of setting up or running the loop failed.
+    Loop {
+        /// Which (`poll`, `waker`, `workers`, ...).
+        op: &'static str,
+        /// Why.
+        error: io::Error,
+    },
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Signals(e) => write!(f, "signals: {e}"),
+            ServerError::Root(e) => write!(f, "backup root: {e}"),
+            ServerError::Listen { addr, port, error } => {
+                let shown = addr.map_or_else(|| "*".to_string(), |a| a.to_string());
+                write!(f, "cannot listen on {shown}:{port}: {error}")
+            }
+            ServerError::Loop { op, error } => write!(f, "{op}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// What every connection's commands reach besides their own state.
+pub(super) struct Env {
+    /// The server's options.
+    pub(super) config: ServerConfig,
+    /// The backup root; each client's namespace is a directory in it.
+    pub(super) root: Store,
+    /// The pool that commits and verifies off the loop.
+    pub(super) workers: Workers,
+}
+
+/// A server that has everything open and is ready to serve.
+pub struct Server {
+    config: ServerConfig,
+    root: Store,
+    listener: std::net::TcpListener,
+    signals: Signals,
+}
+
+impl Server {
+    /// Raises the open-file limit (warning when it is below what
+    /// `--max-clients` busy clients need), installs the signal handlers,
+    /// opens (creating it if missing) the backup root and binds the
+    /// listening socket, in that order.
+    pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+        let fds = net::raise_fd_limit();
+        // A busy connection holds its socket, a pipe (two fds), the file
+        // being moved, its namespace and a directory: six descriptors.
+        let wanted = (config.max_clients as u64)
+            .saturating_mul(6)
+            .saturating_add(32);
+        if let Some(n) = fds.filter(|n| *n < wanted) {
+            warn!(
+                "the open-file limit ({n}) is below what {} busy clients need (about {wanted}); raise it (ulimit -n) or lower -c",
+                config.max_clients
+            );
+        }
+        let signals = super::signals::install().map_err(ServerError::Signals)?;
+        let root = Store::open(&config.root).map_err(ServerError::Root)?;
+        let listener =
+            net::listen(config.addr, config.port).map_err(|error| ServerError::Listen {
+                addr: config.addr,
+                port: config.port,
+                error,
+            })?;
+        Ok(Server {
+            config,
+            root,
+            listener,
+            signals,
+        })
+    }
+
+    /// The address the server listens on (the real port when `--port 0`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The options it runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Serves until SIGINT or SIGTERM and the shutdown that follows.
+    pub fn run(self) -> Result<(), ServerError> {
+        EventLoop::new(self.config, self.root, self.listener, self.signals)?.run()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start-up failures read as the binary printed them before the
+    /// loop became an object (`rsb-server: ERROR: ...`).
+    #[test]
+    fn start_errors_keep_their_messages() {
+        let refused = || io::Error::from_raw_os_error(nix::libc::EADDRINUSE);
+        let any = ServerError::Listen {
+            addr: None,
+            port: 5000,
+            error: refused(),
+        };
+        assert_eq!(
+            any.to_string(),
+            format!("cannot listen on *:5000: {}", refused())
+        );
+        let one = ServerError::Listen {
+            addr: Some("::1".parse().unwrap()),
+            port: 7,
+            error: refused(),
+        };
+        assert!(one.to_string().starts_with("cannot listen on ::1:7: "));
+        let poll = ServerError::Loop {
+            op: "register listener",
+            error: refused(),
+        };
+        assert!(poll.to_string().starts_with("register listener: "));
+        assert!(ServerError::Signals(refused())
+            .to_string()
+            .starts_with("signals: "));
+    }
+}

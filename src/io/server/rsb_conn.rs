@@ -1,0 +1,454 @@
+//! One backup-protocol connection: its socket, its pure [`ServerSession`],
+//! its buffers and readiness, and an explicit [`State`] for what the shell
+//! is doing on its behalf. [`RsbConn::drive`] moves it as far as its socket
+//! allows within the turn's budget: writing the session's output, reading
+//! frames, receiving file bodies. Carrying out the session's commands is in
+//! [`super::exec`], streaming answers in [`super::stream`], worker jobs in
+//! [`super::jobs`]. Decides nothing about the protocol: the session does.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use mio::net::TcpStream;
+use mio::Registry;
+
+use super::conn::{Expiry, Stats};
+use super::stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
+use super::Env;
+use crate::io::store::Stager;
+use crate::io::transfer::{receive_step, BodyReceiver, Pipe};
+use crate::io::worker::Ticket;
+use crate::proto;
+use crate::server::session::{Completion, Received, ServerSession};
+
+/// Bytes one connection may move per turn before others get theirs.
+pub(super) const BUDGET: u64 = 8 << 20;
+/// A connection yields after this long in one turn even within its byte
+/// budget: writing to a file can block when the disk is slow (dirty-page
+/// throttling), and bytes alone would not bound the others' wait.
+pub(super) const TURN_SLICE: Duration = Duration::from_millis(10);
+/// Body bytes moved per step, between two looks at the clock.
+pub(super) const STEP_BYTES: u64 = 1 << 20;
+/// Bytes read from a socket at a time for frames.
+const READ_CHUNK: usize = 64 * 1024;
+/// What one command or streamed entry counts against [`BUDGET`]: about
+/// what moving that many bytes costs, so 512 of them make a turn.
+pub(super) const ENTRY_COST: u64 = 16 * 1024;
+/// How long a closing connection may take to accept its error frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+thread_local! {
+    /// The loop's one read buffer (see `read_some`).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// What the shell is doing for a connection. One phase at a time: the
+/// session never asks for a body while it streams an answer, nor for
+/// anything while a job is out. Large per-phase data is boxed, so an idle
+/// connection stays small.
+pub(super) enum State {
+    /// Nothing under way: frames are parsed and commands carried out.
+    Idle,
+    /// A file body is arriving (the session `wants_body`). Once it is
+    /// in, what was measured of it goes to the session
+    /// ([`Completion::BodyReceived`]), which hands it back with the file's
+    /// `EndFile`: the shell keeps nothing between the two.
+    Receiving(BodyReceiver),
+    /// Answering a `List`.
+    Listing(Box<ListStream>),
+    /// Answering a `Restore`.
+    Restoring(Box<Restore>),
+    /// A job is with the workers: only output moves until it is back.
+    Waiting(Wait),
+    /// The session ended: its last frames go out, then the connection
+    /// closes, [`CLOSE_GRACE`] after `since` at the latest. A job still out
+    /// is taken back all the same (a commit is complete and is logged), and
+    /// the grace only runs once it is.
+    Closing {
+        /// When the session was first seen closing.
+        since: Instant,
+        /// The job still with the workers, if any.
+        job: Option<Wait>,
+    },
+}
+
+/// Which job a connection waits for.
+pub(super) enum Wait {
+    /// A commit: the stager is with the worker.
+    Commit,
+    /// A verify; set the flag to stop it (the connection closed).
+    Verify(Arc<AtomicBool>),
+    /// The crc32c of a resumed backup's kept bytes: the body waits.
+    ResumedBody,
+    /// The crc32c of the bytes a resumed restore's client holds: the
+    /// restore waits, paused at that file.
+    ResumedSend(Box<Resuming>),
+}
+
+/// One connection speaking the backup protocol.
+pub(super) struct RsbConn {
+    pub(super) sock: TcpStream,
+    pub(super) peer: SocketAddr,
+    /// This connection, for results coming back from the workers.
+    pub(super) ticket: Ticket,
+    /// The deadline this connection has in the loop's timer heap.
+    pub(super) armed: Option<Instant>,
+    pub(super) session: ServerSession,
+    pub(super) inbuf: Vec<u8>,
+    /// The client's namespace; `None` before the `Hello`, for a namespace a
+    /// read-only server does not have, and while a commit has it.
+    pub(super) store: Option<Stager>,
+    /// Lives for one batch of bodies (see `commit`).
+    pub(super) pipe: Option<Pipe>,
+    pub(super) state: State,
+    /// The socket may have more to read: no read has said `WouldBlock`
+    /// since the last readable edge.
+    pub(super) readable: bool,
+    /// The same for writing.
+    pub(super) writable: bool,
+    pub(super) batch: Stats,
+    pub(super) total: Stats,
+}
+
+impl RsbConn {
+    /// A connection just accepted; it may be readable and writable at once.
+    pub(super) fn new(
+        sock: TcpStream,
+        peer: SocketAddr,
+        ticket: Ticket,
+        session: ServerSession,
+    ) -> RsbConn {
+        RsbConn {
+            sock,
+            peer,
+            ticket,
+            armed: None,
+            session,
+            inbuf: Vec::new(),
+            store: None,
+            pipe: None,
+            state: State::Idle,
+            readable: true,
+            writable: true,
+            batch: Stats::default(),
+            total: Stats::default(),
+        }
+    }
+
+    /// The client's name and address, for the log.
+    pub(super) fn label(&self) -> String {
+        match self.session.name() {
+            Some(n) => format!("{n} ({})", self.peer),
+            None => self.peer.to_string(),
+        }
+    }
+
+    /// The client's name, or `?` before its `Hello`.
+    pub(super) fn who(&self) -> String {
+        self.session.name().unwrap_or("?").to_string()
+    }
+
+    /// True while a job of this connection's is with the workers: nothing
+    /// else is read or done for it until the result is back.
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(
+            self.state,
+            State::Waiting(_) | State::Closing { job: Some(_), .. }
+        )
+    }
+
+    /// When the loop must look at this connection again: the session's
+    /// own deadline, or the end of the close grace. None while a job is
+    /// out: a connection waiting for the disk is not idle.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Waiting(_) | State::Closing { job: Some(_), .. } => None,
+            State::Closing { since, .. } => since.checked_add(CLOSE_GRACE),
+            _ => self.session.poll_timeout(),
+        }
+    }
+
+    /// The deadline came due (it may since have moved later).
+    pub(super) fn handle_deadline(&mut self, now: Instant) -> Expiry {
+        if self.is_waiting() {
+            return Expiry::NotYet;
+        }
+        if let State::Closing { since, .. } = self.state {
+            // The peer never took its error frame.
+            return match since.checked_add(CLOSE_GRACE) {
+                Some(t) if t <= now => Expiry::Abandon,
+                _ => Expiry::NotYet,
+            };
+        }
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            self.session.handle_timeout(now);
+            return Expiry::Fired;
+        }
+        Expiry::NotYet
+    }
+
+    /// Takes a readiness event.
+    pub(super) fn handle_readiness(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// Why a closing session ends the connection.
+    fn closed_reason(&self) -> String {
+        self.session.error().unwrap_or("closed").to_string()
+    }
+
+    /// Once the session is closing, nothing more is produced: the error
+    /// frame goes out and the connection ends. `Err`: close at once.
+    fn enter_closing(&mut self, now: Instant) -> Result<(), String> {
+        if matches!(self.state, State::Closing { .. }) {
+            return Ok(());
+        }
+        // The error frame can only go out at a frame boundary; in the
+        // middle of a body there is nothing to do but close.
+        if self.is_sending() {
+            return Err(self.closed_reason());
+        }
+        self.state = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Waiting(job) => State::Closing {
+                since: now,
+                job: Some(job),
+            },
+            _ => State::Closing {
+                since: now,
+                job: None,
+            },
+        };
+        Ok(())
+    }
+
+    /// True while a restored file's body is going out.
+    pub(super) fn is_sending(&self) -> bool {
+        matches!(&self.state, State::Restoring(r) if matches!(r.out, Outgoing::Sending(_)))
+    }
+
+    /// True while a listing or restore has entries to produce (not paused
+    /// at a body, an offer or a job).
+    fn is_producing(&self) -> bool {
+        match &self.state {
+            State::Listing(_) => true,
+            State::Restoring(r) => matches!(r.out, Outgoing::Walking),
+            _ => false,
+        }
+    }
+
+    /// Drives the connection as far as its socket allows, within the
+    /// budget. `Ok(true)`: more work is ready (budget used up). `Err`:
+    /// close it.
+    pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
+        // Work done this turn: body bytes moved, plus a charge per command
+        // and per streamed entry, so that metadata-only work yields too.
+        let mut spent: u64 = 0;
+        let started = Instant::now();
+        loop {
+            let mut progress = false;
+            if self.session.is_closing() {
+                self.enter_closing(now)?;
+            }
+            if self.flush()? {
+                progress = true;
+                self.session.handle_activity(now);
+            }
+            if self.session.poll_transmit().is_empty() && self.writable {
+                progress |= self.pump_body(now, &mut spent)?;
+            }
+            if self.is_producing() && self.session.poll_transmit().len() < STREAM_HIGH_WATER {
+                let entries = self.produce();
+                spent += entries * ENTRY_COST;
+                progress |= entries > 0;
+            }
+            if self.session.is_closing() && self.session.poll_transmit().is_empty() {
+                return Err(self.closed_reason());
+            }
+            if !self.is_waiting() {
+                // Commands that waited behind a job go first: a file's
+                // BeginFile must run before its body is received.
+                let cost = self.run_commands(env);
+                progress |= cost > 0;
+                spent += cost;
+            }
+            if self.is_waiting() {
+                // Only output moves until the workers are done.
+            } else if let Some(size) = self.session.wants_body() {
+                progress |= self.receive_body(size, now, &mut spent)?;
+            } else if self.session.wants_input() {
+                let n = self.session.handle_input(now, &self.inbuf);
+                if n > 0 {
+                    self.inbuf.drain(..n);
+                    progress = true;
+                }
+                // A malformed frame consumes nothing but queues an error
+                // frame that must still go out (regression: the connection
+                // hung).
+                progress |= self.session.is_closing();
+                spent += self.run_commands(env);
+                if n == 0 && !self.is_waiting() && self.session.wants_input() && self.readable {
+                    progress |= self.read_some()?;
+                }
+            }
+            if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
+                self.inbuf = Vec::new();
+            }
+            if !progress {
+                return Ok(false);
+            }
+            if spent >= BUDGET || started.elapsed() >= TURN_SLICE {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Writes queued frames. Returns whether anything was written.
+    fn flush(&mut self) -> Result<bool, String> {
+        let mut wrote = false;
+        while self.writable && !self.session.poll_transmit().is_empty() {
+            match (&self.sock).write(self.session.poll_transmit()) {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(n) => {
+                    self.session.consume_transmit(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write: {e}")),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Reads frame bytes. `Err` on EOF or a socket error.
+    fn read_some(&mut self) -> Result<bool, String> {
+        if self.inbuf.len() >= proto::MAX_PAYLOAD as usize + proto::HEADER_LEN + READ_CHUNK {
+            return Ok(false);
+        }
+        // Read into one buffer shared by all connections and keep only what
+        // is left over: an idle connection then holds no read buffer at all.
+        READ_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            match (&self.sock).read(&mut buf[..]) {
+                Ok(0) => Err(if self.session.name().is_some() {
+                    "closed by client".into()
+                } else {
+                    "closed before hello".into()
+                }),
+                Ok(n) => {
+                    self.inbuf
+                        .extend_from_slice(buf.get(..n).unwrap_or_default());
+                    Ok(true)
+                }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        Ok(false)
+                    }
+                    io::ErrorKind::Interrupted => Ok(true),
+                    _ => Err(format!("read: {}", crate::io::describe(&e))),
+                },
+            }
+        })
+    }
+
+    /// Moves body bytes of the file being received (`size` still to come
+    /// when it started) from the socket to its file.
+    fn receive_body(&mut self, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
+        let incoming = self.store.as_mut().and_then(|s| s.incoming());
+        if !matches!(self.state, State::Receiving(_)) {
+            // A resumed body continues the kept bytes: at their end, with
+            // their crc.
+            let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
+            self.state = State::Receiving(BodyReceiver::at(size, offset, crc));
+        }
+        let State::Receiving(recv) = &mut self.state else {
+            return Ok(false);
+        };
+        let file = incoming.map(|i| &i.file);
+        let n = receive_step(
+            recv,
+            &mut self.inbuf,
+            &self.sock,
+            file,
+            &mut self.pipe,
+            &mut self.readable,
+            BUDGET.saturating_sub(*moved).min(STEP_BYTES),
+        )
+        .map_err(|e| format!("receive: {e}"))?;
+        *moved += n;
+        if n > 0 {
+            self.session.handle_activity(now);
+        }
+        if recv.is_done() {
+            let received = Received {
+                crc: recv.crc(),
+                write_error: recv.take_error().map(|e| crate::io::describe(&e)),
+            };
+            self.state = State::Idle;
+            self.batch.bytes += size;
+            self.session
+                .handle_completion(Completion::BodyReceived(received));
+            return Ok(true);
+        }
+        Ok(n > 0)
+    }
+
+    /// Ends the connection: drops what it staged and stops its verify.
+    pub(super) fn close(mut self, registry: &Registry, reason: &str) {
+        let _ = registry.deregister(&mut self.sock);
+        if let Some(s) = self.store.as_mut() {
+            s.abort();
+        }
+        if let State::Waiting(Wait::Verify(cancel))
+        | State::Closing {
+            job: Some(Wait::Verify(cancel)),
+            ..
+        } = &self.state
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let t = self.total;
+        if let Some((name, why)) = self.session.auth_failure() {
+            warn!("{}: authentication failed for {name} ({why})", self.peer);
+        } else if self.session.name().is_some() {
+            info!(
+                "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",
+                self.label(),
+                t.entries,
+                t.bytes,
+                t.failed
+            );
+        } else {
+            debug!("{}: disconnected: {reason}", self.label());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1,000 idle connections must stay small (tests/scale.rs measures the
+    /// process): the state of an idle one is a tag, and the per-phase data
+    /// is boxed or small.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<State>() <= 48,
+            "State: {} bytes",
+            size_of::<State>()
+        );
+        assert!(size_of::<Wait>() <= 16, "Wait: {} bytes", size_of::<Wait>());
+        assert!(
+            size_of::<RsbConn>() <= 1024,
+            "RsbConn: {} bytes",
+            size_of::<RsbConn>()
+        );
+    }
+}

@@ -1,0 +1,354 @@
+//! Streaming answers for one backup connection: a listing, and a restore
+//! walked depth first with its file bodies sent by sendfile (large ones
+//! offered first, as the pure [`plan_file`] says, so an interrupted
+//! restore can resume). Reads the store only through the
+//! namespace and [`StoredFile`]; writes nothing to it.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::Instant;
+
+use log::{debug, info, warn};
+
+use super::conn::Stats;
+use super::exec::{cause, client_message};
+use super::rsb_conn::{RsbConn, State, BUDGET, STEP_BYTES};
+use crate::io::error::FsError;
+use crate::io::store::{Namespace, StoredFile};
+use crate::io::transfer::BodySender;
+use crate::io::{kind_of, meta_of};
+use crate::proto::{EntryKind, Meta, WirePath};
+use crate::server::session::stream::{plan_file, FilePlan};
+use crate::server::session::{Completion, ServerSession};
+
+/// Entries one `produce` call stats and queues at most.
+const ENTRIES_PER_CALL: u64 = 256;
+/// Output queued before the loop stops producing listing/restore frames.
+pub(super) const STREAM_HIGH_WATER: usize = 64 * 1024;
+
+/// A listing being sent: the names still to stat.
+pub(super) struct ListStream {
+    pub(super) id: u32,
+    pub(super) dir: WirePath,
+    pub(super) names: VecDeque<Vec<u8>>,
+}
+
+/// A restore being sent: a depth-first walk with one name list per level.
+pub(super) struct RestoreStream {
+    pub(super) id: u32,
+    pub(super) base: WirePath,
+    pub(super) started: bool,
+    /// Directories being sent: path, names still to send, and the
+    /// directory's own metadata, sent after its contents.
+    pub(super) stack: Vec<(WirePath, VecDeque<Vec<u8>>, Meta)>,
+    pub(super) stats: Stats,
+}
+
+/// A restore under way: the walk, and what it is sending.
+pub(super) struct Restore {
+    pub(super) walk: RestoreStream,
+    pub(super) out: Outgoing,
+}
+
+/// Where a restore stands between two entries.
+pub(super) enum Outgoing {
+    /// Walking the tree: the next entry is produced when output has room.
+    Walking,
+    /// A file body is going out; the walk resumes after its `FileEnd`.
+    Sending(BodySender),
+    /// A large file was offered; the client's `Want` says from where.
+    Offered(Offered),
+}
+
+/// A restore paused while a worker reads the crc32c of the `offset` bytes
+/// of an offered file the client already holds.
+pub(super) struct Resuming {
+    pub(super) restore: Box<Restore>,
+    pub(super) offered: Offered,
+    pub(super) id: u32,
+    pub(super) offset: u64,
+}
+
+/// A large restored file offered to the client, waiting for its `Want`.
+pub(super) struct Offered {
+    pub(super) file: StoredFile,
+    pub(super) rel: WirePath,
+}
+
+/// What a restored entry leaves for the loop to do.
+pub(super) enum Pending {
+    /// Send this body now.
+    Send(BodySender),
+    /// Wait for the client's `Want`, then send from its offset.
+    Offer(Offered),
+}
+
+impl RsbConn {
+    /// Starts the answer to a `List` of the directory `dir`.
+    pub(super) fn start_listing(&mut self, id: u32, dir: WirePath, names: Vec<Vec<u8>>) {
+        self.state = State::Listing(Box::new(ListStream {
+            id,
+            dir,
+            names: names.into(),
+        }));
+    }
+
+    /// Starts the answer to a `Restore` of `base`.
+    pub(super) fn start_restore(&mut self, id: u32, base: WirePath) {
+        self.state = State::Restoring(Box::new(Restore {
+            walk: RestoreStream {
+                id,
+                base,
+                started: false,
+                stack: Vec::new(),
+                stats: Stats::default(),
+            },
+            out: Outgoing::Walking,
+        }));
+    }
+
+    /// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
+    /// Returns how many entries it handled (0: nothing to do).
+    pub(super) fn produce(&mut self) -> u64 {
+        let Some(store) = self.store.as_ref() else {
+            return 0;
+        };
+        let tree = store.tree();
+        let (count, finished) = match &mut self.state {
+            State::Listing(l) => produce_list(l, tree, &mut self.session),
+            State::Restoring(r) => produce_restore(r, tree, &mut self.session),
+            _ => return 0,
+        };
+        if finished {
+            self.state = State::Idle;
+        }
+        count
+    }
+
+    /// Sends body bytes of the restored file going out, within the turn's
+    /// budget; at its end, its `FileEnd`. Returns whether anything moved.
+    pub(super) fn pump_body(&mut self, now: Instant, spent: &mut u64) -> Result<bool, String> {
+        let State::Restoring(r) = &mut self.state else {
+            return Ok(false);
+        };
+        let Outgoing::Sending(tx) = &mut r.out else {
+            return Ok(false);
+        };
+        let p = tx
+            .pump(&self.sock, BUDGET.saturating_sub(*spent).min(STEP_BYTES))
+            .map_err(|e| format!("send: {e}"))?;
+        *spent += p.moved;
+        if p.moved > 0 {
+            self.session.handle_activity(now);
+        }
+        self.writable &= !p.would_block;
+        let mut progress = p.moved > 0;
+        if tx.is_done() {
+            let (crc, ok) = tx.finish();
+            if let Some((recorded, read)) = tx.damage() {
+                warn!(
+                    "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
+                    self.session.name().unwrap_or("?")
+                );
+            }
+            r.walk.stats.bytes += tx.sent();
+            self.session.handle_completion(Completion::FileSent {
+                id: r.walk.id,
+                crc,
+                ok,
+            });
+            r.out = Outgoing::Walking;
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    /// Starts sending the offered file `o` from `offset`, the bytes before
+    /// it having crc32c `prefix` (or failed to be read).
+    pub(super) fn start_send(&mut self, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
+        let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown().to_string());
+        match prefix.and_then(|crc| o.file.sender(offset, crc).map_err(|e| e.error)) {
+            Ok(tx) => {
+                if offset > 0 {
+                    debug!(
+                        "{}: resuming restore of {shown} at byte {offset}",
+                        self.label(),
+                    );
+                }
+                self.session.handle_completion(Completion::Resumed {
+                    id,
+                    path: o.rel,
+                    meta,
+                    size,
+                    offset,
+                });
+                if let State::Restoring(r) = &mut self.state {
+                    r.out = Outgoing::Sending(tx);
+                }
+            }
+            Err(e) => {
+                warn!("{}: {shown}: {}", self.label(), crate::io::describe(&e));
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path: o.rel,
+                    message: format!("read: {}", crate::io::describe(&e)),
+                });
+            }
+        }
+    }
+}
+
+/// Queues listing entries; true when the listing is complete.
+fn produce_list(l: &mut ListStream, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
+    let mut count: u64 = 0;
+    while session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
+        let Some(name) = l.names.pop_front() else {
+            session.handle_completion(Completion::Done { id: l.id });
+            return (count + 1, true);
+        };
+        count += 1;
+        let Ok(path) = l.dir.join(&name) else {
+            continue;
+        };
+        // Entries that vanish between readdir and stat are simply gone.
+        if let Ok(st) = tree.lstat(&path) {
+            if let Ok(item) = tree.list_item(&path, &name, &st) {
+                session.handle_completion(Completion::Listed { id: l.id, item });
+            }
+        }
+    }
+    (count, false)
+}
+
+/// Walks the restore on, up to the next body or offer; true when the
+/// restore is complete.
+fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
+    let mut count: u64 = 0;
+    while matches!(r.out, Outgoing::Walking)
+        && session.poll_transmit().len() < STREAM_HIGH_WATER
+        && count < ENTRIES_PER_CALL
+    {
+        count += 1;
+        let w = &mut r.walk;
+        let rel = if !w.started {
+            w.started = true;
+            WirePath::root()
+        } else {
+            let Some((dir, names, _)) = w.stack.last_mut() else {
+                let who = session.name().unwrap_or("?").to_string();
+                info!(
+                    "{who}: restore {} sent: {} entries, {} bytes, {} failed",
+                    w.base, w.stats.entries, w.stats.bytes, w.stats.failed
+                );
+                session.handle_completion(Completion::Done { id: w.id });
+                return (count + 1, true);
+            };
+            match names.pop_front() {
+                Some(name) => match dir.join(&name) {
+                    Ok(p) => p,
+                    Err(_) => continue,
+                },
+                None => {
+                    if let Some((dir, _, meta)) = w.stack.pop() {
+                        session.handle_completion(Completion::RestoredDir {
+                            id: w.id,
+                            path: dir,
+                            meta,
+                        });
+                    }
+                    continue;
+                }
+            }
+        };
+        match restore_entry(tree, w, &rel, session) {
+            Ok(Some(Pending::Send(tx))) => r.out = Outgoing::Sending(tx),
+            Ok(Some(Pending::Offer(o))) => r.out = Outgoing::Offered(o),
+            Ok(None) => {}
+            Err(e) => {
+                w.stats.failed += 1;
+                let shown = w.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
+                let msg = if rel.is_root() {
+                    cause(&e)
+                } else {
+                    client_message(&e)
+                };
+                session.handle_completion(Completion::Failed {
+                    id: w.id,
+                    path: shown,
+                    message: msg,
+                });
+            }
+        }
+    }
+    (count, false)
+}
+
+/// Sends the header of one restored entry; a file also gets its sender.
+fn restore_entry(
+    tree: &Namespace,
+    r: &mut RestoreStream,
+    rel: &WirePath,
+    session: &mut ServerSession,
+) -> Result<Option<Pending>, FsError> {
+    let full = r
+        .base
+        .join_path(rel)
+        .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
+    let st = tree.lstat(&full)?;
+    let other = || {
+        FsError::other(
+            "restore",
+            tree.show(&full),
+            "not a regular file, directory or symlink",
+        )
+    };
+    let kind = kind_of(&st).ok_or_else(other)?;
+    r.stats.entries += 1;
+    match kind {
+        EntryKind::Dir => {
+            let names = tree.read_dir(&full)?;
+            r.stack.push((rel.clone(), names.into(), meta_of(&st)));
+            Ok(None)
+        }
+        EntryKind::Symlink => {
+            let target = tree.readlink(&full)?;
+            session.handle_completion(Completion::RestoredSymlink {
+                id: r.id,
+                path: rel.clone(),
+                target,
+                meta: meta_of(&st),
+            });
+            Ok(None)
+        }
+        EntryKind::File => {
+            // What is sent is what was opened, not what the name says now.
+            let file = tree.open_stored(&full)?;
+            if !file.is_file() {
+                return Err(other());
+            }
+            let (meta, size) = (file.meta(), file.size());
+            if plan_file(size) == FilePlan::Offer {
+                // Large: the client may hold part of it from an earlier,
+                // interrupted restore. Ask before sending.
+                session.handle_completion(Completion::Offered {
+                    id: r.id,
+                    path: rel.clone(),
+                    meta,
+                    size,
+                });
+                return Ok(Some(Pending::Offer(Offered {
+                    file,
+                    rel: rel.clone(),
+                })));
+            }
+            let tx = file.sender(0, 0)?;
+            session.handle_completion(Completion::RestoredFile {
+                id: r.id,
+                path: rel.clone(),
+                meta,
+                size,
+            });
+            Ok(Some(Pending::Send(tx)))
+        }
+    }
+}
