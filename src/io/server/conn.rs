@@ -10,7 +10,7 @@ use mio::{Registry, Token};
 use slab::Slab;
 
 use super::rsb_conn::RsbConn;
-use super::Env;
+use super::{Env, Expiry};
 use crate::io::worker::{Done, Ticket};
 
 /// A connection id: the slab key behind a mio token. The loop's own
@@ -38,25 +38,6 @@ impl ConnId {
     pub(super) fn key(self) -> usize {
         self.0
     }
-}
-
-/// Counters for the log line of a commit or a connection.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Stats {
-    pub(super) entries: u64,
-    pub(super) bytes: u64,
-    pub(super) failed: u64,
-}
-
-/// What a connection's deadline turned out to mean when it came due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Expiry {
-    /// The deadline moved later (or went): arm it again.
-    NotYet,
-    /// The session took the timeout; drive the connection.
-    Fired,
-    /// The peer never took its last frames: close without waiting.
-    Abandon,
 }
 
 /// One connection, of whichever kind.

@@ -27,9 +27,9 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 
-use super::conn::{Conn, ConnId, Conns, Expiry};
+use super::conn::{Conn, ConnId, Conns};
 use super::rsb_conn::RsbConn;
-use super::{Env, ServerConfig, ServerError};
+use super::{Env, Expiry, ServerConfig, ServerError};
 use crate::io::store::Store;
 use crate::io::timers::Timers;
 use crate::io::worker::{Done, Ticket, Workers};

@@ -4,18 +4,16 @@
 //! (`event_loop.rs`) that serves until SIGINT or SIGTERM.
 //!
 //! The loop holds connections by kind (`conn.rs`: today the backup
-//! protocol, `rsb_conn.rs`); what a backup connection does with its
-//! session's commands is in `exec.rs` (the store), `stream.rs` (listings
-//! and restores) and `jobs.rs` (the worker pool). Nothing here decides a
+//! protocol, `rsb_conn/`); what a backup connection does with its
+//! session's commands is in `rsb_conn/exec.rs` (the store),
+//! `rsb_conn/stream.rs` (listings and restores) and `rsb_conn/jobs.rs`
+//! (the worker pool). Nothing here decides a
 //! protocol matter: the pure [`crate::server`] session does, and every
 //! syscall it needs is made here.
 
 mod conn;
 mod event_loop;
-mod exec;
-mod jobs;
 mod rsb_conn;
-mod stream;
 
 use std::fmt;
 use std::io;
@@ -155,6 +153,17 @@ impl Server {
     pub fn run(self) -> Result<(), ServerError> {
         EventLoop::new(self.config, self.root, self.listener, self.signals)?.run()
     }
+}
+
+/// What a connection's deadline turned out to mean when it came due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// The deadline moved later (or went): arm it again.
+    NotYet,
+    /// The session took the timeout; drive the connection.
+    Fired,
+    /// The peer never took its last frames: close without waiting.
+    Abandon,
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::conn::Stats;
 use super::exec::{cause, client_message};
-use super::rsb_conn::{RsbConn, State, BUDGET, STEP_BYTES};
+use super::Stats;
+use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
 use crate::io::store::{Namespace, StoredFile};
 use crate::io::transfer::BodySender;
@@ -24,34 +24,34 @@ use crate::server::session::{Completion, ServerSession};
 /// Entries one `produce` call stats and queues at most.
 const ENTRIES_PER_CALL: u64 = 256;
 /// Output queued before the loop stops producing listing/restore frames.
-pub(super) const STREAM_HIGH_WATER: usize = 64 * 1024;
+pub(in crate::io::server) const STREAM_HIGH_WATER: usize = 64 * 1024;
 
 /// A listing being sent: the names still to stat.
-pub(super) struct ListStream {
-    pub(super) id: u32,
-    pub(super) dir: WirePath,
-    pub(super) names: VecDeque<Vec<u8>>,
+pub(in crate::io::server) struct ListStream {
+    pub(in crate::io::server) id: u32,
+    pub(in crate::io::server) dir: WirePath,
+    pub(in crate::io::server) names: VecDeque<Vec<u8>>,
 }
 
 /// A restore being sent: a depth-first walk with one name list per level.
-pub(super) struct RestoreStream {
-    pub(super) id: u32,
-    pub(super) base: WirePath,
-    pub(super) started: bool,
+pub(in crate::io::server) struct RestoreStream {
+    pub(in crate::io::server) id: u32,
+    pub(in crate::io::server) base: WirePath,
+    pub(in crate::io::server) started: bool,
     /// Directories being sent: path, names still to send, and the
     /// directory's own metadata, sent after its contents.
-    pub(super) stack: Vec<(WirePath, VecDeque<Vec<u8>>, Meta)>,
-    pub(super) stats: Stats,
+    pub(in crate::io::server) stack: Vec<(WirePath, VecDeque<Vec<u8>>, Meta)>,
+    pub(in crate::io::server) stats: Stats,
 }
 
 /// A restore under way: the walk, and what it is sending.
-pub(super) struct Restore {
-    pub(super) walk: RestoreStream,
-    pub(super) out: Outgoing,
+pub(in crate::io::server) struct Restore {
+    pub(in crate::io::server) walk: RestoreStream,
+    pub(in crate::io::server) out: Outgoing,
 }
 
 /// Where a restore stands between two entries.
-pub(super) enum Outgoing {
+pub(in crate::io::server) enum Outgoing {
     /// Walking the tree: the next entry is produced when output has room.
     Walking,
     /// A file body is going out; the walk resumes after its `FileEnd`.
@@ -62,21 +62,21 @@ pub(super) enum Outgoing {
 
 /// A restore paused while a worker reads the crc32c of the `offset` bytes
 /// of an offered file the client already holds.
-pub(super) struct Resuming {
-    pub(super) restore: Box<Restore>,
-    pub(super) offered: Offered,
-    pub(super) id: u32,
-    pub(super) offset: u64,
+pub(in crate::io::server) struct Resuming {
+    pub(in crate::io::server) restore: Box<Restore>,
+    pub(in crate::io::server) offered: Offered,
+    pub(in crate::io::server) id: u32,
+    pub(in crate::io::server) offset: u64,
 }
 
 /// A large restored file offered to the client, waiting for its `Want`.
-pub(super) struct Offered {
-    pub(super) file: StoredFile,
-    pub(super) rel: WirePath,
+pub(in crate::io::server) struct Offered {
+    pub(in crate::io::server) file: StoredFile,
+    pub(in crate::io::server) rel: WirePath,
 }
 
 /// What a restored entry leaves for the loop to do.
-pub(super) enum Pending {
+pub(in crate::io::server) enum Pending {
     /// Send this body now.
     Send(BodySender),
     /// Wait for the client's `Want`, then send from its offset.
@@ -85,7 +85,12 @@ pub(super) enum Pending {
 
 impl RsbConn {
     /// Starts the answer to a `List` of the directory `dir`.
-    pub(super) fn start_listing(&mut self, id: u32, dir: WirePath, names: Vec<Vec<u8>>) {
+    pub(in crate::io::server) fn start_listing(
+        &mut self,
+        id: u32,
+        dir: WirePath,
+        names: Vec<Vec<u8>>,
+    ) {
         self.state = State::Listing(Box::new(ListStream {
             id,
             dir,
@@ -94,7 +99,7 @@ impl RsbConn {
     }
 
     /// Starts the answer to a `Restore` of `base`.
-    pub(super) fn start_restore(&mut self, id: u32, base: WirePath) {
+    pub(in crate::io::server) fn start_restore(&mut self, id: u32, base: WirePath) {
         self.state = State::Restoring(Box::new(Restore {
             walk: RestoreStream {
                 id,
@@ -109,7 +114,7 @@ impl RsbConn {
 
     /// Queues more listing or restore frames, at most [`ENTRIES_PER_CALL`].
     /// Returns how many entries it handled (0: nothing to do).
-    pub(super) fn produce(&mut self) -> u64 {
+    pub(in crate::io::server) fn produce(&mut self) -> u64 {
         let Some(store) = self.store.as_ref() else {
             return 0;
         };
@@ -127,7 +132,11 @@ impl RsbConn {
 
     /// Sends body bytes of the restored file going out, within the turn's
     /// budget; at its end, its `FileEnd`. Returns whether anything moved.
-    pub(super) fn pump_body(&mut self, now: Instant, spent: &mut u64) -> Result<bool, String> {
+    pub(in crate::io::server) fn pump_body(
+        &mut self,
+        now: Instant,
+        spent: &mut u64,
+    ) -> Result<bool, String> {
         let State::Restoring(r) = &mut self.state else {
             return Ok(false);
         };
@@ -165,7 +174,13 @@ impl RsbConn {
 
     /// Starts sending the offered file `o` from `offset`, the bytes before
     /// it having crc32c `prefix` (or failed to be read).
-    pub(super) fn start_send(&mut self, id: u32, o: Offered, offset: u64, prefix: io::Result<u32>) {
+    pub(in crate::io::server) fn start_send(
+        &mut self,
+        id: u32,
+        o: Offered,
+        offset: u64,
+        prefix: io::Result<u32>,
+    ) {
         let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown().to_string());
         match prefix.and_then(|crc| o.file.sender(offset, crc).map_err(|e| e.error)) {
             Ok(tx) => {

@@ -9,10 +9,10 @@
 
 use log::{debug, error, info, warn};
 
-use super::rsb_conn::{RsbConn, ENTRY_COST};
-use super::Env;
+use super::{RsbConn, ENTRY_COST};
 use crate::io::error::FsError;
 use crate::io::kind_of;
+use crate::io::server::Env;
 use crate::io::store::{StageOptions, Stager};
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::server::command::Received;
@@ -21,7 +21,7 @@ use crate::server::session::{Command, Completion, ServerSession};
 
 /// The message a client sees for a failed operation: the operation and the
 /// cause, without the server's own paths.
-pub(super) fn client_message(e: &FsError) -> String {
+pub(in crate::io::server) fn client_message(e: &FsError) -> String {
     format!("{}: {}", e.op, crate::io::describe(&e.error))
 }
 
@@ -29,7 +29,7 @@ impl RsbConn {
     /// Carries out the session's commands; returns their cost against the
     /// turn's budget. Stops at a command that hands a job to the workers:
     /// the commands behind it wait for it.
-    pub(super) fn run_commands(&mut self, env: &Env) -> u64 {
+    pub(in crate::io::server) fn run_commands(&mut self, env: &Env) -> u64 {
         let mut cost = 0;
         while !self.is_waiting() {
             let Some(cmd) = self.session.poll_command() else {
@@ -99,7 +99,7 @@ impl RsbConn {
 
     /// Carries out a command against the namespace, or answers it as for
     /// an empty one when there is none.
-    pub(super) fn dispatch(&mut self, cmd: Command) {
+    pub(in crate::io::server) fn dispatch(&mut self, cmd: Command) {
         if self.store.is_none() {
             answer_empty(cmd, &mut self.session);
             return;
@@ -277,7 +277,7 @@ impl RsbConn {
 
 /// Answers for a namespace that does not exist on a read-only server: it
 /// holds nothing. (Writes never get here: the session refuses them.)
-pub(super) fn answer_empty(cmd: Command, session: &mut ServerSession) {
+pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSession) {
     match cmd {
         // Listing the empty root is an empty listing.
         Command::List { id, path } if path.is_root() => {
@@ -306,7 +306,7 @@ pub(super) fn answer_empty(cmd: Command, session: &mut ServerSession) {
 }
 
 /// A missing path reads better as just the cause.
-pub(super) fn cause(e: &FsError) -> String {
+pub(in crate::io::server) fn cause(e: &FsError) -> String {
     if e.raw_os_error() == Some(nix::libc::ENOENT) {
         "not on the server".to_string()
     } else {

@@ -2,9 +2,10 @@
 //! its buffers and readiness, and an explicit [`State`] for what the shell
 //! is doing on its behalf. [`RsbConn::drive`] moves it as far as its socket
 //! allows within the turn's budget: writing the session's output, reading
-//! frames, receiving file bodies. Carrying out the session's commands is in
-//! [`super::exec`], streaming answers in [`super::stream`], worker jobs in
-//! [`super::jobs`]. Decides nothing about the protocol: the session does.
+//! frames, receiving file bodies. Its child modules are further `impl
+//! RsbConn` blocks, one per kind of work: carrying out the session's
+//! commands ([`exec`]), streaming answers ([`stream`]), worker jobs
+//! ([`jobs`]). Decides nothing about the protocol: the session does.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -16,14 +17,17 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::Registry;
 
-use super::conn::{Expiry, Stats};
-use super::stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
-use super::Env;
+mod exec;
+mod jobs;
+mod stream;
+
+use super::{Env, Expiry};
 use crate::io::store::Stager;
 use crate::io::transfer::{receive_step, BodyReceiver, Pipe};
 use crate::io::worker::Ticket;
 use crate::proto;
 use crate::server::session::{Completion, Received, ServerSession};
+use stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
 
 /// Bytes one connection may move per turn before others get theirs.
 pub(super) const BUDGET: u64 = 8 << 20;
@@ -427,6 +431,14 @@ impl RsbConn {
             debug!("{}: disconnected: {reason}", self.label());
         }
     }
+}
+
+/// Counters for the log line of a commit or a connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Stats {
+    pub(super) entries: u64,
+    pub(super) bytes: u64,
+    pub(super) failed: u64,
 }
 
 #[cfg(test)]

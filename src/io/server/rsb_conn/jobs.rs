@@ -12,8 +12,8 @@ use std::time::Instant;
 use log::{debug, error, info, warn};
 
 use super::exec::{answer_empty, client_message};
-use super::rsb_conn::{RsbConn, State, Wait};
 use super::stream::{Outgoing, Resuming};
+use super::{RsbConn, State, Wait};
 use crate::io::store::CommitReport;
 use crate::io::worker::{Done, Job, Workers};
 use crate::proto::WirePath;
@@ -22,7 +22,7 @@ use crate::server::session::{Command, Completion};
 
 impl RsbConn {
     /// Hands the batch to a worker to commit.
-    pub(super) fn commit(&mut self, id: u32, workers: &Workers) {
+    pub(in crate::io::server) fn commit(&mut self, id: u32, workers: &Workers) {
         // A 1 MiB pipe per idle connection would pin memory and use up the
         // per-user pipe quota with many clients: it lives for one batch of
         // bodies.
@@ -51,7 +51,7 @@ impl RsbConn {
     }
 
     /// Hands a verify of `path` to a worker.
-    pub(super) fn verify(&mut self, id: u32, path: WirePath, workers: &Workers) {
+    pub(in crate::io::server) fn verify(&mut self, id: u32, path: WirePath, workers: &Workers) {
         let Some(store) = self.store.as_ref() else {
             answer_empty(Command::Verify { id, path }, &mut self.session);
             return;
@@ -92,7 +92,7 @@ impl RsbConn {
 
     /// The client's `Want` for the offered file of restore `id`: send it
     /// from `offset`, after a worker read the crc32c of the bytes before.
-    pub(super) fn send_from(&mut self, id: u32, offset: u64, workers: &Workers) {
+    pub(in crate::io::server) fn send_from(&mut self, id: u32, offset: u64, workers: &Workers) {
         let mut restore = match std::mem::replace(&mut self.state, State::Idle) {
             State::Restoring(r) => r,
             other => {
@@ -150,7 +150,7 @@ impl RsbConn {
 
     /// A resumed backup's kept bytes are read for their crc32c on a worker;
     /// the body waits (the connection reads nothing) until that is done.
-    pub(super) fn defer_prefix_crc(&mut self, workers: &Workers) {
+    pub(in crate::io::server) fn defer_prefix_crc(&mut self, workers: &Workers) {
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -179,7 +179,7 @@ impl RsbConn {
     }
 
     /// Takes a result from the workers (the loop matched its ticket).
-    pub(super) fn handle_done(&mut self, done: Done, now: Instant) {
+    pub(in crate::io::server) fn handle_done(&mut self, done: Done, now: Instant) {
         // The time spent waiting for the disk is not idle time (regression:
         // a 40 s commit under -t 30 was answered, then timed out at once).
         self.session.handle_activity(now);
@@ -317,7 +317,7 @@ impl RsbConn {
     }
 
     /// Reports a finished commit to the client and the log.
-    pub(super) fn committed(&mut self, id: u32, report: CommitReport) {
+    pub(in crate::io::server) fn committed(&mut self, id: u32, report: CommitReport) {
         let who = self.label();
         for f in report.failures {
             error!("{who}: commit: {}", f.error);
