@@ -9,7 +9,6 @@ pub mod sandbox;
 pub mod server_loop;
 pub mod stage;
 pub mod transfer;
-pub mod walk;
 pub mod worker;
 
 /// An I/O error as a person reads it: `No space left on device`, without

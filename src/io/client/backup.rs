@@ -23,10 +23,10 @@ use nix::sys::stat::{self, Mode};
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
+use super::walk::{walk, LocalEntry, Walk, WalkItem};
 use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
-use crate::io::walk::{walk, LocalEntry, Walk, WalkItem};
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::{EntryKind, ManifestEntry, Meta, WirePath};
 

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
+use super::walk::{local_time, wire_path};
 use crate::client::session::Event;
 use crate::client::ui::format_list_line;
-use crate::io::walk::{local_time, wire_path};
 use crate::proto::WirePath;
 
 /// Lists `path` (the namespace root when `None`) on stdout.

@@ -10,6 +10,7 @@ pub mod list;
 pub mod report;
 pub mod restore;
 pub mod verify;
+pub mod walk;
 
 /// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
 /// server never has to refuse a batch).

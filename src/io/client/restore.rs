@@ -20,13 +20,13 @@ use std::path::Path;
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
+use super::walk::{absolute, wire_path};
 use super::COMMIT_EVERY;
 use crate::client::session::Event;
 use crate::io::describe;
 use crate::io::sandbox::Beneath;
 use crate::io::stage::{sweep, Stager};
 use crate::io::transfer::BodyReceiver;
-use crate::io::walk::{absolute, wire_path};
 use crate::proto::WirePath;
 
 /// Where restored entries go: a directory to confine writes to, and the name

@@ -6,9 +6,8 @@ use std::path::Path;
 
 use super::conn::{Conn, ConnError};
 use super::report::{show, Reporter};
+use super::walk::wire_path;
 use crate::client::session::Event;
-use crate::client::ui::human_bytes;
-use crate::io::walk::wire_path;
 use crate::proto::WirePath;
 
 /// Verifies `path` (the whole namespace when `None`). Damaged files count
@@ -62,12 +61,4 @@ pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Resul
             return Err(conn.broken());
         }
     }
-}
-
-/// "3 files, 1.2 MiB" and so on, for the summary line.
-pub fn summary(files: u64, bytes: u64, damaged: u64, unchecked: u64, secs: f64) -> String {
-    format!(
-        "verify: {files} files, {} read, {damaged} damaged, {unchecked} without a checksum, in {secs:.2}s",
-        human_bytes(bytes)
-    )
 }

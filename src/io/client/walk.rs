@@ -259,7 +259,6 @@ fn invalid(path: PathBuf, e: crate::proto::PathError) -> WalkItem {
     )
 }
 
-/// Makes `path` absolute against the current directory and resolves `.` and
 /// The path on the server of local `path` (made [`absolute`] first), or
 /// why it has none.
 pub fn wire_path(path: &Path) -> Result<WirePath, String> {
@@ -267,6 +266,7 @@ pub fn wire_path(path: &Path) -> Result<WirePath, String> {
     WirePath::from_local(abs.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
+/// Makes `path` absolute against the current directory and resolves `.` and
 /// `..` lexically (`/a/b/../c` is `/a/c`, `/..` is `/`), without looking at
 /// the file system, so symlinks stay what they are. A trailing `/` is dropped.
 /// An empty path is an error.
