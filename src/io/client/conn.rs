@@ -127,7 +127,7 @@ impl Conn {
             poll,
             events: Events::with_capacity(8),
             sock,
-            session: ClientSession::new(name, auth),
+            session: ClientSession::new(Instant::now(), name, auth),
             inbuf: Vec::new(),
             readable: true,
             writable: true,
@@ -183,7 +183,9 @@ impl Conn {
         ConnError(format!(
             "{}: {}",
             self.shown,
-            self.session.error().unwrap_or("connection lost")
+            self.session
+                .error()
+                .map_or_else(|| "connection lost".to_string(), |e| e.to_string())
         ))
     }
 
@@ -282,7 +284,7 @@ impl Conn {
             match (&self.sock).write(self.session.poll_transmit()) {
                 Ok(0) => return Err(ConnError(format!("{}: connection closed", self.shown))),
                 Ok(n) => {
-                    self.session.consume_transmit(n);
+                    self.session.handle_sent(Instant::now(), n);
                     self.last_progress = Instant::now();
                     wrote = true;
                 }
@@ -309,7 +311,7 @@ impl Conn {
         // bound.
         let mut have_read = false;
         loop {
-            let n = self.session.handle_input(&self.inbuf);
+            let n = self.session.handle_input(Instant::now(), &self.inbuf);
             if n > 0 {
                 self.inbuf.drain(..n);
                 progress = true;
@@ -331,7 +333,7 @@ impl Conn {
                 Ok(0) => {
                     self.inbuf.truncate(len);
                     // Frames still buffered (an Error, say) come before the EOF.
-                    let n = self.session.handle_input(&self.inbuf);
+                    let n = self.session.handle_input(Instant::now(), &self.inbuf);
                     self.inbuf.drain(..n);
                     self.session.handle_eof();
                     return Ok(true);
