@@ -5,5 +5,7 @@
 //! restore writes) lives in [`crate::io::client`].
 
 pub mod event;
+pub mod plan;
+pub mod restore;
 pub mod session;
 pub mod ui;

@@ -11,12 +11,3 @@ pub mod report;
 pub mod restore;
 pub mod verify;
 pub mod walk;
-
-/// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
-/// server never has to refuse a batch).
-pub const COMMIT_EVERY: u32 = 1024;
-
-/// Bytes of paths between two commits: half of
-/// [`crate::proto::MAX_BATCH_PATH_BYTES`], leaving room for the directories
-/// closed in one go after it is reached.
-pub const COMMIT_PATH_BYTES: usize = crate::proto::MAX_BATCH_PATH_BYTES / 2;

@@ -4,7 +4,8 @@
 //! Also the one local-time conversion the client's `ls` needs.
 //!
 //! It only reads (`lstat`, `readdir`, `readlink`); it never follows a symlink,
-//! never opens file contents and never decides what to send: sessions do.
+//! never opens file contents and never decides what to send: the planner
+//! (`client/plan.rs`) does.
 //! Memory is bounded by the depth of the tree times the width of one
 //! directory, never by the size of the whole tree.
 
@@ -24,22 +25,7 @@ use crate::proto::{EntryKind, Meta, Time, WirePath};
 /// Why special files are not backed up.
 const NOT_SUPPORTED: &str = "not a regular file, directory or symlink";
 
-/// One local file, directory or symlink, ready to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalEntry {
-    /// The absolute local path.
-    pub local: PathBuf,
-    /// The local path without its leading `/`: where it lands on the server.
-    pub wire: WirePath,
-    /// File, directory or symlink.
-    pub kind: EntryKind,
-    /// Permission bits and mtime (with nanoseconds) from `lstat`.
-    pub meta: Meta,
-    /// Size in bytes for files, 0 otherwise.
-    pub size: u64,
-    /// The link target for symlinks, empty otherwise.
-    pub target: Vec<u8>,
-}
+pub use crate::client::plan::LocalEntry;
 
 /// What the walk found next.
 #[derive(Debug)]
