@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::{walk, Walk, WalkItem};
 use crate::client::plan::{self, LocalEntry, Manifest, Next, Order, Placed, Plan};
@@ -90,8 +91,8 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
 /// Backs up `paths` (absolute or relative to the current directory).
 /// File-level problems are reported and counted; `Err` means the
 /// connection was lost.
-pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), ConnError> {
-    if conn.read_only {
+pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), NetError> {
+    if link.read_only() {
         for p in paths {
             rep.fail(&show(p), "server is read-only");
         }
@@ -103,7 +104,7 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
     let mut bytes_moved = 0u64;
     loop {
         // Ask about more entries.
-        while plan.wants_manifest(conn.session.poll_transmit().len(), current.is_some()) {
+        while plan.wants_manifest(link.session().poll_transmit().len(), current.is_some()) {
             let mut m = Manifest::new();
             while !m.is_full() {
                 let Some(e) = walks.next(rep) else {
@@ -113,24 +114,24 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                 m.push(e);
             }
             if !m.is_empty() {
-                let id = conn.session.send_manifest(m.frame_entries());
+                let id = link.session().send_manifest(m.frame_entries());
                 plan.handle_asked(id, m);
             }
         }
         // Send what the server needs.
-        while current.is_none() && conn.session.poll_transmit().len() < plan::HIGH_WATER {
-            let (e, resume_at) = match plan.next(conn.session.commits_in_flight()) {
+        while current.is_none() && link.session().poll_transmit().len() < plan::HIGH_WATER {
+            let (e, resume_at) = match plan.next(link.session().commits_in_flight()) {
                 Next::Wait => break,
                 Next::Commit => {
-                    conn.session.send_commit();
+                    link.session().send_commit();
                     continue;
                 }
                 Next::Send { entry, resume_at } => (entry, resume_at),
             };
             let (id, size) = match e.kind {
-                EntryKind::Dir => (conn.session.send_dir(e.wire.clone(), e.meta), 0),
+                EntryKind::Dir => (link.session().send_dir(e.wire.clone(), e.meta), 0),
                 EntryKind::Symlink => (
-                    conn.session
+                    link.session()
                         .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
                     0,
                 ),
@@ -140,10 +141,14 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                         match BodySender::from_offset(fd, size, offset) {
                             Ok(tx) => {
                                 let id = if offset > 0 {
-                                    conn.session
-                                        .send_file_from(e.wire.clone(), meta, size, offset)
+                                    link.session().send_file_from(
+                                        e.wire.clone(),
+                                        meta,
+                                        size,
+                                        offset,
+                                    )
                                 } else {
-                                    conn.session.send_file(e.wire.clone(), meta, size)
+                                    link.session().send_file(e.wire.clone(), meta, size)
                                 };
                                 current = Some((id, tx));
                                 (id, size.saturating_sub(offset))
@@ -163,21 +168,21 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
             plan.handle_sent(id, e.wire, e.kind, size);
         }
         if plan.wants_final_commit(current.is_some()) {
-            let id = conn.session.send_commit();
+            let id = link.session().send_commit();
             plan.handle_final_commit(id);
         }
 
-        let moved = conn.step(current.as_mut().map(|(_, tx)| tx))?;
+        let moved = link.step(current.as_mut().map(|(_, tx)| tx))?;
         bytes_moved += moved;
         if let Some((id, tx)) = current.as_ref() {
             if tx.is_done() {
                 let (crc, ok) = tx.finish();
-                conn.session.send_file_end(*id, crc, ok);
+                link.session().send_file_end(*id, crc, ok);
                 current = None;
             }
         }
 
-        while let Some(ev) = conn.session.poll_event() {
+        while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Need { bits, resume, .. } => {
                     rep.counts.skipped += plan.handle_need(&bits, &resume);
@@ -194,12 +199,12 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                         return Ok(());
                     }
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 _ => {}
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
         rep.progress(bytes_moved, None);
     }

@@ -14,7 +14,8 @@
 
 use std::path::Path;
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
 use crate::client::restore::{self, Links, Target};
@@ -35,11 +36,11 @@ fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
 
 /// Restores `source` (a path as it was backed up) into `dest`.
 pub fn restore(
-    conn: &mut Conn,
+    link: &mut Link<'_>,
     source: &Path,
     dest: &Path,
     rep: &mut Reporter,
-) -> Result<(), ConnError> {
+) -> Result<(), NetError> {
     let shown_src = source.display().to_string();
     let wire = match wire_path(source) {
         Ok(w) => w,
@@ -72,7 +73,7 @@ pub fn restore(
     // Large files keep what arrived when a restore is interrupted, hidden
     // in DEST, and the next restore of them resumes there.
     stager.keep_partials = true;
-    let id = conn.session.send_restore(wire.clone());
+    let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
     // The path and size of the file whose body is arriving.
@@ -81,21 +82,21 @@ pub fn restore(
     let mut links = Links::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
-        if let Some(size) = conn.session.wants_body() {
+        if let Some(size) = link.session().wants_body() {
             let incoming = stager.incoming();
             // A resumed body continues the kept bytes: at their end, with
             // their crc.
             let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
             let r = recv.get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
             let file = incoming.map(|i| &i.file);
-            moved += conn.receive(r, file)?;
+            moved += link.receive(r, file)?;
             if r.is_done() {
-                conn.session.handle_body_done();
+                link.session().handle_body_done();
             }
         } else {
-            conn.step(None)?;
+            link.step(None)?;
         }
-        while let Some(ev) = conn.session.poll_event() {
+        while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Dir { path, meta, .. } => {
                     let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, &stager)
@@ -133,7 +134,7 @@ pub fn restore(
                     let held = restore::offer_path(&t.prefix, &path, &links)
                         .and_then(|p| stager.partial_len(&p, size, &meta))
                         .unwrap_or(0);
-                    conn.session.send_want(id, held);
+                    link.session().send_want(id, held);
                 }
                 Event::File {
                     path,
@@ -200,7 +201,7 @@ pub fn restore(
                     commit(&mut stager, rep);
                     return Ok(());
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 Event::Welcome { .. }
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
@@ -212,8 +213,8 @@ pub fn restore(
                 commit(&mut stager, rep);
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
         rep.progress(moved, None);
     }
