@@ -147,6 +147,26 @@ impl ClientSession {
         self.commits.len()
     }
 
+    /// Manifests sent and not yet answered.
+    #[must_use]
+    pub fn manifests_in_flight(&self) -> usize {
+        self.manifests.len()
+    }
+
+    /// True when the client has a secret to prove (`-k FILE`).
+    pub fn has_secret(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// `Some(size)` while the next bytes are a file body.
+    #[must_use]
+    pub fn wants_body(&self) -> Option<u64> {
+        match self.state {
+            State::Body { size } => Some(size),
+            _ => None,
+        }
+    }
+
     // ---- requests -----------------------------------------------------
 
     fn id(&mut self) -> u32 {
@@ -206,12 +226,6 @@ impl ClientSession {
     /// Ends a file body.
     pub fn send_file_end(&mut self, id: u32, crc: u32, ok: bool) {
         self.push(&Frame::FileEnd { id, crc, ok });
-    }
-
-    /// Manifests sent and not yet answered.
-    #[must_use]
-    pub fn manifests_in_flight(&self) -> usize {
-        self.manifests.len()
     }
 
     /// Tells the server what is about to be backed up; it answers with a
@@ -365,15 +379,6 @@ impl ClientSession {
         }
     }
 
-    /// `Some(size)` while the next bytes are a file body.
-    #[must_use]
-    pub fn wants_body(&self) -> Option<u64> {
-        match self.state {
-            State::Body { size } => Some(size),
-            _ => None,
-        }
-    }
-
     // ---- internals ----------------------------------------------------
 
     /// Queues a frame. While a file body is owed (between a `File` header
@@ -454,11 +459,6 @@ impl ClientSession {
             )));
         }
         None
-    }
-
-    /// True when the client was started without a secret.
-    pub fn has_secret(&self) -> bool {
-        self.auth.is_some()
     }
 
     fn current_restore(&self, id: u32) -> bool {

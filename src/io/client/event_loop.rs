@@ -321,7 +321,9 @@ impl Link<'_> {
     /// The one wait of the client: until the socket is ready, a signal, the
     /// session's deadline or the redraw tick. A due deadline reaches the
     /// session only when the socket stayed quiet: bytes waiting to be read
-    /// are progress, however late the loop looks at them.
+    /// are progress, however late the loop looks at them (the handshake's
+    /// absolute deadline is also checked after every step, see
+    /// [`Self::await_welcome`]).
     fn wait(&mut self) -> Result<(), NetError> {
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
@@ -361,6 +363,11 @@ impl Link<'_> {
                 }
                 None if self.conn.session.is_closed() => return Err(self.broken()),
                 None => {}
+            }
+            // The handshake's deadline holds even while bytes trickle in.
+            self.conn.session.handle_timeout(Instant::now());
+            if self.conn.session.is_closed() {
+                return Err(self.broken());
             }
         }
     }
