@@ -100,15 +100,13 @@ fn parse() -> Result<Config, ExitCode> {
             command.remove(0);
         }
     }
-    let (quiet, remote) = (
-        m.opt_present("q"),
-        Remote {
-            host,
-            port,
-            name,
-            key,
-        },
-    );
+    let remote = Remote {
+        host,
+        port,
+        name,
+        key,
+    };
+    let quiet = m.opt_present("q");
     Ok(Config {
         remote,
         quiet,
