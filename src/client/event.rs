@@ -3,6 +3,7 @@
 //! behaviour: the session (`session.rs`) decides when each is produced.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::proto::{ErrorCode, ListItem, Meta, WirePath};
 
@@ -72,7 +73,7 @@ pub enum Event {
         meta: Meta,
     },
     /// A restored file; its `size` body bytes follow (see
-    /// [`super::session::ClientSession::wants_body`]).
+    /// `ClientSession::wants_body`).
     File {
         /// The `Restore` request.
         id: u32,
@@ -86,7 +87,7 @@ pub enum Event {
         offset: u64,
     },
     /// A restored file of which the client may hold a part: answer with
-    /// [`super::session::ClientSession::send_want`]; a `File` event with the offset follows.
+    /// `ClientSession::send_want`; a `File` event with the offset follows.
     Offer {
         /// The `Restore` request.
         id: u32,
@@ -155,11 +156,11 @@ pub enum SessionError {
     Protocol(String),
     /// The connection closed before the session was done.
     Closed,
-    /// The handshake got no answer within [`super::session::HELLO_TIMEOUT`].
+    /// The handshake got no answer in time (the session's `HELLO_TIMEOUT`).
     HelloTimeout,
-    /// A request saw nothing move either way for
-    /// [`super::session::NO_PROGRESS_TIMEOUT`].
-    NoProgress,
+    /// A request saw nothing move either way for this long (the session's
+    /// `NO_PROGRESS_TIMEOUT`).
+    NoProgress(Duration),
 }
 
 impl fmt::Display for SessionError {
@@ -169,11 +170,9 @@ impl fmt::Display for SessionError {
             SessionError::AuthFailed(m) | SessionError::Protocol(m) => f.write_str(m),
             SessionError::Closed => f.write_str("connection closed by the server"),
             SessionError::HelloTimeout => f.write_str("no answer from the server"),
-            SessionError::NoProgress => write!(
-                f,
-                "no progress for {} seconds: giving up",
-                super::session::NO_PROGRESS_TIMEOUT.as_secs()
-            ),
+            SessionError::NoProgress(t) => {
+                write!(f, "no progress for {} seconds: giving up", t.as_secs())
+            }
         }
     }
 }

@@ -332,7 +332,7 @@ impl ClientSession {
             Some(t) if now >= t && self.state == State::AwaitWelcome => {
                 self.broken(SessionError::HelloTimeout)
             }
-            Some(t) if now >= t => self.broken(SessionError::NoProgress),
+            Some(t) if now >= t => self.broken(SessionError::NoProgress(NO_PROGRESS_TIMEOUT)),
             _ => {}
         }
     }

@@ -366,7 +366,10 @@ fn an_idle_session_has_no_deadline_and_a_request_gets_one() {
     c.handle_timeout(later + NO_PROGRESS_TIMEOUT);
     assert!(!c.is_closed());
     c.handle_timeout(later2 + NO_PROGRESS_TIMEOUT);
-    assert_eq!(c.error(), Some(&SessionError::NoProgress));
+    assert_eq!(
+        c.error(),
+        Some(&SessionError::NoProgress(NO_PROGRESS_TIMEOUT))
+    );
     assert_eq!(
         c.error().unwrap().to_string(),
         "no progress for 300 seconds: giving up"

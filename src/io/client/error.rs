@@ -98,7 +98,7 @@ impl NetError {
                 server,
                 cause: e.to_string(),
             },
-            Some(e @ (SessionError::HelloTimeout | SessionError::NoProgress)) => {
+            Some(e @ (SessionError::HelloTimeout | SessionError::NoProgress(_))) => {
                 NetError::TimedOut {
                     server,
                     message: e.to_string(),
