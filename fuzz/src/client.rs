@@ -7,6 +7,7 @@
 //! to 6); `seed` drives chunk sizes (and the answers to `Offer`s).
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use rsb::auth::Key;
 use rsb::client::session::{ClientAuth, ClientSession, Event};
@@ -49,7 +50,9 @@ pub fn client_session(data: &[u8]) {
         key: Key::from_secret(SECRET),
         nonce: CLIENT_NONCE,
     });
-    let mut c = ClientSession::new(NAME, auth);
+    // One instant throughout: the harness never calls `handle_timeout`.
+    let now = Instant::now();
+    let mut c = ClientSession::new(now, NAME, auth);
     let root = WirePath::root();
     let mut streams = HashSet::new();
     let mut commits = HashSet::new();
@@ -106,7 +109,7 @@ pub fn client_session(data: &[u8]) {
                     assert!(n > 0);
                     n
                 });
-                assert_eq!(c.handle_input(&pending), 0, "body bytes parsed as frames");
+                assert_eq!(c.handle_input(now, &pending), 0, "body bytes parsed as frames");
                 let take = left.min(pending.len() as u64);
                 pending.drain(..take as usize);
                 if take == left {
@@ -117,7 +120,7 @@ pub fn client_session(data: &[u8]) {
                 }
                 take > 0
             } else {
-                let used = c.handle_input(&pending);
+                let used = c.handle_input(now, &pending);
                 if closed_events.is_some() {
                     assert_eq!(used, 0, "a closed session consumed input");
                 }
@@ -169,7 +172,7 @@ pub fn client_session(data: &[u8]) {
                 }
             }
             let out = c.poll_transmit().to_vec();
-            c.consume_transmit(out.len());
+            c.handle_sent(now, out.len());
             sent.extend_from_slice(&out);
             for f in crate::drain_frames(&mut sent, "the client") {
                 if let Frame::File { size, .. } = f {

@@ -1,5 +1,11 @@
-//! The client: its protocol session and its user-interface helpers, both
-//! pure. Its I/O (connection, walk, restore writes) lives in [`crate::io`].
+//! The client's pure half: its protocol session ([`session`], with the
+//! values it hands out in [`event`]), the backup planner ([`plan`]), the
+//! restore's path rules ([`restore`]) and its user interface ([`ui`]). No
+//! sockets, files, clocks or threads: its I/O (connection, loop, walk,
+//! restore writes) lives in [`crate::io::client`].
 
+pub mod event;
+pub mod plan;
+pub mod restore;
 pub mod session;
 pub mod ui;

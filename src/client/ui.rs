@@ -174,6 +174,30 @@ pub fn format_summary(s: &Summary) -> String {
     )
 }
 
+/// The summary of a `verify`, e.g. `verify: 3 files, 1.2 MiB read, 0 damaged,
+/// 1 without a checksum, in 0.05s`.
+pub fn format_verify_summary(
+    files: u64,
+    bytes: u64,
+    damaged: u64,
+    unchecked: u64,
+    elapsed: Duration,
+) -> String {
+    format!(
+        "verify: {files} files, {} read, {damaged} damaged, {unchecked} without a checksum, in {:.2}s",
+        human_bytes(bytes),
+        elapsed.as_secs_f64()
+    )
+}
+
+/// The summary of an `ls`, e.g. `ls: 12 entries, 0 failed, in 0.01s`.
+pub fn format_list_summary(entries: u64, failed: u64, elapsed: Duration) -> String {
+    format!(
+        "ls: {entries} entries, {failed} failed, in {:.2}s",
+        elapsed.as_secs_f64()
+    )
+}
+
 /// One progress line: starts with `\r`, ends with `ESC[K` (clear to the end
 /// of the line), no newline, e.g. `  123.4 MiB / 1.0 GiB  45.6 MiB/s  ETA 0:12`.
 /// Without a known total only the bytes and the rate are shown.
@@ -621,6 +645,18 @@ mod tests {
         assert_eq!(mode_string(EntryKind::Dir, 0o1776), "drwxrwxrwT");
         assert_eq!(mode_string(EntryKind::File, 0), "----------");
         assert_eq!(mode_string(EntryKind::File, 0o7777), "-rwsrwsrwt");
+    }
+
+    #[test]
+    fn verify_and_list_summaries() {
+        assert_eq!(
+            format_verify_summary(3, 1536, 1, 2, Duration::from_millis(50)),
+            "verify: 3 files, 1.5 KiB read, 1 damaged, 2 without a checksum, in 0.05s"
+        );
+        assert_eq!(
+            format_list_summary(12, 0, Duration::from_millis(10)),
+            "ls: 12 entries, 0 failed, in 0.01s"
+        );
     }
 
     #[test]

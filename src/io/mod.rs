@@ -11,7 +11,6 @@ pub mod signals;
 pub mod store;
 pub mod timers;
 pub mod transfer;
-pub mod walk;
 pub mod worker;
 
 /// An I/O error as a person reads it: `No space left on device`, without

@@ -1,10 +1,8 @@
 //! The client's end of an in-memory connection: a [`ClientSession`] and
 //! the bytes in and out, with the driver's side of file bodies and offers.
 //!
-//! Every call into the client session that depends on how it is driven
-//! (making it, input, the end of a body, the end of the stream) goes
-//! through the small adapter at the bottom of this file, so that a change
-//! of the session's signatures (taking `now`, say) is fixed in one place.
+//! The client session takes the time like the server's: every input here
+//! passes the virtual time the end was last given.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -29,13 +27,17 @@ pub struct ClientEnd {
     pub wants: BTreeMap<WirePath, u64>,
     /// The body being received, so far.
     body: Option<Vec<u8>>,
+    /// The latest time this end was given (requests made between steps
+    /// are sent at it).
+    now: Instant,
 }
 
 impl ClientEnd {
     /// A client saying `Hello` as `name`, with `auth` if it has a secret.
     pub fn new(name: &str, auth: Option<ClientAuth>, now: Instant) -> ClientEnd {
         ClientEnd {
-            session: adapter::new(name, auth, now),
+            session: ClientSession::new(now, name, auth),
+            now,
             inbox: Vec::new(),
             outbox: Vec::new(),
             events: Vec::new(),
@@ -74,6 +76,7 @@ impl ClientEnd {
     /// (an offer answered from [`Self::wants`]), the output flushed. True
     /// when anything happened.
     pub fn step(&mut self, now: Instant) -> bool {
+        self.now = now;
         let mut progress = false;
         if let Some(size) = self.session.wants_body() {
             let buf = self.body.get_or_insert_with(Vec::new);
@@ -83,11 +86,11 @@ impl ClientEnd {
             progress |= take > 0;
             if take == want {
                 self.bodies.push(self.body.take().unwrap_or_default());
-                adapter::body_done(&mut self.session, now);
+                self.session.handle_body_done();
                 progress = true;
             }
         } else {
-            let n = adapter::input(&mut self.session, now, &self.inbox);
+            let n = self.session.handle_input(now, &self.inbox);
             self.inbox.drain(..n);
             progress |= n > 0;
         }
@@ -104,7 +107,8 @@ impl ClientEnd {
 
     /// The server closed the connection.
     pub fn handle_eof(&mut self, now: Instant) {
-        adapter::eof(&mut self.session, now);
+        self.now = now;
+        self.session.handle_eof();
         while let Some(event) = self.session.poll_event() {
             self.events.push(event);
         }
@@ -114,32 +118,7 @@ impl ClientEnd {
         let out = self.session.poll_transmit();
         let n = out.len();
         self.outbox.extend_from_slice(out);
-        self.session.consume_transmit(n);
+        self.session.handle_sent(self.now, n);
         n > 0
-    }
-}
-
-/// The calls into [`ClientSession`] that depend on how it is driven. The
-/// client session does not take the time yet; `now` is passed here so that
-/// only these lines change when it does.
-mod adapter {
-    use std::time::Instant;
-
-    use crate::client::session::{ClientAuth, ClientSession};
-
-    pub(super) fn new(name: &str, auth: Option<ClientAuth>, _now: Instant) -> ClientSession {
-        ClientSession::new(name, auth)
-    }
-
-    pub(super) fn input(s: &mut ClientSession, _now: Instant, buf: &[u8]) -> usize {
-        s.handle_input(buf)
-    }
-
-    pub(super) fn body_done(s: &mut ClientSession, _now: Instant) {
-        s.handle_body_done();
-    }
-
-    pub(super) fn eof(s: &mut ClientSession, _now: Instant) {
-        s.handle_eof();
     }
 }

@@ -1,158 +1,72 @@
-//! The `backup` command: walks local paths and sends the server only what
-//! it does not have.
-//!
-//! Three stages, all pipelined:
-//! 1. [`Order`] turns the walks into the order the protocol wants: every
-//!    directory after its contents.
-//! 2. Entries go out in `Manifest` frames (a few hundred each, at most
-//!    [`MANIFESTS_IN_FLIGHT`] unanswered); the server answers each with a
-//!    bitmap of what it needs, comparing type, size, mode, mtime and link
-//!    target, without opening anything.
-//! 3. Needed entries are sent (files with their bodies); a directory also
-//!    when anything inside it was sent, since that changed its mtime on the
-//!    server. A `Commit` follows every [`COMMIT_EVERY`] entries and at the
-//!    end, with at most two in flight. An entry counts as done when the
-//!    commit after it is confirmed without a `Failed` for it.
+//! The `backup` command's shell: walks the local paths, opens the files the
+//! planner ([`crate::client::plan`]) says to send, and moves their bodies.
+//! Which entries go, in what order, in which manifests, and when to commit
+//! is decided there; this file only does the I/O and reports.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
-use super::{COMMIT_EVERY, COMMIT_PATH_BYTES};
+use super::walk::{walk, Walk, WalkItem};
+use crate::client::plan::{self, LocalEntry, Manifest, Next, Order, Placed, Plan};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
-use crate::io::walk::{walk, LocalEntry, Walk, WalkItem};
 use crate::io::{describe, kind_of, meta_of};
-use crate::proto::{EntryKind, ManifestEntry, Meta, WirePath};
+use crate::proto::{EntryKind, Meta};
 
-/// Output queued before the client stops queueing more.
-const HIGH_WATER: usize = 256 * 1024;
-/// Manifests sent and not yet answered, at most.
-pub const MANIFESTS_IN_FLIGHT: usize = 4;
-/// Entries in one manifest, at most.
-const MANIFEST_ENTRIES: usize = 512;
-/// Encoded bytes of one manifest, at most (below the frame limit).
-const MANIFEST_BYTES: usize = 48 * 1024;
-
-/// The walks of all paths, reordered so that a directory comes after
-/// everything in it.
-struct Order {
+/// The walks of all paths, one after the other, through an [`Order`].
+struct Walks {
     walks: std::vec::IntoIter<Walk>,
     walker: Option<Walk>,
-    /// Directories whose contents are still coming.
-    open_dirs: Vec<LocalEntry>,
-    /// Directories closed and ready to go out.
-    closed: VecDeque<LocalEntry>,
+    order: Order,
 }
 
-impl Order {
-    fn new(paths: &[PathBuf]) -> Order {
+impl Walks {
+    fn new(paths: &[PathBuf]) -> Walks {
         let mut walks = paths
             .iter()
             .map(|p| walk(p))
             .collect::<Vec<_>>()
             .into_iter();
         let walker = walks.next();
-        Order {
+        Walks {
             walks,
             walker,
-            open_dirs: Vec::new(),
-            closed: VecDeque::new(),
+            order: Order::new(),
         }
     }
 
     /// The next entry in sending order; skips and errors are reported.
     fn next(&mut self, rep: &mut Reporter) -> Option<LocalEntry> {
         loop {
-            if let Some(d) = self.closed.pop_front() {
+            if let Some(d) = self.order.pop_closed() {
                 return Some(d);
             }
             let walker = self.walker.as_mut()?;
             let Some(item) = walker.next() else {
                 // This path is done: close its directories, go to the next.
-                while let Some(d) = self.open_dirs.pop() {
-                    self.closed.push_back(d);
-                }
+                self.order.end_walk();
                 self.walker = self.walks.next();
                 continue;
             };
-            let e = match item {
-                WalkItem::Skipped { path, reason } => {
-                    rep.skip(&show(&path), &reason);
-                    continue;
-                }
-                WalkItem::Error { path, error } => {
-                    rep.fail(&show(&path), &describe(&error));
-                    continue;
-                }
-                WalkItem::Entry(e) => e,
-            };
-            // Checked on every component: the walk still enters such a
-            // directory, and its contents must not be sent either.
-            if e.wire.is_reserved() {
-                rep.skip(
-                    &show(&e.local),
-                    "names starting with .rsb-tmp. are reserved",
-                );
-                continue;
+            match item {
+                WalkItem::Skipped { path, reason } => rep.skip(&show(&path), &reason),
+                WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
+                WalkItem::Entry(e) => match self.order.place(e) {
+                    Placed::Ready(e) => return Some(e),
+                    Placed::Held => {}
+                    Placed::Reserved(e) => rep.skip(
+                        &show(&e.local),
+                        "names starting with .rsb-tmp. are reserved",
+                    ),
+                },
             }
-            while self
-                .open_dirs
-                .last()
-                .is_some_and(|d| !contains(&d.wire, &e.wire))
-            {
-                if let Some(d) = self.open_dirs.pop() {
-                    self.closed.push_back(d);
-                }
-            }
-            if e.kind == EntryKind::Dir {
-                self.open_dirs.push(e);
-                continue;
-            }
-            return Some(e);
         }
-    }
-}
-
-struct Sent {
-    path: WirePath,
-    kind: EntryKind,
-    size: u64,
-}
-
-/// Entries sent and not yet confirmed, and the size of the current batch
-/// (the server bounds both its entries and the bytes of their paths).
-#[derive(Default)]
-struct Batch {
-    sent: BTreeMap<u32, Sent>,
-    entries: u32,
-    path_bytes: usize,
-}
-
-impl Batch {
-    fn record(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
-        self.entries += 1;
-        self.path_bytes += path.as_bytes().len();
-        self.sent.insert(id, Sent { path, kind, size });
-    }
-
-    fn is_full(&self) -> bool {
-        self.entries >= COMMIT_EVERY || self.path_bytes >= COMMIT_PATH_BYTES
-    }
-}
-
-fn manifest_entry(e: &LocalEntry) -> ManifestEntry {
-    ManifestEntry {
-        kind: e.kind,
-        path: e.wire.clone(),
-        meta: e.meta,
-        size: e.size,
-        target: e.target.clone(),
     }
 }
 
@@ -177,98 +91,64 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
 /// Backs up `paths` (absolute or relative to the current directory).
 /// File-level problems are reported and counted; `Err` means the
 /// connection was lost.
-pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), ConnError> {
-    if conn.read_only {
+pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), NetError> {
+    if link.read_only() {
         for p in paths {
             rep.fail(&show(p), "server is read-only");
         }
         return Ok(());
     }
-    let mut order = Order::new(paths);
-    let mut order_done = false;
-    // Manifests sent, with their entries, oldest first.
-    let mut asked: VecDeque<(u32, Vec<LocalEntry>)> = VecDeque::new();
-    // Entries the server needs (directories: maybe), in sending order.
-    // With the offset to resume a file at (0: from the start).
-    let mut to_send: VecDeque<(LocalEntry, bool, u64)> = VecDeque::new();
-    // Directories something was sent into.
-    let mut dirty: HashSet<WirePath> = HashSet::new();
-    let mut batch = Batch::default();
+    let mut walks = Walks::new(paths);
+    let mut plan = Plan::new();
     let mut current: Option<(u32, BodySender)> = None;
-    let mut final_commit: Option<u32> = None;
     let mut bytes_moved = 0u64;
     loop {
         // Ask about more entries.
-        // Bounded: entries wait in `asked` or `to_send`, a few manifests' worth.
-        // Not while a body is on its way: the session would only hold the
-        // manifest back until the body's FileEnd (it never lets a frame in
-        // between a header and its body), so asking now gains nothing.
-        while !order_done
-            && current.is_none()
-            && asked.len() < MANIFESTS_IN_FLIGHT
-            && to_send.len() < 2 * MANIFEST_ENTRIES
-            && conn.session.poll_transmit().len() < HIGH_WATER
-        {
-            let mut entries = Vec::new();
-            let mut bytes = 0;
-            while entries.len() < MANIFEST_ENTRIES && bytes < MANIFEST_BYTES {
-                let Some(e) = order.next(rep) else {
-                    order_done = true;
+        while plan.wants_manifest(link.session().poll_transmit().len(), current.is_some()) {
+            let mut m = Manifest::new();
+            while !m.is_full() {
+                let Some(e) = walks.next(rep) else {
+                    plan.handle_walked();
                     break;
                 };
-                bytes += 40 + e.wire.as_bytes().len() + e.target.len();
-                entries.push(e);
+                m.push(e);
             }
-            if !entries.is_empty() {
-                let id = conn
-                    .session
-                    .send_manifest(entries.iter().map(manifest_entry).collect());
-                asked.push_back((id, entries));
+            if !m.is_empty() {
+                let id = link.session().send_manifest(m.frame_entries());
+                plan.handle_asked(id, m);
             }
         }
         // Send what the server needs.
-        while current.is_none() && conn.session.poll_transmit().len() < HIGH_WATER {
-            if batch.is_full() {
-                if conn.session.commits_in_flight() >= 2 {
-                    break;
+        while current.is_none() && link.session().poll_transmit().len() < plan::HIGH_WATER {
+            let (e, resume_at) = match plan.next(link.session().commits_in_flight()) {
+                Next::Wait => break,
+                Next::Commit => {
+                    link.session().send_commit();
+                    continue;
                 }
-                conn.session.send_commit();
-                batch.entries = 0;
-                batch.path_bytes = 0;
-            }
-            let Some((e, needed, resume_at)) = to_send.pop_front() else {
-                break;
+                Next::Send { entry, resume_at } => (entry, resume_at),
             };
-            let send = needed || (e.kind == EntryKind::Dir && dirty.remove(&e.wire));
-            if !send {
-                continue;
-            }
-            if let Some(parent) = e.wire.parent() {
-                dirty.insert(parent);
-            }
             let (id, size) = match e.kind {
-                EntryKind::Dir => (conn.session.send_dir(e.wire.clone(), e.meta), 0),
+                EntryKind::Dir => (link.session().send_dir(e.wire.clone(), e.meta), 0),
                 EntryKind::Symlink => (
-                    conn.session
+                    link.session()
                         .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
                     0,
                 ),
                 EntryKind::File => match open_file(&e) {
                     Ok((fd, meta, size)) => {
-                        // Resume only into the version the server saw in the
-                        // manifest; a file changed since goes from the start.
-                        let offset = if meta == e.meta && size == e.size {
-                            resume_at
-                        } else {
-                            0
-                        };
+                        let offset = plan::resume_offset(&e, meta, size, resume_at);
                         match BodySender::from_offset(fd, size, offset) {
                             Ok(tx) => {
                                 let id = if offset > 0 {
-                                    conn.session
-                                        .send_file_from(e.wire.clone(), meta, size, offset)
+                                    link.session().send_file_from(
+                                        e.wire.clone(),
+                                        meta,
+                                        size,
+                                        offset,
+                                    )
                                 } else {
-                                    conn.session.send_file(e.wire.clone(), meta, size)
+                                    link.session().send_file(e.wire.clone(), meta, size)
                                 };
                                 current = Some((id, tx));
                                 (id, size.saturating_sub(offset))
@@ -285,85 +165,47 @@ pub fn backup(conn: &mut Conn, paths: &[PathBuf], rep: &mut Reporter) -> Result<
                     }
                 },
             };
-            batch.record(id, e.wire, e.kind, size);
+            plan.handle_sent(id, e.wire, e.kind, size);
         }
-        if order_done
-            && asked.is_empty()
-            && to_send.is_empty()
-            && current.is_none()
-            && final_commit.is_none()
-        {
-            final_commit = Some(conn.session.send_commit());
+        if plan.wants_final_commit(current.is_some()) {
+            let id = link.session().send_commit();
+            plan.handle_final_commit(id);
         }
 
-        let moved = conn.step(current.as_mut().map(|(_, tx)| tx))?;
+        let moved = link.step(current.as_mut().map(|(_, tx)| tx))?;
         bytes_moved += moved;
         if let Some((id, tx)) = current.as_ref() {
             if tx.is_done() {
                 let (crc, ok) = tx.finish();
-                conn.session.send_file_end(*id, crc, ok);
+                link.session().send_file_end(*id, crc, ok);
                 current = None;
             }
         }
 
-        while let Some(ev) = conn.session.poll_event() {
+        while let Some(ev) = link.session().poll_event() {
             match ev {
-                Event::Need { id, bits, resume } => {
-                    // The session checked that answers come in order.
-                    let Some((_, entries)) = asked.pop_front() else {
-                        continue;
-                    };
-                    let _ = id;
-                    for (i, e) in entries.into_iter().enumerate() {
-                        let needed = crate::proto::bits::NeedBits::bit(&bits, i);
-                        if !needed && e.kind != EntryKind::Dir {
-                            // Unchanged: never opened, never sent.
-                            rep.counts.skipped += 1;
-                            continue;
-                        }
-                        let at = resume
-                            .iter()
-                            .find(|&&(r, _)| r as usize == i)
-                            .map_or(0, |&(_, off)| off);
-                        to_send.push_back((e, needed, at));
-                    }
+                Event::Need { bits, resume, .. } => {
+                    rep.counts.skipped += plan.handle_need(&bits, &resume);
                 }
                 Event::Failed { id, path, message } => {
-                    let shown = batch
-                        .sent
-                        .remove(&id)
-                        .map_or_else(|| path.to_string(), |s| s.path.to_string());
+                    let shown = plan.handle_failed(id, &path);
                     rep.fail(&shown, &format!("server: {message}"));
                 }
                 Event::Committed { id } => {
-                    let done: Vec<u32> = batch.sent.range(..id).map(|(k, _)| *k).collect();
-                    for k in done {
-                        if let Some(s) = batch.sent.remove(&k) {
-                            if s.kind != EntryKind::Dir {
-                                rep.counts.files += 1;
-                                rep.counts.bytes += s.size;
-                            }
-                        }
-                    }
-                    if final_commit == Some(id) {
+                    let done = plan.handle_committed(id);
+                    rep.counts.files += done.files;
+                    rep.counts.bytes += done.bytes;
+                    if done.finished {
                         return Ok(());
                     }
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 _ => {}
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
         rep.progress(bytes_moved, None);
     }
-}
-
-/// True when `p` lies strictly inside directory `dir`.
-fn contains(dir: &WirePath, p: &WirePath) -> bool {
-    dir.is_root() && !p.is_root()
-        || p.as_bytes().len() > dir.as_bytes().len()
-            && p.as_bytes().starts_with(dir.as_bytes())
-            && p.as_bytes()[dir.as_bytes().len()] == b'/'
 }

@@ -1,52 +1,69 @@
-//! One connection to the server: a non-blocking socket in a one-socket mio
-//! loop, the client session, and the buffers between them. Command drivers
-//! call [`Conn::step`] in a loop; it moves whatever can move and waits for
-//! readiness only when nothing could.
+//! One connection to the server: a non-blocking socket, the client session,
+//! and the buffers between them. It owns no poll: it is a source of the
+//! client's one loop ([`super::event_loop`]), which registers it, tells it
+//! when the socket became readable or writable ([`Conn::mark_ready`]) and
+//! waits when a step moved nothing. A step never blocks.
+//!
+//! Edge-triggered readiness: the `readable`/`writable` flags stay set until
+//! a read or write would block, as mio's rules for draining ask.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Registry, Token};
 
+use super::error::NetError;
 use crate::auth::Key;
-use crate::client::session::{ClientAuth, ClientSession, Event};
+use crate::client::session::{ClientAuth, ClientSession};
 use crate::io::describe;
 use crate::io::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
 use crate::proto::path::escape;
 use crate::proto::{self, ErrorCode};
 
-const SOCK: Token = Token(0);
 /// Connecting gives up after this.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A command gives up when nothing moved either way for this long (a
-/// server that went silent, a network that dropped without a reset).
-const NO_PROGRESS_TIMEOUT: Duration = Duration::from_secs(300);
-/// The handshake gives up after this.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 256 * 1024;
 /// Body bytes moved per step before answers are read again.
 const BUDGET: u64 = 16 << 20;
 
-/// Why a connection could not be made or was lost. Both mean exit status 2.
-#[derive(Debug)]
-pub struct ConnError(pub String);
+/// Where, and as whom, to connect.
+#[derive(Clone)]
+pub struct Remote {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The client's name (its namespace on the server).
+    pub name: String,
+    /// The key of its secret, if it has one.
+    pub key: Option<Key>,
+}
 
-impl std::fmt::Display for ConnError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Remote {
+    /// `HOST:PORT` as the user wrote it (IPv6 in brackets), for messages.
+    pub fn shown(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
-/// A connected, welcomed session.
+/// What one step moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stepped {
+    /// File body bytes moved (sent by a backup, received by a restore).
+    pub body: u64,
+    /// Anything moved at all; when not, the driver waits for the loop.
+    pub progress: bool,
+}
+
+/// A connected session (welcomed once the loop has driven its handshake).
 pub struct Conn {
-    poll: Poll,
-    events: Events,
     sock: TcpStream,
     /// The protocol state.
     pub session: ClientSession,
@@ -58,30 +75,19 @@ pub struct Conn {
     pub read_only: bool,
     /// `HOST:PORT` as the user wrote it, for messages.
     pub shown: String,
-    /// Set by SIGINT/SIGTERM: the command stops at the next wait.
-    interrupted: Arc<AtomicBool>,
-    last_progress: Instant,
 }
 
 impl Conn {
-    /// Connects to `host:port`, says hello as `name` (proving it knows the
-    /// secret behind `key` when the server asks, and checking the server's
-    /// proof) and waits for the welcome.
-    pub fn open(
-        host: &str,
-        port: u16,
-        name: &str,
-        key: Option<&Key>,
-        interrupted: Arc<AtomicBool>,
-    ) -> Result<Conn, ConnError> {
-        let shown = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let addrs: Vec<SocketAddr> = (host, port)
+    /// Connects to `remote` (blocking, at most [`CONNECT_TIMEOUT`] per
+    /// address) and queues the `Hello`; the loop then drives the handshake.
+    pub fn connect(remote: &Remote, now: Instant) -> Result<Conn, NetError> {
+        let shown = remote.shown();
+        let addrs: Vec<SocketAddr> = (remote.host.as_str(), remote.port)
             .to_socket_addrs()
-            .map_err(|e| ConnError(format!("cannot connect to {shown}: {e}")))?
+            .map_err(|e| NetError::Connect {
+                server: shown.clone(),
+                cause: e.to_string(),
+            })?
             .collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
         let mut std_sock = None;
@@ -94,19 +100,17 @@ impl Conn {
                 Err(e) => last = e,
             }
         }
-        let auth = match key {
+        let auth = match &remote.key {
             Some(key) => Some(ClientAuth {
                 key: key.clone(),
                 nonce: crate::io::random_bytes()
-                    .map_err(|e| ConnError(format!("getrandom: {}", describe(&e))))?,
+                    .map_err(|e| NetError::Local(format!("getrandom: {}", describe(&e))))?,
             }),
             None => None,
         };
-        let std_sock = std_sock.ok_or_else(|| {
-            ConnError(format!(
-                "cannot connect to {shown}: {}",
-                crate::io::describe(&last)
-            ))
+        let std_sock = std_sock.ok_or_else(|| NetError::Connect {
+            server: shown.clone(),
+            cause: describe(&last),
         })?;
         let _ = std_sock.set_nodelay(true);
         // Notices a server that vanished without a reset (power cut, cable).
@@ -117,113 +121,114 @@ impl Conn {
         );
         std_sock
             .set_nonblocking(true)
-            .map_err(|e| ConnError(format!("{shown}: {}", describe(&e))))?;
-        let mut sock = TcpStream::from_std(std_sock);
-        let poll = Poll::new().map_err(|e| ConnError(format!("poll: {e}")))?;
-        poll.registry()
-            .register(&mut sock, SOCK, Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| ConnError(format!("poll: {e}")))?;
-        let mut conn = Conn {
-            poll,
-            events: Events::with_capacity(8),
-            sock,
-            session: ClientSession::new(name, auth),
+            .map_err(|e| NetError::Local(format!("{shown}: {}", describe(&e))))?;
+        Ok(Conn {
+            sock: TcpStream::from_std(std_sock),
+            session: ClientSession::new(now, &remote.name, auth),
             inbuf: Vec::new(),
             readable: true,
             writable: true,
             pipe: None,
             read_only: false,
             shown,
-            interrupted,
-            last_progress: Instant::now(),
-        };
-        let deadline = Instant::now() + HELLO_TIMEOUT;
-        loop {
-            conn.step(None)?;
-            match conn.session.poll_event() {
-                Some(Event::Welcome { read_only }) => {
-                    conn.read_only = read_only;
-                    return Ok(conn);
-                }
-                Some(Event::Refused { code, message }) => return Err(conn.refused(code, &message)),
-                Some(_) => {
-                    return Err(ConnError(format!(
-                        "{}: protocol error during handshake",
-                        conn.shown
-                    )))
-                }
-                None if conn.session.is_closed() => return Err(conn.broken()),
-                None => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(ConnError(format!(
-                    "{}: no answer from the server",
-                    conn.shown
-                )));
-            }
-        }
+        })
+    }
+
+    /// Joins the loop's poll under `token`, for both directions.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> Result<(), NetError> {
+        registry
+            .register(
+                &mut self.sock,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| NetError::Local(format!("poll: {e}")))
+    }
+
+    /// Leaves the loop's poll (before the connection is dropped).
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.sock);
+    }
+
+    /// The loop saw the socket become readable or writable (or closed, or
+    /// in error: the next read or write says which).
+    pub fn mark_ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
     }
 
     /// The error for an `Error` frame from the server.
-    pub fn refused(&self, code: ErrorCode, message: &str) -> ConnError {
+    pub fn refused(&self, code: ErrorCode, message: &str) -> NetError {
         let hint = if code == ErrorCode::Auth && !self.session.has_secret() {
             " (the server requires a secret: -k FILE or RSB_SECRET_FILE)"
         } else {
             ""
         };
-        ConnError(format!(
-            "{}: {}{hint}",
-            self.shown,
-            escape(message.as_bytes())
-        ))
+        let server = self.shown.clone();
+        let message = format!("{}{hint}", escape(message.as_bytes()));
+        if code == ErrorCode::Auth {
+            NetError::Auth { server, message }
+        } else {
+            NetError::Refused {
+                server,
+                code,
+                message,
+            }
+        }
     }
 
-    /// The error for a session that broke (protocol error or EOF).
-    pub fn broken(&self) -> ConnError {
-        ConnError(format!(
-            "{}: {}",
-            self.shown,
-            self.session.error().unwrap_or("connection lost")
-        ))
+    /// The error for a session that ended (protocol error, EOF, timeout).
+    pub fn broken(&self) -> NetError {
+        NetError::from_session(&self.shown, self.session.error())
+    }
+
+    fn lost(&self, cause: String) -> NetError {
+        NetError::Lost {
+            server: self.shown.clone(),
+            cause,
+        }
     }
 
     /// Sends queued frames; then, if nothing is queued and `body` is given,
-    /// sends body bytes; then reads and parses frames. Waits for readiness
-    /// (at most 200 ms, so callers can redraw progress) if nothing moved.
-    /// Returns the body bytes sent.
-    pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, ConnError> {
-        let mut progress = self.flush()?;
+    /// sends body bytes; then reads and parses frames. Never waits.
+    pub fn step(
+        &mut self,
+        now: Instant,
+        body: Option<&mut BodySender>,
+    ) -> Result<Stepped, NetError> {
+        let mut progress = self.flush(now)?;
         let mut sent = 0;
         if self.session.poll_transmit().is_empty() && self.writable {
-            if let Some(tx) = body.as_deref_mut() {
+            if let Some(tx) = body {
                 let p = tx
                     .pump(&self.sock, BUDGET)
-                    .map_err(|e| ConnError(format!("{}: send: {}", self.shown, describe(&e))))?;
+                    .map_err(|e| self.lost(format!("send: {}", describe(&e))))?;
                 sent = p.moved;
                 if p.moved > 0 {
-                    self.last_progress = Instant::now();
+                    self.session.handle_activity(now);
                 }
                 self.writable &= !p.would_block;
                 progress |= p.moved > 0;
             }
         }
         if self.session.wants_body().is_none() && !self.session.is_closed() {
-            progress |= self.read_frames()?;
+            progress |= self.read_frames(now)?;
         }
-        if !progress && body.as_ref().is_none_or(|b| !b.is_done()) {
-            self.wait(Duration::from_millis(200))?;
-        }
-        Ok(sent)
+        Ok(Stepped {
+            body: sent,
+            progress,
+        })
     }
 
     /// Receives body bytes of a restored file into `file` (or drops them).
-    /// Returns the bytes moved; waits when nothing moved.
+    /// Never waits.
     pub fn receive(
         &mut self,
+        now: Instant,
         recv: &mut BodyReceiver,
         file: Option<&OwnedFd>,
-    ) -> Result<u64, ConnError> {
-        let flushed = self.flush()?;
+    ) -> Result<Stepped, NetError> {
+        let flushed = self.flush(now)?;
         let n = receive_step(
             recv,
             &mut self.inbuf,
@@ -235,66 +240,38 @@ impl Conn {
         )
         .map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                ConnError(format!("{}: connection closed by the server", self.shown))
+                self.lost("connection closed by the server".into())
             } else {
-                ConnError(format!("{}: receive: {}", self.shown, describe(&e)))
+                self.lost(format!("receive: {}", describe(&e)))
             }
         })?;
         if n > 0 {
-            self.last_progress = Instant::now();
+            self.session.handle_activity(now);
         }
-        if n == 0 && !flushed && !recv.is_done() {
-            self.wait(Duration::from_millis(200))?;
-        }
-        Ok(n)
+        Ok(Stepped {
+            body: n,
+            progress: n > 0 || flushed,
+        })
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<(), ConnError> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Err(ConnError("interrupted".into()));
-        }
-        if self.last_progress.elapsed() >= NO_PROGRESS_TIMEOUT {
-            return Err(ConnError(format!(
-                "{}: no progress for {} seconds: giving up",
-                self.shown,
-                NO_PROGRESS_TIMEOUT.as_secs()
-            )));
-        }
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(ConnError(format!("poll: {e}"))),
-        }
-        for ev in self.events.iter() {
-            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                self.readable = true;
-            }
-            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                self.writable = true;
-            }
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<bool, ConnError> {
+    fn flush(&mut self, now: Instant) -> Result<bool, NetError> {
         let mut wrote = false;
         while self.writable && !self.session.poll_transmit().is_empty() {
             match (&self.sock).write(self.session.poll_transmit()) {
-                Ok(0) => return Err(ConnError(format!("{}: connection closed", self.shown))),
+                Ok(0) => return Err(self.lost("connection closed".into())),
                 Ok(n) => {
-                    self.session.consume_transmit(n);
-                    self.last_progress = Instant::now();
+                    self.session.handle_sent(now, n);
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The server may have said why before closing: read that first.
                 Err(e) => {
-                    let _ = self.read_frames();
+                    let _ = self.read_frames(now);
                     if self.session.error().is_some() {
                         return Err(self.broken());
                     }
-                    return Err(ConnError(format!("{}: {}", self.shown, describe(&e))));
+                    return Err(self.lost(describe(&e)));
                 }
             }
         }
@@ -302,14 +279,14 @@ impl Conn {
     }
 
     /// Parses buffered frames, reading more when a frame is incomplete.
-    fn read_frames(&mut self) -> Result<bool, ConnError> {
+    fn read_frames(&mut self, now: Instant) -> Result<bool, NetError> {
         let mut progress = false;
         // One read per call: the caller drains the events between calls, so
         // a server that floods answers cannot grow the event queue without
         // bound.
         let mut have_read = false;
         loop {
-            let n = self.session.handle_input(&self.inbuf);
+            let n = self.session.handle_input(now, &self.inbuf);
             if n > 0 {
                 self.inbuf.drain(..n);
                 progress = true;
@@ -331,14 +308,15 @@ impl Conn {
                 Ok(0) => {
                     self.inbuf.truncate(len);
                     // Frames still buffered (an Error, say) come before the EOF.
-                    let n = self.session.handle_input(&self.inbuf);
+                    let n = self.session.handle_input(now, &self.inbuf);
                     self.inbuf.drain(..n);
                     self.session.handle_eof();
                     return Ok(true);
                 }
                 Ok(n) => {
                     self.inbuf.truncate(len + n);
-                    self.last_progress = Instant::now();
+                    // Part of a frame counts too: a large one may trickle.
+                    self.session.handle_activity(now);
                     progress = true;
                     have_read = true;
                 }
@@ -352,7 +330,7 @@ impl Conn {
                         io::ErrorKind::Interrupted => {}
                         _ => {
                             self.session.handle_eof();
-                            return Err(ConnError(format!("{}: {}", self.shown, describe(&e))));
+                            return Err(self.lost(describe(&e)));
                         }
                     }
                 }

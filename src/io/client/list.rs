@@ -2,15 +2,16 @@
 
 use std::path::Path;
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
+use super::walk::{local_time, wire_path};
 use crate::client::session::Event;
 use crate::client::ui::format_list_line;
-use crate::io::walk::{local_time, wire_path};
 use crate::proto::WirePath;
 
 /// Lists `path` (the namespace root when `None`) on stdout.
-pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
+pub fn list(link: &mut Link<'_>, path: Option<&Path>, rep: &mut Reporter) -> Result<(), NetError> {
     let wire = match path {
         None => WirePath::root(),
         Some(p) => match wire_path(p) {
@@ -23,10 +24,10 @@ pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<
     };
     let mut out = String::new();
     let mut entries = 0u64;
-    conn.session.send_list(wire.clone());
+    link.session().send_list(wire.clone());
     loop {
-        conn.step(None)?;
-        while let Some(ev) = conn.session.poll_event() {
+        link.step(None)?;
+        while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::ListEntry { mut item, .. } => {
                     if item.name.is_empty() {
@@ -45,12 +46,12 @@ pub fn list(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<
                     rep.finish_list(entries);
                     return Ok(());
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 _ => {}
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
     }
 }

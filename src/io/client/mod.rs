@@ -1,21 +1,231 @@
-//! The client's I/O: one connection driven by its own small mio loop
-//! ([`conn`]), and one driver per command ([`backup`], [`restore`],
-//! [`list`], [`verify`]) that feeds the pure [`crate::client::session`] and carries out
-//! what the server's answers mean on the local disk. What the user sees on
-//! stderr (errors, progress, summary) goes through [`report`].
+//! The client's I/O. [`run`] is the whole client after option parsing: it
+//! connects, runs one command from the command line or the prompt's
+//! commands from stdin, reconnects after a lost connection, and returns the
+//! exit status.
+//!
+//! Below it: the process's one loop ([`event_loop`]: the poll, the server
+//! connection [`conn`], timers, signals), one driver per command
+//! ([`backup`], [`restore`], [`list`], [`verify`]) that feeds the pure
+//! [`crate::client`] ring and carries out what the server's answers mean on
+//! the local disk, the local walk ([`walk`]), and what the user sees on
+//! stderr ([`report`]). Typed connection errors are in [`error`].
 
 pub mod backup;
 pub mod conn;
+pub mod error;
+pub mod event_loop;
 pub mod list;
 pub mod report;
 pub mod restore;
 pub mod verify;
+pub mod walk;
 
-/// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
-/// server never has to refuse a batch).
-pub const COMMIT_EVERY: u32 = 1024;
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 
-/// Bytes of paths between two commits: half of
-/// [`crate::proto::MAX_BATCH_PATH_BYTES`], leaving room for the directories
-/// closed in one go after it is reached.
-pub const COMMIT_PATH_BYTES: usize = crate::proto::MAX_BATCH_PATH_BYTES / 2;
+use crate::auth::Key;
+use crate::client::ui::{self, Command};
+use crate::exit;
+use conn::Remote;
+use error::NetError;
+use event_loop::EventLoop;
+use report::Reporter;
+
+const PROG: &str = "rsb-client";
+
+/// Everything the client needs to run, validated.
+pub struct Config {
+    /// The server and the client's name and key.
+    pub remote: Remote,
+    /// `-q`: no progress line, no summaries, errors only.
+    pub quiet: bool,
+    /// A one-shot command (`HOST [PORT] COMMAND...`); empty: read commands
+    /// from stdin, with a prompt on a terminal.
+    pub command: Vec<OsString>,
+}
+
+/// Why [`run`] could not: a one-shot command that does not parse. The
+/// binary prints it with its usage line (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+/// The key of the secret in the first line of `file`, which group and
+/// others must not be able to read or write.
+pub fn read_key(file: &Path) -> Result<Key, String> {
+    let text = crate::io::read_private_file(file).map_err(|e| format!("secret file {e}"))?;
+    let secret = crate::auth::client_secret(&text)
+        .ok_or_else(|| format!("secret file {}: the first line is empty", file.display()))?;
+    Ok(Key::from_secret(secret))
+}
+
+/// The host name: the client's name unless `-n` says otherwise.
+pub fn host_name() -> Result<String, String> {
+    let h = nix::unistd::gethostname().map_err(|e| format!("cannot read the host name: {e}"))?;
+    h.into_string()
+        .map_err(|_| "the host name is not valid UTF-8: use -n NAME".to_string())
+}
+
+/// Runs the client: connects first (a wrong host or port fails at once,
+/// with status 2), then the one-shot command or the prompt's commands.
+/// Returns the exit status ([`crate::exit`]).
+pub fn run(config: Config) -> Result<i32, UsageError> {
+    let lp = match EventLoop::new() {
+        Ok(lp) => lp,
+        Err(e) => {
+            eprintln!("{PROG}: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let mut client = Client {
+        progress: nix::unistd::isatty(2).unwrap_or(false),
+        config,
+        lp,
+        status: exit::OK,
+    };
+    if let Err(e) = client.lp.link(&client.config.remote) {
+        eprintln!("{PROG}: {e}");
+        return Ok(exit::USAGE);
+    }
+    if client.config.command.is_empty() {
+        Ok(client.prompt())
+    } else {
+        let cmd = ui::parse_args(&client.config.command).map_err(UsageError)?;
+        Ok(match client.command(cmd) {
+            Ok(()) => client.status,
+            Err(e) => {
+                eprintln!("{PROG}: {e}");
+                e.exit_status()
+            }
+        })
+    }
+}
+
+/// The client's state across commands.
+struct Client {
+    config: Config,
+    lp: EventLoop,
+    /// stderr is a terminal: draw a progress line.
+    progress: bool,
+    /// Worst outcome so far.
+    status: i32,
+}
+
+impl Client {
+    /// Reads and runs commands until end of input, `quit`, an interrupt,
+    /// or a connection that cannot be made again.
+    fn prompt(&mut self) -> i32 {
+        let interactive = nix::unistd::isatty(0).unwrap_or(false);
+        let stdin = std::io::stdin();
+        let mut input = stdin.lock();
+        let mut line = Vec::new();
+        loop {
+            if interactive {
+                print!("rsb> ");
+                let _ = std::io::stdout().flush();
+            }
+            line.clear();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("{PROG}: stdin: {e}");
+                    self.status = self.status.max(exit::USAGE);
+                    break;
+                }
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let cmd = match ui::parse_line(&line) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("{PROG}: {e}");
+                    self.status = self.status.max(exit::PARTIAL);
+                    continue;
+                }
+            };
+            if cmd == Command::Quit {
+                break;
+            }
+            match self.command(cmd) {
+                Ok(()) => {}
+                Err(e @ NetError::Interrupted) => {
+                    eprintln!("{PROG}: {e}");
+                    return e.exit_status();
+                }
+                Err(e) => {
+                    eprintln!("{PROG}: {e}");
+                    self.status = e.exit_status();
+                    // Try to go on: the next command reconnects.
+                    if self.lp.link(&self.config.remote).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if interactive {
+            println!();
+        }
+        self.status
+    }
+
+    /// Runs one command with SIGINT/SIGTERM turned into a clean stop. A
+    /// signal that arrived during it makes it [`NetError::Interrupted`],
+    /// whatever else happened.
+    fn command(&mut self, cmd: Command) -> Result<(), NetError> {
+        self.lp.set_idle(false);
+        let r = self.command_inner(cmd);
+        self.lp.set_idle(true);
+        if self.lp.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        r
+    }
+
+    /// Runs one command. `Err` only when the connection failed.
+    fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
+        let mut rep = Reporter::new(self.config.quiet, self.progress);
+        let remote = &self.config.remote;
+        let res = match cmd {
+            Command::Help => {
+                println!("{}", ui::HELP);
+                return Ok(());
+            }
+            Command::Quit => return Ok(()),
+            Command::Backup(paths) => {
+                let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+                let mut link = self.lp.link(remote)?;
+                let r = backup::backup(&mut link, &paths, &mut rep);
+                rep.finish("backup", "sent");
+                r
+            }
+            Command::Restore { path, dest } => {
+                let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let mut link = self.lp.link(remote)?;
+                let r = restore::restore(&mut link, &PathBuf::from(path), &dest, &mut rep);
+                rep.finish("restore", "received");
+                r
+            }
+            Command::Ls(path) => {
+                let mut link = self.lp.link(remote)?;
+                list::list(&mut link, path.map(PathBuf::from).as_deref(), &mut rep)
+            }
+            Command::Verify(path) => {
+                let mut link = self.lp.link(remote)?;
+                verify::verify(&mut link, path.map(PathBuf::from).as_deref(), &mut rep)
+            }
+        };
+        if rep.counts.failed > 0 {
+            self.status = self.status.max(exit::PARTIAL);
+        }
+        if res.is_err() {
+            self.lp.disconnect();
+        }
+        res
+    }
+}

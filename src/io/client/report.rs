@@ -114,14 +114,13 @@ impl Reporter {
         );
     }
 
-    /// Ends a listing: `ls: N entries in 0.01s`.
+    /// Ends a listing: `ls: N entries, F failed, in 0.01s`.
     pub fn finish_list(&mut self, entries: u64) {
         self.clear_progress();
         if !self.quiet {
             eprintln!(
-                "ls: {entries} entries, {} failed, in {:.2}s",
-                self.counts.failed,
-                self.start.elapsed().as_secs_f64()
+                "{}",
+                ui::format_list_summary(entries, self.counts.failed, self.start.elapsed())
             );
         }
     }
@@ -132,13 +131,7 @@ impl Reporter {
         if !self.quiet {
             eprintln!(
                 "{}",
-                super::verify::summary(
-                    files,
-                    bytes,
-                    damaged,
-                    unchecked,
-                    self.start.elapsed().as_secs_f64()
-                )
+                ui::format_verify_summary(files, bytes, damaged, unchecked, self.start.elapsed())
             );
         }
     }

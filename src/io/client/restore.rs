@@ -1,82 +1,45 @@
-//! The `restore` command: receives a tree from the server and writes it like
-//! `cp -a`, into DEST/basename when DEST is a directory, else as DEST.
+//! The `restore` command's shell: receives a tree from the server and writes
+//! it like `cp -a`, into DEST/basename when DEST is a directory, else as
+//! DEST ([`crate::client::restore::target`]).
 //!
 //! The server is not trusted: every path it sends is a validated relative
-//! [`WirePath`], mapped beneath the destination and written through a
+//! [`WirePath`], mapped beneath the destination by the pure rules of
+//! [`crate::client::restore`] (which also refuse an entry at or beneath a
+//! symlink sent earlier in the same restore) and written through a
 //! [`Stager`] over a [`Namespace`], so `..`, absolute names and symlinks
 //! (already in DEST or sent earlier) cannot lead a write outside the
-//! destination. An entry at or beneath a symlink the server sent earlier in
-//! the same restore is refused outright: no real tree holds both, so only a
-//! broken or malicious server sends that (rsync's CVE-2024-12087 had this
-//! shape). Files are received under temporary names, checked against the
-//! server's crc32c, and renamed into place in synced batches, exactly as
+//! destination. Files are received under temporary names, checked against
+//! the server's crc32c, and renamed into place in synced batches, exactly as
 //! the server stores backups.
 
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
-use super::COMMIT_EVERY;
+use super::walk::{absolute, wire_path};
+use crate::client::restore::{self, Links, Target};
 use crate::client::session::Event;
 use crate::io::describe;
 use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
-use crate::io::walk::{absolute, wire_path};
-use crate::proto::WirePath;
+use crate::proto::{EntryKind, WirePath};
 
-/// Where restored entries go: a directory to confine writes to, and the name
-/// inside it that the restored path becomes (none: the directory itself).
-struct Target {
-    dir: std::path::PathBuf,
-    prefix: WirePath,
-}
-
+/// The target of restoring `source` into `dest`, looking at the disk.
 fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
     let dest = absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    let shown = dest.display().to_string();
-    match std::fs::metadata(&dest) {
-        Ok(md) if md.is_dir() => {
-            let prefix = match source.file_name() {
-                Some(name) => WirePath::root()
-                    .join(name)
-                    .map_err(|e| format!("{shown}: {e}"))?,
-                None => WirePath::root(),
-            };
-            Ok(Target { dir: dest, prefix })
-        }
-        Ok(_) | Err(_) => {
-            let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
-                return Err(format!("{shown}: not a usable destination"));
-            };
-            if !parent.is_dir() {
-                return Err(format!(
-                    "{}: {}",
-                    parent.display(),
-                    io::Error::from(io::ErrorKind::NotFound)
-                ));
-            }
-            let prefix = WirePath::root()
-                .join(name.as_bytes())
-                .map_err(|e| format!("{shown}: {e}"))?;
-            Ok(Target {
-                dir: parent.to_path_buf(),
-                prefix,
-            })
-        }
-    }
+    restore::target(source, &dest, |p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_dir())
+    })
 }
 
 /// Restores `source` (a path as it was backed up) into `dest`.
 pub fn restore(
-    conn: &mut Conn,
+    link: &mut Link<'_>,
     source: &Path,
     dest: &Path,
     rep: &mut Reporter,
-) -> Result<(), ConnError> {
+) -> Result<(), NetError> {
     let shown_src = source.display().to_string();
     let wire = match wire_path(source) {
         Ok(w) => w,
@@ -112,33 +75,34 @@ pub fn restore(
         ..StageOptions::default()
     };
     let mut stager = Stager::new(tree, opts);
-    let id = conn.session.send_restore(wire.clone());
+    let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
     // The path and size of the file whose body is arriving.
     let mut current: Option<(WirePath, u64)> = None;
     // The symlinks sent so far in this restore, where they were put.
-    let mut links: HashSet<WirePath> = HashSet::new();
+    let mut links = Links::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
-        if let Some(size) = conn.session.wants_body() {
+        if let Some(size) = link.session().wants_body() {
             let incoming = stager.incoming();
             // A resumed body continues the kept bytes: at their end, with
             // their crc.
             let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
             let r = recv.get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
             let file = incoming.map(|i| &i.file);
-            moved += conn.receive(r, file)?;
+            moved += link.receive(r, file)?;
             if r.is_done() {
-                conn.session.handle_body_done();
+                link.session().handle_body_done();
             }
         } else {
-            conn.step(None)?;
+            link.step(None)?;
         }
-        while let Some(ev) = conn.session.poll_event() {
+        while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Dir { path, meta, .. } => {
-                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, &stager)
+                    else {
                         continue;
                     };
                     if let Err(e) = stager.mkdir(&p, meta) {
@@ -148,16 +112,10 @@ pub fn restore(
                 Event::Symlink {
                     path, target, meta, ..
                 } => {
-                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, EntryKind::Symlink, &links, rep, &stager)
+                    else {
                         continue;
                     };
-                    if p.is_root() {
-                        rep.fail(
-                            &show(&stager, &p),
-                            "the server sent a link where the destination directory is",
-                        );
-                        continue;
-                    }
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => {
                             rep.counts.files += 1;
@@ -175,14 +133,10 @@ pub fn restore(
                     // How much of this version of the file an interrupted
                     // restore left behind. A bad path is reported by the
                     // `File` that follows, not twice.
-                    let held = t
-                        .prefix
-                        .join_path(&path)
-                        .ok()
-                        .filter(|p| under_link(p, &links).is_none())
+                    let held = restore::offer_path(&t.prefix, &path, &links)
                         .and_then(|p| stager.partial_len(&p, size, &meta))
                         .unwrap_or(0);
-                    conn.session.send_want(id, held);
+                    link.session().send_want(id, held);
                 }
                 Event::File {
                     path,
@@ -193,16 +147,10 @@ pub fn restore(
                 } => {
                     recv = None;
                     current = None;
-                    let Some(p) = map(&t.prefix, &path, &links, rep, &stager) else {
+                    let Some(p) = map(&t.prefix, &path, EntryKind::File, &links, rep, &stager)
+                    else {
                         continue;
                     };
-                    if p.is_root() {
-                        rep.fail(
-                            &show(&stager, &p),
-                            "the server sent a file where the destination directory is",
-                        );
-                        continue;
-                    }
                     let started = if offset > 0 {
                         stager.resume_file(id, &p, meta, size, offset).map(|_| ())
                     } else {
@@ -255,7 +203,7 @@ pub fn restore(
                     commit(&mut stager, rep);
                     return Ok(());
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 Event::Welcome { .. }
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
@@ -263,67 +211,35 @@ pub fn restore(
                 | Event::Verified { .. }
                 | Event::Progress { .. } => {}
             }
-            if stager.pending() >= COMMIT_EVERY as usize && current.is_none() {
+            if restore::wants_commit(stager.pending(), current.is_some()) {
                 commit(&mut stager, rep);
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
         rep.progress(moved, None);
     }
 }
 
-/// The local path (beneath the target directory) of a restored entry, or
-/// `None` (reported) when the server's path is unusable: not a valid path
-/// beneath the target, or at or beneath a symlink it sent earlier.
+/// The local path (beneath the target directory) of a restored entry of
+/// `kind`, or `None` (reported) when [`restore::map`] refuses it.
 fn map(
     prefix: &WirePath,
     rel: &WirePath,
-    links: &HashSet<WirePath>,
+    kind: EntryKind,
+    links: &Links,
     rep: &mut Reporter,
     stager: &Stager,
 ) -> Option<WirePath> {
-    let p = match prefix.join_path(rel) {
-        Ok(p) => p,
-        Err(e) => {
-            rep.fail(
-                &stager.tree().show(prefix),
-                &format!(
-                    "{}: {e}",
-                    OsStr::from_bytes(rel.as_bytes()).to_string_lossy()
-                ),
-            );
-            return None;
+    match restore::map(prefix, rel, kind, links) {
+        Ok(p) => Some(p),
+        Err(refusal) => {
+            let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));
+            rep.fail(&path, &cause);
+            None
         }
-    };
-    if let Some(link) = under_link(&p, links) {
-        let how = if link == p { "over" } else { "beneath" };
-        rep.fail(
-            &stager.tree().show(&p),
-            &format!(
-                "refused: the server sent this {how} the symlink {} it sent earlier in this restore",
-                stager.tree().show(&link)
-            ),
-        );
-        return None;
     }
-    Some(p)
-}
-
-/// The symlink in `links` that `p` is, or is beneath.
-fn under_link(p: &WirePath, links: &HashSet<WirePath>) -> Option<WirePath> {
-    if links.is_empty() {
-        return None;
-    }
-    let mut cur = Some(p.clone());
-    while let Some(c) = cur.filter(|c| !c.is_root()) {
-        if links.contains(&c) {
-            return Some(c);
-        }
-        cur = c.parent();
-    }
-    None
 }
 
 fn commit(stager: &mut Stager, rep: &mut Reporter) {

@@ -4,16 +4,20 @@
 
 use std::path::Path;
 
-use super::conn::{Conn, ConnError};
+use super::error::NetError;
+use super::event_loop::Link;
 use super::report::{show, Reporter};
+use super::walk::wire_path;
 use crate::client::session::Event;
-use crate::client::ui::human_bytes;
-use crate::io::walk::wire_path;
 use crate::proto::WirePath;
 
 /// Verifies `path` (the whole namespace when `None`). Damaged files count
 /// as failures (exit status 1).
-pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Result<(), ConnError> {
+pub fn verify(
+    link: &mut Link<'_>,
+    path: Option<&Path>,
+    rep: &mut Reporter,
+) -> Result<(), NetError> {
     let wire = match path {
         None => WirePath::root(),
         Some(p) => match wire_path(p) {
@@ -24,11 +28,11 @@ pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Resul
             }
         },
     };
-    conn.session.send_verify(wire);
+    link.session().send_verify(wire);
     let mut named = 0u64;
     loop {
-        conn.step(None)?;
-        while let Some(ev) = conn.session.poll_event() {
+        link.step(None)?;
+        while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Failed { path, message, .. } => {
                     named += 1;
@@ -54,20 +58,12 @@ pub fn verify(conn: &mut Conn, path: Option<&Path>, rep: &mut Reporter) -> Resul
                     rep.finish_verify(files, bytes, damaged, unchecked);
                     return Ok(());
                 }
-                Event::Refused { code, message } => return Err(conn.refused(code, &message)),
+                Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 _ => {}
             }
         }
-        if conn.session.is_closed() {
-            return Err(conn.broken());
+        if link.session().is_closed() {
+            return Err(link.broken());
         }
     }
-}
-
-/// "3 files, 1.2 MiB" and so on, for the summary line.
-pub fn summary(files: u64, bytes: u64, damaged: u64, unchecked: u64, secs: f64) -> String {
-    format!(
-        "verify: {files} files, {} read, {damaged} damaged, {unchecked} without a checksum, in {secs:.2}s",
-        human_bytes(bytes)
-    )
 }

@@ -4,7 +4,8 @@
 //! Also the one local-time conversion the client's `ls` needs.
 //!
 //! It only reads (`lstat`, `readdir`, `readlink`); it never follows a symlink,
-//! never opens file contents and never decides what to send: sessions do.
+//! never opens file contents and never decides what to send: the planner
+//! (`client/plan.rs`) does.
 //! Memory is bounded by the depth of the tree times the width of one
 //! directory, never by the size of the whole tree.
 
@@ -24,22 +25,7 @@ use crate::proto::{EntryKind, Meta, Time, WirePath};
 /// Why special files are not backed up.
 const NOT_SUPPORTED: &str = "not a regular file, directory or symlink";
 
-/// One local file, directory or symlink, ready to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalEntry {
-    /// The absolute local path.
-    pub local: PathBuf,
-    /// The local path without its leading `/`: where it lands on the server.
-    pub wire: WirePath,
-    /// File, directory or symlink.
-    pub kind: EntryKind,
-    /// Permission bits and mtime (with nanoseconds) from `lstat`.
-    pub meta: Meta,
-    /// Size in bytes for files, 0 otherwise.
-    pub size: u64,
-    /// The link target for symlinks, empty otherwise.
-    pub target: Vec<u8>,
-}
+pub use crate::client::plan::LocalEntry;
 
 /// What the walk found next.
 #[derive(Debug)]
@@ -259,7 +245,6 @@ fn invalid(path: PathBuf, e: crate::proto::PathError) -> WalkItem {
     )
 }
 
-/// Makes `path` absolute against the current directory and resolves `.` and
 /// The path on the server of local `path` (made [`absolute`] first), or
 /// why it has none.
 pub fn wire_path(path: &Path) -> Result<WirePath, String> {
@@ -267,6 +252,7 @@ pub fn wire_path(path: &Path) -> Result<WirePath, String> {
     WirePath::from_local(abs.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
+/// Makes `path` absolute against the current directory and resolves `.` and
 /// `..` lexically (`/a/b/../c` is `/a/c`, `/..` is `/`), without looking at
 /// the file system, so symlinks stay what they are. A trailing `/` is dropped.
 /// An empty path is an error.

@@ -1,0 +1,332 @@
+//! The restore's rules, pure: where a restored tree goes (`cp -a`'s rules
+//! for DEST, [`target`]), which of the server's paths are refused ([`map`]),
+//! and when received entries are committed. The driver
+//! (`io/client/restore.rs`) does the writes, through a confined stager.
+//!
+//! The server is not trusted. An entry at or beneath a symlink the server
+//! sent earlier in the same restore is refused outright ([`Links`]): no
+//! real tree holds both, so only a broken or malicious server sends that
+//! (rsync's CVE-2024-12087 had this shape). Nothing here touches the file
+//! system: whether a local path is a directory comes in as a function.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::proto::{EntryKind, PathError, WirePath};
+
+use super::plan::COMMIT_EVERY;
+
+/// Where restored entries go: a directory to confine writes to, and the name
+/// inside it that the restored path becomes (none: the directory itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The directory every write stays beneath.
+    pub dir: PathBuf,
+    /// The restored path's name inside it (root: the directory itself).
+    pub prefix: WirePath,
+}
+
+/// The target for restoring `source` into `dest` (absolute), as `cp -a`
+/// does: into `dest/<basename>` when `dest` is a directory, else as `dest`
+/// itself, whose parent must then be a directory. `is_dir` says whether a
+/// local path is a directory, following symlinks (as `stat` does).
+pub fn target(
+    source: &WirePath,
+    dest: &Path,
+    is_dir: impl Fn(&Path) -> bool,
+) -> Result<Target, String> {
+    let shown = dest.display().to_string();
+    if is_dir(dest) {
+        let prefix = match source.file_name() {
+            Some(name) => WirePath::root()
+                .join(name)
+                .map_err(|e| format!("{shown}: {e}"))?,
+            None => WirePath::root(),
+        };
+        return Ok(Target {
+            dir: dest.to_path_buf(),
+            prefix,
+        });
+    }
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(format!("{shown}: not a usable destination"));
+    };
+    if !is_dir(parent) {
+        return Err(format!(
+            "{}: {}",
+            parent.display(),
+            std::io::Error::from(std::io::ErrorKind::NotFound)
+        ));
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let prefix = WirePath::root()
+        .join(name.as_bytes())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(Target {
+        dir: parent.to_path_buf(),
+        prefix,
+    })
+}
+
+/// The symlinks written so far in one restore, where they were put.
+#[derive(Debug, Default)]
+pub struct Links(HashSet<WirePath>);
+
+impl Links {
+    /// None yet.
+    pub fn new() -> Links {
+        Links::default()
+    }
+
+    /// A symlink was written at `p`.
+    pub fn insert(&mut self, p: WirePath) {
+        self.0.insert(p);
+    }
+
+    /// The symlink that `p` is, or is beneath.
+    pub fn under(&self, p: &WirePath) -> Option<WirePath> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let mut cur = Some(p.clone());
+        while let Some(c) = cur.filter(|c| !c.is_root()) {
+            if self.0.contains(&c) {
+                return Some(c);
+            }
+            cur = c.parent();
+        }
+        None
+    }
+}
+
+/// Why an entry from the server is not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its path does not make a valid path beneath the target.
+    BadPath {
+        /// The path as the server sent it (relative to the restored path).
+        rel: WirePath,
+        /// Why the joined path is invalid.
+        error: PathError,
+    },
+    /// It is at or beneath a symlink sent earlier in this restore.
+    UnderLink {
+        /// Where it would go.
+        path: WirePath,
+        /// The symlink.
+        link: WirePath,
+    },
+    /// A file or link where the destination directory itself is.
+    AtDest {
+        /// Where it would go (the target's root).
+        path: WirePath,
+        /// What it is.
+        kind: EntryKind,
+    },
+}
+
+impl Refusal {
+    /// The failure as reported: the path to name and the cause, local
+    /// paths written by `show` (the destination's own rendering).
+    pub fn message(
+        &self,
+        prefix: &WirePath,
+        show: impl Fn(&WirePath) -> String,
+    ) -> (String, String) {
+        match self {
+            Refusal::BadPath { rel, error } => (
+                show(prefix),
+                format!("{}: {error}", String::from_utf8_lossy(rel.as_bytes())),
+            ),
+            Refusal::UnderLink { path, link } => {
+                let how = if link == path { "over" } else { "beneath" };
+                (
+                    show(path),
+                    format!(
+                        "refused: the server sent this {how} the symlink {} it sent earlier in this restore",
+                        show(link)
+                    ),
+                )
+            }
+            Refusal::AtDest { path, kind } => {
+                let what = if *kind == EntryKind::Symlink {
+                    "link"
+                } else {
+                    "file"
+                };
+                (
+                    show(path),
+                    format!("the server sent a {what} where the destination directory is"),
+                )
+            }
+        }
+    }
+}
+
+/// The path (beneath the target directory) of an entry the server sent at
+/// `rel`, or why it is refused: not a valid path beneath the target, at or
+/// beneath a symlink it sent earlier, or a file or link in place of the
+/// destination directory.
+pub fn map(
+    prefix: &WirePath,
+    rel: &WirePath,
+    kind: EntryKind,
+    links: &Links,
+) -> Result<WirePath, Refusal> {
+    let path = prefix.join_path(rel).map_err(|error| Refusal::BadPath {
+        rel: rel.clone(),
+        error,
+    })?;
+    if let Some(link) = links.under(&path) {
+        return Err(Refusal::UnderLink { path, link });
+    }
+    if path.is_root() && kind != EntryKind::Dir {
+        return Err(Refusal::AtDest { path, kind });
+    }
+    Ok(path)
+}
+
+/// Where to look for a kept part of an offered file; `None` when the `File`
+/// that follows will be refused (and reported then, not twice).
+pub fn offer_path(prefix: &WirePath, rel: &WirePath, links: &Links) -> Option<WirePath> {
+    prefix
+        .join_path(rel)
+        .ok()
+        .filter(|p| links.under(p).is_none())
+}
+
+/// True when the entries received so far (`pending`) are to be committed
+/// now: every [`COMMIT_EVERY`], never in the middle of a file.
+#[must_use]
+pub fn wants_commit(pending: usize, receiving_file: bool) -> bool {
+    pending >= COMMIT_EVERY as usize && !receiving_file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::testing::wp;
+
+    fn dirs(list: &'static [&'static str]) -> impl Fn(&Path) -> bool {
+        move |p: &Path| list.iter().any(|d| Path::new(d) == p)
+    }
+
+    #[test]
+    fn into_an_existing_directory_goes_under_the_basename() {
+        let t = target(
+            &wp("home/ann/docs"),
+            Path::new("/tmp/out"),
+            dirs(&["/tmp/out"]),
+        )
+        .unwrap();
+        assert_eq!(t.dir, Path::new("/tmp/out"));
+        assert_eq!(t.prefix, wp("docs"));
+        // The namespace root has no basename: its contents go in DEST.
+        let t = target(
+            &WirePath::root(),
+            Path::new("/tmp/out"),
+            dirs(&["/tmp/out"]),
+        )
+        .unwrap();
+        assert_eq!(t.prefix, WirePath::root());
+    }
+
+    #[test]
+    fn a_new_name_becomes_the_restored_path() {
+        let t = target(
+            &wp("home/ann/docs"),
+            Path::new("/tmp/copy"),
+            dirs(&["/tmp"]),
+        )
+        .unwrap();
+        assert_eq!(t.dir, Path::new("/tmp"));
+        assert_eq!(t.prefix, wp("copy"));
+    }
+
+    #[test]
+    fn a_missing_parent_is_an_error() {
+        let e = target(&wp("a"), Path::new("/no/such/dest"), dirs(&[])).unwrap_err();
+        assert_eq!(e, "/no/such: entity not found");
+        let e = target(&wp("a"), Path::new("/"), dirs(&[])).unwrap_err();
+        assert_eq!(e, "/: not a usable destination");
+    }
+
+    #[test]
+    fn an_entry_at_or_beneath_an_earlier_link_is_refused() {
+        let mut links = Links::new();
+        let prefix = wp("x");
+        assert_eq!(
+            map(&prefix, &wp("link/evil"), EntryKind::File, &links),
+            Ok(wp("x/link/evil"))
+        );
+        links.insert(wp("x/link"));
+        let beneath = map(&prefix, &wp("link/evil"), EntryKind::File, &links).unwrap_err();
+        assert_eq!(
+            beneath,
+            Refusal::UnderLink {
+                path: wp("x/link/evil"),
+                link: wp("x/link")
+            }
+        );
+        let show = |p: &WirePath| format!("/dest/{}", String::from_utf8_lossy(p.as_bytes()));
+        let (path, cause) = beneath.message(&prefix, show);
+        assert_eq!(path, "/dest/x/link/evil");
+        assert_eq!(
+            cause,
+            "refused: the server sent this beneath the symlink /dest/x/link it sent earlier in this restore"
+        );
+        let over = map(&prefix, &wp("link"), EntryKind::Dir, &links).unwrap_err();
+        assert!(over
+            .message(&prefix, show)
+            .1
+            .contains("this over the symlink"));
+        // A sibling that merely shares the prefix is fine.
+        assert_eq!(
+            map(&prefix, &wp("linked"), EntryKind::File, &links),
+            Ok(wp("x/linked"))
+        );
+        assert_eq!(offer_path(&prefix, &wp("link/f"), &links), None);
+        assert_eq!(offer_path(&prefix, &wp("f"), &links), Some(wp("x/f")));
+    }
+
+    #[test]
+    fn a_file_or_link_in_place_of_the_destination_is_refused() {
+        let links = Links::new();
+        let root = WirePath::root();
+        assert_eq!(
+            map(&root, &root, EntryKind::Dir, &links),
+            Ok(WirePath::root())
+        );
+        let e = map(&root, &root, EntryKind::Symlink, &links).unwrap_err();
+        assert_eq!(
+            e.message(&root, |_| "/dest".into()),
+            (
+                "/dest".to_string(),
+                "the server sent a link where the destination directory is".to_string()
+            )
+        );
+        let e = map(&root, &root, EntryKind::File, &links).unwrap_err();
+        assert!(e
+            .message(&root, |_| "/dest".into())
+            .1
+            .contains("a file where"));
+    }
+
+    #[test]
+    fn a_path_too_long_beneath_the_target_is_refused_naming_it() {
+        let prefix = wp(&"p".repeat(200));
+        let rel = wp(&["n"; 2000].join("/"));
+        let e = map(&prefix, &rel, EntryKind::File, &Links::new()).unwrap_err();
+        assert!(matches!(e, Refusal::BadPath { .. }));
+        let (path, cause) = e.message(&prefix, |p| p.to_string());
+        assert_eq!(path, prefix.to_string());
+        assert!(cause.starts_with("n/n/"), "{cause}");
+    }
+
+    #[test]
+    fn commits_come_every_commit_every_entries_between_files() {
+        assert!(!wants_commit(COMMIT_EVERY as usize - 1, false));
+        assert!(wants_commit(COMMIT_EVERY as usize, false));
+        assert!(!wants_commit(COMMIT_EVERY as usize, true));
+    }
+}

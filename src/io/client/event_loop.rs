@@ -1,0 +1,403 @@
+//! The client's one event loop: an [`EventLoop`] per process, owning the mio
+//! `Poll` and every source the client waits on: the server connection
+//! ([`Conn`], token [`SERVER`]), the signals ([`SIGNALS`]) and the timers
+//! (deadlines the session or a driver asks for). Nothing else in the client
+//! blocks on the network; the one wait is [`Link::wait`].
+//!
+//! The loop is split in two so a command can hold the connection and still
+//! wait: a [`Reactor`] (poll, signals, timers, readiness seen per token) and
+//! the sources that own their descriptors (today the server connection).
+//! A command borrows both as a [`Link`]. Another source (an inotify
+//! descriptor for watch mode) joins as one more token and field: the
+//! reactor already records readiness for any token, so a wait for the
+//! server never loses another source's edge.
+//!
+//! Signals keep the behaviour the client always had. SIGINT and SIGTERM at
+//! the prompt (the loop is idle) terminate the process at once, by their
+//! default action; during a command they only mark it interrupted, so the
+//! command stops at its next wait and removes what it had not committed.
+//! SIGPIPE stays ignored (Rust's runtime does so before `main`), so a
+//! write to a closed socket is an `EPIPE` error, not death.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Registry, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use super::conn::{Conn, Remote, Stepped};
+use super::error::NetError;
+use crate::client::session::{ClientSession, Event};
+use crate::io::transfer::{BodyReceiver, BodySender};
+use crate::proto::ErrorCode;
+
+/// The signal pipe's token.
+pub const SIGNALS: Token = Token(0);
+/// The server connection's token.
+pub const SERVER: Token = Token(1);
+/// Tokens in use; the next source takes this one.
+const TOKENS: usize = 2;
+
+/// A wait wakes at least this often, so a command can redraw its progress
+/// line.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The loop's timers: each names who asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// The session's deadline ([`ClientSession::poll_timeout`]).
+    Session,
+    /// The driver's redraw tick.
+    Tick,
+}
+
+/// Deadlines by [`Timer`]; a handful at most, so a small vector.
+#[derive(Debug, Default)]
+pub struct Timers {
+    at: Vec<(Timer, Instant)>,
+}
+
+impl Timers {
+    /// Sets (or moves) `timer` to `at`; `None` clears it.
+    pub fn set(&mut self, timer: Timer, at: Option<Instant>) {
+        self.at.retain(|(t, _)| *t != timer);
+        if let Some(at) = at {
+            self.at.push((timer, at));
+        }
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.at.iter().map(|(_, at)| *at).min()
+    }
+
+    /// True (and cleared) when `timer` is due at `now`.
+    pub fn take_due(&mut self, timer: Timer, now: Instant) -> bool {
+        let due = self.at.iter().any(|&(t, at)| t == timer && at <= now);
+        if due {
+            self.set(timer, None);
+        }
+        due
+    }
+}
+
+/// Readiness of one source seen by the loop and not yet handed to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Readable, closed for reading, or in error.
+    pub readable: bool,
+    /// Writable, closed for writing, or in error.
+    pub writable: bool,
+}
+
+impl Ready {
+    /// Any readiness at all.
+    pub fn any(self) -> bool {
+        self.readable || self.writable
+    }
+}
+
+/// The waiting half of the loop: the poll, the signals, the timers, and the
+/// readiness seen per token.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    signals: Signals,
+    /// Set while no command runs: SIGINT/SIGTERM then take their default
+    /// action (terminate) instead of interrupting.
+    idle: Arc<AtomicBool>,
+    interrupted: bool,
+    /// Deadlines asked for.
+    pub timers: Timers,
+    ready: [Ready; TOKENS],
+}
+
+impl Reactor {
+    /// The reactor, or why not, as a message.
+    fn new() -> Result<Reactor, String> {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let idle = Arc::new(AtomicBool::new(true));
+        let signals = (|| {
+            for sig in [SIGINT, SIGTERM] {
+                // Registered before the pipe's handler, so at the prompt the
+                // default action runs first (it only acts while idle).
+                signal_hook::flag::register_conditional_default(sig, idle.clone())?;
+            }
+            let mut signals = Signals::new([SIGINT, SIGTERM])?;
+            poll.registry()
+                .register(&mut signals, SIGNALS, Interest::READABLE)?;
+            Ok::<_, io::Error>(signals)
+        })()
+        .map_err(|e| format!("cannot handle signals: {e}"))?;
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(8),
+            signals,
+            idle,
+            interrupted: false,
+            timers: Timers::default(),
+            ready: [Ready::default(); TOKENS],
+        })
+    }
+
+    /// Where sources register.
+    pub fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+
+    /// True once SIGINT or SIGTERM arrived during a command (read without
+    /// waiting: a signal caught just after the last wait counts too).
+    pub fn interrupted(&mut self) -> bool {
+        if self.signals.pending().count() > 0 {
+            self.interrupted = true;
+        }
+        self.interrupted
+    }
+
+    /// Waits for readiness on any source, a signal, or the earliest timer
+    /// (forever when no timer is set), and records what it saw.
+    pub fn turn(&mut self, now: Instant) -> Result<(), NetError> {
+        let timeout = self.timers.next().map(|t| t.saturating_duration_since(now));
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(NetError::Local(format!("poll: {e}"))),
+        }
+        let mut signalled = false;
+        for ev in self.events.iter() {
+            if ev.token() == SIGNALS {
+                signalled = true;
+                continue;
+            }
+            if let Some(r) = self.ready.get_mut(ev.token().0) {
+                r.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                r.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+            }
+        }
+        if signalled {
+            self.interrupted();
+        }
+        Ok(())
+    }
+
+    /// The readiness seen for `token` since the last call.
+    pub fn take_ready(&mut self, token: Token) -> Ready {
+        self.ready
+            .get_mut(token.0)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+}
+
+/// The client's one loop: the reactor and the sources it waits on.
+pub struct EventLoop {
+    reactor: Reactor,
+    server: Option<Conn>,
+}
+
+impl EventLoop {
+    /// A loop with signals handled and no connection yet. Idle: SIGINT and
+    /// SIGTERM terminate until [`Self::set_idle`] says a command runs.
+    pub fn new() -> Result<EventLoop, String> {
+        Ok(EventLoop {
+            reactor: Reactor::new()?,
+            server: None,
+        })
+    }
+
+    /// Whether a command runs (`false`) or the client waits for its user.
+    pub fn set_idle(&self, idle: bool) {
+        self.reactor.idle.store(idle, Ordering::SeqCst);
+    }
+
+    /// True once SIGINT or SIGTERM arrived during a command.
+    pub fn interrupted(&mut self) -> bool {
+        self.reactor.interrupted()
+    }
+
+    /// The connection to `remote` with the reactor, for a command: the open
+    /// one while its session lives, else a new one, welcomed.
+    pub fn link(&mut self, remote: &Remote) -> Result<Link<'_>, NetError> {
+        if self.server.as_ref().is_some_and(|c| c.session.is_closed()) {
+            self.disconnect();
+        }
+        if self.server.is_none() {
+            self.connect(remote)?;
+        }
+        match self.server.as_mut() {
+            Some(conn) => Ok(Link {
+                conn,
+                reactor: &mut self.reactor,
+            }),
+            None => Err(NetError::Lost {
+                server: remote.shown(),
+                cause: "connection lost".into(),
+            }),
+        }
+    }
+
+    /// Drops the connection (the next [`Self::link`] opens a new one).
+    pub fn disconnect(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            c.deregister(self.reactor.registry());
+        }
+        self.reactor.take_ready(SERVER);
+    }
+
+    /// Connects, registers the socket and drives the handshake to the
+    /// server's welcome (or its refusal, or the session's hello timeout).
+    fn connect(&mut self, remote: &Remote) -> Result<(), NetError> {
+        let mut conn = Conn::connect(remote, Instant::now())?;
+        conn.register(self.reactor.registry(), SERVER)?;
+        self.reactor.take_ready(SERVER);
+        let conn = self.server.insert(conn);
+        let r = Link {
+            conn,
+            reactor: &mut self.reactor,
+        }
+        .await_welcome();
+        if r.is_err() {
+            self.disconnect();
+        }
+        r
+    }
+}
+
+/// A command's hold on the loop: the server connection, and the reactor to
+/// wait in when nothing moves.
+pub struct Link<'a> {
+    conn: &'a mut Conn,
+    reactor: &'a mut Reactor,
+}
+
+impl Link<'_> {
+    /// The protocol session.
+    pub fn session(&mut self) -> &mut ClientSession {
+        &mut self.conn.session
+    }
+
+    /// The server refuses writes.
+    pub fn read_only(&self) -> bool {
+        self.conn.read_only
+    }
+
+    /// The error for an `Error` frame from the server.
+    pub fn refused(&self, code: ErrorCode, message: &str) -> NetError {
+        self.conn.refused(code, message)
+    }
+
+    /// The error for a session that ended.
+    pub fn broken(&self) -> NetError {
+        self.conn.broken()
+    }
+
+    /// Moves what can move (frames, then `body` bytes, then answers) and
+    /// waits for the loop when nothing could. Returns the body bytes sent.
+    pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {
+        let s = self.conn.step(Instant::now(), body.as_deref_mut())?;
+        if !s.progress && body.is_none_or(|b| !b.is_done()) {
+            self.wait()?;
+        }
+        Ok(s.body)
+    }
+
+    /// Receives body bytes of a restored file into `file` (or drops them),
+    /// waiting when nothing moved. Returns the bytes received.
+    pub fn receive(
+        &mut self,
+        recv: &mut BodyReceiver,
+        file: Option<&std::os::fd::OwnedFd>,
+    ) -> Result<u64, NetError> {
+        let s: Stepped = self.conn.receive(Instant::now(), recv, file)?;
+        if !s.progress && !recv.is_done() {
+            self.wait()?;
+        }
+        Ok(s.body)
+    }
+
+    /// The one wait of the client: until the socket is ready, a signal, the
+    /// session's deadline or the redraw tick. A due deadline reaches the
+    /// session only when the socket stayed quiet: bytes waiting to be read
+    /// are progress, however late the loop looks at them (the handshake's
+    /// absolute deadline is also checked after every step, see
+    /// [`Self::await_welcome`]).
+    fn wait(&mut self) -> Result<(), NetError> {
+        if self.reactor.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        let now = Instant::now();
+        let timers = &mut self.reactor.timers;
+        timers.set(Timer::Session, self.conn.session.poll_timeout());
+        timers.set(Timer::Tick, Some(now + TICK));
+        self.reactor.turn(now)?;
+        if self.reactor.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        let ready = self.reactor.take_ready(SERVER);
+        self.conn.mark_ready(ready.readable, ready.writable);
+        let now = Instant::now();
+        if self.reactor.timers.take_due(Timer::Session, now) && !ready.any() {
+            self.conn.session.handle_timeout(now);
+        }
+        Ok(())
+    }
+
+    /// Drives the handshake until the server's welcome.
+    fn await_welcome(&mut self) -> Result<(), NetError> {
+        loop {
+            self.step(None)?;
+            match self.conn.session.poll_event() {
+                Some(Event::Welcome { read_only }) => {
+                    self.conn.read_only = read_only;
+                    return Ok(());
+                }
+                Some(Event::Refused { code, message }) => return Err(self.refused(code, &message)),
+                Some(_) => {
+                    return Err(NetError::Protocol {
+                        server: self.conn.shown.clone(),
+                        message: "protocol error during handshake".into(),
+                    })
+                }
+                None if self.conn.session.is_closed() => return Err(self.broken()),
+                None => {}
+            }
+            // The handshake's deadline holds even while bytes trickle in.
+            self.conn.session.handle_timeout(Instant::now());
+            if self.conn.session.is_closed() {
+                return Err(self.broken());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_by_name_and_the_earliest_leads() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        t.set(Timer::Tick, Some(t0 + Duration::from_secs(2)));
+        t.set(Timer::Session, Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
+        t.set(Timer::Session, Some(t0 + Duration::from_secs(3)));
+        assert_eq!(
+            t.next(),
+            Some(t0 + Duration::from_secs(2)),
+            "moved, not added"
+        );
+        assert!(!t.take_due(Timer::Session, t0 + Duration::from_secs(2)));
+        assert!(t.take_due(Timer::Tick, t0 + Duration::from_secs(2)));
+        assert!(
+            !t.take_due(Timer::Tick, t0 + Duration::from_secs(2)),
+            "cleared"
+        );
+        t.set(Timer::Session, None);
+        assert_eq!(t.next(), None);
+    }
+}
