@@ -1,21 +1,40 @@
 //! rsb: remote system backup.
 //!
-//! The crate is built in three rings (see the README's architecture section):
+//! # The rings
+//! Folders decide, [`io`] does (the README's architecture section maps every
+//! file):
 //!
-//! * [`proto`]: the wire protocol (frames, codec, wire paths) — pure.
-//! * [`server`] (split by concern) and [`client::session`]: per-connection
-//!   protocol state machines — pure: bytes and completions in, bytes and
-//!   commands out.
-//! * [`store`]: the store's rules (hidden names, what is unchanged, the
-//!   checksum record) — pure.
-//! * [`testing`]: the in-memory harness for the pure ring: sessions wired
-//!   together byte for byte on a virtual clock, a fake shell, a bounded
-//!   drive.
-//! * [`io`]: every syscall: the mio event loops, the sandboxed store,
-//!   sendfile/splice transfers, the local tree walk, signals.
+//! * pure, deciding: [`proto`] (frames, the kind table, codec, wire paths),
+//!   [`server`] (one connection's session and the vocabulary it speaks with
+//!   its shell), [`client`] (the client's session, the backup planner, the
+//!   restore's rules, the prompt), [`store`] (what hidden names mean, when
+//!   an entry is unchanged, the checksum record) and [`auth`]. Bytes, time
+//!   and completions in; bytes, commands and deadlines out. No socket, file,
+//!   clock read or thread: `scripts/purity.sh` checks it.
+//! * [`io`], doing: every system call: one mio event loop per process, the
+//!   store on disk (the one API every reader and writer of a stored tree
+//!   goes through), sendfile/splice transfers, the worker pool, the local
+//!   walk, signals, timers.
+//! * the binaries in `src/bin/`: options, a validated config, run, and an
+//!   exit status from [`exit`].
 //!
-//! The binaries in `src/bin/` parse options, build a config, run, and map the
-//! outcome to an exit status from [`exit`].
+//! [`testing`] wires the pure sessions together in memory on a virtual
+//! clock, for the tests of the pure ring.
+//!
+//! # The mirror rule
+//! Each pure folder has its namesake under `io/` holding its system calls:
+//! [`server`] is driven by [`io::server`], [`client`] by [`io::client`],
+//! [`store`]'s rules are applied by [`io::store`]. A decision found in the
+//! shell belongs in the pure folder beside it, where it can be tested
+//! without a disk or a socket.
+//!
+//! # The drain contract
+//! A driver feeds a session its inputs (`handle_*`: bytes read, bytes
+//! written, typed completions of the commands it carried out, timeouts) and
+//! then drains every output (`poll_*`) before it waits again: commands to
+//! carry out, bytes to send, events, and last the next deadline, which it
+//! arms. An output left undrained is work the session believes is under
+//! way; a deadline not armed is a timeout that never fires.
 
 pub mod auth;
 pub mod client;
