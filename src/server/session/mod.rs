@@ -528,29 +528,6 @@ impl ServerSession {
     }
 }
 
-/// The old per-kind completion calls, for the unit tests of
-/// `src/client/session.rs` only (its owner is changing that file at the
-/// same time): each is one [`ServerSession::handle_completion`]. Test
-/// builds only; delete once those tests call `handle_completion`.
-#[cfg(test)]
-impl ServerSession {
-    pub(crate) fn handle_committed(&mut self, id: u32) {
-        self.handle_completion(Completion::Committed { id });
-    }
-
-    pub(crate) fn handle_failed(&mut self, id: u32, path: WirePath, message: String) {
-        self.handle_completion(Completion::Failed { id, path, message });
-    }
-
-    pub(crate) fn send_progress(&mut self, id: u32, files: u64, bytes: u64) {
-        self.handle_completion(Completion::VerifyProgress { id, files, bytes });
-    }
-
-    pub(crate) fn send_verified(&mut self, id: u32, counts: VerifyCounts) {
-        self.handle_completion(Completion::Verified { id, counts });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
