@@ -508,7 +508,7 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
             let out = s.poll_transmit();
             let n = out.len();
             sent.extend_from_slice(out);
-            s.consume_transmit(n);
+            s.handle_sent(n);
             if !progress && !answered {
                 break;
             }

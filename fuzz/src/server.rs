@@ -264,7 +264,7 @@ impl Harness {
             out.len()
         };
         self.sent.extend_from_slice(&out[..n]);
-        self.s.consume_transmit(n);
+        self.s.handle_sent(n);
         for f in crate::drain_frames(&mut self.sent, "the server") {
             self.check_sent(&f);
         }
@@ -530,7 +530,7 @@ impl Harness {
             self.service();
         }
         let out = self.s.poll_transmit().to_vec();
-        self.s.consume_transmit(out.len());
+        self.s.handle_sent(out.len());
         assert!(self.s.poll_transmit().is_empty());
         self.sent.extend_from_slice(&out);
         for f in crate::drain_frames(&mut self.sent, "the server") {

@@ -398,7 +398,7 @@ pub fn resume_offset(e: &LocalEntry, meta: Meta, size: u64, resume_at: u64) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::testing::{meta, wp};
+    use crate::testing::frames::{meta, wp};
 
     fn entry(kind: EntryKind, p: &str) -> LocalEntry {
         LocalEntry {

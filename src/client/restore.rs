@@ -205,7 +205,7 @@ pub fn wants_commit(pending: usize, receiving_file: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::testing::wp;
+    use crate::testing::frames::wp;
 
     fn dirs(list: &'static [&'static str]) -> impl Fn(&Path) -> bool {
         move |p: &Path| list.iter().any(|d| Path::new(d) == p)

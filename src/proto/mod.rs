@@ -101,8 +101,6 @@ pub mod codec;
 pub mod frame;
 pub mod kind;
 pub mod path;
-#[cfg(test)]
-pub(crate) mod testing;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};

@@ -2,13 +2,31 @@
 //! the bytes in and out, with the driver's side of file bodies and offers.
 //!
 //! The client session takes the time like the server's: every input here
-//! passes the virtual time the end was last given.
+//! passes the virtual time the end was last given. Also the small helpers
+//! the session's own unit tests use on a bare session.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::frames::{bytes, welcome};
 use crate::client::session::{ClientAuth, ClientSession, Event};
 use crate::proto::{Meta, WirePath};
+
+/// Every event the session has queued, drained.
+pub fn drain_events(c: &mut ClientSession) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+/// A client called `box` at `now`, its `Hello` sent and a `Welcome`
+/// (no flags) received, its events drained.
+pub fn welcomed(now: Instant) -> ClientSession {
+    let mut c = ClientSession::new(now, "box", None);
+    let hello = c.poll_transmit().len();
+    c.handle_sent(now, hello);
+    c.handle_input(now, &bytes(&[welcome(0)]));
+    drain_events(&mut c);
+    c
+}
 
 /// A client session with its two byte streams and what it received.
 pub struct ClientEnd {
@@ -45,6 +63,11 @@ impl ClientEnd {
             wants: BTreeMap::new(),
             body: None,
         }
+    }
+
+    /// The events received since the last call, taken.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     /// Backs up a file: its header, `body`, and its `FileEnd`.

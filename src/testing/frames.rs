@@ -35,6 +35,15 @@ pub fn hello(name: &str) -> Frame {
     }
 }
 
+/// A server's `Welcome` with `flags`, without a proof.
+pub fn welcome(flags: u32) -> Frame {
+    Frame::Welcome {
+        version: proto::VERSION,
+        flags,
+        proof: vec![],
+    }
+}
+
 /// One piece of what a server sent: a frame, or the raw body after a
 /// `File` or `FileFrom` header.
 #[derive(Debug, Clone, PartialEq, Eq)]

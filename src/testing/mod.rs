@@ -7,9 +7,10 @@
 //! * [`server`]: [`ServerEnd`], a server session with its [`FakeShell`]
 //!   and its bytes in and out, usable alone with raw frames;
 //! * [`shell`]: [`FakeShell`], a scripted stand-in for the server's I/O
-//!   shell (namespace, staging, commits, listings, restores);
+//!   shell (namespace, staging, commits, listings, restores, verifies);
 //! * [`client`]: [`ClientEnd`], a client session with its bytes in and out
-//!   (every call into the client session is in that one file);
+//!   (every call into the client session is in that one file), and the
+//!   helpers its unit tests use on a bare session;
 //! * [`pair`]: [`Pair`] (one connection) and [`Net`] (several on one
 //!   clock, for scenarios such as sync groups), driven until quiet or for
 //!   at most a given number of steps ([`NotQuiescent`]).
@@ -31,4 +32,4 @@ pub use client::ClientEnd;
 pub use clock::Clock;
 pub use pair::{Net, NotQuiescent, Pair};
 pub use server::ServerEnd;
-pub use shell::{Answer, FakeShell, RestoreEntry};
+pub use shell::{Answer, FakeShell, RestoreEntry, VerifyBatch};

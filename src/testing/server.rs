@@ -21,7 +21,7 @@ pub fn drain_commands(s: &mut ServerSession) -> Vec<Command> {
 pub fn sent_frames(s: &mut ServerSession) -> Vec<Frame> {
     let mut out = Vec::new();
     let buf = s.poll_transmit().to_vec();
-    s.consume_transmit(buf.len());
+    s.handle_sent(buf.len());
     let mut off = 0;
     while let Ok(Decoded::Frame(f, n)) = codec::decode(&buf[off..]) {
         out.push(f);
@@ -156,7 +156,7 @@ impl ServerEnd {
         let out = self.session.poll_transmit();
         let n = out.len();
         self.outbox.extend_from_slice(out);
-        self.session.consume_transmit(n);
+        self.session.handle_sent(n);
         n > 0
     }
 }

@@ -7,7 +7,8 @@
 //! next commit, a manifest needs everything (resuming the files it holds a
 //! part of), `List` answers [`FakeShell::listing`], `Restore` streams
 //! [`FakeShell::restore`] (offering large files as [`plan_file`] decides),
-//! `Verify` finds nothing wrong. A test changes that by setting the fields,
+//! `Verify` reports [`FakeShell::verify`] (by default: nothing read,
+//! nothing wrong). A test changes that by setting the fields,
 //! or overrides any command's answer with [`FakeShell::script`].
 
 use std::collections::{BTreeMap, VecDeque};
@@ -59,6 +60,17 @@ pub enum RestoreEntry {
     },
 }
 
+/// One batch of a scripted verify, as the real shell's verify job reports
+/// it: the damaged files it found, then how far it got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyBatch {
+    /// Files found damaged in this batch, and why (a `Failed` each).
+    pub damaged: Vec<(WirePath, String)>,
+    /// The running totals after it: `VerifyProgress` for every batch but
+    /// the last, whose totals are the `Verified` result.
+    pub counts: VerifyCounts,
+}
+
 /// A test's own answer to a command: `Some` replaces the default one.
 pub type Script = Box<dyn FnMut(&Command) -> Option<Vec<Answer>>>;
 
@@ -95,6 +107,9 @@ pub struct FakeShell {
     pub listing: Vec<ListItem>,
     /// What a `Restore` streams, whatever its path.
     pub restore: Vec<RestoreEntry>,
+    /// What a `Verify` reports, whatever its path, batch by batch (none:
+    /// `Verified` with zero counts at once).
+    pub verify: Vec<VerifyBatch>,
     /// Committed files: path and bytes.
     pub stored: BTreeMap<WirePath, Vec<u8>>,
     /// Parts kept from interrupted transfers: path and bytes. A manifest
@@ -225,10 +240,7 @@ impl FakeShell {
                 answers.extend(self.produce());
                 answers
             }
-            Command::Verify { id, .. } => done(Completion::Verified {
-                id,
-                counts: VerifyCounts::default(),
-            }),
+            Command::Verify { id, .. } => self.verify_answers(id),
             Command::Abort => {
                 self.incoming = None;
                 self.staged.clear();
@@ -250,6 +262,32 @@ impl FakeShell {
             None => crc32c::crc32c(body),
         };
         Received { crc, write_error }
+    }
+
+    /// The answers to the `Verify` `id`: each batch's failures, then its
+    /// progress, the last batch's totals as the result.
+    fn verify_answers(&self, id: u32) -> Vec<Answer> {
+        let mut answers = Vec::new();
+        let last = self.verify.len().saturating_sub(1);
+        for (i, batch) in self.verify.iter().enumerate() {
+            for (path, message) in &batch.damaged {
+                answers.push(Answer::Complete(Completion::Failed {
+                    id,
+                    path: path.clone(),
+                    message: message.clone(),
+                }));
+            }
+            if i < last {
+                answers.push(Answer::Complete(Completion::VerifyProgress {
+                    id,
+                    files: batch.counts.files,
+                    bytes: batch.counts.bytes,
+                }));
+            }
+        }
+        let counts = self.verify.last().map(|b| b.counts).unwrap_or_default();
+        answers.push(Answer::Complete(Completion::Verified { id, counts }));
+        answers
     }
 
     /// Streams restore entries until the next offer or the end.

@@ -209,7 +209,7 @@ impl EventLoop {
             if self.conns.len() >= config.max_clients {
                 let mut s = ServerSession::busy(config.session.clone(), now, self.conns.len());
                 let _ = (&sock).write(s.poll_transmit());
-                s.consume_transmit(usize::MAX);
+                s.handle_sent(usize::MAX);
                 warn!(
                     "{peer}: refused: server busy ({} clients connected)",
                     self.conns.len()

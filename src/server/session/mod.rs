@@ -85,13 +85,13 @@ enum State {
 ///
 /// Methods come in four kinds, each prefix one direction:
 ///
-/// * inputs, `handle_*`: bytes from the peer ([`Self::handle_input`]), what
+/// * inputs, `handle_*`: bytes from the peer ([`Self::handle_input`]), how
+///   much of [`Self::poll_transmit`] went out ([`Self::handle_sent`]), what
 ///   the shell did ([`Self::handle_completion`]), traffic either way
 ///   ([`Self::handle_activity`]), the clock ([`Self::handle_timeout`]) and
 ///   the server stopping ([`Self::handle_shutdown`]);
 /// * outputs, `poll_*` (`#[must_use]`): [`Self::poll_command`],
-///   [`Self::poll_transmit`] (with [`Self::consume_transmit`] saying how
-///   much of it went out), [`Self::poll_timeout`];
+///   [`Self::poll_transmit`], [`Self::poll_timeout`];
 /// * predicates, `is_*`/`wants_*`: what the shell may do next;
 /// * getters: [`Self::name`], [`Self::auth_failure`], [`Self::error`].
 ///
@@ -330,9 +330,10 @@ impl ServerSession {
         self.out.get(self.sent_upto..).unwrap_or_default()
     }
 
-    /// `n` bytes of [`Self::poll_transmit`] were sent (the second half of
-    /// that output: the shell says how much of it the socket took).
-    pub fn consume_transmit(&mut self, n: usize) {
+    /// `n` bytes of [`Self::poll_transmit`] were sent (the shell says how
+    /// much of it the socket took). Takes no time, unlike the client's: the
+    /// server counts traffic through [`Self::handle_activity`].
+    pub fn handle_sent(&mut self, n: usize) {
         self.sent_upto = self.sent_upto.saturating_add(n).min(self.out.len());
         if self.sent_upto == self.out.len() {
             self.out.clear();
@@ -525,29 +526,6 @@ impl ServerSession {
                 format!("frame kind {} is not a request", f.kind()),
             ),
         }
-    }
-}
-
-/// The old per-kind completion calls, for the unit tests of
-/// `src/client/session.rs` only (its owner is changing that file at the
-/// same time): each is one [`ServerSession::handle_completion`]. Test
-/// builds only; delete once those tests call `handle_completion`.
-#[cfg(test)]
-impl ServerSession {
-    pub(crate) fn handle_committed(&mut self, id: u32) {
-        self.handle_completion(Completion::Committed { id });
-    }
-
-    pub(crate) fn handle_failed(&mut self, id: u32, path: WirePath, message: String) {
-        self.handle_completion(Completion::Failed { id, path, message });
-    }
-
-    pub(crate) fn send_progress(&mut self, id: u32, files: u64, bytes: u64) {
-        self.handle_completion(Completion::VerifyProgress { id, files, bytes });
-    }
-
-    pub(crate) fn send_verified(&mut self, id: u32, counts: VerifyCounts) {
-        self.handle_completion(Completion::Verified { id, counts });
     }
 }
 

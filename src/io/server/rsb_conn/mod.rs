@@ -317,7 +317,7 @@ impl RsbConn {
             match (&self.sock).write(self.session.poll_transmit()) {
                 Ok(0) => return Err("connection closed".into()),
                 Ok(n) => {
-                    self.session.consume_transmit(n);
+                    self.session.handle_sent(n);
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
