@@ -95,12 +95,17 @@ impl ClientEnd {
         self.session.send_file_end(id, crc, true);
     }
 
-    /// One step at `now`: input (a body, or frames), the events collected
-    /// (an offer answered from [`Self::wants`]), the output flushed. True
-    /// when anything happened.
+    /// One step at `now`: the session's deadline if it passed, then input
+    /// (a body, or frames), the events collected (an offer answered from
+    /// [`Self::wants`]), the output flushed. True when anything happened.
     pub fn step(&mut self, now: Instant) -> bool {
         self.now = now;
         let mut progress = false;
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            let closed = self.session.is_closed();
+            self.session.handle_timeout(now);
+            progress |= closed != self.session.is_closed();
+        }
         if let Some(size) = self.session.wants_body() {
             let buf = self.body.get_or_insert_with(Vec::new);
             let want = usize::try_from(size).unwrap_or(usize::MAX) - buf.len();

@@ -344,4 +344,32 @@ mod tests {
             assert_eq!(p.server.shell.commands.last(), Some(&Command::Abort));
         }
     }
+
+    #[test]
+    fn a_client_gives_up_on_a_server_that_never_answers_on_the_virtual_clock() {
+        use crate::client::event::SessionError;
+        use crate::client::session::NO_PROGRESS_TIMEOUT;
+        let config = SessionConfig {
+            idle_timeout: None,
+            ..SessionConfig::default()
+        };
+        let mut pair = Pair::new(config, "laptop");
+        // A commit that never comes back (a hung disk on the server).
+        pair.server.shell.script = Some(Box::new(|c| {
+            matches!(c, Command::Commit { .. }).then(Vec::new)
+        }));
+        pair.client.session.send_commit();
+        pair.drive().expect("quiet");
+        pair.clock
+            .advance(NO_PROGRESS_TIMEOUT - Duration::from_secs(1));
+        pair.drive().expect("quiet");
+        assert!(!pair.client.session.is_closed());
+        pair.clock.advance(Duration::from_secs(1));
+        pair.drive().expect("quiet");
+        assert!(pair.client.session.is_closed());
+        assert!(matches!(
+            pair.client.session.error(),
+            Some(SessionError::NoProgress(_))
+        ));
+    }
 }
