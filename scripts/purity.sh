@@ -17,9 +17,16 @@ cd "$(dirname "$0")/.."
 status=0
 fail() { echo "purity.sh: $*" >&2; status=1; }
 
-# Source of FILE up to its test module. A file named tests.rs is a whole
-# test module (`#[cfg(test)] mod tests;`) and is skipped.
-non_test() { awk '/#\[cfg\(test\)\]/ { exit } { print }' "$1"; }
+# Source of FILE up to its test module (a `#[cfg(test)]` line followed by
+# a `mod` item); any other `#[cfg(test)]` item is checked like the rest. A
+# file named tests.rs is a whole test module (`#[cfg(test)] mod tests;`)
+# and is skipped by every rule.
+non_test() {
+	awk '/^[[:space:]]*#\[cfg\(test\)\]/ { held = $0; next }
+		held != "" && /^[[:space:]]*(pub(\([^)]*\))? )?mod / { exit }
+		held != "" { print held; held = "" }
+		{ print }' "$1"
+}
 
 # 1. purity
 pure_dirs=""
@@ -48,7 +55,7 @@ module_of() {
 	echo "${m//\//::}"
 }
 declare -A known
-files=$(find src -name '*.rs' ! -path 'src/bin/*' ! -path src/lib.rs | sort)
+files=$(find src -name '*.rs' ! -path 'src/bin/*' ! -path src/lib.rs ! -name tests.rs | sort)
 for f in $files; do known[$(module_of "$f")]=1; done
 
 # The longest known module that PATH (a::b::c::Item) names.

@@ -7,7 +7,8 @@
 //! * pure, deciding: [`proto`] (frames, the kind table, codec, wire paths),
 //!   [`server`] (one connection's session and the vocabulary it speaks with
 //!   its shell), [`client`] (the client's session, the backup planner, the
-//!   restore's rules, the prompt), [`store`] (what hidden names mean, when
+//!   restore's rules, parsing prompt lines and formatting what the user
+//!   sees), [`store`] (what hidden names mean, when
 //!   an entry is unchanged, the checksum record) and [`auth`]. Bytes, time
 //!   and completions in; bytes, commands and deadlines out. No socket, file,
 //!   clock read or thread: `scripts/purity.sh` checks it.

@@ -11,9 +11,8 @@ use getopts::{Options, ParsingStyle};
 
 use rsb::client::ui;
 use rsb::exit;
-use rsb::io::client::{self, conn::Remote, Config};
+use rsb::io::client::{self, conn::Remote, Config, PROG};
 
-const PROG: &str = "rsb-client";
 const USAGE: &str = "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST [PORT] [COMMAND [ARG...]]";
 
 fn options() -> Options {
@@ -106,10 +105,10 @@ fn parse() -> Result<Config, ExitCode> {
         name,
         key,
     };
-    let quiet = m.opt_present("q");
     Ok(Config {
         remote,
-        quiet,
+        quiet: m.opt_present("q"),
+        verbose: m.opt_present("v"),
         command,
     })
 }
@@ -121,7 +120,7 @@ fn main() -> ExitCode {
     };
     let level = if config.quiet {
         log::LevelFilter::Error
-    } else if std::env::args().any(|a| a == "-v" || a == "--verbose") {
+    } else if config.verbose {
         log::LevelFilter::Debug
     } else {
         log::LevelFilter::Warn

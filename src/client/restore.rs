@@ -202,6 +202,24 @@ pub fn wants_commit(pending: usize, receiving_file: bool) -> bool {
     pending >= COMMIT_EVERY as usize && !receiving_file
 }
 
+/// Why a restored file's body is not kept, if it is not: a write that
+/// failed (`write_error`, in words), a server that flagged its copy as bad
+/// (`ok` false), or a crc32c of what arrived (`got`) other than the one the
+/// server sent (`crc`). `None`: the file is good.
+pub fn body_problem(crc: u32, ok: bool, got: u32, write_error: Option<String>) -> Option<String> {
+    if let Some(e) = write_error {
+        Some(format!("write: {e}"))
+    } else if !ok {
+        Some("the server did not send a good copy: it changed while it was sent, or it is damaged (see verify)".to_string())
+    } else if got != crc {
+        Some(format!(
+            "crc32c mismatch (sent {crc:08x}, received {got:08x})"
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,5 +346,21 @@ mod tests {
         assert!(!wants_commit(COMMIT_EVERY as usize - 1, false));
         assert!(wants_commit(COMMIT_EVERY as usize, false));
         assert!(!wants_commit(COMMIT_EVERY as usize, true));
+    }
+
+    #[test]
+    fn a_body_is_kept_only_when_written_whole_and_matching() {
+        assert_eq!(body_problem(7, true, 7, None), None);
+        assert_eq!(
+            body_problem(7, true, 7, Some("No space left on device".into())).as_deref(),
+            Some("write: No space left on device")
+        );
+        assert!(body_problem(7, false, 7, None).is_some_and(|m| m.contains("not send a good copy")));
+        assert_eq!(
+            body_problem(0x0a, true, 0x0b, None).as_deref(),
+            Some("crc32c mismatch (sent 0000000a, received 0000000b)")
+        );
+        // A failed write is named before the server's own verdict.
+        assert!(body_problem(1, false, 2, Some("x".into())).is_some_and(|m| m == "write: x"));
     }
 }

@@ -69,6 +69,12 @@ impl FsError {
     pub fn cause(&self) -> String {
         super::describe(&self.error)
     }
+
+    /// The operation and the cause (`open: Permission denied`), for a
+    /// message that names the path itself.
+    pub fn short(&self) -> String {
+        format!("{}: {}", self.op, self.cause())
+    }
 }
 
 /// A copy keeps the errno (`io::Error` itself cannot be cloned): one cause

@@ -13,6 +13,10 @@ use super::{MAX_NAME, MAX_PATH};
 /// progress; listings never show them and no request may name them.
 pub const TMP_PREFIX: &[u8] = b".rsb-tmp.";
 
+/// Why a path with a [`TMP_PREFIX`] component is refused, in words: the
+/// server's answer and the client's own warning say the same.
+pub const RESERVED_MESSAGE: &str = "names starting with .rsb-tmp. are reserved";
+
 /// True for names reserved for temporary files.
 pub fn is_tmp_name(name: &[u8]) -> bool {
     name.starts_with(TMP_PREFIX)

@@ -5,7 +5,8 @@
 //! Only types live here: no decision is made in this file, and nothing in it
 //! touches a socket, a file or a clock. The rules of who may send what and
 //! when are in [`super::session`]; the decisions the shell asks for while
-//! carrying a command out are in [`super::session::receive`] and [`super::session::stream`].
+//! carrying a command out are in [`super::session::receive`] and
+//! [`super::session::stream`].
 
 use crate::proto::{ListItem, ManifestEntry, Meta, WirePath};
 

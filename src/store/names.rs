@@ -25,15 +25,23 @@ pub const PART_PREFIX: &[u8] = b".rsb-tmp.part.";
 /// Every displaced previous version's name starts with this.
 pub const OLD_PREFIX: &[u8] = b".rsb-tmp.old.";
 
+/// `prefix` followed by `rest`: every name here is built from one of the
+/// prefixes above, never spelled again.
+fn prefixed(prefix: &[u8], rest: std::fmt::Arguments<'_>) -> Vec<u8> {
+    let mut name = prefix.to_vec();
+    name.extend_from_slice(rest.to_string().as_bytes());
+    name
+}
+
 /// The `n`th temporary name of the process with this salt.
 pub fn tmp_name(salt: u64, n: u64) -> Vec<u8> {
-    format!(".rsb-tmp.{salt:x}.{n}").into_bytes()
+    prefixed(TMP_PREFIX, format_args!("{salt:x}.{n}"))
 }
 
 /// The `n`th name for a displaced previous version of the process with this
 /// salt.
 pub fn old_name(salt: u64, n: u64) -> Vec<u8> {
-    format!(".rsb-tmp.old.{salt:x}.{n}").into_bytes()
+    prefixed(OLD_PREFIX, format_args!("{salt:x}.{n}"))
 }
 
 /// FNV-1a: a stable 64-bit hash of a name, for partial file names.
@@ -46,18 +54,20 @@ fn fnv64(b: &[u8]) -> u64 {
 /// The name of the partial of file `name` with this size and mtime: the
 /// stamp is part of it, so a partial of an older version never matches.
 pub fn partial_name(name: &[u8], size: u64, meta: &Meta) -> Vec<u8> {
-    format!(
-        ".rsb-tmp.part.{:016x}.{size}.{}.{}",
-        fnv64(name),
-        meta.mtime.secs,
-        meta.mtime.nanos
+    prefixed(
+        PART_PREFIX,
+        format_args!(
+            "{:016x}.{size}.{}.{}",
+            fnv64(name),
+            meta.mtime.secs,
+            meta.mtime.nanos
+        ),
     )
-    .into_bytes()
 }
 
 /// What the partials of every version of file `name` start with.
 pub fn partials_prefix(name: &[u8]) -> Vec<u8> {
-    format!(".rsb-tmp.part.{:016x}.", fnv64(name)).into_bytes()
+    prefixed(PART_PREFIX, format_args!("{:016x}.", fnv64(name)))
 }
 
 /// True for a temporary entry another process made and can no longer

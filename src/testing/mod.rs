@@ -16,7 +16,10 @@
 //!   at most a given number of steps ([`NotQuiescent`]).
 //!
 //! Compiled into the library (not only under `cfg(test)`) so that unit
-//! tests in `src/` and integration tests in `tests/` share it. Nothing in
+//! tests anywhere in `src/`, and integration tests or fuzz harnesses that
+//! want sessions without sockets, can share it (today the unit tests of
+//! both sessions and of the client's planner and restore rules use it).
+//! Nothing in
 //! it touches a socket, a file or a thread; the clock's origin is the one
 //! real time it reads. Its helpers panic on what a test must not see (a
 //! malformed frame, say): that is their job.

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::proto::bits::NeedBits;
 use crate::proto::{EntryKind, ListItem, Meta, WirePath};
 use crate::server::command::Received;
 use crate::server::command::{Command, Completion, VerifyCounts};
@@ -191,7 +192,7 @@ impl FakeShell {
                     .collect();
                 done(Completion::Checked {
                     id,
-                    bits: vec![0xff; entries.len().div_ceil(8)],
+                    bits: NeedBits::all(entries.len()).into_bytes(),
                     resume,
                 })
             }

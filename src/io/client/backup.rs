@@ -60,10 +60,9 @@ impl Walks {
                 WalkItem::Entry(e) => match self.order.place(e) {
                     Placed::Ready(e) => return Some(e),
                     Placed::Held => {}
-                    Placed::Reserved(e) => rep.skip(
-                        &show(&e.local),
-                        "names starting with .rsb-tmp. are reserved",
-                    ),
+                    Placed::Reserved(e) => {
+                        rep.skip(&show(&e.local), crate::proto::path::RESERVED_MESSAGE)
+                    }
                 },
             }
         }

@@ -80,7 +80,7 @@ pub struct Conn {
 impl Conn {
     /// Connects to `remote` (blocking, at most [`CONNECT_TIMEOUT`] per
     /// address) and queues the `Hello`; the loop then drives the handshake.
-    pub fn connect(remote: &Remote, now: Instant) -> Result<Conn, NetError> {
+    pub fn connect(remote: &Remote) -> Result<Conn, NetError> {
         let shown = remote.shown();
         let addrs: Vec<SocketAddr> = (remote.host.as_str(), remote.port)
             .to_socket_addrs()
@@ -122,9 +122,12 @@ impl Conn {
         std_sock
             .set_nonblocking(true)
             .map_err(|e| NetError::Local(format!("{shown}: {}", describe(&e))))?;
+        // The handshake's deadline starts once the socket is connected, not
+        // before the name lookup and the connect (which may take a while
+        // per address).
         Ok(Conn {
             sock: TcpStream::from_std(std_sock),
-            session: ClientSession::new(now, &remote.name, auth),
+            session: ClientSession::new(Instant::now(), &remote.name, auth),
             inbuf: Vec::new(),
             readable: true,
             writable: true,

@@ -1,8 +1,9 @@
 //! The client's one event loop: an [`EventLoop`] per process, owning the mio
 //! `Poll` and every source the client waits on: the server connection
 //! ([`Conn`], token [`SERVER`]), the signals ([`SIGNALS`]) and the timers
-//! (deadlines the session or a driver asks for). Nothing else in the client
-//! blocks on the network; the one wait is [`Link::wait`].
+//! (deadlines the session or a driver asks for). Connecting blocks (at most
+//! `CONNECT_TIMEOUT` per address); after that the one place the client
+//! waits on the network is `Link::wait`.
 //!
 //! The loop is split in two so a command can hold the connection and still
 //! wait: a [`Reactor`] (poll, signals, timers, readiness seen per token) and
@@ -56,11 +57,11 @@ pub enum Timer {
 
 /// Deadlines by [`Timer`]; a handful at most, so a small vector.
 #[derive(Debug, Default)]
-pub struct Timers {
+pub struct NamedTimers {
     at: Vec<(Timer, Instant)>,
 }
 
-impl Timers {
+impl NamedTimers {
     /// Sets (or moves) `timer` to `at`; `None` clears it.
     pub fn set(&mut self, timer: Timer, at: Option<Instant>) {
         self.at.retain(|(t, _)| *t != timer);
@@ -111,7 +112,7 @@ pub struct Reactor {
     idle: Arc<AtomicBool>,
     interrupted: bool,
     /// Deadlines asked for.
-    pub timers: Timers,
+    pub timers: NamedTimers,
     ready: [Ready; TOKENS],
 }
 
@@ -138,7 +139,7 @@ impl Reactor {
             signals,
             idle,
             interrupted: false,
-            timers: Timers::default(),
+            timers: NamedTimers::default(),
             ready: [Ready::default(); TOKENS],
         })
     }
@@ -250,7 +251,7 @@ impl EventLoop {
     /// Connects, registers the socket and drives the handshake to the
     /// server's welcome (or its refusal, or the session's hello timeout).
     fn connect(&mut self, remote: &Remote) -> Result<(), NetError> {
-        let mut conn = Conn::connect(remote, Instant::now())?;
+        let mut conn = Conn::connect(remote)?;
         conn.register(self.reactor.registry(), SERVER)?;
         self.reactor.take_ready(SERVER);
         let conn = self.server.insert(conn);
@@ -323,7 +324,7 @@ impl Link<'_> {
     /// session only when the socket stayed quiet: bytes waiting to be read
     /// are progress, however late the loop looks at them (the handshake's
     /// absolute deadline is also checked after every step, see
-    /// [`Self::await_welcome`]).
+    /// `Self::await_welcome`).
     fn wait(&mut self) -> Result<(), NetError> {
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
@@ -380,7 +381,7 @@ mod tests {
     #[test]
     fn timers_fire_by_name_and_the_earliest_leads() {
         let t0 = Instant::now();
-        let mut t = Timers::default();
+        let mut t = NamedTimers::default();
         assert_eq!(t.next(), None);
         t.set(Timer::Tick, Some(t0 + Duration::from_secs(2)));
         t.set(Timer::Session, Some(t0 + Duration::from_secs(1)));

@@ -32,7 +32,8 @@ use error::NetError;
 use event_loop::EventLoop;
 use report::Reporter;
 
-const PROG: &str = "rsb-client";
+/// The program's name, at the start of every message it prints.
+pub const PROG: &str = "rsb-client";
 
 /// Everything the client needs to run, validated.
 pub struct Config {
@@ -40,6 +41,8 @@ pub struct Config {
     pub remote: Remote,
     /// `-q`: no progress line, no summaries, errors only.
     pub quiet: bool,
+    /// `-v`: debug messages too.
+    pub verbose: bool,
     /// A one-shot command (`HOST [PORT] COMMAND...`); empty: read commands
     /// from stdin, with a prompt on a terminal.
     pub command: Vec<OsString>,

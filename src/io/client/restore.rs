@@ -171,18 +171,7 @@ pub fn restore(
                         // No body moved: the crc is that of what was kept.
                         None => (stager.incoming().map_or(0, |i| i.crc), None),
                     };
-                    let problem = if let Some(e) = err {
-                        Some(format!("write: {}", describe(&e)))
-                    } else if !ok {
-                        Some("the server did not send a good copy: it changed while it was sent, or it is damaged (see verify)".to_string())
-                    } else if got != crc {
-                        Some(format!(
-                            "crc32c mismatch (sent {crc:08x}, received {got:08x})"
-                        ))
-                    } else {
-                        None
-                    };
-                    match problem {
+                    match restore::body_problem(crc, ok, got, err.map(|e| describe(&e))) {
                         Some(msg) => {
                             stager.abort_file();
                             rep.fail(&show(&stager, &p), &msg);
@@ -246,7 +235,7 @@ fn commit(stager: &mut Stager, rep: &mut Reporter) {
     for f in stager.commit().failures {
         rep.fail(
             &f.error.path,
-            &format!("{} failed: {}", f.error.op, f.error.error),
+            &format!("{} failed: {}", f.error.op, f.error.cause()),
         );
     }
 }

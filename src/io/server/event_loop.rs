@@ -4,7 +4,9 @@
 //! deadline heap and the shutdown state. Each turn it waits for readiness
 //! (or the next deadline), accepts, takes worker results back, fires due
 //! timers and drives every connection it touched. It carries out no
-//! session command itself and knows no protocol: connections do.
+//! session command itself and decides nothing about the protocol:
+//! connections do (the one frame it writes itself is a session's "server
+//! busy" answer to a connection it will not keep).
 //!
 //! Readiness is edge-triggered: a connection is registered once for reading
 //! and writing and remembers that its socket may still have data until a

@@ -43,7 +43,8 @@ fn own(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn os(b: &[u8]) -> &OsStr {
+/// A name from the wire as the `OsStr` the system calls take.
+pub(super) fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 

@@ -15,7 +15,8 @@ use nix::fcntl;
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::stage::{omit, os, remove_tree, timespec, Remove, Stager};
+use super::beneath::os;
+use super::stage::{omit, remove_tree, timespec, Remove, Stager};
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
 
@@ -49,7 +50,10 @@ pub struct CommitFailure {
 /// perhaps not durable: that shows as a failure for the root.
 #[derive(Debug, Default)]
 pub struct CommitReport {
-    /// What is now in place.
+    /// What is now in place. Today only the tests read it; it is what
+    /// history (the replaced versions), sync groups
+    /// (the changes to pass on) and the web dashboard will learn a commit's
+    /// effect from, without a second look at the disk.
     pub committed: Vec<Committed>,
     /// What could not be committed.
     pub failures: Vec<CommitFailure>,

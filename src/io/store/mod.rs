@@ -8,7 +8,7 @@
 //! * Reading: [`StoredFile`] is the only way to open and read a stored file
 //!   (restore, verify, the kept bytes of a resumed transfer), so how bytes
 //!   are kept can change in one place; the manifest check and listings
-//!   (`scan.rs`) only `lstat`; [`Namespace::verify`] re-reads files
+//!   (`scan.rs`) only `lstat` and `readlink`; [`Namespace::verify`] re-reads files
 //!   against their checksum record (`xattr.rs`).
 //! * Writing: a [`Stager`], with [`StageOptions`] fixed when it is made,
 //!   stages entries under hidden names and commits them in batches; a

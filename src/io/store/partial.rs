@@ -8,24 +8,18 @@
 //! Must not decide whether a stager keeps partials: [`super::Stager`]
 //! asks here only when its options say so.
 
-use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::beneath::{entries_at, Beneath};
+use super::beneath::{entries_at, os, Beneath};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::{names, resume};
-
-fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
-}
 
 /// How many bytes of `path` (a file of `size` bytes and mtime `meta`) a
 /// partial from an interrupted transfer holds, if any.

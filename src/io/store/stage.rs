@@ -16,9 +16,7 @@
 //! [`super::StoredFile`]'s job) and must not decide what the hidden names
 //! look like ([`crate::store::names`] does).
 
-use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -27,7 +25,7 @@ use nix::sys::stat::{self, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::beneath::{entries_at, open_dir_at};
+use super::beneath::{entries_at, open_dir_at, os};
 use super::namespace::Namespace;
 use super::stored::StoredFile;
 use super::{partial, tmp, xattr};
@@ -37,10 +35,6 @@ use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::names;
 use crate::store::record::Recorded;
 use crate::store::resume;
-
-pub(super) fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
-}
 
 pub(super) fn timespec(m: &Meta) -> TimeSpec {
     TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
@@ -167,11 +161,6 @@ impl Stager {
     /// The confining tree, to read.
     pub fn tree(&self) -> &Namespace {
         &self.ns
-    }
-
-    /// How this stager writes.
-    pub fn options(&self) -> StageOptions {
-        self.opts
     }
 
     /// Number of entries waiting for a commit.

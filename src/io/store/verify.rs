@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::namespace::Namespace;
 use super::stored::StoredFile;
-use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{EntryKind, WirePath};
 use crate::server::session::VerifyCounts;
@@ -31,10 +30,6 @@ const PIECE: u64 = 16 << 20;
 pub type Report<'a> = dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool + 'a;
 
 /// An error as a verify names it: the operation and the cause.
-fn why(e: &FsError) -> String {
-    format!("{}: {}", e.op, e.cause())
-}
-
 impl Namespace {
     /// Walks the tree under `path` and checks each regular file, calling
     /// `report` with what it found at most every `PROGRESS_EVERY` and
@@ -53,7 +48,7 @@ impl Namespace {
                     damaged.push((p, "not on the server".to_string()));
                     continue;
                 }
-                Err(e) => Some(why(&e)),
+                Err(e) => Some(e.short()),
                 Ok(st) => match kind_of(&st) {
                     Some(EntryKind::File) => {
                         // Progress goes out between the pieces of a large
@@ -86,7 +81,7 @@ impl Namespace {
                             }
                             None
                         }
-                        Err(e) => Some(why(&e)),
+                        Err(e) => Some(e.short()),
                     },
                     Some(EntryKind::Dir) => Some("too deep".to_string()),
                     // Links are stored as links: nothing to read.
@@ -121,11 +116,11 @@ impl Namespace {
         let damaged = |why: String| Some(Outcome::Damaged(why));
         let file = match StoredFile::open(&self.tree, p) {
             Ok(f) => f,
-            Err(e) => return damaged(why(&e)),
+            Err(e) => return damaged(e.short()),
         };
         let recorded = match file.recorded() {
             Ok(r) => r,
-            Err(e) => return damaged(why(&e)),
+            Err(e) => return damaged(e.short()),
         };
         let size = file.size();
         counts.files += 1;
@@ -138,7 +133,7 @@ impl Namespace {
             let n = (size - at).min(PIECE);
             crc = match file.crc(at, n, crc) {
                 Ok(c) => c,
-                Err(e) => return damaged(why(&e)),
+                Err(e) => return damaged(e.short()),
             };
             at += n;
             counts.bytes += n;

@@ -73,7 +73,7 @@ pub fn write_refusal(read_only: bool, path: &WirePath) -> Option<&'static str> {
 #[must_use]
 pub fn reserved_refusal(path: &WirePath) -> Option<&'static str> {
     path.is_reserved()
-        .then_some("names starting with .rsb-tmp. are reserved")
+        .then_some(crate::proto::path::RESERVED_MESSAGE)
 }
 
 /// The entries staged since the last `Commit`. The shell keeps every staged

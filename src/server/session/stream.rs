@@ -5,8 +5,9 @@
 //! The policy of a restore stream is decided here, not in the shell: which
 //! files are offered rather than sent ([`plan_file`]), what must be read
 //! before an offered file is sent from the client's offset
-//! ([`plan_resume`]). Which recorded checksum a sent file is held to is the
-//! store's rule (`crate::store::record`). Pure: it must not touch a socket, a file or a clock.
+//! ([`plan_resume`]). Which recorded checksum a sent file is held to is
+//! the store's rule (`crate::store::record`). Pure: it must not touch a
+//! socket, a file or a clock.
 
 use super::{ServerSession, State};
 use crate::proto::{ErrorCode, Frame, Meta, WirePath};

@@ -14,16 +14,11 @@ use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::io::server::Env;
 use crate::io::store::{StageOptions, Stager};
+use crate::proto::bits::NeedBits;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::server::command::Received;
 use crate::server::session::receive::{body_verdict, Staged, Verdict};
 use crate::server::session::{Command, Completion, ServerSession};
-
-/// The message a client sees for a failed operation: the operation and the
-/// cause, without the server's own paths.
-pub(in crate::io::server) fn client_message(e: &FsError) -> String {
-    format!("{}: {}", e.op, crate::io::describe(&e.error))
-}
 
 impl RsbConn {
     /// Carries out the session's commands; returns their cost against the
@@ -91,7 +86,7 @@ impl RsbConn {
             Err(e) => {
                 error!("{}: namespace {name}: {e}", self.peer);
                 self.session.handle_completion(Completion::NamespaceFailed {
-                    message: format!("cannot open namespace: {}", client_message(&e)),
+                    message: format!("cannot open namespace: {}", e.short()),
                 });
             }
         }
@@ -153,7 +148,7 @@ impl RsbConn {
     /// Reports a failed staging step to the log and the client.
     fn staging_failed(&mut self, id: u32, path: WirePath, e: &FsError) {
         warn!("{}: {e}", self.who());
-        self.fail(id, path, client_message(e));
+        self.fail(id, path, e.short());
     }
 
     fn mkdir(&mut self, id: u32, path: WirePath, meta: Meta) {
@@ -236,7 +231,7 @@ impl RsbConn {
             Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.read_dir(&path) {
                 Ok(names) => self.start_listing(id, path, names),
                 Err(e) => {
-                    self.fail(id, path, client_message(&e));
+                    self.fail(id, path, e.short());
                     self.session.handle_completion(Completion::Done { id });
                 }
             },
@@ -245,7 +240,7 @@ impl RsbConn {
                     Ok(item) => self
                         .session
                         .handle_completion(Completion::Listed { id, item }),
-                    Err(e) => self.fail(id, path, client_message(&e)),
+                    Err(e) => self.fail(id, path, e.short()),
                 }
                 self.session.handle_completion(Completion::Done { id });
             }
@@ -261,7 +256,7 @@ impl RsbConn {
             return;
         };
         let checked = store.check(entries);
-        let unchanged = entries.len() - checked.need.count();
+        let unchanged = entries.len().saturating_sub(checked.need.count());
         debug!(
             "{}: manifest of {} entries, {unchanged} unchanged",
             self.who(),
@@ -298,7 +293,7 @@ pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSess
         }),
         Command::Check { id, entries } => session.handle_completion(Completion::Checked {
             id,
-            bits: vec![0xff; entries.len().div_ceil(8)],
+            bits: NeedBits::all(entries.len()).into_bytes(),
             resume: Vec::new(),
         }),
         _ => {}
@@ -310,6 +305,6 @@ pub(in crate::io::server) fn cause(e: &FsError) -> String {
     if e.raw_os_error() == Some(nix::libc::ENOENT) {
         "not on the server".to_string()
     } else {
-        client_message(e)
+        e.short()
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use log::{debug, error, info, warn};
 
-use super::exec::{answer_empty, client_message};
+use super::exec::answer_empty;
 use super::stream::{Outgoing, Resuming};
 use super::{RsbConn, State, Wait};
 use crate::io::store::CommitReport;
@@ -63,7 +63,7 @@ impl RsbConn {
                 self.session.handle_completion(Completion::Failed {
                     id,
                     path,
-                    message: client_message(&e),
+                    message: e.short(),
                 });
                 self.session.handle_completion(Completion::Verified {
                     id,
@@ -325,7 +325,7 @@ impl RsbConn {
             self.session.handle_completion(Completion::Failed {
                 id: f.id,
                 path: f.path,
-                message: client_message(&f.error),
+                message: f.error.short(),
             });
         }
         let batch = std::mem::take(&mut self.batch);

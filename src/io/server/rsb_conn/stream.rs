@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use log::{debug, info, warn};
 
-use super::exec::{cause, client_message};
+use super::exec::cause;
 use super::Stats;
 use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
@@ -282,11 +282,7 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
             Err(e) => {
                 w.stats.failed += 1;
                 let shown = w.base.join_path(&rel).unwrap_or_else(|_| rel.clone());
-                let msg = if rel.is_root() {
-                    cause(&e)
-                } else {
-                    client_message(&e)
-                };
+                let msg = if rel.is_root() { cause(&e) } else { e.short() };
                 session.handle_completion(Completion::Failed {
                     id: w.id,
                     path: shown,
