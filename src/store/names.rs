@@ -28,8 +28,11 @@ pub const OLD_PREFIX: &[u8] = b".rsb-tmp.old.";
 /// `prefix` followed by `rest`: every name here is built from one of the
 /// prefixes above, never spelled again.
 fn prefixed(prefix: &[u8], rest: std::fmt::Arguments<'_>) -> Vec<u8> {
-    let mut name = prefix.to_vec();
-    name.extend_from_slice(rest.to_string().as_bytes());
+    use std::io::Write;
+    let mut name = Vec::with_capacity(prefix.len() + 40);
+    name.extend_from_slice(prefix);
+    // Formatting into a Vec cannot fail.
+    let _ = name.write_fmt(rest);
     name
 }
 

@@ -19,6 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
@@ -31,7 +32,37 @@ use crate::proto::WirePath;
 /// A directory that paths from the network are confined to.
 pub struct Beneath {
     root: OwnedFd,
-    display: PathBuf,
+    /// Its local path, shared by every [`Shown`] made of a path beneath it.
+    display: Arc<PathBuf>,
+}
+
+/// A path beneath a tree, for messages: kept as its two parts and put
+/// together only when a message needs it, since most opens and stagings
+/// never fail (joining and escaping for every file of a large restore
+/// showed in its instruction count).
+#[derive(Debug, Clone)]
+pub struct Shown {
+    root: Arc<PathBuf>,
+    path: WirePath,
+}
+
+impl Shown {
+    /// The path as a person would write it (see [`Beneath::show`]).
+    pub fn text(&self) -> String {
+        show(&self.root, &self.path)
+    }
+}
+
+/// `path` beneath `root` as a person would write it.
+fn show(root: &Path, path: &WirePath) -> String {
+    if path.is_root() {
+        return root.display().to_string();
+    }
+    format!(
+        "{}/{}",
+        root.display().to_string().trim_end_matches('/'),
+        escape(path.as_bytes())
+    )
 }
 
 /// Set once openat2 answered ENOSYS, so later calls go straight to the walk.
@@ -75,7 +106,7 @@ impl Beneath {
         .map_err(|e| FsError::errno("open", shown.clone(), e))?;
         Ok(Beneath {
             root: own(fd),
-            display: path.to_path_buf(),
+            display: Arc::new(path.to_path_buf()),
         })
     }
 
@@ -99,7 +130,7 @@ impl Beneath {
         let fd = self.dir_create(&path, mode)?;
         Ok(Beneath {
             root: fd,
-            display: self.display.join(os(name)),
+            display: Arc::new(self.display.join(os(name))),
         })
     }
 
@@ -111,7 +142,7 @@ impl Beneath {
         let fd = self.dir(&path)?;
         Ok(Beneath {
             root: fd,
-            display: self.display.join(os(name)),
+            display: Arc::new(self.display.join(os(name))),
         })
     }
 
@@ -122,14 +153,15 @@ impl Beneath {
 
     /// `path` as a person would write it: the root's local path joined with it.
     pub fn show(&self, path: &WirePath) -> String {
-        if path.is_root() {
-            return self.display.display().to_string();
+        show(&self.display, path)
+    }
+
+    /// [`Self::show`] of `path`, put together only if it is ever shown.
+    pub fn shown(&self, path: &WirePath) -> Shown {
+        Shown {
+            root: Arc::clone(&self.display),
+            path: path.clone(),
         }
-        format!(
-            "{}/{}",
-            self.display.display().to_string().trim_end_matches('/'),
-            escape(path.as_bytes())
-        )
     }
 
     /// `name` inside directory `dir` (itself shown as `dir_shown`).

@@ -25,7 +25,7 @@ use nix::sys::stat::{self, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::beneath::{entries_at, open_dir_at, os};
+use super::beneath::{entries_at, open_dir_at, os, Shown};
 use super::namespace::Namespace;
 use super::stored::StoredFile;
 use super::{partial, tmp, xattr};
@@ -71,7 +71,7 @@ pub struct Incoming {
     pub prefix_pending: bool,
     tmp: Vec<u8>,
     /// `path` as a person would write it.
-    shown: String,
+    shown: Shown,
     /// Kept, not removed, when the connection ends before the body does.
     partial: bool,
 }
@@ -83,7 +83,7 @@ impl Incoming {
         let fd = self
             .file
             .try_clone()
-            .map_err(|e| FsError::io("dup", self.shown.clone(), e))?;
+            .map_err(|e| FsError::io("dup", self.shown.text(), e))?;
         Ok(StoredFile::kept(
             fd,
             self.offset,
@@ -378,7 +378,7 @@ impl Stager {
             size,
             file,
             tmp,
-            shown: self.ns.tree.show(path),
+            shown: self.ns.tree.shown(path),
             partial,
             offset: 0,
             crc: 0,
@@ -424,7 +424,7 @@ impl Stager {
             let fd = file
                 .try_clone()
                 .map_err(|e| FsError::io("resume", shown.clone(), e))?;
-            StoredFile::kept(fd, offset, meta, shown.clone())
+            StoredFile::kept(fd, offset, meta, self.ns.tree.shown(path))
                 .crc(0, offset, 0)
                 .map_err(|e| FsError::io("resume", shown.clone(), e.error))?
         };
@@ -435,7 +435,7 @@ impl Stager {
             size,
             file,
             tmp,
-            shown,
+            shown: self.ns.tree.shown(path),
             partial: true,
             offset,
             crc,
@@ -455,11 +455,11 @@ impl Stager {
         let Some(inc) = self.incoming.take() else {
             return Ok(());
         };
-        let shown = inc.shown.clone();
+        let shown = &inc.shown;
         let fd = inc.file.as_raw_fd();
         let record = self.opts.record_checksums;
         let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
-            .map_err(|e| FsError::errno("chmod", shown.clone(), e))
+            .map_err(|e| FsError::errno("chmod", shown.text(), e))
             .and_then(|()| {
                 if !record {
                     return Ok(());
@@ -472,16 +472,16 @@ impl Stager {
                     Ok(true) => Ok(()),
                     Ok(false) => {
                         if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
-                            log::warn!("{shown}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files");
+                            log::warn!("{}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files", shown.text());
                         }
                         Ok(())
                     }
-                    Err(e) => Err(FsError::errno("setxattr", shown.clone(), e)),
+                    Err(e) => Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             })
             .and_then(|()| {
                 stat::futimens(fd, &omit(), &timespec(&inc.meta))
-                    .map_err(|e| FsError::errno("utimes", shown, e))
+                    .map_err(|e| FsError::errno("utimes", shown.text(), e))
             });
         match res {
             Ok(()) => {

@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::stat;
 
-use super::beneath::Beneath;
+use super::beneath::{Beneath, Shown};
 use super::namespace::Namespace;
 use super::xattr;
 use crate::io::error::FsError;
@@ -29,7 +29,7 @@ pub struct StoredFile {
     kind: Option<EntryKind>,
     size: u64,
     meta: Meta,
-    shown: String,
+    shown: Shown,
 }
 
 impl Namespace {
@@ -43,12 +43,12 @@ impl StoredFile {
     /// Opens `path` beneath `tree` and describes what was opened.
     pub(super) fn open(tree: &Beneath, path: &WirePath) -> Result<StoredFile, FsError> {
         let fd = tree.open_file(path)?;
-        StoredFile::describe(fd, tree.show(path))
+        StoredFile::describe(fd, tree.shown(path))
     }
 
     /// The bytes a transfer kept in a partial, `len` of them, read as a
     /// stored file is (a partial is always plain).
-    pub(super) fn kept(fd: OwnedFd, len: u64, meta: Meta, shown: String) -> StoredFile {
+    pub(super) fn kept(fd: OwnedFd, len: u64, meta: Meta, shown: Shown) -> StoredFile {
         StoredFile {
             fd,
             kind: Some(EntryKind::File),
@@ -58,9 +58,9 @@ impl StoredFile {
         }
     }
 
-    fn describe(fd: OwnedFd, shown: String) -> Result<StoredFile, FsError> {
+    fn describe(fd: OwnedFd, shown: Shown) -> Result<StoredFile, FsError> {
         let st =
-            stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.clone(), e))?;
+            stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.text(), e))?;
         Ok(StoredFile {
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
@@ -87,15 +87,15 @@ impl StoredFile {
     }
 
     /// Its path as a person would write it, for the log.
-    pub fn shown(&self) -> &str {
-        &self.shown
+    pub fn shown(&self) -> String {
+        self.shown.text()
     }
 
     /// The checksum recorded when it was stored, if any (a file placed by
     /// hand, or on a file system without user xattrs, has none).
     pub fn recorded(&self) -> Result<Option<Recorded>, FsError> {
         xattr::recorded(self.fd.as_fd())
-            .map_err(|e| FsError::errno("getxattr", self.shown.clone(), e))
+            .map_err(|e| FsError::errno("getxattr", self.shown.text(), e))
     }
 
     /// The recorded crc32c of the whole file, if one was recorded for its
@@ -109,8 +109,7 @@ impl StoredFile {
 
     /// crc32c of `len` bytes from `offset`, continuing from `crc`.
     pub fn crc(&self, offset: u64, len: u64, crc: u32) -> Result<u32, FsError> {
-        crc_range(&self.fd, offset, len, crc)
-            .map_err(|e| FsError::io("read", self.shown.clone(), e))
+        crc_range(&self.fd, offset, len, crc).map_err(|e| FsError::io("read", self.shown.text(), e))
     }
 
     /// A second handle (its own descriptor), for a worker thread.
@@ -119,7 +118,7 @@ impl StoredFile {
             fd: self
                 .fd
                 .try_clone()
-                .map_err(|e| FsError::io("dup", self.shown.clone(), e))?,
+                .map_err(|e| FsError::io("dup", self.shown.text(), e))?,
             kind: self.kind,
             size: self.size,
             meta: self.meta,
@@ -134,7 +133,7 @@ impl StoredFile {
     pub fn sender(self, offset: u64, prefix_crc: u32) -> Result<BodySender, FsError> {
         let recorded = self.recorded_crc();
         let mut tx = BodySender::with_prefix_crc(self.fd, self.size, offset, prefix_crc)
-            .map_err(|e| FsError::io("stat", self.shown, e))?;
+            .map_err(|e| FsError::io("stat", self.shown.text(), e))?;
         if let Some(crc) = recorded {
             tx.expect_crc(crc);
         }

@@ -181,7 +181,7 @@ impl RsbConn {
         offset: u64,
         prefix: io::Result<u32>,
     ) {
-        let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown().to_string());
+        let (meta, size, shown) = (o.file.meta(), o.file.size(), o.file.shown());
         match prefix.and_then(|crc| o.file.sender(offset, crc).map_err(|e| e.error)) {
             Ok(tx) => {
                 if offset > 0 {
