@@ -64,16 +64,7 @@ mod tests {
         assert!(!is_stale(ours.as_bytes()));
         assert!(!is_stale(&fresh_old()));
         assert!(is_stale(b".rsb-tmp.1f.3"));
-        for keep in [
-            &b".rsb-tmp.part.00ff.10.1.2"[..],
-            b".rsb-tmp.old.1f.3",
-            b".rsb-tmp.1f.",
-            b".rsb-tmp.1f.3.4",
-            b".rsb-tmp.zz.3",
-            b"rsb-tmp.1f.3",
-            b"a.txt",
-        ] {
-            assert!(!is_stale(keep), "{}", String::from_utf8_lossy(keep));
-        }
+        // Which other names are never stale is the grammar's rule, tested
+        // in `crate::store::names`; here only this process's salt matters.
     }
 }
