@@ -20,7 +20,7 @@ fail() { echo "purity.sh: $*" >&2; status=1; }
 # Source of FILE up to its test module (a `#[cfg(test)]` line followed by
 # a `mod` item); any other `#[cfg(test)]` item is checked like the rest. A
 # file named tests.rs is a whole test module (`#[cfg(test)] mod tests;`)
-# and is skipped by every rule.
+# and is skipped by rules 1 and 3 (its length still counts).
 non_test() {
 	awk '/^[[:space:]]*#\[cfg\(test\)\]/ { held = $0; next }
 		held != "" && /^[[:space:]]*(pub(\([^)]*\))? )?mod / { exit }

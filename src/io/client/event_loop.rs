@@ -1,9 +1,9 @@
 //! The client's one event loop: an [`EventLoop`] per process, owning the mio
 //! `Poll` and every source the client waits on: the server connection
 //! ([`Conn`], token [`SERVER`]), the signals ([`SIGNALS`]) and the timers
-//! (deadlines the session or a driver asks for). Connecting blocks (at most
-//! `CONNECT_TIMEOUT` per address); after that the one place the client
-//! waits on the network is `Link::wait`.
+//! (deadlines the session or a driver asks for). Connecting blocks (the
+//! name lookup, then at most `CONNECT_TIMEOUT` per address); after that the
+//! one place the client waits on the network is `Link::wait`.
 //!
 //! The loop is split in two so a command can hold the connection and still
 //! wait: a [`Reactor`] (poll, signals, timers, readiness seen per token) and

@@ -29,7 +29,6 @@ const PIECE: u64 = 16 << 20;
 /// counts so far, and whether it is complete. Returns false to stop.
 pub type Report<'a> = dyn FnMut(Vec<(WirePath, String)>, VerifyCounts, bool) -> bool + 'a;
 
-/// An error as a verify names it: the operation and the cause.
 impl Namespace {
     /// Walks the tree under `path` and checks each regular file, calling
     /// `report` with what it found at most every `PROGRESS_EVERY` and
