@@ -221,3 +221,145 @@ fn ls_of_a_missing_path_fails_naming_it() {
     // The empty namespace itself lists fine (nothing in it).
     srv.client(argv!["ls"]).run().ok();
 }
+
+#[test]
+fn a_mistyped_one_shot_command_is_unknown_and_backs_up_nothing() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    small_tree(&s.join("a"), 1);
+    small_tree(&s.join("b"), 2);
+    let o = srv.client(argv!["restor", s.join("a"), s.join("b")]).run();
+    o.code_is(2);
+    o.err_has(
+        "unknown command 'restor' (did you mean restore?); use 'backup PATH' to back up a path",
+    );
+    for n in ["a", "b"] {
+        assert!(
+            !srv.store(NAME, &s.join(n)).exists(),
+            "{n} was backed up\n{o}"
+        );
+    }
+    // No suggestion for a word that is no command's typo.
+    let o = srv.client(argv!["clear"]).cwd(s.path()).run();
+    o.code_is(2);
+    o.err_has("unknown command 'clear'; use 'backup PATH'");
+}
+
+#[test]
+fn an_existing_path_as_the_first_word_is_still_a_backup() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    // Even one spelled like a typo of a command.
+    small_tree(&s.join("lss"), 1);
+    small_tree(&s.join("two words"), 2);
+    small_tree(&s.join("c"), 3);
+    srv.client(argv!["lss", "c"]).cwd(s.path()).run().ok();
+    let input = script(&["two words", "backup restor-not-there-but-explicit", "quit"]);
+    let o = srv.client(argv![]).cwd(s.path()).stdin(input).run();
+    // The explicit form tries whatever it is given: a missing path fails.
+    o.code_is(1);
+    o.err_has("restor-not-there-but-explicit");
+    for n in ["lss", "c", "two words"] {
+        assert_same_tree(&s.join(n), &srv.store(NAME, &s.join(n)));
+    }
+}
+
+#[test]
+fn mistyped_prompt_commands_and_escape_sequences_are_unknown_not_paths() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    small_tree(&s.join("a"), 1);
+    small_tree(&s.join("good"), 2);
+    let input = script(&["lss", "clear", "\x1b[A", "restor a", "backup good", "quit"]);
+    let o = srv.client(argv![]).cwd(s.path()).stdin(input).run();
+    o.code_is(1);
+    o.err_has("unknown command 'lss' (did you mean ls?)");
+    o.err_has("unknown command 'clear'; use 'backup PATH' to back up a path");
+    o.err_has("unknown command '\\x1b[A'");
+    o.err_has("unknown command 'restor' (did you mean restore?)");
+    assert!(
+        !srv.store(NAME, &s.join("a")).exists(),
+        "a was backed up\n{o}"
+    );
+    assert_same_tree(&s.join("good"), &srv.store(NAME, &s.join("good")));
+    // The session went on after each error line: one per bad line.
+    assert_eq!(o.err().matches("unknown command").count(), 4, "{o}");
+}
+
+/// A pseudo-terminal: the client's stdin is its slave side, so the client
+/// is interactive; the test types into the master side.
+struct Pty {
+    master: fs::File,
+    slave: fs::File,
+}
+
+fn pty() -> Pty {
+    use nix::libc;
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc calls; each result is checked before use, and the
+    // descriptors returned are owned by the Files made from them.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt");
+        let master = fs::File::from_raw_fd(m);
+        assert_eq!(libc::grantpt(m), 0, "grantpt");
+        assert_eq!(libc::unlockpt(m), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_string();
+        let slave = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .unwrap();
+        Pty { master, slave }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+#[test]
+fn escape_sequences_typed_at_a_terminal_never_become_paths() {
+    use std::io::{Read, Write};
+    let srv = Server::start(&[]);
+    let s = scratch();
+    // Directories named like what arrow keys send: backed up if they were
+    // taken as paths.
+    for n in ["\x1b[A", "\x1bOB", "lsx"] {
+        small_tree(&s.join(n), 1);
+    }
+    small_tree(&s.join("good"), 2);
+    let Pty { mut master, slave } = pty();
+    let mut run = srv.client(argv![]).cwd(s.path()).stdin_file(slave).spawn();
+    // Up arrow alone, an application-mode down arrow, a left arrow inside a
+    // word, then a real command.
+    master
+        .write_all(b"\x1b[A\n\x1bOB\nls\x1b[Dx\nbackup good\nquit\n")
+        .unwrap();
+    // Drain the echo so the terminal never blocks the client, until it ends.
+    let drain = std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        while matches!(master.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    while !run.has_exited() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let o = run.wait(std::time::Duration::from_secs(5));
+    drop(drain);
+    o.ok();
+    o.out_has("rsb> ");
+    o.err_has("line ignored: it holds terminal escape sequences");
+    assert_eq!(o.err().matches("line ignored").count(), 1, "{o}");
+    for n in ["\x1b[A", "\x1bOB", "lsx"] {
+        assert!(
+            !srv.store(NAME, &s.join(n)).exists(),
+            "{n:?} was backed up\n{o}"
+        );
+    }
+    assert_same_tree(&s.join("good"), &srv.store(NAME, &s.join("good")));
+}

@@ -6,7 +6,7 @@
 //! parameters, so every function is tested with plain values. Printing,
 //! terminal detection and local-time conversion belong to the I/O ring.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ pub enum Command {
 /// trailing newline.
 pub const HELP: &str = "\
 backup PATH...       back up local files or directories (recursively)
-PATH                 back up one path (at the prompt the whole line, spaces included)
+PATH                 back up an existing path (at the prompt: the whole line)
 restore PATH [DEST]  copy PATH back from the server into DEST (default .)
 ls [PATH]            list what the server holds (default: everything)
 verify [PATH]        have the server re-read its copy and report damaged files
@@ -52,11 +52,15 @@ quit, exit           end the session";
 ///
 /// The first word (words are separated by whitespace and may use `'...'`,
 /// `"..."` and backslash escapes) is matched against `backup`, `restore`,
-/// `ls`, `help`, `quit` and `exit`. Any other line is a backup: the whole
-/// line trimmed of surrounding ASCII whitespace is one path taken literally
-/// (so `/home/ann/my thesis` works), unless the line starts with a quote, in
-/// which case each word is a path.
-pub fn parse_line(line: &[u8]) -> Result<Option<Command>, String> {
+/// `ls`, `verify`, `help`, `quit` and `exit`. A line whose first word is not
+/// a command is a backup only when it names an existing local path (`exists`
+/// says, `lstat` in the I/O ring): the whole line trimmed of surrounding
+/// ASCII whitespace is one path taken literally (so `/home/ann/my thesis`
+/// works), unless the line starts with a quote, in which case each word is
+/// a path and the first must exist. Anything else is an unknown command
+/// (regression: `lss`, `clear` and an arrow key's escape sequence were
+/// backed up as paths).
+pub fn parse_line(line: &[u8], exists: &dyn Fn(&OsStr) -> bool) -> Result<Option<Command>, String> {
     let line = line.trim_ascii();
     if line.is_empty() || line.starts_with(b"#") {
         return Ok(None);
@@ -78,24 +82,123 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Command>, String> {
     if quoted {
         let paths = tokenize(line)?;
         let paths: Vec<OsString> = paths.into_iter().map(OsString::from_vec).collect();
-        return build(Verb::Backup, paths).map(Some);
+        return match paths.first() {
+            Some(p) if exists(p) => build(Verb::Backup, paths).map(Some),
+            _ => Err(unknown_command(first.as_deref().unwrap_or_default())),
+        };
     }
-    Ok(Some(Command::Backup(vec![OsString::from_vec(
-        line.to_vec(),
-    )])))
+    if exists(OsStr::from_bytes(line)) {
+        return Ok(Some(Command::Backup(vec![OsString::from_vec(
+            line.to_vec(),
+        )])));
+    }
+    // The word as typed, up to the first blank, when it did not tokenize.
+    let word = first.unwrap_or_else(|| {
+        let end = line.iter().position(u8::is_ascii_whitespace);
+        line.get(..end.unwrap_or(line.len()))
+            .unwrap_or(line)
+            .to_vec()
+    });
+    Err(unknown_command(&word))
 }
 
 /// Parses a one-shot command from the command line (already split into
-/// words, no tokenizing). The first argument is a command word; otherwise
-/// every argument is a path to back up.
-pub fn parse_args(args: &[OsString]) -> Result<Command, String> {
+/// words, no tokenizing). The first argument is a command word; otherwise,
+/// when it is an existing local path (`exists`), every argument is a path to
+/// back up; otherwise it is an unknown command (regression: `restor /a /b`
+/// backed up both trees).
+pub fn parse_args(args: &[OsString], exists: &dyn Fn(&OsStr) -> bool) -> Result<Command, String> {
     let Some((first, rest)) = args.split_first() else {
         return Err("no command given".to_string());
     };
     match command_word(first.as_bytes()) {
         Some(verb) => build(verb, rest.to_vec()),
-        None => build(Verb::Backup, args.to_vec()),
+        None if !first.is_empty() && exists(first) => build(Verb::Backup, args.to_vec()),
+        None => Err(unknown_command(first.as_bytes())),
     }
+}
+
+/// The message for a first word that is neither a command nor an existing
+/// path, e.g. `unknown command 'restor' (did you mean restore?); use
+/// 'backup PATH' to back up a path`.
+pub fn unknown_command(word: &[u8]) -> String {
+    let shown = escape(word);
+    let hint = match suggest(word) {
+        Some(c) => format!(" (did you mean {c}?)"),
+        None if word.contains(&b'/') => " (and no such local path)".to_string(),
+        None => String::new(),
+    };
+    format!("unknown command '{shown}'{hint}; use 'backup PATH' to back up a path")
+}
+
+/// The command `word` is probably a typo of: within one edit for short
+/// words, two for longer ones, compared case-insensitively.
+fn suggest(word: &[u8]) -> Option<&'static str> {
+    const WORDS: [&str; 7] = ["backup", "restore", "ls", "verify", "help", "quit", "exit"];
+    let word = word.to_ascii_lowercase();
+    let limit = if word.len() <= 3 { 1 } else { 2 };
+    WORDS
+        .iter()
+        .map(|c| (edit_distance(&word, c.as_bytes()), *c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance with adjacent transpositions (`quti` is one edit
+/// from `quit`). Only used on short words.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
+    for (i, &ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let prev = &rows[i];
+            let mut d = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(row[j] + 1);
+            if i > 0 && j > 0 && a[i - 1] == cb && b[j - 1] == ca {
+                d = d.min(rows[i - 1][j - 1] + 1);
+            }
+            row.push(d);
+        }
+        rows.push(row);
+    }
+    rows.last().and_then(|r| r.last()).copied().unwrap_or(0)
+}
+
+/// Removes what a terminal sends for keys that do not type a character
+/// (arrow keys, function keys: `ESC [ ... final`, `ESC O x`, `ESC x`) and
+/// the other control characters but tab. Returns the rest and whether
+/// anything was removed. Applied only to lines typed on a terminal: rsb's
+/// prompt does no line editing (see the README), so such bytes are never
+/// what the user sees on the screen, and must not become paths.
+pub fn strip_terminal_codes(line: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(line.len());
+    let mut bytes = line.iter().copied().peekable();
+    let mut removed = false;
+    while let Some(b) = bytes.next() {
+        match b {
+            0x1b => {
+                removed = true;
+                match bytes.next() {
+                    // CSI: parameters and intermediates, then one final byte.
+                    Some(b'[') => {
+                        while bytes.next_if(|c| (0x20..=0x3f).contains(c)).is_some() {}
+                        bytes.next_if(|c| (0x40..=0x7e).contains(c));
+                    }
+                    // SS3 (`ESC O A` for an arrow in application mode).
+                    Some(b'O') => {
+                        bytes.next();
+                    }
+                    _ => {}
+                }
+            }
+            b'\t' => out.push(b),
+            0x00..=0x1f | 0x7f => removed = true,
+            _ => out.push(b),
+        }
+    }
+    (out, removed)
 }
 
 /// A local time already broken down into calendar fields, so formatting
@@ -436,8 +539,16 @@ mod tests {
         OsString::from(s)
     }
 
+    /// Paths the tests pretend exist on the local disk.
+    fn exists(p: &OsStr) -> bool {
+        let missing: [&[u8]; 8] = [
+            b"/no/", b"missing", b"lss", b"clear", b"restor", b"Help", b"lsx", b"quti",
+        ];
+        !missing.iter().any(|m| p.as_bytes().starts_with(m))
+    }
+
     fn line(s: &str) -> Result<Option<Command>, String> {
-        parse_line(s.as_bytes())
+        parse_line(s.as_bytes(), &exists)
     }
 
     fn backup(paths: &[&str]) -> Command {
@@ -495,8 +606,85 @@ mod tests {
         );
         assert_eq!(line("it's here"), Ok(Some(backup(&["it's here"]))));
         assert_eq!(line("a\\b \"c"), Ok(Some(backup(&["a\\b \"c"]))));
-        assert_eq!(line("lsx"), Ok(Some(backup(&["lsx"]))));
-        assert_eq!(line("Help"), Ok(Some(backup(&["Help"]))));
+    }
+
+    #[test]
+    fn a_mistyped_command_is_unknown_not_a_backup() {
+        assert_eq!(
+            line("lss"),
+            Err(
+                "unknown command 'lss' (did you mean ls?); use 'backup PATH' to back up a path"
+                    .into()
+            )
+        );
+        assert_eq!(
+            line("clear"),
+            Err("unknown command 'clear'; use 'backup PATH' to back up a path".into())
+        );
+        assert_eq!(
+            line("restor /a /b"),
+            Err("unknown command 'restor' (did you mean restore?); use 'backup PATH' to back up a path".into())
+        );
+        assert!(line("Help").unwrap_err().contains("did you mean help?"));
+        assert!(line("quti").unwrap_err().contains("did you mean quit?"));
+        assert!(line("/no/such dir")
+            .unwrap_err()
+            .contains("'/no/such' (and no such local path)"));
+        assert!(line("'missing one' b")
+            .unwrap_err()
+            .contains("'missing one'"));
+        assert!(line("missing 'it's").unwrap_err().contains("'missing'"));
+        // The explicit form still backs up whatever it is given.
+        assert_eq!(line("backup lss"), Ok(Some(backup(&["lss"]))));
+        let args = |v: &[&str]| v.iter().map(|s| os(s)).collect::<Vec<_>>();
+        assert_eq!(
+            parse_args(&args(&["restor", "/a", "/b"]), &exists),
+            Err("unknown command 'restor' (did you mean restore?); use 'backup PATH' to back up a path".into())
+        );
+        assert_eq!(
+            parse_args(&args(&["backup", "restor"]), &exists),
+            Ok(backup(&["restor"]))
+        );
+        assert!(parse_args(&args(&[""]), &exists).is_err());
+    }
+
+    #[test]
+    fn suggestions_are_close_words_only() {
+        assert_eq!(suggest(b"restor"), Some("restore"));
+        assert_eq!(suggest(b"bakup"), Some("backup"));
+        assert_eq!(suggest(b"veryfy"), Some("verify"));
+        assert_eq!(suggest(b"l"), Some("ls"));
+        assert_eq!(suggest(b"sl"), Some("ls"));
+        assert_eq!(suggest(b"EXIT"), Some("exit"));
+        assert_eq!(suggest(b"clear"), None);
+        assert_eq!(suggest(b"/etc/hosts"), None);
+        assert_eq!(suggest(b""), None);
+        assert_eq!(edit_distance(b"abc", b"abc"), 0);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+        assert_eq!(edit_distance(b"ab", b"ba"), 1);
+    }
+
+    #[test]
+    fn terminal_escape_sequences_are_stripped() {
+        // Up arrow (normal and application mode), F5, Home, a lone ESC.
+        for junk in [
+            &b"\x1b[A"[..],
+            b"\x1bOA",
+            b"\x1b[15~",
+            b"\x1b[1;5H",
+            b"\x1b",
+            b"\x7f\x08",
+        ] {
+            assert_eq!(strip_terminal_codes(junk), (Vec::new(), true), "{junk:?}");
+        }
+        assert_eq!(
+            strip_terminal_codes(b"ls\x1b[D\x1b[Dx"),
+            (b"lsx".to_vec(), true)
+        );
+        assert_eq!(
+            strip_terminal_codes(b"ls \tcaf\xc3\xa9 \xff"),
+            (b"ls \tcaf\xc3\xa9 \xff".to_vec(), false)
+        );
     }
 
     #[test]
@@ -513,13 +701,13 @@ mod tests {
     #[test]
     fn non_utf8_paths() {
         assert_eq!(
-            parse_line(b"/tmp/\xff x"),
+            parse_line(b"/tmp/\xff x", &exists),
             Ok(Some(Command::Backup(vec![OsString::from_vec(
                 b"/tmp/\xff x".to_vec()
             )])))
         );
         assert_eq!(
-            parse_line(b"ls '\xfe'"),
+            parse_line(b"ls '\xfe'", &exists),
             Ok(Some(Command::Ls(Some(OsString::from_vec(vec![0xfe])))))
         );
     }
@@ -551,33 +739,39 @@ mod tests {
     fn one_shot_args() {
         let args = |v: &[&str]| v.iter().map(|s| os(s)).collect::<Vec<_>>();
         assert_eq!(
-            parse_args(&args(&["/a b", "c"])),
+            parse_args(&args(&["/a b", "c"]), &exists),
             Ok(backup(&["/a b", "c"]))
         );
-        assert_eq!(parse_args(&args(&["backup", "x"])), Ok(backup(&["x"])));
-        assert_eq!(parse_args(&args(&["ls"])), Ok(Command::Ls(None)));
         assert_eq!(
-            parse_args(&args(&["restore", "/p", "d"])),
+            parse_args(&args(&["backup", "x"]), &exists),
+            Ok(backup(&["x"]))
+        );
+        assert_eq!(parse_args(&args(&["ls"]), &exists), Ok(Command::Ls(None)));
+        assert_eq!(
+            parse_args(&args(&["restore", "/p", "d"]), &exists),
             Ok(Command::Restore {
                 path: os("/p"),
                 dest: Some(os("d"))
             })
         );
-        assert_eq!(parse_args(&args(&["help"])), Ok(Command::Help));
-        assert_eq!(parse_args(&args(&["quit"])), Ok(Command::Quit));
+        assert_eq!(parse_args(&args(&["help"]), &exists), Ok(Command::Help));
+        assert_eq!(parse_args(&args(&["quit"]), &exists), Ok(Command::Quit));
         // No tokenizing: quotes are part of the name.
-        assert_eq!(parse_args(&args(&["'x'"])), Ok(backup(&["'x'"])));
-        assert!(parse_args(&[]).is_err());
-        assert!(parse_args(&args(&["backup"])).is_err());
-        assert!(parse_args(&args(&["restore"])).is_err());
-        assert!(parse_args(&args(&["ls", "a", "b"])).is_err());
-        assert_eq!(parse_args(&args(&["verify"])), Ok(Command::Verify(None)));
+        assert_eq!(parse_args(&args(&["'x'"]), &exists), Ok(backup(&["'x'"])));
+        assert!(parse_args(&[], &exists).is_err());
+        assert!(parse_args(&args(&["backup"]), &exists).is_err());
+        assert!(parse_args(&args(&["restore"]), &exists).is_err());
+        assert!(parse_args(&args(&["ls", "a", "b"]), &exists).is_err());
         assert_eq!(
-            parse_args(&args(&["verify", "/etc"])),
+            parse_args(&args(&["verify"]), &exists),
+            Ok(Command::Verify(None))
+        );
+        assert_eq!(
+            parse_args(&args(&["verify", "/etc"]), &exists),
             Ok(Command::Verify(Some(os("/etc"))))
         );
-        assert!(parse_args(&args(&["verify", "a", "b"])).is_err());
-        assert!(parse_args(&args(&["help", "x"])).is_err());
+        assert!(parse_args(&args(&["verify", "a", "b"]), &exists).is_err());
+        assert!(parse_args(&args(&["help", "x"]), &exists).is_err());
     }
 
     #[test]

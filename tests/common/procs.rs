@@ -376,6 +376,8 @@ impl std::fmt::Display for Output {
 pub struct Cmd {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    /// A file as stdin instead (a terminal, for prompt tests).
+    stdin_file: Option<std::fs::File>,
     timeout: Duration,
     what: String,
 }
@@ -397,6 +399,7 @@ impl Cmd {
         Cmd {
             cmd,
             stdin: None,
+            stdin_file: None,
             timeout: CLIENT_TIMEOUT,
             what: prog.rsplit('/').next().unwrap().to_string(),
         }
@@ -422,6 +425,11 @@ impl Cmd {
         self.stdin = Some(input.as_ref().to_vec());
         self
     }
+    /// `file` as stdin (e.g. the slave side of a pseudo-terminal).
+    pub fn stdin_file(&mut self, file: std::fs::File) -> &mut Self {
+        self.stdin_file = Some(file);
+        self
+    }
     pub fn cwd(&mut self, dir: &Path) -> &mut Self {
         self.cmd.current_dir(dir);
         self
@@ -438,10 +446,10 @@ impl Cmd {
     /// Starts the process without waiting.
     pub fn spawn(&mut self) -> Running {
         self.cmd
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
+            .stdin(match (self.stdin_file.take(), &self.stdin) {
+                (Some(f), _) => Stdio::from(f),
+                (None, Some(_)) => Stdio::piped(),
+                (None, None) => Stdio::null(),
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -93,7 +93,7 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
     if client.config.command.is_empty() {
         Ok(client.prompt())
     } else {
-        let cmd = ui::parse_args(&client.config.command).map_err(UsageError)?;
+        let cmd = ui::parse_args(&client.config.command, &walk::exists).map_err(UsageError)?;
         Ok(match client.command(cmd) {
             Ok(()) => client.status,
             Err(e) => {
@@ -143,7 +143,16 @@ impl Client {
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
-            let cmd = match ui::parse_line(&line) {
+            if interactive {
+                let (typed, junk) = ui::strip_terminal_codes(&line);
+                if junk && !typed.trim_ascii().is_empty() {
+                    eprintln!("{PROG}: line ignored: it holds terminal escape sequences or control characters (arrow keys do not edit here)");
+                }
+                if junk {
+                    continue;
+                }
+            }
+            let cmd = match ui::parse_line(&line, &walk::exists) {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {

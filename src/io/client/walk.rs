@@ -245,6 +245,13 @@ fn invalid(path: PathBuf, e: crate::proto::PathError) -> WalkItem {
     )
 }
 
+/// True when `path` names something on the local disk (`lstat`: a dangling
+/// symlink exists too). Decides whether a first word that is not a command
+/// is a path to back up.
+pub fn exists(path: &std::ffi::OsStr) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
 /// The path on the server of local `path` (made [`absolute`] first), or
 /// why it has none.
 pub fn wire_path(path: &Path) -> Result<WirePath, String> {
