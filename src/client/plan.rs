@@ -46,6 +46,13 @@ pub const HIGH_WATER: usize = 256 * 1024;
 /// Manifests sent and not yet answered, at most.
 pub const MANIFESTS_IN_FLIGHT: usize = 4;
 
+/// Times a file is read and sent when it keeps changing while it is read
+/// (its size or mtime at the end of its body is not what it was at the
+/// start): the first read and two more. The last copy read is then stored:
+/// its crc32c covers exactly the bytes sent, so for a log that is only
+/// appended to it is a valid prefix, as tar and rsync keep too.
+pub const READS_OF_A_CHANGING_FILE: u32 = 3;
+
 /// Entries in one manifest, at most.
 pub const MANIFEST_ENTRIES: usize = 512;
 
@@ -201,6 +208,9 @@ pub enum Next {
         entry: LocalEntry,
         /// The server's kept prefix, 0 for none.
         resume_at: u64,
+        /// How many times it was read before (it changed each time): give
+        /// it back to [`Plan::handle_changed`] if it changes again.
+        reads: u32,
     },
     /// Nothing to send until an answer comes.
     Wait,
@@ -213,6 +223,9 @@ pub struct Committed {
     pub files: u64,
     /// Their body bytes sent.
     pub bytes: u64,
+    /// Of those files, the ones stored as last read although they kept
+    /// changing ([`Plan::handle_changed`]).
+    pub changed: u64,
     /// It was the final commit: the backup is over.
     pub finished: bool,
 }
@@ -223,6 +236,32 @@ struct Sent {
     path: WirePath,
     kind: EntryKind,
     size: u64,
+    /// Stored as last read although it kept changing.
+    changed: bool,
+}
+
+/// What to do with a file whose body was sent and which changed while it
+/// was read, from [`Plan::handle_changed`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// End its body as not good (the server drops it); it is queued to be
+    /// read and sent again.
+    Retry,
+    /// End its body as good: the last copy read is stored. Its crc32c covers
+    /// the bytes sent, so the server's check holds.
+    Keep,
+    /// End its body as not good: it shrank, so what was sent is padded and
+    /// no copy of it; the server's failure names it.
+    Fail,
+}
+
+/// One entry the server needs (directories: maybe, see `Plan::dirty`).
+#[derive(Debug)]
+struct Queued {
+    entry: LocalEntry,
+    needed: bool,
+    resume_at: u64,
+    reads: u32,
 }
 
 /// The state of one backup between the walk and the server's answers.
@@ -232,9 +271,12 @@ pub struct Plan {
     walked: bool,
     /// Manifests sent, with their entries, oldest first.
     asked: VecDeque<(u32, Vec<LocalEntry>)>,
-    /// Entries the server needs (directories: maybe, see `dirty`), in
-    /// sending order, with the offset to resume a file at.
-    to_send: VecDeque<(LocalEntry, bool, u64)>,
+    /// Entries the server needs, in sending order, with the offset to
+    /// resume a file at.
+    to_send: VecDeque<Queued>,
+    /// Ids of bodies ended as not good to be sent again: the server's
+    /// failure for them is expected and not the user's concern.
+    retried: HashSet<u32>,
     /// Directories something was sent into.
     dirty: HashSet<WirePath>,
     /// Entries sent and not yet confirmed, by id.
@@ -296,7 +338,12 @@ impl Plan {
                 .iter()
                 .find(|&&(r, _)| r as usize == i)
                 .map_or(0, |&(_, off)| off);
-            self.to_send.push_back((e, needed, at));
+            self.to_send.push_back(Queued {
+                entry: e,
+                needed,
+                resume_at: at,
+                reads: 0,
+            });
         }
         unchanged
     }
@@ -312,7 +359,13 @@ impl Plan {
             self.batch_path_bytes = 0;
             return Next::Commit;
         }
-        while let Some((e, needed, resume_at)) = self.to_send.pop_front() {
+        while let Some(Queued {
+            entry: e,
+            needed,
+            resume_at,
+            reads,
+        }) = self.to_send.pop_front()
+        {
             // An unneeded directory goes only when something was sent into
             // it: that changed its mtime on the server.
             if !(needed || e.kind == EntryKind::Dir && self.dirty.remove(&e.wire)) {
@@ -324,6 +377,7 @@ impl Plan {
             return Next::Send {
                 entry: e,
                 resume_at,
+                reads,
             };
         }
         Next::Wait
@@ -333,7 +387,48 @@ impl Plan {
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
         self.batch_entries += 1;
         self.batch_path_bytes += path.as_bytes().len();
-        self.sent.insert(id, Sent { path, kind, size });
+        self.sent.insert(
+            id,
+            Sent {
+                path,
+                kind,
+                size,
+                changed: false,
+            },
+        );
+    }
+
+    /// The body of file `id` (`entry`, read `reads` times before) was sent,
+    /// and the file changed while it was read; `shrank`: it gave fewer bytes
+    /// than announced. Up to [`READS_OF_A_CHANGING_FILE`] reads it is sent
+    /// again, right away (before the directory holding it); then the last
+    /// copy read is kept, unless it shrank.
+    pub fn handle_changed(
+        &mut self,
+        id: u32,
+        entry: LocalEntry,
+        reads: u32,
+        shrank: bool,
+    ) -> Changed {
+        let reads = reads + 1;
+        if reads < READS_OF_A_CHANGING_FILE {
+            self.sent.remove(&id);
+            self.retried.insert(id);
+            self.to_send.push_front(Queued {
+                entry,
+                needed: true,
+                resume_at: 0,
+                reads,
+            });
+            return Changed::Retry;
+        }
+        if shrank {
+            return Changed::Fail;
+        }
+        if let Some(s) = self.sent.get_mut(&id) {
+            s.changed = true;
+        }
+        Changed::Keep
     }
 
     /// True when the final `Commit` is due: everything walked, answered
@@ -353,11 +448,17 @@ impl Plan {
     }
 
     /// The server failed entry `id`; returns the path to name: the one sent
-    /// under that id, else the server's.
-    pub fn handle_failed(&mut self, id: u32, path: &WirePath) -> String {
-        self.sent
-            .remove(&id)
-            .map_or_else(|| path.to_string(), |s| s.path.to_string())
+    /// under that id, else the server's. `None` for a body ended as not good
+    /// to be sent again ([`Changed::Retry`]): that failure was expected.
+    pub fn handle_failed(&mut self, id: u32, path: &WirePath) -> Option<String> {
+        if self.retried.remove(&id) {
+            return None;
+        }
+        Some(
+            self.sent
+                .remove(&id)
+                .map_or_else(|| path.to_string(), |s| s.path.to_string()),
+        )
     }
 
     /// The commit `id` was confirmed: every entry sent before it and not
@@ -373,9 +474,12 @@ impl Plan {
                 if s.kind != EntryKind::Dir {
                     done.files += 1;
                     done.bytes += s.size;
+                    done.changed += u64::from(s.changed);
                 }
             }
         }
+        // The server answered everything before the commit.
+        self.retried.retain(|&r| r >= id);
         done
     }
 
@@ -554,7 +658,9 @@ mod tests {
         let mut id = 100;
         loop {
             match p.next(0) {
-                Next::Send { entry, resume_at } => {
+                Next::Send {
+                    entry, resume_at, ..
+                } => {
                     out.push((name(&entry.wire), resume_at));
                     id += 1;
                     p.handle_sent(id, entry.wire, entry.kind, entry.size);
@@ -656,14 +762,18 @@ mod tests {
         p.handle_sent(2, wp("d/l"), EntryKind::Symlink, 0);
         p.handle_sent(3, wp("d/g"), EntryKind::File, 7);
         p.handle_sent(4, wp("d"), EntryKind::Dir, 0);
-        assert_eq!(p.handle_failed(3, &wp("server/path")), "/d/g");
-        assert_eq!(p.handle_failed(9, &wp("server/path")), "/server/path");
+        assert_eq!(p.handle_failed(3, &wp("server/path")).unwrap(), "/d/g");
+        assert_eq!(
+            p.handle_failed(9, &wp("server/path")).unwrap(),
+            "/server/path"
+        );
         p.handle_final_commit(5);
         assert_eq!(
             p.handle_committed(5),
             Committed {
                 files: 2,
                 bytes: 5,
+                changed: 0,
                 finished: true
             }
         );
@@ -678,5 +788,63 @@ mod tests {
         let mut other = e.meta;
         other.mode = 0o600;
         assert_eq!(resume_offset(&e, other, e.size, 4), 0);
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_is_read_three_times_then_kept_as_last_read() {
+        let (mut p, _) = answered(vec![file("d/log"), dir("d")], &[0b11], &[]);
+        let mut id = 10;
+        let mut verdicts = Vec::new();
+        loop {
+            let (entry, reads) = match p.next(0) {
+                Next::Send { entry, reads, .. } if entry.kind == EntryKind::File => (entry, reads),
+                Next::Send { entry, .. } => {
+                    // The directory goes only after the file's last read.
+                    assert_eq!(name(&entry.wire), "d");
+                    id += 1;
+                    p.handle_sent(id, entry.wire, entry.kind, 0);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            };
+            id += 1;
+            p.handle_sent(id, entry.wire.clone(), entry.kind, entry.size);
+            verdicts.push(p.handle_changed(id, entry, reads, false));
+        }
+        assert_eq!(verdicts, [Changed::Retry, Changed::Retry, Changed::Keep]);
+        assert_eq!(verdicts.len() as u32, READS_OF_A_CHANGING_FILE);
+        // The server drops the two bodies ended as not good: expected.
+        assert_eq!(p.handle_failed(11, &wp("d/log")), None);
+        assert_eq!(p.handle_failed(12, &wp("d/log")), None);
+        assert!(p.wants_final_commit(false));
+        p.handle_final_commit(20);
+        assert_eq!(
+            p.handle_committed(20),
+            Committed {
+                files: 1,
+                bytes: 10,
+                changed: 1,
+                finished: true
+            }
+        );
+        // A later failure of the same id is a real one.
+        assert!(p.handle_failed(11, &wp("d/log")).is_some());
+    }
+
+    #[test]
+    fn a_file_that_keeps_shrinking_fails() {
+        let (mut p, _) = answered(vec![file("f")], &[0b1], &[]);
+        let mut last = None;
+        for id in 1..=READS_OF_A_CHANGING_FILE {
+            let Next::Send { entry, reads, .. } = p.next(0) else {
+                panic!("nothing to send");
+            };
+            assert_eq!(reads, id - 1);
+            p.handle_sent(id, entry.wire.clone(), entry.kind, entry.size);
+            last = Some(p.handle_changed(id, entry, reads, true));
+        }
+        assert_eq!(last, Some(Changed::Fail));
+        assert_eq!(p.next(0), Next::Wait);
+        assert_eq!(p.handle_failed(3, &wp("f")).as_deref(), Some("/f"));
     }
 }

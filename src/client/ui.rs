@@ -256,6 +256,10 @@ pub struct Summary {
     pub failed: u64,
     /// File-content bytes transferred.
     pub bytes: u64,
+    /// Files stored as last read although they kept changing while read.
+    pub changed: u64,
+    /// Entries that vanished before they could be sent.
+    pub vanished: u64,
     /// Wall time of the command.
     pub elapsed: Duration,
 }
@@ -263,9 +267,18 @@ pub struct Summary {
 /// The one-line summary, e.g.
 /// `backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`.
 /// The byte count is exact, so scripts can parse it; the rate is for people.
+/// Files that changed while read or vanished are counted after `failed`
+/// when there are any (`1 changed while read, 2 vanished`).
 pub fn format_summary(s: &Summary) -> String {
+    let mut warned = String::new();
+    if s.changed > 0 {
+        warned.push_str(&format!(", {} changed while read", s.changed));
+    }
+    if s.vanished > 0 {
+        warned.push_str(&format!(", {} vanished", s.vanished));
+    }
     format!(
-        "{}: {} files {}, {} skipped, {} failed, {} bytes in {} ({}/s)",
+        "{}: {} files {}, {} skipped, {} failed{warned}, {} bytes in {} ({}/s)",
         s.verb,
         s.files,
         s.noun,
@@ -862,6 +875,8 @@ mod tests {
             skipped: 3,
             failed: 0,
             bytes: 5242897,
+            changed: 0,
+            vanished: 0,
             elapsed: Duration::from_millis(420),
         };
         assert_eq!(
@@ -885,6 +900,15 @@ mod tests {
             ..s
         };
         assert!(format_summary(&slow).ends_with("66560 bytes in 1m05s (1.0 KiB/s)"));
+        let warned = Summary {
+            changed: 1,
+            vanished: 2,
+            ..s
+        };
+        assert_eq!(
+            format_summary(&warned),
+            "backup: 12 files sent, 3 skipped, 0 failed, 1 changed while read, 2 vanished, 5242897 bytes in 0.42s (11.9 MiB/s)"
+        );
     }
 
     #[test]

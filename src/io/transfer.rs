@@ -442,6 +442,13 @@ impl BodySender {
         self.offset == self.size
     }
 
+    /// True when the file gave fewer bytes than announced (it shrank, or
+    /// a read-back failed): the body was padded with zeros, so it is no
+    /// copy of the file at all, unlike one that only grew or was rewritten.
+    pub fn shrank(&self) -> bool {
+        self.changed
+    }
+
     /// Bytes sent so far.
     pub fn sent(&self) -> u64 {
         self.offset

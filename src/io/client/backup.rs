@@ -13,7 +13,7 @@ use super::error::NetError;
 use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::{walk, Walk, WalkItem};
-use crate::client::plan::{self, LocalEntry, Manifest, Next, Order, Placed, Plan};
+use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
 use crate::io::{describe, kind_of, meta_of};
@@ -57,6 +57,7 @@ impl Walks {
             match item {
                 WalkItem::Skipped { path, reason } => rep.skip(&show(&path), &reason),
                 WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
+                WalkItem::Vanished { path } => rep.vanished(&show(&path)),
                 WalkItem::Entry(e) => match self.order.place(e) {
                     Placed::Ready(e) => return Some(e),
                     Placed::Held => {}
@@ -69,19 +70,32 @@ impl Walks {
     }
 }
 
-fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), String> {
+/// Why a file to send could not be opened.
+enum OpenError {
+    /// It is gone since the walk saw it (ENOENT): a warning, not a failure.
+    Vanished,
+    /// Anything else.
+    Failed(String),
+}
+
+fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), OpenError> {
     let fd = fcntl::open(
         &e.local,
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
         Mode::empty(),
     )
-    .map_err(|e| e.desc().to_string())?;
+    .map_err(|e| match e {
+        nix::errno::Errno::ENOENT => OpenError::Vanished,
+        e => OpenError::Failed(e.desc().to_string()),
+    })?;
     // SAFETY: fd was just returned by open and belongs to nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // What is sent is what the open file says, not what the walk saw.
-    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| e.desc().to_string())?;
+    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| OpenError::Failed(e.desc().to_string()))?;
     if kind_of(&st) != Some(EntryKind::File) {
-        return Err("changed into something other than a regular file".into());
+        return Err(OpenError::Failed(
+            "changed into something other than a regular file".into(),
+        ));
     }
     let meta = meta_of(&st);
     Ok((fd, meta, st.st_size.max(0) as u64))
@@ -99,7 +113,9 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
     }
     let mut walks = Walks::new(paths);
     let mut plan = Plan::new();
-    let mut current: Option<(u32, BodySender)> = None;
+    // The body on its way: its id, its sender, the entry and how many
+    // times it was read before (for a file that changed while read).
+    let mut current: Option<(u32, BodySender, LocalEntry, u32)> = None;
     let mut bytes_moved = 0u64;
     loop {
         // Ask about more entries.
@@ -119,13 +135,17 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
         }
         // Send what the server needs.
         while current.is_none() && link.session().poll_transmit().len() < plan::HIGH_WATER {
-            let (e, resume_at) = match plan.next(link.session().commits_in_flight()) {
+            let (e, resume_at, reads) = match plan.next(link.session().commits_in_flight()) {
                 Next::Wait => break,
                 Next::Commit => {
                     link.session().send_commit();
                     continue;
                 }
-                Next::Send { entry, resume_at } => (entry, resume_at),
+                Next::Send {
+                    entry,
+                    resume_at,
+                    reads,
+                } => (entry, resume_at, reads),
             };
             let (id, size) = match e.kind {
                 EntryKind::Dir => (link.session().send_dir(e.wire.clone(), e.meta), 0),
@@ -149,7 +169,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                                 } else {
                                     link.session().send_file(e.wire.clone(), meta, size)
                                 };
-                                current = Some((id, tx));
+                                current = Some((id, tx, e.clone(), reads));
                                 (id, size.saturating_sub(offset))
                             }
                             Err(err) => {
@@ -158,7 +178,11 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                             }
                         }
                     }
-                    Err(cause) => {
+                    Err(OpenError::Vanished) => {
+                        rep.vanished(&show(&e.local));
+                        continue;
+                    }
+                    Err(OpenError::Failed(cause)) => {
                         rep.fail(&show(&e.local), &cause);
                         continue;
                     }
@@ -171,13 +195,27 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
             plan.handle_final_commit(id);
         }
 
-        let moved = link.step(current.as_mut().map(|(_, tx)| tx))?;
+        let moved = link.step(current.as_mut().map(|(_, tx, _, _)| tx))?;
         bytes_moved += moved;
-        if let Some((id, tx)) = current.as_ref() {
-            if tx.is_done() {
-                let (crc, ok) = tx.finish();
-                link.session().send_file_end(*id, crc, ok);
-                current = None;
+        if current.as_ref().is_some_and(|(_, tx, _, _)| tx.is_done()) {
+            if let Some((id, tx, entry, reads)) = current.take() {
+                let (crc, mut ok) = tx.finish();
+                if !ok {
+                    let shown = show(&entry.local);
+                    match plan.handle_changed(id, entry, reads, tx.shrank()) {
+                        Changed::Retry => log::debug!(
+                            "{shown}: changed while read; reading it again ({} of {})",
+                            reads + 2,
+                            plan::READS_OF_A_CHANGING_FILE
+                        ),
+                        Changed::Keep => {
+                            rep.changed(&shown, plan::READS_OF_A_CHANGING_FILE);
+                            ok = true;
+                        }
+                        Changed::Fail => {}
+                    }
+                }
+                link.session().send_file_end(id, crc, ok);
             }
         }
 
@@ -187,13 +225,15 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                     rep.counts.skipped += plan.handle_need(&bits, &resume);
                 }
                 Event::Failed { id, path, message } => {
-                    let shown = plan.handle_failed(id, &path);
-                    rep.fail(&shown, &format!("server: {message}"));
+                    if let Some(shown) = plan.handle_failed(id, &path) {
+                        rep.fail(&shown, &format!("server: {message}"));
+                    }
                 }
                 Event::Committed { id } => {
                     let done = plan.handle_committed(id);
                     rep.counts.files += done.files;
                     rep.counts.bytes += done.bytes;
+                    rep.counts.changed += done.changed;
                     if done.finished {
                         return Ok(());
                     }

@@ -133,7 +133,7 @@ impl Client {
                 Ok(_) => {}
                 Err(e) => {
                     eprintln!("{PROG}: stdin: {e}");
-                    self.status = self.status.max(exit::USAGE);
+                    self.status = exit::worse(self.status, exit::USAGE);
                     break;
                 }
             }
@@ -157,7 +157,7 @@ impl Client {
                 Ok(None) => continue,
                 Err(e) => {
                     eprintln!("{PROG}: {e}");
-                    self.status = self.status.max(exit::PARTIAL);
+                    self.status = exit::worse(self.status, exit::PARTIAL);
                     continue;
                 }
             };
@@ -233,7 +233,10 @@ impl Client {
             }
         };
         if rep.counts.failed > 0 {
-            self.status = self.status.max(exit::PARTIAL);
+            self.status = exit::worse(self.status, exit::PARTIAL);
+        }
+        if rep.counts.changed + rep.counts.vanished > 0 {
+            self.status = exit::worse(self.status, exit::SOURCE_CHANGED);
         }
         if res.is_err() {
             self.lp.disconnect();

@@ -25,6 +25,11 @@ pub struct Counts {
     pub failed: u64,
     /// File-content bytes of the files done.
     pub bytes: u64,
+    /// Files stored as last read although they kept changing while read
+    /// (also counted in `files`).
+    pub changed: u64,
+    /// Entries that vanished between the walk and their sending.
+    pub vanished: u64,
 }
 
 /// Prints for one command and keeps its counters.
@@ -63,6 +68,21 @@ impl Reporter {
         self.clear_progress();
         eprintln!("rsb-client: {path}: {}", escape(cause.as_bytes()));
         self.counts.failed += 1;
+    }
+
+    /// An entry vanished before it could be sent: a warning, printed
+    /// whatever `-q` says, since it sets the exit status.
+    pub fn vanished(&mut self, path: &str) {
+        self.clear_progress();
+        eprintln!("rsb-client: {path}: vanished before it could be sent");
+        self.counts.vanished += 1;
+    }
+
+    /// A file kept changing while it was read `reads` times; the last copy
+    /// read is being stored (counted once its commit is confirmed).
+    pub fn changed(&mut self, path: &str, reads: u32) {
+        self.clear_progress();
+        eprintln!("rsb-client: {path}: changed while read ({reads} times): stored as last read");
     }
 
     /// A file was skipped on purpose.
@@ -109,6 +129,8 @@ impl Reporter {
                 skipped: c.skipped,
                 failed: c.failed,
                 bytes: c.bytes,
+                changed: c.changed,
+                vanished: c.vanished,
                 elapsed: self.start.elapsed()
             })
         );

@@ -39,6 +39,13 @@ pub enum WalkItem {
         /// Why, for the warning.
         reason: String,
     },
+    /// An entry below the root that was listed in its directory and is
+    /// gone when looked at (ENOENT): removed while the walk ran. A warning,
+    /// not a failure.
+    Vanished {
+        /// The local path.
+        path: PathBuf,
+    },
     /// A path that could not be read; the walk goes on with the rest.
     Error {
         /// The local path.
@@ -174,7 +181,7 @@ impl Walk {
         let mut names = Vec::new();
         let entries = match fs::read_dir(&local) {
             Ok(entries) => entries,
-            Err(error) => return self.queue.push_back(error_item(local, error)),
+            Err(error) => return self.queue.push_back(gone_or_error(local, error)),
         };
         for entry in entries {
             match entry {
@@ -198,7 +205,7 @@ impl Walk {
     fn visit(&mut self, local: PathBuf, wire: WirePath) -> WalkItem {
         match fs::symlink_metadata(&local) {
             Ok(md) => self.entry(local, wire, &md),
-            Err(error) => error_item(local, error),
+            Err(error) => gone_or_error(local, error),
         }
     }
 
@@ -214,7 +221,7 @@ impl Walk {
         } else if ft.is_symlink() {
             match fs::read_link(&local) {
                 Ok(target) => (EntryKind::Symlink, 0, target.into_os_string().into_vec()),
-                Err(error) => return error_item(local, error),
+                Err(error) => return gone_or_error(local, error),
             }
         } else {
             return WalkItem::Skipped {
@@ -235,6 +242,16 @@ impl Walk {
 
 fn error_item(path: PathBuf, error: io::Error) -> WalkItem {
     WalkItem::Error { path, error }
+}
+
+/// An entry already seen (listed, or `lstat`ed) that is now missing has
+/// vanished; any other error is one.
+fn gone_or_error(path: PathBuf, error: io::Error) -> WalkItem {
+    if error.kind() == io::ErrorKind::NotFound {
+        WalkItem::Vanished { path }
+    } else {
+        error_item(path, error)
+    }
 }
 
 /// A path the wire cannot carry.
@@ -374,6 +391,12 @@ mod tests {
                         path.strip_prefix(base).unwrap_or(&path).display()
                     )
                 }
+                WalkItem::Vanished { path } => {
+                    format!(
+                        "vanished {}",
+                        path.strip_prefix(base).unwrap_or(&path).display()
+                    )
+                }
                 WalkItem::Error { path, error } => {
                     format!(
                         "error {} {:?}",
@@ -506,6 +529,40 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn an_entry_removed_after_its_directory_was_listed_has_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        fs::create_dir_all(r.join("b")).unwrap();
+        fs::write(r.join("a"), b"").unwrap();
+        fs::write(r.join("c"), b"").unwrap();
+        let mut w = walk(&r);
+        // Up to `a`: r is listed by then.
+        let mut seen = Vec::new();
+        for item in w.by_ref() {
+            let done = matches!(&item, WalkItem::Entry(e) if e.local == r.join("a"));
+            seen.push(item);
+            if done {
+                break;
+            }
+        }
+        fs::remove_dir(r.join("b")).unwrap();
+        fs::remove_file(r.join("c")).unwrap();
+        let rest: Vec<String> = w
+            .map(|item| match item {
+                WalkItem::Vanished { path } => format!("vanished {}", path.display()),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        let show = |n: &str| format!("vanished {}", r.join(n).display());
+        assert_eq!(rest, [show("b"), show("c")]);
+        // A missing root is still an error: the user named it.
+        assert!(matches!(
+            walk(&r.join("b")).next(),
+            Some(WalkItem::Error { .. })
+        ));
     }
 
     #[test]
