@@ -37,6 +37,7 @@
 //! arms. An output left undrained is work the session believes is under
 //! way; a deadline not armed is a timeout that never fires.
 
+pub mod args;
 pub mod auth;
 pub mod client;
 pub mod exit;

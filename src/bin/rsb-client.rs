@@ -9,11 +9,24 @@ use std::process::ExitCode;
 
 use getopts::{Options, ParsingStyle};
 
+use rsb::args::{self, WithValue};
 use rsb::client::ui;
 use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str = "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST [PORT] [COMMAND [ARG...]]";
+
+/// The options that take a value, for [`args::scan`].
+const WITH_VALUE: [WithValue; 2] = [
+    WithValue {
+        short: b'n',
+        long: "name",
+    },
+    WithValue {
+        short: b'k',
+        long: "secret-file",
+    },
+];
 
 fn options() -> Options {
     let mut o = Options::new();
@@ -52,8 +65,16 @@ fn fail(msg: &str) -> ExitCode {
 
 fn parse() -> Result<Config, ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // getopts refuses any argument that is not UTF-8, so it sees only the
+    // options (HOST and the command's paths stay bytes), and the secret
+    // file's name is taken as given (regression: a one-shot command with a
+    // non-UTF-8 path was "Unrecognized option", exit 2).
+    let scanned = args::scan(&argv, &WITH_VALUE, true);
+    let (option_args, free) = argv.split_at(scanned.options_end.min(argv.len()));
     let opts = options();
-    let m = opts.parse(&argv).map_err(|e| usage_error(&e.to_string()))?;
+    let m = opts
+        .parse(args::lossy(option_args))
+        .map_err(|e| usage_error(&e.to_string()))?;
     if m.opt_present("h") {
         print!("{}", opts.usage(USAGE));
         println!(
@@ -66,7 +87,10 @@ fn parse() -> Result<Config, ExitCode> {
         println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
         return Err(ExitCode::SUCCESS);
     }
-    let file = m.opt_str("k").map(PathBuf::from);
+    let file = m
+        .opt_present("k")
+        .then(|| scanned.value(b'k').map(PathBuf::from))
+        .flatten();
     let key = match file.or_else(|| std::env::var_os("RSB_SECRET_FILE").map(PathBuf::from)) {
         Some(f) => Some(client::read_key(&f).map_err(|e| fail(&e))?),
         None => None,
@@ -81,9 +105,7 @@ fn parse() -> Result<Config, ExitCode> {
             "invalid name '{shown}': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)"
         )));
     }
-    // getopts hands free arguments back as Strings; re-read them as bytes
-    // from argv so that non-UTF-8 file names survive.
-    let mut free = argv[argv.len() - m.free.len()..].iter().cloned();
+    let mut free = free.iter().cloned();
     let host = free.next().ok_or_else(|| usage_error("no HOST given"))?;
     let host = host
         .into_string()
