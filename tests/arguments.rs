@@ -1,5 +1,6 @@
 //! Command-line arguments that are not UTF-8: any byte string that is a
-//! valid file name works as a path, one-shot and at the prompt.
+//! valid file name works as a path, one-shot and at the prompt, and the
+//! server takes such a backup root or fails with a message, never a panic.
 
 #[macro_use]
 mod common;
@@ -76,4 +77,30 @@ fn a_non_utf8_secret_file_name_is_read() {
         .run();
     o.code_is(2);
     o.err_has("invalid name");
+}
+
+#[test]
+fn the_server_takes_a_non_utf8_backup_root_without_panicking() {
+    let base = scratch();
+    let root = base.join(bpath(b"st\xe9re"));
+    let srv = Server::start_at(&root, &[]);
+    let s = scratch();
+    small_tree(&s.join("src"), 3);
+    srv.client(argv!["backup", s.join("src")]).run().ok();
+    assert_same_tree(&s.join("src"), &srv.store(NAME, &s.join("src")));
+    assert!(root.join(NAME).is_dir());
+    // Other options that are not UTF-8 are usage errors, not panics.
+    let o = Cmd::server()
+        .args(["-d", "/tmp/x", "-p"])
+        .arg(bpath(b"5\xff"))
+        .run();
+    o.code_is(2);
+    o.err_has("-p: the port must be a number");
+    assert!(!o.err().contains("panicked"), "{o}");
+    let o = Cmd::server()
+        .args(["-d", "/tmp/x"])
+        .arg(bpath(b"stray\xff"))
+        .run();
+    o.code_is(2);
+    o.err_has("unexpected argument");
 }

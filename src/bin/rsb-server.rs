@@ -9,6 +9,7 @@ use std::time::Duration;
 use getopts::Options;
 use log::{error, info, warn};
 
+use rsb::args::{self, WithValue};
 use rsb::auth::Secrets;
 use rsb::exit;
 use rsb::io::server::{Server, ServerConfig};
@@ -24,6 +25,34 @@ struct Args {
     config: ServerConfig,
     level: log::LevelFilter,
 }
+
+/// The options that take a value, for [`args::scan`].
+const WITH_VALUE: [WithValue; 6] = [
+    WithValue {
+        short: b'a',
+        long: "address",
+    },
+    WithValue {
+        short: b'p',
+        long: "port",
+    },
+    WithValue {
+        short: b'd',
+        long: "dir",
+    },
+    WithValue {
+        short: b'c',
+        long: "max-clients",
+    },
+    WithValue {
+        short: b'k',
+        long: "secrets",
+    },
+    WithValue {
+        short: b't',
+        long: "idle-timeout",
+    },
+];
 
 fn options() -> Options {
     let mut o = Options::new();
@@ -87,9 +116,14 @@ fn usage_error(msg: &str) -> Parsed {
 }
 
 fn parse() -> Parsed {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // args_os: std::env::args() panics on an argument that is not UTF-8.
+    // getopts checks a lossy copy; -d and -k, which are paths, are taken
+    // from the bytes as given.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let scanned = args::scan(&argv, &WITH_VALUE, false);
+    let path_of = |short: u8| scanned.value(short).map(PathBuf::from);
     let opts = options();
-    let m = match opts.parse(&argv) {
+    let m = match opts.parse(args::lossy(&argv)) {
         Ok(m) => m,
         Err(e) => return usage_error(&e.to_string()),
     };
@@ -104,9 +138,9 @@ fn parse() -> Parsed {
     if !m.free.is_empty() {
         return usage_error(&format!("unexpected argument '{}'", m.free[0]));
     }
-    let secrets = match m.opt_str("k") {
+    let secrets = match m.opt_present("k").then(|| path_of(b'k')).flatten() {
         None => None,
-        Some(f) => match load_secrets(Path::new(&f)) {
+        Some(f) => match load_secrets(&f) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
                 eprintln!("{PROG}: --secrets {e}");
@@ -114,10 +148,10 @@ fn parse() -> Parsed {
             }
         },
     };
-    let Some(dir) = m.opt_str("d") else {
+    let Some(dir) = m.opt_present("d").then(|| path_of(b'd')).flatten() else {
         return usage_error("the backup root is required (-d DIR)");
     };
-    if dir.is_empty() {
+    if dir.as_os_str().is_empty() {
         return usage_error("-d: empty directory name");
     }
     let addr = match m.opt_str("a") {
@@ -164,7 +198,7 @@ fn parse() -> Parsed {
     Parsed::Run(Box::new(Args {
         level,
         config: ServerConfig {
-            root: PathBuf::from(dir),
+            root: dir,
             addr,
             port,
             max_clients,
