@@ -144,7 +144,7 @@ impl Client {
                 line.pop();
             }
             if interactive {
-                let (typed, junk) = ui::strip_terminal_codes(&line);
+                let (typed, junk) = crate::client::input::strip_terminal_codes(&line);
                 if junk && !typed.trim_ascii().is_empty() {
                     eprintln!("{PROG}: line ignored: it holds terminal escape sequences or control characters (arrow keys do not edit here)");
                 }
