@@ -7,7 +7,12 @@
 //! sent earlier in the same restore is refused outright ([`Links`]): no
 //! real tree holds both, so only a broken or malicious server sends that
 //! (rsync's CVE-2024-12087 had this shape). Nothing here touches the file
-//! system: whether a local path is a directory comes in as a function.
+//! system: whether a local path is a directory comes in as a function,
+//! what stands where an entry goes as a [`Local`].
+//!
+//! What stands in the way is replaced as `rsync -a` replaces it, except a
+//! local directory with contents where the backup has a file or link: that
+//! entry is refused unless `restore --force` ([`replace`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -116,6 +121,14 @@ pub enum Refusal {
         /// The symlink.
         link: WirePath,
     },
+    /// A file or link where a local directory with contents stands, and
+    /// the restore was not told `--force` (see [`replace`]).
+    FullDir {
+        /// Where it would go.
+        path: WirePath,
+        /// What the server sent.
+        kind: EntryKind,
+    },
     /// A file or link where the destination directory itself is.
     AtDest {
         /// Where it would go (the target's root).
@@ -148,6 +161,13 @@ impl Refusal {
                     ),
                 )
             }
+            Refusal::FullDir { path, kind } => (
+                show(path),
+                format!(
+                    "refused: the backup has a {} here and the local directory is not empty (restore --force replaces it)",
+                    kind_word(*kind)
+                ),
+            ),
             Refusal::AtDest { path, kind } => {
                 let what = if *kind == EntryKind::Symlink {
                     "link"
@@ -161,6 +181,45 @@ impl Refusal {
             }
         }
     }
+}
+
+fn kind_word(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink => "symlink",
+    }
+}
+
+/// What stands locally where a restored entry goes (not following a link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// Nothing (or nothing that can be seen: a path through a symlink,
+    /// which the stager replaces without following it).
+    Missing,
+    /// A regular file, a symlink or anything else that is not a directory.
+    NonDir,
+    /// A directory with nothing in it (temporary names aside).
+    EmptyDir,
+    /// A directory with something in it.
+    FullDir,
+}
+
+/// Whether a restored entry of `kind` may replace what stands at `path`
+/// (`local`). A restore puts the backup's version in place of whatever it
+/// finds, as `rsync -a` does: a file over a file, a directory over a file
+/// or link, a file or link over an empty directory. The one replacement
+/// that deletes what the backup never had is a file or link over a
+/// directory with contents: that is refused unless `force` (`restore
+/// --force`, rsync's `--force`), so a local tree is never silently lost.
+pub fn replace(path: &WirePath, kind: EntryKind, local: Local, force: bool) -> Result<(), Refusal> {
+    if kind != EntryKind::Dir && local == Local::FullDir && !force {
+        return Err(Refusal::FullDir {
+            path: path.clone(),
+            kind,
+        });
+    }
+    Ok(())
 }
 
 /// The path (beneath the target directory) of an entry the server sent at
@@ -339,6 +398,40 @@ mod tests {
         let (path, cause) = e.message(&prefix, |p| p.to_string());
         assert_eq!(path, prefix.to_string());
         assert!(cause.starts_with("n/n/"), "{cause}");
+    }
+
+    #[test]
+    fn a_file_or_link_over_a_nonempty_local_directory_needs_force() {
+        let p = wp("src/a.txt");
+        for kind in [EntryKind::File, EntryKind::Symlink] {
+            let e = replace(&p, kind, Local::FullDir, false).unwrap_err();
+            assert_eq!(
+                e,
+                Refusal::FullDir {
+                    path: p.clone(),
+                    kind
+                }
+            );
+            let (path, cause) = e.message(&WirePath::root(), |p| p.to_string());
+            assert_eq!(path, "/src/a.txt");
+            assert!(
+                cause.contains("not empty") && cause.contains("--force"),
+                "{cause}"
+            );
+            assert_eq!(replace(&p, kind, Local::FullDir, true), Ok(()));
+            // Anything else is replaced as rsync -a replaces it.
+            for local in [Local::Missing, Local::NonDir, Local::EmptyDir] {
+                assert_eq!(replace(&p, kind, local, false), Ok(()));
+            }
+        }
+        for local in [
+            Local::Missing,
+            Local::NonDir,
+            Local::EmptyDir,
+            Local::FullDir,
+        ] {
+            assert_eq!(replace(&p, EntryKind::Dir, local, false), Ok(()));
+        }
     }
 
     #[test]

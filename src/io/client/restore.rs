@@ -18,11 +18,11 @@ use super::error::NetError;
 use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
-use crate::client::restore::{self, Links, Target};
+use crate::client::restore::{self, Links, Local, Target};
 use crate::client::session::Event;
-use crate::io::describe;
 use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
+use crate::io::{describe, kind_of};
 use crate::proto::{EntryKind, WirePath};
 
 /// The target of restoring `source` into `dest`, looking at the disk.
@@ -33,11 +33,27 @@ fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
     })
 }
 
-/// Restores `source` (a path as it was backed up) into `dest`.
+/// What stands at `p` beneath the destination, for [`restore::replace`].
+fn local_at(stager: &Stager, p: &WirePath) -> Local {
+    match stager.tree().lstat(p) {
+        Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match stager.tree().read_dir(p) {
+            Ok(names) if names.is_empty() => Local::EmptyDir,
+            // Unreadable: its contents are unknown, so it counts as full.
+            _ => Local::FullDir,
+        },
+        Ok(_) => Local::NonDir,
+        Err(_) => Local::Missing,
+    }
+}
+
+/// Restores `source` (a path as it was backed up) into `dest`; `force`
+/// lets a file or link replace a local directory with contents (see
+/// [`restore::replace`]).
 pub fn restore(
     link: &mut Link<'_>,
     source: &Path,
     dest: &Path,
+    force: bool,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
     let shown_src = source.display().to_string();
@@ -116,6 +132,9 @@ pub fn restore(
                     else {
                         continue;
                     };
+                    if !may_replace(&stager, &t.prefix, &p, EntryKind::Symlink, force, rep) {
+                        continue;
+                    }
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => {
                             rep.counts.files += 1;
@@ -151,6 +170,9 @@ pub fn restore(
                     else {
                         continue;
                     };
+                    if !may_replace(&stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                        continue;
+                    }
                     let started = if offset > 0 {
                         stager.resume_file(id, &p, meta, size, offset).map(|_| ())
                     } else {
@@ -227,6 +249,26 @@ fn map(
             let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));
             rep.fail(&path, &cause);
             None
+        }
+    }
+}
+
+/// True when a restored `kind` may replace what stands at `p`; else the
+/// refusal is reported (the body, if any, is then received and dropped).
+fn may_replace(
+    stager: &Stager,
+    prefix: &WirePath,
+    p: &WirePath,
+    kind: EntryKind,
+    force: bool,
+    rep: &mut Reporter,
+) -> bool {
+    match restore::replace(p, kind, local_at(stager, p), force) {
+        Ok(()) => true,
+        Err(refusal) => {
+            let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));
+            rep.fail(&path, &cause);
+            false
         }
     }
 }
