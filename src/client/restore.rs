@@ -114,6 +114,14 @@ pub enum Refusal {
         /// Why the joined path is invalid.
         error: PathError,
     },
+    /// A component of its path is a reserved temporary name
+    /// ([`crate::proto::path::TMP_PREFIX`]): no backup holds one, and
+    /// writing it could pass for (or replace) a transfer's own temporary
+    /// file.
+    Reserved {
+        /// Where it would go.
+        path: WirePath,
+    },
     /// It is at or beneath a symlink sent earlier in this restore.
     UnderLink {
         /// Where it would go.
@@ -161,6 +169,13 @@ impl Refusal {
                     ),
                 )
             }
+            Refusal::Reserved { path } => (
+                show(path),
+                format!(
+                    "refused: the server sent a reserved name ({})",
+                    crate::proto::path::RESERVED_MESSAGE
+                ),
+            ),
             Refusal::FullDir { path, kind } => (
                 show(path),
                 format!(
@@ -223,9 +238,9 @@ pub fn replace(path: &WirePath, kind: EntryKind, local: Local, force: bool) -> R
 }
 
 /// The path (beneath the target directory) of an entry the server sent at
-/// `rel`, or why it is refused: not a valid path beneath the target, at or
-/// beneath a symlink it sent earlier, or a file or link in place of the
-/// destination directory.
+/// `rel`, or why it is refused: not a valid path beneath the target, a
+/// reserved temporary name in it, at or beneath a symlink it sent earlier,
+/// or a file or link in place of the destination directory.
 pub fn map(
     prefix: &WirePath,
     rel: &WirePath,
@@ -236,6 +251,10 @@ pub fn map(
         rel: rel.clone(),
         error,
     })?;
+    // Only the server's part: DEST's own name is the user's choice.
+    if rel.is_reserved() {
+        return Err(Refusal::Reserved { path });
+    }
     if let Some(link) = links.under(&path) {
         return Err(Refusal::UnderLink { path, link });
     }
@@ -248,6 +267,9 @@ pub fn map(
 /// Where to look for a kept part of an offered file; `None` when the `File`
 /// that follows will be refused (and reported then, not twice).
 pub fn offer_path(prefix: &WirePath, rel: &WirePath, links: &Links) -> Option<WirePath> {
+    if rel.is_reserved() {
+        return None;
+    }
     prefix
         .join_path(rel)
         .ok()
@@ -398,6 +420,37 @@ mod tests {
         let (path, cause) = e.message(&prefix, |p| p.to_string());
         assert_eq!(path, prefix.to_string());
         assert!(cause.starts_with("n/n/"), "{cause}");
+    }
+
+    #[test]
+    fn a_reserved_name_from_the_server_is_refused_in_every_component() {
+        let links = Links::new();
+        let prefix = wp("x");
+        for rel in [".rsb-tmp.1.2", "d/.rsb-tmp.part.f", ".rsb-tmp.old.3/f"] {
+            for kind in [EntryKind::File, EntryKind::Dir, EntryKind::Symlink] {
+                let e = map(&prefix, &wp(rel), kind, &links).unwrap_err();
+                assert_eq!(
+                    e,
+                    Refusal::Reserved {
+                        path: prefix.join_path(&wp(rel)).unwrap()
+                    }
+                );
+                let (path, cause) = e.message(&prefix, |p| p.to_string());
+                assert_eq!(path, format!("/x/{rel}"));
+                assert!(cause.contains("reserved"), "{cause}");
+            }
+            assert_eq!(offer_path(&prefix, &wp(rel), &links), None);
+        }
+        // A name that merely contains the prefix is an ordinary name, and
+        // DEST's own name is the user's.
+        assert_eq!(
+            map(&prefix, &wp("a.rsb-tmp.b"), EntryKind::File, &links),
+            Ok(wp("x/a.rsb-tmp.b"))
+        );
+        assert_eq!(
+            map(&wp(".rsb-tmp.mine"), &wp("f"), EntryKind::File, &links),
+            Ok(wp(".rsb-tmp.mine/f"))
+        );
     }
 
     #[test]
