@@ -15,6 +15,7 @@ pub mod conn;
 pub mod error;
 pub mod event_loop;
 pub mod list;
+pub mod marker;
 pub mod report;
 pub mod restore;
 pub mod verify;
