@@ -190,3 +190,74 @@ fn hostile_paths_and_garbage_end_the_restore_with_an_error() {
     assert!(!s.join("evil").exists());
     assert!(only_entries(&dest).is_empty(), "{:?}", only_entries(&dest));
 }
+
+/// A server's `.rsb-tmp.*` names (a transfer's temporary files, never part
+/// of a backup) are refused in every component of every entry's path:
+/// named, exit 1, nothing written under such a name, the rest restored.
+#[test]
+fn restore_refuses_reserved_temporary_names_from_the_server() {
+    let s = scratch();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    let (port, h) = fake_restore_server(|id| {
+        let mut v = file(id, ".rsb-tmp.1234abcd.1", b"planted");
+        v.extend(file(id, "d/.rsb-tmp.part.big.5.6", b"planted"));
+        v.extend(file(id, ".rsb-tmp.old.9/inner", b"planted"));
+        v.extend(to_vec(&Frame::Symlink {
+            id,
+            path: wp(".rsb-tmp.link"),
+            target: b"ok.txt".to_vec(),
+            meta: m(0o777),
+        }));
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: wp(".rsb-tmp.dir"),
+            meta: m(0o755),
+        }));
+        v.extend(file(id, "d/ok.txt", b"fine\n"));
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: wp("d"),
+            meta: m(0o755),
+        }));
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: WirePath::root(),
+            meta: m(0o755),
+        }));
+        v.extend(to_vec(&Frame::Done { id }));
+        v
+    });
+    let o = Cmd::client()
+        .args(argv![
+            "-n",
+            NAME,
+            "127.0.0.1",
+            port.to_string(),
+            "restore",
+            "/x",
+            dest
+        ])
+        .run();
+    h.join().unwrap();
+    o.code_is(1);
+    for name in [
+        "x/.rsb-tmp.1234abcd.1",
+        "x/d/.rsb-tmp.part.big.5.6",
+        "x/.rsb-tmp.old.9/inner",
+        "x/.rsb-tmp.link",
+        "x/.rsb-tmp.dir",
+    ] {
+        let shown = dest.join(name);
+        let line = o
+            .err()
+            .lines()
+            .find(|l| l.contains(&*shown.to_string_lossy()))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{name} is not named\n{o}"));
+        assert!(line.contains("reserved"), "{line}");
+    }
+    assert_eq!(only_entries(&dest.join("x")), ["d"], "{o}");
+    assert_eq!(only_entries(&dest.join("x/d")), ["ok.txt"], "{o}");
+    assert_eq!(fs::read(dest.join("x/d/ok.txt")).unwrap(), b"fine\n");
+}

@@ -212,6 +212,7 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
         31 => (any::<u32>(), any::<u64>(), any::<u64>())
             .prop_map(|(id, files, bytes)| Frame::Progress { id, files, bytes })
             .boxed(),
+        32 => any::<u32>().prop_map(|id| Frame::Skip { id }).boxed(),
         _ => return None,
     })
 }
@@ -256,6 +257,7 @@ fn all_variants(f: &Frame) {
         | Frame::Need { .. }
         | Frame::Offer { .. }
         | Frame::Want { .. }
+        | Frame::Skip { .. }
         | Frame::FileFrom { .. }
         | Frame::Verify { .. }
         | Frame::Verified { .. }

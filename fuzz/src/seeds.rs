@@ -141,6 +141,7 @@ pub fn every_frame() -> Vec<Frame> {
             size: 1 << 21,
         },
         Frame::Want { id: 10, offset: 7 },
+        Frame::Skip { id: 10 },
         Frame::Verify {
             id: 11,
             path: WirePath::root(),

@@ -343,6 +343,10 @@ impl Harness {
                 assert_eq!(*id, want);
                 assert!(*offset <= size);
             }
+            Command::SkipOffer { id } => {
+                let (want, _) = self.offered.take().expect("SkipOffer without an offer");
+                assert_eq!(*id, want);
+            }
             Command::Abort => {
                 assert!(!self.aborted, "Abort twice");
                 self.aborted = true;
@@ -453,6 +457,7 @@ impl Harness {
                 });
                 self.s.handle_completion(Completion::Done { id });
             }
+            Command::SkipOffer { id } => self.s.handle_completion(Completion::Done { id }),
             Command::Verify { id, path } => {
                 if fails {
                     self.s.handle_completion(Completion::Failed {

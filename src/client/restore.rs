@@ -7,12 +7,22 @@
 //! sent earlier in the same restore is refused outright ([`Links`]): no
 //! real tree holds both, so only a broken or malicious server sends that
 //! (rsync's CVE-2024-12087 had this shape). Nothing here touches the file
-//! system: whether a local path is a directory comes in as a function.
+//! system: whether a local path is a directory comes in as a function,
+//! what stands where an entry goes as a [`Local`].
+//!
+//! What stands in the way is replaced as `rsync -a` replaces it, except a
+//! local directory with contents where the backup has a file or link: that
+//! entry is refused unless `restore --force` ([`replace`]).
+//!
+//! A local file that already is the server's version is not received again
+//! ([`unchanged`]), and an unfinished restore's top directory carries a
+//! [`marker`] so that running it again converges instead of nesting
+//! ([`target`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::proto::{EntryKind, PathError, WirePath};
+use crate::proto::{EntryKind, Meta, PathError, WirePath};
 
 use super::plan::COMMIT_EVERY;
 
@@ -26,17 +36,36 @@ pub struct Target {
     pub prefix: WirePath,
 }
 
+/// The extended attribute that marks the top directory of a restore while
+/// it is unfinished (NUL-terminated for the system call); its value is
+/// [`marker`].
+pub const MARKER: &[u8] = b"user.rsb.restoring\0";
+
+/// The marker's value for a restore of `source`: `v1 path=/usr/lib`.
+pub fn marker(source: &WirePath) -> Vec<u8> {
+    let mut v = b"v1 path=/".to_vec();
+    v.extend_from_slice(source.as_bytes());
+    v
+}
+
 /// The target for restoring `source` into `dest` (absolute), as `cp -a`
 /// does: into `dest/<basename>` when `dest` is a directory, else as `dest`
 /// itself, whose parent must then be a directory. `is_dir` says whether a
 /// local path is a directory, following symlinks (as `stat` does).
+///
+/// One exception makes a re-run converge: a directory `dest` that an
+/// unfinished restore of the same `source` made (`unfinished`: it carries
+/// that restore's [`marker`], see [`MARKER`]) is that restore's own
+/// target, and the re-run restores into it again rather than beside what
+/// is there (`dest/<basename>`).
 pub fn target(
     source: &WirePath,
     dest: &Path,
     is_dir: impl Fn(&Path) -> bool,
+    unfinished: impl Fn(&Path) -> bool,
 ) -> Result<Target, String> {
     let shown = dest.display().to_string();
-    if is_dir(dest) {
+    if is_dir(dest) && !unfinished(dest) {
         let prefix = match source.file_name() {
             Some(name) => WirePath::root()
                 .join(name)
@@ -109,12 +138,28 @@ pub enum Refusal {
         /// Why the joined path is invalid.
         error: PathError,
     },
+    /// A component of its path is a reserved temporary name
+    /// ([`crate::proto::path::TMP_PREFIX`]): no backup holds one, and
+    /// writing it could pass for (or replace) a transfer's own temporary
+    /// file.
+    Reserved {
+        /// Where it would go.
+        path: WirePath,
+    },
     /// It is at or beneath a symlink sent earlier in this restore.
     UnderLink {
         /// Where it would go.
         path: WirePath,
         /// The symlink.
         link: WirePath,
+    },
+    /// A file or link where a local directory with contents stands, and
+    /// the restore was not told `--force` (see [`replace`]).
+    FullDir {
+        /// Where it would go.
+        path: WirePath,
+        /// What the server sent.
+        kind: EntryKind,
     },
     /// A file or link where the destination directory itself is.
     AtDest {
@@ -148,6 +193,20 @@ impl Refusal {
                     ),
                 )
             }
+            Refusal::Reserved { path } => (
+                show(path),
+                format!(
+                    "refused: the server sent a reserved name ({})",
+                    crate::proto::path::RESERVED_MESSAGE
+                ),
+            ),
+            Refusal::FullDir { path, kind } => (
+                show(path),
+                format!(
+                    "refused: the backup has a {} here and the local directory is not empty (restore --force replaces it)",
+                    kind_word(*kind)
+                ),
+            ),
             Refusal::AtDest { path, kind } => {
                 let what = if *kind == EntryKind::Symlink {
                     "link"
@@ -163,10 +222,49 @@ impl Refusal {
     }
 }
 
+fn kind_word(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Dir => "directory",
+        EntryKind::Symlink => "symlink",
+    }
+}
+
+/// What stands locally where a restored entry goes (not following a link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    /// Nothing (or nothing that can be seen: a path through a symlink,
+    /// which the stager replaces without following it).
+    Missing,
+    /// A regular file, a symlink or anything else that is not a directory.
+    NonDir,
+    /// A directory with nothing in it (temporary names aside).
+    EmptyDir,
+    /// A directory with something in it.
+    FullDir,
+}
+
+/// Whether a restored entry of `kind` may replace what stands at `path`
+/// (`local`). A restore puts the backup's version in place of whatever it
+/// finds, as `rsync -a` does: a file over a file, a directory over a file
+/// or link, a file or link over an empty directory. The one replacement
+/// that deletes what the backup never had is a file or link over a
+/// directory with contents: that is refused unless `force` (`restore
+/// --force`, rsync's `--force`), so a local tree is never silently lost.
+pub fn replace(path: &WirePath, kind: EntryKind, local: Local, force: bool) -> Result<(), Refusal> {
+    if kind != EntryKind::Dir && local == Local::FullDir && !force {
+        return Err(Refusal::FullDir {
+            path: path.clone(),
+            kind,
+        });
+    }
+    Ok(())
+}
+
 /// The path (beneath the target directory) of an entry the server sent at
-/// `rel`, or why it is refused: not a valid path beneath the target, at or
-/// beneath a symlink it sent earlier, or a file or link in place of the
-/// destination directory.
+/// `rel`, or why it is refused: not a valid path beneath the target, a
+/// reserved temporary name in it, at or beneath a symlink it sent earlier,
+/// or a file or link in place of the destination directory.
 pub fn map(
     prefix: &WirePath,
     rel: &WirePath,
@@ -177,6 +275,10 @@ pub fn map(
         rel: rel.clone(),
         error,
     })?;
+    // Only the server's part: DEST's own name is the user's choice.
+    if rel.is_reserved() {
+        return Err(Refusal::Reserved { path });
+    }
     if let Some(link) = links.under(&path) {
         return Err(Refusal::UnderLink { path, link });
     }
@@ -186,13 +288,26 @@ pub fn map(
     Ok(path)
 }
 
-/// Where to look for a kept part of an offered file; `None` when the `File`
-/// that follows will be refused (and reported then, not twice).
-pub fn offer_path(prefix: &WirePath, rel: &WirePath, links: &Links) -> Option<WirePath> {
-    prefix
-        .join_path(rel)
-        .ok()
-        .filter(|p| links.under(p).is_none())
+/// True when a local file (`local`: its size and metadata, `None` when
+/// it is not a regular file) is the version the server is about to send
+/// (`size`, `meta`): same size, permission bits and mtime to the
+/// nanosecond, rsync's quick check. It is then not sent or not written
+/// again.
+#[must_use]
+pub fn unchanged(local: Option<(u64, Meta)>, size: u64, meta: &Meta) -> bool {
+    local.is_some_and(|(lsize, lmeta)| {
+        lsize == size && lmeta.mtime == meta.mtime && lmeta.mode & 0o7777 == meta.mode & 0o7777
+    })
+}
+
+/// Whether the entries received whole are committed when a restore ends
+/// (done, or cut by a signal, a lost connection or a timeout): yes, so a
+/// re-run need not fetch them again, unless the server broke the protocol
+/// (`protocol_broken`): a stream that is not what the protocol says is
+/// not trusted with any of it.
+#[must_use]
+pub fn commit_when_ended(protocol_broken: bool) -> bool {
+    !protocol_broken
 }
 
 /// True when the entries received so far (`pending`) are to be committed
@@ -235,6 +350,7 @@ mod tests {
             &wp("home/ann/docs"),
             Path::new("/tmp/out"),
             dirs(&["/tmp/out"]),
+            |_| false,
         )
         .unwrap();
         assert_eq!(t.dir, Path::new("/tmp/out"));
@@ -244,6 +360,7 @@ mod tests {
             &WirePath::root(),
             Path::new("/tmp/out"),
             dirs(&["/tmp/out"]),
+            |_| false,
         )
         .unwrap();
         assert_eq!(t.prefix, WirePath::root());
@@ -255,6 +372,7 @@ mod tests {
             &wp("home/ann/docs"),
             Path::new("/tmp/copy"),
             dirs(&["/tmp"]),
+            |_| false,
         )
         .unwrap();
         assert_eq!(t.dir, Path::new("/tmp"));
@@ -262,10 +380,56 @@ mod tests {
     }
 
     #[test]
+    fn a_rerun_restores_into_the_unfinished_target_it_made_not_beside_it() {
+        // `restore /usr/lib /tmp/r` made /tmp/r and was cut: /tmp/r is now a
+        // directory carrying the marker, and the re-run goes into it again.
+        let marked = |p: &Path| p == Path::new("/tmp/r");
+        let t = target(
+            &wp("usr/lib"),
+            Path::new("/tmp/r"),
+            dirs(&["/tmp", "/tmp/r"]),
+            marked,
+        )
+        .unwrap();
+        assert_eq!((t.dir.as_path(), t.prefix), (Path::new("/tmp"), wp("r")));
+        // Finished (no marker): cp -a's rule, into /tmp/r/lib.
+        let t = target(
+            &wp("usr/lib"),
+            Path::new("/tmp/r"),
+            dirs(&["/tmp", "/tmp/r"]),
+            |_| false,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.dir.as_path(), t.prefix),
+            (Path::new("/tmp/r"), wp("lib"))
+        );
+        assert_eq!(marker(&wp("usr/lib")), b"v1 path=/usr/lib");
+        assert_eq!(marker(&WirePath::root()), b"v1 path=/");
+    }
+
+    #[test]
+    fn an_identical_local_file_is_not_sent_again() {
+        use crate::proto::Time;
+        let m = |mode, secs, nanos| Meta {
+            mode,
+            mtime: Time { secs, nanos },
+        };
+        let sent = m(0o644, 100, 5);
+        assert!(unchanged(Some((7, m(0o644, 100, 5))), 7, &sent));
+        assert!(unchanged(Some((7, m(0o100644, 100, 5))), 7, &sent));
+        assert!(!unchanged(None, 7, &sent));
+        assert!(!unchanged(Some((8, m(0o644, 100, 5))), 7, &sent));
+        assert!(!unchanged(Some((7, m(0o600, 100, 5))), 7, &sent));
+        assert!(!unchanged(Some((7, m(0o644, 100, 6))), 7, &sent));
+        assert!(!unchanged(Some((7, m(0o644, 101, 5))), 7, &sent));
+    }
+
+    #[test]
     fn a_missing_parent_is_an_error() {
-        let e = target(&wp("a"), Path::new("/no/such/dest"), dirs(&[])).unwrap_err();
+        let e = target(&wp("a"), Path::new("/no/such/dest"), dirs(&[]), |_| false).unwrap_err();
         assert_eq!(e, "/no/such: entity not found");
-        let e = target(&wp("a"), Path::new("/"), dirs(&[])).unwrap_err();
+        let e = target(&wp("a"), Path::new("/"), dirs(&[]), |_| false).unwrap_err();
         assert_eq!(e, "/: not a usable destination");
     }
 
@@ -303,8 +467,6 @@ mod tests {
             map(&prefix, &wp("linked"), EntryKind::File, &links),
             Ok(wp("x/linked"))
         );
-        assert_eq!(offer_path(&prefix, &wp("link/f"), &links), None);
-        assert_eq!(offer_path(&prefix, &wp("f"), &links), Some(wp("x/f")));
     }
 
     #[test]
@@ -342,10 +504,78 @@ mod tests {
     }
 
     #[test]
+    fn a_reserved_name_from_the_server_is_refused_in_every_component() {
+        let links = Links::new();
+        let prefix = wp("x");
+        for rel in [".rsb-tmp.1.2", "d/.rsb-tmp.part.f", ".rsb-tmp.old.3/f"] {
+            for kind in [EntryKind::File, EntryKind::Dir, EntryKind::Symlink] {
+                let e = map(&prefix, &wp(rel), kind, &links).unwrap_err();
+                assert_eq!(
+                    e,
+                    Refusal::Reserved {
+                        path: prefix.join_path(&wp(rel)).unwrap()
+                    }
+                );
+                let (path, cause) = e.message(&prefix, |p| p.to_string());
+                assert_eq!(path, format!("/x/{rel}"));
+                assert!(cause.contains("reserved"), "{cause}");
+            }
+        }
+        // A name that merely contains the prefix is an ordinary name, and
+        // DEST's own name is the user's.
+        assert_eq!(
+            map(&prefix, &wp("a.rsb-tmp.b"), EntryKind::File, &links),
+            Ok(wp("x/a.rsb-tmp.b"))
+        );
+        assert_eq!(
+            map(&wp(".rsb-tmp.mine"), &wp("f"), EntryKind::File, &links),
+            Ok(wp(".rsb-tmp.mine/f"))
+        );
+    }
+
+    #[test]
+    fn a_file_or_link_over_a_nonempty_local_directory_needs_force() {
+        let p = wp("src/a.txt");
+        for kind in [EntryKind::File, EntryKind::Symlink] {
+            let e = replace(&p, kind, Local::FullDir, false).unwrap_err();
+            assert_eq!(
+                e,
+                Refusal::FullDir {
+                    path: p.clone(),
+                    kind
+                }
+            );
+            let (path, cause) = e.message(&WirePath::root(), |p| p.to_string());
+            assert_eq!(path, "/src/a.txt");
+            assert!(
+                cause.contains("not empty") && cause.contains("--force"),
+                "{cause}"
+            );
+            assert_eq!(replace(&p, kind, Local::FullDir, true), Ok(()));
+            // Anything else is replaced as rsync -a replaces it.
+            for local in [Local::Missing, Local::NonDir, Local::EmptyDir] {
+                assert_eq!(replace(&p, kind, local, false), Ok(()));
+            }
+        }
+        for local in [
+            Local::Missing,
+            Local::NonDir,
+            Local::EmptyDir,
+            Local::FullDir,
+        ] {
+            assert_eq!(replace(&p, EntryKind::Dir, local, false), Ok(()));
+        }
+    }
+
+    #[test]
     fn commits_come_every_commit_every_entries_between_files() {
         assert!(!wants_commit(COMMIT_EVERY as usize - 1, false));
         assert!(wants_commit(COMMIT_EVERY as usize, false));
         assert!(!wants_commit(COMMIT_EVERY as usize, true));
+        // A cut restore keeps what arrived whole, unless the stream broke
+        // the protocol.
+        assert!(commit_when_ended(false));
+        assert!(!commit_when_ended(true));
     }
 
     #[test]

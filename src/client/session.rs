@@ -245,6 +245,14 @@ impl ClientSession {
         self.push(&Frame::Want { id, offset });
     }
 
+    /// Answers the current `Offer` with `Skip`: the server sends nothing of
+    /// the file and goes on with the next entry.
+    pub fn send_skip(&mut self, id: u32) {
+        self.offer = None;
+        self.wanted = None;
+        self.push(&Frame::Skip { id });
+    }
+
     /// Asks the server to make everything so far durable.
     pub fn send_commit(&mut self) -> u32 {
         let id = self.id();

@@ -25,6 +25,9 @@ pub enum Command {
         path: OsString,
         /// Where to put it; `None` means the current directory.
         dest: Option<OsString>,
+        /// `--force`: a file or link of the backup may replace a local
+        /// directory that has contents (else that entry is refused).
+        force: bool,
     },
     /// List the server's copy of a path (default: the namespace root).
     Ls(Option<OsString>),
@@ -43,6 +46,7 @@ pub const HELP: &str = "\
 backup PATH...       back up local files or directories (recursively)
 PATH                 back up an existing path (at the prompt: the whole line)
 restore PATH [DEST]  copy PATH back from the server into DEST (default .)
+restore --force ...  the same, letting a file replace a local directory with contents
 ls [PATH]            list what the server holds (default: everything)
 verify [PATH]        have the server re-read its copy and report damaged files
 help                 show this list
@@ -306,7 +310,7 @@ fn command_word(word: &[u8]) -> Option<Verb> {
 fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
     let usage = match verb {
         Verb::Backup => "usage: backup PATH...",
-        Verb::Restore => "usage: restore PATH [DEST]",
+        Verb::Restore => "usage: restore [--force] PATH [DEST]",
         Verb::Ls => "usage: ls [PATH]",
         Verb::Verify => "usage: verify [PATH]",
         Verb::Help => "usage: help",
@@ -316,13 +320,19 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
     if args.iter().any(|a| a.is_empty()) {
         return Err(format!("empty path; {usage}"));
     }
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    // `restore [--force] [--] PATH [DEST]`.
+    let force = verb == Verb::Restore && args.next_if(|a| a == "--force").is_some();
+    if verb == Verb::Restore {
+        args.next_if(|a| a == "--");
+    }
     let command = match (verb, args.len()) {
         (Verb::Backup, 1..) => Command::Backup(args.collect()),
         (Verb::Restore, 1 | 2) => match args.next() {
             Some(path) => Command::Restore {
                 path,
                 dest: args.next(),
+                force,
             },
             None => return Err(usage.to_string()),
         },
@@ -506,16 +516,36 @@ mod tests {
             line("restore /etc/hosts"),
             Ok(Some(Command::Restore {
                 path: os("/etc/hosts"),
-                dest: None
+                dest: None,
+                force: false
             }))
         );
         assert_eq!(
             line("restore /etc/hosts /tmp/x"),
             Ok(Some(Command::Restore {
                 path: os("/etc/hosts"),
-                dest: Some(os("/tmp/x"))
+                dest: Some(os("/tmp/x")),
+                force: false
             }))
         );
+        assert_eq!(
+            line("restore --force /etc/hosts /tmp/x"),
+            Ok(Some(Command::Restore {
+                path: os("/etc/hosts"),
+                dest: Some(os("/tmp/x")),
+                force: true
+            }))
+        );
+        // `--` ends the options: a path may be called --force.
+        assert_eq!(
+            line("restore -- --force"),
+            Ok(Some(Command::Restore {
+                path: os("--force"),
+                dest: None,
+                force: false
+            }))
+        );
+        assert!(line("restore --force").is_err());
     }
 
     #[test]
@@ -623,7 +653,7 @@ mod tests {
         }
         assert_eq!(
             line("restore"),
-            Err("usage: restore PATH [DEST]".to_string())
+            Err("usage: restore [--force] PATH [DEST]".to_string())
         );
     }
 
@@ -643,7 +673,16 @@ mod tests {
             parse_args(&args(&["restore", "/p", "d"]), &exists),
             Ok(Command::Restore {
                 path: os("/p"),
-                dest: Some(os("d"))
+                dest: Some(os("d")),
+                force: false
+            })
+        );
+        assert_eq!(
+            parse_args(&args(&["restore", "--force", "/p"])),
+            Ok(Command::Restore {
+                path: os("/p"),
+                dest: None,
+                force: true
             })
         );
         assert_eq!(parse_args(&args(&["help"]), &exists), Ok(Command::Help));

@@ -169,6 +169,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             path: r.path()?,
         },
         Kind::Done => Frame::Done { id: r.u32("id")? },
+        Kind::Skip => Frame::Skip { id: r.u32("id")? },
         Kind::Manifest => {
             let id = r.u32("id")?;
             let n = r.u32("count")?;
@@ -415,7 +416,10 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*crc);
             w.raw(&[u8::from(!*ok)]);
         }
-        Frame::Commit { id } | Frame::Committed { id } | Frame::Done { id } => w.u32(*id),
+        Frame::Commit { id }
+        | Frame::Committed { id }
+        | Frame::Done { id }
+        | Frame::Skip { id } => w.u32(*id),
         Frame::Failed { id, path, message } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
@@ -725,6 +729,7 @@ mod tests {
                 size: 1 << 33,
             },
             Frame::Want { id: 12, offset: 77 },
+            Frame::Skip { id: 13 },
         ]
     }
 

@@ -301,6 +301,13 @@ pub enum Frame {
         /// Where the body starts; at most `size`.
         offset: u64,
     },
+    /// Client: the other answer to an `Offer`: send nothing of this file
+    /// (the client already has this version of it, or refuses it); the
+    /// server goes on with the next entry.
+    Skip {
+        /// The `Restore` request.
+        id: u32,
+    },
     /// Client: re-read the stored files under a path and compare them with
     /// the crc32c recorded when they were stored.
     Verify {

@@ -130,6 +130,8 @@ kinds! {
     Verified = 30, Server, body: false;
     /// How far a `Verify` got.
     Progress = 31, Server, body: false;
+    /// The other answer to an `Offer`: send nothing of it.
+    Skip = 32, Client, body: false;
 }
 
 impl Kind {

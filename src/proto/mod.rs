@@ -86,6 +86,14 @@
 //!   path itself), directories after their contents, then `Done`. Entries that cannot be read are
 //!   reported with `Failed` and skipped.
 //!
+//! * `Offer` (id, path, mode, mtime, size): in a restore, a file of 1 MiB
+//!   or more is offered before it is sent. The client answers `Want` (id,
+//!   offset: the bytes it holds from an interrupted restore, 0 for none),
+//!   and the server sends `FileFrom` from there; or it answers `Skip` (id):
+//!   it has this version already (same size, mode and mtime, rsync's quick
+//!   check) or refuses it, and the server sends nothing of it and goes on
+//!   with the next entry.
+//!
 //! * `Verify` (id, path): the server re-reads every stored file under the
 //!   path and compares it with the crc32c recorded when it was stored
 //!   (never changing anything), reports each damaged or unreadable file

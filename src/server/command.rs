@@ -113,6 +113,12 @@ pub enum Command {
         /// Bytes the client already holds.
         offset: u64,
     },
+    /// Send nothing of the offered file of the restore `id` (the client
+    /// has it, or refuses it) and go on with the next entry.
+    SkipOffer {
+        /// The `Restore` request.
+        id: u32,
+    },
     /// Re-read the stored files under `path` and compare each with its
     /// recorded crc32c ([`Completion::Failed`] for each damaged one,
     /// [`Completion::VerifyProgress`] meanwhile, then

@@ -242,6 +242,12 @@ impl FakeShell {
                 answers
             }
             Command::Verify { id, .. } => self.verify_answers(id),
+            Command::SkipOffer { .. } => {
+                if let Some(c) = self.cursor.as_mut() {
+                    c.offered = None;
+                }
+                self.produce()
+            }
             Command::Abort => {
                 self.incoming = None;
                 self.staged.clear();

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod error;
 pub mod event_loop;
 pub mod list;
+pub mod marker;
 pub mod report;
 pub mod restore;
 pub mod verify;
@@ -216,10 +217,10 @@ impl Client {
                 rep.finish("backup", "sent");
                 r
             }
-            Command::Restore { path, dest } => {
+            Command::Restore { path, dest, force } => {
                 let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let mut link = self.lp.link(remote)?;
-                let r = restore::restore(&mut link, &PathBuf::from(path), &dest, &mut rep);
+                let r = restore::restore(&mut link, &PathBuf::from(path), &dest, force, &mut rep);
                 rep.finish("restore", "received");
                 r
             }

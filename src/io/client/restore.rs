@@ -12,32 +12,114 @@
 //! the server's crc32c, and renamed into place in synced batches, exactly as
 //! the server stores backups.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::NetError;
 use super::event_loop::Link;
+use super::marker::{self, Marked};
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
-use crate::client::restore::{self, Links, Target};
+use crate::client::restore::{self, Links, Local, Target};
 use crate::client::session::Event;
-use crate::io::describe;
 use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
-use crate::proto::{EntryKind, WirePath};
+use crate::io::{describe, kind_of, meta_of};
+use crate::proto::{EntryKind, Meta, WirePath};
 
 /// The target of restoring `source` into `dest`, looking at the disk.
 fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
     let dest = absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    restore::target(source, &dest, |p| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_dir())
-    })
+    let value = restore::marker(source);
+    restore::target(
+        source,
+        &dest,
+        |p| std::fs::metadata(p).is_ok_and(|m| m.is_dir()),
+        |p| marker::is_marked(p, &value),
+    )
 }
 
-/// Restores `source` (a path as it was backed up) into `dest`.
+/// What stands at `p` beneath the destination, for [`restore::replace`].
+fn local_at(stager: &Stager, p: &WirePath) -> Local {
+    match stager.tree().lstat(p) {
+        Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match stager.tree().read_dir(p) {
+            Ok(names) if names.is_empty() => Local::EmptyDir,
+            // Unreadable: its contents are unknown, so it counts as full.
+            _ => Local::FullDir,
+        },
+        Ok(_) => Local::NonDir,
+        Err(_) => Local::Missing,
+    }
+}
+
+/// True when the regular file at `p` is the version of `size` bytes and
+/// `meta` the server is about to send ([`restore::unchanged`]).
+fn unchanged(stager: &Stager, p: &WirePath, size: u64, meta: &Meta) -> bool {
+    let local = stager
+        .tree()
+        .lstat(p)
+        .ok()
+        .filter(|st| kind_of(st) == Some(EntryKind::File))
+        .map(|st| (u64::try_from(st.st_size).unwrap_or(u64::MAX), meta_of(&st)));
+    restore::unchanged(local, size, meta)
+}
+
+/// The top directory of a restored tree, marked while the restore is
+/// unfinished (see [`marker`]).
+struct Top {
+    /// Its local path; `None` when the restore writes into DEST itself
+    /// (the namespace root), which is never nested.
+    path: Option<PathBuf>,
+    value: Vec<u8>,
+    marked: Marked,
+}
+
+impl Top {
+    fn new(t: &Target, source: &WirePath) -> Top {
+        let path = t.prefix.file_name().map(|n| {
+            use std::os::unix::ffi::OsStrExt;
+            t.dir.join(std::ffi::OsStr::from_bytes(n))
+        });
+        Top {
+            path,
+            value: restore::marker(source),
+            marked: Marked::NotYet,
+        }
+    }
+
+    /// An entry of `kind` goes to `p`: when that makes the top a
+    /// directory, it is marked before anything is written into it.
+    fn entry(&mut self, prefix: &WirePath, p: &WirePath, kind: EntryKind) {
+        if self.marked != Marked::NotYet || (p == prefix && kind != EntryKind::Dir) {
+            return;
+        }
+        if let Some(path) = &self.path {
+            self.marked = marker::mark(path, &self.value);
+        }
+    }
+
+    /// The restore finished with nothing failed: the mark goes.
+    fn finished(&self) {
+        if let (Some(path), Marked::Yes) = (&self.path, self.marked) {
+            marker::clear(path);
+        }
+    }
+}
+
+/// Restores `source` (a path as it was backed up) into `dest`; `force`
+/// lets a file or link replace a local directory with contents (see
+/// [`restore::replace`]).
+///
+/// A local file that is already the server's version (same size, mode
+/// and mtime) is not written again, and a large one is not even sent
+/// (`Skip`). When the restore is cut (a lost connection, a signal), what
+/// was received whole is committed, not thrown away
+/// ([`restore::commit_when_ended`]); the top directory
+/// keeps its mark, so running the same restore again converges.
 pub fn restore(
     link: &mut Link<'_>,
     source: &Path,
     dest: &Path,
+    force: bool,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
     let shown_src = source.display().to_string();
@@ -75,11 +157,38 @@ pub fn restore(
         ..StageOptions::default()
     };
     let mut stager = Stager::new(tree, opts);
+    let mut top = Top::new(&t, &wire);
+    let failed_before = rep.counts.failed;
+    let res = receive(link, &wire, &t, force, &mut stager, &mut top, rep);
+    // Done or cut: what arrived whole is made durable and visible, with
+    // the directory modes and times that came (the rest come with a
+    // re-run); from a server that broke the protocol, nothing is.
+    if restore::commit_when_ended(matches!(res, Err(NetError::Protocol { .. }))) {
+        commit(&mut stager, rep);
+    }
+    if res.is_ok() && rep.counts.failed == failed_before {
+        top.finished();
+    }
+    res
+}
+
+/// Receives the restore of `wire` into the target `t` until its `Done`.
+fn receive(
+    link: &mut Link<'_>,
+    wire: &WirePath,
+    t: &Target,
+    force: bool,
+    stager: &mut Stager,
+    top: &mut Top,
+    rep: &mut Reporter,
+) -> Result<(), NetError> {
     let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
     // The path and size of the file whose body is arriving.
     let mut current: Option<(WirePath, u64)> = None;
+    // The `File` that follows was offered and the offer answered.
+    let mut answered = false;
     // The symlinks sent so far in this restore, where they were put.
     let mut links = Links::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
@@ -101,10 +210,10 @@ pub fn restore(
         while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Dir { path, meta, .. } => {
-                    let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, &stager)
-                    else {
+                    let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, stager) else {
                         continue;
                     };
+                    top.entry(&t.prefix, &p, EntryKind::Dir);
                     if let Err(e) = stager.mkdir(&p, meta) {
                         rep.fail(&e.path, &describe(&e.error));
                     }
@@ -112,10 +221,14 @@ pub fn restore(
                 Event::Symlink {
                     path, target, meta, ..
                 } => {
-                    let Some(p) = map(&t.prefix, &path, EntryKind::Symlink, &links, rep, &stager)
+                    let Some(p) = map(&t.prefix, &path, EntryKind::Symlink, &links, rep, stager)
                     else {
                         continue;
                     };
+                    top.entry(&t.prefix, &p, EntryKind::Symlink);
+                    if !may_replace(stager, &t.prefix, &p, EntryKind::Symlink, force, rep) {
+                        continue;
+                    }
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => {
                             rep.counts.files += 1;
@@ -130,13 +243,25 @@ pub fn restore(
                     meta,
                     size,
                 } => {
-                    // How much of this version of the file an interrupted
-                    // restore left behind. A bad path is reported by the
-                    // `File` that follows, not twice.
-                    let held = restore::offer_path(&t.prefix, &path, &links)
-                        .and_then(|p| stager.partial_len(&p, size, &meta))
-                        .unwrap_or(0);
-                    link.session().send_want(id, held);
+                    // Refused (and named now), or already here: not sent.
+                    // Else: how much of this version of the file an
+                    // interrupted restore left behind.
+                    let Some(p) = map(&t.prefix, &path, EntryKind::File, &links, rep, stager)
+                    else {
+                        link.session().send_skip(id);
+                        continue;
+                    };
+                    top.entry(&t.prefix, &p, EntryKind::File);
+                    if !may_replace(stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                        link.session().send_skip(id);
+                    } else if unchanged(stager, &p, size, &meta) {
+                        rep.counts.skipped += 1;
+                        link.session().send_skip(id);
+                    } else {
+                        let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
+                        link.session().send_want(id, held);
+                        answered = true;
+                    }
                 }
                 Event::File {
                     path,
@@ -147,10 +272,22 @@ pub fn restore(
                 } => {
                     recv = None;
                     current = None;
-                    let Some(p) = map(&t.prefix, &path, EntryKind::File, &links, rep, &stager)
+                    let offered = std::mem::take(&mut answered);
+                    let Some(p) = map(&t.prefix, &path, EntryKind::File, &links, rep, stager)
                     else {
                         continue;
                     };
+                    top.entry(&t.prefix, &p, EntryKind::File);
+                    if !offered {
+                        if !may_replace(stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                            continue;
+                        }
+                        if unchanged(stager, &p, size, &meta) {
+                            // Already here: the body is received and dropped.
+                            rep.counts.skipped += 1;
+                            continue;
+                        }
+                    }
                     let started = if offset > 0 {
                         stager.resume_file(id, &p, meta, size, offset).map(|_| ())
                     } else {
@@ -174,7 +311,7 @@ pub fn restore(
                     match restore::body_problem(crc, ok, got, err.map(|e| describe(&e))) {
                         Some(msg) => {
                             stager.abort_file();
-                            rep.fail(&show(&stager, &p), &msg);
+                            rep.fail(&show(stager, &p), &msg);
                         }
                         None => match stager.finish_file(crc) {
                             Ok(()) => {
@@ -188,10 +325,7 @@ pub fn restore(
                 Event::Failed { path, message, .. } => {
                     rep.fail(&path.to_string(), &format!("server: {message}"))
                 }
-                Event::Done { .. } => {
-                    commit(&mut stager, rep);
-                    return Ok(());
-                }
+                Event::Done { .. } => return Ok(()),
                 Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 Event::Welcome { .. }
                 | Event::Committed { .. }
@@ -201,7 +335,7 @@ pub fn restore(
                 | Event::Progress { .. } => {}
             }
             if restore::wants_commit(stager.pending(), current.is_some()) {
-                commit(&mut stager, rep);
+                commit(stager, rep);
             }
         }
         if link.session().is_closed() {
@@ -227,6 +361,26 @@ fn map(
             let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));
             rep.fail(&path, &cause);
             None
+        }
+    }
+}
+
+/// True when a restored `kind` may replace what stands at `p`; else the
+/// refusal is reported (the body, if any, is then received and dropped).
+fn may_replace(
+    stager: &Stager,
+    prefix: &WirePath,
+    p: &WirePath,
+    kind: EntryKind,
+    force: bool,
+    rep: &mut Reporter,
+) -> bool {
+    match restore::replace(p, kind, local_at(stager, p), force) {
+        Ok(()) => true,
+        Err(refusal) => {
+            let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));
+            rep.fail(&path, &cause);
+            false
         }
     }
 }

@@ -486,6 +486,7 @@ impl ServerSession {
             }
             (State::Ready, frame) => self.handle_request(frame),
             (State::Streaming { .. }, Frame::Want { id, offset }) => self.handle_want(id, offset),
+            (State::Streaming { .. }, Frame::Skip { id }) => self.handle_skip(id),
             // wants_input() keeps frames from arriving in the other states.
             (_, f) => self.fail(
                 ErrorCode::Unexpected,

@@ -135,6 +135,21 @@ impl ServerSession {
         }
     }
 
+    /// The client's `Skip`, while streaming: it answers the open offer by
+    /// wanting none of the file.
+    pub(super) fn handle_skip(&mut self, id: u32) {
+        match self.offer {
+            Some((want, _)) if want == id => {
+                self.offer = None;
+                self.commands.push_back(Command::SkipOffer { id });
+            }
+            _ => self.fail(
+                ErrorCode::Unexpected,
+                format!("unexpected skip for request {id}"),
+            ),
+        }
+    }
+
     /// `Verified` ends a `Verify`'s stream.
     pub(super) fn push_verified(&mut self, id: u32, c: VerifyCounts) {
         self.push(&Frame::Verified {
@@ -273,6 +288,49 @@ mod tests {
                 assert!(!s.is_offering() && !s.wants_input());
             }
         }
+    }
+
+    #[test]
+    fn a_skip_answers_the_open_offer_and_nothing_of_the_file_is_sent() {
+        let now = Instant::now();
+        for (skip, closes) in [
+            (Frame::Skip { id: 1 }, false),
+            (Frame::Skip { id: 2 }, true),
+        ] {
+            let mut s = welcomed(SessionConfig::default(), now);
+            s.handle_input(
+                now,
+                &bytes(&[Frame::Restore {
+                    id: 1,
+                    path: WirePath::root(),
+                }]),
+            );
+            drain_commands(&mut s);
+            s.handle_completion(Completion::Offered {
+                id: 1,
+                path: wp("big"),
+                meta: meta(),
+                size: 10,
+            });
+            s.handle_input(now, &bytes(&[skip]));
+            assert_eq!(s.is_closing(), closes);
+            if !closes {
+                assert_eq!(drain_commands(&mut s), vec![Command::SkipOffer { id: 1 }]);
+                assert!(!s.is_offering() && s.is_streaming());
+            }
+        }
+        // No offer open: a skip is a protocol error.
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.handle_input(
+            now,
+            &bytes(&[Frame::Restore {
+                id: 1,
+                path: WirePath::root(),
+            }]),
+        );
+        drain_commands(&mut s);
+        s.handle_input(now, &bytes(&[Frame::Skip { id: 1 }]));
+        assert!(drain_commands(&mut s).is_empty());
     }
 
     #[test]

@@ -39,6 +39,7 @@ impl RsbConn {
                     }
                 }
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
+                Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
                     self.dispatch(cmd);
                     self.defer_prefix_crc(&env.workers);
@@ -130,6 +131,7 @@ impl RsbConn {
             Command::OpenNamespace { .. }
             | Command::Abort
             | Command::SendFrom { .. }
+            | Command::SkipOffer { .. }
             | Command::Commit { .. }
             | Command::Verify { .. } => {}
         }

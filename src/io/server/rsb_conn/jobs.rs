@@ -90,6 +90,16 @@ impl RsbConn {
         }
     }
 
+    /// The client's `Skip` for the offered file: it is dropped unsent and
+    /// the walk goes on.
+    pub(in crate::io::server) fn skip_offer(&mut self) {
+        if let State::Restoring(r) = &mut self.state {
+            if matches!(r.out, Outgoing::Offered(_)) {
+                r.out = Outgoing::Walking;
+            }
+        }
+    }
+
     /// The client's `Want` for the offered file of restore `id`: send it
     /// from `offset`, after a worker read the crc32c of the bytes before.
     pub(in crate::io::server) fn send_from(&mut self, id: u32, offset: u64, workers: &Workers) {
