@@ -678,7 +678,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_args(&args(&["restore", "--force", "/p"])),
+            parse_args(&args(&["restore", "--force", "/p"]), &exists),
             Ok(Command::Restore {
                 path: os("/p"),
                 dest: None,
