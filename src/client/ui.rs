@@ -162,13 +162,13 @@ pub struct Summary {
 /// The byte count is exact, so scripts can parse it; the rate is for people.
 pub fn format_summary(s: &Summary) -> String {
     format!(
-        "{}: {} files {}, {} skipped, {} failed, {} bytes in {} ({}/s)",
+        "{}: {} {}, {} skipped, {} failed, {} in {} ({}/s)",
         s.verb,
-        s.files,
+        count(s.files, "file", "files"),
         s.noun,
         s.skipped,
         s.failed,
-        s.bytes,
+        count(s.bytes, "byte", "bytes"),
         format_elapsed(s.elapsed),
         human_bytes(rate(s.bytes, s.elapsed)),
     )
@@ -184,7 +184,8 @@ pub fn format_verify_summary(
     elapsed: Duration,
 ) -> String {
     format!(
-        "verify: {files} files, {} read, {damaged} damaged, {unchecked} without a checksum, in {:.2}s",
+        "verify: {}, {} read, {damaged} damaged, {unchecked} without a checksum, in {:.2}s",
+        count(files, "file", "files"),
         human_bytes(bytes),
         elapsed.as_secs_f64()
     )
@@ -193,9 +194,20 @@ pub fn format_verify_summary(
 /// The summary of an `ls`, e.g. `ls: 12 entries, 0 failed, in 0.01s`.
 pub fn format_list_summary(entries: u64, failed: u64, elapsed: Duration) -> String {
     format!(
-        "ls: {entries} entries, {failed} failed, in {:.2}s",
+        "ls: {}, {failed} failed, in {:.2}s",
+        count(entries, "entry", "entries"),
         elapsed.as_secs_f64()
     )
+}
+
+/// `n` and the noun, singular for exactly one: `1 file`, `0 files`,
+/// `2 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// One progress line: starts with `\r`, ends with `ESC[K` (clear to the end
@@ -657,6 +669,28 @@ mod tests {
             format_list_summary(12, 0, Duration::from_millis(10)),
             "ls: 12 entries, 0 failed, in 0.01s"
         );
+    }
+
+    #[test]
+    fn one_file_is_not_1_files() {
+        assert_eq!(count(0, "file", "files"), "0 files");
+        assert_eq!(count(1, "file", "files"), "1 file");
+        assert_eq!(count(2, "entry", "entries"), "2 entries");
+        let s = Summary {
+            verb: "backup",
+            noun: "sent",
+            files: 1,
+            skipped: 0,
+            failed: 0,
+            bytes: 1,
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(
+            format_summary(&s),
+            "backup: 1 file sent, 0 skipped, 0 failed, 1 byte in 1.00s (1 B/s)"
+        );
+        assert!(format_verify_summary(1, 0, 0, 0, Duration::ZERO).starts_with("verify: 1 file, "));
+        assert!(format_list_summary(1, 0, Duration::ZERO).starts_with("ls: 1 entry, "));
     }
 
     #[test]

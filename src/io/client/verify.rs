@@ -9,6 +9,7 @@ use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::wire_path;
 use crate::client::session::Event;
+use crate::client::ui;
 use crate::proto::WirePath;
 
 /// Verifies `path` (the whole namespace when `None`). Damaged files count
@@ -51,7 +52,14 @@ pub fn verify(
                     if damaged > named {
                         rep.fail(
                             "verify",
-                            &format!("{} more damaged files not named", damaged - named),
+                            &format!(
+                                "{} not named",
+                                ui::count(
+                                    damaged - named,
+                                    "more damaged file",
+                                    "more damaged files"
+                                )
+                            ),
                         );
                         rep.counts.failed += damaged - named - 1;
                     }
