@@ -146,9 +146,11 @@ pub struct Summary {
     pub noun: &'static str,
     /// Files transferred.
     pub files: u64,
-    /// Files not transferred because they were unchanged or not backed up
-    /// (sockets, fifos, devices).
-    pub skipped: u64,
+    /// Entries not transferred because the other side already had them.
+    pub unchanged: u64,
+    /// Entries not transferred because rsb does not store their kind
+    /// (sockets, fifos, devices) or their name is reserved.
+    pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
     /// File-content bytes transferred.
@@ -158,15 +160,20 @@ pub struct Summary {
 }
 
 /// The one-line summary, e.g.
-/// `backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`.
+/// `backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`
+/// (`not supported` only when there are some).
 /// The byte count is exact, so scripts can parse it; the rate is for people.
 pub fn format_summary(s: &Summary) -> String {
+    let unsupported = match s.unsupported {
+        0 => String::new(),
+        n => format!(", {n} not supported"),
+    };
     format!(
-        "{}: {} {}, {} skipped, {} failed, {} in {} ({}/s)",
+        "{}: {} {}, {} unchanged{unsupported}, {} failed, {} in {} ({}/s)",
         s.verb,
         count(s.files, "file", "files"),
         s.noun,
-        s.skipped,
+        s.unchanged,
         s.failed,
         count(s.bytes, "byte", "bytes"),
         format_elapsed(s.elapsed),
@@ -680,14 +687,15 @@ mod tests {
             verb: "backup",
             noun: "sent",
             files: 1,
-            skipped: 0,
+            unchanged: 0,
+            unsupported: 0,
             failed: 0,
             bytes: 1,
             elapsed: Duration::from_secs(1),
         };
         assert_eq!(
             format_summary(&s),
-            "backup: 1 file sent, 0 skipped, 0 failed, 1 byte in 1.00s (1 B/s)"
+            "backup: 1 file sent, 0 unchanged, 0 failed, 1 byte in 1.00s (1 B/s)"
         );
         assert!(format_verify_summary(1, 0, 0, 0, Duration::ZERO).starts_with("verify: 1 file, "));
         assert!(format_list_summary(1, 0, Duration::ZERO).starts_with("ls: 1 entry, "));
@@ -699,14 +707,23 @@ mod tests {
             verb: "backup",
             noun: "sent",
             files: 12,
-            skipped: 3,
+            unchanged: 3,
+            unsupported: 0,
             failed: 0,
             bytes: 5242897,
             elapsed: Duration::from_millis(420),
         };
         assert_eq!(
             format_summary(&s),
-            "backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+            "backup: 12 files sent, 3 unchanged, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+        );
+        let odd = Summary {
+            unsupported: 1,
+            ..s
+        };
+        assert_eq!(
+            format_summary(&odd),
+            "backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
         );
         let r = Summary {
             verb: "restore",
@@ -717,7 +734,7 @@ mod tests {
         };
         assert_eq!(
             format_summary(&r),
-            "restore: 12 files received, 3 skipped, 0 failed, 0 bytes in 0.00s (0 B/s)"
+            "restore: 12 files received, 3 unchanged, 0 failed, 0 bytes in 0.00s (0 B/s)"
         );
         let slow = Summary {
             bytes: 65 * 1024,

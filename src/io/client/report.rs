@@ -19,8 +19,12 @@ pub fn show(p: &std::path::Path) -> String {
 pub struct Counts {
     /// Files (and links) fully done.
     pub files: u64,
-    /// Entries skipped (special files, reserved names).
+    /// Entries not sent because the other side already had them
+    /// (unchanged).
     pub skipped: u64,
+    /// Entries skipped because rsb does not store them (special files,
+    /// reserved names).
+    pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
     /// File-content bytes of the files done.
@@ -65,13 +69,14 @@ impl Reporter {
         self.counts.failed += 1;
     }
 
-    /// A file was skipped on purpose.
+    /// An entry rsb does not store was skipped (counted as not
+    /// supported).
     pub fn skip(&mut self, path: &str, reason: &str) {
         self.clear_progress();
         if !self.quiet {
             eprintln!("rsb-client: {path}: skipped: {reason}");
         }
-        self.counts.skipped += 1;
+        self.counts.unsupported += 1;
     }
 
     /// Redraws the progress line (at most 4 times a second, after 1 s).
@@ -106,7 +111,8 @@ impl Reporter {
                 verb,
                 noun,
                 files: c.files,
-                skipped: c.skipped,
+                unchanged: c.skipped,
+                unsupported: c.unsupported,
                 failed: c.failed,
                 bytes: c.bytes,
                 elapsed: self.start.elapsed()
