@@ -209,8 +209,10 @@ pub enum Next {
 /// What a confirmed commit made durable.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Committed {
-    /// Files and links now stored.
+    /// Regular files now stored.
     pub files: u64,
+    /// Symlinks now stored.
+    pub links: u64,
     /// Their body bytes sent.
     pub bytes: u64,
     /// It was the final commit: the backup is over.
@@ -370,10 +372,12 @@ impl Plan {
         let ids: Vec<u32> = self.sent.range(..id).map(|(k, _)| *k).collect();
         for k in ids {
             if let Some(s) = self.sent.remove(&k) {
-                if s.kind != EntryKind::Dir {
-                    done.files += 1;
-                    done.bytes += s.size;
+                match s.kind {
+                    EntryKind::File => done.files += 1,
+                    EntryKind::Symlink => done.links += 1,
+                    EntryKind::Dir => {}
                 }
+                done.bytes += s.size;
             }
         }
         done
@@ -662,7 +666,8 @@ mod tests {
         assert_eq!(
             p.handle_committed(5),
             Committed {
-                files: 2,
+                files: 1,
+                links: 1,
                 bytes: 5,
                 finished: true
             }

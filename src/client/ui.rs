@@ -144,8 +144,11 @@ pub struct Summary {
     pub verb: &'static str,
     /// What happened to the files: `"sent"` or `"received"`.
     pub noun: &'static str,
-    /// Files transferred.
+    /// Regular files transferred (symlinks are `links`, as `verify`
+    /// counts regular files only).
     pub files: u64,
+    /// Symlinks transferred.
+    pub links: u64,
     /// Entries not transferred because the other side already had them.
     pub unchanged: u64,
     /// Entries not transferred because rsb does not store their kind
@@ -168,8 +171,12 @@ pub fn format_summary(s: &Summary) -> String {
         0 => String::new(),
         n => format!(", {n} not supported"),
     };
+    let links = match s.links {
+        0 => String::new(),
+        n => format!(" and {}", count(n, "symlink", "symlinks")),
+    };
     format!(
-        "{}: {} {}, {} unchanged{unsupported}, {} failed, {} in {} ({}/s)",
+        "{}: {}{links} {}, {} unchanged{unsupported}, {} failed, {} in {} ({}/s)",
         s.verb,
         count(s.files, "file", "files"),
         s.noun,
@@ -687,6 +694,7 @@ mod tests {
             verb: "backup",
             noun: "sent",
             files: 1,
+            links: 0,
             unchanged: 0,
             unsupported: 0,
             failed: 0,
@@ -707,6 +715,7 @@ mod tests {
             verb: "backup",
             noun: "sent",
             files: 12,
+            links: 0,
             unchanged: 3,
             unsupported: 0,
             failed: 0,
@@ -721,6 +730,15 @@ mod tests {
             unsupported: 1,
             ..s
         };
+        let linked = Summary { links: 2, ..s };
+        assert!(
+            format_summary(&linked)
+                .starts_with("backup: 12 files and 2 symlinks sent, 3 unchanged,"),
+            "{}",
+            format_summary(&linked)
+        );
+        let one = Summary { links: 1, ..s };
+        assert!(format_summary(&one).starts_with("backup: 12 files and 1 symlink sent, "));
         assert_eq!(
             format_summary(&odd),
             "backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"

@@ -193,6 +193,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                 Event::Committed { id } => {
                     let done = plan.handle_committed(id);
                     rep.counts.files += done.files;
+                    rep.counts.links += done.links;
                     rep.counts.bytes += done.bytes;
                     if done.finished {
                         return Ok(());

@@ -17,8 +17,10 @@ pub fn show(p: &std::path::Path) -> String {
 /// Counters of one command.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
-    /// Files (and links) fully done.
+    /// Regular files fully done.
     pub files: u64,
+    /// Symlinks done.
+    pub links: u64,
     /// Entries not sent because the other side already had them
     /// (unchanged).
     pub skipped: u64,
@@ -111,6 +113,7 @@ impl Reporter {
                 verb,
                 noun,
                 files: c.files,
+                links: c.links,
                 unchanged: c.skipped,
                 unsupported: c.unsupported,
                 failed: c.failed,

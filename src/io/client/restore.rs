@@ -118,7 +118,7 @@ pub fn restore(
                     };
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => {
-                            rep.counts.files += 1;
+                            rep.counts.links += 1;
                             links.insert(p);
                         }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
