@@ -156,7 +156,8 @@ pub struct Summary {
     pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
-    /// File-content bytes transferred.
+    /// File-content bytes that crossed the wire, also those of files that
+    /// failed or were never committed (an interrupted transfer).
     pub bytes: u64,
     /// Wall time of the command.
     pub elapsed: Duration,

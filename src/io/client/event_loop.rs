@@ -114,6 +114,9 @@ pub struct Reactor {
     /// Deadlines asked for.
     pub timers: NamedTimers,
     ready: [Ready; TOKENS],
+    /// File body bytes that crossed the wire (either way) since the last
+    /// [`EventLoop::take_moved`].
+    moved: u64,
 }
 
 impl Reactor {
@@ -141,6 +144,7 @@ impl Reactor {
             interrupted: false,
             timers: NamedTimers::default(),
             ready: [Ready::default(); TOKENS],
+            moved: 0,
         })
     }
 
@@ -217,6 +221,12 @@ impl EventLoop {
     /// True once SIGINT or SIGTERM arrived during a command.
     pub fn interrupted(&mut self) -> bool {
         self.reactor.interrupted()
+    }
+
+    /// The file body bytes sent or received since the last call: what
+    /// really crossed the wire, whether or not the command finished.
+    pub fn take_moved(&mut self) -> u64 {
+        std::mem::take(&mut self.reactor.moved)
     }
 
     /// The connection to `remote` with the reactor, for a command: the open
@@ -299,6 +309,7 @@ impl Link<'_> {
     /// waits for the loop when nothing could. Returns the body bytes sent.
     pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {
         let s = self.conn.step(Instant::now(), body.as_deref_mut())?;
+        self.reactor.moved += s.body;
         if !s.progress && body.is_none_or(|b| !b.is_done()) {
             self.wait()?;
         }
@@ -313,6 +324,7 @@ impl Link<'_> {
         file: Option<&std::os::fd::OwnedFd>,
     ) -> Result<u64, NetError> {
         let s: Stepped = self.conn.receive(Instant::now(), recv, file)?;
+        self.reactor.moved += s.body;
         if !s.progress && !recv.is_done() {
             self.wait()?;
         }

@@ -193,6 +193,7 @@ impl Client {
     /// Runs one command. `Err` only when the connection failed.
     fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
         let mut rep = Reporter::new(self.config.quiet, self.progress);
+        self.lp.take_moved();
         let remote = &self.config.remote;
         let res = match cmd {
             Command::Help => {
@@ -204,6 +205,7 @@ impl Client {
                 let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
                 let mut link = self.lp.link(remote)?;
                 let r = backup::backup(&mut link, &paths, &mut rep);
+                rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r
             }
@@ -211,6 +213,7 @@ impl Client {
                 let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let mut link = self.lp.link(remote)?;
                 let r = restore::restore(&mut link, &PathBuf::from(path), &dest, &mut rep);
+                rep.counts.moved = self.lp.take_moved();
                 rep.finish("restore", "received");
                 r
             }

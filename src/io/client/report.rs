@@ -31,6 +31,9 @@ pub struct Counts {
     pub failed: u64,
     /// File-content bytes of the files done.
     pub bytes: u64,
+    /// File-content bytes that crossed the wire, done or not (what the
+    /// summary shows: an interrupted transfer moved them too).
+    pub moved: u64,
 }
 
 /// Prints for one command and keeps its counters.
@@ -117,7 +120,7 @@ impl Reporter {
                 unchanged: c.skipped,
                 unsupported: c.unsupported,
                 failed: c.failed,
-                bytes: c.bytes,
+                bytes: c.moved,
                 elapsed: self.start.elapsed()
             })
         );

@@ -1,0 +1,126 @@
+//! What the client tells its user (issue 9, items 14 and 15): summaries
+//! that count what really happened, the progress line, Ctrl-C at the
+//! prompt, a quiet reconnect after the server's idle timeout, the forms of
+//! the remote address, and failures collapsed by cause.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+
+use common::*;
+
+/// The last summary line of `cmd` in `stderr`.
+fn summary(stderr: &str, cmd: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(&format!("{cmd}:")))
+        .unwrap_or_else(|| panic!("no {cmd} summary in:\n{stderr}"))
+        .to_string()
+}
+
+#[test]
+fn skipped_separates_unchanged_from_unsupported_entries() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let mut tree = small_tree(&src, 1);
+    tree.fifo("pipe");
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let first = summary(&o.err(), "backup");
+    assert!(
+        first.contains(", 0 unchanged, 1 not supported, 0 failed"),
+        "{first}"
+    );
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let again = summary(&o.err(), "backup");
+    let expect = format!(
+        "backup: 0 files sent, {} unchanged, 1 not supported, 0 failed, 0 bytes",
+        tree.files + 1 // and the symlink
+    );
+    assert!(again.starts_with(&expect), "{again}\nwanted {expect}");
+}
+
+/// The `N files` (regular files) of a summary line.
+fn files_of(line: &str) -> u64 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| matches!(w.trim_end_matches(','), "files" | "file"))
+        .unwrap_or_else(|| panic!("no file count in {line}"));
+    words[i - 1].parse().unwrap()
+}
+
+#[test]
+fn backup_and_verify_count_symlinks_the_same_way() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let mut tree = small_tree(&src, 2);
+    tree.link("l2", "nowhere", (1_600_000_009, 9));
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let b = summary(&o.err(), "backup");
+    assert!(b.contains(" and 2 symlinks sent,"), "{b}");
+    let o = srv.client(argv!["verify", src]).run();
+    o.ok();
+    let v = summary(&o.err(), "verify");
+    assert_eq!(files_of(&b), tree.files as u64, "{b}");
+    assert_eq!(files_of(&b), files_of(&v), "backup: {b}\nverify: {v}");
+    let dest = s.join("back");
+    fs::create_dir(&dest).unwrap();
+    let o = srv.client(argv!["restore", src, dest]).run();
+    o.ok();
+    let r = summary(&o.err(), "restore");
+    assert_eq!(files_of(&r), files_of(&v), "restore: {r}\nverify: {v}");
+    assert!(r.contains(" and 2 symlinks received,"), "{r}");
+}
+
+/// A temporary file with some bytes in it under `dir`: a body is arriving.
+fn receiving(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let m = e.metadata().ok()?;
+        let tmp = e.file_name().as_bytes().starts_with(b".rsb-tmp.");
+        (tmp && m.is_file() && m.len() > 0).then(|| m.len())
+    })
+}
+
+#[test]
+fn an_interrupted_backup_summary_counts_the_bytes_that_moved() {
+    use nix::sys::signal::Signal;
+    use std::time::{Duration, Instant};
+    let srv = Server::start(&[]);
+    let s = scratch();
+    fs::create_dir(s.join("data")).unwrap();
+    let big = s.join("data/big.bin");
+    write_big(&big, 256, 5);
+    let mut run = srv
+        .client(argv!["backup", big])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let dir = srv.store(NAME, &s.join("data"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        if let Some(n) = receiving(&dir) {
+            run.signal(Signal::SIGSTOP);
+            std::thread::sleep(Duration::from_millis(100));
+            break receiving(&dir).unwrap_or(n);
+        }
+        assert!(!run.has_exited(), "finished before it could be interrupted");
+        assert!(Instant::now() < deadline, "no body arrived within 20 s");
+        std::thread::sleep(Duration::from_micros(500));
+    };
+    assert!(seen < 200 << 20, "almost done ({seen} bytes): cannot test");
+    run.signal(Signal::SIGINT);
+    run.signal(Signal::SIGCONT);
+    let o = run.wait(Duration::from_secs(20));
+    o.code_is(130);
+    let line = summary(&o.err(), "backup");
+    let moved = summary_bytes(&o.err(), "backup").unwrap();
+    assert!(moved >= seen, "{line}: the server had {seen} bytes");
+    assert!(line.starts_with("backup: 0 files sent"), "{line}");
+}
