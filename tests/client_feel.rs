@@ -124,3 +124,69 @@ fn an_interrupted_backup_summary_counts_the_bytes_that_moved() {
     assert!(moved >= seen, "{line}: the server had {seen} bytes");
     assert!(line.starts_with("backup: 0 files sent"), "{line}");
 }
+
+#[test]
+fn host_colon_port_is_accepted_as_the_remote() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    small_tree(&src, 3);
+    let hp = format!("127.0.0.1:{}", srv.port());
+    Cmd::client()
+        .args(argv!["-n", NAME, hp, "backup", src])
+        .run()
+        .ok();
+    assert_same_tree(&src, &srv.store(NAME, &src));
+    // The same port again is fine; another one is a usage error.
+    Cmd::client()
+        .args(argv!["-n", NAME, hp, srv.port().to_string(), "ls"])
+        .run()
+        .ok();
+    let o = Cmd::client()
+        .args(argv!["-n", NAME, hp, "1", "ls"])
+        .run();
+    o.code_is(2).err_has("two ports given");
+}
+
+#[test]
+fn bracketed_v6_with_a_port_is_accepted_as_the_remote() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let base = scratch();
+    let mut child = Command::new(SERVER)
+        .args(["-a", "::1", "-p", "0", "-d"])
+        .arg(base.join("root"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut port = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        port = parse_listening(&line);
+        if port.is_some() {
+            break;
+        }
+    }
+    let port = port.expect("the server did not say where it listens");
+    let s = scratch();
+    let src = s.join("src");
+    small_tree(&src, 4);
+    let o = Cmd::client()
+        .args(argv!["-n", NAME, format!("[::1]:{port}"), "backup", src])
+        .run();
+    let _ = child.kill();
+    let _ = child.wait();
+    o.ok();
+    let stored = base.join("root").join(NAME).join(src.strip_prefix("/").unwrap());
+    assert_same_tree(&src, &stored);
+}
