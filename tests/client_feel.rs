@@ -142,9 +142,7 @@ fn host_colon_port_is_accepted_as_the_remote() {
         .args(argv!["-n", NAME, hp, srv.port().to_string(), "ls"])
         .run()
         .ok();
-    let o = Cmd::client()
-        .args(argv!["-n", NAME, hp, "1", "ls"])
-        .run();
+    let o = Cmd::client().args(argv!["-n", NAME, hp, "1", "ls"]).run();
     o.code_is(2).err_has("two ports given");
 }
 
@@ -187,6 +185,60 @@ fn bracketed_v6_with_a_port_is_accepted_as_the_remote() {
     let _ = child.kill();
     let _ = child.wait();
     o.ok();
-    let stored = base.join("root").join(NAME).join(src.strip_prefix("/").unwrap());
+    let stored = base
+        .join("root")
+        .join(NAME)
+        .join(src.strip_prefix("/").unwrap());
     assert_same_tree(&src, &stored);
+}
+
+/// A prompt session fed line by line, with a pause before each line.
+fn paced_session(srv: &Server, lines: &[(&str, std::time::Duration)]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(CLIENT)
+        .args(["-n", NAME, "127.0.0.1", &srv.port().to_string()])
+        .env_remove("RSB_SECRET_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for (line, pause) in lines {
+        std::thread::sleep(*pause);
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn the_first_command_after_an_idle_timeout_is_not_lost() {
+    use std::time::Duration;
+    let srv = Server::start(&["-t", "1"]);
+    let s = scratch();
+    let src = s.join("src");
+    small_tree(&src, 6);
+    let shown = src.display().to_string();
+    let backup = format!("backup {shown}");
+    let (code, err) = paced_session(
+        &srv,
+        &[
+            ("ls", Duration::ZERO),
+            // The server closes the idle connection after 1 s.
+            (&backup, Duration::from_millis(2500)),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("backup: 2 files and 1 symlink sent"), "{err}");
+    assert_same_tree(&src, &srv.store(NAME, &src));
 }

@@ -230,10 +230,19 @@ impl EventLoop {
     }
 
     /// The connection to `remote` with the reactor, for a command: the open
-    /// one while its session lives, else a new one, welcomed.
+    /// one while its session lives, else a new one, welcomed. A connection
+    /// the server closed while the client was idle (its idle timeout, a
+    /// restart) is noticed here, before the command is sent on it, and
+    /// replaced quietly; a failure to connect again is the command's error.
     pub fn link(&mut self, remote: &Remote) -> Result<Link<'_>, NetError> {
-        if self.server.as_ref().is_some_and(|c| c.session.is_closed()) {
-            self.disconnect();
+        if let Some(c) = self.server.as_mut() {
+            // Nothing is expected between commands but the server's
+            // goodbye (an `Error` frame, then EOF): read it without waiting.
+            c.mark_ready(true, false);
+            if c.step(Instant::now(), None).is_err() || c.session.is_closed() {
+                log::debug!("{}: the idle connection was closed: reconnecting", c.shown);
+                self.disconnect();
+            }
         }
         if self.server.is_none() {
             self.connect(remote)?;
