@@ -242,3 +242,163 @@ fn the_first_command_after_an_idle_timeout_is_not_lost() {
     assert!(err.contains("backup: 2 files and 1 symlink sent"), "{err}");
     assert_same_tree(&src, &srv.store(NAME, &src));
 }
+
+/// A client at a prompt on a terminal (a pty made by util-linux `script`),
+/// fed through script's stdin; everything it prints comes back merged.
+struct Terminal {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    /// `None` when `script` is missing.
+    fn start(client_args: &str) -> Option<Terminal> {
+        use std::io::Read;
+        use std::process::{Command, Stdio};
+        let child = Command::new("script")
+            .args(["-qefc", &format!("{CLIENT} {client_args}"), "/dev/null"])
+            .env_remove("RSB_SECRET_FILE")
+            .env("COLUMNS", "60")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cannot run script(1): {e}; skipped");
+                return None;
+            }
+        };
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut so = child.stdout.take().unwrap();
+        let o2 = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = so.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o2.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Some(Terminal { child, out })
+    }
+
+    fn type_in(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (bounded) until the screen contains `what`.
+    fn wait_for(&self, what: &str, timeout: std::time::Duration) -> bool {
+        wait_until(timeout, || self.screen().contains(what))
+    }
+
+    /// The exit status, waiting at most `timeout`.
+    fn wait(&mut self, timeout: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_transfer_at_the_prompt_returns_to_the_prompt() {
+    use std::time::{Duration, Instant};
+    let srv = Server::start(&[]);
+    let s = scratch();
+    fs::create_dir(s.join("data")).unwrap();
+    let big = s.join("data/big.bin");
+    write_big(&big, 256, 8);
+    let Some(mut term) = Terminal::start(&format!("-n {NAME} 127.0.0.1 {}", srv.port())) else {
+        return;
+    };
+    assert!(term.wait_for("rsb> ", Duration::from_secs(10)), "no prompt");
+    term.type_in(format!("backup {}\n", big.display()).as_bytes());
+    let dir = srv.store(NAME, &s.join("data"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiving(&dir).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no body arrived\n{}",
+            term.screen()
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    term.type_in(b"\x03");
+    assert!(
+        term.wait_for("rsb-client: interrupted", Duration::from_secs(10)),
+        "{}",
+        term.screen()
+    );
+    // Back at the prompt, on a new connection: the next command runs.
+    std::thread::sleep(Duration::from_millis(300));
+    term.type_in(format!("ls {}\n", s.join("data").display()).as_bytes());
+    assert!(
+        term.wait_for("ls: ", Duration::from_secs(10)),
+        "the prompt did not come back\n{}",
+        term.screen()
+    );
+    let screen = term.screen();
+    term.type_in(b"quit\n");
+    let code = term.wait(Duration::from_secs(10));
+    // Nothing of the interrupted file was committed.
+    assert!(
+        !srv.store(NAME, &big).exists(),
+        "a partial file was committed"
+    );
+    let after = screen.split("rsb-client: interrupted").nth(1).unwrap();
+    assert!(after.contains("rsb> "), "{screen}");
+    assert!(after.contains("ls: 0 entries"), "{screen}");
+    assert_eq!(
+        code,
+        Some(1),
+        "the interrupted command counts as failed\n{screen}"
+    );
+}
+
+#[test]
+fn ctrl_c_one_shot_still_ends_the_client() {
+    use std::time::{Duration, Instant};
+    let srv = Server::start(&[]);
+    let s = scratch();
+    fs::create_dir(s.join("data")).unwrap();
+    let big = s.join("data/big.bin");
+    write_big(&big, 256, 9);
+    let Some(mut term) = Terminal::start(&format!(
+        "-n {NAME} 127.0.0.1 {} backup {}",
+        srv.port(),
+        big.display()
+    )) else {
+        return;
+    };
+    let dir = srv.store(NAME, &s.join("data"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiving(&dir).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no body arrived\n{}",
+            term.screen()
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    term.type_in(b"\x03");
+    let code = term.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(130), "{}", term.screen());
+}

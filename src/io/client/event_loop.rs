@@ -13,10 +13,12 @@
 //! reactor already records readiness for any token, so a wait for the
 //! server never loses another source's edge.
 //!
-//! Signals keep the behaviour the client always had. SIGINT and SIGTERM at
-//! the prompt (the loop is idle) terminate the process at once, by their
-//! default action; during a command they only mark it interrupted, so the
-//! command stops at its next wait and removes what it had not committed.
+//! Signals: SIGINT and SIGTERM while the client waits for its user (the
+//! loop is idle) terminate the process at once, by their default action;
+//! during a command they only mark it interrupted, so the command stops at
+//! its next wait and removes what it had not committed. What follows (the
+//! end of a one-shot client, or back to an interactive prompt) is decided
+//! in [`super::run`].
 //! SIGPIPE stays ignored (Rust's runtime does so before `main`), so a
 //! write to a closed socket is an `EPIPE` error, not death.
 
@@ -111,6 +113,8 @@ pub struct Reactor {
     /// action (terminate) instead of interrupting.
     idle: Arc<AtomicBool>,
     interrupted: bool,
+    /// The interrupt was (or included) SIGTERM.
+    terminated: bool,
     /// Deadlines asked for.
     pub timers: NamedTimers,
     ready: [Ready; TOKENS],
@@ -142,6 +146,7 @@ impl Reactor {
             signals,
             idle,
             interrupted: false,
+            terminated: false,
             timers: NamedTimers::default(),
             ready: [Ready::default(); TOKENS],
             moved: 0,
@@ -156,8 +161,9 @@ impl Reactor {
     /// True once SIGINT or SIGTERM arrived during a command (read without
     /// waiting: a signal caught just after the last wait counts too).
     pub fn interrupted(&mut self) -> bool {
-        if self.signals.pending().count() > 0 {
+        for sig in self.signals.pending() {
             self.interrupted = true;
+            self.terminated |= sig == SIGTERM;
         }
         self.interrupted
     }
@@ -221,6 +227,18 @@ impl EventLoop {
     /// True once SIGINT or SIGTERM arrived during a command.
     pub fn interrupted(&mut self) -> bool {
         self.reactor.interrupted()
+    }
+
+    /// Forgets a SIGINT once it was handled (at the prompt, which goes on
+    /// with the next command). False, and nothing forgotten, when SIGTERM
+    /// came too: that one ends the client.
+    pub fn clear_interrupted(&mut self) -> bool {
+        self.reactor.interrupted();
+        if self.reactor.terminated {
+            return false;
+        }
+        self.reactor.interrupted = false;
+        true
     }
 
     /// The file body bytes sent or received since the last call: what

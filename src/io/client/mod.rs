@@ -157,6 +157,14 @@ impl Client {
             }
             match self.command(cmd) {
                 Ok(()) => {}
+                // Ctrl-C at a terminal abandons the command (its connection
+                // was dropped, so the server keeps nothing uncommitted) and
+                // the prompt goes on; a script's session ends.
+                Err(e @ NetError::Interrupted) if interactive && self.lp.clear_interrupted() => {
+                    eprintln!("{PROG}: {e}");
+                    self.lp.disconnect();
+                    self.status = self.status.max(exit::PARTIAL);
+                }
                 Err(e @ NetError::Interrupted) => {
                     eprintln!("{PROG}: {e}");
                     return e.exit_status();
