@@ -402,3 +402,32 @@ fn ctrl_c_one_shot_still_ends_the_client() {
     let code = term.wait(Duration::from_secs(10));
     assert_eq!(code, Some(130), "{}", term.screen());
 }
+
+#[test]
+fn a_full_disk_does_not_flood_the_client_with_one_line_per_file() {
+    // Files over the server's RLIMIT_FSIZE fail with EFBIG, as on a full
+    // disk: one cause for every file.
+    let srv = Server::start_with_file_size_limit(&[], 64 << 10);
+    let s = scratch();
+    let src = s.join("src");
+    fs::create_dir(&src).unwrap();
+    let n = 40;
+    for i in 0..n {
+        fs::write(src.join(format!("f{i:02}")), random_bytes(i, 100_000)).unwrap();
+    }
+    let o = srv.client(argv!["backup", src]).run();
+    o.code_is(1);
+    let err = o.err();
+    let named = err.lines().filter(|l| l.contains("/src/f")).count();
+    assert!(named <= 3, "{named} files named:\n{err}");
+    let more = err
+        .lines()
+        .find(|l| l.contains("... and ") && l.contains(" more files: "))
+        .unwrap_or_else(|| panic!("no collapsed line:\n{err}"));
+    let counted: usize = more.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(named + counted, n as usize, "{err}");
+    assert!(
+        summary(&err, "backup").contains(&format!(", {n} failed,")),
+        "{err}"
+    );
+}

@@ -234,6 +234,8 @@ impl Client {
                 verify::verify(&mut link, path.map(PathBuf::from).as_deref(), &mut rep)
             }
         };
+        // A command cut off before its summary still says what it hid.
+        rep.flush_repeats();
         if rep.counts.failed > 0 {
             self.status = self.status.max(exit::PARTIAL);
         }

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::client::report::Repeats;
 use crate::client::ui::{self, Summary};
 use crate::proto::path::escape;
 
@@ -42,6 +43,8 @@ pub struct Reporter {
     progress: bool,
     start: Instant,
     last_draw: Option<Instant>,
+    /// Failures by cause: a few named per cause, the rest counted.
+    repeats: Repeats,
     /// The command's counters.
     pub counts: Counts,
 }
@@ -55,6 +58,7 @@ impl Reporter {
             progress: progress && !quiet,
             start: Instant::now(),
             last_draw: None,
+            repeats: Repeats::default(),
             counts: Counts::default(),
         }
     }
@@ -65,13 +69,38 @@ impl Reporter {
         }
     }
 
-    /// A file failed: always printed, whatever `-q` says. The cause may
-    /// come from the server: control characters in it are escaped so that
-    /// it cannot play tricks with the terminal.
+    /// A file failed: printed whatever `-q` says, but only the first few
+    /// with the same cause (the rest are counted, and one line at the end
+    /// says how many: see [`Self::flush_repeats`]). The cause may come from
+    /// the server: control characters in it are escaped so that it cannot
+    /// play tricks with the terminal.
     pub fn fail(&mut self, path: &str, cause: &str) {
+        let cause = escape(cause.as_bytes());
+        if self.repeats.admit(&cause) {
+            self.clear_progress();
+            eprintln!("rsb-client: {path}: {cause}");
+        }
+        self.counts.failed += 1;
+    }
+
+    /// A damaged file found by `verify`: always named, even when many
+    /// share a cause (which files to restore again is the point).
+    pub fn damaged(&mut self, path: &str, cause: &str) {
         self.clear_progress();
         eprintln!("rsb-client: {path}: {}", escape(cause.as_bytes()));
         self.counts.failed += 1;
+    }
+
+    /// Prints the failures not named, one line per cause, e.g.
+    /// `rsb-client: ... and 987 more files: No space left on device`.
+    pub fn flush_repeats(&mut self) {
+        let lines = self.repeats.drain();
+        if !lines.is_empty() {
+            self.clear_progress();
+        }
+        for line in lines {
+            eprintln!("rsb-client: {line}");
+        }
     }
 
     /// An entry rsb does not store was skipped (counted as not
@@ -105,6 +134,7 @@ impl Reporter {
 
     /// Ends the command: clears the progress line and prints the summary.
     pub fn finish(&mut self, verb: &'static str, noun: &'static str) {
+        self.flush_repeats();
         self.clear_progress();
         if self.quiet {
             return;
@@ -128,6 +158,7 @@ impl Reporter {
 
     /// Ends a listing: `ls: N entries, F failed, in 0.01s`.
     pub fn finish_list(&mut self, entries: u64) {
+        self.flush_repeats();
         self.clear_progress();
         if !self.quiet {
             eprintln!(
@@ -139,6 +170,7 @@ impl Reporter {
 
     /// The summary of a `verify`.
     pub fn finish_verify(&mut self, files: u64, bytes: u64, damaged: u64, unchecked: u64) {
+        self.flush_repeats();
         self.clear_progress();
         if !self.quiet {
             eprintln!(

@@ -37,7 +37,7 @@ pub fn verify(
             match ev {
                 Event::Failed { path, message, .. } => {
                     named += 1;
-                    rep.fail(&path.to_string(), &message);
+                    rep.damaged(&path.to_string(), &message);
                 }
                 Event::Progress { bytes, .. } => rep.progress(bytes, None),
                 Event::Verified {
