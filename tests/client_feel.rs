@@ -431,3 +431,58 @@ fn a_full_disk_does_not_flood_the_client_with_one_line_per_file() {
         "{err}"
     );
 }
+
+#[test]
+fn the_progress_line_shows_the_total_percentage_eta_and_current_file() {
+    use nix::sys::signal::Signal;
+    use std::time::{Duration, Instant};
+    let srv = Server::start(&[]);
+    let s = scratch();
+    fs::create_dir(s.join("data")).unwrap();
+    let big = s.join("data/big.bin");
+    write_big(&big, 256, 10);
+    let Some(mut term) = Terminal::start(&format!(
+        "-n {NAME} 127.0.0.1 {} backup {}",
+        srv.port(),
+        big.display()
+    )) else {
+        return;
+    };
+    // Hold the transfer up (the server stopped) so that it lasts long
+    // enough for the line to be drawn.
+    let dir = srv.store(NAME, &s.join("data"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiving(&dir).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no body arrived\n{}",
+            term.screen()
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    srv.signal(Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1600));
+    srv.signal(Signal::SIGCONT);
+    let code = term.wait(Duration::from_secs(30));
+    let screen = term.screen();
+    assert_eq!(code, Some(0), "{screen}");
+    let lines: Vec<&str> = screen
+        .split('\r')
+        .filter(|l| l.contains(" / 256.0 MiB"))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line:\n{screen:?}");
+    for l in &lines {
+        let text = l.trim_end_matches("\x1b[K");
+        assert!(
+            text.chars().count() < 80,
+            "wider than the terminal: {text:?}"
+        );
+        assert!(text.contains('%') && text.contains("ETA "), "{text:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("big.bin")),
+        "no current file: {lines:?}"
+    );
+    // The summary ends up on a clean line.
+    assert!(screen.contains("\r\x1b[Kbackup: 1 file sent"), "{screen:?}");
+}

@@ -247,6 +247,9 @@ pub struct Plan {
     batch_path_bytes: usize,
     /// The id of the last commit, once sent.
     final_commit: Option<u32>,
+    /// Body bytes of the files the server asked for so far (the progress
+    /// line's total).
+    needed_bytes: u64,
 }
 
 impl Plan {
@@ -298,9 +301,18 @@ impl Plan {
                 .iter()
                 .find(|&&(r, _)| r as usize == i)
                 .map_or(0, |&(_, off)| off);
+            if needed && e.kind == EntryKind::File {
+                self.needed_bytes += e.size.saturating_sub(at);
+            }
             self.to_send.push_back((e, needed, at));
         }
         unchanged
+    }
+
+    /// Body bytes of the files the server asked for so far (it grows as
+    /// the walk goes on): what the progress line knows of the total.
+    pub fn needed_bytes(&self) -> u64 {
+        self.needed_bytes
     }
 
     /// What to do next, when no body is on its way and output is below
@@ -673,6 +685,22 @@ mod tests {
             }
         );
         assert_eq!(p.handle_committed(6), Committed::default());
+    }
+
+    #[test]
+    fn the_progress_total_is_what_the_server_asked_for() {
+        let mut p = Plan::new();
+        let mut m = Manifest::new();
+        let (mut a, mut b) = (file("a"), file("b"));
+        a.size = 10;
+        b.size = 100;
+        m.push(a);
+        m.push(b);
+        m.push(entry(EntryKind::Dir, "d"));
+        p.handle_asked(1, m);
+        // Only `b` (and the directory) needed, 40 bytes of it kept.
+        p.handle_need(&[0b110], &[(1, 40)]);
+        assert_eq!(p.needed_bytes(), 60);
     }
 
     #[test]

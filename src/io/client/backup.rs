@@ -150,6 +150,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                                     link.session().send_file(e.wire.clone(), meta, size)
                                 };
                                 current = Some((id, tx));
+                                rep.current(&show(&e.local));
                                 (id, size.saturating_sub(offset))
                             }
                             Err(err) => {
@@ -206,6 +207,6 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
         if link.session().is_closed() {
             return Err(link.broken());
         }
-        rep.progress(bytes_moved, None);
+        rep.progress(bytes_moved, Some(plan.needed_bytes()));
     }
 }

@@ -3,10 +3,10 @@
 //! summary at the end of each command.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::client::report::Repeats;
-use crate::client::ui::{self, Summary};
+use crate::client::report::{Pace, Repeats};
+use crate::client::ui::{self, Progress, Summary};
 use crate::proto::path::escape;
 
 /// A local path for a message, escaped like names from the server.
@@ -42,7 +42,9 @@ pub struct Reporter {
     quiet: bool,
     progress: bool,
     start: Instant,
-    last_draw: Option<Instant>,
+    pace: Pace,
+    /// The file being moved, for the progress line.
+    current: String,
     /// Failures by cause: a few named per cause, the rest counted.
     repeats: Repeats,
     /// The command's counters.
@@ -57,14 +59,16 @@ impl Reporter {
             quiet,
             progress: progress && !quiet,
             start: Instant::now(),
-            last_draw: None,
+            pace: Pace::default(),
+            current: String::new(),
             repeats: Repeats::default(),
             counts: Counts::default(),
         }
     }
 
     fn clear_progress(&mut self) {
-        if self.last_draw.take().is_some() {
+        if self.pace.drawn() {
+            self.pace.cleared();
             eprint!("\r\x1b[K");
         }
     }
@@ -113,22 +117,32 @@ impl Reporter {
         self.counts.unsupported += 1;
     }
 
-    /// Redraws the progress line (at most 4 times a second, after 1 s).
+    /// The file now being moved, for the progress line.
+    pub fn current(&mut self, name: &str) {
+        if self.progress {
+            self.current.clear();
+            self.current.push_str(name);
+        }
+    }
+
+    /// Redraws the progress line (at most 4 times a second, after 1 s):
+    /// `done` bytes of `total` (as far as known), the rate, the time left
+    /// and the current file, cut to the terminal's width.
     pub fn progress(&mut self, done: u64, total: Option<u64>) {
         if !self.progress {
             return;
         }
-        let now = Instant::now();
-        let elapsed = now - self.start;
-        if elapsed < Duration::from_secs(1)
-            || self
-                .last_draw
-                .is_some_and(|t| now - t < Duration::from_millis(250))
-        {
+        let elapsed = self.start.elapsed();
+        if !self.pace.due(elapsed) {
             return;
         }
-        self.last_draw = Some(now);
-        eprint!("{}", ui::format_progress(done, total, elapsed));
+        let p = Progress {
+            done,
+            total,
+            elapsed,
+            current: &self.current,
+        };
+        eprint!("{}", ui::format_progress(&p, terminal_width()));
         let _ = std::io::stderr().flush();
     }
 
@@ -178,5 +192,22 @@ impl Reporter {
                 ui::format_verify_summary(files, bytes, damaged, unchecked, self.start.elapsed())
             );
         }
+    }
+}
+
+nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
+
+/// The width of the terminal on stderr, 80 when it does not say.
+fn terminal_width() -> usize {
+    let mut ws = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct it is given.
+    match unsafe { tiocgwinsz(2, &mut ws) } {
+        Ok(_) if ws.ws_col > 0 => usize::from(ws.ws_col),
+        _ => 80,
     }
 }

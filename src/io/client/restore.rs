@@ -157,7 +157,10 @@ pub fn restore(
                         stager.begin_file(id, &p, meta, size).map(|_| ())
                     };
                     match started {
-                        Ok(()) => current = Some((p, size - offset.min(size))),
+                        Ok(()) => {
+                            rep.current(&show(&stager, &p));
+                            current = Some((p, size - offset.min(size)));
+                        }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
