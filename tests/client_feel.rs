@@ -85,7 +85,7 @@ fn receiving(dir: &std::path::Path) -> Option<u64> {
     fs::read_dir(dir).ok()?.flatten().find_map(|e| {
         let m = e.metadata().ok()?;
         let tmp = e.file_name().as_bytes().starts_with(b".rsb-tmp.");
-        (tmp && m.is_file() && m.len() > 0).then(|| m.len())
+        (tmp && m.is_file() && m.len() > 0).then_some(m.len())
     })
 }
 
