@@ -213,7 +213,7 @@ fn a_file_removed_between_the_walk_and_its_sending_is_a_warning_with_status_24()
     let o = backup_while_one_vanishes(None);
     o.code_is(SOURCE_CHANGED);
     o.err_has("/d/gone: vanished before it could be sent");
-    o.err_has("backup: 2 files sent, 0 skipped, 0 failed, 1 vanished, 2000 bytes");
+    o.err_has("backup: 2 files sent, 0 unchanged, 0 failed, 1 vanished, 2000 bytes");
 }
 
 #[test]

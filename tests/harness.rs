@@ -70,7 +70,7 @@ fn listening_line_and_summary_parse() {
         Some(5000)
     );
     assert_eq!(parse_listening("rsb-server: INFO: other"), None);
-    let e = "rsb-client: /x: skipped\nbackup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)\n";
+    let e = "rsb-client: /x: skipped\nbackup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)\n";
     assert_eq!(summary_bytes(e, "backup"), Some(5242897));
     assert_eq!(summary_bytes(e, "restore"), None);
 }

@@ -1,6 +1,6 @@
 //! A backup sends only what changed: unchanged files are never sent,
 //! opened, rewritten or renamed on the server (inode and ctime stay), the
-//! summary counts them as skipped, and entries that changed type are
+//! summary counts them as unchanged, and entries that changed type are
 //! replaced correctly.
 
 #[macro_use]
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// The `N skipped` of the last summary line for `cmd`.
+/// The `N unchanged` of the last summary line for `cmd`.
 fn summary_skipped(stderr: &str, cmd: &str) -> Option<u64> {
     let line = stderr
         .lines()
@@ -22,7 +22,7 @@ fn summary_skipped(stderr: &str, cmd: &str) -> Option<u64> {
     let words: Vec<&str> = line.split_whitespace().collect();
     words
         .windows(2)
-        .find(|w| w[1].trim_end_matches(',') == "skipped")
+        .find(|w| w[1].trim_end_matches(',') == "unchanged")
         .and_then(|w| w[0].parse().ok())
 }
 

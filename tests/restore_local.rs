@@ -149,7 +149,7 @@ fn owner_only_dirs(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The "N skipped" of a summary line.
+/// The "N unchanged" of a summary line (identical files skipped).
 fn summary_skipped(stderr: &str, cmd: &str) -> Option<u64> {
     let line = stderr
         .lines()
@@ -158,7 +158,7 @@ fn summary_skipped(stderr: &str, cmd: &str) -> Option<u64> {
     let words: Vec<&str> = line.split_whitespace().collect();
     words
         .windows(2)
-        .find(|w| w[1].trim_end_matches(',') == "skipped")
+        .find(|w| w[1].trim_end_matches(',') == "unchanged")
         .and_then(|w| w[0].parse().ok())
 }
 

@@ -72,13 +72,13 @@ fn counts(stderr: &str) -> (u64, u64, u64) {
     let line = stderr
         .lines()
         .rev()
-        .find(|l| l.starts_with("verify: ") && l.contains(" files, "))
+        .find(|l| l.starts_with("verify: "))
         .unwrap_or_else(|| panic!("no verify summary in:\n{stderr}"));
     let words: Vec<&str> = line.split_whitespace().collect();
     let before = |w: &str| -> u64 {
         let i = words
             .iter()
-            .position(|x| x.trim_end_matches(',') == w)
+            .position(|x| x.trim_end_matches(',').trim_end_matches('s') == w.trim_end_matches('s'))
             .unwrap_or_else(|| panic!("no '{w}' in {line}"));
         words[i - 1].parse().unwrap()
     };

@@ -111,16 +111,17 @@ fn parse() -> Result<Config, ExitCode> {
         .into_string()
         .map_err(|_| usage_error("HOST is not valid UTF-8"))?;
     let mut command: Vec<OsString> = free.collect();
-    let mut port = 5000;
+    let mut separate = None;
     if let Some(first) = command.first() {
         let b = first.as_bytes();
         if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
-            port = (first.to_str().and_then(|s| s.parse::<u16>().ok()))
-                .filter(|p| *p != 0)
-                .ok_or_else(|| usage_error("PORT must be a number from 1 to 65535"))?;
+            separate = Some(first.to_string_lossy().into_owned());
             command.remove(0);
         }
     }
+    // HOST, HOST PORT, HOST:PORT, [V6ADDR]:PORT, [V6ADDR] or a bare IPv6.
+    let (host, port) =
+        rsb::client::remote::parse(&host, separate.as_deref()).map_err(|e| usage_error(&e))?;
     let remote = Remote {
         host,
         port,

@@ -1,13 +1,17 @@
 //! The client's pure half: its protocol session ([`session`], with the
 //! values it hands out in [`event`]), the backup planner ([`plan`]), the
-//! restore's path rules ([`restore`]) and its user interface ([`ui`],
-//! with [`input`] for typed input that is no command). No sockets, files,
-//! clocks or threads: its I/O (connection, loop, walk, restore writes)
-//! lives in [`crate::io::client`].
+//! restore's path rules ([`restore`]), the server's address as written
+//! ([`remote`]), failures collapsed by cause and the progress line's pace
+//! ([`report`]) and its user interface ([`ui`], with [`input`] for typed
+//! input that is no command). No sockets, files, clocks or threads: its
+//! I/O (connection, loop, walk, restore writes) lives in
+//! [`crate::io::client`].
 
 pub mod event;
 pub mod input;
 pub mod plan;
+pub mod remote;
+pub mod report;
 pub mod restore;
 pub mod session;
 pub mod ui;

@@ -219,8 +219,10 @@ pub enum Next {
 /// What a confirmed commit made durable.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Committed {
-    /// Files and links now stored.
+    /// Regular files now stored.
     pub files: u64,
+    /// Symlinks now stored.
+    pub links: u64,
     /// Their body bytes sent.
     pub bytes: u64,
     /// Of those files, the ones stored as last read although they kept
@@ -287,6 +289,9 @@ pub struct Plan {
     batch_path_bytes: usize,
     /// The id of the last commit, once sent.
     final_commit: Option<u32>,
+    /// Body bytes of the files the server asked for so far (the progress
+    /// line's total).
+    needed_bytes: u64,
 }
 
 impl Plan {
@@ -338,6 +343,9 @@ impl Plan {
                 .iter()
                 .find(|&&(r, _)| r as usize == i)
                 .map_or(0, |&(_, off)| off);
+            if needed && e.kind == EntryKind::File {
+                self.needed_bytes += e.size.saturating_sub(at);
+            }
             self.to_send.push_back(Queued {
                 entry: e,
                 needed,
@@ -346,6 +354,12 @@ impl Plan {
             });
         }
         unchanged
+    }
+
+    /// Body bytes of the files the server asked for so far (it grows as
+    /// the walk goes on): what the progress line knows of the total.
+    pub fn needed_bytes(&self) -> u64 {
+        self.needed_bytes
     }
 
     /// What to do next, when no body is on its way and output is below
@@ -471,11 +485,13 @@ impl Plan {
         let ids: Vec<u32> = self.sent.range(..id).map(|(k, _)| *k).collect();
         for k in ids {
             if let Some(s) = self.sent.remove(&k) {
-                if s.kind != EntryKind::Dir {
-                    done.files += 1;
-                    done.bytes += s.size;
-                    done.changed += u64::from(s.changed);
+                match s.kind {
+                    EntryKind::File => done.files += 1,
+                    EntryKind::Symlink => done.links += 1,
+                    EntryKind::Dir => {}
                 }
+                done.changed += u64::from(s.changed);
+                done.bytes += s.size;
             }
         }
         // The server answered everything before the commit.
@@ -771,13 +787,30 @@ mod tests {
         assert_eq!(
             p.handle_committed(5),
             Committed {
-                files: 2,
+                files: 1,
+                links: 1,
                 bytes: 5,
                 changed: 0,
                 finished: true
             }
         );
         assert_eq!(p.handle_committed(6), Committed::default());
+    }
+
+    #[test]
+    fn the_progress_total_is_what_the_server_asked_for() {
+        let mut p = Plan::new();
+        let mut m = Manifest::new();
+        let (mut a, mut b) = (file("a"), file("b"));
+        a.size = 10;
+        b.size = 100;
+        m.push(a);
+        m.push(b);
+        m.push(entry(EntryKind::Dir, "d"));
+        p.handle_asked(1, m);
+        // Only `b` (and the directory) needed, 40 bytes of it kept.
+        p.handle_need(&[0b110], &[(1, 40)]);
+        assert_eq!(p.needed_bytes(), 60);
     }
 
     #[test]
@@ -822,6 +855,7 @@ mod tests {
             p.handle_committed(20),
             Committed {
                 files: 1,
+                links: 0,
                 bytes: 10,
                 changed: 1,
                 finished: true

@@ -169,14 +169,20 @@ pub struct Summary {
     pub verb: &'static str,
     /// What happened to the files: `"sent"` or `"received"`.
     pub noun: &'static str,
-    /// Files transferred.
+    /// Regular files transferred (symlinks are `links`, as `verify`
+    /// counts regular files only).
     pub files: u64,
-    /// Files not transferred because they were unchanged or not backed up
-    /// (sockets, fifos, devices).
-    pub skipped: u64,
+    /// Symlinks transferred.
+    pub links: u64,
+    /// Entries not transferred because the other side already had them.
+    pub unchanged: u64,
+    /// Entries not transferred because rsb does not store their kind
+    /// (sockets, fifos, devices) or their name is reserved.
+    pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
-    /// File-content bytes transferred.
+    /// File-content bytes that crossed the wire, also those of files that
+    /// failed or were never committed (an interrupted transfer).
     pub bytes: u64,
     /// Files stored as last read although they kept changing while read.
     pub changed: u64,
@@ -187,7 +193,8 @@ pub struct Summary {
 }
 
 /// The one-line summary, e.g.
-/// `backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`.
+/// `backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`
+/// (`not supported` only when there are some).
 /// The byte count is exact, so scripts can parse it; the rate is for people.
 /// Files that changed while read or vanished are counted after `failed`
 /// when there are any (`1 changed while read, 2 vanished`).
@@ -199,14 +206,22 @@ pub fn format_summary(s: &Summary) -> String {
     if s.vanished > 0 {
         warned.push_str(&format!(", {} vanished", s.vanished));
     }
+    let unsupported = match s.unsupported {
+        0 => String::new(),
+        n => format!(", {n} not supported"),
+    };
+    let links = match s.links {
+        0 => String::new(),
+        n => format!(" and {}", count(n, "symlink", "symlinks")),
+    };
     format!(
-        "{}: {} files {}, {} skipped, {} failed{warned}, {} bytes in {} ({}/s)",
+        "{}: {}{links} {}, {} unchanged{unsupported}, {} failed{warned}, {} in {} ({}/s)",
         s.verb,
-        s.files,
+        count(s.files, "file", "files"),
         s.noun,
-        s.skipped,
+        s.unchanged,
         s.failed,
-        s.bytes,
+        count(s.bytes, "byte", "bytes"),
         format_elapsed(s.elapsed),
         human_bytes(rate(s.bytes, s.elapsed)),
     )
@@ -222,7 +237,8 @@ pub fn format_verify_summary(
     elapsed: Duration,
 ) -> String {
     format!(
-        "verify: {files} files, {} read, {damaged} damaged, {unchecked} without a checksum, in {:.2}s",
+        "verify: {}, {} read, {damaged} damaged, {unchecked} without a checksum, in {:.2}s",
+        count(files, "file", "files"),
         human_bytes(bytes),
         elapsed.as_secs_f64()
     )
@@ -231,37 +247,80 @@ pub fn format_verify_summary(
 /// The summary of an `ls`, e.g. `ls: 12 entries, 0 failed, in 0.01s`.
 pub fn format_list_summary(entries: u64, failed: u64, elapsed: Duration) -> String {
     format!(
-        "ls: {entries} entries, {failed} failed, in {:.2}s",
+        "ls: {}, {failed} failed, in {:.2}s",
+        count(entries, "entry", "entries"),
         elapsed.as_secs_f64()
     )
 }
 
-/// One progress line: starts with `\r`, ends with `ESC[K` (clear to the end
-/// of the line), no newline, e.g. `  123.4 MiB / 1.0 GiB  45.6 MiB/s  ETA 0:12`.
-/// Without a known total only the bytes and the rate are shown.
-pub fn format_progress(done: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let per_sec = rate(done, elapsed);
-    match total {
+/// `n` and the noun, singular for exactly one: `1 file`, `0 files`,
+/// `2 files`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// What the progress line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress<'a> {
+    /// File body bytes moved so far.
+    pub done: u64,
+    /// The bytes to move, as far as known (a backup: what the server asked
+    /// for so far); `None` when unknown (a restore, a verify).
+    pub total: Option<u64>,
+    /// Time since the command started.
+    pub elapsed: Duration,
+    /// The file being moved, escaped, or empty.
+    pub current: &'a str,
+}
+
+/// One progress line for a terminal `width` columns wide: starts with `\r`,
+/// ends with `ESC[K` (clear to the end of the line), no newline, at most
+/// `width - 1` characters in between (so it never wraps), e.g.
+/// `  512.0 MiB / 1.0 GiB  50%  64.0 MiB/s  ETA 0:08  /home/ann/big.iso`.
+/// Without a total: the bytes, the rate and the file. A file name that does
+/// not fit loses its start (`...ann/big.iso`).
+pub fn format_progress(p: &Progress<'_>, width: usize) -> String {
+    let per_sec = rate(p.done, p.elapsed);
+    let mut line = match p.total {
         Some(total) => {
-            let eta = match total.saturating_sub(done) {
+            let eta = match total.saturating_sub(p.done) {
                 0 => "0:00".to_string(),
                 _ if per_sec == 0 => "-:--".to_string(),
                 left => format_eta(left.div_ceil(per_sec)),
             };
+            let pct = match total {
+                0 => 100,
+                t => (u128::from(p.done.min(t)) * 100 / u128::from(t)) as u64,
+            };
             format!(
-                "\r{:>11} / {}  {}/s  ETA {}\x1b[K",
-                human_bytes(done),
+                "{:>11} / {}  {pct:>3}%  {}/s  ETA {eta}",
+                human_bytes(p.done),
                 human_bytes(total),
                 human_bytes(per_sec),
-                eta
             )
         }
-        None => format!(
-            "\r{:>11}  {}/s\x1b[K",
-            human_bytes(done),
-            human_bytes(per_sec)
-        ),
+        None => format!("{:>11}  {}/s", human_bytes(p.done), human_bytes(per_sec)),
+    };
+    let room = width.saturating_sub(1).max(20);
+    if !p.current.is_empty() {
+        let used = line.chars().count() + 2;
+        let name_len = p.current.chars().count();
+        if used + name_len <= room {
+            line.push_str("  ");
+            line.push_str(p.current);
+        } else if used + 4 <= room {
+            let keep = room - used - 3;
+            let tail: String = p.current.chars().skip(name_len - keep).collect();
+            line.push_str("  ...");
+            line.push_str(&tail);
+        }
     }
+    let line: String = line.chars().take(room).collect();
+    format!("\r{line}\x1b[K")
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `11.9 MiB`, `1.0 GiB`, ...
@@ -785,12 +844,40 @@ mod tests {
     }
 
     #[test]
+    fn one_file_is_not_1_files() {
+        assert_eq!(count(0, "file", "files"), "0 files");
+        assert_eq!(count(1, "file", "files"), "1 file");
+        assert_eq!(count(2, "entry", "entries"), "2 entries");
+        let s = Summary {
+            verb: "backup",
+            noun: "sent",
+            files: 1,
+            links: 0,
+            unchanged: 0,
+            unsupported: 0,
+            failed: 0,
+            bytes: 1,
+            changed: 0,
+            vanished: 0,
+            elapsed: Duration::from_secs(1),
+        };
+        assert_eq!(
+            format_summary(&s),
+            "backup: 1 file sent, 0 unchanged, 0 failed, 1 byte in 1.00s (1 B/s)"
+        );
+        assert!(format_verify_summary(1, 0, 0, 0, Duration::ZERO).starts_with("verify: 1 file, "));
+        assert!(format_list_summary(1, 0, Duration::ZERO).starts_with("ls: 1 entry, "));
+    }
+
+    #[test]
     fn summary_line() {
         let s = Summary {
             verb: "backup",
             noun: "sent",
             files: 12,
-            skipped: 3,
+            links: 0,
+            unchanged: 3,
+            unsupported: 0,
             failed: 0,
             bytes: 5242897,
             changed: 0,
@@ -799,7 +886,24 @@ mod tests {
         };
         assert_eq!(
             format_summary(&s),
-            "backup: 12 files sent, 3 skipped, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+            "backup: 12 files sent, 3 unchanged, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+        );
+        let odd = Summary {
+            unsupported: 1,
+            ..s
+        };
+        let linked = Summary { links: 2, ..s };
+        assert!(
+            format_summary(&linked)
+                .starts_with("backup: 12 files and 2 symlinks sent, 3 unchanged,"),
+            "{}",
+            format_summary(&linked)
+        );
+        let one = Summary { links: 1, ..s };
+        assert!(format_summary(&one).starts_with("backup: 12 files and 1 symlink sent, "));
+        assert_eq!(
+            format_summary(&odd),
+            "backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
         );
         let r = Summary {
             verb: "restore",
@@ -810,7 +914,7 @@ mod tests {
         };
         assert_eq!(
             format_summary(&r),
-            "restore: 12 files received, 3 skipped, 0 failed, 0 bytes in 0.00s (0 B/s)"
+            "restore: 12 files received, 3 unchanged, 0 failed, 0 bytes in 0.00s (0 B/s)"
         );
         let slow = Summary {
             bytes: 65 * 1024,
@@ -853,18 +957,62 @@ mod tests {
         assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
     }
 
+    fn prog(done: u64, total: Option<u64>, secs: u64, current: &str) -> Progress<'_> {
+        Progress {
+            done,
+            total,
+            elapsed: Duration::from_secs(secs),
+            current,
+        }
+    }
+
     #[test]
     fn progress_lines() {
-        let p = format_progress(512 << 20, Some(1 << 30), Duration::from_secs(8));
-        assert_eq!(p, "\r  512.0 MiB / 1.0 GiB  64.0 MiB/s  ETA 0:08\x1b[K");
-        let p = format_progress(100, None, Duration::from_secs(1));
+        let p = format_progress(&prog(512 << 20, Some(1 << 30), 8, ""), 80);
+        assert_eq!(
+            p,
+            "\r  512.0 MiB / 1.0 GiB   50%  64.0 MiB/s  ETA 0:08\x1b[K"
+        );
+        let p = format_progress(&prog(100, None, 1, ""), 80);
         assert_eq!(p, "\r      100 B  100 B/s\x1b[K");
-        let p = format_progress(0, Some(100), Duration::ZERO);
-        assert_eq!(p, "\r        0 B / 100 B  0 B/s  ETA -:--\x1b[K");
-        let p = format_progress(200, Some(100), Duration::from_secs(1));
-        assert!(p.contains("ETA 0:00"), "{p:?}");
-        let p = format_progress(1, Some(3601 + 1), Duration::from_secs(1));
+        let p = format_progress(&prog(0, Some(100), 0, ""), 80);
+        assert_eq!(p, "\r        0 B / 100 B    0%  0 B/s  ETA -:--\x1b[K");
+        let p = format_progress(&prog(200, Some(100), 1, ""), 80);
+        assert!(p.contains("ETA 0:00") && p.contains("100%"), "{p:?}");
+        let p = format_progress(&prog(1, Some(3601 + 1), 1, ""), 80);
         assert!(p.contains("ETA 1:00:01"), "{p:?}");
-        assert!(!format_progress(1, None, Duration::ZERO).contains('\n'));
+        assert!(format_progress(&prog(0, Some(0), 0, ""), 80).contains("100%"));
+        assert!(!format_progress(&prog(1, None, 0, ""), 80).contains('\n'));
+    }
+
+    /// The text between `\r` and `ESC[K`.
+    fn body(line: &str) -> &str {
+        line.strip_prefix('\r')
+            .and_then(|l| l.strip_suffix("\x1b[K"))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_progress_line_shows_total_percentage_eta_and_file_within_the_width() {
+        let p = format_progress(&prog(1 << 20, Some(4 << 20), 1, "/home/ann/big.iso"), 80);
+        assert_eq!(
+            body(&p),
+            "    1.0 MiB / 4.0 MiB   25%  1.0 MiB/s  ETA 0:03  /home/ann/big.iso"
+        );
+        let long = "/home/ann/".to_string() + &"d/".repeat(40) + "big.iso";
+        for width in [20, 40, 60, 80, 132] {
+            let p = format_progress(&prog(1 << 20, Some(4 << 20), 1, &long), width);
+            let b = body(&p);
+            assert!(b.chars().count() < width.max(21), "{width}: {b:?}");
+            if width >= 80 {
+                assert!(b.ends_with("d/big.iso") && b.contains("  ..."), "{b:?}");
+            }
+        }
+        // A restore: no total, the file still shown.
+        let p = format_progress(&prog(3 << 20, None, 1, "src/a.txt"), 80);
+        assert_eq!(body(&p), "    3.0 MiB  3.0 MiB/s  src/a.txt");
+        // Multi-byte names are cut on characters.
+        let p = format_progress(&prog(0, None, 1, &"é".repeat(100)), 40);
+        assert!(body(&p).chars().count() <= 39);
     }
 }

@@ -580,7 +580,7 @@ pub fn summary_bytes(stderr: &str, cmd: &str) -> Option<u64> {
         let Some(at) = line.find(&tag) else { continue };
         let words: Vec<&str> = line[at + tag.len()..].split_whitespace().collect();
         for w in words.windows(2) {
-            if w[1].trim_end_matches(',') == "bytes" {
+            if matches!(w[1].trim_end_matches(','), "bytes" | "byte") {
                 if let Ok(n) = w[0].parse() {
                     return Some(n);
                 }

@@ -170,6 +170,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                                     link.session().send_file(e.wire.clone(), meta, size)
                                 };
                                 current = Some((id, tx, e.clone(), reads));
+                                rep.current(&show(&e.local));
                                 (id, size.saturating_sub(offset))
                             }
                             Err(err) => {
@@ -232,6 +233,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                 Event::Committed { id } => {
                     let done = plan.handle_committed(id);
                     rep.counts.files += done.files;
+                    rep.counts.links += done.links;
                     rep.counts.bytes += done.bytes;
                     rep.counts.changed += done.changed;
                     if done.finished {
@@ -245,6 +247,6 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
         if link.session().is_closed() {
             return Err(link.broken());
         }
-        rep.progress(bytes_moved, None);
+        rep.progress(bytes_moved, Some(plan.needed_bytes()));
     }
 }

@@ -13,10 +13,12 @@
 //! reactor already records readiness for any token, so a wait for the
 //! server never loses another source's edge.
 //!
-//! Signals keep the behaviour the client always had. SIGINT and SIGTERM at
-//! the prompt (the loop is idle) terminate the process at once, by their
-//! default action; during a command they only mark it interrupted, so the
-//! command stops at its next wait and removes what it had not committed.
+//! Signals: SIGINT and SIGTERM while the client waits for its user (the
+//! loop is idle) terminate the process at once, by their default action;
+//! during a command they only mark it interrupted, so the command stops at
+//! its next wait and removes what it had not committed. What follows (the
+//! end of a one-shot client, or back to an interactive prompt) is decided
+//! in [`super::run`].
 //! SIGPIPE stays ignored (Rust's runtime does so before `main`), so a
 //! write to a closed socket is an `EPIPE` error, not death.
 
@@ -111,9 +113,14 @@ pub struct Reactor {
     /// action (terminate) instead of interrupting.
     idle: Arc<AtomicBool>,
     interrupted: bool,
+    /// The interrupt was (or included) SIGTERM.
+    terminated: bool,
     /// Deadlines asked for.
     pub timers: NamedTimers,
     ready: [Ready; TOKENS],
+    /// File body bytes that crossed the wire (either way) since the last
+    /// [`EventLoop::take_moved`].
+    moved: u64,
 }
 
 impl Reactor {
@@ -139,8 +146,10 @@ impl Reactor {
             signals,
             idle,
             interrupted: false,
+            terminated: false,
             timers: NamedTimers::default(),
             ready: [Ready::default(); TOKENS],
+            moved: 0,
         })
     }
 
@@ -152,8 +161,9 @@ impl Reactor {
     /// True once SIGINT or SIGTERM arrived during a command (read without
     /// waiting: a signal caught just after the last wait counts too).
     pub fn interrupted(&mut self) -> bool {
-        if self.signals.pending().count() > 0 {
+        for sig in self.signals.pending() {
             self.interrupted = true;
+            self.terminated |= sig == SIGTERM;
         }
         self.interrupted
     }
@@ -219,11 +229,38 @@ impl EventLoop {
         self.reactor.interrupted()
     }
 
+    /// Forgets a SIGINT once it was handled (at the prompt, which goes on
+    /// with the next command). False, and nothing forgotten, when SIGTERM
+    /// came too: that one ends the client.
+    pub fn clear_interrupted(&mut self) -> bool {
+        self.reactor.interrupted();
+        if self.reactor.terminated {
+            return false;
+        }
+        self.reactor.interrupted = false;
+        true
+    }
+
+    /// The file body bytes sent or received since the last call: what
+    /// really crossed the wire, whether or not the command finished.
+    pub fn take_moved(&mut self) -> u64 {
+        std::mem::take(&mut self.reactor.moved)
+    }
+
     /// The connection to `remote` with the reactor, for a command: the open
-    /// one while its session lives, else a new one, welcomed.
+    /// one while its session lives, else a new one, welcomed. A connection
+    /// the server closed while the client was idle (its idle timeout, a
+    /// restart) is noticed here, before the command is sent on it, and
+    /// replaced quietly; a failure to connect again is the command's error.
     pub fn link(&mut self, remote: &Remote) -> Result<Link<'_>, NetError> {
-        if self.server.as_ref().is_some_and(|c| c.session.is_closed()) {
-            self.disconnect();
+        if let Some(c) = self.server.as_mut() {
+            // Nothing is expected between commands but the server's
+            // goodbye (an `Error` frame, then EOF): read it without waiting.
+            c.mark_ready(true, false);
+            if c.step(Instant::now(), None).is_err() || c.session.is_closed() {
+                log::debug!("{}: the idle connection was closed: reconnecting", c.shown);
+                self.disconnect();
+            }
         }
         if self.server.is_none() {
             self.connect(remote)?;
@@ -299,6 +336,7 @@ impl Link<'_> {
     /// waits for the loop when nothing could. Returns the body bytes sent.
     pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {
         let s = self.conn.step(Instant::now(), body.as_deref_mut())?;
+        self.reactor.moved += s.body;
         if !s.progress && body.is_none_or(|b| !b.is_done()) {
             self.wait()?;
         }
@@ -313,6 +351,7 @@ impl Link<'_> {
         file: Option<&std::os::fd::OwnedFd>,
     ) -> Result<u64, NetError> {
         let s: Stepped = self.conn.receive(Instant::now(), recv, file)?;
+        self.reactor.moved += s.body;
         if !s.progress && !recv.is_done() {
             self.wait()?;
         }

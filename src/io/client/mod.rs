@@ -167,6 +167,14 @@ impl Client {
             }
             match self.command(cmd) {
                 Ok(()) => {}
+                // Ctrl-C at a terminal abandons the command (its connection
+                // was dropped, so the server keeps nothing uncommitted) and
+                // the prompt goes on; a script's session ends.
+                Err(e @ NetError::Interrupted) if interactive && self.lp.clear_interrupted() => {
+                    eprintln!("{PROG}: {e}");
+                    self.lp.disconnect();
+                    self.status = self.status.max(exit::PARTIAL);
+                }
                 Err(e @ NetError::Interrupted) => {
                     eprintln!("{PROG}: {e}");
                     return e.exit_status();
@@ -203,6 +211,7 @@ impl Client {
     /// Runs one command. `Err` only when the connection failed.
     fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
         let mut rep = Reporter::new(self.config.quiet, self.progress);
+        self.lp.take_moved();
         let remote = &self.config.remote;
         let res = match cmd {
             Command::Help => {
@@ -214,6 +223,7 @@ impl Client {
                 let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
                 let mut link = self.lp.link(remote)?;
                 let r = backup::backup(&mut link, &paths, &mut rep);
+                rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r
             }
@@ -221,6 +231,7 @@ impl Client {
                 let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let mut link = self.lp.link(remote)?;
                 let r = restore::restore(&mut link, &PathBuf::from(path), &dest, force, &mut rep);
+                rep.counts.moved = self.lp.take_moved();
                 rep.finish("restore", "received");
                 r
             }
@@ -233,6 +244,8 @@ impl Client {
                 verify::verify(&mut link, path.map(PathBuf::from).as_deref(), &mut rep)
             }
         };
+        // A command cut off before its summary still says what it hid.
+        rep.flush_repeats();
         if rep.counts.failed > 0 {
             self.status = exit::worse(self.status, exit::PARTIAL);
         }

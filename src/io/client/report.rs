@@ -3,9 +3,10 @@
 //! summary at the end of each command.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::client::ui::{self, Summary};
+use crate::client::report::{Pace, Repeats};
+use crate::client::ui::{self, Progress, Summary};
 use crate::proto::path::escape;
 
 /// A local path for a message, escaped like names from the server.
@@ -17,10 +18,16 @@ pub fn show(p: &std::path::Path) -> String {
 /// Counters of one command.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counts {
-    /// Files (and links) fully done.
+    /// Regular files fully done.
     pub files: u64,
-    /// Entries skipped (special files, reserved names).
+    /// Symlinks done.
+    pub links: u64,
+    /// Entries not sent because the other side already had them
+    /// (unchanged).
     pub skipped: u64,
+    /// Entries skipped because rsb does not store them (special files,
+    /// reserved names).
+    pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
     /// File-content bytes of the files done.
@@ -30,6 +37,9 @@ pub struct Counts {
     pub changed: u64,
     /// Entries that vanished between the walk and their sending.
     pub vanished: u64,
+    /// File-content bytes that crossed the wire, done or not (what the
+    /// summary shows: an interrupted transfer moved them too).
+    pub moved: u64,
 }
 
 /// Prints for one command and keeps its counters.
@@ -37,7 +47,11 @@ pub struct Reporter {
     quiet: bool,
     progress: bool,
     start: Instant,
-    last_draw: Option<Instant>,
+    pace: Pace,
+    /// The file being moved, for the progress line.
+    current: String,
+    /// Failures by cause: a few named per cause, the rest counted.
+    repeats: Repeats,
     /// The command's counters.
     pub counts: Counts,
 }
@@ -50,21 +64,37 @@ impl Reporter {
             quiet,
             progress: progress && !quiet,
             start: Instant::now(),
-            last_draw: None,
+            pace: Pace::default(),
+            current: String::new(),
+            repeats: Repeats::default(),
             counts: Counts::default(),
         }
     }
 
     fn clear_progress(&mut self) {
-        if self.last_draw.take().is_some() {
+        if self.pace.drawn() {
+            self.pace.cleared();
             eprint!("\r\x1b[K");
         }
     }
 
-    /// A file failed: always printed, whatever `-q` says. The cause may
-    /// come from the server: control characters in it are escaped so that
-    /// it cannot play tricks with the terminal.
+    /// A file failed: printed whatever `-q` says, but only the first few
+    /// with the same cause (the rest are counted, and one line at the end
+    /// says how many: see [`Self::flush_repeats`]). The cause may come from
+    /// the server: control characters in it are escaped so that it cannot
+    /// play tricks with the terminal.
     pub fn fail(&mut self, path: &str, cause: &str) {
+        let cause = escape(cause.as_bytes());
+        if self.repeats.admit(&cause) {
+            self.clear_progress();
+            eprintln!("rsb-client: {path}: {cause}");
+        }
+        self.counts.failed += 1;
+    }
+
+    /// A damaged file found by `verify`: always named, even when many
+    /// share a cause (which files to restore again is the point).
+    pub fn damaged(&mut self, path: &str, cause: &str) {
         self.clear_progress();
         eprintln!("rsb-client: {path}: {}", escape(cause.as_bytes()));
         self.counts.failed += 1;
@@ -85,36 +115,60 @@ impl Reporter {
         eprintln!("rsb-client: {path}: changed while read ({reads} times): stored as last read");
     }
 
-    /// A file was skipped on purpose.
+    /// Prints the failures not named, one line per cause, e.g.
+    /// `rsb-client: ... and 987 more files: No space left on device`.
+    pub fn flush_repeats(&mut self) {
+        let lines = self.repeats.drain();
+        if !lines.is_empty() {
+            self.clear_progress();
+        }
+        for line in lines {
+            eprintln!("rsb-client: {line}");
+        }
+    }
+
+    /// An entry rsb does not store was skipped (counted as not
+    /// supported).
     pub fn skip(&mut self, path: &str, reason: &str) {
         self.clear_progress();
         if !self.quiet {
             eprintln!("rsb-client: {path}: skipped: {reason}");
         }
-        self.counts.skipped += 1;
+        self.counts.unsupported += 1;
     }
 
-    /// Redraws the progress line (at most 4 times a second, after 1 s).
+    /// The file now being moved, for the progress line.
+    pub fn current(&mut self, name: &str) {
+        if self.progress {
+            self.current.clear();
+            self.current.push_str(name);
+        }
+    }
+
+    /// Redraws the progress line (at most 4 times a second, after 1 s):
+    /// `done` bytes of `total` (as far as known), the rate, the time left
+    /// and the current file, cut to the terminal's width.
     pub fn progress(&mut self, done: u64, total: Option<u64>) {
         if !self.progress {
             return;
         }
-        let now = Instant::now();
-        let elapsed = now - self.start;
-        if elapsed < Duration::from_secs(1)
-            || self
-                .last_draw
-                .is_some_and(|t| now - t < Duration::from_millis(250))
-        {
+        let elapsed = self.start.elapsed();
+        if !self.pace.due(elapsed) {
             return;
         }
-        self.last_draw = Some(now);
-        eprint!("{}", ui::format_progress(done, total, elapsed));
+        let p = Progress {
+            done,
+            total,
+            elapsed,
+            current: &self.current,
+        };
+        eprint!("{}", ui::format_progress(&p, terminal_width()));
         let _ = std::io::stderr().flush();
     }
 
     /// Ends the command: clears the progress line and prints the summary.
     pub fn finish(&mut self, verb: &'static str, noun: &'static str) {
+        self.flush_repeats();
         self.clear_progress();
         if self.quiet {
             return;
@@ -126,9 +180,11 @@ impl Reporter {
                 verb,
                 noun,
                 files: c.files,
-                skipped: c.skipped,
+                links: c.links,
+                unchanged: c.skipped,
+                unsupported: c.unsupported,
                 failed: c.failed,
-                bytes: c.bytes,
+                bytes: c.moved,
                 changed: c.changed,
                 vanished: c.vanished,
                 elapsed: self.start.elapsed()
@@ -138,6 +194,7 @@ impl Reporter {
 
     /// Ends a listing: `ls: N entries, F failed, in 0.01s`.
     pub fn finish_list(&mut self, entries: u64) {
+        self.flush_repeats();
         self.clear_progress();
         if !self.quiet {
             eprintln!(
@@ -149,6 +206,7 @@ impl Reporter {
 
     /// The summary of a `verify`.
     pub fn finish_verify(&mut self, files: u64, bytes: u64, damaged: u64, unchecked: u64) {
+        self.flush_repeats();
         self.clear_progress();
         if !self.quiet {
             eprintln!(
@@ -156,5 +214,22 @@ impl Reporter {
                 ui::format_verify_summary(files, bytes, damaged, unchecked, self.start.elapsed())
             );
         }
+    }
+}
+
+nix::ioctl_read_bad!(tiocgwinsz, nix::libc::TIOCGWINSZ, nix::libc::winsize);
+
+/// The width of the terminal on stderr, 80 when it does not say.
+fn terminal_width() -> usize {
+    let mut ws = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct it is given.
+    match unsafe { tiocgwinsz(2, &mut ws) } {
+        Ok(_) if ws.ws_col > 0 => usize::from(ws.ws_col),
+        _ => 80,
     }
 }

@@ -231,7 +231,7 @@ fn receive(
                     }
                     match stager.symlink(id, &p, &target, meta) {
                         Ok(()) => {
-                            rep.counts.files += 1;
+                            rep.counts.links += 1;
                             links.insert(p);
                         }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
@@ -294,7 +294,10 @@ fn receive(
                         stager.begin_file(id, &p, meta, size).map(|_| ())
                     };
                     match started {
-                        Ok(()) => current = Some((p, size - offset.min(size))),
+                        Ok(()) => {
+                            rep.current(&show(&stager, &p));
+                            current = Some((p, size - offset.min(size)));
+                        }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }

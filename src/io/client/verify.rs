@@ -9,6 +9,7 @@ use super::event_loop::Link;
 use super::report::{show, Reporter};
 use super::walk::wire_path;
 use crate::client::session::Event;
+use crate::client::ui;
 use crate::proto::WirePath;
 
 /// Verifies `path` (the whole namespace when `None`). Damaged files count
@@ -36,7 +37,7 @@ pub fn verify(
             match ev {
                 Event::Failed { path, message, .. } => {
                     named += 1;
-                    rep.fail(&path.to_string(), &message);
+                    rep.damaged(&path.to_string(), &message);
                 }
                 Event::Progress { bytes, .. } => rep.progress(bytes, None),
                 Event::Verified {
@@ -51,7 +52,14 @@ pub fn verify(
                     if damaged > named {
                         rep.fail(
                             "verify",
-                            &format!("{} more damaged files not named", damaged - named),
+                            &format!(
+                                "{} not named",
+                                ui::count(
+                                    damaged - named,
+                                    "more damaged file",
+                                    "more damaged files"
+                                )
+                            ),
                         );
                         rep.counts.failed += damaged - named - 1;
                     }
