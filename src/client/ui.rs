@@ -929,7 +929,7 @@ mod tests {
         };
         assert_eq!(
             format_summary(&warned),
-            "backup: 12 files sent, 3 skipped, 0 failed, 1 changed while read, 2 vanished, 5242897 bytes in 0.42s (11.9 MiB/s)"
+            "backup: 12 files sent, 3 unchanged, 0 failed, 1 changed while read, 2 vanished, 5242897 bytes in 0.42s (11.9 MiB/s)"
         );
     }
 
