@@ -279,6 +279,12 @@ impl RsbConn {
                 progress |= cost > 0;
                 spent += cost;
             }
+            if let Some(mut ahead) = self.session.take_read_ahead() {
+                // Requests read behind an offer go first, in their order.
+                ahead.extend_from_slice(&self.inbuf);
+                self.inbuf = ahead;
+                progress = true;
+            }
             if self.is_waiting() {
                 // Only output moves until the workers are done.
             } else if let Some(size) = self.session.wants_body() {
