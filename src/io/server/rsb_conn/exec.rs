@@ -228,8 +228,8 @@ impl RsbConn {
         };
         let tree = store.tree();
         match tree.lstat(&path) {
-            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.read_dir(&path) {
-                Ok(names) => self.start_listing(id, path, names),
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.dir_cursor(&path, 0) {
+                Ok(cursor) => self.start_listing(id, path, cursor),
                 Err(e) => {
                     self.fail(id, path, e.short());
                     self.session.handle_completion(Completion::Done { id });
