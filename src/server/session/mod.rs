@@ -165,6 +165,19 @@ impl ServerSession {
         }
     }
 
+    /// A session that only refuses the peer with `code` and `message`,
+    /// then closes (a per-address limit, say).
+    pub fn refused(
+        config: SessionConfig,
+        now: Instant,
+        code: ErrorCode,
+        message: String,
+    ) -> ServerSession {
+        let mut s = ServerSession::new(config, now, [0; proto::NONCE_LEN]);
+        s.fail(code, message);
+        s
+    }
+
     /// A session that only tells the peer the server is full, then closes.
     pub fn busy(config: SessionConfig, now: Instant, clients: usize) -> ServerSession {
         let mut s = ServerSession::new(config, now, [0; proto::NONCE_LEN]);

@@ -409,7 +409,7 @@ impl RsbConn {
     }
 
     /// Ends the connection: drops what it staged and stops its verify.
-    pub(super) fn close(mut self, registry: &Registry, reason: &str) {
+    pub(super) fn close(mut self, registry: &Registry, reason: &str, log_auth: bool) {
         let _ = registry.deregister(&mut self.sock);
         if let Some(s) = self.store.as_mut() {
             s.abort();
@@ -424,7 +424,9 @@ impl RsbConn {
         }
         let t = self.total;
         if let Some((name, why)) = self.session.auth_failure() {
-            warn!("{}: authentication failed for {name} ({why})", self.peer);
+            if log_auth {
+                warn!("{}: authentication failed for {name} ({why})", self.peer);
+            }
         } else if self.session.name().is_some() {
             info!(
                 "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",
