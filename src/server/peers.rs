@@ -5,7 +5,8 @@
 //! given the time, and returns what to log.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt::Display;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// Failed authentications an address may have before it waits; those of a
@@ -120,17 +121,18 @@ impl Peer {
     }
 }
 
-/// The per-address bookkeeping of one server.
+/// The per-address bookkeeping of one server; `A` is the address (the
+/// shell's IP address type: this ring names no network type).
 #[derive(Debug)]
-pub struct PeerLimits {
+pub struct PeerLimits<A> {
     /// Connections one address may hold (0: no limit).
     max_per_address: usize,
-    peers: HashMap<IpAddr, Peer>,
+    peers: HashMap<A, Peer>,
 }
 
-impl PeerLimits {
+impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
     /// Limits with `max_per_address` connections per address (0: none).
-    pub fn new(max_per_address: usize) -> PeerLimits {
+    pub fn new(max_per_address: usize) -> PeerLimits<A> {
         PeerLimits {
             max_per_address,
             peers: HashMap::new(),
@@ -139,7 +141,7 @@ impl PeerLimits {
 
     /// A connection from `ip` arrives: served (and counted open) or
     /// refused.
-    pub fn admit(&mut self, ip: IpAddr, now: Instant) -> Admit {
+    pub fn admit(&mut self, ip: A, now: Instant) -> Admit {
         if !self.peers.contains_key(&ip) && self.peers.len() >= MAX_TRACKED {
             self.peers.retain(|_, p| !p.is_idle(now));
         }
@@ -164,7 +166,7 @@ impl PeerLimits {
     /// A connection from `ip` was refused for another reason (the server
     /// is full): counted in its burst; true when it is to be logged in
     /// full (the first of a burst).
-    pub fn refused(&mut self, ip: IpAddr, now: Instant) -> bool {
+    pub fn refused(&mut self, ip: A, now: Instant) -> bool {
         if !self.peers.contains_key(&ip) && self.peers.len() >= MAX_TRACKED {
             self.peers.retain(|_, p| !p.is_idle(now));
         }
@@ -174,7 +176,7 @@ impl PeerLimits {
     /// A connection from `ip` that was admitted closed. Returns whether
     /// its failed authentication is to be logged in full (the first of a
     /// burst); the rest are counted in [`Self::poll_reports`].
-    pub fn closed(&mut self, ip: IpAddr, now: Instant, auth: AuthOutcome) -> bool {
+    pub fn closed(&mut self, ip: A, now: Instant, auth: AuthOutcome) -> bool {
         let Some(p) = self.peers.get_mut(&ip) else {
             return auth == AuthOutcome::Failed;
         };
@@ -281,6 +283,7 @@ fn report_due(b: &Burst) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

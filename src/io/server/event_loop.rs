@@ -75,7 +75,7 @@ pub(super) struct EventLoop {
     /// edge is spent, so the loop must come back to it by itself.
     accept_retry_at: Option<Instant>,
     /// Connections per address, and failed authentications.
-    peers: PeerLimits,
+    peers: PeerLimits<std::net::IpAddr>,
     longest_turn: Duration,
 }
 
