@@ -115,6 +115,12 @@ pub(super) struct RsbConn {
     pub(super) writable: bool,
     pub(super) batch: Stats,
     pub(super) total: Stats,
+    /// The first failure of the batch that said the disk is full: the
+    /// batch's later entries fail with it at once (see `exec.rs`).
+    pub(super) full: Option<Box<crate::io::error::FsError>>,
+    /// The last warning logged, and how many identical ones followed it
+    /// unlogged (`exec.rs`, `log_repeat`).
+    pub(super) repeats: Option<Box<(String, u64)>>,
 }
 
 impl RsbConn {
@@ -139,6 +145,8 @@ impl RsbConn {
             writable: true,
             batch: Stats::default(),
             total: Stats::default(),
+            full: None,
+            repeats: None,
         }
     }
 
@@ -410,6 +418,7 @@ impl RsbConn {
 
     /// Ends the connection: drops what it staged and stops its verify.
     pub(super) fn close(mut self, registry: &Registry, reason: &str, log_auth: bool) {
+        self.flush_repeats();
         let _ = registry.deregister(&mut self.sock);
         if let Some(s) = self.store.as_mut() {
             s.abort();
