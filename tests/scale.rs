@@ -36,7 +36,8 @@ fn a_thousand_connected_clients_and_a_real_backup_among_them() {
     }
     setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard).unwrap();
 
-    let srv = Server::start(&["-c", "2000"]);
+    // Every connection comes from 127.0.0.1: no per-address limit.
+    let srv = Server::start(&["-c", "2000", "--max-per-address", "0"]);
     let before = vm_rss_kib(srv.pid());
     let conns: Vec<Raw> = (0..CLIENTS)
         .map(|i| Raw::hello(srv.port(), &format!("idle{i}")))
@@ -86,7 +87,7 @@ fn idle_and_trickling_clients_do_not_hold_up_a_backup() {
         return;
     }
     setrlimit(Resource::RLIMIT_NOFILE, hard.max(soft), hard).unwrap();
-    let srv = Server::start(&[]);
+    let srv = Server::start(&["--max-per-address", "0"]);
     let idle: Vec<Raw> = (0..500)
         .map(|i| Raw::hello(srv.port(), &format!("idle{i}")))
         .collect();

@@ -81,6 +81,12 @@ fn options() -> Options {
         "N",
     );
     o.optopt(
+        "",
+        "max-per-address",
+        "refuse connections from one address beyond N (default: a quarter of -c, at least 16; 0 = no limit)",
+        "N",
+    );
+    o.optopt(
         "k",
         "secrets",
         "name:secret lines; every client must prove it knows its secret",
@@ -175,6 +181,13 @@ fn parse() -> Parsed {
         Some(Ok(n)) if n >= 1 => n,
         Some(_) => return usage_error("-c: the client limit must be a whole number of at least 1"),
     };
+    let max_per_address = match m.opt_str("max-per-address").map(|c| c.parse::<usize>()) {
+        None => (max_clients / 4).max(16),
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return usage_error("--max-per-address: the limit must be a whole number (0: none)")
+        }
+    };
     let idle = match m.opt_str("t").map(|t| t.parse::<u64>()) {
         None => Some(Duration::from_secs(300)),
         Some(Ok(0)) => None,
@@ -202,6 +215,7 @@ fn parse() -> Parsed {
             addr,
             port,
             max_clients,
+            max_per_address,
             session: SessionConfig {
                 read_only: m.opt_present("r"),
                 idle_timeout: idle,

@@ -46,6 +46,11 @@
 //! After `Welcome` the client sends requests, each carrying an id (`u32`,
 //! strictly increasing). It never waits for one reply before sending the next
 //! request (pipelining); the server handles requests strictly in order.
+//! While a `Restore` waits for the `Want` answering one of its `Offer`s,
+//! the server reads on to find it: requests pipelined before the `Want`
+//! (with their file bodies) are kept, at most 1 MiB of them
+//! ([`crate::server::session::MAX_READ_AHEAD`]; more is a protocol
+//! error), and handled in order once the restore ended.
 //!
 //! * `Manifest` (id, entries: kind, path, mode, mtime, size, link target):
 //!   what the client is about to back up, in the order it will send it. The

@@ -14,4 +14,5 @@
 //!   [`command::Completion`] that comes back.
 
 pub mod command;
+pub mod peers;
 pub mod session;

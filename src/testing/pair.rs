@@ -199,10 +199,10 @@ mod tests {
     use std::time::Duration;
 
     use super::super::frames::{meta, wp};
-    use super::super::shell::RestoreEntry;
+    use super::super::shell::{RestoreEntry, VerifyBatch};
     use super::*;
     use crate::client::session::Event;
-    use crate::proto::{EntryKind, ErrorCode, ManifestEntry};
+    use crate::proto::{EntryKind, ErrorCode, ManifestEntry, WirePath};
     use crate::server::command::Command;
 
     #[test]
@@ -305,6 +305,146 @@ mod tests {
         let whole = run(usize::MAX);
         assert_eq!(run(1), whole);
         assert_eq!(run(7), whole);
+    }
+
+    /// The id an event answers, if it answers a request.
+    fn answers(e: &Event) -> Option<u32> {
+        match e {
+            Event::Failed { id, .. }
+            | Event::Need { id, .. }
+            | Event::Committed { id }
+            | Event::ListEntry { id, .. }
+            | Event::Dir { id, .. }
+            | Event::Symlink { id, .. }
+            | Event::File { id, .. }
+            | Event::Offer { id, .. }
+            | Event::FileEnd { id, .. }
+            | Event::Done { id }
+            | Event::Progress { id, .. }
+            | Event::Verified { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Regression (issue 9 item 10): a request pipelined behind a restore
+    /// of a tree holding a file of 1 MiB or more arrived while the offer of
+    /// that file waited for its `Want` and closed the connection
+    /// ("unexpected frame kind"). Every request kind, behind every streamed
+    /// answer, over a small and a large tree, in one piece and cut small.
+    #[test]
+    fn requests_pipelined_behind_a_restore_of_a_large_file_are_answered_in_order() {
+        use crate::proto::ListItem;
+        use crate::server::session::VerifyCounts;
+        use crate::store::resume::RESUME_MIN;
+        let big: Vec<u8> = (0..RESUME_MIN + 3).map(|i| (i % 251) as u8).collect();
+        let backed: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let trees: [(&str, u64); 2] = [("small", 5), ("large", big.len() as u64)];
+        let streams = ["list", "restore", "verify"];
+        let pipelined = ["list", "restore", "verify", "manifest", "backup"];
+        let mut combos = 0;
+        for (tree, size) in trees {
+            for first in streams {
+                for second in pipelined {
+                    for mtu in [usize::MAX, 1000] {
+                        let what = format!("{second} behind {first} of the {tree} tree, mtu {mtu}");
+                        let mut pair = Pair::new(SessionConfig::default(), "laptop");
+                        pair.mtu = mtu;
+                        let body = if tree == "large" {
+                            big.clone()
+                        } else {
+                            b"small".to_vec()
+                        };
+                        pair.server.shell.restore = vec![
+                            RestoreEntry::File {
+                                path: wp("f"),
+                                meta: meta(),
+                                body: body.clone(),
+                            },
+                            RestoreEntry::Dir {
+                                path: WirePath::root(),
+                                meta: meta(),
+                            },
+                        ];
+                        pair.server.shell.listing = vec![ListItem {
+                            kind: EntryKind::File,
+                            name: b"f".to_vec(),
+                            meta: meta(),
+                            size,
+                            target: vec![],
+                        }];
+                        pair.server.shell.verify = vec![VerifyBatch {
+                            damaged: vec![],
+                            counts: VerifyCounts {
+                                files: 1,
+                                bytes: size,
+                                ..VerifyCounts::default()
+                            },
+                        }];
+                        let send = |pair: &mut Pair, kind: &str| -> u32 {
+                            let c = &mut pair.client;
+                            match kind {
+                                "list" => c.session.send_list(WirePath::root()),
+                                "restore" => c.session.send_restore(WirePath::root()),
+                                "verify" => c.session.send_verify(WirePath::root()),
+                                "manifest" => c.session.send_manifest(vec![ManifestEntry {
+                                    kind: EntryKind::File,
+                                    path: wp("new"),
+                                    meta: meta(),
+                                    size: backed.len() as u64,
+                                    target: vec![],
+                                }]),
+                                _ => {
+                                    c.session.send_dir(wp("d"), meta());
+                                    c.send_file(wp("d/new"), meta(), &backed);
+                                    c.session.send_commit()
+                                }
+                            }
+                        };
+                        let a = send(&mut pair, first);
+                        let b = send(&mut pair, second);
+                        pair.drive().unwrap_or_else(|e| panic!("{what}: {e}"));
+                        assert!(!pair.is_closed(), "{what}: closed");
+                        assert!(
+                            pair.client.session.error().is_none(),
+                            "{what}: {:?}",
+                            pair.client.session.error()
+                        );
+                        let ev = &pair.client.events;
+                        let end = |id: u32| {
+                            ev.iter().position(|e| {
+                                matches!(e, Event::Done { id: d } | Event::Verified { id: d, .. }
+                                    | Event::Committed { id: d } | Event::Need { id: d, .. } if *d == id)
+                            })
+                        };
+                        let a_end =
+                            end(a).unwrap_or_else(|| panic!("{what}: first never ended: {ev:?}"));
+                        let b_end =
+                            end(b).unwrap_or_else(|| panic!("{what}: second never ended: {ev:?}"));
+                        let b_first = ev.iter().position(|e| answers(e) == Some(b));
+                        assert!(
+                            b_first.is_some_and(|i| i > a_end) && b_end > a_end,
+                            "{what}: out of order: {ev:?}"
+                        );
+                        let restores =
+                            usize::from(first == "restore") + usize::from(second == "restore");
+                        assert_eq!(
+                            pair.client.bodies,
+                            vec![body.clone(); restores],
+                            "{what}: bodies"
+                        );
+                        if second == "backup" {
+                            assert_eq!(
+                                pair.server.shell.stored.get(&wp("d/new")),
+                                Some(&backed),
+                                "{what}"
+                            );
+                        }
+                        combos += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(combos, 2 * 3 * 5 * 2);
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl ServerEnd {
             self.session.handle_timeout(now);
             progress |= closing != self.session.is_closing();
         }
+        if let Some(mut ahead) = self.session.take_read_ahead() {
+            ahead.append(&mut self.inbox);
+            self.inbox = ahead;
+            progress = true;
+        }
         if let Some(size) = self.session.wants_body() {
             let buf = self.body.get_or_insert_with(Vec::new);
             let want = usize::try_from(size).unwrap_or(usize::MAX) - buf.len();

@@ -36,6 +36,24 @@ impl Raw {
         Raw { s, buf: Vec::new() }
     }
 
+    /// Connects from the loopback source address `src` (127.x.y.z), to
+    /// show per-address limits on one machine.
+    pub fn connect_from(src: std::net::Ipv4Addr, port: u16) -> Raw {
+        use socket2::{Domain, Socket, Type};
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        sock.bind(&std::net::SocketAddr::from((src, 0)).into())
+            .expect("bind source");
+        sock.connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)).into(),
+            Duration::from_secs(5),
+        )
+        .expect("connect");
+        let s: TcpStream = sock.into();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Raw { s, buf: Vec::new() }
+    }
+
     /// Connects, sends a valid `Hello` for `name` and expects `Welcome`.
     pub fn hello(port: u16, name: &str) -> Raw {
         let mut r = Raw::connect(port);

@@ -23,6 +23,7 @@ pub fn list(link: &mut Link<'_>, path: Option<&Path>, rep: &mut Reporter) -> Res
         },
     };
     let mut out = String::new();
+    let mut lines: Vec<(Vec<u8>, String)> = Vec::new();
     let mut entries = 0u64;
     link.session().send_list(wire.clone());
     loop {
@@ -34,14 +35,21 @@ pub fn list(link: &mut Link<'_>, path: Option<&Path>, rep: &mut Reporter) -> Res
                         item.name = wire.to_string().into_bytes();
                     }
                     entries += 1;
-                    out.push_str(&format_list_line(&item, local_time(item.meta.mtime.secs)));
-                    out.push('\n');
-                    if out.len() > 64 * 1024 {
-                        print_out(&mut out);
-                    }
+                    // The server lists in its directory's order: sorted
+                    // here, by name, for display.
+                    let line = format_list_line(&item, local_time(item.meta.mtime.secs));
+                    lines.push((item.name, line));
                 }
                 Event::Failed { path, message, .. } => rep.fail(&path.to_string(), &message),
                 Event::Done { .. } => {
+                    lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    for (_, line) in lines.drain(..) {
+                        out.push_str(&line);
+                        out.push('\n');
+                        if out.len() > 64 * 1024 {
+                            print_out(&mut out);
+                        }
+                    }
                     print_out(&mut out);
                     rep.finish_list(entries);
                     return Ok(());

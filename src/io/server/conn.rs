@@ -12,6 +12,7 @@ use slab::Slab;
 use super::rsb_conn::RsbConn;
 use super::{Env, Expiry};
 use crate::io::worker::{Done, Ticket};
+use crate::server::peers::AuthOutcome;
 
 /// A connection id: the slab key behind a mio token. The loop's own
 /// tokens are reserved at the top of the range, beyond any key.
@@ -111,10 +112,27 @@ impl Conn {
         }
     }
 
-    /// Deregisters and drops it, logging why.
-    pub(super) fn close(self, registry: &Registry, reason: &str) {
+    /// Deregisters and drops it, logging why (a failed authentication
+    /// only when `log_auth`: the rest of a burst is counted).
+    pub(super) fn close(self, registry: &Registry, reason: &str, log_auth: bool) {
         match self {
-            Conn::Rsb(c) => c.close(registry, reason),
+            Conn::Rsb(c) => c.close(registry, reason, log_auth),
+        }
+    }
+
+    /// Its peer's address, and how its authentication went.
+    pub(super) fn peer(&self) -> (std::net::IpAddr, AuthOutcome) {
+        match self {
+            Conn::Rsb(c) => {
+                let auth = if c.session.auth_failure().is_some() {
+                    AuthOutcome::Failed
+                } else if c.session.name().is_some() {
+                    AuthOutcome::Passed
+                } else {
+                    AuthOutcome::None
+                };
+                (c.peer.ip(), auth)
+            }
         }
     }
 }

@@ -36,6 +36,8 @@ use crate::io::store::Store;
 use crate::io::timers::Timers;
 use crate::io::worker::{Done, Ticket, Workers};
 use crate::proto;
+use crate::proto::ErrorCode;
+use crate::server::peers::{Admit, PeerLimits};
 use crate::server::session::ServerSession;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -72,6 +74,8 @@ pub(super) struct EventLoop {
     /// Set when accept failed for want of file descriptors: the listener's
     /// edge is spent, so the loop must come back to it by itself.
     accept_retry_at: Option<Instant>,
+    /// Connections per address, and failed authentications.
+    peers: PeerLimits<std::net::IpAddr>,
     longest_turn: Duration,
 }
 
@@ -94,6 +98,7 @@ impl EventLoop {
             .map_err(failed("register signals"))?;
         let waker = mio::Waker::new(poll.registry(), WAKER).map_err(failed("waker"))?;
         let workers = Workers::start(WORKERS, waker).map_err(failed("workers"))?;
+        let peers = PeerLimits::new(config.max_per_address);
         Ok(EventLoop {
             poll,
             listener,
@@ -109,6 +114,7 @@ impl EventLoop {
             touched: Vec::new(),
             shutdown_at: None,
             accept_retry_at: None,
+            peers,
             longest_turn: Duration::ZERO,
         })
     }
@@ -163,6 +169,9 @@ impl EventLoop {
             }
             self.fire_timers(now);
             self.drive_touched(now);
+            for line in self.peers.poll_reports(now) {
+                warn!("{line}");
+            }
             self.log_turn(now);
             if self.is_shut_down(now) {
                 return Ok(());
@@ -185,6 +194,9 @@ impl EventLoop {
             earliest(t);
         }
         if let Some(t) = self.accept_retry_at {
+            earliest(t);
+        }
+        if let Some(t) = self.peers.next_report() {
             earliest(t);
         }
         next.map(|t| t.saturating_duration_since(now))
@@ -212,10 +224,44 @@ impl EventLoop {
                 let mut s = ServerSession::busy(config.session.clone(), now, self.conns.len());
                 let _ = (&sock).write(s.poll_transmit());
                 s.handle_sent(usize::MAX);
-                warn!(
-                    "{peer}: refused: server busy ({} clients connected)",
-                    self.conns.len()
+                if self.peers.refused(peer.ip(), now) {
+                    warn!(
+                        "{peer}: refused: server busy ({} clients connected)",
+                        self.conns.len()
+                    );
+                }
+                continue;
+            }
+            let refusal = match self.peers.admit(peer.ip(), now) {
+                Admit::Yes => None,
+                Admit::TooMany { open, log } => Some((
+                    format!(
+                        "server busy ({open} connections from {}, the most one address may have)",
+                        peer.ip()
+                    ),
+                    log,
+                )),
+                Admit::Backoff { wait, log } => Some((
+                    format!(
+                        "too many failed authentications from {}: try again in {} s",
+                        peer.ip(),
+                        wait.as_secs().max(1)
+                    ),
+                    log,
+                )),
+            };
+            if let Some((message, log)) = refusal {
+                let mut s = ServerSession::refused(
+                    config.session.clone(),
+                    now,
+                    ErrorCode::Busy,
+                    message.clone(),
                 );
+                let _ = (&sock).write(s.poll_transmit());
+                s.handle_sent(usize::MAX);
+                if log {
+                    warn!("{peer}: refused: {message}");
+                }
                 continue;
             }
             let registry = self.poll.registry();
@@ -249,8 +295,12 @@ impl EventLoop {
                 let session = ServerSession::new(config.session.clone(), now, nonce);
                 Ok(Conn::Rsb(RsbConn::new(sock, peer, ticket, session)))
             });
-            if let Ok(id) = added {
-                self.touched.push(id);
+            match added {
+                Ok(id) => self.touched.push(id),
+                Err(()) => {
+                    self.peers
+                        .closed(peer.ip(), now, crate::server::peers::AuthOutcome::None);
+                }
             }
         }
     }
@@ -359,7 +409,9 @@ impl EventLoop {
 
     fn close(&mut self, id: ConnId, reason: &str) {
         if let Some(c) = self.conns.remove(id) {
-            c.close(self.poll.registry(), reason);
+            let (ip, auth) = c.peer();
+            let log_auth = self.peers.closed(ip, Instant::now(), auth);
+            c.close(self.poll.registry(), reason, log_auth);
         }
     }
 

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub port: u16,
     /// `--max-clients`.
     pub max_clients: usize,
+    /// `--max-per-address`: connections one address may hold (0: no
+    /// limit).
+    pub max_per_address: usize,
     /// Settings for every session.
     pub session: SessionConfig,
 }

@@ -38,7 +38,7 @@ mod xattr;
 
 pub use commit::{CommitFailure, CommitReport, Committed};
 pub use namespace::{Namespace, Store};
-pub use scan::Checked;
+pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
 pub use stage::{Incoming, StageOptions, Stager};
 pub use stored::StoredFile;
 pub use verify::{Report, MAX_NAMED};

@@ -1,22 +1,27 @@
 //! Reading what a namespace holds without opening a file: the check of a
 //! backup's manifest (which entries the server needs, which partials it can
-//! resume) and the entries of a listing. Only `lstat` and `readlink`: an
-//! unchanged file is never opened, so its inode and ctime stay as they
-//! were. Whether an entry is unchanged is [`crate::store::compare`]'s rule.
+//! resume), the entries of a listing, and directories read a bounded chunk
+//! at a time ([`DirCursor`]). Only `lstat` and `readlink`: an unchanged
+//! file is never opened, so its inode and ctime stay as they were. Whether
+//! an entry is unchanged is [`crate::store::compare`]'s rule.
 //!
 //! Must not write anything.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use nix::sys::stat::{self, FileStat};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{self, FileStat, Mode};
+use nix::unistd::{lseek, Whence};
 
 use super::namespace::Namespace;
 use super::stage::Stager;
 use crate::io::error::FsError;
 use crate::io::{kind_of, meta_of};
 use crate::proto::bits::NeedBits;
+use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, ListItem, ManifestEntry, WirePath};
 use crate::store::compare::{self, StoredStat};
 
@@ -116,6 +121,116 @@ impl Namespace {
     }
 }
 
+/// Bytes of directory entries one [`DirCursor::next_chunk`] reads: with
+/// names of up to 255 bytes, 60 to 600 of them.
+pub const DIR_CHUNK_BYTES: usize = 16 * 1024;
+
+/// One name read from a directory, and the cookie (`d_off`) at which the
+/// directory continues after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirName {
+    /// The entry's name.
+    pub name: Vec<u8>,
+    /// Where reading resumes after this entry ([`Namespace::dir_cursor`]).
+    pub next: i64,
+}
+
+/// A directory being read a bounded chunk at a time, in the order the file
+/// system returns its entries (not sorted: sorting needs every name at
+/// once). It has its own open file description, so no other reader of the
+/// directory moves its position; it can be closed and opened again where
+/// it stopped, from the cookie of the last name taken.
+#[derive(Debug)]
+pub struct DirCursor {
+    fd: OwnedFd,
+    end: bool,
+}
+
+impl DirCursor {
+    /// Opens the directory `dir` anew (`openat(dir, ".")`, not a dup, which
+    /// would share the read position) at cookie `at` (0: the start).
+    fn open(dir: RawFd, at: i64) -> Result<DirCursor, Errno> {
+        let fd = nix::fcntl::openat(
+            Some(dir),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // SAFETY: `fd` was just returned by a successful openat and is
+        // owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if at != 0 {
+            lseek(fd.as_raw_fd(), at, Whence::SeekSet)?;
+        }
+        Ok(DirCursor { fd, end: false })
+    }
+
+    /// The next names, at most [`DIR_CHUNK_BYTES`] of directory entries'
+    /// worth, without `.`, `..` and temporary names; `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<DirName>>, Errno> {
+        let mut buf = vec![0u8; DIR_CHUNK_BYTES];
+        while !self.end {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into
+            // `buf`, which lives across the call.
+            let n = unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_getdents64,
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            };
+            let n = usize::try_from(Errno::result(n)?).unwrap_or(0);
+            if n == 0 {
+                self.end = true;
+                break;
+            }
+            let names = parse_dirents(buf.get(..n).unwrap_or_default());
+            if !names.is_empty() {
+                return Ok(Some(names));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The names in a buffer of `linux_dirent64` records (ino u64, off i64,
+/// reclen u16, type u8, NUL-terminated name), without `.`, `..` and
+/// temporary names. A record that does not fit ends the parse.
+fn parse_dirents(mut buf: &[u8]) -> Vec<DirName> {
+    let mut out = Vec::new();
+    while let (Some(off), Some(len)) = (buf.get(8..16), buf.get(16..18)) {
+        let next = i64::from_ne_bytes(off.try_into().unwrap_or_default());
+        let reclen = usize::from(u16::from_ne_bytes(len.try_into().unwrap_or_default()));
+        let (Some(rec), Some(rest)) = (buf.get(..reclen), buf.get(reclen..)) else {
+            break;
+        };
+        if reclen < 19 {
+            break;
+        }
+        let raw = rec.get(19..).unwrap_or_default();
+        let name = raw.split(|&b| b == 0).next().unwrap_or_default();
+        if !name.is_empty() && name != b"." && name != b".." && !is_tmp_name(name) {
+            out.push(DirName {
+                name: name.to_vec(),
+                next,
+            });
+        }
+        buf = rest;
+    }
+    out
+}
+
+impl Namespace {
+    /// Reads the directory `path` a chunk at a time, from cookie `at` (0:
+    /// the start; else a [`DirName::next`] it returned before).
+    pub fn dir_cursor(&self, path: &WirePath, at: i64) -> Result<DirCursor, FsError> {
+        let dir = self.tree.dir(path)?;
+        DirCursor::open(dir.as_raw_fd(), at)
+            .map_err(|e| FsError::errno("readdir", self.show(path), e))
+    }
+}
+
 impl Stager {
     /// Answers a backup's manifest: which entries are needed, and how much
     /// of each needed file a partial already holds.
@@ -133,5 +248,84 @@ impl Stager {
             })
             .collect();
         Checked { need, resume }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::store::Store;
+
+    /// Regression (issue 9 item 7): a directory was read whole into memory
+    /// for each listing or restore. A cursor reads it a bounded chunk at a
+    /// time, through its own file description, and resumes from a cookie.
+    #[test]
+    fn a_large_directory_is_read_in_bounded_chunks_and_resumes_from_a_cookie() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("root")).unwrap();
+        let ns = store.namespace("a").unwrap();
+        let dir = t.path().join("root/a/d");
+        std::fs::create_dir(&dir).unwrap();
+        let long = "n".repeat(200);
+        let mut want: Vec<Vec<u8>> = (0..2000)
+            .map(|i| format!("{long}{i:05}").into_bytes())
+            .collect();
+        for n in &want {
+            std::fs::write(dir.join(OsStr::from_bytes(n)), b"").unwrap();
+        }
+        std::fs::write(dir.join(".rsb-tmp.hidden"), b"").unwrap();
+        let d = WirePath::new(b"d".to_vec()).unwrap();
+        let mut c = ns.dir_cursor(&d, 0).unwrap();
+        // A second reader of the same directory does not move the first.
+        let mut other = ns.dir_cursor(&d, 0).unwrap();
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        let mut half = None;
+        while let Some(chunk) = c.next_chunk().unwrap() {
+            assert!(other.next_chunk().unwrap().is_some() || chunks > 0);
+            let bytes: usize = chunk.iter().map(|n| n.name.len()).sum();
+            assert!(bytes <= DIR_CHUNK_BYTES, "{bytes} bytes in one chunk");
+            assert!(chunk.len() < 100, "{} names in one chunk", chunk.len());
+            chunks += 1;
+            got.extend(chunk.iter().map(|n| n.name.clone()));
+            if half.is_none() && got.len() >= 1000 {
+                half = chunk.last().map(|n| (got.len(), n.next));
+            }
+        }
+        assert!(chunks >= 20, "{chunks} chunks");
+        let mut sorted = got.clone();
+        sorted.sort();
+        want.sort();
+        assert_eq!(sorted, want, "every name once, no hidden name");
+        // Opened again at a cookie, it goes on after that name.
+        let (taken, at) = half.unwrap();
+        let mut again = ns.dir_cursor(&d, at).unwrap();
+        let mut rest = Vec::new();
+        while let Some(chunk) = again.next_chunk().unwrap() {
+            rest.extend(chunk.into_iter().map(|n| n.name));
+        }
+        assert_eq!(rest, got[taken..]);
+    }
+
+    #[test]
+    fn dirent_records_that_do_not_fit_end_the_parse() {
+        let mut rec = vec![0u8; 24];
+        rec[8..16].copy_from_slice(&7i64.to_ne_bytes());
+        rec[16..18].copy_from_slice(&24u16.to_ne_bytes());
+        rec[19..22].copy_from_slice(b"abc");
+        let names = parse_dirents(&rec);
+        assert_eq!(
+            names,
+            vec![DirName {
+                name: b"abc".to_vec(),
+                next: 7
+            }]
+        );
+        let mut bad = rec.clone();
+        bad[16..18].copy_from_slice(&400u16.to_ne_bytes());
+        assert!(parse_dirents(&bad).is_empty());
+        bad[16..18].copy_from_slice(&0u16.to_ne_bytes());
+        assert!(parse_dirents(&bad).is_empty());
+        assert!(parse_dirents(&rec[..10]).is_empty());
     }
 }

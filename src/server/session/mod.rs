@@ -25,6 +25,9 @@ pub mod stream;
 
 /// Output is not allowed to grow past this before input is paused.
 const MAX_OUTPUT: usize = 256 * 1024;
+/// Most bytes of pipelined requests (frames and bodies) read ahead while
+/// an `Offer` waits for its `Want` (see [`crate::proto`]).
+pub const MAX_READ_AHEAD: usize = 1 << 20;
 
 /// Per-connection settings from the server's options.
 #[derive(Debug, Clone)]
@@ -119,6 +122,12 @@ pub struct ServerSession {
     error: Option<String>,
     /// A restore's `Offer` (id, size) waiting for the client's `Want`.
     offer: Option<(u32, u64)>,
+    /// Bytes of requests pipelined behind a streamed answer, read while
+    /// looking for an offer's `Want`: handed back to the shell, to be
+    /// parsed again, once the stream ended ([`Self::take_read_ahead`]).
+    read_ahead: Vec<u8>,
+    /// Body bytes of the last read-ahead `File` still to come.
+    read_ahead_body: u64,
     /// This connection's challenge, sent when the server has secrets.
     nonce: [u8; proto::NONCE_LEN],
     /// A failed authentication: the name tried and why (for the log only;
@@ -149,9 +158,24 @@ impl ServerSession {
             last_activity: now,
             error: None,
             offer: None,
+            read_ahead: Vec::new(),
+            read_ahead_body: 0,
             nonce,
             auth_failure: None,
         }
+    }
+
+    /// A session that only refuses the peer with `code` and `message`,
+    /// then closes (a per-address limit, say).
+    pub fn refused(
+        config: SessionConfig,
+        now: Instant,
+        code: ErrorCode,
+        message: String,
+    ) -> ServerSession {
+        let mut s = ServerSession::new(config, now, [0; proto::NONCE_LEN]);
+        s.fail(code, message);
+        s
     }
 
     /// A session that only tells the peer the server is full, then closes.
@@ -193,6 +217,15 @@ impl ServerSession {
         let mut used = 0;
         while self.wants_input() {
             let rest = buf.get(used..).unwrap_or_default();
+            if self.is_reading_ahead() {
+                match self.read_ahead(rest) {
+                    0 => break,
+                    n => {
+                        used += n;
+                        continue;
+                    }
+                }
+            }
             match codec::decode(rest) {
                 Ok(Decoded::Partial) => break,
                 Ok(Decoded::Frame(frame, n)) => {
@@ -206,6 +239,60 @@ impl ServerSession {
             }
         }
         used
+    }
+
+    /// Input while an offer waits for its `Want`: the `Want` (or the
+    /// `Skip` that declines the offer) is taken, and
+    /// anything else (requests pipelined behind the stream, with their
+    /// file bodies) is kept, at most [`MAX_READ_AHEAD`] bytes, to be
+    /// parsed in order once the stream ended. Returns the bytes used.
+    fn read_ahead(&mut self, rest: &[u8]) -> usize {
+        let (n, frame) = if self.read_ahead_body > 0 {
+            let n = usize::try_from(self.read_ahead_body)
+                .unwrap_or(usize::MAX)
+                .min(rest.len());
+            (n, None)
+        } else {
+            match codec::decode(rest) {
+                Ok(Decoded::Partial) => return 0,
+                Ok(Decoded::Frame(Frame::Want { id, offset }, n)) => {
+                    self.handle_want(id, offset);
+                    return n;
+                }
+                Ok(Decoded::Frame(Frame::Skip { id }, n)) => {
+                    self.handle_skip(id);
+                    return n;
+                }
+                Ok(Decoded::Frame(frame, n)) => (n, Some(frame)),
+                Err(e) => {
+                    self.fail(ErrorCode::Malformed, format!("malformed frame: {e}"));
+                    return 0;
+                }
+            }
+        };
+        if n == 0 {
+            return 0;
+        }
+        if self.read_ahead.len().saturating_add(n) > MAX_READ_AHEAD {
+            self.fail(
+                ErrorCode::Unexpected,
+                format!(
+                    "more than {MAX_READ_AHEAD} bytes pipelined behind an offer before its want"
+                ),
+            );
+            return 0;
+        }
+        self.read_ahead
+            .extend_from_slice(rest.get(..n).unwrap_or_default());
+        match frame {
+            Some(Frame::File { size, .. }) => self.read_ahead_body = size,
+            Some(Frame::FileFrom { size, offset, .. }) => {
+                self.read_ahead_body = size.saturating_sub(offset);
+            }
+            Some(_) => {}
+            None => self.read_ahead_body = self.read_ahead_body.saturating_sub(n as u64),
+        }
+        n
     }
 
     /// What the shell did: the outcome of a command, the end of a body it
@@ -324,6 +411,18 @@ impl ServerSession {
         self.commands.pop_front()
     }
 
+    /// Input read ahead while an offer waited for its `Want` (requests
+    /// pipelined behind a restore), once its stream ended: the shell puts
+    /// these bytes back in front of what it has not yet passed to
+    /// [`Self::handle_input`] (they may hold a file body it moves itself).
+    #[must_use]
+    pub fn take_read_ahead(&mut self) -> Option<Vec<u8>> {
+        if self.read_ahead.is_empty() || self.is_streaming() || self.is_closing() {
+            return None;
+        }
+        Some(std::mem::take(&mut self.read_ahead))
+    }
+
     /// Bytes waiting to be sent.
     #[must_use]
     pub fn poll_transmit(&self) -> &[u8] {
@@ -377,7 +476,7 @@ impl ServerSession {
                 | State::AwaitProof { .. }
                 | State::Ready
                 | State::AwaitFileEnd { .. }
-        ) || self.offer.is_some() && matches!(self.state, State::Streaming { .. }))
+        ) || self.is_reading_ahead())
             && self.out.len() - self.sent_upto < MAX_OUTPUT
     }
 
@@ -397,6 +496,11 @@ impl ServerSession {
     #[must_use]
     pub fn is_offering(&self) -> bool {
         self.offer.is_some()
+    }
+
+    /// True while frames are read only to find an offer's `Want`.
+    fn is_reading_ahead(&self) -> bool {
+        self.offer.is_some() && self.is_streaming()
     }
 
     // ---- internals ----------------------------------------------------

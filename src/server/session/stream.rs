@@ -334,6 +334,111 @@ mod tests {
     }
 
     #[test]
+    fn a_skip_behind_pipelined_requests_still_answers_the_offer() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.handle_input(
+            now,
+            &bytes(&[Frame::Restore {
+                id: 1,
+                path: WirePath::root(),
+            }]),
+        );
+        drain_commands(&mut s);
+        s.handle_completion(Completion::Offered {
+            id: 1,
+            path: wp("big"),
+            meta: meta(),
+            size: 10,
+        });
+        let list = bytes(&[Frame::List {
+            id: 2,
+            path: WirePath::root(),
+        }]);
+        let mut input = list.clone();
+        input.extend_from_slice(&bytes(&[Frame::Skip { id: 1 }]));
+        assert_eq!(s.handle_input(now, &input), input.len());
+        assert!(!s.is_closing());
+        assert_eq!(drain_commands(&mut s), vec![Command::SkipOffer { id: 1 }]);
+        s.handle_completion(Completion::Done { id: 1 });
+        assert_eq!(s.take_read_ahead(), Some(list));
+    }
+
+    #[test]
+    fn requests_read_behind_an_offer_are_bounded_and_come_back_in_order() {
+        use crate::server::session::MAX_READ_AHEAD;
+        let now = Instant::now();
+        let offered = |s: &mut ServerSession| {
+            let b = bytes(&[Frame::Restore {
+                id: 1,
+                path: WirePath::root(),
+            }]);
+            assert_eq!(s.handle_input(now, &b), b.len());
+            drain_commands(s);
+            s.handle_completion(Completion::Offered {
+                id: 1,
+                path: wp("big"),
+                meta: meta(),
+                size: 10,
+            });
+        };
+        // A list and a file with its body, then the want: the want is
+        // answered, the rest comes back once the stream ended.
+        let mut s = welcomed(SessionConfig::default(), now);
+        offered(&mut s);
+        let want = bytes(&[Frame::Want { id: 1, offset: 0 }]);
+        let mut input = bytes(&[
+            Frame::List {
+                id: 2,
+                path: WirePath::root(),
+            },
+            Frame::File {
+                id: 3,
+                path: wp("f"),
+                meta: meta(),
+                size: want.len() as u64,
+            },
+        ]);
+        // The body holds the bytes of a want: it is a body all the same.
+        input.extend_from_slice(&want);
+        let ahead = input.clone();
+        input.extend_from_slice(&want);
+        assert_eq!(s.handle_input(now, &input), input.len());
+        assert_eq!(
+            drain_commands(&mut s),
+            vec![Command::SendFrom { id: 1, offset: 0 }]
+        );
+        assert_eq!(s.take_read_ahead(), None, "not before the stream ended");
+        s.handle_completion(Completion::Done { id: 1 });
+        let back = s.take_read_ahead().expect("read ahead");
+        assert_eq!(back, ahead);
+        assert_eq!(s.take_read_ahead(), None);
+
+        // More than the bound before the want closes the connection.
+        let mut s = welcomed(SessionConfig::default(), now);
+        offered(&mut s);
+        let list = bytes(&[Frame::List {
+            id: 2,
+            path: WirePath::root(),
+        }]);
+        let mut id = 2;
+        let mut sent = 0;
+        while sent <= MAX_READ_AHEAD && !s.is_closing() {
+            let f = bytes(&[Frame::List {
+                id,
+                path: WirePath::root(),
+            }]);
+            s.handle_input(now, &f);
+            id += 1;
+            sent += list.len();
+        }
+        assert!(s.is_closing());
+        assert!(s
+            .error()
+            .is_some_and(|e| e.contains("pipelined behind an offer")));
+    }
+
+    #[test]
     fn a_restore_resumes_an_offered_file_from_the_clients_offset() {
         let mut pair = Pair::new(SessionConfig::default(), "laptop");
         let big: Vec<u8> = (0..resume::RESUME_MIN + 10).map(|i| i as u8).collect();

@@ -44,7 +44,13 @@ impl RsbConn {
                     self.dispatch(cmd);
                     self.defer_prefix_crc(&env.workers);
                 }
-                Command::Commit { id } => self.commit(id, &env.workers),
+                Command::Commit { id } => {
+                    // The batch ends here: a full disk is tried again by the
+                    // next one, and the repeats of this one are counted.
+                    self.full = None;
+                    self.flush_repeats();
+                    self.commit(id, &env.workers)
+                }
                 Command::Verify { id, path } => self.verify(id, path, &env.workers),
                 cmd => self.dispatch(cmd),
             }
@@ -147,13 +153,69 @@ impl RsbConn {
         });
     }
 
-    /// Reports a failed staging step to the log and the client.
+    /// Reports a failed staging step to the log (collapsed with the same
+    /// failure before it) and the client. A full disk ends the batch: its
+    /// later entries fail at once with this cause ([`Self::batch_is_full`]).
     fn staging_failed(&mut self, id: u32, path: WirePath, e: &FsError) {
-        warn!("{}: {e}", self.who());
+        let line = format!("{}: {e}", self.who());
+        self.log_repeat(log::Level::Warn, e.short(), &line);
+        if is_full(e.raw_os_error()) && self.full.is_none() {
+            self.full = Some(Box::new(e.clone()));
+        }
         self.fail(id, path, e.short());
     }
 
+    /// True when the batch already ran out of space: the entry `path` fails
+    /// with the same cause without touching the disk.
+    fn batch_is_full(&mut self, id: u32, path: &WirePath) -> bool {
+        let Some(e) = self.full.as_ref().map(|e| e.short()) else {
+            return false;
+        };
+        self.batch.entries += 1;
+        let line = format!(
+            "{}: {path}: {e} (not tried: the batch ran out of space)",
+            self.who()
+        );
+        self.log_repeat(log::Level::Warn, e.clone(), &line);
+        self.fail(id, path.clone(), e);
+        true
+    }
+
+    /// Logs `line` as a warning unless it repeats the failure `key` of the
+    /// last one, which is then only counted: "N more like it" follows when
+    /// another failure comes, the batch ends or the connection closes.
+    pub(in crate::io::server) fn log_repeat(&mut self, level: log::Level, key: String, line: &str) {
+        if let Some(r) = self.repeats.as_mut().filter(|r| r.0 == key) {
+            r.1 += 1;
+            return;
+        }
+        self.flush_repeats();
+        log::log!(level, "{line}");
+        self.repeats = Some(Box::new((key, 0)));
+    }
+
+    /// Logs how many failures repeated the last one logged.
+    pub(in crate::io::server) fn flush_repeats(&mut self) {
+        if let Some(r) = self.repeats.take() {
+            if r.1 > 0 {
+                warn!("{}: {} more like it ({})", self.who(), r.1, r.0);
+            }
+        }
+    }
+
     fn mkdir(&mut self, id: u32, path: WirePath, meta: Meta) {
+        // A directory that is stored already takes no space: its mode and
+        // mtime are still applied (a failed file inside it changed them).
+        let stored = || {
+            self.store.as_ref().is_some_and(|s| {
+                s.tree()
+                    .lstat(&path)
+                    .is_ok_and(|st| kind_of(&st) == Some(EntryKind::Dir))
+            })
+        };
+        if self.full.is_some() && !stored() && self.batch_is_full(id, &path) {
+            return;
+        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -164,6 +226,9 @@ impl RsbConn {
     }
 
     fn symlink(&mut self, id: u32, path: WirePath, target: &[u8], meta: Meta) {
+        if self.store.is_none() || self.batch_is_full(id, &path) {
+            return;
+        }
         let Some(store) = self.store.as_mut() else {
             return;
         };
@@ -174,6 +239,10 @@ impl RsbConn {
     }
 
     fn begin_file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
+        // Its body is still read, and dropped, as for any failed file.
+        if self.store.is_none() || self.batch_is_full(id, &path) {
+            return;
+        }
         self.batch.entries += 1;
         let who = self.who();
         let Some(store) = self.store.as_mut() else {
@@ -209,10 +278,23 @@ impl RsbConn {
             // BeginFile failed and was reported already.
             return;
         };
+        let full = received
+            .as_ref()
+            .and_then(|r| r.write_error.as_deref())
+            .and_then(full_errno);
         match body_verdict(crc, ok, received, staged) {
             Verdict::Discard(msg) => {
                 store.abort_file();
-                warn!("{}: {path}: {msg}", self.who());
+                if let Some(code) = full.filter(|_| self.full.is_none()) {
+                    let shown = store.tree().show(&path);
+                    self.full = Some(Box::new(FsError::io(
+                        "write",
+                        shown,
+                        std::io::Error::from_raw_os_error(code),
+                    )));
+                }
+                let line = format!("{}: {path}: {msg}", self.who());
+                self.log_repeat(log::Level::Warn, msg.clone(), &line);
                 self.fail(id, path, msg);
             }
             Verdict::Keep => {
@@ -230,8 +312,8 @@ impl RsbConn {
         };
         let tree = store.tree();
         match tree.lstat(&path) {
-            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.read_dir(&path) {
-                Ok(names) => self.start_listing(id, path, names),
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match tree.dir_cursor(&path, 0) {
+                Ok(cursor) => self.start_listing(id, path, cursor),
                 Err(e) => {
                     self.fail(id, path, e.short());
                     self.session.handle_completion(Completion::Done { id });
@@ -300,6 +382,19 @@ pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSess
         }),
         _ => {}
     }
+}
+
+/// ENOSPC and EDQUOT: no room for anything more in this batch.
+fn is_full(errno: Option<i32>) -> bool {
+    matches!(errno, Some(nix::libc::ENOSPC | nix::libc::EDQUOT))
+}
+
+/// The errno of a body's write error (as [`crate::io::describe`] put it)
+/// when it says the disk is full.
+fn full_errno(described: &str) -> Option<i32> {
+    [nix::libc::ENOSPC, nix::libc::EDQUOT]
+        .into_iter()
+        .find(|&code| described == crate::io::describe(&std::io::Error::from_raw_os_error(code)))
 }
 
 /// A missing path reads better as just the cause.

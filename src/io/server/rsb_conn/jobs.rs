@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 
 use super::exec::answer_empty;
 use super::stream::{Outgoing, Resuming};
@@ -330,7 +330,8 @@ impl RsbConn {
     pub(in crate::io::server) fn committed(&mut self, id: u32, report: CommitReport) {
         let who = self.label();
         for f in report.failures {
-            error!("{who}: commit: {}", f.error);
+            let line = format!("{who}: commit: {}", f.error);
+            self.log_repeat(log::Level::Error, f.error.short(), &line);
             self.batch.failed += 1;
             self.session.handle_completion(Completion::Failed {
                 id: f.id,

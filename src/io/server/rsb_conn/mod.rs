@@ -115,6 +115,12 @@ pub(super) struct RsbConn {
     pub(super) writable: bool,
     pub(super) batch: Stats,
     pub(super) total: Stats,
+    /// The first failure of the batch that said the disk is full: the
+    /// batch's later entries fail with it at once (see `exec.rs`).
+    pub(super) full: Option<Box<crate::io::error::FsError>>,
+    /// The last warning logged, and how many identical ones followed it
+    /// unlogged (`exec.rs`, `log_repeat`).
+    pub(super) repeats: Option<Box<(String, u64)>>,
 }
 
 impl RsbConn {
@@ -139,6 +145,8 @@ impl RsbConn {
             writable: true,
             batch: Stats::default(),
             total: Stats::default(),
+            full: None,
+            repeats: None,
         }
     }
 
@@ -279,6 +287,12 @@ impl RsbConn {
                 progress |= cost > 0;
                 spent += cost;
             }
+            if let Some(mut ahead) = self.session.take_read_ahead() {
+                // Requests read behind an offer go first, in their order.
+                ahead.extend_from_slice(&self.inbuf);
+                self.inbuf = ahead;
+                progress = true;
+            }
             if self.is_waiting() {
                 // Only output moves until the workers are done.
             } else if let Some(size) = self.session.wants_body() {
@@ -403,7 +417,8 @@ impl RsbConn {
     }
 
     /// Ends the connection: drops what it staged and stops its verify.
-    pub(super) fn close(mut self, registry: &Registry, reason: &str) {
+    pub(super) fn close(mut self, registry: &Registry, reason: &str, log_auth: bool) {
+        self.flush_repeats();
         let _ = registry.deregister(&mut self.sock);
         if let Some(s) = self.store.as_mut() {
             s.abort();
@@ -418,7 +433,9 @@ impl RsbConn {
         }
         let t = self.total;
         if let Some((name, why)) = self.session.auth_failure() {
-            warn!("{}: authentication failed for {name} ({why})", self.peer);
+            if log_auth {
+                warn!("{}: authentication failed for {name} ({why})", self.peer);
+            }
         } else if self.session.name().is_some() {
             info!(
                 "{}: disconnected: {reason} ({} entries, {} bytes, {} failed)",

@@ -14,7 +14,7 @@ use super::exec::cause;
 use super::Stats;
 use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
-use crate::io::store::{Namespace, StoredFile};
+use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
 use crate::io::transfer::BodySender;
 use crate::io::{kind_of, meta_of};
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -26,21 +26,38 @@ const ENTRIES_PER_CALL: u64 = 256;
 /// Output queued before the loop stops producing listing/restore frames.
 pub(in crate::io::server) const STREAM_HIGH_WATER: usize = 64 * 1024;
 
-/// A listing being sent: the names still to stat.
+/// A listing being sent: the directory read a chunk at a time, and the
+/// names of the chunk still to stat.
 pub(in crate::io::server) struct ListStream {
     pub(in crate::io::server) id: u32,
     pub(in crate::io::server) dir: WirePath,
-    pub(in crate::io::server) names: VecDeque<Vec<u8>>,
+    pub(in crate::io::server) cursor: DirCursor,
+    pub(in crate::io::server) names: VecDeque<DirName>,
 }
 
-/// A restore being sent: a depth-first walk with one name list per level.
+/// Directories of a restore's walk that keep their cursor open: the
+/// deepest ones. Those above are closed and opened again where they
+/// stopped, so a deep tree holds no more descriptors or names than this.
+const OPEN_LEVELS: usize = 4;
+
+/// One directory of a restore's walk: its path (relative to the restored
+/// path), its own metadata (sent after its contents), the cookie after the
+/// last name taken from it, and while it is among the deepest
+/// [`OPEN_LEVELS`], its cursor and the rest of the chunk read.
+pub(in crate::io::server) struct Level {
+    pub(in crate::io::server) path: WirePath,
+    pub(in crate::io::server) meta: Meta,
+    pub(in crate::io::server) at: i64,
+    pub(in crate::io::server) open: Option<Box<(DirCursor, VecDeque<DirName>)>>,
+}
+
+/// A restore being sent: a depth-first walk, one [`Level`] per directory
+/// being sent.
 pub(in crate::io::server) struct RestoreStream {
     pub(in crate::io::server) id: u32,
     pub(in crate::io::server) base: WirePath,
     pub(in crate::io::server) started: bool,
-    /// Directories being sent: path, names still to send, and the
-    /// directory's own metadata, sent after its contents.
-    pub(in crate::io::server) stack: Vec<(WirePath, VecDeque<Vec<u8>>, Meta)>,
+    pub(in crate::io::server) stack: Vec<Level>,
     pub(in crate::io::server) stats: Stats,
 }
 
@@ -84,17 +101,19 @@ pub(in crate::io::server) enum Pending {
 }
 
 impl RsbConn {
-    /// Starts the answer to a `List` of the directory `dir`.
+    /// Starts the answer to a `List` of the directory `dir`, read through
+    /// `cursor`.
     pub(in crate::io::server) fn start_listing(
         &mut self,
         id: u32,
         dir: WirePath,
-        names: Vec<Vec<u8>>,
+        cursor: DirCursor,
     ) {
         self.state = State::Listing(Box::new(ListStream {
             id,
             dir,
-            names: names.into(),
+            cursor,
+            names: VecDeque::new(),
         }));
     }
 
@@ -213,26 +232,78 @@ impl RsbConn {
     }
 }
 
-/// Queues listing entries; true when the listing is complete.
+/// Queues listing entries, reading the directory on a chunk at a time
+/// (only while output has room: a client that does not read makes the
+/// server read no further); true when the listing is complete.
 fn produce_list(l: &mut ListStream, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
     let mut count: u64 = 0;
     while session.poll_transmit().len() < STREAM_HIGH_WATER && count < ENTRIES_PER_CALL {
-        let Some(name) = l.names.pop_front() else {
-            session.handle_completion(Completion::Done { id: l.id });
-            return (count + 1, true);
-        };
         count += 1;
-        let Ok(path) = l.dir.join(&name) else {
+        let Some(entry) = l.names.pop_front() else {
+            match l.cursor.next_chunk() {
+                Ok(Some(chunk)) => {
+                    l.names = chunk.into();
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => session.handle_completion(Completion::Failed {
+                    id: l.id,
+                    path: l.dir.clone(),
+                    message: FsError::errno("readdir", tree.show(&l.dir), e).short(),
+                }),
+            }
+            session.handle_completion(Completion::Done { id: l.id });
+            return (count, true);
+        };
+        let Ok(path) = l.dir.join(&entry.name) else {
             continue;
         };
         // Entries that vanish between readdir and stat are simply gone.
         if let Ok(st) = tree.lstat(&path) {
-            if let Ok(item) = tree.list_item(&path, &name, &st) {
+            if let Ok(item) = tree.list_item(&path, &entry.name, &st) {
                 session.handle_completion(Completion::Listed { id: l.id, item });
             }
         }
     }
     (count, false)
+}
+
+/// The next name of the deepest directory of the walk, its cursor opened
+/// again where it stopped if it was closed: `Ok(None)` at its end.
+fn next_name(
+    w: &mut RestoreStream,
+    tree: &Namespace,
+) -> Result<Option<(WirePath, Vec<u8>)>, FsError> {
+    let base = w.base.clone();
+    let Some(level) = w.stack.last_mut() else {
+        return Ok(None);
+    };
+    if level.open.is_none() {
+        let full = base
+            .join_path(&level.path)
+            .map_err(|e| FsError::invalid("restore", tree.show(&base), e))?;
+        level.open = Some(Box::new((
+            tree.dir_cursor(&full, level.at)?,
+            VecDeque::new(),
+        )));
+    }
+    let Some(open) = level.open.as_mut() else {
+        return Ok(None);
+    };
+    loop {
+        if let Some(entry) = open.1.pop_front() {
+            level.at = entry.next;
+            return Ok(Some((level.path.clone(), entry.name)));
+        }
+        match open.0.next_chunk() {
+            Ok(Some(chunk)) => open.1 = chunk.into(),
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                let full = base.join_path(&level.path).unwrap_or_else(|_| base.clone());
+                return Err(FsError::errno("readdir", tree.show(&full), e));
+            }
+        }
+    }
 }
 
 /// Walks the restore on, up to the next body or offer; true when the
@@ -249,7 +320,7 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
             w.started = true;
             WirePath::root()
         } else {
-            let Some((dir, names, _)) = w.stack.last_mut() else {
+            if w.stack.is_empty() {
                 let who = session.name().unwrap_or("?").to_string();
                 info!(
                     "{who}: restore {} sent: {} entries, {} bytes, {} failed",
@@ -257,18 +328,32 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                 );
                 session.handle_completion(Completion::Done { id: w.id });
                 return (count + 1, true);
-            };
-            match names.pop_front() {
-                Some(name) => match dir.join(&name) {
+            }
+            match next_name(w, tree) {
+                Ok(Some((dir, name))) => match dir.join(&name) {
                     Ok(p) => p,
                     Err(_) => continue,
                 },
-                None => {
-                    if let Some((dir, _, meta)) = w.stack.pop() {
+                end => {
+                    if let Err(e) = end {
+                        // The rest of this directory cannot be read: said
+                        // once, and the walk goes on above it.
+                        w.stats.failed += 1;
+                        let shown = w.stack.last().map_or_else(
+                            || w.base.clone(),
+                            |l| w.base.join_path(&l.path).unwrap_or_else(|_| w.base.clone()),
+                        );
+                        session.handle_completion(Completion::Failed {
+                            id: w.id,
+                            path: shown,
+                            message: e.short(),
+                        });
+                    }
+                    if let Some(level) = w.stack.pop() {
                         session.handle_completion(Completion::RestoredDir {
                             id: w.id,
-                            path: dir,
-                            meta,
+                            path: level.path,
+                            meta: level.meta,
                         });
                     }
                     continue;
@@ -317,8 +402,22 @@ fn restore_entry(
     r.stats.entries += 1;
     match kind {
         EntryKind::Dir => {
-            let names = tree.read_dir(&full)?;
-            r.stack.push((rel.clone(), names.into(), meta_of(&st)));
+            let cursor = tree.dir_cursor(&full, 0)?;
+            r.stack.push(Level {
+                path: rel.clone(),
+                meta: meta_of(&st),
+                at: 0,
+                open: Some(Box::new((cursor, VecDeque::new()))),
+            });
+            // Only the deepest directories keep theirs open.
+            if let Some(above) = r
+                .stack
+                .len()
+                .checked_sub(OPEN_LEVELS + 1)
+                .and_then(|i| r.stack.get_mut(i))
+            {
+                above.open = None;
+            }
             Ok(None)
         }
         EntryKind::Symlink => {
