@@ -119,6 +119,15 @@ impl Stager {
                 continue;
             };
             let dir = dir.as_raw_fd();
+            if !Stager::still_staged(dir, &s) {
+                // Not the file this stager wrote: never rename it.
+                failures.push(CommitFailure {
+                    id: s.id,
+                    error: FsError::errno("rename", self.ns.tree.show(&s.path), Errno::ESTALE),
+                    path: s.path,
+                });
+                continue;
+            }
             let mut res = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
             if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
                 // A directory stands where the new file or link goes: move

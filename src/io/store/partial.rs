@@ -5,10 +5,19 @@
 //! measuring a partial, reopening it to continue, removing the partials of
 //! older versions.
 //!
+//! A partial is written by one connection at a time: the one holding an
+//! exclusive `flock` on it ([`claim`]), taken before anything is written
+//! and held until the body is complete (then it is renamed to a name of
+//! its own, see [`super::Stager::finish_file`]) or abandoned. Another
+//! connection (or another server process on the same root) that finds it
+//! locked stages its copy under a fresh name instead, and never removes,
+//! truncates or resumes a locked partial: two backups of one file at once
+//! each commit their own whole copy.
+//!
 //! Must not decide whether a stager keeps partials: [`super::Stager`]
 //! asks here only when its options say so.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
@@ -34,22 +43,99 @@ pub fn kept_len(tree: &Beneath, path: &WirePath, size: u64, meta: &Meta) -> Opti
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .ok()?;
-    resume::kept(kind_of(&st) == Some(EntryKind::File), st.st_size, size)
+    let kept = resume::kept(kind_of(&st) == Some(EntryKind::File), st.st_size, size)?;
+    // A partial another connection is writing is not there to resume.
+    let tmp = names::partial_name(name, size, meta);
+    match open_locked(parent.as_raw_fd(), &tmp, OFlag::O_RDONLY) {
+        Ok(Some(_)) => Some(kept),
+        _ => None,
+    }
 }
 
-/// Reopens the partial `tmp` in `parent` to continue at `offset`: bytes
-/// past it are cut. A partial shorter than `offset` is as good as none.
+/// Whether the open `fd` is still the file named `name` in `dir`.
+fn names_it(dir: RawFd, name: &[u8], fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let held = stat::fstat(fd.as_raw_fd())?;
+    match stat::fstatat(Some(dir), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(st.st_dev == held.st_dev && st.st_ino == held.st_ino),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `name` in `dir` with `flags` and takes an exclusive lock on it
+/// without waiting: `Ok(None)` when another holder has it locked. The
+/// lock is taken on what was opened and then checked to be still what the
+/// name holds (its holder may have renamed or removed it meanwhile), a few
+/// times at most.
+fn open_locked(dir: RawFd, name: &[u8], flags: OFlag) -> Result<Option<OwnedFd>, Errno> {
+    for _ in 0..4 {
+        let fd = fcntl::openat(
+            Some(dir),
+            os(name),
+            flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+            Mode::from_bits_truncate(0o600),
+        )?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: flock on a descriptor we own; no pointers involved.
+        let rc =
+            unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        if rc != 0 {
+            return match Errno::last() {
+                Errno::EWOULDBLOCK => Ok(None),
+                e => Err(e),
+            };
+        }
+        if names_it(dir, name, file.as_fd())? {
+            return Ok(Some(file));
+        }
+        // Renamed or removed between our open and our lock: look again.
+    }
+    Err(Errno::EAGAIN)
+}
+
+/// What [`claim`] found.
+pub enum Claim {
+    /// The partial, open for writing and locked by us until the
+    /// descriptor closes.
+    Ours(OwnedFd),
+    /// Another connection is writing it.
+    Busy,
+}
+
+/// Opens the partial `tmp` in `parent` for writing and locks it, creating
+/// it if `create`. Nothing is cut or written here.
+pub fn claim(parent: RawFd, tmp: &[u8], create: bool) -> Result<Claim, Errno> {
+    let flags = if create {
+        OFlag::O_RDWR | OFlag::O_CREAT
+    } else {
+        OFlag::O_RDWR
+    };
+    Ok(match open_locked(parent, tmp, flags)? {
+        Some(fd) => Claim::Ours(fd),
+        None => Claim::Busy,
+    })
+}
+
+/// Moves our locked partial `tmp` (open as `fd`) in `dir` to the name
+/// `to`, checking first that the name still holds the file we wrote.
+pub fn hand_over(dir: RawFd, tmp: &[u8], fd: BorrowedFd<'_>, to: &[u8]) -> Result<(), Errno> {
+    if !names_it(dir, tmp, fd)? {
+        return Err(Errno::ESTALE);
+    }
+    fcntl::renameat(Some(dir), os(tmp), Some(dir), os(to))
+}
+
+/// Reopens the partial `tmp` in `parent` to continue at `offset`, locked
+/// (see [`claim`]): bytes past it are cut. A partial shorter than
+/// `offset` is as good as none; one another connection is writing cannot
+/// be resumed (`EBUSY`).
 pub fn reopen(parent: RawFd, tmp: &[u8], offset: u64, shown: &str) -> Result<OwnedFd, FsError> {
     let fail = |e| FsError::errno("resume", shown.to_string(), e);
-    let fd = fcntl::openat(
-        Some(parent),
-        os(tmp),
-        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(fail)?;
-    // SAFETY: fd was just returned by openat and is owned by nobody else.
-    let file = unsafe { OwnedFd::from_raw_fd(fd) };
+    let file = match claim(parent, tmp, false).map_err(fail)? {
+        Claim::Ours(fd) => fd,
+        Claim::Busy => return Err(fail(Errno::EBUSY)),
+    };
     let st = stat::fstat(file.as_raw_fd()).map_err(fail)?;
     if u64::try_from(st.st_size).unwrap_or(0) < offset {
         return Err(fail(Errno::ENOENT));
@@ -59,12 +145,26 @@ pub fn reopen(parent: RawFd, tmp: &[u8], offset: u64, shown: &str) -> Result<Own
     Ok(file)
 }
 
-/// Removes the partials of every version of file `name` in `dir`.
-pub fn remove_all(dir: RawFd, name: &[u8]) {
+/// Removes the partials of the other versions of file `name` in `dir`
+/// (all but `ours`), except those another connection is writing.
+pub fn remove_others(dir: RawFd, name: &[u8], ours: &[u8]) {
     let prefix = names::partials_prefix(name);
     for (n, _) in entries_at(dir).unwrap_or_default() {
-        if n.starts_with(&prefix) {
-            let _ = unistd::unlinkat(Some(dir), os(&n), UnlinkatFlags::NoRemoveDir);
+        if n.starts_with(&prefix) && n != ours {
+            remove_unlocked(dir, &n);
         }
+    }
+}
+
+/// Removes the partial `name` in `dir` unless another connection holds
+/// it; true if it was removed.
+pub fn remove_unlocked(dir: RawFd, name: &[u8]) -> bool {
+    // The lock is held across the unlink: whoever locks it next finds the
+    // name gone and does not write into the removed file.
+    match open_locked(dir, name, OFlag::O_RDONLY) {
+        Ok(Some(_held)) => {
+            unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::NoRemoveDir).is_ok()
+        }
+        _ => false,
     }
 }

@@ -108,6 +108,10 @@ pub(super) struct Staged {
     pub(super) kind: EntryKind,
     pub(super) meta: Meta,
     pub(super) size: u64,
+    /// The device and inode of a file that was a partial (a name others
+    /// could reach), checked before the commit renames it; `None` for a
+    /// file staged under a fresh name and for a link.
+    pub(super) inode: Option<(u64, u64)>,
 }
 
 /// How a stager writes; fixed when it is made.
@@ -333,6 +337,7 @@ impl Stager {
             kind: EntryKind::Symlink,
             meta,
             size: target.len() as u64,
+            inode: None,
         });
         Ok(())
     }
@@ -341,7 +346,9 @@ impl Stager {
     /// A large file on a stager that keeps partials gets a name derived
     /// from its path, size and mtime, so that a transfer cut off anywhere
     /// (client or server killed, network gone) can resume into it later;
-    /// older partials of the same name are removed.
+    /// older partials of the same name are removed. A partial another
+    /// connection is writing is left alone: this copy goes to a fresh name
+    /// of its own (see [`partial`]).
     pub fn begin_file(
         &mut self,
         id: u32,
@@ -352,25 +359,36 @@ impl Stager {
         self.abort_file();
         let parent = self.parent_for_write(path)?;
         let name = path.file_name().unwrap_or_default();
-        let partial = self.opts.keep_partials && resume::is_resumable(size);
-        let (tmp, flags) = if partial {
-            partial::remove_all(parent, name);
-            (
-                names::partial_name(name, size, &meta),
-                OFlag::O_CREAT | OFlag::O_TRUNC,
-            )
-        } else {
-            (tmp::fresh_tmp(), OFlag::O_CREAT | OFlag::O_EXCL)
+        let fail = |e| FsError::errno("create", self.ns.tree.show(path), e);
+        let mut claimed = None;
+        if self.opts.keep_partials && resume::is_resumable(size) {
+            let tmp = names::partial_name(name, size, &meta);
+            if let partial::Claim::Ours(fd) = partial::claim(parent, &tmp, true).map_err(fail)? {
+                partial::remove_others(parent, name, &tmp);
+                unistd::ftruncate(&fd, 0).map_err(fail)?;
+                claimed = Some((tmp, fd));
+            }
+        }
+        let partial = claimed.is_some();
+        let (tmp, file) = match claimed {
+            Some(c) => c,
+            None => {
+                let tmp = tmp::fresh_tmp();
+                let fd = fcntl::openat(
+                    Some(parent),
+                    os(&tmp),
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_RDWR
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_NOFOLLOW,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(fail)?;
+                // SAFETY: fd was just returned by openat and is owned by nobody else.
+                (tmp, unsafe { OwnedFd::from_raw_fd(fd) })
+            }
         };
-        let fd = fcntl::openat(
-            Some(parent),
-            os(&tmp),
-            flags | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| FsError::errno("create", self.ns.tree.show(path), e))?;
-        // SAFETY: fd was just returned by openat and is owned by nobody else.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(self.incoming.insert(Incoming {
             id,
             path: path.clone(),
@@ -458,40 +476,52 @@ impl Stager {
         let shown = &inc.shown;
         let fd = inc.file.as_raw_fd();
         let record = self.opts.record_checksums;
-        let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
-            .map_err(|e| FsError::errno("chmod", shown.text(), e))
-            .and_then(|()| {
-                if !record {
-                    return Ok(());
-                }
+        // The attributes first: a file whose mode denies its owner writing
+        // refuses them afterwards.
+        let res = (|| {
+            if record {
                 let r = Recorded {
                     crc,
                     size: inc.size,
                 };
                 match xattr::record(inc.file.as_fd(), r) {
-                    Ok(true) => Ok(()),
+                    Ok(true) => {}
                     Ok(false) => {
                         if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
                             log::warn!("{}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files", shown.text());
                         }
-                        Ok(())
                     }
-                    Err(e) => Err(FsError::errno("setxattr", shown.text(), e)),
+                    Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
-            })
-            .and_then(|()| {
-                stat::futimens(fd, &omit(), &timespec(&inc.meta))
-                    .map_err(|e| FsError::errno("utimes", shown.text(), e))
-            });
+            }
+            stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
+                .map_err(|e| FsError::errno("chmod", shown.text(), e))?;
+            stat::futimens(fd, &omit(), &timespec(&inc.meta))
+                .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
+            if !inc.partial {
+                // A fresh name made with O_EXCL: nobody else writes it.
+                return Ok((inc.tmp.clone(), None));
+            }
+            let st = stat::fstat(fd).map_err(|e| FsError::errno("stat", shown.text(), e))?;
+            // A complete partial is nothing to resume any more: it moves,
+            // still locked, to a name of this stager's own, so that nobody
+            // else can touch what the commit will rename.
+            let own = tmp::fresh_tmp();
+            let (dir, _) = self.ns.tree.parent(&inc.path)?;
+            partial::hand_over(dir.as_raw_fd(), &inc.tmp, inc.file.as_fd(), &own)
+                .map_err(|e| FsError::errno("rename", shown.text(), e))?;
+            Ok((own, Some((st.st_dev, st.st_ino))))
+        })();
         match res {
-            Ok(()) => {
+            Ok((tmp, inode)) => {
                 self.staged.push(Staged {
                     id: inc.id,
                     path: inc.path,
-                    tmp: inc.tmp,
+                    tmp,
                     kind: EntryKind::File,
                     meta: inc.meta,
                     size: inc.size,
+                    inode,
                 });
                 Ok(())
             }
@@ -500,6 +530,16 @@ impl Stager {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the staged entry `s`, in the directory `dir`, is still the
+    /// file this stager wrote (the commit renames nothing else).
+    pub(super) fn still_staged(dir: RawFd, s: &Staged) -> bool {
+        let Some((dev, ino)) = s.inode else {
+            return true;
+        };
+        stat::fstatat(Some(dir), os(&s.tmp), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
     }
 
     /// Removes the file being received, if any.
@@ -628,6 +668,7 @@ impl Drop for Stager {
 pub(super) mod tests {
     use super::*;
     use crate::proto::Time;
+    use std::os::unix::ffi::OsStrExt;
 
     pub(crate) fn wp(s: &str) -> WirePath {
         WirePath::new(s.as_bytes().to_vec()).unwrap()
@@ -806,5 +847,78 @@ pub(super) mod tests {
             .err()
             .unwrap();
         assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT));
+    }
+
+    /// Issue 9 item 1: two connections receiving the same version of a
+    /// large file shared one partial; the second truncated or removed the
+    /// first one's, and the first commit renamed whatever was there.
+    #[test]
+    fn a_partial_being_written_is_never_touched_by_another_stager() {
+        let t = tempfile::tempdir().unwrap();
+        let size = resume::RESUME_MIN;
+        let keep = StageOptions {
+            keep_partials: true,
+            ..StageOptions::default()
+        };
+        let m = meta(0o644, 5);
+        let a_body = vec![b'a'; size as usize];
+        let b_body = vec![b'b'; size as usize];
+        let mut a = with(t.path(), keep);
+        let mut b = with(t.path(), keep);
+        // An older version's partial that nobody holds goes; the one being
+        // written stays.
+        let mut c = with(t.path(), keep);
+        let old = c.begin_file(9, &wp("big"), meta(0o644, 4), size).unwrap();
+        write_all(&old.file, &a_body[..10]);
+        drop(c);
+        let inc = a.begin_file(1, &wp("big"), m, size).unwrap();
+        write_all(&inc.file, &a_body[..(size / 2) as usize]);
+        let partials = || {
+            std::fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with(".rsb-tmp.part."))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(partials().len(), 1, "{:?}", partials());
+        // Another stager sees no partial to resume while it is written,
+        // cannot resume it, and stages its own copy under another name.
+        assert_eq!(b.partial_len(&wp("big"), size, &m), None);
+        let e = b
+            .resume_file(2, &wp("big"), m, size, size / 2)
+            .err()
+            .unwrap();
+        assert_eq!(e.raw_os_error(), Some(nix::libc::EBUSY));
+        let inc = b.begin_file(2, &wp("big"), m, size).unwrap();
+        write_all(&inc.file, &b_body);
+        assert_eq!(partials().len(), 1);
+        let held = &partials()[0];
+        assert_eq!(
+            std::fs::metadata(t.path().join(held)).unwrap().len(),
+            size / 2,
+            "the other stager changed the partial being written"
+        );
+        b.finish_file(crc32c::crc32c(&b_body)).unwrap();
+        let inc = a.incoming().unwrap();
+        write_all(&inc.file, &a_body[(size / 2) as usize..]);
+        a.finish_file(crc32c::crc32c(&a_body)).unwrap();
+        // Both commit their own whole copy; the last commit wins.
+        assert!(b.commit().failures.is_empty());
+        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), b_body);
+        assert!(a.commit().failures.is_empty());
+        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), a_body);
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+        // A file at a staged name that is not the one staged is never
+        // renamed into place.
+        let mut d = with(t.path(), keep);
+        let inc = d.begin_file(3, &wp("big"), meta(0o644, 6), size).unwrap();
+        write_all(&inc.file, &b_body);
+        d.finish_file(0).unwrap();
+        let staged = t.path().join(std::ffi::OsStr::from_bytes(&d.staged[0].tmp));
+        std::fs::write(t.path().join("intruder"), b"intruder").unwrap();
+        std::fs::rename(t.path().join("intruder"), &staged).unwrap();
+        let r = d.commit();
+        assert_eq!(r.failures.len(), 1);
+        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), a_body);
     }
 }
