@@ -16,7 +16,7 @@
 //! [`super::StoredFile`]'s job) and must not decide what the hidden names
 //! look like ([`crate::store::names`] does).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -32,9 +32,9 @@ use super::{partial, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{EntryKind, Meta, WirePath};
-use crate::store::names;
-use crate::store::record::Recorded;
+use crate::store::record::{MetaRecord, Recorded};
 use crate::store::resume;
+use crate::store::{modes, names};
 
 pub(super) fn timespec(m: &Meta) -> TimeSpec {
     TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
@@ -129,6 +129,17 @@ pub struct StageOptions {
     /// caller ([`Incoming::prefix_pending`]): the server has a worker read
     /// them, not its event loop.
     pub defer_prefix_crc: bool,
+    /// Keep each entry's real mode in its metadata record where the mode
+    /// on disk differs, and store with the owner access a server that is
+    /// not root needs (the server's store; see [`crate::store::modes`]).
+    pub fake_super: bool,
+}
+
+/// Whether this process runs as root (it can read and write whatever the
+/// modes say).
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| unistd::geteuid().is_root())
 }
 
 /// Stages entries beneath one tree and commits them in batches.
@@ -494,8 +505,8 @@ impl Stager {
                     Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             }
-            stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
-                .map_err(|e| FsError::errno("chmod", shown.text(), e))?;
+            self.set_mode(inc.file.as_fd(), EntryKind::File, inc.meta.mode)
+                .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
             if !inc.partial {
@@ -530,6 +541,38 @@ impl Stager {
                 Err(e)
             }
         }
+    }
+
+    /// Gives the open file or directory `fd` its real mode `mode`, or with
+    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
+    /// real one then going into its metadata record (set before the mode,
+    /// which may deny the owner writing; a stale one removed). The error
+    /// names the failed operation.
+    pub(super) fn set_mode(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: EntryKind,
+        mode: u32,
+    ) -> Result<(), (&'static str, Errno)> {
+        let real = mode & 0o7777;
+        let disk = if self.opts.fake_super {
+            let disk = modes::on_disk(real, kind, is_root());
+            let record = (disk != real).then_some(MetaRecord { mode: real });
+            // A fresh file has no record to remove.
+            if record.is_some() || kind == EntryKind::Dir {
+                match xattr::set_meta(fd, record) {
+                    Ok(true) => {}
+                    // Without user xattrs the real mode cannot be kept
+                    // apart: the entry gets it on disk.
+                    Ok(false) => return set_disk_mode(fd, real),
+                    Err(e) => return Err(("setxattr", e)),
+                }
+            }
+            disk
+        } else {
+            real
+        };
+        set_disk_mode(fd, disk)
     }
 
     /// Whether the staged entry `s`, in the directory `dir`, is still the
@@ -609,6 +652,10 @@ impl Stager {
             }
         }
     }
+}
+
+fn set_disk_mode(fd: BorrowedFd<'_>, mode: u32) -> Result<(), (&'static str, Errno)> {
+    stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| ("chmod", e))
 }
 
 /// Which entries [`remove_tree`] may remove.

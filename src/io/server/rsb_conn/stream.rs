@@ -318,7 +318,8 @@ fn restore_entry(
     match kind {
         EntryKind::Dir => {
             let names = tree.read_dir(&full)?;
-            r.stack.push((rel.clone(), names.into(), meta_of(&st)));
+            r.stack
+                .push((rel.clone(), names.into(), tree.stored_meta(&full, &st)));
             Ok(None)
         }
         EntryKind::Symlink => {
