@@ -185,3 +185,58 @@ fn a_root_server_stores_and_gives_back_every_mode() {
     let srv = Server::start(&[]);
     round_trip(&srv, true);
 }
+
+/// Issue 9 item 6: set-user-ID and set-group-ID bits survived while the
+/// owner was dropped: a user's set-user-ID file came back set-user-ID
+/// root, and a root server kept it set-user-ID root in the store.
+#[test]
+fn a_setuid_file_is_never_setuid_in_the_store_nor_after_a_restore() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let t = (1_600_000_000, 9);
+    let mut tree = Tree::new(&src, 0o755, t);
+    tree.file("su", b"#!/bin/sh\n", 0o4755, t)
+        .file("sg", b"#!/bin/sh\n", 0o2711, t)
+        .file("sticky", b"x", 0o1644, t)
+        .dir("sgdir", 0o2775, t)
+        .file("sgdir/plain", b"plain", 0o644, t)
+        .finish();
+    srv.client(argv!["backup", src]).run().ok();
+
+    // In the store: the file, owned by root, is not set-user-ID; the real
+    // bits are in its record.
+    let stored = srv.store(NAME, &src);
+    let disk = |p: &str| fs::symlink_metadata(stored.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(disk("su"), 0o755);
+    assert_eq!(disk("sg"), 0o711);
+    assert_eq!(
+        xattr(&stored.join("su"), "user.rsb.meta").as_deref(),
+        Some("v1 mode=4755")
+    );
+    // Nothing changed: a re-run sends nothing.
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    assert!(o.err().contains("backup: 0 files sent"), "{o}");
+
+    // Restored without the bits, with one warning that counts them.
+    let dest = s.join("dest");
+    let o = srv.client(argv!["restore", src, dest]).run();
+    o.ok().err_has(
+        "rsb-client: warning: set-user-ID and set-group-ID bits cleared on 3 restored entries",
+    );
+    assert_eq!(o.err().matches("warning: set-user-ID").count(), 1, "{o}");
+    let mode = |p: &str| fs::symlink_metadata(dest.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("su"), 0o755);
+    assert_eq!(mode("sg"), 0o711);
+    assert_eq!(mode("sticky"), 0o1644);
+    assert_eq!(mode("sgdir"), 0o775);
+    assert_eq!(fs::read(dest.join("sgdir/plain")).unwrap(), b"plain");
+    // Nothing to clear, nothing said.
+    let plain = s.join("plain");
+    let o = srv
+        .client(argv!["restore", src.join("sgdir/plain"), plain])
+        .run();
+    o.ok();
+    assert!(!o.err().contains("warning"), "{o}");
+}

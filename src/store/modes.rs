@@ -7,6 +7,13 @@
 //!   added, so it can always write the checksum record, read the file
 //!   back for a restore or a verify, and put entries into the directory
 //!   (a `0444` file, a `0200` file, a `0311` directory).
+//! * No server, root or not, puts a client's set-user-ID or set-group-ID
+//!   bit on a file it stores: the file is owned by the server's user (a
+//!   root server's copy would be set-user-ID root).
+//!
+//! A restore cannot give entries their owners back (owners are not kept
+//! yet), so it clears those two bits ([`without_owner`]), as GNU `cp`
+//! does when it cannot keep an owner.
 //!
 //! When the mode on disk differs from the real one, the real one is kept
 //! in the entry's [`MetaRecord`] (`user.rsb.meta`), and every reader (the
@@ -21,10 +28,21 @@ use crate::proto::EntryKind;
 pub fn on_disk(real: u32, kind: EntryKind, root: bool) -> u32 {
     let real = real & 0o7777;
     match kind {
-        EntryKind::File if !root => real | 0o600,
+        EntryKind::File if root => real & !SETID,
+        EntryKind::File => (real & !SETID) | 0o600,
         EntryKind::Dir if !root => real | 0o700,
         _ => real,
     }
+}
+
+/// The set-user-ID and set-group-ID bits.
+pub const SETID: u32 = 0o6000;
+
+/// The mode a restore gives an entry whose owner it cannot restore: `mode`
+/// without [`SETID`], and whether that cleared anything.
+pub fn without_owner(mode: u32) -> (u32, bool) {
+    let mode = mode & 0o7777;
+    (mode & !SETID, mode & SETID != 0)
 }
 
 /// The real mode of a stored entry: the recorded one if there is a
@@ -55,6 +73,22 @@ mod tests {
             assert_eq!(on_disk(real, Dir, true), real, "{real:o}");
         }
         assert_eq!(on_disk(0o100644, File, false), 0o644);
+    }
+
+    /// Issue 9 item 6: a user's set-user-ID file came back set-user-ID
+    /// root.
+    #[test]
+    fn no_stored_file_is_setuid_or_setgid_on_disk() {
+        use EntryKind::*;
+        assert_eq!(on_disk(0o4755, File, true), 0o755);
+        assert_eq!(on_disk(0o2711, File, true), 0o711);
+        assert_eq!(on_disk(0o6555, File, false), 0o755);
+        assert_eq!(on_disk(0o1755, File, true), 0o1755);
+        // A directory's set-group-ID bit gives nobody anything.
+        assert_eq!(on_disk(0o2775, Dir, true), 0o2775);
+        assert_eq!(without_owner(0o4755), (0o755, true));
+        assert_eq!(without_owner(0o2775), (0o775, true));
+        assert_eq!(without_owner(0o1777), (0o1777, false));
     }
 
     #[test]

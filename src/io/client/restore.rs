@@ -72,6 +72,9 @@ pub fn restore(
     // in DEST, and the next restore of them resumes there.
     let opts = StageOptions {
         keep_partials: true,
+        // Owners are not restored: no set-user-ID or set-group-ID bit for
+        // whoever restores (GNU cp's rule).
+        clear_setid: true,
         ..StageOptions::default()
     };
     let mut stager = Stager::new(tree, opts);
@@ -190,6 +193,7 @@ pub fn restore(
                 }
                 Event::Done { .. } => {
                     commit(&mut stager, rep);
+                    warn_setid(stager.setid_cleared());
                     return Ok(());
                 }
                 Event::Refused { code, message } => return Err(link.refused(code, &message)),
@@ -228,6 +232,13 @@ fn map(
             rep.fail(&path, &cause);
             None
         }
+    }
+}
+
+/// Says once how many entries lost a set-user-ID or set-group-ID bit.
+fn warn_setid(n: u64) {
+    if n > 0 {
+        eprintln!("rsb-client: warning: set-user-ID and set-group-ID bits cleared on {n} restored entries (owners are not restored)");
     }
 }
 

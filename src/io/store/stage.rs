@@ -133,6 +133,10 @@ pub struct StageOptions {
     /// on disk differs, and store with the owner access a server that is
     /// not root needs (the server's store; see [`crate::store::modes`]).
     pub fake_super: bool,
+    /// Clear the set-user-ID and set-group-ID bits (a restore, which
+    /// cannot give entries their owners back), counting each entry
+    /// ([`Stager::setid_cleared`]).
+    pub clear_setid: bool,
 }
 
 /// Whether this process runs as root (it can read and write whatever the
@@ -156,6 +160,8 @@ pub struct Stager {
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
+    /// Entries whose set-user-ID or set-group-ID bit was cleared.
+    setid_cleared: std::cell::Cell<u64>,
 }
 
 impl Stager {
@@ -170,7 +176,14 @@ impl Stager {
             displaced: Vec::new(),
             parent: None,
             touched: Vec::new(),
+            setid_cleared: std::cell::Cell::new(0),
         }
+    }
+
+    /// How many entries had their set-user-ID or set-group-ID bit cleared
+    /// ([`StageOptions::clear_setid`]).
+    pub fn setid_cleared(&self) -> u64 {
+        self.setid_cleared.get()
     }
 
     /// The confining tree, to read.
@@ -554,7 +567,13 @@ impl Stager {
         kind: EntryKind,
         mode: u32,
     ) -> Result<(), (&'static str, Errno)> {
-        let real = mode & 0o7777;
+        let mut real = mode & 0o7777;
+        if self.opts.clear_setid {
+            let (m, cleared) = modes::without_owner(real);
+            real = m;
+            self.setid_cleared
+                .set(self.setid_cleared.get() + u64::from(cleared));
+        }
         let disk = if self.opts.fake_super {
             let disk = modes::on_disk(real, kind, is_root());
             let record = (disk != real).then_some(MetaRecord { mode: real });
@@ -715,7 +734,6 @@ impl Drop for Stager {
 pub(super) mod tests {
     use super::*;
     use crate::proto::Time;
-    use std::os::unix::ffi::OsStrExt;
 
     pub(crate) fn wp(s: &str) -> WirePath {
         WirePath::new(s.as_bytes().to_vec()).unwrap()
@@ -894,78 +912,5 @@ pub(super) mod tests {
             .err()
             .unwrap();
         assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT));
-    }
-
-    /// Issue 9 item 1: two connections receiving the same version of a
-    /// large file shared one partial; the second truncated or removed the
-    /// first one's, and the first commit renamed whatever was there.
-    #[test]
-    fn a_partial_being_written_is_never_touched_by_another_stager() {
-        let t = tempfile::tempdir().unwrap();
-        let size = resume::RESUME_MIN;
-        let keep = StageOptions {
-            keep_partials: true,
-            ..StageOptions::default()
-        };
-        let m = meta(0o644, 5);
-        let a_body = vec![b'a'; size as usize];
-        let b_body = vec![b'b'; size as usize];
-        let mut a = with(t.path(), keep);
-        let mut b = with(t.path(), keep);
-        // An older version's partial that nobody holds goes; the one being
-        // written stays.
-        let mut c = with(t.path(), keep);
-        let old = c.begin_file(9, &wp("big"), meta(0o644, 4), size).unwrap();
-        write_all(&old.file, &a_body[..10]);
-        drop(c);
-        let inc = a.begin_file(1, &wp("big"), m, size).unwrap();
-        write_all(&inc.file, &a_body[..(size / 2) as usize]);
-        let partials = || {
-            std::fs::read_dir(t.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n.starts_with(".rsb-tmp.part."))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(partials().len(), 1, "{:?}", partials());
-        // Another stager sees no partial to resume while it is written,
-        // cannot resume it, and stages its own copy under another name.
-        assert_eq!(b.partial_len(&wp("big"), size, &m), None);
-        let e = b
-            .resume_file(2, &wp("big"), m, size, size / 2)
-            .err()
-            .unwrap();
-        assert_eq!(e.raw_os_error(), Some(nix::libc::EBUSY));
-        let inc = b.begin_file(2, &wp("big"), m, size).unwrap();
-        write_all(&inc.file, &b_body);
-        assert_eq!(partials().len(), 1);
-        let held = &partials()[0];
-        assert_eq!(
-            std::fs::metadata(t.path().join(held)).unwrap().len(),
-            size / 2,
-            "the other stager changed the partial being written"
-        );
-        b.finish_file(crc32c::crc32c(&b_body)).unwrap();
-        let inc = a.incoming().unwrap();
-        write_all(&inc.file, &a_body[(size / 2) as usize..]);
-        a.finish_file(crc32c::crc32c(&a_body)).unwrap();
-        // Both commit their own whole copy; the last commit wins.
-        assert!(b.commit().failures.is_empty());
-        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), b_body);
-        assert!(a.commit().failures.is_empty());
-        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), a_body);
-        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
-        // A file at a staged name that is not the one staged is never
-        // renamed into place.
-        let mut d = with(t.path(), keep);
-        let inc = d.begin_file(3, &wp("big"), meta(0o644, 6), size).unwrap();
-        write_all(&inc.file, &b_body);
-        d.finish_file(0).unwrap();
-        let staged = t.path().join(std::ffi::OsStr::from_bytes(&d.staged[0].tmp));
-        std::fs::write(t.path().join("intruder"), b"intruder").unwrap();
-        std::fs::rename(t.path().join("intruder"), &staged).unwrap();
-        let r = d.commit();
-        assert_eq!(r.failures.len(), 1);
-        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), a_body);
     }
 }
