@@ -27,6 +27,7 @@ use nix::unistd::{self, UnlinkatFlags};
 use super::beneath::{entries_at, os, Beneath};
 use crate::io::error::FsError;
 use crate::io::kind_of;
+use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::{names, resume};
 
@@ -167,6 +168,73 @@ pub fn remove_unlocked(dir: RawFd, name: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Removes `name` in `dir` if it is a partial that expired (see
+/// [`resume::expired`]) and that nobody holds; true if it was removed.
+/// The sweep calls this for every hidden name it meets.
+pub fn remove_if_expired(dir: RawFd, name: &[u8]) -> bool {
+    if !name.starts_with(names::PART_PREFIX) {
+        return false;
+    }
+    let Ok(st) = stat::fstatat(Some(dir), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    kind_of(&st) == Some(EntryKind::File)
+        && resume::expired(st.st_mtime, now)
+        && remove_unlocked(dir, name)
+}
+
+/// Directories [`reclaim`] visits at most.
+const RECLAIM_DIRS: usize = 1_000_000;
+
+/// Frees at least `need` bytes, if it can, by removing the partials under
+/// `tree` that nobody holds, least recently written first (a full disk
+/// gives up kept parts of interrupted transfers before it fails a
+/// backup). Returns the bytes freed.
+pub fn reclaim(tree: &Beneath, need: u64) -> u64 {
+    let mut found: Vec<(i64, WirePath, Vec<u8>, u64)> = Vec::new();
+    let mut todo = vec![WirePath::root()];
+    let mut visited = 0;
+    while let Some(dir) = todo.pop() {
+        visited += 1;
+        if visited > RECLAIM_DIRS {
+            break;
+        }
+        let Ok(fd) = tree.dir(&dir) else { continue };
+        for (name, kind) in entries_at(fd.as_raw_fd()).unwrap_or_default() {
+            if name.starts_with(names::PART_PREFIX) {
+                if let Ok(st) = stat::fstatat(
+                    Some(fd.as_raw_fd()),
+                    os(&name),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) {
+                    let size = u64::try_from(st.st_blocks).unwrap_or(0) * 512;
+                    found.push((st.st_mtime, dir.clone(), name, size));
+                }
+            } else if kind == Some(nix::dir::Type::Directory) && !is_tmp_name(&name) {
+                if let Ok(sub) = dir.join(&name) {
+                    todo.push(sub);
+                }
+            }
+        }
+    }
+    found.sort_by_key(|(mtime, ..)| *mtime);
+    let mut freed = 0;
+    for (_, dir, name, size) in found {
+        if freed >= need {
+            break;
+        }
+        if let Ok(fd) = tree.dir(&dir) {
+            if remove_unlocked(fd.as_raw_fd(), &name) {
+                freed += size;
+            }
+        }
+    }
+    freed
 }
 
 #[cfg(test)]

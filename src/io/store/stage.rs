@@ -162,6 +162,8 @@ pub struct Stager {
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
     /// Entries whose set-user-ID or set-group-ID bit was cleared.
     setid_cleared: std::cell::Cell<u64>,
+    /// A search for partials to free room found none (see `make_room`).
+    reclaim_failed: bool,
 }
 
 impl Stager {
@@ -177,6 +179,7 @@ impl Stager {
             parent: None,
             touched: Vec::new(),
             setid_cleared: std::cell::Cell::new(0),
+            reclaim_failed: false,
         }
     }
 
@@ -382,6 +385,7 @@ impl Stager {
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
         let parent = self.parent_for_write(path)?;
+        self.make_room(parent, size);
         let name = path.file_name().unwrap_or_default();
         let fail = |e| FsError::errno("create", self.ns.tree.show(path), e);
         let mut claimed = None;
@@ -428,6 +432,36 @@ impl Stager {
         }))
     }
 
+    /// When the file system holding `dir` has less than `need` bytes free
+    /// for us, removes partials nobody holds (oldest first, see
+    /// [`partial::reclaim`]): a full disk gives up kept parts of cut
+    /// transfers before it fails a backup. Tried once per stager when it
+    /// frees nothing, so a disk that stays full is not searched again and
+    /// again.
+    fn make_room(&mut self, dir: RawFd, need: u64) {
+        if need == 0 || !self.opts.keep_partials || self.reclaim_failed {
+            return;
+        }
+        // SAFETY: dir is an open descriptor borrowed for the call.
+        let dir = unsafe { BorrowedFd::borrow_raw(dir) };
+        let Ok(vfs) = nix::sys::statvfs::fstatvfs(dir) else {
+            return;
+        };
+        let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+        if free >= need {
+            return;
+        }
+        let freed = partial::reclaim(&self.ns.tree, need - free);
+        if freed > 0 {
+            log::info!(
+                "{}: disk full: removed {freed} bytes of kept partial transfers",
+                self.ns.tree.show(&WirePath::root())
+            );
+        } else {
+            self.reclaim_failed = true;
+        }
+    }
+
     /// How many bytes of `path` (a file of `size` bytes and mtime `meta`)
     /// a partial from an interrupted transfer holds, if any.
     pub fn partial_len(&self, path: &WirePath, size: u64, meta: &Meta) -> Option<u64> {
@@ -458,6 +492,8 @@ impl Stager {
             return Err(FsError::errno("resume", shown, Errno::ENOENT));
         }
         let file = partial::reopen(parent, &tmp, offset, &shown)?;
+        // Ours is locked now: room is never made by removing it.
+        self.make_room(parent, size.saturating_sub(offset));
         let defer = self.opts.defer_prefix_crc;
         let crc = if defer {
             0
