@@ -78,6 +78,10 @@ fn open_locked(dir: RawFd, name: &[u8], flags: OFlag) -> Result<Option<OwnedFd>,
         )?;
         // SAFETY: fd was just returned by openat and is owned by nobody else.
         let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        if kind_of(&stat::fstat(file.as_raw_fd())?) != Some(EntryKind::File) {
+            // Put there by other means: not a partial of ours.
+            return Err(Errno::EINVAL);
+        }
         // SAFETY: flock on a descriptor we own; no pointers involved.
         let rc =
             unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
