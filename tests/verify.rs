@@ -157,8 +157,11 @@ fn a_clean_store_verifies_and_a_flipped_byte_is_named_without_changing_anything(
     assert_eq!(counts(&o.err()), (4, 0, 0), "{o}");
 }
 
+/// Issue 9 item 1: a truncated copy committed without its checksum went
+/// unnoticed, verify said nothing. A file without a checksum record is
+/// named and fails the verify (it is counted as unchecked, not damaged).
 #[test]
-fn files_put_in_the_store_by_hand_are_counted_as_unchecked() {
+fn verify_names_a_stored_file_without_a_checksum_record() {
     let srv = Server::start(&[]);
     let s = scratch();
     let src = s.join("src");
@@ -167,8 +170,12 @@ fn files_put_in_the_store_by_hand_are_counted_as_unchecked() {
     srv.client(argv!["backup", src]).run().ok();
     fs::write(srv.store(NAME, &src).join("by-hand"), b"x").unwrap();
     let o = srv.client(argv!["verify"]).run();
-    o.ok();
+    o.code_is(1).err_has(&format!(
+        "{}: no checksum recorded",
+        src.join("by-hand").display()
+    ));
     assert_eq!(counts(&o.err()), (2, 0, 1), "{o}");
+    assert!(!o.err().contains("a: no checksum"), "{o}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::proto::{EntryKind, Meta, PathError, WirePath};
+use crate::store::modes;
 
 use super::plan::COMMIT_EVERY;
 
@@ -292,11 +293,16 @@ pub fn map(
 /// it is not a regular file) is the version the server is about to send
 /// (`size`, `meta`): same size, permission bits and mtime to the
 /// nanosecond, rsync's quick check. It is then not sent or not written
-/// again.
+/// again. The permission bits compared are the ones a restore writes
+/// ([`modes::without_owner`]: no set-user-ID or set-group-ID bit while
+/// owners are not restored), so a set-user-ID file restored once is not
+/// sent again on every re-run.
 #[must_use]
 pub fn unchanged(local: Option<(u64, Meta)>, size: u64, meta: &Meta) -> bool {
     local.is_some_and(|(lsize, lmeta)| {
-        lsize == size && lmeta.mtime == meta.mtime && lmeta.mode & 0o7777 == meta.mode & 0o7777
+        lsize == size
+            && lmeta.mtime == meta.mtime
+            && lmeta.mode & 0o7777 == modes::without_owner(meta.mode).0
     })
 }
 
@@ -592,5 +598,29 @@ mod tests {
         );
         // A failed write is named before the server's own verdict.
         assert!(body_problem(1, false, 2, Some("x".into())).is_some_and(|m| m == "write: x"));
+    }
+
+    #[test]
+    fn a_setuid_file_restored_once_passes_the_quick_check() {
+        let stored = Meta {
+            mode: 0o4755,
+            mtime: crate::proto::Time { secs: 5, nanos: 6 },
+        };
+        let local = Meta {
+            mode: 0o755,
+            mtime: crate::proto::Time { secs: 5, nanos: 6 },
+        };
+        assert!(unchanged(Some((3, local)), 3, &stored));
+        assert!(!unchanged(
+            Some((
+                3,
+                Meta {
+                    mode: 0o700,
+                    ..local
+                }
+            )),
+            3,
+            &stored
+        ));
     }
 }

@@ -5,10 +5,15 @@
 //! for a link the same target. Anything else (missing, another type, any
 //! difference) is needed.
 //!
-//! Pure: the shell hands over what `lstat` said as a [`StoredStat`] and a
-//! way to read the link's target, which is only asked for when everything
-//! else matched (one syscall saved per changed link).
+//! The mode compared is the entry's real one: the one in its metadata
+//! record when it has one (see [`super::modes`]), else the one on disk.
+//!
+//! Pure: the shell hands over what `lstat` said as a [`StoredStat`], a
+//! way to read the link's target and a way to read the recorded mode,
+//! which are only asked for when everything else matched (one syscall
+//! saved per changed entry).
 
+use super::modes;
 use crate::proto::{EntryKind, ManifestEntry, Meta};
 
 /// What `lstat` says of a stored entry, as far as the comparison goes.
@@ -23,18 +28,25 @@ pub struct StoredStat {
 }
 
 /// Whether `entry` is what is stored, as `stored` describes it; `target`
-/// reads the stored link's target (`None`: unreadable, so not the same).
+/// reads the stored link's target (`None`: unreadable, so not the same),
+/// `recorded` the real mode of a stored file or directory from its
+/// metadata record (`None`: no record).
 pub fn unchanged(
     entry: &ManifestEntry,
     stored: &StoredStat,
     target: impl FnOnce() -> Option<Vec<u8>>,
+    recorded: impl FnOnce() -> Option<u32>,
 ) -> bool {
     stored.kind == Some(entry.kind)
-        && stored.meta == entry.meta
+        && stored.meta.mtime == entry.meta.mtime
         && match entry.kind {
             EntryKind::File => u64::try_from(stored.size).is_ok_and(|n| n == entry.size),
-            EntryKind::Symlink => target().is_some_and(|t| t == entry.target),
+            EntryKind::Symlink => stored.meta.mode == entry.meta.mode,
             EntryKind::Dir => true,
+        }
+        && match entry.kind {
+            EntryKind::Symlink => target().is_some_and(|t| t == entry.target),
+            _ => modes::real(stored.meta.mode, recorded()) == entry.meta.mode & 0o7777,
         }
 }
 
@@ -72,38 +84,105 @@ mod tests {
         panic!("the target is read only for a link whose stat matched")
     }
 
+    fn none() -> Option<u32> {
+        None
+    }
+
+    fn no_record() -> Option<u32> {
+        panic!("the record is read only for an entry whose stat matched")
+    }
+
+    /// Issue 9 item 4: the real mode of an entry stored with owner access
+    /// added is its recorded one.
+    #[test]
+    fn the_recorded_mode_is_the_one_compared() {
+        let mut e = entry(EntryKind::File, 10, b"");
+        e.meta.mode = 0o444;
+        let st = stat(Some(EntryKind::File), 10);
+        assert!(unchanged(&e, &st, no_link, || Some(0o444)));
+        assert!(!unchanged(&e, &st, no_link, || Some(0o400)));
+        assert!(!unchanged(&e, &st, no_link, none));
+        e.meta.mode = 0o644;
+        assert!(unchanged(&e, &st, no_link, none));
+        assert!(!unchanged(&e, &st, no_link, || Some(0o444)));
+        let d = entry(EntryKind::Dir, 0, b"");
+        assert!(!unchanged(
+            &d,
+            &stat(Some(EntryKind::Dir), 1),
+            no_link,
+            || Some(0o311)
+        ));
+        // A stat that differs already answers.
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 11),
+            no_link,
+            no_record
+        ));
+    }
+
     #[test]
     fn a_file_is_unchanged_with_the_same_type_size_mode_and_mtime() {
         let e = entry(EntryKind::File, 10, b"");
-        assert!(unchanged(&e, &stat(Some(EntryKind::File), 10), no_link));
-        assert!(!unchanged(&e, &stat(Some(EntryKind::File), 11), no_link));
-        assert!(!unchanged(&e, &stat(Some(EntryKind::File), -1), no_link));
-        assert!(!unchanged(&e, &stat(Some(EntryKind::Dir), 10), no_link));
-        assert!(!unchanged(&e, &stat(None, 10), no_link));
+        assert!(unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 10),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 11),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::File), -1),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::Dir), 10),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(&e, &stat(None, 10), no_link, none));
         let mut other = stat(Some(EntryKind::File), 10);
         other.meta.mode = 0o600;
-        assert!(!unchanged(&e, &other, no_link));
+        assert!(!unchanged(&e, &other, no_link, none));
         other.meta = meta(0o644, 100);
         other.meta.mtime.nanos = 6;
-        assert!(!unchanged(&e, &other, no_link));
+        assert!(!unchanged(&e, &other, no_link, none));
     }
 
     #[test]
     fn a_link_is_compared_by_its_target_last() {
         let e = entry(EntryKind::Symlink, 0, b"../x");
         let st = stat(Some(EntryKind::Symlink), 4);
-        assert!(unchanged(&e, &st, || Some(b"../x".to_vec())));
-        assert!(!unchanged(&e, &st, || Some(b"../y".to_vec())));
-        assert!(!unchanged(&e, &st, || None));
+        assert!(unchanged(&e, &st, || Some(b"../x".to_vec()), none));
+        assert!(!unchanged(&e, &st, || Some(b"../y".to_vec()), none));
+        assert!(!unchanged(&e, &st, || None, none));
         let mut moved = st;
         moved.meta.mtime.secs = 1;
-        assert!(!unchanged(&e, &moved, no_link));
+        assert!(!unchanged(&e, &moved, no_link, none));
     }
 
     #[test]
     fn a_directory_needs_only_its_type_mode_and_mtime() {
         let e = entry(EntryKind::Dir, 0, b"");
-        assert!(unchanged(&e, &stat(Some(EntryKind::Dir), 4096), no_link));
-        assert!(!unchanged(&e, &stat(Some(EntryKind::Symlink), 0), no_link));
+        assert!(unchanged(
+            &e,
+            &stat(Some(EntryKind::Dir), 4096),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::Symlink), 0),
+            no_link,
+            none
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! The store's rules, pure: what the hidden names in a stored tree mean
 //! ([`names`]), whether a manifest entry is what is stored ([`compare`]),
 //! the checksum record kept beside each file and what a re-read of the file
-//! says about it ([`record`]), and which transfers resume ([`resume`]).
+//! says about it, and the record of a real mode ([`record`]), the mode an
+//! entry gets on disk ([`modes`]), and which transfers resume ([`resume`]).
 //!
 //! Nothing here touches the file system, a clock or a thread: the system
 //! calls that apply these rules live in [`crate::io::store`], which hands
@@ -10,6 +11,7 @@
 //! cold compression) adds its policy here and its syscalls there.
 
 pub mod compare;
+pub mod modes;
 pub mod names;
 pub mod record;
 pub mod resume;

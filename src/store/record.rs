@@ -1,8 +1,13 @@
-//! The checksum record kept beside every stored file, and what re-reading
-//! the file says about it. The record is the text of the extended attribute
-//! `user.rsb.crc32c` (`v1 crc32c=1a2b3c4d size=12345`, readable with
-//! `getfattr`); [`crate::io::store`] reads and writes the attribute, this
-//! file owns its format and its meaning.
+//! The records kept beside stored entries, as the text of extended
+//! attributes readable with `getfattr`; [`crate::io::store`] reads and
+//! writes the attributes, this file owns their format and meaning:
+//!
+//! * [`Recorded`], `user.rsb.crc32c` on every stored file
+//!   (`v1 crc32c=1a2b3c4d size=12345`), and what re-reading the file says
+//!   about it;
+//! * [`MetaRecord`], `user.rsb.meta` on a stored file or directory whose
+//!   mode on disk is not its real one (`v1 mode=0444`): see
+//!   [`super::modes`] for when that is.
 //!
 //! Pure: bytes in, a record out; a size and a crc in, a verdict out.
 
@@ -62,9 +67,73 @@ impl Recorded {
     }
 }
 
+/// The real metadata of an entry stored with another mode on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaRecord {
+    /// The permission bits the client sent (`0o7777` at most), set-user-ID
+    /// and set-group-ID included.
+    pub mode: u32,
+}
+
+impl MetaRecord {
+    /// The attribute's value.
+    pub fn encode(&self) -> String {
+        format!("v1 mode={:04o}", self.mode & 0o7777)
+    }
+
+    /// Parses an attribute's value. Words after the `v1` other than
+    /// `mode=` are skipped, so a later version can add fields (an owner)
+    /// that this one ignores; anything without a well-formed mode is
+    /// nothing.
+    pub fn decode(b: &[u8]) -> Option<MetaRecord> {
+        let s = std::str::from_utf8(b).ok()?;
+        let mut words = s.split(' ');
+        if words.next()? != "v1" {
+            return None;
+        }
+        let mut mode = None;
+        for w in words {
+            if let Some(m) = w.strip_prefix("mode=") {
+                let m = u32::from_str_radix(m, 8).ok()?;
+                if m > 0o7777 || mode.is_some() {
+                    return None;
+                }
+                mode = Some(m);
+            }
+        }
+        Some(MetaRecord { mode: mode? })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_meta_record_round_trips_and_skips_words_it_does_not_know() {
+        let r = MetaRecord { mode: 0o4755 };
+        assert_eq!(r.encode(), "v1 mode=4755");
+        assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
+        assert_eq!(
+            MetaRecord::decode(b"v1 mode=0000"),
+            Some(MetaRecord { mode: 0 })
+        );
+        assert_eq!(
+            MetaRecord::decode(b"v1 uid=1000 mode=0444 gid=5"),
+            Some(MetaRecord { mode: 0o444 })
+        );
+        for junk in [
+            &b""[..],
+            b"v1",
+            b"v2 mode=0644",
+            b"v1 mode=9",
+            b"v1 mode=17777",
+            b"v1 mode=0644 mode=0600",
+            b"v1 crc32c=1 size=1",
+        ] {
+            assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
+        }
+    }
 
     #[test]
     fn the_value_round_trips_and_junk_is_nothing() {

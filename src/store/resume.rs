@@ -5,11 +5,24 @@
 //! Smaller files are simply sent again: resuming them would save less than
 //! the round trip costs.
 //!
-//! Pure: sizes in, answers out.
+//! A partial expires [`PARTIAL_MAX_AGE`] after its last write.
+//!
+//! Pure: sizes and times in, answers out.
 
 /// Files at least this large keep their partial body across an
 /// interrupted transfer; smaller ones are simply sent again.
 pub const RESUME_MIN: u64 = 1 << 20;
+
+/// A partial not written for this long (seconds: 7 days) is given up:
+/// the next sweep removes it, so a cut transfer of a file the client no
+/// longer has does not hide its bytes for good.
+pub const PARTIAL_MAX_AGE: i64 = 7 * 24 * 3600;
+
+/// Whether a partial last written at `mtime` (seconds) has expired at
+/// `now`.
+pub fn expired(mtime: i64, now: i64) -> bool {
+    now.saturating_sub(mtime) > PARTIAL_MAX_AGE
+}
 
 /// Whether a file of `size` bytes is received into a partial.
 pub fn is_resumable(size: u64) -> bool {
@@ -27,6 +40,17 @@ pub fn kept(is_file: bool, len: i64, size: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_expires_after_seven_days_without_a_write() {
+        let now = 1_700_000_000;
+        assert!(!expired(now, now));
+        assert!(!expired(now - PARTIAL_MAX_AGE, now));
+        assert!(expired(now - PARTIAL_MAX_AGE - 1, now));
+        // A clock set back is no reason to remove anything.
+        assert!(!expired(now + 100, now));
+        assert!(expired(i64::MIN, now));
+    }
 
     #[test]
     fn only_large_files_resume() {

@@ -67,6 +67,20 @@ impl Server {
         s
     }
 
+    /// Starts a server running as user and group `id` (not root), on a
+    /// fresh root `BASE/root` made for and owned by that user.
+    pub fn start_as_user(id: u32, args: &[&str]) -> Server {
+        use std::os::unix::fs::PermissionsExt;
+        let base = scratch();
+        let root = base.join("root");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::chown(&root, Some(id), Some(id)).unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o711)).unwrap();
+        let mut s = Server::spawn_as(&root, args, None, 0, &[], Some(id));
+        s.base = Some(base);
+        s
+    }
+
     fn spawn(
         root: &Path,
         args: &[&str],
@@ -74,7 +88,19 @@ impl Server {
         port: u16,
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn_as(root, args, fsize, port, env, None)
+    }
+
+    fn spawn_as(
+        root: &Path,
+        args: &[&str],
+        fsize: Option<u64>,
+        port: u16,
+        env: &[(&str, &str)],
+        user: Option<u32>,
+    ) -> Server {
         use std::os::unix::process::CommandExt;
+
         let mut cmd = Command::new(SERVER);
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .arg(root)
@@ -84,6 +110,18 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(id) = user {
+            use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+            // SAFETY: setgroups, setgid and setuid are async-signal-safe;
+            // nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    setgroups(&[]).map_err(std::io::Error::from)?;
+                    setgid(Gid::from_raw(id)).map_err(std::io::Error::from)?;
+                    setuid(Uid::from_raw(id)).map_err(std::io::Error::from)
+                });
+            }
+        }
         if let Some(limit) = fsize {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs
             // between fork and exec.

@@ -220,7 +220,9 @@ pub fn awkward_tree(root: &Path) -> Tree {
             0o755,
             (1_200_000_009, 15),
         )
-        .file("setgid", b"sgid\n", 0o2750, (1_200_000_010, 16))
+        // Set-user-ID and set-group-ID bits are never put on a stored
+        // nor a restored file (issue 9 item 6, tests/modes.rs).
+        .file("sticky-file", b"sgid\n", 0o1750, (1_200_000_010, 16))
         .file("old", b"before 1970\n", 0o444, (-86_400 * 365, 250_000_000))
         .file("future", b"after 2038\n", 0o644, (2_208_988_800, 1))
         .dir("nested", 0o755, (1_300_000_000, 100))

@@ -154,6 +154,9 @@ pub fn restore(
     // in DEST, and the next restore of them resumes there.
     let opts = StageOptions {
         keep_partials: true,
+        // Owners are not restored: no set-user-ID or set-group-ID bit for
+        // whoever restores (GNU cp's rule).
+        clear_setid: true,
         ..StageOptions::default()
     };
     let mut stager = Stager::new(tree, opts);
@@ -328,7 +331,10 @@ fn receive(
                 Event::Failed { path, message, .. } => {
                     rep.fail(&path.to_string(), &format!("server: {message}"))
                 }
-                Event::Done { .. } => return Ok(()),
+                Event::Done { .. } => {
+                    warn_setid(stager.setid_cleared());
+                    return Ok(());
+                }
                 Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 Event::Welcome { .. }
                 | Event::Committed { .. }
@@ -385,6 +391,13 @@ fn may_replace(
             rep.fail(&path, &cause);
             false
         }
+    }
+}
+
+/// Says once how many entries lost a set-user-ID or set-group-ID bit.
+fn warn_setid(n: u64) {
+    if n > 0 {
+        eprintln!("rsb-client: warning: set-user-ID and set-group-ID bits cleared on {n} restored entries (owners are not restored)");
     }
 }
 

@@ -8,11 +8,11 @@
 //!
 //! Must not stage anything: entries come from [`Stager`]'s staging calls.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl;
-use nix::sys::stat::{self, Mode};
+use nix::sys::stat;
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
@@ -119,6 +119,15 @@ impl Stager {
                 continue;
             };
             let dir = dir.as_raw_fd();
+            if !Stager::still_staged(dir, &s) {
+                // Not the file this stager wrote: never rename it.
+                failures.push(CommitFailure {
+                    id: s.id,
+                    error: FsError::errno("rename", self.ns.tree.show(&s.path), Errno::ESTALE),
+                    path: s.path,
+                });
+                continue;
+            }
             let mut res = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
             if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
                 // A directory stands where the new file or link goes: move
@@ -175,8 +184,8 @@ impl Stager {
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (path, meta) in dirs {
             let res = self.ns.tree.dir(&path).and_then(|fd| {
-                stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(meta.mode & 0o7777))
-                    .map_err(|e| FsError::errno("chmod", self.ns.tree.show(&path), e))?;
+                self.set_mode(fd.as_fd(), EntryKind::Dir, meta.mode)
+                    .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(&path), e))?;
                 stat::futimens(fd.as_raw_fd(), &omit(), &timespec(&meta))
                     .map_err(|e| FsError::errno("utimes", self.ns.tree.show(&path), e))
             });

@@ -3,7 +3,9 @@
 //! resume), the entries of a listing, and directories read a bounded chunk
 //! at a time ([`DirCursor`]). Only `lstat` and `readlink`: an unchanged
 //! file is never opened, so its inode and ctime stay as they were. Whether
-//! an entry is unchanged is [`crate::store::compare`]'s rule.
+//! an entry is unchanged is [`crate::store::compare`]'s rule; the mode of
+//! an entry is its real one, from its metadata record when it has one
+//! (read by name, nothing opened; see [`crate::store::modes`]).
 //!
 //! Must not write anything.
 
@@ -18,12 +20,14 @@ use nix::unistd::{lseek, Whence};
 
 use super::namespace::Namespace;
 use super::stage::Stager;
+use super::xattr;
 use crate::io::error::FsError;
 use crate::io::{kind_of, meta_of};
 use crate::proto::bits::NeedBits;
 use crate::proto::path::is_tmp_name;
-use crate::proto::{EntryKind, ListItem, ManifestEntry, WirePath};
+use crate::proto::{EntryKind, ListItem, ManifestEntry, Meta, WirePath};
 use crate::store::compare::{self, StoredStat};
+use crate::store::modes;
 
 /// What a manifest check found: the `Need` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +75,16 @@ impl Namespace {
             let name = OsStr::from_bytes(name);
             let same = dir.is_some_and(|dir| {
                 match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Ok(st) => compare::unchanged(e, &stored_stat(&st), || {
-                        nix::fcntl::readlinkat(Some(dir), name)
-                            .ok()
-                            .map(|t| t.as_bytes().to_vec())
-                    }),
+                    Ok(st) => compare::unchanged(
+                        e,
+                        &stored_stat(&st),
+                        || {
+                            nix::fcntl::readlinkat(Some(dir), name)
+                                .ok()
+                                .map(|t| t.as_bytes().to_vec())
+                        },
+                        || xattr::meta_at(dir, name.as_bytes()).map(|r| r.mode),
+                    ),
                     Err(_) => false,
                 }
             });
@@ -114,10 +123,26 @@ impl Namespace {
         Ok(ListItem {
             kind,
             name: name.to_vec(),
-            meta: meta_of(st),
+            meta: self.stored_meta(path, st),
             size,
             target,
         })
+    }
+
+    /// The real mode and mtime of the stored entry at `path`, which
+    /// `lstat` just described as `st`: the mode from its metadata record
+    /// when it has one (see [`crate::store::modes`]).
+    pub fn stored_meta(&self, path: &WirePath, st: &FileStat) -> Meta {
+        let mut meta = meta_of(st);
+        if matches!(kind_of(st), Some(EntryKind::File | EntryKind::Dir)) {
+            let recorded = self
+                .tree
+                .parent(path)
+                .ok()
+                .and_then(|(dir, name)| xattr::meta_at(dir.as_raw_fd(), name));
+            meta.mode = modes::real(meta.mode, recorded.map(|r| r.mode));
+        }
+        meta
     }
 }
 

@@ -16,7 +16,7 @@
 //! [`super::StoredFile`]'s job) and must not decide what the hidden names
 //! look like ([`crate::store::names`] does).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -32,9 +32,9 @@ use super::{partial, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{EntryKind, Meta, WirePath};
-use crate::store::names;
-use crate::store::record::Recorded;
+use crate::store::record::{MetaRecord, Recorded};
 use crate::store::resume;
+use crate::store::{modes, names};
 
 pub(super) fn timespec(m: &Meta) -> TimeSpec {
     TimeSpec::new(m.mtime.secs, i64::from(m.mtime.nanos))
@@ -108,6 +108,10 @@ pub(super) struct Staged {
     pub(super) kind: EntryKind,
     pub(super) meta: Meta,
     pub(super) size: u64,
+    /// The device and inode of a file that was a partial (a name others
+    /// could reach), checked before the commit renames it; `None` for a
+    /// file staged under a fresh name and for a link.
+    pub(super) inode: Option<(u64, u64)>,
 }
 
 /// How a stager writes; fixed when it is made.
@@ -125,6 +129,21 @@ pub struct StageOptions {
     /// caller ([`Incoming::prefix_pending`]): the server has a worker read
     /// them, not its event loop.
     pub defer_prefix_crc: bool,
+    /// Keep each entry's real mode in its metadata record where the mode
+    /// on disk differs, and store with the owner access a server that is
+    /// not root needs (the server's store; see [`crate::store::modes`]).
+    pub fake_super: bool,
+    /// Clear the set-user-ID and set-group-ID bits (a restore, which
+    /// cannot give entries their owners back), counting each entry
+    /// ([`Stager::setid_cleared`]).
+    pub clear_setid: bool,
+}
+
+/// Whether this process runs as root (it can read and write whatever the
+/// modes say).
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| unistd::geteuid().is_root())
 }
 
 /// Stages entries beneath one tree and commits them in batches.
@@ -141,6 +160,10 @@ pub struct Stager {
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
+    /// Entries whose set-user-ID or set-group-ID bit was cleared.
+    setid_cleared: std::cell::Cell<u64>,
+    /// A search for partials to free room found none (see `make_room`).
+    reclaim_failed: bool,
 }
 
 impl Stager {
@@ -155,7 +178,15 @@ impl Stager {
             displaced: Vec::new(),
             parent: None,
             touched: Vec::new(),
+            setid_cleared: std::cell::Cell::new(0),
+            reclaim_failed: false,
         }
+    }
+
+    /// How many entries had their set-user-ID or set-group-ID bit cleared
+    /// ([`StageOptions::clear_setid`]).
+    pub fn setid_cleared(&self) -> u64 {
+        self.setid_cleared.get()
     }
 
     /// The confining tree, to read.
@@ -333,6 +364,7 @@ impl Stager {
             kind: EntryKind::Symlink,
             meta,
             size: target.len() as u64,
+            inode: None,
         });
         Ok(())
     }
@@ -341,7 +373,9 @@ impl Stager {
     /// A large file on a stager that keeps partials gets a name derived
     /// from its path, size and mtime, so that a transfer cut off anywhere
     /// (client or server killed, network gone) can resume into it later;
-    /// older partials of the same name are removed.
+    /// older partials of the same name are removed. A partial another
+    /// connection is writing is left alone: this copy goes to a fresh name
+    /// of its own (see [`partial`]).
     pub fn begin_file(
         &mut self,
         id: u32,
@@ -351,26 +385,38 @@ impl Stager {
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
         let parent = self.parent_for_write(path)?;
+        self.make_room(parent, size);
         let name = path.file_name().unwrap_or_default();
-        let partial = self.opts.keep_partials && resume::is_resumable(size);
-        let (tmp, flags) = if partial {
-            partial::remove_all(parent, name);
-            (
-                names::partial_name(name, size, &meta),
-                OFlag::O_CREAT | OFlag::O_TRUNC,
-            )
-        } else {
-            (tmp::fresh_tmp(), OFlag::O_CREAT | OFlag::O_EXCL)
+        let fail = |e| FsError::errno("create", self.ns.tree.show(path), e);
+        let mut claimed = None;
+        if self.opts.keep_partials && resume::is_resumable(size) {
+            let tmp = names::partial_name(name, size, &meta);
+            if let partial::Claim::Ours(fd) = partial::claim(parent, &tmp, true).map_err(fail)? {
+                partial::remove_others(parent, name, &tmp);
+                unistd::ftruncate(&fd, 0).map_err(fail)?;
+                claimed = Some((tmp, fd));
+            }
+        }
+        let partial = claimed.is_some();
+        let (tmp, file) = match claimed {
+            Some(c) => c,
+            None => {
+                let tmp = tmp::fresh_tmp();
+                let fd = fcntl::openat(
+                    Some(parent),
+                    os(&tmp),
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_RDWR
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_NOFOLLOW,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(fail)?;
+                // SAFETY: fd was just returned by openat and is owned by nobody else.
+                (tmp, unsafe { OwnedFd::from_raw_fd(fd) })
+            }
         };
-        let fd = fcntl::openat(
-            Some(parent),
-            os(&tmp),
-            flags | OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| FsError::errno("create", self.ns.tree.show(path), e))?;
-        // SAFETY: fd was just returned by openat and is owned by nobody else.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(self.incoming.insert(Incoming {
             id,
             path: path.clone(),
@@ -384,6 +430,36 @@ impl Stager {
             crc: 0,
             prefix_pending: false,
         }))
+    }
+
+    /// When the file system holding `dir` has less than `need` bytes free
+    /// for us, removes partials nobody holds (oldest first, see
+    /// [`partial::reclaim`]): a full disk gives up kept parts of cut
+    /// transfers before it fails a backup. Tried once per stager when it
+    /// frees nothing, so a disk that stays full is not searched again and
+    /// again.
+    fn make_room(&mut self, dir: RawFd, need: u64) {
+        if need == 0 || !self.opts.keep_partials || self.reclaim_failed {
+            return;
+        }
+        // SAFETY: dir is an open descriptor borrowed for the call.
+        let dir = unsafe { BorrowedFd::borrow_raw(dir) };
+        let Ok(vfs) = nix::sys::statvfs::fstatvfs(dir) else {
+            return;
+        };
+        let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
+        if free >= need {
+            return;
+        }
+        let freed = partial::reclaim(&self.ns.tree, need - free);
+        if freed > 0 {
+            log::info!(
+                "{}: disk full: removed {freed} bytes of kept partial transfers",
+                self.ns.tree.show(&WirePath::root())
+            );
+        } else {
+            self.reclaim_failed = true;
+        }
     }
 
     /// How many bytes of `path` (a file of `size` bytes and mtime `meta`)
@@ -416,6 +492,8 @@ impl Stager {
             return Err(FsError::errno("resume", shown, Errno::ENOENT));
         }
         let file = partial::reopen(parent, &tmp, offset, &shown)?;
+        // Ours is locked now: room is never made by removing it.
+        self.make_room(parent, size.saturating_sub(offset));
         let defer = self.opts.defer_prefix_crc;
         let crc = if defer {
             0
@@ -458,40 +536,52 @@ impl Stager {
         let shown = &inc.shown;
         let fd = inc.file.as_raw_fd();
         let record = self.opts.record_checksums;
-        let res = stat::fchmod(fd, Mode::from_bits_truncate(inc.meta.mode & 0o7777))
-            .map_err(|e| FsError::errno("chmod", shown.text(), e))
-            .and_then(|()| {
-                if !record {
-                    return Ok(());
-                }
+        // The attributes first: a file whose mode denies its owner writing
+        // refuses them afterwards.
+        let res = (|| {
+            if record {
                 let r = Recorded {
                     crc,
                     size: inc.size,
                 };
                 match xattr::record(inc.file.as_fd(), r) {
-                    Ok(true) => Ok(()),
+                    Ok(true) => {}
                     Ok(false) => {
                         if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
                             log::warn!("{}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files", shown.text());
                         }
-                        Ok(())
                     }
-                    Err(e) => Err(FsError::errno("setxattr", shown.text(), e)),
+                    Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
-            })
-            .and_then(|()| {
-                stat::futimens(fd, &omit(), &timespec(&inc.meta))
-                    .map_err(|e| FsError::errno("utimes", shown.text(), e))
-            });
+            }
+            self.set_mode(inc.file.as_fd(), EntryKind::File, inc.meta.mode)
+                .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
+            stat::futimens(fd, &omit(), &timespec(&inc.meta))
+                .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
+            if !inc.partial {
+                // A fresh name made with O_EXCL: nobody else writes it.
+                return Ok((inc.tmp.clone(), None));
+            }
+            let st = stat::fstat(fd).map_err(|e| FsError::errno("stat", shown.text(), e))?;
+            // A complete partial is nothing to resume any more: it moves,
+            // still locked, to a name of this stager's own, so that nobody
+            // else can touch what the commit will rename.
+            let own = tmp::fresh_tmp();
+            let (dir, _) = self.ns.tree.parent(&inc.path)?;
+            partial::hand_over(dir.as_raw_fd(), &inc.tmp, inc.file.as_fd(), &own)
+                .map_err(|e| FsError::errno("rename", shown.text(), e))?;
+            Ok((own, Some((st.st_dev, st.st_ino))))
+        })();
         match res {
-            Ok(()) => {
+            Ok((tmp, inode)) => {
                 self.staged.push(Staged {
                     id: inc.id,
                     path: inc.path,
-                    tmp: inc.tmp,
+                    tmp,
                     kind: EntryKind::File,
                     meta: inc.meta,
                     size: inc.size,
+                    inode,
                 });
                 Ok(())
             }
@@ -500,6 +590,54 @@ impl Stager {
                 Err(e)
             }
         }
+    }
+
+    /// Gives the open file or directory `fd` its real mode `mode`, or with
+    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
+    /// real one then going into its metadata record (set before the mode,
+    /// which may deny the owner writing; a stale one removed). The error
+    /// names the failed operation.
+    pub(super) fn set_mode(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: EntryKind,
+        mode: u32,
+    ) -> Result<(), (&'static str, Errno)> {
+        let mut real = mode & 0o7777;
+        if self.opts.clear_setid {
+            let (m, cleared) = modes::without_owner(real);
+            real = m;
+            self.setid_cleared
+                .set(self.setid_cleared.get() + u64::from(cleared));
+        }
+        let disk = if self.opts.fake_super {
+            let disk = modes::on_disk(real, kind, is_root());
+            let record = (disk != real).then_some(MetaRecord { mode: real });
+            // A fresh file has no record to remove.
+            if record.is_some() || kind == EntryKind::Dir {
+                match xattr::set_meta(fd, record) {
+                    Ok(true) => {}
+                    // Without user xattrs the real mode cannot be kept
+                    // apart: the entry gets it on disk.
+                    Ok(false) => return set_disk_mode(fd, real),
+                    Err(e) => return Err(("setxattr", e)),
+                }
+            }
+            disk
+        } else {
+            real
+        };
+        set_disk_mode(fd, disk)
+    }
+
+    /// Whether the staged entry `s`, in the directory `dir`, is still the
+    /// file this stager wrote (the commit renames nothing else).
+    pub(super) fn still_staged(dir: RawFd, s: &Staged) -> bool {
+        let Some((dev, ino)) = s.inode else {
+            return true;
+        };
+        stat::fstatat(Some(dir), os(&s.tmp), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
     }
 
     /// Removes the file being received, if any.
@@ -569,6 +707,10 @@ impl Stager {
             }
         }
     }
+}
+
+fn set_disk_mode(fd: BorrowedFd<'_>, mode: u32) -> Result<(), (&'static str, Errno)> {
+    stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| ("chmod", e))
 }
 
 /// Which entries [`remove_tree`] may remove.

@@ -21,6 +21,7 @@ use crate::io::error::FsError;
 use crate::io::transfer::{crc_range, BodySender};
 use crate::io::{kind_of, meta_of};
 use crate::proto::{EntryKind, Meta, WirePath};
+use crate::store::modes;
 use crate::store::record::Recorded;
 
 /// An open stored file (see the module docs).
@@ -61,10 +62,14 @@ impl StoredFile {
     fn describe(fd: OwnedFd, shown: Shown) -> Result<StoredFile, FsError> {
         let st =
             stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.text(), e))?;
+        let mut meta = meta_of(&st);
+        // The real mode, when the one on disk is not (see
+        // `crate::store::modes`).
+        meta.mode = modes::real(meta.mode, xattr::meta(fd.as_fd()).map(|r| r.mode));
         Ok(StoredFile {
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
-            meta: meta_of(&st),
+            meta,
             fd,
             shown,
         })
@@ -81,7 +86,7 @@ impl StoredFile {
         self.size
     }
 
-    /// Its mode and mtime when opened.
+    /// Its real mode (see [`crate::store::modes`]) and mtime when opened.
     pub fn meta(&self) -> Meta {
         self.meta
     }

@@ -19,7 +19,7 @@ use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::entries_at;
 use super::namespace::Namespace;
-use super::tmp;
+use super::{partial, tmp};
 use crate::io::kind_of;
 use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, WirePath};
@@ -63,6 +63,10 @@ impl Namespace {
                     continue;
                 }
                 if is_tmp_name(&name) {
+                    // Expired partials go too (issue 9 item 5).
+                    if partial::remove_if_expired(fd.as_raw_fd(), &name) {
+                        (removed, changed) = (removed + 1, true);
+                    }
                     continue;
                 }
                 let is_dir = match kind {

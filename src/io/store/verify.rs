@@ -63,6 +63,15 @@ impl Namespace {
                         match self.check_file(&p, &mut counts, &mut tick) {
                             Some(Outcome::Stopped) => return,
                             Some(Outcome::Damaged(why)) => Some(why),
+                            Some(Outcome::Unchecked) => {
+                                // Counted as unchecked, not damaged, but
+                                // named: nothing vouches for its bytes.
+                                if named < MAX_NAMED {
+                                    named += 1;
+                                    damaged.push((p.clone(), UNCHECKED.to_string()));
+                                }
+                                None
+                            }
                             None => None,
                         }
                     }
@@ -139,7 +148,7 @@ impl Namespace {
         }
         let Some(r) = recorded else {
             counts.unchecked += 1;
-            return None;
+            return Some(Outcome::Unchecked);
         };
         r.damage(size, crc).and_then(damaged)
     }
@@ -151,7 +160,12 @@ enum Outcome {
     Damaged(String),
     /// The verify was called off in the middle of the file.
     Stopped,
+    /// It was read, but no checksum was recorded for it.
+    Unchecked,
 }
+
+/// What a verify says of a file without a checksum record.
+const UNCHECKED: &str = "no checksum recorded";
 
 #[cfg(test)]
 mod tests {
@@ -210,14 +224,20 @@ mod tests {
         let (damaged, c) = run(&ns, "d");
         assert_eq!(
             damaged,
-            [(
-                WirePath::new(b"d/bad".to_vec()).unwrap(),
-                format!(
-                    "content changed: crc32c was {:08x}, is now {:08x}",
-                    crc32c::crc32c(b"bad?"),
-                    crc32c::crc32c(b"bad!")
-                )
-            )]
+            [
+                (
+                    WirePath::new(b"d/bad".to_vec()).unwrap(),
+                    format!(
+                        "content changed: crc32c was {:08x}, is now {:08x}",
+                        crc32c::crc32c(b"bad?"),
+                        crc32c::crc32c(b"bad!")
+                    )
+                ),
+                (
+                    WirePath::new(b"d/bare".to_vec()).unwrap(),
+                    UNCHECKED.to_string()
+                ),
+            ]
         );
         assert_eq!((c.files, c.bytes, c.damaged, c.unchecked), (3, 9, 1, 1));
         let (damaged, c) = run(&ns, "nothing");

@@ -13,12 +13,111 @@
 //!
 //! The value is text, readable with `getfattr -n user.rsb.crc32c FILE`:
 //! `v1 crc32c=1a2b3c4d size=12345`.
+//!
+//! Beside it, `user.rsb.meta` holds the real mode of an entry stored with
+//! another one on disk ([`MetaRecord`], see [`crate::store::modes`]), set
+//! the same way before the entry is made visible.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
 use nix::errno::Errno;
+use nix::fcntl::{self, OFlag};
+use nix::sys::stat::Mode;
 
-use crate::store::record::Recorded;
+use super::beneath::os;
+use crate::store::record::{MetaRecord, Recorded};
+
+/// The real-mode attribute's name.
+const META: &[u8] = b"user.rsb.meta\0";
+
+/// Sets (`Some`) or removes (`None`) the real-mode record of the open
+/// file or directory. `Ok(false)`: the file system keeps no user extended
+/// attributes.
+pub fn set_meta(fd: BorrowedFd<'_>, r: Option<MetaRecord>) -> Result<bool, Errno> {
+    let rc = match r {
+        Some(r) => {
+            let value = r.encode();
+            // SAFETY: META is NUL-terminated; the value pointer and length
+            // describe a live buffer; the fd is open for the call.
+            unsafe {
+                nix::libc::fsetxattr(
+                    fd.as_raw_fd(),
+                    META.as_ptr().cast(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            }
+        }
+        // SAFETY: META is NUL-terminated; the fd is open for the call.
+        None => unsafe { nix::libc::fremovexattr(fd.as_raw_fd(), META.as_ptr().cast()) },
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    match Errno::last() {
+        Errno::ENODATA if r.is_none() => Ok(true),
+        Errno::ENOTSUP => Ok(false),
+        e => Err(e),
+    }
+}
+
+/// The real-mode record of the open file or directory, if any.
+pub fn meta(fd: BorrowedFd<'_>) -> Option<MetaRecord> {
+    let mut buf = [0u8; 128];
+    // SAFETY: META is NUL-terminated; the buffer outlives the call.
+    let n = unsafe {
+        nix::libc::fgetxattr(
+            fd.as_raw_fd(),
+            META.as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    buf.get(..n).and_then(MetaRecord::decode)
+}
+
+/// Whether `/proc/self/fd` can name a descriptor's directory.
+fn have_proc() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| std::path::Path::new("/proc/self/fd").is_dir())
+}
+
+/// The real-mode record of `name` in the directory `dir`, never following
+/// a link: `lgetxattr` of `/proc/self/fd/DIR/NAME` (one call, nothing
+/// opened), or an open of the entry where there is no `/proc`.
+pub fn meta_at(dir: RawFd, name: &[u8]) -> Option<MetaRecord> {
+    if have_proc() {
+        let mut path = format!("/proc/self/fd/{dir}/").into_bytes();
+        path.extend_from_slice(name);
+        path.push(0);
+        let mut buf = [0u8; 128];
+        // SAFETY: both strings are NUL-terminated (a name holds no NUL);
+        // the buffer outlives the call.
+        let n = unsafe {
+            nix::libc::lgetxattr(
+                path.as_ptr().cast(),
+                META.as_ptr().cast(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let n = usize::try_from(n).ok()?;
+        return buf.get(..n).and_then(MetaRecord::decode);
+    }
+    let fd = fcntl::openat(
+        Some(dir),
+        os(name),
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    // SAFETY: fd was just returned by openat and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    meta(std::os::fd::AsFd::as_fd(&fd))
+}
 
 /// The attribute's name.
 const NAME: &[u8] = b"user.rsb.crc32c\0";
@@ -85,5 +184,23 @@ mod tests {
             Ok(false) => assert_eq!(recorded(f.as_fd()), Ok(None)),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn the_real_mode_is_recorded_read_back_by_name_and_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(t.path().join("f")).unwrap();
+        let dir = std::fs::File::open(t.path()).unwrap();
+        let r = MetaRecord { mode: 0o444 };
+        if !set_meta(f.as_fd(), Some(r)).unwrap() {
+            return; // No user xattrs where the test runs.
+        }
+        assert_eq!(meta(f.as_fd()), Some(r));
+        assert_eq!(meta_at(dir.as_raw_fd(), b"f"), Some(r));
+        assert!(set_meta(f.as_fd(), None).unwrap());
+        assert!(set_meta(f.as_fd(), None).unwrap());
+        assert_eq!(meta(f.as_fd()), None);
+        assert_eq!(meta_at(dir.as_raw_fd(), b"f"), None);
+        assert_eq!(meta_at(dir.as_raw_fd(), b"missing"), None);
     }
 }

@@ -80,6 +80,7 @@ impl RsbConn {
                     keep_partials: true,
                     record_checksums: true,
                     defer_prefix_crc: true,
+                    fake_super: true,
                     ..StageOptions::default()
                 };
                 self.store = Some(Stager::new(ns, opts));

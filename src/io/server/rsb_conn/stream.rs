@@ -405,7 +405,7 @@ fn restore_entry(
             let cursor = tree.dir_cursor(&full, 0)?;
             r.stack.push(Level {
                 path: rel.clone(),
-                meta: meta_of(&st),
+                meta: tree.stored_meta(&full, &st),
                 at: 0,
                 open: Some(Box::new((cursor, VecDeque::new()))),
             });
