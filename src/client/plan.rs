@@ -14,7 +14,7 @@
 //! 3. Needed entries are sent ([`Plan::next`]); a directory also when
 //!    anything inside it was sent, since that changed its mtime on the
 //!    server. A `Commit` follows every [`COMMIT_EVERY`] entries (or
-//!    [`COMMIT_PATH_BYTES`] of paths) and at the end, with at most
+//!    [`COMMIT_PATH_BYTES`] of paths, or [`COMMIT_BYTES`] of bodies) and at the end, with at most
 //!    [`COMMITS_IN_FLIGHT`] in flight. An entry counts as done when the
 //!    commit after it is confirmed without a `Failed` for it.
 //!
@@ -34,6 +34,13 @@ pub const COMMIT_EVERY: u32 = 1024;
 /// [`crate::proto::MAX_BATCH_PATH_BYTES`], leaving room for the directories
 /// closed in one go after it is reached.
 pub const COMMIT_PATH_BYTES: usize = crate::proto::MAX_BATCH_PATH_BYTES / 2;
+
+/// Body bytes after which a batch is committed, whatever its length (both
+/// directions): a finished body is no longer a resumable partial (it is
+/// renamed to its connection's own name, so that no concurrent backup can
+/// touch it), so a kill -9 before the commit makes a re-run send it again;
+/// this bounds that to 64 MiB, at the cost of one commit per 64 MiB.
+pub const COMMIT_BYTES: u64 = 64 << 20;
 
 /// Commits sent and not yet confirmed, at most: one being made durable
 /// while the next batch is sent.
@@ -287,6 +294,8 @@ pub struct Plan {
     batch_entries: u32,
     /// Bytes of their paths (the server bounds both).
     batch_path_bytes: usize,
+    /// Body bytes sent in the batch ([`COMMIT_BYTES`]).
+    batch_body_bytes: u64,
     /// The id of the last commit, once sent.
     final_commit: Option<u32>,
     /// Body bytes of the files the server asked for so far (the progress
@@ -371,6 +380,7 @@ impl Plan {
             }
             self.batch_entries = 0;
             self.batch_path_bytes = 0;
+            self.batch_body_bytes = 0;
             return Next::Commit;
         }
         while let Some(Queued {
@@ -401,6 +411,7 @@ impl Plan {
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
         self.batch_entries += 1;
         self.batch_path_bytes += path.as_bytes().len();
+        self.batch_body_bytes = self.batch_body_bytes.saturating_add(size);
         self.sent.insert(
             id,
             Sent {
@@ -500,7 +511,9 @@ impl Plan {
     }
 
     fn is_batch_full(&self) -> bool {
-        self.batch_entries >= COMMIT_EVERY || self.batch_path_bytes >= COMMIT_PATH_BYTES
+        self.batch_entries >= COMMIT_EVERY
+            || self.batch_path_bytes >= COMMIT_PATH_BYTES
+            || self.batch_body_bytes >= COMMIT_BYTES
     }
 }
 
@@ -754,6 +767,17 @@ mod tests {
         assert_eq!(p.next(COMMITS_IN_FLIGHT), Next::Wait);
         assert_eq!(p.next(COMMITS_IN_FLIGHT - 1), Next::Commit);
         assert_eq!(p.next(COMMITS_IN_FLIGHT), Next::Wait, "nothing queued");
+    }
+
+    #[test]
+    fn body_bytes_also_fill_a_batch() {
+        let mut p = Plan::new();
+        assert_eq!(p.next(0), Next::Wait);
+        p.handle_sent(1, wp("a"), EntryKind::File, COMMIT_BYTES - 1);
+        assert_eq!(p.next(0), Next::Wait);
+        p.handle_sent(2, wp("b"), EntryKind::File, 1);
+        assert_eq!(p.next(0), Next::Commit, "64 MiB of bodies commit at once");
+        assert_eq!(p.next(0), Next::Wait, "the count starts again");
     }
 
     #[test]

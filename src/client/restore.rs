@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::proto::{EntryKind, Meta, PathError, WirePath};
 use crate::store::modes;
 
-use super::plan::COMMIT_EVERY;
+use super::plan::{COMMIT_BYTES, COMMIT_EVERY};
 
 /// Where restored entries go: a directory to confine writes to, and the name
 /// inside it that the restored path becomes (none: the directory itself).
@@ -316,11 +316,12 @@ pub fn commit_when_ended(protocol_broken: bool) -> bool {
     !protocol_broken
 }
 
-/// True when the entries received so far (`pending`) are to be committed
-/// now: every [`COMMIT_EVERY`], never in the middle of a file.
+/// True when the entries received so far (`pending`, holding `bytes` of
+/// file bodies) are to be committed now: every [`COMMIT_EVERY`] entries or
+/// [`COMMIT_BYTES`], never in the middle of a file.
 #[must_use]
-pub fn wants_commit(pending: usize, receiving_file: bool) -> bool {
-    pending >= COMMIT_EVERY as usize && !receiving_file
+pub fn wants_commit(pending: usize, bytes: u64, receiving_file: bool) -> bool {
+    (pending >= COMMIT_EVERY as usize || bytes >= COMMIT_BYTES) && !receiving_file
 }
 
 /// Why a restored file's body is not kept, if it is not: a write that
@@ -575,9 +576,13 @@ mod tests {
 
     #[test]
     fn commits_come_every_commit_every_entries_between_files() {
-        assert!(!wants_commit(COMMIT_EVERY as usize - 1, false));
-        assert!(wants_commit(COMMIT_EVERY as usize, false));
-        assert!(!wants_commit(COMMIT_EVERY as usize, true));
+        assert!(!wants_commit(COMMIT_EVERY as usize - 1, 0, false));
+        assert!(wants_commit(COMMIT_EVERY as usize, 0, false));
+        assert!(!wants_commit(COMMIT_EVERY as usize, 0, true));
+        // A large file received whole is committed at once.
+        assert!(!wants_commit(2, COMMIT_BYTES - 1, false));
+        assert!(wants_commit(2, COMMIT_BYTES, false));
+        assert!(!wants_commit(2, COMMIT_BYTES, true));
         // A cut restore keeps what arrived whole, unless the stream broke
         // the protocol.
         assert!(commit_when_ended(false));

@@ -169,6 +169,8 @@ pub fn restore(
     if restore::commit_when_ended(matches!(res, Err(NetError::Protocol { .. }))) {
         commit(&mut stager, rep);
     }
+    // Counted as modes are applied, which for directories is at the commit.
+    warn_setid(stager.setid_cleared());
     if res.is_ok() && rep.counts.failed == failed_before {
         top.finished();
     }
@@ -192,6 +194,8 @@ fn receive(
     let mut current: Option<(WirePath, u64)> = None;
     // The `File` that follows was offered and the offer answered.
     let mut answered = false;
+    // Body bytes received whole since the last commit.
+    let mut batch_bytes = 0u64;
     // The symlinks sent so far in this restore, where they were put.
     let mut links = Links::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
@@ -323,6 +327,7 @@ fn receive(
                             Ok(()) => {
                                 rep.counts.files += 1;
                                 rep.counts.bytes += size;
+                                batch_bytes = batch_bytes.saturating_add(size);
                             }
                             Err(e) => rep.fail(&e.path, &describe(&e.error)),
                         },
@@ -331,10 +336,7 @@ fn receive(
                 Event::Failed { path, message, .. } => {
                     rep.fail(&path.to_string(), &format!("server: {message}"))
                 }
-                Event::Done { .. } => {
-                    warn_setid(stager.setid_cleared());
-                    return Ok(());
-                }
+                Event::Done { .. } => return Ok(()),
                 Event::Refused { code, message } => return Err(link.refused(code, &message)),
                 Event::Welcome { .. }
                 | Event::Committed { .. }
@@ -343,8 +345,9 @@ fn receive(
                 | Event::Verified { .. }
                 | Event::Progress { .. } => {}
             }
-            if restore::wants_commit(stager.pending(), current.is_some()) {
+            if restore::wants_commit(stager.pending(), batch_bytes, current.is_some()) {
                 commit(stager, rep);
+                batch_bytes = 0;
             }
         }
         if link.session().is_closed() {
