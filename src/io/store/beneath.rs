@@ -24,6 +24,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
+use nix::unistd::{self, UnlinkatFlags};
 
 use crate::io::error::FsError;
 use crate::proto::path::{escape, is_tmp_name};
@@ -366,6 +367,27 @@ pub fn entries_at(dir: RawFd) -> Result<Vec<DirEntry>, Errno> {
         }
     }
     Ok(out)
+}
+
+/// Removes `name` in `dir` and, for a directory, everything below it,
+/// never following a link; owner-only modes from an earlier backup do not
+/// stop it. For an entry a newer version replaced, and for the temporary
+/// trees of a stager that did not commit.
+pub fn remove_tree(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
+    if depth > 4096 {
+        return Err(Errno::ELOOP);
+    }
+    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = open_dir_at(dir, name)?;
+    let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
+    for (n, _) in entries_at(sub.as_raw_fd())? {
+        remove_tree(sub.as_raw_fd(), &n, depth + 1)?;
+    }
+    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }
 
 /// A symlink met where a directory was needed is reported as "Not a
