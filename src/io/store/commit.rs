@@ -24,15 +24,17 @@
 //!
 //! Must not stage anything: entries come from [`Stager`]'s staging calls.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, RenameFlags};
+use nix::fcntl::{self, OFlag, RenameFlags};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
-use super::stage::{omit, remove_tree, timespec, Stager};
+use super::durable;
+use super::stage::{omit, remove_tree, timespec, Staged, Stager};
 use super::tmp;
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -93,8 +95,32 @@ impl Stager {
         if staged.is_empty() && dirs.is_empty() {
             return report;
         }
+        let syncfs = durable::use_syncfs(self.ns.tree.root_fd());
+        // Every directory whose entries or metadata the commit changes,
+        // with its ancestors (new directories are entries of theirs): what
+        // the fsync mode makes durable after the renames.
+        let mut changed: BTreeSet<WirePath> = BTreeSet::new();
+        if !syncfs {
+            let parents = staged.iter().filter_map(|s| s.path.parent());
+            let stand_ins = self.displaced.iter().map(|d| d.parent.clone());
+            let made = dirs.iter().map(|(p, _)| p.clone());
+            for p in parents.chain(stand_ins).chain(made) {
+                let mut cur = Some(p);
+                while let Some(p) = cur {
+                    cur = p.parent();
+                    if !changed.insert(p) {
+                        break;
+                    }
+                }
+            }
+        }
         if !staged.is_empty() || !self.displaced.is_empty() {
-            if let Err(e) = self.sync() {
+            let res = if syncfs {
+                self.sync()
+            } else {
+                self.fsync_staged(&staged)
+            };
+            if let Err(e) = res {
                 // Every entry fails for the same cause, errno and all (a
                 // full disk says so for each file).
                 for s in staged {
@@ -220,7 +246,12 @@ impl Stager {
                 Err(error) => failures.push(CommitFailure { id: 0, path, error }),
             }
         }
-        if let Err(error) = self.sync() {
+        let res = if syncfs {
+            self.sync()
+        } else {
+            self.fsync_dirs(&changed)
+        };
+        if let Err(error) = res {
             failures.push(CommitFailure {
                 id: 0,
                 path: WirePath::root(),
@@ -229,6 +260,62 @@ impl Stager {
         }
         report
     }
+}
+
+impl Stager {
+    /// The fsync mode before the renames: each staged file's data and
+    /// metadata reach the disk (a link's are its directory's, synced after).
+    fn fsync_staged(&self, staged: &[Staged]) -> Result<(), FsError> {
+        let mut parent: Option<(WirePath, OwnedFd)> = None;
+        for s in staged.iter().filter(|s| s.kind == EntryKind::File) {
+            let Some(pp) = s.path.parent() else { continue };
+            let shown = || self.ns.tree.show(&s.path);
+            if parent.as_ref().is_none_or(|(p, _)| *p != pp) {
+                parent = Some((pp.clone(), self.dir(&pp)?));
+            }
+            let Some((_, dir)) = parent.as_ref() else {
+                continue;
+            };
+            let fd = fcntl::openat(
+                Some(dir.as_raw_fd()),
+                os(&s.tmp),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| FsError::errno("open", shown(), e))?;
+            // SAFETY: fd was just returned by openat and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
+            count_fsync();
+        }
+        Ok(())
+    }
+
+    /// The fsync mode after the renames: every changed directory.
+    fn fsync_dirs(&self, dirs: &BTreeSet<WirePath>) -> Result<(), FsError> {
+        for p in dirs.iter().rev() {
+            match self.ns.tree.dir(p) {
+                Ok(fd) => unistd::fsync(fd.as_raw_fd())
+                    .map_err(|e| FsError::errno("fsync", self.ns.tree.show(p), e))?,
+                // A directory gone meanwhile has nothing left to keep.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => continue,
+                Err(e) => return Err(e),
+            }
+            count_fsync();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The fsync calls of this thread's commits, for the tests.
+    static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_fsync() {
+    #[cfg(test)]
+    FSYNCS.with(|n| n.set(n.get() + 1));
 }
 
 /// Puts the entry `tmp` in `dir` in the place of `name`, of another type,
@@ -428,6 +515,29 @@ mod tests {
         assert_eq!((f.mode() & 0o7777, f.mtime()), (0o750, 5));
         assert!(t.path().join("l").is_dir());
         assert_eq!(names(t.path()), ["f", "l"]);
+    }
+
+    #[test]
+    fn the_fsync_mode_syncs_each_file_and_each_changed_directory() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("old/deep")).unwrap();
+        let mut s = stager(t.path());
+        for (id, p) in [(1, "a"), (2, "d/b"), (3, "d/e/c"), (4, "old/deep/f")] {
+            let inc = s.begin_file(id, &wp(p), meta(0o600, 1), 1).unwrap();
+            write_all(&inc.file, b"x");
+            s.finish_file(0).unwrap();
+        }
+        s.symlink(5, &wp("d/l"), b"a", meta(0o777, 1)).unwrap();
+        s.mkdir(&wp("d/e"), meta(0o755, 1)).unwrap();
+        s.mkdir(&wp("d"), meta(0o755, 1)).unwrap();
+        durable::set_sync(durable::Sync::Fsync);
+        let before = FSYNCS.with(|n| n.get());
+        let r = s.commit();
+        durable::set_sync(durable::Sync::Auto);
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        // Four files, then the root, d, d/e, old and old/deep.
+        assert_eq!(FSYNCS.with(|n| n.get()) - before, 4 + 5);
+        assert_eq!(std::fs::read(t.path().join("d/e/c")).unwrap(), b"x");
     }
 
     #[test]
