@@ -9,12 +9,17 @@
 //! to flush through it (`fstatfs` `f_type` on an allow-list: ext2/3/4,
 //! xfs, btrfs, tmpfs, f2fs, zfs, jfs, reiserfs, bcachefs, ramfs), and
 //! `fsync` everywhere else; `rsb-server --sync` forces either. One setting
-//! per process, read at each commit.
+//! per process, read at each commit. A `syncfs` is shared by the commits
+//! waiting for one together ([`syncfs_shared`]: group commit).
 
+use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex};
 
-use nix::sys::statfs;
+use nix::errno::Errno;
+use nix::sys::{stat, statfs};
+use nix::unistd;
 
 /// How commits make their batches durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +90,63 @@ pub fn use_syncfs(fd: RawFd) -> bool {
     }
 }
 
+/// The `syncfs` calls of one file system: how many were started and how
+/// many ended, the result of the last one, and whether one is running.
+#[derive(Default)]
+struct Flushes {
+    started: u64,
+    ended: u64,
+    last: Option<Errno>,
+    running: bool,
+}
+
+/// Every file system's [`Flushes`], by device number.
+static FLUSHES: Mutex<BTreeMap<u64, Flushes>> = Mutex::new(BTreeMap::new());
+static FLUSHED: Condvar = Condvar::new();
+
+/// `syncfs` of the file system of `fd`, shared by the commits waiting
+/// together (group commit): a caller is done once a `syncfs` that STARTED
+/// after it arrived (so after its data was written) has ended, whoever
+/// made the call. While one runs, every newcomer waits for it to end and
+/// then one of them starts the next, which serves them all: concurrent
+/// clients wait for one flush, not for one flush each in turn.
+pub fn syncfs_shared(fd: RawFd) -> Result<(), Errno> {
+    let dev = stat::fstat(fd)?.st_dev;
+    let lock = || FLUSHES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = lock();
+    let need = all.entry(dev).or_default().started + 1;
+    loop {
+        let f = all.entry(dev).or_default();
+        if f.ended >= need {
+            return f.last.map_or(Ok(()), Err);
+        }
+        if !f.running {
+            f.running = true;
+            f.started += 1;
+            let n = f.started;
+            drop(all);
+            let r = unistd::syncfs(fd);
+            count_syncfs();
+            all = lock();
+            let f = all.entry(dev).or_default();
+            f.running = false;
+            f.ended = n;
+            f.last = r.err();
+            FLUSHED.notify_all();
+            return r;
+        }
+        all = FLUSHED.wait(all).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+#[cfg(test)]
+static SYNCFS_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_syncfs() {
+    #[cfg(test)]
+    SYNCFS_CALLS.fetch_add(1, Ordering::Relaxed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +157,36 @@ mod tests {
         assert_eq!(Sync::parse("fsync"), Some(Sync::Fsync));
         assert_eq!(Sync::parse("syncfs"), Some(Sync::Syncfs));
         assert_eq!(Sync::parse("Fsync"), None);
+    }
+
+    #[test]
+    fn commits_waiting_together_share_a_syncfs() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(t.path()).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+        let before = SYNCFS_CALLS.load(Ordering::Relaxed);
+        // 16 threads at once, 5 times each: 80 flushes asked for, far fewer
+        // made, and every caller returns only after one that started after
+        // it arrived.
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        syncfs_shared(fd).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let made = SYNCFS_CALLS.load(Ordering::Relaxed) - before;
+        // (Other tests' commits may share them too.)
+        assert!((1..80).contains(&made), "{made} syncfs calls");
+        // Alone, each call makes its own.
+        let before = SYNCFS_CALLS.load(Ordering::Relaxed);
+        syncfs_shared(fd).unwrap();
+        syncfs_shared(fd).unwrap();
+        assert!(SYNCFS_CALLS.load(Ordering::Relaxed) - before >= 2);
     }
 }

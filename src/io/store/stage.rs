@@ -559,7 +559,7 @@ impl Stager {
     }
 
     pub(super) fn sync(&self) -> Result<(), FsError> {
-        unistd::syncfs(self.ns.tree.root_fd())
+        super::durable::syncfs_shared(self.ns.tree.root_fd())
             .map_err(|e| FsError::errno("syncfs", self.ns.tree.show(&WirePath::root()), e))
     }
 
