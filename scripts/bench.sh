@@ -30,6 +30,11 @@
 #   BENCH_DROP_CACHES  1: drop the page cache before every timed run (needs
 #                      root); default 0, a warm cache
 #   BENCH_KEEP         1: keep every copy in the work directory at exit
+#   BENCH_CASES        which cases to run, e.g. "2 7 8" (default: all)
+#   BENCH_WIDE_FILES   empty files in the one directory of case 8
+#                      (default 100000)
+#   RSB_SERVER_ARGS    extra rsb-server options, e.g. "--sync fsync" to
+#                      time the fsync mode against the default
 #
 # exit status: 0 done, 1 a step failed, 2 bad usage or a missing tool that
 # cannot be installed.
@@ -52,6 +57,11 @@ small_n=${BENCH_SMALL_FILES:-10000}
 runs=${BENCH_RUNS:-5}
 drop=${BENCH_DROP_CACHES:-0}
 keep=${BENCH_KEEP:-0}
+cases=${BENCH_CASES:-1 2 3 4 6 7 8}
+wide_n=${BENCH_WIDE_FILES:-100000}
+server_args=${RSB_SERVER_ARGS:-}
+posint BENCH_WIDE_FILES "$wide_n"
+want() { case " $cases " in *" $1 "*) return 0 ;; esac; return 1; }
 posint BENCH_BIG_MB "$big_mb"
 posint BENCH_SMALL_FILES "$small_n"
 posint BENCH_RUNS "$runs"
@@ -226,7 +236,8 @@ small_dirs=$(find "$small" -mindepth 1 -type d | wc -l)
 # ---------------------------------------------------------------- servers
 start_rsb() { # NAME: a fresh rsb-server on 127.0.0.1, port picked by the system
 	local log=$logs/rsb-server.$1.log tries=0
-	"$server" -a 127.0.0.1 -p 0 -d "$store" -q 2>"$log" &
+	# shellcheck disable=SC2086 # RSB_SERVER_ARGS is a list of words
+	"$server" -a 127.0.0.1 -p 0 -d "$store" -q $server_args 2>"$log" &
 	rsb_pid=$!
 	rsb_port=
 	while [ -z "$rsb_port" ]; do
@@ -521,25 +532,112 @@ runs_word="median of $runs run"
 big_label="$big_mb MiB file"
 small_label="$small_count small files"
 
-say "case 1: one $big_label"
-row big_push "1 $big_label, push" "$big_bytes"
-row big_pull "1 $big_label, pull" "$big_bytes"
-say "case 2: $small_label"
-row small_push "2 $small_label, push" "$small_bytes"
-row small_pull "2 $small_label, pull" "$small_bytes"
-say "case 3: $small_label pushed again, unchanged"
-prime small_repush
-row small_repush "3 $small_label, push again" "$small_bytes"
-say "case 4: $big_label with 1 MiB changed in the middle"
-prime big_delta
-row big_delta "4 $big_label, 1 MiB changed" "$big_bytes"
+if want 1; then
+	say "case 1: one $big_label"
+	row big_push "1 $big_label, push" "$big_bytes"
+	row big_pull "1 $big_label, pull" "$big_bytes"
+fi
+if want 2; then
+	say "case 2: $small_label"
+	row small_push "2 $small_label, push" "$small_bytes"
+	row small_pull "2 $small_label, pull" "$small_bytes"
+fi
+if want 3; then
+	say "case 3: $small_label pushed again, unchanged"
+	prime small_repush
+	row small_repush "3 $small_label, push again" "$small_bytes"
+fi
+if want 4; then
+	say "case 4: $big_label with 1 MiB changed in the middle"
+	prime big_delta
+	row big_delta "4 $big_label, 1 MiB changed" "$big_bytes"
+fi
+
+# Case 7: two clients backing up separate trees (the small files, under two
+# client names) at once, against the same two backups one after the other;
+# concurrent must be no slower than serial.
+if want 7; then
+	say "case 7: two clients at once vs one after the other"
+	c7_serial=() c7_conc=()
+	start_rsb concurrent
+	push2() { # MODE: both backups, serial or concurrent; sets T
+		set_aside "$store/c7a$small"
+		set_aside "$store/c7b$small"
+		sync
+		local t0=$EPOCHREALTIME
+		if [ "$1" = serial ]; then
+			"$client" -q -n c7a 127.0.0.1 "$rsb_port" backup "$small" >>"$logs/c7.log" 2>&1 || die "case 7 failed"
+			"$client" -q -n c7b 127.0.0.1 "$rsb_port" backup "$small" >>"$logs/c7.log" 2>&1 || die "case 7 failed"
+		else
+			"$client" -q -n c7a 127.0.0.1 "$rsb_port" backup "$small" >>"$logs/c7.log" 2>&1 &
+			local a=$!
+			"$client" -q -n c7b 127.0.0.1 "$rsb_port" backup "$small" >>"$logs/c7.log" 2>&1 || die "case 7 failed"
+			wait "$a" || die "case 7 failed"
+		fi
+		local t1=$EPOCHREALTIME
+		T=$((${t1/./} - ${t0/./}))
+	}
+	for r in $(seq 1 "$runs"); do
+		if [ $((r % 2)) -eq 1 ]; then order="serial concurrent"; else order="concurrent serial"; fi
+		for m in $order; do
+			push2 "$m"
+			if [ "$m" = serial ]; then c7_serial+=("$T"); else c7_conc+=("$T"); fi
+		done
+		say "case 7: run $r/$runs: serial $(fmt_s "${c7_serial[-1]}"), concurrent $(fmt_s "${c7_conc[-1]}")"
+	done
+	stop_rsb
+	diff -r "$small" "$store/c7a$small" >/dev/null || die "case 7: the copy differs"
+	diff -r "$small" "$store/c7b$small" >/dev/null || die "case 7: the copy differs"
+	echo "7 two clients, $small_label each: serial $(fmt_s "$(median "${c7_serial[@]}")"), concurrent $(fmt_s "$(median "${c7_conc[@]}")"), concurrent/serial $(ratio "${c7_conc[*]}" "${c7_serial[*]}") (median of per-round ratios; at most 1.00x expected)" >>"$notes"
+	{
+		echo "7 serial:     $(secs "${c7_serial[@]}")"
+		echo "7 concurrent: $(secs "${c7_conc[@]}")"
+	} >>"$runlist"
+fi
+
+# Case 8: $wide_n empty files in one directory: rsb backup and restore
+# against the floor, cp -a then sync, alternating.
+if want 8; then
+	wide=$work/wide/flat
+	if [ "$(find "$wide" -maxdepth 1 -type f 2>/dev/null | wc -l)" -ne "$wide_n" ]; then
+		say "case 8: making $wide_n empty files in one directory"
+		rm -rf "$work/wide"
+		mkdir -p "$wide"
+		(cd "$wide" && seq -f 'e%06g' 1 "$wide_n" | xargs touch)
+	fi
+	c8_push=() c8_pull=() c8_cp=()
+	start_rsb wide
+	for r in $(seq 1 "$runs"); do
+		set_aside "$ns$wide"
+		set_aside "$pull_rsb/flat"
+		set_aside "$cpdst/flat"
+		timed "$logs/c8.push.log" "$client" -q -n bench 127.0.0.1 "$rsb_port" backup "$wide"
+		c8_push+=("$T")
+		timed "$logs/c8.cp.log" sh -c 'cp -a "$1" "$2/" && sync' sh "$wide" "$cpdst"
+		c8_cp+=("$T")
+		timed "$logs/c8.pull.log" "$client" -q -n bench 127.0.0.1 "$rsb_port" restore "$wide" "$pull_rsb"
+		c8_pull+=("$T")
+		say "case 8: run $r/$runs: backup $(fmt_s "${c8_push[-1]}"), restore $(fmt_s "${c8_pull[-1]}"), cp -a + sync $(fmt_s "${c8_cp[-1]}")"
+	done
+	stop_rsb
+	diff -r "$wide" "$ns$wide" >/dev/null || die "case 8: the stored copy differs"
+	diff -r "$wide" "$pull_rsb/flat" >/dev/null || die "case 8: the restored copy differs"
+	echo "8 $wide_n empty files in one directory: rsb backup $(fmt_s "$(median "${c8_push[@]}")") ($(ratio "${c8_push[*]}" "${c8_cp[*]}") of cp), restore $(fmt_s "$(median "${c8_pull[@]}")") ($(ratio "${c8_pull[*]}" "${c8_cp[*]}") of cp), cp -a + sync $(fmt_s "$(median "${c8_cp[@]}")") (the floor; target: within 1.2x)" >>"$notes"
+	{
+		echo "8 backup:     $(secs "${c8_push[@]}")"
+		echo "8 restore:    $(secs "${c8_pull[@]}")"
+		echo "8 cp+sync:    $(secs "${c8_cp[@]}")"
+	} >>"$runlist"
+fi
 
 # Case 6: many clients at once, with the load generator when there is one.
 # Its summary (the lines after "--- summary ---", else its last line) goes
 # into the table.
 scale="6 scale, 1000 clients: skipped (no loadgen bench in Cargo.toml)"
 scale_lines=
-if grep -q loadgen "$repo/Cargo.toml"; then
+if ! want 6; then
+	scale="6 scale, 1000 clients: not run (BENCH_CASES)"
+elif grep -q loadgen "$repo/Cargo.toml"; then
 	say "case 6: loadgen, 1000 clients"
 	# Compiled first, so that the timed part is the load only.
 	if ! (cd "$repo" && cargo bench --bench loadgen --no-run) >&2; then
@@ -622,6 +720,7 @@ fstype=$(df -T "$work" | awk 'NR == 2 {print $2}')
 	echo "  work dir: $work ($fstype, $(findmnt -n -o OPTIONS -T "$work" 2>/dev/null || echo 'mount options unknown'))"
 	echo "  load average at the start: $load_start; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 	echo "  rsync: $(rsync --version | head -n 1)"
+	echo "  rsb-server options: ${server_args:-none} (RSB_SERVER_ARGS); cases run: $cases"
 	echo "  rsb: $("$server" -V) (release build, $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$repo" && git diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/'))"
 	echo "  date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 } >"$report"

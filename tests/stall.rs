@@ -71,3 +71,66 @@ fn a_slow_commit_does_not_stall_other_clients() {
         t.elapsed()
     );
 }
+
+/// Four clients verify in a loop, each verify holding a worker thread for
+/// 1.5 s (`RSB_TEST_VERIFY_DELAY_MS`, as a verify of a big tree would);
+/// another client's backups (a commit each) still finish quickly: commits
+/// never queue behind verifies.
+#[test]
+fn commits_never_wait_behind_verifies() {
+    let srv = Server::start_with_env(&[], &[("RSB_TEST_VERIFY_DELAY_MS", "1500")]);
+    let s = scratch();
+    let small = s.join("small");
+    small_tree(&small, 1);
+    for n in 0..4 {
+        srv.client_as(&format!("v{n}"), argv!["backup", small])
+            .run()
+            .ok();
+    }
+    let t = Instant::now();
+    srv.client_as("v0", argv!["verify"]).run().ok();
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "the verify was not slowed down: the test proves nothing"
+    );
+    // Four verifies at once, each in a loop of two.
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = srv.port();
+    let loops: Vec<_> = (0..4)
+        .map(|n| {
+            let finished = finished.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    let mut c = Cmd::client();
+                    c.args(["-q", "-n", &format!("v{n}"), "127.0.0.1"])
+                        .arg(port.to_string())
+                        .arg("verify")
+                        .timeout(Duration::from_secs(30));
+                    c.run().ok();
+                    finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut longest = Duration::ZERO;
+    for k in 0..3 {
+        let t = Instant::now();
+        std::fs::write(small.join("a.txt"), format!("round {k}\n")).unwrap();
+        srv.client_as("busy", argv!["backup", small]).run().ok();
+        longest = longest.max(t.elapsed());
+    }
+    let done_before = finished.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        longest < Duration::from_millis(1000),
+        "a backup took {longest:?} while four verifies ran"
+    );
+    assert_eq!(
+        done_before, 0,
+        "a verify ended before the backups: the test proves nothing"
+    );
+    for l in loops {
+        l.join().unwrap();
+    }
+    assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), 8);
+}

@@ -103,6 +103,12 @@ fn options() -> Options {
         "close connections idle for SECS seconds (default 300, 0 = never)",
         "SECS",
     );
+    o.optopt(
+        "",
+        "sync",
+        "make commits durable by fsync of each file and directory, by syncfs, or auto (default: syncfs where the file system is known to honour it)",
+        "fsync|syncfs|auto",
+    );
     o.optflag("v", "verbose", "log debug messages");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("h", "help", "print this help and exit");
@@ -201,6 +207,11 @@ fn parse() -> Parsed {
             return usage_error("-t: the idle timeout must be a whole number of seconds")
         }
     };
+    match m.opt_str("sync").map(|s| rsb::io::store::Sync::parse(&s)) {
+        None => {}
+        Some(Some(mode)) => rsb::io::store::set_sync(mode),
+        Some(None) => return usage_error("--sync: fsync, syncfs or auto"),
+    }
     let level = if m.opt_present("q") {
         log::LevelFilter::Error
     } else if m.opt_present("v") {

@@ -10,6 +10,10 @@
 //! share no state. A result for a connection that closed meanwhile is
 //! dropped: the commit it carries is complete and durable all the same.
 //!
+//! Commits and reads (verifies, the crc of a resumed prefix) have queues
+//! and threads of their own: however many verifies run, a commit never
+//! waits for a thread behind them.
+//!
 //! Only the pool lives here: what a job does is the store's
 //! ([`Stager::commit`], [`Namespace::verify`], [`StoredFile::crc`],
 //! [`Namespace::sweep`]).
@@ -113,11 +117,14 @@ pub enum Done {
     },
 }
 
-/// The pool: job queue in, results out.
+/// The pool: job queues in, results out.
 pub struct Workers {
     /// Set at shutdown: long jobs (verifies) stop early; commits finish.
     stop: Arc<AtomicBool>,
+    /// Commits only.
     jobs: Option<Sender<Job>>,
+    /// Verifies and crcs: they read for as long as the data takes.
+    reads: Option<Sender<Job>>,
     done: Receiver<Done>,
     /// Namespaces swept already in this run.
     swept: std::cell::RefCell<HashSet<String>>,
@@ -128,12 +135,14 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `n` threads that wake the loop through `waker` after each
-    /// result.
+    /// Starts `n` threads for commits and `n` for reads that wake the
+    /// loop through `waker` after each result.
     pub fn start(n: usize, waker: Waker) -> io::Result<Workers> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (read_tx, read_rx) = mpsc::channel::<Job>();
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let read_rx = Arc::new(Mutex::new(read_rx));
         let waker = Arc::new(waker);
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -144,18 +153,21 @@ impl Workers {
                 .name("rsb-sweep".into())
                 .spawn(move || sweeper(&sweep_rx, &sweep_stop))?,
         );
-        for i in 0..n.max(1) {
-            let (jobs, done, waker) = (job_rx.clone(), done_tx.clone(), waker.clone());
-            let stop = stop.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("rsb-worker-{i}"))
-                    .spawn(move || work(&jobs, &done, &waker, &stop))?,
-            );
+        for (kind, rx) in [("commit", &job_rx), ("read", &read_rx)] {
+            for i in 0..n.max(1) {
+                let (jobs, done, waker) = (rx.clone(), done_tx.clone(), waker.clone());
+                let stop = stop.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("rsb-{kind}-{i}"))
+                        .spawn(move || work(&jobs, &done, &waker, &stop))?,
+                );
+            }
         }
         Ok(Workers {
             stop,
             jobs: Some(job_tx),
+            reads: Some(read_tx),
             done: done_rx,
             swept: std::cell::RefCell::new(HashSet::new()),
             sweeps: Some(sweep_tx),
@@ -166,7 +178,11 @@ impl Workers {
     /// Queues a job. A job that cannot be queued (no worker is left) is
     /// handed back.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
-        match &self.jobs {
+        let queue = match job {
+            Job::Commit { .. } => &self.jobs,
+            Job::Crc { .. } | Job::Verify { .. } => &self.reads,
+        };
+        match queue {
             Some(tx) => tx.send(job).map_err(|e| e.0),
             None => Err(job),
         }
@@ -193,6 +209,7 @@ impl Workers {
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
+        self.reads = None;
         self.sweeps = None;
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
@@ -206,6 +223,20 @@ fn test_commit_delay() -> Option<Duration> {
     static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
     *DELAY.get_or_init(|| {
         std::env::var("RSB_TEST_COMMIT_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    })
+}
+
+/// `RSB_TEST_VERIFY_DELAY_MS`: makes every verify hold its thread that
+/// much longer, as a verify of a big tree would, so tests can check that
+/// no commit waits for it.
+fn test_verify_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("RSB_TEST_VERIFY_DELAY_MS")
             .ok()?
             .parse()
             .ok()
@@ -277,6 +308,9 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 cancel,
             } => {
                 let stopped = || stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
+                if let Some(d) = test_verify_delay() {
+                    std::thread::sleep(d);
+                }
                 let mut report = |damaged, counts, finished| {
                     if stopped() {
                         return false;

@@ -5,13 +5,14 @@
 //! says what the names inside that reserved space are:
 //!
 //! * `.rsb-tmp.<salt>.<n>`: an entry being staged by the process whose
-//!   salt it is ([`tmp_name`]); stale once that process is gone
-//!   ([`is_stale_tmp`]).
+//!   salt it is ([`tmp_name`]), a directory tree being built to replace a
+//!   file or link, or the entry such a commit just replaced; stale once
+//!   that process is gone ([`is_stale_tmp`]).
 //! * `.rsb-tmp.part.<hash>.<size>.<secs>.<nanos>`: the body of a large file
 //!   kept from an interrupted transfer, to be resumed ([`partial_name`]).
 //! * `.rsb-tmp.old.<salt>.<n>`: a previous version moved aside for the
-//!   entry replacing it ([`old_name`]), never swept: after a crash it may
-//!   be the only copy.
+//!   entry replacing it where the file system cannot exchange two names
+//!   ([`old_name`]), never swept: after a crash it may be the only copy.
 //!
 //! Pure: names in, names and answers out. Making a salt (a clock read and
 //! the pid) is the shell's job.

@@ -58,6 +58,17 @@ impl Server {
         Server::spawn(root, args, None, port, &[])
     }
 
+    /// [`Server::start_on`] with extra environment variables (`port` 0:
+    /// an ephemeral one).
+    pub fn start_on_with_env(
+        root: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::spawn(root, args, None, port, env)
+    }
+
     /// Starts a server whose files may grow to `bytes` at most
     /// (RLIMIT_FSIZE): writing more fails with EFBIG, as on a full disk.
     pub fn start_with_file_size_limit(args: &[&str], bytes: u64) -> Server {

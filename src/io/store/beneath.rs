@@ -15,7 +15,7 @@
 //! ([`crate::proto::path::is_tmp_name`]).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
+use nix::unistd::{self, UnlinkatFlags};
 
 use crate::io::error::FsError;
 use crate::proto::path::{escape, is_tmp_name};
@@ -110,14 +111,13 @@ impl Beneath {
         })
     }
 
-    /// A second handle on the same tree (its own descriptor), for a worker
-    /// thread.
+    /// A second handle on the same tree (its own open file description),
+    /// for a worker thread.
     pub fn try_clone(&self) -> Result<Beneath, FsError> {
         Ok(Beneath {
             root: self
-                .root
-                .try_clone()
-                .map_err(|error| FsError::io("dup", self.display.display().to_string(), error))?,
+                .dup_root()
+                .map_err(|e| FsError::errno("open", self.display.display().to_string(), e))?,
             display: self.display.clone(),
         })
     }
@@ -272,8 +272,10 @@ impl Beneath {
             .map_err(|e| FsError::errno("readlink", self.show(path), e))
     }
 
+    /// The root opened again: its own open file description, never a
+    /// `dup` (see [`reopen_dir`]).
     fn dup_root(&self) -> Result<OwnedFd, Errno> {
-        fcntl::fcntl(self.root.as_raw_fd(), fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)).map(own)
+        reopen_dir(self.root.as_raw_fd())
     }
 
     fn open_beneath(&self, path: &WirePath, flags: OFlag) -> Result<OwnedFd, Errno> {
@@ -350,12 +352,28 @@ pub fn open_dir_at(dir: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
 /// A name in a directory and its type, where the file system reports it.
 pub type DirEntry = (Vec<u8>, Option<nix::dir::Type>);
 
+/// The directory `dir` opened again (`openat(dir, ".")`): a descriptor
+/// with its own open file description, so its read position is its own.
+/// A `dup` would share one position with every other duplicate, and two
+/// readers of one directory at once (the sweeper and a verify) would each
+/// see only part of it, or nothing.
+pub fn reopen_dir(dir: RawFd) -> Result<OwnedFd, Errno> {
+    fcntl::openat(
+        Some(dir),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(own)
+}
+
 /// The names in the open directory `dir` (without `.` and `..`) with their
-/// types where the file system reports them. Reads through a duplicate of
-/// the fd, so `dir` stays open and usable.
+/// types where the file system reports them. Reads through a descriptor of
+/// its own ([`reopen_dir`]), so `dir` stays open and usable and no other
+/// reader of it moves this one's position.
 pub fn entries_at(dir: RawFd) -> Result<Vec<DirEntry>, Errno> {
-    let fd = fcntl::fcntl(dir, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
-    // Dir::from_fd owns the duplicate from here on, closing it even on failure.
+    let fd = reopen_dir(dir)?.into_raw_fd();
+    // Dir::from_fd owns the descriptor from here on, closing it even on failure.
     let mut d = nix::dir::Dir::from_fd(fd)?;
     let mut out = Vec::new();
     for e in d.iter() {
@@ -366,6 +384,27 @@ pub fn entries_at(dir: RawFd) -> Result<Vec<DirEntry>, Errno> {
         }
     }
     Ok(out)
+}
+
+/// Removes `name` in `dir` and, for a directory, everything below it,
+/// never following a link; owner-only modes from an earlier backup do not
+/// stop it. For an entry a newer version replaced, and for the temporary
+/// trees of a stager that did not commit.
+pub fn remove_tree(dir: RawFd, name: &[u8], depth: usize) -> Result<(), Errno> {
+    if depth > 4096 {
+        return Err(Errno::ELOOP);
+    }
+    match unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = open_dir_at(dir, name)?;
+    let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
+    for (n, _) in entries_at(sub.as_raw_fd())? {
+        remove_tree(sub.as_raw_fd(), &n, depth + 1)?;
+    }
+    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }
 
 /// A symlink met where a directory was needed is reported as "Not a
@@ -423,6 +462,51 @@ mod tests {
         assert!(b.walk_open(&wp("link"), DIR_FLAGS).is_err());
         assert!(b.walk_open(&wp("link/x"), DIR_FLAGS).is_err());
         assert!(b.walk_open(&wp("file"), OFlag::O_RDONLY).is_err());
+    }
+
+    #[test]
+    fn two_readers_of_one_directory_at_once_each_see_every_entry() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..2000 {
+            std::fs::write(t.path().join(format!("a-long-enough-name-{i:05}")), b"").unwrap();
+        }
+        let b = Beneath::open_root(t.path(), false).unwrap();
+        let clone = b.try_clone().unwrap();
+        for other in [&b, &clone] {
+            // One reader (the sweeper) is half-way through the root...
+            let first = other.dir(&WirePath::root()).unwrap();
+            let mut d = nix::dir::Dir::from_fd(first.into_raw_fd()).unwrap();
+            let mut it = d.iter();
+            for _ in 0..100 {
+                it.next().unwrap().unwrap();
+            }
+            // ...when another (a verify) reads it, through the same handle
+            // or a clone of it, and through a descriptor already open.
+            let fd = b.dir(&WirePath::root()).unwrap();
+            assert_eq!(entries_at(fd.as_raw_fd()).unwrap().len(), 2000);
+            assert_eq!(entries_at(fd.as_raw_fd()).unwrap().len(), 2000);
+            assert_eq!(b.read_dir(&WirePath::root()).unwrap().len(), 2000);
+            // The first reader goes on from where it was, and sees the rest.
+            assert_eq!(it.count(), 2002 - 100);
+        }
+        // Interleaved entry by entry through one descriptor's readers.
+        let fd = b.dir(&WirePath::root()).unwrap();
+        let mut r1 =
+            nix::dir::Dir::from_fd(reopen_dir(fd.as_raw_fd()).unwrap().into_raw_fd()).unwrap();
+        let mut r2 =
+            nix::dir::Dir::from_fd(reopen_dir(fd.as_raw_fd()).unwrap().into_raw_fd()).unwrap();
+        let (mut i1, mut i2) = (r1.iter(), r2.iter());
+        let mut n = (0, 0);
+        loop {
+            let a = i1.next().is_some();
+            let c = i2.next().is_some();
+            n.0 += usize::from(a);
+            n.1 += usize::from(c);
+            if !a && !c {
+                break;
+            }
+        }
+        assert_eq!(n, (2002, 2002));
     }
 
     #[test]

@@ -6,17 +6,36 @@
 //! with the errno the kernel gave (a full disk says "No space left on
 //! device" for each file it failed).
 //!
+//! A type change never shows a half-made entry, even after a kill -9: a
+//! directory that replaces a file or link is built under a temporary name
+//! beside it (its entries staged inside), and a file or link that replaces
+//! a directory is staged as any other; at the commit the two are swapped
+//! in one `renameat2(RENAME_EXCHANGE)`, after the entries inside the new
+//! directory are in place, and the old entry, now under the temporary
+//! name, is removed. So the real name holds the complete old or the
+//! complete new version at every instant, and what a crash leaves under a
+//! temporary name is never the only copy: the sweep of the next run (the
+//! server's at start, the client's in a restore destination) removes it.
+//! No marker or journal is needed, since there is nothing to put back.
+//! Where the file system lacks `RENAME_EXCHANGE` (some FUSE and network
+//! file systems) the old entry is renamed aside as `.rsb-tmp.old.*` just
+//! before the new one goes in; a crash between those two renames leaves it
+//! there, hidden and never swept.
+//!
 //! Must not stage anything: entries come from [`Stager`]'s staging calls.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl;
-use nix::sys::stat;
+use nix::fcntl::{self, OFlag, RenameFlags};
+use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
-use super::stage::{omit, remove_tree, timespec, Remove, Stager};
+use super::durable;
+use super::stage::{omit, remove_tree, timespec, Staged, Stager};
+use super::tmp;
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
 
@@ -76,8 +95,32 @@ impl Stager {
         if staged.is_empty() && dirs.is_empty() {
             return report;
         }
-        if !staged.is_empty() {
-            if let Err(e) = self.sync() {
+        let syncfs = durable::use_syncfs(self.ns.tree.root_fd());
+        // Every directory whose entries or metadata the commit changes,
+        // with its ancestors (new directories are entries of theirs): what
+        // the fsync mode makes durable after the renames.
+        let mut changed: BTreeSet<WirePath> = BTreeSet::new();
+        if !syncfs {
+            let parents = staged.iter().filter_map(|s| s.path.parent());
+            let stand_ins = self.displaced.iter().map(|d| d.parent.clone());
+            let made = dirs.iter().map(|(p, _)| p.clone());
+            for p in parents.chain(stand_ins).chain(made) {
+                let mut cur = Some(p);
+                while let Some(p) = cur {
+                    cur = p.parent();
+                    if !changed.insert(p) {
+                        break;
+                    }
+                }
+            }
+        }
+        if !staged.is_empty() || !self.displaced.is_empty() {
+            let res = if syncfs {
+                self.sync()
+            } else {
+                self.fsync_staged(&staged)
+            };
+            if let Err(e) = res {
                 // Every entry fails for the same cause, errno and all (a
                 // full disk says so for each file).
                 for s in staged {
@@ -92,13 +135,16 @@ impl Stager {
                 return report;
             }
         }
+        // Where each replaced entry went (its directory and its hidden name
+        // now), to be removed once every new entry is in place.
+        let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
         let mut parent_path: Option<WirePath> = None;
         let mut parent_fd: Option<OwnedFd> = None;
         for s in staged {
             let Some(pp) = s.path.parent() else { continue };
             if parent_path.as_ref() != Some(&pp) {
                 parent_fd = None;
-                match self.ns.tree.dir(&pp) {
+                match self.dir(&pp) {
                     Ok(fd) => parent_fd = Some(fd),
                     Err(error) => {
                         failures.push(CommitFailure {
@@ -130,22 +176,14 @@ impl Stager {
             }
             let mut res = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
             if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
-                // A directory stands where the new file or link goes: move
-                // it aside (removed below, once the new entry is in place).
-                let pp = s.path.parent().unwrap_or_default();
-                res = self
-                    .displace(dir, &pp, name)
-                    .and_then(|()| {
-                        let r = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
-                        if r.is_err() {
-                            if let Some(d) = self.displaced.pop() {
-                                let _ =
-                                    fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
-                            }
-                        }
-                        r.map_err(|e| FsError::errno("rename", self.ns.tree.show(&s.path), e))
-                    })
-                    .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw));
+                // A directory stands where the new file or link goes: they
+                // swap, and the old tree goes below, once every new entry
+                // is in place.
+                res = swap(dir, &s.tmp, name).map(|old| {
+                    if let (Some(old), Some(pp)) = (old, s.path.parent()) {
+                        olds.push((pp, old));
+                    }
+                });
             }
             match res {
                 Ok(()) => committed.push(Committed {
@@ -164,16 +202,34 @@ impl Stager {
                 }
             }
         }
-        // The new entries are in place and their data is durable: the old
-        // versions they displaced go now, before directory times are set
-        // (removing a name changes its directory's mtime), and the final
-        // sync makes both durable together.
+        // Every directory built under a temporary name, its entries now
+        // in place inside it, takes the place of the file or link there.
         for d in std::mem::take(&mut self.displaced) {
-            if let Ok(dir) = self.ns.tree.dir(&d.parent) {
-                if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, Remove::All, 0) {
+            let path = d.parent.join(&d.name).unwrap_or_default();
+            let res = self.ns.tree.dir(&d.parent).and_then(|dir| {
+                let dir = dir.as_raw_fd();
+                swap(dir, &d.tmp, &d.name)
+                    .map(|old| olds.extend(old.map(|old| (d.parent.clone(), old))))
+                    .map_err(|e| {
+                        let _ = remove_tree(dir, &d.tmp, 0);
+                        FsError::errno("rename", self.ns.tree.show(&path), e)
+                    })
+            });
+            if let Err(error) = res {
+                failures.push(CommitFailure { id: 0, path, error });
+            }
+        }
+        // The new entries are in place and their data is durable: the old
+        // versions they replaced go now, before directory times are set
+        // (removing a name changes its directory's mtime), and the final
+        // sync makes both durable together. A crash before this leaves them
+        // under temporary names, for the next run's sweep.
+        for (parent, old) in olds {
+            if let Ok(dir) = self.ns.tree.dir(&parent) {
+                if let Err(e) = remove_tree(dir.as_raw_fd(), &old, 0) {
                     log::warn!(
                         "{}: cannot remove the replaced entry: {}",
-                        self.ns.tree.show_in(&d.parent, &d.name),
+                        self.ns.tree.show_in(&parent, &old),
                         e.desc()
                     );
                 }
@@ -199,7 +255,12 @@ impl Stager {
                 Err(error) => failures.push(CommitFailure { id: 0, path, error }),
             }
         }
-        if let Err(error) = self.sync() {
+        let res = if syncfs {
+            self.sync()
+        } else {
+            self.fsync_dirs(&changed)
+        };
+        if let Err(error) = res {
             failures.push(CommitFailure {
                 id: 0,
                 path: WirePath::root(),
@@ -207,6 +268,116 @@ impl Stager {
             });
         }
         report
+    }
+}
+
+impl Stager {
+    /// The fsync mode before the renames: each staged file's data and
+    /// metadata reach the disk (a link's are its directory's, synced after).
+    fn fsync_staged(&self, staged: &[Staged]) -> Result<(), FsError> {
+        let mut parent: Option<(WirePath, OwnedFd)> = None;
+        for s in staged.iter().filter(|s| s.kind == EntryKind::File) {
+            let Some(pp) = s.path.parent() else { continue };
+            let shown = || self.ns.tree.show(&s.path);
+            if parent.as_ref().is_none_or(|(p, _)| *p != pp) {
+                parent = Some((pp.clone(), self.dir(&pp)?));
+            }
+            let Some((_, dir)) = parent.as_ref() else {
+                continue;
+            };
+            let fd = fcntl::openat(
+                Some(dir.as_raw_fd()),
+                os(&s.tmp),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| FsError::errno("open", shown(), e))?;
+            // SAFETY: fd was just returned by openat and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
+            count_fsync();
+        }
+        Ok(())
+    }
+
+    /// The fsync mode after the renames: every changed directory.
+    fn fsync_dirs(&self, dirs: &BTreeSet<WirePath>) -> Result<(), FsError> {
+        for p in dirs.iter().rev() {
+            match self.ns.tree.dir(p) {
+                Ok(fd) => unistd::fsync(fd.as_raw_fd())
+                    .map_err(|e| FsError::errno("fsync", self.ns.tree.show(p), e))?,
+                // A directory gone meanwhile has nothing left to keep.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => continue,
+                Err(e) => return Err(e),
+            }
+            count_fsync();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The fsync calls of this thread's commits, for the tests.
+    static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn count_fsync() {
+    #[cfg(test)]
+    FSYNCS.with(|n| n.set(n.get() + 1));
+}
+
+/// Puts the entry `tmp` in `dir` in the place of `name`, of another type,
+/// and says where the old entry went. One `renameat2(RENAME_EXCHANGE)`
+/// where the file system has it: `name` holds the old or the new entry at
+/// every instant, and the old one ends under `tmp`, a name the sweep of a
+/// later run removes. Elsewhere two renames, the old entry moved aside
+/// under `.rsb-tmp.old.*` first: a crash between them leaves that, never
+/// swept, as the only copy.
+fn swap(dir: RawFd, tmp: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Errno> {
+    match fcntl::renameat2(
+        Some(dir),
+        os(tmp),
+        Some(dir),
+        os(name),
+        RenameFlags::RENAME_EXCHANGE,
+    ) {
+        Ok(()) => {
+            test_swap_delay();
+            Ok(Some(tmp.to_vec()))
+        }
+        // Nothing is there any more: the new entry just goes in.
+        Err(Errno::ENOENT) => {
+            fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)).map(|()| None)
+        }
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            let old = tmp::fresh_old();
+            fcntl::renameat(Some(dir), os(name), Some(dir), os(&old))?;
+            if let Err(e) = fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)) {
+                let _ = fcntl::renameat(Some(dir), os(&old), Some(dir), os(name));
+                return Err(e);
+            }
+            test_swap_delay();
+            Ok(Some(old))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `RSB_TEST_SWAP_DELAY_MS`: a pause after each type change a commit puts
+/// in place, so the fault tests can kill a process at many points of such
+/// a commit (server and restoring client alike).
+fn test_swap_delay() {
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    let d = DELAY.get_or_init(|| {
+        std::env::var("RSB_TEST_SWAP_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(std::time::Duration::from_millis)
+    });
+    if let Some(d) = d {
+        std::thread::sleep(*d);
     }
 }
 
@@ -287,6 +458,95 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["l", "x"]);
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_crash_during_a_type_change_never_hides_the_previous_version() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old file").unwrap();
+        std::os::unix::fs::symlink("old target", t.path().join("l")).unwrap();
+        std::fs::create_dir_all(t.path().join("d/e")).unwrap();
+        std::fs::write(t.path().join("d/e/g"), b"old g").unwrap();
+        let mut s = stager(t.path());
+        let inc = s.begin_file(1, &wp("f/a"), meta(0o600, 1), 1).unwrap();
+        write_all(&inc.file, b"n");
+        s.finish_file(0).unwrap();
+        s.mkdir(&wp("f"), meta(0o755, 1)).unwrap();
+        s.mkdir(&wp("l"), meta(0o755, 1)).unwrap();
+        let inc = s.begin_file(2, &wp("d"), meta(0o600, 1), 3).unwrap();
+        write_all(&inc.file, b"new");
+        s.finish_file(0).unwrap();
+        // Killed before the commit: every previous version is in place...
+        std::mem::forget(s);
+        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old file");
+        assert_eq!(
+            std::fs::read_link(t.path().join("l")).unwrap(),
+            std::path::Path::new("old target")
+        );
+        assert_eq!(std::fs::read(t.path().join("d/e/g")).unwrap(), b"old g");
+        // ...and all that is left beside them is a dead process's
+        // temporary entries, which the next run sweeps.
+        let left = names(t.path());
+        assert_eq!(left.len(), 6, "{left:?}");
+        for n in left
+            .iter()
+            .filter(|n| !["d", "f", "l"].contains(&n.as_str()))
+        {
+            assert!(
+                crate::store::names::is_stale_tmp(n.as_bytes(), tmp::salt() ^ 1),
+                "{n}"
+            );
+        }
+        // Committed: the new versions replace them and nothing else stays.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"old file").unwrap();
+        std::os::unix::fs::symlink("old target", t.path().join("l")).unwrap();
+        let mut s = stager(t.path());
+        let inc = s.begin_file(1, &wp("f/a"), meta(0o600, 1), 1).unwrap();
+        write_all(&inc.file, b"n");
+        s.finish_file(0).unwrap();
+        s.mkdir(&wp("f"), meta(0o750, 5)).unwrap();
+        s.mkdir(&wp("l"), meta(0o755, 1)).unwrap();
+        let r = s.commit();
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        assert_eq!(std::fs::read(t.path().join("f/a")).unwrap(), b"n");
+        let f = std::fs::metadata(t.path().join("f")).unwrap();
+        assert_eq!((f.mode() & 0o7777, f.mtime()), (0o750, 5));
+        assert!(t.path().join("l").is_dir());
+        assert_eq!(names(t.path()), ["f", "l"]);
+    }
+
+    #[test]
+    fn the_fsync_mode_syncs_each_file_and_each_changed_directory() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("old/deep")).unwrap();
+        let mut s = stager(t.path());
+        for (id, p) in [(1, "a"), (2, "d/b"), (3, "d/e/c"), (4, "old/deep/f")] {
+            let inc = s.begin_file(id, &wp(p), meta(0o600, 1), 1).unwrap();
+            write_all(&inc.file, b"x");
+            s.finish_file(0).unwrap();
+        }
+        s.symlink(5, &wp("d/l"), b"a", meta(0o777, 1)).unwrap();
+        s.mkdir(&wp("d/e"), meta(0o755, 1)).unwrap();
+        s.mkdir(&wp("d"), meta(0o755, 1)).unwrap();
+        durable::set_sync(durable::Sync::Fsync);
+        let before = FSYNCS.with(|n| n.get());
+        let r = s.commit();
+        durable::set_sync(durable::Sync::Auto);
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        // Four files, then the root, d, d/e, old and old/deep.
+        assert_eq!(FSYNCS.with(|n| n.get()) - before, 4 + 5);
+        assert_eq!(std::fs::read(t.path().join("d/e/c")).unwrap(), b"x");
     }
 
     #[test]

@@ -21,11 +21,12 @@
 //! unchanged, what a checksum record says) are pure and live in
 //! [`crate::store`]. The files here do the system calls, and depend on
 //! each other one way only (each uses only files listed before it):
-//! `beneath`, `xattr`, `tmp`, `namespace`, `stored`, `partial`, `sweep`,
-//! `verify`, `stage`, `commit`, `scan`. This file only re-exports.
+//! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `stored`, `partial`,
+//! `sweep`, `verify`, `stage`, `commit`, `scan`. This file only re-exports.
 
 mod beneath;
 mod commit;
+mod durable;
 mod namespace;
 mod partial;
 mod scan;
@@ -37,6 +38,7 @@ mod verify;
 mod xattr;
 
 pub use commit::{CommitFailure, CommitReport, Committed};
+pub use durable::{set_sync, Sync};
 pub use namespace::{Namespace, Store};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
 pub use stage::{Incoming, StageOptions, Stager};

@@ -25,7 +25,8 @@ use nix::sys::stat::{self, Mode, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
-use super::beneath::{entries_at, open_dir_at, os, Shown};
+pub(super) use super::beneath::remove_tree;
+use super::beneath::{open_dir_at, os, Shown};
 use super::namespace::Namespace;
 use super::stored::StoredFile;
 use super::{partial, tmp, xattr};
@@ -93,7 +94,9 @@ impl Incoming {
     }
 }
 
-/// A non-directory moved aside for a directory (see [`Stager::displace`]).
+/// A directory being built under the temporary name `tmp` in `parent`
+/// for `name`, where a file or link stands until the commit swaps them
+/// (see [`Stager::stand_in`]).
 pub(super) struct Displaced {
     pub(super) parent: WirePath,
     pub(super) name: Vec<u8>,
@@ -213,7 +216,7 @@ impl Stager {
             }
         }
         self.parent = None;
-        let fd = match self.ns.tree.dir(&parent) {
+        let fd = match self.dir(&parent) {
             Ok(fd) => fd,
             Err(e)
                 if matches!(
@@ -247,7 +250,7 @@ impl Stager {
 
     /// Creates the directories of `path` that are missing (owner-only), one
     /// component at a time without following links. A file or link where a
-    /// directory must be is displaced, not deleted (see [`Self::displace`]).
+    /// directory must be stays until the commit (see [`Self::stand_in`]).
     fn make_parent(&mut self, path: &WirePath) -> Result<OwnedFd, FsError> {
         let mut cur = self.ns.tree.dir(&WirePath::root())?;
         let mut sofar = WirePath::root();
@@ -256,17 +259,19 @@ impl Stager {
                 .join(comp)
                 .map_err(|e| FsError::invalid("open", self.ns.tree.show(path), e))?;
             let dir = cur.as_raw_fd();
-            let next = match open_dir_at(dir, comp) {
-                Ok(fd) => fd,
-                Err(e @ (Errno::ENOENT | Errno::ENOTDIR)) => {
-                    if e == Errno::ENOTDIR {
-                        self.displace(dir, &sofar, comp)?;
+            let next = match self.stand_in_of(&here) {
+                Some(d) => open_dir_at(dir, &d.tmp)
+                    .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?,
+                None => match open_dir_at(dir, comp) {
+                    Ok(fd) => fd,
+                    Err(Errno::ENOTDIR) => self.stand_in(dir, &sofar, comp)?,
+                    Err(Errno::ENOENT) => {
+                        self.mkdir_in(dir, &here, comp)?;
+                        open_dir_at(dir, comp)
+                            .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?
                     }
-                    self.mkdir_in(dir, &here, comp)?;
-                    open_dir_at(dir, comp)
-                        .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?
-                }
-                Err(e) => return Err(FsError::errno("open", self.ns.tree.show(&here), e)),
+                    Err(e) => return Err(FsError::errno("open", self.ns.tree.show(&here), e)),
+                },
             };
             cur = next;
             sofar = here;
@@ -274,26 +279,60 @@ impl Stager {
         Ok(cur)
     }
 
-    /// Moves the non-directory `name` in `dir` (the directory `parent`)
-    /// aside under a temporary name, so a directory can take its place. It
-    /// is deleted once the commit is durable, and put back by an abort:
-    /// until then the previous version is not lost.
-    pub(super) fn displace(
+    /// The stand-in being built for `path`, if any.
+    fn stand_in_of(&self, path: &WirePath) -> Option<&Displaced> {
+        self.displaced.iter().find(|d| {
+            path.parent().as_ref() == Some(&d.parent) && path.file_name() == Some(&d.name[..])
+        })
+    }
+
+    /// Opens the directory `path` as this stager sees it: beneath a
+    /// stand-in (see [`Self::stand_in`]) where one is being built, the
+    /// tree's own directory elsewhere.
+    pub(super) fn dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
+        let comps: Vec<&[u8]> = path.components().collect();
+        for d in &self.displaced {
+            let top: Vec<&[u8]> = d.parent.components().chain([&d.name[..]]).collect();
+            let Some(rest) = comps.strip_prefix(&top[..]) else {
+                continue;
+            };
+            let open = |fd: &OwnedFd, name: &[u8]| {
+                open_dir_at(fd.as_raw_fd(), name)
+                    .map_err(|e| FsError::errno("open", self.ns.tree.show(path), e))
+            };
+            let mut cur = open(&self.ns.tree.dir(&d.parent)?, &d.tmp)?;
+            for comp in rest {
+                cur = open(&cur, comp)?;
+            }
+            return Ok(cur);
+        }
+        self.ns.tree.dir(path)
+    }
+
+    /// A file or link `name` in `dir` (the directory `parent`) is to become
+    /// a directory: the new one is built under a temporary name beside it
+    /// and returned open, and the commit swaps the two in one
+    /// `renameat2(RENAME_EXCHANGE)`. Until then the previous version stays
+    /// in place, so a crash anywhere leaves either it or the complete new
+    /// directory under `name`, never an empty stand-in (what is under the
+    /// temporary name is swept as any dead process's).
+    pub(super) fn stand_in(
         &mut self,
         dir: RawFd,
         parent: &WirePath,
         name: &[u8],
-    ) -> Result<(), FsError> {
-        let tmp = tmp::fresh_old();
-        let shown = self.ns.tree.show_in(parent, name);
-        fcntl::renameat(Some(dir), os(name), Some(dir), os(&tmp))
-            .map_err(|e| FsError::errno("rename", shown, e))?;
+    ) -> Result<OwnedFd, FsError> {
+        let tmp = tmp::fresh_tmp();
+        let shown = || self.ns.tree.show_in(parent, name);
+        stat::mkdirat(Some(dir), os(&tmp), Mode::from_bits_truncate(0o700))
+            .map_err(|e| FsError::errno("mkdir", shown(), e))?;
+        let fd = open_dir_at(dir, &tmp).map_err(|e| FsError::errno("open", shown(), e))?;
         self.displaced.push(Displaced {
             parent: parent.clone(),
             name: name.to_vec(),
             tmp,
         });
-        Ok(())
+        Ok(fd)
     }
 
     /// Makes `path` a directory (creating it, or replacing a non-directory
@@ -311,13 +350,13 @@ impl Stager {
             return Ok(());
         };
         match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            _ if self.stand_in_of(path).is_some() => {}
             Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => {}
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
                 let dir_path = path.parent().unwrap_or_default();
-                self.displace(parent, &dir_path, name)?;
-                self.mkdir_in(parent, path, name)?;
+                self.stand_in(parent, &dir_path, name)?;
             }
             Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
             Err(e) => return Err(FsError::errno("stat", self.ns.tree.show(path), e)),
@@ -648,7 +687,7 @@ impl Stager {
     }
 
     pub(super) fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
-        if let Ok((parent, _)) = self.ns.tree.parent(path) {
+        if let Some(Ok(parent)) = path.parent().map(|p| self.dir(&p)) {
             let _ = unistd::unlinkat(
                 Some(parent.as_raw_fd()),
                 os(tmp),
@@ -658,34 +697,30 @@ impl Stager {
     }
 
     pub(super) fn sync(&self) -> Result<(), FsError> {
-        unistd::syncfs(self.ns.tree.root_fd())
+        super::durable::syncfs_shared(self.ns.tree.root_fd())
             .map_err(|e| FsError::errno("syncfs", self.ns.tree.show(&WirePath::root()), e))
     }
 
-    /// Puts every displaced entry back where it was, removing the (empty)
-    /// directories made in its place. An entry whose place holds anything
-    /// else stays under its hidden name, never deleted.
+    /// Removes every stand-in directory being built (see
+    /// [`Self::stand_in`]): the entries they were to replace never moved.
     pub(super) fn restore_displaced(&mut self) {
         self.parent = None;
-        for d in std::mem::take(&mut self.displaced).into_iter().rev() {
+        for d in std::mem::take(&mut self.displaced) {
             let Ok(dir) = self.ns.tree.dir(&d.parent) else {
                 continue;
             };
-            let dir = dir.as_raw_fd();
-            if remove_tree(dir, &d.name, Remove::EmptyDirs, 0).is_ok() {
-                let _ = fcntl::renameat(Some(dir), os(&d.tmp), Some(dir), os(&d.name));
-            } else {
+            if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, 0) {
                 log::warn!(
-                    "{}: previous version kept as {}",
+                    "{}: cannot remove the unfinished new directory: {}",
                     self.ns.tree.show_in(&d.parent, &d.name),
-                    String::from_utf8_lossy(&d.tmp)
+                    e.desc()
                 );
             }
         }
     }
 
-    /// Removes every temporary file without committing anything, and puts
-    /// back what was displaced.
+    /// Removes every temporary file and stand-in directory without
+    /// committing anything.
     pub fn abort(&mut self) {
         // A partial body stays where a later transfer can resume it.
         if let Some(inc) = self.incoming.take() {
@@ -711,53 +746,6 @@ impl Stager {
 
 fn set_disk_mode(fd: BorrowedFd<'_>, mode: u32) -> Result<(), (&'static str, Errno)> {
     stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(|e| ("chmod", e))
-}
-
-/// Which entries [`remove_tree`] may remove.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Remove {
-    /// Everything: files, links, whole directory trees (a directory that a
-    /// backup replaced by a file).
-    All,
-    /// Only directories with nothing but directories inside (what an
-    /// aborted batch leaves where it displaced a file); anything else stops
-    /// the removal with `ENOTEMPTY`.
-    EmptyDirs,
-}
-
-/// Removes `name` in `dir` and what is below it, never following a link.
-pub(super) fn remove_tree(
-    dir: RawFd,
-    name: &[u8],
-    what: Remove,
-    depth: usize,
-) -> Result<(), Errno> {
-    if depth > 4096 {
-        return Err(Errno::ELOOP);
-    }
-    let flag = if what == Remove::All {
-        UnlinkatFlags::NoRemoveDir
-    } else {
-        UnlinkatFlags::RemoveDir
-    };
-    match unistd::unlinkat(Some(dir), os(name), flag) {
-        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
-        Err(Errno::EISDIR) if what == Remove::All => {}
-        Err(Errno::ENOTEMPTY | Errno::EEXIST) if what == Remove::EmptyDirs => {}
-        Err(e) => return Err(e),
-    }
-    let sub = open_dir_at(dir, name)?;
-    if what == Remove::All {
-        // Owner-only modes from an earlier backup must not stop the removal.
-        let _ = stat::fchmod(sub.as_raw_fd(), Mode::from_bits_truncate(0o700));
-    }
-    for (n, t) in entries_at(sub.as_raw_fd())? {
-        if what == Remove::EmptyDirs && t != Some(nix::dir::Type::Directory) {
-            return Err(Errno::ENOTEMPTY);
-        }
-        remove_tree(sub.as_raw_fd(), &n, what, depth + 1)?;
-    }
-    unistd::unlinkat(Some(dir), os(name), UnlinkatFlags::RemoveDir)
 }
 
 impl Drop for Stager {
@@ -877,7 +865,10 @@ pub(super) mod tests {
             s.mkdir(&wp("x/a"), meta(0o755, 1)).unwrap();
             s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
             s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
-            assert!(t.path().join("x").is_dir());
+            // Until the commit the old files stay in place (a crash here
+            // must leave them, not an empty directory).
+            assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
+            assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");
         }
         assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
         assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");

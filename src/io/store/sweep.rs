@@ -1,35 +1,40 @@
 //! Sweeping the leftovers of processes killed before they could clean up:
-//! their temporary files and links (`.rsb-tmp.<salt>.<n>` with a salt not
-//! this process's, see [`crate::store::names::is_stale_tmp`]). Run by the
-//! server on a namespace the first time it is opened in a run (on a
-//! thread of its own), and by the client on a restore's destination.
+//! their temporary files, links and directory trees (`.rsb-tmp.<salt>.<n>`
+//! with a salt not this process's, see
+//! [`crate::store::names::is_stale_tmp`]). Run by the server on a
+//! namespace the first time it is opened in a run (on a thread of its
+//! own), and by the client on a restore's destination.
 //!
-//! Must not remove a directory, a partial (kept to resume) or a displaced
-//! previous version (after a crash it may be the only copy), and must not
-//! follow a link.
+//! A stale temporary directory is either a new directory that was being
+//! built to replace a file or link (its commit never swapped it in, so the
+//! old entry is still in place) or, after the swap, the old entry itself
+//! (the complete new one is in place): either way the entry under its
+//! real name is a complete version, and the temporary one can go (see
+//! [`super::Stager`]'s commit). Must not remove a partial (kept to
+//! resume) or a previous version moved aside as `.rsb-tmp.old.*` (on a
+//! file system without `RENAME_EXCHANGE`, a crash may leave it as the
+//! only copy), and must not follow a link.
 
 use std::ffi::OsStr;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
-use nix::fcntl::AtFlags;
-use nix::sys::stat;
-use nix::sys::time::TimeSpec;
-use nix::unistd::{self, UnlinkatFlags};
-
-use super::beneath::entries_at;
+use super::beneath::{entries_at, remove_tree};
 use super::namespace::Namespace;
 use super::{partial, tmp};
 use crate::io::kind_of;
 use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, WirePath};
+use nix::fcntl::AtFlags;
+use nix::sys::stat;
+use nix::sys::time::TimeSpec;
 
 /// Directories one sweep visits at most: bounded like every walk.
 const MAX_DIRS: u64 = 10_000_000;
 
 impl Namespace {
     /// Removes, under `path` (and below it if `recursive`), the stale
-    /// temporary files and links, giving each directory it touched its
+    /// temporary entries, giving each directory it touched its
     /// modification time back. Returns how many it removed; stops early
     /// when `stopped` says so.
     pub fn sweep(&self, path: &WirePath, recursive: bool, stopped: &dyn Fn() -> bool) -> u64 {
@@ -50,13 +55,7 @@ impl Namespace {
             let mut changed = false;
             for (name, kind) in entries {
                 if tmp::is_stale(&name) {
-                    if unistd::unlinkat(
-                        Some(fd.as_raw_fd()),
-                        OsStr::from_bytes(&name),
-                        UnlinkatFlags::NoRemoveDir,
-                    )
-                    .is_ok()
-                    {
+                    if remove_tree(fd.as_raw_fd(), &name, 0).is_ok() {
                         removed += 1;
                         changed = true;
                     }
@@ -106,7 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn sweep_removes_stale_files_only_and_keeps_directory_times() {
+    fn sweep_removes_stale_entries_only_and_keeps_directory_times() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("d/e")).unwrap();
@@ -119,7 +118,14 @@ mod tests {
             std::fs::write(root.join(p), b"x").unwrap();
         }
         std::fs::write(root.join("d/.rsb-tmp.part.0.1.2.3"), b"x").unwrap();
-        std::fs::create_dir(root.join("d/.rsb-tmp.3b.1")).unwrap();
+        // A dead process's unfinished directory tree, read-only inside.
+        std::fs::create_dir_all(root.join("d/.rsb-tmp.3b.1/a/b")).unwrap();
+        std::fs::write(root.join("d/.rsb-tmp.3b.1/a/b/f"), b"x").unwrap();
+        std::fs::set_permissions(
+            root.join("d/.rsb-tmp.3b.1/a"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o500),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("/nowhere", root.join("d/.rsb-tmp.4c.2")).unwrap();
         let ours = tmp::fresh_tmp();
         std::fs::write(root.join("d").join(OsStr::from_bytes(&ours)), b"x").unwrap();
@@ -128,15 +134,14 @@ mod tests {
             stat::utimensat(None, &root.join(d), &t, &t, UtimensatFlags::NoFollowSymlink).unwrap();
         }
         let tree = Namespace::open_dir(root).unwrap();
-        assert_eq!(tree.sweep(&wp("d"), true, &|| false), 3);
+        assert_eq!(tree.sweep(&wp("d"), true, &|| false), 4);
         let mut left: Vec<String> = std::fs::read_dir(root.join("d"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
         let mut want = vec![
-            ".rsb-tmp.3b.1".to_string(),
-            ".rsb-tmp.old.1f.2".into(),
+            ".rsb-tmp.old.1f.2".to_string(),
             ".rsb-tmp.part.0.1.2.3".into(),
             String::from_utf8(ours).unwrap(),
             "e".into(),

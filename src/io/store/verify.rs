@@ -244,4 +244,36 @@ mod tests {
         assert_eq!(damaged[0].1, "not on the server");
         assert_eq!((c.files, c.damaged), (0, 0));
     }
+
+    #[test]
+    fn a_verify_beside_a_sweep_of_the_same_namespace_never_reports_zero_files() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..400 {
+            std::fs::write(
+                t.path().join(format!("file-with-a-longer-name-{i:04}")),
+                b"x",
+            )
+            .unwrap();
+        }
+        let ns = Namespace::open_dir(t.path()).unwrap();
+        // The server's sweeper and a verify each get a clone of the
+        // namespace and read its top directory at the same time; bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for round in 0..40 {
+            let sweeper = ns.try_clone().unwrap();
+            let sweep = std::thread::spawn(move || {
+                for _ in 0..5 {
+                    sweeper.sweep(&WirePath::root(), true, &|| false);
+                }
+            });
+            for _ in 0..5 {
+                let (_, c) = run(&ns.try_clone().unwrap(), "");
+                assert_eq!(c.files, 400, "round {round}");
+            }
+            sweep.join().unwrap();
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+    }
 }
