@@ -302,7 +302,7 @@ fn receive(
                     };
                     match started {
                         Ok(()) => {
-                            rep.current(&show(&stager, &p));
+                            rep.current(&show(stager, &p));
                             current = Some((p, size - offset.min(size)));
                         }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
