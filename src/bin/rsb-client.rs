@@ -14,7 +14,8 @@ use rsb::client::ui;
 use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
-const USAGE: &str = "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST [PORT] [COMMAND [ARG...]]";
+const USAGE: &str =
+    "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
 const WITH_VALUE: [WithValue; 2] = [

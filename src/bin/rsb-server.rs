@@ -19,7 +19,7 @@ const PROG: &str = "rsb-server";
 /// Longest idle timeout accepted (one year); 0 disables it.
 const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
 const USAGE: &str =
-    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] -d DIR";
+    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] -d DIR";
 
 struct Args {
     config: ServerConfig,
