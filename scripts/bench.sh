@@ -234,10 +234,11 @@ small_count=$(find "$small" -type f | wc -l)
 small_dirs=$(find "$small" -mindepth 1 -type d | wc -l)
 
 # ---------------------------------------------------------------- servers
-start_rsb() { # NAME: a fresh rsb-server on 127.0.0.1, port picked by the system
+start_rsb() { # NAME [OPTION...]: a fresh rsb-server on 127.0.0.1, port picked by the system
 	local log=$logs/rsb-server.$1.log tries=0
+	shift
 	# shellcheck disable=SC2086 # RSB_SERVER_ARGS is a list of words
-	"$server" -a 127.0.0.1 -p 0 -d "$store" -q $server_args 2>"$log" &
+	"$server" -a 127.0.0.1 -p 0 -d "$store" -q $server_args "$@" 2>"$log" &
 	rsb_pid=$!
 	rsb_port=
 	while [ -z "$rsb_port" ]; do
@@ -643,7 +644,8 @@ elif grep -q loadgen "$repo/Cargo.toml"; then
 	if ! (cd "$repo" && cargo bench --bench loadgen --no-run) >&2; then
 		scale="6 scale, 1000 clients: FAILED to build the loadgen bench"
 	else
-		start_rsb scale
+		# Every loadgen client comes from 127.0.0.1: no per-address cap.
+		start_rsb scale --max-per-address 0
 		t0=$EPOCHREALTIME
 		if (cd "$repo" && cargo bench --bench loadgen -- --port "$rsb_port" --clients 1000 \
 			--pid "$rsb_pid") >"$logs/loadgen.log" 2>"$logs/loadgen.err"; then
