@@ -606,7 +606,9 @@ impl Stager {
             // still locked, to a name of this stager's own, so that nobody
             // else can touch what the commit will rename.
             let own = tmp::fresh_tmp();
-            let (dir, _) = self.ns.tree.parent(&inc.path)?;
+            // Through the stand-in when the file is inside a directory that
+            // replaces a file or link: the real path leads to the old one.
+            let dir = self.dir(&inc.path.parent().unwrap_or_default())?;
             partial::hand_over(dir.as_raw_fd(), &inc.tmp, inc.file.as_fd(), &own)
                 .map_err(|e| FsError::errno("rename", shown.text(), e))?;
             Ok((own, Some((st.st_dev, st.st_ino))))
@@ -884,6 +886,26 @@ pub(super) mod tests {
         assert_eq!(std::fs::read(t.path().join("x/a")).unwrap(), b"n");
         assert!(t.path().join("y").is_dir());
         assert_eq!(names(&t), ["x", "y"]);
+    }
+
+    #[test]
+    fn a_large_file_inside_a_directory_that_replaces_a_file_is_committed() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x"), b"old file").unwrap();
+        let size = resume::RESUME_MIN;
+        let body = vec![9u8; size as usize];
+        let keep = StageOptions {
+            keep_partials: true,
+            ..StageOptions::default()
+        };
+        let mut s = with(t.path(), keep);
+        let inc = s.begin_file(1, &wp("x/big"), meta(0o600, 5), size).unwrap();
+        write_all(&inc.file, &body);
+        s.finish_file(crc32c::crc32c(&body)).unwrap();
+        s.mkdir(&wp("x"), meta(0o755, 5)).unwrap();
+        let report = s.commit();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(std::fs::read(t.path().join("x/big")).unwrap(), body);
     }
 
     #[test]
