@@ -25,16 +25,15 @@
 //! Must not stage anything: entries come from [`Stager`]'s staging calls.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag, RenameFlags};
-use nix::sys::stat::{self, Mode};
+use nix::fcntl::{self, RenameFlags};
+use nix::sys::stat;
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
-use super::durable;
-use super::stage::{omit, remove_tree, timespec, Staged, Stager};
+use super::stage::{omit, remove_tree, timespec, Stager};
 use super::tmp;
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -95,7 +94,7 @@ impl Stager {
         if staged.is_empty() && dirs.is_empty() {
             return report;
         }
-        let syncfs = durable::use_syncfs(self.ns.tree.root_fd());
+        let syncfs = !self.fsyncs();
         // Every directory whose entries or metadata the commit changes,
         // with its ancestors (new directories are entries of theirs): what
         // the fsync mode makes durable after the renames.
@@ -115,11 +114,10 @@ impl Stager {
             }
         }
         if !staged.is_empty() || !self.displaced.is_empty() {
-            let res = if syncfs {
-                self.sync()
-            } else {
-                self.fsync_staged(&staged)
-            };
+            // In the fsync mode each file was fsynced when its body was
+            // complete ([`Stager::finish_file`]); links and directories are
+            // their directories' entries, fsynced after the renames.
+            let res = if syncfs { self.sync() } else { Ok(()) };
             if let Err(e) = res {
                 // Every entry fails for the same cause, errno and all (a
                 // full disk says so for each file).
@@ -272,34 +270,6 @@ impl Stager {
 }
 
 impl Stager {
-    /// The fsync mode before the renames: each staged file's data and
-    /// metadata reach the disk (a link's are its directory's, synced after).
-    fn fsync_staged(&self, staged: &[Staged]) -> Result<(), FsError> {
-        let mut parent: Option<(WirePath, OwnedFd)> = None;
-        for s in staged.iter().filter(|s| s.kind == EntryKind::File) {
-            let Some(pp) = s.path.parent() else { continue };
-            let shown = || self.ns.tree.show(&s.path);
-            if parent.as_ref().is_none_or(|(p, _)| *p != pp) {
-                parent = Some((pp.clone(), self.dir(&pp)?));
-            }
-            let Some((_, dir)) = parent.as_ref() else {
-                continue;
-            };
-            let fd = fcntl::openat(
-                Some(dir.as_raw_fd()),
-                os(&s.tmp),
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| FsError::errno("open", shown(), e))?;
-            // SAFETY: fd was just returned by openat and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
-            count_fsync();
-        }
-        Ok(())
-    }
-
     /// The fsync mode after the renames: every changed directory.
     fn fsync_dirs(&self, dirs: &BTreeSet<WirePath>) -> Result<(), FsError> {
         for p in dirs.iter().rev() {
@@ -322,7 +292,7 @@ thread_local! {
     static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-fn count_fsync() {
+pub(super) fn count_fsync() {
     #[cfg(test)]
     FSYNCS.with(|n| n.set(n.get() + 1));
 }
@@ -530,6 +500,8 @@ mod tests {
     fn the_fsync_mode_syncs_each_file_and_each_changed_directory() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("old/deep")).unwrap();
+        super::super::durable::set_sync(super::super::durable::Sync::Fsync);
+        let before = FSYNCS.with(|n| n.get());
         let mut s = stager(t.path());
         for (id, p) in [(1, "a"), (2, "d/b"), (3, "d/e/c"), (4, "old/deep/f")] {
             let inc = s.begin_file(id, &wp(p), meta(0o600, 1), 1).unwrap();
@@ -539,10 +511,8 @@ mod tests {
         s.symlink(5, &wp("d/l"), b"a", meta(0o777, 1)).unwrap();
         s.mkdir(&wp("d/e"), meta(0o755, 1)).unwrap();
         s.mkdir(&wp("d"), meta(0o755, 1)).unwrap();
-        durable::set_sync(durable::Sync::Fsync);
-        let before = FSYNCS.with(|n| n.get());
         let r = s.commit();
-        durable::set_sync(durable::Sync::Auto);
+        super::super::durable::set_sync(super::super::durable::Sync::Auto);
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         // Four files, then the root, d, d/e, old and old/deep.
         assert_eq!(FSYNCS.with(|n| n.get()) - before, 4 + 5);

@@ -167,6 +167,10 @@ pub struct Stager {
     setid_cleared: std::cell::Cell<u64>,
     /// A search for partials to free room found none (see `make_room`).
     reclaim_failed: bool,
+    /// Whether commits use fsync rather than `syncfs` (decided once, by
+    /// [`super::durable::use_syncfs`]): each file is then fsynced when its
+    /// body is complete, through the descriptor that wrote it.
+    fsync_files: std::cell::OnceCell<bool>,
 }
 
 impl Stager {
@@ -183,6 +187,7 @@ impl Stager {
             touched: Vec::new(),
             setid_cleared: std::cell::Cell::new(0),
             reclaim_failed: false,
+            fsync_files: std::cell::OnceCell::new(),
         }
     }
 
@@ -597,6 +602,12 @@ impl Stager {
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
+            if self.fsyncs() {
+                // Here, through the descriptor that wrote it: reopened at
+                // the commit, a file of mode 0000 or 0200 could not be read.
+                nix::unistd::fsync(fd).map_err(|e| FsError::errno("fsync", shown.text(), e))?;
+                super::commit::count_fsync();
+            }
             if !inc.partial {
                 // A fresh name made with O_EXCL: nobody else writes it.
                 return Ok((inc.tmp.clone(), None));
@@ -631,6 +642,14 @@ impl Stager {
                 Err(e)
             }
         }
+    }
+
+    /// True when commits use fsync of each file and directory, not
+    /// `syncfs` (see [`super::durable::use_syncfs`]).
+    pub(super) fn fsyncs(&self) -> bool {
+        *self
+            .fsync_files
+            .get_or_init(|| !super::durable::use_syncfs(self.ns.tree.root_fd()))
     }
 
     /// Gives the open file or directory `fd` its real mode `mode`, or with
