@@ -79,8 +79,8 @@ pub struct ClientSession {
     body_owed: bool,
     /// Frames queued while a body is owed; they follow its `FileEnd`.
     held: Vec<u8>,
-    /// An `Offer` (id, size) not yet followed by its `FileFrom`.
-    offer: Option<(u32, u64)>,
+    /// An `Offer` (id, size, path) not yet followed by its `FileFrom`.
+    offer: Option<(u32, u64, WirePath)>,
     /// The offset the client asked for in its `Want`.
     wanted: Option<u64>,
     /// The name said in `Hello`.
@@ -240,7 +240,7 @@ impl ClientSession {
     /// Answers the current `Offer`: send it from `offset` (bytes already
     /// held) on.
     pub fn send_want(&mut self, id: u32, offset: u64) {
-        let offset = self.offer.map_or(0, |(_, size)| offset.min(size));
+        let offset = self.offer.as_ref().map_or(0, |(_, size, _)| offset.min(*size));
         self.wanted = Some(offset);
         self.push(&Frame::Want { id, offset });
     }
@@ -528,6 +528,16 @@ impl ClientSession {
                 if id >= self.next_id {
                     self.broken_protocol(format!("failure reported for unknown request {id}"));
                 } else {
+                    // A failure of the offered file ends the offer: the
+                    // server sends nothing of it.
+                    if self
+                        .offer
+                        .as_ref()
+                        .is_some_and(|(o, _, p)| *o == id && *p == path)
+                    {
+                        self.offer = None;
+                        self.wanted = None;
+                    }
                     self.events.push_back(Event::Failed { id, path, message });
                 }
             }
@@ -594,7 +604,7 @@ impl ClientSession {
                     size,
                 },
             ) if self.current_restore(id) && self.offer.is_none() => {
-                self.offer = Some((id, size));
+                self.offer = Some((id, size, path.clone()));
                 self.events.push_back(Event::Offer {
                     id,
                     path,
@@ -612,7 +622,10 @@ impl ClientSession {
                     offset,
                 },
             ) if self.current_restore(id)
-                && self.offer == Some((id, size))
+                && self
+                    .offer
+                    .as_ref()
+                    .is_some_and(|(o, s, p)| *o == id && *s == size && *p == path)
                 && self.wanted.is_some_and(|w| w == offset) =>
             {
                 self.offer = None;

@@ -349,3 +349,62 @@ fn close_reasons_are_typed() {
         matches!(c.error(), Some(SessionError::AuthFailed(m)) if m.contains("did not authenticate"))
     );
 }
+
+#[test]
+fn a_file_from_for_another_path_than_the_offer_ends_the_session() {
+    let now = Clock::new().now();
+    let mut c = welcomed(now);
+    let id = c.send_restore(wp("r"));
+    let offer = Frame::Offer {
+        id,
+        path: wp("r/harmless"),
+        meta: meta(),
+        size: 4,
+    };
+    c.handle_input(now, &bytes(&[offer]));
+    events(&mut c);
+    c.send_want(id, 0);
+    c.handle_input(
+        now,
+        &bytes(&[Frame::FileFrom {
+            id,
+            path: wp("r/precious_dir"),
+            meta: meta(),
+            size: 4,
+            offset: 0,
+        }]),
+    );
+    assert!(c.is_closed(), "a body for a path never offered is refused");
+}
+
+#[test]
+fn a_failure_of_the_offered_file_ends_the_offer() {
+    let now = Clock::new().now();
+    let mut c = welcomed(now);
+    let id = c.send_restore(wp("r"));
+    let offer = |name: &str| Frame::Offer {
+        id,
+        path: wp(name),
+        meta: meta(),
+        size: 4,
+    };
+    c.handle_input(now, &bytes(&[offer("r/a")]));
+    events(&mut c);
+    c.send_want(id, 0);
+    c.handle_input(
+        now,
+        &bytes(&[
+            Frame::Failed {
+                id,
+                path: wp("r/a"),
+                message: "read: Input/output error".into(),
+            },
+            offer("r/b"),
+        ]),
+    );
+    assert!(!c.is_closed(), "{:?}", c.error());
+    assert!(matches!(
+        &events(&mut c)[..],
+        [Event::Failed { .. }, Event::Offer { .. }]
+    ));
+}

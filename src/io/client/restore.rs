@@ -192,8 +192,10 @@ fn receive(
     let mut moved = 0u64;
     // The path and size of the file whose body is arriving.
     let mut current: Option<(WirePath, u64)> = None;
-    // The `File` that follows was offered and the offer answered.
-    let mut answered = false;
+    // The server path of the offer answered with a `Want`: the `File` that
+    // follows for that path was checked at its offer. Any other `File` is
+    // checked as it comes.
+    let mut answered: Option<WirePath> = None;
     // Body bytes received whole since the last commit.
     let mut batch_bytes = 0u64;
     // The symlinks sent so far in this restore, where they were put.
@@ -267,7 +269,7 @@ fn receive(
                     } else {
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
                         link.session().send_want(id, held);
-                        answered = true;
+                        answered = Some(path);
                     }
                 }
                 Event::File {
@@ -279,7 +281,7 @@ fn receive(
                 } => {
                     recv = None;
                     current = None;
-                    let offered = std::mem::take(&mut answered);
+                    let offered = answered.take().is_some_and(|a| a == path);
                     let Some(p) = map(&t.prefix, &path, EntryKind::File, &links, rep, stager)
                     else {
                         continue;
@@ -334,6 +336,10 @@ fn receive(
                     }
                 }
                 Event::Failed { path, message, .. } => {
+                    if answered.as_ref() == Some(&path) {
+                        // The offered file will not come.
+                        answered = None;
+                    }
                     rep.fail(&path.to_string(), &format!("server: {message}"))
                 }
                 Event::Done { .. } => return Ok(()),
