@@ -240,7 +240,10 @@ impl ClientSession {
     /// Answers the current `Offer`: send it from `offset` (bytes already
     /// held) on.
     pub fn send_want(&mut self, id: u32, offset: u64) {
-        let offset = self.offer.as_ref().map_or(0, |(_, size, _)| offset.min(*size));
+        let offset = self
+            .offer
+            .as_ref()
+            .map_or(0, |(_, size, _)| offset.min(*size));
         self.wanted = Some(offset);
         self.push(&Frame::Want { id, offset });
     }

@@ -173,7 +173,7 @@ impl Client {
                 Err(e @ NetError::Interrupted) if interactive && self.lp.clear_interrupted() => {
                     eprintln!("{PROG}: {e}");
                     self.lp.disconnect();
-                    self.status = self.status.max(exit::PARTIAL);
+                    self.status = exit::worse(self.status, exit::PARTIAL);
                 }
                 Err(e @ NetError::Interrupted) => {
                     eprintln!("{PROG}: {e}");

@@ -26,8 +26,9 @@ pub mod stream;
 /// Output is not allowed to grow past this before input is paused.
 const MAX_OUTPUT: usize = 256 * 1024;
 /// Most bytes of pipelined requests (frames and bodies) read ahead while
-/// an `Offer` waits for its `Want` (see [`crate::proto`]).
-pub const MAX_READ_AHEAD: usize = 1 << 20;
+/// an `Offer` waits for its `Want` (see [`crate::proto`]): as much as the
+/// output may hold, so a client that never answers pins no more.
+pub const MAX_READ_AHEAD: usize = 256 * 1024;
 
 /// Per-connection settings from the server's options.
 #[derive(Debug, Clone)]
