@@ -23,8 +23,9 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 pub const BURST_QUIET: Duration = Duration::from_secs(5);
 /// A burst that goes on is counted in the log this often.
 pub const BURST_REPORT: Duration = Duration::from_secs(60);
-/// Addresses tracked for their failures alone, at most; beyond this, the
-/// oldest-forgotten ones go first.
+/// Addresses tracked at most: beyond this, idle ones are forgotten, and
+/// when none is idle, the one with no open connection that was heard from
+/// longest ago (a hard bound, however many addresses fail).
 const MAX_TRACKED: usize = 65_536;
 
 /// The answer to a new connection from an address.
@@ -128,6 +129,12 @@ pub struct PeerLimits<A> {
     /// Connections one address may hold (0: no limit).
     max_per_address: usize,
     peers: HashMap<A, Peer>,
+    /// Nothing is due before this, neither a report nor the forgetting of
+    /// failures (a lower bound: [`Self::poll_reports`] scans the table only
+    /// once it has passed).
+    earliest: Option<Instant>,
+    /// [`MAX_TRACKED`], smaller in tests.
+    max_tracked: usize,
 }
 
 impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
@@ -136,15 +143,46 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
         PeerLimits {
             max_per_address,
             peers: HashMap::new(),
+            earliest: None,
+            max_tracked: MAX_TRACKED,
         }
+    }
+
+    /// Makes room for a new address when the table is full.
+    fn make_room(&mut self, ip: A, now: Instant) {
+        if self.peers.contains_key(&ip) || self.peers.len() < self.max_tracked {
+            return;
+        }
+        self.peers.retain(|_, p| !p.is_idle(now));
+        if self.peers.len() < self.max_tracked {
+            return;
+        }
+        let oldest = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.open == 0)
+            .min_by_key(|(_, p)| p.burst.last.max(p.last_failure))
+            .map(|(a, _)| *a);
+        if let Some(a) = oldest {
+            self.peers.remove(&a);
+        }
+    }
+
+    /// Counts an event of `ip`'s burst (see [`Peer::note`]) and keeps
+    /// [`Self::earliest`] a lower bound of the reports due.
+    fn note(&mut self, ip: A, now: Instant, failure: bool) -> bool {
+        let p = self.peers.entry(ip).or_default();
+        let log = p.note(now, failure);
+        if let Some(due) = report_due(&p.burst) {
+            self.earliest = Some(self.earliest.map_or(due, |e| e.min(due)));
+        }
+        log
     }
 
     /// A connection from `ip` arrives: served (and counted open) or
     /// refused.
     pub fn admit(&mut self, ip: A, now: Instant) -> Admit {
-        if !self.peers.contains_key(&ip) && self.peers.len() >= MAX_TRACKED {
-            self.peers.retain(|_, p| !p.is_idle(now));
-        }
+        self.make_room(ip, now);
         let max = self.max_per_address;
         let p = self.peers.entry(ip).or_default();
         if let Some(wait) = p
@@ -152,12 +190,13 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
             .map(|t| t.saturating_duration_since(now))
             .filter(|w| !w.is_zero())
         {
-            let log = p.note(now, false);
+            let log = self.note(ip, now, false);
             return Admit::Backoff { wait, log };
         }
         if max > 0 && p.open >= max {
-            let log = p.note(now, false);
-            return Admit::TooMany { open: p.open, log };
+            let open = p.open;
+            let log = self.note(ip, now, false);
+            return Admit::TooMany { open, log };
         }
         p.open += 1;
         Admit::Yes
@@ -167,10 +206,8 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
     /// is full): counted in its burst; true when it is to be logged in
     /// full (the first of a burst).
     pub fn refused(&mut self, ip: A, now: Instant) -> bool {
-        if !self.peers.contains_key(&ip) && self.peers.len() >= MAX_TRACKED {
-            self.peers.retain(|_, p| !p.is_idle(now));
-        }
-        self.peers.entry(ip).or_default().note(now, false)
+        self.make_room(ip, now);
+        self.note(ip, now, false)
     }
 
     /// A connection from `ip` that was admitted closed. Returns whether
@@ -202,7 +239,11 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
                         .min(MAX_BACKOFF);
                     p.blocked_until = now.checked_add(wait);
                 }
-                p.note(now, true)
+                let log = p.note(now, true);
+                if let Some(due) = next_due(p) {
+                    self.earliest = Some(self.earliest.map_or(due, |e| e.min(due)));
+                }
+                log
             }
         };
         if p.is_idle(now) {
@@ -211,12 +252,9 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
         log
     }
 
-    /// When [`Self::poll_reports`] has something to say next.
+    /// When [`Self::poll_reports`] has something to say or forget next.
     pub fn next_report(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .filter_map(|p| report_due(&p.burst))
-            .min()
+        self.earliest
     }
 
     /// The bursts that ended (quiet for [`BURST_QUIET`]) or went on for
@@ -224,6 +262,9 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
     /// those with more than their first event (which was logged in full).
     pub fn poll_reports(&mut self, now: Instant) -> Vec<String> {
         let mut lines = Vec::new();
+        if self.earliest.is_none_or(|e| e > now) {
+            return lines;
+        }
         for (ip, p) in &mut self.peers {
             let b = &mut p.burst;
             let Some(due) = report_due(b) else { continue };
@@ -262,6 +303,7 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
             }
         }
         self.peers.retain(|_, p| !p.is_idle(now));
+        self.earliest = self.peers.values().filter_map(next_due).min();
         lines.sort();
         lines
     }
@@ -270,6 +312,13 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
     pub fn tracked(&self) -> usize {
         self.peers.len()
     }
+}
+
+/// When `p` next needs [`PeerLimits::poll_reports`]: its burst's report,
+/// or the time its failures are forgotten.
+fn next_due(p: &Peer) -> Option<Instant> {
+    let forget = p.last_failure.and_then(|t| t.checked_add(FORGET_AFTER));
+    [report_due(&p.burst), forget].into_iter().flatten().min()
 }
 
 /// When a burst is next to be counted: at its end, or a report period
@@ -387,5 +436,23 @@ mod tests {
         assert_eq!(l.tracked(), 1, "its failure is remembered");
         l.poll_reports(t0 + FORGET_AFTER);
         assert_eq!(l.tracked(), 0);
+    }
+
+    #[test]
+    fn the_table_stays_bounded_however_many_addresses_fail() {
+        let t0 = Instant::now();
+        let mut l = PeerLimits::new(4);
+        l.max_tracked = 100;
+        for i in 0..1000u32 {
+            let a = IpAddr::from(std::net::Ipv6Addr::from(u128::from(i) + 1));
+            let now = t0 + Duration::from_millis(u64::from(i));
+            assert_eq!(l.admit(a, now), Admit::Yes);
+            l.closed(a, now, AuthOutcome::Failed);
+            assert!(l.tracked() <= 100, "{} tracked", l.tracked());
+        }
+        // Nothing is due before the earliest report, and the reports come.
+        let later = t0 + Duration::from_secs(3600);
+        assert!(!l.poll_reports(later).is_empty() || l.tracked() == 0);
+        assert!(l.poll_reports(t0).is_empty());
     }
 }
