@@ -194,18 +194,46 @@ pub fn remove_if_expired(dir: RawFd, name: &[u8]) -> bool {
 
 /// Directories [`reclaim`] visits at most.
 const RECLAIM_DIRS: usize = 1_000_000;
+/// How long one [`reclaim`] walks at most: it runs on the server's loop,
+/// which serves nobody else meanwhile.
+const RECLAIM_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+/// After a walk that freed nothing, no other walk starts for this long, in
+/// any namespace of the process (every connection to a full disk would
+/// walk again otherwise; a namespace with partials waits that long too).
+const RECLAIM_QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+/// When the last walk that freed nothing ended.
+static FRUITLESS: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
 
 /// Frees at least `need` bytes, if it can, by removing the partials under
 /// `tree` that nobody holds, least recently written first (a full disk
 /// gives up kept parts of interrupted transfers before it fails a
 /// backup). Returns the bytes freed.
+/// A walk takes at most [`RECLAIM_TIME`], and none starts within
+/// [`RECLAIM_QUIET`] of one that freed nothing.
 pub fn reclaim(tree: &Beneath, need: u64) -> u64 {
+    let started = std::time::Instant::now();
+    let quiet = FRUITLESS
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .is_some_and(|t| started.saturating_duration_since(t) < RECLAIM_QUIET);
+    if quiet {
+        return 0;
+    }
+    let freed = walk_and_reclaim(tree, need, started);
+    if let Ok(mut t) = FRUITLESS.lock() {
+        *t = (freed == 0).then(std::time::Instant::now);
+    }
+    freed
+}
+
+fn walk_and_reclaim(tree: &Beneath, need: u64, started: std::time::Instant) -> u64 {
     let mut found: Vec<(i64, WirePath, Vec<u8>, u64)> = Vec::new();
     let mut todo = vec![WirePath::root()];
     let mut visited = 0;
     while let Some(dir) = todo.pop() {
         visited += 1;
-        if visited > RECLAIM_DIRS {
+        if visited > RECLAIM_DIRS || started.elapsed() > RECLAIM_TIME {
             break;
         }
         let Ok(fd) = tree.dir(&dir) else { continue };
