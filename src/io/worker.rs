@@ -18,7 +18,8 @@
 //! ([`Stager::commit`], [`Namespace::verify`], [`StoredFile::crc`],
 //! [`Namespace::sweep`]).
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -126,13 +127,16 @@ pub struct Workers {
     /// Verifies and crcs: they read for as long as the data takes.
     reads: Option<Sender<Job>>,
     done: Receiver<Done>,
-    /// Namespaces swept already in this run.
-    swept: std::cell::RefCell<HashSet<String>>,
+    /// Namespaces swept in this run, and when.
+    swept: std::cell::RefCell<HashMap<String, Instant>>,
     /// Sweeps go to their own thread: a walk of a whole namespace must not
     /// hold up the commits queued behind it.
     sweeps: Option<Sender<(String, Namespace)>>,
     threads: Vec<JoinHandle<()>>,
 }
+
+/// A namespace opened this long after its last sweep is swept again.
+pub const RESWEEP: Duration = Duration::from_secs(24 * 3600);
 
 impl Workers {
     /// Starts `n` threads for commits and `n` for reads that wake the
@@ -169,7 +173,7 @@ impl Workers {
             jobs: Some(job_tx),
             reads: Some(read_tx),
             done: done_rx,
-            swept: std::cell::RefCell::new(HashSet::new()),
+            swept: std::cell::RefCell::new(HashMap::new()),
             sweeps: Some(sweep_tx),
             threads,
         })
@@ -190,9 +194,22 @@ impl Workers {
 
     /// Sweeps the namespace `name` in the background, the first time it
     /// is opened in this run (its temporary files are this process's from
-    /// then on).
+    /// then on), and again when it is opened [`RESWEEP`] or more after its
+    /// last sweep, so that partials expire on a server that never restarts.
     pub fn sweep_once(&self, name: &str, tree: Namespace) {
-        if self.swept.borrow_mut().insert(name.to_string()) {
+        let now = Instant::now();
+        let due = match self.swept.borrow_mut().entry(name.to_string()) {
+            Entry::Vacant(v) => {
+                v.insert(now);
+                true
+            }
+            Entry::Occupied(mut o) if now.saturating_duration_since(*o.get()) >= RESWEEP => {
+                o.insert(now);
+                true
+            }
+            Entry::Occupied(_) => false,
+        };
+        if due {
             if let Some(tx) = &self.sweeps {
                 let _ = tx.send((name.to_string(), tree));
             }
