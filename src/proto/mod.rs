@@ -48,7 +48,7 @@
 //! request (pipelining); the server handles requests strictly in order.
 //! While a `Restore` waits for the `Want` answering one of its `Offer`s,
 //! the server reads on to find it: requests pipelined before the `Want`
-//! (with their file bodies) are kept, at most 1 MiB of them
+//! (with their file bodies) are kept, at most 256 KiB of them
 //! ([`crate::server::session::MAX_READ_AHEAD`]; more is a protocol
 //! error), and handled in order once the restore ended.
 //!
