@@ -28,16 +28,17 @@ use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag, RenameFlags};
+use nix::fcntl::{self, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable;
 use super::stage::{omit, remove_tree, timespec, Staged, Stager};
-use super::tmp;
+use super::{tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
+use crate::store::record::Recorded;
 
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +141,7 @@ impl Stager {
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
         let mut parent_path: Option<WirePath> = None;
         let mut parent_fd: Option<OwnedFd> = None;
-        for s in staged {
+        for mut s in staged {
             let Some(pp) = s.path.parent() else { continue };
             if parent_path.as_ref() != Some(&pp) {
                 parent_fd = None;
@@ -165,6 +166,30 @@ impl Stager {
                 continue;
             };
             let dir = dir.as_raw_fd();
+            if s.tmp.is_empty() {
+                // An empty file: made whole, then linked in where nothing
+                // stands yet; else it gets a name to rename like the rest.
+                match self.create_empty(dir, name, &s.meta, !syncfs) {
+                    Ok(None) => {
+                        committed.push(Committed {
+                            path: s.path,
+                            kind: s.kind,
+                            meta: s.meta,
+                            size: s.size,
+                        });
+                        continue;
+                    }
+                    Ok(Some(tmp)) => s.tmp = tmp,
+                    Err((op, e)) => {
+                        failures.push(CommitFailure {
+                            id: s.id,
+                            error: FsError::errno(op, self.ns.tree.show(&s.path), e),
+                            path: s.path,
+                        });
+                        continue;
+                    }
+                }
+            }
             if !Stager::still_staged(dir, &s) {
                 // Not the file this stager wrote: never rename it.
                 failures.push(CommitFailure {
@@ -276,7 +301,11 @@ impl Stager {
     /// metadata reach the disk (a link's are its directory's, synced after).
     fn fsync_staged(&self, staged: &[Staged]) -> Result<(), FsError> {
         let mut parent: Option<(WirePath, OwnedFd)> = None;
-        for s in staged.iter().filter(|s| s.kind == EntryKind::File) {
+        // An empty file has no name yet: `create_empty` syncs it.
+        for s in staged
+            .iter()
+            .filter(|s| s.kind == EntryKind::File && !s.tmp.is_empty())
+        {
             let Some(pp) = s.path.parent() else { continue };
             let shown = || self.ns.tree.show(&s.path);
             if parent.as_ref().is_none_or(|(p, _)| *p != pp) {
@@ -298,6 +327,79 @@ impl Stager {
             count_fsync();
         }
         Ok(())
+    }
+
+    /// Makes the empty file `name` in `dir` with its mode, mtime and (on
+    /// the server) its checksum record, as an unnamed `O_TMPFILE` that is
+    /// linked in only when whole: one directory entry added, none renamed
+    /// or removed, so a crash shows it complete or not at all. `fsync`
+    /// syncs it first (the fsync mode). `Ok(None)`: it is in place.
+    /// `Ok(Some(tmp))`: something stands at `name`, or the file system
+    /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
+    /// was made whole under the temporary name `tmp` instead, for the
+    /// caller to rename over `name` as any staged file.
+    fn create_empty(
+        &self,
+        dir: RawFd,
+        name: &[u8],
+        meta: &Meta,
+        fsync: bool,
+    ) -> Result<Option<Vec<u8>>, (&'static str, Errno)> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o600);
+        let finish = |fd: &OwnedFd| -> Result<(), (&'static str, Errno)> {
+            if self.opts.record_checksums {
+                let r = Recorded { crc: 0, size: 0 };
+                xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
+            }
+            self.set_mode(fd.as_fd(), EntryKind::File, meta.mode)?;
+            stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
+            if fsync {
+                unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;
+                count_fsync();
+            }
+            Ok(())
+        };
+        if let Ok(fd) = fcntl::openat(Some(dir), ".", flags | OFlag::O_TMPFILE, mode) {
+            // SAFETY: fd was just returned by openat and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            finish(&fd)?;
+            let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let link = |to: &[u8]| {
+                unistd::linkat(
+                    None,
+                    std::ffi::OsStr::new(&proc),
+                    Some(dir),
+                    os(to),
+                    AtFlags::AT_SYMLINK_FOLLOW,
+                )
+            };
+            match link(name) {
+                Ok(()) => return Ok(None),
+                Err(Errno::EEXIST) => {
+                    let tmp = tmp::fresh_tmp();
+                    if link(&tmp).is_ok() {
+                        return Ok(Some(tmp));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let tmp = tmp::fresh_tmp();
+        let fd = fcntl::openat(
+            Some(dir),
+            os(&tmp),
+            flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
+            mode,
+        )
+        .map_err(|e| ("create", e))?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Err(e) = finish(&fd) {
+            let _ = unistd::unlinkat(Some(dir), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        Ok(Some(tmp))
     }
 
     /// The fsync mode after the renames: every changed directory.
@@ -461,6 +563,41 @@ mod tests {
     }
 
     /// The names in `dir`, sorted.
+    #[test]
+    fn an_empty_file_has_no_temporary_name_and_appears_only_whole_at_the_commit() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("old"), b"previous").unwrap();
+        std::fs::create_dir_all(t.path().join("was_dir/sub")).unwrap();
+        let mut s = stager(t.path());
+        for (id, name) in [(1, "new"), (2, "old"), (3, "was_dir")] {
+            s.begin_file(id, &wp(name), meta(0o640, 1000), 0).unwrap();
+            s.finish_file(0).unwrap();
+        }
+        // Staged, nothing of them is in the directory yet: no temporary
+        // name to rename in a large directory, the old versions as they were.
+        assert_eq!(names(t.path()), ["old", "was_dir"]);
+        assert_eq!(std::fs::read(t.path().join("old")).unwrap(), b"previous");
+        let r = s.commit();
+        assert!(r.failures.is_empty());
+        assert_eq!(r.committed.len(), 3);
+        assert_eq!(names(t.path()), ["new", "old", "was_dir"]);
+        for name in ["new", "old", "was_dir"] {
+            let m = std::fs::symlink_metadata(t.path().join(name)).unwrap();
+            assert!(m.is_file(), "{name}");
+            assert_eq!(
+                (m.len(), m.mode() & 0o7777, m.mtime(), m.mtime_nsec()),
+                (0, 0o640, 1000, 123_456_789),
+                "{name}"
+            );
+        }
+        // One dropped before its commit leaves nothing behind.
+        let mut s = stager(t.path());
+        s.begin_file(4, &wp("never"), meta(0o600, 1), 0).unwrap();
+        s.finish_file(0).unwrap();
+        drop(s);
+        assert_eq!(names(t.path()), ["new", "old", "was_dir"]);
+    }
+
     fn names(dir: &std::path::Path) -> Vec<String> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .unwrap()

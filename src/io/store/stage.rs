@@ -107,6 +107,7 @@ pub(super) struct Displaced {
 pub(super) struct Staged {
     pub(super) id: u32,
     pub(super) path: WirePath,
+    /// Empty for an empty file, which has no name until the commit.
     pub(super) tmp: Vec<u8>,
     pub(super) kind: EntryKind,
     pub(super) meta: Meta,
@@ -152,7 +153,7 @@ fn is_root() -> bool {
 /// Stages entries beneath one tree and commits them in batches.
 pub struct Stager {
     pub(super) ns: Namespace,
-    opts: StageOptions,
+    pub(super) opts: StageOptions,
     pub(super) staged: Vec<Staged>,
     pub(super) dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
@@ -439,6 +440,14 @@ impl Stager {
         let partial = claimed.is_some();
         let (tmp, file) = match claimed {
             Some(c) => c,
+            // An empty file gets no name and no inode until the commit
+            // makes it whole in one go (see `commit::create_empty`); a
+            // body of no bytes is never written to this stand-in.
+            None if size == 0 => {
+                let fd = fcntl::fcntl(parent, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)).map_err(fail)?;
+                // SAFETY: fd was just returned by fcntl and is owned by nobody else.
+                (Vec::new(), unsafe { OwnedFd::from_raw_fd(fd) })
+            }
             None => {
                 let tmp = tmp::fresh_tmp();
                 let fd = fcntl::openat(
@@ -578,6 +587,9 @@ impl Stager {
         // The attributes first: a file whose mode denies its owner writing
         // refuses them afterwards.
         let res = (|| {
+            if inc.tmp.is_empty() {
+                return Ok((Vec::new(), None));
+            }
             if record {
                 let r = Recorded {
                     crc,
@@ -687,6 +699,9 @@ impl Stager {
     }
 
     pub(super) fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
+        if tmp.is_empty() {
+            return;
+        }
         if let Some(Ok(parent)) = path.parent().map(|p| self.dir(&p)) {
             let _ = unistd::unlinkat(
                 Some(parent.as_raw_fd()),
