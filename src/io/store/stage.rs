@@ -168,6 +168,8 @@ pub struct Stager {
     setid_cleared: std::cell::Cell<u64>,
     /// A search for partials to free room found none (see `make_room`).
     reclaim_failed: bool,
+    /// What manifest checks found missing (see [`super::fresh::FreshDirs`]).
+    pub(super) fresh: std::cell::RefCell<super::fresh::FreshDirs>,
 }
 
 impl Stager {
@@ -184,6 +186,7 @@ impl Stager {
             touched: Vec::new(),
             setid_cleared: std::cell::Cell::new(0),
             reclaim_failed: false,
+            fresh: Default::default(),
         }
     }
 
