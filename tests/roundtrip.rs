@@ -357,3 +357,38 @@ fn server_logs_the_connection_with_the_client_name() {
         srv.log()
     );
 }
+
+#[test]
+fn many_empty_files_in_one_directory_round_trip_with_mode_and_mtime() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    fs::create_dir(&src).unwrap();
+    let modes = [0o600, 0o644, 0o400, 0o755, 0o000, 0o1777];
+    for i in 0..3000u32 {
+        let p = src.join(format!("e{i:05}"));
+        fs::write(&p, b"").unwrap();
+        chmod(&p, modes[i as usize % modes.len()]);
+        set_mtime(&p, (1_500_000_000 + i64::from(i), i * 7));
+    }
+    fs::write(src.join("not_empty"), b"body").unwrap();
+    set_mtime(&src, (1_600_000_000, 5));
+
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let stored = srv.store(NAME, &src);
+    assert_same_tree(&src, &stored);
+    assert!(find_stray_tmp(&stored).is_empty(), "temporary names left");
+    // The checksum record of every empty file is there: verify finds
+    // nothing wrong.
+    srv.client(argv!["verify"]).run().ok();
+
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    srv.client(argv!["restore", src, dest]).run().ok();
+    assert_same_tree(&src, &dest.join("src"));
+    assert!(find_stray_tmp(&dest).is_empty(), "temporary names left");
+    // Restored again over itself, everything is skipped and stays.
+    srv.client(argv!["restore", src, dest]).run().ok();
+    assert_same_tree(&src, &dest.join("src"));
+}

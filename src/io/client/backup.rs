@@ -70,6 +70,9 @@ impl Walks {
     }
 }
 
+/// The crc32c of no bytes.
+const EMPTY_CRC: u32 = 0;
+
 /// Why a file to send could not be opened.
 enum OpenError {
     /// It is gone since the walk saw it (ENOENT): a warning, not a failure.
@@ -155,6 +158,14 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                     0,
                 ),
                 EntryKind::File => match open_file(&e) {
+                    Ok((_, meta, 0)) => {
+                        // Nothing to read, nothing to check after: the
+                        // header and its end go out with the frames
+                        // around them, in the same writes.
+                        let id = link.session().send_file(e.wire.clone(), meta, 0);
+                        link.session().send_file_end(id, EMPTY_CRC, true);
+                        (id, 0)
+                    }
                     Ok((fd, meta, size)) => {
                         let offset = plan::resume_offset(&e, meta, size, resume_at);
                         match BodySender::from_offset(fd, size, offset) {

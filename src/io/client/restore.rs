@@ -14,6 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::sys::stat::FileStat;
+
 use super::error::NetError;
 use super::event_loop::Link;
 use super::marker::{self, Marked};
@@ -40,27 +42,49 @@ fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
 
 /// What stands at `p` beneath the destination, for [`restore::replace`].
 fn local_at(stager: &Stager, p: &WirePath) -> Local {
-    match stager.tree().lstat(p) {
-        Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => match stager.tree().read_dir(p) {
+    local_of(stager, p, stager.tree().lstat(p).ok().as_ref())
+}
+
+/// What stands at `p`, whose `lstat` is `st` (`None`: nothing).
+fn local_of(stager: &Stager, p: &WirePath, st: Option<&FileStat>) -> Local {
+    match st {
+        Some(st) if kind_of(st) == Some(EntryKind::Dir) => match stager.tree().read_dir(p) {
             Ok(names) if names.is_empty() => Local::EmptyDir,
             // Unreadable: its contents are unknown, so it counts as full.
             _ => Local::FullDir,
         },
-        Ok(_) => Local::NonDir,
-        Err(_) => Local::Missing,
+        Some(_) => Local::NonDir,
+        None => Local::Missing,
     }
 }
 
-/// True when the regular file at `p` is the version of `size` bytes and
-/// `meta` the server is about to send ([`restore::unchanged`]).
-fn unchanged(stager: &Stager, p: &WirePath, size: u64, meta: &Meta) -> bool {
-    let local = stager
-        .tree()
-        .lstat(p)
-        .ok()
+/// True when the regular file whose `lstat` is `st` is the version of
+/// `size` bytes and `meta` the server is about to send
+/// ([`restore::unchanged`]).
+fn unchanged(st: Option<&FileStat>, size: u64, meta: &Meta) -> bool {
+    let local = st
         .filter(|st| kind_of(st) == Some(EntryKind::File))
-        .map(|st| (u64::try_from(st.st_size).unwrap_or(u64::MAX), meta_of(&st)));
+        .map(|st| (u64::try_from(st.st_size).unwrap_or(u64::MAX), meta_of(st)));
     restore::unchanged(local, size, meta)
+}
+
+/// Whether a restored file may replace what stands at `p` (else reported)
+/// and whether that is already this version, from one `lstat`.
+fn file_at(
+    stager: &Stager,
+    prefix: &WirePath,
+    p: &WirePath,
+    force: bool,
+    size: u64,
+    meta: &Meta,
+    rep: &mut Reporter,
+) -> (bool, bool) {
+    let st = stager.tree().lstat(p).ok();
+    let local = local_of(stager, p, st.as_ref());
+    if !replace_ok(stager, prefix, p, EntryKind::File, local, force, rep) {
+        return (false, false);
+    }
+    (true, unchanged(st.as_ref(), size, meta))
 }
 
 /// The top directory of a restored tree, marked while the restore is
@@ -261,9 +285,10 @@ fn receive(
                         continue;
                     };
                     top.entry(&t.prefix, &p, EntryKind::File);
-                    if !may_replace(stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                    let (may, same) = file_at(stager, &t.prefix, &p, force, size, &meta, rep);
+                    if !may {
                         link.session().send_skip(id);
-                    } else if unchanged(stager, &p, size, &meta) {
+                    } else if same {
                         rep.counts.skipped += 1;
                         link.session().send_skip(id);
                     } else {
@@ -288,10 +313,11 @@ fn receive(
                     };
                     top.entry(&t.prefix, &p, EntryKind::File);
                     if !offered {
-                        if !may_replace(stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                        let (may, same) = file_at(stager, &t.prefix, &p, force, size, &meta, rep);
+                        if !may {
                             continue;
                         }
-                        if unchanged(stager, &p, size, &meta) {
+                        if same {
                             // Already here: the body is received and dropped.
                             rep.counts.skipped += 1;
                             continue;
@@ -393,7 +419,20 @@ fn may_replace(
     force: bool,
     rep: &mut Reporter,
 ) -> bool {
-    match restore::replace(p, kind, local_at(stager, p), force) {
+    replace_ok(stager, prefix, p, kind, local_at(stager, p), force, rep)
+}
+
+/// [`may_replace`] with what stands at `p` already looked at.
+fn replace_ok(
+    stager: &Stager,
+    prefix: &WirePath,
+    p: &WirePath,
+    kind: EntryKind,
+    local: Local,
+    force: bool,
+    rep: &mut Reporter,
+) -> bool {
+    match restore::replace(p, kind, local, force) {
         Ok(()) => true,
         Err(refusal) => {
             let (path, cause) = refusal.message(prefix, |p| stager.tree().show(p));

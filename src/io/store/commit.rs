@@ -25,18 +25,20 @@
 //! Must not stage anything: entries come from [`Stager`]'s staging calls.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, RenameFlags};
-use nix::sys::stat;
+use nix::fcntl::{self, AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
+use super::durable::count_fsync;
 use super::stage::{omit, remove_tree, timespec, Stager};
-use super::tmp;
+use super::{tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
+use crate::store::record::Recorded;
 
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +140,7 @@ impl Stager {
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
         let mut parent_path: Option<WirePath> = None;
         let mut parent_fd: Option<OwnedFd> = None;
-        for s in staged {
+        for mut s in staged {
             let Some(pp) = s.path.parent() else { continue };
             if parent_path.as_ref() != Some(&pp) {
                 parent_fd = None;
@@ -163,6 +165,30 @@ impl Stager {
                 continue;
             };
             let dir = dir.as_raw_fd();
+            if s.tmp.is_empty() {
+                // An empty file: made whole, then linked in where nothing
+                // stands yet; else it gets a name to rename like the rest.
+                match self.create_empty(dir, name, &s.meta, !syncfs) {
+                    Ok(None) => {
+                        committed.push(Committed {
+                            path: s.path,
+                            kind: s.kind,
+                            meta: s.meta,
+                            size: s.size,
+                        });
+                        continue;
+                    }
+                    Ok(Some(tmp)) => s.tmp = tmp,
+                    Err((op, e)) => {
+                        failures.push(CommitFailure {
+                            id: s.id,
+                            error: FsError::errno(op, self.ns.tree.show(&s.path), e),
+                            path: s.path,
+                        });
+                        continue;
+                    }
+                }
+            }
             if !Stager::still_staged(dir, &s) {
                 // Not the file this stager wrote: never rename it.
                 failures.push(CommitFailure {
@@ -270,6 +296,79 @@ impl Stager {
 }
 
 impl Stager {
+    /// Makes the empty file `name` in `dir` with its mode, mtime and (on
+    /// the server) its checksum record, as an unnamed `O_TMPFILE` that is
+    /// linked in only when whole: one directory entry added, none renamed
+    /// or removed, so a crash shows it complete or not at all. `fsync`
+    /// syncs it first (the fsync mode). `Ok(None)`: it is in place.
+    /// `Ok(Some(tmp))`: something stands at `name`, or the file system
+    /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
+    /// was made whole under the temporary name `tmp` instead, for the
+    /// caller to rename over `name` as any staged file.
+    fn create_empty(
+        &self,
+        dir: RawFd,
+        name: &[u8],
+        meta: &Meta,
+        fsync: bool,
+    ) -> Result<Option<Vec<u8>>, (&'static str, Errno)> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o600);
+        let finish = |fd: &OwnedFd| -> Result<(), (&'static str, Errno)> {
+            if self.opts.record_checksums {
+                let r = Recorded { crc: 0, size: 0 };
+                xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
+            }
+            self.set_mode(fd.as_fd(), EntryKind::File, meta.mode)?;
+            stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
+            if fsync {
+                unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;
+                count_fsync();
+            }
+            Ok(())
+        };
+        if let Ok(fd) = fcntl::openat(Some(dir), ".", flags | OFlag::O_TMPFILE, mode) {
+            // SAFETY: fd was just returned by openat and is owned by nobody else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            finish(&fd)?;
+            let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let link = |to: &[u8]| {
+                unistd::linkat(
+                    None,
+                    std::ffi::OsStr::new(&proc),
+                    Some(dir),
+                    os(to),
+                    AtFlags::AT_SYMLINK_FOLLOW,
+                )
+            };
+            match link(name) {
+                Ok(()) => return Ok(None),
+                Err(Errno::EEXIST) => {
+                    let tmp = tmp::fresh_tmp();
+                    if link(&tmp).is_ok() {
+                        return Ok(Some(tmp));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let tmp = tmp::fresh_tmp();
+        let fd = fcntl::openat(
+            Some(dir),
+            os(&tmp),
+            flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
+            mode,
+        )
+        .map_err(|e| ("create", e))?;
+        // SAFETY: fd was just returned by openat and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if let Err(e) = finish(&fd) {
+            let _ = unistd::unlinkat(Some(dir), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        Ok(Some(tmp))
+    }
+
     /// The fsync mode after the renames: every changed directory.
     fn fsync_dirs(&self, dirs: &BTreeSet<WirePath>) -> Result<(), FsError> {
         for p in dirs.iter().rev() {
@@ -284,17 +383,6 @@ impl Stager {
         }
         Ok(())
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// The fsync calls of this thread's commits, for the tests.
-    static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-pub(super) fn count_fsync() {
-    #[cfg(test)]
-    FSYNCS.with(|n| n.set(n.get() + 1));
 }
 
 /// Puts the entry `tmp` in `dir` in the place of `name`, of another type,
@@ -431,6 +519,41 @@ mod tests {
     }
 
     /// The names in `dir`, sorted.
+    #[test]
+    fn an_empty_file_has_no_temporary_name_and_appears_only_whole_at_the_commit() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("old"), b"previous").unwrap();
+        std::fs::create_dir_all(t.path().join("was_dir/sub")).unwrap();
+        let mut s = stager(t.path());
+        for (id, name) in [(1, "new"), (2, "old"), (3, "was_dir")] {
+            s.begin_file(id, &wp(name), meta(0o640, 1000), 0).unwrap();
+            s.finish_file(0).unwrap();
+        }
+        // Staged, nothing of them is in the directory yet: no temporary
+        // name to rename in a large directory, the old versions as they were.
+        assert_eq!(names(t.path()), ["old", "was_dir"]);
+        assert_eq!(std::fs::read(t.path().join("old")).unwrap(), b"previous");
+        let r = s.commit();
+        assert!(r.failures.is_empty());
+        assert_eq!(r.committed.len(), 3);
+        assert_eq!(names(t.path()), ["new", "old", "was_dir"]);
+        for name in ["new", "old", "was_dir"] {
+            let m = std::fs::symlink_metadata(t.path().join(name)).unwrap();
+            assert!(m.is_file(), "{name}");
+            assert_eq!(
+                (m.len(), m.mode() & 0o7777, m.mtime(), m.mtime_nsec()),
+                (0, 0o640, 1000, 123_456_789),
+                "{name}"
+            );
+        }
+        // One dropped before its commit leaves nothing behind.
+        let mut s = stager(t.path());
+        s.begin_file(4, &wp("never"), meta(0o600, 1), 0).unwrap();
+        s.finish_file(0).unwrap();
+        drop(s);
+        assert_eq!(names(t.path()), ["new", "old", "was_dir"]);
+    }
+
     fn names(dir: &std::path::Path) -> Vec<String> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -501,7 +624,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("old/deep")).unwrap();
         super::super::durable::set_sync(super::super::durable::Sync::Fsync);
-        let before = FSYNCS.with(|n| n.get());
+        let before = super::super::durable::FSYNCS.with(|n| n.get());
         let mut s = stager(t.path());
         for (id, p) in [(1, "a"), (2, "d/b"), (3, "d/e/c"), (4, "old/deep/f")] {
             let inc = s.begin_file(id, &wp(p), meta(0o600, 1), 1).unwrap();
@@ -515,7 +638,10 @@ mod tests {
         super::super::durable::set_sync(super::super::durable::Sync::Auto);
         assert!(r.failures.is_empty(), "{:?}", r.failures);
         // Four files, then the root, d, d/e, old and old/deep.
-        assert_eq!(FSYNCS.with(|n| n.get()) - before, 4 + 5);
+        assert_eq!(
+            super::super::durable::FSYNCS.with(|n| n.get()) - before,
+            4 + 5
+        );
         assert_eq!(std::fs::read(t.path().join("d/e/c")).unwrap(), b"x");
     }
 

@@ -148,6 +148,18 @@ fn count_syncfs() {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// The fsync calls of this thread's commits, for the tests.
+    pub(super) static FSYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts an fsync of a commit (for the tests).
+pub(super) fn count_fsync() {
+    #[cfg(test)]
+    FSYNCS.with(|n| n.set(n.get() + 1));
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

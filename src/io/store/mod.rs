@@ -27,6 +27,7 @@
 mod beneath;
 mod commit;
 mod durable;
+mod fresh;
 mod namespace;
 mod partial;
 mod scan;

@@ -18,6 +18,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{self, FileStat, Mode};
 use nix::unistd::{lseek, Whence};
 
+use super::fresh::FreshDirs;
 use super::namespace::Namespace;
 use super::stage::Stager;
 use super::xattr;
@@ -53,6 +54,18 @@ impl Namespace {
     /// missing, of another type, or with another size, mode, mtime or link
     /// target. Files are only `lstat`ed, never opened.
     pub fn need(&self, entries: &[ManifestEntry]) -> NeedBits {
+        self.need_with(entries, None)
+    }
+
+    /// [`Self::need`], with what `fresh` knows of directories found
+    /// missing earlier: a name it has never been asked about there is
+    /// needed without an `lstat` (a lookup that misses costs most in a
+    /// large directory being filled).
+    pub(super) fn need_with(
+        &self,
+        entries: &[ManifestEntry],
+        mut fresh: Option<&mut FreshDirs>,
+    ) -> NeedBits {
         let mut bits = NeedBits::new(entries.len());
         // Entries come grouped by directory: open each parent once, not
         // once per entry. Nothing is written meanwhile, so the fd stays
@@ -65,8 +78,20 @@ impl Namespace {
                 continue;
             };
             if parent.as_ref().map(|(p, _)| p) != Some(&dir_path) {
-                let fd = self.tree.dir(&dir_path).ok();
-                parent = Some((dir_path, fd));
+                let fd = self.tree.dir(&dir_path);
+                if let (Err(e), Some(f)) = (&fd, fresh.as_deref_mut()) {
+                    if e.raw_os_error() == Some(nix::libc::ENOENT) {
+                        f.missing(&dir_path);
+                    }
+                }
+                parent = Some((dir_path.clone(), fd.ok()));
+            }
+            if fresh
+                .as_deref_mut()
+                .is_some_and(|f| f.unseen(&dir_path, name))
+            {
+                bits.set(i);
+                continue;
             }
             let dir = parent
                 .as_ref()
@@ -260,7 +285,9 @@ impl Stager {
     /// Answers a backup's manifest: which entries are needed, and how much
     /// of each needed file a partial already holds.
     pub fn check(&self, entries: &[ManifestEntry]) -> Checked {
-        let need = self.tree().need(entries);
+        let need = self
+            .tree()
+            .need_with(entries, Some(&mut *self.fresh.borrow_mut()));
         let resume = entries
             .iter()
             .enumerate()
@@ -280,6 +307,39 @@ impl Stager {
 mod tests {
     use super::*;
     use crate::io::store::Store;
+
+    /// Issue 9 item 17: every manifest entry cost a lookup that misses in
+    /// a large directory being filled. One in a directory this stager
+    /// found missing, never asked about before, is needed at once; one
+    /// asked about before is looked at as always.
+    #[test]
+    fn a_name_never_asked_about_in_a_directory_found_missing_is_needed_without_a_lookup() {
+        use crate::io::store::stage::tests::{meta, stager, wp};
+        let t = tempfile::tempdir().unwrap();
+        let entry = |p: &str| ManifestEntry {
+            kind: EntryKind::File,
+            path: wp(p),
+            meta: meta(0o644, 1000),
+            size: 0,
+            target: Vec::new(),
+        };
+        let store = |s: &mut Stager, p: &str| {
+            s.begin_file(1, &wp(p), meta(0o644, 1000), 0).unwrap();
+            s.finish_file(0).unwrap();
+            assert!(s.commit().failures.is_empty());
+        };
+        let mut ours = stager(t.path());
+        assert!(ours.check(&[entry("d/a")]).need.get(0), "d is missing");
+        store(&mut ours, "d/a");
+        // Another connection stores d/b meanwhile, as the manifest says.
+        store(&mut stager(t.path()), "d/b");
+        let c = ours.check(&[entry("d/a"), entry("d/b")]);
+        assert!(!c.need.get(0), "asked about before: looked at, unchanged");
+        assert!(c.need.get(1), "never asked about: needed without a look");
+        // A stager that found d there looks at every name.
+        let c = stager(t.path()).check(&[entry("d/a"), entry("d/b")]);
+        assert_eq!((c.need.get(0), c.need.get(1)), (false, false));
+    }
 
     /// Regression (issue 9 item 7): a directory was read whole into memory
     /// for each listing or restore. A cursor reads it a bounded chunk at a

@@ -107,6 +107,7 @@ pub(super) struct Displaced {
 pub(super) struct Staged {
     pub(super) id: u32,
     pub(super) path: WirePath,
+    /// Empty for an empty file, which has no name until the commit.
     pub(super) tmp: Vec<u8>,
     pub(super) kind: EntryKind,
     pub(super) meta: Meta,
@@ -152,7 +153,7 @@ fn is_root() -> bool {
 /// Stages entries beneath one tree and commits them in batches.
 pub struct Stager {
     pub(super) ns: Namespace,
-    opts: StageOptions,
+    pub(super) opts: StageOptions,
     pub(super) staged: Vec<Staged>,
     pub(super) dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
@@ -171,6 +172,8 @@ pub struct Stager {
     /// [`super::durable::use_syncfs`]): each file is then fsynced when its
     /// body is complete, through the descriptor that wrote it.
     fsync_files: std::cell::OnceCell<bool>,
+    /// What manifest checks found missing (see [`super::fresh::FreshDirs`]).
+    pub(super) fresh: std::cell::RefCell<super::fresh::FreshDirs>,
 }
 
 impl Stager {
@@ -188,6 +191,7 @@ impl Stager {
             setid_cleared: std::cell::Cell::new(0),
             reclaim_failed: false,
             fsync_files: std::cell::OnceCell::new(),
+            fresh: Default::default(),
         }
     }
 
@@ -444,6 +448,14 @@ impl Stager {
         let partial = claimed.is_some();
         let (tmp, file) = match claimed {
             Some(c) => c,
+            // An empty file gets no name and no inode until the commit
+            // makes it whole in one go (see `commit::create_empty`); a
+            // body of no bytes is never written to this stand-in.
+            None if size == 0 => {
+                let fd = fcntl::fcntl(parent, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)).map_err(fail)?;
+                // SAFETY: fd was just returned by fcntl and is owned by nobody else.
+                (Vec::new(), unsafe { OwnedFd::from_raw_fd(fd) })
+            }
             None => {
                 let tmp = tmp::fresh_tmp();
                 let fd = fcntl::openat(
@@ -583,6 +595,9 @@ impl Stager {
         // The attributes first: a file whose mode denies its owner writing
         // refuses them afterwards.
         let res = (|| {
+            if inc.tmp.is_empty() {
+                return Ok((Vec::new(), None));
+            }
             if record {
                 let r = Recorded {
                     crc,
@@ -606,7 +621,7 @@ impl Stager {
                 // Here, through the descriptor that wrote it: reopened at
                 // the commit, a file of mode 0000 or 0200 could not be read.
                 nix::unistd::fsync(fd).map_err(|e| FsError::errno("fsync", shown.text(), e))?;
-                super::commit::count_fsync();
+                super::durable::count_fsync();
             }
             if !inc.partial {
                 // A fresh name made with O_EXCL: nobody else writes it.
@@ -708,6 +723,9 @@ impl Stager {
     }
 
     pub(super) fn remove_tmp(&self, path: &WirePath, tmp: &[u8]) {
+        if tmp.is_empty() {
+            return;
+        }
         if let Some(Ok(parent)) = path.parent().map(|p| self.dir(&p)) {
             let _ = unistd::unlinkat(
                 Some(parent.as_raw_fd()),
@@ -776,209 +794,4 @@ impl Drop for Stager {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use super::*;
-    use crate::proto::Time;
-
-    pub(crate) fn wp(s: &str) -> WirePath {
-        WirePath::new(s.as_bytes().to_vec()).unwrap()
-    }
-
-    pub(crate) fn meta(mode: u32, secs: i64) -> Meta {
-        Meta {
-            mode,
-            mtime: Time {
-                secs,
-                nanos: 123_456_789,
-            },
-        }
-    }
-
-    pub(crate) fn write_all(fd: &OwnedFd, data: &[u8]) {
-        nix::unistd::write(fd, data).unwrap();
-    }
-
-    pub(crate) fn stager(dir: &std::path::Path) -> Stager {
-        Stager::new(Namespace::open_dir(dir).unwrap(), StageOptions::default())
-    }
-
-    fn with(dir: &std::path::Path, opts: StageOptions) -> Stager {
-        Stager::new(Namespace::open_dir(dir).unwrap(), opts)
-    }
-
-    #[test]
-    fn nothing_visible_before_commit_and_nothing_left_after_drop() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("f"), b"old").unwrap();
-        {
-            let mut s = stager(t.path());
-            let inc = s.begin_file(1, &wp("f"), meta(0o640, 1000), 3).unwrap();
-            write_all(&inc.file, b"new");
-            s.finish_file(0).unwrap();
-            assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
-        }
-        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
-        let names: Vec<_> = std::fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-    }
-
-    #[test]
-    fn aborted_file_leaves_old_version() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("f"), b"old").unwrap();
-        let mut s = stager(t.path());
-        let inc = s.begin_file(1, &wp("f"), meta(0o600, 1), 3).unwrap();
-        write_all(&inc.file, b"ne");
-        s.abort_file();
-        assert!(s.commit().failures.is_empty());
-        assert_eq!(std::fs::read(t.path().join("f")).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn never_writes_through_a_stored_symlink() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let outside = t.path().join("outside");
-        std::fs::create_dir(&outside).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("d")).unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("e")).unwrap();
-        let mut s = stager(&root);
-        // Entries under a stored link replace the link with a directory...
-        s.begin_file(1, &wp("d/f"), meta(0o600, 1), 0).unwrap();
-        s.finish_file(0).unwrap();
-        s.symlink(2, &wp("d/l"), b"x", meta(0o600, 1)).unwrap();
-        // ...and so does a directory entry where the link is.
-        s.mkdir(&wp("e"), meta(0o755, 1)).unwrap();
-        assert!(s.commit().failures.is_empty());
-        assert!(std::fs::symlink_metadata(root.join("d")).unwrap().is_dir());
-        assert!(std::fs::symlink_metadata(root.join("e")).unwrap().is_dir());
-        assert!(std::fs::symlink_metadata(root.join("d/f"))
-            .unwrap()
-            .is_file());
-        // Nothing was ever written through either link.
-        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn a_file_becoming_a_directory_keeps_the_file_until_the_commit() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("x"), b"old file").unwrap();
-        std::fs::write(t.path().join("y"), b"old y").unwrap();
-        let names = |t: &tempfile::TempDir| {
-            let mut v: Vec<_> = std::fs::read_dir(t.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            v.sort();
-            v
-        };
-        // Aborted: both come back, nothing else is left.
-        {
-            let mut s = stager(t.path());
-            let inc = s.begin_file(1, &wp("x/a/b"), meta(0o600, 1), 1).unwrap();
-            write_all(&inc.file, b"n");
-            s.finish_file(0).unwrap();
-            s.mkdir(&wp("x/a"), meta(0o755, 1)).unwrap();
-            s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
-            s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
-            // Until the commit the old files stay in place (a crash here
-            // must leave them, not an empty directory).
-            assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
-            assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");
-        }
-        assert_eq!(std::fs::read(t.path().join("x")).unwrap(), b"old file");
-        assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"old y");
-        assert_eq!(names(&t), ["x", "y"]);
-        // Committed: the directories replace them and the old files go.
-        let mut s = stager(t.path());
-        let inc = s.begin_file(1, &wp("x/a"), meta(0o600, 1), 1).unwrap();
-        write_all(&inc.file, b"n");
-        s.finish_file(0).unwrap();
-        s.mkdir(&wp("x"), meta(0o755, 1)).unwrap();
-        s.mkdir(&wp("y"), meta(0o755, 1)).unwrap();
-        assert!(s.commit().failures.is_empty());
-        assert_eq!(std::fs::read(t.path().join("x/a")).unwrap(), b"n");
-        assert!(t.path().join("y").is_dir());
-        assert_eq!(names(&t), ["x", "y"]);
-    }
-
-    #[test]
-    fn a_large_file_inside_a_directory_that_replaces_a_file_is_committed() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::write(t.path().join("x"), b"old file").unwrap();
-        let size = resume::RESUME_MIN;
-        let body = vec![9u8; size as usize];
-        let keep = StageOptions {
-            keep_partials: true,
-            ..StageOptions::default()
-        };
-        let mut s = with(t.path(), keep);
-        let inc = s.begin_file(1, &wp("x/big"), meta(0o600, 5), size).unwrap();
-        write_all(&inc.file, &body);
-        s.finish_file(crc32c::crc32c(&body)).unwrap();
-        s.mkdir(&wp("x"), meta(0o755, 5)).unwrap();
-        let report = s.commit();
-        assert!(report.failures.is_empty(), "{:?}", report.failures);
-        assert_eq!(std::fs::read(t.path().join("x/big")).unwrap(), body);
-    }
-
-    #[test]
-    fn partials_are_kept_and_resumed_only_when_the_options_say_so() {
-        let t = tempfile::tempdir().unwrap();
-        let size = resume::RESUME_MIN;
-        let half = vec![7u8; (size / 2) as usize];
-        let keep = StageOptions {
-            keep_partials: true,
-            ..StageOptions::default()
-        };
-        {
-            let mut s = with(t.path(), keep);
-            let inc = s.begin_file(1, &wp("big"), meta(0o600, 5), size).unwrap();
-            write_all(&inc.file, &half);
-            // Dropped before the body is complete: the partial stays.
-        }
-        assert_eq!(
-            stager(t.path()).partial_len(&wp("big"), size, &meta(0o600, 5)),
-            None
-        );
-        let mut s = with(t.path(), keep);
-        assert_eq!(
-            s.partial_len(&wp("big"), size, &meta(0o600, 5)),
-            Some(size / 2)
-        );
-        // Another version of the file has no partial.
-        assert_eq!(s.partial_len(&wp("big"), size, &meta(0o600, 6)), None);
-        let inc = s
-            .resume_file(2, &wp("big"), meta(0o600, 5), size, size / 2)
-            .unwrap();
-        assert_eq!((inc.offset, inc.crc), (size / 2, crc32c::crc32c(&half)));
-        assert!(!inc.prefix_pending);
-        drop(s);
-        let mut s = with(
-            t.path(),
-            StageOptions {
-                defer_prefix_crc: true,
-                ..keep
-            },
-        );
-        let inc = s
-            .resume_file(3, &wp("big"), meta(0o600, 5), size, size / 2)
-            .unwrap();
-        assert!(inc.prefix_pending);
-        assert_eq!(inc.crc, 0);
-        let kept = inc.kept().unwrap();
-        assert_eq!(kept.crc(0, size / 2, 0).unwrap(), crc32c::crc32c(&half));
-        drop(s);
-        let mut s = stager(t.path());
-        let e = s
-            .resume_file(4, &wp("big"), meta(0o600, 5), size, size / 2)
-            .err()
-            .unwrap();
-        assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT));
-    }
-}
+pub(super) mod tests;

@@ -172,19 +172,7 @@ impl RsbConn {
         self.writable &= !p.would_block;
         let mut progress = p.moved > 0;
         if tx.is_done() {
-            let (crc, ok) = tx.finish();
-            if let Some((recorded, read)) = tx.damage() {
-                warn!(
-                    "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
-                    self.session.name().unwrap_or("?")
-                );
-            }
-            r.walk.stats.bytes += tx.sent();
-            self.session.handle_completion(Completion::FileSent {
-                id: r.walk.id,
-                crc,
-                ok,
-            });
+            file_sent(tx, &mut r.walk, &mut self.session);
             r.out = Outgoing::Walking;
             progress = true;
         }
@@ -306,6 +294,24 @@ fn next_name(
     }
 }
 
+/// Ends the restored file `tx` has sent whole: its `FileEnd`, with
+/// whether the copy is good.
+fn file_sent(tx: &BodySender, walk: &mut RestoreStream, session: &mut ServerSession) {
+    let (crc, ok) = tx.finish();
+    if let Some((recorded, read)) = tx.damage() {
+        warn!(
+            "{}: restore: a stored file no longer matches its checksum (crc32c {recorded:08x} recorded, {read:08x} read): not sent as good; verify names it",
+            session.name().unwrap_or("?")
+        );
+    }
+    walk.stats.bytes += tx.sent();
+    session.handle_completion(Completion::FileSent {
+        id: walk.id,
+        crc,
+        ok,
+    });
+}
+
 /// Walks the restore on, up to the next body or offer; true when the
 /// restore is complete.
 fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSession) -> (u64, bool) {
@@ -361,6 +367,9 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
             }
         };
         match restore_entry(tree, w, &rel, session) {
+            // No body (an empty file): it ends at once, and the walk goes
+            // on, its frames going out with the next ones in one write.
+            Ok(Some(Pending::Send(tx))) if tx.is_done() => file_sent(&tx, &mut r.walk, session),
             Ok(Some(Pending::Send(tx))) => r.out = Outgoing::Sending(tx),
             Ok(Some(Pending::Offer(o))) => r.out = Outgoing::Offered(o),
             Ok(None) => {}
