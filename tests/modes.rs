@@ -107,16 +107,17 @@ fn round_trip(srv: &Server, root_server: bool) {
     assert!(!o.err().contains("denied"), "{o}");
 
     // What is on disk: owner access added where a server that is not root
-    // needs it, the real mode recorded beside.
+    // needs it, the real mode recorded beside, and the sticky bit saying
+    // there is a record.
     let stored = srv.store(NAME, &src);
     let disk = |p: &str| fs::symlink_metadata(stored.join(p)).unwrap().mode() & 0o7777;
     if root_server {
         assert_eq!(disk("f0444"), 0o444);
         assert_eq!(xattr(&stored.join("f0444"), "user.rsb.meta"), None);
     } else {
-        assert_eq!(disk("f0444"), 0o644);
-        assert_eq!(disk("f0200"), 0o600);
-        assert_eq!(disk("d0000"), 0o700);
+        assert_eq!(disk("f0444"), 0o1644);
+        assert_eq!(disk("f0200"), 0o1600);
+        assert_eq!(disk("d0000"), 0o1700);
         assert_eq!(
             xattr(&stored.join("f0444"), "user.rsb.meta").as_deref(),
             Some("v1 mode=0444")
@@ -208,8 +209,8 @@ fn a_setuid_file_is_never_setuid_in_the_store_nor_after_a_restore() {
     // bits are in its record.
     let stored = srv.store(NAME, &src);
     let disk = |p: &str| fs::symlink_metadata(stored.join(p)).unwrap().mode() & 0o7777;
-    assert_eq!(disk("su"), 0o755);
-    assert_eq!(disk("sg"), 0o711);
+    assert_eq!(disk("su"), 0o1755);
+    assert_eq!(disk("sg"), 0o1711);
     assert_eq!(
         xattr(&stored.join("su"), "user.rsb.meta").as_deref(),
         Some("v1 mode=4755")

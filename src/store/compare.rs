@@ -46,7 +46,12 @@ pub fn unchanged(
         }
         && match entry.kind {
             EntryKind::Symlink => target().is_some_and(|t| t == entry.target),
-            _ => modes::real(stored.meta.mode, recorded()) == entry.meta.mode & 0o7777,
+            _ => {
+                let rec = modes::may_have_record(stored.meta.mode)
+                    .then(recorded)
+                    .flatten();
+                modes::real(stored.meta.mode, rec) == entry.meta.mode & 0o7777
+            }
         }
 }
 

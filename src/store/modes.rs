@@ -25,14 +25,36 @@ use crate::proto::EntryKind;
 
 /// The mode to give a stored `kind` whose real mode is `real`, on a
 /// server running as root (`root`) or not.
+/// When that differs from `real`, the entry gets a metadata record, and
+/// [`RECORDED`] is set on disk too, so that readers look for the record
+/// only where there can be one.
 pub fn on_disk(real: u32, kind: EntryKind, root: bool) -> u32 {
     let real = real & 0o7777;
-    match kind {
+    let disk = match kind {
         EntryKind::File if root => real & !SETID,
         EntryKind::File => (real & !SETID) | 0o600,
         EntryKind::Dir if !root => real | 0o700,
         _ => real,
+    };
+    if disk == real {
+        disk
+    } else {
+        disk | RECORDED
     }
+}
+
+/// The sticky bit on a stored entry says it may have a metadata record:
+/// one extended-attribute read per entry saved where it has none (every
+/// unchanged entry of an incremental backup, every listed one). Harmless
+/// in the store: the server owns every entry there, so the sticky bit of a
+/// directory restricts nobody, and a file's means nothing on Linux.
+pub const RECORDED: u32 = 0o1000;
+
+/// Whether the stored entry whose mode on disk is `disk` may have a
+/// metadata record (a real sticky bit also says so: the record is then
+/// looked for and not found).
+pub fn may_have_record(disk: u32) -> bool {
+    disk & RECORDED != 0
 }
 
 /// The set-user-ID and set-group-ID bits.
@@ -59,16 +81,18 @@ mod tests {
     fn a_non_root_server_keeps_owner_access_on_disk() {
         use EntryKind::*;
         for (real, file, dir) in [
-            (0o444, 0o644, 0o744),
-            (0o400, 0o600, 0o700),
-            (0o000, 0o600, 0o700),
-            (0o200, 0o600, 0o700),
-            (0o555, 0o755, 0o755),
-            (0o311, 0o711, 0o711),
-            (0o644, 0o644, 0o744),
+            (0o444, 0o1644, 0o1744),
+            (0o400, 0o1600, 0o1700),
+            (0o000, 0o1600, 0o1700),
+            (0o200, 0o1600, 0o1700),
+            (0o555, 0o1755, 0o1755),
+            (0o311, 0o1711, 0o1711),
+            (0o644, 0o644, 0o1744),
+            (0o755, 0o755, 0o755),
         ] {
             assert_eq!(on_disk(real, File, false), file, "{real:o}");
             assert_eq!(on_disk(real, Dir, false), dir, "{real:o}");
+            assert_eq!(may_have_record(file), file & 0o7777 != real, "{real:o}");
             assert_eq!(on_disk(real, File, true), real, "{real:o}");
             assert_eq!(on_disk(real, Dir, true), real, "{real:o}");
         }
@@ -80,9 +104,9 @@ mod tests {
     #[test]
     fn no_stored_file_is_setuid_or_setgid_on_disk() {
         use EntryKind::*;
-        assert_eq!(on_disk(0o4755, File, true), 0o755);
-        assert_eq!(on_disk(0o2711, File, true), 0o711);
-        assert_eq!(on_disk(0o6555, File, false), 0o755);
+        assert_eq!(on_disk(0o4755, File, true), 0o1755);
+        assert_eq!(on_disk(0o2711, File, true), 0o1711);
+        assert_eq!(on_disk(0o6555, File, false), 0o1755);
         assert_eq!(on_disk(0o1755, File, true), 0o1755);
         // A directory's set-group-ID bit gives nobody anything.
         assert_eq!(on_disk(0o2775, Dir, true), 0o2775);

@@ -159,7 +159,9 @@ impl Namespace {
     /// when it has one (see [`crate::store::modes`]).
     pub fn stored_meta(&self, path: &WirePath, st: &FileStat) -> Meta {
         let mut meta = meta_of(st);
-        if matches!(kind_of(st), Some(EntryKind::File | EntryKind::Dir)) {
+        if matches!(kind_of(st), Some(EntryKind::File | EntryKind::Dir))
+            && modes::may_have_record(meta.mode)
+        {
             let recorded = self
                 .tree
                 .parent(path)

@@ -65,7 +65,10 @@ impl StoredFile {
         let mut meta = meta_of(&st);
         // The real mode, when the one on disk is not (see
         // `crate::store::modes`).
-        meta.mode = modes::real(meta.mode, xattr::meta(fd.as_fd()).map(|r| r.mode));
+        let rec = modes::may_have_record(meta.mode)
+            .then(|| xattr::meta(fd.as_fd()).map(|r| r.mode))
+            .flatten();
+        meta.mode = modes::real(meta.mode, rec);
         Ok(StoredFile {
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
