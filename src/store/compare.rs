@@ -103,20 +103,23 @@ mod tests {
     fn the_recorded_mode_is_the_one_compared() {
         let mut e = entry(EntryKind::File, 10, b"");
         e.meta.mode = 0o444;
-        let st = stat(Some(EntryKind::File), 10);
+        // Stored as 0644 with the sticky bit that says it has a record.
+        let mut st = stat(Some(EntryKind::File), 10);
+        st.meta.mode = 0o1644;
         assert!(unchanged(&e, &st, no_link, || Some(0o444)));
         assert!(!unchanged(&e, &st, no_link, || Some(0o400)));
         assert!(!unchanged(&e, &st, no_link, none));
         e.meta.mode = 0o644;
-        assert!(unchanged(&e, &st, no_link, none));
         assert!(!unchanged(&e, &st, no_link, || Some(0o444)));
+        // Without the sticky bit there is no record to read.
+        let st = stat(Some(EntryKind::File), 10);
+        assert!(unchanged(&e, &st, no_link, no_record));
+        e.meta.mode = 0o444;
+        assert!(!unchanged(&e, &st, no_link, no_record));
         let d = entry(EntryKind::Dir, 0, b"");
-        assert!(!unchanged(
-            &d,
-            &stat(Some(EntryKind::Dir), 1),
-            no_link,
-            || Some(0o311)
-        ));
+        let mut ds = stat(Some(EntryKind::Dir), 1);
+        ds.meta.mode = 0o1711;
+        assert!(!unchanged(&d, &ds, no_link, || Some(0o311)));
         // A stat that differs already answers.
         assert!(!unchanged(
             &e,
