@@ -17,16 +17,6 @@ const NAME_LEN: usize = 200;
 /// Connections that ask for it and never read.
 const READERS: usize = 32;
 
-fn vm_rss_kib(pid: nix::unistd::Pid) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
-
 /// Regression (issue 9 item 7): each `ls`/restore read the whole directory
 /// into memory, so 32 connections listing 100,000 long names and never
 /// reading cost the server about 800 MB. Now the directory is read a chunk

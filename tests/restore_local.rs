@@ -115,12 +115,7 @@ fn kill_when_partial(run: Running, dir: &std::path::Path) {
 fn wait_partial(run: &Running, dir: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let partial = fs::read_dir(dir).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
-        });
-        if partial.is_some() {
+        if has_partial_with_bytes(dir) {
             return;
         }
         assert!(

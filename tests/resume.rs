@@ -21,12 +21,7 @@ const MIB: usize = 200;
 fn stop_when_partial(mut run: Running, dir: &Path, what: &str) -> Running {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let partial = fs::read_dir(dir).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| is_partial(p) && fs::metadata(p).is_ok_and(|m| m.len() > 0))
-        });
-        if partial.is_some() {
+        if has_partial_with_bytes(dir) {
             run.signal(Signal::SIGSTOP);
             thread::sleep(Duration::from_millis(100));
             return run;

@@ -5,22 +5,11 @@
 #[macro_use]
 mod common;
 
-use std::fs;
 use std::time::Duration;
 
 use common::*;
 
 const CLIENTS: usize = 1000;
-
-fn vm_rss_kib(pid: nix::unistd::Pid) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap()
-}
 
 #[test]
 fn a_thousand_connected_clients_and_a_real_backup_among_them() {

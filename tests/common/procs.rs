@@ -647,3 +647,15 @@ pub fn assert_summary_bytes(o: &Output, cmd: &str, n: u64) {
         "summary line `{cmd}: ... {n} bytes` expected\n{o}"
     );
 }
+
+/// The resident set size of process `pid`, in KiB (`VmRSS` of
+/// `/proc/PID/status`).
+pub fn vm_rss_kib(pid: Pid) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}

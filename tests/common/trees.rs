@@ -433,6 +433,16 @@ pub fn is_partial(p: &Path) -> bool {
         .is_some_and(|n| n.as_bytes().starts_with(b".rsb-tmp.part."))
 }
 
+/// True when a partial directly in `dir` holds some bytes: a transfer into
+/// it is then in the middle of a large file's body.
+pub fn has_partial_with_bytes(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten()
+            .map(|e| e.path())
+            .any(|p| is_partial(&p) && fs::metadata(&p).is_ok_and(|m| m.len() > 0))
+    })
+}
+
 /// `.rsb-tmp.*` files under `dir` other than resumable partials.
 pub fn find_stray_tmp(dir: &Path) -> Vec<PathBuf> {
     find_tmp(dir)

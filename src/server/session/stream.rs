@@ -253,6 +253,25 @@ mod tests {
         ));
     }
 
+    /// A session streaming a restore (request 1) whose offer of `big`, 10
+    /// bytes, waits for the client's answer.
+    fn offering(now: Instant) -> ServerSession {
+        let mut s = welcomed(SessionConfig::default(), now);
+        let b = bytes(&[Frame::Restore {
+            id: 1,
+            path: WirePath::root(),
+        }]);
+        assert_eq!(s.handle_input(now, &b), b.len());
+        drain_commands(&mut s);
+        s.handle_completion(Completion::Offered {
+            id: 1,
+            path: wp("big"),
+            meta: meta(),
+            size: 10,
+        });
+        s
+    }
+
     #[test]
     fn a_want_must_answer_the_open_offer() {
         let now = Instant::now();
@@ -297,21 +316,7 @@ mod tests {
             (Frame::Skip { id: 1 }, false),
             (Frame::Skip { id: 2 }, true),
         ] {
-            let mut s = welcomed(SessionConfig::default(), now);
-            s.handle_input(
-                now,
-                &bytes(&[Frame::Restore {
-                    id: 1,
-                    path: WirePath::root(),
-                }]),
-            );
-            drain_commands(&mut s);
-            s.handle_completion(Completion::Offered {
-                id: 1,
-                path: wp("big"),
-                meta: meta(),
-                size: 10,
-            });
+            let mut s = offering(now);
             s.handle_input(now, &bytes(&[skip]));
             assert_eq!(s.is_closing(), closes);
             if !closes {
@@ -336,21 +341,7 @@ mod tests {
     #[test]
     fn a_skip_behind_pipelined_requests_still_answers_the_offer() {
         let now = Instant::now();
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(
-            now,
-            &bytes(&[Frame::Restore {
-                id: 1,
-                path: WirePath::root(),
-            }]),
-        );
-        drain_commands(&mut s);
-        s.handle_completion(Completion::Offered {
-            id: 1,
-            path: wp("big"),
-            meta: meta(),
-            size: 10,
-        });
+        let mut s = offering(now);
         let list = bytes(&[Frame::List {
             id: 2,
             path: WirePath::root(),
@@ -368,24 +359,9 @@ mod tests {
     fn requests_read_behind_an_offer_are_bounded_and_come_back_in_order() {
         use crate::server::session::MAX_READ_AHEAD;
         let now = Instant::now();
-        let offered = |s: &mut ServerSession| {
-            let b = bytes(&[Frame::Restore {
-                id: 1,
-                path: WirePath::root(),
-            }]);
-            assert_eq!(s.handle_input(now, &b), b.len());
-            drain_commands(s);
-            s.handle_completion(Completion::Offered {
-                id: 1,
-                path: wp("big"),
-                meta: meta(),
-                size: 10,
-            });
-        };
         // A list and a file with its body, then the want: the want is
         // answered, the rest comes back once the stream ended.
-        let mut s = welcomed(SessionConfig::default(), now);
-        offered(&mut s);
+        let mut s = offering(now);
         let want = bytes(&[Frame::Want { id: 1, offset: 0 }]);
         let mut input = bytes(&[
             Frame::List {
@@ -415,8 +391,7 @@ mod tests {
         assert_eq!(s.take_read_ahead(), None);
 
         // More than the bound before the want closes the connection.
-        let mut s = welcomed(SessionConfig::default(), now);
-        offered(&mut s);
+        let mut s = offering(now);
         let list = bytes(&[Frame::List {
             id: 2,
             path: WirePath::root(),
