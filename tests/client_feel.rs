@@ -245,6 +245,10 @@ fn the_first_command_after_an_idle_timeout_is_not_lost() {
 
 /// A client at a prompt on a terminal (a pty made by util-linux `script`),
 /// fed through script's stdin; everything it prints comes back merged.
+/// script runs the client through `$SHELL -c`; `exec` makes the client the
+/// pty's only process, so a Ctrl-C reaches it alone (dash, /bin/sh on
+/// Debian, would otherwise die of the SIGINT itself and script would report
+/// 130 for a client that went on).
 struct Terminal {
     child: std::process::Child,
     out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
@@ -256,7 +260,7 @@ impl Terminal {
         use std::io::Read;
         use std::process::{Command, Stdio};
         let child = Command::new("script")
-            .args(["-qefc", &format!("{CLIENT} {client_args}"), "/dev/null"])
+            .args(["-qefc", &format!("exec {CLIENT} {client_args}"), "/dev/null"])
             .env_remove("RSB_SECRET_FILE")
             .env("COLUMNS", "60")
             .stdin(Stdio::piped())
