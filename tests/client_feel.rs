@@ -260,7 +260,11 @@ impl Terminal {
         use std::io::Read;
         use std::process::{Command, Stdio};
         let child = Command::new("script")
-            .args(["-qefc", &format!("exec {CLIENT} {client_args}"), "/dev/null"])
+            .args([
+                "-qefc",
+                &format!("exec {CLIENT} {client_args}"),
+                "/dev/null",
+            ])
             .env_remove("RSB_SECRET_FILE")
             .env("COLUMNS", "60")
             .stdin(Stdio::piped())

@@ -157,6 +157,16 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                         .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
                     0,
                 ),
+                // A file the walk saw empty has nothing to read: what the
+                // walk's lstat said is what is sent (3 syscalls fewer per
+                // file, which is most of the client's work for a directory
+                // of empty files). Content written since is newer than
+                // this backup: its mtime makes the next one send it.
+                EntryKind::File if e.size == 0 => {
+                    let id = link.session().send_file(e.wire.clone(), e.meta, 0);
+                    link.session().send_file_end(id, EMPTY_CRC, true);
+                    (id, 0)
+                }
                 EntryKind::File => match open_file(&e) {
                     Ok((_, meta, 0)) => {
                         // Nothing to read, nothing to check after: the

@@ -232,7 +232,7 @@ fn receive(
             // their crc.
             let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
             let r = recv.get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
-            let file = incoming.map(|i| &i.file);
+            let file = incoming.and_then(|i| i.file.as_ref());
             moved += link.receive(r, file)?;
             if r.is_done() {
                 link.session().handle_body_done();

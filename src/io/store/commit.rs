@@ -34,7 +34,7 @@ use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable::count_fsync;
-use super::stage::{omit, remove_tree, timespec, Stager};
+use super::stage::{omit, remove_tree, timespec, StageOptions, Staged, Stager};
 use super::{tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -140,36 +140,46 @@ impl Stager {
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
         let mut parent_path: Option<WirePath> = None;
         let mut parent_fd: Option<OwnedFd> = None;
-        for mut s in staged {
-            let Some(pp) = s.path.parent() else { continue };
-            if parent_path.as_ref() != Some(&pp) {
-                parent_fd = None;
-                match self.dir(&pp) {
-                    Ok(fd) => parent_fd = Some(fd),
-                    Err(error) => {
-                        failures.push(CommitFailure {
-                            id: s.id,
-                            path: s.path,
-                            error,
-                        });
-                        parent_path = None;
-                        continue;
+        let mut made = self.make_empties(&staged, !syncfs);
+        for (i, mut s) in staged.into_iter().enumerate() {
+            let early = made.results.get_mut(i).and_then(Option::take);
+            let (dir, early) = match early.and_then(|(d, r)| Some((made.dirs.get(d)?, r))) {
+                Some((dir, r)) => (dir.as_raw_fd(), Some(r)),
+                None => {
+                    let Some(pp) = s.path.parent() else { continue };
+                    if parent_path.as_ref() != Some(&pp) {
+                        parent_fd = None;
+                        match self.dir(&pp) {
+                            Ok(fd) => parent_fd = Some(fd),
+                            Err(error) => {
+                                failures.push(CommitFailure {
+                                    id: s.id,
+                                    path: s.path,
+                                    error,
+                                });
+                                parent_path = None;
+                                continue;
+                            }
+                        }
+                        parent_path = Some(pp);
                     }
+                    let Some(dir) = parent_fd.as_ref() else {
+                        continue;
+                    };
+                    (dir.as_raw_fd(), None)
                 }
-                parent_path = Some(pp);
-            }
-            let Some(dir) = parent_fd.as_ref() else {
-                continue;
             };
             let Some(name) = s.path.file_name() else {
                 continue;
             };
-            let dir = dir.as_raw_fd();
             if s.tmp.is_empty() {
                 // An empty file: made whole, then linked in where nothing
                 // stands yet; else it gets a name to rename like the rest.
-                match self.create_empty(dir, name, &s.meta, !syncfs) {
-                    Ok(None) => {
+                let res =
+                    early.unwrap_or_else(|| create_empty(&self.opts, dir, name, &s.meta, !syncfs));
+                match res {
+                    Ok((None, cleared)) => {
+                        self.count_setid_cleared(u64::from(cleared));
                         committed.push(Committed {
                             path: s.path,
                             kind: s.kind,
@@ -178,7 +188,10 @@ impl Stager {
                         });
                         continue;
                     }
-                    Ok(Some(tmp)) => s.tmp = tmp,
+                    Ok((Some(tmp), cleared)) => {
+                        self.count_setid_cleared(u64::from(cleared));
+                        s.tmp = tmp;
+                    }
                     Err((op, e)) => {
                         failures.push(CommitFailure {
                             id: s.id,
@@ -295,80 +308,177 @@ impl Stager {
     }
 }
 
+/// What [`create_empty`] returns: in place (`None`) or made under a
+/// temporary name to rename, and whether a set-id bit was cleared.
+type EmptyResult = Result<(Option<Vec<u8>>, bool), (&'static str, Errno)>;
+
+/// Empty files of one directory in a row, at least, that the commit makes
+/// on several threads at once: most of the time an empty file costs goes
+/// to its inode (allocation, record, mode, times), which threads do side
+/// by side; only the link into the directory takes the directory's lock.
+/// On a fresh ext4, 100,000 empty files in one directory took 4.3 s on
+/// one thread and 2.7 s on two.
+const MAKE_TOGETHER: usize = 32;
+
+/// Threads that make empty files at once, at most.
+const MAKERS: usize = 4;
+
+/// Empty files made ahead of the commit's renames (see
+/// [`Stager::make_empties`]).
+struct Made {
+    /// The directories they were made in.
+    dirs: Vec<OwnedFd>,
+    /// By staged index: the directory (an index into `dirs`) and what
+    /// [`create_empty`] returned; `None` for an entry left to the renames.
+    results: Vec<Option<(usize, EmptyResult)>>,
+}
+
 impl Stager {
-    /// Makes the empty file `name` in `dir` with its mode, mtime and (on
-    /// the server) its checksum record, as an unnamed `O_TMPFILE` that is
-    /// linked in only when whole: one directory entry added, none renamed
-    /// or removed, so a crash shows it complete or not at all. `fsync`
-    /// syncs it first (the fsync mode). `Ok(None)`: it is in place.
-    /// `Ok(Some(tmp))`: something stands at `name`, or the file system
-    /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
-    /// was made whole under the temporary name `tmp` instead, for the
-    /// caller to rename over `name` as any staged file.
-    fn create_empty(
-        &self,
-        dir: RawFd,
-        name: &[u8],
-        meta: &Meta,
-        fsync: bool,
-    ) -> Result<Option<Vec<u8>>, (&'static str, Errno)> {
-        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-        let mode = Mode::from_bits_truncate(0o600);
-        let finish = |fd: &OwnedFd| -> Result<(), (&'static str, Errno)> {
-            if self.opts.record_checksums {
-                let r = Recorded { crc: 0, size: 0 };
-                xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
-            }
-            self.set_mode(fd.as_fd(), EntryKind::File, meta.mode)?;
-            stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
-            if fsync {
-                unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;
-                count_fsync();
-            }
-            Ok(())
+    /// Makes the empty files of each run of at least [`MAKE_TOGETHER`]
+    /// staged entries of one directory, split between threads. Anything
+    /// not made here (a thread that could not start, a directory that
+    /// cannot be opened, a short run) the renames make one by one, as
+    /// before; the result is the same either way.
+    fn make_empties(&self, staged: &[Staged], fsync: bool) -> Made {
+        let mut made = Made {
+            dirs: Vec::new(),
+            results: (0..staged.len()).map(|_| None).collect(),
         };
-        if let Ok(fd) = fcntl::openat(Some(dir), ".", flags | OFlag::O_TMPFILE, mode) {
-            // SAFETY: fd was just returned by openat and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            finish(&fd)?;
-            let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            let link = |to: &[u8]| {
-                unistd::linkat(
-                    None,
-                    std::ffi::OsStr::new(&proc),
-                    Some(dir),
-                    os(to),
-                    AtFlags::AT_SYMLINK_FOLLOW,
-                )
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAKERS));
+        if threads < 2 {
+            return made;
+        }
+        let mut start = 0;
+        while let Some(first) = staged.get(start) {
+            let parent = first.path.parent();
+            let len = staged[start..]
+                .iter()
+                .take_while(|s| s.path.parent() == parent)
+                .count();
+            let run: Vec<(usize, &[u8], &Meta)> = (start..start + len)
+                .filter_map(|k| {
+                    let s = staged.get(k)?;
+                    Some((k, s.path.file_name().filter(|_| s.tmp.is_empty())?, &s.meta))
+                })
+                .collect();
+            start += len;
+            if run.len() < MAKE_TOGETHER {
+                continue;
+            }
+            let Some(Ok(dir)) = parent.map(|p| self.dir(&p)) else {
+                continue;
             };
-            match link(name) {
-                Ok(()) => return Ok(None),
-                Err(Errno::EEXIST) => {
-                    let tmp = tmp::fresh_tmp();
-                    if link(&tmp).is_ok() {
-                        return Ok(Some(tmp));
+            let raw = dir.as_raw_fd();
+            let d = made.dirs.len();
+            made.dirs.push(dir);
+            let opts = &self.opts;
+            std::thread::scope(|scope| {
+                let makers: Vec<_> = run
+                    .chunks(run.len().div_ceil(threads))
+                    .filter_map(|chunk| {
+                        std::thread::Builder::new()
+                            .name("rsb-empties".into())
+                            .spawn_scoped(scope, move || {
+                                chunk
+                                    .iter()
+                                    .map(|&(k, name, meta)| {
+                                        (k, create_empty(opts, raw, name, meta, fsync))
+                                    })
+                                    .collect::<Vec<_>>()
+                            })
+                            .ok()
+                    })
+                    .collect();
+                for maker in makers {
+                    for (k, r) in maker.join().unwrap_or_default() {
+                        if let Some(slot) = made.results.get_mut(k) {
+                            *slot = Some((d, r));
+                        }
                     }
                 }
-                Err(_) => {}
-            }
+            });
         }
-        let tmp = tmp::fresh_tmp();
-        let fd = fcntl::openat(
-            Some(dir),
-            os(&tmp),
-            flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
-            mode,
-        )
-        .map_err(|e| ("create", e))?;
+        made
+    }
+}
+
+/// Makes the empty file `name` in `dir` with its mode, mtime and (on
+/// the server) its checksum record, as an unnamed `O_TMPFILE` that is
+/// linked in only when whole: one directory entry added, none renamed
+/// or removed, so a crash shows it complete or not at all. `fsync`
+/// syncs it first (the fsync mode). `Ok(None)`: it is in place.
+/// `Ok(Some(tmp))`: something stands at `name`, or the file system
+/// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
+/// was made whole under the temporary name `tmp` instead, for the
+/// caller to rename over `name` as any staged file. The `bool`: a set-id
+/// bit was cleared ([`StageOptions::clear_setid`]). A free function, not a
+/// method: the commit makes many at once on several threads.
+fn create_empty(
+    opts: &StageOptions,
+    dir: RawFd,
+    name: &[u8],
+    meta: &Meta,
+    fsync: bool,
+) -> EmptyResult {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(0o600);
+    let mut cleared = false;
+    let mut finish = |fd: &OwnedFd| -> Result<(), (&'static str, Errno)> {
+        if opts.record_checksums {
+            let r = Recorded { crc: 0, size: 0 };
+            xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
+        }
+        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta.mode)?;
+        stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
+        if fsync {
+            unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;
+            count_fsync();
+        }
+        Ok(())
+    };
+    if let Ok(fd) = fcntl::openat(Some(dir), ".", flags | OFlag::O_TMPFILE, mode) {
         // SAFETY: fd was just returned by openat and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        if let Err(e) = finish(&fd) {
-            let _ = unistd::unlinkat(Some(dir), os(&tmp), UnlinkatFlags::NoRemoveDir);
-            return Err(e);
+        finish(&fd)?;
+        let proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let link = |to: &[u8]| {
+            unistd::linkat(
+                None,
+                std::ffi::OsStr::new(&proc),
+                Some(dir),
+                os(to),
+                AtFlags::AT_SYMLINK_FOLLOW,
+            )
+        };
+        match link(name) {
+            Ok(()) => return Ok((None, cleared)),
+            Err(Errno::EEXIST) => {
+                let tmp = tmp::fresh_tmp();
+                if link(&tmp).is_ok() {
+                    return Ok((Some(tmp), cleared));
+                }
+            }
+            Err(_) => {}
         }
-        Ok(Some(tmp))
     }
+    let tmp = tmp::fresh_tmp();
+    let fd = fcntl::openat(
+        Some(dir),
+        os(&tmp),
+        flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
+        mode,
+    )
+    .map_err(|e| ("create", e))?;
+    // SAFETY: fd was just returned by openat and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Err(e) = finish(&fd) {
+        let _ = unistd::unlinkat(Some(dir), os(&tmp), UnlinkatFlags::NoRemoveDir);
+        return Err(e);
+    }
+    Ok((Some(tmp), cleared))
+}
 
+impl Stager {
     /// The fsync mode after the renames: every changed directory.
     fn fsync_dirs(&self, dirs: &BTreeSet<WirePath>) -> Result<(), FsError> {
         for p in dirs.iter().rev() {
@@ -552,6 +662,60 @@ mod tests {
         s.finish_file(0).unwrap();
         drop(s);
         assert_eq!(names(t.path()), ["new", "old", "was_dir"]);
+    }
+
+    #[test]
+    fn empty_files_made_on_several_threads_are_whole_and_counted() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("d")).unwrap();
+        // Some names taken already (a file, a directory): those go in by
+        // rename, the rest by link, all in one run of one directory.
+        std::fs::write(t.path().join("d/e007"), b"old").unwrap();
+        std::fs::create_dir_all(t.path().join("d/e042/sub")).unwrap();
+        let opts = StageOptions {
+            clear_setid: true,
+            ..StageOptions::default()
+        };
+        let mut s = Stager::new(
+            crate::io::store::Namespace::open_dir(t.path()).unwrap(),
+            opts,
+        );
+        let n = (MAKE_TOGETHER * 4) as u32;
+        let mode = |i: u32| {
+            if i.is_multiple_of(10) {
+                0o4755
+            } else {
+                0o600 + i % 0o100
+            }
+        };
+        for i in 0..n {
+            let path = wp(&format!("d/e{i:03}"));
+            s.begin_file(i + 1, &path, meta(mode(i), 1000 + i64::from(i)), 0)
+                .unwrap();
+            s.finish_file(0).unwrap();
+        }
+        let r = s.commit();
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        // In staged order, as a commit on one thread reports them.
+        let paths: Vec<_> = r.committed.iter().map(|c| c.path.to_string()).collect();
+        let want: Vec<_> = (0..n).map(|i| format!("/d/e{i:03}")).collect();
+        assert_eq!(paths, want);
+        for i in 0..n {
+            let m = std::fs::symlink_metadata(t.path().join(format!("d/e{i:03}"))).unwrap();
+            assert!(m.is_file(), "e{i:03}");
+            assert_eq!(
+                (m.len(), m.mode() & 0o7777, m.mtime()),
+                (0, mode(i) & 0o777, 1000 + i64::from(i)),
+                "e{i:03}"
+            );
+        }
+        assert_eq!(
+            names(&t.path().join("d")).len(),
+            n as usize,
+            "nothing else left"
+        );
+        // Every set-id bit cleared on any thread is counted once.
+        assert_eq!(s.setid_cleared(), u64::from(n.div_ceil(10)));
     }
 
     fn names(dir: &std::path::Path) -> Vec<String> {

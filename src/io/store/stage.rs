@@ -59,8 +59,9 @@ pub struct Incoming {
     pub meta: Meta,
     /// Announced size.
     pub size: u64,
-    /// The temporary file, open for writing.
-    pub file: OwnedFd,
+    /// The temporary file, open for writing; `None` for an empty file,
+    /// which gets no inode before the commit (see `commit::create_empty`).
+    pub file: Option<OwnedFd>,
     /// Where the body starts (bytes before it were kept from an
     /// interrupted transfer).
     pub offset: u64,
@@ -83,6 +84,10 @@ impl Incoming {
     pub fn kept(&self) -> Result<StoredFile, FsError> {
         let fd = self
             .file
+            .as_ref()
+            .ok_or_else(|| {
+                FsError::io("dup", self.shown.text(), std::io::Error::from(Errno::EBADF))
+            })?
             .try_clone()
             .map_err(|e| FsError::io("dup", self.shown.text(), e))?;
         Ok(StoredFile::kept(
@@ -141,6 +146,45 @@ pub struct StageOptions {
     /// cannot give entries their owners back), counting each entry
     /// ([`Stager::setid_cleared`]).
     pub clear_setid: bool,
+}
+
+impl StageOptions {
+    /// Gives the open file or directory `fd` its real mode `mode`, or with
+    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
+    /// real one then going into its metadata record (set before the mode,
+    /// which may deny the owner writing; a stale one removed). True when
+    /// [`StageOptions::clear_setid`] took a set-id bit away. The error
+    /// names the failed operation.
+    pub(super) fn apply_mode(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: EntryKind,
+        mode: u32,
+    ) -> Result<bool, (&'static str, Errno)> {
+        let mut real = mode & 0o7777;
+        let mut cleared = false;
+        if self.clear_setid {
+            (real, cleared) = modes::without_owner(real);
+        }
+        let disk = if self.fake_super {
+            let disk = modes::on_disk(real, kind, is_root());
+            let record = (disk != real).then_some(MetaRecord { mode: real });
+            // A fresh file has no record to remove.
+            if record.is_some() || kind == EntryKind::Dir {
+                match xattr::set_meta(fd, record) {
+                    Ok(true) => {}
+                    // Without user xattrs the real mode cannot be kept
+                    // apart: the entry gets it on disk.
+                    Ok(false) => return set_disk_mode(fd, real).map(|()| cleared),
+                    Err(e) => return Err(("setxattr", e)),
+                }
+            }
+            disk
+        } else {
+            real
+        };
+        set_disk_mode(fd, disk).map(|()| cleared)
+    }
 }
 
 /// Whether this process runs as root (it can read and write whatever the
@@ -447,15 +491,10 @@ impl Stager {
         }
         let partial = claimed.is_some();
         let (tmp, file) = match claimed {
-            Some(c) => c,
+            Some((tmp, fd)) => (tmp, Some(fd)),
             // An empty file gets no name and no inode until the commit
-            // makes it whole in one go (see `commit::create_empty`); a
-            // body of no bytes is never written to this stand-in.
-            None if size == 0 => {
-                let fd = fcntl::fcntl(parent, fcntl::FcntlArg::F_DUPFD_CLOEXEC(0)).map_err(fail)?;
-                // SAFETY: fd was just returned by fcntl and is owned by nobody else.
-                (Vec::new(), unsafe { OwnedFd::from_raw_fd(fd) })
-            }
+            // makes it whole in one go (see `commit::create_empty`).
+            None if size == 0 => (Vec::new(), None),
             None => {
                 let tmp = tmp::fresh_tmp();
                 let fd = fcntl::openat(
@@ -470,7 +509,7 @@ impl Stager {
                 )
                 .map_err(fail)?;
                 // SAFETY: fd was just returned by openat and is owned by nobody else.
-                (tmp, unsafe { OwnedFd::from_raw_fd(fd) })
+                (tmp, Some(unsafe { OwnedFd::from_raw_fd(fd) }))
             }
         };
         Ok(self.incoming.insert(Incoming {
@@ -567,7 +606,7 @@ impl Stager {
             path: path.clone(),
             meta,
             size,
-            file,
+            file: Some(file),
             tmp,
             shown: self.ns.tree.shown(path),
             partial: true,
@@ -590,20 +629,20 @@ impl Stager {
             return Ok(());
         };
         let shown = &inc.shown;
-        let fd = inc.file.as_raw_fd();
         let record = self.opts.record_checksums;
         // The attributes first: a file whose mode denies its owner writing
         // refuses them afterwards.
         let res = (|| {
-            if inc.tmp.is_empty() {
+            let Some(file) = inc.file.as_ref() else {
                 return Ok((Vec::new(), None));
-            }
+            };
+            let fd = file.as_raw_fd();
             if record {
                 let r = Recorded {
                     crc,
                     size: inc.size,
                 };
-                match xattr::record(inc.file.as_fd(), r) {
+                match xattr::record(file.as_fd(), r) {
                     Ok(true) => {}
                     Ok(false) => {
                         if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
@@ -613,7 +652,7 @@ impl Stager {
                     Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             }
-            self.set_mode(inc.file.as_fd(), EntryKind::File, inc.meta.mode)
+            self.set_mode(file.as_fd(), EntryKind::File, inc.meta.mode)
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
@@ -635,7 +674,7 @@ impl Stager {
             // Through the stand-in when the file is inside a directory that
             // replaces a file or link: the real path leads to the old one.
             let dir = self.dir(&inc.path.parent().unwrap_or_default())?;
-            partial::hand_over(dir.as_raw_fd(), &inc.tmp, inc.file.as_fd(), &own)
+            partial::hand_over(dir.as_raw_fd(), &inc.tmp, file.as_fd(), &own)
                 .map_err(|e| FsError::errno("rename", shown.text(), e))?;
             Ok((own, Some((st.st_dev, st.st_ino))))
         })();
@@ -667,42 +706,22 @@ impl Stager {
             .get_or_init(|| !super::durable::use_syncfs(self.ns.tree.root_fd()))
     }
 
-    /// Gives the open file or directory `fd` its real mode `mode`, or with
-    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
-    /// real one then going into its metadata record (set before the mode,
-    /// which may deny the owner writing; a stale one removed). The error
-    /// names the failed operation.
+    /// Gives the open file or directory `fd` its real mode `mode` (see
+    /// [`StageOptions::apply_mode`]), counting a set-id bit cleared.
     pub(super) fn set_mode(
         &self,
         fd: BorrowedFd<'_>,
         kind: EntryKind,
         mode: u32,
     ) -> Result<(), (&'static str, Errno)> {
-        let mut real = mode & 0o7777;
-        if self.opts.clear_setid {
-            let (m, cleared) = modes::without_owner(real);
-            real = m;
-            self.setid_cleared
-                .set(self.setid_cleared.get() + u64::from(cleared));
-        }
-        let disk = if self.opts.fake_super {
-            let disk = modes::on_disk(real, kind, is_root());
-            let record = (disk != real).then_some(MetaRecord { mode: real });
-            // A fresh file has no record to remove.
-            if record.is_some() || kind == EntryKind::Dir {
-                match xattr::set_meta(fd, record) {
-                    Ok(true) => {}
-                    // Without user xattrs the real mode cannot be kept
-                    // apart: the entry gets it on disk.
-                    Ok(false) => return set_disk_mode(fd, real),
-                    Err(e) => return Err(("setxattr", e)),
-                }
-            }
-            disk
-        } else {
-            real
-        };
-        set_disk_mode(fd, disk)
+        let cleared = self.opts.apply_mode(fd, kind, mode)?;
+        self.count_setid_cleared(u64::from(cleared));
+        Ok(())
+    }
+
+    /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]).
+    pub(super) fn count_setid_cleared(&self, n: u64) {
+        self.setid_cleared.set(self.setid_cleared.get() + n);
     }
 
     /// Whether the staged entry `s`, in the directory `dir`, is still the

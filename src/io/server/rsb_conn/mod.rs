@@ -387,7 +387,7 @@ impl RsbConn {
         let State::Receiving(recv) = &mut self.state else {
             return Ok(false);
         };
-        let file = incoming.map(|i| &i.file);
+        let file = incoming.and_then(|i| i.file.as_ref());
         let n = receive_step(
             recv,
             &mut self.inbuf,

@@ -17,8 +17,9 @@ pub(crate) fn meta(mode: u32, secs: i64) -> Meta {
     }
 }
 
-pub(crate) fn write_all(fd: &OwnedFd, data: &[u8]) {
-    nix::unistd::write(fd, data).unwrap();
+/// Writes `data` to an incoming file's descriptor (a non-empty file has one).
+pub(crate) fn write_all(fd: &Option<OwnedFd>, data: &[u8]) {
+    nix::unistd::write(fd.as_ref().unwrap(), data).unwrap();
 }
 
 pub(crate) fn stager(dir: &std::path::Path) -> Stager {
