@@ -48,7 +48,8 @@ fn hand_encoding_matches_the_codec() {
             id: 7,
             path: wpath("f"),
             meta: meta(0o644),
-            size: 9
+            size: 9,
+            layout: Default::default(),
         })
     );
     assert_eq!(
@@ -444,6 +445,7 @@ fn file_body_cut_off_by_closing() {
         path: wpath("cut/big"),
         meta: meta(0o644),
         size: 1 << 20,
+        layout: Default::default(),
     });
     b.extend(random_bytes(3, 300_000));
     raw.send_raw(&b).unwrap();
@@ -511,6 +513,7 @@ fn a_half_sent_frame_does_not_stall_other_clients() {
         path: wpath("slow"),
         meta: meta(0o644),
         size: 10 << 20,
+        layout: Default::default(),
     });
     stuck.send_raw(&f).unwrap();
     stuck.send_raw(&random_bytes(5, 1000)).unwrap();

@@ -116,7 +116,7 @@ pub mod kind;
 pub mod path;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
-pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+pub use frame::{EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time};
 pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
@@ -130,6 +130,10 @@ pub const MAX_PAYLOAD: u32 = 64 * 1024;
 pub const HEADER_LEN: usize = 5;
 /// Longest path accepted on the wire (Linux PATH_MAX).
 pub const MAX_PATH: usize = 4096;
+/// Most extents in a sparse layout (16 bytes each, so a `File` frame
+/// with the longest path still fits [`MAX_PAYLOAD`]); a sender with more
+/// sends the rest of the file dense.
+pub const MAX_EXTENTS: u32 = 2048;
 /// Longest single name component (Linux NAME_MAX).
 pub const MAX_NAME: usize = 255;
 /// Longest message in `Error`/`Failed` frames; longer ones are cut.

@@ -182,6 +182,7 @@ mod tests {
                 path: wp("f"),
                 meta: meta(),
                 size: 3,
+                layout: Default::default(),
             },
         ]);
         end.feed(b"abc");

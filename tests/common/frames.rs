@@ -336,6 +336,7 @@ pub fn file_frames(id: u32, path: &str, body: &[u8], crc: Option<u32>, ok: bool)
         path: wpath(path),
         meta: meta(0o644),
         size: body.len() as u64,
+        layout: Default::default(),
     });
     v.extend_from_slice(body);
     v.extend_from_slice(&to_vec(&Frame::FileEnd {
