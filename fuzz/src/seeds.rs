@@ -50,13 +50,13 @@ pub fn every_frame() -> Vec<Frame> {
     };
     vec![
         Frame::Hello {
-            version: 1,
+            version: rsb::proto::VERSION,
             name: "laptop".into(),
             flags: 0,
             nonce: vec![1; 32],
         },
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: 2,
             proof: vec![2; 32],
         },
@@ -184,7 +184,7 @@ pub fn every_frame() -> Vec<Frame> {
 /// manifest and verify requests.
 fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
     let mut v = bytes(&[Frame::Hello {
-        version: 1,
+        version: rsb::proto::VERSION,
         name: server::NAME.into(),
         flags: 0,
         nonce: hello_nonce,
@@ -280,7 +280,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
     }
     v.extend(bytes(&[
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: welcome_flags,
             proof,
         },

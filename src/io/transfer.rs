@@ -779,7 +779,11 @@ mod tests {
         assert_eq!(tx.sent(), body);
         let (crc, ok) = tx.finish();
         assert!(ok);
-        assert_eq!(crc, crc32c::crc32c(&want), "the sender's crc covers the holes");
+        assert_eq!(
+            crc,
+            crc32c::crc32c(&want),
+            "the sender's crc covers the holes"
+        );
         assert_eq!(rx.crc(), crc, "and so does the receiver's");
         nix::unistd::ftruncate(&dst, size as i64).unwrap();
         assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), want);

@@ -1,4 +1,4 @@
-//! The frames of protocol version 1 as Rust values. See the module docs of
+//! The frames of protocol version 2 as Rust values. See the module docs of
 //! [`crate::proto`] for their order and meaning; [`super::codec`] turns them
 //! into bytes and back.
 

@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 1
+//! # Protocol, version 2
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -71,6 +71,16 @@
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
 //!   it was sent, discard it). The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
+//! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
+//!   body is bytes `offset..size`), or `1`, a count (at most
+//!   [`MAX_EXTENTS`]) and that many (offset:u64, len:u64) extents, ascending,
+//!   apart, non-empty and inside `offset..size`: the body is the bytes of
+//!   the extents, in order, and every other byte is a hole that reads as
+//!   zero (a sparse file: the sender found its holes with `SEEK_HOLE`).
+//!   The receiver writes each extent where it belongs and leaves the holes
+//!   unwritten, so they stay holes; the crc32c in `FileEnd` covers the
+//!   whole file, holes as zeros. A sparse body of no bytes still has its
+//!   `FileEnd` checked against the zeros.
 //! * Directories come *after* their contents (post-order), so the receiver
 //!   sets a directory's mode and mtime when nothing more will be written
 //!   into it. A receiver creates missing parent directories itself, with
@@ -121,7 +131,7 @@ pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.
