@@ -209,7 +209,8 @@ impl BodyReceiver {
         self.crc
     }
 
-    /// Bytes received so far.
+    /// How far into the file the body has come: the offset of its next
+    /// byte (holes passed included).
     pub fn received(&self) -> u64 {
         self.offset
     }

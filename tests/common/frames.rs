@@ -304,6 +304,8 @@ pub fn raw_file(id: u32, path: &[u8], size: u64) -> Vec<u8> {
             enc_bytes(path),
             enc_meta(0o644),
             size.to_be_bytes().to_vec(),
+            // Layout: dense.
+            vec![0],
         ]
         .concat(),
     )
