@@ -291,6 +291,7 @@ impl Client {
                 path: path.clone(),
                 meta,
                 size,
+                layout: Default::default(),
             },
             &mut self.out,
         );

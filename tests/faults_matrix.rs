@@ -888,6 +888,7 @@ fn connection_cut_mid_frame_at_many_offsets() {
         path: wpath("cut/a"),
         meta: meta(0o600),
         size: a2.len() as u64,
+        layout: Default::default(),
     });
     let fa_len = fa.len();
     piece("File a", fa, &mut new);

@@ -48,7 +48,8 @@ fn hand_encoding_matches_the_codec() {
             id: 7,
             path: wpath("f"),
             meta: meta(0o644),
-            size: 9
+            size: 9,
+            layout: Default::default(),
         })
     );
     assert_eq!(
@@ -74,7 +75,10 @@ fn hand_encoding_matches_the_codec() {
             path: WirePath::root()
         })
     );
-    assert_eq!(raw_hello(b"RSB\0", 1, b"n", 0), to_vec(&hello("n")));
+    assert_eq!(
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"n", 0),
+        to_vec(&hello("n"))
+    );
 }
 
 #[test]
@@ -184,18 +188,18 @@ fn bad_hellos() {
     let srv = Server::start(&[]);
     let long = vec![b'x'; 65];
     let cases: Vec<Vec<u8>> = vec![
-        raw_hello(b"RSB\x01", 1, NAME.as_bytes(), 0),
-        raw_hello(b"HTTP", 1, NAME.as_bytes(), 0),
+        raw_hello(b"RSB\x01", rsb::proto::VERSION, NAME.as_bytes(), 0),
+        raw_hello(b"HTTP", rsb::proto::VERSION, NAME.as_bytes(), 0),
         raw_hello(b"RSB\0", 999, NAME.as_bytes(), 0),
-        raw_hello(b"RSB\0", 1, NAME.as_bytes(), 1),
-        raw_hello(b"RSB\0", 1, b"..", 0),
-        raw_hello(b"RSB\0", 1, b".", 0),
-        raw_hello(b"RSB\0", 1, b"", 0),
-        raw_hello(b"RSB\0", 1, b"a/b", 0),
-        raw_hello(b"RSB\0", 1, b"../escape", 0),
-        raw_hello(b"RSB\0", 1, b"/abs", 0),
-        raw_hello(b"RSB\0", 1, &long, 0),
-        raw_hello(b"RSB\0", 1, b"\xff\xfe", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, NAME.as_bytes(), 1),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"..", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b".", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"a/b", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"../escape", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"/abs", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, &long, 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"\xff\xfe", 0),
         b"GET / HTTP/1.0\r\n\r\n".to_vec(),
     ];
     for c in cases {
@@ -444,6 +448,7 @@ fn file_body_cut_off_by_closing() {
         path: wpath("cut/big"),
         meta: meta(0o644),
         size: 1 << 20,
+        layout: Default::default(),
     });
     b.extend(random_bytes(3, 300_000));
     raw.send_raw(&b).unwrap();
@@ -511,6 +516,7 @@ fn a_half_sent_frame_does_not_stall_other_clients() {
         path: wpath("slow"),
         meta: meta(0o644),
         size: 10 << 20,
+        layout: Default::default(),
     });
     stuck.send_raw(&f).unwrap();
     stuck.send_raw(&random_bytes(5, 1000)).unwrap();

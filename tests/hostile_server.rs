@@ -33,6 +33,7 @@ fn file(id: u32, path: &str, body: &[u8]) -> Vec<u8> {
         path: wp(path),
         meta: m(0o644),
         size: body.len() as u64,
+        layout: Default::default(),
     });
     v.extend_from_slice(body);
     v.extend(to_vec(&Frame::FileEnd {

@@ -12,8 +12,8 @@ use proptest::test_runner::{Config, TestRunner};
 
 use rsb::proto::codec::{decode, encode, to_vec};
 use rsb::proto::{
-    DecodeError, Decoded, EntryKind, ErrorCode, Frame, Kind, ListItem, ManifestEntry, Meta, Time,
-    WirePath, MAX_TOKEN,
+    DecodeError, Decoded, EntryKind, ErrorCode, Extent, Frame, Kind, Layout, ListItem,
+    ManifestEntry, Meta, Time, WirePath, MAX_TOKEN,
 };
 use rsb::server::session::{
     Command, Completion, Received, ServerSession, SessionConfig, VerifyCounts,
@@ -39,6 +39,33 @@ fn meta() -> impl Strategy<Value = Meta> {
         mode,
         mtime: Time { secs, nanos },
     })
+}
+
+/// A body layout valid for a file of `size` bytes sent from `from`:
+/// dense, or ascending extents apart inside it.
+fn layout(size: u64, from: u64) -> BoxedStrategy<Layout> {
+    prop_oneof![
+        Just(Layout::Dense),
+        vec((0u64..1 << 20, 1u64..1 << 20), 0..6).prop_map(move |runs| {
+            let mut at = from;
+            let mut extents = Vec::new();
+            for (gap, len) in runs {
+                let Some(end) = at.checked_add(gap).and_then(|o| o.checked_add(len)) else {
+                    break;
+                };
+                if end > size {
+                    break;
+                }
+                extents.push(Extent {
+                    offset: end - len,
+                    len,
+                });
+                at = end;
+            }
+            Layout::Sparse(extents)
+        }),
+    ]
+    .boxed()
 }
 
 /// A symlink target: no NUL.
@@ -120,11 +147,14 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             })
             .boxed(),
         12 => (any::<u32>(), path(), meta(), any::<u64>())
-            .prop_map(|(id, path, meta, size)| Frame::File {
-                id,
-                path,
-                meta,
-                size,
+            .prop_flat_map(|(id, path, meta, size)| {
+                layout(size, 0).prop_map(move |layout| Frame::File {
+                    id,
+                    path: path.clone(),
+                    meta,
+                    size,
+                    layout,
+                })
             })
             .boxed(),
         13 => (any::<u32>(), any::<u32>(), any::<bool>())
@@ -172,12 +202,15 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             .prop_map(|(id, bits, resume)| Frame::Need { id, bits, resume })
             .boxed(),
         26 => (any::<u32>(), path(), meta(), size_and_offset())
-            .prop_map(|(id, path, meta, (size, offset))| Frame::FileFrom {
-                id,
-                path,
-                meta,
-                size,
-                offset,
+            .prop_flat_map(|(id, path, meta, (size, offset))| {
+                layout(size, offset).prop_map(move |layout| Frame::FileFrom {
+                    id,
+                    path: path.clone(),
+                    meta,
+                    size,
+                    offset,
+                    layout,
+                })
             })
             .boxed(),
         27 => (any::<u32>(), path(), meta(), any::<u64>())
@@ -422,6 +455,7 @@ fn client_stream(steps: &[Step]) -> Vec<u8> {
                         path,
                         meta,
                         size: body.len() as u64,
+                        layout: Default::default(),
                     },
                     &mut v,
                 );

@@ -340,6 +340,8 @@ fn raw_file_from(id: u32, path: &[u8], size: u64, offset: u64) -> Vec<u8> {
             enc_meta(0o644),
             size.to_be_bytes().to_vec(),
             offset.to_be_bytes().to_vec(),
+            // Layout: dense.
+            vec![0],
         ]
         .concat(),
     )
@@ -1077,6 +1079,7 @@ fn file(id: u32, path: &str, body: &[u8]) -> Vec<u8> {
         path: wpath(path),
         meta: m(0o644),
         size: body.len() as u64,
+        layout: Default::default(),
     });
     v.extend_from_slice(body);
     v.extend(to_vec(&Frame::FileEnd {

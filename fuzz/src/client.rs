@@ -84,6 +84,7 @@ pub fn client_session(data: &[u8]) {
             WirePath::new(b"e".to_vec()).expect("path"),
             Meta::default(),
             0,
+            Default::default(),
         );
         c.send_file_end(id, 0, true);
     }
@@ -109,7 +110,11 @@ pub fn client_session(data: &[u8]) {
                     assert!(n > 0);
                     n
                 });
-                assert_eq!(c.handle_input(now, &pending), 0, "body bytes parsed as frames");
+                assert_eq!(
+                    c.handle_input(now, &pending),
+                    0,
+                    "body bytes parsed as frames"
+                );
                 let take = left.min(pending.len() as u64);
                 pending.drain(..take as usize);
                 if take == left {

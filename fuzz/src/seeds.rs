@@ -50,13 +50,13 @@ pub fn every_frame() -> Vec<Frame> {
     };
     vec![
         Frame::Hello {
-            version: 1,
+            version: rsb::proto::VERSION,
             name: "laptop".into(),
             flags: 0,
             nonce: vec![1; 32],
         },
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: 2,
             proof: vec![2; 32],
         },
@@ -82,6 +82,23 @@ pub fn every_frame() -> Vec<Frame> {
             path: wp("home/ann/f"),
             meta: meta(),
             size: 5,
+            layout: Default::default(),
+        },
+        Frame::File {
+            id: 4,
+            path: wp("home/ann/sparse"),
+            meta: meta(),
+            size: 1 << 20,
+            layout: rsb::proto::Layout::Sparse(vec![
+                rsb::proto::Extent {
+                    offset: 4096,
+                    len: 3,
+                },
+                rsb::proto::Extent {
+                    offset: 65536,
+                    len: 2,
+                },
+            ]),
         },
         Frame::FileEnd {
             id: 3,
@@ -133,6 +150,7 @@ pub fn every_frame() -> Vec<Frame> {
             meta: meta(),
             size: 10,
             offset: 4,
+            layout: Default::default(),
         },
         Frame::Offer {
             id: 10,
@@ -166,7 +184,7 @@ pub fn every_frame() -> Vec<Frame> {
 /// manifest and verify requests.
 fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
     let mut v = bytes(&[Frame::Hello {
-        version: 1,
+        version: rsb::proto::VERSION,
         name: server::NAME.into(),
         flags: 0,
         nonce: hello_nonce,
@@ -191,6 +209,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
             path: wp("d/f"),
             meta: meta(),
             size: 5,
+            layout: Default::default(),
         },
     ]));
     v.extend_from_slice(b"hello");
@@ -206,6 +225,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
             meta: meta(),
             size: 8,
             offset: 5,
+            layout: Default::default(),
         },
     ]));
     v.extend_from_slice(b"abc");
@@ -260,7 +280,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
     }
     v.extend(bytes(&[
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: welcome_flags,
             proof,
         },
@@ -285,6 +305,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             path: wp("d/f"),
             meta: meta(),
             size: 3,
+            layout: Default::default(),
         },
     ]));
     v.extend_from_slice(b"abc");
@@ -307,6 +328,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             meta: meta(),
             size: 4,
             offset: 0,
+            layout: Default::default(),
         },
     ]));
     v.extend_from_slice(b"wxyz");

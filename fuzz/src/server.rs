@@ -414,6 +414,7 @@ impl Harness {
                         path: path("f"),
                         meta: meta(),
                         size: 3,
+                        layout: Default::default(),
                     });
                     // (the shell sends the three body bytes itself)
                     self.s.handle_completion(Completion::FileSent {
@@ -449,6 +450,7 @@ impl Harness {
                     meta: meta(),
                     size: 1 << 21,
                     offset,
+                    layout: Default::default(),
                 });
                 self.s.handle_completion(Completion::FileSent {
                     id,

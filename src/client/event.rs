@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::proto::{ErrorCode, ListItem, Meta, WirePath};
+use crate::proto::{ErrorCode, Layout, ListItem, Meta, WirePath};
 
 /// What the server said, for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub enum Event {
         size: u64,
         /// The body carries bytes `offset..size` (0: the whole file).
         offset: u64,
+        /// Where the body's bytes go (a sparse file's holes are not sent).
+        layout: Layout,
     },
     /// A restored file of which the client may hold a part: answer with
     /// `ClientSession::send_want`; a `File` event with the offset follows.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 pub use crate::client::event::{Event, SessionError};
-use crate::proto::{self, codec, Decoded, Frame, Meta, WirePath};
+use crate::proto::{self, codec, Decoded, Frame, Layout, Meta, WirePath};
 
 /// The handshake gives up after this.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -194,24 +194,33 @@ impl ClientSession {
         id
     }
 
-    /// Queues a file header; the driver must then send exactly `size` body
-    /// bytes after [`Self::poll_transmit`] is drained, and call
+    /// Queues a file header; the driver must then send exactly the body
+    /// bytes `layout` says ([`Layout::body_len`]: `size` of them for a
+    /// dense file) after [`Self::poll_transmit`] is drained, and call
     /// [`Self::send_file_end`].
-    pub fn send_file(&mut self, path: WirePath, meta: Meta, size: u64) -> u32 {
+    pub fn send_file(&mut self, path: WirePath, meta: Meta, size: u64, layout: Layout) -> u32 {
         let id = self.id();
         self.push(&Frame::File {
             id,
             path,
             meta,
             size,
+            layout,
         });
         id
     }
 
     /// Queues the header of a file resumed at `offset`: the driver then
-    /// sends bytes `offset..size` and a `FileEnd` whose crc covers the
-    /// whole file.
-    pub fn send_file_from(&mut self, path: WirePath, meta: Meta, size: u64, offset: u64) -> u32 {
+    /// sends bytes `offset..size` (those of `layout`'s extents, for a
+    /// sparse file) and a `FileEnd` whose crc covers the whole file.
+    pub fn send_file_from(
+        &mut self,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+        layout: Layout,
+    ) -> u32 {
         let id = self.id();
         self.push(&Frame::FileFrom {
             id,
@@ -219,6 +228,7 @@ impl ClientSession {
             meta,
             size,
             offset: offset.min(size),
+            layout,
         });
         id
     }
@@ -412,10 +422,21 @@ impl ClientSession {
         }
     }
 
-    /// A restored file header: the body carries `size - offset` bytes.
-    fn file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
-        let body = size.saturating_sub(offset);
-        self.state = if body == 0 {
+    /// A restored file header: the body carries the bytes of `layout`
+    /// (`size - offset` of them for a dense file).
+    fn file(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+        layout: Layout,
+    ) {
+        let body = layout.body_len(size, offset);
+        // A sparse body of no bytes still goes through the shell: its
+        // crc32c is that of the holes it leaves.
+        self.state = if body == 0 && !layout.is_sparse() {
             State::AwaitFileEnd
         } else {
             State::Body { size: body }
@@ -426,6 +447,7 @@ impl ClientSession {
             meta,
             size,
             offset,
+            layout,
         });
     }
 
@@ -594,9 +616,10 @@ impl ClientSession {
                     path,
                     meta,
                     size,
+                    layout,
                 },
             ) if self.current_restore(id) => {
-                self.file(id, path, meta, size, 0);
+                self.file(id, path, meta, size, 0, layout);
             }
             (
                 State::Ready,
@@ -623,6 +646,7 @@ impl ClientSession {
                     meta,
                     size,
                     offset,
+                    layout,
                 },
             ) if self.current_restore(id)
                 && self
@@ -633,7 +657,7 @@ impl ClientSession {
             {
                 self.offer = None;
                 self.wanted = None;
-                self.file(id, path, meta, size, offset);
+                self.file(id, path, meta, size, offset, layout);
             }
             (State::Ready, Frame::Done { id }) => match self.streams.front() {
                 Some(Pending::List(p)) | Some(Pending::Restore(p)) if *p == id => {

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error;
+pub mod holes;
 pub mod log;
 pub mod net;
 pub mod server;

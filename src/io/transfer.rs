@@ -23,6 +23,9 @@ use nix::errno::Errno;
 use nix::fcntl::{self, OFlag, SpliceFFlags};
 use nix::sys::stat;
 
+use super::holes;
+use crate::proto::{Extent, Layout};
+
 /// Size asked for each pipe (the default `/proc/sys/fs/pipe-max-size`).
 pub const PIPE_SIZE: usize = 1 << 20;
 /// Largest single sendfile/splice request.
@@ -117,14 +120,22 @@ impl Pipe {
 }
 
 /// Receives one body of a known length into a file (or discards it when the
-/// file failed), computing its crc32c.
+/// file failed), computing its crc32c. A sparse body's bytes go to their
+/// extents, the holes between them are never written (a fresh file has
+/// them unallocated), and the crc32c counts them as the zeros they read as.
 pub struct BodyReceiver {
     remaining: u64,
+    /// Where the next body byte goes in the file.
     offset: u64,
     crc: u32,
     error: Option<io::Error>,
     /// Bytes before this were handed to the disk with `sync_file_range`.
     written_back: u64,
+    /// A sparse body: the extents still to fill (the first one being
+    /// filled), and the file's size, up to which the crc32c goes on over
+    /// the trailing hole once the last byte is in. Boxed: a receiver lives
+    /// in every receiving connection's state.
+    sparse: Option<Box<(std::collections::VecDeque<Extent>, u64)>>,
 }
 
 impl BodyReceiver {
@@ -142,7 +153,45 @@ impl BodyReceiver {
             crc,
             error: None,
             written_back: offset,
+            sparse: None,
         }
+    }
+
+    /// Expects the body of a file of `size` bytes sent from `offset`
+    /// (after bytes whose crc32c is `crc`) with `layout`.
+    pub fn placed(layout: &Layout, size: u64, offset: u64, crc: u32) -> BodyReceiver {
+        let mut r = BodyReceiver::at(layout.body_len(size, offset), offset, crc);
+        if let Layout::Sparse(extents) = layout {
+            r.sparse = Some(Box::new((extents.iter().copied().collect(), size)));
+            r.next_run();
+        }
+        r
+    }
+
+    /// Body bytes that go to the file from [`Self::received`] on, in one
+    /// run: all that is left of a dense body, or of the current extent.
+    /// At the start of an extent the crc32c takes the hole before it; at
+    /// the end of a sparse body, the hole after the last extent.
+    fn next_run(&mut self) -> u64 {
+        let Some((extents, size)) = self.sparse.as_deref_mut() else {
+            return self.remaining;
+        };
+        while let Some(e) = extents.front() {
+            let end = e.offset.saturating_add(e.len);
+            if self.offset < end {
+                if self.offset < e.offset {
+                    self.crc = holes::crc_zeros(self.crc, e.offset - self.offset);
+                    self.offset = e.offset;
+                }
+                return end - self.offset;
+            }
+            extents.pop_front();
+        }
+        if self.offset < *size {
+            self.crc = holes::crc_zeros(self.crc, *size - self.offset);
+            self.offset = *size;
+        }
+        0
     }
 
     /// Body bytes still to come.
@@ -160,7 +209,8 @@ impl BodyReceiver {
         self.crc
     }
 
-    /// Bytes received so far.
+    /// How far into the file the body has come: the offset of its next
+    /// byte (holes passed included).
     pub fn received(&self) -> u64 {
         self.offset
     }
@@ -185,9 +235,22 @@ impl BodyReceiver {
     /// Takes body bytes that were already read into the connection's buffer
     /// together with the frame before them. Returns how many it used.
     pub fn feed(&mut self, file: Option<&OwnedFd>, data: &[u8]) -> usize {
-        let n = data
-            .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let mut used = 0;
+        while used < data.len() && self.remaining > 0 {
+            match self.feed_run(file, &data[used..]) {
+                // Cannot happen (a layout's extents add up to its body):
+                // stop rather than spin.
+                0 => break,
+                n => used += n,
+            }
+        }
+        used
+    }
+
+    /// [`Self::feed`] within one run.
+    fn feed_run(&mut self, file: Option<&OwnedFd>, data: &[u8]) -> usize {
+        let run = self.next_run().min(self.remaining);
+        let n = data.len().min(run.min(usize::MAX as u64) as usize);
         let data = &data[..n];
         if let (Some(file), false) = (file, self.has_failed()) {
             let mut done = 0;
@@ -206,6 +269,7 @@ impl BodyReceiver {
         self.crc = crc32c::crc32c_append(self.crc, data);
         self.offset += n as u64;
         self.remaining -= n as u64;
+        self.next_run();
         n
     }
 
@@ -222,7 +286,16 @@ impl BodyReceiver {
     ) -> io::Result<Progress> {
         let mut progress = Progress::default();
         while self.remaining > 0 && progress.moved < budget {
-            let want = (self.remaining - pipe.pending as u64).min(CHUNK as u64) as usize;
+            // What the pipe holds goes to one run: never more than its rest.
+            let run = self.next_run().min(self.remaining);
+            if run == 0 {
+                // Cannot happen (a layout's extents add up to its body).
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a body longer than its extents",
+                ));
+            }
+            let want = run.saturating_sub(pipe.pending as u64).min(CHUNK as u64) as usize;
             if want > 0 {
                 match fcntl::splice(
                     sock,
@@ -251,6 +324,7 @@ impl BodyReceiver {
             let n = pipe.pending;
             self.drain_pipe(file, pipe);
             self.remaining -= n as u64;
+            self.next_run();
             progress.moved += n as u64;
             if progress.would_block {
                 return Ok(progress);
@@ -367,23 +441,34 @@ struct Stamp {
     mtime: (i64, i64),
 }
 
-fn stamp(file: &OwnedFd) -> io::Result<Stamp> {
+fn stamp(file: &OwnedFd) -> io::Result<(Stamp, i64)> {
     let st = stat::fstat(file.as_raw_fd()).map_err(errno_io)?;
-    Ok(Stamp {
+    let stamp = Stamp {
         size: st.st_size,
         mtime: (st.st_mtime, st.st_mtime_nsec),
-    })
+    };
+    Ok((stamp, st.st_blocks))
 }
 
 /// Sends one file body of an announced length with `sendfile`, computing
-/// its crc32c.
+/// its crc32c. A file with holes is sent as its extents of data
+/// ([`Self::layout`] goes in its header); the crc32c still covers the
+/// whole file, the holes as zeros.
 pub struct BodySender {
     file: OwnedFd,
     size: u64,
+    /// Where the next byte comes from in the file.
     offset: u64,
     crc: u32,
     before: Stamp,
     changed: bool,
+    /// The layout announced, and for a sparse one the extents still to
+    /// send (the first one being sent).
+    layout: Layout,
+    extents: std::collections::VecDeque<Extent>,
+    /// Body bytes still to send, and sent.
+    left: u64,
+    sent: u64,
     /// The crc32c recorded when the file was stored, to check the bytes
     /// sent against.
     recorded: Option<u32>,
@@ -412,16 +497,63 @@ impl BodySender {
         offset: u64,
         crc: u32,
     ) -> io::Result<BodySender> {
-        let before = stamp(&file)?;
-        Ok(BodySender {
+        let (before, blocks) = stamp(&file)?;
+        let offset = offset.min(size);
+        let layout = if holes::may_have_holes(before.size, blocks) {
+            holes::layout(&file, offset, size)?
+        } else {
+            Layout::Dense
+        };
+        let extents = match &layout {
+            Layout::Dense => std::collections::VecDeque::new(),
+            Layout::Sparse(e) => e.iter().copied().collect(),
+        };
+        let mut tx = BodySender {
+            left: layout.body_len(size, offset),
             file,
             size,
-            offset: offset.min(size),
+            offset,
             crc,
             before,
             changed: false,
+            layout,
+            extents,
+            sent: 0,
             recorded: None,
-        })
+        };
+        tx.next_run();
+        Ok(tx)
+    }
+
+    /// Where the body's bytes come from: the header must say so.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Bytes to send from [`Self::offset`] on in one run: all that is left
+    /// of a dense body, or of the current extent. Like
+    /// [`BodyReceiver::next_run`], it counts the holes it passes into the
+    /// crc32c.
+    fn next_run(&mut self) -> u64 {
+        if !self.layout.is_sparse() {
+            return self.left;
+        }
+        while let Some(e) = self.extents.front() {
+            let end = e.offset.saturating_add(e.len);
+            if self.offset < end {
+                if self.offset < e.offset {
+                    self.crc = holes::crc_zeros(self.crc, e.offset - self.offset);
+                    self.offset = e.offset;
+                }
+                return end - self.offset;
+            }
+            self.extents.pop_front();
+        }
+        if self.offset < self.size {
+            self.crc = holes::crc_zeros(self.crc, self.size - self.offset);
+            self.offset = self.size;
+        }
+        0
     }
 
     /// The whole file must have crc32c `crc` (recorded when it was
@@ -439,7 +571,7 @@ impl BodySender {
 
     /// True when all announced bytes went out.
     pub fn is_done(&self) -> bool {
-        self.offset == self.size
+        self.left == 0
     }
 
     /// True when the file gave fewer bytes than announced (it shrank, or
@@ -449,9 +581,9 @@ impl BodySender {
         self.changed
     }
 
-    /// Bytes sent so far.
+    /// Body bytes sent so far (a sparse file's holes are not sent).
     pub fn sent(&self) -> u64 {
-        self.offset
+        self.sent
     }
 
     /// Sends until done, would-block or `budget`. If the file shrank, the
@@ -459,8 +591,9 @@ impl BodySender {
     /// length) and the body is marked changed.
     pub fn pump(&mut self, sock: &impl AsFd, budget: u64) -> io::Result<Progress> {
         let mut progress = Progress::default();
-        while self.offset < self.size && progress.moved < budget {
-            let want = (self.size - self.offset).min(CHUNK as u64) as usize;
+        while self.left > 0 && progress.moved < budget {
+            let run = self.next_run().min(self.left);
+            let want = run.min(CHUNK as u64) as usize;
             let start = self.offset;
             let r = if self.changed {
                 SCRATCH_BUF.with(|buf| {
@@ -492,7 +625,10 @@ impl BodySender {
                         }
                     }
                     self.offset += n as u64;
+                    self.left -= n as u64;
+                    self.sent += n as u64;
                     progress.moved += n as u64;
+                    self.next_run();
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
@@ -509,7 +645,10 @@ impl BodySender {
     /// was when sending began (same size and mtime now, never shrank) and,
     /// when a crc32c was recorded for it, matching that.
     pub fn finish(&self) -> (u32, bool) {
-        let same = !self.changed && stamp(&self.file).map(|s| s == self.before).unwrap_or(false);
+        let same = !self.changed
+            && stamp(&self.file)
+                .map(|(s, _)| s == self.before)
+                .unwrap_or(false);
         (self.crc, same && self.damage().is_none())
     }
 }
@@ -518,6 +657,7 @@ impl BodySender {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::net::UnixStream;
 
     fn data(n: usize) -> Vec<u8> {
@@ -580,6 +720,101 @@ mod tests {
         assert_eq!(rx.crc(), crc);
         assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), body);
         assert!(rx.take_error().is_none());
+    }
+
+    /// Moves `tx`'s body to `rx` (feeding the first `fed` bytes from a
+    /// buffer, as the frame reader does), bounded.
+    fn move_body(tx: &mut BodySender, rx: &mut BodyReceiver, dst: &OwnedFd, fed: usize) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut pipe = Pipe::new().unwrap();
+        let mut fed = fed;
+        let mut rounds = 0;
+        while !rx.is_done() {
+            rounds += 1;
+            assert!(rounds < 100_000);
+            if !tx.is_done() {
+                tx.pump(&a, 1 << 20).unwrap();
+            }
+            if fed > 0 {
+                let mut buf = vec![0u8; fed];
+                if let Ok(n) = (&b).read(&mut buf) {
+                    assert_eq!(rx.feed(Some(dst), &buf[..n]), n);
+                    fed -= n;
+                }
+                continue;
+            }
+            rx.pump(&b, Some(dst), &mut pipe, 1 << 20).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_sparse_body_carries_only_its_data_and_the_crc_covers_the_holes() {
+        let t = tempfile::tempdir().unwrap();
+        let mib = 1u64 << 20;
+        let size = 9 * mib;
+        // Holes at both ends and between the two runs of data.
+        let mut want = vec![0u8; size as usize];
+        {
+            let f = rw_file(&t.path().join("src"));
+            for (at, len) in [(2 * mib, 70_000u64), (5 * mib, mib + 3)] {
+                let d = data(len as usize);
+                nix::sys::uio::pwrite(&f, &d, at as i64).unwrap();
+                want[at as usize..(at + len) as usize].copy_from_slice(&d);
+            }
+            f.set_len(size).unwrap();
+        }
+        let open = || -> OwnedFd { std::fs::File::open(t.path().join("src")).unwrap().into() };
+        let mut tx = BodySender::new(open(), size).unwrap();
+        let layout = tx.layout().clone();
+        if !layout.is_sparse() {
+            eprintln!("no holes on this file system; skipped");
+            return;
+        }
+        let body = layout.body_len(size, 0);
+        assert!(body < 3 * mib, "only the data is sent: {body}");
+        let dst: OwnedFd = rw_file(&t.path().join("dst")).into();
+        let mut rx = BodyReceiver::placed(&layout, size, 0, 0);
+        move_body(&mut tx, &mut rx, &dst, 100);
+        assert_eq!(tx.sent(), body);
+        let (crc, ok) = tx.finish();
+        assert!(ok);
+        assert_eq!(
+            crc,
+            crc32c::crc32c(&want),
+            "the sender's crc covers the holes"
+        );
+        assert_eq!(rx.crc(), crc, "and so does the receiver's");
+        nix::unistd::ftruncate(&dst, size as i64).unwrap();
+        assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), want);
+        let blocks = std::fs::metadata(t.path().join("dst")).unwrap().blocks();
+        assert!(blocks * 512 <= 3 * mib, "holes stay holes: {blocks} blocks");
+
+        // Resumed at 3 MiB (inside the first hole after the first run):
+        // only the second run is sent, the crc still covers everything.
+        let kept = 3 * mib;
+        let mut tx = BodySender::from_offset(open(), size, kept).unwrap();
+        let layout = tx.layout().clone();
+        // The second run, rounded to the file system's blocks.
+        let body = layout.body_len(size, kept);
+        assert!((mib + 3..mib + 3 + 65536).contains(&body), "{body}");
+        let prefix = crc_range(&dst, 0, kept, 0).unwrap();
+        let mut rx = BodyReceiver::placed(&layout, size, kept, prefix);
+        move_body(&mut tx, &mut rx, &dst, 0);
+        assert_eq!(tx.finish(), (crc, true));
+        assert_eq!(rx.crc(), crc);
+
+        // All hole: no body at all, the crc of the zeros.
+        let e = rw_file(&t.path().join("empty"));
+        e.set_len(size).unwrap();
+        let tx = BodySender::new(e.into(), size).unwrap();
+        assert_eq!(tx.layout(), &Layout::Sparse(Vec::new()));
+        assert!(tx.is_done());
+        assert_eq!(tx.finish().0, crc32c::crc32c(&vec![0u8; size as usize]));
+        let rx = BodyReceiver::placed(tx.layout(), size, 0, 0);
+        assert!(rx.is_done());
+        assert_eq!(rx.crc(), tx.finish().0);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use std::fmt;
 
-use super::frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+use super::frame::{
+    EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time,
+};
 use super::kind::Kind;
 use super::path::{PathError, WirePath};
-use super::{HEADER_LEN, MAGIC, MAX_MESSAGE, MAX_PAYLOAD};
+use super::{HEADER_LEN, MAGIC, MAX_EXTENTS, MAX_MESSAGE, MAX_PAYLOAD};
 
 /// Why bytes could not be decoded. Every variant is the peer's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,12 +122,16 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             target: r.link_target()?,
             meta: r.meta()?,
         },
-        Kind::File => Frame::File {
-            id: r.u32("id")?,
-            path: r.path()?,
-            meta: r.meta()?,
-            size: r.u64("size")?,
-        },
+        Kind::File => {
+            let (id, path, meta, size) = (r.u32("id")?, r.path()?, r.meta()?, r.u64("size")?);
+            Frame::File {
+                id,
+                path,
+                meta,
+                size,
+                layout: r.layout(size, 0)?,
+            }
+        }
         Kind::FileEnd => Frame::FileEnd {
             id: r.u32("id")?,
             crc: r.u32("crc")?,
@@ -221,6 +227,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                 meta,
                 size,
                 offset,
+                layout: r.layout(size, offset)?,
             }
         }
         Kind::Offer => Frame::Offer {
@@ -330,6 +337,36 @@ impl<'a> Reader<'a> {
         Ok(t)
     }
 
+    /// A body's layout: 0 (dense) or 1 and the extents, which must be
+    /// ascending, apart, non-empty and inside `offset..size`.
+    fn layout(&mut self, size: u64, offset: u64) -> Result<Layout, DecodeError> {
+        match self.u8("layout")? {
+            0 => Ok(Layout::Dense),
+            1 => {
+                let n = self.u32("extents")?;
+                if n > MAX_EXTENTS {
+                    return Err(DecodeError::Invalid("extents"));
+                }
+                let mut extents = Vec::with_capacity(n as usize);
+                let mut end = offset;
+                for _ in 0..n {
+                    let e = Extent {
+                        offset: self.u64("extent")?,
+                        len: self.u64("extent")?,
+                    };
+                    let next = e.offset.checked_add(e.len);
+                    if e.len == 0 || e.offset < end || next.is_none_or(|x| x > size) {
+                        return Err(DecodeError::Invalid("extent"));
+                    }
+                    end = next.unwrap_or(size);
+                    extents.push(e);
+                }
+                Ok(Layout::Sparse(extents))
+            }
+            _ => Err(DecodeError::Invalid("layout")),
+        }
+    }
+
     fn meta(&mut self) -> Result<Meta, DecodeError> {
         let mode = self.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -405,11 +442,13 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             path,
             meta,
             size,
+            layout,
         } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.meta(meta);
             w.u64(*size);
+            w.layout(layout);
         }
         Frame::FileEnd { id, crc, ok } => {
             w.u32(*id);
@@ -488,12 +527,14 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             meta,
             size,
             offset,
+            layout,
         } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.meta(meta);
             w.u64(*size);
             w.u64(*offset);
+            w.layout(layout);
         }
         Frame::ListEntry { id, item } => {
             w.u32(*id);
@@ -536,6 +577,20 @@ impl Writer<'_> {
         }
         self.bytes(&m.as_bytes()[..end]);
     }
+    fn layout(&mut self, layout: &Layout) {
+        match layout {
+            Layout::Dense => self.raw(&[0]),
+            Layout::Sparse(extents) => {
+                self.raw(&[1]);
+                self.u32(extents.len() as u32);
+                for e in extents {
+                    self.u64(e.offset);
+                    self.u64(e.len);
+                }
+            }
+        }
+    }
+
     fn meta(&mut self, m: &Meta) {
         self.u32(m.mode);
         self.u64(m.mtime.secs as u64);
@@ -631,6 +686,7 @@ mod tests {
                 path: path("a/f\nx"),
                 meta: meta(),
                 size: u64::MAX,
+                layout: Default::default(),
             },
             Frame::FileEnd {
                 id: 3,
@@ -714,6 +770,7 @@ mod tests {
                 meta: meta(),
                 size: 100,
                 offset: 40,
+                layout: Default::default(),
             },
             Frame::FileFrom {
                 id: 11,
@@ -721,6 +778,7 @@ mod tests {
                 meta: meta(),
                 size: 100,
                 offset: 100,
+                layout: Default::default(),
             },
             Frame::Offer {
                 id: 12,

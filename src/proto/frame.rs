@@ -1,4 +1,4 @@
-//! The frames of protocol version 1 as Rust values. See the module docs of
+//! The frames of protocol version 2 as Rust values. See the module docs of
 //! [`crate::proto`] for their order and meaning; [`super::codec`] turns them
 //! into bytes and back.
 
@@ -20,6 +20,44 @@ pub struct Meta {
     pub mode: u32,
     /// Modification time.
     pub mtime: Time,
+}
+
+/// One run of a sparse file's data: `len` bytes from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Where the run starts in the file.
+    pub offset: u64,
+    /// Its length, at least 1.
+    pub len: u64,
+}
+
+/// Where the body of a `File` or `FileFrom` goes in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Every byte from the body's start to the end of the file, in order.
+    #[default]
+    Dense,
+    /// The bytes of these extents only, in order (ascending, apart, inside
+    /// the part of the file being sent); every other byte of that part is
+    /// a hole and reads as zero.
+    Sparse(Vec<Extent>),
+}
+
+impl Layout {
+    /// The body's length for a file of `size` bytes sent from `offset`.
+    #[must_use]
+    pub fn body_len(&self, size: u64, offset: u64) -> u64 {
+        match self {
+            Layout::Dense => size.saturating_sub(offset),
+            Layout::Sparse(extents) => extents.iter().fold(0u64, |n, e| n.saturating_add(e.len)),
+        }
+    }
+
+    /// True for [`Layout::Sparse`].
+    #[must_use]
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Layout::Sparse(_))
+    }
 }
 
 /// What an entry is.
@@ -182,7 +220,8 @@ pub enum Frame {
         /// Mode and mtime (mode is ignored on Linux).
         meta: Meta,
     },
-    /// A regular file entry; `size` raw body bytes follow.
+    /// A regular file entry; its body follows as raw bytes: `size` of
+    /// them, or for a sparse layout the bytes of its extents.
     File {
         /// Request id.
         id: u32,
@@ -190,8 +229,10 @@ pub enum Frame {
         path: WirePath,
         /// Mode and mtime.
         meta: Meta,
-        /// Exact body length.
+        /// Size of the file.
         size: u64,
+        /// Where the body's bytes go ([`Layout::body_len`] of them).
+        layout: Layout,
     },
     /// Ends the body of the preceding `File`.
     FileEnd {
@@ -300,6 +341,8 @@ pub enum Frame {
         size: u64,
         /// Where the body starts; at most `size`.
         offset: u64,
+        /// Where the body's bytes go, all at or after `offset`.
+        layout: Layout,
     },
     /// Client: the other answer to an `Offer`: send nothing of this file
     /// (the client already has this version of it, or refuses it); the

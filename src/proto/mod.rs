@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 1
+//! # Protocol, version 2
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -71,6 +71,16 @@
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
 //!   it was sent, discard it). The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
+//! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
+//!   body is bytes `offset..size`), or `1`, a count (at most
+//!   [`MAX_EXTENTS`]) and that many (offset:u64, len:u64) extents, ascending,
+//!   apart, non-empty and inside `offset..size`: the body is the bytes of
+//!   the extents, in order, and every other byte is a hole that reads as
+//!   zero (a sparse file: the sender found its holes with `SEEK_HOLE`).
+//!   The receiver writes each extent where it belongs and leaves the holes
+//!   unwritten, so they stay holes; the crc32c in `FileEnd` covers the
+//!   whole file, holes as zeros. A sparse body of no bytes still has its
+//!   `FileEnd` checked against the zeros.
 //! * Directories come *after* their contents (post-order), so the receiver
 //!   sets a directory's mode and mtime when nothing more will be written
 //!   into it. A receiver creates missing parent directories itself, with
@@ -116,12 +126,12 @@ pub mod kind;
 pub mod path;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
-pub use frame::{EntryKind, ErrorCode, Frame, ListItem, ManifestEntry, Meta, Time};
+pub use frame::{EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time};
 pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.
@@ -130,6 +140,10 @@ pub const MAX_PAYLOAD: u32 = 64 * 1024;
 pub const HEADER_LEN: usize = 5;
 /// Longest path accepted on the wire (Linux PATH_MAX).
 pub const MAX_PATH: usize = 4096;
+/// Most extents in a sparse layout (16 bytes each, so a `File` frame
+/// with the longest path still fits [`MAX_PAYLOAD`]); a sender with more
+/// sends the rest of the file dense.
+pub const MAX_EXTENTS: u32 = 2048;
 /// Longest single name component (Linux NAME_MAX).
 pub const MAX_NAME: usize = 255;
 /// Longest message in `Error`/`Failed` frames; longer ones are cut.

@@ -8,7 +8,7 @@
 //! carrying a command out are in [`super::session::receive`] and
 //! [`super::session::stream`].
 
-use crate::proto::{ListItem, ManifestEntry, Meta, WirePath};
+use crate::proto::{Layout, ListItem, ManifestEntry, Meta, WirePath};
 
 /// Work for the I/O shell, in the order it must be done (drain
 /// [`super::session::ServerSession::poll_command`] after every input).
@@ -53,6 +53,8 @@ pub enum Command {
         /// The body starts here: the store keeps bytes `0..offset` from an
         /// interrupted transfer (0: a fresh transfer).
         offset: u64,
+        /// Where the body's bytes go (holes of a sparse file are not sent).
+        layout: Layout,
     },
     /// The body is complete: keep the file or discard it, as
     /// [`super::session::receive::body_verdict`] decides from these fields and what
@@ -228,6 +230,8 @@ pub enum Completion {
         meta: Meta,
         /// Size of the file.
         size: u64,
+        /// Where its body goes (the holes of a sparse file are not sent).
+        layout: Layout,
     },
     /// A large restored file is offered instead
     /// ([`super::session::stream::plan_file`]); the restore pauses until the
@@ -256,6 +260,8 @@ pub enum Completion {
         size: u64,
         /// Where the body starts.
         offset: u64,
+        /// Where its body goes (the holes of a sparse file are not sent).
+        layout: Layout,
     },
     /// A restored body was sent.
     FileSent {

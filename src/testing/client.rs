@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::frames::{bytes, welcome};
 use crate::client::session::{ClientAuth, ClientSession, Event};
-use crate::proto::{Meta, WirePath};
+use crate::proto::{Layout, Meta, WirePath};
 
 /// Every event the session has queued, drained.
 pub fn drain_events(c: &mut ClientSession) -> Vec<Event> {
@@ -72,7 +72,9 @@ impl ClientEnd {
 
     /// Backs up a file: its header, `body`, and its `FileEnd`.
     pub fn send_file(&mut self, path: WirePath, meta: Meta, body: &[u8]) -> u32 {
-        let id = self.session.send_file(path, meta, body.len() as u64);
+        let id = self
+            .session
+            .send_file(path, meta, body.len() as u64, Layout::Dense);
         self.send_body(id, body, crc32c::crc32c(body));
         id
     }
@@ -82,7 +84,9 @@ impl ClientEnd {
     /// covers all of it.
     pub fn send_file_from(&mut self, path: WirePath, meta: Meta, whole: &[u8], offset: u64) -> u32 {
         let size = whole.len() as u64;
-        let id = self.session.send_file_from(path, meta, size, offset);
+        let id = self
+            .session
+            .send_file_from(path, meta, size, offset, Layout::Dense);
         let rest = whole.get(offset as usize..).unwrap_or_default();
         self.send_body(id, rest, crc32c::crc32c(whole));
         id

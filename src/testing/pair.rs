@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn a_damaged_body_is_refused_by_the_verdict() {
         let mut pair = Pair::new(SessionConfig::default(), "laptop");
-        let id = pair.client.session.send_file(wp("f"), meta(), 3);
+        let id = pair
+            .client
+            .session
+            .send_file(wp("f"), meta(), 3, crate::proto::Layout::Dense);
         pair.drive().expect("quiet");
         pair.client.outbox.extend_from_slice(b"abc");
         pair.client.session.send_file_end(id, 0xdead, true);

@@ -47,7 +47,7 @@ pub fn welcomed(config: SessionConfig, now: Instant) -> ServerSession {
     assert!(matches!(
         sent_frames(&mut s)[..],
         [Frame::Welcome {
-            version: 1,
+            version: crate::proto::VERSION,
             flags: 0,
             ..
         }]
@@ -182,6 +182,7 @@ mod tests {
                 path: wp("f"),
                 meta: meta(),
                 size: 3,
+                layout: Default::default(),
             },
         ]);
         end.feed(b"abc");

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::proto::bits::NeedBits;
-use crate::proto::{EntryKind, ListItem, Meta, WirePath};
+use crate::proto::{EntryKind, Layout, ListItem, Meta, WirePath};
 use crate::server::command::Received;
 use crate::server::command::{Command, Completion, VerifyCounts};
 use crate::server::session::receive::{body_verdict, Staged, Verdict};
@@ -230,6 +230,7 @@ impl FakeShell {
                         meta,
                         size: body.len() as u64,
                         offset,
+                        layout: Layout::Dense,
                     }),
                     Answer::Body(body.get(offset as usize..).unwrap_or_default().to_vec()),
                     Answer::Complete(Completion::FileSent {
@@ -331,6 +332,7 @@ impl FakeShell {
                         path,
                         meta,
                         size,
+                        layout: Layout::Dense,
                     }));
                     answers.push(Answer::Body(body));
                     Completion::FileSent { id, crc, ok: true }

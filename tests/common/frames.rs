@@ -304,6 +304,8 @@ pub fn raw_file(id: u32, path: &[u8], size: u64) -> Vec<u8> {
             enc_bytes(path),
             enc_meta(0o644),
             size.to_be_bytes().to_vec(),
+            // Layout: dense.
+            vec![0],
         ]
         .concat(),
     )
@@ -336,6 +338,7 @@ pub fn file_frames(id: u32, path: &str, body: &[u8], crc: Option<u32>, ok: bool)
         path: wpath(path),
         meta: meta(0o644),
         size: body.len() as u64,
+        layout: Default::default(),
     });
     v.extend_from_slice(body);
     v.extend_from_slice(&to_vec(&Frame::FileEnd {

@@ -35,7 +35,7 @@ fn handshake_and_pipelined_backup_against_the_server_session() {
     let s = &mut p.client.session;
     s.send_dir(wp("a"), meta());
     s.send_symlink(wp("a/l"), b"t".to_vec(), meta());
-    let f = s.send_file(wp("a/f"), meta(), 0);
+    let f = s.send_file(wp("a/f"), meta(), 0, crate::proto::Layout::Dense);
     s.send_file_end(f, 0, true);
     let c = s.send_commit();
     assert_eq!(p.client.session.commits_in_flight(), 1);
@@ -57,7 +57,7 @@ fn no_frame_goes_out_between_a_file_header_and_its_body() {
     c.handle_input(now, &bytes(&[welcome(0)]));
     let hello_len = c.poll_transmit().len();
     c.handle_sent(now, hello_len);
-    let id = c.send_file(wp("f"), meta(), 3);
+    let id = c.send_file(wp("f"), meta(), 3, crate::proto::Layout::Dense);
     let header = c.poll_transmit().to_vec();
     // Queued while the body is owed: held back.
     c.send_manifest(vec![]);
@@ -96,6 +96,7 @@ fn restore_stream_with_body() {
             path: wp("f"),
             meta: meta(),
             size: 3,
+            layout: Default::default(),
         },
     ]);
     let header_len = b.len();
@@ -133,6 +134,7 @@ fn hostile_server_frames_end_the_session() {
                 path: wp("x"),
                 meta: meta(),
                 size: 1,
+                layout: Default::default(),
             },
         ]),
     );
@@ -372,6 +374,7 @@ fn a_file_from_for_another_path_than_the_offer_ends_the_session() {
             meta: meta(),
             size: 4,
             offset: 0,
+            layout: Default::default(),
         }]),
     );
     assert!(c.is_closed(), "a body for a path never offered is refused");

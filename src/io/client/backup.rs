@@ -17,7 +17,7 @@ use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Plac
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
 use crate::io::{describe, kind_of, meta_of};
-use crate::proto::{EntryKind, Meta};
+use crate::proto::{EntryKind, Layout, Meta};
 
 /// The walks of all paths, one after the other, through an [`Order`].
 struct Walks {
@@ -163,7 +163,9 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                 // of empty files). Content written since is newer than
                 // this backup: its mtime makes the next one send it.
                 EntryKind::File if e.size == 0 => {
-                    let id = link.session().send_file(e.wire.clone(), e.meta, 0);
+                    let id = link
+                        .session()
+                        .send_file(e.wire.clone(), e.meta, 0, Layout::Dense);
                     link.session().send_file_end(id, EMPTY_CRC, true);
                     (id, 0)
                 }
@@ -172,7 +174,9 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                         // Nothing to read, nothing to check after: the
                         // header and its end go out with the frames
                         // around them, in the same writes.
-                        let id = link.session().send_file(e.wire.clone(), meta, 0);
+                        let id = link
+                            .session()
+                            .send_file(e.wire.clone(), meta, 0, Layout::Dense);
                         link.session().send_file_end(id, EMPTY_CRC, true);
                         (id, 0)
                     }
@@ -180,19 +184,22 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                         let offset = plan::resume_offset(&e, meta, size, resume_at);
                         match BodySender::from_offset(fd, size, offset) {
                             Ok(tx) => {
+                                let layout = tx.layout().clone();
+                                let body = layout.body_len(size, offset);
                                 let id = if offset > 0 {
                                     link.session().send_file_from(
                                         e.wire.clone(),
                                         meta,
                                         size,
                                         offset,
+                                        layout,
                                     )
                                 } else {
-                                    link.session().send_file(e.wire.clone(), meta, size)
+                                    link.session().send_file(e.wire.clone(), meta, size, layout)
                                 };
                                 current = Some((id, tx, e.clone(), reads));
                                 rep.current(&show(&e.local));
-                                (id, size.saturating_sub(offset))
+                                (id, body)
                             }
                             Err(err) => {
                                 rep.fail(&show(&e.local), &describe(&err));

@@ -230,8 +230,11 @@ fn receive(
             let incoming = stager.incoming();
             // A resumed body continues the kept bytes: at their end, with
             // their crc.
-            let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
-            let r = recv.get_or_insert_with(|| BodyReceiver::at(size, offset, crc));
+            let r = recv.get_or_insert_with(|| {
+                incoming.as_ref().map_or(BodyReceiver::new(size), |i| {
+                    BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+                })
+            });
             let file = incoming.and_then(|i| i.file.as_ref());
             moved += link.receive(r, file)?;
             if r.is_done() {
@@ -302,6 +305,7 @@ fn receive(
                     meta,
                     size,
                     offset,
+                    layout,
                     ..
                 } => {
                     recv = None;
@@ -323,15 +327,17 @@ fn receive(
                             continue;
                         }
                     }
+                    let body = layout.body_len(size, offset);
                     let started = if offset > 0 {
-                        stager.resume_file(id, &p, meta, size, offset).map(|_| ())
+                        stager.resume_file(id, &p, meta, size, offset)
                     } else {
-                        stager.begin_file(id, &p, meta, size).map(|_| ())
-                    };
+                        stager.begin_file(id, &p, meta, size)
+                    }
+                    .map(|inc| inc.layout = layout);
                     match started {
                         Ok(()) => {
                             rep.current(&show(stager, &p));
-                            current = Some((p, size - offset.min(size)));
+                            current = Some((p, body));
                         }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }

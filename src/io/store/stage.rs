@@ -32,7 +32,7 @@ use super::stored::StoredFile;
 use super::{partial, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
-use crate::proto::{EntryKind, Meta, WirePath};
+use crate::proto::{EntryKind, Layout, Meta, WirePath};
 use crate::store::record::{MetaRecord, Recorded};
 use crate::store::resume;
 use crate::store::{modes, names};
@@ -71,6 +71,10 @@ pub struct Incoming {
     /// [`StageOptions::defer_prefix_crc`]); no body byte may be received
     /// until it is.
     pub prefix_pending: bool,
+    /// Where the body's bytes go, as its header said (the shell sets it):
+    /// a sparse file is given its full size when its body is in, so the
+    /// hole at its end exists too.
+    pub layout: Layout,
     tmp: Vec<u8>,
     /// `path` as a person would write it.
     shown: Shown,
@@ -524,6 +528,7 @@ impl Stager {
             offset: 0,
             crc: 0,
             prefix_pending: false,
+            layout: Layout::Dense,
         }))
     }
 
@@ -613,6 +618,7 @@ impl Stager {
             offset,
             crc,
             prefix_pending: defer && offset > 0,
+            layout: Layout::Dense,
         }))
     }
 
@@ -637,6 +643,12 @@ impl Stager {
                 return Ok((Vec::new(), None));
             };
             let fd = file.as_raw_fd();
+            if inc.layout.is_sparse() {
+                // The body wrote the extents only: the trailing hole.
+                let size = i64::try_from(inc.size).unwrap_or(i64::MAX);
+                unistd::ftruncate(file, size)
+                    .map_err(|e| FsError::errno("truncate", shown.text(), e))?;
+            }
             if record {
                 let r = Recorded {
                     crc,

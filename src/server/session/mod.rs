@@ -286,10 +286,15 @@ impl ServerSession {
         self.read_ahead
             .extend_from_slice(rest.get(..n).unwrap_or_default());
         match frame {
-            Some(Frame::File { size, .. }) => self.read_ahead_body = size,
-            Some(Frame::FileFrom { size, offset, .. }) => {
-                self.read_ahead_body = size.saturating_sub(offset);
+            Some(Frame::File { size, layout, .. }) => {
+                self.read_ahead_body = layout.body_len(size, 0);
             }
+            Some(Frame::FileFrom {
+                size,
+                offset,
+                layout,
+                ..
+            }) => self.read_ahead_body = layout.body_len(size, offset),
             Some(_) => {}
             None => self.read_ahead_body = self.read_ahead_body.saturating_sub(n as u64),
         }
@@ -328,11 +333,13 @@ impl ServerSession {
                 path,
                 meta,
                 size,
+                layout,
             } => self.push(&Frame::File {
                 id,
                 path,
                 meta,
                 size,
+                layout,
             }),
             Completion::Offered {
                 id,
@@ -346,12 +353,14 @@ impl ServerSession {
                 meta,
                 size,
                 offset,
+                layout,
             } => self.push(&Frame::FileFrom {
                 id,
                 path,
                 meta,
                 size,
                 offset,
+                layout,
             }),
             Completion::FileSent { id, crc, ok } => self.push(&Frame::FileEnd { id, crc, ok }),
             Completion::VerifyProgress { id, files, bytes } => {
@@ -614,14 +623,16 @@ impl ServerSession {
                 path,
                 meta,
                 size,
-            } => self.handle_file(id, path, meta, size, 0),
+                layout,
+            } => self.handle_file(id, path, meta, size, 0, layout),
             Frame::FileFrom {
                 id,
                 path,
                 meta,
                 size,
                 offset,
-            } => self.handle_file(id, path, meta, size, offset),
+                layout,
+            } => self.handle_file(id, path, meta, size, offset, layout),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
             Frame::List { id, path } => self.handle_list(id, path),
@@ -700,6 +711,7 @@ mod tests {
                     path: wp("f"),
                     meta: meta(),
                     size: 0,
+                    layout: Default::default(),
                 },
                 Frame::FileEnd {
                     id: 2,
@@ -718,6 +730,7 @@ mod tests {
                     path: wp("f"),
                     meta: meta(),
                     size: 0,
+                    layout: Default::default(),
                 },
                 Frame::Commit { id: 2 },
             ]),

@@ -8,7 +8,7 @@
 //! received is kept. It must not touch a socket, a file or a clock.
 
 use super::{ServerSession, State};
-use crate::proto::{self, ErrorCode, ManifestEntry, Meta, WirePath};
+use crate::proto::{self, ErrorCode, Layout, ManifestEntry, Meta, WirePath};
 use crate::server::command::{Command, Received};
 
 /// What the shell staged for the file whose `EndFile` it carries out.
@@ -173,6 +173,7 @@ impl ServerSession {
         meta: Meta,
         size: u64,
         offset: u64,
+        layout: Layout,
     ) {
         if !(self.check_id(id) && self.count_entry(&path)) {
             return;
@@ -186,6 +187,9 @@ impl ServerSession {
             );
             accepted = false;
         }
+        // The codec guarantees offset <= size and extents inside it.
+        let body = layout.body_len(size, offset);
+        let sparse = layout.is_sparse();
         if accepted {
             self.commands.push_back(Command::BeginFile {
                 id,
@@ -193,11 +197,12 @@ impl ServerSession {
                 meta,
                 size,
                 offset,
+                layout,
             });
         }
-        // The codec guarantees offset <= size.
-        let body = size.saturating_sub(offset);
-        self.state = if body == 0 {
+        // A sparse body of no bytes still goes through the shell: its
+        // crc32c is that of the holes it leaves.
+        self.state = if body == 0 && !sparse {
             // Nothing to move: go straight to waiting for FileEnd.
             State::AwaitFileEnd {
                 id,
@@ -372,6 +377,7 @@ mod tests {
                 path: wp("home/f"),
                 meta: meta(),
                 size: 5,
+                layout: Default::default(),
             },
         ]);
         let mut all = b.clone();
@@ -435,6 +441,7 @@ mod tests {
             path: wp("f"),
             meta: meta(),
             size: 3,
+            layout: Default::default(),
         }]);
         s.handle_input(now, &b);
         assert_eq!(s.wants_body(), Some(3));
@@ -530,6 +537,7 @@ mod tests {
                 path: wp(".rsb-tmp.x/f"),
                 meta: meta(),
                 size: 0,
+                layout: Default::default(),
             },
             Frame::FileEnd {
                 id: 2,
@@ -570,6 +578,7 @@ mod tests {
                     path: WirePath::root(),
                     meta: meta(),
                     size: 0,
+                    layout: Default::default(),
                 },
                 Frame::FileEnd {
                     id: 1,

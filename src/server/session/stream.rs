@@ -373,6 +373,7 @@ mod tests {
                 path: wp("f"),
                 meta: meta(),
                 size: want.len() as u64,
+                layout: Default::default(),
             },
         ]);
         // The body holds the bytes of a want: it is a body all the same.

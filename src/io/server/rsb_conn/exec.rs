@@ -15,7 +15,7 @@ use crate::io::kind_of;
 use crate::io::server::Env;
 use crate::io::store::{StageOptions, Stager};
 use crate::proto::bits::NeedBits;
-use crate::proto::{EntryKind, Meta, WirePath};
+use crate::proto::{EntryKind, Layout, Meta, WirePath};
 use crate::server::command::Received;
 use crate::server::session::receive::{body_verdict, Staged, Verdict};
 use crate::server::session::{Command, Completion, ServerSession};
@@ -121,7 +121,8 @@ impl RsbConn {
                 meta,
                 size,
                 offset,
-            } => self.begin_file(id, path, meta, size, offset),
+                layout,
+            } => self.begin_file(id, path, meta, size, offset, layout),
             Command::EndFile {
                 id,
                 path,
@@ -239,7 +240,15 @@ impl RsbConn {
         }
     }
 
-    fn begin_file(&mut self, id: u32, path: WirePath, meta: Meta, size: u64, offset: u64) {
+    fn begin_file(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+        layout: Layout,
+    ) {
         // Its body is still read, and dropped, as for any failed file.
         if self.store.is_none() || self.batch_is_full(id, &path) {
             return;
@@ -251,10 +260,11 @@ impl RsbConn {
         };
         let res = if offset > 0 {
             info!("{who}: {path}: resuming at byte {offset} of {size}");
-            store.resume_file(id, &path, meta, size, offset).map(|_| ())
+            store.resume_file(id, &path, meta, size, offset)
         } else {
-            store.begin_file(id, &path, meta, size).map(|_| ())
-        };
+            store.begin_file(id, &path, meta, size)
+        }
+        .map(|inc| inc.layout = layout);
         if let Err(e) = res {
             self.staging_failed(id, path, &e);
         }

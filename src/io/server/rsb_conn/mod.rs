@@ -59,8 +59,9 @@ pub(super) enum State {
     /// A file body is arriving (the session `wants_body`). Once it is
     /// in, what was measured of it goes to the session
     /// ([`Completion::BodyReceived`]), which hands it back with the file's
-    /// `EndFile`: the shell keeps nothing between the two.
-    Receiving(BodyReceiver),
+    /// `EndFile`: the shell keeps nothing between the two. Boxed: the
+    /// state's size is every idle connection's.
+    Receiving(Box<BodyReceiver>),
     /// Answering a `List`.
     Listing(Box<ListStream>),
     /// Answering a `Restore`.
@@ -381,8 +382,10 @@ impl RsbConn {
         if !matches!(self.state, State::Receiving(_)) {
             // A resumed body continues the kept bytes: at their end, with
             // their crc.
-            let (offset, crc) = incoming.as_ref().map_or((0, 0), |i| (i.offset, i.crc));
-            self.state = State::Receiving(BodyReceiver::at(size, offset, crc));
+            let recv = incoming.as_ref().map_or(BodyReceiver::new(size), |i| {
+                BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+            });
+            self.state = State::Receiving(Box::new(recv));
         }
         let State::Receiving(recv) = &mut self.state else {
             return Ok(false);

@@ -203,6 +203,7 @@ impl RsbConn {
                     meta,
                     size,
                     offset,
+                    layout: tx.layout().clone(),
                 });
                 if let State::Restoring(r) = &mut self.state {
                     r.out = Outgoing::Sending(tx);
@@ -466,6 +467,7 @@ fn restore_entry(
                 path: rel.clone(),
                 meta,
                 size,
+                layout: tx.layout().clone(),
             });
             Ok(Some(Pending::Send(tx)))
         }
