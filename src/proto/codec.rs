@@ -249,6 +249,10 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             files: r.u64("files")?,
             bytes: r.u64("bytes")?,
         },
+        Kind::Names => Frame::Names {
+            users: r.names("users")?,
+            groups: r.names("groups")?,
+        },
     })
 }
 
@@ -330,6 +334,22 @@ impl<'a> Reader<'a> {
         Ok(t)
     }
 
+    /// A count and that many (id, name) pairs. Nothing is reserved from
+    /// the count: each pair takes at least 9 bytes of a bounded payload.
+    fn names(&mut self, what: &'static str) -> Result<Vec<(u32, Vec<u8>)>, DecodeError> {
+        let n = self.u32(what)?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let id = self.u32(what)?;
+            let name = self.bytes(what)?;
+            if !super::owners::is_valid_name(&name) {
+                return Err(DecodeError::Invalid(what));
+            }
+            out.push((id, name));
+        }
+        Ok(out)
+    }
+
     fn meta(&mut self) -> Result<Meta, DecodeError> {
         let mode = self.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -343,6 +363,8 @@ impl<'a> Reader<'a> {
         Ok(Meta {
             mode,
             mtime: Time { secs, nanos },
+            uid: self.u32("uid")?,
+            gid: self.u32("gid")?,
         })
     }
 }
@@ -503,6 +525,10 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u64(item.size);
             w.bytes(&item.target);
         }
+        Frame::Names { users, groups } => {
+            w.names(users);
+            w.names(groups);
+        }
     }
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
@@ -540,6 +566,17 @@ impl Writer<'_> {
         self.u32(m.mode);
         self.u64(m.mtime.secs as u64);
         self.u32(m.mtime.nanos);
+        self.u32(m.uid);
+        self.u32(m.gid);
+    }
+    /// The caller keeps the list within a frame (see
+    /// [`super::owners::Announced`], at most two names per entry).
+    fn names(&mut self, list: &[(u32, Vec<u8>)]) {
+        self.u32(list.len() as u32);
+        for (id, name) in list {
+            self.u32(*id);
+            self.bytes(name);
+        }
     }
 }
 
@@ -565,6 +602,8 @@ mod tests {
                 secs: -5,
                 nanos: 999_999_999,
             },
+            uid: 1000,
+            gid: u32::MAX,
         }
     }
 
@@ -730,6 +769,14 @@ mod tests {
             },
             Frame::Want { id: 12, offset: 77 },
             Frame::Skip { id: 13 },
+            Frame::Names {
+                users: vec![(0, b"root".to_vec()), (1000, b"ann\xff".to_vec())],
+                groups: vec![(u32::MAX - 1, vec![b'g'; 255])],
+            },
+            Frame::Names {
+                users: vec![],
+                groups: vec![],
+            },
         ]
     }
 
@@ -854,7 +901,8 @@ mod tests {
             meta: meta(),
         });
         let n = d.len();
-        d[n - 4] = 0xff;
+        // The nanos come before uid and gid.
+        d[n - 12] = 0xff;
         assert_eq!(decode(&d), Err(DecodeError::Invalid("mtime")));
         let mut e = to_vec(&Frame::FileEnd {
             id: 1,
@@ -873,6 +921,33 @@ mod tests {
         });
         h[5 + 4 + 2 + 4] = 0xff;
         assert_eq!(decode(&h), Err(DecodeError::Invalid("name")));
+        // Owner names: empty, too long, with a NUL; a count that promises
+        // more pairs than there are.
+        for (name, ok) in [
+            (vec![], false),
+            (vec![b'u'; 256], false),
+            (b"a\0b".to_vec(), false),
+            (vec![b'u'; 255], true),
+        ] {
+            let f = Frame::Names {
+                users: vec![],
+                groups: vec![(7, name)],
+            };
+            let got = decode(&to_vec(&f));
+            if ok {
+                assert_eq!(got, Ok(Decoded::Frame(f.clone(), to_vec(&f).len())));
+            } else {
+                assert_eq!(got, Err(DecodeError::Invalid("groups")));
+            }
+        }
+        let mut p = 3u32.to_be_bytes().to_vec();
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&1u32.to_be_bytes());
+        p.push(b'r');
+        assert_eq!(decode(&raw(34, &p)), Err(DecodeError::Truncated("users")));
+        let mut p = u32::MAX.to_be_bytes().to_vec();
+        p.extend_from_slice(&[0; 8]);
+        assert_eq!(decode(&raw(34, &p)), Err(DecodeError::Invalid("users")));
     }
 
     #[test]
