@@ -24,6 +24,8 @@ fn meta() -> Meta {
             secs: 1_700_000_000,
             nanos: 5,
         },
+        uid: 1000,
+        gid: 100,
     }
 }
 
@@ -50,13 +52,13 @@ pub fn every_frame() -> Vec<Frame> {
     };
     vec![
         Frame::Hello {
-            version: 1,
+            version: rsb::proto::VERSION,
             name: "laptop".into(),
             flags: 0,
             nonce: vec![1; 32],
         },
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: 2,
             proof: vec![2; 32],
         },
@@ -158,7 +160,16 @@ pub fn every_frame() -> Vec<Frame> {
             files: 1,
             bytes: 5,
         },
+        names(),
     ]
+}
+
+/// The names of [`meta`]'s owner and group.
+fn names() -> Frame {
+    Frame::Names {
+        users: vec![(1000, b"ann".to_vec())],
+        groups: vec![(100, b"users".to_vec())],
+    }
 }
 
 /// A client's side of a whole session: handshake, a backup with a body,
@@ -166,7 +177,7 @@ pub fn every_frame() -> Vec<Frame> {
 /// manifest and verify requests.
 fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
     let mut v = bytes(&[Frame::Hello {
-        version: 1,
+        version: rsb::proto::VERSION,
         name: server::NAME.into(),
         flags: 0,
         nonce: hello_nonce,
@@ -175,6 +186,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
         v.extend(bytes(&[Frame::Proof { mac }]));
     }
     v.extend(bytes(&[
+        names(),
         Frame::Dir {
             id: 1,
             path: wp("d"),
@@ -260,7 +272,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
     }
     v.extend(bytes(&[
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: welcome_flags,
             proof,
         },
@@ -275,6 +287,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             },
         },
         Frame::Done { id: 1 },
+        names(),
         Frame::Dir {
             id: 2,
             path: wp("d"),

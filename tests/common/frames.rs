@@ -244,6 +244,8 @@ pub fn meta(mode: u32) -> Meta {
             secs: 1_500_000_000,
             nanos: 42,
         },
+        uid: 0,
+        gid: 0,
     }
 }
 

@@ -635,6 +635,8 @@ impl ServerSession {
             Frame::List { id, path } => self.handle_list(id, path),
             Frame::Restore { id, path } => self.handle_restore(id, path),
             Frame::Verify { id, path } => self.handle_verify(id, path),
+            // A read-only server stores nothing to name.
+            Frame::Names { .. } if self.config.read_only => {}
             Frame::Names { users, groups } => {
                 self.commands
                     .push_back(Command::LearnNames { users, groups });
