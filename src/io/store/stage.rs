@@ -298,10 +298,10 @@ pub struct Stager {
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
-    /// Entries whose set-user-ID or set-group-ID bit was cleared.
-    setid_cleared: std::cell::Cell<u64>,
-    /// Entries that could not be given their owner.
-    owners_kept: std::cell::Cell<u64>,
+    /// Entries whose set-user-ID or set-group-ID bit was cleared, and
+    /// entries that could not be given their owner (two `u32`s: a
+    /// connection's state stays small, see `rsb_conn`'s size test).
+    left_out: std::cell::Cell<[u32; 2]>,
     /// The owner names the client sent ([`StageOptions::keep_owners`]).
     pub(super) names: Book,
     /// A search for partials to free room found none (see `make_room`).
@@ -326,8 +326,7 @@ impl Stager {
             displaced: Vec::new(),
             parent: None,
             touched: Vec::new(),
-            setid_cleared: std::cell::Cell::new(0),
-            owners_kept: std::cell::Cell::new(0),
+            left_out: std::cell::Cell::new([0, 0]),
             names: Book::new(),
             reclaim_failed: false,
             fsync_files: std::cell::OnceCell::new(),
@@ -338,13 +337,13 @@ impl Stager {
     /// How many entries had their set-user-ID or set-group-ID bit cleared
     /// ([`StageOptions::clear_setid`]).
     pub fn setid_cleared(&self) -> u64 {
-        self.setid_cleared.get()
+        u64::from(self.left_out.get()[0])
     }
 
     /// How many entries could not be given their owner
     /// ([`StageOptions::set_owners`]).
     pub fn owners_kept(&self) -> u64 {
-        self.owners_kept.get()
+        u64::from(self.left_out.get()[1])
     }
 
     /// Takes in the pairs of a `Names` frame, for the records of the
@@ -551,9 +550,10 @@ impl Stager {
         // by a restore.
         let owned = if self.opts.set_owners {
             chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
-                if !ok {
-                    self.owners_kept.set(self.owners_kept.get() + 1);
-                }
+                self.count(Applied {
+                    setid_cleared: false,
+                    owner_kept: !ok,
+                });
             })
         } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
             chown(parent, Some(&tmp), meta.uid, meta.gid)
@@ -848,10 +848,11 @@ impl Stager {
     /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]) and
     /// owners not given ([`StageOptions::set_owners`]).
     pub(super) fn count(&self, a: Applied) {
-        self.setid_cleared
-            .set(self.setid_cleared.get() + u64::from(a.setid_cleared));
-        self.owners_kept
-            .set(self.owners_kept.get() + u64::from(a.owner_kept));
+        let [setid, owners] = self.left_out.get();
+        self.left_out.set([
+            setid.saturating_add(u32::from(a.setid_cleared)),
+            owners.saturating_add(u32::from(a.owner_kept)),
+        ]);
     }
 
     /// Whether the staged entry `s`, in the directory `dir`, is still the

@@ -153,7 +153,17 @@ mod tests {
             (hello(""), ErrorCode::BadName),
             (
                 Frame::Hello {
-                    version: 2,
+                    version: proto::VERSION + 1,
+                    name: "a".into(),
+                    flags: 0,
+                    nonce: vec![],
+                },
+                ErrorCode::Version,
+            ),
+            (
+                // Version 1 entries carried no owners.
+                Frame::Hello {
+                    version: 1,
                     name: "a".into(),
                     flags: 0,
                     nonce: vec![],
@@ -162,7 +172,7 @@ mod tests {
             ),
             (
                 Frame::Hello {
-                    version: 1,
+                    version: proto::VERSION,
                     name: "a".into(),
                     flags: 1,
                     nonce: vec![],
@@ -205,7 +215,7 @@ mod tests {
 
     fn hello_nonce(name: &str, nonce: &[u8]) -> Frame {
         Frame::Hello {
-            version: 1,
+            version: proto::VERSION,
             name: name.into(),
             flags: 0,
             nonce: nonce.to_vec(),
