@@ -119,7 +119,11 @@ fn rsync_diff(a: &Path, b: &Path) -> String {
         .arg(format!("{}/", b.display()))
         .output()
         .expect("run rsync");
-    assert!(o.status.success(), "rsync: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rsync: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -148,7 +152,10 @@ fn round_trip(srv: &Server, root_server: bool) {
         assert_eq!(mode, 0o1755);
         assert_eq!(meta("su").as_deref(), Some("v1 mode=4755 group=root"));
         // Names where the client has them, numbers alone otherwise.
-        assert_eq!(meta("daemon").as_deref(), Some("v1 mode=0644 user=daemon group=daemon"));
+        assert_eq!(
+            meta("daemon").as_deref(),
+            Some("v1 mode=0644 user=daemon group=daemon")
+        );
         assert_eq!(meta("odd"), None);
     } else {
         // Stored as the server's user; the real owner in the record, and

@@ -44,7 +44,11 @@ pub fn local_meta(
 /// The notice for `n` restored entries that keep the restorer's owner
 /// (said once, at the end of a restore), or `None` for none.
 pub fn kept_notice(n: u64) -> Option<String> {
-    let entries = if n == 1 { "entry keeps" } else { "entries keep" };
+    let entries = if n == 1 {
+        "entry keeps"
+    } else {
+        "entries keep"
+    };
     (n > 0).then(|| {
         format!(
             "{n} restored {entries} your ownership, without set-user-ID and set-group-ID bits: only root can give files to other users"
@@ -88,10 +92,17 @@ mod tests {
             gid: 20,
         };
         let got = local_meta(m, &book, false, local, local);
-        assert_eq!((got.uid, got.gid, got.mode, got.mtime), (2001, 50, m.mode, m.mtime));
+        assert_eq!(
+            (got.uid, got.gid, got.mode, got.mtime),
+            (2001, 50, m.mode, m.mtime)
+        );
         assert_eq!(local_meta(m, &book, true, local, local), m);
         // An id the sender did not name is not looked up.
-        let other = Meta { uid: 7, gid: 8, ..m };
+        let other = Meta {
+            uid: 7,
+            gid: 8,
+            ..m
+        };
         let never = |_: &[u8]| -> Option<u32> { panic!("no name was sent") };
         assert_eq!(local_meta(other, &book, false, never, never), other);
     }
@@ -99,7 +110,11 @@ mod tests {
     #[test]
     fn the_notice_counts_once() {
         assert_eq!(kept_notice(0), None);
-        assert!(kept_notice(1).unwrap().starts_with("1 restored entry keeps your ownership"));
-        assert!(kept_notice(3).unwrap().starts_with("3 restored entries keep your ownership"));
+        assert!(kept_notice(1)
+            .unwrap()
+            .starts_with("1 restored entry keeps your ownership"));
+        assert!(kept_notice(3)
+            .unwrap()
+            .starts_with("3 restored entries keep your ownership"));
     }
 }

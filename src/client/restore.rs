@@ -640,9 +640,24 @@ mod tests {
         };
         assert!(unchanged(Some((3, local)), 3, &stored, false));
         // Restored by root: its owner and its set-user-ID bit.
-        let by_root = Meta { uid: 0, gid: 0, ..stored };
+        let by_root = Meta {
+            uid: 0,
+            gid: 0,
+            ..stored
+        };
         assert!(unchanged(Some((3, by_root)), 3, &stored, true));
-        assert!(!unchanged(Some((3, Meta { mode: 0o755, ..by_root })), 3, &stored, true));
+        assert!(!unchanged(
+            Some((
+                3,
+                Meta {
+                    mode: 0o755,
+                    ..by_root
+                }
+            )),
+            3,
+            &stored,
+            true
+        ));
         assert!(!unchanged(
             Some((
                 3,

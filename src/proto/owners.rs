@@ -86,8 +86,11 @@ fn first_look(
 /// made on first use, as [`Announced`]).
 #[derive(Debug, Default, Clone)]
 pub struct Book {
-    heard: Option<Box<[HashMap<u32, Vec<u8>>; 2]>>,
+    heard: Option<Box<Heard>>,
 }
+
+/// Names by user id, then by group id.
+type Heard = [HashMap<u32, Vec<u8>>; 2];
 
 impl Book {
     /// An empty book.
@@ -171,7 +174,10 @@ mod tests {
         assert_eq!(a.names_for(&meta(7, 5), never, never), None);
         // The unknown id is never looked up; a name that cannot cross the
         // wire is not sent.
-        assert_eq!(a.names_for(&meta(UNKNOWN_ID, UNKNOWN_ID), never, never), None);
+        assert_eq!(
+            a.names_for(&meta(UNKNOWN_ID, UNKNOWN_ID), never, never),
+            None
+        );
         let bad = |_| Some(vec![b'x'; 256]);
         assert_eq!(a.names_for(&meta(8, 9), bad, |_| Some(vec![])), None);
     }

@@ -123,11 +123,17 @@ mod tests {
         // Stored as 0644 with the sticky bit that says it has a record.
         let mut st = stat(Some(EntryKind::File), 10);
         st.meta.mode = 0o1644;
-        assert!(unchanged(&e, &st, no_link, || Some(MetaRecord::mode(0o444))));
-        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(0o400))));
+        assert!(unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o444
+        ))));
+        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o400
+        ))));
         assert!(!unchanged(&e, &st, no_link, none));
         e.meta.mode = 0o644;
-        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(0o444))));
+        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o444
+        ))));
         // Without the sticky bit there is no record to read.
         let st = stat(Some(EntryKind::File), 10);
         assert!(unchanged(&e, &st, no_link, no_record));
@@ -136,7 +142,9 @@ mod tests {
         let d = entry(EntryKind::Dir, 0, b"");
         let mut ds = stat(Some(EntryKind::Dir), 1);
         ds.meta.mode = 0o1711;
-        assert!(!unchanged(&d, &ds, no_link, || Some(MetaRecord::mode(0o311))));
+        assert!(!unchanged(&d, &ds, no_link, || Some(MetaRecord::mode(
+            0o311
+        ))));
         // A stat that differs already answers.
         assert!(!unchanged(
             &e,
@@ -216,7 +224,9 @@ mod tests {
         };
         assert!(unchanged(&e, &fake, no_link, || Some(rec(1000, 100))));
         assert!(!unchanged(&e, &fake, no_link, || Some(rec(1000, 7))));
-        assert!(!unchanged(&e, &fake, no_link, || Some(MetaRecord::mode(0o644))));
+        assert!(!unchanged(&e, &fake, no_link, || Some(MetaRecord::mode(
+            0o644
+        ))));
         // A directory too; a link's owner is its lstat's, unless unknown.
         let d = entry(EntryKind::Dir, 0, b"");
         let mut ds = stat(Some(EntryKind::Dir), 1);

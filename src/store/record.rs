@@ -257,7 +257,10 @@ mod tests {
             ..MetaRecord::mode(0o644)
         };
         assert_eq!(MetaRecord::decode(long.encode().as_bytes()), Some(long));
-        assert!(MetaRecord::decode(format!("v1 mode=0644 user={}", "a".repeat(256)).as_bytes()).is_none());
+        assert!(
+            MetaRecord::decode(format!("v1 mode=0644 user={}", "a".repeat(256)).as_bytes())
+                .is_none()
+        );
     }
 
     #[test]

@@ -19,9 +19,9 @@ use nix::sys::stat::FileStat;
 use super::error::NetError;
 use super::event_loop::Link;
 use super::marker::{self, Marked};
+use super::owners::Accounts;
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
-use super::owners::Accounts;
 use crate::client::owners;
 use crate::client::restore::{self, Links, Local, Target};
 use crate::client::session::Event;
@@ -81,15 +81,18 @@ pub struct Options {
     pub numeric: bool,
 }
 
-/// Who restored entries belong to here: the names the server sent, this
-/// machine's accounts, and whether to map by name at all.
-struct Owners {
+/// What a restore may replace, and who restored entries belong to here:
+/// the names the server sent, this machine's accounts, and whether to map
+/// by name at all.
+struct Rules {
+    /// [`Options::force`].
+    force: bool,
     book: Book,
     accounts: Accounts,
     numeric: bool,
 }
 
-impl Owners {
+impl Rules {
     /// `meta` with this machine's ids (see [`owners::local_meta`]).
     fn local(&self, meta: Meta) -> Meta {
         owners::local_meta(
@@ -223,12 +226,13 @@ pub fn restore(
     let mut stager = Stager::new(tree, stage);
     let mut top = Top::new(&t, &wire);
     let failed_before = rep.counts.failed;
-    let mut owners = Owners {
+    let mut rules = Rules {
+        force,
         book: Book::new(),
         accounts: Accounts::new(),
         numeric: opts.numeric,
     };
-    let res = receive(link, &wire, &t, force, &mut stager, &mut top, &mut owners, rep);
+    let res = receive(link, &wire, &t, &mut stager, &mut top, &mut rules, rep);
     // Done or cut: what arrived whole is made durable and visible, with
     // the directory modes and times that came (the rest come with a
     // re-run); from a server that broke the protocol, nothing is.
@@ -250,12 +254,12 @@ fn receive(
     link: &mut Link<'_>,
     wire: &WirePath,
     t: &Target,
-    force: bool,
     stager: &mut Stager,
     top: &mut Top,
-    owners: &mut Owners,
+    rules: &mut Rules,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
+    let force = rules.force;
     let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
@@ -287,9 +291,9 @@ fn receive(
         }
         while let Some(ev) = link.session().poll_event() {
             match ev {
-                Event::Names { users, groups } => owners.book.learn(users, groups),
+                Event::Names { users, groups } => rules.book.learn(users, groups),
                 Event::Dir { path, meta, .. } => {
-                    let meta = owners.local(meta);
+                    let meta = rules.local(meta);
                     let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, stager) else {
                         continue;
                     };
@@ -301,7 +305,7 @@ fn receive(
                 Event::Symlink {
                     path, target, meta, ..
                 } => {
-                    let meta = owners.local(meta);
+                    let meta = rules.local(meta);
                     let Some(p) = map(&t.prefix, &path, EntryKind::Symlink, &links, rep, stager)
                     else {
                         continue;
@@ -324,7 +328,7 @@ fn receive(
                     meta,
                     size,
                 } => {
-                    let meta = owners.local(meta);
+                    let meta = rules.local(meta);
                     // Refused (and named now), or already here: not sent.
                     // Else: how much of this version of the file an
                     // interrupted restore left behind.
@@ -353,7 +357,7 @@ fn receive(
                     offset,
                     ..
                 } => {
-                    let meta = owners.local(meta);
+                    let meta = rules.local(meta);
                     recv = None;
                     current = None;
                     let offered = answered.take().is_some_and(|a| a == path);

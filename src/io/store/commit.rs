@@ -176,10 +176,9 @@ impl Stager {
             if s.tmp.is_empty() {
                 // An empty file: made whole, then linked in where nothing
                 // stands yet; else it gets a name to rename like the rest.
-                let res =
-                    early.unwrap_or_else(|| {
-                        create_empty(&self.opts, &self.names, dir, name, &s.meta, !syncfs)
-                    });
+                let res = early.unwrap_or_else(|| {
+                    create_empty(&self.opts, &self.names, dir, name, &s.meta, !syncfs)
+                });
                 match res {
                     Ok((None, applied)) => {
                         self.count(applied);

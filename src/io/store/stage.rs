@@ -172,19 +172,16 @@ pub(super) struct Applied {
 /// is.
 pub(super) fn chown(fd: RawFd, name: Option<&[u8]>, uid: u32, gid: u32) -> Result<(), Errno> {
     let id = |v: u32| (v != UNKNOWN_ID).then_some(v);
-    let (uid, gid) = (id(uid).map(unistd::Uid::from_raw), id(gid).map(unistd::Gid::from_raw));
+    let (uid, gid) = (
+        id(uid).map(unistd::Uid::from_raw),
+        id(gid).map(unistd::Gid::from_raw),
+    );
     if uid.is_none() && gid.is_none() {
         return Ok(());
     }
     match name {
         None => unistd::fchown(fd, uid, gid),
-        Some(n) => unistd::fchownat(
-            Some(fd),
-            os(n),
-            uid,
-            gid,
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        ),
+        Some(n) => unistd::fchownat(Some(fd), os(n), uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW),
     }
 }
 
@@ -252,10 +249,8 @@ impl StageOptions {
             }
             let mut disk = modes::on_disk(real, kind, is_root());
             let owner_recorded = record.uid.is_some() || record.gid.is_some();
-            let needed = disk != real
-                || owner_recorded
-                || record.user.is_some()
-                || record.group.is_some();
+            let needed =
+                disk != real || owner_recorded || record.user.is_some() || record.group.is_some();
             if owner_recorded {
                 disk |= modes::RECORDED;
             }

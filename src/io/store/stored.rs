@@ -31,9 +31,13 @@ pub struct StoredFile {
     size: u64,
     meta: Meta,
     shown: Shown,
-    /// The owner's and group's names on the client, if recorded.
-    names: (Option<Vec<u8>>, Option<Vec<u8>>),
+    /// The owner's and group's names on the client, if recorded (boxed:
+    /// most files have none, and a file travels in worker jobs).
+    names: Option<Box<OwnerNames>>,
 }
+
+/// The names of an owner and a group, where known.
+type OwnerNames = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl Namespace {
     /// Opens the stored file at `path` for reading.
@@ -58,7 +62,7 @@ impl StoredFile {
             size: len,
             meta,
             shown,
-            names: (None, None),
+            names: None,
         }
     }
 
@@ -71,11 +75,13 @@ impl StoredFile {
         // file opened, since names are kept without the sticky bit.
         let rec = xattr::meta(fd.as_fd());
         meta.mode = modes::real(meta.mode, rec.as_ref().map(|r| r.mode));
-        let mut names = (None, None);
+        let mut names = None;
         if let Some(r) = rec {
             meta.uid = r.uid.unwrap_or(meta.uid);
             meta.gid = r.gid.unwrap_or(meta.gid);
-            names = (r.user, r.group);
+            if r.user.is_some() || r.group.is_some() {
+                names = Some(Box::new((r.user, r.group)));
+            }
         }
         Ok(StoredFile {
             kind: kind_of(&st),
@@ -105,8 +111,8 @@ impl StoredFile {
     }
 
     /// The names of its owner and group on the client, where recorded.
-    pub fn owner_names(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        self.names.clone()
+    pub fn owner_names(&self) -> OwnerNames {
+        self.names.as_deref().cloned().unwrap_or_default()
     }
 
     /// Its path as a person would write it, for the log.
