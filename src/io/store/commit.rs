@@ -311,7 +311,7 @@ impl Stager {
 }
 
 /// What [`create_empty`] returns: in place (`None`) or made under a
-/// temporary name to rename, and whether a set-id bit was cleared.
+/// temporary name to rename, and what its metadata left out.
 type EmptyResult = Result<(Option<Vec<u8>>, Applied), (&'static str, Errno)>;
 
 /// Empty files of one directory in a row, at least, that the commit makes
@@ -412,8 +412,9 @@ impl Stager {
 /// `Ok(Some(tmp))`: something stands at `name`, or the file system
 /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
 /// was made whole under the temporary name `tmp` instead, for the
-/// caller to rename over `name` as any staged file. The `bool`: a set-id
-/// bit was cleared ([`StageOptions::clear_setid`]). A free function, not a
+/// caller to rename over `name` as any staged file. The [`Applied`]: what
+/// its metadata had to leave out (a set-id bit, its owner). `book`: the
+/// owner names for its record. A free function, not a
 /// method: the commit makes many at once on several threads.
 fn create_empty(
     opts: &StageOptions,

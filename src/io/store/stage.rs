@@ -7,6 +7,11 @@
 //! dropped connection, a kill — the previous version of every file stays
 //! as it was; dropping a `Stager` removes its temporary files.
 //!
+//! Each entry's metadata (mode, mtime, owner) is applied before it is made
+//! visible, as its [`StageOptions`] say: the server's store keeps owners
+//! (on disk as root, in the metadata record otherwise, with the names the
+//! client sent), a restore gives them where it may.
+//!
 //! Used by the server for backups (confined to the client's namespace) and by
 //! the client for restores (confined to the destination), each with its
 //! [`StageOptions`], fixed when the stager is made. This file stages and
