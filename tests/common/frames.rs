@@ -275,6 +275,8 @@ pub fn enc_meta(mode: u32) -> Vec<u8> {
         m.mode.to_be_bytes().to_vec(),
         m.mtime.secs.to_be_bytes().to_vec(),
         m.mtime.nanos.to_be_bytes().to_vec(),
+        m.uid.to_be_bytes().to_vec(),
+        m.gid.to_be_bytes().to_vec(),
     ]
     .concat()
 }
