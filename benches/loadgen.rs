@@ -590,6 +590,8 @@ fn run(opts: &Opts) -> io::Result<bool> {
             secs: mtime.as_secs() as i64,
             nanos: mtime.subsec_nanos(),
         },
+        uid: 0,
+        gid: 0,
     };
     let path = WirePath::new(BACKUP_PATH.to_vec())
         .map_err(|e| io::Error::other(format!("backup path: {e}")))?;

@@ -24,6 +24,8 @@ fn m(mode: u32) -> Meta {
             secs: 1_600_000_000,
             nanos: 0,
         },
+        uid: 0,
+        gid: 0,
     }
 }
 

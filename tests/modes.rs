@@ -1,5 +1,5 @@
 //! Every mode round-trips, whoever the server runs as: a server that is
-//! not root keeps the real mode in the entry's metadata record
+//! not root keeps the real mode (and owner) in the entry's metadata record
 //! (`user.rsb.meta`) and stores with the owner access it needs (rsync's
 //! "fake super"); the manifest check, listings, restores and verify all
 //! take the mode from there.
@@ -112,21 +112,31 @@ fn round_trip(srv: &Server, root_server: bool) {
     let stored = srv.store(NAME, &src);
     let disk = |p: &str| fs::symlink_metadata(stored.join(p)).unwrap().mode() & 0o7777;
     if root_server {
+        // Only the owner's names are recorded (no sticky bit: the mode
+        // and owner on disk are the real ones).
         assert_eq!(disk("f0444"), 0o444);
-        assert_eq!(xattr(&stored.join("f0444"), "user.rsb.meta"), None);
+        assert_eq!(
+            xattr(&stored.join("f0444"), "user.rsb.meta").as_deref(),
+            Some("v1 mode=0444 user=root group=root")
+        );
     } else {
         assert_eq!(disk("f0444"), 0o1644);
         assert_eq!(disk("f0200"), 0o1600);
         assert_eq!(disk("d0000"), 0o1700);
         assert_eq!(
             xattr(&stored.join("f0444"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0444")
+            Some("v1 mode=0444 uid=0 gid=0 user=root group=root")
         );
         assert_eq!(
             xattr(&stored.join("d0311"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0311")
+            Some("v1 mode=0311 uid=0 gid=0 user=root group=root")
         );
-        assert_eq!(xattr(&stored.join("f0644"), "user.rsb.meta"), None);
+        // Its mode is its own, its owner (root) is not the server's.
+        assert_eq!(disk("f0644"), 0o1644);
+        assert_eq!(
+            xattr(&stored.join("f0644"), "user.rsb.meta").as_deref(),
+            Some("v1 mode=0644 uid=0 gid=0 user=root group=root")
+        );
         let md = fs::metadata(stored.join("f0000")).unwrap();
         assert_eq!((md.uid(), md.gid()), (NOBODY, NOBODY));
     }
@@ -189,9 +199,11 @@ fn a_root_server_stores_and_gives_back_every_mode() {
 
 /// Issue 9 item 6: set-user-ID and set-group-ID bits survived while the
 /// owner was dropped: a user's set-user-ID file came back set-user-ID
-/// root, and a root server kept it set-user-ID root in the store.
+/// root, and a root server kept it set-user-ID root in the store. Since
+/// issue 10 owners come back too: a root restore gives the bits back with
+/// them (a restore that cannot is in tests/owners.rs).
 #[test]
-fn a_setuid_file_is_never_setuid_in_the_store_nor_after_a_restore() {
+fn a_setuid_file_is_never_setuid_in_the_store_and_comes_back_with_its_owner() {
     let srv = Server::start(&[]);
     let s = scratch();
     let src = s.join("src");
@@ -213,25 +225,24 @@ fn a_setuid_file_is_never_setuid_in_the_store_nor_after_a_restore() {
     assert_eq!(disk("sg"), 0o1711);
     assert_eq!(
         xattr(&stored.join("su"), "user.rsb.meta").as_deref(),
-        Some("v1 mode=4755")
+        Some("v1 mode=4755 user=root group=root")
     );
     // Nothing changed: a re-run sends nothing.
     let o = srv.client(argv!["backup", src]).run();
     o.ok();
     assert!(o.err().contains("backup: 0 files sent"), "{o}");
 
-    // Restored without the bits, with one warning that counts them.
+    // Restored by root with their owner, so with the bits, and nothing
+    // to warn about.
     let dest = s.join("dest");
     let o = srv.client(argv!["restore", src, dest]).run();
-    o.ok().err_has(
-        "rsb-client: warning: set-user-ID and set-group-ID bits cleared on 3 restored entries",
-    );
-    assert_eq!(o.err().matches("warning: set-user-ID").count(), 1, "{o}");
+    o.ok();
+    assert!(!o.err().contains("warning"), "{o}");
     let mode = |p: &str| fs::symlink_metadata(dest.join(p)).unwrap().mode() & 0o7777;
-    assert_eq!(mode("su"), 0o755);
-    assert_eq!(mode("sg"), 0o711);
+    assert_eq!(mode("su"), 0o4755);
+    assert_eq!(mode("sg"), 0o2711);
     assert_eq!(mode("sticky"), 0o1644);
-    assert_eq!(mode("sgdir"), 0o775);
+    assert_eq!(mode("sgdir"), 0o2775);
     assert_eq!(fs::read(dest.join("sgdir/plain")).unwrap(), b"plain");
     // Nothing to clear, nothing said.
     let plain = s.join("plain");

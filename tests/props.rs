@@ -35,10 +35,24 @@ fn path() -> impl Strategy<Value = WirePath> {
 }
 
 fn meta() -> impl Strategy<Value = Meta> {
-    (0u32..=0o7777, any::<i64>(), 0u32..1_000_000_000).prop_map(|(mode, secs, nanos)| Meta {
-        mode,
-        mtime: Time { secs, nanos },
-    })
+    (
+        0u32..=0o7777,
+        any::<i64>(),
+        0u32..1_000_000_000,
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(|(mode, secs, nanos, uid, gid)| Meta {
+            mode,
+            mtime: Time { secs, nanos },
+            uid,
+            gid,
+        })
+}
+
+/// An (id, name) pair of a `Names` frame: 1 to 255 bytes, no NUL.
+fn owner_name() -> impl Strategy<Value = (u32, Vec<u8>)> {
+    (any::<u32>(), vec(1u8..=255, 1..=255))
 }
 
 /// A body layout valid for a file of `size` bytes sent from `from`:
@@ -246,6 +260,9 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             .prop_map(|(id, files, bytes)| Frame::Progress { id, files, bytes })
             .boxed(),
         32 => any::<u32>().prop_map(|id| Frame::Skip { id }).boxed(),
+        34 => (vec(owner_name(), 0..4), vec(owner_name(), 0..4))
+            .prop_map(|(users, groups)| Frame::Names { users, groups })
+            .boxed(),
         _ => return None,
     })
 }
@@ -294,7 +311,8 @@ fn all_variants(f: &Frame) {
         | Frame::FileFrom { .. }
         | Frame::Verify { .. }
         | Frame::Verified { .. }
-        | Frame::Progress { .. } => {}
+        | Frame::Progress { .. }
+        | Frame::Names { .. } => {}
     }
 }
 
@@ -437,6 +455,8 @@ fn client_stream(steps: &[Step]) -> Vec<u8> {
     let meta = Meta {
         mode: 0o644,
         mtime: Time { secs: 1, nanos: 2 },
+        uid: 0,
+        gid: 0,
     };
     for (i, s) in steps.iter().enumerate() {
         let id = i as u32 + 1;

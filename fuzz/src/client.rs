@@ -167,7 +167,10 @@ pub fn client_session(data: &[u8]) {
                         assert_eq!(bits.len(), 1);
                         assert!(resume.iter().all(|&(i, _)| i < 2));
                     }
-                    Event::Welcome { .. } | Event::Refused { .. } | Event::Failed { .. } => {}
+                    Event::Welcome { .. }
+                    | Event::Refused { .. }
+                    | Event::Failed { .. }
+                    | Event::Names { .. } => {}
                 }
             }
             if c.is_closed() {

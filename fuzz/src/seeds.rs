@@ -24,6 +24,8 @@ fn meta() -> Meta {
             secs: 1_700_000_000,
             nanos: 5,
         },
+        uid: 1000,
+        gid: 100,
     }
 }
 
@@ -176,7 +178,16 @@ pub fn every_frame() -> Vec<Frame> {
             files: 1,
             bytes: 5,
         },
+        names(),
     ]
+}
+
+/// The names of [`meta`]'s owner and group.
+fn names() -> Frame {
+    Frame::Names {
+        users: vec![(1000, b"ann".to_vec())],
+        groups: vec![(100, b"users".to_vec())],
+    }
 }
 
 /// A client's side of a whole session: handshake, a backup with a body,
@@ -193,6 +204,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
         v.extend(bytes(&[Frame::Proof { mac }]));
     }
     v.extend(bytes(&[
+        names(),
         Frame::Dir {
             id: 1,
             path: wp("d"),
@@ -295,6 +307,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             },
         },
         Frame::Done { id: 1 },
+        names(),
         Frame::Dir {
             id: 2,
             path: wp("d"),

@@ -296,6 +296,7 @@ impl Harness {
                 | Command::Symlink { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
+                | Command::LearnNames { .. }
         );
         if write {
             assert!(
@@ -351,6 +352,12 @@ impl Harness {
                 assert!(!self.aborted, "Abort twice");
                 self.aborted = true;
             }
+            Command::LearnNames { users, groups } => {
+                assert!(users
+                    .iter()
+                    .chain(groups)
+                    .all(|(_, n)| rsb::proto::owners::is_valid_name(n)));
+            }
         }
         if !matches!(cmd, Command::BeginFile { .. } | Command::Abort) {
             assert_eq!(
@@ -401,6 +408,11 @@ impl Harness {
             Command::Restore { id, .. } => match self.rng.below(5) {
                 0 => self.s.handle_completion(Completion::Done { id }),
                 1 => {
+                    self.s.handle_completion(Completion::OwnerNames {
+                        meta: meta(),
+                        user: Some(b"root".to_vec()),
+                        group: None,
+                    });
                     self.s.handle_completion(Completion::RestoredDir {
                         id,
                         path: WirePath::root(),
@@ -485,7 +497,7 @@ impl Harness {
                     resume,
                 });
             }
-            Command::Abort => {}
+            Command::Abort | Command::LearnNames { .. } => {}
         }
     }
 

@@ -15,7 +15,7 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
 const WITH_VALUE: [WithValue; 2] = [
@@ -43,6 +43,11 @@ fn options() -> Options {
         "secret-file",
         "first line: this name's secret (default: $RSB_SECRET_FILE)",
         "FILE",
+    );
+    o.optflag(
+        "",
+        "numeric-ids",
+        "restore owners and groups by number, not by name",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -134,6 +139,7 @@ fn parse() -> Result<Config, ExitCode> {
         quiet: m.opt_present("q"),
         verbose: m.opt_present("v"),
         command,
+        numeric_ids: m.opt_present("numeric-ids"),
     })
 }
 

@@ -137,6 +137,14 @@ pub enum Event {
         /// Files without a recorded crc32c.
         unchecked: u64,
     },
+    /// In a restore: the names of owner and group ids of the entries that
+    /// follow.
+    Names {
+        /// (uid, user name) pairs.
+        users: Vec<(u32, Vec<u8>)>,
+        /// (gid, group name) pairs.
+        groups: Vec<(u32, Vec<u8>)>,
+    },
 }
 
 /// Why a session ended. `Display` gives the message the user sees after

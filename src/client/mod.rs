@@ -1,6 +1,6 @@
 //! The client's pure half: its protocol session ([`session`], with the
 //! values it hands out in [`event`]), the backup planner ([`plan`]), the
-//! restore's path rules ([`restore`]), the server's address as written
+//! restore's path rules ([`restore`]) and owner mapping ([`owners`]), the server's address as written
 //! ([`remote`]), failures collapsed by cause and the progress line's pace
 //! ([`report`]) and its user interface ([`ui`], with [`input`] for typed
 //! input that is no command). No sockets, files, clocks or threads: its
@@ -9,6 +9,7 @@
 
 pub mod event;
 pub mod input;
+pub mod owners;
 pub mod plan;
 pub mod remote;
 pub mod report;

@@ -292,17 +292,25 @@ pub fn map(
 /// True when a local file (`local`: its size and metadata, `None` when
 /// it is not a regular file) is the version the server is about to send
 /// (`size`, `meta`): same size, permission bits and mtime to the
-/// nanosecond, rsync's quick check. It is then not sent or not written
-/// again. The permission bits compared are the ones a restore writes
-/// ([`modes::without_owner`]: no set-user-ID or set-group-ID bit while
-/// owners are not restored), so a set-user-ID file restored once is not
-/// sent again on every re-run.
+/// nanosecond, rsync's quick check, and the owner and group `meta` says
+/// (already mapped to this machine's ids). It is then not sent or not
+/// written again. A restorer that cannot give owners (`can_chown` false:
+/// not root) writes its own and no set-user-ID or set-group-ID bit
+/// ([`modes::without_owner`]); a local file like that is what it would
+/// write, so a set-user-ID file restored once is not sent again on every
+/// re-run.
 #[must_use]
-pub fn unchanged(local: Option<(u64, Meta)>, size: u64, meta: &Meta) -> bool {
+pub fn unchanged(local: Option<(u64, Meta)>, size: u64, meta: &Meta, can_chown: bool) -> bool {
+    let same = |a: u32, b: u32| a == b || b == crate::proto::owners::UNKNOWN_ID;
     local.is_some_and(|(lsize, lmeta)| {
+        let owned = same(lmeta.uid, meta.uid) && same(lmeta.gid, meta.gid);
         lsize == size
             && lmeta.mtime == meta.mtime
-            && lmeta.mode & 0o7777 == modes::without_owner(meta.mode).0
+            && if owned {
+                lmeta.mode & 0o7777 == meta.mode & 0o7777
+            } else {
+                !can_chown && lmeta.mode & 0o7777 == modes::without_owner(meta.mode).0
+            }
     })
 }
 
@@ -421,15 +429,25 @@ mod tests {
         let m = |mode, secs, nanos| Meta {
             mode,
             mtime: Time { secs, nanos },
+            uid: 1000,
+            gid: 100,
         };
         let sent = m(0o644, 100, 5);
-        assert!(unchanged(Some((7, m(0o644, 100, 5))), 7, &sent));
-        assert!(unchanged(Some((7, m(0o100644, 100, 5))), 7, &sent));
-        assert!(!unchanged(None, 7, &sent));
-        assert!(!unchanged(Some((8, m(0o644, 100, 5))), 7, &sent));
-        assert!(!unchanged(Some((7, m(0o600, 100, 5))), 7, &sent));
-        assert!(!unchanged(Some((7, m(0o644, 100, 6))), 7, &sent));
-        assert!(!unchanged(Some((7, m(0o644, 101, 5))), 7, &sent));
+        for root in [false, true] {
+            assert!(unchanged(Some((7, m(0o644, 100, 5))), 7, &sent, root));
+            assert!(unchanged(Some((7, m(0o100644, 100, 5))), 7, &sent, root));
+            assert!(!unchanged(None, 7, &sent, root));
+            assert!(!unchanged(Some((8, m(0o644, 100, 5))), 7, &sent, root));
+            assert!(!unchanged(Some((7, m(0o600, 100, 5))), 7, &sent, root));
+            assert!(!unchanged(Some((7, m(0o644, 100, 6))), 7, &sent, root));
+            assert!(!unchanged(Some((7, m(0o644, 101, 5))), 7, &sent, root));
+        }
+        // Another owner: written again by root, who can give it.
+        let theirs = Meta { uid: 0, ..sent };
+        assert!(!unchanged(Some((7, theirs)), 7, &sent, true));
+        assert!(unchanged(Some((7, theirs)), 7, &sent, false));
+        let other_group = Meta { gid: 0, ..sent };
+        assert!(!unchanged(Some((7, other_group)), 7, &sent, true));
     }
 
     #[test]
@@ -610,12 +628,36 @@ mod tests {
         let stored = Meta {
             mode: 0o4755,
             mtime: crate::proto::Time { secs: 5, nanos: 6 },
+            uid: 0,
+            gid: 0,
         };
+        // Restored by a user who could not give it to root.
         let local = Meta {
             mode: 0o755,
             mtime: crate::proto::Time { secs: 5, nanos: 6 },
+            uid: 1000,
+            gid: 1000,
         };
-        assert!(unchanged(Some((3, local)), 3, &stored));
+        assert!(unchanged(Some((3, local)), 3, &stored, false));
+        // Restored by root: its owner and its set-user-ID bit.
+        let by_root = Meta {
+            uid: 0,
+            gid: 0,
+            ..stored
+        };
+        assert!(unchanged(Some((3, by_root)), 3, &stored, true));
+        assert!(!unchanged(
+            Some((
+                3,
+                Meta {
+                    mode: 0o755,
+                    ..by_root
+                }
+            )),
+            3,
+            &stored,
+            true
+        ));
         assert!(!unchanged(
             Some((
                 3,
@@ -625,7 +667,8 @@ mod tests {
                 }
             )),
             3,
-            &stored
+            &stored,
+            false
         ));
     }
 }

@@ -93,6 +93,8 @@ pub struct ClientSession {
     hello_deadline: Instant,
     /// The last time bytes moved either way.
     last_activity: Instant,
+    /// Owner ids named to the server so far (backups).
+    announced: proto::owners::Announced,
 }
 
 impl ClientSession {
@@ -120,6 +122,7 @@ impl ClientSession {
             challenge: None,
             hello_deadline: now + HELLO_TIMEOUT,
             last_activity: now,
+            announced: proto::owners::Announced::new(),
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
@@ -173,6 +176,20 @@ impl ClientSession {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         id
+    }
+
+    /// Queues a `Names` frame before an entry with `meta` when it uses an
+    /// id not named yet on this connection and `user` or `group` names it
+    /// (each asked at most once per id; see [`crate::proto::owners`]).
+    pub fn name_owners(
+        &mut self,
+        meta: &Meta,
+        user: impl FnOnce(u32) -> Option<Vec<u8>>,
+        group: impl FnOnce(u32) -> Option<Vec<u8>>,
+    ) {
+        if let Some(f) = self.announced.names_for(meta, user, group) {
+            self.push(&f);
+        }
     }
 
     /// Queues a directory entry; returns its id.
@@ -589,6 +606,11 @@ impl ClientSession {
                 if self.streams.front() == Some(&Pending::List(id)) =>
             {
                 self.events.push_back(Event::ListEntry { id, item });
+            }
+            (State::Ready, Frame::Names { users, groups })
+                if matches!(self.streams.front(), Some(Pending::Restore(_))) =>
+            {
+                self.events.push_back(Event::Names { users, groups });
             }
             (State::Ready, Frame::Dir { id, path, meta }) if self.current_restore(id) => {
                 self.events.push_back(Event::Dir { id, path, meta });

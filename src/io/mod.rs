@@ -44,6 +44,8 @@ pub fn meta_of(st: &nix::sys::stat::FileStat) -> crate::proto::Meta {
             secs: st.st_mtime,
             nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
         },
+        uid: st.st_uid,
+        gid: st.st_gid,
     }
 }
 

@@ -13,13 +13,18 @@ pub struct Time {
     pub nanos: u32,
 }
 
-/// Mode bits and modification time carried with every entry.
+/// Mode bits, modification time and owner carried with every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Meta {
     /// Permission bits (`0o7777` at most).
     pub mode: u32,
     /// Modification time.
     pub mtime: Time,
+    /// Numeric owner, or [`super::owners::UNKNOWN_ID`] when the sender
+    /// does not know it (a link stored by a server that is not root).
+    pub uid: u32,
+    /// Numeric group, or [`super::owners::UNKNOWN_ID`].
+    pub gid: u32,
 }
 
 /// One run of a sparse file's data: `len` bytes from `offset`.
@@ -368,6 +373,17 @@ pub enum Frame {
         files: u64,
         /// Bytes read so far.
         bytes: u64,
+    },
+    /// Either side, before the first entry that uses an id it has not
+    /// named yet on this connection: the names of user and group ids (ids
+    /// the sender has no name for are not listed). See
+    /// [`super::owners`].
+    Names {
+        /// (uid, user name) pairs; a name is 1 to
+        /// [`super::owners::MAX_OWNER_NAME`] bytes, no NUL.
+        users: Vec<(u32, Vec<u8>)>,
+        /// (gid, group name) pairs, names bounded the same way.
+        groups: Vec<(u32, Vec<u8>)>,
     },
     /// Server: the `Verify` with this id is complete. Each damaged or
     /// unreadable file was reported before it with `Failed`.

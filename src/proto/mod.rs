@@ -19,7 +19,13 @@
 //! bytes                  len:u32 data[len]   (len bounded by the frame)
 //! time                   secs:i64 nanos:u32 (nanos < 1_000_000_000)
 //! path                   bytes, a relative path (see `path`)
+//! meta                   mode:u32 mtime:time uid:u32 gid:u32
+//! names                  count:u32 (id:u32 name:bytes)[count]
 //! ```
+//!
+//! Every entry's `meta` carries its numeric owner and group
+//! (`0xffffffff`, [`owners::UNKNOWN_ID`]: not known, e.g. a symlink kept by
+//! a server that is not root; a receiver leaves such an owner as it is).
 //!
 //! A payload must be consumed exactly: trailing bytes are an error.
 //!
@@ -52,10 +58,10 @@
 //! ([`crate::server::session::MAX_READ_AHEAD`]; more is a protocol
 //! error), and handled in order once the restore ended.
 //!
-//! * `Manifest` (id, entries: kind, path, mode, mtime, size, link target):
+//! * `Manifest` (id, entries: kind, path, meta, size, link target):
 //!   what the client is about to back up, in the order it will send it. The
-//!   server compares each entry with what it stores (by type, size, mode and
-//!   mtime to the nanosecond, and link target; it never opens a file to do
+//!   server compares each entry with what it stores (by type, size, mode,
+//!   owner, group and mtime to the nanosecond, and link target; it never opens a file to do
 //!   so) and answers `Need` (id, a bitmap of the entries it needs). The
 //!   client then sends only those, and a directory also when anything inside
 //!   it was sent (that changed its mtime on the server). A client may have
@@ -115,6 +121,16 @@
 //!   with `Failed` and how far it got with `Progress` (id, files, bytes;
 //!   about twice a second), and ends with `Verified` (id, counts).
 //!
+//! * `Names` (users: names, groups: names): sent by whoever sends entries
+//!   (the client in a backup, the server in a restore), before the first
+//!   entry that uses an id it has not named yet on this connection; ids
+//!   the sender has no name for are not listed. A name is 1 to 255 bytes
+//!   without NUL, not necessarily UTF-8. A receiver keeps at most
+//!   [`owners::MAX_NAMES`] user and as many group names per connection and
+//!   ignores further ones; see [`owners`]. A restore maps an owner by name
+//!   where the name exists on the restoring machine, else keeps the
+//!   number.
+//!
 //! A request that fails as a whole (missing path, read-only server) gets
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
@@ -123,6 +139,7 @@ pub mod bits;
 pub mod codec;
 pub mod frame;
 pub mod kind;
+pub mod owners;
 pub mod path;
 
 pub use codec::{decode, encode, DecodeError, Decoded};

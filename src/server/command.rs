@@ -131,6 +131,14 @@ pub enum Command {
         /// Path beneath the namespace.
         path: WirePath,
     },
+    /// Keep the names of a `Names` frame for the records of the entries
+    /// that follow (see [`crate::proto::owners`]).
+    LearnNames {
+        /// (uid, user name) pairs.
+        users: Vec<(u32, Vec<u8>)>,
+        /// (gid, group name) pairs.
+        groups: Vec<(u32, Vec<u8>)>,
+    },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
 }
@@ -198,6 +206,17 @@ pub enum Completion {
         id: u32,
         /// The entry.
         item: ListItem,
+    },
+    /// In a restore, before the entry with `meta`: the names its owner
+    /// and group were stored with; the session sends a `Names` frame for
+    /// the ids it has not named yet on this connection.
+    OwnerNames {
+        /// The entry's meta (its ids).
+        meta: Meta,
+        /// The owner's recorded name.
+        user: Option<Vec<u8>>,
+        /// The group's recorded name.
+        group: Option<Vec<u8>>,
     },
     /// A restored directory (sent after its contents).
     RestoredDir {

@@ -14,6 +14,8 @@
 //! saved per changed entry).
 
 use super::modes;
+use super::record::MetaRecord;
+use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::{EntryKind, ManifestEntry, Meta};
 
 /// What `lstat` says of a stored entry, as far as the comparison goes.
@@ -29,19 +31,22 @@ pub struct StoredStat {
 
 /// Whether `entry` is what is stored, as `stored` describes it; `target`
 /// reads the stored link's target (`None`: unreadable, so not the same),
-/// `recorded` the real mode of a stored file or directory from its
-/// metadata record (`None`: no record).
+/// `recorded` the metadata record of a stored file or directory (`None`:
+/// no record).
 pub fn unchanged(
     entry: &ManifestEntry,
     stored: &StoredStat,
     target: impl FnOnce() -> Option<Vec<u8>>,
-    recorded: impl FnOnce() -> Option<u32>,
+    recorded: impl FnOnce() -> Option<MetaRecord>,
 ) -> bool {
     stored.kind == Some(entry.kind)
         && stored.meta.mtime == entry.meta.mtime
         && match entry.kind {
             EntryKind::File => u64::try_from(stored.size).is_ok_and(|n| n == entry.size),
-            EntryKind::Symlink => stored.meta.mode == entry.meta.mode,
+            EntryKind::Symlink => {
+                stored.meta.mode == entry.meta.mode
+                    && same_owner(entry.meta, stored.meta.uid, stored.meta.gid)
+            }
             EntryKind::Dir => true,
         }
         && match entry.kind {
@@ -50,9 +55,19 @@ pub fn unchanged(
                 let rec = modes::may_have_record(stored.meta.mode)
                     .then(recorded)
                     .flatten();
-                modes::real(stored.meta.mode, rec) == entry.meta.mode & 0o7777
+                let uid = rec.as_ref().and_then(|r| r.uid).unwrap_or(stored.meta.uid);
+                let gid = rec.as_ref().and_then(|r| r.gid).unwrap_or(stored.meta.gid);
+                modes::real(stored.meta.mode, rec.map(|r| r.mode)) == entry.meta.mode & 0o7777
+                    && same_owner(entry.meta, uid, gid)
             }
         }
+}
+
+/// Whether `entry`'s owner and group are `uid` and `gid`, an unknown id on
+/// either side matching any.
+fn same_owner(entry: Meta, uid: u32, gid: u32) -> bool {
+    let same = |a: u32, b: u32| a == b || a == UNKNOWN_ID || b == UNKNOWN_ID;
+    same(entry.uid, uid) && same(entry.gid, gid)
 }
 
 #[cfg(test)]
@@ -64,6 +79,8 @@ mod tests {
         Meta {
             mode,
             mtime: Time { secs, nanos: 5 },
+            uid: 1000,
+            gid: 100,
         }
     }
 
@@ -89,11 +106,11 @@ mod tests {
         panic!("the target is read only for a link whose stat matched")
     }
 
-    fn none() -> Option<u32> {
+    fn none() -> Option<MetaRecord> {
         None
     }
 
-    fn no_record() -> Option<u32> {
+    fn no_record() -> Option<MetaRecord> {
         panic!("the record is read only for an entry whose stat matched")
     }
 
@@ -106,11 +123,17 @@ mod tests {
         // Stored as 0644 with the sticky bit that says it has a record.
         let mut st = stat(Some(EntryKind::File), 10);
         st.meta.mode = 0o1644;
-        assert!(unchanged(&e, &st, no_link, || Some(0o444)));
-        assert!(!unchanged(&e, &st, no_link, || Some(0o400)));
+        assert!(unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o444
+        ))));
+        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o400
+        ))));
         assert!(!unchanged(&e, &st, no_link, none));
         e.meta.mode = 0o644;
-        assert!(!unchanged(&e, &st, no_link, || Some(0o444)));
+        assert!(!unchanged(&e, &st, no_link, || Some(MetaRecord::mode(
+            0o444
+        ))));
         // Without the sticky bit there is no record to read.
         let st = stat(Some(EntryKind::File), 10);
         assert!(unchanged(&e, &st, no_link, no_record));
@@ -119,7 +142,9 @@ mod tests {
         let d = entry(EntryKind::Dir, 0, b"");
         let mut ds = stat(Some(EntryKind::Dir), 1);
         ds.meta.mode = 0o1711;
-        assert!(!unchanged(&d, &ds, no_link, || Some(0o311)));
+        assert!(!unchanged(&d, &ds, no_link, || Some(MetaRecord::mode(
+            0o311
+        ))));
         // A stat that differs already answers.
         assert!(!unchanged(
             &e,
@@ -175,6 +200,44 @@ mod tests {
         let mut moved = st;
         moved.meta.mtime.secs = 1;
         assert!(!unchanged(&e, &moved, no_link, none));
+    }
+
+    /// Issue 10: a chown-only change is a change; the owner compared is
+    /// the recorded one on a server that cannot set it on disk.
+    #[test]
+    fn a_changed_owner_or_group_is_needed() {
+        let e = entry(EntryKind::File, 10, b"");
+        let st = stat(Some(EntryKind::File), 10);
+        assert!(unchanged(&e, &st, no_link, no_record));
+        for (uid, gid) in [(1001, 100), (1000, 101), (0, 0)] {
+            let mut o = st;
+            (o.meta.uid, o.meta.gid) = (uid, gid);
+            assert!(!unchanged(&e, &o, no_link, no_record), "{uid}:{gid}");
+        }
+        // Stored by uid 65534 with a record of the real owner.
+        let mut fake = st;
+        (fake.meta.uid, fake.meta.gid, fake.meta.mode) = (65534, 65534, 0o1644);
+        let rec = |uid, gid| MetaRecord {
+            uid: Some(uid),
+            gid: Some(gid),
+            ..MetaRecord::mode(0o644)
+        };
+        assert!(unchanged(&e, &fake, no_link, || Some(rec(1000, 100))));
+        assert!(!unchanged(&e, &fake, no_link, || Some(rec(1000, 7))));
+        assert!(!unchanged(&e, &fake, no_link, || Some(MetaRecord::mode(
+            0o644
+        ))));
+        // A directory too; a link's owner is its lstat's, unless unknown.
+        let d = entry(EntryKind::Dir, 0, b"");
+        let mut ds = stat(Some(EntryKind::Dir), 1);
+        ds.meta.uid = 0;
+        assert!(!unchanged(&d, &ds, no_link, no_record));
+        let l = entry(EntryKind::Symlink, 0, b"t");
+        let mut ls = stat(Some(EntryKind::Symlink), 1);
+        ls.meta.gid = 0;
+        assert!(!unchanged(&l, &ls, no_link, no_record));
+        (ls.meta.uid, ls.meta.gid) = (UNKNOWN_ID, UNKNOWN_ID);
+        assert!(unchanged(&l, &ls, || Some(b"t".to_vec()), no_record));
     }
 
     #[test]

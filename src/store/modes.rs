@@ -11,13 +11,20 @@
 //!   bit on a file it stores: the file is owned by the server's user (a
 //!   root server's copy would be set-user-ID root).
 //!
-//! A restore cannot give entries their owners back (owners are not kept
-//! yet), so it clears those two bits ([`without_owner`]), as GNU `cp`
-//! does when it cannot keep an owner.
+//! A restore that cannot give an entry its owner back (a restorer that is
+//! not root) clears those two bits ([`without_owner`]), as GNU `cp` does
+//! when it cannot keep an owner.
 //!
 //! When the mode on disk differs from the real one, the real one is kept
 //! in the entry's [`MetaRecord`] (`user.rsb.meta`), and every reader (the
-//! manifest check, listings, restores) takes the mode from there.
+//! manifest check, listings, restores) takes the mode from there. So is
+//! an owner or group a server that is not root cannot give the entry
+//! (its own user owns everything it stores), and the sticky bit
+//! ([`RECORDED`]) is set for that too. The owner's names are kept in the
+//! same record, by any server, without the sticky bit: only a restore
+//! needs them, and it looks for the record on every entry.
+//!
+//! [`MetaRecord`]: super::record::MetaRecord
 //!
 //! Pure: modes in, modes out.
 

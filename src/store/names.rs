@@ -104,6 +104,8 @@ mod tests {
         Meta {
             mode: 0o644,
             mtime: Time { secs, nanos },
+            uid: 0,
+            gid: 0,
         }
     }
 

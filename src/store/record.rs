@@ -6,8 +6,9 @@
 //!   (`v1 crc32c=1a2b3c4d size=12345`), and what re-reading the file says
 //!   about it;
 //! * [`MetaRecord`], `user.rsb.meta` on a stored file or directory whose
-//!   mode on disk is not its real one (`v1 mode=0444`): see
-//!   [`super::modes`] for when that is.
+//!   mode or owner on disk is not its real one, or whose owner's names the
+//!   client sent (`v1 mode=0444 uid=1000 gid=100 user=ann group=users`):
+//!   see [`super::modes`] for when that is.
 //!
 //! Pure: bytes in, a record out; a size and a crc in, a verdict out.
 
@@ -67,24 +68,58 @@ impl Recorded {
     }
 }
 
-/// The real metadata of an entry stored with another mode on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The real metadata of an entry whose mode or owner on disk is not its
+/// real one, and the owner's names where the client sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetaRecord {
     /// The permission bits the client sent (`0o7777` at most), set-user-ID
     /// and set-group-ID included.
     pub mode: u32,
+    /// The real owner, when it is not the one on disk.
+    pub uid: Option<u32>,
+    /// The real group, when it is not the one on disk.
+    pub gid: Option<u32>,
+    /// The owner's name on the client, if it sent one.
+    pub user: Option<Vec<u8>>,
+    /// The group's name on the client, if it sent one.
+    pub group: Option<Vec<u8>>,
 }
 
 impl MetaRecord {
-    /// The attribute's value.
-    pub fn encode(&self) -> String {
-        format!("v1 mode={:04o}", self.mode & 0o7777)
+    /// A record of `mode` alone.
+    pub fn mode(mode: u32) -> MetaRecord {
+        MetaRecord {
+            mode,
+            ..MetaRecord::default()
+        }
     }
 
-    /// Parses an attribute's value. Words after the `v1` other than
-    /// `mode=` are skipped, so a later version can add fields (an owner)
-    /// that this one ignores; anything without a well-formed mode is
-    /// nothing.
+    /// The attribute's value: `v1 mode=0644`, then `uid=N gid=N` where
+    /// known, then `user=NAME group=NAME` with every byte outside
+    /// `[A-Za-z0-9._-]` written `%XX`.
+    pub fn encode(&self) -> String {
+        let mut s = format!("v1 mode={:04o}", self.mode & 0o7777);
+        if let Some(u) = self.uid {
+            s.push_str(&format!(" uid={u}"));
+        }
+        if let Some(g) = self.gid {
+            s.push_str(&format!(" gid={g}"));
+        }
+        for (key, name) in [("user", &self.user), ("group", &self.group)] {
+            if let Some(n) = name {
+                s.push(' ');
+                s.push_str(key);
+                s.push('=');
+                escape_into(&mut s, n);
+            }
+        }
+        s
+    }
+
+    /// Parses an attribute's value. Words after the `v1` that it does not
+    /// know are skipped, so a later version can add fields that this one
+    /// ignores; anything without a well-formed mode, or with a field twice
+    /// or malformed, is nothing.
     pub fn decode(b: &[u8]) -> Option<MetaRecord> {
         let s = std::str::from_utf8(b).ok()?;
         let mut words = s.split(' ');
@@ -92,17 +127,65 @@ impl MetaRecord {
             return None;
         }
         let mut mode = None;
+        let mut r = MetaRecord::default();
         for w in words {
-            if let Some(m) = w.strip_prefix("mode=") {
-                let m = u32::from_str_radix(m, 8).ok()?;
-                if m > 0o7777 || mode.is_some() {
-                    return None;
+            let (key, value) = w.split_once('=').unwrap_or((w, ""));
+            match key {
+                "mode" => {
+                    let m = u32::from_str_radix(value, 8).ok()?;
+                    if m > 0o7777 || mode.replace(m).is_some() {
+                        return None;
+                    }
                 }
-                mode = Some(m);
+                "uid" => once(&mut r.uid, value.parse().ok()?)?,
+                "gid" => once(&mut r.gid, value.parse().ok()?)?,
+                "user" => once(&mut r.user, unescape(value)?)?,
+                "group" => once(&mut r.group, unescape(value)?)?,
+                _ => {}
             }
         }
-        Some(MetaRecord { mode: mode? })
+        r.mode = mode?;
+        Some(r)
     }
+}
+
+/// Sets `slot` to `v` unless it was set: `None` for a field given twice.
+fn once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
+    slot.replace(v).is_none().then_some(())
+}
+
+/// Whether `b` stands for itself in a recorded name.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
+fn escape_into(s: &mut String, name: &[u8]) {
+    for &b in name {
+        if is_plain(b) {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// A recorded name back to its bytes: only plain bytes and `%XX`, 1 to
+/// [`crate::proto::owners::MAX_OWNER_NAME`] bytes, no NUL.
+fn unescape(v: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut bytes = v.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+        } else if is_plain(b) {
+            out.push(b);
+        } else {
+            return None;
+        }
+    }
+    crate::proto::owners::is_valid_name(&out).then_some(out)
 }
 
 #[cfg(test)]
@@ -111,16 +194,16 @@ mod tests {
 
     #[test]
     fn the_meta_record_round_trips_and_skips_words_it_does_not_know() {
-        let r = MetaRecord { mode: 0o4755 };
+        let r = MetaRecord::mode(0o4755);
         assert_eq!(r.encode(), "v1 mode=4755");
         assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
         assert_eq!(
             MetaRecord::decode(b"v1 mode=0000"),
-            Some(MetaRecord { mode: 0 })
+            Some(MetaRecord::mode(0))
         );
         assert_eq!(
-            MetaRecord::decode(b"v1 uid=1000 mode=0444 gid=5"),
-            Some(MetaRecord { mode: 0o444 })
+            MetaRecord::decode(b"v1 size=3 mode=0444 acl=x"),
+            Some(MetaRecord::mode(0o444))
         );
         for junk in [
             &b""[..],
@@ -130,9 +213,54 @@ mod tests {
             b"v1 mode=17777",
             b"v1 mode=0644 mode=0600",
             b"v1 crc32c=1 size=1",
+            b"v1 mode=0644 uid=-1",
+            b"v1 mode=0644 uid=1 uid=1",
+            b"v1 mode=0644 gid=4294967296",
+            b"v1 mode=0644 user=",
+            b"v1 mode=0644 user=a%2",
+            b"v1 mode=0644 user=a%zz",
+            b"v1 mode=0644 user=a%00",
+            b"v1 mode=0644 user=a+b",
+            b"v1 mode=0644 group=a group=b",
         ] {
             assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
         }
+    }
+
+    /// Issue 10: owners and their names are kept in the record of a
+    /// server that cannot set them on disk, names escaped.
+    #[test]
+    fn owners_and_names_are_recorded_escaped() {
+        let r = MetaRecord {
+            mode: 0o644,
+            uid: Some(1000),
+            gid: Some(0),
+            user: Some(b"ann".to_vec()),
+            group: Some(b"d\xe9v ops%".to_vec()),
+        };
+        assert_eq!(
+            r.encode(),
+            "v1 mode=0644 uid=1000 gid=0 user=ann group=d%E9v%20ops%25"
+        );
+        assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r.clone()));
+        let names_only = MetaRecord {
+            user: Some(b"x.y_z-9".to_vec()),
+            ..MetaRecord::mode(0o755)
+        };
+        assert_eq!(names_only.encode(), "v1 mode=0755 user=x.y_z-9");
+        assert_eq!(
+            MetaRecord::decode(names_only.encode().as_bytes()),
+            Some(names_only)
+        );
+        let long = MetaRecord {
+            user: Some(vec![0xff; 255]),
+            ..MetaRecord::mode(0o644)
+        };
+        assert_eq!(MetaRecord::decode(long.encode().as_bytes()), Some(long));
+        assert!(
+            MetaRecord::decode(format!("v1 mode=0644 user={}", "a".repeat(256)).as_bytes())
+                .is_none()
+        );
     }
 
     #[test]

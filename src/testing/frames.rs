@@ -8,11 +8,13 @@ pub fn wp(s: &str) -> WirePath {
     WirePath::new(s.as_bytes().to_vec()).expect("test path")
 }
 
-/// Ordinary metadata: mode 0644, a fixed mtime.
+/// Ordinary metadata: mode 0644, a fixed mtime, owner 1000:100.
 pub fn meta() -> Meta {
     Meta {
         mode: 0o644,
         mtime: Time { secs: 1, nanos: 2 },
+        uid: 1000,
+        gid: 100,
     }
 }
 

@@ -142,7 +142,9 @@ impl FakeShell {
                 Some(message) => done(Completion::NamespaceFailed { message }),
                 None => Vec::new(),
             },
-            Command::Mkdir { .. } | Command::Symlink { .. } => Vec::new(),
+            Command::Mkdir { .. } | Command::Symlink { .. } | Command::LearnNames { .. } => {
+                Vec::new()
+            }
             Command::BeginFile {
                 path, size, offset, ..
             } => {

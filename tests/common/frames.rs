@@ -244,6 +244,8 @@ pub fn meta(mode: u32) -> Meta {
             secs: 1_500_000_000,
             nanos: 42,
         },
+        uid: 0,
+        gid: 0,
     }
 }
 
@@ -273,6 +275,8 @@ pub fn enc_meta(mode: u32) -> Vec<u8> {
         m.mode.to_be_bytes().to_vec(),
         m.mtime.secs.to_be_bytes().to_vec(),
         m.mtime.nanos.to_be_bytes().to_vec(),
+        m.uid.to_be_bytes().to_vec(),
+        m.gid.to_be_bytes().to_vec(),
     ]
     .concat()
 }

@@ -252,6 +252,8 @@ fn item(kind: EntryKind, name: &[u8], mode: u32, size: u64, target: &[u8]) -> Li
         meta: Meta {
             mode,
             mtime: Time { secs: 0, nanos: 0 },
+            uid: 0,
+            gid: 0,
         },
         size,
         target: target.to_vec(),

@@ -11,6 +11,7 @@ use nix::sys::stat::{self, Mode};
 
 use super::error::NetError;
 use super::event_loop::Link;
+use super::owners::Accounts;
 use super::report::{show, Reporter};
 use super::walk::{walk, Walk, WalkItem};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
@@ -104,6 +105,13 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), OpenError> {
     Ok((fd, meta, st.st_size.max(0) as u64))
 }
 
+/// Queues the names of `meta`'s owner and group, if this connection has
+/// not named them yet (see [`crate::proto::owners`]).
+fn name_owners(link: &mut Link<'_>, meta: &Meta, accounts: &Accounts) {
+    link.session()
+        .name_owners(meta, |u| accounts.user_name(u), |g| accounts.group_name(g));
+}
+
 /// Backs up `paths` (absolute or relative to the current directory).
 /// File-level problems are reported and counted; `Err` means the
 /// connection was lost.
@@ -116,6 +124,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
     }
     let mut walks = Walks::new(paths);
     let mut plan = Plan::new();
+    let accounts = Accounts::new();
     // The body on its way: its id, its sender, the entry and how many
     // times it was read before (for a file that changed while read).
     let mut current: Option<(u32, BodySender, LocalEntry, u32)> = None;
@@ -151,18 +160,24 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                 } => (entry, resume_at, reads),
             };
             let (id, size) = match e.kind {
-                EntryKind::Dir => (link.session().send_dir(e.wire.clone(), e.meta), 0),
-                EntryKind::Symlink => (
-                    link.session()
-                        .send_symlink(e.wire.clone(), e.target.clone(), e.meta),
-                    0,
-                ),
+                EntryKind::Dir => {
+                    name_owners(link, &e.meta, &accounts);
+                    (link.session().send_dir(e.wire.clone(), e.meta), 0)
+                }
+                EntryKind::Symlink => {
+                    name_owners(link, &e.meta, &accounts);
+                    let id = link
+                        .session()
+                        .send_symlink(e.wire.clone(), e.target.clone(), e.meta);
+                    (id, 0)
+                }
                 // A file the walk saw empty has nothing to read: what the
                 // walk's lstat said is what is sent (3 syscalls fewer per
                 // file, which is most of the client's work for a directory
                 // of empty files). Content written since is newer than
                 // this backup: its mtime makes the next one send it.
                 EntryKind::File if e.size == 0 => {
+                    name_owners(link, &e.meta, &accounts);
                     let id = link
                         .session()
                         .send_file(e.wire.clone(), e.meta, 0, Layout::Dense);
@@ -174,6 +189,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                         // Nothing to read, nothing to check after: the
                         // header and its end go out with the frames
                         // around them, in the same writes.
+                        name_owners(link, &meta, &accounts);
                         let id = link
                             .session()
                             .send_file(e.wire.clone(), meta, 0, Layout::Dense);
@@ -186,6 +202,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                             Ok(tx) => {
                                 let layout = tx.layout().clone();
                                 let body = layout.body_len(size, offset);
+                                name_owners(link, &meta, &accounts);
                                 let id = if offset > 0 {
                                     link.session().send_file_from(
                                         e.wire.clone(),

@@ -7,7 +7,8 @@
 //! connection [`conn`], timers, signals), one driver per command
 //! ([`backup`], [`restore`], [`list`], [`verify`]) that feeds the pure
 //! [`crate::client`] ring and carries out what the server's answers mean on
-//! the local disk, the local walk ([`walk`]), and what the user sees on
+//! the local disk, the local walk ([`walk`]), this machine's users and
+//! groups ([`owners`]), and what the user sees on
 //! stderr ([`report`]). Typed connection errors are in [`error`].
 
 pub mod backup;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod event_loop;
 pub mod list;
 pub mod marker;
+pub mod owners;
 pub mod report;
 pub mod restore;
 pub mod verify;
@@ -47,6 +49,9 @@ pub struct Config {
     /// A one-shot command (`HOST [PORT] COMMAND...`); empty: read commands
     /// from stdin, with a prompt on a terminal.
     pub command: Vec<OsString>,
+    /// `--numeric-ids`: a restore gives entries the owner and group
+    /// numbers stored, never mapping them by name.
+    pub numeric_ids: bool,
 }
 
 /// Why [`run`] could not: a one-shot command that does not parse. The
@@ -230,7 +235,14 @@ impl Client {
             Command::Restore { path, dest, force } => {
                 let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let mut link = self.lp.link(remote)?;
-                let r = restore::restore(&mut link, &PathBuf::from(path), &dest, force, &mut rep);
+                let numeric = self.config.numeric_ids;
+                let r = restore::restore(
+                    &mut link,
+                    &PathBuf::from(path),
+                    &dest,
+                    restore::Options { force, numeric },
+                    &mut rep,
+                );
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("restore", "received");
                 r

@@ -19,13 +19,16 @@ use nix::sys::stat::FileStat;
 use super::error::NetError;
 use super::event_loop::Link;
 use super::marker::{self, Marked};
+use super::owners::Accounts;
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
+use crate::client::owners;
 use crate::client::restore::{self, Links, Local, Target};
 use crate::client::session::Event;
 use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
 use crate::io::{describe, kind_of, meta_of};
+use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 
 /// The target of restoring `source` into `dest`, looking at the disk.
@@ -65,7 +68,41 @@ fn unchanged(st: Option<&FileStat>, size: u64, meta: &Meta) -> bool {
     let local = st
         .filter(|st| kind_of(st) == Some(EntryKind::File))
         .map(|st| (u64::try_from(st.st_size).unwrap_or(u64::MAX), meta_of(st)));
-    restore::unchanged(local, size, meta)
+    restore::unchanged(local, size, meta, nix::unistd::geteuid().is_root())
+}
+
+/// How a restore goes, as the command and the options say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// A file or link may replace a local directory with contents (see
+    /// [`restore::replace`]).
+    pub force: bool,
+    /// `--numeric-ids`: owners and groups by number, never by name.
+    pub numeric: bool,
+}
+
+/// What a restore may replace, and who restored entries belong to here:
+/// the names the server sent, this machine's accounts, and whether to map
+/// by name at all.
+struct Rules {
+    /// [`Options::force`].
+    force: bool,
+    book: Book,
+    accounts: Accounts,
+    numeric: bool,
+}
+
+impl Rules {
+    /// `meta` with this machine's ids (see [`owners::local_meta`]).
+    fn local(&self, meta: Meta) -> Meta {
+        owners::local_meta(
+            meta,
+            &self.book,
+            self.numeric,
+            |n| self.accounts.uid_of(n),
+            |n| self.accounts.gid_of(n),
+        )
+    }
 }
 
 /// Whether a restored file may replace what stands at `p` (else reported)
@@ -129,9 +166,11 @@ impl Top {
     }
 }
 
-/// Restores `source` (a path as it was backed up) into `dest`; `force`
-/// lets a file or link replace a local directory with contents (see
-/// [`restore::replace`]).
+/// Restores `source` (a path as it was backed up) into `dest`, as `opts`
+/// say. Owners and groups are given where the restorer may (root: all;
+/// anyone else: its own uid and its groups), mapped by name where the
+/// server sent one that exists here; the entries that keep the
+/// restorer's ownership are counted and said once.
 ///
 /// A local file that is already the server's version (same size, mode
 /// and mtime) is not written again, and a large one is not even sent
@@ -143,9 +182,10 @@ pub fn restore(
     link: &mut Link<'_>,
     source: &Path,
     dest: &Path,
-    force: bool,
+    opts: Options,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
+    let force = opts.force;
     let shown_src = source.display().to_string();
     let wire = match wire_path(source) {
         Ok(w) => w,
@@ -176,17 +216,23 @@ pub fn restore(
     tree.sweep(&t.prefix, true, &|| false);
     // Large files keep what arrived when a restore is interrupted, hidden
     // in DEST, and the next restore of them resumes there.
-    let opts = StageOptions {
+    let stage = StageOptions {
         keep_partials: true,
-        // Owners are not restored: no set-user-ID or set-group-ID bit for
-        // whoever restores (GNU cp's rule).
-        clear_setid: true,
+        // An entry whose owner cannot be given loses its set-user-ID and
+        // set-group-ID bits (GNU cp's rule).
+        set_owners: true,
         ..StageOptions::default()
     };
-    let mut stager = Stager::new(tree, opts);
+    let mut stager = Stager::new(tree, stage);
     let mut top = Top::new(&t, &wire);
     let failed_before = rep.counts.failed;
-    let res = receive(link, &wire, &t, force, &mut stager, &mut top, rep);
+    let mut rules = Rules {
+        force,
+        book: Book::new(),
+        accounts: Accounts::new(),
+        numeric: opts.numeric,
+    };
+    let res = receive(link, &wire, &t, &mut stager, &mut top, &mut rules, rep);
     // Done or cut: what arrived whole is made durable and visible, with
     // the directory modes and times that came (the rest come with a
     // re-run); from a server that broke the protocol, nothing is.
@@ -194,7 +240,9 @@ pub fn restore(
         commit(&mut stager, rep);
     }
     // Counted as modes are applied, which for directories is at the commit.
-    warn_setid(stager.setid_cleared());
+    if let Some(notice) = owners::kept_notice(stager.owners_kept()) {
+        eprintln!("rsb-client: warning: {notice}");
+    }
     if res.is_ok() && rep.counts.failed == failed_before {
         top.finished();
     }
@@ -206,11 +254,12 @@ fn receive(
     link: &mut Link<'_>,
     wire: &WirePath,
     t: &Target,
-    force: bool,
     stager: &mut Stager,
     top: &mut Top,
+    rules: &mut Rules,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
+    let force = rules.force;
     let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
@@ -245,7 +294,9 @@ fn receive(
         }
         while let Some(ev) = link.session().poll_event() {
             match ev {
+                Event::Names { users, groups } => rules.book.learn(users, groups),
                 Event::Dir { path, meta, .. } => {
+                    let meta = rules.local(meta);
                     let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, stager) else {
                         continue;
                     };
@@ -257,6 +308,7 @@ fn receive(
                 Event::Symlink {
                     path, target, meta, ..
                 } => {
+                    let meta = rules.local(meta);
                     let Some(p) = map(&t.prefix, &path, EntryKind::Symlink, &links, rep, stager)
                     else {
                         continue;
@@ -279,6 +331,7 @@ fn receive(
                     meta,
                     size,
                 } => {
+                    let meta = rules.local(meta);
                     // Refused (and named now), or already here: not sent.
                     // Else: how much of this version of the file an
                     // interrupted restore left behind.
@@ -308,6 +361,7 @@ fn receive(
                     layout,
                     ..
                 } => {
+                    let meta = rules.local(meta);
                     recv = None;
                     current = None;
                     let offered = answered.take().is_some_and(|a| a == path);
@@ -445,13 +499,6 @@ fn replace_ok(
             rep.fail(&path, &cause);
             false
         }
-    }
-}
-
-/// Says once how many entries lost a set-user-ID or set-group-ID bit.
-fn warn_setid(n: u64) {
-    if n > 0 {
-        eprintln!("rsb-client: warning: set-user-ID and set-group-ID bits cleared on {n} restored entries (owners are not restored)");
     }
 }
 

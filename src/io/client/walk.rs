@@ -351,8 +351,8 @@ fn utc_time(secs: i64) -> LocalTime {
     }
 }
 
-/// The wire metadata of an `lstat` result: mode bits `& 0o7777` and the
-/// mtime with nanoseconds.
+/// The wire metadata of an `lstat` result: mode bits `& 0o7777`, the
+/// mtime with nanoseconds, the numeric owner and group.
 pub fn meta_from(md: &Metadata) -> Meta {
     let nanos = u32::try_from(md.mtime_nsec()).unwrap_or(0);
     Meta {
@@ -361,6 +361,8 @@ pub fn meta_from(md: &Metadata) -> Meta {
             secs: md.mtime(),
             nanos: if nanos < 1_000_000_000 { nanos } else { 0 },
         },
+        uid: md.uid(),
+        gid: md.gid(),
     }
 }
 

@@ -34,9 +34,10 @@ use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable::count_fsync;
-use super::stage::{omit, remove_tree, timespec, StageOptions, Staged, Stager};
+use super::stage::{omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager};
 use super::{tmp, xattr};
 use crate::io::error::FsError;
+use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
@@ -175,11 +176,12 @@ impl Stager {
             if s.tmp.is_empty() {
                 // An empty file: made whole, then linked in where nothing
                 // stands yet; else it gets a name to rename like the rest.
-                let res =
-                    early.unwrap_or_else(|| create_empty(&self.opts, dir, name, &s.meta, !syncfs));
+                let res = early.unwrap_or_else(|| {
+                    create_empty(&self.opts, &self.names, dir, name, &s.meta, !syncfs)
+                });
                 match res {
-                    Ok((None, cleared)) => {
-                        self.count_setid_cleared(u64::from(cleared));
+                    Ok((None, applied)) => {
+                        self.count(applied);
                         committed.push(Committed {
                             path: s.path,
                             kind: s.kind,
@@ -188,8 +190,8 @@ impl Stager {
                         });
                         continue;
                     }
-                    Ok((Some(tmp), cleared)) => {
-                        self.count_setid_cleared(u64::from(cleared));
+                    Ok((Some(tmp), applied)) => {
+                        self.count(applied);
                         s.tmp = tmp;
                     }
                     Err((op, e)) => {
@@ -277,7 +279,7 @@ impl Stager {
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (path, meta) in dirs {
             let res = self.ns.tree.dir(&path).and_then(|fd| {
-                self.set_mode(fd.as_fd(), EntryKind::Dir, meta.mode)
+                self.set_mode(fd.as_fd(), EntryKind::Dir, &meta)
                     .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(&path), e))?;
                 stat::futimens(fd.as_raw_fd(), &omit(), &timespec(&meta))
                     .map_err(|e| FsError::errno("utimes", self.ns.tree.show(&path), e))
@@ -309,8 +311,8 @@ impl Stager {
 }
 
 /// What [`create_empty`] returns: in place (`None`) or made under a
-/// temporary name to rename, and whether a set-id bit was cleared.
-type EmptyResult = Result<(Option<Vec<u8>>, bool), (&'static str, Errno)>;
+/// temporary name to rename, and what its metadata left out.
+type EmptyResult = Result<(Option<Vec<u8>>, Applied), (&'static str, Errno)>;
 
 /// Empty files of one directory in a row, at least, that the commit makes
 /// on several threads at once: most of the time an empty file costs goes
@@ -371,7 +373,7 @@ impl Stager {
             let raw = dir.as_raw_fd();
             let d = made.dirs.len();
             made.dirs.push(dir);
-            let opts = &self.opts;
+            let (opts, book) = (&self.opts, &self.names);
             std::thread::scope(|scope| {
                 let makers: Vec<_> = run
                     .chunks(run.len().div_ceil(threads))
@@ -382,7 +384,7 @@ impl Stager {
                                 chunk
                                     .iter()
                                     .map(|&(k, name, meta)| {
-                                        (k, create_empty(opts, raw, name, meta, fsync))
+                                        (k, create_empty(opts, book, raw, name, meta, fsync))
                                     })
                                     .collect::<Vec<_>>()
                             })
@@ -410,11 +412,13 @@ impl Stager {
 /// `Ok(Some(tmp))`: something stands at `name`, or the file system
 /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
 /// was made whole under the temporary name `tmp` instead, for the
-/// caller to rename over `name` as any staged file. The `bool`: a set-id
-/// bit was cleared ([`StageOptions::clear_setid`]). A free function, not a
+/// caller to rename over `name` as any staged file. The [`Applied`]: what
+/// its metadata had to leave out (a set-id bit, its owner). `book`: the
+/// owner names for its record. A free function, not a
 /// method: the commit makes many at once on several threads.
 fn create_empty(
     opts: &StageOptions,
+    book: &Book,
     dir: RawFd,
     name: &[u8],
     meta: &Meta,
@@ -422,13 +426,13 @@ fn create_empty(
 ) -> EmptyResult {
     let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o600);
-    let mut cleared = false;
+    let mut cleared = Applied::default();
     let mut finish = |fd: &OwnedFd| -> Result<(), (&'static str, Errno)> {
         if opts.record_checksums {
             let r = Recorded { crc: 0, size: 0 };
             xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
         }
-        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta.mode)?;
+        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta, book)?;
         stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
         if fsync {
             unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;

@@ -25,10 +25,12 @@ use super::xattr;
 use crate::io::error::FsError;
 use crate::io::{kind_of, meta_of};
 use crate::proto::bits::NeedBits;
+use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, ListItem, ManifestEntry, Meta, WirePath};
 use crate::store::compare::{self, StoredStat};
 use crate::store::modes;
+use crate::store::record::MetaRecord;
 
 /// What a manifest check found: the `Need` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +46,32 @@ pub struct Checked {
 fn stored_stat(st: &FileStat) -> StoredStat {
     StoredStat {
         kind: kind_of(st),
-        meta: meta_of(st),
+        meta: disk_meta(st),
         size: st.st_size,
     }
+}
+
+/// The metadata `lstat` says of a stored entry, the owner of a link kept
+/// by a server that is not root unknown: the server's own, not the one
+/// the client sent, which only a root server can give a link.
+fn disk_meta(st: &FileStat) -> Meta {
+    let mut meta = meta_of(st);
+    if kind_of(st) == Some(EntryKind::Symlink) && !super::stage::is_root() {
+        (meta.uid, meta.gid) = (UNKNOWN_ID, UNKNOWN_ID);
+    }
+    meta
+}
+
+/// `meta` (from [`disk_meta`]) with what `record` says: the real mode,
+/// owner and group.
+fn with_record(mut meta: Meta, record: Option<&MetaRecord>) -> Meta {
+    if let Some(r) = record {
+        meta.mode = modes::real(meta.mode, Some(r.mode));
+        meta.uid = r.uid.unwrap_or(meta.uid);
+        meta.gid = r.gid.unwrap_or(meta.gid);
+    }
+    meta.mode &= 0o7777;
+    meta
 }
 
 impl Namespace {
@@ -108,7 +133,7 @@ impl Namespace {
                                 .ok()
                                 .map(|t| t.as_bytes().to_vec())
                         },
-                        || xattr::meta_at(dir, name.as_bytes()).map(|r| r.mode),
+                        || xattr::meta_at(dir, name.as_bytes()),
                     ),
                     Err(_) => false,
                 }
@@ -154,22 +179,40 @@ impl Namespace {
         })
     }
 
-    /// The real mode and mtime of the stored entry at `path`, which
-    /// `lstat` just described as `st`: the mode from its metadata record
-    /// when it has one (see [`crate::store::modes`]).
+    /// The real mode, mtime and owner of the stored entry at `path`,
+    /// which `lstat` just described as `st`: mode and owner from its
+    /// metadata record when it has one (see [`crate::store::modes`]).
     pub fn stored_meta(&self, path: &WirePath, st: &FileStat) -> Meta {
-        let mut meta = meta_of(st);
-        if matches!(kind_of(st), Some(EntryKind::File | EntryKind::Dir))
-            && modes::may_have_record(meta.mode)
-        {
-            let recorded = self
-                .tree
-                .parent(path)
-                .ok()
-                .and_then(|(dir, name)| xattr::meta_at(dir.as_raw_fd(), name));
-            meta.mode = modes::real(meta.mode, recorded.map(|r| r.mode));
+        let meta = disk_meta(st);
+        if !modes::may_have_record(meta.mode) {
+            return meta;
         }
-        meta
+        with_record(meta, self.record(path, st).as_ref())
+    }
+
+    /// [`Self::stored_meta`] and the owner's names recorded with it, for a
+    /// restore: the record is looked for whatever the sticky bit says, as
+    /// names are kept without it (see [`crate::store::modes`]).
+    pub fn stored_owner(
+        &self,
+        path: &WirePath,
+        st: &FileStat,
+    ) -> (Meta, Option<Vec<u8>>, Option<Vec<u8>>) {
+        let r = self.record(path, st);
+        let meta = with_record(disk_meta(st), r.as_ref());
+        let (user, group) = r.map(|r| (r.user, r.group)).unwrap_or_default();
+        (meta, user, group)
+    }
+
+    /// The metadata record of the stored file or directory at `path`.
+    fn record(&self, path: &WirePath, st: &FileStat) -> Option<MetaRecord> {
+        if !matches!(kind_of(st), Some(EntryKind::File | EntryKind::Dir)) {
+            return None;
+        }
+        self.tree
+            .parent(path)
+            .ok()
+            .and_then(|(dir, name)| xattr::meta_at(dir.as_raw_fd(), name))
     }
 }
 

@@ -7,6 +7,11 @@
 //! dropped connection, a kill — the previous version of every file stays
 //! as it was; dropping a `Stager` removes its temporary files.
 //!
+//! Each entry's metadata (mode, mtime, owner) is applied before it is made
+//! visible, as its [`StageOptions`] say: the server's store keeps owners
+//! (on disk as root, in the metadata record otherwise, with the names the
+//! client sent), a restore gives them where it may.
+//!
 //! Used by the server for backups (confined to the client's namespace) and by
 //! the client for restores (confined to the destination), each with its
 //! [`StageOptions`], fixed when the stager is made. This file stages and
@@ -32,6 +37,7 @@ use super::stored::StoredFile;
 use super::{partial, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
+use crate::proto::owners::{Book, UNKNOWN_ID};
 use crate::proto::{EntryKind, Layout, Meta, WirePath};
 use crate::store::record::{MetaRecord, Recorded};
 use crate::store::resume;
@@ -146,10 +152,64 @@ pub struct StageOptions {
     /// on disk differs, and store with the owner access a server that is
     /// not root needs (the server's store; see [`crate::store::modes`]).
     pub fake_super: bool,
-    /// Clear the set-user-ID and set-group-ID bits (a restore, which
-    /// cannot give entries their owners back), counting each entry
+    /// Clear the set-user-ID and set-group-ID bits (a restore that does
+    /// not give entries their owners back), counting each entry
     /// ([`Stager::setid_cleared`]).
     pub clear_setid: bool,
+    /// Keep each entry's owner and group (the server's store): as root on
+    /// the stored entry itself, else in its metadata record; the names
+    /// the client sent ([`Stager::learn_names`]) go into the record.
+    pub keep_owners: bool,
+    /// Give each entry the owner and group in its meta (a restore, ids
+    /// already mapped to this machine's): where that is refused (not
+    /// root), the entry keeps the restorer's and loses its set-id bits,
+    /// and is counted ([`Stager::owners_kept`]).
+    pub set_owners: bool,
+}
+
+/// What applying an entry's metadata had to leave out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Applied {
+    /// A set-user-ID or set-group-ID bit was cleared.
+    pub(super) setid_cleared: bool,
+    /// The owner could not be given ([`StageOptions::set_owners`]).
+    pub(super) owner_kept: bool,
+}
+
+/// `fchown` of the open `fd`, or `fchownat(AT_SYMLINK_NOFOLLOW)` of `name`
+/// in it when `name` is given (a link); [`UNKNOWN_ID`] leaves an id as it
+/// is.
+pub(super) fn chown(fd: RawFd, name: Option<&[u8]>, uid: u32, gid: u32) -> Result<(), Errno> {
+    let id = |v: u32| (v != UNKNOWN_ID).then_some(v);
+    let (uid, gid) = (
+        id(uid).map(unistd::Uid::from_raw),
+        id(gid).map(unistd::Gid::from_raw),
+    );
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    match name {
+        None => unistd::fchown(fd, uid, gid),
+        Some(n) => unistd::fchownat(Some(fd), os(n), uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW),
+    }
+}
+
+/// [`chown`] for a restore: `Ok(false)` when refused (the group alone is
+/// then tried, a group the restorer is in being its to give).
+pub(super) fn chown_if_allowed(
+    fd: RawFd,
+    name: Option<&[u8]>,
+    uid: u32,
+    gid: u32,
+) -> Result<bool, Errno> {
+    match chown(fd, name, uid, gid) {
+        Ok(()) => Ok(true),
+        Err(Errno::EPERM) => {
+            let _ = chown(fd, name, UNKNOWN_ID, gid);
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl StageOptions {
@@ -159,27 +219,57 @@ impl StageOptions {
     /// which may deny the owner writing; a stale one removed). True when
     /// [`StageOptions::clear_setid`] took a set-id bit away. The error
     /// names the failed operation.
+    ///
+    /// The owner first, since `chown` clears set-id bits: with
+    /// [`StageOptions::keep_owners`] a root server gives the entry its
+    /// owner, one that is not root records it where it differs from the
+    /// entry's on disk (and sets [`modes::RECORDED`]), names from `book`
+    /// going into the record either way; with
+    /// [`StageOptions::set_owners`] a restore gives what it may.
     pub(super) fn apply_mode(
         &self,
         fd: BorrowedFd<'_>,
         kind: EntryKind,
-        mode: u32,
-    ) -> Result<bool, (&'static str, Errno)> {
-        let mut real = mode & 0o7777;
-        let mut cleared = false;
-        if self.clear_setid {
-            (real, cleared) = modes::without_owner(real);
+        meta: &Meta,
+        book: &Book,
+    ) -> Result<Applied, (&'static str, Errno)> {
+        let mut real = meta.mode & 0o7777;
+        let mut applied = Applied::default();
+        if self.set_owners {
+            applied.owner_kept = !chown_if_allowed(fd.as_raw_fd(), None, meta.uid, meta.gid)
+                .map_err(|e| ("chown", e))?;
+        }
+        if self.clear_setid || applied.owner_kept {
+            (real, applied.setid_cleared) = modes::without_owner(real);
         }
         let disk = if self.fake_super {
-            let disk = modes::on_disk(real, kind, is_root());
-            let record = (disk != real).then_some(MetaRecord { mode: real });
+            let mut record = MetaRecord::mode(real);
+            if self.keep_owners {
+                if is_root() {
+                    chown(fd.as_raw_fd(), None, meta.uid, meta.gid).map_err(|e| ("chown", e))?;
+                } else {
+                    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| ("stat", e))?;
+                    let differs = |v: u32, disk: u32| (v != UNKNOWN_ID && v != disk).then_some(v);
+                    record.uid = differs(meta.uid, st.st_uid);
+                    record.gid = differs(meta.gid, st.st_gid);
+                }
+                record.user = book.user(meta.uid).map(<[u8]>::to_vec);
+                record.group = book.group(meta.gid).map(<[u8]>::to_vec);
+            }
+            let mut disk = modes::on_disk(real, kind, is_root());
+            let owner_recorded = record.uid.is_some() || record.gid.is_some();
+            let needed =
+                disk != real || owner_recorded || record.user.is_some() || record.group.is_some();
+            if owner_recorded {
+                disk |= modes::RECORDED;
+            }
             // A fresh file has no record to remove.
-            if record.is_some() || kind == EntryKind::Dir {
-                match xattr::set_meta(fd, record) {
+            if needed || kind == EntryKind::Dir {
+                match xattr::set_meta(fd, needed.then_some(record)) {
                     Ok(true) => {}
                     // Without user xattrs the real mode cannot be kept
                     // apart: the entry gets it on disk.
-                    Ok(false) => return set_disk_mode(fd, real).map(|()| cleared),
+                    Ok(false) => return set_disk_mode(fd, real).map(|()| applied),
                     Err(e) => return Err(("setxattr", e)),
                 }
             }
@@ -187,13 +277,13 @@ impl StageOptions {
         } else {
             real
         };
-        set_disk_mode(fd, disk).map(|()| cleared)
+        set_disk_mode(fd, disk).map(|()| applied)
     }
 }
 
 /// Whether this process runs as root (it can read and write whatever the
-/// modes say).
-fn is_root() -> bool {
+/// modes say, and give entries any owner).
+pub(super) fn is_root() -> bool {
     static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ROOT.get_or_init(|| unistd::geteuid().is_root())
 }
@@ -212,8 +302,12 @@ pub struct Stager {
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
-    /// Entries whose set-user-ID or set-group-ID bit was cleared.
-    setid_cleared: std::cell::Cell<u64>,
+    /// Entries whose set-user-ID or set-group-ID bit was cleared, and
+    /// entries that could not be given their owner (two `u32`s: a
+    /// connection's state stays small, see `rsb_conn`'s size test).
+    left_out: std::cell::Cell<[u32; 2]>,
+    /// The owner names the client sent ([`StageOptions::keep_owners`]).
+    pub(super) names: Book,
     /// A search for partials to free room found none (see `make_room`).
     reclaim_failed: bool,
     /// Whether commits use fsync rather than `syncfs` (decided once, by
@@ -236,7 +330,8 @@ impl Stager {
             displaced: Vec::new(),
             parent: None,
             touched: Vec::new(),
-            setid_cleared: std::cell::Cell::new(0),
+            left_out: std::cell::Cell::new([0, 0]),
+            names: Book::new(),
             reclaim_failed: false,
             fsync_files: std::cell::OnceCell::new(),
             fresh: Default::default(),
@@ -246,7 +341,19 @@ impl Stager {
     /// How many entries had their set-user-ID or set-group-ID bit cleared
     /// ([`StageOptions::clear_setid`]).
     pub fn setid_cleared(&self) -> u64 {
-        self.setid_cleared.get()
+        u64::from(self.left_out.get()[0])
+    }
+
+    /// How many entries could not be given their owner
+    /// ([`StageOptions::set_owners`]).
+    pub fn owners_kept(&self) -> u64 {
+        u64::from(self.left_out.get()[1])
+    }
+
+    /// Takes in the pairs of a `Names` frame, for the records of the
+    /// entries that follow ([`StageOptions::keep_owners`]).
+    pub fn learn_names(&mut self, users: Vec<(u32, Vec<u8>)>, groups: Vec<(u32, Vec<u8>)>) {
+        self.names.learn(users, groups);
     }
 
     /// The confining tree, to read.
@@ -442,6 +549,25 @@ impl Stager {
         let tmp = tmp::fresh_tmp();
         unistd::symlinkat(os(target), Some(parent), os(&tmp))
             .map_err(|e| FsError::errno("symlink", self.ns.tree.show(path), e))?;
+        // A link's owner: set by a root server (one that is not root
+        // cannot record it: Linux keeps no user attribute on a link) and
+        // by a restore.
+        let owned = if self.opts.set_owners {
+            chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
+                self.count(Applied {
+                    setid_cleared: false,
+                    owner_kept: !ok,
+                });
+            })
+        } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
+            chown(parent, Some(&tmp), meta.uid, meta.gid)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = owned {
+            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(FsError::errno("chown", self.ns.tree.show(path), e));
+        }
         // A link's mtime is kept too; its mode has no meaning on Linux.
         if let Err(e) = stat::utimensat(
             Some(parent),
@@ -664,7 +790,7 @@ impl Stager {
                     Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             }
-            self.set_mode(file.as_fd(), EntryKind::File, inc.meta.mode)
+            self.set_mode(file.as_fd(), EntryKind::File, &inc.meta)
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
@@ -724,16 +850,21 @@ impl Stager {
         &self,
         fd: BorrowedFd<'_>,
         kind: EntryKind,
-        mode: u32,
+        meta: &Meta,
     ) -> Result<(), (&'static str, Errno)> {
-        let cleared = self.opts.apply_mode(fd, kind, mode)?;
-        self.count_setid_cleared(u64::from(cleared));
+        let applied = self.opts.apply_mode(fd, kind, meta, &self.names)?;
+        self.count(applied);
         Ok(())
     }
 
-    /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]).
-    pub(super) fn count_setid_cleared(&self, n: u64) {
-        self.setid_cleared.set(self.setid_cleared.get() + n);
+    /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]) and
+    /// owners not given ([`StageOptions::set_owners`]).
+    pub(super) fn count(&self, a: Applied) {
+        let [setid, owners] = self.left_out.get();
+        self.left_out.set([
+            setid.saturating_add(u32::from(a.setid_cleared)),
+            owners.saturating_add(u32::from(a.owner_kept)),
+        ]);
     }
 
     /// Whether the staged entry `s`, in the directory `dir`, is still the

@@ -31,7 +31,13 @@ pub struct StoredFile {
     size: u64,
     meta: Meta,
     shown: Shown,
+    /// The owner's and group's names on the client, if recorded (boxed:
+    /// most files have none, and a file travels in worker jobs).
+    names: Option<Box<OwnerNames>>,
 }
+
+/// The names of an owner and a group, where known.
+type OwnerNames = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl Namespace {
     /// Opens the stored file at `path` for reading.
@@ -56,6 +62,7 @@ impl StoredFile {
             size: len,
             meta,
             shown,
+            names: None,
         }
     }
 
@@ -63,18 +70,26 @@ impl StoredFile {
         let st =
             stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.text(), e))?;
         let mut meta = meta_of(&st);
-        // The real mode, when the one on disk is not (see
-        // `crate::store::modes`).
-        let rec = modes::may_have_record(meta.mode)
-            .then(|| xattr::meta(fd.as_fd()).map(|r| r.mode))
-            .flatten();
-        meta.mode = modes::real(meta.mode, rec);
+        // The real mode and owner, when those on disk are not, and the
+        // owner's names (see `crate::store::modes`): looked for on every
+        // file opened, since names are kept without the sticky bit.
+        let rec = xattr::meta(fd.as_fd());
+        meta.mode = modes::real(meta.mode, rec.as_ref().map(|r| r.mode));
+        let mut names = None;
+        if let Some(r) = rec {
+            meta.uid = r.uid.unwrap_or(meta.uid);
+            meta.gid = r.gid.unwrap_or(meta.gid);
+            if r.user.is_some() || r.group.is_some() {
+                names = Some(Box::new((r.user, r.group)));
+            }
+        }
         Ok(StoredFile {
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
             meta,
             fd,
             shown,
+            names,
         })
     }
 
@@ -89,9 +104,15 @@ impl StoredFile {
         self.size
     }
 
-    /// Its real mode (see [`crate::store::modes`]) and mtime when opened.
+    /// Its real mode and owner (see [`crate::store::modes`]) and mtime
+    /// when opened.
     pub fn meta(&self) -> Meta {
         self.meta
+    }
+
+    /// The names of its owner and group on the client, where recorded.
+    pub fn owner_names(&self) -> OwnerNames {
+        self.names.as_deref().cloned().unwrap_or_default()
     }
 
     /// Its path as a person would write it, for the log.
@@ -131,6 +152,7 @@ impl StoredFile {
             size: self.size,
             meta: self.meta,
             shown: self.shown.clone(),
+            names: self.names.clone(),
         })
     }
 

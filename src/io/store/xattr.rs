@@ -14,9 +14,10 @@
 //! The value is text, readable with `getfattr -n user.rsb.crc32c FILE`:
 //! `v1 crc32c=1a2b3c4d size=12345`.
 //!
-//! Beside it, `user.rsb.meta` holds the real mode of an entry stored with
-//! another one on disk ([`MetaRecord`], see [`crate::store::modes`]), set
-//! the same way before the entry is made visible.
+//! Beside it, `user.rsb.meta` holds the real mode and owner of an entry
+//! stored with others on disk, and the owner's names
+//! ([`MetaRecord`], see [`crate::store::modes`]), set the same way before
+//! the entry is made visible.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
@@ -31,11 +32,15 @@ use crate::store::record::{MetaRecord, Recorded};
 /// The real-mode attribute's name.
 const META: &[u8] = b"user.rsb.meta\0";
 
+/// Longest metadata record read: a mode, two ids and two names of 255
+/// bytes each written `%XX` fit.
+const RECORD_MAX: usize = 2048;
+
 /// Sets (`Some`) or removes (`None`) the real-mode record of the open
 /// file or directory. `Ok(false)`: the file system keeps no user extended
 /// attributes.
 pub fn set_meta(fd: BorrowedFd<'_>, r: Option<MetaRecord>) -> Result<bool, Errno> {
-    let rc = match r {
+    let rc = match &r {
         Some(r) => {
             let value = r.encode();
             // SAFETY: META is NUL-terminated; the value pointer and length
@@ -65,7 +70,7 @@ pub fn set_meta(fd: BorrowedFd<'_>, r: Option<MetaRecord>) -> Result<bool, Errno
 
 /// The real-mode record of the open file or directory, if any.
 pub fn meta(fd: BorrowedFd<'_>) -> Option<MetaRecord> {
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; RECORD_MAX];
     // SAFETY: META is NUL-terminated; the buffer outlives the call.
     let n = unsafe {
         nix::libc::fgetxattr(
@@ -93,7 +98,7 @@ pub fn meta_at(dir: RawFd, name: &[u8]) -> Option<MetaRecord> {
         let mut path = format!("/proc/self/fd/{dir}/").into_bytes();
         path.extend_from_slice(name);
         path.push(0);
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; RECORD_MAX];
         // SAFETY: both strings are NUL-terminated (a name holds no NUL);
         // the buffer outlives the call.
         let n = unsafe {
@@ -191,11 +196,17 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = std::fs::File::create(t.path().join("f")).unwrap();
         let dir = std::fs::File::open(t.path()).unwrap();
-        let r = MetaRecord { mode: 0o444 };
-        if !set_meta(f.as_fd(), Some(r)).unwrap() {
+        let r = MetaRecord {
+            uid: Some(1000),
+            gid: Some(u32::MAX - 1),
+            user: Some(vec![0xff; 255]),
+            group: Some(vec![b'%'; 255]),
+            ..MetaRecord::mode(0o444)
+        };
+        if !set_meta(f.as_fd(), Some(r.clone())).unwrap() {
             return; // No user xattrs where the test runs.
         }
-        assert_eq!(meta(f.as_fd()), Some(r));
+        assert_eq!(meta(f.as_fd()), Some(r.clone()));
         assert_eq!(meta_at(dir.as_raw_fd(), b"f"), Some(r));
         assert!(set_meta(f.as_fd(), None).unwrap());
         assert!(set_meta(f.as_fd(), None).unwrap());

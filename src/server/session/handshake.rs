@@ -161,6 +161,16 @@ mod tests {
                 ErrorCode::Version,
             ),
             (
+                // Version 1 entries carried no owners.
+                Frame::Hello {
+                    version: 1,
+                    name: "a".into(),
+                    flags: 0,
+                    nonce: vec![],
+                },
+                ErrorCode::Version,
+            ),
+            (
                 Frame::Hello {
                     version: proto::VERSION,
                     name: "a".into(),

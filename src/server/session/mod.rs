@@ -134,6 +134,8 @@ pub struct ServerSession {
     /// A failed authentication: the name tried and why (for the log only;
     /// the client learns nothing but "failed").
     auth_failure: Option<(String, &'static str)>,
+    /// Owner ids named to the client so far (restores).
+    announced: proto::owners::Announced,
 }
 
 impl ServerSession {
@@ -153,6 +155,7 @@ impl ServerSession {
             out: Vec::new(),
             sent_upto: 0,
             commands: VecDeque::new(),
+            announced: proto::owners::Announced::new(),
             last_id: None,
             batch: Batch::default(),
             deadline,
@@ -316,6 +319,11 @@ impl ServerSession {
             }
             Completion::Committed { id } => self.push(&Frame::Committed { id }),
             Completion::Listed { id, item } => self.push(&Frame::ListEntry { id, item }),
+            Completion::OwnerNames { meta, user, group } => {
+                if let Some(f) = self.announced.names_for(&meta, |_| user, |_| group) {
+                    self.push(&f);
+                }
+            }
             Completion::RestoredDir { id, path, meta } => self.push(&Frame::Dir { id, path, meta }),
             Completion::RestoredSymlink {
                 id,
@@ -638,6 +646,12 @@ impl ServerSession {
             Frame::List { id, path } => self.handle_list(id, path),
             Frame::Restore { id, path } => self.handle_restore(id, path),
             Frame::Verify { id, path } => self.handle_verify(id, path),
+            // A read-only server stores nothing to name.
+            Frame::Names { .. } if self.config.read_only => {}
+            Frame::Names { users, groups } => {
+                self.commands
+                    .push_back(Command::LearnNames { users, groups });
+            }
             f => self.fail(
                 ErrorCode::Unexpected,
                 format!("frame kind {} is not a request", f.kind()),

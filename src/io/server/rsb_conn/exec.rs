@@ -38,6 +38,11 @@ impl RsbConn {
                         s.abort();
                     }
                 }
+                Command::LearnNames { users, groups } => {
+                    if let Some(s) = self.store.as_mut() {
+                        s.learn_names(users, groups);
+                    }
+                }
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
                 Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
@@ -81,6 +86,7 @@ impl RsbConn {
                     record_checksums: true,
                     defer_prefix_crc: true,
                     fake_super: true,
+                    keep_owners: true,
                     ..StageOptions::default()
                 };
                 self.store = Some(Stager::new(ns, opts));
@@ -138,6 +144,7 @@ impl RsbConn {
             Command::Check { id, entries } => self.check(id, &entries),
             Command::OpenNamespace { .. }
             | Command::Abort
+            | Command::LearnNames { .. }
             | Command::SendFrom { .. }
             | Command::SkipOffer { .. }
             | Command::Commit { .. }

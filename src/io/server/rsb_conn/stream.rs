@@ -14,9 +14,9 @@ use super::exec::cause;
 use super::Stats;
 use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
+use crate::io::kind_of;
 use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
 use crate::io::transfer::BodySender;
-use crate::io::{kind_of, meta_of};
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::server::session::stream::{plan_file, FilePlan};
 use crate::server::session::{Completion, ServerSession};
@@ -47,6 +47,8 @@ const OPEN_LEVELS: usize = 4;
 pub(in crate::io::server) struct Level {
     pub(in crate::io::server) path: WirePath,
     pub(in crate::io::server) meta: Meta,
+    /// The names its owner and group were stored with.
+    pub(in crate::io::server) names: (Option<Vec<u8>>, Option<Vec<u8>>),
     pub(in crate::io::server) at: i64,
     pub(in crate::io::server) open: Option<Box<(DirCursor, VecDeque<DirName>)>>,
 }
@@ -357,6 +359,12 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                         });
                     }
                     if let Some(level) = w.stack.pop() {
+                        let (user, group) = level.names;
+                        session.handle_completion(Completion::OwnerNames {
+                            meta: level.meta,
+                            user,
+                            group,
+                        });
                         session.handle_completion(Completion::RestoredDir {
                             id: w.id,
                             path: level.path,
@@ -413,9 +421,11 @@ fn restore_entry(
     match kind {
         EntryKind::Dir => {
             let cursor = tree.dir_cursor(&full, 0)?;
+            let (meta, user, group) = tree.stored_owner(&full, &st);
             r.stack.push(Level {
                 path: rel.clone(),
-                meta: tree.stored_meta(&full, &st),
+                meta,
+                names: (user, group),
                 at: 0,
                 open: Some(Box::new((cursor, VecDeque::new()))),
             });
@@ -432,11 +442,17 @@ fn restore_entry(
         }
         EntryKind::Symlink => {
             let target = tree.readlink(&full)?;
+            let meta = tree.stored_meta(&full, &st);
+            session.handle_completion(Completion::OwnerNames {
+                meta,
+                user: None,
+                group: None,
+            });
             session.handle_completion(Completion::RestoredSymlink {
                 id: r.id,
                 path: rel.clone(),
                 target,
-                meta: meta_of(&st),
+                meta,
             });
             Ok(None)
         }
@@ -447,6 +463,8 @@ fn restore_entry(
                 return Err(other());
             }
             let (meta, size) = (file.meta(), file.size());
+            let (user, group) = file.owner_names();
+            session.handle_completion(Completion::OwnerNames { meta, user, group });
             if plan_file(size) == FilePlan::Offer {
                 // Large: the client may hold part of it from an earlier,
                 // interrupted restore. Ask before sending.

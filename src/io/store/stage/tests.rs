@@ -14,6 +14,8 @@ pub(crate) fn meta(mode: u32, secs: i64) -> Meta {
             secs,
             nanos: 123_456_789,
         },
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
     }
 }
 
