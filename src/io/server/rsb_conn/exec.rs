@@ -89,7 +89,7 @@ impl RsbConn {
                     keep_owners: true,
                     ..StageOptions::default()
                 };
-                self.store = Some(Stager::new(ns, opts));
+                self.store = Some(Box::new(Stager::new(ns, opts)));
             }
             Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                 info!(

@@ -35,7 +35,7 @@ impl RsbConn {
         let job = Job::Commit {
             ticket: self.ticket,
             id,
-            store: Box::new(store),
+            store,
         };
         match workers.submit(job) {
             Ok(()) => self.state = State::Waiting(Wait::Commit),
@@ -43,7 +43,7 @@ impl RsbConn {
                 // No worker left (cannot happen while the loop runs):
                 // commit here rather than lose the batch.
                 let report = store.commit();
-                self.store = Some(*store);
+                self.store = Some(store);
                 self.committed(id, report);
             }
             Err(_) => {}
@@ -211,7 +211,7 @@ impl RsbConn {
                     self.label(),
                     elapsed.as_secs_f64() * 1e3
                 );
-                self.store = Some(*store);
+                self.store = Some(store);
                 self.committed(id, report);
             }
             Done::Crc { result, .. } => match job {

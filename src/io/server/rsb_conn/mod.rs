@@ -104,8 +104,9 @@ pub(super) struct RsbConn {
     pub(super) session: ServerSession,
     pub(super) inbuf: Vec<u8>,
     /// The client's namespace; `None` before the `Hello`, for a namespace a
-    /// read-only server does not have, and while a commit has it.
-    pub(super) store: Option<Stager>,
+    /// read-only server does not have, and while a commit has it. Boxed:
+    /// it travels to a commit worker and back, and an idle connection stays small.
+    pub(super) store: Option<Box<Stager>>,
     /// Lives for one batch of bodies (see `commit`).
     pub(super) pipe: Option<Pipe>,
     pub(super) state: State,
