@@ -15,7 +15,7 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
 const WITH_VALUE: [WithValue; 2] = [
@@ -43,6 +43,11 @@ fn options() -> Options {
         "secret-file",
         "first line: this name's secret (default: $RSB_SECRET_FILE)",
         "FILE",
+    );
+    o.optflag(
+        "o",
+        "one-file-system",
+        "backup: do not descend into other file systems",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -133,6 +138,7 @@ fn parse() -> Result<Config, ExitCode> {
         remote,
         quiet: m.opt_present("q"),
         verbose: m.opt_present("v"),
+        one_file_system: m.opt_present("o"),
         command,
     })
 }

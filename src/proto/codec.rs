@@ -98,6 +98,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             version: r.u16("version")?,
             flags: r.u32("flags")?,
             proof: r.token("proof")?,
+            store: (r.u64("store")?, r.u64("store")?),
         },
         Kind::Challenge => Frame::Challenge {
             nonce: r.token("nonce")?,
@@ -120,6 +121,24 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             target: r.link_target()?,
             meta: r.meta()?,
         },
+        Kind::Special => {
+            let id = r.u32("id")?;
+            let path = r.path()?;
+            let kind = EntryKind::from_u8(r.u8("kind")?)
+                .filter(|k| k.is_special())
+                .ok_or(DecodeError::Invalid("kind"))?;
+            let rdev = r.u64("rdev")?;
+            if rdev != 0 && !kind.is_device() {
+                return Err(DecodeError::Invalid("rdev"));
+            }
+            Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
+                meta: r.meta()?,
+            }
+        }
         Kind::File => Frame::File {
             id: r.u32("id")?,
             path: r.path()?,
@@ -161,6 +180,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                     meta: r.meta()?,
                     size: r.u64("size")?,
                     target: r.link_target()?,
+                    rdev: r.rdev(kind)?,
                 },
             }
         }
@@ -187,6 +207,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                     meta: r.meta()?,
                     size: r.u64("size")?,
                     target: r.link_target()?,
+                    rdev: r.rdev(kind)?,
                 });
             }
             Frame::Manifest { id, entries }
@@ -330,6 +351,16 @@ impl<'a> Reader<'a> {
         Ok(t)
     }
 
+    /// The device number that follows a device's entry; other kinds
+    /// have none on the wire (0).
+    fn rdev(&mut self, kind: EntryKind) -> Result<u64, DecodeError> {
+        if kind.is_device() {
+            self.u64("rdev")
+        } else {
+            Ok(0)
+        }
+    }
+
     fn meta(&mut self) -> Result<Meta, DecodeError> {
         let mode = self.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -373,10 +404,13 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             version,
             flags,
             proof,
+            store,
         } => {
             w.u16(*version);
             w.u32(*flags);
             w.bytes(proof);
+            w.u64(store.0);
+            w.u64(store.1);
         }
         Frame::Challenge { nonce } => w.bytes(nonce),
         Frame::Proof { mac } => w.bytes(mac),
@@ -398,6 +432,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.bytes(target);
+            w.meta(meta);
+        }
+        Frame::Special {
+            id,
+            path,
+            kind,
+            rdev,
+            meta,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.raw(&[*kind as u8]);
+            w.u64(*rdev);
             w.meta(meta);
         }
         Frame::File {
@@ -438,6 +485,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.meta(&e.meta);
                 w.u64(e.size);
                 w.bytes(&e.target);
+                w.rdev(e.kind, e.rdev);
             }
         }
         Frame::Need { id, bits, resume } => {
@@ -502,6 +550,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.meta(&item.meta);
             w.u64(item.size);
             w.bytes(&item.target);
+            w.rdev(item.kind, item.rdev);
         }
     }
     let len = (out.len() - start - HEADER_LEN) as u32;
@@ -536,6 +585,12 @@ impl Writer<'_> {
         }
         self.bytes(&m.as_bytes()[..end]);
     }
+    /// A device's number; nothing for other kinds.
+    fn rdev(&mut self, kind: EntryKind, rdev: u64) {
+        if kind.is_device() {
+            self.u64(rdev);
+        }
+    }
     fn meta(&mut self, m: &Meta) {
         self.u32(m.mode);
         self.u64(m.mtime.secs as u64);
@@ -553,6 +608,7 @@ pub fn to_vec(frame: &Frame) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::frame::{dev_major, dev_minor, make_dev};
 
     fn path(s: &str) -> WirePath {
         WirePath::new(s.as_bytes().to_vec()).unwrap()
@@ -586,11 +642,41 @@ mod tests {
                 version: 1,
                 flags: 1,
                 proof: vec![],
+                store: (0, 0),
             },
             Frame::Welcome {
                 version: 1,
                 flags: 3,
                 proof: vec![9; 32],
+                store: (0x803, u64::MAX),
+            },
+            Frame::Special {
+                id: 2,
+                path: path("dev/null"),
+                kind: EntryKind::CharDev,
+                rdev: make_dev(1, 3),
+                meta: meta(),
+            },
+            Frame::Special {
+                id: 2,
+                path: path("dev/loop0"),
+                kind: EntryKind::BlockDev,
+                rdev: u64::MAX,
+                meta: meta(),
+            },
+            Frame::Special {
+                id: 2,
+                path: path("run/fifo"),
+                kind: EntryKind::Fifo,
+                rdev: 0,
+                meta: meta(),
+            },
+            Frame::Special {
+                id: 2,
+                path: path("run/sock"),
+                kind: EntryKind::Socket,
+                rdev: 0,
+                meta: meta(),
             },
             Frame::Challenge { nonce: vec![7; 32] },
             Frame::Proof { mac: vec![] },
@@ -661,6 +747,18 @@ mod tests {
                     meta: meta(),
                     size: 0,
                     target: b"t".to_vec(),
+                    rdev: 0,
+                },
+            },
+            Frame::ListEntry {
+                id: 6,
+                item: ListItem {
+                    kind: EntryKind::BlockDev,
+                    name: b"sda".to_vec(),
+                    meta: meta(),
+                    size: 0,
+                    target: vec![],
+                    rdev: make_dev(8, 0),
                 },
             },
             Frame::Restore {
@@ -677,6 +775,23 @@ mod tests {
                         meta: meta(),
                         size: 12,
                         target: vec![],
+                        rdev: 0,
+                    },
+                    ManifestEntry {
+                        kind: EntryKind::CharDev,
+                        path: path("a/c"),
+                        meta: meta(),
+                        size: 0,
+                        target: vec![],
+                        rdev: make_dev(4095, 1 << 20),
+                    },
+                    ManifestEntry {
+                        kind: EntryKind::Socket,
+                        path: path("a/s"),
+                        meta: meta(),
+                        size: 0,
+                        target: vec![],
+                        rdev: 0,
                     },
                     ManifestEntry {
                         kind: EntryKind::Symlink,
@@ -684,6 +799,7 @@ mod tests {
                         meta: meta(),
                         size: 0,
                         target: b"t".to_vec(),
+                        rdev: 0,
                     },
                     ManifestEntry {
                         kind: EntryKind::Dir,
@@ -691,6 +807,7 @@ mod tests {
                         meta: meta(),
                         size: 0,
                         target: vec![],
+                        rdev: 0,
                     },
                 ],
             },
@@ -873,6 +990,61 @@ mod tests {
         });
         h[5 + 4 + 2 + 4] = 0xff;
         assert_eq!(decode(&h), Err(DecodeError::Invalid("name")));
+    }
+
+    #[test]
+    fn special_entries_refuse_other_kinds_and_stray_device_numbers() {
+        let special = |kind: u8, rdev: u64| {
+            let mut p = 1u32.to_be_bytes().to_vec();
+            p.extend_from_slice(&1u32.to_be_bytes());
+            p.push(b'p');
+            p.push(kind);
+            p.extend_from_slice(&rdev.to_be_bytes());
+            p.extend_from_slice(&0o644u32.to_be_bytes());
+            p.extend_from_slice(&[0; 12]);
+            let mut v = vec![Kind::Special.byte()];
+            v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            v.extend_from_slice(&p);
+            v
+        };
+        assert!(matches!(decode(&special(6, 7)), Ok(Decoded::Frame(..))));
+        assert!(matches!(decode(&special(4, 0)), Ok(Decoded::Frame(..))));
+        for kind in [0, 1, 2, 3, 8, 255] {
+            assert_eq!(
+                decode(&special(kind, 0)),
+                Err(DecodeError::Invalid("kind"))
+            );
+        }
+        // A FIFO or socket has no device number.
+        assert_eq!(decode(&special(4, 1)), Err(DecodeError::Invalid("rdev")));
+        assert_eq!(decode(&special(5, 1)), Err(DecodeError::Invalid("rdev")));
+        // A manifest's device entry without its number is truncated.
+        let mut m = to_vec(&Frame::Manifest {
+            id: 1,
+            entries: vec![ManifestEntry {
+                kind: EntryKind::CharDev,
+                path: path("c"),
+                meta: meta(),
+                size: 0,
+                target: vec![],
+                rdev: 1,
+            }],
+        });
+        m.truncate(m.len() - 8);
+        let len = (m.len() - HEADER_LEN) as u32;
+        m[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(decode(&m), Err(DecodeError::Truncated("rdev")));
+    }
+
+    #[test]
+    fn device_numbers_split_as_glibc_does() {
+        for (major, minor) in [(0, 0), (1, 3), (8, 17), (259, 0), (4095, 255), (1 << 20, 1 << 19)] {
+            let d = make_dev(major, minor);
+            assert_eq!((dev_major(d), dev_minor(d)), (major, minor));
+        }
+        // /dev/null and /dev/sda1 as stat reports them.
+        assert_eq!(make_dev(1, 3), 0x103);
+        assert_eq!(make_dev(8, 1), 0x801);
     }
 
     #[test]

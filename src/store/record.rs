@@ -7,9 +7,14 @@
 //!   about it;
 //! * [`MetaRecord`], `user.rsb.meta` on a stored file or directory whose
 //!   mode on disk is not its real one (`v1 mode=0444`): see
-//!   [`super::modes`] for when that is.
+//!   [`super::modes`] for when that is; and on the empty regular file
+//!   that stands for a device a server not running as root cannot make
+//!   (`v1 mode=0660 kind=blk rdev=8:1`: the kind, and the device's major
+//!   and minor numbers).
 //!
 //! Pure: bytes in, a record out; a size and a crc in, a verdict out.
+
+use crate::proto::{dev_major, dev_minor, make_dev, EntryKind};
 
 /// What was recorded when a file was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +78,33 @@ pub struct MetaRecord {
     /// The permission bits the client sent (`0o7777` at most), set-user-ID
     /// and set-group-ID included.
     pub mode: u32,
+    /// What the entry really is and its device number, when it is a
+    /// metadata-only stand-in for a special file (`kind=` and `rdev=`).
+    pub special: Option<(EntryKind, u64)>,
 }
+
+/// The `kind=` word of each special kind.
+const KIND_WORDS: [(EntryKind, &str); 4] = [
+    (EntryKind::CharDev, "chr"),
+    (EntryKind::BlockDev, "blk"),
+    (EntryKind::Fifo, "fifo"),
+    (EntryKind::Socket, "sock"),
+];
 
 impl MetaRecord {
     /// The attribute's value.
     pub fn encode(&self) -> String {
-        format!("v1 mode={:04o}", self.mode & 0o7777)
+        let mut s = format!("v1 mode={:04o}", self.mode & 0o7777);
+        if let Some((kind, rdev)) = self.special {
+            if let Some((_, word)) = KIND_WORDS.iter().find(|(k, _)| *k == kind) {
+                s.push_str(&format!(
+                    " kind={word} rdev={}:{}",
+                    dev_major(rdev),
+                    dev_minor(rdev)
+                ));
+            }
+        }
+        s
     }
 
     /// Parses an attribute's value. Words after the `v1` other than
@@ -92,6 +118,7 @@ impl MetaRecord {
             return None;
         }
         let mut mode = None;
+        let (mut kind, mut rdev) = (None, None);
         for w in words {
             if let Some(m) = w.strip_prefix("mode=") {
                 let m = u32::from_str_radix(m, 8).ok()?;
@@ -99,9 +126,30 @@ impl MetaRecord {
                     return None;
                 }
                 mode = Some(m);
+            } else if let Some(k) = w.strip_prefix("kind=") {
+                let k = KIND_WORDS.iter().find(|(_, word)| *word == k)?.0;
+                if kind.replace(k).is_some() {
+                    return None;
+                }
+            } else if let Some(d) = w.strip_prefix("rdev=") {
+                let (major, minor) = d.split_once(':')?;
+                let (major, minor) = (major.parse().ok()?, minor.parse().ok()?);
+                if major >= 1 << 32 || minor >= 1 << 32 || rdev.is_some() {
+                    return None;
+                }
+                rdev = Some(make_dev(major, minor));
             }
         }
-        Some(MetaRecord { mode: mode? })
+        let special = match (kind, rdev) {
+            (None, None) => None,
+            (Some(k), Some(d)) if k.is_device() => Some((k, d)),
+            (Some(k), None) if !k.is_device() => Some((k, 0)),
+            _ => return None,
+        };
+        Some(MetaRecord {
+            mode: mode?,
+            special,
+        })
     }
 }
 
@@ -111,16 +159,25 @@ mod tests {
 
     #[test]
     fn the_meta_record_round_trips_and_skips_words_it_does_not_know() {
-        let r = MetaRecord { mode: 0o4755 };
+        let r = MetaRecord {
+            mode: 0o4755,
+            special: None,
+        };
         assert_eq!(r.encode(), "v1 mode=4755");
         assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
         assert_eq!(
             MetaRecord::decode(b"v1 mode=0000"),
-            Some(MetaRecord { mode: 0 })
+            Some(MetaRecord {
+                mode: 0,
+                special: None
+            })
         );
         assert_eq!(
             MetaRecord::decode(b"v1 uid=1000 mode=0444 gid=5"),
-            Some(MetaRecord { mode: 0o444 })
+            Some(MetaRecord {
+                mode: 0o444,
+                special: None
+            })
         );
         for junk in [
             &b""[..],
@@ -130,6 +187,51 @@ mod tests {
             b"v1 mode=17777",
             b"v1 mode=0644 mode=0600",
             b"v1 crc32c=1 size=1",
+        ] {
+            assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn a_device_stand_in_records_its_kind_and_number() {
+        let r = MetaRecord {
+            mode: 0o660,
+            special: Some((EntryKind::BlockDev, make_dev(8, 1))),
+        };
+        assert_eq!(r.encode(), "v1 mode=0660 kind=blk rdev=8:1");
+        assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
+        let big = MetaRecord {
+            mode: 0o600,
+            special: Some((EntryKind::CharDev, make_dev(4000, 1 << 20))),
+        };
+        assert_eq!(big.encode(), "v1 mode=0600 kind=chr rdev=4000:1048576");
+        assert_eq!(MetaRecord::decode(big.encode().as_bytes()), Some(big));
+        // Words of other writers (the owner) anywhere between.
+        assert_eq!(
+            MetaRecord::decode(b"v1 kind=chr uid=0 mode=0666 rdev=1:3 user=root"),
+            Some(MetaRecord {
+                mode: 0o666,
+                special: Some((EntryKind::CharDev, make_dev(1, 3)))
+            })
+        );
+        assert_eq!(
+            MetaRecord::decode(b"v1 mode=0644 kind=fifo"),
+            Some(MetaRecord {
+                mode: 0o644,
+                special: Some((EntryKind::Fifo, 0))
+            })
+        );
+        for junk in [
+            &b"v1 mode=0644 kind=chr"[..],
+            b"v1 mode=0644 rdev=1:3",
+            b"v1 mode=0644 kind=fifo rdev=1:3",
+            b"v1 mode=0644 kind=dir rdev=1:3",
+            b"v1 mode=0644 kind=chr rdev=1",
+            b"v1 mode=0644 kind=chr rdev=x:3",
+            b"v1 mode=0644 kind=chr rdev=4294967296:0",
+            b"v1 mode=0644 kind=chr kind=blk rdev=1:3",
+            b"v1 mode=0644 kind=chr rdev=1:3 rdev=1:3",
+            b"v1 kind=chr rdev=1:3",
         ] {
             assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
         }

@@ -142,7 +142,7 @@ impl FakeShell {
                 Some(message) => done(Completion::NamespaceFailed { message }),
                 None => Vec::new(),
             },
-            Command::Mkdir { .. } | Command::Symlink { .. } => Vec::new(),
+            Command::Mkdir { .. } | Command::Symlink { .. } | Command::Special { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {

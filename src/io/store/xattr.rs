@@ -191,7 +191,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = std::fs::File::create(t.path().join("f")).unwrap();
         let dir = std::fs::File::open(t.path()).unwrap();
-        let r = MetaRecord { mode: 0o444 };
+        let r = MetaRecord {
+            mode: 0o444,
+            special: None,
+        };
         if !set_meta(f.as_fd(), Some(r)).unwrap() {
             return; // No user xattrs where the test runs.
         }

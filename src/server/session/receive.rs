@@ -8,7 +8,7 @@
 //! received is kept. It must not touch a socket, a file or a clock.
 
 use super::{ServerSession, State};
-use crate::proto::{self, ErrorCode, ManifestEntry, Meta, WirePath};
+use crate::proto::{self, EntryKind, ErrorCode, ManifestEntry, Meta, WirePath};
 use crate::server::command::{Command, Received};
 
 /// What the shell staged for the file whose `EndFile` it carries out.
@@ -158,6 +158,31 @@ impl ServerSession {
                 id,
                 path,
                 target,
+                meta,
+            });
+        }
+    }
+
+    /// `Special`: a FIFO, socket or device; never the namespace root.
+    pub(super) fn handle_special(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        kind: EntryKind,
+        rdev: u64,
+        meta: Meta,
+    ) {
+        if !(self.check_id(id) && self.count_entry(&path)) || self.refuse_write(id, &path) {
+            return;
+        }
+        if path.is_root() {
+            self.push_failed(id, path, "the namespace root must be a directory".into());
+        } else {
+            self.commands.push_back(Command::Special {
+                id,
+                path,
+                kind,
+                rdev,
                 meta,
             });
         }
