@@ -47,6 +47,7 @@ pub fn every_frame() -> Vec<Frame> {
         } else {
             Vec::new()
         },
+        rdev: if kind == EntryKind::CharDev { 0x103 } else { 0 },
     };
     vec![
         Frame::Hello {
@@ -59,6 +60,7 @@ pub fn every_frame() -> Vec<Frame> {
             version: 1,
             flags: 2,
             proof: vec![2; 32],
+            store: (0, 0),
         },
         Frame::Error {
             code: ErrorCode::Auth,
@@ -75,6 +77,13 @@ pub fn every_frame() -> Vec<Frame> {
             id: 2,
             path: wp("home/ann/l"),
             target: b"../x".to_vec(),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: wp("home/ann/null"),
+            kind: EntryKind::CharDev,
+            rdev: 0x103,
             meta: meta(),
         },
         Frame::File {
@@ -107,6 +116,7 @@ pub fn every_frame() -> Vec<Frame> {
                 meta: meta(),
                 size: 5,
                 target: Vec::new(),
+                rdev: 0,
             },
         },
         Frame::Restore {
@@ -119,6 +129,8 @@ pub fn every_frame() -> Vec<Frame> {
             entries: vec![
                 entry(EntryKind::File, "a/f", 3),
                 entry(EntryKind::Symlink, "a/l", 0),
+                entry(EntryKind::CharDev, "a/c", 0),
+                entry(EntryKind::Fifo, "a/p", 0),
                 entry(EntryKind::Dir, "a", 0),
             ],
         },
@@ -166,7 +178,7 @@ pub fn every_frame() -> Vec<Frame> {
 /// manifest and verify requests.
 fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
     let mut v = bytes(&[Frame::Hello {
-        version: 1,
+        version: rsb::proto::VERSION,
         name: server::NAME.into(),
         flags: 0,
         nonce: hello_nonce,
@@ -184,6 +196,13 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
             id: 2,
             path: wp("d/l"),
             target: b"f".to_vec(),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: wp("d/p"),
+            kind: EntryKind::Fifo,
+            rdev: 0,
             meta: meta(),
         },
         Frame::File {
@@ -233,6 +252,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
                 meta: meta(),
                 size: 5,
                 target: Vec::new(),
+                rdev: 0,
             }],
         },
         Frame::Verify {
@@ -260,9 +280,10 @@ fn server_stream(auth: bool) -> Vec<u8> {
     }
     v.extend(bytes(&[
         Frame::Welcome {
-            version: 1,
+            version: rsb::proto::VERSION,
             flags: welcome_flags,
             proof,
+            store: (0, 0),
         },
         Frame::ListEntry {
             id: 1,
@@ -272,12 +293,31 @@ fn server_stream(auth: bool) -> Vec<u8> {
                 meta: meta(),
                 size: 0,
                 target: Vec::new(),
+                rdev: 0,
+            },
+        },
+        Frame::ListEntry {
+            id: 1,
+            item: ListItem {
+                kind: EntryKind::BlockDev,
+                name: b"sda".to_vec(),
+                meta: meta(),
+                size: 0,
+                target: Vec::new(),
+                rdev: 0x800,
             },
         },
         Frame::Done { id: 1 },
         Frame::Dir {
             id: 2,
             path: wp("d"),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: wp("d/s"),
+            kind: EntryKind::Socket,
+            rdev: 0,
             meta: meta(),
         },
         Frame::File {

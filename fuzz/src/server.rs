@@ -294,6 +294,7 @@ impl Harness {
             cmd,
             Command::Mkdir { .. }
                 | Command::Symlink { .. }
+                | Command::Special { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
         );
@@ -312,6 +313,11 @@ impl Harness {
             Command::Symlink { id, path, .. } => {
                 self.check_id(*id);
                 assert!(!path.is_reserved() && !path.is_root());
+            }
+            Command::Special { id, path, kind, .. } => {
+                self.check_id(*id);
+                assert!(!path.is_reserved() && !path.is_root());
+                assert!(kind.is_special());
             }
             Command::BeginFile {
                 id,
@@ -372,6 +378,7 @@ impl Harness {
             }
             Command::Mkdir { id, path, .. }
             | Command::Symlink { id, path, .. }
+            | Command::Special { id, path, .. }
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {
@@ -501,6 +508,7 @@ impl Harness {
                 version,
                 flags,
                 proof,
+                store: _,
             } => {
                 assert!(!self.welcomed, "welcomed twice");
                 self.welcomed = true;

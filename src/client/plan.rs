@@ -550,6 +550,7 @@ mod tests {
             meta: meta(),
             size: if kind == EntryKind::File { 10 } else { 0 },
             target: Vec::new(),
+            rdev: 0,
         }
     }
 
@@ -822,6 +823,7 @@ mod tests {
             Committed {
                 files: 1,
                 links: 1,
+                specials: 0,
                 bytes: 5,
                 changed: 0,
                 finished: true
@@ -889,6 +891,7 @@ mod tests {
             Committed {
                 files: 1,
                 links: 0,
+                specials: 0,
                 bytes: 10,
                 changed: 1,
                 finished: true

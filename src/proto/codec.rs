@@ -1010,10 +1010,7 @@ mod tests {
         assert!(matches!(decode(&special(6, 7)), Ok(Decoded::Frame(..))));
         assert!(matches!(decode(&special(4, 0)), Ok(Decoded::Frame(..))));
         for kind in [0, 1, 2, 3, 8, 255] {
-            assert_eq!(
-                decode(&special(kind, 0)),
-                Err(DecodeError::Invalid("kind"))
-            );
+            assert_eq!(decode(&special(kind, 0)), Err(DecodeError::Invalid("kind")));
         }
         // A FIFO or socket has no device number.
         assert_eq!(decode(&special(4, 1)), Err(DecodeError::Invalid("rdev")));
@@ -1038,7 +1035,14 @@ mod tests {
 
     #[test]
     fn device_numbers_split_as_glibc_does() {
-        for (major, minor) in [(0, 0), (1, 3), (8, 17), (259, 0), (4095, 255), (1 << 20, 1 << 19)] {
+        for (major, minor) in [
+            (0, 0),
+            (1, 3),
+            (8, 17),
+            (259, 0),
+            (4095, 255),
+            (1 << 20, 1 << 19),
+        ] {
             let d = make_dev(major, minor);
             assert_eq!((dev_major(d), dev_minor(d)), (major, minor));
         }

@@ -114,7 +114,12 @@ mod tests {
         let mut st = stat(Some(EntryKind::CharDev), 0);
         st.rdev = 0x103;
         assert!(unchanged(&e, &st, no_link, no_record));
-        assert!(!unchanged(&e, &StoredStat { rdev: 0x104, ..st }, no_link, no_record));
+        assert!(!unchanged(
+            &e,
+            &StoredStat { rdev: 0x104, ..st },
+            no_link,
+            no_record
+        ));
         let blk = StoredStat {
             kind: Some(EntryKind::BlockDev),
             ..st
@@ -135,7 +140,12 @@ mod tests {
         for kind in [EntryKind::Fifo, EntryKind::Socket] {
             let e = entry(kind, 0, b"");
             assert!(unchanged(&e, &stat(Some(kind), 0), no_link, no_record));
-            assert!(!unchanged(&e, &stat(Some(EntryKind::File), 0), no_link, no_record));
+            assert!(!unchanged(
+                &e,
+                &stat(Some(EntryKind::File), 0),
+                no_link,
+                no_record
+            ));
         }
     }
 

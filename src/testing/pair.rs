@@ -261,6 +261,7 @@ mod tests {
             meta: meta(),
             size: 100,
             target: vec![],
+            rdev: 0,
         }]);
         pair.drive().expect("quiet");
         assert!(pair.client.events.iter().any(|e| matches!(
@@ -371,6 +372,7 @@ mod tests {
                             meta: meta(),
                             size,
                             target: vec![],
+                            rdev: 0,
                         }];
                         pair.server.shell.verify = vec![VerifyBatch {
                             damaged: vec![],
@@ -392,6 +394,7 @@ mod tests {
                                     meta: meta(),
                                     size: backed.len() as u64,
                                     target: vec![],
+                                    rdev: 0,
                                 }]),
                                 _ => {
                                     c.session.send_dir(wp("d"), meta());

@@ -255,6 +255,7 @@ fn item(kind: EntryKind, name: &[u8], mode: u32, size: u64, target: &[u8]) -> Li
         },
         size,
         target: target.to_vec(),
+        rdev: 0,
     }
 }
 
@@ -324,6 +325,7 @@ fn one_file_is_not_1_files() {
         noun: "sent",
         files: 1,
         links: 0,
+        specials: 0,
         unchanged: 0,
         unsupported: 0,
         failed: 0,
@@ -347,6 +349,7 @@ fn summary_line() {
         noun: "sent",
         files: 12,
         links: 0,
+        specials: 0,
         unchanged: 3,
         unsupported: 0,
         failed: 0,

@@ -224,12 +224,7 @@ impl Client {
             Command::Backup(paths) => {
                 let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
                 let mut link = self.lp.link(remote)?;
-                let r = backup::backup(
-                    &mut link,
-                    &paths,
-                    self.config.one_file_system,
-                    &mut rep,
-                );
+                let r = backup::backup(&mut link, &paths, self.config.one_file_system, &mut rep);
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r

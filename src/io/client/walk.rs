@@ -570,7 +570,10 @@ mod tests {
         let fifo = r.join("f");
         match walk(&fifo).last() {
             Some(WalkItem::Entry(e)) => {
-                assert_eq!((e.local, e.kind, e.size, e.rdev), (fifo, EntryKind::Fifo, 0, 0));
+                assert_eq!(
+                    (e.local, e.kind, e.size, e.rdev),
+                    (fifo, EntryKind::Fifo, 0, 0)
+                );
                 assert_eq!(e.meta.mode & 0o777, 0o644 & !umask());
             }
             other => panic!("{other:?}"),
@@ -580,7 +583,10 @@ mod tests {
         // /dev/null is a character device 1,3 on every Linux.
         match walk(Path::new("/dev/null")).last() {
             Some(WalkItem::Entry(e)) => {
-                assert_eq!((e.kind, e.rdev), (EntryKind::CharDev, crate::proto::make_dev(1, 3)))
+                assert_eq!(
+                    (e.kind, e.rdev),
+                    (EntryKind::CharDev, crate::proto::make_dev(1, 3))
+                )
             }
             other => panic!("{other:?}"),
         }

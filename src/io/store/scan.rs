@@ -143,7 +143,8 @@ impl Namespace {
         st: &FileStat,
     ) -> Result<ListItem, FsError> {
         let (kind, rdev) = self.stored_kind(path, st);
-        let kind = kind.ok_or_else(|| FsError::other("list", self.show(path), "unknown file type"))?;
+        let kind =
+            kind.ok_or_else(|| FsError::other("list", self.show(path), "unknown file type"))?;
         let target = if kind == EntryKind::Symlink {
             self.readlink(path)?
         } else {
@@ -163,7 +164,6 @@ impl Namespace {
             rdev,
         })
     }
-
 
     /// The real mode and mtime of the stored entry at `path`, which
     /// `lstat` just described as `st`: the mode from its metadata record
@@ -335,6 +335,7 @@ mod tests {
             meta: meta(0o644, 1000),
             size: 0,
             target: Vec::new(),
+            rdev: 0,
         };
         let store = |s: &mut Stager, p: &str| {
             s.begin_file(1, &wp(p), meta(0o644, 1000), 0).unwrap();

@@ -108,7 +108,13 @@ pub(super) fn make(
 ) -> Result<bool, MakeError> {
     let sflag = sflag_of(kind).ok_or(MakeError::Sys("mknod", Errno::EINVAL))?;
     let rdev = if kind.is_device() { rdev } else { 0 };
-    match stat::mknodat(Some(dir), os(tmp), sflag, Mode::from_bits_truncate(0o600), rdev) {
+    match stat::mknodat(
+        Some(dir),
+        os(tmp),
+        sflag,
+        Mode::from_bits_truncate(0o600),
+        rdev,
+    ) {
         Ok(()) => {}
         Err(Errno::EPERM) if kind.is_device() && stand_in => {
             return make_stand_in(dir, tmp, kind, rdev, mode, fsync).map(|()| true);
@@ -201,7 +207,15 @@ mod tests {
         let d = dir(&t);
         let rdev = crate::proto::make_dev(1, 3);
         let root = unistd::geteuid().is_root();
-        let made = make(d.as_raw_fd(), b"c", EntryKind::CharDev, rdev, 0o640, true, false);
+        let made = make(
+            d.as_raw_fd(),
+            b"c",
+            EntryKind::CharDev,
+            rdev,
+            0o640,
+            true,
+            false,
+        );
         let st = stat::lstat(&t.path().join("c")).unwrap();
         let (kind, got, rec) = resolve(&st, || xattr::meta_at(d.as_raw_fd(), b"c"));
         assert_eq!((kind, got), (Some(EntryKind::CharDev), rdev));
@@ -219,7 +233,15 @@ mod tests {
                 Err(MakeError::NoXattrs) => return,
                 other => panic!("{other:?}"),
             }
-            let refused = make(d.as_raw_fd(), b"b", EntryKind::BlockDev, 7, 0o600, false, false);
+            let refused = make(
+                d.as_raw_fd(),
+                b"b",
+                EntryKind::BlockDev,
+                7,
+                0o600,
+                false,
+                false,
+            );
             assert_eq!(refused, Err(MakeError::NeedsRoot));
             assert_eq!(
                 MakeError::NeedsRoot.to_string(),
@@ -239,7 +261,10 @@ mod tests {
             special: None,
         };
         let (kind, rdev, rec) = resolve(&st, || Some(plain));
-        assert_eq!((kind, rdev, rec), (Some(EntryKind::File), 0, Some(Some(plain))));
+        assert_eq!(
+            (kind, rdev, rec),
+            (Some(EntryKind::File), 0, Some(Some(plain)))
+        );
         // Without the sticky bit the record is never read.
         stat::fchmod(f.as_raw_fd(), Mode::from_bits_truncate(0o644)).unwrap();
         let st = stat::fstat(f.as_raw_fd()).unwrap();
