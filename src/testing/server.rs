@@ -47,7 +47,7 @@ pub fn welcomed(config: SessionConfig, now: Instant) -> ServerSession {
     assert!(matches!(
         sent_frames(&mut s)[..],
         [Frame::Welcome {
-            version: 1,
+            version: crate::proto::VERSION,
             flags: 0,
             ..
         }]

@@ -292,6 +292,33 @@ fn list_lines() {
 }
 
 #[test]
+fn specials_show_their_type_and_devices_their_numbers() {
+    let dev = |kind, rdev| ListItem {
+        rdev,
+        ..item(kind, b"n", 0o660, 0, b"")
+    };
+    assert_eq!(
+        format_list_line(&dev(EntryKind::CharDev, crate::proto::make_dev(1, 3)), T),
+        "crw-rw----       1, 3 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(
+            &dev(EntryKind::BlockDev, crate::proto::make_dev(259, 65536)),
+            T
+        ),
+        "brw-rw---- 259, 65536 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(&dev(EntryKind::Fifo, 0), T),
+        "prw-rw----          0 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(&dev(EntryKind::Socket, 0), T),
+        "srw-rw----          0 2026-11-21 05:33 n"
+    );
+}
+
+#[test]
 fn special_mode_bits() {
     assert_eq!(mode_string(EntryKind::File, 0o4755), "-rwsr-xr-x");
     assert_eq!(mode_string(EntryKind::File, 0o4644), "-rwSr--r--");
@@ -372,6 +399,15 @@ fn summary_line() {
         "{}",
         format_summary(&linked)
     );
+    let specials = Summary { specials: 3, ..s };
+    assert!(format_summary(&specials).starts_with("backup: 12 files and 3 special files sent, "));
+    let both = Summary {
+        links: 1,
+        specials: 1,
+        ..s
+    };
+    assert!(format_summary(&both)
+        .starts_with("backup: 12 files, 1 symlink and 1 special file sent, 3 unchanged,"));
     let one = Summary { links: 1, ..s };
     assert!(format_summary(&one).starts_with("backup: 12 files and 1 symlink sent, "));
     assert_eq!(

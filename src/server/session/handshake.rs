@@ -154,7 +154,7 @@ mod tests {
             (hello(""), ErrorCode::BadName),
             (
                 Frame::Hello {
-                    version: 2,
+                    version: 3,
                     name: "a".into(),
                     flags: 0,
                     nonce: vec![],
@@ -163,7 +163,7 @@ mod tests {
             ),
             (
                 Frame::Hello {
-                    version: 1,
+                    version: crate::proto::VERSION,
                     name: "a".into(),
                     flags: 1,
                     nonce: vec![],
@@ -206,7 +206,7 @@ mod tests {
 
     fn hello_nonce(name: &str, nonce: &[u8]) -> Frame {
         Frame::Hello {
-            version: 1,
+            version: crate::proto::VERSION,
             name: name.into(),
             flags: 0,
             nonce: nonce.to_vec(),
