@@ -1,0 +1,513 @@
+//! The codec's tests: every frame round-trips, every prefix is `Partial`,
+//! and malformed, oversized, unknown and trailing input is refused.
+
+use super::*;
+use crate::proto::frame::{dev_major, dev_minor, make_dev};
+
+fn path(s: &str) -> WirePath {
+    WirePath::new(s.as_bytes().to_vec()).unwrap()
+}
+
+fn meta() -> Meta {
+    Meta {
+        mode: 0o644,
+        mtime: Time {
+            secs: -5,
+            nanos: 999_999_999,
+        },
+    }
+}
+
+fn samples() -> Vec<Frame> {
+    vec![
+        Frame::Hello {
+            version: 1,
+            name: "laptop".into(),
+            flags: 0,
+            nonce: vec![],
+        },
+        Frame::Hello {
+            version: 7,
+            name: "x".into(),
+            flags: 3,
+            nonce: vec![1, 2, 3],
+        },
+        Frame::Welcome {
+            version: 1,
+            flags: 1,
+            proof: vec![],
+            store: (0, 0),
+        },
+        Frame::Welcome {
+            version: 1,
+            flags: 3,
+            proof: vec![9; 32],
+            store: (0x803, u64::MAX),
+        },
+        Frame::Special {
+            id: 2,
+            path: path("dev/null"),
+            kind: EntryKind::CharDev,
+            rdev: make_dev(1, 3),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: path("dev/loop0"),
+            kind: EntryKind::BlockDev,
+            rdev: u64::MAX,
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: path("run/fifo"),
+            kind: EntryKind::Fifo,
+            rdev: 0,
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: path("run/sock"),
+            kind: EntryKind::Socket,
+            rdev: 0,
+            meta: meta(),
+        },
+        Frame::Challenge { nonce: vec![7; 32] },
+        Frame::Proof { mac: vec![] },
+        Frame::Proof { mac: vec![1; 64] },
+        Frame::Verify {
+            id: 9,
+            path: WirePath::root(),
+        },
+        Frame::Progress {
+            id: 9,
+            files: 3,
+            bytes: 4,
+        },
+        Frame::Verified {
+            id: 9,
+            files: 1,
+            bytes: u64::MAX,
+            damaged: 2,
+            unchecked: 3,
+        },
+        Frame::Error {
+            code: ErrorCode::Busy,
+            message: "server busy".into(),
+        },
+        Frame::Dir {
+            id: 1,
+            path: path("a/b"),
+            meta: meta(),
+        },
+        Frame::Symlink {
+            id: 2,
+            path: path("a/l"),
+            target: b"../x\xff".to_vec(),
+            meta: meta(),
+        },
+        Frame::File {
+            id: 3,
+            path: path("a/f\nx"),
+            meta: meta(),
+            size: u64::MAX,
+        },
+        Frame::FileEnd {
+            id: 3,
+            crc: 0xdeadbeef,
+            ok: true,
+        },
+        Frame::FileEnd {
+            id: 3,
+            crc: 0,
+            ok: false,
+        },
+        Frame::Commit { id: 4 },
+        Frame::Committed { id: 4 },
+        Frame::Failed {
+            id: 5,
+            path: WirePath::root(),
+            message: "no".into(),
+        },
+        Frame::List {
+            id: 6,
+            path: path("home"),
+        },
+        Frame::ListEntry {
+            id: 6,
+            item: ListItem {
+                kind: EntryKind::Symlink,
+                name: b"n".to_vec(),
+                meta: meta(),
+                size: 0,
+                target: b"t".to_vec(),
+                rdev: 0,
+            },
+        },
+        Frame::ListEntry {
+            id: 6,
+            item: ListItem {
+                kind: EntryKind::BlockDev,
+                name: b"sda".to_vec(),
+                meta: meta(),
+                size: 0,
+                target: vec![],
+                rdev: make_dev(8, 0),
+            },
+        },
+        Frame::Restore {
+            id: 7,
+            path: WirePath::root(),
+        },
+        Frame::Done { id: 7 },
+        Frame::Manifest {
+            id: 8,
+            entries: vec![
+                ManifestEntry {
+                    kind: EntryKind::File,
+                    path: path("a/f"),
+                    meta: meta(),
+                    size: 12,
+                    target: vec![],
+                    rdev: 0,
+                },
+                ManifestEntry {
+                    kind: EntryKind::CharDev,
+                    path: path("a/c"),
+                    meta: meta(),
+                    size: 0,
+                    target: vec![],
+                    rdev: make_dev(4095, 1 << 20),
+                },
+                ManifestEntry {
+                    kind: EntryKind::Socket,
+                    path: path("a/s"),
+                    meta: meta(),
+                    size: 0,
+                    target: vec![],
+                    rdev: 0,
+                },
+                ManifestEntry {
+                    kind: EntryKind::Symlink,
+                    path: path("a/l"),
+                    meta: meta(),
+                    size: 0,
+                    target: b"t".to_vec(),
+                    rdev: 0,
+                },
+                ManifestEntry {
+                    kind: EntryKind::Dir,
+                    path: path("a"),
+                    meta: meta(),
+                    size: 0,
+                    target: vec![],
+                    rdev: 0,
+                },
+            ],
+        },
+        Frame::Manifest {
+            id: 9,
+            entries: vec![],
+        },
+        Frame::Need {
+            id: 8,
+            bits: vec![0b101],
+            resume: vec![],
+        },
+        Frame::Need {
+            id: 8,
+            bits: vec![0b1],
+            resume: vec![(0, 1 << 40)],
+        },
+        Frame::FileFrom {
+            id: 10,
+            path: path("big"),
+            meta: meta(),
+            size: 100,
+            offset: 40,
+        },
+        Frame::FileFrom {
+            id: 11,
+            path: path("big"),
+            meta: meta(),
+            size: 100,
+            offset: 100,
+        },
+        Frame::Offer {
+            id: 12,
+            path: path("big"),
+            meta: meta(),
+            size: 1 << 33,
+        },
+        Frame::Want { id: 12, offset: 77 },
+        Frame::Skip { id: 13 },
+    ]
+}
+
+#[test]
+fn every_frame_round_trips() {
+    for f in samples() {
+        let bytes = to_vec(&f);
+        assert_eq!(
+            decode(&bytes),
+            Ok(Decoded::Frame(f.clone(), bytes.len())),
+            "{f:?}"
+        );
+    }
+}
+
+#[test]
+fn every_prefix_is_partial() {
+    for f in samples() {
+        let bytes = to_vec(&f);
+        for n in 0..bytes.len() {
+            assert_eq!(
+                decode(&bytes[..n]),
+                Ok(Decoded::Partial),
+                "{f:?} prefix {n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn back_to_back_frames_decode_one_at_a_time() {
+    let mut all = Vec::new();
+    for f in samples() {
+        encode(&f, &mut all);
+    }
+    let mut off = 0;
+    for f in samples() {
+        match decode(&all[off..]).unwrap() {
+            Decoded::Frame(g, n) => {
+                assert_eq!(g, f);
+                off += n;
+            }
+            Decoded::Partial => panic!("partial"),
+        }
+    }
+    assert_eq!(off, all.len());
+}
+
+#[test]
+fn oversized_unknown_and_trailing_rejected() {
+    assert_eq!(
+        decode(&[12, 0xff, 0xff, 0xff, 0xff]),
+        Err(DecodeError::TooLarge(u32::MAX))
+    );
+    assert_eq!(decode(&[99, 0, 0, 0, 0]), Err(DecodeError::UnknownKind(99)));
+    assert_eq!(decode(&[0, 0, 0, 0, 0]), Err(DecodeError::UnknownKind(0)));
+    let mut b = to_vec(&Frame::Commit { id: 1 });
+    b.push(0);
+    b[4] += 1;
+    assert_eq!(decode(&b), Err(DecodeError::Trailing(1)));
+    // A length that promises less than the fields need.
+    let mut b = to_vec(&Frame::Commit { id: 1 });
+    b[4] = 2;
+    b.truncate(7);
+    assert_eq!(decode(&b), Err(DecodeError::Truncated("id")));
+}
+
+#[test]
+fn bad_fields_rejected() {
+    let mut hello = to_vec(&Frame::Hello {
+        version: 1,
+        name: "a".into(),
+        flags: 0,
+        nonce: vec![],
+    });
+    hello[5] = b'X';
+    assert_eq!(decode(&hello), Err(DecodeError::BadMagic));
+    // Nonces and MACs longer than MAX_TOKEN.
+    let long = to_vec(&Frame::Proof { mac: vec![0; 65] });
+    assert_eq!(decode(&long), Err(DecodeError::Invalid("mac")));
+    let long = to_vec(&Frame::Challenge { nonce: vec![0; 65] });
+    assert_eq!(decode(&long), Err(DecodeError::Invalid("nonce")));
+
+    let raw = |kind: u8, payload: &[u8]| {
+        let mut v = vec![kind];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    };
+    // Path "../x" in a List.
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&4u32.to_be_bytes());
+    p.extend_from_slice(b"../x");
+    assert_eq!(
+        decode(&raw(20, &p)),
+        Err(DecodeError::Path(PathError::DotDot))
+    );
+    // Absolute path.
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&4u32.to_be_bytes());
+    p.extend_from_slice(b"/etc");
+    assert_eq!(
+        decode(&raw(22, &p)),
+        Err(DecodeError::Path(PathError::Absolute))
+    );
+    // A byte-string length pointing past the payload.
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(decode(&raw(20, &p)), Err(DecodeError::Truncated("path")));
+    // Mode with file-type bits; nanos out of range; bad status.
+    let mut d = to_vec(&Frame::Dir {
+        id: 1,
+        path: path("a"),
+        meta: meta(),
+    });
+    let mode_at = 5 + 4 + 4 + 1;
+    d[mode_at] = 0xff;
+    assert_eq!(decode(&d), Err(DecodeError::Invalid("mode")));
+    let mut d = to_vec(&Frame::Dir {
+        id: 1,
+        path: path("a"),
+        meta: meta(),
+    });
+    let n = d.len();
+    d[n - 4] = 0xff;
+    assert_eq!(decode(&d), Err(DecodeError::Invalid("mtime")));
+    let mut e = to_vec(&Frame::FileEnd {
+        id: 1,
+        crc: 2,
+        ok: true,
+    });
+    let n = e.len();
+    e[n - 1] = 7;
+    assert_eq!(decode(&e), Err(DecodeError::Invalid("status")));
+    // Non-UTF-8 name in Hello.
+    let mut h = to_vec(&Frame::Hello {
+        version: 1,
+        name: "a".into(),
+        flags: 0,
+        nonce: vec![],
+    });
+    h[5 + 4 + 2 + 4] = 0xff;
+    assert_eq!(decode(&h), Err(DecodeError::Invalid("name")));
+}
+
+#[test]
+fn special_entries_refuse_other_kinds_and_stray_device_numbers() {
+    let special = |kind: u8, rdev: u64| {
+        let mut p = 1u32.to_be_bytes().to_vec();
+        p.extend_from_slice(&1u32.to_be_bytes());
+        p.push(b'p');
+        p.push(kind);
+        p.extend_from_slice(&rdev.to_be_bytes());
+        p.extend_from_slice(&0o644u32.to_be_bytes());
+        p.extend_from_slice(&[0; 12]);
+        let mut v = vec![Kind::Special.byte()];
+        v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        v.extend_from_slice(&p);
+        v
+    };
+    assert!(matches!(decode(&special(6, 7)), Ok(Decoded::Frame(..))));
+    assert!(matches!(decode(&special(4, 0)), Ok(Decoded::Frame(..))));
+    for kind in [0, 1, 2, 3, 8, 255] {
+        assert_eq!(decode(&special(kind, 0)), Err(DecodeError::Invalid("kind")));
+    }
+    // A FIFO or socket has no device number.
+    assert_eq!(decode(&special(4, 1)), Err(DecodeError::Invalid("rdev")));
+    assert_eq!(decode(&special(5, 1)), Err(DecodeError::Invalid("rdev")));
+    // A manifest's device entry without its number is truncated.
+    let mut m = to_vec(&Frame::Manifest {
+        id: 1,
+        entries: vec![ManifestEntry {
+            kind: EntryKind::CharDev,
+            path: path("c"),
+            meta: meta(),
+            size: 0,
+            target: vec![],
+            rdev: 1,
+        }],
+    });
+    m.truncate(m.len() - 8);
+    let len = (m.len() - HEADER_LEN) as u32;
+    m[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(decode(&m), Err(DecodeError::Truncated("rdev")));
+}
+
+#[test]
+fn device_numbers_split_as_glibc_does() {
+    for (major, minor) in [
+        (0, 0),
+        (1, 3),
+        (8, 17),
+        (259, 0),
+        (4095, 255),
+        (1 << 20, 1 << 19),
+    ] {
+        let d = make_dev(major, minor);
+        assert_eq!((dev_major(d), dev_minor(d)), (major, minor));
+    }
+    // /dev/null and /dev/sda1 as stat reports them.
+    assert_eq!(make_dev(1, 3), 0x103);
+    assert_eq!(make_dev(8, 1), 0x801);
+}
+
+#[test]
+fn long_messages_are_cut_on_a_char_boundary() {
+    let f = Frame::Failed {
+        id: 1,
+        path: WirePath::root(),
+        message: "é".repeat(2000),
+    };
+    let b = to_vec(&f);
+    match decode(&b).unwrap() {
+        Decoded::Frame(Frame::Failed { message, .. }, _) => {
+            assert!(message.len() <= MAX_MESSAGE)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn messages_longer_than_the_encoder_writes_are_refused() {
+    // Found with fuzz target decode: a 1,100-byte message decoded, and
+    // re-encoding the frame cut it, so decode(encode(f)) != f.
+    let raw = |kind: u8, head: &[u8], len: usize| {
+        let mut p = head.to_vec();
+        p.extend_from_slice(&(len as u32).to_be_bytes());
+        p.extend(std::iter::repeat_n(b'x', len));
+        let mut v = vec![kind];
+        v.extend_from_slice(&(p.len() as u32).to_be_bytes());
+        v.extend_from_slice(&p);
+        v
+    };
+    let failed_head = [0, 0, 0, 1, 0, 0, 0, 0];
+    for (kind, head) in [(3, &[0, 1][..]), (16, &failed_head[..])] {
+        let ok = raw(kind, head, MAX_MESSAGE);
+        match decode(&ok) {
+            Ok(Decoded::Frame(f, n)) => assert_eq!(to_vec(&f).len(), n),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            decode(&raw(kind, head, MAX_MESSAGE + 1)),
+            Err(DecodeError::Invalid("message"))
+        );
+    }
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A small deterministic xorshift stream of garbage, every prefix.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for _ in 0..2000 {
+        let mut buf = Vec::new();
+        let n = (x % 64) as usize;
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf.push(x as u8);
+        }
+        if let Some(k) = buf.first_mut() {
+            *k = [1, 2, 3, 10, 11, 12, 13, 16, 20, 21, 22][(x % 11) as usize];
+        }
+        if buf.len() >= 5 {
+            buf[1] = 0;
+            buf[2] = 0;
+        }
+        let _ = decode(&buf);
+    }
+}
