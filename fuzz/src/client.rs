@@ -73,6 +73,7 @@ pub fn client_session(data: &[u8]) {
             meta: Meta::default(),
             size: 0,
             target: Vec::new(),
+            rdev: 0,
         };
         manifests.insert(c.send_manifest(vec![
             entry(EntryKind::File, "d/f"),

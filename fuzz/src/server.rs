@@ -115,6 +115,7 @@ impl Harness {
             hello_timeout: Duration::from_secs(5),
             secrets: (flags & F_SECRETS != 0)
                 .then(|| Arc::new(Secrets::parse(SECRETS, [7; 32]).expect("secrets"))),
+            store: (0x803, 2),
         };
         Harness {
             s: ServerSession::new(config, t0, SERVER_NONCE),
@@ -400,6 +401,7 @@ impl Harness {
                             meta: meta(),
                             size: 1,
                             target: Vec::new(),
+                            rdev: 0,
                         },
                     });
                 }
@@ -508,8 +510,9 @@ impl Harness {
                 version,
                 flags,
                 proof,
-                store: _,
+                store,
             } => {
+                assert_eq!(*store, (0x803, 2), "the store's identity");
                 assert!(!self.welcomed, "welcomed twice");
                 self.welcomed = true;
                 assert_eq!(*version, rsb::proto::VERSION);
