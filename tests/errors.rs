@@ -322,7 +322,7 @@ fn connection_without_hello_is_closed_within_10s() {
     let srv = Server::start(&[]);
     let mut silent = Raw::connect(srv.port());
     let mut slow = Raw::connect(srv.port());
-    slow.send_raw(&common::raw_hello(b"RSB\0", 1, NAME.as_bytes(), 0)[..3])
+    slow.send_raw(&common::raw_hello(b"RSB\0", rsb::proto::VERSION, NAME.as_bytes(), 0)[..3])
         .unwrap();
     let start = Instant::now();
     silent.expect_closed(Duration::from_secs(13));

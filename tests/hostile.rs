@@ -74,7 +74,10 @@ fn hand_encoding_matches_the_codec() {
             path: WirePath::root()
         })
     );
-    assert_eq!(raw_hello(b"RSB\0", 1, b"n", 0), to_vec(&hello("n")));
+    assert_eq!(
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"n", 0),
+        to_vec(&hello("n"))
+    );
 }
 
 #[test]
@@ -185,18 +188,18 @@ fn bad_hellos() {
     let srv = Server::start(&[]);
     let long = vec![b'x'; 65];
     let cases: Vec<Vec<u8>> = vec![
-        raw_hello(b"RSB\x01", 1, NAME.as_bytes(), 0),
-        raw_hello(b"HTTP", 1, NAME.as_bytes(), 0),
+        raw_hello(b"RSB\x01", rsb::proto::VERSION, NAME.as_bytes(), 0),
+        raw_hello(b"HTTP", rsb::proto::VERSION, NAME.as_bytes(), 0),
         raw_hello(b"RSB\0", 999, NAME.as_bytes(), 0),
-        raw_hello(b"RSB\0", 1, NAME.as_bytes(), 1),
-        raw_hello(b"RSB\0", 1, b"..", 0),
-        raw_hello(b"RSB\0", 1, b".", 0),
-        raw_hello(b"RSB\0", 1, b"", 0),
-        raw_hello(b"RSB\0", 1, b"a/b", 0),
-        raw_hello(b"RSB\0", 1, b"../escape", 0),
-        raw_hello(b"RSB\0", 1, b"/abs", 0),
-        raw_hello(b"RSB\0", 1, &long, 0),
-        raw_hello(b"RSB\0", 1, b"\xff\xfe", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, NAME.as_bytes(), 1),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"..", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b".", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"a/b", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"../escape", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"/abs", 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, &long, 0),
+        raw_hello(b"RSB\0", rsb::proto::VERSION, b"\xff\xfe", 0),
         b"GET / HTTP/1.0\r\n\r\n".to_vec(),
     ];
     for c in cases {
