@@ -28,8 +28,10 @@ use crate::store::modes;
 use crate::store::record::MetaRecord;
 
 /// What a stored entry really is, which `lstat` described as `st`, and
-/// its metadata record if that had to be read to say so (`Some(None)`:
-/// read, none there). An empty regular file with the sticky bit of
+/// its metadata record if that had to be read to say so or is known
+/// (`Some(None)`: there is none; a real FIFO, socket or device never has
+/// one, and is never looked into, since even reading an attribute by
+/// name may open it where there is no `/proc`). An empty regular file with the sticky bit of
 /// [`modes::RECORDED`] whose record names a special kind is the
 /// metadata-only stand-in of that special: its kind and device number are
 /// the record's. `record` reads the record by name; it is asked only for
@@ -45,6 +47,9 @@ pub(super) fn resolve(
             return (Some(k), rdev, Some(rec));
         }
         return (kind, 0, Some(rec));
+    }
+    if kind.is_some_and(|k| k.is_special()) {
+        return (kind, rdev_of(st), Some(None));
     }
     (kind, rdev_of(st), None)
 }
@@ -221,7 +226,8 @@ mod tests {
         assert_eq!((kind, got), (Some(EntryKind::CharDev), rdev));
         if root {
             assert_eq!(made, Ok(false));
-            assert_eq!(rec, None);
+            // A real node is never looked into.
+            assert_eq!(rec, Some(None));
             assert_eq!(st.st_mode & 0o7777, 0o640);
         } else {
             match made {
