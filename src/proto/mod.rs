@@ -97,7 +97,10 @@
 //!   name, applies directory metadata, syncs again and answers `Committed`
 //!   with the same id. Entries before a `Commit` that got no `Failed` are
 //!   stored once `Committed` arrives.
-//! * `List` (id, path): answered with `ListEntry` frames and `Done`.
+//! * `List` (id, path): answered with `ListEntry` frames (id, kind, name,
+//!   meta, size, link target, and a device's number) and `Done`. A device
+//!   a server not running as root keeps as a metadata-only entry is listed,
+//!   restored and compared as the device it stands for.
 //! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`Special`/`File`
 //!   (+ body + `FileEnd`) frames a backup uses, carrying the request's id,
 //!   with paths relative to the restored path (the empty path is the restored

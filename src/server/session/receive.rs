@@ -610,4 +610,35 @@ mod tests {
         ));
         assert!(!s.is_closing());
     }
+
+    #[test]
+    fn a_special_is_staged_and_never_the_root() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let special = |id, path| Frame::Special {
+            id,
+            path,
+            kind: EntryKind::BlockDev,
+            rdev: 0x700,
+            meta: meta(),
+        };
+        s.handle_input(
+            now,
+            &bytes(&[special(1, WirePath::root()), special(2, wp("dev/loop0"))]),
+        );
+        assert!(matches!(
+            &drain_commands(&mut s)[..],
+            [Command::Special {
+                id: 2,
+                kind: EntryKind::BlockDev,
+                rdev: 0x700,
+                ..
+            }]
+        ));
+        assert!(matches!(
+            sent_frames(&mut s)[..],
+            [Frame::Failed { id: 1, .. }]
+        ));
+        assert!(!s.is_closing());
+    }
 }
