@@ -672,6 +672,7 @@ fn welcome(flags: u32, proof: Vec<u8>) -> Frame {
         version: VERSION,
         flags,
         proof,
+        store: (0, 0),
     }
 }
 

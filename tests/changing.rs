@@ -153,6 +153,7 @@ fn fake_backup_server(
                     version: rsb::proto::VERSION,
                     flags: 0,
                     proof: vec![],
+                    store: (0, 0),
                 }),
                 Frame::Manifest { id, entries } => {
                     if let Some(cb) = on_manifest.take() {

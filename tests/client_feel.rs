@@ -26,12 +26,15 @@ fn skipped_separates_unchanged_from_unsupported_entries() {
     let s = scratch();
     let src = s.join("src");
     let mut tree = small_tree(&src, 1);
+    // A FIFO is an entry now (issue 10); a reserved name is what is left
+    // out and counted.
     tree.fifo("pipe");
+    tree.file(".rsb-tmp.mine", b"x", 0o644, (1_600_000_000, 0));
     let o = srv.client(argv!["backup", src]).run();
     o.ok();
     let first = summary(&o.err(), "backup");
     assert!(
-        first.contains(", 0 unchanged, 1 not supported, 0 failed"),
+        first.contains(" and 1 special file sent, 0 unchanged, 1 not supported, 0 failed"),
         "{first}"
     );
     let o = srv.client(argv!["backup", src]).run();
@@ -39,7 +42,7 @@ fn skipped_separates_unchanged_from_unsupported_entries() {
     let again = summary(&o.err(), "backup");
     let expect = format!(
         "backup: 0 files sent, {} unchanged, 1 not supported, 0 failed, 0 bytes",
-        tree.files + 1 // and the symlink
+        tree.files + 1 // and the symlink and the FIFO, less the reserved file
     );
     assert!(again.starts_with(&expect), "{again}\nwanted {expect}");
 }

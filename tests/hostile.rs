@@ -165,6 +165,7 @@ fn frame_before_hello() {
             version: 1,
             flags: 0,
             proof: vec![],
+            store: (0, 0),
         }),
     ];
     for first in firsts {

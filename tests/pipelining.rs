@@ -39,6 +39,7 @@ fn request(kind: &str, id: u32, tree: &str) -> (Vec<u8>, u32) {
                     meta: meta(0o644),
                     size: 7,
                     target: vec![],
+                    rdev: 0,
                 }],
             }),
             id,

@@ -97,7 +97,22 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn entry_kind() -> impl Strategy<Value = EntryKind> {
-    (1u8..=3).prop_map(|k| EntryKind::from_u8(k).expect("1 to 3 are kinds"))
+    (1u8..=7).prop_map(|k| EntryKind::from_u8(k).expect("1 to 7 are kinds"))
+}
+
+/// A FIFO, socket or device kind.
+fn special_kind() -> impl Strategy<Value = EntryKind> {
+    (4u8..=7).prop_map(|k| EntryKind::from_u8(k).expect("4 to 7 are kinds"))
+}
+
+/// A device number for `kind`: any for a device, 0 for the rest (which
+/// carry none on the wire).
+fn rdev_for(kind: EntryKind) -> impl Strategy<Value = u64> {
+    if kind.is_device() {
+        any::<u64>().boxed()
+    } else {
+        Just(0).boxed()
+    }
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -106,15 +121,25 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn manifest_entry() -> impl Strategy<Value = ManifestEntry> {
-    (entry_kind(), path(), meta(), any::<u64>(), target()).prop_map(
-        |(kind, path, meta, size, target)| ManifestEntry {
+    entry_kind()
+        .prop_flat_map(|kind| {
+            (
+                Just(kind),
+                path(),
+                meta(),
+                any::<u64>(),
+                target(),
+                rdev_for(kind),
+            )
+        })
+        .prop_map(|(kind, path, meta, size, target, rdev)| ManifestEntry {
             kind,
             path,
             meta,
             size,
             target,
-        },
-    )
+            rdev,
+        })
 }
 
 /// (size, offset) with offset <= size.
@@ -137,11 +162,12 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                 nonce,
             })
             .boxed(),
-        2 => (any::<u16>(), any::<u32>(), token())
-            .prop_map(|(version, flags, proof)| Frame::Welcome {
+        2 => (any::<u16>(), any::<u32>(), token(), any::<(u64, u64)>())
+            .prop_map(|(version, flags, proof, store)| Frame::Welcome {
                 version,
                 flags,
                 proof,
+                store,
             })
             .boxed(),
         3 => (error_code(), text())
@@ -182,23 +208,40 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
         20 => (any::<u32>(), path())
             .prop_map(|(id, path)| Frame::List { id, path })
             .boxed(),
-        21 => (
-            any::<u32>(),
-            entry_kind(),
-            prop_oneof![Just(Vec::new()), name()],
-            meta(),
-            any::<u64>(),
-            target(),
-        )
-            .prop_map(|(id, kind, name, meta, size, target)| Frame::ListEntry {
-                id,
-                item: ListItem {
-                    kind,
-                    name,
-                    meta,
-                    size,
-                    target,
+        21 => entry_kind()
+            .prop_flat_map(|kind| {
+                (
+                    any::<u32>(),
+                    Just(kind),
+                    prop_oneof![Just(Vec::new()), name()],
+                    meta(),
+                    any::<u64>(),
+                    target(),
+                    rdev_for(kind),
+                )
+            })
+            .prop_map(
+                |(id, kind, name, meta, size, target, rdev)| Frame::ListEntry {
+                    id,
+                    item: ListItem {
+                        kind,
+                        name,
+                        meta,
+                        size,
+                        target,
+                        rdev,
+                    },
                 },
+            )
+            .boxed(),
+        33 => special_kind()
+            .prop_flat_map(|kind| (any::<u32>(), path(), Just(kind), rdev_for(kind), meta()))
+            .prop_map(|(id, path, kind, rdev, meta)| Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
+                meta,
             })
             .boxed(),
         22 => (any::<u32>(), path())
@@ -294,6 +337,7 @@ fn all_variants(f: &Frame) {
         | Frame::Error { .. }
         | Frame::Dir { .. }
         | Frame::Symlink { .. }
+        | Frame::Special { .. }
         | Frame::File { .. }
         | Frame::FileEnd { .. }
         | Frame::Commit { .. }
@@ -417,6 +461,8 @@ proptest! {
 enum Step {
     Dir(WirePath),
     Symlink(WirePath, Vec<u8>),
+    /// A FIFO, socket or device and its number.
+    Special(WirePath, EntryKind, u64),
     /// A file and its body.
     File(WirePath, Vec<u8>),
     Commit,
@@ -435,6 +481,9 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         path().prop_map(Step::Dir),
         (named_path(), target()).prop_map(|(p, t)| Step::Symlink(p, t)),
+        special_kind()
+            .prop_flat_map(|k| (named_path(), Just(k), rdev_for(k)))
+            .prop_map(|(p, k, d)| Step::Special(p, k, d)),
         (named_path(), vec(any::<u8>(), 0..40)).prop_map(|(p, b)| Step::File(p, b)),
         Just(Step::Commit),
         vec(manifest_entry(), 0..3).prop_map(Step::Manifest),
@@ -466,6 +515,13 @@ fn client_stream(steps: &[Step]) -> Vec<u8> {
                 id,
                 path,
                 target,
+                meta,
+            },
+            Step::Special(path, kind, rdev) => Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
                 meta,
             },
             Step::File(path, body) => {

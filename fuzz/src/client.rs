@@ -73,6 +73,7 @@ pub fn client_session(data: &[u8]) {
             meta: Meta::default(),
             size: 0,
             target: Vec::new(),
+            rdev: 0,
         };
         manifests.insert(c.send_manifest(vec![
             entry(EntryKind::File, "d/f"),
@@ -158,6 +159,7 @@ pub fn client_session(data: &[u8]) {
                     | Event::Progress { id, .. }
                     | Event::Dir { id, .. }
                     | Event::Symlink { id, .. }
+                    | Event::Special { id, .. }
                     | Event::FileEnd { id, .. } => {
                         assert!(streams.contains(&id), "an entry for {id}, never asked for");
                     }

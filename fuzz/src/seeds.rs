@@ -49,6 +49,7 @@ pub fn every_frame() -> Vec<Frame> {
         } else {
             Vec::new()
         },
+        rdev: if kind == EntryKind::CharDev { 0x103 } else { 0 },
     };
     vec![
         Frame::Hello {
@@ -61,6 +62,7 @@ pub fn every_frame() -> Vec<Frame> {
             version: rsb::proto::VERSION,
             flags: 2,
             proof: vec![2; 32],
+            store: (0, 0),
         },
         Frame::Error {
             code: ErrorCode::Auth,
@@ -77,6 +79,13 @@ pub fn every_frame() -> Vec<Frame> {
             id: 2,
             path: wp("home/ann/l"),
             target: b"../x".to_vec(),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: wp("home/ann/null"),
+            kind: EntryKind::CharDev,
+            rdev: 0x103,
             meta: meta(),
         },
         Frame::File {
@@ -126,6 +135,7 @@ pub fn every_frame() -> Vec<Frame> {
                 meta: meta(),
                 size: 5,
                 target: Vec::new(),
+                rdev: 0,
             },
         },
         Frame::Restore {
@@ -138,6 +148,8 @@ pub fn every_frame() -> Vec<Frame> {
             entries: vec![
                 entry(EntryKind::File, "a/f", 3),
                 entry(EntryKind::Symlink, "a/l", 0),
+                entry(EntryKind::CharDev, "a/c", 0),
+                entry(EntryKind::Fifo, "a/p", 0),
                 entry(EntryKind::Dir, "a", 0),
             ],
         },
@@ -216,6 +228,13 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
             target: b"f".to_vec(),
             meta: meta(),
         },
+        Frame::Special {
+            id: 2,
+            path: wp("d/p"),
+            kind: EntryKind::Fifo,
+            rdev: 0,
+            meta: meta(),
+        },
         Frame::File {
             id: 3,
             path: wp("d/f"),
@@ -265,6 +284,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
                 meta: meta(),
                 size: 5,
                 target: Vec::new(),
+                rdev: 0,
             }],
         },
         Frame::Verify {
@@ -295,6 +315,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             version: rsb::proto::VERSION,
             flags: welcome_flags,
             proof,
+            store: (0, 0),
         },
         Frame::ListEntry {
             id: 1,
@@ -304,6 +325,18 @@ fn server_stream(auth: bool) -> Vec<u8> {
                 meta: meta(),
                 size: 0,
                 target: Vec::new(),
+                rdev: 0,
+            },
+        },
+        Frame::ListEntry {
+            id: 1,
+            item: ListItem {
+                kind: EntryKind::BlockDev,
+                name: b"sda".to_vec(),
+                meta: meta(),
+                size: 0,
+                target: Vec::new(),
+                rdev: 0x800,
             },
         },
         Frame::Done { id: 1 },
@@ -311,6 +344,13 @@ fn server_stream(auth: bool) -> Vec<u8> {
         Frame::Dir {
             id: 2,
             path: wp("d"),
+            meta: meta(),
+        },
+        Frame::Special {
+            id: 2,
+            path: wp("d/s"),
+            kind: EntryKind::Socket,
+            rdev: 0,
             meta: meta(),
         },
         Frame::File {

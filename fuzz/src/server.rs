@@ -115,6 +115,7 @@ impl Harness {
             hello_timeout: Duration::from_secs(5),
             secrets: (flags & F_SECRETS != 0)
                 .then(|| Arc::new(Secrets::parse(SECRETS, [7; 32]).expect("secrets"))),
+            store: (0x803, 2),
         };
         Harness {
             s: ServerSession::new(config, t0, SERVER_NONCE),
@@ -294,6 +295,7 @@ impl Harness {
             cmd,
             Command::Mkdir { .. }
                 | Command::Symlink { .. }
+                | Command::Special { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
                 | Command::LearnNames { .. }
@@ -313,6 +315,11 @@ impl Harness {
             Command::Symlink { id, path, .. } => {
                 self.check_id(*id);
                 assert!(!path.is_reserved() && !path.is_root());
+            }
+            Command::Special { id, path, kind, .. } => {
+                self.check_id(*id);
+                assert!(!path.is_reserved() && !path.is_root());
+                assert!(kind.is_special());
             }
             Command::BeginFile {
                 id,
@@ -379,6 +386,7 @@ impl Harness {
             }
             Command::Mkdir { id, path, .. }
             | Command::Symlink { id, path, .. }
+            | Command::Special { id, path, .. }
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {
@@ -400,6 +408,7 @@ impl Harness {
                             meta: meta(),
                             size: 1,
                             target: Vec::new(),
+                            rdev: 0,
                         },
                     });
                 }
@@ -515,7 +524,9 @@ impl Harness {
                 version,
                 flags,
                 proof,
+                store,
             } => {
+                assert_eq!(*store, (0x803, 2), "the store's identity");
                 assert!(!self.welcomed, "welcomed twice");
                 self.welcomed = true;
                 assert_eq!(*version, rsb::proto::VERSION);

@@ -15,7 +15,7 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-qvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
 const WITH_VALUE: [WithValue; 2] = [
@@ -48,6 +48,11 @@ fn options() -> Options {
         "",
         "numeric-ids",
         "restore owners and groups by number, not by name",
+    );
+    o.optflag(
+        "o",
+        "one-file-system",
+        "backup: do not descend into other file systems",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -138,6 +143,7 @@ fn parse() -> Result<Config, ExitCode> {
         remote,
         quiet: m.opt_present("q"),
         verbose: m.opt_present("v"),
+        one_file_system: m.opt_present("o"),
         command,
         numeric_ids: m.opt_present("numeric-ids"),
     })

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::proto::{ErrorCode, Layout, ListItem, Meta, WirePath};
+use crate::proto::{EntryKind, ErrorCode, Layout, ListItem, Meta, WirePath};
 
 /// What the server said, for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,19 @@ pub enum Event {
         /// Link target, verbatim.
         target: Vec<u8>,
         /// Mtime.
+        meta: Meta,
+    },
+    /// A restored FIFO, socket or device node.
+    Special {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Which special kind.
+        kind: EntryKind,
+        /// Device number of a device, else 0.
+        rdev: u64,
+        /// Mode and mtime.
         meta: Meta,
     },
     /// A restored file; its `size` body bytes follow (see

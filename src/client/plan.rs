@@ -81,6 +81,8 @@ pub struct LocalEntry {
     pub size: u64,
     /// The link target for symlinks, empty otherwise.
     pub target: Vec<u8>,
+    /// The device number of a device, 0 otherwise.
+    pub rdev: u64,
 }
 
 /// True when `p` lies strictly inside directory `dir`.
@@ -198,6 +200,7 @@ impl Manifest {
                 meta: e.meta,
                 size: e.size,
                 target: e.target.clone(),
+                rdev: e.rdev,
             })
             .collect()
     }
@@ -230,6 +233,8 @@ pub struct Committed {
     pub files: u64,
     /// Symlinks now stored.
     pub links: u64,
+    /// FIFOs, sockets and device nodes now stored.
+    pub specials: u64,
     /// Their body bytes sent.
     pub bytes: u64,
     /// Of those files, the ones stored as last read although they kept
@@ -499,6 +504,10 @@ impl Plan {
                 match s.kind {
                     EntryKind::File => done.files += 1,
                     EntryKind::Symlink => done.links += 1,
+                    EntryKind::Fifo
+                    | EntryKind::Socket
+                    | EntryKind::CharDev
+                    | EntryKind::BlockDev => done.specials += 1,
                     EntryKind::Dir => {}
                 }
                 done.changed += u64::from(s.changed);
@@ -541,6 +550,7 @@ mod tests {
             meta: meta(),
             size: if kind == EntryKind::File { 10 } else { 0 },
             target: Vec::new(),
+            rdev: 0,
         }
     }
 
@@ -813,6 +823,7 @@ mod tests {
             Committed {
                 files: 1,
                 links: 1,
+                specials: 0,
                 bytes: 5,
                 changed: 0,
                 finished: true
@@ -880,6 +891,7 @@ mod tests {
             Committed {
                 files: 1,
                 links: 0,
+                specials: 0,
                 bytes: 10,
                 changed: 1,
                 finished: true

@@ -228,6 +228,10 @@ fn kind_word(kind: EntryKind) -> &'static str {
         EntryKind::File => "file",
         EntryKind::Dir => "directory",
         EntryKind::Symlink => "symlink",
+        EntryKind::Fifo => "FIFO",
+        EntryKind::Socket => "socket",
+        EntryKind::CharDev => "character device",
+        EntryKind::BlockDev => "block device",
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 pub use crate::client::event::{Event, SessionError};
-use crate::proto::{self, codec, Decoded, Frame, Layout, Meta, WirePath};
+use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, WirePath};
 
 /// The handshake gives up after this.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,6 +89,8 @@ pub struct ClientSession {
     auth: Option<ClientAuth>,
     /// The server's challenge, once it sent one.
     challenge: Option<Vec<u8>>,
+    /// `(st_dev, st_ino)` of the server's backup root, from its `Welcome`.
+    store: (u64, u64),
     /// When the handshake gives up.
     hello_deadline: Instant,
     /// The last time bytes moved either way.
@@ -120,6 +122,7 @@ impl ClientSession {
             name: name.to_string(),
             auth,
             challenge: None,
+            store: (0, 0),
             hello_deadline: now + HELLO_TIMEOUT,
             last_activity: now,
             announced: proto::owners::Announced::new(),
@@ -209,6 +212,25 @@ impl ClientSession {
             meta,
         });
         id
+    }
+
+    /// Queues a FIFO, socket or device entry; returns its id.
+    pub fn send_special(&mut self, path: WirePath, kind: EntryKind, rdev: u64, meta: Meta) -> u32 {
+        let id = self.id();
+        self.push(&Frame::Special {
+            id,
+            path,
+            kind,
+            rdev,
+            meta,
+        });
+        id
+    }
+
+    /// `(st_dev, st_ino)` of the server's backup root as its `Welcome`
+    /// said (`(0, 0)`: unknown, or not welcomed yet).
+    pub fn store_identity(&self) -> (u64, u64) {
+        self.store
     }
 
     /// Queues a file header; the driver must then send exactly the body
@@ -542,6 +564,7 @@ impl ClientSession {
                     version,
                     flags,
                     proof,
+                    store,
                 },
             ) => {
                 let known = proto::WELCOME_READ_ONLY | proto::WELCOME_AUTHENTICATED;
@@ -551,6 +574,7 @@ impl ClientSession {
                     self.broken(problem);
                 } else {
                     self.state = State::Ready;
+                    self.store = store;
                     self.events.push_back(Event::Welcome {
                         read_only: flags & proto::WELCOME_READ_ONLY != 0,
                     });
@@ -614,6 +638,24 @@ impl ClientSession {
             }
             (State::Ready, Frame::Dir { id, path, meta }) if self.current_restore(id) => {
                 self.events.push_back(Event::Dir { id, path, meta });
+            }
+            (
+                State::Ready,
+                Frame::Special {
+                    id,
+                    path,
+                    kind,
+                    rdev,
+                    meta,
+                },
+            ) if self.current_restore(id) => {
+                self.events.push_back(Event::Special {
+                    id,
+                    path,
+                    kind,
+                    rdev,
+                    meta,
+                });
             }
             (
                 State::Ready,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::client::input::unknown_command;
 use crate::proto::path::escape;
-use crate::proto::{EntryKind, ListItem};
+use crate::proto::{dev_major, dev_minor, EntryKind, ListItem};
 
 /// One command of the client, at the prompt or from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,14 +140,19 @@ pub struct LocalTime {
 }
 
 /// Formats one entry like `ls -l`: `MODE SIZE YYYY-MM-DD HH:MM NAME`, with
-/// ` -> TARGET` for symlinks, e.g. `-rw-r--r--       1234 2026-11-21 05:33 a.txt`.
+/// ` -> TARGET` for symlinks, e.g. `-rw-r--r--       1234 2026-11-21 05:33 a.txt`;
+/// a device shows `MAJOR, MINOR` in place of the size (`crw-rw-rw-       1, 3 ...`).
 /// `t` is the entry's mtime in local time. Names and targets are escaped so
 /// a newline in a name cannot forge a line.
 pub fn format_list_line(item: &ListItem, t: LocalTime) -> String {
     let mut line = format!(
         "{} {:>10} {:04}-{:02}-{:02} {:02}:{:02} {}",
         mode_string(item.kind, item.meta.mode),
-        item.size,
+        if item.kind.is_device() {
+            format!("{}, {}", dev_major(item.rdev), dev_minor(item.rdev))
+        } else {
+            item.size.to_string()
+        },
         t.year,
         t.month,
         t.day,
@@ -174,10 +179,12 @@ pub struct Summary {
     pub files: u64,
     /// Symlinks transferred.
     pub links: u64,
+    /// FIFOs, sockets and device nodes transferred.
+    pub specials: u64,
     /// Entries not transferred because the other side already had them.
     pub unchanged: u64,
-    /// Entries not transferred because rsb does not store their kind
-    /// (sockets, fifos, devices) or their name is reserved.
+    /// Entries not transferred because rsb does not store their kind (a
+    /// file type Linux does not have) or their name is reserved.
     pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
@@ -210,9 +217,15 @@ pub fn format_summary(s: &Summary) -> String {
         0 => String::new(),
         n => format!(", {n} not supported"),
     };
-    let links = match s.links {
-        0 => String::new(),
-        n => format!(" and {}", count(n, "symlink", "symlinks")),
+    let links = match (s.links, s.specials) {
+        (0, 0) => String::new(),
+        (n, 0) => format!(" and {}", count(n, "symlink", "symlinks")),
+        (0, m) => format!(" and {}", count(m, "special file", "special files")),
+        (n, m) => format!(
+            ", {} and {}",
+            count(n, "symlink", "symlinks"),
+            count(m, "special file", "special files")
+        ),
     };
     format!(
         "{}: {}{links} {}, {} unchanged{unsupported}, {} failed{warned}, {} in {} ({}/s)",
@@ -478,6 +491,10 @@ fn mode_string(kind: EntryKind, mode: u32) -> String {
         EntryKind::File => '-',
         EntryKind::Dir => 'd',
         EntryKind::Symlink => 'l',
+        EntryKind::Fifo => 'p',
+        EntryKind::Socket => 's',
+        EntryKind::CharDev => 'c',
+        EntryKind::BlockDev => 'b',
     });
     let special = [(0o4000, 's', 'S'), (0o2000, 's', 'S'), (0o1000, 't', 'T')];
     for (i, (bit, on, off)) in special.into_iter().enumerate() {

@@ -23,16 +23,48 @@ pub fn describe(e: &std::io::Error) -> String {
     }
 }
 
-/// What kind of entry an `lstat` describes; `None` for sockets, fifos and
-/// devices, which rsb does not store.
+/// What kind of entry an `lstat` describes; `None` for a file type Linux
+/// does not have (none of its seven is left out).
 pub fn kind_of(st: &nix::sys::stat::FileStat) -> Option<crate::proto::EntryKind> {
+    kind_of_mode(st.st_mode)
+}
+
+/// [`kind_of`] from the `st_mode` alone.
+pub fn kind_of_mode(mode: u32) -> Option<crate::proto::EntryKind> {
     use crate::proto::EntryKind;
     use nix::sys::stat::SFlag;
-    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
         SFlag::S_IFREG => Some(EntryKind::File),
         SFlag::S_IFDIR => Some(EntryKind::Dir),
         SFlag::S_IFLNK => Some(EntryKind::Symlink),
+        SFlag::S_IFIFO => Some(EntryKind::Fifo),
+        SFlag::S_IFSOCK => Some(EntryKind::Socket),
+        SFlag::S_IFCHR => Some(EntryKind::CharDev),
+        SFlag::S_IFBLK => Some(EntryKind::BlockDev),
         _ => None,
+    }
+}
+
+/// The file-type bits `mknod` takes for a special `kind` (`None` for a
+/// file, directory or link, which are made otherwise).
+pub fn sflag_of(kind: crate::proto::EntryKind) -> Option<nix::sys::stat::SFlag> {
+    use crate::proto::EntryKind;
+    use nix::sys::stat::SFlag;
+    match kind {
+        EntryKind::Fifo => Some(SFlag::S_IFIFO),
+        EntryKind::Socket => Some(SFlag::S_IFSOCK),
+        EntryKind::CharDev => Some(SFlag::S_IFCHR),
+        EntryKind::BlockDev => Some(SFlag::S_IFBLK),
+        EntryKind::File | EntryKind::Dir | EntryKind::Symlink => None,
+    }
+}
+
+/// The device number of an `lstat` of a device; 0 for any other kind.
+pub fn rdev_of(st: &nix::sys::stat::FileStat) -> u64 {
+    if kind_of(st).is_some_and(|k| k.is_device()) {
+        st.st_rdev
+    } else {
+        0
     }
 }
 

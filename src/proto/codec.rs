@@ -100,6 +100,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             version: r.u16("version")?,
             flags: r.u32("flags")?,
             proof: r.token("proof")?,
+            store: (r.u64("store")?, r.u64("store")?),
         },
         Kind::Challenge => Frame::Challenge {
             nonce: r.token("nonce")?,
@@ -122,6 +123,24 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             target: r.link_target()?,
             meta: r.meta()?,
         },
+        Kind::Special => {
+            let id = r.u32("id")?;
+            let path = r.path()?;
+            let kind = EntryKind::from_u8(r.u8("kind")?)
+                .filter(|k| k.is_special())
+                .ok_or(DecodeError::Invalid("kind"))?;
+            let rdev = r.u64("rdev")?;
+            if rdev != 0 && !kind.is_device() {
+                return Err(DecodeError::Invalid("rdev"));
+            }
+            Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
+                meta: r.meta()?,
+            }
+        }
         Kind::File => {
             let (id, path, meta, size) = (r.u32("id")?, r.path()?, r.meta()?, r.u64("size")?);
             Frame::File {
@@ -167,6 +186,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                     meta: r.meta()?,
                     size: r.u64("size")?,
                     target: r.link_target()?,
+                    rdev: r.rdev(kind)?,
                 },
             }
         }
@@ -193,6 +213,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                     meta: r.meta()?,
                     size: r.u64("size")?,
                     target: r.link_target()?,
+                    rdev: r.rdev(kind)?,
                 });
             }
             Frame::Manifest { id, entries }
@@ -387,6 +408,16 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The device number that follows a device's entry; other kinds
+    /// have none on the wire (0).
+    fn rdev(&mut self, kind: EntryKind) -> Result<u64, DecodeError> {
+        if kind.is_device() {
+            self.u64("rdev")
+        } else {
+            Ok(0)
+        }
+    }
+
     fn meta(&mut self) -> Result<Meta, DecodeError> {
         let mode = self.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -432,10 +463,13 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             version,
             flags,
             proof,
+            store,
         } => {
             w.u16(*version);
             w.u32(*flags);
             w.bytes(proof);
+            w.u64(store.0);
+            w.u64(store.1);
         }
         Frame::Challenge { nonce } => w.bytes(nonce),
         Frame::Proof { mac } => w.bytes(mac),
@@ -457,6 +491,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.bytes(target);
+            w.meta(meta);
+        }
+        Frame::Special {
+            id,
+            path,
+            kind,
+            rdev,
+            meta,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.raw(&[*kind as u8]);
+            w.u64(*rdev);
             w.meta(meta);
         }
         Frame::File {
@@ -499,6 +546,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.meta(&e.meta);
                 w.u64(e.size);
                 w.bytes(&e.target);
+                w.rdev(e.kind, e.rdev);
             }
         }
         Frame::Need { id, bits, resume } => {
@@ -565,6 +613,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.meta(&item.meta);
             w.u64(item.size);
             w.bytes(&item.target);
+            w.rdev(item.kind, item.rdev);
         }
         Frame::Names { users, groups } => {
             w.names(users);
@@ -617,6 +666,12 @@ impl Writer<'_> {
         }
     }
 
+    /// A device's number; nothing for other kinds.
+    fn rdev(&mut self, kind: EntryKind, rdev: u64) {
+        if kind.is_device() {
+            self.u64(rdev);
+        }
+    }
     fn meta(&mut self, m: &Meta) {
         self.u32(m.mode);
         self.u64(m.mtime.secs as u64);

@@ -74,6 +74,14 @@ pub enum EntryKind {
     Dir = 2,
     /// A symbolic link.
     Symlink = 3,
+    /// A named pipe (FIFO).
+    Fifo = 4,
+    /// A Unix domain socket (the file; nothing listens on it).
+    Socket = 5,
+    /// A character device node.
+    CharDev = 6,
+    /// A block device node.
+    BlockDev = 7,
 }
 
 impl EntryKind {
@@ -83,9 +91,45 @@ impl EntryKind {
             1 => Some(EntryKind::File),
             2 => Some(EntryKind::Dir),
             3 => Some(EntryKind::Symlink),
+            4 => Some(EntryKind::Fifo),
+            5 => Some(EntryKind::Socket),
+            6 => Some(EntryKind::CharDev),
+            7 => Some(EntryKind::BlockDev),
             _ => None,
         }
     }
+
+    /// A FIFO, socket or device: sent as a `Special` frame, no body.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev
+        )
+    }
+
+    /// A character or block device: the kinds that carry a device number.
+    pub fn is_device(self) -> bool {
+        matches!(self, EntryKind::CharDev | EntryKind::BlockDev)
+    }
+}
+
+/// A device number as `stat`'s `st_rdev` holds it (glibc's encoding:
+/// `makedev`), split into its major and minor halves.
+pub fn dev_major(rdev: u64) -> u64 {
+    ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff)
+}
+
+/// The minor half of a device number (see [`dev_major`]).
+pub fn dev_minor(rdev: u64) -> u64 {
+    ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff)
+}
+
+/// The device number of `major` and `minor` (glibc's `makedev`).
+pub fn make_dev(major: u64, minor: u64) -> u64 {
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0x0000_0fff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0x0000_00ff)
 }
 
 /// Why the server refused or ended a connection (`Error` frame).
@@ -131,7 +175,7 @@ impl ErrorCode {
 /// One entry of a `List` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListItem {
-    /// File, directory or symlink.
+    /// What the entry is.
     pub kind: EntryKind,
     /// The name (one component), or the empty name when the listed path is
     /// itself not a directory.
@@ -142,12 +186,15 @@ pub struct ListItem {
     pub size: u64,
     /// Link target (symlinks), empty otherwise.
     pub target: Vec<u8>,
+    /// Device number (`st_rdev`, see [`make_dev`]) of a device; 0 for
+    /// every other kind (and not on the wire for them).
+    pub rdev: u64,
 }
 
 /// One entry of a `Manifest`: what the client has at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEntry {
-    /// File, directory or symlink.
+    /// What the entry is.
     pub kind: EntryKind,
     /// Path beneath the namespace.
     pub path: WirePath,
@@ -157,6 +204,9 @@ pub struct ManifestEntry {
     pub size: u64,
     /// Link target (symlinks), empty otherwise.
     pub target: Vec<u8>,
+    /// Device number (`st_rdev`, see [`make_dev`]) of a device; 0 for
+    /// every other kind (and not on the wire for them).
+    pub rdev: u64,
 }
 
 /// A frame. Each variant is one kind in the table of [`super::kind`],
@@ -197,6 +247,10 @@ pub enum Frame {
         flags: u32,
         /// The server's proof that it knows the client's secret, or empty.
         proof: Vec<u8>,
+        /// `(st_dev, st_ino)` of the server's backup root (`-d DIR`), so a
+        /// client on the same machine never backs the store up into
+        /// itself; `(0, 0)` when unknown.
+        store: (u64, u64),
     },
     /// A fatal error; the sender closes the connection after it.
     Error {
@@ -223,6 +277,20 @@ pub enum Frame {
         /// Raw link target; never interpreted by the receiver.
         target: Vec<u8>,
         /// Mode and mtime (mode is ignored on Linux).
+        meta: Meta,
+    },
+    /// A FIFO, socket or device node entry (backup or restore).
+    Special {
+        /// Request id.
+        id: u32,
+        /// Where it lives.
+        path: WirePath,
+        /// [`EntryKind::Fifo`], `Socket`, `CharDev` or `BlockDev`.
+        kind: EntryKind,
+        /// Device number of a device (see [`make_dev`]); 0 for a FIFO or
+        /// socket.
+        rdev: u64,
+        /// Mode and mtime.
         meta: Meta,
     },
     /// A regular file entry; its body follows as raw bytes: `size` of

@@ -132,6 +132,8 @@ kinds! {
     Progress = 31, Server, body: false;
     /// The other answer to an `Offer`: send nothing of it.
     Skip = 32, Client, body: false;
+    /// A FIFO, socket or device entry.
+    Special = 33, Both, body: false;
     /// User and group names of ids that entries use.
     Names = 34, Both, body: false;
 }

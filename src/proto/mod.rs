@@ -33,7 +33,11 @@
 //! The client's first frame is `Hello` (magic `RSB\0`, version, client name,
 //! flags = 0, and a nonce: [`NONCE_LEN`] fresh random bytes, or empty from a
 //! client without a secret). A server without `--secrets` answers `Welcome`
-//! (version, flags, empty proof) or `Error` (code, message) and closes.
+//! (version, flags, empty proof, store identity) or `Error` (code,
+//! message) and closes. The store identity is `st_dev:u64 st_ino:u64` of
+//! the server's backup root (`-d DIR`; `0 0` when unknown): a client on
+//! the same machine that meets that directory in its walk skips it, so a
+//! store inside the backed-up tree is never backed up into itself.
 //!
 //! A server with `--secrets` answers `Hello` with `Challenge` (its own
 //! fresh nonce). The client answers `Proof`: a MAC, keyed by its secret, of
@@ -58,11 +62,12 @@
 //! ([`crate::server::session::MAX_READ_AHEAD`]; more is a protocol
 //! error), and handled in order once the restore ended.
 //!
-//! * `Manifest` (id, entries: kind, path, meta, size, link target):
-//!   what the client is about to back up, in the order it will send it. The
-//!   server compares each entry with what it stores (by type, size, mode,
-//!   owner, group and mtime to the nanosecond, and link target; it never opens a file to do
-//!   so) and answers `Need` (id, a bitmap of the entries it needs). The
+//! * `Manifest` (id, entries: kind, path, meta, size, link target, and for
+//!   a device only its device number `rdev:u64`): what the client is about
+//!   to back up, in the order it will send it. The server compares each
+//!   entry with what it stores (by type, size, mode, owner, group and mtime
+//!   to the nanosecond, link target and device number; it never opens a
+//!   file to do so) and answers `Need` (id, a bitmap of the entries it needs). The
 //!   client then sends only those, and a directory also when anything inside
 //!   it was sent (that changed its mtime on the server). A client may have
 //!   several manifests in flight; they are answered in order.
@@ -72,7 +77,15 @@
 //!   mtime). The client sends such a file as `FileFrom` (the `File` fields
 //!   plus `offset`) followed by bytes `offset..size`; the crc32c in
 //!   `FileEnd` covers the whole file.
-//! * Backup entries: `Dir`, `Symlink`, and `File` followed by exactly `size`
+//! * Entry kinds (a `u8`): 1 file, 2 directory, 3 symlink, 4 FIFO,
+//!   5 socket, 6 character device, 7 block device. A device number is
+//!   `st_rdev` as Linux's `makedev` encodes it (major and minor split by
+//!   [`frame::dev_major`] and [`frame::dev_minor`]); it is on the wire
+//!   only for kinds 6 and 7 (in `Manifest` and `ListEntry` entries, after
+//!   the link target) and is 0 for every other kind.
+//! * Backup entries: `Dir`, `Symlink`, `Special` (id, path, kind 4 to 7,
+//!   rdev:u64, which is 0 for a FIFO or socket, meta: a FIFO, socket or
+//!   device node, no body), and `File` followed by exactly `size`
 //!   body bytes and then `FileEnd` (crc32c of the body, and a status byte:
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
 //!   it was sent, discard it). The server stages every entry under a hidden
@@ -100,8 +113,11 @@
 //!   name, applies directory metadata, syncs again and answers `Committed`
 //!   with the same id. Entries before a `Commit` that got no `Failed` are
 //!   stored once `Committed` arrives.
-//! * `List` (id, path): answered with `ListEntry` frames and `Done`.
-//! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`File`
+//! * `List` (id, path): answered with `ListEntry` frames (id, kind, name,
+//!   meta, size, link target, and a device's number) and `Done`. A device
+//!   a server not running as root keeps as a metadata-only entry is listed,
+//!   restored and compared as the device it stands for.
+//! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`Special`/`File`
 //!   (+ body + `FileEnd`) frames a backup uses, carrying the request's id,
 //!   with paths relative to the restored path (the empty path is the restored
 //!   path itself), directories after their contents, then `Done`. Entries that cannot be read are
@@ -143,7 +159,10 @@ pub mod owners;
 pub mod path;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
-pub use frame::{EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time};
+pub use frame::{
+    dev_major, dev_minor, make_dev, EntryKind, ErrorCode, Extent, Frame, Layout, ListItem,
+    ManifestEntry, Meta, Time,
+};
 pub use kind::Kind;
 pub use path::{PathError, WirePath};
 

@@ -8,7 +8,7 @@
 //! carrying a command out are in [`super::session::receive`] and
 //! [`super::session::stream`].
 
-use crate::proto::{Layout, ListItem, ManifestEntry, Meta, WirePath};
+use crate::proto::{EntryKind, Layout, ListItem, ManifestEntry, Meta, WirePath};
 
 /// Work for the I/O shell, in the order it must be done (drain
 /// [`super::session::ServerSession::poll_command`] after every input).
@@ -38,6 +38,19 @@ pub enum Command {
         /// Link target, stored verbatim.
         target: Vec<u8>,
         /// Mtime (mode ignored).
+        meta: Meta,
+    },
+    /// Stage a FIFO, socket or device node.
+    Special {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// Which special kind.
+        kind: EntryKind,
+        /// Device number of a device, else 0.
+        rdev: u64,
+        /// Mode and mtime.
         meta: Meta,
     },
     /// Create the temporary file for a body of `size` bytes that follows.
@@ -236,6 +249,19 @@ pub enum Completion {
         /// Link target, verbatim.
         target: Vec<u8>,
         /// Mtime.
+        meta: Meta,
+    },
+    /// A restored FIFO, socket or device node.
+    RestoredSpecial {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Which special kind.
+        kind: EntryKind,
+        /// Device number of a device, else 0.
+        rdev: u64,
+        /// Mode and mtime.
         meta: Meta,
     },
     /// A restored file's header: once it is sent, the shell sends exactly

@@ -2,8 +2,12 @@
 //! entry of a backup's manifest from an `lstat` alone (and a `readlink` for
 //! a link), never opening a file: the entry is unchanged when the stored
 //! entry has the same type, mode and mtime, and for a file the same size,
-//! for a link the same target. Anything else (missing, another type, any
-//! difference) is needed.
+//! for a link the same target, for a device the same device number.
+//! Anything else (missing, another type, any difference) is needed.
+//!
+//! A device a server not running as root keeps as an empty file with a
+//! metadata record (see [`super::record`]) is compared as the device it
+//! stands for: the shell reads the record and says so in [`StoredStat`].
 //!
 //! The mode compared is the entry's real one: the one in its metadata
 //! record when it has one (see [`super::modes`]), else the one on disk.
@@ -21,12 +25,15 @@ use crate::proto::{EntryKind, ManifestEntry, Meta};
 /// What `lstat` says of a stored entry, as far as the comparison goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoredStat {
-    /// File, directory or link; `None` for anything rsb does not store.
+    /// What the stored entry is (for a metadata-only stand-in, what it
+    /// stands for); `None` for anything rsb does not store.
     pub kind: Option<EntryKind>,
     /// Mode bits and mtime.
     pub meta: Meta,
     /// `st_size` as the kernel reports it (signed there).
     pub size: i64,
+    /// A device's number (0 for other kinds).
+    pub rdev: u64,
 }
 
 /// Whether `entry` is what is stored, as `stored` describes it; `target`
@@ -47,7 +54,8 @@ pub fn unchanged(
                 stored.meta.mode == entry.meta.mode
                     && same_owner(entry.meta, stored.meta.uid, stored.meta.gid)
             }
-            EntryKind::Dir => true,
+            EntryKind::CharDev | EntryKind::BlockDev => stored.rdev == entry.rdev,
+            EntryKind::Dir | EntryKind::Fifo | EntryKind::Socket => true,
         }
         && match entry.kind {
             EntryKind::Symlink => target().is_some_and(|t| t == entry.target),
@@ -91,6 +99,7 @@ mod tests {
             meta: meta(0o644, 100),
             size,
             target: target.to_vec(),
+            rdev: 0,
         }
     }
 
@@ -99,6 +108,7 @@ mod tests {
             kind,
             meta: meta(0o644, 100),
             size,
+            rdev: 0,
         }
     }
 
@@ -112,6 +122,50 @@ mod tests {
 
     fn no_record() -> Option<MetaRecord> {
         panic!("the record is read only for an entry whose stat matched")
+    }
+
+    #[test]
+    fn specials_compare_kind_mode_mtime_and_device_number() {
+        let mut e = entry(EntryKind::CharDev, 0, b"");
+        e.rdev = 0x103;
+        let mut st = stat(Some(EntryKind::CharDev), 0);
+        st.rdev = 0x103;
+        assert!(unchanged(&e, &st, no_link, no_record));
+        assert!(!unchanged(
+            &e,
+            &StoredStat { rdev: 0x104, ..st },
+            no_link,
+            no_record
+        ));
+        let blk = StoredStat {
+            kind: Some(EntryKind::BlockDev),
+            ..st
+        };
+        assert!(!unchanged(&e, &blk, no_link, no_record));
+        let mut later = st;
+        later.meta.mtime.secs += 1;
+        assert!(!unchanged(&e, &later, no_link, no_record));
+        let mut chmod = st;
+        chmod.meta.mode = 0o600;
+        assert!(!unchanged(&e, &chmod, no_link, no_record));
+        // A stand-in (its kind and number from the record) with its mode
+        // recorded.
+        let mut stand_in = st;
+        stand_in.meta.mode = 0o1644;
+        e.meta.mode = 0o660;
+        assert!(unchanged(&e, &stand_in, no_link, || {
+            Some(crate::store::record::MetaRecord::mode(0o660))
+        }));
+        for kind in [EntryKind::Fifo, EntryKind::Socket] {
+            let e = entry(kind, 0, b"");
+            assert!(unchanged(&e, &stat(Some(kind), 0), no_link, no_record));
+            assert!(!unchanged(
+                &e,
+                &stat(Some(EntryKind::File), 0),
+                no_link,
+                no_record
+            ));
+        }
     }
 
     /// Issue 9 item 4: the real mode of an entry stored with owner access

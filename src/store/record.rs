@@ -9,8 +9,13 @@
 //!   mode or owner on disk is not its real one, or whose owner's names the
 //!   client sent (`v1 mode=0444 uid=1000 gid=100 user=ann group=users`):
 //!   see [`super::modes`] for when that is.
+//!   It also stands on the empty regular file that replaces a device a
+//!   server not running as root cannot make (`v1 mode=0660 kind=blk
+//!   rdev=8:1`: the kind, and the device's major and minor numbers).
 //!
 //! Pure: bytes in, a record out; a size and a crc in, a verdict out.
+
+use crate::proto::{dev_major, dev_minor, make_dev, EntryKind};
 
 /// What was recorded when a file was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +88,18 @@ pub struct MetaRecord {
     pub user: Option<Vec<u8>>,
     /// The group's name on the client, if it sent one.
     pub group: Option<Vec<u8>>,
+    /// What the entry really is and its device number, when it is a
+    /// metadata-only stand-in for a special file (`kind=` and `rdev=`).
+    pub special: Option<(EntryKind, u64)>,
 }
+
+/// The `kind=` word of each special kind.
+const KIND_WORDS: [(EntryKind, &str); 4] = [
+    (EntryKind::CharDev, "chr"),
+    (EntryKind::BlockDev, "blk"),
+    (EntryKind::Fifo, "fifo"),
+    (EntryKind::Socket, "sock"),
+];
 
 impl MetaRecord {
     /// A record of `mode` alone.
@@ -113,6 +129,15 @@ impl MetaRecord {
                 escape_into(&mut s, n);
             }
         }
+        if let Some((kind, rdev)) = self.special {
+            if let Some((_, word)) = KIND_WORDS.iter().find(|(k, _)| *k == kind) {
+                s.push_str(&format!(
+                    " kind={word} rdev={}:{}",
+                    dev_major(rdev),
+                    dev_minor(rdev)
+                ));
+            }
+        }
         s
     }
 
@@ -128,6 +153,7 @@ impl MetaRecord {
         }
         let mut mode = None;
         let mut r = MetaRecord::default();
+        let (mut kind, mut rdev) = (None, None);
         for w in words {
             let (key, value) = w.split_once('=').unwrap_or((w, ""));
             match key {
@@ -141,9 +167,27 @@ impl MetaRecord {
                 "gid" => once(&mut r.gid, value.parse().ok()?)?,
                 "user" => once(&mut r.user, unescape(value)?)?,
                 "group" => once(&mut r.group, unescape(value)?)?,
+                "kind" => {
+                    let k = KIND_WORDS.iter().find(|(_, word)| *word == value)?.0;
+                    once(&mut kind, k)?;
+                }
+                "rdev" => {
+                    let (major, minor) = value.split_once(':')?;
+                    let (major, minor): (u64, u64) = (major.parse().ok()?, minor.parse().ok()?);
+                    if major >= 1 << 32 || minor >= 1 << 32 {
+                        return None;
+                    }
+                    once(&mut rdev, make_dev(major, minor))?;
+                }
                 _ => {}
             }
         }
+        r.special = match (kind, rdev) {
+            (None, None) => None,
+            (Some(k), Some(d)) if k.is_device() => Some((k, d)),
+            (Some(k), None) if !k.is_device() => Some((k, 0)),
+            _ => return None,
+        };
         r.mode = mode?;
         Some(r)
     }
@@ -237,6 +281,7 @@ mod tests {
             gid: Some(0),
             user: Some(b"ann".to_vec()),
             group: Some(b"d\xe9v ops%".to_vec()),
+            ..Default::default()
         };
         assert_eq!(
             r.encode(),
@@ -261,6 +306,57 @@ mod tests {
             MetaRecord::decode(format!("v1 mode=0644 user={}", "a".repeat(256)).as_bytes())
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_device_stand_in_records_its_kind_and_number() {
+        let r = MetaRecord {
+            mode: 0o660,
+            special: Some((EntryKind::BlockDev, make_dev(8, 1))),
+            ..Default::default()
+        };
+        assert_eq!(r.encode(), "v1 mode=0660 kind=blk rdev=8:1");
+        assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
+        let big = MetaRecord {
+            mode: 0o600,
+            special: Some((EntryKind::CharDev, make_dev(4000, 1 << 20))),
+            ..Default::default()
+        };
+        assert_eq!(big.encode(), "v1 mode=0600 kind=chr rdev=4000:1048576");
+        assert_eq!(MetaRecord::decode(big.encode().as_bytes()), Some(big));
+        // The owner's words anywhere between.
+        assert_eq!(
+            MetaRecord::decode(b"v1 kind=chr uid=0 mode=0666 rdev=1:3 user=root"),
+            Some(MetaRecord {
+                mode: 0o666,
+                uid: Some(0),
+                user: Some(b"root".to_vec()),
+                special: Some((EntryKind::CharDev, make_dev(1, 3))),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            MetaRecord::decode(b"v1 mode=0644 kind=fifo"),
+            Some(MetaRecord {
+                mode: 0o644,
+                special: Some((EntryKind::Fifo, 0)),
+                ..Default::default()
+            })
+        );
+        for junk in [
+            &b"v1 mode=0644 kind=chr"[..],
+            b"v1 mode=0644 rdev=1:3",
+            b"v1 mode=0644 kind=fifo rdev=1:3",
+            b"v1 mode=0644 kind=dir rdev=1:3",
+            b"v1 mode=0644 kind=chr rdev=1",
+            b"v1 mode=0644 kind=chr rdev=x:3",
+            b"v1 mode=0644 kind=chr rdev=4294967296:0",
+            b"v1 mode=0644 kind=chr kind=blk rdev=1:3",
+            b"v1 mode=0644 kind=chr rdev=1:3 rdev=1:3",
+            b"v1 kind=chr rdev=1:3",
+        ] {
+            assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

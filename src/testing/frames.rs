@@ -43,6 +43,7 @@ pub fn welcome(flags: u32) -> Frame {
         version: proto::VERSION,
         flags,
         proof: vec![],
+        store: (0, 0),
     }
 }
 

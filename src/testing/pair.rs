@@ -264,6 +264,7 @@ mod tests {
             meta: meta(),
             size: 100,
             target: vec![],
+            rdev: 0,
         }]);
         pair.drive().expect("quiet");
         assert!(pair.client.events.iter().any(|e| matches!(
@@ -374,6 +375,7 @@ mod tests {
                             meta: meta(),
                             size,
                             target: vec![],
+                            rdev: 0,
                         }];
                         pair.server.shell.verify = vec![VerifyBatch {
                             damaged: vec![],
@@ -395,6 +397,7 @@ mod tests {
                                     meta: meta(),
                                     size: backed.len() as u64,
                                     target: vec![],
+                                    rdev: 0,
                                 }]),
                                 _ => {
                                     c.session.send_dir(wp("d"), meta());

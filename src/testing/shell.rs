@@ -142,9 +142,10 @@ impl FakeShell {
                 Some(message) => done(Completion::NamespaceFailed { message }),
                 None => Vec::new(),
             },
-            Command::Mkdir { .. } | Command::Symlink { .. } | Command::LearnNames { .. } => {
-                Vec::new()
-            }
+            Command::Mkdir { .. }
+            | Command::Symlink { .. }
+            | Command::LearnNames { .. }
+            | Command::Special { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {

@@ -46,6 +46,7 @@ pub fn fake_restore_server(
             version: rsb::proto::VERSION,
             flags: 0,
             proof: vec![],
+            store: (0, 0),
         }))
         .unwrap();
         let id = match read_until(&mut s, &mut buf, |f| matches!(f, Frame::Restore { .. })) {

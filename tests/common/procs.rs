@@ -491,6 +491,22 @@ impl Cmd {
         self.timeout = t;
         self
     }
+    /// Runs the process as user and group `id`, with no other groups (a
+    /// client that is not root; the tests run as root).
+    pub fn as_user(&mut self, id: u32) -> &mut Self {
+        use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe;
+        // nothing else runs between fork and exec.
+        unsafe {
+            self.cmd.pre_exec(move || {
+                setgroups(&[]).map_err(std::io::Error::from)?;
+                setgid(Gid::from_raw(id)).map_err(std::io::Error::from)?;
+                setuid(Uid::from_raw(id)).map_err(std::io::Error::from)
+            });
+        }
+        self
+    }
 
     /// Starts the process without waiting.
     pub fn spawn(&mut self) -> Running {

@@ -178,6 +178,7 @@ fn listing() {
         meta: meta(),
         size: 0,
         target: vec![],
+        rdev: 0,
     };
     c.handle_input(
         now,

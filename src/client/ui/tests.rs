@@ -257,6 +257,7 @@ fn item(kind: EntryKind, name: &[u8], mode: u32, size: u64, target: &[u8]) -> Li
         },
         size,
         target: target.to_vec(),
+        rdev: 0,
     }
 }
 
@@ -289,6 +290,33 @@ fn list_lines() {
     assert_eq!(
         format_list_line(&item(EntryKind::Symlink, b"l", 0o777, 1, b"\n"), T),
         "lrwxrwxrwx          1 2026-11-21 05:33 l -> \\x0a"
+    );
+}
+
+#[test]
+fn specials_show_their_type_and_devices_their_numbers() {
+    let dev = |kind, rdev| ListItem {
+        rdev,
+        ..item(kind, b"n", 0o660, 0, b"")
+    };
+    assert_eq!(
+        format_list_line(&dev(EntryKind::CharDev, crate::proto::make_dev(1, 3)), T),
+        "crw-rw----       1, 3 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(
+            &dev(EntryKind::BlockDev, crate::proto::make_dev(259, 65536)),
+            T
+        ),
+        "brw-rw---- 259, 65536 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(&dev(EntryKind::Fifo, 0), T),
+        "prw-rw----          0 2026-11-21 05:33 n"
+    );
+    assert_eq!(
+        format_list_line(&dev(EntryKind::Socket, 0), T),
+        "srw-rw----          0 2026-11-21 05:33 n"
     );
 }
 
@@ -326,6 +354,7 @@ fn one_file_is_not_1_files() {
         noun: "sent",
         files: 1,
         links: 0,
+        specials: 0,
         unchanged: 0,
         unsupported: 0,
         failed: 0,
@@ -349,6 +378,7 @@ fn summary_line() {
         noun: "sent",
         files: 12,
         links: 0,
+        specials: 0,
         unchanged: 3,
         unsupported: 0,
         failed: 0,
@@ -371,6 +401,15 @@ fn summary_line() {
         "{}",
         format_summary(&linked)
     );
+    let specials = Summary { specials: 3, ..s };
+    assert!(format_summary(&specials).starts_with("backup: 12 files and 3 special files sent, "));
+    let both = Summary {
+        links: 1,
+        specials: 1,
+        ..s
+    };
+    assert!(format_summary(&both)
+        .starts_with("backup: 12 files, 1 symlink and 1 special file sent, 3 unchanged,"));
     let one = Summary { links: 1, ..s };
     assert!(format_summary(&one).starts_with("backup: 12 files and 1 symlink sent, "));
     assert_eq!(

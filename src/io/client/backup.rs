@@ -13,7 +13,7 @@ use super::error::NetError;
 use super::event_loop::Link;
 use super::owners::Accounts;
 use super::report::{show, Reporter};
-use super::walk::{walk, Walk, WalkItem};
+use super::walk::{walk_with, Walk, WalkItem, WalkOptions, STORE_EXCLUDED};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
@@ -28,10 +28,10 @@ struct Walks {
 }
 
 impl Walks {
-    fn new(paths: &[PathBuf]) -> Walks {
+    fn new(paths: &[PathBuf], opts: WalkOptions) -> Walks {
         let mut walks = paths
             .iter()
-            .map(|p| walk(p))
+            .map(|p| walk_with(p, opts))
             .collect::<Vec<_>>()
             .into_iter();
         let walker = walks.next();
@@ -57,6 +57,7 @@ impl Walks {
             };
             match item {
                 WalkItem::Skipped { path, reason } => rep.skip(&show(&path), &reason),
+                WalkItem::Excluded { path } => rep.note(&show(&path), STORE_EXCLUDED),
                 WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
                 WalkItem::Vanished { path } => rep.vanished(&show(&path)),
                 WalkItem::Entry(e) => match self.order.place(e) {
@@ -112,17 +113,27 @@ fn name_owners(link: &mut Link<'_>, meta: &Meta, accounts: &Accounts) {
         .name_owners(meta, |u| accounts.user_name(u), |g| accounts.group_name(g));
 }
 
-/// Backs up `paths` (absolute or relative to the current directory).
-/// File-level problems are reported and counted; `Err` means the
-/// connection was lost.
-pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Result<(), NetError> {
+/// Backs up `paths` (absolute or relative to the current directory),
+/// not descending into other file systems when `one_file_system`, and
+/// never into the store of a server on this machine. File-level problems
+/// are reported and counted; `Err` means the connection was lost.
+pub fn backup(
+    link: &mut Link<'_>,
+    paths: &[PathBuf],
+    one_file_system: bool,
+    rep: &mut Reporter,
+) -> Result<(), NetError> {
     if link.read_only() {
         for p in paths {
             rep.fail(&show(p), "server is read-only");
         }
         return Ok(());
     }
-    let mut walks = Walks::new(paths);
+    let opts = WalkOptions {
+        one_file_system,
+        exclude: link.local_store(),
+    };
+    let mut walks = Walks::new(paths, opts);
     let mut plan = Plan::new();
     let accounts = Accounts::new();
     // The body on its way: its id, its sender, the entry and how many
@@ -169,6 +180,13 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                     let id = link
                         .session()
                         .send_symlink(e.wire.clone(), e.target.clone(), e.meta);
+                    (id, 0)
+                }
+                EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => {
+                    name_owners(link, &e.meta, &accounts);
+                    let id = link
+                        .session()
+                        .send_special(e.wire.clone(), e.kind, e.rdev, e.meta);
                     (id, 0)
                 }
                 // A file the walk saw empty has nothing to read: what the
@@ -279,6 +297,7 @@ pub fn backup(link: &mut Link<'_>, paths: &[PathBuf], rep: &mut Reporter) -> Res
                     let done = plan.handle_committed(id);
                     rep.counts.files += done.files;
                     rep.counts.links += done.links;
+                    rep.counts.specials += done.specials;
                     rep.counts.bytes += done.bytes;
                     rep.counts.changed += done.changed;
                     if done.finished {

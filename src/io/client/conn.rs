@@ -137,6 +137,15 @@ impl Conn {
         })
     }
 
+    /// The server runs on this machine: it was reached over loopback, or
+    /// at the address this end of the connection has.
+    pub fn is_local(&self) -> bool {
+        match (self.sock.peer_addr(), self.sock.local_addr()) {
+            (Ok(peer), Ok(local)) => peer.ip().is_loopback() || peer.ip() == local.ip(),
+            _ => false,
+        }
+    }
+
     /// Joins the loop's poll under `token`, for both directions.
     pub fn register(&mut self, registry: &Registry, token: Token) -> Result<(), NetError> {
         registry

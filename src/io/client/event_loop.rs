@@ -322,6 +322,14 @@ impl Link<'_> {
         self.conn.read_only
     }
 
+    /// `(st_dev, st_ino)` of the server's backup root when the server runs
+    /// on this machine (a device and inode number from another machine
+    /// could match a directory here by chance); `None` otherwise.
+    pub fn local_store(&self) -> Option<(u64, u64)> {
+        let id = self.conn.session.store_identity();
+        (id != (0, 0) && self.conn.is_local()).then_some(id)
+    }
+
     /// The error for an `Error` frame from the server.
     pub fn refused(&self, code: ErrorCode, message: &str) -> NetError {
         self.conn.refused(code, message)

@@ -46,6 +46,8 @@ pub struct Config {
     pub quiet: bool,
     /// `-v`: debug messages too.
     pub verbose: bool,
+    /// `-o`: a backup does not descend into other file systems.
+    pub one_file_system: bool,
     /// A one-shot command (`HOST [PORT] COMMAND...`); empty: read commands
     /// from stdin, with a prompt on a terminal.
     pub command: Vec<OsString>,
@@ -227,7 +229,7 @@ impl Client {
             Command::Backup(paths) => {
                 let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
                 let mut link = self.lp.link(remote)?;
-                let r = backup::backup(&mut link, &paths, &mut rep);
+                let r = backup::backup(&mut link, &paths, self.config.one_file_system, &mut rep);
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r

@@ -22,11 +22,15 @@ pub struct Counts {
     pub files: u64,
     /// Symlinks done.
     pub links: u64,
+    /// FIFOs, sockets and device nodes done.
+    pub specials: u64,
+    /// Device nodes a restore could not make (not root).
+    pub needs_root: u64,
     /// Entries not sent because the other side already had them
     /// (unchanged).
     pub skipped: u64,
-    /// Entries skipped because rsb does not store them (special files,
-    /// reserved names).
+    /// Entries skipped because rsb does not store them (a file type
+    /// Linux does not have, reserved names).
     pub unsupported: u64,
     /// Entries that failed.
     pub failed: u64,
@@ -127,6 +131,15 @@ impl Reporter {
         }
     }
 
+    /// An entry left out on purpose, not counted (the server's own store):
+    /// one line, unless `-q`.
+    pub fn note(&mut self, path: &str, why: &str) {
+        self.clear_progress();
+        if !self.quiet {
+            eprintln!("rsb-client: {path}: skipped: {why}");
+        }
+    }
+
     /// An entry rsb does not store was skipped (counted as not
     /// supported).
     pub fn skip(&mut self, path: &str, reason: &str) {
@@ -170,10 +183,19 @@ impl Reporter {
     pub fn finish(&mut self, verb: &'static str, noun: &'static str) {
         self.flush_repeats();
         self.clear_progress();
+        let c = self.counts;
+        if c.needs_root > 0 {
+            // Each was named (or counted) as it failed; one line says why,
+            // whatever `-q` says: it sets the exit status.
+            eprintln!(
+                "rsb-client: {} not created: {}",
+                ui::count(c.needs_root, "device node", "device nodes"),
+                crate::io::store::NEEDS_ROOT
+            );
+        }
         if self.quiet {
             return;
         }
-        let c = self.counts;
         eprintln!(
             "{}",
             ui::format_summary(&Summary {
@@ -181,6 +203,7 @@ impl Reporter {
                 noun,
                 files: c.files,
                 links: c.links,
+                specials: c.specials,
                 unchanged: c.skipped,
                 unsupported: c.unsupported,
                 failed: c.failed,

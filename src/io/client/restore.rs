@@ -325,6 +325,30 @@ fn receive(
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
+                Event::Special {
+                    path,
+                    kind,
+                    rdev,
+                    meta,
+                    ..
+                } => {
+                    let Some(p) = map(&t.prefix, &path, kind, &links, rep, stager) else {
+                        continue;
+                    };
+                    top.entry(&t.prefix, &p, kind);
+                    if !may_replace(stager, &t.prefix, &p, kind, force, rep) {
+                        continue;
+                    }
+                    match stager.special(id, &p, kind, rdev, meta) {
+                        Ok(()) => rep.counts.specials += 1,
+                        Err(e) => {
+                            if e.cause() == crate::io::store::NEEDS_ROOT {
+                                rep.counts.needs_root += 1;
+                            }
+                            rep.fail(&e.path, &describe(&e.error));
+                        }
+                    }
+                }
                 Event::Offer {
                     id,
                     path,

@@ -3,6 +3,13 @@
 //! its contents depth-first), with each entry's kind, metadata and wire path.
 //! Also the one local-time conversion the client's `ls` needs.
 //!
+//! Every file type is an entry: regular files, directories, symlinks, and
+//! FIFOs, sockets and devices (with their device number). With
+//! [`WalkOptions::one_file_system`] it does not descend into a directory on
+//! another device than the path it started from (the directory itself is
+//! still an entry, as with `rsync -x`); a directory that is the server's
+//! store ([`WalkOptions::exclude`]) is left out with its contents.
+//!
 //! It only reads (`lstat`, `readdir`, `readlink`); it never follows a symlink,
 //! never opens file contents and never decides what to send: the planner
 //! (`client/plan.rs`) does.
@@ -22,8 +29,22 @@ use nix::libc;
 use crate::client::ui::LocalTime;
 use crate::proto::{EntryKind, Meta, Time, WirePath};
 
-/// Why special files are not backed up.
-const NOT_SUPPORTED: &str = "not a regular file, directory or symlink";
+/// Why an entry of a file type Linux does not have is not backed up.
+const NOT_SUPPORTED: &str = "unknown file type";
+
+/// Why the server's store is not backed up.
+pub const STORE_EXCLUDED: &str = "the server's store: not backed up into itself";
+
+/// What a walk leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkOptions {
+    /// `--one-file-system`: do not descend into directories on another
+    /// device than the walk's root.
+    pub one_file_system: bool,
+    /// `(st_dev, st_ino)` of a directory never entered nor yielded (the
+    /// store of a server on this machine).
+    pub exclude: Option<(u64, u64)>,
+}
 
 pub use crate::client::plan::LocalEntry;
 
@@ -32,7 +53,13 @@ pub use crate::client::plan::LocalEntry;
 pub enum WalkItem {
     /// An entry to back up.
     Entry(LocalEntry),
-    /// A socket, fifo or device, left out on purpose.
+    /// The server's store ([`WalkOptions::exclude`]): left out with its
+    /// contents, a note rather than a warning.
+    Excluded {
+        /// The local path.
+        path: PathBuf,
+    },
+    /// A file of a type rsb does not know, left out.
     Skipped {
         /// The local path.
         path: PathBuf,
@@ -66,6 +93,10 @@ pub struct Walk {
     open: Option<(PathBuf, WirePath)>,
     /// The directories being walked, innermost last.
     stack: Vec<Frame>,
+    /// What it leaves out.
+    opts: WalkOptions,
+    /// The device of the root, once `lstat`ed.
+    root_dev: Option<u64>,
 }
 
 /// One directory being walked: its remaining children, sorted.
@@ -83,16 +114,24 @@ struct Frame {
 /// `/home/ann` for `/home/ann/x`; not `/` itself), then `root`, then its
 /// contents depth-first in pre-order, each directory's children sorted by
 /// name bytes. Symlinks are never followed; a symlink given as `root` is an
-/// entry of its own. Sockets, fifos and devices are [`WalkItem::Skipped`].
+/// entry of its own. Sockets, fifos and devices are entries (with their
+/// device number); [`walk_with`] says what else to leave out.
 /// A path that cannot be read is a [`WalkItem::Error`] and the walk goes on;
 /// a missing `root` is a single error. A name that makes the wire path invalid
 /// (too long) is an error of kind [`io::ErrorKind::InvalidInput`].
 pub fn walk(root: &Path) -> Walk {
+    walk_with(root, WalkOptions::default())
+}
+
+/// [`walk`], leaving out what `opts` says.
+pub fn walk_with(root: &Path, opts: WalkOptions) -> Walk {
     Walk {
         start: Some(root.to_path_buf()),
         queue: VecDeque::new(),
         open: None,
         stack: Vec::new(),
+        opts,
+        root_dev: None,
     }
 }
 
@@ -163,6 +202,7 @@ impl Walk {
                     meta: meta_from(&md),
                     size: 0,
                     target: Vec::new(),
+                    rdev: 0,
                 }),
                 Ok(_) => error_item(
                     ancestor.clone(),
@@ -172,6 +212,7 @@ impl Walk {
             };
             self.queue.push_back(item);
         }
+        self.root_dev = Some(md.dev());
         let item = self.entry(root, wire, &md);
         self.queue.push_back(item);
     }
@@ -213,21 +254,30 @@ impl Walk {
     /// be opened next, which makes the walk pre-order.
     fn entry(&mut self, local: PathBuf, wire: WirePath, md: &Metadata) -> WalkItem {
         let ft = md.file_type();
-        let (kind, size, target) = if ft.is_file() {
-            (EntryKind::File, md.len(), Vec::new())
-        } else if ft.is_dir() {
-            self.open = Some((local.clone(), wire.clone()));
-            (EntryKind::Dir, 0, Vec::new())
-        } else if ft.is_symlink() {
-            match fs::read_link(&local) {
-                Ok(target) => (EntryKind::Symlink, 0, target.into_os_string().into_vec()),
-                Err(error) => return gone_or_error(local, error),
-            }
-        } else {
+        let Some(kind) = crate::io::kind_of_mode(md.mode()) else {
             return WalkItem::Skipped {
                 path: local,
                 reason: NOT_SUPPORTED.to_string(),
             };
+        };
+        let (size, target) = match kind {
+            EntryKind::File => (md.len(), Vec::new()),
+            EntryKind::Dir => {
+                if self.opts.exclude == Some((md.dev(), md.ino())) {
+                    return WalkItem::Excluded { path: local };
+                }
+                // Another file system's root is an entry, its contents are
+                // not (`--one-file-system`).
+                if !self.opts.one_file_system || self.root_dev.is_none_or(|d| d == md.dev()) {
+                    self.open = Some((local.clone(), wire.clone()));
+                }
+                (0, Vec::new())
+            }
+            EntryKind::Symlink if ft.is_symlink() => match fs::read_link(&local) {
+                Ok(target) => (0, target.into_os_string().into_vec()),
+                Err(error) => return gone_or_error(local, error),
+            },
+            _ => (0, Vec::new()),
         };
         WalkItem::Entry(LocalEntry {
             local,
@@ -236,6 +286,7 @@ impl Walk {
             meta: meta_from(md),
             size,
             target,
+            rdev: if kind.is_device() { md.rdev() } else { 0 },
         })
     }
 }
@@ -384,8 +435,18 @@ mod tests {
                         EntryKind::File => "file",
                         EntryKind::Dir => "dir",
                         EntryKind::Symlink => "link",
+                        EntryKind::Fifo => "fifo",
+                        EntryKind::Socket => "socket",
+                        EntryKind::CharDev => "chr",
+                        EntryKind::BlockDev => "blk",
                     };
                     format!("{kind} {}", rel.display())
+                }
+                WalkItem::Excluded { path } => {
+                    format!(
+                        "excluded {}",
+                        path.strip_prefix(base).unwrap_or(&path).display()
+                    )
                 }
                 WalkItem::Skipped { path, .. } => {
                     format!(
@@ -451,7 +512,7 @@ mod tests {
                 "dir root/b/y",
                 "file root/b/z",
                 "link root/c",
-                "skip root/f"
+                "fifo root/f"
             ]
         );
     }
@@ -504,17 +565,61 @@ mod tests {
     }
 
     #[test]
-    fn fifo_is_skipped_with_reason() {
+    fn fifos_sockets_and_devices_are_entries() {
         let dir = tree();
-        let fifo = dir.path().join("root/f");
-        let items: Vec<_> = walk(&fifo).collect();
-        match items.last() {
-            Some(WalkItem::Skipped { path, reason }) => {
-                assert_eq!(path, &fifo);
-                assert_eq!(reason, "not a regular file, directory or symlink");
+        let r = dir.path().join("root");
+        let _sock = std::os::unix::net::UnixListener::bind(r.join("s")).unwrap();
+        let fifo = r.join("f");
+        match walk(&fifo).last() {
+            Some(WalkItem::Entry(e)) => {
+                assert_eq!(
+                    (e.local, e.kind, e.size, e.rdev),
+                    (fifo, EntryKind::Fifo, 0, 0)
+                );
+                assert_eq!(e.meta.mode & 0o777, 0o644 & !umask());
             }
             other => panic!("{other:?}"),
         }
+        let s = entries(&r).into_iter().find(|e| e.local == r.join("s"));
+        assert_eq!(s.map(|e| e.kind), Some(EntryKind::Socket));
+        // /dev/null is a character device 1,3 on every Linux.
+        match walk(Path::new("/dev/null")).last() {
+            Some(WalkItem::Entry(e)) => {
+                assert_eq!(
+                    (e.kind, e.rdev),
+                    (EntryKind::CharDev, crate::proto::make_dev(1, 3))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn umask() -> u32 {
+        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+        nix::sys::stat::umask(old);
+        old.bits()
+    }
+
+    #[test]
+    fn the_store_is_left_out_with_its_contents() {
+        let dir = tree();
+        let r = dir.path().join("root");
+        let md = fs::metadata(r.join("b")).unwrap();
+        let opts = WalkOptions {
+            exclude: Some((md.dev(), md.ino())),
+            ..WalkOptions::default()
+        };
+        let items: Vec<String> = walk_with(&r, opts)
+            .map(|i| match i {
+                WalkItem::Entry(e) => e.local.display().to_string(),
+                WalkItem::Excluded { path } => format!("excluded {}", path.display()),
+                other => format!("{other:?}"),
+            })
+            .filter(|s| s.contains("root/"))
+            .collect();
+        assert!(items.contains(&format!("excluded {}", r.join("b").display())));
+        assert!(!items.iter().any(|s| s.contains("root/b/")), "{items:?}");
+        assert!(items.contains(&r.join("a").display().to_string()));
     }
 
     #[test]

@@ -128,6 +128,9 @@ impl Server {
         }
         let signals = super::signals::install().map_err(ServerError::Signals)?;
         let root = Store::open(&config.root).map_err(ServerError::Root)?;
+        let mut config = config;
+        // Told to every client, whose walk then skips the store.
+        config.session.store = root.identity();
         let listener =
             net::listen(config.addr, config.port).map_err(|error| ServerError::Listen {
                 addr: config.addr,

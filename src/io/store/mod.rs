@@ -8,7 +8,8 @@
 //! * Reading: [`StoredFile`] is the only way to open and read a stored file
 //!   (restore, verify, the kept bytes of a resumed transfer), so how bytes
 //!   are kept can change in one place; the manifest check and listings
-//!   (`scan.rs`) only `lstat` and `readlink`; [`Namespace::verify`] re-reads files
+//!   (`scan.rs`) only `lstat` and `readlink`; FIFOs, sockets and devices,
+//!   and the metadata-only stand-in of a device, are `special.rs`'s; [`Namespace::verify`] re-reads files
 //!   against their checksum record (`xattr.rs`).
 //! * Writing: a [`Stager`], with [`StageOptions`] fixed when it is made,
 //!   stages entries under hidden names and commits them in batches; a
@@ -21,7 +22,7 @@
 //! unchanged, what a checksum record says) are pure and live in
 //! [`crate::store`]. The files here do the system calls, and depend on
 //! each other one way only (each uses only files listed before it):
-//! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `stored`, `partial`,
+//! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
 //! `sweep`, `verify`, `stage`, `commit`, `scan`. This file only re-exports.
 
 mod beneath;
@@ -31,6 +32,7 @@ mod fresh;
 mod namespace;
 mod partial;
 mod scan;
+mod special;
 mod stage;
 mod stored;
 mod sweep;
@@ -42,6 +44,7 @@ pub use commit::{CommitFailure, CommitReport, Committed};
 pub use durable::{set_sync, Sync};
 pub use namespace::{Namespace, Store};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
+pub use special::NEEDS_ROOT;
 pub use stage::{Incoming, StageOptions, Stager};
 pub use stored::StoredFile;
 pub use verify::{Report, MAX_NAMED};

@@ -33,6 +33,12 @@ impl Store {
         })
     }
 
+    /// `(st_dev, st_ino)` of the backup root, `(0, 0)` if it cannot be
+    /// read.
+    pub fn identity(&self) -> (u64, u64) {
+        nix::sys::stat::fstat(self.root.root_fd()).map_or((0, 0), |st| (st.st_dev, st.st_ino))
+    }
+
     /// Opens the namespace of client `name`, creating it (owner-only) if
     /// missing; a symlink in its place is refused.
     pub fn namespace(&self, name: &str) -> Result<Namespace, FsError> {

@@ -5,7 +5,9 @@
 //! file is never opened, so its inode and ctime stay as they were. Whether
 //! an entry is unchanged is [`crate::store::compare`]'s rule; the mode of
 //! an entry is its real one, from its metadata record when it has one
-//! (read by name, nothing opened; see [`crate::store::modes`]).
+//! (read by name, nothing opened; see [`crate::store::modes`]), and so is
+//! the kind and device number of a device kept as a metadata-only
+//! stand-in ([`super::special`]).
 //!
 //! Must not write anything.
 
@@ -20,6 +22,7 @@ use nix::unistd::{lseek, Whence};
 
 use super::fresh::FreshDirs;
 use super::namespace::Namespace;
+use super::special::resolve;
 use super::stage::Stager;
 use super::xattr;
 use crate::io::error::FsError;
@@ -42,13 +45,17 @@ pub struct Checked {
     pub resume: Vec<(u32, u64)>,
 }
 
-/// The comparison's view of an `lstat`.
-fn stored_stat(st: &FileStat) -> StoredStat {
-    StoredStat {
-        kind: kind_of(st),
+/// The comparison's view of an `lstat` of `name` in `dir`, and the
+/// record read on the way (see [`resolve`]).
+fn stored_stat(dir: RawFd, name: &[u8], st: &FileStat) -> (StoredStat, Option<Option<MetaRecord>>) {
+    let (kind, rdev, rec) = resolve(st, || xattr::meta_at(dir, name));
+    let stat = StoredStat {
+        kind,
         meta: disk_meta(st),
         size: st.st_size,
-    }
+        rdev,
+    };
+    (stat, rec)
 }
 
 /// The metadata `lstat` says of a stored entry, the owner of a link kept
@@ -125,16 +132,19 @@ impl Namespace {
             let name = OsStr::from_bytes(name);
             let same = dir.is_some_and(|dir| {
                 match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Ok(st) => compare::unchanged(
-                        e,
-                        &stored_stat(&st),
-                        || {
-                            nix::fcntl::readlinkat(Some(dir), name)
-                                .ok()
-                                .map(|t| t.as_bytes().to_vec())
-                        },
-                        || xattr::meta_at(dir, name.as_bytes()),
-                    ),
+                    Ok(st) => {
+                        let (stored, rec) = stored_stat(dir, name.as_bytes(), &st);
+                        compare::unchanged(
+                            e,
+                            &stored,
+                            || {
+                                nix::fcntl::readlinkat(Some(dir), name)
+                                    .ok()
+                                    .map(|t| t.as_bytes().to_vec())
+                            },
+                            || rec.unwrap_or_else(|| xattr::meta_at(dir, name.as_bytes())),
+                        )
+                    }
                     Err(_) => false,
                 }
             });
@@ -153,22 +163,18 @@ impl Namespace {
         name: &[u8],
         st: &FileStat,
     ) -> Result<ListItem, FsError> {
-        let kind = kind_of(st).ok_or_else(|| {
-            FsError::other(
-                "list",
-                self.show(path),
-                "not a regular file, directory or symlink",
-            )
-        })?;
+        let (kind, rdev) = self.stored_kind(path, st);
+        let kind =
+            kind.ok_or_else(|| FsError::other("list", self.show(path), "unknown file type"))?;
         let target = if kind == EntryKind::Symlink {
             self.readlink(path)?
         } else {
             Vec::new()
         };
         let size = match kind {
-            EntryKind::File => st.st_size.max(0) as u64,
+            EntryKind::File | EntryKind::Dir => st.st_size.max(0) as u64,
             EntryKind::Symlink => target.len() as u64,
-            EntryKind::Dir => st.st_size.max(0) as u64,
+            EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => 0,
         };
         Ok(ListItem {
             kind,
@@ -176,6 +182,7 @@ impl Namespace {
             meta: self.stored_meta(path, st),
             size,
             target,
+            rdev,
         })
     }
 
@@ -367,6 +374,7 @@ mod tests {
             meta: meta(0o644, 1000),
             size: 0,
             target: Vec::new(),
+            rdev: 0,
         };
         let store = |s: &mut Stager, p: &str| {
             s.begin_file(1, &wp(p), meta(0o644, 1000), 0).unwrap();

@@ -1,5 +1,5 @@
 //! Atomic writes into a confined tree. A [`Stager`] creates every incoming
-//! file and symlink under a hidden temporary name (`.rsb-tmp.*`) in its
+//! file, symlink and special file under a hidden temporary name (`.rsb-tmp.*`) in its
 //! target directory, and makes a batch visible only in [`Stager::commit`]:
 //! `syncfs`, rename each staged entry over its final name, apply directory
 //! modes and times (deepest first, after their children changed them), and
@@ -34,7 +34,7 @@ pub(super) use super::beneath::remove_tree;
 use super::beneath::{open_dir_at, os, Shown};
 use super::namespace::Namespace;
 use super::stored::StoredFile;
-use super::{partial, tmp, xattr};
+use super::{partial, special, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::owners::{Book, UNKNOWN_ID};
@@ -586,6 +586,61 @@ impl Stager {
             kind: EntryKind::Symlink,
             meta,
             size: target.len() as u64,
+            inode: None,
+        });
+        Ok(())
+    }
+
+    /// Creates a FIFO, socket or device node (`rdev`) under a temporary
+    /// name, with its mode and mtime, to be renamed over `path` at the
+    /// commit like a link. A device this process may not make (it is not
+    /// root) becomes, with [`StageOptions::fake_super`] (the server's
+    /// store), a metadata-only stand-in (see [`super::special`]); elsewhere
+    /// (a restore) it fails with [`super::NEEDS_ROOT`].
+    pub fn special(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        kind: EntryKind,
+        rdev: u64,
+        meta: Meta,
+    ) -> Result<(), FsError> {
+        let parent = self.parent_for_write(path)?;
+        let tmp = tmp::fresh_tmp();
+        let (mut mode, mut cleared) = (meta.mode & 0o7777, false);
+        if self.opts.clear_setid {
+            (mode, cleared) = modes::without_owner(mode);
+        }
+        let fsync = self.opts.fake_super && self.fsyncs();
+        special::make(parent, &tmp, kind, rdev, mode, self.opts.fake_super, fsync).map_err(
+            |e| match e {
+                special::MakeError::Sys(op, errno) => {
+                    FsError::errno(op, self.ns.tree.show(path), errno)
+                }
+                e => FsError::other("mknod", self.ns.tree.show(path), e),
+            },
+        )?;
+        if let Err(e) = stat::utimensat(
+            Some(parent),
+            os(&tmp),
+            &omit(),
+            &timespec(&meta),
+            UtimensatFlags::NoFollowSymlink,
+        ) {
+            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            return Err(FsError::errno("utimes", self.ns.tree.show(path), e));
+        }
+        self.count(Applied {
+            setid_cleared: cleared,
+            ..Applied::default()
+        });
+        self.staged.push(Staged {
+            id,
+            path: path.clone(),
+            tmp,
+            kind,
+            meta,
+            size: 0,
             inode: None,
         });
         Ok(())

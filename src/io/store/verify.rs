@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::namespace::Namespace;
 use super::stored::StoredFile;
-use crate::io::kind_of;
 use crate::proto::{EntryKind, WirePath};
 use crate::server::session::VerifyCounts;
 
@@ -48,7 +47,8 @@ impl Namespace {
                     continue;
                 }
                 Err(e) => Some(e.short()),
-                Ok(st) => match kind_of(&st) {
+                // A metadata-only stand-in is the special it stands for.
+                Ok(st) => match self.stored_kind(&p, &st).0 {
                     Some(EntryKind::File) => {
                         // Progress goes out between the pieces of a large
                         // file too: reading one can take longer than the
@@ -92,8 +92,16 @@ impl Namespace {
                         Err(e) => Some(e.short()),
                     },
                     Some(EntryKind::Dir) => Some("too deep".to_string()),
-                    // Links are stored as links: nothing to read.
-                    Some(EntryKind::Symlink) | None => None,
+                    // Links and specials are stored as what they are (or
+                    // as their record): nothing to read.
+                    Some(
+                        EntryKind::Symlink
+                        | EntryKind::Fifo
+                        | EntryKind::Socket
+                        | EntryKind::CharDev
+                        | EntryKind::BlockDev,
+                    )
+                    | None => None,
                 },
             };
             if let Some(why) = problem {

@@ -37,11 +37,13 @@ fn samples() -> Vec<Frame> {
             version: 1,
             flags: 1,
             proof: vec![],
+            store: (0, 0),
         },
         Frame::Welcome {
             version: 1,
             flags: 3,
             proof: vec![9; 32],
+            store: (7, 8),
         },
         Frame::Challenge { nonce: vec![7; 32] },
         Frame::Proof { mac: vec![] },
@@ -113,6 +115,7 @@ fn samples() -> Vec<Frame> {
                 meta: meta(),
                 size: 0,
                 target: b"t".to_vec(),
+                rdev: 0,
             },
         },
         Frame::Restore {
@@ -129,6 +132,7 @@ fn samples() -> Vec<Frame> {
                     meta: meta(),
                     size: 12,
                     target: vec![],
+                    rdev: 0,
                 },
                 ManifestEntry {
                     kind: EntryKind::Symlink,
@@ -136,6 +140,7 @@ fn samples() -> Vec<Frame> {
                     meta: meta(),
                     size: 0,
                     target: b"t".to_vec(),
+                    rdev: 0,
                 },
                 ManifestEntry {
                     kind: EntryKind::Dir,
@@ -143,6 +148,7 @@ fn samples() -> Vec<Frame> {
                     meta: meta(),
                     size: 0,
                     target: vec![],
+                    rdev: 0,
                 },
             ],
         },

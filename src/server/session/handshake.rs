@@ -96,6 +96,7 @@ impl ServerSession {
             version: proto::VERSION,
             flags,
             proof,
+            store: self.config.store,
         });
     }
 

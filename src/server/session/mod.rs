@@ -41,6 +41,9 @@ pub struct SessionConfig {
     pub hello_timeout: Duration,
     /// `--secrets`: every client must prove it knows its name's secret.
     pub secrets: Option<Arc<Secrets>>,
+    /// `(st_dev, st_ino)` of the backup root, told to every client in its
+    /// `Welcome` (`(0, 0)`: unknown).
+    pub store: (u64, u64),
 }
 
 impl Default for SessionConfig {
@@ -50,6 +53,7 @@ impl Default for SessionConfig {
             idle_timeout: Some(Duration::from_secs(300)),
             hello_timeout: Duration::from_secs(5),
             secrets: None,
+            store: (0, 0),
         }
     }
 }
@@ -334,6 +338,19 @@ impl ServerSession {
                 id,
                 path,
                 target,
+                meta,
+            }),
+            Completion::RestoredSpecial {
+                id,
+                path,
+                kind,
+                rdev,
+                meta,
+            } => self.push(&Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
                 meta,
             }),
             Completion::RestoredFile {
@@ -626,6 +643,13 @@ impl ServerSession {
                 target,
                 meta,
             } => self.handle_symlink(id, path, target, meta),
+            Frame::Special {
+                id,
+                path,
+                kind,
+                rdev,
+                meta,
+            } => self.handle_special(id, path, kind, rdev, meta),
             Frame::File {
                 id,
                 path,

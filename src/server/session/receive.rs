@@ -8,7 +8,7 @@
 //! received is kept. It must not touch a socket, a file or a clock.
 
 use super::{ServerSession, State};
-use crate::proto::{self, ErrorCode, Layout, ManifestEntry, Meta, WirePath};
+use crate::proto::{self, EntryKind, ErrorCode, Layout, ManifestEntry, Meta, WirePath};
 use crate::server::command::{Command, Received};
 
 /// What the shell staged for the file whose `EndFile` it carries out.
@@ -158,6 +158,31 @@ impl ServerSession {
                 id,
                 path,
                 target,
+                meta,
+            });
+        }
+    }
+
+    /// `Special`: a FIFO, socket or device; never the namespace root.
+    pub(super) fn handle_special(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        kind: EntryKind,
+        rdev: u64,
+        meta: Meta,
+    ) {
+        if !(self.check_id(id) && self.count_entry(&path)) || self.refuse_write(id, &path) {
+            return;
+        }
+        if path.is_root() {
+            self.push_failed(id, path, "the namespace root must be a directory".into());
+        } else {
+            self.commands.push_back(Command::Special {
+                id,
+                path,
+                kind,
+                rdev,
                 meta,
             });
         }
@@ -588,6 +613,37 @@ mod tests {
             ]),
         );
         assert!(drain_commands(&mut s).is_empty());
+        assert!(matches!(
+            sent_frames(&mut s)[..],
+            [Frame::Failed { id: 1, .. }]
+        ));
+        assert!(!s.is_closing());
+    }
+
+    #[test]
+    fn a_special_is_staged_and_never_the_root() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let special = |id, path| Frame::Special {
+            id,
+            path,
+            kind: EntryKind::BlockDev,
+            rdev: 0x700,
+            meta: meta(),
+        };
+        s.handle_input(
+            now,
+            &bytes(&[special(1, WirePath::root()), special(2, wp("dev/loop0"))]),
+        );
+        assert!(matches!(
+            &drain_commands(&mut s)[..],
+            [Command::Special {
+                id: 2,
+                kind: EntryKind::BlockDev,
+                rdev: 0x700,
+                ..
+            }]
+        ));
         assert!(matches!(
             sent_frames(&mut s)[..],
             [Frame::Failed { id: 1, .. }]

@@ -238,6 +238,7 @@ mod tests {
                 meta: meta(),
                 size: 3,
                 target: vec![],
+                rdev: 0,
             },
         });
         s.handle_completion(Completion::Done { id: 1 });

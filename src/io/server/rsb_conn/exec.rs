@@ -121,6 +121,13 @@ impl RsbConn {
                 target,
                 meta,
             } => self.symlink(id, path, &target, meta),
+            Command::Special {
+                id,
+                path,
+                kind,
+                rdev,
+                meta,
+            } => self.special(id, path, kind, rdev, meta),
             Command::BeginFile {
                 id,
                 path,
@@ -243,6 +250,19 @@ impl RsbConn {
         };
         self.batch.entries += 1;
         if let Err(e) = store.symlink(id, &path, target, meta) {
+            self.staging_failed(id, path, &e);
+        }
+    }
+
+    fn special(&mut self, id: u32, path: WirePath, kind: EntryKind, rdev: u64, meta: Meta) {
+        if self.store.is_none() || self.batch_is_full(id, &path) {
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        self.batch.entries += 1;
+        if let Err(e) = store.special(id, &path, kind, rdev, meta) {
             self.staging_failed(id, path, &e);
         }
     }

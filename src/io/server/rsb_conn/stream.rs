@@ -14,7 +14,6 @@ use super::exec::cause;
 use super::Stats;
 use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
-use crate::io::kind_of;
 use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
 use crate::io::transfer::BodySender;
 use crate::proto::{EntryKind, Meta, WirePath};
@@ -409,14 +408,10 @@ fn restore_entry(
         .join_path(rel)
         .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
     let st = tree.lstat(&full)?;
-    let other = || {
-        FsError::other(
-            "restore",
-            tree.show(&full),
-            "not a regular file, directory or symlink",
-        )
-    };
-    let kind = kind_of(&st).ok_or_else(other)?;
+    let other = || FsError::other("restore", tree.show(&full), "unknown file type");
+    // A device kept as a metadata-only stand-in goes out as that device.
+    let (kind, rdev) = tree.stored_kind(&full, &st);
+    let kind = kind.ok_or_else(other)?;
     r.stats.entries += 1;
     match kind {
         EntryKind::Dir => {
@@ -453,6 +448,16 @@ fn restore_entry(
                 path: rel.clone(),
                 target,
                 meta,
+            });
+            Ok(None)
+        }
+        EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => {
+            session.handle_completion(Completion::RestoredSpecial {
+                id: r.id,
+                path: rel.clone(),
+                kind,
+                rdev,
+                meta: tree.stored_meta(&full, &st),
             });
             Ok(None)
         }
