@@ -163,10 +163,11 @@ fn round_trip(srv: &Server, root_server: bool) -> (Scratch, PathBuf) {
         assert_eq!(xattr(&stored.join("null"), "user.rsb.meta"), None);
     } else {
         // Metadata-only stand-ins: empty files, the sticky bit saying there
-        // is a record, the record naming the device.
+        // is a record, the record naming the device and its real owner
+        // (root's, not the server's).
         for (p, record) in [
-            ("null", "v1 mode=0620 kind=chr rdev=1:3"),
-            ("d/loop", "v1 mode=0660 kind=blk rdev=7:0"),
+            ("null", "v1 mode=0620 uid=0 gid=0 kind=chr rdev=1:3"),
+            ("d/loop", "v1 mode=0660 uid=0 gid=0 kind=blk rdev=7:0"),
         ] {
             let md = fs::symlink_metadata(stored.join(p)).unwrap();
             assert!(md.file_type().is_file(), "{p}");

@@ -63,7 +63,11 @@ fn stored_stat(dir: RawFd, name: &[u8], st: &FileStat) -> (StoredStat, Option<Op
 /// the client sent, which only a root server can give a link.
 fn disk_meta(st: &FileStat) -> Meta {
     let mut meta = meta_of(st);
-    if kind_of(st) == Some(EntryKind::Symlink) && !super::stage::is_root() {
+    // A server that is not root cannot record the owner of a link or of a
+    // real FIFO, socket or device (no user attributes there): unknown.
+    if kind_of(st).is_some_and(|k| k == EntryKind::Symlink || k.is_special())
+        && !super::stage::is_root()
+    {
         (meta.uid, meta.gid) = (UNKNOWN_ID, UNKNOWN_ID);
     }
     meta

@@ -23,6 +23,7 @@ use super::beneath::os;
 use super::namespace::Namespace;
 use super::xattr;
 use crate::io::{kind_of, rdev_of, sflag_of};
+use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::{EntryKind, WirePath};
 use crate::store::modes;
 use crate::store::record::MetaRecord;
@@ -96,9 +97,17 @@ impl std::fmt::Display for MakeError {
     }
 }
 
+/// What a device's stand-in records beside its kind and number.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StandIn {
+    /// The real owner and group, when the store keeps owners.
+    pub(super) owner: Option<(u32, u32)>,
+}
+
 /// Makes the special `kind` (device number `rdev`) as `tmp` in `dir`,
 /// with permission bits `mode`; a device that needs root becomes a
-/// stand-in when `stand_in` (a store that keeps records), else fails with
+/// stand-in when `stand_in` is given (a store that keeps records; the
+/// stand-in's record takes its owner), else fails with
 /// [`MakeError::NeedsRoot`]. `fsync`: the stand-in's record is made
 /// durable through its own descriptor (the fsync mode of commits). True
 /// when a stand-in was made.
@@ -108,7 +117,7 @@ pub(super) fn make(
     kind: EntryKind,
     rdev: u64,
     mode: u32,
-    stand_in: bool,
+    stand_in: Option<StandIn>,
     fsync: bool,
 ) -> Result<bool, MakeError> {
     let sflag = sflag_of(kind).ok_or(MakeError::Sys("mknod", Errno::EINVAL))?;
@@ -121,8 +130,9 @@ pub(super) fn make(
         rdev,
     ) {
         Ok(()) => {}
-        Err(Errno::EPERM) if kind.is_device() && stand_in => {
-            return make_stand_in(dir, tmp, kind, rdev, mode, fsync).map(|()| true);
+        Err(Errno::EPERM) if kind.is_device() && stand_in.is_some() => {
+            let owner = stand_in.and_then(|s| s.owner);
+            return make_stand_in(dir, tmp, kind, rdev, mode, owner, fsync).map(|()| true);
         }
         Err(Errno::EPERM) if kind.is_device() => return Err(MakeError::NeedsRoot),
         Err(e) => return Err(MakeError::Sys("mknod", e)),
@@ -142,13 +152,16 @@ pub(super) fn make(
 }
 
 /// The metadata-only stand-in of a device: an empty file, its record set
-/// before its mode (which may deny the owner writing).
+/// before its mode (which may deny the owner writing). `owner`: the real
+/// owner and group, recorded where they are not this process's own (the
+/// stand-in's on disk).
 fn make_stand_in(
     dir: RawFd,
     tmp: &[u8],
     kind: EntryKind,
     rdev: u64,
     mode: u32,
+    owner: Option<(u32, u32)>,
     fsync: bool,
 ) -> Result<(), MakeError> {
     let fd = fcntl::openat(
@@ -165,9 +178,12 @@ fn make_stand_in(
         e
     };
     let real = mode & 0o7777;
+    let differs = |v: u32, own: u32| (v != UNKNOWN_ID && v != own).then_some(v);
     let record = MetaRecord {
         mode: real,
         special: Some((kind, rdev)),
+        uid: owner.and_then(|(u, _)| differs(u, unistd::geteuid().as_raw())),
+        gid: owner.and_then(|(_, g)| differs(g, unistd::getegid().as_raw())),
         ..Default::default()
     };
     match xattr::set_meta(fd.as_fd(), Some(record)) {
@@ -198,7 +214,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = dir(&t);
         for (name, kind) in [("p", EntryKind::Fifo), ("s", EntryKind::Socket)] {
-            let made = make(d.as_raw_fd(), name.as_bytes(), kind, 0, 0o4751, true, false);
+            let made = make(
+                d.as_raw_fd(),
+                name.as_bytes(),
+                kind,
+                0,
+                0o4751,
+                Some(StandIn::default()),
+                false,
+            );
             assert_eq!(made, Ok(false));
             let md = std::fs::symlink_metadata(t.path().join(name)).unwrap();
             assert_eq!(md.mode() & 0o7777, 0o4751);
@@ -219,7 +243,7 @@ mod tests {
             EntryKind::CharDev,
             rdev,
             0o640,
-            true,
+            Some(StandIn::default()),
             false,
         );
         let st = stat::lstat(&t.path().join("c")).unwrap();
@@ -246,7 +270,7 @@ mod tests {
                 EntryKind::BlockDev,
                 7,
                 0o600,
-                false,
+                None,
                 false,
             );
             assert_eq!(refused, Err(MakeError::NeedsRoot));

@@ -37,9 +37,9 @@ use super::stored::StoredFile;
 use super::{partial, special, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
-use crate::proto::owners::{Book, UNKNOWN_ID};
+use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Layout, Meta, WirePath};
-use crate::store::record::{MetaRecord, Recorded};
+use crate::store::record::Recorded;
 use crate::store::resume;
 use crate::store::{modes, names};
 
@@ -167,119 +167,8 @@ pub struct StageOptions {
     pub set_owners: bool,
 }
 
-/// What applying an entry's metadata had to leave out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Applied {
-    /// A set-user-ID or set-group-ID bit was cleared.
-    pub(super) setid_cleared: bool,
-    /// The owner could not be given ([`StageOptions::set_owners`]).
-    pub(super) owner_kept: bool,
-}
-
-/// `fchown` of the open `fd`, or `fchownat(AT_SYMLINK_NOFOLLOW)` of `name`
-/// in it when `name` is given (a link); [`UNKNOWN_ID`] leaves an id as it
-/// is.
-pub(super) fn chown(fd: RawFd, name: Option<&[u8]>, uid: u32, gid: u32) -> Result<(), Errno> {
-    let id = |v: u32| (v != UNKNOWN_ID).then_some(v);
-    let (uid, gid) = (
-        id(uid).map(unistd::Uid::from_raw),
-        id(gid).map(unistd::Gid::from_raw),
-    );
-    if uid.is_none() && gid.is_none() {
-        return Ok(());
-    }
-    match name {
-        None => unistd::fchown(fd, uid, gid),
-        Some(n) => unistd::fchownat(Some(fd), os(n), uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW),
-    }
-}
-
-/// [`chown`] for a restore: `Ok(false)` when refused (the group alone is
-/// then tried, a group the restorer is in being its to give).
-pub(super) fn chown_if_allowed(
-    fd: RawFd,
-    name: Option<&[u8]>,
-    uid: u32,
-    gid: u32,
-) -> Result<bool, Errno> {
-    match chown(fd, name, uid, gid) {
-        Ok(()) => Ok(true),
-        Err(Errno::EPERM) => {
-            let _ = chown(fd, name, UNKNOWN_ID, gid);
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-impl StageOptions {
-    /// Gives the open file or directory `fd` its real mode `mode`, or with
-    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
-    /// real one then going into its metadata record (set before the mode,
-    /// which may deny the owner writing; a stale one removed). True when
-    /// [`StageOptions::clear_setid`] took a set-id bit away. The error
-    /// names the failed operation.
-    ///
-    /// The owner first, since `chown` clears set-id bits: with
-    /// [`StageOptions::keep_owners`] a root server gives the entry its
-    /// owner, one that is not root records it where it differs from the
-    /// entry's on disk (and sets [`modes::RECORDED`]), names from `book`
-    /// going into the record either way; with
-    /// [`StageOptions::set_owners`] a restore gives what it may.
-    pub(super) fn apply_mode(
-        &self,
-        fd: BorrowedFd<'_>,
-        kind: EntryKind,
-        meta: &Meta,
-        book: &Book,
-    ) -> Result<Applied, (&'static str, Errno)> {
-        let mut real = meta.mode & 0o7777;
-        let mut applied = Applied::default();
-        if self.set_owners {
-            applied.owner_kept = !chown_if_allowed(fd.as_raw_fd(), None, meta.uid, meta.gid)
-                .map_err(|e| ("chown", e))?;
-        }
-        if self.clear_setid || applied.owner_kept {
-            (real, applied.setid_cleared) = modes::without_owner(real);
-        }
-        let disk = if self.fake_super {
-            let mut record = MetaRecord::mode(real);
-            if self.keep_owners {
-                if is_root() {
-                    chown(fd.as_raw_fd(), None, meta.uid, meta.gid).map_err(|e| ("chown", e))?;
-                } else {
-                    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| ("stat", e))?;
-                    let differs = |v: u32, disk: u32| (v != UNKNOWN_ID && v != disk).then_some(v);
-                    record.uid = differs(meta.uid, st.st_uid);
-                    record.gid = differs(meta.gid, st.st_gid);
-                }
-                record.user = book.user(meta.uid).map(<[u8]>::to_vec);
-                record.group = book.group(meta.gid).map(<[u8]>::to_vec);
-            }
-            let mut disk = modes::on_disk(real, kind, is_root());
-            let owner_recorded = record.uid.is_some() || record.gid.is_some();
-            let needed =
-                disk != real || owner_recorded || record.user.is_some() || record.group.is_some();
-            if owner_recorded {
-                disk |= modes::RECORDED;
-            }
-            // A fresh file has no record to remove.
-            if needed || kind == EntryKind::Dir {
-                match xattr::set_meta(fd, needed.then_some(record)) {
-                    Ok(true) => {}
-                    // Without user xattrs the real mode cannot be kept
-                    // apart: the entry gets it on disk.
-                    Ok(false) => return set_disk_mode(fd, real).map(|()| applied),
-                    Err(e) => return Err(("setxattr", e)),
-                }
-            }
-            disk
-        } else {
-            real
-        };
-        set_disk_mode(fd, disk).map(|()| applied)
-    }
-}
+mod apply;
+pub(super) use apply::{chown, chown_if_allowed, Applied};
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
@@ -612,7 +501,10 @@ impl Stager {
             (mode, cleared) = modes::without_owner(mode);
         }
         let fsync = self.opts.fake_super && self.fsyncs();
-        special::make(parent, &tmp, kind, rdev, mode, self.opts.fake_super, fsync).map_err(
+        let stand_in = self.opts.fake_super.then_some(special::StandIn {
+            owner: self.opts.keep_owners.then_some((meta.uid, meta.gid)),
+        });
+        let stand_in = special::make(parent, &tmp, kind, rdev, mode, stand_in, fsync).map_err(
             |e| match e {
                 special::MakeError::Sys(op, errno) => {
                     FsError::errno(op, self.ns.tree.show(path), errno)
@@ -620,6 +512,14 @@ impl Stager {
                 e => FsError::other("mknod", self.ns.tree.show(path), e),
             },
         )?;
+        // A root server gives a real node its owner (by name: a FIFO is
+        // never opened); a stand-in's owner is in its record.
+        if !stand_in && self.opts.keep_owners && is_root() {
+            if let Err(e) = chown(parent, Some(&tmp), meta.uid, meta.gid) {
+                let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
+                return Err(FsError::errno("chown", self.ns.tree.show(path), e));
+            }
+        }
         if let Err(e) = stat::utimensat(
             Some(parent),
             os(&tmp),

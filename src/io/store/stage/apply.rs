@@ -1,0 +1,138 @@
+//! How a staged entry gets its metadata: owner (given, recorded or kept),
+//! then the mode on disk and the `user.rsb.meta` record
+//! ([`StageOptions::apply_mode`]). Part of [`super`], split off for
+//! length; it writes only through the descriptor it is given.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat;
+use nix::unistd;
+
+use super::super::beneath::os;
+use super::super::xattr;
+use super::{is_root, set_disk_mode, StageOptions};
+use crate::proto::owners::{Book, UNKNOWN_ID};
+use crate::proto::{EntryKind, Meta};
+use crate::store::modes;
+use crate::store::record::MetaRecord;
+
+/// What applying an entry's metadata had to leave out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(in crate::io::store) struct Applied {
+    /// A set-user-ID or set-group-ID bit was cleared.
+    pub(in crate::io::store) setid_cleared: bool,
+    /// The owner could not be given ([`StageOptions::set_owners`]).
+    pub(in crate::io::store) owner_kept: bool,
+}
+
+/// `fchown` of the open `fd`, or `fchownat(AT_SYMLINK_NOFOLLOW)` of `name`
+/// in it when `name` is given (a link); [`UNKNOWN_ID`] leaves an id as it
+/// is.
+pub(in crate::io::store) fn chown(
+    fd: RawFd,
+    name: Option<&[u8]>,
+    uid: u32,
+    gid: u32,
+) -> Result<(), Errno> {
+    let id = |v: u32| (v != UNKNOWN_ID).then_some(v);
+    let (uid, gid) = (
+        id(uid).map(unistd::Uid::from_raw),
+        id(gid).map(unistd::Gid::from_raw),
+    );
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    match name {
+        None => unistd::fchown(fd, uid, gid),
+        Some(n) => unistd::fchownat(Some(fd), os(n), uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW),
+    }
+}
+
+/// [`chown`] for a restore: `Ok(false)` when refused (the group alone is
+/// then tried, a group the restorer is in being its to give).
+pub(in crate::io::store) fn chown_if_allowed(
+    fd: RawFd,
+    name: Option<&[u8]>,
+    uid: u32,
+    gid: u32,
+) -> Result<bool, Errno> {
+    match chown(fd, name, uid, gid) {
+        Ok(()) => Ok(true),
+        Err(Errno::EPERM) => {
+            let _ = chown(fd, name, UNKNOWN_ID, gid);
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl StageOptions {
+    /// Gives the open file or directory `fd` its real mode `mode`, or with
+    /// [`StageOptions::fake_super`] the mode [`modes::on_disk`] says, the
+    /// real one then going into its metadata record (set before the mode,
+    /// which may deny the owner writing; a stale one removed). True when
+    /// [`StageOptions::clear_setid`] took a set-id bit away. The error
+    /// names the failed operation.
+    ///
+    /// The owner first, since `chown` clears set-id bits: with
+    /// [`StageOptions::keep_owners`] a root server gives the entry its
+    /// owner, one that is not root records it where it differs from the
+    /// entry's on disk (and sets [`modes::RECORDED`]), names from `book`
+    /// going into the record either way; with
+    /// [`StageOptions::set_owners`] a restore gives what it may.
+    pub(in crate::io::store) fn apply_mode(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: EntryKind,
+        meta: &Meta,
+        book: &Book,
+    ) -> Result<Applied, (&'static str, Errno)> {
+        let mut real = meta.mode & 0o7777;
+        let mut applied = Applied::default();
+        if self.set_owners {
+            applied.owner_kept = !chown_if_allowed(fd.as_raw_fd(), None, meta.uid, meta.gid)
+                .map_err(|e| ("chown", e))?;
+        }
+        if self.clear_setid || applied.owner_kept {
+            (real, applied.setid_cleared) = modes::without_owner(real);
+        }
+        let disk = if self.fake_super {
+            let mut record = MetaRecord::mode(real);
+            if self.keep_owners {
+                if is_root() {
+                    chown(fd.as_raw_fd(), None, meta.uid, meta.gid).map_err(|e| ("chown", e))?;
+                } else {
+                    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| ("stat", e))?;
+                    let differs = |v: u32, disk: u32| (v != UNKNOWN_ID && v != disk).then_some(v);
+                    record.uid = differs(meta.uid, st.st_uid);
+                    record.gid = differs(meta.gid, st.st_gid);
+                }
+                record.user = book.user(meta.uid).map(<[u8]>::to_vec);
+                record.group = book.group(meta.gid).map(<[u8]>::to_vec);
+            }
+            let mut disk = modes::on_disk(real, kind, is_root());
+            let owner_recorded = record.uid.is_some() || record.gid.is_some();
+            let needed =
+                disk != real || owner_recorded || record.user.is_some() || record.group.is_some();
+            if owner_recorded {
+                disk |= modes::RECORDED;
+            }
+            // A fresh file has no record to remove.
+            if needed || kind == EntryKind::Dir {
+                match xattr::set_meta(fd, needed.then_some(record)) {
+                    Ok(true) => {}
+                    // Without user xattrs the real mode cannot be kept
+                    // apart: the entry gets it on disk.
+                    Ok(false) => return set_disk_mode(fd, real).map(|()| applied),
+                    Err(e) => return Err(("setxattr", e)),
+                }
+            }
+            disk
+        } else {
+            real
+        };
+        set_disk_mode(fd, disk).map(|()| applied)
+    }
+}
