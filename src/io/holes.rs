@@ -74,6 +74,35 @@ pub fn layout(file: &impl AsFd, from: u64, size: u64) -> io::Result<Layout> {
     })
 }
 
+/// The bytes a sparse body moves next from file offset `offset` in one
+/// run: what is left of the first of `extents` (those already passed are
+/// dropped). Passing a hole moves `offset` over it and continues `crc`
+/// over its zeros; after the last extent, up to the file's `size`, and 0
+/// is returned. Sender and receiver both walk a layout with it.
+pub fn next_run(
+    extents: &mut std::collections::VecDeque<Extent>,
+    size: u64,
+    offset: &mut u64,
+    crc: &mut u32,
+) -> u64 {
+    while let Some(e) = extents.front() {
+        let end = e.offset.saturating_add(e.len);
+        if *offset < end {
+            if *offset < e.offset {
+                *crc = crc_zeros(*crc, e.offset - *offset);
+                *offset = e.offset;
+            }
+            return end - *offset;
+        }
+        extents.pop_front();
+    }
+    if *offset < size {
+        *crc = crc_zeros(*crc, size - *offset);
+        *offset = size;
+    }
+    0
+}
+
 fn offset(pos: u64) -> io::Result<i64> {
     i64::try_from(pos).map_err(|_| io::Error::from_raw_os_error(nix::libc::EOVERFLOW))
 }

@@ -173,25 +173,12 @@ impl BodyReceiver {
     /// At the start of an extent the crc32c takes the hole before it; at
     /// the end of a sparse body, the hole after the last extent.
     fn next_run(&mut self) -> u64 {
-        let Some((extents, size)) = self.sparse.as_deref_mut() else {
-            return self.remaining;
-        };
-        while let Some(e) = extents.front() {
-            let end = e.offset.saturating_add(e.len);
-            if self.offset < end {
-                if self.offset < e.offset {
-                    self.crc = holes::crc_zeros(self.crc, e.offset - self.offset);
-                    self.offset = e.offset;
-                }
-                return end - self.offset;
+        match self.sparse.as_deref_mut() {
+            Some((extents, size)) => {
+                holes::next_run(extents, *size, &mut self.offset, &mut self.crc)
             }
-            extents.pop_front();
+            None => self.remaining,
         }
-        if self.offset < *size {
-            self.crc = holes::crc_zeros(self.crc, *size - self.offset);
-            self.offset = *size;
-        }
-        0
     }
 
     /// Body bytes still to come.
@@ -538,22 +525,12 @@ impl BodySender {
         if !self.layout.is_sparse() {
             return self.left;
         }
-        while let Some(e) = self.extents.front() {
-            let end = e.offset.saturating_add(e.len);
-            if self.offset < end {
-                if self.offset < e.offset {
-                    self.crc = holes::crc_zeros(self.crc, e.offset - self.offset);
-                    self.offset = e.offset;
-                }
-                return end - self.offset;
-            }
-            self.extents.pop_front();
-        }
-        if self.offset < self.size {
-            self.crc = holes::crc_zeros(self.crc, self.size - self.offset);
-            self.offset = self.size;
-        }
-        0
+        holes::next_run(
+            &mut self.extents,
+            self.size,
+            &mut self.offset,
+            &mut self.crc,
+        )
     }
 
     /// The whole file must have crc32c `crc` (recorded when it was
