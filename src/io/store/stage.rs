@@ -438,10 +438,40 @@ impl Stager {
         let tmp = tmp::fresh_tmp();
         unistd::symlinkat(os(target), Some(parent), os(&tmp))
             .map_err(|e| FsError::errno("symlink", self.ns.tree.show(path), e))?;
-        // A link's owner: set by a root server (one that is not root
-        // cannot record it: Linux keeps no user attribute on a link) and
-        // by a restore.
-        let owned = if self.opts.set_owners {
+        let size = target.len() as u64;
+        self.stage_by_name(
+            id,
+            path,
+            (parent, tmp),
+            (EntryKind::Symlink, size),
+            meta,
+            true,
+        )
+    }
+
+    /// Gives the entry just made as `tmp` in `parent` (a link or a special,
+    /// never opened: a FIFO would wait for a writer) its owner when `owned`
+    /// and its mtime, by name, and stages it for the commit; on failure
+    /// `tmp` is removed. The owner is set by a restore (what it may) and by
+    /// a root server (one that is not root cannot record it: Linux keeps no
+    /// user attribute on a link, a FIFO or a socket). `size`: what the
+    /// commit reports (a link's target length).
+    fn stage_by_name(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        (parent, tmp): (RawFd, Vec<u8>),
+        (kind, size): (EntryKind, u64),
+        meta: Meta,
+        owned: bool,
+    ) -> Result<(), FsError> {
+        let fail = |op, e| {
+            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
+            FsError::errno(op, self.ns.tree.show(path), e)
+        };
+        let res = if !owned {
+            Ok(())
+        } else if self.opts.set_owners {
             chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
                 self.count(Applied {
                     setid_cleared: false,
@@ -453,28 +483,22 @@ impl Stager {
         } else {
             Ok(())
         };
-        if let Err(e) = owned {
-            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
-            return Err(FsError::errno("chown", self.ns.tree.show(path), e));
-        }
-        // A link's mtime is kept too; its mode has no meaning on Linux.
-        if let Err(e) = stat::utimensat(
+        res.map_err(|e| fail("chown", e))?;
+        stat::utimensat(
             Some(parent),
             os(&tmp),
             &omit(),
             &timespec(&meta),
             UtimensatFlags::NoFollowSymlink,
-        ) {
-            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
-            return Err(FsError::errno("utimes", self.ns.tree.show(path), e));
-        }
+        )
+        .map_err(|e| fail("utimes", e))?;
         self.staged.push(Staged {
             id,
             path: path.clone(),
             tmp,
-            kind: EntryKind::Symlink,
+            kind,
             meta,
-            size: target.len() as u64,
+            size,
             inode: None,
         });
         Ok(())
@@ -512,38 +536,12 @@ impl Stager {
                 e => FsError::other("mknod", self.ns.tree.show(path), e),
             },
         )?;
-        // A root server gives a real node its owner (by name: a FIFO is
-        // never opened); a stand-in's owner is in its record.
-        if !stand_in && self.opts.keep_owners && is_root() {
-            if let Err(e) = chown(parent, Some(&tmp), meta.uid, meta.gid) {
-                let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
-                return Err(FsError::errno("chown", self.ns.tree.show(path), e));
-            }
-        }
-        if let Err(e) = stat::utimensat(
-            Some(parent),
-            os(&tmp),
-            &omit(),
-            &timespec(&meta),
-            UtimensatFlags::NoFollowSymlink,
-        ) {
-            let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
-            return Err(FsError::errno("utimes", self.ns.tree.show(path), e));
-        }
         self.count(Applied {
             setid_cleared: cleared,
             ..Applied::default()
         });
-        self.staged.push(Staged {
-            id,
-            path: path.clone(),
-            tmp,
-            kind,
-            meta,
-            size: 0,
-            inode: None,
-        });
-        Ok(())
+        // A stand-in's owner is in its record.
+        self.stage_by_name(id, path, (parent, tmp), (kind, 0), meta, !stand_in)
     }
 
     /// Creates the temporary file that the body of `path` is written to.
