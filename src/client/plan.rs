@@ -502,7 +502,7 @@ impl Plan {
         for k in ids {
             if let Some(s) = self.sent.remove(&k) {
                 match s.kind {
-                    EntryKind::File => done.files += 1,
+                    EntryKind::File | EntryKind::HardLink => done.files += 1,
                     EntryKind::Symlink => done.links += 1,
                     EntryKind::Fifo
                     | EntryKind::Socket

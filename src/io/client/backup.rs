@@ -202,7 +202,9 @@ pub fn backup(
                     link.session().send_file_end(id, EMPTY_CRC, true);
                     (id, 0)
                 }
-                EntryKind::File => match open_file(&e) {
+                // The planner does not make link entries yet: a later
+                // name of an inode is still sent as a file of its own.
+                EntryKind::File | EntryKind::HardLink => match open_file(&e) {
                     Ok((_, meta, 0)) => {
                         // Nothing to read, nothing to check after: the
                         // header and its end go out with the frames

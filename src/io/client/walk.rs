@@ -439,6 +439,7 @@ mod tests {
                         EntryKind::Socket => "socket",
                         EntryKind::CharDev => "chr",
                         EntryKind::BlockDev => "blk",
+                        EntryKind::HardLink => "hardlink",
                     };
                     format!("{kind} {}", rel.display())
                 }
