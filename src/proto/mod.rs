@@ -94,9 +94,13 @@
 //!   meta, size; no body; kind 36): another name of the regular file at
 //!   `target`, which the same run already sent or stores; in a restore the
 //!   target is relative to the restored path like the entry's own path.
-//!   The decoder refuses an empty target and one equal to the path.
-//!   *This version defines the frame and kind but sends neither; a server
-//!   answers a `Link` request as an unexpected frame.* The server stages every entry under a hidden
+//!   The decoder refuses an empty target and one equal to the path. The
+//!   server makes a backup `Link` at the commit, after the batch's other
+//!   entries are in place: the stored target must be a regular file (no
+//!   symlink followed, inside the namespace) of the link's size and mtime,
+//!   else `Failed` names the link and its target; the link is made under a
+//!   temporary name and renamed over the final name. *This version's
+//!   client does not send `Link` yet, and a restore never does.* The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
 //! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
 //!   body is bytes `offset..size`), or `1`, a count (at most
