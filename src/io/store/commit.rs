@@ -41,6 +41,8 @@ use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
+mod link;
+
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -328,77 +330,6 @@ impl Stager {
             });
         }
         report
-    }
-}
-
-impl Stager {
-    /// Makes the hard link `l` at a commit: the stored target must be a
-    /// regular file (never a symlink: looked up beneath the namespace with
-    /// no link followed) of the link's size and mtime, so a target that
-    /// failed or changed is never linked to; it is linked to a temporary
-    /// name in the link's directory and renamed over the final name.
-    fn make_link(&self, l: &super::stage::PendingLink) -> Result<(), FsError> {
-        let show = || {
-            format!(
-                "{} (a link to {})",
-                self.ns.tree.show(&l.path),
-                self.ns.tree.show(&l.target)
-            )
-        };
-        let (Some(tp), Some(tname), Some(lp), Some(lname)) = (
-            l.target.parent(),
-            l.target.file_name(),
-            l.path.parent(),
-            l.path.file_name(),
-        ) else {
-            return Err(FsError::invalid("link", show(), "no name"));
-        };
-        let tdir = self.dir(&tp)?;
-        let st = stat::fstatat(
-            Some(tdir.as_raw_fd()),
-            os(tname),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| FsError::errno("link", show(), e))?;
-        let is_file = st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG;
-        let same = u64::try_from(st.st_size).is_ok_and(|n| n == l.size)
-            && st.st_mtime == l.meta.mtime.secs
-            && st.st_mtime_nsec == i64::from(l.meta.mtime.nanos);
-        if !is_file || !same {
-            return Err(FsError::other(
-                "link",
-                show(),
-                "the stored target is not that file (it failed or changed)",
-            ));
-        }
-        let ldir = self.dir(&lp)?;
-        let ldir = ldir.as_raw_fd();
-        let tmp = tmp::fresh_tmp();
-        unistd::linkat(
-            Some(tdir.as_raw_fd()),
-            os(tname),
-            Some(ldir),
-            os(&tmp),
-            AtFlags::empty(),
-        )
-        .map_err(|e| FsError::errno("link", show(), e))?;
-        let mut res = fcntl::renameat(Some(ldir), os(&tmp), Some(ldir), os(lname));
-        if res.is_ok() {
-            return Ok(());
-        }
-        if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
-            // A directory stands where the link goes: it goes, as when a
-            // file replaces one.
-            res = swap(ldir, &tmp, lname).map(|old| {
-                if let Some(old) = old {
-                    let _ = remove_tree(ldir, &old, 0);
-                }
-            });
-        }
-        res.map_err(|e| {
-            let _ = unistd::unlinkat(Some(ldir), os(&tmp), UnlinkatFlags::NoRemoveDir);
-            FsError::errno("rename", show(), e)
-        })
     }
 }
 
