@@ -99,8 +99,13 @@
 //!   entries are in place: the stored target must be a regular file (no
 //!   symlink followed, inside the namespace) of the link's size and mtime,
 //!   else `Failed` names the link and its target; the link is made under a
-//!   temporary name and renamed over the final name. *This version's
-//!   client does not send `Link` yet, and a restore never does.* The server stages every entry under a hidden
+//!   temporary name and renamed over the final name. A client sends
+//!   the later names of a regular file with several names (`st_nlink` > 1)
+//!   as `Link`s to the first name it listed in the run (at most 100,000
+//!   groups a run; past that, as files), also when the manifest check
+//!   found the link unchanged but its target was sent in this run. *A
+//!   manifest check finds a kind 8 entry never unchanged yet (its `Link`,
+//!   no body, is sent each run), and a restore sends files, not `Link`s.* The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
 //! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
 //!   body is bytes `offset..size`), or `1`, a count (at most

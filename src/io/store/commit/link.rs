@@ -56,6 +56,13 @@ impl Stager {
         }
         let ldir = self.dir(&lp)?;
         let ldir = ldir.as_raw_fd();
+        // Already that file: nothing to do (a rename between two names of
+        // one inode does nothing and would leave the temporary name).
+        if let Ok(cur) = stat::fstatat(Some(ldir), os(lname), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            if (cur.st_dev, cur.st_ino) == (st.st_dev, st.st_ino) {
+                return Ok(());
+            }
+        }
         let tmp = tmp::fresh_tmp();
         unistd::linkat(
             Some(tdir.as_raw_fd()),
