@@ -244,6 +244,19 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                 meta,
             })
             .boxed(),
+        36 => (any::<u32>(), path(), path(), meta(), any::<u64>())
+            .prop_filter(
+                "a link's target is a name other than its own",
+                |(_, p, t, _, _)| !t.as_bytes().is_empty() && t != p,
+            )
+            .prop_map(|(id, path, target, meta, size)| Frame::Link {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            })
+            .boxed(),
         22 => (any::<u32>(), path())
             .prop_map(|(id, path)| Frame::Restore { id, path })
             .boxed(),
@@ -338,6 +351,7 @@ fn all_variants(f: &Frame) {
         | Frame::Dir { .. }
         | Frame::Symlink { .. }
         | Frame::Special { .. }
+        | Frame::Link { .. }
         | Frame::File { .. }
         | Frame::FileEnd { .. }
         | Frame::Commit { .. }

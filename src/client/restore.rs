@@ -232,6 +232,7 @@ fn kind_word(kind: EntryKind) -> &'static str {
         EntryKind::Socket => "socket",
         EntryKind::CharDev => "character device",
         EntryKind::BlockDev => "block device",
+        EntryKind::HardLink => "hard link",
     }
 }
 

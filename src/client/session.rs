@@ -227,6 +227,20 @@ impl ClientSession {
         id
     }
 
+    /// Queues a hard link: `path` is another name of the file sent (or
+    /// stored) at `target`, of `size` bytes and `meta`'s mtime.
+    pub fn send_link(&mut self, path: WirePath, target: WirePath, meta: Meta, size: u64) -> u32 {
+        let id = self.id();
+        self.push(&Frame::Link {
+            id,
+            path,
+            target,
+            meta,
+            size,
+        });
+        id
+    }
+
     /// `(st_dev, st_ino)` of the server's backup root as its `Welcome`
     /// said (`(0, 0)`: unknown, or not welcomed yet).
     pub fn store_identity(&self) -> (u64, u64) {

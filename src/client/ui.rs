@@ -488,7 +488,8 @@ impl Words<'_> {
 fn mode_string(kind: EntryKind, mode: u32) -> String {
     let mut s = String::with_capacity(10);
     s.push(match kind {
-        EntryKind::File => '-',
+        // A hard-linked name is shown as the file it is.
+        EntryKind::File | EntryKind::HardLink => '-',
         EntryKind::Dir => 'd',
         EntryKind::Symlink => 'l',
         EntryKind::Fifo => 'p',

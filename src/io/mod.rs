@@ -55,7 +55,7 @@ pub fn sflag_of(kind: crate::proto::EntryKind) -> Option<nix::sys::stat::SFlag> 
         EntryKind::Socket => Some(SFlag::S_IFSOCK),
         EntryKind::CharDev => Some(SFlag::S_IFCHR),
         EntryKind::BlockDev => Some(SFlag::S_IFBLK),
-        EntryKind::File | EntryKind::Dir | EntryKind::Symlink => None,
+        EntryKind::File | EntryKind::Dir | EntryKind::Symlink | EntryKind::HardLink => None,
     }
 }
 

@@ -141,6 +141,19 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                 meta: r.meta()?,
             }
         }
+        Kind::Link => {
+            let (id, path, target) = (r.u32("id")?, r.path()?, r.link_path()?);
+            if target.as_bytes().is_empty() || target == path {
+                return Err(DecodeError::Invalid("target"));
+            }
+            Frame::Link {
+                id,
+                path,
+                target,
+                meta: r.meta()?,
+                size: r.u64("size")?,
+            }
+        }
         Kind::File => {
             let (id, path, meta, size) = (r.u32("id")?, r.path()?, r.meta()?, r.u64("size")?);
             Frame::File {
@@ -354,6 +367,11 @@ impl<'a> Reader<'a> {
         WirePath::new(self.bytes("path")?).map_err(DecodeError::Path)
     }
 
+    /// A hard link's target: a wire path like an entry's, named `target`.
+    fn link_path(&mut self) -> Result<WirePath, DecodeError> {
+        WirePath::new(self.bytes("target")?).map_err(DecodeError::Path)
+    }
+
     fn link_target(&mut self) -> Result<Vec<u8>, DecodeError> {
         let t = self.bytes("target")?;
         if t.len() > super::MAX_PATH || t.contains(&0) {
@@ -505,6 +523,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.raw(&[*kind as u8]);
             w.u64(*rdev);
             w.meta(meta);
+        }
+        Frame::Link {
+            id,
+            path,
+            target,
+            meta,
+            size,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.bytes(target.as_bytes());
+            w.meta(meta);
+            w.u64(*size);
         }
         Frame::File {
             id,

@@ -82,6 +82,10 @@ pub enum EntryKind {
     CharDev = 6,
     /// A block device node.
     BlockDev = 7,
+    /// A later name of a regular file whose first name this backup run
+    /// already listed (a hard link): manifest-only, its `target` is the
+    /// first name's wire path; sent as a `Link` frame, no body.
+    HardLink = 8,
 }
 
 impl EntryKind {
@@ -95,6 +99,7 @@ impl EntryKind {
             5 => Some(EntryKind::Socket),
             6 => Some(EntryKind::CharDev),
             7 => Some(EntryKind::BlockDev),
+            8 => Some(EntryKind::HardLink),
             _ => None,
         }
     }
@@ -292,6 +297,22 @@ pub enum Frame {
         rdev: u64,
         /// Mode and mtime.
         meta: Meta,
+    },
+    /// A hard link (backup or restore): another name of the regular file
+    /// at `target`, which the same run or restore already sent. In a
+    /// backup `target` is the full wire path in the namespace, in a
+    /// restore it is relative to the restored path, as entry paths are.
+    Link {
+        /// Request id.
+        id: u32,
+        /// Where the new name lives.
+        path: WirePath,
+        /// The name it links to.
+        target: WirePath,
+        /// The file's mode and mtime (those of the target: one inode).
+        meta: Meta,
+        /// The file's size (the receiver checks the target still has it).
+        size: u64,
     },
     /// A regular file entry; its body follows as raw bytes: `size` of
     /// them, or for a sparse layout the bytes of its extents.

@@ -78,7 +78,9 @@
 //!   plus `offset`) followed by bytes `offset..size`; the crc32c in
 //!   `FileEnd` covers the whole file.
 //! * Entry kinds (a `u8`): 1 file, 2 directory, 3 symlink, 4 FIFO,
-//!   5 socket, 6 character device, 7 block device. A device number is
+//!   5 socket, 6 character device, 7 block device, 8 hard link (a
+//!   manifest-only kind: a later name of a regular file whose first name
+//!   the same run listed; its link target is that name's wire path). A device number is
 //!   `st_rdev` as Linux's `makedev` encodes it (major and minor split by
 //!   [`frame::dev_major`] and [`frame::dev_minor`]); it is on the wire
 //!   only for kinds 6 and 7 (in `Manifest` and `ListEntry` entries, after
@@ -88,7 +90,22 @@
 //!   device node, no body), and `File` followed by exactly `size`
 //!   body bytes and then `FileEnd` (crc32c of the body, and a status byte:
 //!   0 = the bytes are the file, 1 = the sender's file changed or failed while
-//!   it was sent, discard it). The server stages every entry under a hidden
+//!   it was sent, discard it). `Link` (id, path, target: a wire path,
+//!   meta, size; no body; kind 36): another name of the regular file at
+//!   `target`, which the same run already sent or stores; in a restore the
+//!   target is relative to the restored path like the entry's own path.
+//!   The decoder refuses an empty target and one equal to the path. The
+//!   server makes a backup `Link` at the commit, after the batch's other
+//!   entries are in place: the stored target must be a regular file (no
+//!   symlink followed, inside the namespace) of the link's size and mtime,
+//!   else `Failed` names the link and its target; the link is made under a
+//!   temporary name and renamed over the final name. A client sends
+//!   the later names of a regular file with several names (`st_nlink` > 1)
+//!   as `Link`s to the first name it listed in the run (at most 100,000
+//!   groups a run; past that, as files), also when the manifest check
+//!   found the link unchanged but its target was sent in this run. *A
+//!   manifest check finds a kind 8 entry never unchanged yet (its `Link`,
+//!   no body, is sent each run), and a restore sends files, not `Link`s.* The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
 //! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
 //!   body is bytes `offset..size`), or `1`, a count (at most

@@ -53,6 +53,19 @@ pub enum Command {
         /// Mode and mtime.
         meta: Meta,
     },
+    /// Stage a hard link to a stored regular file, made at the commit.
+    Link {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// The stored file it names, beneath the namespace.
+        target: WirePath,
+        /// The file's mtime (the target must still have it).
+        meta: Meta,
+        /// The file's size (the target must still have it).
+        size: u64,
+    },
     /// Create the temporary file for a body of `size` bytes that follows.
     BeginFile {
         /// Request id.

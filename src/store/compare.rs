@@ -49,7 +49,9 @@ pub fn unchanged(
     stored.kind == Some(entry.kind)
         && stored.meta.mtime == entry.meta.mtime
         && match entry.kind {
-            EntryKind::File => u64::try_from(stored.size).is_ok_and(|n| n == entry.size),
+            EntryKind::File | EntryKind::HardLink => {
+                u64::try_from(stored.size).is_ok_and(|n| n == entry.size)
+            }
             EntryKind::Symlink => {
                 stored.meta.mode == entry.meta.mode
                     && same_owner(entry.meta, stored.meta.uid, stored.meta.gid)

@@ -145,7 +145,8 @@ impl FakeShell {
             Command::Mkdir { .. }
             | Command::Symlink { .. }
             | Command::LearnNames { .. }
-            | Command::Special { .. } => Vec::new(),
+            | Command::Special { .. }
+            | Command::Link { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {

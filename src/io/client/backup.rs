@@ -202,6 +202,17 @@ pub fn backup(
                     link.session().send_file_end(id, EMPTY_CRC, true);
                     (id, 0)
                 }
+                // Another name of a file this run listed first: no body.
+                EntryKind::HardLink => match crate::proto::WirePath::new(e.target.clone()) {
+                    Ok(target) => {
+                        name_owners(link, &e.meta, &accounts);
+                        let id = link
+                            .session()
+                            .send_link(e.wire.clone(), target, e.meta, e.size);
+                        (id, 0)
+                    }
+                    Err(_) => continue,
+                },
                 EntryKind::File => match open_file(&e) {
                     Ok((_, meta, 0)) => {
                         // Nothing to read, nothing to check after: the

@@ -203,6 +203,7 @@ impl Walk {
                     size: 0,
                     target: Vec::new(),
                     rdev: 0,
+                    inode: None,
                 }),
                 Ok(_) => error_item(
                     ancestor.clone(),
@@ -287,6 +288,8 @@ impl Walk {
             size,
             target,
             rdev: if kind.is_device() { md.rdev() } else { 0 },
+            // A file of several names: the planner sends it once a run.
+            inode: (kind == EntryKind::File && md.nlink() > 1).then(|| (md.dev(), md.ino())),
         })
     }
 }
@@ -439,6 +442,7 @@ mod tests {
                         EntryKind::Socket => "socket",
                         EntryKind::CharDev => "chr",
                         EntryKind::BlockDev => "blk",
+                        EntryKind::HardLink => "hardlink",
                     };
                     format!("{kind} {}", rel.display())
                 }

@@ -41,6 +41,8 @@ use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
+mod link;
+
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -94,7 +96,8 @@ impl Stager {
         self.touched.clear();
         let staged = std::mem::take(&mut self.staged);
         let mut dirs = std::mem::take(&mut self.dirs);
-        if staged.is_empty() && dirs.is_empty() {
+        let links = std::mem::take(&mut self.links);
+        if staged.is_empty() && dirs.is_empty() && links.is_empty() {
             return report;
         }
         let syncfs = !self.fsyncs();
@@ -103,7 +106,10 @@ impl Stager {
         // the fsync mode makes durable after the renames.
         let mut changed: BTreeSet<WirePath> = BTreeSet::new();
         if !syncfs {
-            let parents = staged.iter().filter_map(|s| s.path.parent());
+            let parents = staged
+                .iter()
+                .filter_map(|s| s.path.parent())
+                .chain(links.iter().filter_map(|l| l.path.parent()));
             let stand_ins = self.displaced.iter().map(|d| d.parent.clone());
             let made = dirs.iter().map(|(p, _)| p.clone());
             for p in parents.chain(stand_ins).chain(made) {
@@ -256,6 +262,23 @@ impl Stager {
             });
             if let Err(error) = res {
                 failures.push(CommitFailure { id: 0, path, error });
+            }
+        }
+        // Hard links last: their targets are in place now, whether this
+        // batch sent them or an earlier one did.
+        for l in links {
+            match self.make_link(&l) {
+                Ok(()) => committed.push(Committed {
+                    path: l.path,
+                    kind: EntryKind::File,
+                    meta: l.meta,
+                    size: l.size,
+                }),
+                Err(error) => failures.push(CommitFailure {
+                    id: l.id,
+                    path: l.path,
+                    error,
+                }),
             }
         }
         // The new entries are in place and their data is durable: the old
@@ -811,6 +834,52 @@ mod tests {
             4 + 5
         );
         assert_eq!(std::fs::read(t.path().join("d/e/c")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_link_names_the_file_its_batch_stored_or_fails_naming_both() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = stager(t.path());
+        // The link comes before its target's batch entry is in place, and
+        // in another directory.
+        let inc = s.begin_file(1, &wp("a/f"), meta(0o640, 10), 3).unwrap();
+        write_all(&inc.file, b"abc");
+        s.finish_file(crc32c::crc32c(b"abc")).unwrap();
+        s.link(2, &wp("b/g"), &wp("a/f"), meta(0o640, 10), 3)
+            .unwrap();
+        // A wrong size (the target changed or failed), a symlink target,
+        // a missing one.
+        s.link(3, &wp("b/stale"), &wp("a/f"), meta(0o640, 10), 4)
+            .unwrap();
+        s.symlink(4, &wp("a/sl"), b"f", meta(0o777, 10)).unwrap();
+        s.link(5, &wp("b/via"), &wp("a/sl"), meta(0o640, 10), 1)
+            .unwrap();
+        s.link(6, &wp("b/none"), &wp("a/missing"), meta(0o640, 10), 3)
+            .unwrap();
+        assert!(s
+            .link(7, &wp("b/self"), &wp("b/self"), meta(0o640, 10), 3)
+            .is_err());
+        let r = s.commit();
+        let failed: Vec<u32> = r.failures.iter().map(|f| f.id).collect();
+        assert_eq!(failed, [3, 5, 6]);
+        let why = r.failures[0].error.to_string();
+        assert!(why.contains("b/stale") && why.contains("a/f"), "{why}");
+        let f = std::fs::symlink_metadata(t.path().join("a/f")).unwrap();
+        let g = std::fs::symlink_metadata(t.path().join("b/g")).unwrap();
+        assert_eq!((g.ino(), g.nlink()), (f.ino(), 2));
+        for n in ["b/stale", "b/via", "b/none"] {
+            assert!(!t.path().join(n).exists(), "{n}");
+        }
+        // No temporary names are left; a link over an existing file of
+        // another inode replaces it.
+        assert_eq!(names(&t.path().join("b")), ["g"]);
+        std::fs::write(t.path().join("b/h"), b"old").unwrap();
+        let mut s = stager(t.path());
+        s.link(8, &wp("b/h"), &wp("a/f"), meta(0o640, 10), 3)
+            .unwrap();
+        assert!(s.commit().failures.is_empty());
+        let h = std::fs::symlink_metadata(t.path().join("b/h")).unwrap();
+        assert_eq!((h.ino(), h.nlink()), (f.ino(), 3));
     }
 
     #[test]

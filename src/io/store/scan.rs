@@ -176,7 +176,7 @@ impl Namespace {
             Vec::new()
         };
         let size = match kind {
-            EntryKind::File | EntryKind::Dir => st.st_size.max(0) as u64,
+            EntryKind::File | EntryKind::HardLink | EntryKind::Dir => st.st_size.max(0) as u64,
             EntryKind::Symlink => target.len() as u64,
             EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => 0,
         };

@@ -133,6 +133,18 @@ pub(super) struct Staged {
     pub(super) inode: Option<(u64, u64)>,
 }
 
+/// A hard link waiting for the commit: made there, after the batch's
+/// other entries are in place, from the stored `target` (see
+/// [`Stager::link`]).
+pub(super) struct PendingLink {
+    pub(super) id: u32,
+    pub(super) path: WirePath,
+    pub(super) target: WirePath,
+    /// The file's mtime and size: the stored target must still have them.
+    pub(super) meta: Meta,
+    pub(super) size: u64,
+}
+
 /// How a stager writes; fixed when it is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageOptions {
@@ -182,6 +194,8 @@ pub struct Stager {
     pub(super) ns: Namespace,
     pub(super) opts: StageOptions,
     pub(super) staged: Vec<Staged>,
+    /// Hard links to make at the commit, in the order they came.
+    pub(super) links: Vec<PendingLink>,
     pub(super) dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
     pub(super) displaced: Vec<Displaced>,
@@ -214,6 +228,7 @@ impl Stager {
             ns,
             opts,
             staged: Vec::new(),
+            links: Vec::new(),
             dirs: Vec::new(),
             incoming: None,
             displaced: Vec::new(),
@@ -252,7 +267,7 @@ impl Stager {
 
     /// Number of entries waiting for a commit.
     pub fn pending(&self) -> usize {
-        self.staged.len() + self.dirs.len()
+        self.staged.len() + self.dirs.len() + self.links.len()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -447,6 +462,38 @@ impl Stager {
             meta,
             true,
         )
+    }
+
+    /// Stages a hard link: `path` becomes another name of the stored
+    /// regular file `target` at the commit, once the batch's other entries
+    /// are in place (the target may be in the same batch). Its directory
+    /// is made now, as for any entry; nothing else is written until the
+    /// commit checks that the target is a file of `meta`'s mtime and of
+    /// `size` bytes.
+    pub fn link(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        target: &WirePath,
+        meta: Meta,
+        size: u64,
+    ) -> Result<(), FsError> {
+        if target.is_root() || target == path {
+            return Err(FsError::invalid(
+                "link",
+                self.ns.tree.show(path),
+                "a link needs another file as its target",
+            ));
+        }
+        self.parent_for_write(path)?;
+        self.links.push(PendingLink {
+            id,
+            path: path.clone(),
+            target: target.clone(),
+            meta,
+            size,
+        });
+        Ok(())
     }
 
     /// Gives the entry just made as `tmp` in `parent` (a link or a special,
@@ -886,6 +933,7 @@ impl Stager {
             self.remove_tmp(&s.path, &s.tmp);
         }
         self.dirs.clear();
+        self.links.clear();
         self.restore_displaced();
         // Deepest first, as at a commit.
         let mut touched = std::mem::take(&mut self.touched);

@@ -99,7 +99,8 @@ impl Namespace {
                         | EntryKind::Fifo
                         | EntryKind::Socket
                         | EntryKind::CharDev
-                        | EntryKind::BlockDev,
+                        | EntryKind::BlockDev
+                        | EntryKind::HardLink,
                     )
                     | None => None,
                 },

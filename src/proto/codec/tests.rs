@@ -79,6 +79,20 @@ fn samples() -> Vec<Frame> {
             target: b"../x\xff".to_vec(),
             meta: meta(),
         },
+        Frame::Link {
+            id: 2,
+            path: path("b/second"),
+            target: path("a/first\t"),
+            meta: meta(),
+            size: u64::MAX,
+        },
+        Frame::Link {
+            id: 2,
+            path: path("x"),
+            target: path("y"),
+            meta: meta(),
+            size: 0,
+        },
         Frame::File {
             id: 3,
             path: path("a/f\nx"),
@@ -369,6 +383,68 @@ fn bad_fields_rejected() {
     let mut p = u32::MAX.to_be_bytes().to_vec();
     p.extend_from_slice(&[0; 8]);
     assert_eq!(decode(&raw(34, &p)), Err(DecodeError::Invalid("users")));
+}
+
+#[test]
+fn bad_links_rejected() {
+    // A Link's payload: id, path, target, then meta and size.
+    let link = |p: &[u8], target: &[u8]| {
+        let mut v = 1u32.to_be_bytes().to_vec();
+        for b in [p, target] {
+            v.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            v.extend_from_slice(b);
+        }
+        let good = to_vec(&Frame::Link {
+            id: 1,
+            path: path("a"),
+            target: path("b"),
+            meta: meta(),
+            size: 9,
+        });
+        // The good frame's meta and size follow its 5-byte header and
+        // id, path "a" and target "b".
+        v.extend_from_slice(&good[5 + 4 + 5 + 5..]);
+        let mut f = vec![Kind::Link.byte()];
+        f.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        f.extend_from_slice(&v);
+        f
+    };
+    assert!(matches!(
+        decode(&link(b"a", b"b")),
+        Ok(Decoded::Frame(Frame::Link { .. }, _))
+    ));
+    // The root, the link itself, a path out of the namespace, an
+    // absolute one.
+    assert_eq!(
+        decode(&link(b"a", b"")),
+        Err(DecodeError::Invalid("target"))
+    );
+    assert_eq!(
+        decode(&link(b"a", b"a")),
+        Err(DecodeError::Invalid("target"))
+    );
+    assert_eq!(
+        decode(&link(b"a", b"../b")),
+        Err(DecodeError::Path(PathError::DotDot))
+    );
+    assert_eq!(
+        decode(&link(b"a", b"/etc/shadow")),
+        Err(DecodeError::Path(PathError::Absolute))
+    );
+    // A target length past the payload; a frame cut before its size.
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&1u32.to_be_bytes());
+    p.push(b'a');
+    p.extend_from_slice(&u32::MAX.to_be_bytes());
+    let mut f = vec![Kind::Link.byte()];
+    f.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    f.extend_from_slice(&p);
+    assert_eq!(decode(&f), Err(DecodeError::Truncated("target")));
+    let mut f = link(b"a", b"b");
+    let n = f.len();
+    f.truncate(n - 3);
+    f[1..5].copy_from_slice(&((n - 8) as u32).to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Truncated("size")));
 }
 
 #[test]

@@ -650,6 +650,13 @@ impl ServerSession {
                 rdev,
                 meta,
             } => self.handle_special(id, path, kind, rdev, meta),
+            Frame::Link {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            } => self.handle_link(id, path, target, meta, size),
             Frame::File {
                 id,
                 path,

@@ -188,6 +188,32 @@ impl ServerSession {
         }
     }
 
+    /// `Link`: another name of a stored regular file; never the namespace
+    /// root, never a link to itself (the codec refuses that).
+    pub(super) fn handle_link(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        target: WirePath,
+        meta: Meta,
+        size: u64,
+    ) {
+        if !(self.check_id(id) && self.count_entry(&path)) || self.refuse_write(id, &path) {
+            return;
+        }
+        if path.is_root() {
+            self.push_failed(id, path, "the namespace root must be a directory".into());
+        } else {
+            self.commands.push_back(Command::Link {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            });
+        }
+    }
+
     /// A file header: `size` bytes in all, the body carrying `offset..size`.
     /// A refused file's body is still read (and dropped by the shell), so
     /// the stream stays in step.
@@ -644,6 +670,37 @@ mod tests {
                 ..
             }]
         ));
+        assert!(matches!(
+            sent_frames(&mut s)[..],
+            [Frame::Failed { id: 1, .. }]
+        ));
+        assert!(!s.is_closing());
+    }
+
+    #[test]
+    fn a_link_is_staged_and_never_the_root() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let link = |id, path| Frame::Link {
+            id,
+            path,
+            target: wp("a/f"),
+            meta: meta(),
+            size: 3,
+        };
+        s.handle_input(
+            now,
+            &bytes(&[link(1, WirePath::root()), link(2, wp("b/g"))]),
+        );
+        let cmds = drain_commands(&mut s);
+        assert!(
+            matches!(
+                &cmds[..],
+                [Command::Link { id: 2, path, target, size: 3, .. }]
+                    if *path == wp("b/g") && *target == wp("a/f")
+            ),
+            "{cmds:?}"
+        );
         assert!(matches!(
             sent_frames(&mut s)[..],
             [Frame::Failed { id: 1, .. }]

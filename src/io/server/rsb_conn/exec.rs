@@ -128,6 +128,13 @@ impl RsbConn {
                 rdev,
                 meta,
             } => self.special(id, path, kind, rdev, meta),
+            Command::Link {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            } => self.link(id, path, &target, meta, size),
             Command::BeginFile {
                 id,
                 path,
@@ -263,6 +270,19 @@ impl RsbConn {
         };
         self.batch.entries += 1;
         if let Err(e) = store.special(id, &path, kind, rdev, meta) {
+            self.staging_failed(id, path, &e);
+        }
+    }
+
+    fn link(&mut self, id: u32, path: WirePath, target: &WirePath, meta: Meta, size: u64) {
+        if self.store.is_none() || self.batch_is_full(id, &path) {
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        self.batch.entries += 1;
+        if let Err(e) = store.link(id, &path, target, meta, size) {
             self.staging_failed(id, path, &e);
         }
     }

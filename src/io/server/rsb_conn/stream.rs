@@ -461,6 +461,8 @@ fn restore_entry(
             });
             Ok(None)
         }
+        // The store's own kinds never include a manifest-only link.
+        EntryKind::HardLink => Err(other()),
         EntryKind::File => {
             // What is sent is what was opened, not what the name says now.
             let file = tree.open_stored(&full)?;
