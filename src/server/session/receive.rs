@@ -203,6 +203,10 @@ impl ServerSession {
         }
         if path.is_root() {
             self.push_failed(id, path, "the namespace root must be a directory".into());
+        } else if let Some(why) = reserved_refusal(&target) {
+            // A temporary name (a partial another connection writes) is
+            // no file to give a second name.
+            self.push_failed(id, path, format!("link target: {why}"));
         } else {
             self.commands.push_back(Command::Link {
                 id,
@@ -674,6 +678,30 @@ mod tests {
             sent_frames(&mut s)[..],
             [Frame::Failed { id: 1, .. }]
         ));
+        assert!(!s.is_closing());
+    }
+
+    /// A partial another connection is writing is no file to link to.
+    #[test]
+    fn a_link_to_a_reserved_temporary_name_is_refused() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.handle_input(
+            now,
+            &bytes(&[Frame::Link {
+                id: 1,
+                path: wp("b/g"),
+                target: wp("a/.rsb-tmp.part.f"),
+                meta: meta(),
+                size: 3,
+            }]),
+        );
+        assert!(drain_commands(&mut s).is_empty());
+        let sent = sent_frames(&mut s);
+        assert!(
+            matches!(&sent[..], [Frame::Failed { id: 1, message, .. }] if message.contains("link target")),
+            "{sent:?}"
+        );
         assert!(!s.is_closing());
     }
 
