@@ -42,6 +42,17 @@ fn a_link_group_is_sent_once_and_stored_as_one_inode() {
     assert_eq!(ino("b/other").1, 1);
     assert_eq!(fs::read(stored.join("b/three")).unwrap(), body);
 
+    // Unchanged: nothing is sent, not even the other names (the server
+    // finds each the same inode as the stored first name).
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let err = o.err();
+    assert!(
+        err.lines().any(|l| l.starts_with("backup: 0 files sent")),
+        "{o}"
+    );
+    assert_eq!(moved(&o, "backup"), 0, "{o}");
+
     // Rewritten in place: sent once, the store keeps one inode of three
     // names with the new content.
     let new = vec![9u8; 50_000];

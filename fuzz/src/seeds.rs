@@ -81,6 +81,13 @@ pub fn every_frame() -> Vec<Frame> {
             target: b"../x".to_vec(),
             meta: meta(),
         },
+        Frame::Link {
+            id: 2,
+            path: wp("home/ann/g"),
+            target: wp("home/ann/f"),
+            meta: meta(),
+            size: 5,
+        },
         Frame::Special {
             id: 2,
             path: wp("home/ann/null"),

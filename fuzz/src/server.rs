@@ -296,6 +296,7 @@ impl Harness {
             Command::Mkdir { .. }
                 | Command::Symlink { .. }
                 | Command::Special { .. }
+                | Command::Link { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
                 | Command::LearnNames { .. }
@@ -320,6 +321,13 @@ impl Harness {
                 self.check_id(*id);
                 assert!(!path.is_reserved() && !path.is_root());
                 assert!(kind.is_special());
+            }
+            Command::Link {
+                id, path, target, ..
+            } => {
+                self.check_id(*id);
+                assert!(!path.is_reserved() && !path.is_root());
+                assert!(!target.is_reserved() && target != path);
             }
             Command::BeginFile {
                 id,
@@ -387,6 +395,7 @@ impl Harness {
             Command::Mkdir { id, path, .. }
             | Command::Symlink { id, path, .. }
             | Command::Special { id, path, .. }
+            | Command::Link { id, path, .. }
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {

@@ -46,7 +46,13 @@ pub fn unchanged(
     target: impl FnOnce() -> Option<Vec<u8>>,
     recorded: impl FnOnce() -> Option<MetaRecord>,
 ) -> bool {
-    stored.kind == Some(entry.kind)
+    // Another name of a file is stored as a file (the shell checks that
+    // it is the same inode as the stored first name).
+    let kind = match entry.kind {
+        EntryKind::HardLink => EntryKind::File,
+        k => k,
+    };
+    stored.kind == Some(kind)
         && stored.meta.mtime == entry.meta.mtime
         && match entry.kind {
             EntryKind::File | EntryKind::HardLink => {
@@ -124,6 +130,36 @@ mod tests {
 
     fn no_record() -> Option<MetaRecord> {
         panic!("the record is read only for an entry whose stat matched")
+    }
+
+    #[test]
+    fn another_name_of_a_file_compares_as_the_stored_file() {
+        let mut e = entry(EntryKind::HardLink, 7, b"a/first");
+        assert!(unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 7),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 8),
+            no_link,
+            none
+        ));
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::Symlink), 7),
+            no_link,
+            none
+        ));
+        e.meta.mtime.secs += 1;
+        assert!(!unchanged(
+            &e,
+            &stat(Some(EntryKind::File), 7),
+            no_link,
+            none
+        ));
     }
 
     #[test]

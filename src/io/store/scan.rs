@@ -152,11 +152,25 @@ impl Namespace {
                     Err(_) => false,
                 }
             });
-            if !same {
+            if !same || e.kind == EntryKind::HardLink && !self.same_inode(&e.path, &e.target) {
                 bits.set(i);
             }
         }
         bits
+    }
+
+    /// Whether the stored `path` is the same inode as the stored file at
+    /// `target` (a wire path in this namespace): another name of it.
+    fn same_inode(&self, path: &WirePath, target: &[u8]) -> bool {
+        let Ok(target) = WirePath::new(target.to_vec()) else {
+            return false;
+        };
+        match (self.tree.lstat(path), self.tree.lstat(&target)) {
+            (Ok(a), Ok(b)) => {
+                kind_of(&b) == Some(EntryKind::File) && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+            }
+            _ => false,
+        }
     }
 
     /// The listing entry for `path` (shown as `name`), which `lstat` just
