@@ -14,9 +14,28 @@ fn moved(o: &Output, cmd: &str) -> u64 {
     summary_bytes(&o.err(), cmd).unwrap_or_else(|| panic!("no summary\n{o}"))
 }
 
+/// The user the unprivileged server runs as.
+const NOBODY: u32 = 65534;
+
 #[test]
 fn a_link_group_is_sent_once_and_stored_as_one_inode() {
-    let srv = Server::start(&[]);
+    link_group(&Server::start(&[]));
+}
+
+/// A server that is not root gives its own stored file more names the
+/// same way (the links share the inode, so its record too).
+#[test]
+fn a_server_that_is_not_root_stores_a_link_group_as_one_inode_too() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a server run as another user needs root");
+        return;
+    }
+    link_group(&Server::start_as_user(NOBODY, &[]));
+}
+
+/// Backs up a group of three names (and an unrelated file) four times:
+/// first, unchanged, rewritten in place, with a fourth name.
+fn link_group(srv: &Server) {
     let s = scratch();
     let src = s.join("src");
     fs::create_dir_all(src.join("a")).unwrap();
