@@ -120,21 +120,21 @@ impl RsbConn {
                 path,
                 target,
                 meta,
-            } => self.symlink(id, path, &target, meta),
+            } => self.stage_entry(id, path, |s, p| s.symlink(id, p, &target, meta)),
             Command::Special {
                 id,
                 path,
                 kind,
                 rdev,
                 meta,
-            } => self.special(id, path, kind, rdev, meta),
+            } => self.stage_entry(id, path, |s, p| s.special(id, p, kind, rdev, meta)),
             Command::Link {
                 id,
                 path,
                 target,
                 meta,
                 size,
-            } => self.link(id, path, &target, meta, size),
+            } => self.stage_entry(id, path, |s, p| s.link(id, p, &target, meta, size)),
             Command::BeginFile {
                 id,
                 path,
@@ -248,7 +248,15 @@ impl RsbConn {
         }
     }
 
-    fn symlink(&mut self, id: u32, path: WirePath, target: &[u8], meta: Meta) {
+    /// Stages an entry without a body (a link, a special, a hard link)
+    /// with `stage`, unless the batch is full or there is no store; a
+    /// failure is reported for `path`.
+    fn stage_entry(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        stage: impl FnOnce(&mut Stager, &WirePath) -> Result<(), FsError>,
+    ) {
         if self.store.is_none() || self.batch_is_full(id, &path) {
             return;
         }
@@ -256,33 +264,7 @@ impl RsbConn {
             return;
         };
         self.batch.entries += 1;
-        if let Err(e) = store.symlink(id, &path, target, meta) {
-            self.staging_failed(id, path, &e);
-        }
-    }
-
-    fn special(&mut self, id: u32, path: WirePath, kind: EntryKind, rdev: u64, meta: Meta) {
-        if self.store.is_none() || self.batch_is_full(id, &path) {
-            return;
-        }
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        self.batch.entries += 1;
-        if let Err(e) = store.special(id, &path, kind, rdev, meta) {
-            self.staging_failed(id, path, &e);
-        }
-    }
-
-    fn link(&mut self, id: u32, path: WirePath, target: &WirePath, meta: Meta, size: u64) {
-        if self.store.is_none() || self.batch_is_full(id, &path) {
-            return;
-        }
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        self.batch.entries += 1;
-        if let Err(e) = store.link(id, &path, target, meta, size) {
+        if let Err(e) = stage(store, &path) {
             self.staging_failed(id, path, &e);
         }
     }
