@@ -150,6 +150,16 @@ pub enum Event {
         /// Files without a recorded crc32c.
         unchecked: u64,
     },
+    /// In a restore: the extended attributes of the file or directory at
+    /// `path` that comes next (after its offer, for an offered file).
+    Xattrs {
+        /// Id of the restore.
+        id: u32,
+        /// The entry's path as the server sent it.
+        path: WirePath,
+        /// Its attributes.
+        attrs: crate::proto::xattrs::Xattrs,
+    },
     /// In a restore: the names of owner and group ids of the entries that
     /// follow.
     Names {

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use crate::proto::bits::NeedBits;
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, ManifestEntry, Meta, WirePath};
 
 /// Entries between two commits (below [`crate::proto::MAX_BATCH`], so the
@@ -86,6 +87,16 @@ pub struct LocalEntry {
     /// `(st_dev, st_ino)` of a regular file with more than one name (a
     /// hard link), `None` otherwise.
     pub inode: Option<(u64, u64)>,
+    /// The extended attributes of a file or directory, `None` for none
+    /// (boxed: most entries have none, and a walk holds many entries).
+    pub xattrs: Option<Box<Xattrs>>,
+}
+
+impl LocalEntry {
+    /// The digest of its extended attributes a manifest carries.
+    pub fn xattr_digest(&self) -> u64 {
+        self.xattrs.as_ref().map_or(0, |x| x.digest())
+    }
 }
 
 /// Hard-link groups a backup run remembers, at most: past them, further
@@ -217,7 +228,7 @@ impl Manifest {
     /// Adds an entry.
     pub fn push(&mut self, e: LocalEntry) {
         // An over-estimate of its encoded size: kind, sizes, meta, lengths.
-        self.bytes += 40 + e.wire.as_bytes().len() + e.target.len();
+        self.bytes += 48 + e.wire.as_bytes().len() + e.target.len();
         self.entries.push(e);
     }
 
@@ -232,6 +243,7 @@ impl Manifest {
                 size: e.size,
                 target: e.target.clone(),
                 rdev: e.rdev,
+                xattrs: e.xattr_digest(),
             })
             .collect()
     }

@@ -355,6 +355,23 @@ pub fn body_problem(crc: u32, ok: bool, got: u32, write_error: Option<String>) -
     }
 }
 
+/// The notice for `n` extended attributes a restore could not set (or
+/// remove) where it wrote (said once, at the end), or `None` for none:
+/// `trusted.*` and `security.*` need root, and a file system may keep
+/// none.
+pub fn xattrs_notice(n: u64) -> Option<String> {
+    let what = if n == 1 {
+        "extended attribute was"
+    } else {
+        "extended attributes were"
+    };
+    (n > 0).then(|| {
+        format!(
+            "{n} {what} not restored: not permitted (trusted.* and security.* need root) or not supported where the restore wrote (run with -v to see which)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::Key;
+use crate::proto::xattrs::Xattrs;
 pub use crate::client::event::{Event, SessionError};
 use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, WirePath};
 
@@ -97,6 +98,9 @@ pub struct ClientSession {
     last_activity: Instant,
     /// Owner ids named to the server so far (backups).
     announced: proto::owners::Announced,
+    /// Extended attributes for the next file or directory sent
+    /// ([`Self::attach_xattrs`]).
+    xattrs: Option<Box<Xattrs>>,
 }
 
 impl ClientSession {
@@ -126,6 +130,7 @@ impl ClientSession {
             hello_deadline: now + HELLO_TIMEOUT,
             last_activity: now,
             announced: proto::owners::Announced::new(),
+            xattrs: None,
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
@@ -181,6 +186,34 @@ impl ClientSession {
         id
     }
 
+    /// The id of an entry that may carry extended attributes: an `Xattrs`
+    /// frame with them goes out first when some are attached.
+    fn entry_id(&mut self, path: &WirePath) -> u32 {
+        let id = self.id();
+        if let Some(attrs) = self.xattrs.take() {
+            self.push(&Frame::Xattrs {
+                id,
+                path: path.clone(),
+                attrs: *attrs,
+            });
+        }
+        id
+    }
+
+    /// The id of an entry that carries no extended attributes (a stray
+    /// attached set is dropped: it was not this entry's).
+    fn plain_id(&mut self) -> u32 {
+        self.xattrs = None;
+        self.id()
+    }
+
+    /// Attaches extended attributes to the next directory or file sent
+    /// ([`Self::send_dir`], [`Self::send_file`], [`Self::send_file_from`]):
+    /// an `Xattrs` frame goes right before its header.
+    pub fn attach_xattrs(&mut self, attrs: Option<Box<Xattrs>>) {
+        self.xattrs = attrs;
+    }
+
     /// Queues a `Names` frame before an entry with `meta` when it uses an
     /// id not named yet on this connection and `user` or `group` names it
     /// (each asked at most once per id; see [`crate::proto::owners`]).
@@ -197,14 +230,14 @@ impl ClientSession {
 
     /// Queues a directory entry; returns its id.
     pub fn send_dir(&mut self, path: WirePath, meta: Meta) -> u32 {
-        let id = self.id();
+        let id = self.entry_id(&path);
         self.push(&Frame::Dir { id, path, meta });
         id
     }
 
     /// Queues a symlink entry; returns its id.
     pub fn send_symlink(&mut self, path: WirePath, target: Vec<u8>, meta: Meta) -> u32 {
-        let id = self.id();
+        let id = self.plain_id();
         self.push(&Frame::Symlink {
             id,
             path,
@@ -216,7 +249,7 @@ impl ClientSession {
 
     /// Queues a FIFO, socket or device entry; returns its id.
     pub fn send_special(&mut self, path: WirePath, kind: EntryKind, rdev: u64, meta: Meta) -> u32 {
-        let id = self.id();
+        let id = self.plain_id();
         self.push(&Frame::Special {
             id,
             path,
@@ -230,7 +263,7 @@ impl ClientSession {
     /// Queues a hard link: `path` is another name of the file sent (or
     /// stored) at `target`, of `size` bytes and `meta`'s mtime.
     pub fn send_link(&mut self, path: WirePath, target: WirePath, meta: Meta, size: u64) -> u32 {
-        let id = self.id();
+        let id = self.plain_id();
         self.push(&Frame::Link {
             id,
             path,
@@ -252,7 +285,7 @@ impl ClientSession {
     /// dense file) after [`Self::poll_transmit`] is drained, and call
     /// [`Self::send_file_end`].
     pub fn send_file(&mut self, path: WirePath, meta: Meta, size: u64, layout: Layout) -> u32 {
-        let id = self.id();
+        let id = self.entry_id(&path);
         self.push(&Frame::File {
             id,
             path,
@@ -274,7 +307,7 @@ impl ClientSession {
         offset: u64,
         layout: Layout,
     ) -> u32 {
-        let id = self.id();
+        let id = self.entry_id(&path);
         self.push(&Frame::FileFrom {
             id,
             path,
@@ -649,6 +682,9 @@ impl ClientSession {
                 if matches!(self.streams.front(), Some(Pending::Restore(_))) =>
             {
                 self.events.push_back(Event::Names { users, groups });
+            }
+            (State::Ready, Frame::Xattrs { id, path, attrs }) if self.current_restore(id) => {
+                self.events.push_back(Event::Xattrs { id, path, attrs });
             }
             (State::Ready, Frame::Dir { id, path, meta }) if self.current_restore(id) => {
                 self.events.push_back(Event::Dir { id, path, meta });

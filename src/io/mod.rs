@@ -13,6 +13,7 @@ pub mod store;
 pub mod timers;
 pub mod transfer;
 pub mod worker;
+pub mod xattrs;
 
 /// An I/O error as a person reads it: `No space left on device`, without
 /// Rust's ` (os error 28)` suffix.

@@ -9,6 +9,7 @@ use super::frame::{
 };
 use super::kind::Kind;
 use super::path::{PathError, WirePath};
+use super::xattrs::{Xattrs, MAX_XATTRS};
 use super::{HEADER_LEN, MAGIC, MAX_EXTENTS, MAX_MESSAGE, MAX_PAYLOAD};
 
 /// Why bytes could not be decoded. Every variant is the peer's fault.
@@ -227,6 +228,7 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                     size: r.u64("size")?,
                     target: r.link_target()?,
                     rdev: r.rdev(kind)?,
+                    xattrs: r.xattr_digest(kind)?,
                 });
             }
             Frame::Manifest { id, entries }
@@ -293,6 +295,11 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
         Kind::Names => Frame::Names {
             users: r.names("users")?,
             groups: r.names("groups")?,
+        },
+        Kind::Xattrs => Frame::Xattrs {
+            id: r.u32("id")?,
+            path: r.path()?,
+            attrs: r.xattrs()?,
         },
     })
 }
@@ -424,6 +431,33 @@ impl<'a> Reader<'a> {
             out.push((id, name));
         }
         Ok(out)
+    }
+
+    /// A count and that many (name, value) pairs, sorted by name and
+    /// within every bound of [`super::xattrs`]. Nothing is reserved from
+    /// the count: each pair takes at least 8 bytes of a bounded payload.
+    fn xattrs(&mut self) -> Result<Xattrs, DecodeError> {
+        let n = self.u32("xattrs")?;
+        if n as usize > MAX_XATTRS {
+            return Err(DecodeError::Invalid("xattrs"));
+        }
+        let mut pairs = Vec::new();
+        for _ in 0..n {
+            let name = self.bytes("xattr name")?;
+            let value = self.bytes("xattr value")?;
+            pairs.push((name, value));
+        }
+        Xattrs::from_sorted(pairs).map_err(|_| DecodeError::Invalid("xattrs"))
+    }
+
+    /// The xattr digest that follows a file's or directory's manifest
+    /// entry; other kinds have none on the wire (0).
+    fn xattr_digest(&mut self, kind: EntryKind) -> Result<u64, DecodeError> {
+        if has_xattrs(kind) {
+            self.u64("xattrs")
+        } else {
+            Ok(0)
+        }
     }
 
     /// The device number that follows a device's entry; other kinds
@@ -578,6 +612,9 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.u64(e.size);
                 w.bytes(&e.target);
                 w.rdev(e.kind, e.rdev);
+                if has_xattrs(e.kind) {
+                    w.u64(e.xattrs);
+                }
             }
         }
         Frame::Need { id, bits, resume } => {
@@ -650,6 +687,15 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.names(users);
             w.names(groups);
         }
+        Frame::Xattrs { id, path, attrs } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.u32(attrs.len() as u32);
+            for (name, value) in attrs.pairs() {
+                w.bytes(name);
+                w.bytes(value);
+            }
+        }
     }
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
@@ -719,6 +765,12 @@ impl Writer<'_> {
             self.bytes(name);
         }
     }
+}
+
+/// Whether a manifest entry of `kind` carries an xattr digest: rsb keeps
+/// the extended attributes of files and directories only.
+pub fn has_xattrs(kind: EntryKind) -> bool {
+    matches!(kind, EntryKind::File | EntryKind::Dir)
 }
 
 /// Encodes one frame into a fresh buffer.

@@ -212,6 +212,9 @@ pub struct ManifestEntry {
     /// Device number (`st_rdev`, see [`make_dev`]) of a device; 0 for
     /// every other kind (and not on the wire for them).
     pub rdev: u64,
+    /// The [`super::xattrs::digest`] of a file's or directory's extended
+    /// attributes, 0 for none (and not on the wire for other kinds).
+    pub xattrs: u64,
 }
 
 /// A frame. Each variant is one kind in the table of [`super::kind`],
@@ -473,6 +476,17 @@ pub enum Frame {
         users: Vec<(u32, Vec<u8>)>,
         /// (gid, group name) pairs, names bounded the same way.
         groups: Vec<(u32, Vec<u8>)>,
+    },
+    /// Either side, right before the entry frame of the same id and path:
+    /// that entry's extended attributes (see [`super::xattrs`]). An entry
+    /// without one has none.
+    Xattrs {
+        /// Id of the entry it belongs to.
+        id: u32,
+        /// Path of that entry.
+        path: WirePath,
+        /// The attributes, sorted by name and bounded.
+        attrs: super::xattrs::Xattrs,
     },
     /// Server: the `Verify` with this id is complete. Each damaged or
     /// unreadable file was reported before it with `Failed`.

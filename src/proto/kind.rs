@@ -136,6 +136,8 @@ kinds! {
     Special = 33, Both, body: false;
     /// User and group names of ids that entries use.
     Names = 34, Both, body: false;
+    /// The extended attributes of the entry frame that follows.
+    Xattrs = 35, Both, body: false;
     /// A hard link: another name of a file already sent.
     Link = 36, Both, body: false;
 }

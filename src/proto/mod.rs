@@ -174,6 +174,7 @@ pub mod frame;
 pub mod kind;
 pub mod owners;
 pub mod path;
+pub mod xattrs;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{

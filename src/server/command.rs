@@ -165,6 +165,14 @@ pub enum Command {
         /// (gid, group name) pairs.
         groups: Vec<(u32, Vec<u8>)>,
     },
+    /// Keep the extended attributes of an `Xattrs` frame for the file or
+    /// directory at `path`, which comes next.
+    Xattrs {
+        /// The entry's path.
+        path: WirePath,
+        /// Its attributes.
+        attrs: crate::proto::xattrs::Xattrs,
+    },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
 }
@@ -232,6 +240,16 @@ pub enum Completion {
         id: u32,
         /// The entry.
         item: ListItem,
+    },
+    /// The extended attributes of the restored entry that comes next (a
+    /// file, an offer or a directory at `path`): an `Xattrs` frame.
+    Xattrs {
+        /// Id of the `Restore`.
+        id: u32,
+        /// Path of the entry.
+        path: WirePath,
+        /// Its attributes.
+        attrs: crate::proto::xattrs::Xattrs,
     },
     /// In a restore, before the entry with `meta`: the names its owner
     /// and group were stored with; the session sends a `Names` frame for

@@ -9,6 +9,10 @@
 //! metadata record (see [`super::record`]) is compared as the device it
 //! stands for: the shell reads the record and says so in [`StoredStat`].
 //!
+//! A file's or directory's extended attributes are compared by digest:
+//! the manifest's against the one in the stored entry's metadata record
+//! (none without a record).
+//!
 //! The mode compared is the entry's real one: the one in its metadata
 //! record when it has one (see [`super::modes`]), else the one on disk.
 //!
@@ -73,8 +77,13 @@ pub fn unchanged(
                     .flatten();
                 let uid = rec.as_ref().and_then(|r| r.uid).unwrap_or(stored.meta.uid);
                 let gid = rec.as_ref().and_then(|r| r.gid).unwrap_or(stored.meta.gid);
+                // Another name's attributes are its inode's, compared with
+                // the first name's entry.
+                let xattrs = entry.kind == EntryKind::HardLink
+                    || rec.as_ref().map_or(0, |r| r.xattrs) == entry.xattrs;
                 modes::real(stored.meta.mode, rec.map(|r| r.mode)) == entry.meta.mode & 0o7777
                     && same_owner(entry.meta, uid, gid)
+                    && xattrs
             }
         }
 }

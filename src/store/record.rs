@@ -9,6 +9,9 @@
 //!   mode or owner on disk is not its real one, or whose owner's names the
 //!   client sent (`v1 mode=0444 uid=1000 gid=100 user=ann group=users`):
 //!   see [`super::modes`] for when that is.
+//!   It also says, with `xattrs=` and the set's digest, that the entry
+//!   has extended attributes of the client's, each kept as
+//!   `user.rsb.x.<name>` ([`stored_xattr_name`]).
 //!   It also stands on the empty regular file that replaces a device a
 //!   server not running as root cannot make (`v1 mode=0660 kind=blk
 //!   rdev=8:1`: the kind, and the device's major and minor numbers).
@@ -91,6 +94,27 @@ pub struct MetaRecord {
     /// What the entry really is and its device number, when it is a
     /// metadata-only stand-in for a special file (`kind=` and `rdev=`).
     pub special: Option<(EntryKind, u64)>,
+    /// The [`crate::proto::xattrs::digest`] of the client's extended
+    /// attributes kept on the entry, 0 for none (`xattrs=`, 16 hex digits).
+    pub xattrs: u64,
+}
+
+/// The prefix every extended attribute of a client's is stored under: a
+/// client's own `user.rsb.crc32c` is `user.rsb.x.user.rsb.crc32c` in the
+/// store, never rsb's record.
+pub const XATTR_PREFIX: &[u8] = b"user.rsb.x.";
+
+/// The name a client's attribute `name` is stored under.
+pub fn stored_xattr_name(name: &[u8]) -> Vec<u8> {
+    let mut n = Vec::with_capacity(XATTR_PREFIX.len() + name.len());
+    n.extend_from_slice(XATTR_PREFIX);
+    n.extend_from_slice(name);
+    n
+}
+
+/// The client's name of a stored attribute, if it is one of a client's.
+pub fn client_xattr_name(stored: &[u8]) -> Option<&[u8]> {
+    stored.strip_prefix(XATTR_PREFIX).filter(|n| !n.is_empty())
 }
 
 /// The `kind=` word of each special kind.
@@ -138,6 +162,9 @@ impl MetaRecord {
                 ));
             }
         }
+        if self.xattrs != 0 {
+            s.push_str(&format!(" xattrs={:016x}", self.xattrs));
+        }
         s
     }
 
@@ -178,6 +205,13 @@ impl MetaRecord {
                         return None;
                     }
                     once(&mut rdev, make_dev(major, minor))?;
+                }
+                "xattrs" => {
+                    let d = u64::from_str_radix(value, 16).ok()?;
+                    if d == 0 || value.len() != 16 || r.xattrs != 0 {
+                        return None;
+                    }
+                    r.xattrs = d;
                 }
                 _ => {}
             }
@@ -306,6 +340,36 @@ mod tests {
             MetaRecord::decode(format!("v1 mode=0644 user={}", "a".repeat(256)).as_bytes())
                 .is_none()
         );
+    }
+
+    /// Issue 10: a record says the entry has the client's xattrs, and
+    /// their stored names never meet rsb's own.
+    #[test]
+    fn the_xattr_digest_is_recorded_and_stored_names_are_prefixed() {
+        let r = MetaRecord {
+            xattrs: 0x0123_4567_89ab_cdef,
+            ..MetaRecord::mode(0o644)
+        };
+        assert_eq!(r.encode(), "v1 mode=0644 xattrs=0123456789abcdef");
+        assert_eq!(MetaRecord::decode(r.encode().as_bytes()), Some(r));
+        for junk in [
+            &b"v1 mode=0644 xattrs=0000000000000000"[..],
+            b"v1 mode=0644 xattrs=12",
+            b"v1 mode=0644 xattrs=0123456789abcdef xattrs=0123456789abcdef",
+            b"v1 mode=0644 xattrs=zz23456789abcdef",
+        ] {
+            assert_eq!(MetaRecord::decode(junk), None, "{junk:?}");
+        }
+        assert_eq!(
+            stored_xattr_name(b"user.rsb.crc32c"),
+            b"user.rsb.x.user.rsb.crc32c"
+        );
+        assert_eq!(
+            client_xattr_name(b"user.rsb.x.security.capability"),
+            Some(&b"security.capability"[..])
+        );
+        assert_eq!(client_xattr_name(b"user.rsb.crc32c"), None);
+        assert_eq!(client_xattr_name(b"user.rsb.x."), None);
     }
 
     #[test]

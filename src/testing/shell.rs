@@ -145,6 +145,7 @@ impl FakeShell {
             Command::Mkdir { .. }
             | Command::Symlink { .. }
             | Command::LearnNames { .. }
+            | Command::Xattrs { .. }
             | Command::Special { .. }
             | Command::Link { .. } => Vec::new(),
             Command::BeginFile {

@@ -173,6 +173,7 @@ pub fn backup(
             let (id, size) = match e.kind {
                 EntryKind::Dir => {
                     name_owners(link, &e.meta, &accounts);
+                    link.session().attach_xattrs(e.xattrs.clone());
                     (link.session().send_dir(e.wire.clone(), e.meta), 0)
                 }
                 EntryKind::Symlink => {
@@ -196,6 +197,7 @@ pub fn backup(
                 // this backup: its mtime makes the next one send it.
                 EntryKind::File if e.size == 0 => {
                     name_owners(link, &e.meta, &accounts);
+                    link.session().attach_xattrs(e.xattrs.clone());
                     let id = link
                         .session()
                         .send_file(e.wire.clone(), e.meta, 0, Layout::Dense);
@@ -219,6 +221,7 @@ pub fn backup(
                         // header and its end go out with the frames
                         // around them, in the same writes.
                         name_owners(link, &meta, &accounts);
+                        link.session().attach_xattrs(e.xattrs.clone());
                         let id = link
                             .session()
                             .send_file(e.wire.clone(), meta, 0, Layout::Dense);
@@ -232,6 +235,7 @@ pub fn backup(
                                 let layout = tx.layout().clone();
                                 let body = layout.body_len(size, offset);
                                 name_owners(link, &meta, &accounts);
+                                link.session().attach_xattrs(e.xattrs.clone());
                                 let id = if offset > 0 {
                                     link.session().send_file_from(
                                         e.wire.clone(),

@@ -29,6 +29,7 @@ use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::owners::Book;
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta, WirePath};
 
 /// The target of restoring `source` into `dest`, looking at the disk.
@@ -243,6 +244,9 @@ pub fn restore(
     if let Some(notice) = owners::kept_notice(stager.owners_kept()) {
         eprintln!("rsb-client: warning: {notice}");
     }
+    if let Some(notice) = restore::xattrs_notice(stager.xattrs_refused()) {
+        eprintln!("rsb-client: warning: {notice}");
+    }
     if res.is_ok() && rep.counts.failed == failed_before {
         top.finished();
     }
@@ -273,6 +277,10 @@ fn receive(
     let mut batch_bytes = 0u64;
     // The symlinks sent so far in this restore, where they were put.
     let mut links = Links::new();
+    // The extended attributes of the file or directory that comes next,
+    // by its server path: an offered file's come before its offer and
+    // are used by the `File` that follows it.
+    let mut xattrs: Option<(WirePath, Xattrs)> = None;
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
         if let Some(size) = link.session().wants_body() {
@@ -293,14 +301,34 @@ fn receive(
             link.step(None)?;
         }
         while let Some(ev) = link.session().poll_event() {
+            // Attributes are for the entry right after them (or the file
+            // its offer announced).
+            let attrs = match &ev {
+                Event::Xattrs { .. } | Event::Names { .. } => None,
+                Event::Offer { path, .. } => {
+                    xattrs = xattrs.take().filter(|(p, _)| p == path);
+                    None
+                }
+                Event::Dir { path, .. } | Event::File { path, .. } => {
+                    xattrs.take().filter(|(p, _)| p == path).map(|(_, a)| a)
+                }
+                _ => {
+                    xattrs = None;
+                    None
+                }
+            };
             match ev {
                 Event::Names { users, groups } => rules.book.learn(users, groups),
+                Event::Xattrs { path, attrs, .. } => xattrs = Some((path, attrs)),
                 Event::Dir { path, meta, .. } => {
                     let meta = rules.local(meta);
                     let Some(p) = map(&t.prefix, &path, EntryKind::Dir, &links, rep, stager) else {
                         continue;
                     };
                     top.entry(&t.prefix, &p, EntryKind::Dir);
+                    if let Some(a) = attrs {
+                        stager.set_xattrs(p.clone(), a);
+                    }
                     if let Err(e) = stager.mkdir(&p, meta) {
                         rep.fail(&e.path, &describe(&e.error));
                     }
@@ -406,6 +434,9 @@ fn receive(
                         }
                     }
                     let body = layout.body_len(size, offset);
+                    if let Some(a) = attrs {
+                        stager.set_xattrs(p.clone(), a);
+                    }
                     let started = if offset > 0 {
                         stager.resume_file(id, &p, meta, size, offset)
                     } else {

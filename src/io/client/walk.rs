@@ -10,7 +10,15 @@
 //! still an entry, as with `rsync -x`); a directory that is the server's
 //! store ([`WalkOptions::exclude`]) is left out with its contents.
 //!
-//! It only reads (`lstat`, `readdir`, `readlink`); it never follows a symlink,
+//! The extended attributes of files and directories (ACLs and
+//! capabilities among them) are read with the entry (`llistxattr`, then
+//! `lgetxattr` for each); a set past the wire's bounds
+//! ([`crate::proto::xattrs`]) or one that cannot be read leaves the entry
+//! without any and is reported right after it as an error (exit 1), so
+//! the content is still backed up and nobody believes the attributes
+//! were. Symlinks, FIFOs, sockets and devices keep none.
+//!
+//! It only reads (`lstat`, `readdir`, `readlink`, the attributes); it never follows a symlink,
 //! never opens file contents and never decides what to send: the planner
 //! (`client/plan.rs`) does.
 //! Memory is bounded by the depth of the tree times the width of one
@@ -27,6 +35,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::libc;
 
 use crate::client::ui::LocalTime;
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta, Time, WirePath};
 
 /// Why an entry of a file type Linux does not have is not backed up.
@@ -196,6 +205,7 @@ impl Walk {
             // root could not be stored below it.
             let item = match fs::metadata(&ancestor) {
                 Ok(md) if md.is_dir() => WalkItem::Entry(LocalEntry {
+                    xattrs: self.xattrs(&ancestor),
                     local: ancestor.clone(),
                     wire: ancestor_wire.clone(),
                     kind: EntryKind::Dir,
@@ -280,7 +290,13 @@ impl Walk {
             },
             _ => (0, Vec::new()),
         };
+        let xattrs = if crate::proto::codec::has_xattrs(kind) {
+            self.xattrs(&local)
+        } else {
+            None
+        };
         WalkItem::Entry(LocalEntry {
+            xattrs,
             local,
             wire,
             kind,
@@ -291,6 +307,24 @@ impl Walk {
             // A file of several names: the planner sends it once a run.
             inode: (kind == EntryKind::File && md.nlink() > 1).then(|| (md.dev(), md.ino())),
         })
+    }
+}
+
+impl Walk {
+    /// The extended attributes of the file or directory at `local`; a set
+    /// that cannot be read or sent is reported right after the entry
+    /// (queued), and the entry goes without.
+    fn xattrs(&mut self, local: &Path) -> Option<Box<Xattrs>> {
+        match crate::io::xattrs::read_path(local) {
+            Ok(x) => x.map(Box::new),
+            Err(e) => {
+                self.queue.push_back(WalkItem::Error {
+                    path: local.to_path_buf(),
+                    error: io::Error::other(format!("extended attributes not kept: {e}")),
+                });
+                None
+            }
+        }
     }
 }
 

@@ -34,7 +34,9 @@ use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable::count_fsync;
-use super::stage::{omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager};
+use super::stage::{
+    omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager, XattrStep,
+};
 use super::{tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::owners::Book;
@@ -111,7 +113,7 @@ impl Stager {
                 .filter_map(|s| s.path.parent())
                 .chain(links.iter().filter_map(|l| l.path.parent()));
             let stand_ins = self.displaced.iter().map(|d| d.parent.clone());
-            let made = dirs.iter().map(|(p, _)| p.clone());
+            let made = dirs.iter().map(|(p, _, _)| p.clone());
             for p in parents.chain(stand_ins).chain(made) {
                 let mut cur = Some(p);
                 while let Some(p) = cur {
@@ -299,10 +301,10 @@ impl Stager {
         }
         // Deepest first: setting a child's mtime changes nothing above it,
         // but creating it did, so parents are stamped last.
-        dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-        for (path, meta) in dirs {
+        dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
+        for (path, meta, xattrs) in dirs {
             let res = self.ns.tree.dir(&path).and_then(|fd| {
-                self.set_mode(fd.as_fd(), EntryKind::Dir, &meta)
+                self.set_mode(fd.as_fd(), EntryKind::Dir, &meta, XattrStep::Written(xattrs))
                     .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(&path), e))?;
                 stat::futimens(fd.as_raw_fd(), &omit(), &timespec(&meta))
                     .map_err(|e| FsError::errno("utimes", self.ns.tree.show(&path), e))
@@ -455,7 +457,7 @@ fn create_empty(
             let r = Recorded { crc: 0, size: 0 };
             xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
         }
-        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta, book)?;
+        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta, book, XattrStep::NONE)?;
         stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
         if fsync {
             unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;

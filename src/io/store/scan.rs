@@ -12,7 +12,7 @@
 //! Must not write anything.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -30,6 +30,7 @@ use crate::io::{kind_of, meta_of};
 use crate::proto::bits::NeedBits;
 use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::path::is_tmp_name;
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, ListItem, ManifestEntry, Meta, WirePath};
 use crate::store::compare::{self, StoredStat};
 use crate::store::modes;
@@ -218,15 +219,27 @@ impl Namespace {
     /// [`Self::stored_meta`] and the owner's names recorded with it, for a
     /// restore: the record is looked for whatever the sticky bit says, as
     /// names are kept without it (see [`crate::store::modes`]).
+    /// With them, the digest of the client's extended attributes kept
+    /// on it (0: none; [`Self::stored_xattrs`] reads them).
     pub fn stored_owner(
         &self,
         path: &WirePath,
         st: &FileStat,
-    ) -> (Meta, Option<Vec<u8>>, Option<Vec<u8>>) {
+    ) -> (Meta, Option<Vec<u8>>, Option<Vec<u8>>, u64) {
         let r = self.record(path, st);
         let meta = with_record(disk_meta(st), r.as_ref());
-        let (user, group) = r.map(|r| (r.user, r.group)).unwrap_or_default();
-        (meta, user, group)
+        let (user, group, xattrs) = r
+            .map(|r| (r.user, r.group, r.xattrs))
+            .unwrap_or_default();
+        (meta, user, group, xattrs)
+    }
+
+    /// The client's extended attributes kept on the stored directory at
+    /// `path` (prefix stripped), `None` for none.
+    pub fn stored_xattrs(&self, path: &WirePath) -> Result<Option<Xattrs>, FsError> {
+        let fd = self.tree.dir(path)?;
+        xattr::stored_xattrs(fd.as_fd())
+            .map_err(|e| FsError::errno("getxattr", self.tree.show(path), e))
     }
 
     /// The metadata record of the stored file or directory at `path`.

@@ -38,6 +38,7 @@ use super::{partial, special, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::owners::Book;
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Layout, Meta, WirePath};
 use crate::store::record::Recorded;
 use crate::store::resume;
@@ -81,6 +82,8 @@ pub struct Incoming {
     /// a sparse file is given its full size when its body is in, so the
     /// hole at its end exists too.
     pub layout: Layout,
+    /// Its extended attributes, given at [`Stager::finish_file`].
+    xattrs: Option<Box<Xattrs>>,
     tmp: Vec<u8>,
     /// `path` as a person would write it.
     shown: Shown,
@@ -180,7 +183,7 @@ pub struct StageOptions {
 }
 
 mod apply;
-pub(super) use apply::{chown, chown_if_allowed, Applied};
+pub(super) use apply::{chown, chown_if_allowed, Applied, XattrStep};
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
@@ -196,8 +199,13 @@ pub struct Stager {
     pub(super) staged: Vec<Staged>,
     /// Hard links to make at the commit, in the order they came.
     pub(super) links: Vec<PendingLink>,
-    pub(super) dirs: Vec<(WirePath, Meta)>,
+    /// Directories to give their metadata at the commit, with the digest
+    /// of the attributes they were given when made.
+    pub(super) dirs: Vec<(WirePath, Meta, u64)>,
     incoming: Option<Incoming>,
+    /// The extended attributes of the entry that comes next (an `Xattrs`
+    /// frame goes right before it), for that path only.
+    xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
     /// The directory the last entry went into, kept open.
     pub(super) parent: Option<(WirePath, OwnedFd)>,
@@ -207,8 +215,9 @@ pub struct Stager {
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
     /// Entries whose set-user-ID or set-group-ID bit was cleared, and
     /// entries that could not be given their owner (two `u32`s: a
-    /// connection's state stays small, see `rsb_conn`'s size test).
-    left_out: std::cell::Cell<[u32; 2]>,
+    /// connection's state stays small, see `rsb_conn`'s size test), and
+    /// extended attributes a restore could not set.
+    left_out: std::cell::Cell<[u32; 3]>,
     /// The owner names the client sent ([`StageOptions::keep_owners`]).
     pub(super) names: Book,
     /// A search for partials to free room found none (see `make_room`).
@@ -231,10 +240,11 @@ impl Stager {
             links: Vec::new(),
             dirs: Vec::new(),
             incoming: None,
+            xattrs: None,
             displaced: Vec::new(),
             parent: None,
             touched: Vec::new(),
-            left_out: std::cell::Cell::new([0, 0]),
+            left_out: std::cell::Cell::new([0, 0, 0]),
             names: Book::new(),
             reclaim_failed: false,
             fsync_files: std::cell::OnceCell::new(),
@@ -252,6 +262,26 @@ impl Stager {
     /// ([`StageOptions::set_owners`]).
     pub fn owners_kept(&self) -> u64 {
         u64::from(self.left_out.get()[1])
+    }
+
+    /// How many extended attributes a restore could not set or remove
+    /// (not permitted, or not supported where it writes).
+    pub fn xattrs_refused(&self) -> u64 {
+        u64::from(self.left_out.get()[2])
+    }
+
+    /// Keeps `attrs` for the entry at `path` that comes next (a file or a
+    /// directory); any other entry drops them.
+    pub fn set_xattrs(&mut self, path: WirePath, attrs: Xattrs) {
+        self.xattrs = Some((path, Box::new(attrs)));
+    }
+
+    /// The attributes kept for `path`, if they are for it.
+    fn take_xattrs(&mut self, path: &WirePath) -> Option<Box<Xattrs>> {
+        self.xattrs
+            .take()
+            .filter(|(p, _)| p == path)
+            .map(|(_, x)| x)
     }
 
     /// Takes in the pairs of a `Names` frame, for the records of the
@@ -407,9 +437,11 @@ impl Stager {
     /// there) and applies `meta` to it at the commit. Directories arrive
     /// after their contents, so nothing is written into them afterwards.
     pub fn mkdir(&mut self, path: &WirePath, meta: Meta) -> Result<(), FsError> {
+        let xattrs = self.take_xattrs(path);
         if path.is_root() {
             if self.opts.keep_root_meta {
-                self.dirs.push((path.clone(), meta));
+                let digest = self.dir_xattrs(path, xattrs.as_deref())?;
+                self.dirs.push((path.clone(), meta, digest));
             }
             return Ok(());
         }
@@ -429,8 +461,39 @@ impl Stager {
             Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
             Err(e) => return Err(FsError::errno("stat", self.ns.tree.show(path), e)),
         }
-        self.dirs.push((path.clone(), meta));
+        let digest = self.dir_xattrs(path, xattrs.as_deref())?;
+        self.dirs.push((path.clone(), meta, digest));
         Ok(())
+    }
+
+    /// Gives the directory at `path` exactly the attributes `set` now,
+    /// removing others it has: its contents came before it, and only the
+    /// digest is held until the commit (a batch of directories would
+    /// otherwise hold up to 56 KiB each). A directory with none and no
+    /// record saying it had some is left alone, at no syscall.
+    fn dir_xattrs(&mut self, path: &WirePath, set: Option<&Xattrs>) -> Result<u64, FsError> {
+        let fd = self.dir(path)?;
+        let had = || {
+            let st = stat::fstat(fd.as_raw_fd()).ok();
+            // A directory of a store that might have attributes says so
+            // with its sticky bit; a restored one may have any.
+            !self.opts.fake_super || st.is_none_or(|st| modes::may_have_record(st.st_mode))
+        };
+        if set.is_none() && !had() {
+            return Ok(0);
+        }
+        let place = if self.opts.fake_super {
+            super::xattr::XattrPlace::Stored
+        } else {
+            super::xattr::XattrPlace::Native
+        };
+        let refused = super::xattr::apply_xattrs(fd.as_fd(), set, place, true)
+            .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(path), e))?;
+        self.count(Applied {
+            xattrs_refused: refused,
+            ..Applied::default()
+        });
+        Ok(set.map_or(0, Xattrs::digest))
     }
 
     fn mkdir_in(&self, parent: RawFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
@@ -521,8 +584,8 @@ impl Stager {
         } else if self.opts.set_owners {
             chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
                 self.count(Applied {
-                    setid_cleared: false,
                     owner_kept: !ok,
+                    ..Applied::default()
                 });
             })
         } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
@@ -606,6 +669,7 @@ impl Stager {
         size: u64,
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
+        let xattrs = self.take_xattrs(path);
         let parent = self.parent_for_write(path)?;
         self.make_room(parent, size);
         let name = path.file_name().unwrap_or_default();
@@ -623,8 +687,9 @@ impl Stager {
         let (tmp, file) = match claimed {
             Some((tmp, fd)) => (tmp, Some(fd)),
             // An empty file gets no name and no inode until the commit
-            // makes it whole in one go (see `commit::create_empty`).
-            None if size == 0 => (Vec::new(), None),
+            // makes it whole in one go (see `commit::create_empty`), unless
+            // it has attributes to be given through a descriptor.
+            None if size == 0 && xattrs.is_none() => (Vec::new(), None),
             None => {
                 let tmp = tmp::fresh_tmp();
                 let fd = fcntl::openat(
@@ -655,6 +720,7 @@ impl Stager {
             crc: 0,
             prefix_pending: false,
             layout: Layout::Dense,
+            xattrs,
         }))
     }
 
@@ -710,6 +776,7 @@ impl Stager {
         offset: u64,
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
+        let xattrs = self.take_xattrs(path);
         let parent = self.parent_for_write(path)?;
         let name = path.file_name().unwrap_or_default();
         let tmp = names::partial_name(name, size, &meta);
@@ -745,6 +812,7 @@ impl Stager {
             crc,
             prefix_pending: defer && offset > 0,
             layout: Layout::Dense,
+            xattrs,
         }))
     }
 
@@ -790,7 +858,12 @@ impl Stager {
                     Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             }
-            self.set_mode(file.as_fd(), EntryKind::File, &inc.meta)
+            // A partial may hold attributes of an earlier attempt.
+            let xattrs = XattrStep::Write {
+                set: inc.xattrs.as_deref(),
+                stale: inc.partial,
+            };
+            self.set_mode(file.as_fd(), EntryKind::File, &inc.meta, xattrs)
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
@@ -851,8 +924,9 @@ impl Stager {
         fd: BorrowedFd<'_>,
         kind: EntryKind,
         meta: &Meta,
+        xattrs: XattrStep<'_>,
     ) -> Result<(), (&'static str, Errno)> {
-        let applied = self.opts.apply_mode(fd, kind, meta, &self.names)?;
+        let applied = self.opts.apply_mode(fd, kind, meta, &self.names, xattrs)?;
         self.count(applied);
         Ok(())
     }
@@ -860,10 +934,11 @@ impl Stager {
     /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]) and
     /// owners not given ([`StageOptions::set_owners`]).
     pub(super) fn count(&self, a: Applied) {
-        let [setid, owners] = self.left_out.get();
+        let [setid, owners, xattrs] = self.left_out.get();
         self.left_out.set([
             setid.saturating_add(u32::from(a.setid_cleared)),
             owners.saturating_add(u32::from(a.owner_kept)),
+            xattrs.saturating_add(a.xattrs_refused),
         ]);
     }
 

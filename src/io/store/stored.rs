@@ -20,6 +20,7 @@ use super::xattr;
 use crate::io::error::FsError;
 use crate::io::transfer::{crc_range, BodySender};
 use crate::io::{kind_of, meta_of};
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::modes;
 use crate::store::record::Recorded;
@@ -34,6 +35,9 @@ pub struct StoredFile {
     /// The owner's and group's names on the client, if recorded (boxed:
     /// most files have none, and a file travels in worker jobs).
     names: Option<Box<OwnerNames>>,
+    /// The digest of the client's extended attributes kept on it, 0 for
+    /// none (see [`Self::xattrs`]).
+    xattrs: u64,
 }
 
 /// The names of an owner and a group, where known.
@@ -63,6 +67,7 @@ impl StoredFile {
             meta,
             shown,
             names: None,
+            xattrs: 0,
         }
     }
 
@@ -76,6 +81,7 @@ impl StoredFile {
         let rec = xattr::meta(fd.as_fd());
         meta.mode = modes::real(meta.mode, rec.as_ref().map(|r| r.mode));
         let mut names = None;
+        let xattrs = rec.as_ref().map_or(0, |r| r.xattrs);
         if let Some(r) = rec {
             meta.uid = r.uid.unwrap_or(meta.uid);
             meta.gid = r.gid.unwrap_or(meta.gid);
@@ -90,6 +96,7 @@ impl StoredFile {
             fd,
             shown,
             names,
+            xattrs,
         })
     }
 
@@ -113,6 +120,16 @@ impl StoredFile {
     /// The names of its owner and group on the client, where recorded.
     pub fn owner_names(&self) -> OwnerNames {
         self.names.as_deref().cloned().unwrap_or_default()
+    }
+
+    /// The client's extended attributes kept on it (prefix stripped),
+    /// read only when its record says it has some.
+    pub fn xattrs(&self) -> Result<Option<Xattrs>, FsError> {
+        if self.xattrs == 0 {
+            return Ok(None);
+        }
+        xattr::stored_xattrs(self.fd.as_fd())
+            .map_err(|e| FsError::errno("getxattr", self.shown.text(), e))
     }
 
     /// Its path as a person would write it, for the log.
@@ -153,6 +170,7 @@ impl StoredFile {
             meta: self.meta,
             shown: self.shown.clone(),
             names: self.names.clone(),
+            xattrs: self.xattrs,
         })
     }
 

@@ -27,7 +27,9 @@ use nix::fcntl::{self, OFlag};
 use nix::sys::stat::Mode;
 
 use super::beneath::os;
-use crate::store::record::{MetaRecord, Recorded};
+use crate::io::xattrs::{self, On};
+use crate::proto::xattrs::Xattrs;
+use crate::store::record::{client_xattr_name, stored_xattr_name, MetaRecord, Recorded};
 
 /// The real-mode attribute's name.
 const META: &[u8] = b"user.rsb.meta\0";
@@ -214,4 +216,102 @@ mod tests {
         assert_eq!(meta_at(dir.as_raw_fd(), b"f"), None);
         assert_eq!(meta_at(dir.as_raw_fd(), b"missing"), None);
     }
+}
+
+/// Where an entry's extended attributes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrPlace {
+    /// Into a store: each under [`XATTR_PREFIX`], never taking effect
+    /// there (a capability or an ACL of a client's grants nothing on the
+    /// server); any failure fails the entry.
+    Stored,
+    /// Onto a restored entry, under their own names; what the restorer
+    /// may not set is counted, not fatal.
+    Native,
+}
+
+/// Gives the open `fd` exactly the attributes `set` (none for `None`) in
+/// `place`. With `stale`, attributes it had that `set` lacks are removed
+/// first (a directory or partial that existed before); a fresh file has
+/// none to look for. Natively, `user.rsb.*` (the restore's own markers)
+/// are never removed. `Ok(n)`: `n` attributes could not be set or
+/// removed natively.
+pub fn apply_xattrs(
+    fd: BorrowedFd<'_>,
+    set: Option<&Xattrs>,
+    place: XattrPlace,
+    stale: bool,
+) -> Result<u32, (&'static str, Errno)> {
+    let on = On::Fd(fd.as_raw_fd());
+    let mut refused = 0u32;
+    let native = place == XattrPlace::Native;
+    let has = |name: &[u8]| set.is_some_and(|s| s.get(name).is_some());
+    if stale {
+        let names = match xattrs::names(on) {
+            Ok(n) => n,
+            Err(Errno::ENOTSUP) => Vec::new(),
+            Err(e) if native => {
+                log::debug!("listxattr: {}", e.desc());
+                refused += 1;
+                Vec::new()
+            }
+            Err(e) => return Err(("listxattr", e)),
+        };
+        for name in names {
+            let gone = if native {
+                !name.starts_with(b"user.rsb.") && !has(&name)
+            } else {
+                client_xattr_name(&name).is_some_and(|c| !has(c))
+            };
+            if !gone {
+                continue;
+            }
+            match xattrs::remove(on, &name) {
+                Ok(()) => {}
+                Err(_) if native => refused += 1,
+                Err(e) => return Err(("removexattr", e)),
+            }
+        }
+    }
+    for (name, value) in set.map(Xattrs::pairs).unwrap_or_default() {
+        let r = if native {
+            xattrs::set(on, name, value)
+        } else {
+            xattrs::set(on, &stored_xattr_name(name), value)
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if native => {
+                log::debug!(
+                    "setxattr {}: {}",
+                    String::from_utf8_lossy(name),
+                    e.desc()
+                );
+                refused += 1;
+            }
+            Err(e) => return Err(("setxattr", e)),
+        }
+    }
+    Ok(refused)
+}
+
+/// The client's attributes kept on the stored `fd` (prefix stripped),
+/// `None` for none. Read only where the entry's record says it has some.
+pub fn stored_xattrs(fd: BorrowedFd<'_>) -> Result<Option<Xattrs>, Errno> {
+    let on = On::Fd(fd.as_raw_fd());
+    let mut pairs = Vec::new();
+    for name in xattrs::names(on)? {
+        let Some(client) = client_xattr_name(&name) else {
+            continue;
+        };
+        if let Some(value) = xattrs::get(on, &name)? {
+            pairs.push((client.to_vec(), value));
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    // What a store holds was checked when it came in; a set edited by
+    // hand past the bounds is not sent.
+    Xattrs::from_pairs(pairs).map(Some).map_err(|_| Errno::E2BIG)
 }

@@ -127,6 +127,9 @@ pub struct ServerSession {
     error: Option<String>,
     /// A restore's `Offer` (id, size) waiting for the client's `Want`.
     offer: Option<(u32, u64)>,
+    /// The id an `Xattrs` frame was for: the next frame must be that
+    /// entry's header.
+    xattrs_for: Option<u32>,
     /// Bytes of requests pipelined behind a streamed answer, read while
     /// looking for an offer's `Want`: handed back to the shell, to be
     /// parsed again, once the stream ended ([`Self::take_read_ahead`]).
@@ -166,6 +169,7 @@ impl ServerSession {
             last_activity: now,
             error: None,
             offer: None,
+            xattrs_for: None,
             read_ahead: Vec::new(),
             read_ahead_body: 0,
             nonce,
@@ -328,6 +332,7 @@ impl ServerSession {
                     self.push(&f);
                 }
             }
+            Completion::Xattrs { id, path, attrs } => self.push(&Frame::Xattrs { id, path, attrs }),
             Completion::RestoredDir { id, path, meta } => self.push(&Frame::Dir { id, path, meta }),
             Completion::RestoredSymlink {
                 id,
@@ -635,6 +640,20 @@ impl ServerSession {
     }
 
     fn handle_request(&mut self, frame: Frame) {
+        if let Some(want) = self.xattrs_for.take() {
+            let follows = match &frame {
+                Frame::Dir { id, .. } | Frame::File { id, .. } | Frame::FileFrom { id, .. } => {
+                    *id == want
+                }
+                _ => false,
+            };
+            if !follows {
+                return self.fail(
+                    ErrorCode::Unexpected,
+                    format!("extended attributes for request {want} not followed by its file or directory"),
+                );
+            }
+        }
         match frame {
             Frame::Dir { id, path, meta } => self.handle_dir(id, path, meta),
             Frame::Symlink {
@@ -682,6 +701,13 @@ impl ServerSession {
             Frame::Names { users, groups } => {
                 self.commands
                     .push_back(Command::LearnNames { users, groups });
+            }
+            Frame::Xattrs { id, path, attrs } => {
+                self.xattrs_for = Some(id);
+                // A read-only server refuses the entry that follows.
+                if !self.config.read_only {
+                    self.commands.push_back(Command::Xattrs { path, attrs });
+                }
             }
             f => self.fail(
                 ErrorCode::Unexpected,

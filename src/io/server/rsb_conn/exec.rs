@@ -43,6 +43,11 @@ impl RsbConn {
                         s.learn_names(users, groups);
                     }
                 }
+                Command::Xattrs { path, attrs } => {
+                    if let Some(s) = self.store.as_mut() {
+                        s.set_xattrs(path, attrs);
+                    }
+                }
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
                 Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
@@ -159,6 +164,7 @@ impl RsbConn {
             Command::OpenNamespace { .. }
             | Command::Abort
             | Command::LearnNames { .. }
+            | Command::Xattrs { .. }
             | Command::SendFrom { .. }
             | Command::SkipOffer { .. }
             | Command::Commit { .. }

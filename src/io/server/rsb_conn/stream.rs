@@ -48,6 +48,9 @@ pub(in crate::io::server) struct Level {
     pub(in crate::io::server) meta: Meta,
     /// The names its owner and group were stored with.
     pub(in crate::io::server) names: (Option<Vec<u8>>, Option<Vec<u8>>),
+    /// The digest of its extended attributes (0: none), read again when
+    /// it is sent, after its contents.
+    pub(in crate::io::server) xattrs: u64,
     pub(in crate::io::server) at: i64,
     pub(in crate::io::server) open: Option<Box<(DirCursor, VecDeque<DirName>)>>,
 }
@@ -358,6 +361,9 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                         });
                     }
                     if let Some(level) = w.stack.pop() {
+                        if level.xattrs != 0 {
+                            send_dir_xattrs(tree, w, &level.path, session);
+                        }
                         let (user, group) = level.names;
                         session.handle_completion(Completion::OwnerNames {
                             meta: level.meta,
@@ -396,6 +402,38 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
     (count, false)
 }
 
+/// Sends the extended attributes of the restored directory `rel` before
+/// its header; if they cannot be read, that is reported and the directory
+/// still goes out.
+fn send_dir_xattrs(
+    tree: &Namespace,
+    r: &mut RestoreStream,
+    rel: &WirePath,
+    session: &mut ServerSession,
+) {
+    let read = r
+        .base
+        .join_path(rel)
+        .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))
+        .and_then(|full| tree.stored_xattrs(&full));
+    match read {
+        Ok(Some(attrs)) => session.handle_completion(Completion::Xattrs {
+            id: r.id,
+            path: rel.clone(),
+            attrs,
+        }),
+        Ok(None) => {}
+        Err(e) => {
+            r.stats.failed += 1;
+            session.handle_completion(Completion::Failed {
+                id: r.id,
+                path: r.base.join_path(rel).unwrap_or_else(|_| rel.clone()),
+                message: format!("extended attributes: {}", e.short()),
+            });
+        }
+    }
+}
+
 /// Sends the header of one restored entry; a file also gets its sender.
 fn restore_entry(
     tree: &Namespace,
@@ -416,11 +454,12 @@ fn restore_entry(
     match kind {
         EntryKind::Dir => {
             let cursor = tree.dir_cursor(&full, 0)?;
-            let (meta, user, group) = tree.stored_owner(&full, &st);
+            let (meta, user, group, xattrs) = tree.stored_owner(&full, &st);
             r.stack.push(Level {
                 path: rel.clone(),
                 meta,
                 names: (user, group),
+                xattrs,
                 at: 0,
                 open: Some(Box::new((cursor, VecDeque::new()))),
             });
@@ -472,6 +511,13 @@ fn restore_entry(
             let (meta, size) = (file.meta(), file.size());
             let (user, group) = file.owner_names();
             session.handle_completion(Completion::OwnerNames { meta, user, group });
+            if let Some(attrs) = file.xattrs()? {
+                session.handle_completion(Completion::Xattrs {
+                    id: r.id,
+                    path: rel.clone(),
+                    attrs,
+                });
+            }
             if plan_file(size) == FilePlan::Offer {
                 // Large: the client may hold part of it from an earlier,
                 // interrupted restore. Ask before sending.

@@ -1,5 +1,8 @@
 //! How a staged entry gets its metadata: owner (given, recorded or kept),
-//! then the mode on disk and the `user.rsb.meta` record
+//! then its extended attributes (after `chown`, which clears a file
+//! capability; before `chmod`, since a mode without owner write makes
+//! `user.*` attributes unwritable for a restorer that is not root), then
+//! the mode on disk and the `user.rsb.meta` record
 //! ([`StageOptions::apply_mode`]). Part of [`super`], split off for
 //! length; it writes only through the descriptor it is given.
 
@@ -11,9 +14,10 @@ use nix::sys::stat;
 use nix::unistd;
 
 use super::super::beneath::os;
-use super::super::xattr;
+use super::super::xattr::{self, XattrPlace};
 use super::{is_root, set_disk_mode, StageOptions};
 use crate::proto::owners::{Book, UNKNOWN_ID};
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta};
 use crate::store::modes;
 use crate::store::record::MetaRecord;
@@ -25,6 +29,36 @@ pub(in crate::io::store) struct Applied {
     pub(in crate::io::store) setid_cleared: bool,
     /// The owner could not be given ([`StageOptions::set_owners`]).
     pub(in crate::io::store) owner_kept: bool,
+    /// Extended attributes a restore could not set or remove.
+    pub(in crate::io::store) xattrs_refused: u32,
+}
+
+/// What becomes of an entry's extended attributes as its metadata is
+/// applied.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::io::store) enum XattrStep<'a> {
+    /// Already on it (a directory gets them when it is made): only their
+    /// digest goes into the record.
+    Written(u64),
+    /// To be given exactly `set`; `stale`: it may hold others to remove.
+    Write {
+        /// The attributes, `None` for none.
+        set: Option<&'a Xattrs>,
+        /// Whether it existed before (a partial, a directory).
+        stale: bool,
+    },
+}
+
+impl XattrStep<'_> {
+    /// Nothing to write and nothing recorded: a fresh entry without any.
+    pub(in crate::io::store) const NONE: XattrStep<'static> = XattrStep::Written(0);
+
+    fn digest(&self) -> u64 {
+        match self {
+            XattrStep::Written(d) => *d,
+            XattrStep::Write { set, .. } => set.map_or(0, Xattrs::digest),
+        }
+    }
 }
 
 /// `fchown` of the open `fd`, or `fchownat(AT_SYMLINK_NOFOLLOW)` of `name`
@@ -88,6 +122,7 @@ impl StageOptions {
         kind: EntryKind,
         meta: &Meta,
         book: &Book,
+        xattrs: XattrStep<'_>,
     ) -> Result<Applied, (&'static str, Errno)> {
         let mut real = meta.mode & 0o7777;
         let mut applied = Applied::default();
@@ -95,11 +130,22 @@ impl StageOptions {
             applied.owner_kept = !chown_if_allowed(fd.as_raw_fd(), None, meta.uid, meta.gid)
                 .map_err(|e| ("chown", e))?;
         }
+        if let XattrStep::Write { set, stale } = xattrs {
+            let place = if self.fake_super {
+                XattrPlace::Stored
+            } else {
+                XattrPlace::Native
+            };
+            applied.xattrs_refused = xattr::apply_xattrs(fd, set, place, stale)?;
+        }
         if self.clear_setid || applied.owner_kept {
             (real, applied.setid_cleared) = modes::without_owner(real);
         }
         let disk = if self.fake_super {
-            let mut record = MetaRecord::mode(real);
+            let mut record = MetaRecord {
+                xattrs: xattrs.digest(),
+                ..MetaRecord::mode(real)
+            };
             if self.keep_owners {
                 if is_root() {
                     chown(fd.as_raw_fd(), None, meta.uid, meta.gid).map_err(|e| ("chown", e))?;
@@ -113,10 +159,13 @@ impl StageOptions {
                 record.group = book.group(meta.gid).map(<[u8]>::to_vec);
             }
             let mut disk = modes::on_disk(real, kind, is_root());
+            // The sticky bit says where a reader must look for the record:
+            // an owner on disk that is not the real one, or attributes.
             let owner_recorded = record.uid.is_some() || record.gid.is_some();
+            let marked = owner_recorded || record.xattrs != 0;
             let needed =
-                disk != real || owner_recorded || record.user.is_some() || record.group.is_some();
-            if owner_recorded {
+                disk != real || marked || record.user.is_some() || record.group.is_some();
+            if marked {
                 disk |= modes::RECORDED;
             }
             // A fresh file has no record to remove.
