@@ -40,6 +40,7 @@ fn request(kind: &str, id: u32, tree: &str) -> (Vec<u8>, u32) {
                     size: 7,
                     target: vec![],
                     rdev: 0,
+                    xattrs: 0,
                 }],
             }),
             id,

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use rsb::proto::codec::{decode, encode, to_vec};
+use rsb::proto::xattrs::Xattrs;
 use rsb::proto::{
     DecodeError, Decoded, EntryKind, ErrorCode, Extent, Frame, Kind, Layout, ListItem,
     ManifestEntry, Meta, Time, WirePath, MAX_TOKEN,
@@ -115,6 +116,29 @@ fn rdev_for(kind: EntryKind) -> impl Strategy<Value = u64> {
     }
 }
 
+fn xattr_digest_for(kind: EntryKind) -> impl Strategy<Value = u64> {
+    if rsb::proto::codec::has_xattrs(kind) {
+        any::<u64>().boxed()
+    } else {
+        Just(0).boxed()
+    }
+}
+
+/// A valid set of extended attributes: names in a namespace, values of
+/// any bytes.
+fn xattr_set() -> impl Strategy<Value = Xattrs> {
+    let name = (0usize..4, vec(1u8..=255, 1..=40)).prop_map(|(ns, rest)| {
+        let mut n = rsb::proto::xattrs::NAMESPACES[ns].to_vec();
+        n.extend(rest);
+        n
+    });
+    vec((name, vec(any::<u8>(), 0..64)), 0..6).prop_map(|mut pairs| {
+        pairs.sort();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Xattrs::from_sorted(pairs).expect("valid by construction")
+    })
+}
+
 fn error_code() -> impl Strategy<Value = ErrorCode> {
     // from_u16 maps what it does not know to Internal (9).
     (1u16..=9).prop_map(ErrorCode::from_u16)
@@ -130,16 +154,20 @@ fn manifest_entry() -> impl Strategy<Value = ManifestEntry> {
                 any::<u64>(),
                 target(),
                 rdev_for(kind),
+                xattr_digest_for(kind),
             )
         })
-        .prop_map(|(kind, path, meta, size, target, rdev)| ManifestEntry {
-            kind,
-            path,
-            meta,
-            size,
-            target,
-            rdev,
-        })
+        .prop_map(
+            |(kind, path, meta, size, target, rdev, xattrs)| ManifestEntry {
+                kind,
+                path,
+                meta,
+                size,
+                target,
+                rdev,
+                xattrs,
+            },
+        )
 }
 
 /// (size, offset) with offset <= size.
@@ -319,6 +347,9 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
         34 => (vec(owner_name(), 0..4), vec(owner_name(), 0..4))
             .prop_map(|(users, groups)| Frame::Names { users, groups })
             .boxed(),
+        35 => (any::<u32>(), path(), xattr_set())
+            .prop_map(|(id, path, attrs)| Frame::Xattrs { id, path, attrs })
+            .boxed(),
         _ => return None,
     })
 }
@@ -370,7 +401,8 @@ fn all_variants(f: &Frame) {
         | Frame::Verify { .. }
         | Frame::Verified { .. }
         | Frame::Progress { .. }
-        | Frame::Names { .. } => {}
+        | Frame::Names { .. }
+        | Frame::Xattrs { .. } => {}
     }
 }
 

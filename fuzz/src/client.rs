@@ -74,6 +74,7 @@ pub fn client_session(data: &[u8]) {
             size: 0,
             target: Vec::new(),
             rdev: 0,
+            xattrs: 0,
         };
         manifests.insert(c.send_manifest(vec![
             entry(EntryKind::File, "d/f"),
@@ -172,7 +173,8 @@ pub fn client_session(data: &[u8]) {
                     Event::Welcome { .. }
                     | Event::Refused { .. }
                     | Event::Failed { .. }
-                    | Event::Names { .. } => {}
+                    | Event::Names { .. }
+                    | Event::Xattrs { .. } => {}
                 }
             }
             if c.is_closed() {

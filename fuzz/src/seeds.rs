@@ -50,6 +50,7 @@ pub fn every_frame() -> Vec<Frame> {
             Vec::new()
         },
         rdev: if kind == EntryKind::CharDev { 0x103 } else { 0 },
+        xattrs: 0,
     };
     vec![
         Frame::Hello {
@@ -198,6 +199,15 @@ pub fn every_frame() -> Vec<Frame> {
             bytes: 5,
         },
         names(),
+        Frame::Xattrs {
+            id: 12,
+            path: WirePath::new(b"a/f".to_vec()).expect("valid"),
+            attrs: rsb::proto::xattrs::Xattrs::from_pairs(vec![
+                (b"user.color".to_vec(), b"blue".to_vec()),
+                (b"security.capability".to_vec(), vec![1, 0, 0, 2]),
+            ])
+            .expect("valid"),
+        },
     ]
 }
 
@@ -292,6 +302,7 @@ fn client_stream(hello_nonce: Vec<u8>, proof: Option<Vec<u8>>) -> Vec<u8> {
                 size: 5,
                 target: Vec::new(),
                 rdev: 0,
+                xattrs: 0,
             }],
         },
         Frame::Verify {

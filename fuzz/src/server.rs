@@ -300,6 +300,7 @@ impl Harness {
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
                 | Command::LearnNames { .. }
+                | Command::Xattrs { .. }
         );
         if write {
             assert!(
@@ -366,6 +367,13 @@ impl Harness {
             Command::Abort => {
                 assert!(!self.aborted, "Abort twice");
                 self.aborted = true;
+            }
+            Command::Xattrs { path, attrs } => {
+                assert!(!path.is_root() || attrs.len() <= rsb::proto::xattrs::MAX_XATTRS);
+                assert!(attrs
+                    .pairs()
+                    .iter()
+                    .all(|(n, _)| rsb::proto::xattrs::is_valid_name(n)));
             }
             Command::LearnNames { users, groups } => {
                 assert!(users
@@ -515,7 +523,7 @@ impl Harness {
                     resume,
                 });
             }
-            Command::Abort | Command::LearnNames { .. } => {}
+            Command::Abort | Command::LearnNames { .. } | Command::Xattrs { .. } => {}
         }
     }
 

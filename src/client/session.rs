@@ -26,8 +26,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::Key;
-use crate::proto::xattrs::Xattrs;
 pub use crate::client::event::{Event, SessionError};
+use crate::proto::xattrs::Xattrs;
 use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, WirePath};
 
 /// The handshake gives up after this.

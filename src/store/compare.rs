@@ -117,6 +117,7 @@ mod tests {
             size,
             target: target.to_vec(),
             rdev: 0,
+            xattrs: 0,
         }
     }
 

@@ -265,6 +265,7 @@ mod tests {
             size: 100,
             target: vec![],
             rdev: 0,
+            xattrs: 0,
         }]);
         pair.drive().expect("quiet");
         assert!(pair.client.events.iter().any(|e| matches!(
@@ -398,6 +399,7 @@ mod tests {
                                     size: backed.len() as u64,
                                     target: vec![],
                                     rdev: 0,
+                                    xattrs: 0,
                                 }]),
                                 _ => {
                                     c.session.send_dir(wp("d"), meta());

@@ -486,3 +486,68 @@ pub fn assert_healthy(srv: &Server) {
     srv.client(["backup".as_ref(), src.as_os_str()]).run().ok();
     assert_same_tree(&src, &srv.store(NAME, &src));
 }
+
+/// rsync's itemized differences between the trees `a` and `b` with
+/// `flags` (such as `-aHAXn`), `--numeric-ids --checksum` added: empty
+/// when they are the same in everything the flags compare.
+pub fn rsync_diff_with(flags: &str, a: &Path, b: &Path) -> String {
+    let o = std::process::Command::new("rsync")
+        .args([flags, "--numeric-ids", "--checksum", "--itemize-changes"])
+        .arg(format!("{}/", a.display()))
+        .arg(format!("{}/", b.display()))
+        .output()
+        .expect("run rsync");
+    assert!(
+        o.status.success(),
+        "rsync: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The extended attributes of `p` (not followed), name and value, sorted.
+pub fn xattrs_of(p: &Path) -> Vec<(String, Vec<u8>)> {
+    use rsb::io::xattrs::{get, names, On};
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("no NUL");
+    let mut out: Vec<_> = names(On::Path(&c))
+        .expect("listxattr")
+        .into_iter()
+        .filter_map(|n| {
+            let v = get(On::Path(&c), &n).expect("getxattr")?;
+            Some((String::from_utf8_lossy(&n).into_owned(), v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Sets the extended attribute `name` of `p` (not followed).
+pub fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("no NUL");
+    rsb::io::xattrs::set(rsb::io::xattrs::On::Path(&c), name.as_bytes(), value)
+        .unwrap_or_else(|e| panic!("setxattr {name} on {}: {e}", p.display()));
+}
+
+/// Removes the extended attribute `name` of `p` (not followed).
+pub fn remove_xattr(p: &Path, name: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).expect("no NUL");
+    rsb::io::xattrs::remove(rsb::io::xattrs::On::Path(&c), name.as_bytes())
+        .unwrap_or_else(|e| panic!("removexattr {name} on {}: {e}", p.display()));
+}
+
+/// Runs a tool that a test needs (`setfacl`, `setcap`), panicking with
+/// what it said when it fails.
+pub fn tool(prog: &str, args: &[&str]) {
+    let o = std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e} (is it installed?)"));
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

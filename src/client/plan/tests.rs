@@ -13,6 +13,7 @@ fn entry(kind: EntryKind, p: &str) -> LocalEntry {
         target: Vec::new(),
         rdev: 0,
         inode: None,
+        xattrs: None,
     }
 }
 

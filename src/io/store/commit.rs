@@ -34,9 +34,7 @@ use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable::count_fsync;
-use super::stage::{
-    omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager, XattrStep,
-};
+use super::stage::{omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager, XattrStep};
 use super::{tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::owners::Book;
@@ -304,8 +302,13 @@ impl Stager {
         dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
         for (path, meta, xattrs) in dirs {
             let res = self.ns.tree.dir(&path).and_then(|fd| {
-                self.set_mode(fd.as_fd(), EntryKind::Dir, &meta, XattrStep::Written(xattrs))
-                    .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(&path), e))?;
+                self.set_mode(
+                    fd.as_fd(),
+                    EntryKind::Dir,
+                    &meta,
+                    XattrStep::Written(xattrs),
+                )
+                .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(&path), e))?;
                 stat::futimens(fd.as_raw_fd(), &omit(), &timespec(&meta))
                     .map_err(|e| FsError::errno("utimes", self.ns.tree.show(&path), e))
             });

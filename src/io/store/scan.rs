@@ -228,9 +228,7 @@ impl Namespace {
     ) -> (Meta, Option<Vec<u8>>, Option<Vec<u8>>, u64) {
         let r = self.record(path, st);
         let meta = with_record(disk_meta(st), r.as_ref());
-        let (user, group, xattrs) = r
-            .map(|r| (r.user, r.group, r.xattrs))
-            .unwrap_or_default();
+        let (user, group, xattrs) = r.map(|r| (r.user, r.group, r.xattrs)).unwrap_or_default();
         (meta, user, group, xattrs)
     }
 
@@ -406,6 +404,7 @@ mod tests {
             size: 0,
             target: Vec::new(),
             rdev: 0,
+            xattrs: 0,
         };
         let store = |s: &mut Stager, p: &str| {
             s.begin_file(1, &wp(p), meta(0o644, 1000), 0).unwrap();

@@ -282,11 +282,7 @@ pub fn apply_xattrs(
         match r {
             Ok(()) => {}
             Err(e) if native => {
-                log::debug!(
-                    "setxattr {}: {}",
-                    String::from_utf8_lossy(name),
-                    e.desc()
-                );
+                log::debug!("setxattr {}: {}", String::from_utf8_lossy(name), e.desc());
                 refused += 1;
             }
             Err(e) => return Err(("setxattr", e)),
@@ -313,5 +309,7 @@ pub fn stored_xattrs(fd: BorrowedFd<'_>) -> Result<Option<Xattrs>, Errno> {
     }
     // What a store holds was checked when it came in; a set edited by
     // hand past the bounds is not sent.
-    Xattrs::from_pairs(pairs).map(Some).map_err(|_| Errno::E2BIG)
+    Xattrs::from_pairs(pairs)
+        .map(Some)
+        .map_err(|_| Errno::E2BIG)
 }

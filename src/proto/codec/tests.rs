@@ -147,6 +147,7 @@ fn samples() -> Vec<Frame> {
                     size: 12,
                     target: vec![],
                     rdev: 0,
+                    xattrs: 0,
                 },
                 ManifestEntry {
                     kind: EntryKind::Symlink,
@@ -155,6 +156,7 @@ fn samples() -> Vec<Frame> {
                     size: 0,
                     target: b"t".to_vec(),
                     rdev: 0,
+                    xattrs: 0,
                 },
                 ManifestEntry {
                     kind: EntryKind::Dir,
@@ -163,6 +165,7 @@ fn samples() -> Vec<Frame> {
                     size: 0,
                     target: vec![],
                     rdev: 0,
+                    xattrs: 0,
                 },
             ],
         },

@@ -163,8 +163,7 @@ impl StageOptions {
             // an owner on disk that is not the real one, or attributes.
             let owner_recorded = record.uid.is_some() || record.gid.is_some();
             let marked = owner_recorded || record.xattrs != 0;
-            let needed =
-                disk != real || marked || record.user.is_some() || record.group.is_some();
+            let needed = disk != real || marked || record.user.is_some() || record.group.is_some();
             if marked {
                 disk |= modes::RECORDED;
             }

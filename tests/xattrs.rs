@@ -1,0 +1,214 @@
+//! Extended attributes and ACLs (issue 10): every namespace a client can
+//! read is kept in the store under `user.rsb.x.` and comes back on
+//! restore; rsync (`-aHAXn`) is the judge. Changes of a set reach the
+//! store, a set past the bounds is reported and the content still kept.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The user the unprivileged server runs as.
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A tree with attributes of each namespace: `a` (user.*, a client's own
+/// `user.rsb.crc32c`, an access ACL), `empty` (an empty file with one),
+/// `d/` (a default ACL, `trusted.*`, user.*), `d/cap` (a file capability)
+/// and `plain` (none).
+fn xattr_tree(root: &Path) -> PathBuf {
+    let src = root.join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("a"), b"contents of a").unwrap();
+    fs::write(src.join("empty"), b"").unwrap();
+    fs::write(src.join("d/cap"), b"#!/bin/sh\n").unwrap();
+    fs::write(src.join("plain"), b"nothing special").unwrap();
+    set_xattr(&src.join("a"), "user.color", b"blue");
+    set_xattr(&src.join("a"), "user.rsb.crc32c", b"mine, not rsb's");
+    set_xattr(&src.join("a"), "user.bin", &[0, 1, 2, 255]);
+    set_xattr(&src.join("empty"), "user.e", b"1");
+    set_xattr(&src.join("d"), "user.dir", b"yes");
+    set_xattr(&src.join("d"), "trusted.t", b"only root sees this");
+    tool(
+        "setfacl",
+        &["-m", "u:65534:r", &src.join("a").display().to_string()],
+    );
+    tool(
+        "setfacl",
+        &[
+            "-d",
+            "-m",
+            "u:65534:rx",
+            &src.join("d").display().to_string(),
+        ],
+    );
+    tool(
+        "setcap",
+        &["cap_net_raw+ep", &src.join("d/cap").display().to_string()],
+    );
+    src
+}
+
+/// The stored attributes of `p` that are a client's (`user.rsb.x.*`).
+fn kept(p: &Path) -> Vec<(String, Vec<u8>)> {
+    xattrs_of(p)
+        .into_iter()
+        .filter_map(|(n, v)| Some((n.strip_prefix("user.rsb.x.")?.to_string(), v)))
+        .collect()
+}
+
+fn names(v: &[(String, Vec<u8>)]) -> Vec<&str> {
+    v.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn every_namespace_is_kept_and_restored() {
+    if !is_root() {
+        eprintln!("skipped: trusted.* and file capabilities need root");
+        return;
+    }
+    round_trip(&Server::start(&[]));
+}
+
+#[test]
+fn a_server_that_is_not_root_keeps_them_too() {
+    if !is_root() {
+        eprintln!("skipped: a server run as another user needs root");
+        return;
+    }
+    round_trip(&Server::start_as_user(NOBODY, &[]));
+}
+
+fn round_trip(srv: &Server) {
+    let s = scratch();
+    let src = xattr_tree(s.path());
+    srv.client(argv!["backup", src]).run().ok();
+    let stored = srv.store(NAME, &src);
+
+    // Each is kept under the prefix, taking no effect in the store; rsb's
+    // own checksum record is its own.
+    let a = kept(&stored.join("a"));
+    assert_eq!(
+        names(&a),
+        [
+            "system.posix_acl_access",
+            "user.bin",
+            "user.color",
+            "user.rsb.crc32c"
+        ]
+    );
+    assert!(a.contains(&("user.rsb.crc32c".into(), b"mine, not rsb's".to_vec())));
+    let own: Vec<_> = xattrs_of(&stored.join("a"))
+        .into_iter()
+        .filter(|(n, _)| n == "user.rsb.crc32c")
+        .collect();
+    assert!(own[0].1.starts_with(b"v1 crc32c="), "{own:?}");
+    assert_eq!(
+        names(&kept(&stored.join("d"))),
+        ["system.posix_acl_default", "trusted.t", "user.dir"]
+    );
+    assert_eq!(names(&kept(&stored.join("d/cap"))), ["security.capability"]);
+    assert_eq!(names(&kept(&stored.join("empty"))), ["user.e"]);
+    assert!(kept(&stored.join("plain")).is_empty());
+    let native: Vec<_> = xattrs_of(&stored.join("d/cap"))
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("user.rsb."))
+        .collect();
+    assert!(
+        native.is_empty(),
+        "nothing takes effect in the store: {native:?}"
+    );
+
+    // Unchanged: nothing is sent.
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    assert!(
+        o.err()
+            .lines()
+            .any(|l| l.starts_with("backup: 0 files sent")),
+        "{o}"
+    );
+
+    let dest = s.join("out");
+    fs::create_dir(&dest).unwrap();
+    srv.client(argv!["restore", src, dest]).run().ok();
+    assert_eq!(rsync_diff_with("-aHAXn", &src, &dest.join("src")), "");
+
+    // A changed value, a removed attribute on a directory and on a file,
+    // an ACL taken away: the store keeps exactly the new sets.
+    set_xattr(&src.join("a"), "user.color", b"red");
+    remove_xattr(&src.join("a"), "user.bin");
+    remove_xattr(&src.join("d"), "user.dir");
+    tool("setfacl", &["-b", &src.join("a").display().to_string()]);
+    srv.client(argv!["backup", src]).run().ok();
+    let a = kept(&stored.join("a"));
+    assert_eq!(names(&a), ["user.color", "user.rsb.crc32c"]);
+    assert!(a.contains(&("user.color".into(), b"red".to_vec())));
+    assert_eq!(
+        names(&kept(&stored.join("d"))),
+        ["system.posix_acl_default", "trusted.t"]
+    );
+    let again = s.join("again");
+    fs::create_dir(&again).unwrap();
+    srv.client(argv!["restore", src, again]).run().ok();
+    assert_eq!(rsync_diff_with("-aHAXn", &src, &again.join("src")), "");
+    // All gone from a directory: the record says so too.
+    remove_xattr(&src.join("d"), "trusted.t");
+    tool("setfacl", &["-k", &src.join("d").display().to_string()]);
+    srv.client(argv!["backup", src]).run().ok();
+    assert!(kept(&stored.join("d")).is_empty());
+    let o = srv.client(argv!["backup", src]).run();
+    assert!(
+        o.err()
+            .lines()
+            .any(|l| l.starts_with("backup: 0 files sent")),
+        "{o}"
+    );
+}
+
+/// A file with more attributes than rsb keeps (256) is backed up without
+/// any, and named with the limit: exit 1, nobody believes they were kept.
+#[test]
+fn a_set_past_the_bounds_is_reported_and_the_content_kept() {
+    // ext4 holds about 4 KiB of attributes per file; tmpfs holds more.
+    let Ok(base) = tempfile::Builder::new()
+        .prefix("rsb-xattr.")
+        .tempdir_in("/dev/shm")
+    else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let src = base.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let f = src.join("many");
+    fs::write(&f, b"content").unwrap();
+    for i in 0..300 {
+        let c = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
+        if rsb::io::xattrs::set(
+            rsb::io::xattrs::On::Path(&c),
+            format!("user.a{i}").as_bytes(),
+            b"v",
+        )
+        .is_err()
+        {
+            eprintln!("skipped: /dev/shm keeps no user extended attributes");
+            return;
+        }
+    }
+    fs::write(src.join("fine"), b"ok").unwrap();
+    let srv = Server::start(&[]);
+    let o = srv.client(argv!["backup", src]).run();
+    o.code_is(1)
+        .err_has("extended attributes not kept")
+        .err_has("more than the 256 rsb keeps");
+    let stored = srv.store(NAME, &src);
+    assert_eq!(fs::read(stored.join("many")).unwrap(), b"content");
+    assert!(kept(&stored.join("many")).is_empty());
+    assert_eq!(fs::read(stored.join("fine")).unwrap(), b"ok");
+}
