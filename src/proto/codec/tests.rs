@@ -147,7 +147,7 @@ fn samples() -> Vec<Frame> {
                     size: 12,
                     target: vec![],
                     rdev: 0,
-                    xattrs: 0,
+                    xattrs: 0x0123_4567_89ab_cdef,
                 },
                 ManifestEntry {
                     kind: EntryKind::Symlink,
@@ -165,7 +165,7 @@ fn samples() -> Vec<Frame> {
                     size: 0,
                     target: vec![],
                     rdev: 0,
-                    xattrs: 0,
+                    xattrs: 7,
                 },
             ],
         },
@@ -214,6 +214,21 @@ fn samples() -> Vec<Frame> {
         Frame::Names {
             users: vec![],
             groups: vec![],
+        },
+        Frame::Xattrs {
+            id: 10,
+            path: path("a/f"),
+            attrs: crate::proto::xattrs::Xattrs::from_pairs(vec![
+                (b"user.color".to_vec(), b"blue".to_vec()),
+                (b"system.posix_acl_access".to_vec(), vec![2, 0, 0, 0]),
+                (b"trusted.empty".to_vec(), vec![]),
+            ])
+            .unwrap(),
+        },
+        Frame::Xattrs {
+            id: 11,
+            path: WirePath::root(),
+            attrs: crate::proto::xattrs::Xattrs::new(),
         },
     ]
 }
@@ -514,5 +529,79 @@ fn arbitrary_bytes_never_panic() {
             buf[2] = 0;
         }
         let _ = decode(&buf);
+    }
+}
+
+/// The attributes of an `Xattrs` frame: count, then (name, value) pairs.
+fn raw_xattrs(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&0u32.to_be_bytes()); // the root path
+    p.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
+    for (n, v) in pairs {
+        p.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        p.extend_from_slice(n);
+        p.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        p.extend_from_slice(v);
+    }
+    let mut f = vec![Kind::Xattrs.byte()];
+    f.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    f.extend_from_slice(&p);
+    f
+}
+
+/// Issue 10: a set out of order, with a name twice, a name in no
+/// namespace, or more than the bounds is malformed.
+#[test]
+fn bad_xattr_sets_are_refused() {
+    assert!(matches!(
+        decode(&raw_xattrs(&[(b"user.a", b"1"), (b"user.b", b"")])),
+        Ok(Decoded::Frame(Frame::Xattrs { .. }, _))
+    ));
+    let long = [b'a'; 250];
+    let mut long_name = b"user.".to_vec();
+    long_name.extend_from_slice(&long);
+    for bad in [
+        raw_xattrs(&[(b"user.b", b""), (b"user.a", b"")]),
+        raw_xattrs(&[(b"user.a", b""), (b"user.a", b"")]),
+        raw_xattrs(&[(b"other.a", b"")]),
+        raw_xattrs(&[(b"user.", b"")]),
+        raw_xattrs(&[(b"user.a\0", b"")]),
+        raw_xattrs(&[(&long_name, b"")]),
+    ] {
+        assert_eq!(decode(&bad), Err(DecodeError::Invalid("xattrs")), "{bad:?}");
+    }
+    // A count past the bound is refused before anything is read.
+    let mut many = raw_xattrs(&[]);
+    let at = HEADER_LEN + 8;
+    many[at..at + 4].copy_from_slice(&257u32.to_be_bytes());
+    assert_eq!(decode(&many), Err(DecodeError::Invalid("xattrs")));
+    // More than 56 KiB of values.
+    let big = vec![0u8; 30 * 1024];
+    assert_eq!(
+        decode(&raw_xattrs(&[(b"user.a", &big), (b"user.b", &big)])),
+        Err(DecodeError::Invalid("xattrs"))
+    );
+}
+
+/// Only files and directories carry a digest in a manifest.
+#[test]
+fn only_files_and_directories_carry_an_xattr_digest() {
+    let entry = |kind, xattrs| ManifestEntry {
+        kind,
+        path: path("x"),
+        meta: meta(),
+        size: 0,
+        target: if kind == EntryKind::Symlink { b"t".to_vec() } else { vec![] },
+        rdev: 0,
+        xattrs,
+    };
+    let len = |kind| to_vec(&Frame::Manifest { id: 1, entries: vec![entry(kind, 0)] }).len();
+    assert_eq!(len(EntryKind::File), len(EntryKind::Fifo) + 8);
+    assert_eq!(len(EntryKind::Dir), len(EntryKind::Fifo) + 8);
+    // A digest on a kind without one is not carried: it reads back as 0.
+    let f = Frame::Manifest { id: 1, entries: vec![entry(EntryKind::Symlink, 5)] };
+    match decode(&to_vec(&f)) {
+        Ok(Decoded::Frame(Frame::Manifest { entries, .. }, _)) => assert_eq!(entries[0].xattrs, 0),
+        other => panic!("{other:?}"),
     }
 }

@@ -735,4 +735,85 @@ mod tests {
         ));
         assert!(!s.is_closing());
     }
+
+    /// Issue 10: an entry's attributes are kept for it, and must come
+    /// right before it; a read-only server keeps none.
+    #[test]
+    fn xattrs_go_with_the_entry_that_follows_them() {
+        let now = Instant::now();
+        let attrs = crate::proto::xattrs::Xattrs::from_pairs(vec![(
+            b"user.a".to_vec(),
+            b"1".to_vec(),
+        )])
+        .expect("valid");
+        let xattrs = |id, path| Frame::Xattrs {
+            id,
+            path,
+            attrs: attrs.clone(),
+        };
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.handle_input(
+            now,
+            &bytes(&[
+                xattrs(1, wp("d")),
+                Frame::Dir {
+                    id: 1,
+                    path: wp("d"),
+                    meta: meta(),
+                },
+            ]),
+        );
+        let cmds = drain_commands(&mut s);
+        assert!(
+            matches!(&cmds[..], [Command::Xattrs { path, .. }, Command::Mkdir { id: 1, .. }] if *path == wp("d")),
+            "{cmds:?}"
+        );
+        assert!(!s.is_closing());
+
+        // Anything else next (another id, another kind) breaks the protocol.
+        for next in [
+            Frame::Dir {
+                id: 3,
+                path: wp("d"),
+                meta: meta(),
+            },
+            Frame::Symlink {
+                id: 2,
+                path: wp("d"),
+                target: b"t".to_vec(),
+                meta: meta(),
+            },
+            Frame::Commit { id: 2 },
+        ] {
+            let mut s = welcomed(SessionConfig::default(), now);
+            s.handle_input(now, &bytes(&[xattrs(2, wp("d")), next]));
+            assert!(s.is_closing(), "accepted");
+            assert!(s
+                .error()
+                .is_some_and(|e| e.contains("not followed by its file or directory")));
+        }
+
+        // Read-only: nothing is kept, the entry is refused as ever.
+        let cfg = SessionConfig {
+            read_only: true,
+            ..SessionConfig::default()
+        };
+        let mut s = ServerSession::new(cfg, now, [0; 32]);
+        s.handle_input(now, &bytes(&[hello("a")]));
+        drain_commands(&mut s);
+        sent_frames(&mut s);
+        s.handle_input(
+            now,
+            &bytes(&[
+                xattrs(1, wp("d")),
+                Frame::Dir {
+                    id: 1,
+                    path: wp("d"),
+                    meta: meta(),
+                },
+            ]),
+        );
+        assert!(drain_commands(&mut s).is_empty());
+        assert!(!s.is_closing());
+    }
 }
