@@ -154,6 +154,10 @@ fn round_trip(srv: &Server) {
         names(&kept(&stored.join("d"))),
         ["system.posix_acl_default", "trusted.t"]
     );
+    // Restored over the first restore, whose files are the same but for
+    // their attributes: those are made the stored ones.
+    srv.client(argv!["restore", src, dest]).run().ok();
+    assert_eq!(rsync_diff_with("-aHAXn", &src, &dest.join("src")), "");
     let again = s.join("again");
     fs::create_dir(&again).unwrap();
     srv.client(argv!["restore", src, again]).run().ok();

@@ -62,11 +62,13 @@
 //! ([`crate::server::session::MAX_READ_AHEAD`]; more is a protocol
 //! error), and handled in order once the restore ended.
 //!
-//! * `Manifest` (id, entries: kind, path, meta, size, link target, and for
-//!   a device only its device number `rdev:u64`): what the client is about
+//! * `Manifest` (id, entries: kind, path, meta, size, link target, for
+//!   a device only its device number `rdev:u64`, and for a file or a
+//!   directory only the digest of its extended attributes `xattrs:u64`,
+//!   0 for none, see [`xattrs::digest`]): what the client is about
 //!   to back up, in the order it will send it. The server compares each
 //!   entry with what it stores (by type, size, mode, owner, group and mtime
-//!   to the nanosecond, link target and device number; it never opens a
+//!   to the nanosecond, link target, device number and xattr digest; it never opens a
 //!   file to do so) and answers `Need` (id, a bitmap of the entries it needs). The
 //!   client then sends only those, and a directory also when anything inside
 //!   it was sent (that changed its mtime on the server). A client may have
@@ -154,6 +156,14 @@
 //!   with `Failed` and how far it got with `Progress` (id, files, bytes;
 //!   about twice a second), and ends with `Verified` (id, counts).
 //!
+//! * `Xattrs` (id, path, count:u32 (name:bytes value:bytes)[count]): sent
+//!   by whoever sends entries, right before the `File`, `FileFrom` or
+//!   `Dir` (in a restore also the `Offer`) of the same id and path, with
+//!   that entry's extended attributes; any other frame next is a protocol
+//!   error. An entry without one has none. Names sorted, each once, 1 to
+//!   244 bytes without NUL in `user.`, `security.`, `trusted.` or
+//!   `system.`; at most 256 of them and 56 KiB of names and values
+//!   together ([`xattrs`]).
 //! * `Names` (users: names, groups: names): sent by whoever sends entries
 //!   (the client in a backup, the server in a restore), before the first
 //!   entry that uses an id it has not named yet on this connection; ids

@@ -398,6 +398,8 @@ fn receive(
                         link.session().send_skip(id);
                     } else if same {
                         rep.counts.skipped += 1;
+                        let set = xattrs.as_ref().filter(|(s, _)| *s == path).map(|(_, a)| a);
+                        stager.align_xattrs(&p, set);
                         link.session().send_skip(id);
                     } else {
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
@@ -428,8 +430,10 @@ fn receive(
                             continue;
                         }
                         if same {
-                            // Already here: the body is received and dropped.
+                            // Already here: the body is received and dropped;
+                            // the attributes are made the stored ones.
                             rep.counts.skipped += 1;
+                            stager.align_xattrs(&p, attrs.as_ref());
                             continue;
                         }
                     }

@@ -284,6 +284,57 @@ impl Stager {
             .map(|(_, x)| x)
     }
 
+    /// Gives the file already at `path`, which a restore leaves as it is
+    /// (the same size, mtime and mode as the one sent), exactly the
+    /// attributes `set`, where they differ: a restore brings back its
+    /// attributes even when its content is already there. What cannot be
+    /// set is counted as [`Self::xattrs_refused`].
+    pub fn align_xattrs(&mut self, path: &WirePath, set: Option<&Xattrs>) {
+        let Ok(fd) = self.ns.tree.open_file(path) else {
+            // Unreadable here: its attributes cannot be compared either.
+            self.count(Applied {
+                xattrs_refused: u32::from(set.is_some()),
+                ..Applied::default()
+            });
+            return;
+        };
+        let on = crate::io::xattrs::On::Fd(fd.as_raw_fd());
+        // rsb's own markers are not the file's.
+        let have = crate::io::xattrs::read_all(on).ok().flatten().map(|x| {
+            let pairs = x
+                .pairs()
+                .iter()
+                .filter(|(n, _)| !n.starts_with(b"user.rsb."))
+                .cloned()
+                .collect();
+            Xattrs::from_sorted(pairs).unwrap_or_default()
+        });
+        let want = set.map(|s| {
+            Xattrs::from_sorted(
+                s.pairs()
+                    .iter()
+                    .filter(|(n, _)| !n.starts_with(b"user.rsb."))
+                    .cloned()
+                    .collect(),
+            )
+            .unwrap_or_default()
+        });
+        if have.unwrap_or_default() == want.unwrap_or_default() {
+            return;
+        }
+        let refused = super::xattr::apply_xattrs(
+            fd.as_fd(),
+            set,
+            super::xattr::XattrPlace::Native,
+            true,
+        )
+        .unwrap_or(1);
+        self.count(Applied {
+            xattrs_refused: refused,
+            ..Applied::default()
+        });
+    }
+
     /// Takes in the pairs of a `Names` frame, for the records of the
     /// entries that follow ([`StageOptions::keep_owners`]).
     pub fn learn_names(&mut self, users: Vec<(u32, Vec<u8>)>, groups: Vec<(u32, Vec<u8>)>) {
