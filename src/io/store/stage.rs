@@ -322,13 +322,9 @@ impl Stager {
         if have.unwrap_or_default() == want.unwrap_or_default() {
             return;
         }
-        let refused = super::xattr::apply_xattrs(
-            fd.as_fd(),
-            set,
-            super::xattr::XattrPlace::Native,
-            true,
-        )
-        .unwrap_or(1);
+        let refused =
+            super::xattr::apply_xattrs(fd.as_fd(), set, super::xattr::XattrPlace::Native, true)
+                .unwrap_or(1);
         self.count(Applied {
             xattrs_refused: refused,
             ..Applied::default()

@@ -591,15 +591,28 @@ fn only_files_and_directories_carry_an_xattr_digest() {
         path: path("x"),
         meta: meta(),
         size: 0,
-        target: if kind == EntryKind::Symlink { b"t".to_vec() } else { vec![] },
+        target: if kind == EntryKind::Symlink {
+            b"t".to_vec()
+        } else {
+            vec![]
+        },
         rdev: 0,
         xattrs,
     };
-    let len = |kind| to_vec(&Frame::Manifest { id: 1, entries: vec![entry(kind, 0)] }).len();
+    let len = |kind| {
+        to_vec(&Frame::Manifest {
+            id: 1,
+            entries: vec![entry(kind, 0)],
+        })
+        .len()
+    };
     assert_eq!(len(EntryKind::File), len(EntryKind::Fifo) + 8);
     assert_eq!(len(EntryKind::Dir), len(EntryKind::Fifo) + 8);
     // A digest on a kind without one is not carried: it reads back as 0.
-    let f = Frame::Manifest { id: 1, entries: vec![entry(EntryKind::Symlink, 5)] };
+    let f = Frame::Manifest {
+        id: 1,
+        entries: vec![entry(EntryKind::Symlink, 5)],
+    };
     match decode(&to_vec(&f)) {
         Ok(Decoded::Frame(Frame::Manifest { entries, .. }, _)) => assert_eq!(entries[0].xattrs, 0),
         other => panic!("{other:?}"),

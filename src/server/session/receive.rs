@@ -741,11 +741,9 @@ mod tests {
     #[test]
     fn xattrs_go_with_the_entry_that_follows_them() {
         let now = Instant::now();
-        let attrs = crate::proto::xattrs::Xattrs::from_pairs(vec![(
-            b"user.a".to_vec(),
-            b"1".to_vec(),
-        )])
-        .expect("valid");
+        let attrs =
+            crate::proto::xattrs::Xattrs::from_pairs(vec![(b"user.a".to_vec(), b"1".to_vec())])
+                .expect("valid");
         let xattrs = |id, path| Frame::Xattrs {
             id,
             path,
