@@ -216,6 +216,13 @@ pub const WELCOME_READ_ONLY: u32 = 1;
 pub const WELCOME_AUTHENTICATED: u32 = 2;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
+/// A restore's bound on hard links: the server sends a later name of a
+/// stored file as a `Link` only to one of the first this many regular
+/// files (`File` or `Offer`) of the restore, and a client remembers at
+/// most this many files it wrote or kept in one restore, the only
+/// targets it accepts. Counting the same stream, both agree: a `Link`
+/// from a well-behaved server always names a file the client remembers.
+pub const MAX_RESTORE_LINKS: usize = 65_536;
 
 /// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn is_valid_client_name(name: &str) -> bool {

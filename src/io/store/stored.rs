@@ -34,6 +34,8 @@ pub struct StoredFile {
     /// The owner's and group's names on the client, if recorded (boxed:
     /// most files have none, and a file travels in worker jobs).
     names: Option<Box<OwnerNames>>,
+    /// `(st_dev, st_ino)` when it has several names (`st_nlink` > 1).
+    linked: Option<(u64, u64)>,
 }
 
 /// The names of an owner and a group, where known.
@@ -63,6 +65,7 @@ impl StoredFile {
             meta,
             shown,
             names: None,
+            linked: None,
         }
     }
 
@@ -83,7 +86,9 @@ impl StoredFile {
                 names = Some(Box::new((r.user, r.group)));
             }
         }
+        let linked = (st.st_nlink > 1).then_some((st.st_dev, st.st_ino));
         Ok(StoredFile {
+            linked,
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
             meta,
@@ -97,6 +102,12 @@ impl StoredFile {
     /// between the `lstat` that chose it and the open).
     pub fn is_file(&self) -> bool {
         self.kind == Some(EntryKind::File)
+    }
+
+    /// Its `(st_dev, st_ino)` when it has other names (`st_nlink` > 1
+    /// when opened), else `None`.
+    pub fn linked(&self) -> Option<(u64, u64)> {
+        self.linked
     }
 
     /// Its size when opened.
@@ -153,6 +164,7 @@ impl StoredFile {
             meta: self.meta,
             shown: self.shown.clone(),
             names: self.names.clone(),
+            linked: self.linked,
         })
     }
 
