@@ -546,6 +546,42 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_link_reaches_the_client_as_a_link_event_with_no_body() {
+        let mut pair = Pair::new(SessionConfig::default(), "laptop");
+        pair.server.shell.restore = vec![
+            RestoreEntry::File {
+                path: wp("a/one"),
+                meta: meta(),
+                body: b"abc".to_vec(),
+            },
+            RestoreEntry::Link {
+                path: wp("b/two"),
+                target: wp("a/one"),
+                meta: meta(),
+                size: 3,
+            },
+            RestoreEntry::Dir {
+                path: WirePath::root(),
+                meta: meta(),
+            },
+        ];
+        let id = pair.client.session.send_restore(WirePath::root());
+        pair.drive().expect("quiescent");
+        assert!(pair.client.session.error().is_none());
+        assert_eq!(pair.client.bodies, vec![b"abc".to_vec()]);
+        assert!(pair
+            .client
+            .events
+            .contains(&crate::client::session::Event::Link {
+                id,
+                path: wp("b/two"),
+                target: wp("a/one"),
+                meta: meta(),
+                size: 3,
+            }));
+    }
+
+    #[test]
     fn a_restore_resumes_an_offered_file_from_the_clients_offset() {
         let mut pair = Pair::new(SessionConfig::default(), "laptop");
         let big: Vec<u8> = (0..resume::RESUME_MIN + 10).map(|i| i as u8).collect();
