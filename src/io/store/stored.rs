@@ -34,8 +34,9 @@ pub struct StoredFile {
     /// The owner's and group's names on the client, if recorded (boxed:
     /// most files have none, and a file travels in worker jobs).
     names: Option<Box<OwnerNames>>,
-    /// `(st_dev, st_ino)` when it has several names (`st_nlink` > 1).
-    linked: Option<(u64, u64)>,
+    /// `(st_dev, st_ino)` when it has several names (`st_nlink` > 1;
+    /// boxed: most files have one, and a file travels in worker jobs).
+    linked: Option<Box<(u64, u64)>>,
 }
 
 /// The names of an owner and a group, where known.
@@ -86,7 +87,7 @@ impl StoredFile {
                 names = Some(Box::new((r.user, r.group)));
             }
         }
-        let linked = (st.st_nlink > 1).then_some((st.st_dev, st.st_ino));
+        let linked = (st.st_nlink > 1).then(|| Box::new((st.st_dev, st.st_ino)));
         Ok(StoredFile {
             linked,
             kind: kind_of(&st),
@@ -107,7 +108,7 @@ impl StoredFile {
     /// Its `(st_dev, st_ino)` when it has other names (`st_nlink` > 1
     /// when opened), else `None`.
     pub fn linked(&self) -> Option<(u64, u64)> {
-        self.linked
+        self.linked.as_deref().copied()
     }
 
     /// Its size when opened.
@@ -164,7 +165,7 @@ impl StoredFile {
             meta: self.meta,
             shown: self.shown.clone(),
             names: self.names.clone(),
-            linked: self.linked,
+            linked: self.linked.clone(),
         })
     }
 
