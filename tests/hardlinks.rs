@@ -126,7 +126,21 @@ fn inode(p: &Path) -> (u64, u64) {
 /// changes nothing; a restore of one name alone is a plain file.
 #[test]
 fn a_restore_makes_a_link_group_one_inode_again() {
-    let srv = Server::start(&[]);
+    restore_group(&Server::start(&[]));
+}
+
+/// The same from a server that is not root (the stored names share the
+/// inode's `user.rsb.meta`).
+#[test]
+fn a_restore_from_a_server_that_is_not_root_makes_one_inode_too() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a server run as another user needs root");
+        return;
+    }
+    restore_group(&Server::start_as_user(NOBODY, &[]));
+}
+
+fn restore_group(srv: &Server) {
     let s = scratch();
     let src = s.join("src");
     fs::create_dir_all(src.join("a/sub")).unwrap();
