@@ -270,3 +270,171 @@ fn restore_refuses_reserved_temporary_names_from_the_server() {
     assert_eq!(only_entries(&dest.join("x/d")), ["ok.txt"], "{o}");
     assert_eq!(fs::read(dest.join("x/d/ok.txt")).unwrap(), b"fine\n");
 }
+
+fn link(id: u32, path: &str, target: &str, size: u64) -> Vec<u8> {
+    to_vec(&Frame::Link {
+        id,
+        path: wp(path),
+        target: wp(target),
+        meta: m(0o644),
+        size,
+    })
+}
+
+/// The line of standard error that names `p`.
+fn line_naming(o: &Output, p: &std::path::Path) -> String {
+    let shown = p.to_string_lossy().into_owned();
+    o.err()
+        .lines()
+        .find(|l| l.contains(&*shown))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{shown} is not named\n{o}"))
+}
+
+/// A `Link` is made only to a file the restore itself wrote, at the size
+/// it wrote: never to a file the user has in DEST, to a name the restore
+/// did not write, to a directory, or to a file of another size. Each is
+/// refused, named, counted as failed (exit 1), and nothing is linked;
+/// a good link in the same stream is made.
+#[test]
+fn a_link_to_a_file_the_restore_did_not_write_is_refused() {
+    let s = scratch();
+    let dest = s.join("dest");
+    fs::create_dir_all(dest.join("x")).unwrap();
+    let mine = dest.join("x/mine.txt");
+    fs::write(&mine, b"my secret\n").unwrap();
+    let before = fs::metadata(&mine).unwrap();
+    let (port, h) = fake_restore_server(|id| {
+        let mut v = file(id, "ok", b"fine\n");
+        v.extend(link(id, "ok2", "ok", 5));
+        // A file the user has in DEST, of its size.
+        v.extend(link(id, "steal", "mine.txt", 10));
+        // Names the restore never wrote.
+        v.extend(link(id, "passwd", "etc/passwd", 5));
+        v.extend(link(id, "ghost", "never/sent", 5));
+        // A directory it sent.
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: wp("d"),
+            meta: m(0o755),
+        }));
+        v.extend(link(id, "todir", "d", 0));
+        // A file it wrote, but another size.
+        v.extend(link(id, "bigger", "ok", 6));
+        v.extend(to_vec(&Frame::Dir {
+            id,
+            path: WirePath::root(),
+            meta: m(0o755),
+        }));
+        v.extend(to_vec(&Frame::Done { id }));
+        v
+    });
+    let o = Cmd::client()
+        .args(argv![
+            "-n",
+            NAME,
+            "127.0.0.1",
+            port.to_string(),
+            "restore",
+            "/x",
+            dest
+        ])
+        .run();
+    h.join().unwrap();
+    o.code_is(1);
+    let x = dest.join("x");
+    // Every refusal names the link, says why, and the target.
+    for (name, target) in [
+        ("steal", "mine.txt"),
+        ("passwd", "etc/passwd"),
+        ("ghost", "never/sent"),
+        ("todir", "d"),
+    ] {
+        let line = line_naming(&o, &x.join(name));
+        assert!(
+            line.contains("refused")
+                && line.contains("hard link")
+                && line.contains("not a file this restore wrote")
+                && line.contains(&*x.join(target).to_string_lossy()),
+            "{line}"
+        );
+        assert!(
+            fs::symlink_metadata(x.join(name)).is_err(),
+            "{name} made\n{o}"
+        );
+    }
+    let line = line_naming(&o, &x.join("bigger"));
+    assert!(line.contains("with 5 bytes"), "{line}");
+    assert!(!x.join("bigger").exists());
+    // The user's file kept its one name and its inode.
+    let after = fs::metadata(&mine).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((after.ino(), after.nlink()), (before.ino(), 1));
+    assert_eq!(fs::read(&mine).unwrap(), b"my secret\n");
+    // The good link was made, and counted as a file received.
+    let ok = fs::metadata(x.join("ok")).unwrap();
+    let ok2 = fs::metadata(x.join("ok2")).unwrap();
+    assert_eq!((ok2.ino(), ok2.nlink()), (ok.ino(), 2));
+    o.err_has("restore: 2 files received");
+    o.err_has("5 failed");
+    assert!(find_tmp(&dest).is_empty(), "temporary files left in DEST");
+}
+
+/// A `Link` whose target leaves DEST (`..`, an absolute path) is no valid
+/// wire path: the stream is malformed, the restore ends with an error
+/// (exit 2) and nothing is linked, inside DEST or out.
+#[test]
+fn a_link_target_outside_dest_ends_the_restore_and_links_nothing() {
+    for (placeholder, hostile) in [
+        (&b"xx/outside/victim"[..], &b"../outside/victim"[..]),
+        (&b"xoutside/victim"[..], &b"/outside/victim"[..]),
+    ] {
+        let s = scratch();
+        let outside = s.join("outside");
+        fs::create_dir(&outside).unwrap();
+        let victim = outside.join("victim");
+        fs::write(&victim, b"victim").unwrap();
+        let dest = s.join("dest");
+        fs::create_dir(&dest).unwrap();
+        let placeholder = placeholder.to_vec();
+        let hostile = hostile.to_vec();
+        let (port, h) = fake_restore_server(move |id| {
+            let mut v = file(id, "ok", b"fine\n");
+            // Encoded valid, then the target's bytes swapped in place.
+            let mut l = to_vec(&Frame::Link {
+                id,
+                path: wp("evil"),
+                target: WirePath::new(placeholder.clone()).unwrap(),
+                meta: m(0o644),
+                size: 6,
+            });
+            let at = l
+                .windows(placeholder.len())
+                .position(|w| w == placeholder)
+                .unwrap();
+            assert_eq!(placeholder.len(), hostile.len());
+            l[at..at + hostile.len()].copy_from_slice(&hostile);
+            v.extend(l);
+            v.extend(to_vec(&Frame::Done { id }));
+            v
+        });
+        let o = Cmd::client()
+            .args(argv![
+                "-n",
+                NAME,
+                "127.0.0.1",
+                port.to_string(),
+                "restore",
+                "/x",
+                dest
+            ])
+            .run();
+        h.join().unwrap();
+        o.code_is(2).err_has("malformed");
+        assert_eq!(fs::metadata(&victim).unwrap().len(), 6);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1, "{o}");
+        assert!(!dest.join("x/evil").exists(), "{o}");
+        assert!(find_tmp(&dest).is_empty(), "temporary files left in DEST");
+    }
+}

@@ -160,6 +160,7 @@ pub fn client_session(data: &[u8]) {
                     | Event::Progress { id, .. }
                     | Event::Dir { id, .. }
                     | Event::Symlink { id, .. }
+                    | Event::Link { id, .. }
                     | Event::Special { id, .. }
                     | Event::FileEnd { id, .. } => {
                         assert!(streams.contains(&id), "an entry for {id}, never asked for");

@@ -460,6 +460,14 @@ impl Harness {
                         crc: 0,
                         ok: true,
                     });
+                    // Another name of it: a link, no body.
+                    self.s.handle_completion(Completion::RestoredLink {
+                        id,
+                        path: path("g"),
+                        target: path("f"),
+                        meta: meta(),
+                        size: 3,
+                    });
                     self.s.handle_completion(Completion::Done { id });
                 }
                 3 => {

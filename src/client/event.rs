@@ -85,6 +85,20 @@ pub enum Event {
         /// Mode and mtime.
         meta: Meta,
     },
+    /// A restored hard link: another name of the file the same restore
+    /// sent at `target`; no body.
+    Link {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// The file's earlier name, relative to the restored path.
+        target: WirePath,
+        /// Mode and mtime (the file's).
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
+    },
     /// A restored file; its `size` body bytes follow (see
     /// `ClientSession::wants_body`).
     File {

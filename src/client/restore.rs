@@ -6,7 +6,11 @@
 //! The server is not trusted. An entry at or beneath a symlink the server
 //! sent earlier in the same restore is refused outright ([`Links`]): no
 //! real tree holds both, so only a broken or malicious server sends that
-//! (rsync's CVE-2024-12087 had this shape). Nothing here touches the file
+//! (rsync's CVE-2024-12087 had this shape). A hard link (`Link`) is
+//! accepted only to a regular file this restore wrote or kept whole, at
+//! the size it had ([`Written`], [`map_link`]): a server cannot give a
+//! file of the user's in DEST, or anything outside it, another name.
+//! Nothing here touches the file
 //! system: whether a local path is a directory comes in as a function,
 //! what stands where an entry goes as a [`Local`].
 //!
@@ -19,10 +23,10 @@
 //! [`marker`] so that running it again converges instead of nesting
 //! ([`target`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::proto::{EntryKind, Meta, PathError, WirePath};
+use crate::proto::{EntryKind, Meta, PathError, WirePath, MAX_RESTORE_LINKS};
 use crate::store::modes;
 
 use super::plan::{COMMIT_BYTES, COMMIT_EVERY};
@@ -129,6 +133,74 @@ impl Links {
     }
 }
 
+/// The regular files one restore wrote or kept whole (found already
+/// the server's version), where they went beneath the target and their
+/// size: the only files a `Link` from the server may name. At most
+/// [`MAX_RESTORE_LINKS`] are remembered, the first ones: the server
+/// links only to one of the first that many files it sends, so a file it
+/// links to is always among them.
+#[derive(Debug, Default)]
+pub struct Written(HashMap<WirePath, (u64, bool)>);
+
+impl Written {
+    /// None yet.
+    pub fn new() -> Written {
+        Written::default()
+    }
+
+    /// A regular file of `size` bytes was written at `p` (staged: in
+    /// place once committed), or `kept`: found there already.
+    pub fn insert(&mut self, p: WirePath, size: u64, kept: bool) {
+        if self.0.len() < MAX_RESTORE_LINKS || self.0.contains_key(&p) {
+            self.0.insert(p, (size, kept));
+        }
+    }
+
+    /// Something else is going to `p`: it is no file of this restore.
+    pub fn remove(&mut self, p: &WirePath) {
+        self.0.remove(p);
+    }
+
+    /// The size of the file this restore wrote or kept at `p`.
+    pub fn size(&self, p: &WirePath) -> Option<u64> {
+        self.0.get(p).map(|&(size, _)| size)
+    }
+
+    /// True when the file at `p` was kept as it was found, not written:
+    /// what stands under its name now is that file.
+    pub fn kept(&self, p: &WirePath) -> bool {
+        self.0.get(p).is_some_and(|&(_, kept)| kept)
+    }
+
+    /// How many are remembered.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// None remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What is wrong with the target of a `Link` from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// It makes no valid path beneath the target directory.
+    Invalid(PathError),
+    /// It has a reserved temporary name in it.
+    Reserved,
+    /// It is at or beneath a symlink this restore wrote.
+    UnderLink(WirePath),
+    /// This restore wrote or kept no regular file there.
+    NotWritten,
+    /// This restore wrote a file of another size there.
+    OtherSize {
+        /// The size it wrote.
+        written: u64,
+    },
+}
+
 /// Why an entry from the server is not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -161,6 +233,16 @@ pub enum Refusal {
         path: WirePath,
         /// What the server sent.
         kind: EntryKind,
+    },
+    /// A hard link whose target is not a file this restore wrote.
+    Link {
+        /// Where it would go.
+        path: WirePath,
+        /// Its target: where it maps beneath the target directory, or as
+        /// the server sent it when it maps nowhere.
+        target: WirePath,
+        /// What is wrong with the target.
+        problem: LinkProblem,
     },
     /// A file or link where the destination directory itself is.
     AtDest {
@@ -208,6 +290,36 @@ impl Refusal {
                     kind_word(*kind)
                 ),
             ),
+            Refusal::Link {
+                path,
+                target,
+                problem,
+            } => {
+                let shown = match problem {
+                    LinkProblem::Invalid(_) => String::from_utf8_lossy(target.as_bytes()).into_owned(),
+                    _ => show(target),
+                };
+                let why = match problem {
+                    LinkProblem::Invalid(e) => format!("which is no path beneath the destination: {e}"),
+                    LinkProblem::Reserved => format!(
+                        "a reserved name ({})",
+                        crate::proto::path::RESERVED_MESSAGE
+                    ),
+                    LinkProblem::UnderLink(link) => {
+                        format!("beneath the symlink {} it sent earlier", show(link))
+                    }
+                    LinkProblem::NotWritten => {
+                        "which is not a file this restore wrote".to_string()
+                    }
+                    LinkProblem::OtherSize { written } => {
+                        format!("which this restore wrote with {written} bytes, not the link's")
+                    }
+                };
+                (
+                    show(path),
+                    format!("refused: the server sent this as a hard link to {shown}, {why}"),
+                )
+            }
             Refusal::AtDest { path, kind } => {
                 let what = if *kind == EntryKind::Symlink {
                     "link"
@@ -292,6 +404,44 @@ pub fn map(
         return Err(Refusal::AtDest { path, kind });
     }
     Ok(path)
+}
+
+/// The local paths (beneath the target directory) of a hard link the
+/// server sent at `rel` to its earlier name `target`, both relative to
+/// the restored path, for a file of `size` bytes: the link's own path as
+/// [`map`] maps a file's, and the target only when this restore wrote or
+/// kept a regular file of that size there ([`Written`]) that no symlink
+/// it wrote since stands above. Anything else is refused, never linked:
+/// a file of the user's in DEST, a directory, a name outside DEST.
+pub fn map_link(
+    prefix: &WirePath,
+    rel: &WirePath,
+    target: &WirePath,
+    size: u64,
+    links: &Links,
+    written: &Written,
+) -> Result<(WirePath, WirePath), Refusal> {
+    let path = map(prefix, rel, EntryKind::File, links)?;
+    let refuse = |target: WirePath, problem| Refusal::Link {
+        path: path.clone(),
+        target,
+        problem,
+    };
+    let to = match prefix.join_path(target) {
+        Ok(to) => to,
+        Err(e) => return Err(refuse(target.clone(), LinkProblem::Invalid(e))),
+    };
+    if target.is_reserved() {
+        return Err(refuse(to, LinkProblem::Reserved));
+    }
+    if let Some(link) = links.under(&to) {
+        return Err(refuse(to, LinkProblem::UnderLink(link)));
+    }
+    match written.size(&to) {
+        None => Err(refuse(to, LinkProblem::NotWritten)),
+        Some(n) if n != size => Err(refuse(to, LinkProblem::OtherSize { written: n })),
+        Some(_) => Ok((path, to)),
+    }
 }
 
 /// True when a local file (`local`: its size and metadata, `None` when
@@ -514,6 +664,112 @@ mod tests {
             map(&prefix, &wp("linked"), EntryKind::File, &links),
             Ok(wp("x/linked"))
         );
+    }
+
+    #[test]
+    fn a_hard_link_is_accepted_only_to_a_file_this_restore_wrote() {
+        let prefix = wp("x");
+        let mut links = Links::new();
+        let mut written = Written::new();
+        let show = |p: &WirePath| format!("/dest/{}", String::from_utf8_lossy(p.as_bytes()));
+        // Nothing written yet: a file already in DEST, or anywhere else, is
+        // never given another name.
+        for target in ["a/one", "etc/passwd", "d"] {
+            let e = map_link(&prefix, &wp("b/two"), &wp(target), 3, &links, &written).unwrap_err();
+            assert_eq!(
+                e,
+                Refusal::Link {
+                    path: wp("x/b/two"),
+                    target: prefix.join_path(&wp(target)).unwrap(),
+                    problem: LinkProblem::NotWritten,
+                }
+            );
+            let (path, cause) = e.message(&prefix, show);
+            assert_eq!(path, "/dest/x/b/two");
+            assert_eq!(
+                cause,
+                format!("refused: the server sent this as a hard link to /dest/x/{target}, which is not a file this restore wrote")
+            );
+        }
+        written.insert(wp("x/a/one"), 3, false);
+        assert_eq!(
+            map_link(&prefix, &wp("b/two"), &wp("a/one"), 3, &links, &written),
+            Ok((wp("x/b/two"), wp("x/a/one")))
+        );
+        // Another size than the file written there.
+        let e = map_link(&prefix, &wp("b/two"), &wp("a/one"), 4, &links, &written).unwrap_err();
+        assert!(matches!(
+            e,
+            Refusal::Link {
+                problem: LinkProblem::OtherSize { written: 3 },
+                ..
+            }
+        ));
+        assert!(e.message(&prefix, show).1.contains("with 3 bytes"));
+        // Replaced since by something else: no longer a target.
+        written.remove(&wp("x/a/one"));
+        assert!(map_link(&prefix, &wp("b/two"), &wp("a/one"), 3, &links, &written).is_err());
+        // Beneath a symlink written since, or a reserved name.
+        written.insert(wp("x/l/f"), 1, true);
+        links.insert(wp("x/l"));
+        let e = map_link(&prefix, &wp("g"), &wp("l/f"), 1, &links, &written).unwrap_err();
+        assert!(matches!(
+            e,
+            Refusal::Link {
+                problem: LinkProblem::UnderLink(_),
+                ..
+            }
+        ));
+        assert!(e
+            .message(&prefix, show)
+            .1
+            .contains("beneath the symlink /dest/x/l"));
+        written.insert(wp("x/.rsb-tmp.1.2"), 1, false);
+        let e = map_link(&prefix, &wp("g"), &wp(".rsb-tmp.1.2"), 1, &links, &written).unwrap_err();
+        assert!(matches!(
+            e,
+            Refusal::Link {
+                problem: LinkProblem::Reserved,
+                ..
+            }
+        ));
+        // The link's own path follows the rules of a file's.
+        let e = map_link(&prefix, &wp("l/g"), &wp("a/one"), 3, &links, &written).unwrap_err();
+        assert!(matches!(e, Refusal::UnderLink { .. }));
+        let root = WirePath::root();
+        let e = map_link(&root, &root, &wp("a"), 3, &links, &written).unwrap_err();
+        assert!(matches!(e, Refusal::AtDest { .. }));
+        // A target too long beneath the destination maps nowhere.
+        let long = wp(&["n"; 2000].join("/"));
+        let e = map_link(&wp(&"p".repeat(200)), &wp("g"), &long, 1, &links, &written).unwrap_err();
+        assert!(matches!(
+            e,
+            Refusal::Link {
+                problem: LinkProblem::Invalid(_),
+                ..
+            }
+        ));
+        assert!(e.message(&prefix, show).1.contains("no path beneath"));
+    }
+
+    #[test]
+    fn a_restore_remembers_at_most_the_bound_of_files() {
+        let mut w = Written::new();
+        for i in 0..MAX_RESTORE_LINKS {
+            w.insert(wp(&format!("f{i}")), 1, false);
+        }
+        assert_eq!(w.len(), MAX_RESTORE_LINKS);
+        w.insert(wp("past"), 1, false);
+        assert_eq!(w.size(&wp("past")), None);
+        assert_eq!(w.len(), MAX_RESTORE_LINKS);
+        // One already remembered is updated all the same.
+        w.insert(wp("f0"), 2, true);
+        assert_eq!(w.size(&wp("f0")), Some(2));
+        assert!(w.kept(&wp("f0")) && !w.kept(&wp("f2")));
+        w.remove(&wp("f1"));
+        w.insert(wp("past"), 1, false);
+        assert_eq!(w.size(&wp("past")), Some(1));
+        assert!(!w.is_empty());
     }
 
     #[test]

@@ -725,6 +725,24 @@ impl ClientSession {
             }
             (
                 State::Ready,
+                Frame::Link {
+                    id,
+                    path,
+                    target,
+                    meta,
+                    size,
+                },
+            ) if self.current_restore(id) => {
+                self.events.push_back(Event::Link {
+                    id,
+                    path,
+                    target,
+                    meta,
+                    size,
+                });
+            }
+            (
+                State::Ready,
                 Frame::File {
                     id,
                     path,

@@ -107,7 +107,7 @@
 //!   groups a run; past that, as files), also when the manifest check
 //!   found the link unchanged but its target was sent in this run. *A
 //!   manifest check finds a kind 8 entry never unchanged yet (its `Link`,
-//!   no body, is sent each run), and a restore sends files, not `Link`s.* The server stages every entry under a hidden
+//!   no body, is sent each run).* The server stages every entry under a hidden
 //!   temporary name; a failure is reported with `Failed` (id, path, message).
 //! * `File` and `FileFrom` end with the body's layout: `0` (dense: the
 //!   body is bytes `offset..size`), or `1`, a count (at most
@@ -137,10 +137,26 @@
 //!   a server not running as root keeps as a metadata-only entry is listed,
 //!   restored and compared as the device it stands for.
 //! * `Restore` (id, path): answered with the same `Dir`/`Symlink`/`Special`/`File`
-//!   (+ body + `FileEnd`) frames a backup uses, carrying the request's id,
+//!   (+ body + `FileEnd`)/`Link` frames a backup uses, carrying the request's id,
 //!   with paths relative to the restored path (the empty path is the restored
 //!   path itself), directories after their contents, then `Done`. Entries that cannot be read are
 //!   reported with `Failed` and skipped.
+//! * Hard links in a restore: a stored regular file with several names
+//!   (`st_nlink` > 1) goes out whole under the first of its names the walk
+//!   meets; each later name of it in the restored tree goes as `Link`
+//!   (target: that first name, relative to the restored path; meta and
+//!   size: the file's), never before the first name was sent whole (its
+//!   good `FileEnd`) or offered and skipped by the client. Only the first
+//!   [`MAX_RESTORE_LINKS`] regular files (`File` or `Offer`) of a restore
+//!   can be link targets; later names of other files go as files of their
+//!   own. A client makes a `Link` only to a regular file it wrote or kept
+//!   (its `Skip`, or a body dropped as already there) in the same
+//!   restore, of the link's size, remembering the first
+//!   [`MAX_RESTORE_LINKS`] of them (so every target a server may name);
+//!   any other `Link` (its target a local file it did not write, a
+//!   directory, a name of another size) is refused as that entry's
+//!   failure. It links at its next commit, under a temporary name renamed
+//!   over the final one, and leaves a name that already is that inode.
 //!
 //! * `Offer` (id, path, mode, mtime, size): in a restore, a file of 1 MiB
 //!   or more is offered before it is sent. The client answers `Want` (id,
@@ -227,6 +243,13 @@ pub const WELCOME_READ_ONLY: u32 = 1;
 pub const WELCOME_AUTHENTICATED: u32 = 2;
 /// Longest client name.
 pub const MAX_CLIENT_NAME: usize = 64;
+/// A restore's bound on hard links: the server sends a later name of a
+/// stored file as a `Link` only to one of the first this many regular
+/// files (`File` or `Offer`) of the restore, and a client remembers at
+/// most this many files it wrote or kept in one restore, the only
+/// targets it accepts. Counting the same stream, both agree: a `Link`
+/// from a well-behaved server always names a file the client remembers.
+pub const MAX_RESTORE_LINKS: usize = 65_536;
 
 /// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn is_valid_client_name(name: &str) -> bool {

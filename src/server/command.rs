@@ -115,7 +115,8 @@ pub enum Command {
         path: WirePath,
     },
     /// Send the tree at `path`: [`Completion::RestoredDir`],
-    /// [`Completion::RestoredSymlink`], [`Completion::RestoredFile`] (then
+    /// [`Completion::RestoredSymlink`], [`Completion::RestoredLink`],
+    /// [`Completion::RestoredFile`] (then
     /// its body and [`Completion::FileSent`]) or [`Completion::Offered`]
     /// (see [`super::session::stream::plan_file`]), then [`Completion::Done`].
     Restore {
@@ -308,6 +309,21 @@ pub enum Completion {
         size: u64,
         /// Where its body goes (the holes of a sparse file are not sent).
         layout: Layout,
+    },
+    /// A later name of a restored file with several names, sent as a
+    /// `Link` to the name that went out whole
+    /// ([`super::session::stream::LinkMemo`]); no body.
+    RestoredLink {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// The first name, relative to the restored path.
+        target: WirePath,
+        /// Mode and mtime (the file's: one inode).
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
     },
     /// A large restored file is offered instead
     /// ([`super::session::stream::plan_file`]); the restore pauses until the

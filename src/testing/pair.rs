@@ -321,6 +321,7 @@ mod tests {
             | Event::ListEntry { id, .. }
             | Event::Dir { id, .. }
             | Event::Symlink { id, .. }
+            | Event::Link { id, .. }
             | Event::File { id, .. }
             | Event::Offer { id, .. }
             | Event::FileEnd { id, .. }

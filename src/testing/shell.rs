@@ -50,6 +50,17 @@ pub enum RestoreEntry {
         /// Mtime.
         meta: Meta,
     },
+    /// A later name of a file sent earlier (a hard link).
+    Link {
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// The earlier name.
+        target: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the file.
+        size: u64,
+    },
     /// A regular file and its bytes.
     File {
         /// Path relative to the restored path.
@@ -318,6 +329,18 @@ impl FakeShell {
                     path,
                     target,
                     meta,
+                },
+                RestoreEntry::Link {
+                    path,
+                    target,
+                    meta,
+                    size,
+                } => Completion::RestoredLink {
+                    id,
+                    path,
+                    target,
+                    meta,
+                    size,
                 },
                 RestoreEntry::File { path, meta, body } => {
                     let size = body.len() as u64;

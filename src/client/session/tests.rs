@@ -139,6 +139,31 @@ fn hostile_server_frames_end_the_session() {
         ]),
     );
     assert!(c.is_closed());
+    // A restore's link nobody asked for, and one in a listing's stream.
+    let link = Frame::Link {
+        id: 1,
+        path: wp("b"),
+        target: wp("a"),
+        meta: meta(),
+        size: 1,
+    };
+    let mut c = ClientSession::new(now, "box", None);
+    c.handle_input(now, &bytes(&[welcome(0), link]));
+    assert!(c.is_closed());
+    let mut c = ClientSession::new(now, "box", None);
+    c.handle_input(now, &bytes(&[welcome(0)]));
+    let id = c.send_list(WirePath::root());
+    c.handle_input(
+        now,
+        &bytes(&[Frame::Link {
+            id,
+            path: wp("b"),
+            target: wp("a"),
+            meta: meta(),
+            size: 1,
+        }]),
+    );
+    assert!(c.is_closed());
     // A commit confirmation for a commit never sent.
     let mut c = ClientSession::new(now, "box", None);
     c.handle_input(now, &bytes(&[welcome(0), Frame::Committed { id: 3 }]));

@@ -10,7 +10,9 @@
 //! (already in DEST or sent earlier) cannot lead a write outside the
 //! destination. Files are received under temporary names, checked against
 //! the server's crc32c, and renamed into place in synced batches, exactly as
-//! the server stores backups.
+//! the server stores backups. A hard link the server sends (`Link`) is made
+//! only to a file this restore wrote or kept ([`restore::map_link`]), at
+//! the commit, after the batch's files are in place ([`Stager::link`]).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +25,7 @@ use super::owners::Accounts;
 use super::report::{show, Reporter};
 use super::walk::{absolute, wire_path};
 use crate::client::owners;
-use crate::client::restore::{self, Links, Local, Target};
+use crate::client::restore::{self, Links, Local, Target, Written};
 use crate::client::session::Event;
 use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
@@ -267,8 +269,8 @@ fn receive(
     let id = link.session().send_restore(wire.clone());
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
-    // The path and size of the file whose body is arriving.
-    let mut current: Option<(WirePath, u64)> = None;
+    // The path, body length and size of the file whose body is arriving.
+    let mut current: Option<(WirePath, u64, u64)> = None;
     // The server path of the offer answered with a `Want`: the `File` that
     // follows for that path was checked at its offer. Any other `File` is
     // checked as it comes.
@@ -281,6 +283,8 @@ fn receive(
     // by its server path: an offered file's come before its offer and
     // are used by the `File` that follows it.
     let mut xattrs: Option<(WirePath, Xattrs)> = None;
+    // The regular files written or kept so far: a `Link`'s only targets.
+    let mut written = Written::new();
     let show = |stager: &Stager, p: &WirePath| stager.tree().show(p);
     loop {
         if let Some(size) = link.session().wants_body() {
@@ -329,6 +333,7 @@ fn receive(
                     if let Some(a) = attrs {
                         stager.set_xattrs(p.clone(), a);
                     }
+                    written.remove(&p);
                     if let Err(e) = stager.mkdir(&p, meta) {
                         rep.fail(&e.path, &describe(&e.error));
                     }
@@ -342,6 +347,7 @@ fn receive(
                         continue;
                     };
                     top.entry(&t.prefix, &p, EntryKind::Symlink);
+                    written.remove(&p);
                     if !may_replace(stager, &t.prefix, &p, EntryKind::Symlink, force, rep) {
                         continue;
                     }
@@ -364,6 +370,7 @@ fn receive(
                         continue;
                     };
                     top.entry(&t.prefix, &p, kind);
+                    written.remove(&p);
                     if !may_replace(stager, &t.prefix, &p, kind, force, rep) {
                         continue;
                     }
@@ -393,6 +400,7 @@ fn receive(
                         continue;
                     };
                     top.entry(&t.prefix, &p, EntryKind::File);
+                    written.remove(&p);
                     let (may, same) = file_at(stager, &t.prefix, &p, force, size, &meta, rep);
                     if !may {
                         link.session().send_skip(id);
@@ -400,6 +408,7 @@ fn receive(
                         rep.counts.skipped += 1;
                         let set = xattrs.as_ref().filter(|(s, _)| *s == path).map(|(_, a)| a);
                         stager.align_xattrs(&p, set);
+                        written.insert(p, size, true);
                         link.session().send_skip(id);
                     } else {
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
@@ -425,6 +434,7 @@ fn receive(
                     };
                     top.entry(&t.prefix, &p, EntryKind::File);
                     if !offered {
+                        written.remove(&p);
                         let (may, same) = file_at(stager, &t.prefix, &p, force, size, &meta, rep);
                         if !may {
                             continue;
@@ -434,6 +444,7 @@ fn receive(
                             // the attributes are made the stored ones.
                             rep.counts.skipped += 1;
                             stager.align_xattrs(&p, attrs.as_ref());
+                            written.insert(p, size, true);
                             continue;
                         }
                     }
@@ -450,14 +461,55 @@ fn receive(
                     match started {
                         Ok(()) => {
                             rep.current(&show(stager, &p));
-                            current = Some((p, body));
+                            current = Some((p, body, size));
+                        }
+                        Err(e) => rep.fail(&e.path, &describe(&e.error)),
+                    }
+                }
+                Event::Link {
+                    id,
+                    path,
+                    target,
+                    meta,
+                    size,
+                } => {
+                    let meta = rules.local(meta);
+                    let (p, to) = match restore::map_link(
+                        &t.prefix, &path, &target, size, &links, &written,
+                    ) {
+                        Ok(both) => both,
+                        Err(refusal) => {
+                            let (path, cause) =
+                                refusal.message(&t.prefix, |p| stager.tree().show(p));
+                            rep.fail(&path, &cause);
+                            continue;
+                        }
+                    };
+                    top.entry(&t.prefix, &p, EntryKind::File);
+                    written.remove(&p);
+                    if written.kept(&to) && same_inode(stager, &p, &to) {
+                        // Already another name of the file kept (a
+                        // re-run). A target written in this run is linked
+                        // at the commit, once it is in place.
+                        rep.counts.skipped += 1;
+                        continue;
+                    }
+                    if !may_replace(stager, &t.prefix, &p, EntryKind::File, force, rep) {
+                        continue;
+                    }
+                    // Made at the commit, once the target is in place; a
+                    // name of the file restored, with no bytes of its own.
+                    match stager.link(id, &p, &to, meta, size) {
+                        Ok(()) => {
+                            rep.current(&show(stager, &p));
+                            rep.counts.files += 1;
                         }
                         Err(e) => rep.fail(&e.path, &describe(&e.error)),
                     }
                 }
                 Event::FileEnd { crc, ok, .. } => {
                     let body = recv.take();
-                    let Some((p, size)) = current.take() else {
+                    let Some((p, size, whole)) = current.take() else {
                         continue;
                     };
                     let (got, err) = match body {
@@ -475,6 +527,7 @@ fn receive(
                                 rep.counts.files += 1;
                                 rep.counts.bytes += size;
                                 batch_bytes = batch_bytes.saturating_add(size);
+                                written.insert(p, whole, false);
                             }
                             Err(e) => rep.fail(&e.path, &describe(&e.error)),
                         },
@@ -559,6 +612,15 @@ fn replace_ok(
             false
         }
     }
+}
+
+/// True when `p` and `to` beneath the destination are one regular file
+/// already (neither followed if a symlink).
+fn same_inode(stager: &Stager, p: &WirePath, to: &WirePath) -> bool {
+    let (Ok(a), Ok(b)) = (stager.tree().lstat(p), stager.tree().lstat(to)) else {
+        return false;
+    };
+    kind_of(&a) == Some(EntryKind::File) && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 }
 
 fn commit(stager: &mut Stager, rep: &mut Reporter) {

@@ -38,6 +38,9 @@ pub struct StoredFile {
     /// The digest of the client's extended attributes kept on it, 0 for
     /// none (see [`Self::xattrs`]).
     xattrs: u64,
+    /// `(st_dev, st_ino)` when it has several names (`st_nlink` > 1;
+    /// boxed: most files have one, and a file travels in worker jobs).
+    linked: Option<Box<(u64, u64)>>,
 }
 
 /// The names of an owner and a group, where known.
@@ -68,6 +71,7 @@ impl StoredFile {
             shown,
             names: None,
             xattrs: 0,
+            linked: None,
         }
     }
 
@@ -89,7 +93,9 @@ impl StoredFile {
                 names = Some(Box::new((r.user, r.group)));
             }
         }
+        let linked = (st.st_nlink > 1).then(|| Box::new((st.st_dev, st.st_ino)));
         Ok(StoredFile {
+            linked,
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
             meta,
@@ -104,6 +110,12 @@ impl StoredFile {
     /// between the `lstat` that chose it and the open).
     pub fn is_file(&self) -> bool {
         self.kind == Some(EntryKind::File)
+    }
+
+    /// Its `(st_dev, st_ino)` when it has other names (`st_nlink` > 1
+    /// when opened), else `None`.
+    pub fn linked(&self) -> Option<(u64, u64)> {
+        self.linked.as_deref().copied()
     }
 
     /// Its size when opened.
@@ -171,6 +183,7 @@ impl StoredFile {
             shown: self.shown.clone(),
             names: self.names.clone(),
             xattrs: self.xattrs,
+            linked: self.linked.clone(),
         })
     }
 

@@ -371,6 +371,19 @@ impl ServerSession {
                 size,
                 layout,
             }),
+            Completion::RestoredLink {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            } => self.push(&Frame::Link {
+                id,
+                path,
+                target,
+                meta,
+                size,
+            }),
             Completion::Offered {
                 id,
                 path,

@@ -6,11 +6,14 @@
 //! files are offered rather than sent ([`plan_file`]), what must be read
 //! before an offered file is sent from the client's offset
 //! ([`plan_resume`]). Which recorded checksum a sent file is held to is
-//! the store's rule (`crate::store::record`). Pure: it must not touch a
-//! socket, a file or a clock.
+//! the store's rule (`crate::store::record`), and which later name of a
+//! stored file with several names goes out as a `Link` to the first
+//! ([`LinkMemo`]). Pure: it must not touch a socket, a file or a clock.
+
+use std::collections::HashMap;
 
 use super::{ServerSession, State};
-use crate::proto::{ErrorCode, Frame, Meta, WirePath};
+use crate::proto::{ErrorCode, Frame, Meta, WirePath, MAX_RESTORE_LINKS};
 use crate::server::command::{Command, VerifyCounts};
 use crate::store::resume;
 
@@ -60,6 +63,75 @@ pub fn plan_resume(offset: u64) -> ResumePlan {
         ResumePlan::FromStart
     } else {
         ResumePlan::ReadKept { len: offset }
+    }
+}
+
+/// A stored file's identity, `(st_dev, st_ino)`.
+pub type Inode = (u64, u64);
+
+/// The hard links of one restore: the stored files with several names
+/// (`st_nlink` > 1) it sent, by inode, with the path (relative to the
+/// restored path, as entries' paths are) of the name that went out
+/// whole. A later name of such a file goes out as a `Link` to that name.
+///
+/// A name is remembered only once it was sent whole (a good `FileEnd`),
+/// or offered and skipped by the client (which skips a file it holds
+/// complete, or one it refuses; it refuses a `Link` to a name it did not
+/// write or keep, so a later name of a refused file fails there, named).
+/// So a `Link` never names a file not yet sent, a file sent bad or one
+/// that failed. Only the first [`MAX_RESTORE_LINKS`] regular files of a
+/// restore are remembered, the client's bound on the files it remembers:
+/// past that, later names go out as files of their own.
+#[derive(Debug, Default)]
+pub struct LinkMemo {
+    first: HashMap<Inode, WirePath>,
+    /// `File` and `Offer` headers decided so far.
+    files: usize,
+    /// The file going out now, remembered once it went out whole.
+    candidate: Option<(Inode, WirePath)>,
+}
+
+impl LinkMemo {
+    /// Nothing sent yet.
+    #[must_use]
+    pub fn new() -> LinkMemo {
+        LinkMemo::default()
+    }
+
+    /// A stored regular file is about to go out at `rel`; `inode` is its
+    /// identity when it has several names (`None`: one name). Returns the
+    /// earlier name to send it as a `Link` to, or `None`: it goes out as
+    /// a file (`File` or `Offer`), and [`Self::sent`] says how that went.
+    pub fn file(&mut self, rel: &WirePath, inode: Option<Inode>) -> Option<WirePath> {
+        if let Some(first) = inode.and_then(|i| self.first.get(&i)) {
+            self.candidate = None;
+            return Some(first.clone());
+        }
+        let index = self.files;
+        self.files = self.files.saturating_add(1);
+        // The restored path itself (a restore of one file) has no other
+        // name in the stream.
+        self.candidate = inode
+            .filter(|_| index < MAX_RESTORE_LINKS && !rel.is_root())
+            .map(|i| (i, rel.clone()));
+        None
+    }
+
+    /// The file of the last [`Self::file`] ended: `whole` when its body
+    /// went out good or the client skipped its offer, false when the copy
+    /// sent was bad.
+    pub fn sent(&mut self, whole: bool) {
+        if let Some((inode, rel)) = self.candidate.take() {
+            if whole {
+                self.first.insert(inode, rel);
+            }
+        }
+    }
+
+    /// How many files are remembered.
+    #[must_use]
+    pub fn remembered(&self) -> usize {
+        self.first.len()
     }
 }
 
@@ -199,6 +271,64 @@ mod tests {
     fn a_resume_reads_the_kept_bytes_first() {
         assert_eq!(plan_resume(0), ResumePlan::FromStart);
         assert_eq!(plan_resume(5), ResumePlan::ReadKept { len: 5 });
+    }
+
+    #[test]
+    fn a_later_name_links_to_the_first_once_it_went_out_whole() {
+        let mut m = LinkMemo::new();
+        // One name only: never remembered.
+        assert_eq!(m.file(&wp("solo"), None), None);
+        m.sent(true);
+        // The first name goes out as a file; until it ended well, a later
+        // name goes out as a file too.
+        assert_eq!(m.file(&wp("a/one"), Some((1, 7))), None);
+        assert_eq!(m.remembered(), 0);
+        m.sent(true);
+        assert_eq!(m.remembered(), 1);
+        assert_eq!(m.file(&wp("a/two"), Some((1, 7))), Some(wp("a/one")));
+        assert_eq!(m.file(&wp("b/three"), Some((1, 7))), Some(wp("a/one")));
+        // Another device, same inode number: another file.
+        assert_eq!(m.file(&wp("c/x"), Some((2, 7))), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("c/y"), Some((2, 7))), Some(wp("c/x")));
+        // A name whose copy went out bad is not a target: the next name
+        // goes whole and becomes the first.
+        assert_eq!(m.file(&wp("d/bad"), Some((1, 9))), None);
+        m.sent(false);
+        assert_eq!(m.file(&wp("d/good"), Some((1, 9))), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("d/later"), Some((1, 9))), Some(wp("d/good")));
+        // A file that failed before its end (no `sent`) is forgotten by
+        // the next file decided.
+        assert_eq!(m.file(&wp("e/failed"), Some((1, 10))), None);
+        assert_eq!(m.file(&wp("e/other"), None), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("e/again"), Some((1, 10))), None);
+        // The restored path itself is never a target.
+        let mut m = LinkMemo::new();
+        assert_eq!(m.file(&WirePath::root(), Some((1, 1))), None);
+        m.sent(true);
+        assert_eq!(m.remembered(), 0);
+    }
+
+    #[test]
+    fn only_the_first_files_of_a_restore_are_remembered() {
+        let mut m = LinkMemo::new();
+        for i in 0..MAX_RESTORE_LINKS as u64 - 1 {
+            assert_eq!(m.file(&wp(&format!("f{i}")), None), None);
+            m.sent(true);
+        }
+        // The last file that can be remembered, then one past the bound.
+        assert_eq!(m.file(&wp("last"), Some((1, 1))), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("past"), Some((1, 2))), None);
+        m.sent(true);
+        assert_eq!(m.remembered(), 1);
+        assert_eq!(m.file(&wp("last2"), Some((1, 1))), Some(wp("last")));
+        // A later name of the file past the bound goes as a file.
+        assert_eq!(m.file(&wp("past2"), Some((1, 2))), None);
+        m.sent(true);
+        assert_eq!(m.remembered(), 1);
     }
 
     #[test]
@@ -413,6 +543,42 @@ mod tests {
         assert!(s
             .error()
             .is_some_and(|e| e.contains("pipelined behind an offer")));
+    }
+
+    #[test]
+    fn a_restored_link_reaches_the_client_as_a_link_event_with_no_body() {
+        let mut pair = Pair::new(SessionConfig::default(), "laptop");
+        pair.server.shell.restore = vec![
+            RestoreEntry::File {
+                path: wp("a/one"),
+                meta: meta(),
+                body: b"abc".to_vec(),
+            },
+            RestoreEntry::Link {
+                path: wp("b/two"),
+                target: wp("a/one"),
+                meta: meta(),
+                size: 3,
+            },
+            RestoreEntry::Dir {
+                path: WirePath::root(),
+                meta: meta(),
+            },
+        ];
+        let id = pair.client.session.send_restore(WirePath::root());
+        pair.drive().expect("quiescent");
+        assert!(pair.client.session.error().is_none());
+        assert_eq!(pair.client.bodies, vec![b"abc".to_vec()]);
+        assert!(pair
+            .client
+            .events
+            .contains(&crate::client::session::Event::Link {
+                id,
+                path: wp("b/two"),
+                target: wp("a/one"),
+                meta: meta(),
+                size: 3,
+            }));
     }
 
     #[test]

@@ -96,6 +96,9 @@ impl RsbConn {
         if let State::Restoring(r) = &mut self.state {
             if matches!(r.out, Outgoing::Offered(_)) {
                 r.out = Outgoing::Walking;
+                // The client holds it complete (or refused it, and then
+                // refuses links to it too): a later name may link to it.
+                r.walk.links.sent(true);
             }
         }
     }

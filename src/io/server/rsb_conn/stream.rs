@@ -1,7 +1,9 @@
 //! Streaming answers for one backup connection: a listing, and a restore
 //! walked depth first with its file bodies sent by sendfile (large ones
 //! offered first, as the pure [`plan_file`] says, so an interrupted
-//! restore can resume). Reads the store only through the
+//! restore can resume; a later name of a file with several names goes as
+//! a `Link` to the first, as the pure [`LinkMemo`] says). Reads the store
+//! only through the
 //! namespace and [`StoredFile`]; writes nothing to it.
 
 use std::collections::VecDeque;
@@ -17,7 +19,7 @@ use crate::io::error::FsError;
 use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
 use crate::io::transfer::BodySender;
 use crate::proto::{EntryKind, Meta, WirePath};
-use crate::server::session::stream::{plan_file, FilePlan};
+use crate::server::session::stream::{plan_file, FilePlan, LinkMemo};
 use crate::server::session::{Completion, ServerSession};
 
 /// Entries one `produce` call stats and queues at most.
@@ -63,6 +65,8 @@ pub(in crate::io::server) struct RestoreStream {
     pub(in crate::io::server) started: bool,
     pub(in crate::io::server) stack: Vec<Level>,
     pub(in crate::io::server) stats: Stats,
+    /// The files with several names sent so far, for the later names.
+    pub(in crate::io::server) links: LinkMemo,
 }
 
 /// A restore under way: the walk, and what it is sending.
@@ -130,6 +134,7 @@ impl RsbConn {
                 started: false,
                 stack: Vec::new(),
                 stats: Stats::default(),
+                links: LinkMemo::new(),
             },
             out: Outgoing::Walking,
         }));
@@ -310,6 +315,7 @@ fn file_sent(tx: &BodySender, walk: &mut RestoreStream, session: &mut ServerSess
         );
     }
     walk.stats.bytes += tx.sent();
+    walk.links.sent(ok);
     session.handle_completion(Completion::FileSent {
         id: walk.id,
         crc,
@@ -511,6 +517,18 @@ fn restore_entry(
             let (meta, size) = (file.meta(), file.size());
             let (user, group) = file.owner_names();
             session.handle_completion(Completion::OwnerNames { meta, user, group });
+            if let Some(target) = r.links.file(rel, file.linked()) {
+                // Another name of a file this restore sent whole: no body.
+                session.handle_completion(Completion::RestoredLink {
+                    id: r.id,
+                    path: rel.clone(),
+                    target,
+                    meta,
+                    size,
+                });
+                return Ok(None);
+            }
+            // A link carries none: its inode's came with the first name.
             if let Some(attrs) = file.xattrs()? {
                 session.handle_completion(Completion::Xattrs {
                     id: r.id,
