@@ -174,6 +174,14 @@ fn round_trip(srv: &Server) {
             .any(|l| l.starts_with("backup: 0 files sent")),
         "{o}"
     );
+
+    // verify checks the kept attributes against the record's digest.
+    srv.client(argv!["verify", src]).run().ok();
+    set_xattr(&stored.join("a"), "user.rsb.x.user.color", b"tampered");
+    srv.client(argv!["verify", src])
+        .run()
+        .code_is(1)
+        .err_has("extended attributes changed");
 }
 
 /// A file with more attributes than rsb keeps (256) is backed up without

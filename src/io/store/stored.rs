@@ -144,6 +144,27 @@ impl StoredFile {
             .map_err(|e| FsError::errno("getxattr", self.shown.text(), e))
     }
 
+    /// Why its kept extended attributes are not the set its record's
+    /// digest names (changed or removed by hand, or damaged), if they are
+    /// not: `verify` checks them beside the contents.
+    pub fn xattr_damage(&self) -> Option<String> {
+        if self.xattrs == 0 {
+            return None;
+        }
+        match self.xattrs() {
+            Err(e) => Some(format!("extended attributes: {}", e.short())),
+            Ok(set) => {
+                let now = set.map_or(0, |s| s.digest());
+                (now != self.xattrs).then(|| {
+                    format!(
+                        "extended attributes changed: digest was {:016x}, is now {now:016x}",
+                        self.xattrs
+                    )
+                })
+            }
+        }
+    }
+
     /// Its path as a person would write it, for the log.
     pub fn shown(&self) -> String {
         self.shown.text()

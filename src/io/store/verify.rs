@@ -159,7 +159,9 @@ impl Namespace {
             counts.unchecked += 1;
             return Some(Outcome::Unchecked);
         };
-        r.damage(size, crc).and_then(damaged)
+        r.damage(size, crc)
+            .or_else(|| file.xattr_damage())
+            .and_then(damaged)
     }
 }
 
