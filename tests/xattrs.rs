@@ -224,3 +224,72 @@ fn a_set_past_the_bounds_is_reported_and_the_content_kept() {
     assert!(kept(&stored.join("many")).is_empty());
     assert_eq!(fs::read(stored.join("fine")).unwrap(), b"ok");
 }
+
+/// A restorer that is not root sets what it may (user.* and the ACLs of
+/// files it owns) and says once how many it could not (a capability and
+/// trusted.* need root).
+#[test]
+fn a_client_that_is_not_root_restores_what_it_may_and_counts_the_rest() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("skipped: needs root to make the tree and switch users");
+        return;
+    }
+    let srv = Server::start(&[]);
+    let s = scratch();
+    fs::set_permissions(s.path(), fs::Permissions::from_mode(0o711)).unwrap();
+    let src = s.join("src");
+    fs::create_dir(&src).unwrap();
+    for f in ["ok", "cap", "trusted"] {
+        fs::write(src.join(f), f).unwrap();
+        fs::set_permissions(src.join(f), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    set_xattr(&src.join("ok"), "user.ok", b"1");
+    tool(
+        "setfacl",
+        &["-m", "u:1000:r", &src.join("ok").display().to_string()],
+    );
+    tool(
+        "setcap",
+        &["cap_net_raw+ep", &src.join("cap").display().to_string()],
+    );
+    set_xattr(&src.join("trusted"), "trusted.x", b"root only");
+    srv.client(argv!["backup", src]).run().ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    std::os::unix::fs::chown(&dest, Some(NOBODY), Some(NOBODY)).unwrap();
+    let mut c = Cmd::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        CLIENT,
+        "-n",
+        NAME,
+        "127.0.0.1",
+    ])
+    .arg(srv.port().to_string())
+    .args(argv!["restore", src, dest]);
+    let o = c.run();
+    o.ok();
+    assert_eq!(
+        o.err()
+            .matches("extended attributes were not restored")
+            .count(),
+        1,
+        "{o}"
+    );
+    o.err_has("rsb-client: warning: 2 extended attributes were not restored");
+    let top = dest.join("src");
+    let ok = xattrs_of(&top.join("ok"));
+    assert!(
+        ok.iter().any(|(n, v)| n == "user.ok" && v == b"1"),
+        "{ok:?}"
+    );
+    assert!(
+        ok.iter().any(|(n, _)| n == "system.posix_acl_access"),
+        "{ok:?}"
+    );
+    assert!(xattrs_of(&top.join("cap")).is_empty());
+    assert_eq!(fs::read(top.join("trusted")).unwrap(), b"trusted");
+}

@@ -234,8 +234,10 @@ pub enum XattrPlace {
 /// `place`. With `stale`, attributes it had that `set` lacks are removed
 /// first (a directory or partial that existed before); a fresh file has
 /// none to look for. Natively, `user.rsb.*` (the restore's own markers)
-/// are never removed. `Ok(n)`: `n` attributes could not be set or
-/// removed natively.
+/// are never removed, and the restore's marker is never set from a
+/// server's set; one the file has and the set lacks that cannot be
+/// removed (a label the system gives every file) is left, and not
+/// counted. `Ok(n)`: `n` attributes of `set` could not be set natively.
 pub fn apply_xattrs(
     fd: BorrowedFd<'_>,
     set: Option<&Xattrs>,
@@ -268,12 +270,22 @@ pub fn apply_xattrs(
             }
             match xattrs::remove(on, &name) {
                 Ok(()) => {}
-                Err(_) if native => refused += 1,
+                Err(e) if native => log::debug!(
+                    "removexattr {}: {}",
+                    String::from_utf8_lossy(&name),
+                    e.desc()
+                ),
                 Err(e) => return Err(("removexattr", e)),
             }
         }
     }
+    let marker = crate::client::restore::MARKER
+        .strip_suffix(b"\0")
+        .unwrap_or_default();
     for (name, value) in set.map(Xattrs::pairs).unwrap_or_default() {
+        if native && name.as_slice() == marker {
+            continue;
+        }
         let r = if native {
             xattrs::set(on, name, value)
         } else {
