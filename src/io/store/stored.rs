@@ -36,11 +36,18 @@ pub struct StoredFile {
     /// most files have none, and a file travels in worker jobs).
     names: Option<Box<OwnerNames>>,
     /// The digest of the client's extended attributes kept on it, 0 for
-    /// none (see [`Self::xattrs`]).
+    /// none (see [`Self::xattrs`]), and `(st_dev, st_ino)` when it has
+    /// several names (`st_nlink` > 1), in one box: most files have
+    /// neither, and a file travels in worker jobs.
+    extra: Option<Box<Extra>>,
+}
+
+/// What few stored files have: see [`StoredFile::xattrs`] and
+/// [`StoredFile::linked`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Extra {
     xattrs: u64,
-    /// `(st_dev, st_ino)` when it has several names (`st_nlink` > 1;
-    /// boxed: most files have one, and a file travels in worker jobs).
-    linked: Option<Box<(u64, u64)>>,
+    linked: Option<(u64, u64)>,
 }
 
 /// The names of an owner and a group, where known.
@@ -70,8 +77,7 @@ impl StoredFile {
             meta,
             shown,
             names: None,
-            xattrs: 0,
-            linked: None,
+            extra: None,
         }
     }
 
@@ -93,16 +99,16 @@ impl StoredFile {
                 names = Some(Box::new((r.user, r.group)));
             }
         }
-        let linked = (st.st_nlink > 1).then(|| Box::new((st.st_dev, st.st_ino)));
+        let linked = (st.st_nlink > 1).then_some((st.st_dev, st.st_ino));
+        let extra = (xattrs != 0 || linked.is_some()).then(|| Box::new(Extra { xattrs, linked }));
         Ok(StoredFile {
-            linked,
             kind: kind_of(&st),
             size: st.st_size.max(0) as u64,
             meta,
             fd,
             shown,
             names,
-            xattrs,
+            extra,
         })
     }
 
@@ -115,7 +121,7 @@ impl StoredFile {
     /// Its `(st_dev, st_ino)` when it has other names (`st_nlink` > 1
     /// when opened), else `None`.
     pub fn linked(&self) -> Option<(u64, u64)> {
-        self.linked.as_deref().copied()
+        self.extra.as_ref().and_then(|e| e.linked)
     }
 
     /// Its size when opened.
@@ -134,10 +140,15 @@ impl StoredFile {
         self.names.as_deref().cloned().unwrap_or_default()
     }
 
+    /// The digest its record gives its kept attributes (0: none).
+    fn xattr_digest(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.xattrs)
+    }
+
     /// The client's extended attributes kept on it (prefix stripped),
     /// read only when its record says it has some.
     pub fn xattrs(&self) -> Result<Option<Xattrs>, FsError> {
-        if self.xattrs == 0 {
+        if self.xattr_digest() == 0 {
             return Ok(None);
         }
         xattr::stored_xattrs(self.fd.as_fd())
@@ -148,17 +159,17 @@ impl StoredFile {
     /// digest names (changed or removed by hand, or damaged), if they are
     /// not: `verify` checks them beside the contents.
     pub fn xattr_damage(&self) -> Option<String> {
-        if self.xattrs == 0 {
+        let recorded = self.xattr_digest();
+        if recorded == 0 {
             return None;
         }
         match self.xattrs() {
             Err(e) => Some(format!("extended attributes: {}", e.short())),
             Ok(set) => {
                 let now = set.map_or(0, |s| s.digest());
-                (now != self.xattrs).then(|| {
+                (now != recorded).then(|| {
                     format!(
-                        "extended attributes changed: digest was {:016x}, is now {now:016x}",
-                        self.xattrs
+                        "extended attributes changed: digest was {recorded:016x}, is now {now:016x}"
                     )
                 })
             }
@@ -203,8 +214,7 @@ impl StoredFile {
             meta: self.meta,
             shown: self.shown.clone(),
             names: self.names.clone(),
-            xattrs: self.xattrs,
-            linked: self.linked.clone(),
+            extra: self.extra.clone(),
         })
     }
 
