@@ -139,8 +139,18 @@ impl Links {
 /// [`MAX_RESTORE_LINKS`] are remembered, the first ones: the server
 /// links only to one of the first that many files it sends, so a file it
 /// links to is always among them.
+///
+/// Each is remembered by a 64-bit hash of its path, keyed at random per
+/// restore (SipHash, the standard `RandomState`), not by the path: about
+/// 30 bytes a file, so a million fit in about 30 MiB. A server cannot aim
+/// a path at another's hash without the key; two paths of one restore
+/// share a hash with odds of about 2^-25 at a million files, and even
+/// then a `Link` names a file of the restore's size beneath the target.
 #[derive(Debug, Default)]
-pub struct Written(HashMap<WirePath, (u64, bool)>);
+pub struct Written {
+    files: HashMap<u64, (u64, bool)>,
+    key: std::collections::hash_map::RandomState,
+}
 
 impl Written {
     /// None yet.
@@ -151,35 +161,42 @@ impl Written {
     /// A regular file of `size` bytes was written at `p` (staged: in
     /// place once committed), or `kept`: found there already.
     pub fn insert(&mut self, p: WirePath, size: u64, kept: bool) {
-        if self.0.len() < MAX_RESTORE_LINKS || self.0.contains_key(&p) {
-            self.0.insert(p, (size, kept));
+        let h = self.hash(&p);
+        if self.files.len() < MAX_RESTORE_LINKS || self.files.contains_key(&h) {
+            self.files.insert(h, (size, kept));
         }
     }
 
     /// Something else is going to `p`: it is no file of this restore.
     pub fn remove(&mut self, p: &WirePath) {
-        self.0.remove(p);
+        let h = self.hash(p);
+        self.files.remove(&h);
     }
 
     /// The size of the file this restore wrote or kept at `p`.
     pub fn size(&self, p: &WirePath) -> Option<u64> {
-        self.0.get(p).map(|&(size, _)| size)
+        self.files.get(&self.hash(p)).map(|&(size, _)| size)
     }
 
     /// True when the file at `p` was kept as it was found, not written:
     /// what stands under its name now is that file.
     pub fn kept(&self, p: &WirePath) -> bool {
-        self.0.get(p).is_some_and(|&(_, kept)| kept)
+        self.files.get(&self.hash(p)).is_some_and(|&(_, kept)| kept)
     }
 
     /// How many are remembered.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.files.len()
     }
 
     /// None remembered.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.files.is_empty()
+    }
+
+    fn hash(&self, p: &WirePath) -> u64 {
+        use std::hash::BuildHasher;
+        self.key.hash_one(p.as_bytes())
     }
 }
 

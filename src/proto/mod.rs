@@ -148,8 +148,9 @@
 //!   size: the file's), never before the first name was sent whole (its
 //!   good `FileEnd`) or offered and skipped by the client. Only the first
 //!   [`MAX_RESTORE_LINKS`] regular files (`File` or `Offer`) of a restore
-//!   can be link targets; later names of other files go as files of their
-//!   own. A client makes a `Link` only to a regular file it wrote or kept
+//!   can be link targets, and a server remembers at most
+//!   [`MAX_RESTORE_LINK_GROUPS`] of them; later names of other files go
+//!   as files of their own. A client makes a `Link` only to a regular file it wrote or kept
 //!   (its `Skip`, or a body dropped as already there) in the same
 //!   restore, of the link's size, remembering the first
 //!   [`MAX_RESTORE_LINKS`] of them (so every target a server may name);
@@ -249,7 +250,12 @@ pub const MAX_CLIENT_NAME: usize = 64;
 /// most this many files it wrote or kept in one restore, the only
 /// targets it accepts. Counting the same stream, both agree: a `Link`
 /// from a well-behaved server always names a file the client remembers.
-pub const MAX_RESTORE_LINKS: usize = 65_536;
+pub const MAX_RESTORE_LINKS: usize = 1 << 20;
+
+/// Most files with several names a server remembers the first name of in
+/// one restore (its memory: a path each); later names of further files
+/// go out as files of their own.
+pub const MAX_RESTORE_LINK_GROUPS: usize = 65_536;
 
 /// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn is_valid_client_name(name: &str) -> bool {

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::{ServerSession, State};
-use crate::proto::{ErrorCode, Frame, Meta, WirePath, MAX_RESTORE_LINKS};
+use crate::proto::{ErrorCode, Frame, Meta, WirePath, MAX_RESTORE_LINKS, MAX_RESTORE_LINK_GROUPS};
 use crate::server::command::{Command, VerifyCounts};
 use crate::store::resume;
 
@@ -80,8 +80,9 @@ pub type Inode = (u64, u64);
 /// write or keep, so a later name of a refused file fails there, named).
 /// So a `Link` never names a file not yet sent, a file sent bad or one
 /// that failed. Only the first [`MAX_RESTORE_LINKS`] regular files of a
-/// restore are remembered, the client's bound on the files it remembers:
-/// past that, later names go out as files of their own.
+/// restore can be remembered, the client's bound on the files it
+/// remembers, and at most [`MAX_RESTORE_LINK_GROUPS`] of them: past
+/// either, later names go out as files of their own.
 #[derive(Debug, Default)]
 pub struct LinkMemo {
     first: HashMap<Inode, WirePath>,
@@ -122,7 +123,7 @@ impl LinkMemo {
     /// sent was bad.
     pub fn sent(&mut self, whole: bool) {
         if let Some((inode, rel)) = self.candidate.take() {
-            if whole {
+            if whole && self.first.len() < MAX_RESTORE_LINK_GROUPS {
                 self.first.insert(inode, rel);
             }
         }
@@ -329,6 +330,24 @@ mod tests {
         assert_eq!(m.file(&wp("past2"), Some((1, 2))), None);
         m.sent(true);
         assert_eq!(m.remembered(), 1);
+    }
+
+    #[test]
+    fn at_most_the_bound_of_link_groups_is_remembered() {
+        let mut m = LinkMemo::new();
+        for i in 0..MAX_RESTORE_LINK_GROUPS as u64 {
+            assert_eq!(m.file(&wp(&format!("f{i}")), Some((1, i))), None);
+            m.sent(true);
+        }
+        assert_eq!(m.remembered(), MAX_RESTORE_LINK_GROUPS);
+        // One more group: its first name is not remembered, so its later
+        // names go as files; the groups remembered still link.
+        assert_eq!(m.file(&wp("more"), Some((2, 0))), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("more2"), Some((2, 0))), None);
+        m.sent(true);
+        assert_eq!(m.file(&wp("again"), Some((1, 7))), Some(wp("f7")));
+        assert_eq!(m.remembered(), MAX_RESTORE_LINK_GROUPS);
     }
 
     #[test]
