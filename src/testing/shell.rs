@@ -146,7 +146,8 @@ impl FakeShell {
             | Command::Symlink { .. }
             | Command::LearnNames { .. }
             | Command::Special { .. }
-            | Command::Link { .. } => Vec::new(),
+            | Command::Link { .. }
+            | Command::Update { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {
@@ -197,6 +198,7 @@ impl FakeShell {
                 done(Completion::Checked {
                     id,
                     bits: NeedBits::all(entries.len()).into_bytes(),
+                    meta: NeedBits::new(entries.len()).into_bytes(),
                     resume,
                 })
             }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
-use nix::sys::stat::{self, Mode, UtimensatFlags};
+use nix::sys::stat::{self, Mode};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
@@ -145,6 +145,18 @@ pub(super) struct PendingLink {
     pub(super) size: u64,
 }
 
+/// The new metadata of a stored entry, applied in place at the commit
+/// (see [`Stager::update`]).
+pub(super) struct PendingUpdate {
+    pub(super) id: u32,
+    pub(super) path: WirePath,
+    /// What the stored entry must be: a file or a symlink.
+    pub(super) kind: EntryKind,
+    pub(super) meta: Meta,
+    /// What the stored entry's size (a link's target length) must be.
+    pub(super) size: u64,
+}
+
 /// How a stager writes; fixed when it is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageOptions {
@@ -180,7 +192,7 @@ pub struct StageOptions {
 }
 
 mod apply;
-pub(super) use apply::{chown, chown_if_allowed, Applied};
+pub(super) use apply::Applied;
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
@@ -196,6 +208,8 @@ pub struct Stager {
     pub(super) staged: Vec<Staged>,
     /// Hard links to make at the commit, in the order they came.
     pub(super) links: Vec<PendingLink>,
+    /// Metadata to apply to stored entries at the commit.
+    pub(super) updates: Vec<PendingUpdate>,
     pub(super) dirs: Vec<(WirePath, Meta)>,
     incoming: Option<Incoming>,
     pub(super) displaced: Vec<Displaced>,
@@ -229,6 +243,7 @@ impl Stager {
             opts,
             staged: Vec::new(),
             links: Vec::new(),
+            updates: Vec::new(),
             dirs: Vec::new(),
             incoming: None,
             displaced: Vec::new(),
@@ -267,7 +282,7 @@ impl Stager {
 
     /// Number of entries waiting for a commit.
     pub fn pending(&self) -> usize {
-        self.staged.len() + self.dirs.len() + self.links.len()
+        self.staged.len() + self.dirs.len() + self.links.len() + self.updates.len()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -496,6 +511,36 @@ impl Stager {
         Ok(())
     }
 
+    /// Stages new metadata for the stored `path`, a `kind` (file or
+    /// symlink) of `size` bytes whose content is unchanged: at the commit,
+    /// with the batch, the stored entry itself gets `meta` (owner, record,
+    /// mode, mtime; see [`Self::apply_update`]). Nothing is written, and
+    /// no directory made or touched, before then.
+    pub fn update(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        kind: EntryKind,
+        meta: Meta,
+        size: u64,
+    ) -> Result<(), FsError> {
+        if path.is_root() || !matches!(kind, EntryKind::File | EntryKind::Symlink) {
+            return Err(FsError::invalid(
+                "update",
+                self.ns.tree.show(path),
+                "only a stored file or symlink is updated in place",
+            ));
+        }
+        self.updates.push(PendingUpdate {
+            id,
+            path: path.clone(),
+            kind,
+            meta,
+            size,
+        });
+        Ok(())
+    }
+
     /// Gives the entry just made as `tmp` in `parent` (a link or a special,
     /// never opened: a FIFO would wait for a writer) its owner when `owned`
     /// and its mtime, by name, and stages it for the commit; on failure
@@ -516,29 +561,12 @@ impl Stager {
             let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
             FsError::errno(op, self.ns.tree.show(path), e)
         };
-        let res = if !owned {
-            Ok(())
-        } else if self.opts.set_owners {
-            chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
-                self.count(Applied {
-                    setid_cleared: false,
-                    owner_kept: !ok,
-                });
-            })
-        } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
-            chown(parent, Some(&tmp), meta.uid, meta.gid)
+        let res = if owned {
+            self.stamp_by_name(parent, &tmp, &meta)
         } else {
-            Ok(())
+            Self::mtime_by_name(parent, &tmp, &meta)
         };
-        res.map_err(|e| fail("chown", e))?;
-        stat::utimensat(
-            Some(parent),
-            os(&tmp),
-            &omit(),
-            &timespec(&meta),
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| fail("utimes", e))?;
+        res.map_err(|(op, e)| fail(op, e))?;
         self.staged.push(Staged {
             id,
             path: path.clone(),
@@ -934,6 +962,7 @@ impl Stager {
         }
         self.dirs.clear();
         self.links.clear();
+        self.updates.clear();
         self.restore_displaced();
         // Deepest first, as at a commit.
         let mut touched = std::mem::take(&mut self.touched);
