@@ -496,6 +496,9 @@ mod tests {
             verdict(&file, &stat(Some(EntryKind::File), 11), true, no_link, none),
             Content
         );
-        assert_eq!(verdict(&dir, &stat(Some(EntryKind::Dir), 1), true, no_link, none), MetaOnly);
+        assert_eq!(
+            verdict(&dir, &stat(Some(EntryKind::Dir), 1), true, no_link, none),
+            MetaOnly
+        );
     }
 }

@@ -164,6 +164,23 @@ pub fn backup(
                     link.session().send_commit();
                     continue;
                 }
+                Next::Update { entry: e } => {
+                    // The server stores this content: its metadata only.
+                    name_owners(link, &e.meta, &accounts);
+                    let size = if e.kind == EntryKind::Symlink {
+                        e.target.len() as u64
+                    } else {
+                        e.size
+                    };
+                    let id = link.session().send_update(
+                        e.wire.clone(),
+                        plan::update_kind(e.kind),
+                        e.meta,
+                        size,
+                    );
+                    plan.handle_updated(id, e.wire, e.kind);
+                    continue;
+                }
                 Next::Send {
                     entry,
                     resume_at,
@@ -296,8 +313,10 @@ pub fn backup(
 
         while let Some(ev) = link.session().poll_event() {
             match ev {
-                Event::Need { bits, resume, .. } => {
-                    rep.counts.skipped += plan.handle_need(&bits, &resume);
+                Event::Need {
+                    bits, meta, resume, ..
+                } => {
+                    rep.counts.skipped += plan.handle_need(&bits, &meta, &resume);
                 }
                 Event::Failed { id, path, message } => {
                     if let Some(shown) = plan.handle_failed(id, &path) {
@@ -309,6 +328,7 @@ pub fn backup(
                     rep.counts.files += done.files;
                     rep.counts.links += done.links;
                     rep.counts.specials += done.specials;
+                    rep.counts.updated += done.updated;
                     rep.counts.bytes += done.bytes;
                     rep.counts.changed += done.changed;
                     if done.finished {

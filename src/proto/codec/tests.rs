@@ -102,7 +102,7 @@ fn samples() -> Vec<Frame> {
         },
         Frame::Update {
             id: u32::MAX,
-            path: path("l\xff"),
+            path: path("l\u{7f}"),
             kind: EntryKind::Symlink,
             meta: meta(),
             size: 0,
@@ -504,7 +504,8 @@ fn bad_updates_and_needs_rejected() {
     // Cut anywhere inside its payload (the length says so): truncated.
     for cut in 1..good.len() - 5 {
         let mut f = good[..good.len() - cut].to_vec();
-        f[1..5].copy_from_slice(&((f.len() - 5) as u32).to_be_bytes());
+        let len = (f.len() - 5) as u32;
+        f[1..5].copy_from_slice(&len.to_be_bytes());
         assert!(
             matches!(decode(&f), Err(DecodeError::Truncated(_))),
             "cut {cut}: {:?}",
@@ -514,7 +515,8 @@ fn bad_updates_and_needs_rejected() {
     // A byte more: trailing; a length past the limit: too large.
     let mut f = good.clone();
     f.push(0);
-    f[1..5].copy_from_slice(&((f.len() - 5) as u32).to_be_bytes());
+    let len = (f.len() - 5) as u32;
+    f[1..5].copy_from_slice(&len.to_be_bytes());
     assert_eq!(decode(&f), Err(DecodeError::Trailing(1)));
     let mut f = good.clone();
     f[1..5].copy_from_slice(&(MAX_PAYLOAD + 1).to_be_bytes());

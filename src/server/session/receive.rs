@@ -801,7 +801,10 @@ mod tests {
         );
         let sent = sent_frames(&mut s);
         assert!(
-            matches!(&sent[..], [Frame::Failed { id: 1, .. }, Frame::Failed { id: 2, .. }]),
+            matches!(
+                &sent[..],
+                [Frame::Failed { id: 1, .. }, Frame::Failed { id: 2, .. }]
+            ),
             "{sent:?}"
         );
         assert!(!s.is_closing());
@@ -815,7 +818,9 @@ mod tests {
             read_only: true,
             ..SessionConfig::default()
         };
-        let mut s = welcomed(config, now);
+        let mut s = ServerSession::new(config, now, [0; 32]);
+        s.handle_input(now, &bytes(&[hello("a")]));
+        drain_commands(&mut s);
         sent_frames(&mut s);
         s.handle_input(now, &bytes(&[update(1, wp("a/f"))]));
         assert!(drain_commands(&mut s).is_empty());

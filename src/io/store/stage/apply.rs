@@ -176,7 +176,11 @@ impl Stager {
     }
 
     /// Gives `name` in `parent` the mtime of `meta`, no link followed.
-    pub(in crate::io::store) fn mtime_by_name(parent: RawFd, name: &[u8], meta: &Meta) -> Result<(), (&'static str, Errno)> {
+    pub(in crate::io::store) fn mtime_by_name(
+        parent: RawFd,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), (&'static str, Errno)> {
         stat::utimensat(
             Some(parent),
             os(name),
