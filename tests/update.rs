@@ -47,15 +47,23 @@ fn summary(o: &Output, cmd: &str) -> String {
 
 /// What the store holds of a file: inode, mode, owner, content, the
 /// checksum record.
-fn stored_state(p: &Path) -> (u64, u32, (u32, u32), Vec<u8>, Option<Vec<u8>>) {
+struct Stored {
+    ino: u64,
+    mode: u32,
+    owner: (u32, u32),
+    content: Vec<u8>,
+    crc: Option<Vec<u8>>,
+}
+
+fn stored_state(p: &Path) -> Stored {
     let md = fs::symlink_metadata(p).unwrap();
-    (
-        md.ino(),
-        md.mode() & 0o7777,
-        (md.uid(), md.gid()),
-        fs::read(p).unwrap(),
-        xattr(p, "user.rsb.crc32c"),
-    )
+    Stored {
+        ino: md.ino(),
+        mode: md.mode() & 0o7777,
+        owner: (md.uid(), md.gid()),
+        content: fs::read(p).unwrap(),
+        crc: xattr(p, "user.rsb.crc32c"),
+    }
 }
 
 /// Backs up a tree with a 2 MiB file, changes the file's mode (and as
@@ -79,7 +87,7 @@ fn chmod_and_chown(srv: &Server, root_server: bool) {
     assert_summary_bytes(&o, "backup", (2 << 20) + 5 + 5);
     let stored = srv.store(NAME, &src).join("big");
     let before = stored_state(&stored);
-    assert!(before.4.is_some(), "a checksum is recorded");
+    assert!(before.crc.is_some(), "a checksum is recorded");
 
     chmod(&src.join("big"), 0o600);
     let owner = if is_root() {
@@ -100,18 +108,18 @@ fn chmod_and_chown(srv: &Server, root_server: bool) {
     assert_summary_bytes(&o, "backup", 0);
 
     let after = stored_state(&stored);
-    assert_eq!(after.0, before.0, "the same inode");
-    assert_eq!(after.3, big, "the same content");
-    assert_eq!(after.4, before.4, "the same checksum record");
+    assert_eq!(after.ino, before.ino, "the same inode");
+    assert_eq!(after.content, big, "the same content");
+    assert_eq!(after.crc, before.crc, "the same checksum record");
     let record = xattr(&stored, "user.rsb.meta").map(|r| String::from_utf8(r).unwrap());
     if root_server {
-        assert_eq!(after.1, 0o600);
-        assert_eq!(after.2, owner.unwrap_or(before.2));
+        assert_eq!(after.mode, 0o600);
+        assert_eq!(after.owner, owner.unwrap_or(before.owner));
     } else {
         // A server that is not root keeps the real owner in the record,
         // and the sticky bit saying there is one.
-        assert_eq!(after.2, (NOBODY, NOBODY));
-        assert_eq!(after.1, 0o1600);
+        assert_eq!(after.owner, (NOBODY, NOBODY));
+        assert_eq!(after.mode, 0o1600);
         assert_eq!(record.as_deref(), Some("v1 mode=0600 uid=1234 gid=5678"));
     }
     if root_server && owner.is_some() {

@@ -106,7 +106,7 @@ pub fn verdict(
             let meta = same_mtime && same_owner(entry.meta, stored.meta.uid, stored.meta.gid);
             // The target is the link's content: read last, once its
             // kind matched.
-            if !target().is_some_and(|t| t == entry.target) {
+            if target().is_none_or(|t| t != entry.target) {
                 return Verdict::Content;
             }
             (true, meta)
