@@ -464,3 +464,43 @@ fn a_need_with_a_bit_in_both_bitmaps_ends_the_session() {
         Event::Need { bits, meta, .. } if bits[..] == [0b001] && meta[..] == [0b110]
     )));
 }
+
+/// An `Update` goes out as one frame with no body after it, and is
+/// answered by the server session like any entry (staged, then committed).
+#[test]
+fn an_update_is_one_frame_without_a_body() {
+    let now = Clock::new().now();
+    let mut c = welcomed(now);
+    let id = c.send_update(wp("a/big"), EntryKind::File, meta(), 2 << 20);
+    assert_eq!(c.wants_body(), None, "no body is owed");
+    let mut out = c.poll_transmit().to_vec();
+    let pieces = take_pieces(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(
+        frames_of(&pieces),
+        [Frame::Update {
+            id,
+            path: wp("a/big"),
+            kind: EntryKind::File,
+            meta: meta(),
+            size: 2 << 20,
+        }]
+    );
+    let mut p = pair();
+    p.drive().expect("quiet");
+    p.client.take_events();
+    let s = &mut p.client.session;
+    let id = s.send_update(wp("a/big"), EntryKind::File, meta(), 7);
+    let commit = s.send_commit();
+    p.drive().expect("quiet");
+    assert_eq!(
+        p.client.take_events(),
+        vec![Event::Committed { id: commit }]
+    );
+    let cmds = &p.server.shell.commands;
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Update { id: i, size: 7, .. } if *i == id)),
+        "{cmds:?}"
+    );
+}
