@@ -284,3 +284,42 @@ fn a_read_only_server_refuses_updates() {
     );
     assert_eq!(fs::metadata(&stored).unwrap().mode(), before);
 }
+
+/// The stored copy removed between the manifest check and the commit
+/// (here by hand, while the server's commit is slowed): the update fails
+/// with "not stored", and the client sends the file whole at once, in a
+/// batch of its own, so the run still ends with the file stored.
+#[test]
+fn a_stored_copy_removed_before_the_commit_is_sent_whole() {
+    let srv = Server::start_with_env(&[], &[("RSB_TEST_COMMIT_DELAY_MS", "3000")]);
+    let s = scratch();
+    let src = s.join("src");
+    let t = (1_600_000_000, 5);
+    let body = random_bytes(4, 100_000);
+    Tree::new(&src, 0o755, t)
+        .file("f", &body, 0o644, t)
+        .finish();
+    srv.client(argv!["backup", src]).run().ok();
+    let stored = srv.store(NAME, &src).join("f");
+    assert!(stored.exists());
+
+    chmod(&src.join("f"), 0o600);
+    let run = srv.client(argv!["backup", src]).spawn();
+    // Once it is connected its manifest is answered at once, its Update
+    // staged, and its commit waits 3 s.
+    assert!(wait_until(Duration::from_secs(10), || srv
+        .log()
+        .matches("client t connected")
+        .count()
+        == 2));
+    std::thread::sleep(Duration::from_millis(700));
+    fs::remove_file(&stored).unwrap();
+    let o = run.wait(Duration::from_secs(30));
+    o.ok();
+    assert!(srv.log().contains("not stored"), "{}", srv.log());
+    let line = summary(&o, "backup");
+    assert!(line.starts_with("backup: 1 file sent, "), "{o}");
+    assert!(line.contains(" 0 failed, 100000 bytes"), "{o}");
+    assert_eq!(fs::read(&stored).unwrap(), body);
+    assert_eq!(fs::metadata(&stored).unwrap().mode() & 0o777, 0o600);
+}

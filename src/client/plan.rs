@@ -293,8 +293,9 @@ struct Sent {
     size: u64,
     /// Stored as last read although it kept changing.
     changed: bool,
-    /// Only its metadata was sent (an `Update`).
-    updated: bool,
+    /// Only its metadata was sent (an `Update`): the entry, to send whole
+    /// if the server fails the update.
+    update: Option<Box<LocalEntry>>,
 }
 
 /// What to do with a file whose body was sent and which changed while it
@@ -482,16 +483,24 @@ impl Plan {
 
     /// The entry `path` went out with this id and `size` body bytes.
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
-        self.sent_entry(id, path, kind, size, false);
+        self.sent_entry(id, path, kind, size, None);
     }
 
-    /// The metadata of entry `path` went out as an `Update` with this id;
-    /// it is answered and counted in the batch as any entry.
-    pub fn handle_updated(&mut self, id: u32, path: WirePath, kind: EntryKind) {
-        self.sent_entry(id, path, kind, 0, true);
+    /// The metadata of `entry` went out as an `Update` with this id; it
+    /// is answered and counted in the batch as any entry.
+    pub fn handle_updated(&mut self, id: u32, entry: LocalEntry) {
+        let (path, kind) = (entry.wire.clone(), entry.kind);
+        self.sent_entry(id, path, kind, 0, Some(Box::new(entry)));
     }
 
-    fn sent_entry(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64, updated: bool) {
+    fn sent_entry(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        kind: EntryKind,
+        size: u64,
+        update: Option<Box<LocalEntry>>,
+    ) {
         self.batch_entries += 1;
         self.batch_path_bytes += path.as_bytes().len();
         self.batch_body_bytes = self.batch_body_bytes.saturating_add(size);
@@ -502,7 +511,7 @@ impl Plan {
                 kind,
                 size,
                 changed: false,
-                updated,
+                update,
             },
         );
     }
@@ -560,15 +569,36 @@ impl Plan {
     /// The server failed entry `id`; returns the path to name: the one sent
     /// under that id, else the server's. `None` for a body ended as not good
     /// to be sent again ([`Changed::Retry`]): that failure was expected.
+    ///
+    /// A failed `Update` (the stored entry was removed or changed between
+    /// the manifest and the commit) is not reported: the entry is queued
+    /// to be sent whole, in a batch of its own after the commit it was
+    /// in (a final commit already sent is then not the final one).
     pub fn handle_failed(&mut self, id: u32, path: &WirePath) -> Option<String> {
         if self.retried.remove(&id) {
             return None;
         }
-        Some(
-            self.sent
-                .remove(&id)
-                .map_or_else(|| path.to_string(), |s| s.path.to_string()),
-        )
+        match self.sent.remove(&id) {
+            Some(Sent {
+                update: Some(entry),
+                ..
+            }) => {
+                if entry.kind == EntryKind::File {
+                    self.needed_bytes += entry.size;
+                }
+                self.to_send.push_back(Queued {
+                    entry: *entry,
+                    needed: true,
+                    meta_only: false,
+                    resume_at: 0,
+                    reads: 0,
+                });
+                self.final_commit = None;
+                None
+            }
+            Some(s) => Some(s.path.to_string()),
+            None => Some(path.to_string()),
+        }
     }
 
     /// The commit `id` was confirmed: every entry sent before it and not
@@ -581,7 +611,7 @@ impl Plan {
         let ids: Vec<u32> = self.sent.range(..id).map(|(k, _)| *k).collect();
         for k in ids {
             if let Some(s) = self.sent.remove(&k) {
-                if s.updated {
+                if s.update.is_some() {
                     done.updated += 1;
                     continue;
                 }

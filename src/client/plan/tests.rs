@@ -169,7 +169,7 @@ fn drain(p: &mut Plan) -> Vec<(String, u64)> {
             Next::Update { entry } => {
                 out.push((format!("UPDATE {}", name(&entry.wire)), 0));
                 id += 1;
-                p.handle_updated(id, entry.wire, entry.kind);
+                p.handle_updated(id, entry);
             }
             Next::Commit => out.push(("COMMIT".into(), 0)),
             Next::Wait => return out,
@@ -488,7 +488,7 @@ fn a_meta_only_need_gives_an_update_and_no_body() {
             Next::Update { entry } => {
                 id += 1;
                 sent.push((name(&entry.wire), update_kind(entry.kind)));
-                p.handle_updated(id, entry.wire, entry.kind);
+                p.handle_updated(id, entry);
             }
             Next::Send { entry, .. } => panic!("{} sent whole", name(&entry.wire)),
             Next::Commit => panic!("commit"),
@@ -546,4 +546,36 @@ fn meta_only_links_directories_and_specials() {
         out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
         ["a/first", "b/second"]
     );
+}
+
+/// A failed `Update` (the stored copy went between the manifest and the
+/// commit) is not the user's concern: the entry goes whole, in a batch
+/// after the final commit that failed it, which is then not the last.
+#[test]
+fn a_failed_update_sends_the_entry_whole_after_its_commit() {
+    let mut big = file("d/big");
+    big.size = 1000;
+    let (mut p, _) = answered_meta(vec![big], &[0], &[1]);
+    let Next::Update { entry } = p.next(0) else {
+        panic!("no update");
+    };
+    p.handle_updated(1, entry);
+    assert_eq!(p.next(0), Next::Wait);
+    assert!(p.wants_final_commit(false));
+    p.handle_final_commit(2);
+    assert_eq!(p.handle_failed(1, &wp("d/big")), None, "not reported");
+    assert_eq!(p.needed_bytes(), 1000);
+    let done = p.handle_committed(2);
+    assert!(!done.finished, "{done:?}");
+    assert_eq!(done.updated, 0);
+    let Next::Send { entry, .. } = p.next(0) else {
+        panic!("not sent whole");
+    };
+    assert_eq!(name(&entry.wire), "d/big");
+    p.handle_sent(3, entry.wire, entry.kind, entry.size);
+    assert!(p.wants_final_commit(false));
+    p.handle_final_commit(4);
+    // The whole file failing too is reported.
+    assert_eq!(p.handle_failed(3, &wp("x")).as_deref(), Some("/d/big"));
+    assert!(p.handle_committed(4).finished);
 }

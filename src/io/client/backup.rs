@@ -178,7 +178,7 @@ pub fn backup(
                         e.meta,
                         size,
                     );
-                    plan.handle_updated(id, e.wire, e.kind);
+                    plan.handle_updated(id, e);
                     continue;
                 }
                 Next::Send {
