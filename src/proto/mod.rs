@@ -89,8 +89,8 @@
 //!   up beneath the namespace, no link followed): it must be of the
 //!   `Update`'s kind (else `Failed` names the path and both kinds) and
 //!   size, a file also of its mtime (else `Failed`: changed since the
-//!   manifest), and it must exist (else `Failed`: not stored; the next
-//!   backup sends it whole). A file of several names is one inode: all of
+//!   manifest), and it must exist (else `Failed`: not stored). A client
+//!   whose `Update` failed sends the entry whole after that commit. A file of several names is one inode: all of
 //!   them change. Directories and specials are never needed as metadata
 //!   only: their frames carry no body, and a stored directory is not
 //!   re-made by its `Dir` (its metadata is applied in place).

@@ -37,19 +37,13 @@ impl Stager {
     /// Applies the update `u`: the stored entry must be of `u`'s kind and
     /// size (a file also of its mtime: its content is judged by both),
     /// else the update fails naming the path and both kinds, or "not
-    /// stored" when it is gone (the next backup then sends it whole).
+    /// stored" when it is gone (the client then sends it whole).
     pub(super) fn apply_update(&self, u: &PendingUpdate) -> Result<(), FsError> {
         let shown = || self.ns.tree.show(&u.path);
         let (Some(dp), Some(name)) = (u.path.parent(), u.path.file_name()) else {
             return Err(FsError::invalid("update", shown(), "no name"));
         };
-        let gone = || {
-            FsError::other(
-                "update",
-                shown(),
-                "not stored (removed since the manifest); the next backup sends it whole",
-            )
-        };
+        let gone = || FsError::other("update", shown(), "not stored (removed since the manifest)");
         let dir = match self.dir(&dp) {
             Ok(dir) => dir,
             Err(e)
