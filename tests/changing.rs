@@ -162,6 +162,7 @@ fn fake_backup_server(
                     Some(Frame::Need {
                         id,
                         bits: vec![0xff; entries.len().div_ceil(8)],
+                        meta: vec![0; entries.len().div_ceil(8)],
                         resume: vec![],
                     })
                 }

@@ -294,10 +294,30 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             .boxed(),
         25 => (
             any::<u32>(),
-            vec(any::<u8>(), 0..8),
+            vec((any::<u8>(), any::<u8>()), 0..8),
             vec((any::<u32>(), any::<u64>()), 0..4),
         )
-            .prop_map(|(id, bits, resume)| Frame::Need { id, bits, resume })
+            .prop_map(|(id, pairs, resume)| Frame::Need {
+                id,
+                bits: pairs.iter().map(|p| p.0).collect(),
+                meta: pairs.iter().map(|p| p.1).collect(),
+                resume,
+            })
+            .boxed(),
+        37 => (
+            any::<u32>(),
+            path(),
+            prop::sample::select(vec![EntryKind::File, EntryKind::Symlink]),
+            meta(),
+            any::<u64>(),
+        )
+            .prop_map(|(id, path, kind, meta, size)| Frame::Update {
+                id,
+                path,
+                kind,
+                meta,
+                size,
+            })
             .boxed(),
         26 => (any::<u32>(), path(), meta(), size_and_offset())
             .prop_flat_map(|(id, path, meta, (size, offset))| {
@@ -383,6 +403,7 @@ fn all_variants(f: &Frame) {
         | Frame::Symlink { .. }
         | Frame::Special { .. }
         | Frame::Link { .. }
+        | Frame::Update { .. }
         | Frame::File { .. }
         | Frame::FileEnd { .. }
         | Frame::Commit { .. }
@@ -657,6 +678,7 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
                     Command::Check { id, entries } => s.handle_completion(Completion::Checked {
                         id: *id,
                         bits: vec![0xff; entries.len().div_ceil(8)],
+                        meta: vec![0; entries.len().div_ceil(8)],
                         resume: Vec::new(),
                     }),
                     _ => {}

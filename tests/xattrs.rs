@@ -146,7 +146,18 @@ fn round_trip(srv: &Server) {
     remove_xattr(&src.join("a"), "user.bin");
     remove_xattr(&src.join("d"), "user.dir");
     tool("setfacl", &["-b", &src.join("a").display().to_string()]);
-    srv.client(argv!["backup", src]).run().ok();
+    // Only metadata changed: the file goes as an update, no body.
+    let o = srv.client(argv!["backup", src]).run();
+    o.ok();
+    let summary = o.err();
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.starts_with("backup: 0 files sent")
+                && l.contains(" 1 updated")
+                && l.contains(" 0 bytes")),
+        "{o}"
+    );
     let a = kept(&stored.join("a"));
     assert_eq!(names(&a), ["user.color", "user.rsb.crc32c"]);
     assert!(a.contains(&("user.color".into(), b"red".to_vec())));

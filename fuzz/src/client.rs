@@ -166,9 +166,16 @@ pub fn client_session(data: &[u8]) {
                         assert!(streams.contains(&id), "an entry for {id}, never asked for");
                     }
                     Event::Committed { id } => assert!(commits.remove(&id)),
-                    Event::Need { id, bits, resume } => {
+                    Event::Need {
+                        id,
+                        bits,
+                        meta,
+                        resume,
+                    } => {
                         assert!(manifests.remove(&id));
                         assert_eq!(bits.len(), 1);
+                        assert_eq!(meta.len(), 1);
+                        assert!(bits.iter().zip(&meta).all(|(b, m)| b & m == 0));
                         assert!(resume.iter().all(|&(i, _)| i < 2));
                     }
                     Event::Welcome { .. }

@@ -89,6 +89,13 @@ pub fn every_frame() -> Vec<Frame> {
             meta: meta(),
             size: 5,
         },
+        Frame::Update {
+            id: 2,
+            path: wp("home/ann/f"),
+            kind: EntryKind::File,
+            meta: meta(),
+            size: 5,
+        },
         Frame::Special {
             id: 2,
             path: wp("home/ann/null"),
@@ -164,6 +171,7 @@ pub fn every_frame() -> Vec<Frame> {
         Frame::Need {
             id: 8,
             bits: vec![0b101],
+            meta: vec![0b010],
             resume: vec![(0, 1)],
         },
         Frame::FileFrom {
@@ -430,6 +438,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
         Frame::Need {
             id: 4,
             bits: vec![1],
+            meta: vec![2],
             resume: vec![(0, 2)],
         },
         Frame::Committed { id: 6 },

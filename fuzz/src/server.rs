@@ -297,6 +297,7 @@ impl Harness {
                 | Command::Symlink { .. }
                 | Command::Special { .. }
                 | Command::Link { .. }
+                | Command::Update { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
                 | Command::LearnNames { .. }
@@ -329,6 +330,11 @@ impl Harness {
                 self.check_id(*id);
                 assert!(!path.is_reserved() && !path.is_root());
                 assert!(!target.is_reserved() && target != path);
+            }
+            Command::Update { id, path, kind, .. } => {
+                self.check_id(*id);
+                assert!(!path.is_reserved() && !path.is_root());
+                assert!(matches!(kind, EntryKind::File | EntryKind::Symlink));
             }
             Command::BeginFile {
                 id,
@@ -404,6 +410,7 @@ impl Harness {
             | Command::Symlink { id, path, .. }
             | Command::Special { id, path, .. }
             | Command::Link { id, path, .. }
+            | Command::Update { id, path, .. }
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {
@@ -528,6 +535,7 @@ impl Harness {
                 self.s.handle_completion(Completion::Checked {
                     id,
                     bits: vec![0xff; entries.len().div_ceil(8)],
+                    meta: vec![0; entries.len().div_ceil(8)],
                     resume,
                 });
             }

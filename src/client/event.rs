@@ -37,6 +37,9 @@ pub enum Event {
         id: u32,
         /// Bit `i` set: entry `i` is needed.
         bits: Vec<u8>,
+        /// Bit `i` set: only entry `i`'s metadata is needed (an `Update`);
+        /// never set where `bits` is (the session checked).
+        meta: Vec<u8>,
         /// (entry index, offset): send that file from `offset` on.
         resume: Vec<(u32, u64)>,
     },

@@ -265,6 +265,13 @@ pub enum Next {
         /// it back to [`Plan::handle_changed`] if it changes again.
         reads: u32,
     },
+    /// Send only this entry's metadata, as an `Update` (the server stores
+    /// its content: same size and mtime, or same link target): no body.
+    /// A later name of a file goes as the file it is stored as.
+    Update {
+        /// The entry.
+        entry: LocalEntry,
+    },
     /// Nothing to send until an answer comes.
     Wait,
 }
@@ -278,6 +285,9 @@ pub struct Committed {
     pub links: u64,
     /// FIFOs, sockets and device nodes now stored.
     pub specials: u64,
+    /// Files and symlinks whose metadata alone was sent and is now
+    /// stored (`Update`s; not counted as files or symlinks).
+    pub updated: u64,
     /// Their body bytes sent.
     pub bytes: u64,
     /// Of those files, the ones stored as last read although they kept
@@ -295,6 +305,9 @@ struct Sent {
     size: u64,
     /// Stored as last read although it kept changing.
     changed: bool,
+    /// Only its metadata was sent (an `Update`): the entry, to send whole
+    /// if the server fails the update.
+    update: Option<Box<LocalEntry>>,
 }
 
 /// What to do with a file whose body was sent and which changed while it
@@ -317,6 +330,8 @@ pub enum Changed {
 struct Queued {
     entry: LocalEntry,
     needed: bool,
+    /// Only its metadata is needed (the server's `meta` bit).
+    meta_only: bool,
     resume_at: u64,
     reads: u32,
 }
@@ -385,19 +400,22 @@ impl Plan {
     }
 
     /// The server's answer to the oldest manifest (the session checked the
-    /// order and sizes): bit `i` set means entry `i` is needed, `resume`
-    /// gives a file's kept prefix. Returns how many entries were unchanged
-    /// (never opened, never sent).
-    pub fn handle_need(&mut self, bits: &[u8], resume: &[(u32, u64)]) -> u64 {
+    /// order and sizes): bit `i` of `bits` set means entry `i` is needed,
+    /// of `meta` that only its metadata is (the session refused a bit set
+    /// in both; here the content would win), `resume` gives a file's kept
+    /// prefix. Returns how many entries were unchanged (never opened,
+    /// never sent).
+    pub fn handle_need(&mut self, bits: &[u8], meta: &[u8], resume: &[(u32, u64)]) -> u64 {
         let Some((_, entries)) = self.asked.pop_front() else {
             return 0;
         };
         let mut unchanged = 0;
         for (i, e) in entries.into_iter().enumerate() {
             let needed = NeedBits::bit(bits, i);
+            let meta_only = !needed && NeedBits::bit(meta, i);
             // An unneeded link still waits in the queue: it goes when its
             // target is sent (see `next`).
-            if !needed && e.kind != EntryKind::Dir && e.kind != EntryKind::HardLink {
+            if !needed && !meta_only && e.kind != EntryKind::Dir && e.kind != EntryKind::HardLink {
                 unchanged += 1;
                 continue;
             }
@@ -411,6 +429,7 @@ impl Plan {
             self.to_send.push_back(Queued {
                 entry: e,
                 needed,
+                meta_only,
                 resume_at: at,
                 reads: 0,
             });
@@ -439,6 +458,7 @@ impl Plan {
         while let Some(Queued {
             entry: e,
             needed,
+            meta_only,
             resume_at,
             reads,
         }) = self.to_send.pop_front()
@@ -447,7 +467,15 @@ impl Plan {
             // it: that changed its mtime on the server.
             let relinked = e.kind == EntryKind::HardLink
                 && WirePath::new(e.target.clone()).is_ok_and(|t| self.linked_sent.contains(&t));
-            if !(needed || relinked || e.kind == EntryKind::Dir && self.dirty.remove(&e.wire)) {
+            let dirty = e.kind == EntryKind::Dir && self.dirty.remove(&e.wire);
+            if meta_only && !relinked && !dirty && has_update(e.kind) {
+                // The stored entry changes in place: its directory does
+                // not (a chmod or chown changes no directory's mtime).
+                return Next::Update { entry: e };
+            }
+            // A directory, FIFO, socket or device whose metadata alone
+            // differs goes whole: its frame has no body either.
+            if !(needed || meta_only || relinked || dirty) {
                 continue;
             }
             if e.kind == EntryKind::File && e.inode.is_some() {
@@ -467,6 +495,24 @@ impl Plan {
 
     /// The entry `path` went out with this id and `size` body bytes.
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
+        self.sent_entry(id, path, kind, size, None);
+    }
+
+    /// The metadata of `entry` went out as an `Update` with this id; it
+    /// is answered and counted in the batch as any entry.
+    pub fn handle_updated(&mut self, id: u32, entry: LocalEntry) {
+        let (path, kind) = (entry.wire.clone(), entry.kind);
+        self.sent_entry(id, path, kind, 0, Some(Box::new(entry)));
+    }
+
+    fn sent_entry(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        kind: EntryKind,
+        size: u64,
+        update: Option<Box<LocalEntry>>,
+    ) {
         self.batch_entries += 1;
         self.batch_path_bytes += path.as_bytes().len();
         self.batch_body_bytes = self.batch_body_bytes.saturating_add(size);
@@ -477,6 +523,7 @@ impl Plan {
                 kind,
                 size,
                 changed: false,
+                update,
             },
         );
     }
@@ -500,6 +547,7 @@ impl Plan {
             self.to_send.push_front(Queued {
                 entry,
                 needed: true,
+                meta_only: false,
                 resume_at: 0,
                 reads,
             });
@@ -533,15 +581,36 @@ impl Plan {
     /// The server failed entry `id`; returns the path to name: the one sent
     /// under that id, else the server's. `None` for a body ended as not good
     /// to be sent again ([`Changed::Retry`]): that failure was expected.
+    ///
+    /// A failed `Update` (the stored entry was removed or changed between
+    /// the manifest and the commit) is not reported: the entry is queued
+    /// to be sent whole, in a batch of its own after the commit it was
+    /// in (a final commit already sent is then not the final one).
     pub fn handle_failed(&mut self, id: u32, path: &WirePath) -> Option<String> {
         if self.retried.remove(&id) {
             return None;
         }
-        Some(
-            self.sent
-                .remove(&id)
-                .map_or_else(|| path.to_string(), |s| s.path.to_string()),
-        )
+        match self.sent.remove(&id) {
+            Some(Sent {
+                update: Some(entry),
+                ..
+            }) => {
+                if entry.kind == EntryKind::File {
+                    self.needed_bytes += entry.size;
+                }
+                self.to_send.push_back(Queued {
+                    entry: *entry,
+                    needed: true,
+                    meta_only: false,
+                    resume_at: 0,
+                    reads: 0,
+                });
+                self.final_commit = None;
+                None
+            }
+            Some(s) => Some(s.path.to_string()),
+            None => Some(path.to_string()),
+        }
     }
 
     /// The commit `id` was confirmed: every entry sent before it and not
@@ -554,6 +623,10 @@ impl Plan {
         let ids: Vec<u32> = self.sent.range(..id).map(|(k, _)| *k).collect();
         for k in ids {
             if let Some(s) = self.sent.remove(&k) {
+                if s.update.is_some() {
+                    done.updated += 1;
+                    continue;
+                }
                 match s.kind {
                     EntryKind::File | EntryKind::HardLink => done.files += 1,
                     EntryKind::Symlink => done.links += 1,
@@ -576,6 +649,25 @@ impl Plan {
         self.batch_entries >= COMMIT_EVERY
             || self.batch_path_bytes >= COMMIT_PATH_BYTES
             || self.batch_body_bytes >= COMMIT_BYTES
+    }
+}
+
+/// Whether an entry of `kind` whose metadata alone differs goes as an
+/// `Update`: a file (and another name of one) or a symlink. Every other
+/// kind has no body to save, and goes whole.
+pub fn has_update(kind: EntryKind) -> bool {
+    matches!(
+        kind,
+        EntryKind::File | EntryKind::HardLink | EntryKind::Symlink
+    )
+}
+
+/// The kind an `Update` of `kind` names: a later name of a file is stored
+/// as the file it is.
+pub fn update_kind(kind: EntryKind) -> EntryKind {
+    match kind {
+        EntryKind::HardLink => EntryKind::File,
+        k => k,
     }
 }
 

@@ -280,6 +280,22 @@ impl ClientSession {
         self.store
     }
 
+    /// Queues the metadata of an entry the server stores with the same
+    /// content (its answer set the entry's `meta` bit): `kind` is
+    /// [`EntryKind::File`] or [`EntryKind::Symlink`], `size` its size or
+    /// target length. Returns its id; it is answered like any entry.
+    pub fn send_update(&mut self, path: WirePath, kind: EntryKind, meta: Meta, size: u64) -> u32 {
+        let id = self.entry_id(&path);
+        self.push(&Frame::Update {
+            id,
+            path,
+            kind,
+            meta,
+            size,
+        });
+        id
+    }
+
     /// Queues a file header; the driver must then send exactly the body
     /// bytes `layout` says ([`Layout::body_len`]: `size` of them for a
     /// dense file) after [`Self::poll_transmit`] is drained, and call
@@ -654,14 +670,36 @@ impl ClientSession {
                     self.events.push_back(Event::Failed { id, path, message });
                 }
             }
-            (State::Ready, Frame::Need { id, bits, resume }) => match self.manifests.front() {
+            (
+                State::Ready,
+                Frame::Need {
+                    id,
+                    bits,
+                    meta,
+                    resume,
+                },
+            ) => match self.manifests.front() {
                 Some(&(m, n))
                     if m == id
                         && bits.len() == n.div_ceil(8)
+                        && meta.len() == bits.len()
                         && resume.iter().all(|&(i, _)| (i as usize) < n) =>
                 {
+                    // An entry needed whole and as metadata only: the
+                    // server contradicts itself.
+                    if bits.iter().zip(&meta).any(|(b, m)| b & m != 0) {
+                        self.broken_protocol(format!(
+                            "answer to manifest {id} needs an entry both whole and as metadata"
+                        ));
+                        return;
+                    }
                     self.manifests.pop_front();
-                    self.events.push_back(Event::Need { id, bits, resume });
+                    self.events.push_back(Event::Need {
+                        id,
+                        bits,
+                        meta,
+                        resume,
+                    });
                 }
                 _ => self.broken_protocol(format!("unexpected answer to manifest {id}")),
             },

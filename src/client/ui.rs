@@ -183,6 +183,9 @@ pub struct Summary {
     pub specials: u64,
     /// Entries not transferred because the other side already had them.
     pub unchanged: u64,
+    /// Entries of which only the metadata was transferred (a backup's
+    /// `Update`s: a `chmod` or `chown` of unchanged content).
+    pub updated: u64,
     /// Entries not transferred because rsb does not store their kind (a
     /// file type Linux does not have) or their name is reserved.
     pub unsupported: u64,
@@ -200,8 +203,8 @@ pub struct Summary {
 }
 
 /// The one-line summary, e.g.
-/// `backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`
-/// (`not supported` only when there are some).
+/// `backup: 12 files sent, 3 unchanged, 2 updated, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`
+/// (`updated` and `not supported` only when there are some).
 /// The byte count is exact, so scripts can parse it; the rate is for people.
 /// Files that changed while read or vanished are counted after `failed`
 /// when there are any (`1 changed while read, 2 vanished`).
@@ -217,6 +220,10 @@ pub fn format_summary(s: &Summary) -> String {
         0 => String::new(),
         n => format!(", {n} not supported"),
     };
+    let updated = match s.updated {
+        0 => String::new(),
+        n => format!(", {n} updated"),
+    };
     let links = match (s.links, s.specials) {
         (0, 0) => String::new(),
         (n, 0) => format!(" and {}", count(n, "symlink", "symlinks")),
@@ -228,7 +235,7 @@ pub fn format_summary(s: &Summary) -> String {
         ),
     };
     format!(
-        "{}: {}{links} {}, {} unchanged{unsupported}, {} failed{warned}, {} in {} ({}/s)",
+        "{}: {}{links} {}, {} unchanged{updated}{unsupported}, {} failed{warned}, {} in {} ({}/s)",
         s.verb,
         count(s.files, "file", "files"),
         s.noun,

@@ -155,6 +155,19 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                 size: r.u64("size")?,
             }
         }
+        Kind::Update => {
+            let (id, path) = (r.u32("id")?, r.path()?);
+            let kind = EntryKind::from_u8(r.u8("kind")?)
+                .filter(|k| matches!(k, EntryKind::File | EntryKind::Symlink))
+                .ok_or(DecodeError::Invalid("kind"))?;
+            Frame::Update {
+                id,
+                path,
+                kind,
+                meta: r.meta()?,
+                size: r.u64("size")?,
+            }
+        }
         Kind::File => {
             let (id, path, meta, size) = (r.u32("id")?, r.path()?, r.meta()?, r.u64("size")?);
             Frame::File {
@@ -236,6 +249,10 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
         Kind::Need => {
             let id = r.u32("id")?;
             let bits = r.bytes("bits")?;
+            let meta = r.bytes("meta")?;
+            if meta.len() != bits.len() {
+                return Err(DecodeError::Invalid("meta"));
+            }
             let n = r.u32("count")?;
             if n as usize > r.buf.len() / 12 {
                 return Err(DecodeError::Invalid("count"));
@@ -244,7 +261,12 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             for _ in 0..n {
                 resume.push((r.u32("index")?, r.u64("offset")?));
             }
-            Frame::Need { id, bits, resume }
+            Frame::Need {
+                id,
+                bits,
+                meta,
+                resume,
+            }
         }
         Kind::FileFrom => {
             let (id, path, meta, size, offset) = (
@@ -571,6 +593,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.meta(meta);
             w.u64(*size);
         }
+        Frame::Update {
+            id,
+            path,
+            kind,
+            meta,
+            size,
+        } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.raw(&[*kind as u8]);
+            w.meta(meta);
+            w.u64(*size);
+        }
         Frame::File {
             id,
             path,
@@ -617,9 +652,15 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 }
             }
         }
-        Frame::Need { id, bits, resume } => {
+        Frame::Need {
+            id,
+            bits,
+            meta,
+            resume,
+        } => {
             w.u32(*id);
             w.bytes(bits);
+            w.bytes(meta);
             w.u32(resume.len() as u32);
             for (i, off) in resume {
                 w.u32(*i);

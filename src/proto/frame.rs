@@ -317,6 +317,22 @@ pub enum Frame {
         /// The file's size (the receiver checks the target still has it).
         size: u64,
     },
+    /// Client, in a backup: the entry at `path` is the one the server
+    /// stores (same content), with this metadata now; no body. Answers a
+    /// `Need` whose `meta` bit is set for the entry.
+    Update {
+        /// Request id.
+        id: u32,
+        /// Where the stored entry lives.
+        path: WirePath,
+        /// What it is: [`EntryKind::File`] or [`EntryKind::Symlink`] (the
+        /// stored entry must be that).
+        kind: EntryKind,
+        /// Its mode, mtime, owner and group now.
+        meta: Meta,
+        /// Its size (a link's target length): the stored one must be it.
+        size: u64,
+    },
     /// A regular file entry; its body follows as raw bytes: `size` of
     /// them, or for a sparse layout the bytes of its extents.
     File {
@@ -399,6 +415,10 @@ pub enum Frame {
         id: u32,
         /// Bit `i` (bit `i % 8` of byte `i / 8`) set: entry `i` is needed.
         bits: Vec<u8>,
+        /// The same layout: entry `i` is needed as metadata only (its
+        /// content is the stored one); the client sends an `Update`. Never
+        /// set where `bits` is.
+        meta: Vec<u8>,
         /// Needed files of which the server holds the first `offset` bytes
         /// from an interrupted transfer: (entry index, offset). The client
         /// sends those with `FileFrom`.

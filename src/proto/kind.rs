@@ -140,6 +140,8 @@ kinds! {
     Xattrs = 35, Both, body: false;
     /// A hard link: another name of a file already sent.
     Link = 36, Both, body: false;
+    /// The metadata of a stored entry whose content is unchanged.
+    Update = 37, Client, body: false;
 }
 
 impl Kind {

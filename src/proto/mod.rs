@@ -69,10 +69,34 @@
 //!   to back up, in the order it will send it. The server compares each
 //!   entry with what it stores (by type, size, mode, owner, group and mtime
 //!   to the nanosecond, link target, device number and xattr digest; it never opens a
-//!   file to do so) and answers `Need` (id, a bitmap of the entries it needs). The
-//!   client then sends only those, and a directory also when anything inside
-//!   it was sent (that changed its mtime on the server). A client may have
-//!   several manifests in flight; they are answered in order.
+//!   file to do so) and answers `Need` (id, `bits`: a bitmap of the
+//!   entries it needs whole, `meta`: a bitmap of the same length, bit `i`
+//!   of byte `i / 8` too, of the entries it needs only the metadata of,
+//!   then the resume list below). The client then sends only those, and a
+//!   directory also when anything inside it was sent (that changed its
+//!   mtime on the server). A client may have several manifests in flight;
+//!   they are answered in order. A `Need` whose bitmaps are not both
+//!   `ceil(n / 8)` bytes for a manifest of `n` entries, or that sets an
+//!   entry's bit in both, is a protocol error.
+//! * An entry is needed as metadata only when the stored one has the same
+//!   content (a regular file, or a later name of one, of the same size and
+//!   mtime; a symlink of the same target) and another mode, owner or
+//!   group (a symlink: or mtime), or for a file other extended attributes
+//!   (an `Update` then follows an `Xattrs` frame with the new set). The client answers with `Update` (id,
+//!   path, kind: 1 file or 3 symlink, a later name of a file being the
+//!   file it is stored as, meta, size: the file's size or the link
+//!   target's length; no body; kind 37): "the entry at path is the one you
+//!   hold, with this metadata now". It counts in the batch as an entry and
+//!   is answered like one. At the commit, with the batch's other entries,
+//!   the server applies the metadata to the stored entry in place (looked
+//!   up beneath the namespace, no link followed): it must be of the
+//!   `Update`'s kind (else `Failed` names the path and both kinds) and
+//!   size, a file also of its mtime (else `Failed`: changed since the
+//!   manifest), and it must exist (else `Failed`: not stored). A client
+//!   whose `Update` failed sends the entry whole after that commit. A file of several names is one inode: all of
+//!   them change. Directories and specials are never needed as metadata
+//!   only: their frames carry no body, and a stored directory is not
+//!   re-made by its `Dir` (its metadata is applied in place).
 //! * `Need` also lists (entry index, offset) for needed files of which the
 //!   server kept the first `offset` bytes from an interrupted transfer (files
 //!   of 1 MiB or more, kept under a name made of the file's name, size and

@@ -66,6 +66,20 @@ pub enum Command {
         /// The file's size (the target must still have it).
         size: u64,
     },
+    /// Give the stored entry `path` (which must be a `kind`, of `size`)
+    /// the metadata `meta`, in place, at the commit.
+    Update {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
+        /// [`EntryKind::File`] or [`EntryKind::Symlink`].
+        kind: EntryKind,
+        /// Mode, mtime, owner and group.
+        meta: Meta,
+        /// Its size (a link's target length).
+        size: u64,
+    },
     /// Create the temporary file for a body of `size` bytes that follows.
     BeginFile {
         /// Request id.
@@ -227,6 +241,8 @@ pub enum Completion {
         id: u32,
         /// Bit `i` set: entry `i` is needed.
         bits: Vec<u8>,
+        /// Bit `i` set: only entry `i`'s metadata is needed.
+        meta: Vec<u8>,
         /// Needed files the store holds a part of: (entry index, offset).
         resume: Vec<(u32, u64)>,
     },

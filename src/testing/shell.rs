@@ -158,7 +158,8 @@ impl FakeShell {
             | Command::LearnNames { .. }
             | Command::Xattrs { .. }
             | Command::Special { .. }
-            | Command::Link { .. } => Vec::new(),
+            | Command::Link { .. }
+            | Command::Update { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {
@@ -209,6 +210,7 @@ impl FakeShell {
                 done(Completion::Checked {
                     id,
                     bits: NeedBits::all(entries.len()).into_bytes(),
+                    meta: NeedBits::new(entries.len()).into_bytes(),
                     resume,
                 })
             }

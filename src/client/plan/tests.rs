@@ -135,7 +135,7 @@ fn manifests_in_flight_and_output_are_bounded() {
         p.handle_asked(id, m);
     }
     assert!(!p.wants_manifest(0, false));
-    p.handle_need(&[1], &[]);
+    p.handle_need(&[1], &[], &[]);
     assert!(p.wants_manifest(0, false));
     p.handle_walked();
     assert!(!p.wants_manifest(0, false));
@@ -150,7 +150,7 @@ fn answered(entries: Vec<LocalEntry>, bits: &[u8], resume: &[(u32, u64)]) -> (Pl
     }
     p.handle_asked(7, m);
     p.handle_walked();
-    let unchanged = p.handle_need(bits, resume);
+    let unchanged = p.handle_need(bits, &[], resume);
     (p, unchanged)
 }
 
@@ -166,6 +166,11 @@ fn drain(p: &mut Plan) -> Vec<(String, u64)> {
                 out.push((name(&entry.wire), resume_at));
                 id += 1;
                 p.handle_sent(id, entry.wire, entry.kind, entry.size);
+            }
+            Next::Update { entry } => {
+                out.push((format!("UPDATE {}", name(&entry.wire)), 0));
+                id += 1;
+                p.handle_updated(id, entry);
             }
             Next::Commit => out.push(("COMMIT".into(), 0)),
             Next::Wait => return out,
@@ -284,7 +289,7 @@ fn a_commit_follows_every_commit_every_entries() {
         m.push(e);
     }
     p.handle_asked(1, m);
-    p.handle_need(&vec![0xff; n.div_ceil(8)], &[]);
+    p.handle_need(&vec![0xff; n.div_ceil(8)], &[], &[]);
     let out = drain(&mut p);
     let commits: Vec<usize> = out
         .iter()
@@ -352,6 +357,7 @@ fn commits_count_what_they_made_durable() {
             files: 1,
             links: 1,
             specials: 0,
+            updated: 0,
             bytes: 5,
             changed: 0,
             finished: true
@@ -372,7 +378,7 @@ fn the_progress_total_is_what_the_server_asked_for() {
     m.push(entry(EntryKind::Dir, "d"));
     p.handle_asked(1, m);
     // Only `b` (and the directory) needed, 40 bytes of it kept.
-    p.handle_need(&[0b110], &[(1, 40)]);
+    p.handle_need(&[0b110], &[], &[(1, 40)]);
     assert_eq!(p.needed_bytes(), 60);
 }
 
@@ -420,6 +426,7 @@ fn a_file_that_keeps_changing_is_read_three_times_then_kept_as_last_read() {
             files: 1,
             links: 0,
             specials: 0,
+            updated: 0,
             bytes: 10,
             changed: 1,
             finished: true
@@ -444,4 +451,132 @@ fn a_file_that_keeps_shrinking_fails() {
     assert_eq!(last, Some(Changed::Fail));
     assert_eq!(p.next(0), Next::Wait);
     assert_eq!(p.handle_failed(3, &wp("f")).as_deref(), Some("/f"));
+}
+
+/// A plan with one manifest asked and answered with both bitmaps.
+fn answered_meta(entries: Vec<LocalEntry>, bits: &[u8], meta: &[u8]) -> (Plan, u64) {
+    let mut p = Plan::new();
+    let mut m = Manifest::new();
+    for e in entries {
+        m.push(e);
+    }
+    p.handle_asked(7, m);
+    p.handle_walked();
+    let unchanged = p.handle_need(bits, meta, &[]);
+    (p, unchanged)
+}
+
+/// Issue 10: an entry of which the server needs only the metadata goes
+/// as an `Update`: no body, its directory not sent for it, counted as
+/// updated and not as a file sent.
+#[test]
+fn a_meta_only_need_gives_an_update_and_no_body() {
+    let mut big = file("d/big");
+    big.size = 2 << 20;
+    let mut link = entry(EntryKind::Symlink, "d/l");
+    link.target = b"big".to_vec();
+    let (mut p, unchanged) = answered_meta(
+        vec![big, link, file("d/same"), dir("d")],
+        &[0b0000],
+        &[0b0011],
+    );
+    assert_eq!(unchanged, 1, "only d/same is unchanged");
+    assert_eq!(p.needed_bytes(), 0, "no body is asked for");
+    let mut sent = Vec::new();
+    let mut id = 0;
+    loop {
+        match p.next(0) {
+            Next::Update { entry } => {
+                id += 1;
+                sent.push((name(&entry.wire), update_kind(entry.kind)));
+                p.handle_updated(id, entry);
+            }
+            Next::Send { entry, .. } => panic!("{} sent whole", name(&entry.wire)),
+            Next::Commit => panic!("commit"),
+            Next::Wait => break,
+        }
+    }
+    // The directory is not sent: nothing was written into it.
+    assert_eq!(
+        sent,
+        [
+            ("d/big".to_string(), EntryKind::File),
+            ("d/l".to_string(), EntryKind::Symlink)
+        ]
+    );
+    assert!(p.wants_final_commit(false));
+    p.handle_final_commit(9);
+    assert_eq!(
+        p.handle_committed(9),
+        Committed {
+            updated: 2,
+            finished: true,
+            ..Committed::default()
+        }
+    );
+}
+
+/// A later name of a file goes as an `Update` of the file it is stored
+/// as, unless its first name was sent whole this run (then it is linked
+/// again); a directory, FIFO or device whose metadata alone differs goes
+/// whole (no body either); a bit set in both bitmaps sends the entry
+/// whole (the session refuses such an answer before it gets here).
+#[test]
+fn meta_only_links_directories_and_specials() {
+    let mut hard = linked("b/second", 5);
+    hard.kind = EntryKind::HardLink;
+    hard.target = b"a/first".to_vec();
+    let fifo = entry(EntryKind::Fifo, "b/p");
+    let (mut p, _) = answered_meta(
+        vec![hard.clone(), fifo, file("b/both"), dir("b")],
+        &[0b0100],
+        &[0b1111],
+    );
+    let out = drain(&mut p);
+    assert_eq!(
+        out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["UPDATE b/second", "b/p", "b/both", "b"]
+    );
+    assert_eq!(update_kind(EntryKind::HardLink), EntryKind::File);
+    assert!(has_update(EntryKind::Symlink) && !has_update(EntryKind::Dir));
+    // The first name sent whole this run: the later one is linked.
+    let first = linked("a/first", 5);
+    let (mut p, _) = answered_meta(vec![first, hard], &[0b01], &[0b10]);
+    let out = drain(&mut p);
+    assert_eq!(
+        out.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["a/first", "b/second"]
+    );
+}
+
+/// A failed `Update` (the stored copy went between the manifest and the
+/// commit) is not the user's concern: the entry goes whole, in a batch
+/// after the final commit that failed it, which is then not the last.
+#[test]
+fn a_failed_update_sends_the_entry_whole_after_its_commit() {
+    let mut big = file("d/big");
+    big.size = 1000;
+    let (mut p, _) = answered_meta(vec![big], &[0], &[1]);
+    let Next::Update { entry } = p.next(0) else {
+        panic!("no update");
+    };
+    p.handle_updated(1, entry);
+    assert_eq!(p.next(0), Next::Wait);
+    assert!(p.wants_final_commit(false));
+    p.handle_final_commit(2);
+    assert_eq!(p.handle_failed(1, &wp("d/big")), None, "not reported");
+    assert_eq!(p.needed_bytes(), 1000);
+    let done = p.handle_committed(2);
+    assert!(!done.finished, "{done:?}");
+    assert_eq!(done.updated, 0);
+    let Next::Send { entry, .. } = p.next(0) else {
+        panic!("not sent whole");
+    };
+    assert_eq!(name(&entry.wire), "d/big");
+    p.handle_sent(3, entry.wire, entry.kind, entry.size);
+    assert!(p.wants_final_commit(false));
+    p.handle_final_commit(4);
+    // The whole file failing too is reported.
+    assert_eq!(p.handle_failed(3, &wp("x")).as_deref(), Some("/d/big"));
+    assert!(p.handle_committed(4).finished);
 }

@@ -437,3 +437,96 @@ fn a_failure_of_the_offered_file_ends_the_offer() {
         [Event::Failed { .. }, Event::Offer { .. }]
     ));
 }
+
+/// Issue 10: a `Need` whose metadata bitmap has another length than the
+/// manifest's, or needs an entry both whole and as metadata only, ends
+/// the session; a good one hands both bitmaps on.
+#[test]
+fn a_need_with_a_bit_in_both_bitmaps_ends_the_session() {
+    let now = Clock::new().now();
+    let manifest = |c: &mut ClientSession| {
+        c.handle_input(now, &bytes(&[welcome(0)]));
+        let entries = (0..3)
+            .map(|i| crate::proto::ManifestEntry {
+                kind: EntryKind::File,
+                path: wp(&format!("f{i}")),
+                meta: meta(),
+                size: 1,
+                target: Vec::new(),
+                rdev: 0,
+                xattrs: 0,
+            })
+            .collect();
+        c.send_manifest(entries)
+    };
+    let need = |id, bits: u8, meta: Vec<u8>| Frame::Need {
+        id,
+        bits: vec![bits],
+        meta,
+        resume: vec![],
+    };
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    c.handle_input(now, &bytes(&[need(id, 0b011, vec![0b110])]));
+    assert!(c.is_closed());
+    assert!(
+        c.error()
+            .unwrap()
+            .to_string()
+            .contains("both whole and as metadata"),
+        "{}",
+        c.error().unwrap()
+    );
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    c.handle_input(now, &bytes(&[need(id, 0b001, vec![])]));
+    assert!(c.is_closed());
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    c.handle_input(now, &bytes(&[need(id, 0b001, vec![0b110])]));
+    assert!(!c.is_closed());
+    assert!(events(&mut c).iter().any(|e| matches!(
+        e,
+        Event::Need { bits, meta, .. } if bits[..] == [0b001] && meta[..] == [0b110]
+    )));
+}
+
+/// An `Update` goes out as one frame with no body after it, and is
+/// answered by the server session like any entry (staged, then committed).
+#[test]
+fn an_update_is_one_frame_without_a_body() {
+    let now = Clock::new().now();
+    let mut c = welcomed(now);
+    let id = c.send_update(wp("a/big"), EntryKind::File, meta(), 2 << 20);
+    assert_eq!(c.wants_body(), None, "no body is owed");
+    let mut out = c.poll_transmit().to_vec();
+    let pieces = take_pieces(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(
+        frames_of(&pieces),
+        [Frame::Update {
+            id,
+            path: wp("a/big"),
+            kind: EntryKind::File,
+            meta: meta(),
+            size: 2 << 20,
+        }]
+    );
+    let mut p = pair();
+    p.drive().expect("quiet");
+    p.client.take_events();
+    let s = &mut p.client.session;
+    let id = s.send_update(wp("a/big"), EntryKind::File, meta(), 7);
+    let commit = s.send_commit();
+    p.drive().expect("quiet");
+    assert_eq!(
+        p.client.take_events(),
+        vec![Event::Committed { id: commit }]
+    );
+    let cmds = &p.server.shell.commands;
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::Update { id: i, size: 7, .. } if *i == id)),
+        "{cmds:?}"
+    );
+}

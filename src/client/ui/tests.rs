@@ -356,6 +356,7 @@ fn one_file_is_not_1_files() {
         links: 0,
         specials: 0,
         unchanged: 0,
+        updated: 0,
         unsupported: 0,
         failed: 0,
         bytes: 1,
@@ -380,6 +381,7 @@ fn summary_line() {
         links: 0,
         specials: 0,
         unchanged: 3,
+        updated: 0,
         unsupported: 0,
         failed: 0,
         bytes: 5242897,
@@ -415,6 +417,18 @@ fn summary_line() {
     assert_eq!(
         format_summary(&odd),
         "backup: 12 files sent, 3 unchanged, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)"
+    );
+    // Issue 10: metadata-only entries are counted apart, when there are
+    // some, and are not files sent.
+    let updated = Summary {
+        files: 0,
+        bytes: 0,
+        updated: 2,
+        ..odd
+    };
+    assert_eq!(
+        format_summary(&updated),
+        "backup: 0 files sent, 3 unchanged, 2 updated, 1 not supported, 0 failed, 0 bytes in 0.42s (0 B/s)"
     );
     let r = Summary {
         verb: "restore",

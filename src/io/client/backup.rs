@@ -164,6 +164,26 @@ pub fn backup(
                     link.session().send_commit();
                     continue;
                 }
+                Next::Update { entry: e } => {
+                    // The server stores this content: its metadata only.
+                    name_owners(link, &e.meta, &accounts);
+                    let size = if e.kind == EntryKind::Symlink {
+                        e.target.len() as u64
+                    } else {
+                        e.size
+                    };
+                    // A file's attributes, the set it has now: the server
+                    // makes the stored set that one.
+                    link.session().attach_xattrs(e.xattrs.clone());
+                    let id = link.session().send_update(
+                        e.wire.clone(),
+                        plan::update_kind(e.kind),
+                        e.meta,
+                        size,
+                    );
+                    plan.handle_updated(id, e);
+                    continue;
+                }
                 Next::Send {
                     entry,
                     resume_at,
@@ -300,8 +320,10 @@ pub fn backup(
 
         while let Some(ev) = link.session().poll_event() {
             match ev {
-                Event::Need { bits, resume, .. } => {
-                    rep.counts.skipped += plan.handle_need(&bits, &resume);
+                Event::Need {
+                    bits, meta, resume, ..
+                } => {
+                    rep.counts.skipped += plan.handle_need(&bits, &meta, &resume);
                 }
                 Event::Failed { id, path, message } => {
                     if let Some(shown) = plan.handle_failed(id, &path) {
@@ -313,6 +335,7 @@ pub fn backup(
                     rep.counts.files += done.files;
                     rep.counts.links += done.links;
                     rep.counts.specials += done.specials;
+                    rep.counts.updated += done.updated;
                     rep.counts.bytes += done.bytes;
                     rep.counts.changed += done.changed;
                     if done.finished {

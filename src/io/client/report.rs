@@ -24,6 +24,9 @@ pub struct Counts {
     pub links: u64,
     /// FIFOs, sockets and device nodes done.
     pub specials: u64,
+    /// Entries whose metadata alone was sent and stored (a backup's
+    /// `Update`s).
+    pub updated: u64,
     /// Device nodes a restore could not make (not root).
     pub needs_root: u64,
     /// Entries not sent because the other side already had them
@@ -205,6 +208,7 @@ impl Reporter {
                 links: c.links,
                 specials: c.specials,
                 unchanged: c.skipped,
+                updated: c.updated,
                 unsupported: c.unsupported,
                 failed: c.failed,
                 bytes: c.moved,

@@ -42,6 +42,7 @@ use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
 mod link;
+mod update;
 
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,8 @@ impl Stager {
         let staged = std::mem::take(&mut self.staged);
         let mut dirs = std::mem::take(&mut self.dirs);
         let links = std::mem::take(&mut self.links);
-        if staged.is_empty() && dirs.is_empty() && links.is_empty() {
+        let updates = std::mem::take(&mut self.updates);
+        if staged.is_empty() && dirs.is_empty() && links.is_empty() && updates.is_empty() {
             return report;
         }
         let syncfs = !self.fsyncs();
@@ -109,7 +111,8 @@ impl Stager {
             let parents = staged
                 .iter()
                 .filter_map(|s| s.path.parent())
-                .chain(links.iter().filter_map(|l| l.path.parent()));
+                .chain(links.iter().filter_map(|l| l.path.parent()))
+                .chain(updates.iter().filter_map(|u| u.path.parent()));
             let stand_ins = self.displaced.iter().map(|d| d.parent.clone());
             let made = dirs.iter().map(|(p, _, _)| p.clone());
             for p in parents.chain(stand_ins).chain(made) {
@@ -277,6 +280,23 @@ impl Stager {
                 Err(error) => failures.push(CommitFailure {
                     id: l.id,
                     path: l.path,
+                    error,
+                }),
+            }
+        }
+        // Metadata of stored entries, in place: after the links, so an
+        // update of a name linked in this batch changes the linked inode.
+        for u in updates {
+            match self.apply_update(&u) {
+                Ok(()) => committed.push(Committed {
+                    path: u.path,
+                    kind: u.kind,
+                    meta: u.meta,
+                    size: u.size,
+                }),
+                Err(error) => failures.push(CommitFailure {
+                    id: u.id,
+                    path: u.path,
                     error,
                 }),
             }

@@ -32,15 +32,18 @@ use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::path::is_tmp_name;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, ListItem, ManifestEntry, Meta, WirePath};
-use crate::store::compare::{self, StoredStat};
+use crate::store::compare::{self, StoredStat, Verdict};
 use crate::store::modes;
 use crate::store::record::MetaRecord;
 
 /// What a manifest check found: the `Need` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checked {
-    /// Which entries the server needs.
+    /// Which entries the server needs whole.
     pub need: NeedBits,
+    /// Which entries the server needs only the metadata of (an `Update`);
+    /// never one of `need`.
+    pub meta: NeedBits,
     /// Needed files of which a partial holds the first bytes: (entry
     /// index, bytes held).
     pub resume: Vec<(u32, u64)>,
@@ -87,23 +90,21 @@ fn with_record(mut meta: Meta, record: Option<&MetaRecord>) -> Meta {
 }
 
 impl Namespace {
-    /// Which manifest entries differ from what is stored: anything
-    /// missing, of another type, or with another size, mode, mtime or link
-    /// target. Files are only `lstat`ed, never opened.
-    pub fn need(&self, entries: &[ManifestEntry]) -> NeedBits {
-        self.need_with(entries, None)
-    }
-
-    /// [`Self::need`], with what `fresh` knows of directories found
-    /// missing earlier: a name it has never been asked about there is
-    /// needed without an `lstat` (a lookup that misses costs most in a
-    /// large directory being filled).
+    /// Which manifest entries differ from what is stored (see
+    /// [`compare::verdict`]): the first bitmap those to send whole
+    /// (missing, of another type, size, mtime or link target), the second
+    /// those of which only the metadata differs (mode, owner, group).
+    /// Files are only `lstat`ed, never opened. `fresh` knows of
+    /// directories found missing earlier: a name it has never been asked
+    /// about there is needed without an `lstat` (a lookup that misses
+    /// costs most in a large directory being filled).
     pub(super) fn need_with(
         &self,
         entries: &[ManifestEntry],
         mut fresh: Option<&mut FreshDirs>,
-    ) -> NeedBits {
+    ) -> (NeedBits, NeedBits) {
         let mut bits = NeedBits::new(entries.len());
+        let mut meta = NeedBits::new(entries.len());
         // Entries come grouped by directory: open each parent once, not
         // once per entry. Nothing is written meanwhile, so the fd stays
         // right.
@@ -135,11 +136,11 @@ impl Namespace {
                 .and_then(|(_, fd)| fd.as_ref())
                 .map(|fd| fd.as_raw_fd());
             let name = OsStr::from_bytes(name);
-            let same = dir.is_some_and(|dir| {
+            let verdict = dir.map_or(Verdict::Content, |dir| {
                 match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
                     Ok(st) => {
                         let (stored, rec) = stored_stat(dir, name.as_bytes(), &st);
-                        compare::unchanged(
+                        compare::verdict(
                             e,
                             &stored,
                             || {
@@ -150,14 +151,19 @@ impl Namespace {
                             || rec.unwrap_or_else(|| xattr::meta_at(dir, name.as_bytes())),
                         )
                     }
-                    Err(_) => false,
+                    Err(_) => Verdict::Content,
                 }
             });
-            if !same || e.kind == EntryKind::HardLink && !self.same_inode(&e.path, &e.target) {
-                bits.set(i);
+            match verdict {
+                Verdict::Content => bits.set(i),
+                _ if e.kind == EntryKind::HardLink && !self.same_inode(&e.path, &e.target) => {
+                    bits.set(i)
+                }
+                Verdict::MetaOnly => meta.set(i),
+                Verdict::Same => {}
             }
         }
-        bits
+        (bits, meta)
     }
 
     /// Whether the stored `path` is the same inode as the stored file at
@@ -366,7 +372,7 @@ impl Stager {
     /// Answers a backup's manifest: which entries are needed, and how much
     /// of each needed file a partial already holds.
     pub fn check(&self, entries: &[ManifestEntry]) -> Checked {
-        let need = self
+        let (need, meta) = self
             .tree()
             .need_with(entries, Some(&mut *self.fresh.borrow_mut()));
         let resume = entries
@@ -380,7 +386,7 @@ impl Stager {
                 ))
             })
             .collect();
-        Checked { need, resume }
+        Checked { need, meta, resume }
     }
 }
 

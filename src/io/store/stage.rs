@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag};
-use nix::sys::stat::{self, Mode, UtimensatFlags};
+use nix::sys::stat::{self, Mode};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
@@ -148,6 +148,26 @@ pub(super) struct PendingLink {
     pub(super) size: u64,
 }
 
+/// The new metadata of a stored entry, applied in place at the commit
+/// (see [`Stager::update`]).
+pub(super) struct PendingUpdate {
+    pub(super) id: u32,
+    pub(super) path: WirePath,
+    /// What the stored entry must be: a file or a symlink.
+    pub(super) kind: EntryKind,
+    pub(super) meta: Meta,
+    /// What the stored entry's size (a link's target length) must be.
+    pub(super) size: u64,
+    /// A file's extended attributes now (`None`: none), made the stored
+    /// set at the commit.
+    pub(super) xattrs: Option<Box<Xattrs>>,
+}
+
+/// Most bytes of extended attributes the updates of one batch hold until
+/// its commit; an update past it fails, and the client sends that file
+/// whole instead (its attributes then go on its staged copy).
+const UPDATE_XATTR_BYTES: usize = 1 << 20;
+
 /// How a stager writes; fixed when it is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageOptions {
@@ -183,7 +203,7 @@ pub struct StageOptions {
 }
 
 mod apply;
-pub(super) use apply::{chown, chown_if_allowed, Applied, XattrStep};
+pub(super) use apply::{Applied, XattrStep};
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
@@ -199,6 +219,8 @@ pub struct Stager {
     pub(super) staged: Vec<Staged>,
     /// Hard links to make at the commit, in the order they came.
     pub(super) links: Vec<PendingLink>,
+    /// Metadata to apply to stored entries at the commit.
+    pub(super) updates: Vec<PendingUpdate>,
     /// Directories to give their metadata at the commit, with the digest
     /// of the attributes they were given when made.
     pub(super) dirs: Vec<(WirePath, Meta, u64)>,
@@ -238,6 +260,7 @@ impl Stager {
             opts,
             staged: Vec::new(),
             links: Vec::new(),
+            updates: Vec::new(),
             dirs: Vec::new(),
             incoming: None,
             xattrs: None,
@@ -344,7 +367,7 @@ impl Stager {
 
     /// Number of entries waiting for a commit.
     pub fn pending(&self) -> usize {
-        self.staged.len() + self.dirs.len() + self.links.len()
+        self.staged.len() + self.dirs.len() + self.links.len() + self.updates.len()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -606,6 +629,54 @@ impl Stager {
         Ok(())
     }
 
+    /// Stages new metadata for the stored `path`, a `kind` (file or
+    /// symlink) of `size` bytes whose content is unchanged: at the commit,
+    /// with the batch, the stored entry itself gets `meta` (owner, record,
+    /// mode, mtime; see [`Self::apply_update`]). Nothing is written, and
+    /// no directory made or touched, before then.
+    pub fn update(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        kind: EntryKind,
+        meta: Meta,
+        size: u64,
+    ) -> Result<(), FsError> {
+        let xattrs = self.take_xattrs(path);
+        if path.is_root() || !matches!(kind, EntryKind::File | EntryKind::Symlink) {
+            return Err(FsError::invalid(
+                "update",
+                self.ns.tree.show(path),
+                "only a stored file or symlink is updated in place",
+            ));
+        }
+        let bytes = |x: &Option<Box<Xattrs>>| {
+            x.as_ref().map_or(0, |x| {
+                x.pairs()
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>()
+            })
+        };
+        let held: usize = self.updates.iter().map(|u| bytes(&u.xattrs)).sum();
+        if held.saturating_add(bytes(&xattrs)) > UPDATE_XATTR_BYTES {
+            return Err(FsError::other(
+                "update",
+                self.ns.tree.show(path),
+                "too many extended attributes in one batch of updates",
+            ));
+        }
+        self.updates.push(PendingUpdate {
+            id,
+            path: path.clone(),
+            kind,
+            meta,
+            size,
+            xattrs,
+        });
+        Ok(())
+    }
+
     /// Gives the entry just made as `tmp` in `parent` (a link or a special,
     /// never opened: a FIFO would wait for a writer) its owner when `owned`
     /// and its mtime, by name, and stages it for the commit; on failure
@@ -626,29 +697,12 @@ impl Stager {
             let _ = unistd::unlinkat(Some(parent), os(&tmp), UnlinkatFlags::NoRemoveDir);
             FsError::errno(op, self.ns.tree.show(path), e)
         };
-        let res = if !owned {
-            Ok(())
-        } else if self.opts.set_owners {
-            chown_if_allowed(parent, Some(&tmp), meta.uid, meta.gid).map(|ok| {
-                self.count(Applied {
-                    owner_kept: !ok,
-                    ..Applied::default()
-                });
-            })
-        } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
-            chown(parent, Some(&tmp), meta.uid, meta.gid)
+        let res = if owned {
+            self.stamp_by_name(parent, &tmp, &meta)
         } else {
-            Ok(())
+            Self::mtime_by_name(parent, &tmp, &meta)
         };
-        res.map_err(|e| fail("chown", e))?;
-        stat::utimensat(
-            Some(parent),
-            os(&tmp),
-            &omit(),
-            &timespec(&meta),
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| fail("utimes", e))?;
+        res.map_err(|(op, e)| fail(op, e))?;
         self.staged.push(Staged {
             id,
             path: path.clone(),
@@ -1056,6 +1110,7 @@ impl Stager {
         }
         self.dirs.clear();
         self.links.clear();
+        self.updates.clear();
         self.restore_displaced();
         // Deepest first, as at a commit.
         let mut touched = std::mem::take(&mut self.touched);

@@ -93,6 +93,20 @@ fn samples() -> Vec<Frame> {
             meta: meta(),
             size: 0,
         },
+        Frame::Update {
+            id: 2,
+            path: path("a/f"),
+            kind: EntryKind::File,
+            meta: meta(),
+            size: 2 << 20,
+        },
+        Frame::Update {
+            id: u32::MAX,
+            path: path("l\u{7f}"),
+            kind: EntryKind::Symlink,
+            meta: meta(),
+            size: 0,
+        },
         Frame::File {
             id: 3,
             path: path("a/f\nx"),
@@ -176,12 +190,20 @@ fn samples() -> Vec<Frame> {
         Frame::Need {
             id: 8,
             bits: vec![0b101],
+            meta: vec![0b010],
             resume: vec![],
         },
         Frame::Need {
             id: 8,
             bits: vec![0b1],
+            meta: vec![0],
             resume: vec![(0, 1 << 40)],
+        },
+        Frame::Need {
+            id: 8,
+            bits: vec![],
+            meta: vec![],
+            resume: vec![],
         },
         Frame::FileFrom {
             id: 10,
@@ -463,6 +485,78 @@ fn bad_links_rejected() {
     f.truncate(n - 3);
     f[1..5].copy_from_slice(&((n - 8) as u32).to_be_bytes());
     assert_eq!(decode(&f), Err(DecodeError::Truncated("size")));
+}
+
+/// Issue 10: an `Update` names a file or a link, with its meta and size,
+/// and a `Need`'s two bitmaps have one length.
+#[test]
+fn bad_updates_and_needs_rejected() {
+    let good = to_vec(&Frame::Update {
+        id: 1,
+        path: path("a"),
+        kind: EntryKind::File,
+        meta: meta(),
+        size: 9,
+    });
+    // Header, id, path "a", then the kind byte.
+    let kind_at = 5 + 4 + 5;
+    assert_eq!(good[0], Kind::Update.byte());
+    assert_eq!(good[0], 37);
+    for bad in [0u8, 2, 4, 6, 8, 9, 255] {
+        let mut f = good.clone();
+        f[kind_at] = bad;
+        assert_eq!(decode(&f), Err(DecodeError::Invalid("kind")), "kind {bad}");
+    }
+    let mut f = good.clone();
+    f[kind_at] = EntryKind::Symlink as u8;
+    assert!(matches!(
+        decode(&f),
+        Ok(Decoded::Frame(
+            Frame::Update {
+                kind: EntryKind::Symlink,
+                ..
+            },
+            _
+        ))
+    ));
+    // Cut anywhere inside its payload (the length says so): truncated.
+    for cut in 1..good.len() - 5 {
+        let mut f = good[..good.len() - cut].to_vec();
+        let len = (f.len() - 5) as u32;
+        f[1..5].copy_from_slice(&len.to_be_bytes());
+        assert!(
+            matches!(decode(&f), Err(DecodeError::Truncated(_))),
+            "cut {cut}: {:?}",
+            decode(&f)
+        );
+    }
+    // A byte more: trailing; a length past the limit: too large.
+    let mut f = good.clone();
+    f.push(0);
+    let len = (f.len() - 5) as u32;
+    f[1..5].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Trailing(1)));
+    let mut f = good.clone();
+    f[1..5].copy_from_slice(&(MAX_PAYLOAD + 1).to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::TooLarge(MAX_PAYLOAD + 1)));
+    // A root or reserved path is the session's to refuse, a path out of
+    // the namespace the codec's.
+    let mut p = 1u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&4u32.to_be_bytes());
+    p.extend_from_slice(b"../x");
+    p.extend_from_slice(&good[kind_at..]);
+    let mut f = vec![Kind::Update.byte()];
+    f.extend_from_slice(&(p.len() as u32).to_be_bytes());
+    f.extend_from_slice(&p);
+    assert_eq!(decode(&f), Err(DecodeError::Path(PathError::DotDot)));
+    // A Need whose meta bitmap is not as long as its bits.
+    let need = to_vec(&Frame::Need {
+        id: 1,
+        bits: vec![1, 2],
+        meta: vec![0],
+        resume: vec![],
+    });
+    assert_eq!(decode(&need), Err(DecodeError::Invalid("meta")));
 }
 
 #[test]

@@ -322,9 +322,17 @@ impl ServerSession {
             Completion::NamespaceFailed { message } => self.fail(ErrorCode::Internal, message),
             Completion::Failed { id, path, message } => self.push_failed(id, path, message),
             Completion::BodyReceived(received) => self.handle_body_received(received),
-            Completion::Checked { id, bits, resume } => {
-                self.push(&Frame::Need { id, bits, resume })
-            }
+            Completion::Checked {
+                id,
+                bits,
+                meta,
+                resume,
+            } => self.push(&Frame::Need {
+                id,
+                bits,
+                meta,
+                resume,
+            }),
             Completion::Committed { id } => self.push(&Frame::Committed { id }),
             Completion::Listed { id, item } => self.push(&Frame::ListEntry { id, item }),
             Completion::OwnerNames { meta, user, group } => {
@@ -655,9 +663,10 @@ impl ServerSession {
     fn handle_request(&mut self, frame: Frame) {
         if let Some(want) = self.xattrs_for.take() {
             let follows = match &frame {
-                Frame::Dir { id, .. } | Frame::File { id, .. } | Frame::FileFrom { id, .. } => {
-                    *id == want
-                }
+                Frame::Dir { id, .. }
+                | Frame::File { id, .. }
+                | Frame::FileFrom { id, .. }
+                | Frame::Update { id, .. } => *id == want,
                 _ => false,
             };
             if !follows {
@@ -689,6 +698,13 @@ impl ServerSession {
                 meta,
                 size,
             } => self.handle_link(id, path, target, meta, size),
+            Frame::Update {
+                id,
+                path,
+                kind,
+                meta,
+                size,
+            } => self.handle_update(id, path, kind, meta, size),
             Frame::File {
                 id,
                 path,

@@ -218,6 +218,33 @@ impl ServerSession {
         }
     }
 
+    /// `Update`: the metadata of a stored file or link, applied in place at
+    /// the commit; counted in the batch like a link (no body), refused as
+    /// any write is, never the namespace root.
+    pub(super) fn handle_update(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        kind: EntryKind,
+        meta: Meta,
+        size: u64,
+    ) {
+        if !(self.check_id(id) && self.count_entry(&path)) || self.refuse_write(id, &path) {
+            return;
+        }
+        if path.is_root() {
+            self.push_failed(id, path, "the namespace root is a directory".into());
+        } else {
+            self.commands.push_back(Command::Update {
+                id,
+                path,
+                kind,
+                meta,
+                size,
+            });
+        }
+    }
+
     /// A file header: `size` bytes in all, the body carrying `offset..size`.
     /// A refused file's body is still read (and dropped by the shell), so
     /// the stream stays in step.
@@ -734,6 +761,107 @@ mod tests {
             [Frame::Failed { id: 1, .. }]
         ));
         assert!(!s.is_closing());
+    }
+
+    fn update(id: u32, path: WirePath) -> Frame {
+        Frame::Update {
+            id,
+            path,
+            kind: EntryKind::File,
+            meta: meta(),
+            size: 2 << 20,
+        }
+    }
+
+    /// Issue 10: an `Update` is staged with its fields; the root and
+    /// reserved names are refused with `Failed`, the connection goes on.
+    #[test]
+    fn an_update_is_staged_and_never_the_root_or_a_reserved_name() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.handle_input(
+            now,
+            &bytes(&[
+                update(1, WirePath::root()),
+                update(2, wp("a/.rsb-tmp.part.f")),
+                update(3, wp("a/f")),
+                Frame::Commit { id: 4 },
+            ]),
+        );
+        let cmds = drain_commands(&mut s);
+        assert!(
+            matches!(
+                &cmds[..],
+                [
+                    Command::Update { id: 3, path, kind: EntryKind::File, size, .. },
+                    Command::Commit { id: 4 },
+                ] if *path == wp("a/f") && *size == 2 << 20
+            ),
+            "{cmds:?}"
+        );
+        let sent = sent_frames(&mut s);
+        assert!(
+            matches!(
+                &sent[..],
+                [Frame::Failed { id: 1, .. }, Frame::Failed { id: 2, .. }]
+            ),
+            "{sent:?}"
+        );
+        assert!(!s.is_closing());
+    }
+
+    /// A read-only server refuses an `Update` as any write, by name.
+    #[test]
+    fn a_read_only_server_refuses_updates() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            read_only: true,
+            ..SessionConfig::default()
+        };
+        let mut s = ServerSession::new(config, now, [0; 32]);
+        s.handle_input(now, &bytes(&[hello("a")]));
+        drain_commands(&mut s);
+        sent_frames(&mut s);
+        s.handle_input(now, &bytes(&[update(1, wp("a/f"))]));
+        assert!(drain_commands(&mut s).is_empty());
+        let sent = sent_frames(&mut s);
+        assert!(
+            matches!(&sent[..], [Frame::Failed { id: 1, path, message }]
+                if message == "server is read-only" && *path == wp("a/f")),
+            "{sent:?}"
+        );
+        assert!(!s.is_closing());
+    }
+
+    /// Updates count against the batch limits as links do: one past
+    /// [`proto::MAX_BATCH`] without a commit ends the connection, a commit
+    /// in time resets the count.
+    #[test]
+    fn updates_count_against_the_batch_limit() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frames: Vec<Frame> = (1..=proto::MAX_BATCH + 1)
+            .map(|id| update(id, wp("f")))
+            .collect();
+        s.handle_input(now, &bytes(&frames));
+        assert!(s.is_closing());
+        let mut s = welcomed(SessionConfig::default(), now);
+        let mut frames: Vec<Frame> = (1..=proto::MAX_BATCH)
+            .map(|id| update(id, wp("f")))
+            .collect();
+        frames.push(Frame::Commit {
+            id: proto::MAX_BATCH + 1,
+        });
+        frames.push(update(proto::MAX_BATCH + 2, wp("f")));
+        s.handle_input(now, &bytes(&frames));
+        assert!(!s.is_closing());
+        // Path bytes too.
+        let mut s = welcomed(SessionConfig::default(), now);
+        let long = "d/".repeat(1000) + "x";
+        let n = proto::MAX_BATCH_PATH_BYTES / long.len() + 1;
+        let frames: Vec<Frame> = (1..=n as u32).map(|id| update(id, wp(&long))).collect();
+        s.handle_input(now, &bytes(&frames));
+        assert!(s.is_closing());
     }
 
     /// Issue 10: an entry's attributes are kept for it, and must come

@@ -140,6 +140,13 @@ impl RsbConn {
                 meta,
                 size,
             } => self.stage_entry(id, path, |s, p| s.link(id, p, &target, meta, size)),
+            Command::Update {
+                id,
+                path,
+                kind,
+                meta,
+                size,
+            } => self.stage_entry(id, path, |s, p| s.update(id, p, kind, meta, size)),
             Command::BeginFile {
                 id,
                 path,
@@ -386,15 +393,20 @@ impl RsbConn {
             return;
         };
         let checked = store.check(entries);
-        let unchanged = entries.len().saturating_sub(checked.need.count());
+        let metadata = checked.meta.count();
+        let unchanged = entries
+            .len()
+            .saturating_sub(checked.need.count())
+            .saturating_sub(metadata);
         debug!(
-            "{}: manifest of {} entries, {unchanged} unchanged",
+            "{}: manifest of {} entries, {unchanged} unchanged, {metadata} metadata only",
             self.who(),
             entries.len()
         );
         self.session.handle_completion(Completion::Checked {
             id,
             bits: checked.need.into_bytes(),
+            meta: checked.meta.into_bytes(),
             resume: checked.resume,
         });
     }
@@ -424,6 +436,7 @@ pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSess
         Command::Check { id, entries } => session.handle_completion(Completion::Checked {
             id,
             bits: NeedBits::all(entries.len()).into_bytes(),
+            meta: NeedBits::new(entries.len()).into_bytes(),
             resume: Vec::new(),
         }),
         _ => {}

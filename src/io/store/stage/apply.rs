@@ -10,12 +10,12 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::sys::stat;
+use nix::sys::stat::{self, UtimensatFlags};
 use nix::unistd;
 
 use super::super::beneath::os;
 use super::super::xattr::{self, XattrPlace};
-use super::{is_root, set_disk_mode, StageOptions};
+use super::{is_root, omit, set_disk_mode, timespec, StageOptions, Stager};
 use crate::proto::owners::{Book, UNKNOWN_ID};
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta};
@@ -124,6 +124,21 @@ impl StageOptions {
         book: &Book,
         xattrs: XattrStep<'_>,
     ) -> Result<Applied, (&'static str, Errno)> {
+        self.apply_mode_to(fd, kind, meta, book, xattrs, kind == EntryKind::Dir)
+    }
+
+    /// [`Self::apply_mode`] of an entry that may have a record already
+    /// (`existing`: a stored directory, or a stored file updated in
+    /// place): a record no longer needed is removed, not left stale.
+    pub(in crate::io::store) fn apply_mode_to(
+        &self,
+        fd: BorrowedFd<'_>,
+        kind: EntryKind,
+        meta: &Meta,
+        book: &Book,
+        xattrs: XattrStep<'_>,
+        existing: bool,
+    ) -> Result<Applied, (&'static str, Errno)> {
         let mut real = meta.mode & 0o7777;
         let mut applied = Applied::default();
         if self.set_owners {
@@ -168,7 +183,7 @@ impl StageOptions {
                 disk |= modes::RECORDED;
             }
             // A fresh file has no record to remove.
-            if needed || kind == EntryKind::Dir {
+            if needed || existing {
                 match xattr::set_meta(fd, needed.then_some(record)) {
                     Ok(true) => {}
                     // Without user xattrs the real mode cannot be kept
@@ -182,5 +197,46 @@ impl StageOptions {
             real
         };
         set_disk_mode(fd, disk).map(|()| applied)
+    }
+}
+
+impl Stager {
+    /// Gives `name` in `parent` (a link or a special, never opened) the
+    /// owner of `meta` where this stager gives owners by name (a restore:
+    /// what it may; a root server), and its mtime. The error names the
+    /// failed operation.
+    pub(in crate::io::store) fn stamp_by_name(
+        &self,
+        parent: RawFd,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), (&'static str, Errno)> {
+        if self.opts.set_owners {
+            let ok = chown_if_allowed(parent, Some(name), meta.uid, meta.gid)
+                .map_err(|e| ("chown", e))?;
+            self.count(Applied {
+                owner_kept: !ok,
+                ..Applied::default()
+            });
+        } else if self.opts.keep_owners && self.opts.fake_super && is_root() {
+            chown(parent, Some(name), meta.uid, meta.gid).map_err(|e| ("chown", e))?;
+        }
+        Self::mtime_by_name(parent, name, meta)
+    }
+
+    /// Gives `name` in `parent` the mtime of `meta`, no link followed.
+    pub(in crate::io::store) fn mtime_by_name(
+        parent: RawFd,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), (&'static str, Errno)> {
+        stat::utimensat(
+            Some(parent),
+            os(name),
+            &omit(),
+            &timespec(meta),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| ("utimes", e))
     }
 }
