@@ -304,3 +304,25 @@ fn a_client_that_is_not_root_restores_what_it_may_and_counts_the_rest() {
     assert!(xattrs_of(&top.join("cap")).is_empty());
     assert_eq!(fs::read(top.join("trusted")).unwrap(), b"trusted");
 }
+
+/// What a restored entry inherits where it is written (the default ACL of
+/// the destination) is not the stored set: it is removed, so the copy is
+/// exactly the original.
+#[test]
+fn a_restore_drops_what_the_destination_would_have_it_inherit() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("f"), b"plain").unwrap();
+    fs::write(src.join("sub/g"), b"plain too").unwrap();
+    srv.client(argv!["backup", src]).run().ok();
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    tool(
+        "setfacl",
+        &["-d", "-m", "u:65534:rwx", &dest.display().to_string()],
+    );
+    srv.client(argv!["restore", src, dest]).run().ok();
+    assert_eq!(rsync_diff_with("-aHAXn", &src, &dest.join("src")), "");
+}

@@ -510,7 +510,7 @@ impl Stager {
         let xattrs = self.take_xattrs(path);
         if path.is_root() {
             if self.opts.keep_root_meta {
-                let digest = self.dir_xattrs(path, xattrs.as_deref())?;
+                let digest = self.dir_xattrs(path, xattrs.as_deref(), true)?;
                 self.dirs.push((path.clone(), meta, digest));
             }
             return Ok(());
@@ -519,19 +519,30 @@ impl Stager {
         let Some(name) = path.file_name() else {
             return Ok(());
         };
-        match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            _ if self.stand_in_of(path).is_some() => {}
-            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => {}
+        // Whether the directory there may hold attributes of its own: in a
+        // store, only one whose sticky bit says it has a record (a new one,
+        // made now or a stand-in made empty, has none); in a restore, any
+        // (a new one inherits the default ACL of the directory it is in).
+        let native = !self.opts.fake_super;
+        let may_have = |st: &nix::sys::stat::FileStat| native || modes::may_have_record(st.st_mode);
+        let existing = match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            _ if self.stand_in_of(path).is_some() => true,
+            Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => may_have(&st),
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
                 let dir_path = path.parent().unwrap_or_default();
                 self.stand_in(parent, &dir_path, name)?;
+                false
             }
-            Err(Errno::ENOENT) => self.mkdir_in(parent, path, name)?,
+            Err(Errno::ENOENT) => {
+                self.mkdir_in(parent, path, name)?;
+                false
+            }
             Err(e) => return Err(FsError::errno("stat", self.ns.tree.show(path), e)),
-        }
-        let digest = self.dir_xattrs(path, xattrs.as_deref())?;
+        };
+        let had = native || existing;
+        let digest = self.dir_xattrs(path, xattrs.as_deref(), had)?;
         self.dirs.push((path.clone(), meta, digest));
         Ok(())
     }
@@ -539,25 +550,24 @@ impl Stager {
     /// Gives the directory at `path` exactly the attributes `set` now,
     /// removing others it has: its contents came before it, and only the
     /// digest is held until the commit (a batch of directories would
-    /// otherwise hold up to 56 KiB each). A directory with none and no
-    /// record saying it had some is left alone, at no syscall.
-    fn dir_xattrs(&mut self, path: &WirePath, set: Option<&Xattrs>) -> Result<u64, FsError> {
-        let fd = self.dir(path)?;
-        let had = || {
-            let st = stat::fstat(fd.as_raw_fd()).ok();
-            // A directory of a store that might have attributes says so
-            // with its sticky bit; a restored one may have any.
-            !self.opts.fake_super || st.is_none_or(|st| modes::may_have_record(st.st_mode))
-        };
-        if set.is_none() && !had() {
+    /// otherwise hold up to 56 KiB each). A directory with none that
+    /// cannot have had some (`had` false) is left alone, at no syscall.
+    fn dir_xattrs(
+        &mut self,
+        path: &WirePath,
+        set: Option<&Xattrs>,
+        had: bool,
+    ) -> Result<u64, FsError> {
+        if set.is_none() && !had {
             return Ok(0);
         }
+        let fd = self.dir(path)?;
         let place = if self.opts.fake_super {
             super::xattr::XattrPlace::Stored
         } else {
             super::xattr::XattrPlace::Native
         };
-        let refused = super::xattr::apply_xattrs(fd.as_fd(), set, place, true)
+        let refused = super::xattr::apply_xattrs(fd.as_fd(), set, place, had)
             .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(path), e))?;
         self.count(Applied {
             xattrs_refused: refused,
@@ -959,10 +969,11 @@ impl Stager {
                     Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
                 }
             }
-            // A partial may hold attributes of an earlier attempt.
+            // A partial may hold attributes of an earlier attempt, and a
+            // restored file those it inherits (a default ACL where it is).
             let xattrs = XattrStep::Write {
                 set: inc.xattrs.as_deref(),
-                stale: inc.partial,
+                stale: inc.partial || !self.opts.fake_super,
             };
             self.set_mode(file.as_fd(), EntryKind::File, &inc.meta, xattrs)
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
