@@ -163,11 +163,6 @@ pub(super) struct PendingUpdate {
     pub(super) xattrs: Option<Box<Xattrs>>,
 }
 
-/// Most bytes of extended attributes the updates of one batch hold until
-/// its commit; an update past it fails, and the client sends that file
-/// whole instead (its attributes then go on its staged copy).
-const UPDATE_XATTR_BYTES: usize = 1 << 20;
-
 /// How a stager writes; fixed when it is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageOptions {
@@ -203,6 +198,7 @@ pub struct StageOptions {
 }
 
 mod apply;
+mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
 
 /// Whether this process runs as root (it can read and write whatever the
@@ -227,7 +223,7 @@ pub struct Stager {
     incoming: Option<Incoming>,
     /// The extended attributes of the entry that comes next (an `Xattrs`
     /// frame goes right before it), for that path only.
-    xattrs: Option<(WirePath, Box<Xattrs>)>,
+    pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
     /// The directory the last entry went into, kept open.
     pub(super) parent: Option<(WirePath, OwnedFd)>,
@@ -239,7 +235,7 @@ pub struct Stager {
     /// entries that could not be given their owner (two `u32`s: a
     /// connection's state stays small, see `rsb_conn`'s size test), and
     /// extended attributes a restore could not set.
-    left_out: std::cell::Cell<[u32; 3]>,
+    pub(super) left_out: std::cell::Cell<[u32; 3]>,
     /// The owner names the client sent ([`StageOptions::keep_owners`]).
     pub(super) names: Book,
     /// A search for partials to free room found none (see `make_room`).
@@ -285,73 +281,6 @@ impl Stager {
     /// ([`StageOptions::set_owners`]).
     pub fn owners_kept(&self) -> u64 {
         u64::from(self.left_out.get()[1])
-    }
-
-    /// How many extended attributes a restore could not set or remove
-    /// (not permitted, or not supported where it writes).
-    pub fn xattrs_refused(&self) -> u64 {
-        u64::from(self.left_out.get()[2])
-    }
-
-    /// Keeps `attrs` for the entry at `path` that comes next (a file or a
-    /// directory); any other entry drops them.
-    pub fn set_xattrs(&mut self, path: WirePath, attrs: Xattrs) {
-        self.xattrs = Some((path, Box::new(attrs)));
-    }
-
-    /// The attributes kept for `path`, if they are for it.
-    fn take_xattrs(&mut self, path: &WirePath) -> Option<Box<Xattrs>> {
-        self.xattrs
-            .take()
-            .filter(|(p, _)| p == path)
-            .map(|(_, x)| x)
-    }
-
-    /// Gives the file already at `path`, which a restore leaves as it is
-    /// (the same size, mtime and mode as the one sent), exactly the
-    /// attributes `set`, where they differ: a restore brings back its
-    /// attributes even when its content is already there. What cannot be
-    /// set is counted as [`Self::xattrs_refused`].
-    pub fn align_xattrs(&mut self, path: &WirePath, set: Option<&Xattrs>) {
-        let Ok(fd) = self.ns.tree.open_file(path) else {
-            // Unreadable here: its attributes cannot be compared either.
-            self.count(Applied {
-                xattrs_refused: u32::from(set.is_some()),
-                ..Applied::default()
-            });
-            return;
-        };
-        let on = crate::io::xattrs::On::Fd(fd.as_raw_fd());
-        // rsb's own markers are not the file's.
-        let have = crate::io::xattrs::read_all(on).ok().flatten().map(|x| {
-            let pairs = x
-                .pairs()
-                .iter()
-                .filter(|(n, _)| !n.starts_with(b"user.rsb."))
-                .cloned()
-                .collect();
-            Xattrs::from_sorted(pairs).unwrap_or_default()
-        });
-        let want = set.map(|s| {
-            Xattrs::from_sorted(
-                s.pairs()
-                    .iter()
-                    .filter(|(n, _)| !n.starts_with(b"user.rsb."))
-                    .cloned()
-                    .collect(),
-            )
-            .unwrap_or_default()
-        });
-        if have.unwrap_or_default() == want.unwrap_or_default() {
-            return;
-        }
-        let refused =
-            super::xattr::apply_xattrs(fd.as_fd(), set, super::xattr::XattrPlace::Native, true)
-                .unwrap_or(1);
-        self.count(Applied {
-            xattrs_refused: refused,
-            ..Applied::default()
-        });
     }
 
     /// Takes in the pairs of a `Names` frame, for the records of the
@@ -547,35 +476,6 @@ impl Stager {
         Ok(())
     }
 
-    /// Gives the directory at `path` exactly the attributes `set` now,
-    /// removing others it has: its contents came before it, and only the
-    /// digest is held until the commit (a batch of directories would
-    /// otherwise hold up to 56 KiB each). A directory with none that
-    /// cannot have had some (`had` false) is left alone, at no syscall.
-    fn dir_xattrs(
-        &mut self,
-        path: &WirePath,
-        set: Option<&Xattrs>,
-        had: bool,
-    ) -> Result<u64, FsError> {
-        if set.is_none() && !had {
-            return Ok(0);
-        }
-        let fd = self.dir(path)?;
-        let place = if self.opts.fake_super {
-            super::xattr::XattrPlace::Stored
-        } else {
-            super::xattr::XattrPlace::Native
-        };
-        let refused = super::xattr::apply_xattrs(fd.as_fd(), set, place, had)
-            .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(path), e))?;
-        self.count(Applied {
-            xattrs_refused: refused,
-            ..Applied::default()
-        });
-        Ok(set.map_or(0, Xattrs::digest))
-    }
-
     fn mkdir_in(&self, parent: RawFd, path: &WirePath, name: &[u8]) -> Result<(), FsError> {
         match stat::mkdirat(Some(parent), os(name), Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
@@ -635,54 +535,6 @@ impl Stager {
             target: target.clone(),
             meta,
             size,
-        });
-        Ok(())
-    }
-
-    /// Stages new metadata for the stored `path`, a `kind` (file or
-    /// symlink) of `size` bytes whose content is unchanged: at the commit,
-    /// with the batch, the stored entry itself gets `meta` (owner, record,
-    /// mode, mtime; see [`Self::apply_update`]). Nothing is written, and
-    /// no directory made or touched, before then.
-    pub fn update(
-        &mut self,
-        id: u32,
-        path: &WirePath,
-        kind: EntryKind,
-        meta: Meta,
-        size: u64,
-    ) -> Result<(), FsError> {
-        let xattrs = self.take_xattrs(path);
-        if path.is_root() || !matches!(kind, EntryKind::File | EntryKind::Symlink) {
-            return Err(FsError::invalid(
-                "update",
-                self.ns.tree.show(path),
-                "only a stored file or symlink is updated in place",
-            ));
-        }
-        let bytes = |x: &Option<Box<Xattrs>>| {
-            x.as_ref().map_or(0, |x| {
-                x.pairs()
-                    .iter()
-                    .map(|(n, v)| n.len() + v.len())
-                    .sum::<usize>()
-            })
-        };
-        let held: usize = self.updates.iter().map(|u| bytes(&u.xattrs)).sum();
-        if held.saturating_add(bytes(&xattrs)) > UPDATE_XATTR_BYTES {
-            return Err(FsError::other(
-                "update",
-                self.ns.tree.show(path),
-                "too many extended attributes in one batch of updates",
-            ));
-        }
-        self.updates.push(PendingUpdate {
-            id,
-            path: path.clone(),
-            kind,
-            meta,
-            size,
-            xattrs,
         });
         Ok(())
     }

@@ -17,7 +17,8 @@ use super::super::special::resolve;
 use super::super::stage::{omit, timespec, PendingUpdate, Stager, XattrStep};
 use super::super::xattr;
 use crate::io::error::FsError;
-use crate::proto::EntryKind;
+use crate::proto::xattrs::Xattrs;
+use crate::proto::{EntryKind, Meta, WirePath};
 
 /// How a failure names a kind: "a regular file", "a directory"...
 fn a_kind(kind: Option<EntryKind>) -> &'static str {
@@ -129,6 +130,61 @@ impl Stager {
             nix::unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
             count_fsync();
         }
+        Ok(())
+    }
+}
+
+/// Most bytes of extended attributes the updates of one batch hold until
+/// its commit; an update past it fails, and the client sends that file
+/// whole instead (its attributes then go on its staged copy).
+const UPDATE_XATTR_BYTES: usize = 1 << 20;
+
+impl Stager {
+    /// Stages new metadata for the stored `path`, a `kind` (file or
+    /// symlink) of `size` bytes whose content is unchanged: at the commit,
+    /// with the batch, the stored entry itself gets `meta` (owner, record,
+    /// mode, mtime; see [`Self::apply_update`]). Nothing is written, and
+    /// no directory made or touched, before then.
+    pub fn update(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        kind: EntryKind,
+        meta: Meta,
+        size: u64,
+    ) -> Result<(), FsError> {
+        let xattrs = self.take_xattrs(path);
+        if path.is_root() || !matches!(kind, EntryKind::File | EntryKind::Symlink) {
+            return Err(FsError::invalid(
+                "update",
+                self.ns.tree.show(path),
+                "only a stored file or symlink is updated in place",
+            ));
+        }
+        let bytes = |x: &Option<Box<Xattrs>>| {
+            x.as_ref().map_or(0, |x| {
+                x.pairs()
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>()
+            })
+        };
+        let held: usize = self.updates.iter().map(|u| bytes(&u.xattrs)).sum();
+        if held.saturating_add(bytes(&xattrs)) > UPDATE_XATTR_BYTES {
+            return Err(FsError::other(
+                "update",
+                self.ns.tree.show(path),
+                "too many extended attributes in one batch of updates",
+            ));
+        }
+        self.updates.push(PendingUpdate {
+            id,
+            path: path.clone(),
+            kind,
+            meta,
+            size,
+            xattrs,
+        });
         Ok(())
     }
 }
