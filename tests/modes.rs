@@ -112,12 +112,17 @@ fn round_trip(srv: &Server, root_server: bool) {
     let stored = srv.store(NAME, &src);
     let disk = |p: &str| fs::symlink_metadata(stored.join(p)).unwrap().mode() & 0o7777;
     if root_server {
-        // Only the owner's names are recorded (no sticky bit: the mode
-        // and owner on disk are the real ones).
+        // No record (no sticky bit: the mode and owner on disk are the
+        // real ones; the owner's names are in the namespace's table).
         assert_eq!(disk("f0444"), 0o444);
         assert_eq!(
             xattr(&stored.join("f0444"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0444 user=root group=root")
+            None
+        );
+        let table = fs::read_to_string(srv.ns(NAME).join(".rsb-tmp.names")).unwrap();
+        assert!(
+            table.starts_with("v1\n") && table.contains("\nuser 0 root\n"),
+            "{table}"
         );
     } else {
         assert_eq!(disk("f0444"), 0o1644);
@@ -125,17 +130,17 @@ fn round_trip(srv: &Server, root_server: bool) {
         assert_eq!(disk("d0000"), 0o1700);
         assert_eq!(
             xattr(&stored.join("f0444"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0444 uid=0 gid=0 user=root group=root")
+            Some("v1 mode=0444 uid=0 gid=0")
         );
         assert_eq!(
             xattr(&stored.join("d0311"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0311 uid=0 gid=0 user=root group=root")
+            Some("v1 mode=0311 uid=0 gid=0")
         );
         // Its mode is its own, its owner (root) is not the server's.
         assert_eq!(disk("f0644"), 0o1644);
         assert_eq!(
             xattr(&stored.join("f0644"), "user.rsb.meta").as_deref(),
-            Some("v1 mode=0644 uid=0 gid=0 user=root group=root")
+            Some("v1 mode=0644 uid=0 gid=0")
         );
         let md = fs::metadata(stored.join("f0000")).unwrap();
         assert_eq!((md.uid(), md.gid()), (NOBODY, NOBODY));
@@ -225,7 +230,7 @@ fn a_setuid_file_is_never_setuid_in_the_store_and_comes_back_with_its_owner() {
     assert_eq!(disk("sg"), 0o1711);
     assert_eq!(
         xattr(&stored.join("su"), "user.rsb.meta").as_deref(),
-        Some("v1 mode=4755 user=root group=root")
+        Some("v1 mode=4755")
     );
     // Nothing changed: a re-run sends nothing.
     let o = srv.client(argv!["backup", src]).run();

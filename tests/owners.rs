@@ -150,13 +150,15 @@ fn round_trip(srv: &Server, root_server: bool) {
         assert_eq!(owner(&stored.join("d")), (1234, 5678));
         let mode = fs::symlink_metadata(stored.join("su")).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o1755);
-        assert_eq!(meta("su").as_deref(), Some("v1 mode=4755 group=root"));
-        // Names where the client has them, numbers alone otherwise.
-        assert_eq!(
-            meta("daemon").as_deref(),
-            Some("v1 mode=0644 user=daemon group=daemon")
-        );
+        assert_eq!(meta("su").as_deref(), Some("v1 mode=4755"));
+        // Mode and owner on disk are real: no record. The names are in
+        // the namespace's table, where the client has them.
+        assert_eq!(meta("daemon"), None);
         assert_eq!(meta("odd"), None);
+        let table = fs::read_to_string(srv.ns(NAME).join(".rsb-tmp.names")).unwrap();
+        assert!(table.contains("\nuser 1 daemon\n"), "{table}");
+        assert!(table.contains("\ngroup 1 daemon\n"), "{table}");
+        assert!(!table.contains(" 1234 "), "{table}");
     } else {
         // Stored as the server's user; the real owner in the record, and
         // the sticky bit saying there is one.
@@ -165,19 +167,14 @@ fn round_trip(srv: &Server, root_server: bool) {
             meta("odd").as_deref(),
             Some("v1 mode=0640 uid=1234 gid=5678")
         );
-        assert_eq!(
-            meta("daemon").as_deref(),
-            Some("v1 mode=0644 uid=1 gid=1 user=daemon group=daemon")
-        );
+        assert_eq!(meta("daemon").as_deref(), Some("v1 mode=0644 uid=1 gid=1"));
         assert_eq!(
             meta("sgdir").as_deref(),
-            Some("v1 mode=2775 uid=0 gid=5678 user=root")
+            Some("v1 mode=2775 uid=0 gid=5678")
         );
-        // The server's own user needs no owner in the record.
-        assert_eq!(
-            meta("nobody").as_deref(),
-            Some("v1 mode=0600 user=nobody group=nogroup")
-        );
+        // The server's own user needs no owner in the record, nor does
+        // a mode the disk can hold: no record.
+        assert_eq!(meta("nobody"), None);
         let mode = fs::symlink_metadata(stored.join("odd")).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o1640);
     }
@@ -303,4 +300,39 @@ fn a_client_that_is_not_root_restores_what_it_can_and_says_what_not() {
     assert_eq!(mode("sg"), 0o755);
     assert_eq!(mode("odd"), 0o640);
     assert_eq!(mode("nobody"), 0o600);
+}
+
+/// Issue 10: owner names live in the namespace's table, written when the
+/// client names an id the table lacks, not in every file's record (which
+/// cost an attribute per file and, on ext4, a second block for a small
+/// file whose records no longer fitted in its inode).
+#[test]
+fn owner_names_are_kept_once_per_namespace_not_per_file() {
+    need_root!();
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let t = (1_600_000_000, 1);
+    Tree::new(&src, 0o755, t)
+        .file("a", b"small", 0o644, t)
+        .file("b", b"small too", 0o644, t)
+        .finish();
+    srv.client(argv!["backup", src]).run().ok();
+    let stored = srv.store(NAME, &src);
+    for f in ["a", "b"] {
+        assert_eq!(xattr(&stored.join(f), "user.rsb.meta"), None);
+        let blocks = |p: &Path| fs::symlink_metadata(p).unwrap().blocks();
+        assert_eq!(blocks(&stored.join(f)), blocks(&src.join(f)), "{f}");
+    }
+    let table = srv.ns(NAME).join(".rsb-tmp.names");
+    let first = fs::symlink_metadata(&table).unwrap().ino();
+    assert!(fs::read_to_string(&table)
+        .unwrap()
+        .contains("\nuser 0 root\n"));
+    // Nothing new named: the table is not written again.
+    srv.client(argv!["backup", src]).run().ok();
+    assert_eq!(fs::symlink_metadata(&table).unwrap().ino(), first);
+    // Never listed, never restored.
+    let o = srv.client(argv!["ls", "/"]).run();
+    assert!(!o.out().contains("rsb-tmp"), "{o}");
 }

@@ -118,6 +118,41 @@ impl Book {
     pub fn group(&self, gid: u32) -> Option<&[u8]> {
         self.heard.as_ref()?[1].get(&gid).map(Vec::as_slice)
     }
+
+    /// Every name heard: users, then groups, each sorted by id.
+    pub fn entries(&self) -> [Vec<(u32, &[u8])>; 2] {
+        fn sorted(m: &HashMap<u32, Vec<u8>>) -> Vec<(u32, &[u8])> {
+            let mut v: Vec<(u32, &[u8])> = m.iter().map(|(&id, n)| (id, n.as_slice())).collect();
+            v.sort_unstable_by_key(|&(id, _)| id);
+            v
+        }
+        match &self.heard {
+            Some(h) => [sorted(&h[0]), sorted(&h[1])],
+            None => [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Takes in every name `other` heard (its names win, within the
+    /// bounds); true when that added or changed one.
+    pub fn absorb(&mut self, other: &Book) -> bool {
+        let [users, groups] = other.entries();
+        let new = |pairs: &[(u32, &[u8])], mine: fn(&Book, u32) -> Option<&[u8]>| {
+            pairs
+                .iter()
+                .filter(|&&(id, n)| mine(self, id) != Some(n))
+                .map(|&(id, n)| (id, n.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let (u, g) = (new(&users, Book::user), new(&groups, Book::group));
+        let (tu, tg): (Vec<_>, Vec<_>) = (u.clone(), g.clone());
+        self.learn(u, g);
+        // Past the bounds a new id is not taken.
+        tu.iter()
+            .any(|(id, n)| self.user(*id) == Some(n.as_slice()))
+            || tg
+                .iter()
+                .any(|(id, n)| self.group(*id) == Some(n.as_slice()))
+    }
 }
 
 fn learn(map: &mut HashMap<u32, Vec<u8>>, pairs: Vec<(u32, Vec<u8>)>) {

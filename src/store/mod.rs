@@ -10,6 +10,7 @@
 //! rule is tested on its own, and a coming feature (history, retention,
 //! cold compression) adds its policy here and its syscalls there.
 
+pub mod accounts;
 pub mod compare;
 pub mod modes;
 pub mod names;

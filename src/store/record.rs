@@ -237,7 +237,7 @@ fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
 }
 
-fn escape_into(s: &mut String, name: &[u8]) {
+pub(crate) fn escape_into(s: &mut String, name: &[u8]) {
     for &b in name {
         if is_plain(b) {
             s.push(char::from(b));
@@ -249,7 +249,7 @@ fn escape_into(s: &mut String, name: &[u8]) {
 
 /// A recorded name back to its bytes: only plain bytes and `%XX`, 1 to
 /// [`crate::proto::owners::MAX_OWNER_NAME`] bytes, no NUL.
-fn unescape(v: &str) -> Option<Vec<u8>> {
+pub(crate) fn unescape(v: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(v.len());
     let mut bytes = v.bytes();
     while let Some(b) = bytes.next() {

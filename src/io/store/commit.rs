@@ -37,7 +37,6 @@ use super::durable::count_fsync;
 use super::stage::{omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager, XattrStep};
 use super::{tmp, xattr};
 use crate::io::error::FsError;
-use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
@@ -185,9 +184,8 @@ impl Stager {
             if s.tmp.is_empty() {
                 // An empty file: made whole, then linked in where nothing
                 // stands yet; else it gets a name to rename like the rest.
-                let res = early.unwrap_or_else(|| {
-                    create_empty(&self.opts, &self.names, dir, name, &s.meta, !syncfs)
-                });
+                let res =
+                    early.unwrap_or_else(|| create_empty(&self.opts, dir, name, &s.meta, !syncfs));
                 match res {
                     Ok((None, applied)) => {
                         self.count(applied);
@@ -342,6 +340,18 @@ impl Stager {
                 Err(error) => failures.push(CommitFailure { id: 0, path, error }),
             }
         }
+        // The names the client sent, in the namespace's table, durable
+        // with the batch (a failure there fails no entry: the next
+        // commit writes them).
+        if self.opts.keep_owners && self.opts.fake_super {
+            match self.save_names(!syncfs) {
+                Ok(true) => {
+                    changed.insert(WirePath::root());
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("{}: {}", e.path, e.error),
+            }
+        }
         let res = if syncfs {
             self.sync()
         } else {
@@ -421,7 +431,7 @@ impl Stager {
             let raw = dir.as_raw_fd();
             let d = made.dirs.len();
             made.dirs.push(dir);
-            let (opts, book) = (&self.opts, &self.names);
+            let opts = &self.opts;
             std::thread::scope(|scope| {
                 let makers: Vec<_> = run
                     .chunks(run.len().div_ceil(threads))
@@ -432,7 +442,7 @@ impl Stager {
                                 chunk
                                     .iter()
                                     .map(|&(k, name, meta)| {
-                                        (k, create_empty(opts, book, raw, name, meta, fsync))
+                                        (k, create_empty(opts, raw, name, meta, fsync))
                                     })
                                     .collect::<Vec<_>>()
                             })
@@ -461,12 +471,10 @@ impl Stager {
 /// cannot link an unnamed file (no `O_TMPFILE`, no `/proc`); the file
 /// was made whole under the temporary name `tmp` instead, for the
 /// caller to rename over `name` as any staged file. The [`Applied`]: what
-/// its metadata had to leave out (a set-id bit, its owner). `book`: the
-/// owner names for its record. A free function, not a
+/// its metadata had to leave out (a set-id bit, its owner). A free function, not a
 /// method: the commit makes many at once on several threads.
 fn create_empty(
     opts: &StageOptions,
-    book: &Book,
     dir: RawFd,
     name: &[u8],
     meta: &Meta,
@@ -480,7 +488,7 @@ fn create_empty(
             let r = Recorded { crc: 0, size: 0 };
             xattr::record(fd.as_fd(), r).map_err(|e| ("setxattr", e))?;
         }
-        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta, book, XattrStep::NONE)?;
+        cleared = opts.apply_mode(fd.as_fd(), EntryKind::File, meta, XattrStep::NONE)?;
         stat::futimens(fd.as_raw_fd(), &omit(), &timespec(meta)).map_err(|e| ("utimes", e))?;
         if fsync {
             unistd::fsync(fd.as_raw_fd()).map_err(|e| ("fsync", e))?;

@@ -29,6 +29,7 @@ mod beneath;
 mod commit;
 mod durable;
 mod fresh;
+mod names_file;
 mod namespace;
 mod partial;
 mod scan;

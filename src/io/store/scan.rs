@@ -222,9 +222,9 @@ impl Namespace {
         with_record(meta, self.record(path, st).as_ref())
     }
 
-    /// [`Self::stored_meta`] and the owner's names recorded with it, for a
-    /// restore: the record is looked for whatever the sticky bit says, as
-    /// names are kept without it (see [`crate::store::modes`]).
+    /// [`Self::stored_meta`] and the owner's names recorded with it (a
+    /// store written before names went into the namespace's table), for a
+    /// restore: the record is read only where the sticky bit says.
     /// With them, the digest of the client's extended attributes kept
     /// on it (0: none; [`Self::stored_xattrs`] reads them).
     pub fn stored_owner(
@@ -232,8 +232,11 @@ impl Namespace {
         path: &WirePath,
         st: &FileStat,
     ) -> (Meta, Option<Vec<u8>>, Option<Vec<u8>>, u64) {
-        let r = self.record(path, st);
-        let meta = with_record(disk_meta(st), r.as_ref());
+        let disk = disk_meta(st);
+        let r = modes::may_have_record(disk.mode)
+            .then(|| self.record(path, st))
+            .flatten();
+        let meta = with_record(disk, r.as_ref());
         let (user, group, xattrs) = r.map(|r| (r.user, r.group, r.xattrs)).unwrap_or_default();
         (meta, user, group, xattrs)
     }

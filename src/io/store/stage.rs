@@ -231,13 +231,13 @@ pub struct Stager {
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
     pub(super) touched: Vec<(WirePath, TimeSpec)>,
-    /// Entries whose set-user-ID or set-group-ID bit was cleared, and
-    /// entries that could not be given their owner (two `u32`s: a
-    /// connection's state stays small, see `rsb_conn`'s size test), and
-    /// extended attributes a restore could not set.
+    /// Set-id bits cleared, owners not given, attributes a restore could
+    /// not set (`u32`s: a connection's state stays small).
     pub(super) left_out: std::cell::Cell<[u32; 3]>,
-    /// The owner names the client sent ([`StageOptions::keep_owners`]).
+    /// The owner names the client sent ([`StageOptions::keep_owners`]),
+    /// and the namespace's table of them once read (see `names_file`).
     pub(super) names: Book,
+    pub(super) saved_names: Option<Box<Book>>,
     /// A search for partials to free room found none (see `make_room`).
     reclaim_failed: bool,
     /// Whether commits use fsync rather than `syncfs` (decided once, by
@@ -265,20 +265,19 @@ impl Stager {
             touched: Vec::new(),
             left_out: std::cell::Cell::new([0, 0, 0]),
             names: Book::new(),
+            saved_names: None,
             reclaim_failed: false,
             fsync_files: std::cell::OnceCell::new(),
             fresh: Default::default(),
         }
     }
 
-    /// How many entries had their set-user-ID or set-group-ID bit cleared
-    /// ([`StageOptions::clear_setid`]).
+    /// How many entries lost a set-id bit ([`StageOptions::clear_setid`]).
     pub fn setid_cleared(&self) -> u64 {
         u64::from(self.left_out.get()[0])
     }
 
-    /// How many entries could not be given their owner
-    /// ([`StageOptions::set_owners`]).
+    /// How many entries kept the restorer's owner ([`StageOptions::set_owners`]).
     pub fn owners_kept(&self) -> u64 {
         u64::from(self.left_out.get()[1])
     }
@@ -890,7 +889,7 @@ impl Stager {
         meta: &Meta,
         xattrs: XattrStep<'_>,
     ) -> Result<(), (&'static str, Errno)> {
-        let applied = self.opts.apply_mode(fd, kind, meta, &self.names, xattrs)?;
+        let applied = self.opts.apply_mode(fd, kind, meta, xattrs)?;
         self.count(applied);
         Ok(())
     }

@@ -86,9 +86,12 @@ impl StoredFile {
             stat::fstat(fd.as_raw_fd()).map_err(|e| FsError::errno("stat", shown.text(), e))?;
         let mut meta = meta_of(&st);
         // The real mode and owner, when those on disk are not, and the
-        // owner's names (see `crate::store::modes`): looked for on every
-        // file opened, since names are kept without the sticky bit.
-        let rec = xattr::meta(fd.as_fd());
+        // digest of its attributes (see `crate::store::modes`): looked for
+        // only where the sticky bit says (names of a store written before
+        // the namespace kept a table of them are read from there too).
+        let rec = modes::may_have_record(meta.mode)
+            .then(|| xattr::meta(fd.as_fd()))
+            .flatten();
         meta.mode = modes::real(meta.mode, rec.as_ref().map(|r| r.mode));
         let mut names = None;
         let xattrs = rec.as_ref().map_or(0, |r| r.xattrs);

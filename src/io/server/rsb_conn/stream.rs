@@ -18,6 +18,7 @@ use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
 use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
 use crate::io::transfer::BodySender;
+use crate::proto::owners::Book;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::server::session::stream::{plan_file, FilePlan, LinkMemo};
 use crate::server::session::{Completion, ServerSession};
@@ -67,6 +68,8 @@ pub(in crate::io::server) struct RestoreStream {
     pub(in crate::io::server) stats: Stats,
     /// The files with several names sent so far, for the later names.
     pub(in crate::io::server) links: LinkMemo,
+    /// The namespace's owner names, read once when the restore starts.
+    pub(in crate::io::server) names: Box<Book>,
 }
 
 /// A restore under way: the walk, and what it is sending.
@@ -127,6 +130,12 @@ impl RsbConn {
 
     /// Starts the answer to a `Restore` of `base`.
     pub(in crate::io::server) fn start_restore(&mut self, id: u32, base: WirePath) {
+        let names = Box::new(
+            self.store
+                .as_ref()
+                .map(|s| s.tree().owner_names())
+                .unwrap_or_default(),
+        );
         self.state = State::Restoring(Box::new(Restore {
             walk: RestoreStream {
                 id,
@@ -135,6 +144,7 @@ impl RsbConn {
                 stack: Vec::new(),
                 stats: Stats::default(),
                 links: LinkMemo::new(),
+                names,
             },
             out: Outgoing::Walking,
         }));
@@ -370,7 +380,7 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                         if level.xattrs != 0 {
                             send_dir_xattrs(tree, w, &level.path, session);
                         }
-                        let (user, group) = level.names;
+                        let (user, group) = names_of(&w.names, &level.meta, level.names);
                         session.handle_completion(Completion::OwnerNames {
                             meta: level.meta,
                             user,
@@ -406,6 +416,20 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
         }
     }
     (count, false)
+}
+
+/// The names of `meta`'s owner and group for a restore: the namespace's
+/// table's, else those `recorded` with the entry (a store written before
+/// the table).
+fn names_of(
+    table: &Book,
+    meta: &Meta,
+    recorded: (Option<Vec<u8>>, Option<Vec<u8>>),
+) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (
+        table.user(meta.uid).map(<[u8]>::to_vec).or(recorded.0),
+        table.group(meta.gid).map(<[u8]>::to_vec).or(recorded.1),
+    )
 }
 
 /// Sends the extended attributes of the restored directory `rel` before
@@ -483,11 +507,8 @@ fn restore_entry(
         EntryKind::Symlink => {
             let target = tree.readlink(&full)?;
             let meta = tree.stored_meta(&full, &st);
-            session.handle_completion(Completion::OwnerNames {
-                meta,
-                user: None,
-                group: None,
-            });
+            let (user, group) = names_of(&r.names, &meta, (None, None));
+            session.handle_completion(Completion::OwnerNames { meta, user, group });
             session.handle_completion(Completion::RestoredSymlink {
                 id: r.id,
                 path: rel.clone(),
@@ -497,12 +518,15 @@ fn restore_entry(
             Ok(None)
         }
         EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => {
+            let meta = tree.stored_meta(&full, &st);
+            let (user, group) = names_of(&r.names, &meta, (None, None));
+            session.handle_completion(Completion::OwnerNames { meta, user, group });
             session.handle_completion(Completion::RestoredSpecial {
                 id: r.id,
                 path: rel.clone(),
                 kind,
                 rdev,
-                meta: tree.stored_meta(&full, &st),
+                meta,
             });
             Ok(None)
         }
@@ -515,7 +539,7 @@ fn restore_entry(
                 return Err(other());
             }
             let (meta, size) = (file.meta(), file.size());
-            let (user, group) = file.owner_names();
+            let (user, group) = names_of(&r.names, &meta, file.owner_names());
             session.handle_completion(Completion::OwnerNames { meta, user, group });
             if let Some(target) = r.links.file(rel, file.linked()) {
                 // Another name of a file this restore sent whole: no body.

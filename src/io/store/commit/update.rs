@@ -115,7 +115,6 @@ impl Stager {
                 fd.as_fd(),
                 EntryKind::File,
                 &u.meta,
-                &self.names,
                 XattrStep::Write {
                     set: u.xattrs.as_deref(),
                     stale: true,

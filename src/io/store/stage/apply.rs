@@ -16,7 +16,7 @@ use nix::unistd;
 use super::super::beneath::os;
 use super::super::xattr::{self, XattrPlace};
 use super::{is_root, omit, set_disk_mode, timespec, StageOptions, Stager};
-use crate::proto::owners::{Book, UNKNOWN_ID};
+use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta};
 use crate::store::modes;
@@ -113,18 +113,17 @@ impl StageOptions {
     /// The owner first, since `chown` clears set-id bits: with
     /// [`StageOptions::keep_owners`] a root server gives the entry its
     /// owner, one that is not root records it where it differs from the
-    /// entry's on disk (and sets [`modes::RECORDED`]), names from `book`
-    /// going into the record either way; with
+    /// entry's on disk (and sets [`modes::RECORDED`]; the names go into
+    /// the namespace's table at the commit, not here); with
     /// [`StageOptions::set_owners`] a restore gives what it may.
     pub(in crate::io::store) fn apply_mode(
         &self,
         fd: BorrowedFd<'_>,
         kind: EntryKind,
         meta: &Meta,
-        book: &Book,
         xattrs: XattrStep<'_>,
     ) -> Result<Applied, (&'static str, Errno)> {
-        self.apply_mode_to(fd, kind, meta, book, xattrs, kind == EntryKind::Dir)
+        self.apply_mode_to(fd, kind, meta, xattrs, kind == EntryKind::Dir)
     }
 
     /// [`Self::apply_mode`] of an entry that may have a record already
@@ -135,7 +134,6 @@ impl StageOptions {
         fd: BorrowedFd<'_>,
         kind: EntryKind,
         meta: &Meta,
-        book: &Book,
         xattrs: XattrStep<'_>,
         existing: bool,
     ) -> Result<Applied, (&'static str, Errno)> {
@@ -170,15 +168,13 @@ impl StageOptions {
                     record.uid = differs(meta.uid, st.st_uid);
                     record.gid = differs(meta.gid, st.st_gid);
                 }
-                record.user = book.user(meta.uid).map(<[u8]>::to_vec);
-                record.group = book.group(meta.gid).map(<[u8]>::to_vec);
             }
             let mut disk = modes::on_disk(real, kind, is_root());
             // The sticky bit says where a reader must look for the record:
             // an owner on disk that is not the real one, or attributes.
             let owner_recorded = record.uid.is_some() || record.gid.is_some();
             let marked = owner_recorded || record.xattrs != 0;
-            let needed = disk != real || marked || record.user.is_some() || record.group.is_some();
+            let needed = disk != real || marked;
             if marked {
                 disk |= modes::RECORDED;
             }
