@@ -379,7 +379,8 @@ impl Place {
 }
 
 fn is_tmp(name: &[u8]) -> bool {
-    name.starts_with(b".rsb-tmp.")
+    // The namespace's table of owner names stays.
+    name.starts_with(b".rsb-tmp.") && name != b".rsb-tmp.names"
 }
 
 /// Panics unless every file and link under `got` (temporary names

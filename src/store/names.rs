@@ -10,6 +10,8 @@
 //!   that process is gone ([`is_stale_tmp`]).
 //! * `.rsb-tmp.part.<hash>.<size>.<secs>.<nanos>`: the body of a large file
 //!   kept from an interrupted transfer, to be resumed ([`partial_name`]).
+//! * `.rsb-tmp.names`: the namespace's owner names
+//!   ([`crate::store::accounts`]), at its root, never swept.
 //! * `.rsb-tmp.old.<salt>.<n>`: a previous version moved aside for the
 //!   entry replacing it where the file system cannot exchange two names
 //!   ([`old_name`]), never swept: after a crash it may be the only copy.
@@ -152,6 +154,8 @@ mod tests {
             b".rsb-tmp.1f.",
             b".rsb-tmp.1f.3.4",
             b".rsb-tmp.zz.3",
+            // The namespace's table of owner names is never a leftover.
+            crate::store::accounts::NAMES_FILE,
             b"rsb-tmp.1f.3",
             b"a.txt",
         ] {

@@ -415,7 +415,8 @@ pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
-            if e.file_name().as_bytes().starts_with(b".rsb-tmp.") {
+            // The namespace's table of owner names is not a temporary.
+            if e.file_name().as_bytes().starts_with(b".rsb-tmp.") && !is_names_table(&p) {
                 found.push(p.clone());
             }
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -449,6 +450,12 @@ pub fn find_stray_tmp(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| !is_partial(p))
         .collect()
+}
+
+/// Whether `p` is a namespace's table of owner names, which stays.
+pub fn is_names_table(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.as_bytes() == b".rsb-tmp.names")
 }
 
 /// Waits up to 5 s for every `.rsb-tmp.*` under the server root to go away,
