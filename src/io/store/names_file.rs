@@ -60,7 +60,13 @@ impl Stager {
         if !table.absorb(&self.names) {
             return Ok(false);
         }
-        let text = encode(table);
+        // Something to add: to the table as it is on disk now, which
+        // another connection of this namespace may have rewritten since
+        // it was read, so that its names are kept too.
+        let mut fresh = self.ns.owner_names();
+        fresh.absorb(&self.names);
+        let text = encode(&fresh);
+        self.saved_names = Some(Box::new(fresh));
         let root = self.ns.tree.root_fd();
         let shown = || self.ns.tree.show_in(&WirePath::root(), NAMES_FILE);
         let fail = |op, e| FsError::errno(op, shown(), e);
