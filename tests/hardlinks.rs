@@ -8,7 +8,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -96,21 +95,9 @@ fn link_group(srv: &Server) {
     assert_eq!(ino("b/four"), (first.0, 4));
 }
 
-/// rsync's itemized differences between `a` and `b`, hard links
-/// included (empty: the same).
+/// rsync's itemized differences between `a` and `b` (empty: the same).
 fn rsync_diff(a: &Path, b: &Path) -> String {
-    let o = Command::new("rsync")
-        .args(["-aHn", "--checksum", "--itemize-changes"])
-        .arg(format!("{}/", a.display()))
-        .arg(format!("{}/", b.display()))
-        .output()
-        .expect("run rsync");
-    assert!(
-        o.status.success(),
-        "rsync: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    rsync_diff_with(&["-aHn"], a, b)
 }
 
 /// (inode, link count) of `p`.

@@ -11,7 +11,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 
@@ -110,21 +109,9 @@ fn owned_tree(src: &Path, links_owned: bool) {
     }
 }
 
-/// rsync's itemized differences between `a` and `b` (empty: identical in
-/// content, modes, owners, groups, times and links).
+/// rsync's itemized differences between `a` and `b` (empty: the same).
 fn rsync_diff(a: &Path, b: &Path) -> String {
-    let o = Command::new("rsync")
-        .args(["-aHn", "--numeric-ids", "--checksum", "--itemize-changes"])
-        .arg(format!("{}/", a.display()))
-        .arg(format!("{}/", b.display()))
-        .output()
-        .expect("run rsync");
-    assert!(
-        o.status.success(),
-        "rsync: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    rsync_diff_with(&["-aHn"], a, b)
 }
 
 fn owner(p: &Path) -> (u32, u32) {
@@ -273,19 +260,7 @@ fn a_client_that_is_not_root_restores_what_it_can_and_says_what_not() {
     let dest = s.join("dest");
     fs::create_dir(&dest).unwrap();
     chown(&dest, NOBODY, NOBODY);
-    let mut c = Cmd::new("setpriv");
-    c.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        CLIENT,
-        "-n",
-        NAME,
-        "127.0.0.1",
-    ])
-    .arg(srv.port().to_string())
-    .args(argv!["restore", src, dest]);
-    let o = c.run();
+    let o = srv.client_as_nobody(argv!["restore", src, dest]).run();
     o.ok();
     // Every entry but those of nobody:nogroup (the file "nobody" and its
     // link) keeps the restorer's: the top, 9 more entries and one link.

@@ -104,27 +104,9 @@ fn specials_tree(src: &Path) -> Tree {
     tree
 }
 
-/// rsync's itemized differences between two trees (empty: identical).
+/// rsync's itemized differences between `a` and `b` (empty: the same).
 fn rsync_diff(a: &Path, b: &Path) -> String {
-    let o = Command::new("rsync")
-        .args([
-            "-aHn",
-            "--numeric-ids",
-            "--checksum",
-            "--devices",
-            "--specials",
-            "--itemize-changes",
-        ])
-        .arg(format!("{}/", a.display()))
-        .arg(format!("{}/", b.display()))
-        .output()
-        .expect("rsync");
-    assert!(
-        o.status.success(),
-        "rsync: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    rsync_diff_with(&["-aHn", "--devices", "--specials"], a, b)
 }
 
 fn rdev(p: &Path) -> (u64, u64) {

@@ -300,6 +300,28 @@ impl Server {
         keyed_client(self.port, name, secret_file, args)
     }
 
+    /// [`Server::client`] run as user and group 65534 with no other
+    /// groups (`setpriv`): a restorer that is not root. Needs root.
+    pub fn client_as_nobody<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Cmd::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            CLIENT,
+            "-n",
+            NAME,
+            "127.0.0.1",
+        ])
+        .arg(self.port.to_string())
+        .args(args);
+        c
+    }
+
     /// Same as [`Server::client`] with another namespace.
     pub fn client_as<I, S>(&self, name: &str, args: I) -> Cmd
     where
@@ -398,6 +420,18 @@ impl Output {
     /// Panics unless stderr contains `s`.
     pub fn err_has(&self, s: &str) -> &Self {
         assert!(self.err().contains(s), "stderr lacks {s:?}\n{self}");
+        self
+    }
+    /// Panics unless it succeeded and its summary says a backup sent no
+    /// file (`backup: 0 files sent, ...`).
+    pub fn sent_nothing(&self) -> &Self {
+        self.ok();
+        assert!(
+            self.err()
+                .lines()
+                .any(|l| l.starts_with("backup: 0 files sent")),
+            "sent something\n{self}"
+        );
         self
     }
     /// Panics unless stdout contains `s`.

@@ -497,9 +497,10 @@ pub fn assert_healthy(srv: &Server) {
 /// rsync's itemized differences between the trees `a` and `b` with
 /// `flags` (such as `-aHAXn`), `--numeric-ids --checksum` added: empty
 /// when they are the same in everything the flags compare.
-pub fn rsync_diff_with(flags: &str, a: &Path, b: &Path) -> String {
+pub fn rsync_diff_with(flags: &[&str], a: &Path, b: &Path) -> String {
     let o = std::process::Command::new("rsync")
-        .args([flags, "--numeric-ids", "--checksum", "--itemize-changes"])
+        .args(flags)
+        .args(["--numeric-ids", "--checksum", "--itemize-changes"])
         .arg(format!("{}/", a.display()))
         .arg(format!("{}/", b.display()))
         .output()
