@@ -47,27 +47,14 @@ impl Stager {
             return;
         };
         let on = crate::io::xattrs::On::Fd(fd.as_raw_fd());
-        // rsb's own markers are not the file's.
-        let have = crate::io::xattrs::read_all(on).ok().flatten().map(|x| {
-            let pairs = x
-                .pairs()
+        // rsb's own markers are not the file's: left out on both sides.
+        fn theirs(x: Option<&Xattrs>) -> impl Iterator<Item = &(Vec<u8>, Vec<u8>)> {
+            x.map_or(&[][..], Xattrs::pairs)
                 .iter()
                 .filter(|(n, _)| !n.starts_with(b"user.rsb."))
-                .cloned()
-                .collect();
-            Xattrs::from_sorted(pairs).unwrap_or_default()
-        });
-        let want = set.map(|s| {
-            Xattrs::from_sorted(
-                s.pairs()
-                    .iter()
-                    .filter(|(n, _)| !n.starts_with(b"user.rsb."))
-                    .cloned()
-                    .collect(),
-            )
-            .unwrap_or_default()
-        });
-        if have.unwrap_or_default() == want.unwrap_or_default() {
+        }
+        let have = crate::io::xattrs::read_all(on).ok().flatten();
+        if theirs(have.as_ref()).eq(theirs(set)) {
             return;
         }
         let refused =
