@@ -387,3 +387,33 @@ fn many_empty_files_in_one_directory_round_trip_with_mode_and_mtime() {
     srv.client(argv!["restore", src, dest]).run().ok();
     assert_same_tree(&src, &dest.join("src"));
 }
+
+/// The walk keeps the outer directories of a tree open and looks at their
+/// entries through them; a tree deeper than the client's descriptor limit
+/// (here 64, with 100 levels) is still backed up whole, and the files to
+/// send still get descriptors.
+#[test]
+fn a_tree_deeper_than_the_descriptor_limit_is_backed_up_whole() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("deep");
+    let mut dir = src.clone();
+    for level in 0..100 {
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f"), format!("level {level}\n")).unwrap();
+        dir = dir.join("d");
+    }
+    let backup = |srv: &Server| {
+        let mut c = Cmd::new("prlimit");
+        c.args(["--nofile=64:64", CLIENT, "-n", NAME, "127.0.0.1"])
+            .arg(srv.port().to_string())
+            .arg("backup")
+            .arg(&src);
+        c.run()
+    };
+    let o = backup(&srv);
+    o.ok();
+    assert!(o.err().contains("backup: 100 files sent"), "{o}");
+    assert_same_tree(&src, &srv.store(NAME, &src));
+    backup(&srv).sent_nothing();
+}

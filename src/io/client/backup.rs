@@ -13,7 +13,8 @@ use super::error::NetError;
 use super::event_loop::Link;
 use super::owners::Accounts;
 use super::report::{show, Reporter};
-use super::walk::{walk_with, Walk, WalkItem, WalkOptions, STORE_EXCLUDED};
+use super::walk::{WalkItem, WalkOptions, STORE_EXCLUDED};
+use super::walker::{Step, Walker};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
@@ -22,22 +23,14 @@ use crate::proto::{EntryKind, Layout, Meta};
 
 /// The walks of all paths, one after the other, through an [`Order`].
 struct Walks {
-    walks: std::vec::IntoIter<Walk>,
-    walker: Option<Walk>,
+    walker: Walker,
     order: Order,
 }
 
 impl Walks {
     fn new(paths: &[PathBuf], opts: WalkOptions) -> Walks {
-        let mut walks = paths
-            .iter()
-            .map(|p| walk_with(p, opts))
-            .collect::<Vec<_>>()
-            .into_iter();
-        let walker = walks.next();
         Walks {
-            walks,
-            walker,
+            walker: Walker::new(paths, opts),
             order: Order::new(),
         }
     }
@@ -48,12 +41,13 @@ impl Walks {
             if let Some(d) = self.order.pop_closed() {
                 return Some(d);
             }
-            let walker = self.walker.as_mut()?;
-            let Some(item) = walker.next() else {
-                // This path is done: close its directories, go to the next.
-                self.order.end_walk();
-                self.walker = self.walks.next();
-                continue;
+            let item = match self.walker.next()? {
+                Step::Item(item) => item,
+                Step::EndWalk => {
+                    // This path is done: close its directories.
+                    self.order.end_walk();
+                    continue;
+                }
             };
             match item {
                 WalkItem::Skipped { path, reason } => rep.skip(&show(&path), &reason),

@@ -22,6 +22,7 @@ pub mod report;
 pub mod restore;
 pub mod verify;
 pub mod walk;
+pub mod walker;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};

@@ -20,19 +20,28 @@
 //!
 //! It only reads (`lstat`, `readdir`, `readlink`, the attributes); it never follows a symlink,
 //! never opens file contents and never decides what to send: the planner
-//! (`client/plan.rs`) does.
+//! (`client/plan.rs`) does. Entries below a directory are looked at
+//! through that directory's descriptor (`fstatat`, `readlinkat`,
+//! `listxattrat`), so the kernel resolves one name per call rather than
+//! the whole path: on an unchanged tree the walk is most of a backup's
+//! time, and path lookups were most of the walk.
 //! Memory is bounded by the depth of the tree times the width of one
 //! directory, never by the size of the whole tree.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::ffi::OsString;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::libc;
+use nix::sys::stat::{FileStat, Mode};
 
 use crate::client::ui::LocalTime;
 use crate::proto::xattrs::Xattrs;
@@ -40,6 +49,11 @@ use crate::proto::{EntryKind, Meta, Time, WirePath};
 
 /// Why an entry of a file type Linux does not have is not backed up.
 const NOT_SUPPORTED: &str = "unknown file type";
+
+/// Directories a walk keeps open at once, the outermost; deeper ones are
+/// read and their entries looked at by path, so that a deep tree never
+/// takes the descriptors the files being sent need.
+const MAX_OPEN_DIRS: usize = 32;
 
 /// Why the server's store is not backed up.
 pub const STORE_EXCLUDED: &str = "the server's store: not backed up into itself";
@@ -114,6 +128,19 @@ struct Frame {
     local: PathBuf,
     wire: WirePath,
     names: std::vec::IntoIter<OsString>,
+    /// The directory, open, for its children's calls; `None` past
+    /// [`MAX_OPEN_DIRS`] or when no descriptor was left (`EMFILE`): they
+    /// go by path.
+    dir: Option<Dir>,
+}
+
+/// How an entry is reached for the calls after its `lstat`.
+#[derive(Debug, Clone, Copy)]
+enum At<'a> {
+    /// By its name in the open directory being walked.
+    Name(RawFd, &'a OsStr),
+    /// By its whole path.
+    Path,
 }
 
 /// Walks `root`, which is made absolute against the current directory by
@@ -166,8 +193,12 @@ impl Iterator for Walk {
                 continue;
             };
             let local = frame.local.join(&name);
+            let at = match &frame.dir {
+                Some(dir) => At::Name(dir.as_raw_fd(), &name),
+                None => At::Path,
+            };
             return Some(match frame.wire.join(name.as_bytes()) {
-                Ok(wire) => self.visit(local, wire),
+                Ok(wire) => self.visit(local, wire, at),
                 Err(e) => invalid(local, e),
             });
         }
@@ -187,7 +218,7 @@ impl Walk {
         };
         // The root first, so that a missing path is one error rather than
         // one per missing ancestor.
-        let md = match fs::symlink_metadata(&root) {
+        let md = match lstat(At::Path, &root) {
             Ok(md) => md,
             Err(error) => return self.queue.push_back(error_item(root, error)),
         };
@@ -203,18 +234,20 @@ impl Walk {
             // stat, not lstat: an ancestor that is a symlink (`/home` ->
             // `/usr/home`) still has to be a directory on the server, or the
             // root could not be stored below it.
-            let item = match fs::metadata(&ancestor) {
-                Ok(md) if md.is_dir() => WalkItem::Entry(LocalEntry {
-                    xattrs: self.xattrs(&ancestor),
-                    local: ancestor.clone(),
-                    wire: ancestor_wire.clone(),
-                    kind: EntryKind::Dir,
-                    meta: meta_from(&md),
-                    size: 0,
-                    target: Vec::new(),
-                    rdev: 0,
-                    inode: None,
-                }),
+            let item = match stat(&ancestor) {
+                Ok(md) if md.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                    WalkItem::Entry(LocalEntry {
+                        xattrs: self.xattrs(At::Path, &ancestor),
+                        local: ancestor.clone(),
+                        wire: ancestor_wire.clone(),
+                        kind: EntryKind::Dir,
+                        meta: meta_from(&md),
+                        size: 0,
+                        target: Vec::new(),
+                        rdev: 0,
+                        inode: None,
+                    })
+                }
                 Ok(_) => error_item(
                     ancestor.clone(),
                     io::Error::from(io::ErrorKind::NotADirectory),
@@ -223,25 +256,54 @@ impl Walk {
             };
             self.queue.push_back(item);
         }
-        self.root_dev = Some(md.dev());
-        let item = self.entry(root, wire, &md);
+        self.root_dev = Some(md.st_dev);
+        let item = self.entry(root, wire, &md, At::Path);
         self.queue.push_back(item);
     }
 
-    /// Reads a directory's names, sorted, and pushes them as a frame.
+    /// Reads a directory's names, sorted, and pushes them as a frame that
+    /// keeps the directory open (the outer [`MAX_OPEN_DIRS`] levels).
     fn open_dir(&mut self, local: PathBuf, wire: WirePath) {
         let mut names = Vec::new();
-        let entries = match fs::read_dir(&local) {
-            Ok(entries) => entries,
-            Err(error) => return self.queue.push_back(gone_or_error(local, error)),
-        };
-        for entry in entries {
-            match entry {
-                Ok(entry) => names.push(entry.file_name()),
-                Err(error) => {
-                    // Keep what was read: a partial listing beats none.
-                    self.queue.push_back(error_item(local.clone(), error));
-                    break;
+        let mut dir = None;
+        if self.stack.len() < MAX_OPEN_DIRS {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            match Dir::open(local.as_path(), flags, Mode::empty()) {
+                Ok(mut d) => {
+                    for entry in d.iter() {
+                        match entry {
+                            Ok(entry) => {
+                                let name = entry.file_name().to_bytes();
+                                if name != b"." && name != b".." {
+                                    names.push(OsString::from_vec(name.to_vec()));
+                                }
+                            }
+                            Err(e) => {
+                                // Keep what was read: a partial listing beats none.
+                                self.queue.push_back(error_item(local.clone(), e.into()));
+                                break;
+                            }
+                        }
+                    }
+                    dir = Some(d);
+                }
+                // Out of descriptors: this level by path.
+                Err(Errno::EMFILE | Errno::ENFILE) => {}
+                Err(e) => return self.queue.push_back(gone_or_error(local, e.into())),
+            }
+        }
+        if dir.is_none() {
+            let entries = match fs::read_dir(&local) {
+                Ok(entries) => entries,
+                Err(error) => return self.queue.push_back(gone_or_error(local, error)),
+            };
+            for entry in entries {
+                match entry {
+                    Ok(entry) => names.push(entry.file_name()),
+                    Err(error) => {
+                        self.queue.push_back(error_item(local.clone(), error));
+                        break;
+                    }
                 }
             }
         }
@@ -250,48 +312,48 @@ impl Walk {
             local,
             wire,
             names: names.into_iter(),
+            dir,
         });
     }
 
     /// `lstat`s one path below the root.
-    fn visit(&mut self, local: PathBuf, wire: WirePath) -> WalkItem {
-        match fs::symlink_metadata(&local) {
-            Ok(md) => self.entry(local, wire, &md),
+    fn visit(&mut self, local: PathBuf, wire: WirePath, at: At<'_>) -> WalkItem {
+        match lstat(at, &local) {
+            Ok(md) => self.entry(local, wire, &md, at),
             Err(error) => gone_or_error(local, error),
         }
     }
 
     /// Classifies a path by its `lstat` result; directories are remembered to
     /// be opened next, which makes the walk pre-order.
-    fn entry(&mut self, local: PathBuf, wire: WirePath, md: &Metadata) -> WalkItem {
-        let ft = md.file_type();
-        let Some(kind) = crate::io::kind_of_mode(md.mode()) else {
+    fn entry(&mut self, local: PathBuf, wire: WirePath, md: &FileStat, at: At<'_>) -> WalkItem {
+        let Some(kind) = crate::io::kind_of_mode(md.st_mode) else {
             return WalkItem::Skipped {
                 path: local,
                 reason: NOT_SUPPORTED.to_string(),
             };
         };
         let (size, target) = match kind {
-            EntryKind::File => (md.len(), Vec::new()),
+            EntryKind::File => (u64::try_from(md.st_size).unwrap_or(0), Vec::new()),
             EntryKind::Dir => {
-                if self.opts.exclude == Some((md.dev(), md.ino())) {
+                if self.opts.exclude == Some((md.st_dev, md.st_ino)) {
                     return WalkItem::Excluded { path: local };
                 }
                 // Another file system's root is an entry, its contents are
                 // not (`--one-file-system`).
-                if !self.opts.one_file_system || self.root_dev.is_none_or(|d| d == md.dev()) {
+                if !self.opts.one_file_system || self.root_dev.is_none_or(|d| d == md.st_dev) {
                     self.open = Some((local.clone(), wire.clone()));
                 }
                 (0, Vec::new())
             }
-            EntryKind::Symlink if ft.is_symlink() => match fs::read_link(&local) {
-                Ok(target) => (0, target.into_os_string().into_vec()),
+            EntryKind::Symlink => match readlink(at, &local) {
+                Ok(target) => (0, target.into_vec()),
                 Err(error) => return gone_or_error(local, error),
             },
             _ => (0, Vec::new()),
         };
         let xattrs = if crate::proto::codec::has_xattrs(kind) {
-            self.xattrs(&local)
+            self.xattrs(at, &local)
         } else {
             None
         };
@@ -303,9 +365,9 @@ impl Walk {
             meta: meta_from(md),
             size,
             target,
-            rdev: if kind.is_device() { md.rdev() } else { 0 },
+            rdev: if kind.is_device() { md.st_rdev } else { 0 },
             // A file of several names: the planner sends it once a run.
-            inode: (kind == EntryKind::File && md.nlink() > 1).then(|| (md.dev(), md.ino())),
+            inode: (kind == EntryKind::File && md.st_nlink > 1).then_some((md.st_dev, md.st_ino)),
         })
     }
 }
@@ -314,8 +376,12 @@ impl Walk {
     /// The extended attributes of the file or directory at `local`; a set
     /// that cannot be read or sent is reported right after the entry
     /// (queued), and the entry goes without.
-    fn xattrs(&mut self, local: &Path) -> Option<Box<Xattrs>> {
-        match crate::io::xattrs::read_path(local) {
+    fn xattrs(&mut self, at: At<'_>, local: &Path) -> Option<Box<Xattrs>> {
+        let read = match at {
+            At::Name(dir, name) => crate::io::xattrs::read_at(dir, name, local),
+            At::Path => crate::io::xattrs::read_path(local),
+        };
+        match read {
             Ok(x) => x.map(Box::new),
             Err(e) => {
                 self.queue.push_back(WalkItem::Error {
@@ -326,6 +392,31 @@ impl Walk {
             }
         }
     }
+}
+
+/// `lstat` of an entry, by its name in its directory or by its path.
+fn lstat(at: At<'_>, path: &Path) -> io::Result<FileStat> {
+    let st = match at {
+        At::Name(dir, name) => {
+            nix::sys::stat::fstatat(Some(dir), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        }
+        At::Path => nix::sys::stat::lstat(path),
+    };
+    st.map_err(io::Error::from)
+}
+
+/// `stat` of a path: symlinks followed.
+fn stat(path: &Path) -> io::Result<FileStat> {
+    nix::sys::stat::stat(path).map_err(io::Error::from)
+}
+
+/// A symlink's target, by its name in its directory or by its path.
+fn readlink(at: At<'_>, path: &Path) -> io::Result<OsString> {
+    let target = match at {
+        At::Name(dir, name) => nix::fcntl::readlinkat(Some(dir), name),
+        At::Path => nix::fcntl::readlink(path),
+    };
+    target.map_err(io::Error::from)
 }
 
 fn error_item(path: PathBuf, error: io::Error) -> WalkItem {
@@ -441,26 +532,24 @@ fn utc_time(secs: i64) -> LocalTime {
 
 /// The wire metadata of an `lstat` result: mode bits `& 0o7777`, the
 /// mtime with nanoseconds, the numeric owner and group.
-pub fn meta_from(md: &Metadata) -> Meta {
-    let nanos = u32::try_from(md.mtime_nsec()).unwrap_or(0);
+pub fn meta_from(md: &FileStat) -> Meta {
+    let nanos = u32::try_from(md.st_mtime_nsec).unwrap_or(0);
     Meta {
-        mode: md.mode() & 0o7777,
+        mode: md.st_mode & 0o7777,
         mtime: Time {
-            secs: md.mtime(),
+            secs: md.st_mtime,
             nanos: if nanos < 1_000_000_000 { nanos } else { 0 },
         },
-        uid: md.uid(),
-        gid: md.gid(),
+        uid: md.st_uid,
+        gid: md.st_gid,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
     use std::time::{Duration, SystemTime};
-
-    use nix::sys::stat::Mode;
 
     /// Walks and renders each item as a short string relative to `base`.
     fn render(root: &Path, base: &Path) -> Vec<String> {
