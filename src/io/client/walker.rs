@@ -166,16 +166,13 @@ mod tests {
     use super::*;
 
     /// Every step of a walker, rendered.
-    fn steps(mut w: Walker) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(s) = w.next() {
-            out.push(match s {
-                Step::Item(WalkItem::Entry(e)) => e.local.display().to_string(),
-                Step::Item(other) => format!("{other:?}"),
-                Step::EndWalk => "end".into(),
-            });
-        }
-        out
+    fn steps(w: Walker) -> Vec<String> {
+        w.map(|s| match s {
+            Step::Item(WalkItem::Entry(e)) => e.local.display().to_string(),
+            Step::Item(other) => format!("{other:?}"),
+            Step::EndWalk => "end".into(),
+        })
+        .collect()
     }
 
     #[test]
