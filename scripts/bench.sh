@@ -431,8 +431,8 @@ verify() { # KIND
 }
 
 # ---------------------------------------------------------------- rows
-fmt_s() { awk -v us="$1" 'BEGIN {printf "%.2fs", us / 1e6}'; }
-fmt_rate() { awk -v us="$1" -v b="$2" 'BEGIN {printf "%.2fs %7.1f MiB/s", us / 1e6, b / 1048576 / (us / 1e6)}'; }
+fmt_s() { awk -v us="$1" 'BEGIN {printf "%.3fs", us / 1e6}'; }
+fmt_rate() { awk -v us="$1" -v b="$2" 'BEGIN {printf "%.3fs %7.1f MiB/s", us / 1e6, b / 1048576 / (us / 1e6)}'; }
 # ratio "A1 A2 ..." "B1 B2 ...": the median of the per-round ratios Ai / Bi.
 # Pairing the runs of one round factors out a machine that drifts between
 # rounds (a busy neighbour, a file system that slows down as it ages).
@@ -440,7 +440,7 @@ ratio() {
 	paste -d ' ' <(printf '%s\n' $1) <(printf '%s\n' $2) | awk '{print $1 / $2}' | sort -g |
 		awk '{a[NR] = $1} END {printf "%.2fx", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
-secs() { awk -v l="$*" 'BEGIN {n = split(l, a, " "); for (i = 1; i <= n; i++) printf "%s%.2f", (i > 1 ? " " : ""), a[i] / 1e6}'; }
+secs() { awk -v l="$*" 'BEGIN {n = split(l, a, " "); for (i = 1; i <= n; i++) printf "%s%.3f", (i > 1 ? " " : ""), a[i] / 1e6}'; }
 fmt_mib() { if [ -n "$1" ]; then awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; else printf 'n/a'; fi; }
 
 rows=$logs/rows.txt
