@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod compare;
+pub mod history;
 pub mod modes;
 pub mod names;
 pub mod record;

@@ -28,20 +28,22 @@ use std::collections::BTreeSet;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{self, AtFlags, OFlag, RenameFlags};
+use nix::fcntl::{self, AtFlags, OFlag};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::beneath::os;
 use super::durable::count_fsync;
 use super::stage::{omit, remove_tree, timespec, Applied, StageOptions, Staged, Stager, XattrStep};
-use super::{tmp, xattr};
+use super::{history, tmp, xattr};
 use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
+mod keep;
 mod link;
 mod update;
+use keep::swap;
 
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,8 @@ pub struct CommitReport {
     pub committed: Vec<Committed>,
     /// What could not be committed.
     pub failures: Vec<CommitFailure>,
+    /// How many replaced entries went into history.
+    pub kept: u64,
 }
 
 impl Stager {
@@ -91,6 +95,7 @@ impl Stager {
         let CommitReport {
             committed,
             failures,
+            kept,
         } = &mut report;
         self.parent = None;
         self.touched.clear();
@@ -144,6 +149,15 @@ impl Stager {
                 return report;
             }
         }
+        // What the new entries replace goes into history (the server's
+        // store): a dead process's batch put right first, and one commit
+        // of this namespace keeping at a time.
+        let mut keeper = history::Keeper::new(self.opts.keep_history);
+        let lock = keeper.enabled().then(|| {
+            history::recover_once(&self.ns.tree);
+            history::lock(&self.ns.tree)
+        });
+        let _keeping = lock.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
         // Where each replaced entry went (its directory and its hidden name
         // now), to be removed once every new entry is in place.
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
@@ -220,8 +234,15 @@ impl Stager {
                 });
                 continue;
             }
-            let mut res = fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name));
-            if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
+            let parent = s.path.parent().unwrap_or_default();
+            let mut res = if keeper.enabled() {
+                keep::put_keeping(&mut keeper, &self.ns.tree, dir, &parent, &s.tmp, name)
+            } else {
+                fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name))
+            };
+            if !keeper.enabled()
+                && matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST))
+            {
                 // A directory stands where the new file or link goes: they
                 // swap, and the old tree goes below, once every new entry
                 // is in place.
@@ -254,6 +275,10 @@ impl Stager {
             let path = d.parent.join(&d.name).unwrap_or_default();
             let res = self.ns.tree.dir(&d.parent).and_then(|dir| {
                 let dir = dir.as_raw_fd();
+                // The file or link it replaces is kept first.
+                keeper
+                    .link(&self.ns.tree, dir, &d.parent, &d.name)
+                    .map_err(|e| FsError::errno("link", self.ns.tree.show(&path), e))?;
                 swap(dir, &d.tmp, &d.name)
                     .map(|old| olds.extend(old.map(|old| (d.parent.clone(), old))))
                     .map_err(|e| {
@@ -268,7 +293,7 @@ impl Stager {
         // Hard links last: their targets are in place now, whether this
         // batch sent them or an earlier one did.
         for l in links {
-            match self.make_link(&l) {
+            match self.make_link(&l, &mut keeper) {
                 Ok(()) => committed.push(Committed {
                     path: l.path,
                     kind: EntryKind::File,
@@ -315,6 +340,13 @@ impl Stager {
                 }
             }
         }
+        // The batch of what the new entries replaced takes its name (a
+        // crash before this leaves it pending, for the next run's repair).
+        *kept = keeper.kept();
+        if let Err(e) = keeper.publish(&self.ns.tree, !syncfs) {
+            log::warn!("{}: history batch not published: {}", e.path, e.cause());
+        }
+        drop(_keeping);
         // Deepest first: setting a child's mtime changes nothing above it,
         // but creating it did, so parents are stamped last.
         dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
@@ -555,59 +587,6 @@ impl Stager {
     }
 }
 
-/// Puts the entry `tmp` in `dir` in the place of `name`, of another type,
-/// and says where the old entry went. One `renameat2(RENAME_EXCHANGE)`
-/// where the file system has it: `name` holds the old or the new entry at
-/// every instant, and the old one ends under `tmp`, a name the sweep of a
-/// later run removes. Elsewhere two renames, the old entry moved aside
-/// under `.rsb-tmp.old.*` first: a crash between them leaves that, never
-/// swept, as the only copy.
-fn swap(dir: RawFd, tmp: &[u8], name: &[u8]) -> Result<Option<Vec<u8>>, Errno> {
-    match fcntl::renameat2(
-        Some(dir),
-        os(tmp),
-        Some(dir),
-        os(name),
-        RenameFlags::RENAME_EXCHANGE,
-    ) {
-        Ok(()) => {
-            test_swap_delay();
-            Ok(Some(tmp.to_vec()))
-        }
-        // Nothing is there any more: the new entry just goes in.
-        Err(Errno::ENOENT) => {
-            fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)).map(|()| None)
-        }
-        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-            let old = tmp::fresh_old();
-            fcntl::renameat(Some(dir), os(name), Some(dir), os(&old))?;
-            if let Err(e) = fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)) {
-                let _ = fcntl::renameat(Some(dir), os(&old), Some(dir), os(name));
-                return Err(e);
-            }
-            test_swap_delay();
-            Ok(Some(old))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// `RSB_TEST_SWAP_DELAY_MS`: a pause after each type change a commit puts
-/// in place, so the fault tests can kill a process at many points of such
-/// a commit (server and restoring client alike).
-fn test_swap_delay() {
-    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
-    let d = DELAY.get_or_init(|| {
-        std::env::var("RSB_TEST_SWAP_DELAY_MS")
-            .ok()?
-            .parse()
-            .ok()
-            .map(std::time::Duration::from_millis)
-    });
-    if let Some(d) = d {
-        std::thread::sleep(*d);
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -36,6 +36,7 @@ mod scan;
 mod special;
 mod stage;
 mod stored;
+mod history;
 mod sweep;
 mod tmp;
 mod verify;

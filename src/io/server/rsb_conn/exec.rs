@@ -92,6 +92,7 @@ impl RsbConn {
                     defer_prefix_crc: true,
                     fake_super: true,
                     keep_owners: true,
+                    keep_history: true,
                     ..StageOptions::default()
                 };
                 self.store = Some(Box::new(Stager::new(ns, opts)));

@@ -11,7 +11,9 @@ use nix::unistd::{self, UnlinkatFlags};
 use super::super::beneath::os;
 use super::super::stage::{remove_tree, PendingLink, Stager};
 use super::super::tmp;
+use super::keep::put_keeping;
 use super::swap;
+use crate::io::store::history::Keeper;
 use crate::io::error::FsError;
 
 impl Stager {
@@ -20,7 +22,7 @@ impl Stager {
     /// no link followed) of the link's size and mtime, so a target that
     /// failed or changed is never linked to; it is linked to a temporary
     /// name in the link's directory and renamed over the final name.
-    pub(super) fn make_link(&self, l: &PendingLink) -> Result<(), FsError> {
+    pub(super) fn make_link(&self, l: &PendingLink, keeper: &mut Keeper) -> Result<(), FsError> {
         let show = || {
             format!(
                 "{} (a link to {})",
@@ -72,6 +74,12 @@ impl Stager {
             AtFlags::empty(),
         )
         .map_err(|e| FsError::errno("link", show(), e))?;
+        if keeper.enabled() {
+            return put_keeping(keeper, &self.ns.tree, ldir, &lp, &tmp, lname).map_err(|e| {
+                let _ = unistd::unlinkat(Some(ldir), os(&tmp), UnlinkatFlags::NoRemoveDir);
+                FsError::errno("rename", show(), e)
+            });
+        }
         let mut res = fcntl::renameat(Some(ldir), os(&tmp), Some(ldir), os(lname));
         if res.is_ok() {
             return Ok(());

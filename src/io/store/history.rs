@@ -1,0 +1,433 @@
+//! Keeping what a commit replaces: the moves into a namespace's history
+//! (layout and names: [`crate::store::history`]) and the repair of a
+//! batch a dead process left pending.
+//!
+//! A commit that replaces an entry first puts the old one into its
+//! pending batch, then the new one in its place, and publishes the batch
+//! (one rename) once every entry is in place, before its final sync:
+//!
+//! * a file, symlink or special file is hard-linked into the batch
+//!   (`linkat`, one call, no data copied), then the new entry is renamed
+//!   over it: the name holds the old or the new version at every instant,
+//!   and the old inode lives on in the batch;
+//! * a directory (replaced by a file or link) is renamed into the batch,
+//!   then the new entry is renamed into the free name.
+//!
+//! After a crash, [`recover`] walks each pending batch of a dead process
+//! before the namespace's first commit of this run: an entry whose path
+//! still holds the same inode was never replaced (its link is dropped); a
+//! directory whose path is empty was moved but its replacement never
+//! arrived (it is moved back); anything else was replaced, and stays. The
+//! batch is then published under its own time. So each path has either
+//! its old version current and no new history entry, or the new one with
+//! the old in history, never neither and never both twice.
+//!
+//! Commits of one namespace keep their history one at a time
+//! ([`lock`]): two interleaved commits of one path would otherwise both
+//! keep the older version and neither the one between.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags};
+use nix::sys::stat;
+use nix::unistd;
+
+use super::beneath::{entries_at, open_dir_at, os, Beneath};
+use super::tmp;
+use crate::io::error::FsError;
+use crate::proto::WirePath;
+use crate::store::history::{batch_name, parse_pending, pending_name, HISTORY_DIR};
+
+/// Mode of the directories made to hold kept entries.
+const HOLDER_MODE: u32 = 0o700;
+
+/// The history directory of a namespace, as a path beneath it.
+fn history_root() -> WirePath {
+    // HISTORY_DIR is one valid name: this cannot fail.
+    WirePath::new(HISTORY_DIR.to_vec()).unwrap_or_else(|_| WirePath::root())
+}
+
+/// The batch of one commit: made on the first entry it keeps.
+pub(super) struct Keeper {
+    /// Whether the namespace keeps history at all (the server's store).
+    enabled: bool,
+    /// The pending batch's path beneath the namespace and the name it is
+    /// published under, once made.
+    pending: Option<(WirePath, Vec<u8>)>,
+    /// The batch's directory last kept into, open.
+    last: Option<(WirePath, OwnedFd)>,
+    /// Directories of the batch made or written, for the fsync mode.
+    written: HashSet<WirePath>,
+    /// Entries kept.
+    kept: u64,
+}
+
+impl Keeper {
+    /// A keeper for one commit; a disabled one keeps nothing.
+    pub(super) fn new(enabled: bool) -> Keeper {
+        Keeper {
+            enabled,
+            pending: None,
+            last: None,
+            written: HashSet::new(),
+            kept: 0,
+        }
+    }
+
+    /// Whether it keeps anything.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// How many entries it kept.
+    pub(super) fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    /// The batch's directory for entries of `parent`, made as needed.
+    fn holder(&mut self, tree: &Beneath, parent: &WirePath) -> Result<RawFd, Errno> {
+        if self.pending.is_none() {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+            let batch = batch_name(secs, now.subsec_nanos());
+            let pending = history_root()
+                .join(&pending_name(tmp::salt(), &batch))
+                .map_err(|_| Errno::ENAMETOOLONG)?;
+            self.pending = Some((pending, batch));
+        }
+        let Some((pending, _)) = &self.pending else {
+            return Err(Errno::EINVAL);
+        };
+        let path = join_all(pending, parent)?;
+        if let Some((p, fd)) = &self.last {
+            if *p == path {
+                return Ok(fd.as_raw_fd());
+            }
+        }
+        let fd = self.make_holder(tree, &path)?;
+        let raw = fd.as_raw_fd();
+        let mut cur = Some(path.clone());
+        while let Some(p) = cur {
+            cur = p.parent();
+            if !self.written.insert(p) {
+                break;
+            }
+        }
+        self.last = Some((path, fd));
+        Ok(raw)
+    }
+
+    /// Makes (and opens) the batch directory `path`; the first one of a
+    /// namespace makes the history directory too, and gives the
+    /// namespace's root its mtime back (it is a backed-up directory).
+    fn make_holder(&self, tree: &Beneath, path: &WirePath) -> Result<OwnedFd, Errno> {
+        let errno = |e: FsError| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+        let first = match tree.dir(&history_root()) {
+            Ok(_) => None,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+                stat::fstat(tree.root_fd()).ok()
+            }
+            Err(e) => return Err(errno(e)),
+        };
+        let fd = tree.dir_create(path, HOLDER_MODE).map_err(errno)?;
+        if let Some(st) = first {
+            let mtime = nix::sys::time::TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+            let omit = nix::sys::time::TimeSpec::new(0, nix::libc::UTIME_OMIT);
+            let _ = stat::futimens(tree.root_fd(), &omit, &mtime);
+        }
+        Ok(fd)
+    }
+
+    /// Drops the link [`Keeper::link`] made for `name` of `parent`, its
+    /// replacement having failed.
+    pub(super) fn drop_link(&mut self, tree: &Beneath, parent: &WirePath, name: &[u8]) {
+        if let Ok(holder) = self.holder(tree, parent) {
+            if unistd::unlinkat(Some(holder), os(name), unistd::UnlinkatFlags::NoRemoveDir).is_ok() {
+                self.kept = self.kept.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Keeps the file, symlink or special file `name` of `dir` (the
+    /// directory `parent`) by linking it into the batch; nothing there is
+    /// no error.
+    pub(super) fn link(
+        &mut self,
+        tree: &Beneath,
+        dir: RawFd,
+        parent: &WirePath,
+        name: &[u8],
+    ) -> Result<(), Errno> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let holder = self.holder(tree, parent)?;
+        match unistd::linkat(
+            Some(dir),
+            os(name),
+            Some(holder),
+            os(name),
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {
+                self.kept += 1;
+                test_history_delay();
+                Ok(())
+            }
+            // Nothing there; or this batch kept a version of that path
+            // already (the older one: it stays).
+            Err(Errno::ENOENT | Errno::EEXIST) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps the directory `name` of `dir` by moving it into the batch;
+    /// [`Keeper::put_back`] undoes it.
+    pub(super) fn take(
+        &mut self,
+        tree: &Beneath,
+        dir: RawFd,
+        parent: &WirePath,
+        name: &[u8],
+    ) -> Result<(), Errno> {
+        let holder = self.holder(tree, parent)?;
+        fcntl::renameat(Some(dir), os(name), Some(holder), os(name))?;
+        self.kept += 1;
+        test_history_delay();
+        Ok(())
+    }
+
+    /// Moves a directory [`Keeper::take`] kept back to its name, its
+    /// replacement having failed.
+    pub(super) fn put_back(
+        &mut self,
+        tree: &Beneath,
+        dir: RawFd,
+        parent: &WirePath,
+        name: &[u8],
+    ) -> Result<(), Errno> {
+        let holder = self.holder(tree, parent)?;
+        fcntl::renameat(Some(holder), os(name), Some(dir), os(name))?;
+        self.kept = self.kept.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Publishes the batch under its time (or removes it when it kept
+    /// nothing); in the fsync mode its directories are fsynced first.
+    pub(super) fn publish(&mut self, tree: &Beneath, fsync: bool) -> Result<(), FsError> {
+        self.last = None;
+        let Some((pending, batch)) = self.pending.take() else {
+            return Ok(());
+        };
+        let written = std::mem::take(&mut self.written);
+        let shown = || tree.show(&pending);
+        if self.kept == 0 {
+            // Only holders were made (the entries were gone): remove them.
+            if let Ok((dir, name)) = tree.parent(&pending) {
+                let _ = super::beneath::remove_tree(dir.as_raw_fd(), name, 0);
+            }
+            return Ok(());
+        }
+        if fsync {
+            for p in &written {
+                let fd = tree.dir(p)?;
+                unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", tree.show(p), e))?;
+            }
+        }
+        let root = tree.dir(&history_root())?;
+        publish_as(root.as_raw_fd(), &pending, &batch)
+            .map_err(|e| FsError::errno("rename", shown(), e))?;
+        if fsync {
+            unistd::fsync(root.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
+        }
+        self.kept = 0;
+        Ok(())
+    }
+}
+
+/// Renames the pending batch (its last component) in `root` to `batch`, or
+/// to a later nanosecond if a batch of that time exists already.
+fn publish_as(root: RawFd, pending: &WirePath, batch: &[u8]) -> Result<(), Errno> {
+    let from = pending.file_name().ok_or(Errno::EINVAL)?;
+    let (secs, nanos) = crate::store::history::parse_batch_name(batch).ok_or(Errno::EINVAL)?;
+    let mut at = (secs, nanos);
+    for _ in 0..64 {
+        let name = batch_name(at.0, at.1);
+        match fcntl::renameat2(
+            Some(root),
+            os(from),
+            Some(root),
+            os(&name),
+            fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
+                at = if at.1 >= 999_999_999 {
+                    (at.0 + 1, 0)
+                } else {
+                    (at.0, at.1 + 1)
+                };
+            }
+            // No RENAME_NOREPLACE here: the names are unique enough.
+            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                return fcntl::renameat(Some(root), os(from), Some(root), os(&name));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::EEXIST)
+}
+
+/// `base` followed by every component of `rel`.
+fn join_all(base: &WirePath, rel: &WirePath) -> Result<WirePath, Errno> {
+    let mut p = base.clone();
+    for c in rel.components() {
+        p = p.join(c).map_err(|_| Errno::ENAMETOOLONG)?;
+    }
+    Ok(p)
+}
+
+/// The namespace's identity, for the locks and the once-only repair.
+fn identity(tree: &Beneath) -> (u64, u64) {
+    stat::fstat(tree.root_fd()).map_or((0, 0), |st| (st.st_dev, st.st_ino))
+}
+
+/// The lock that keeps one namespace's commits from keeping history at
+/// the same time.
+pub(super) fn lock(tree: &Beneath) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<(u64, u64), Arc<Mutex<()>>>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = locks.lock().unwrap_or_else(|p| p.into_inner());
+    Arc::clone(map.entry(identity(tree)).or_default())
+}
+
+/// Repairs the pending batches of dead processes in this namespace, the
+/// first time this process asks for it (call it before the first commit
+/// keeps anything). Returns how many batches it published.
+pub(super) fn recover_once(tree: &Beneath) -> u64 {
+    static DONE: OnceLock<Mutex<HashSet<(u64, u64)>>> = OnceLock::new();
+    let done = DONE.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
+    if !done.insert(identity(tree)) {
+        return 0;
+    }
+    match recover(tree) {
+        Ok(n) => n,
+        Err(e) => {
+            log::warn!("{}: {}", e.path, e.error);
+            0
+        }
+    }
+}
+
+/// See the module's docs; returns how many batches it published.
+pub fn recover(tree: &Beneath) -> Result<u64, FsError> {
+    let root_path = history_root();
+    let root = match tree.dir(&root_path) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let shown = |p: &WirePath| tree.show(p);
+    let entries =
+        entries_at(root.as_raw_fd()).map_err(|e| FsError::errno("read", shown(&root_path), e))?;
+    let mut published = 0;
+    for (name, _) in entries {
+        let Some((salt, batch)) = parse_pending(&name) else {
+            continue;
+        };
+        if salt == tmp::salt() {
+            continue;
+        }
+        let batch = batch.to_vec();
+        let pending = root_path
+            .join(&name)
+            .map_err(|e| FsError::invalid("open", shown(&root_path), e))?;
+        let fd = open_dir_at(root.as_raw_fd(), &name)
+            .map_err(|e| FsError::errno("open", shown(&pending), e))?;
+        let left = repair(tree, fd.as_raw_fd(), &WirePath::root(), 0)
+            .map_err(|e| FsError::errno("repair", shown(&pending), e))?;
+        if left == 0 {
+            super::beneath::remove_tree(root.as_raw_fd(), &name, 0)
+                .map_err(|e| FsError::errno("remove", shown(&pending), e))?;
+            continue;
+        }
+        publish_as(root.as_raw_fd(), &pending, &batch)
+            .map_err(|e| FsError::errno("rename", shown(&pending), e))?;
+        log::info!(
+            "{}: {left} entries of a commit cut short kept in history",
+            shown(&pending)
+        );
+        published += 1;
+    }
+    Ok(published)
+}
+
+/// Puts right the pending directory `held` (the entries kept from the
+/// tree's directory `path`); returns how many kept entries stay.
+fn repair(tree: &Beneath, held: RawFd, path: &WirePath, depth: usize) -> Result<u64, Errno> {
+    if depth > 4096 {
+        return Err(Errno::ELOOP);
+    }
+    let current = tree.dir(path).ok();
+    let mut left = 0;
+    for (name, _) in entries_at(held)? {
+        let kept = stat::fstatat(Some(held), os(&name), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let now = current.as_ref().and_then(|d| {
+            stat::fstatat(Some(d.as_raw_fd()), os(&name), AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+        });
+        let is_dir = |st: &stat::FileStat| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR;
+        match now {
+            // Never replaced: the link goes, the current entry stays.
+            Some(now) if !is_dir(&kept) && (now.st_dev, now.st_ino) == (kept.st_dev, kept.st_ino) => {
+                unistd::unlinkat(Some(held), os(&name), unistd::UnlinkatFlags::NoRemoveDir)?;
+            }
+            // A holder of kept entries below (the tree has a directory
+            // there): repaired in turn, removed if nothing stays in it.
+            Some(now) if is_dir(&kept) && is_dir(&now) => {
+                let sub = open_dir_at(held, &name)?;
+                let below = path.join(&name).map_err(|_| Errno::ENAMETOOLONG)?;
+                let n = repair(tree, sub.as_raw_fd(), &below, depth + 1)?;
+                if n == 0 {
+                    unistd::unlinkat(Some(held), os(&name), unistd::UnlinkatFlags::RemoveDir)?;
+                }
+                left += n;
+            }
+            // Replaced: it stays in history.
+            Some(_) => left += 1,
+            // A directory moved out whose replacement never came: back.
+            None => match &current {
+                Some(d) if is_dir(&kept) => {
+                    fcntl::renameat(Some(held), os(&name), Some(d.as_raw_fd()), os(&name))?;
+                }
+                // Its directory is gone too (nothing in the tree to put
+                // it back into): it stays, rather than being lost.
+                _ => left += 1,
+            },
+        }
+    }
+    Ok(left)
+}
+
+/// `RSB_TEST_HISTORY_DELAY_MS`: a pause after each entry a commit keeps,
+/// so the fault tests can kill the server at many points of such a
+/// commit.
+fn test_history_delay() {
+    static DELAY: OnceLock<Option<std::time::Duration>> = OnceLock::new();
+    let d = DELAY.get_or_init(|| {
+        std::env::var("RSB_TEST_HISTORY_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(std::time::Duration::from_millis)
+    });
+    if let Some(d) = d {
+        std::thread::sleep(*d);
+    }
+}

@@ -1,0 +1,204 @@
+//! The names of a namespace's history: where the versions a backup
+//! replaced are kept, and how a batch of them is named. Pure: names and
+//! times in, names and times out; the moves are `io/store/history.rs`'s.
+//!
+//! Layout, beneath a client's namespace `DIR/<name>/`:
+//!
+//! * `.rsb-tmp.history/` ([`HISTORY_DIR`]): in the wire's reserved space,
+//!   so no client path can ever name it, no listing or restore of the
+//!   current tree shows it, and it cannot meet another client's name
+//!   (it is inside this client's namespace). The sweep never enters it.
+//! * `.rsb-tmp.history/<TIME>/` ([`batch_name`], UTC with nanoseconds,
+//!   `2026-12-02T21:40:05.123456789Z`: sorted by name is sorted by time):
+//!   one directory per commit that replaced something. Beneath it, at
+//!   their own paths, the entries that stopped being current at TIME, as
+//!   they were stored (content, mode, owner, attributes, the crc32c
+//!   record; a file of several names keeps them as links of one inode),
+//!   with the directories above them made owner-only to hold them.
+//! * `.rsb-tmp.history/pending.<salt>.<TIME>/` ([`pending_name`]): a batch
+//!   being committed by the process of that salt. The commit renames it to
+//!   `<TIME>` when its entries are in place; a process that died before
+//!   that leaves it to the next run, which puts it right (see
+//!   `io/store/history.rs`) before it commits anything in the namespace.
+
+use crate::proto::path::TMP_PREFIX;
+
+/// The history directory's name at the root of a namespace.
+pub const HISTORY_DIR: &[u8] = b".rsb-tmp.history";
+
+/// What every pending batch's name starts with.
+const PENDING: &[u8] = b"pending.";
+
+/// The name of the batch committed at `secs.nanos` (UTC).
+pub fn batch_name(secs: i64, nanos: u32) -> Vec<u8> {
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        nanos.min(999_999_999)
+    )
+    .into_bytes()
+}
+
+/// The time of a batch named by [`batch_name`]; `None` for any other
+/// name.
+pub fn parse_batch_name(name: &[u8]) -> Option<(i64, u32)> {
+    let s = std::str::from_utf8(name).ok()?;
+    let b = s.as_bytes();
+    // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
+    if b.len() != 30 {
+        return None;
+    }
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (29, b'Z')];
+    if seps.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let nanos = u32::try_from(num(20, 29)?).ok()?;
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 59
+    {
+        return None;
+    }
+    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some((secs, nanos))
+}
+
+/// The name of the pending batch of the process with `salt` that will be
+/// published as `batch`.
+pub fn pending_name(salt: u64, batch: &[u8]) -> Vec<u8> {
+    let mut n = PENDING.to_vec();
+    n.extend_from_slice(format!("{salt:x}.").as_bytes());
+    n.extend_from_slice(batch);
+    n
+}
+
+/// The salt and the batch name of a pending batch's name.
+pub fn parse_pending(name: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = name.strip_prefix(PENDING)?;
+    let dot = rest.iter().position(|&c| c == b'.')?;
+    let (salt, batch) = (rest.get(..dot)?, rest.get(dot + 1..)?);
+    let salt = u64::from_str_radix(std::str::from_utf8(salt).ok()?, 16).ok()?;
+    parse_batch_name(batch)?;
+    Some((salt, batch))
+}
+
+/// True for the history directory's name: the one hidden name at a
+/// namespace's root that holds versions (never a leftover).
+pub fn is_history_dir(name: &[u8]) -> bool {
+    name == HISTORY_DIR
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01 (`civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The history directory is in the wire's reserved space.
+const _: () = assert!(HISTORY_DIR.len() > TMP_PREFIX.len());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::path::is_tmp_name;
+
+    #[test]
+    fn batch_names_round_trip_and_sort_by_time() {
+        assert_eq!(batch_name(0, 0), b"1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            batch_name(1_764_711_605, 123_456_789),
+            b"2025-12-02T21:40:05.123456789Z"
+        );
+        // 2024-02-29 (a leap day) and the last second of a year.
+        let leap = days_from_civil(2024, 2, 29) * 86_400 + 86_399;
+        assert_eq!(batch_name(leap, 5), b"2024-02-29T23:59:59.000000005Z");
+        let mut last = 0;
+        for secs in [0, 59, 3_599, 86_399, 951_782_400, leap, 4_102_444_799] {
+            for nanos in [0, 1, 999_999_999] {
+                let n = batch_name(secs, nanos);
+                assert_eq!(parse_batch_name(&n), Some((secs, nanos)), "{n:?}");
+                assert!(n.as_slice() > batch_name(last, 0).as_slice() || secs == 0);
+            }
+            last = secs;
+        }
+    }
+
+    #[test]
+    fn only_batch_names_parse() {
+        for bad in [
+            &b""[..],
+            b"2026-13-01T00:00:00.000000000Z",
+            b"2026-02-29T00:00:00.000000000Z",
+            b"2026-01-01T24:00:00.000000000Z",
+            b"2026-01-01T00:60:00.000000000Z",
+            b"2026-01-01T00:00:00.000000000",
+            b"2026-01-01 00:00:00.000000000Z",
+            b"2026-01-01T00:00:00.00000000aZ",
+            b"+026-01-01T00:00:00.000000000Z",
+            b"pending.1f.2026-01-01T00:00:00.000000000Z",
+        ] {
+            assert_eq!(parse_batch_name(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn pending_names_carry_their_salt_and_batch() {
+        let batch = batch_name(1_000_000_000, 42);
+        let p = pending_name(0x1f, &batch);
+        assert_eq!(parse_pending(&p), Some((0x1f, batch.as_slice())));
+        assert_eq!(parse_pending(&batch), None);
+        assert_eq!(parse_pending(b"pending.zz.2026"), None);
+        assert_eq!(parse_pending(b"pending.1f.junk"), None);
+    }
+
+    #[test]
+    fn the_history_directory_is_reserved_and_never_stale() {
+        assert!(is_tmp_name(HISTORY_DIR));
+        assert!(is_history_dir(HISTORY_DIR));
+        assert!(!crate::store::names::is_stale_tmp(HISTORY_DIR, 1));
+    }
+}
