@@ -15,6 +15,11 @@
 //!   they were stored (content, mode, owner, attributes, the crc32c
 //!   record; a file of several names keeps them as links of one inode),
 //!   with the directories above them made owner-only to hold them.
+//! * `.rsb-tmp.history/<TIME>/.rsb-tmp.index` ([`INDEX_NAME`]): the
+//!   paths of the entries the batch keeps, one per line ([`index_bytes`]),
+//!   so a reader tells a kept directory from one made only to hold kept
+//!   entries below it without guessing. Reserved name: no client path's
+//!   first component can be it.
 //! * `.rsb-tmp.history/pending.<salt>.<TIME>/` ([`pending_name`]): a batch
 //!   being committed by the process of that salt. The commit renames it to
 //!   `<TIME>` when its entries are in place; a process that died before
@@ -22,9 +27,63 @@
 //!   `io/store/history.rs`) before it commits anything in the namespace.
 
 use crate::proto::path::TMP_PREFIX;
+use crate::proto::WirePath;
 
 /// The history directory's name at the root of a namespace.
 pub const HISTORY_DIR: &[u8] = b".rsb-tmp.history";
+
+/// The index of a batch, at its root.
+pub const INDEX_NAME: &[u8] = b".rsb-tmp.index";
+
+/// The first line of an index: its format.
+const INDEX_HEADER: &[u8] = b"rsb history index 1\n";
+
+/// The index of a batch keeping `paths`: a header line, then one line per
+/// path with `\` written `\\` and a newline `\n` (every other byte as it
+/// is), so any file name survives.
+pub fn index_bytes<'a>(paths: impl IntoIterator<Item = &'a WirePath>) -> Vec<u8> {
+    let mut out = INDEX_HEADER.to_vec();
+    for p in paths {
+        for &c in p.as_bytes() {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                _ => out.push(c),
+            }
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The paths of an index made by [`index_bytes`]; `None` when it is not
+/// one (another format, a torn write: a last line without its newline).
+pub fn parse_index(bytes: &[u8]) -> Option<Vec<WirePath>> {
+    let body = bytes.strip_prefix(INDEX_HEADER)?;
+    if !body.is_empty() && body.last() != Some(&b'\n') {
+        return None;
+    }
+    let mut paths = Vec::new();
+    for line in body.split(|&c| c == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let mut raw = Vec::with_capacity(line.len());
+        let mut it = line.iter();
+        while let Some(&c) = it.next() {
+            raw.push(match c {
+                b'\\' => match it.next() {
+                    Some(b'\\') => b'\\',
+                    Some(b'n') => b'\n',
+                    _ => return None,
+                },
+                c => c,
+            });
+        }
+        paths.push(WirePath::new(raw).ok()?);
+    }
+    Some(paths)
+}
 
 /// What every pending batch's name starts with.
 const PENDING: &[u8] = b"pending.";
@@ -53,7 +112,15 @@ pub fn parse_batch_name(name: &[u8]) -> Option<(i64, u32)> {
     if b.len() != 30 {
         return None;
     }
-    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (29, b'Z')];
+    let seps = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (29, b'Z'),
+    ];
     if seps.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
         return None;
     }
@@ -67,8 +134,7 @@ pub fn parse_batch_name(name: &[u8]) -> Option<(i64, u32)> {
     let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
     let nanos = u32::try_from(num(20, 29)?).ok()?;
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 59
-    {
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 59 {
         return None;
     }
     let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
@@ -181,7 +247,12 @@ mod tests {
             b"+026-01-01T00:00:00.000000000Z",
             b"pending.1f.2026-01-01T00:00:00.000000000Z",
         ] {
-            assert_eq!(parse_batch_name(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_batch_name(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -193,6 +264,27 @@ mod tests {
         assert_eq!(parse_pending(&batch), None);
         assert_eq!(parse_pending(b"pending.zz.2026"), None);
         assert_eq!(parse_pending(b"pending.1f.junk"), None);
+    }
+
+    #[test]
+    fn indexes_round_trip_any_name_and_refuse_torn_ones() {
+        let paths: Vec<WirePath> = [
+            &b"home/ann/a.txt"[..],
+            b"odd\\name\nwith/line",
+            b"x\\n",
+            b"\xff\x01",
+        ]
+        .iter()
+        .map(|p| WirePath::new(p.to_vec()).unwrap())
+        .collect();
+        let bytes = index_bytes(&paths);
+        assert_eq!(parse_index(&bytes), Some(paths.clone()));
+        assert_eq!(parse_index(&index_bytes(&[])), Some(Vec::new()));
+        assert_eq!(parse_index(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(parse_index(b"rsb history index 2\n"), None);
+        assert_eq!(parse_index(b"rsb history index 1\nbad\\q\n"), None);
+        assert_eq!(parse_index(b"rsb history index 1\n/abs\n"), None);
+        assert!(is_tmp_name(INDEX_NAME));
     }
 
     #[test]

@@ -157,7 +157,9 @@ impl Stager {
             history::recover_once(&self.ns.tree);
             history::lock(&self.ns.tree)
         });
-        let _keeping = lock.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
+        let _keeping = lock
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
         // Where each replaced entry went (its directory and its hidden name
         // now), to be removed once every new entry is in place.
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
@@ -586,7 +588,6 @@ impl Stager {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

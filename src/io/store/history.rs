@@ -40,7 +40,9 @@ use super::beneath::{entries_at, open_dir_at, os, Beneath};
 use super::tmp;
 use crate::io::error::FsError;
 use crate::proto::WirePath;
-use crate::store::history::{batch_name, parse_pending, pending_name, HISTORY_DIR};
+use crate::store::history::{
+    batch_name, index_bytes, parse_pending, pending_name, HISTORY_DIR, INDEX_NAME,
+};
 
 /// Mode of the directories made to hold kept entries.
 const HOLDER_MODE: u32 = 0o700;
@@ -62,8 +64,8 @@ pub(super) struct Keeper {
     last: Option<(WirePath, OwnedFd)>,
     /// Directories of the batch made or written, for the fsync mode.
     written: HashSet<WirePath>,
-    /// Entries kept.
-    kept: u64,
+    /// The paths of the entries kept, for the batch's index.
+    kept: Vec<WirePath>,
 }
 
 impl Keeper {
@@ -74,7 +76,7 @@ impl Keeper {
             pending: None,
             last: None,
             written: HashSet::new(),
-            kept: 0,
+            kept: Vec::new(),
         }
     }
 
@@ -85,7 +87,23 @@ impl Keeper {
 
     /// How many entries it kept.
     pub(super) fn kept(&self) -> u64 {
-        self.kept
+        self.kept.len() as u64
+    }
+
+    /// Notes that the entry `name` of `parent` was kept.
+    fn note(&mut self, parent: &WirePath, name: &[u8]) {
+        if let Ok(p) = parent.join(name) {
+            self.kept.push(p);
+        }
+    }
+
+    /// Forgets the note of `name` of `parent` (its keeping was undone).
+    fn unnote(&mut self, parent: &WirePath, name: &[u8]) {
+        if let Ok(p) = parent.join(name) {
+            if let Some(i) = self.kept.iter().rposition(|k| *k == p) {
+                self.kept.remove(i);
+            }
+        }
     }
 
     /// The batch's directory for entries of `parent`, made as needed.
@@ -148,8 +166,9 @@ impl Keeper {
     /// replacement having failed.
     pub(super) fn drop_link(&mut self, tree: &Beneath, parent: &WirePath, name: &[u8]) {
         if let Ok(holder) = self.holder(tree, parent) {
-            if unistd::unlinkat(Some(holder), os(name), unistd::UnlinkatFlags::NoRemoveDir).is_ok() {
-                self.kept = self.kept.saturating_sub(1);
+            if unistd::unlinkat(Some(holder), os(name), unistd::UnlinkatFlags::NoRemoveDir).is_ok()
+            {
+                self.unnote(parent, name);
             }
         }
     }
@@ -176,7 +195,7 @@ impl Keeper {
             AtFlags::empty(),
         ) {
             Ok(()) => {
-                self.kept += 1;
+                self.note(parent, name);
                 test_history_delay();
                 Ok(())
             }
@@ -198,7 +217,7 @@ impl Keeper {
     ) -> Result<(), Errno> {
         let holder = self.holder(tree, parent)?;
         fcntl::renameat(Some(dir), os(name), Some(holder), os(name))?;
-        self.kept += 1;
+        self.note(parent, name);
         test_history_delay();
         Ok(())
     }
@@ -214,7 +233,7 @@ impl Keeper {
     ) -> Result<(), Errno> {
         let holder = self.holder(tree, parent)?;
         fcntl::renameat(Some(holder), os(name), Some(dir), os(name))?;
-        self.kept = self.kept.saturating_sub(1);
+        self.unnote(parent, name);
         Ok(())
     }
 
@@ -227,17 +246,22 @@ impl Keeper {
         };
         let written = std::mem::take(&mut self.written);
         let shown = || tree.show(&pending);
-        if self.kept == 0 {
+        let kept = std::mem::take(&mut self.kept);
+        if kept.is_empty() {
             // Only holders were made (the entries were gone): remove them.
             if let Ok((dir, name)) = tree.parent(&pending) {
                 let _ = super::beneath::remove_tree(dir.as_raw_fd(), name, 0);
             }
             return Ok(());
         }
+        let at = tree.dir(&pending)?;
+        write_index(at.as_raw_fd(), &kept, fsync)
+            .map_err(|e| FsError::errno("write", shown(), e))?;
         if fsync {
             for p in &written {
                 let fd = tree.dir(p)?;
-                unistd::fsync(fd.as_raw_fd()).map_err(|e| FsError::errno("fsync", tree.show(p), e))?;
+                unistd::fsync(fd.as_raw_fd())
+                    .map_err(|e| FsError::errno("fsync", tree.show(p), e))?;
             }
         }
         let root = tree.dir(&history_root())?;
@@ -246,9 +270,39 @@ impl Keeper {
         if fsync {
             unistd::fsync(root.as_raw_fd()).map_err(|e| FsError::errno("fsync", shown(), e))?;
         }
-        self.kept = 0;
         Ok(())
     }
+}
+
+/// Writes the index of the entries `kept` into the batch directory `at`
+/// (replacing one a dead process may have begun).
+fn write_index(at: RawFd, kept: &[WirePath], fsync: bool) -> Result<(), Errno> {
+    let bytes = index_bytes(kept);
+    let fd = fcntl::openat(
+        Some(at),
+        os(INDEX_NAME),
+        fcntl::OFlag::O_CREAT
+            | fcntl::OFlag::O_TRUNC
+            | fcntl::OFlag::O_WRONLY
+            | fcntl::OFlag::O_CLOEXEC
+            | fcntl::OFlag::O_NOFOLLOW,
+        stat::Mode::from_bits_truncate(0o600),
+    )?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut done = 0;
+    while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+        match unistd::write(&fd, rest) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if fsync {
+        unistd::fsync(fd.as_raw_fd())?;
+    }
+    Ok(())
 }
 
 /// Renames the pending batch (its last component) in `root` to `batch`, or
@@ -351,18 +405,22 @@ pub fn recover(tree: &Beneath) -> Result<u64, FsError> {
             .map_err(|e| FsError::invalid("open", shown(&root_path), e))?;
         let fd = open_dir_at(root.as_raw_fd(), &name)
             .map_err(|e| FsError::errno("open", shown(&pending), e))?;
-        let left = repair(tree, fd.as_raw_fd(), &WirePath::root(), 0)
+        let mut left = Vec::new();
+        repair(tree, fd.as_raw_fd(), &WirePath::root(), 0, &mut left)
             .map_err(|e| FsError::errno("repair", shown(&pending), e))?;
-        if left == 0 {
+        if left.is_empty() {
             super::beneath::remove_tree(root.as_raw_fd(), &name, 0)
                 .map_err(|e| FsError::errno("remove", shown(&pending), e))?;
             continue;
         }
+        write_index(fd.as_raw_fd(), &left, true)
+            .map_err(|e| FsError::errno("write", shown(&pending), e))?;
         publish_as(root.as_raw_fd(), &pending, &batch)
             .map_err(|e| FsError::errno("rename", shown(&pending), e))?;
         log::info!(
-            "{}: {left} entries of a commit cut short kept in history",
-            shown(&pending)
+            "{}: {} entries of a commit cut short kept in history",
+            shown(&pending),
+            left.len()
         );
         published += 1;
     }
@@ -370,14 +428,26 @@ pub fn recover(tree: &Beneath) -> Result<u64, FsError> {
 }
 
 /// Puts right the pending directory `held` (the entries kept from the
-/// tree's directory `path`); returns how many kept entries stay.
-fn repair(tree: &Beneath, held: RawFd, path: &WirePath, depth: usize) -> Result<u64, Errno> {
+/// tree's directory `path`); the paths of the kept entries that stay are
+/// added to `left`.
+fn repair(
+    tree: &Beneath,
+    held: RawFd,
+    path: &WirePath,
+    depth: usize,
+    left: &mut Vec<WirePath>,
+) -> Result<(), Errno> {
     if depth > 4096 {
         return Err(Errno::ELOOP);
     }
     let current = tree.dir(path).ok();
-    let mut left = 0;
     for (name, _) in entries_at(held)? {
+        if depth == 0 && name == INDEX_NAME {
+            // A dead commit's index, half written or not: made anew.
+            unistd::unlinkat(Some(held), os(&name), unistd::UnlinkatFlags::NoRemoveDir)?;
+            continue;
+        }
+        let here = path.join(&name).map_err(|_| Errno::ENAMETOOLONG)?;
         let kept = stat::fstatat(Some(held), os(&name), AtFlags::AT_SYMLINK_NOFOLLOW)?;
         let now = current.as_ref().and_then(|d| {
             stat::fstatat(Some(d.as_raw_fd()), os(&name), AtFlags::AT_SYMLINK_NOFOLLOW).ok()
@@ -385,22 +455,23 @@ fn repair(tree: &Beneath, held: RawFd, path: &WirePath, depth: usize) -> Result<
         let is_dir = |st: &stat::FileStat| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR;
         match now {
             // Never replaced: the link goes, the current entry stays.
-            Some(now) if !is_dir(&kept) && (now.st_dev, now.st_ino) == (kept.st_dev, kept.st_ino) => {
+            Some(now)
+                if !is_dir(&kept) && (now.st_dev, now.st_ino) == (kept.st_dev, kept.st_ino) =>
+            {
                 unistd::unlinkat(Some(held), os(&name), unistd::UnlinkatFlags::NoRemoveDir)?;
             }
             // A holder of kept entries below (the tree has a directory
             // there): repaired in turn, removed if nothing stays in it.
             Some(now) if is_dir(&kept) && is_dir(&now) => {
                 let sub = open_dir_at(held, &name)?;
-                let below = path.join(&name).map_err(|_| Errno::ENAMETOOLONG)?;
-                let n = repair(tree, sub.as_raw_fd(), &below, depth + 1)?;
-                if n == 0 {
+                let before = left.len();
+                repair(tree, sub.as_raw_fd(), &here, depth + 1, left)?;
+                if left.len() == before {
                     unistd::unlinkat(Some(held), os(&name), unistd::UnlinkatFlags::RemoveDir)?;
                 }
-                left += n;
             }
             // Replaced: it stays in history.
-            Some(_) => left += 1,
+            Some(_) => left.push(here),
             // A directory moved out whose replacement never came: back.
             None => match &current {
                 Some(d) if is_dir(&kept) => {
@@ -408,11 +479,11 @@ fn repair(tree: &Beneath, held: RawFd, path: &WirePath, depth: usize) -> Result<
                 }
                 // Its directory is gone too (nothing in the tree to put
                 // it back into): it stays, rather than being lost.
-                _ => left += 1,
+                _ => left.push(here),
             },
         }
     }
-    Ok(left)
+    Ok(())
 }
 
 /// `RSB_TEST_HISTORY_DELAY_MS`: a pause after each entry a commit keeps,

@@ -163,12 +163,11 @@ pub(super) struct PendingUpdate {
     pub(super) xattrs: Option<Box<Xattrs>>,
 }
 
-
 mod apply;
 mod options;
 mod xattrs;
-pub use options::StageOptions;
 pub(super) use apply::{Applied, XattrStep};
+pub use options::StageOptions;
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).

@@ -13,8 +13,8 @@ use super::super::stage::{remove_tree, PendingLink, Stager};
 use super::super::tmp;
 use super::keep::put_keeping;
 use super::swap;
-use crate::io::store::history::Keeper;
 use crate::io::error::FsError;
+use crate::io::store::history::Keeper;
 
 impl Stager {
     /// Makes the hard link `l` at a commit: the stored target must be a
