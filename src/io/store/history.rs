@@ -355,7 +355,9 @@ fn identity(tree: &Beneath) -> (u64, u64) {
 /// The lock that keeps one namespace's commits from keeping history at
 /// the same time.
 pub(super) fn lock(tree: &Beneath) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<(u64, u64), Arc<Mutex<()>>>>> = OnceLock::new();
+    /// One lock per namespace, by its root's identity.
+    type Locks = Mutex<HashMap<(u64, u64), Arc<Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
     let locks = LOCKS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = locks.lock().unwrap_or_else(|p| p.into_inner());
     Arc::clone(map.entry(identity(tree)).or_default())
