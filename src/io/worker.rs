@@ -268,6 +268,10 @@ fn sweeper(sweeps: &Receiver<(String, Namespace)>, stop: &AtomicBool) {
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        let kept = tree.recover_history();
+        if kept > 0 {
+            log::info!("{name}: {kept} history batches of an earlier run put right");
+        }
         let stopped = || stop.load(Ordering::Relaxed);
         let n = tree.sweep(&WirePath::root(), true, &stopped);
         if n > 0 {

@@ -98,4 +98,12 @@ impl Namespace {
     pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
         self.tree.readlink(path)
     }
+
+    /// Puts right the history batches a dead process left pending in this
+    /// namespace (once per process: later calls do nothing); returns how
+    /// many it published. The server runs it when a namespace is first
+    /// opened, and every commit that keeps history runs it first.
+    pub fn recover_history(&self) -> u64 {
+        super::history::recover_once(&self.tree)
+    }
 }
