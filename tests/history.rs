@@ -286,3 +286,49 @@ fn an_unchanged_rerun_leaves_the_store_as_it_was() {
 fn copy_tree(from: &Path, to: &Path) {
     tool("cp", &["-a", from.to_str().unwrap(), to.to_str().unwrap()]);
 }
+
+/// `verify` checks the versions history holds as well as the current
+/// ones: a flipped byte in a kept version is named by its path in the
+/// history, and a verify of one path checks that path's versions.
+#[test]
+fn verify_checks_the_history_too() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("src");
+    let t = (1_600_000_000, 0);
+    Tree::new(&src, 0o755, t)
+        .file("a", &random_bytes(3, 20_000), 0o644, t)
+        .file("b", b"b stays", 0o644, t)
+        .finish();
+    srv.client(argv!["backup", &src]).run().ok();
+    fs::write(src.join("a"), b"a, second version").unwrap();
+    srv.client(argv!["backup", &src]).run().ok();
+    let o = srv.client(argv!["verify"]).run();
+    o.ok();
+    assert!(
+        o.err().contains("verify: 3 files"),
+        "current a and b, the old a\n{o}"
+    );
+    let o = srv.client(argv!["verify", src.join("a")]).run();
+    o.ok();
+    assert!(o.err().contains("verify: 2 files"), "{o}");
+
+    let b = batches(&srv.ns(NAME));
+    let rel = src.strip_prefix("/").unwrap();
+    let kept = b[0].join(rel).join("a");
+    let mut bytes = fs::read(&kept).unwrap();
+    bytes[100] ^= 1;
+    let md = fs::metadata(&kept).unwrap();
+    fs::write(&kept, &bytes).unwrap();
+    set_mtime(&kept, (md.mtime(), md.mtime_nsec() as u32));
+    let batch = b[0].file_name().unwrap().to_string_lossy().into_owned();
+    for args in [argv!["verify"], argv!["verify", src.join("a")]] {
+        let o = srv.client(args).run();
+        o.code_is(1).err_has(&format!(
+            "/.rsb-tmp.history/{batch}{}: content changed",
+            src.join("a").display()
+        ));
+    }
+    // The current tree alone is clean.
+    srv.client(argv!["verify", src.join("b")]).run().ok();
+}
