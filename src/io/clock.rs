@@ -2,7 +2,7 @@
 //! whose pure rules take times as arguments (retention's calendar buckets,
 //! TIME arguments): `SystemTime::now` and `localtime_r` live here.
 
-use crate::client::when::CivilTime;
+use crate::calendar::CivilTime;
 
 /// Seconds since the epoch now (0 if the clock is before 1970).
 pub fn now_secs() -> i64 {

@@ -26,7 +26,7 @@ use nix::unistd::{self, UnlinkatFlags};
 use super::beneath::{entries_at, open_dir_at, os, remove_tree};
 use super::history::{history_root, replace_index};
 use super::Namespace;
-use crate::client::when::CivilTime;
+use crate::calendar::CivilTime;
 use crate::io::error::FsError;
 use crate::proto::WirePath;
 use crate::store::history::{parse_batch_name, parse_index, INDEX_NAME};
