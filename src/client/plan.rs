@@ -272,6 +272,14 @@ pub enum Next {
         /// The entry.
         entry: LocalEntry,
     },
+    /// Send a `Closed` for this directory: its entry has gone (or was not
+    /// needed), and with it everything beneath it.
+    Closed {
+        /// The directory.
+        path: WirePath,
+        /// The walk read it whole: the server deletes what it lacks.
+        whole: bool,
+    },
     /// Nothing to send until an answer comes.
     Wait,
 }
@@ -367,6 +375,11 @@ pub struct Plan {
     /// Body bytes of the files the server asked for so far (the progress
     /// line's total).
     needed_bytes: u64,
+    /// Directories whose walk is over, and whether it read them whole:
+    /// their `Closed` follows their entry.
+    closed: HashMap<WirePath, bool>,
+    /// The `Closed` of the directory entry just sent.
+    closing: Option<(WirePath, bool)>,
 }
 
 impl Plan {
@@ -392,6 +405,15 @@ impl Plan {
     /// Every walk has ended.
     pub fn handle_walked(&mut self) {
         self.walked = true;
+    }
+
+    /// The walk of directory `path` is over (see
+    /// [`crate::io::client::walk::WalkItem::Closed`]); it comes before the
+    /// directory's own entry is placed in a manifest.
+    pub fn handle_closed(&mut self, path: WirePath, whole: bool) {
+        if !path.is_reserved() {
+            self.closed.insert(path, whole);
+        }
     }
 
     /// The manifest `m` went out with this id.
@@ -455,6 +477,9 @@ impl Plan {
             self.batch_body_bytes = 0;
             return Next::Commit;
         }
+        if let Some((path, whole)) = self.closing.take() {
+            return Next::Closed { path, whole };
+        }
         while let Some(Queued {
             entry: e,
             needed,
@@ -468,6 +493,10 @@ impl Plan {
             let relinked = e.kind == EntryKind::HardLink
                 && WirePath::new(e.target.clone()).is_ok_and(|t| self.linked_sent.contains(&t));
             let dirty = e.kind == EntryKind::Dir && self.dirty.remove(&e.wire);
+            if e.kind == EntryKind::Dir {
+                // Everything beneath it went before it.
+                self.closing = self.closed.remove_entry(&e.wire);
+            }
             if meta_only && !relinked && !dirty && has_update(e.kind) {
                 // The stored entry changes in place: its directory does
                 // not (a chmod or chown changes no directory's mtime).
@@ -476,6 +505,9 @@ impl Plan {
             // A directory, FIFO, socket or device whose metadata alone
             // differs goes whole: its frame has no body either.
             if !(needed || meta_only || relinked || dirty) {
+                if let Some((path, whole)) = self.closing.take() {
+                    return Next::Closed { path, whole };
+                }
                 continue;
             }
             if e.kind == EntryKind::File && e.inode.is_some() {
@@ -496,6 +528,12 @@ impl Plan {
     /// The entry `path` went out with this id and `size` body bytes.
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
         self.sent_entry(id, path, kind, size, None);
+    }
+
+    /// The `Closed` of directory `path` went out with this id: counted in
+    /// the batch like an entry, its failure named like one.
+    pub fn handle_sent_closed(&mut self, id: u32, path: WirePath) {
+        self.sent_entry(id, path, EntryKind::Dir, 0, None);
     }
 
     /// The metadata of `entry` went out as an `Update` with this id; it
@@ -569,6 +607,7 @@ impl Plan {
         self.walked
             && self.asked.is_empty()
             && self.to_send.is_empty()
+            && self.closing.is_none()
             && !sending_body
             && self.final_commit.is_none()
     }

@@ -235,6 +235,14 @@ impl ClientSession {
         id
     }
 
+    /// Queues the end of a directory's walk (see [`Frame::Closed`]);
+    /// returns its id.
+    pub fn send_closed(&mut self, path: WirePath, whole: bool) -> u32 {
+        let id = self.plain_id();
+        self.push(&Frame::Closed { id, path, whole });
+        id
+    }
+
     /// Queues a symlink entry; returns its id.
     pub fn send_symlink(&mut self, path: WirePath, target: Vec<u8>, meta: Meta) -> u32 {
         let id = self.plain_id();

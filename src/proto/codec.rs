@@ -188,6 +188,15 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             },
         },
         Kind::Commit => Frame::Commit { id: r.u32("id")? },
+        Kind::Closed => Frame::Closed {
+            id: r.u32("id")?,
+            path: r.path()?,
+            whole: match r.u8("whole")? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::Invalid("whole")),
+            },
+        },
         Kind::Committed => Frame::Committed { id: r.u32("id")? },
         Kind::Failed => Frame::Failed {
             id: r.u32("id")?,
@@ -623,6 +632,11 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*id);
             w.u32(*crc);
             w.raw(&[u8::from(!*ok)]);
+        }
+        Frame::Closed { id, path, whole } => {
+            w.u32(*id);
+            w.bytes(path.as_bytes());
+            w.raw(&[u8::from(*whole)]);
         }
         Frame::Commit { id }
         | Frame::Committed { id }

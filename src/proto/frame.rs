@@ -333,6 +333,20 @@ pub enum Frame {
         /// Its size (a link's target length): the stored one must be it.
         size: u64,
     },
+    /// Client, in a backup: the walk of directory `path` is over; every
+    /// entry beneath it was in a manifest before. `whole`: it listed the
+    /// directory completely and read every entry of it, so the entries
+    /// the server holds in that directory that none of this connection's
+    /// manifests named are gone from the client: at the commit they leave
+    /// the current tree for history. Not whole: nothing is deleted there.
+    Closed {
+        /// Request id.
+        id: u32,
+        /// The directory.
+        path: WirePath,
+        /// It was read completely.
+        whole: bool,
+    },
     /// A regular file entry; its body follows as raw bytes: `size` of
     /// them, or for a sparse layout the bytes of its extents.
     File {

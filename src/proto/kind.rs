@@ -142,6 +142,8 @@ kinds! {
     Link = 36, Both, body: false;
     /// The metadata of a stored entry whose content is unchanged.
     Update = 37, Client, body: false;
+    /// The walk of a directory is over (and whether it read it whole).
+    Closed = 38, Client, body: false;
 }
 
 impl Kind {

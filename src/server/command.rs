@@ -114,6 +114,17 @@ pub enum Command {
         /// so nothing was moved.
         received: Option<Received>,
     },
+    /// At the next commit, move every entry of the stored directory `path`
+    /// whose name is not in `keep` (the client no longer has it) into
+    /// history; a failure is a [`Completion::Failed`] for `id`.
+    Delete {
+        /// Request id of the `Closed`.
+        id: u32,
+        /// The directory.
+        path: WirePath,
+        /// The names the client has there.
+        keep: std::collections::HashSet<Box<[u8]>>,
+    },
     /// Sync, rename staged entries into place, sync; then
     /// [`Completion::Committed`].
     Commit {

@@ -159,7 +159,8 @@ impl FakeShell {
             | Command::Xattrs { .. }
             | Command::Special { .. }
             | Command::Link { .. }
-            | Command::Update { .. } => Vec::new(),
+            | Command::Update { .. }
+            | Command::Delete { .. } => Vec::new(),
             Command::BeginFile {
                 path, size, offset, ..
             } => {

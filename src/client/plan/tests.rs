@@ -173,6 +173,11 @@ fn drain(p: &mut Plan) -> Vec<(String, u64)> {
                 p.handle_updated(id, entry);
             }
             Next::Commit => out.push(("COMMIT".into(), 0)),
+            Next::Closed { path, whole } => {
+                out.push((format!("CLOSED {} {whole}", name(&path)), 0));
+                id += 1;
+                p.handle_sent_closed(id, path);
+            }
             Next::Wait => return out,
         }
     }
@@ -493,6 +498,7 @@ fn a_meta_only_need_gives_an_update_and_no_body() {
             }
             Next::Send { entry, .. } => panic!("{} sent whole", name(&entry.wire)),
             Next::Commit => panic!("commit"),
+            Next::Closed { path, .. } => panic!("{} closed", name(&path)),
             Next::Wait => break,
         }
     }

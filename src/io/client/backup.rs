@@ -25,6 +25,8 @@ use crate::proto::{EntryKind, Layout, Meta};
 struct Walks {
     walker: Walker,
     order: Order,
+    /// Directories whose walk ended since the planner last heard.
+    closed: Vec<(crate::proto::WirePath, bool)>,
 }
 
 impl Walks {
@@ -32,6 +34,7 @@ impl Walks {
         Walks {
             walker: Walker::new(paths, opts),
             order: Order::new(),
+            closed: Vec::new(),
         }
     }
 
@@ -54,6 +57,7 @@ impl Walks {
                 WalkItem::Excluded { path } => rep.note(&show(&path), STORE_EXCLUDED),
                 WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
                 WalkItem::Vanished { path } => rep.vanished(&show(&path)),
+                WalkItem::Closed { wire, whole } => self.closed.push((wire, whole)),
                 WalkItem::Entry(e) => match self.order.place(e) {
                     Placed::Ready(e) => return Some(e),
                     Placed::Held => {}
@@ -145,6 +149,10 @@ pub fn backup(
                 };
                 m.push(e);
             }
+            // Before the manifest holding their entries is answered.
+            for (wire, whole) in walks.closed.drain(..) {
+                plan.handle_closed(wire, whole);
+            }
             if !m.is_empty() {
                 let id = link.session().send_manifest(m.frame_entries());
                 plan.handle_asked(id, m);
@@ -156,6 +164,11 @@ pub fn backup(
                 Next::Wait => break,
                 Next::Commit => {
                     link.session().send_commit();
+                    continue;
+                }
+                Next::Closed { path, whole } => {
+                    let id = link.session().send_closed(path.clone(), whole);
+                    plan.handle_sent_closed(id, path);
                     continue;
                 }
                 Next::Update { entry: e } => {

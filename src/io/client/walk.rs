@@ -103,6 +103,18 @@ pub enum WalkItem {
         /// The cause.
         error: io::Error,
     },
+    /// The walk of a directory it opened is over: every entry beneath it
+    /// came before. `whole`: its listing was complete and each of its
+    /// entries was yielded as an entry (none failed, was of an unknown
+    /// type, or was the store's own), so what the server holds there and
+    /// the walk did not yield is gone. A directory that could not be
+    /// opened gives no `Closed` at all.
+    Closed {
+        /// The directory's path on the server.
+        wire: WirePath,
+        /// It was read whole.
+        whole: bool,
+    },
 }
 
 /// A lazy depth-first walk; see [`walk`].
@@ -132,6 +144,8 @@ struct Frame {
     /// [`MAX_OPEN_DIRS`] or when no descriptor was left (`EMFILE`): they
     /// go by path.
     dir: Option<Dir>,
+    /// Its listing was complete and no child failed so far.
+    whole: bool,
 }
 
 /// How an entry is reached for the calls after its `lstat`.
@@ -189,18 +203,32 @@ impl Iterator for Walk {
             }
             let frame = self.stack.last_mut()?;
             let Some(name) = frame.names.next() else {
-                self.stack.pop();
-                continue;
+                let frame = self.stack.pop()?;
+                return Some(WalkItem::Closed {
+                    wire: frame.wire,
+                    whole: frame.whole,
+                });
             };
             let local = frame.local.join(&name);
             let at = match &frame.dir {
                 Some(dir) => At::Name(dir.as_raw_fd(), &name),
                 None => At::Path,
             };
-            return Some(match frame.wire.join(name.as_bytes()) {
+            let item = match frame.wire.join(name.as_bytes()) {
                 Ok(wire) => self.visit(local, wire, at),
                 Err(e) => invalid(local, e),
-            });
+            };
+            // A child that is not sent might still be stored: its
+            // directory deletes nothing.
+            if matches!(
+                item,
+                WalkItem::Error { .. } | WalkItem::Skipped { .. } | WalkItem::Excluded { .. }
+            ) {
+                if let Some(f) = self.stack.last_mut() {
+                    f.whole = false;
+                }
+            }
+            return Some(item);
         }
     }
 }
@@ -266,6 +294,7 @@ impl Walk {
     fn open_dir(&mut self, local: PathBuf, wire: WirePath) {
         let mut names = Vec::new();
         let mut dir = None;
+        let mut whole = true;
         if self.stack.len() < MAX_OPEN_DIRS {
             let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             match Dir::open(local.as_path(), flags, Mode::empty()) {
@@ -281,6 +310,7 @@ impl Walk {
                             Err(e) => {
                                 // Keep what was read: a partial listing beats none.
                                 self.queue.push_back(error_item(local.clone(), e.into()));
+                                whole = false;
                                 break;
                             }
                         }
@@ -302,6 +332,7 @@ impl Walk {
                     Ok(entry) => names.push(entry.file_name()),
                     Err(error) => {
                         self.queue.push_back(error_item(local.clone(), error));
+                        whole = false;
                         break;
                     }
                 }
@@ -313,6 +344,7 @@ impl Walk {
             wire,
             names: names.into_iter(),
             dir,
+            whole,
         });
     }
 
@@ -554,6 +586,7 @@ mod tests {
     /// Walks and renders each item as a short string relative to `base`.
     fn render(root: &Path, base: &Path) -> Vec<String> {
         walk(root)
+            .filter(|item| !matches!(item, WalkItem::Closed { .. }))
             .map(|item| match item {
                 WalkItem::Entry(e) => {
                     let rel = e.local.strip_prefix(base).unwrap_or(&e.local);
@@ -594,8 +627,67 @@ mod tests {
                         error.kind()
                     )
                 }
+                WalkItem::Closed { wire, whole } => format!("closed {wire} {whole}"),
             })
             .collect()
+    }
+
+    /// Each directory opened is closed after everything beneath it,
+    /// whole unless an entry of it was left out; the walk's ancestors and
+    /// a file given as the root are never closed.
+    #[test]
+    fn directories_are_closed_after_their_contents_and_say_if_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("r");
+        fs::create_dir_all(root.join("a/inner")).unwrap();
+        fs::create_dir_all(root.join("b/store")).unwrap();
+        fs::write(root.join("a/inner/f"), b"x").unwrap();
+        fs::write(root.join("b/g"), b"y").unwrap();
+        let store = fs::metadata(root.join("b/store")).unwrap();
+        let opts = WalkOptions {
+            exclude: Some((store.dev(), store.ino())),
+            ..WalkOptions::default()
+        };
+        let wire = |p: &Path| WirePath::from_local(p.as_os_str().as_bytes()).unwrap();
+        let items: Vec<String> = walk_with(&root, opts)
+            .filter_map(|item| match item {
+                WalkItem::Entry(e) if e.local.starts_with(&root) => Some(format!(
+                    "entry {}",
+                    e.local.strip_prefix(&root).unwrap().display()
+                )),
+                WalkItem::Closed { wire: w, whole } => {
+                    let rel = w.as_bytes().strip_prefix(wire(&root).as_bytes()).unwrap();
+                    Some(format!(
+                        "closed {}{} {whole}",
+                        "r",
+                        String::from_utf8_lossy(rel)
+                    ))
+                }
+                WalkItem::Excluded { .. } => Some("excluded".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            items,
+            [
+                "entry ",
+                "entry a",
+                "entry a/inner",
+                "entry a/inner/f",
+                "closed r/a/inner true",
+                "closed r/a true",
+                "entry b",
+                "entry b/g",
+                "excluded",
+                "closed r/b false",
+                "closed r true",
+            ]
+        );
+        let file: Vec<String> = walk(&root.join("b/g"))
+            .filter(|i| matches!(i, WalkItem::Closed { .. }))
+            .map(|_| "closed".to_string())
+            .collect();
+        assert!(file.is_empty(), "a file closes nothing: {file:?}");
     }
 
     fn entries(root: &Path) -> Vec<LocalEntry> {
@@ -785,6 +877,7 @@ mod tests {
         fs::remove_dir(r.join("b")).unwrap();
         fs::remove_file(r.join("c")).unwrap();
         let rest: Vec<String> = w
+            .filter(|item| !matches!(item, WalkItem::Closed { .. }))
             .map(|item| match item {
                 WalkItem::Vanished { path } => format!("vanished {}", path.display()),
                 other => format!("{other:?}"),

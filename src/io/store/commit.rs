@@ -40,9 +40,11 @@ use crate::io::error::FsError;
 use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
+mod delete;
 mod keep;
 mod link;
 mod update;
+pub(super) use delete::PendingDelete;
 use keep::swap;
 
 /// An entry a commit put in place.
@@ -84,6 +86,8 @@ pub struct CommitReport {
     pub failures: Vec<CommitFailure>,
     /// How many replaced entries went into history.
     pub kept: u64,
+    /// How many entries the client no longer has went into history.
+    pub deleted: u64,
 }
 
 impl Stager {
@@ -96,6 +100,7 @@ impl Stager {
             committed,
             failures,
             kept,
+            deleted,
         } = &mut report;
         self.parent = None;
         self.touched.clear();
@@ -103,7 +108,10 @@ impl Stager {
         let mut dirs = std::mem::take(&mut self.dirs);
         let links = std::mem::take(&mut self.links);
         let updates = std::mem::take(&mut self.updates);
-        if staged.is_empty() && dirs.is_empty() && links.is_empty() && updates.is_empty() {
+        let deletes = std::mem::take(&mut self.deletes);
+        let only_deletes =
+            staged.is_empty() && dirs.is_empty() && links.is_empty() && updates.is_empty();
+        if only_deletes && deletes.is_empty() {
             return report;
         }
         let syncfs = !self.fsyncs();
@@ -342,13 +350,21 @@ impl Stager {
                 }
             }
         }
+        // What the client no longer has goes into the same batch, once
+        // everything new is in place (a name sent in this batch is never
+        // among it: the client named it in a manifest).
+        *deleted = self.apply_deletes(deletes, &mut keeper, &mut changed, failures);
         // The batch of what the new entries replaced takes its name (a
         // crash before this leaves it pending, for the next run's repair).
-        *kept = keeper.kept();
+        *kept = keeper.kept().saturating_sub(*deleted);
         if let Err(e) = keeper.publish(&self.ns.tree, !syncfs) {
             log::warn!("{}: history batch not published: {}", e.path, e.cause());
         }
         drop(_keeping);
+        if only_deletes && *deleted == 0 {
+            // An unchanged run's directories: nothing to make durable.
+            return report;
+        }
         // Deepest first: setting a child's mtime changes nothing above it,
         // but creating it did, so parents are stamped last.
         dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));

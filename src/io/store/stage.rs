@@ -188,6 +188,8 @@ pub struct Stager {
     /// Directories to give their metadata at the commit, with the digest
     /// of the attributes they were given when made.
     pub(super) dirs: Vec<(WirePath, Meta, u64)>,
+    /// Directories read whole by the client, to delete absent entries of.
+    pub(super) deletes: Vec<super::commit::PendingDelete>,
     incoming: Option<Incoming>,
     /// The extended attributes of the entry that comes next (an `Xattrs`
     /// frame goes right before it), for that path only.
@@ -226,6 +228,7 @@ impl Stager {
             links: Vec::new(),
             updates: Vec::new(),
             dirs: Vec::new(),
+            deletes: Vec::new(),
             incoming: None,
             xattrs: None,
             displaced: Vec::new(),
@@ -263,7 +266,11 @@ impl Stager {
 
     /// Number of entries waiting for a commit.
     pub fn pending(&self) -> usize {
-        self.staged.len() + self.dirs.len() + self.links.len() + self.updates.len()
+        self.staged.len()
+            + self.dirs.len()
+            + self.links.len()
+            + self.updates.len()
+            + self.deletes.len()
     }
 
     /// Opens the directory that will hold `path`, creating missing
@@ -941,6 +948,7 @@ impl Stager {
         self.dirs.clear();
         self.links.clear();
         self.updates.clear();
+        self.deletes.clear();
         self.restore_displaced();
         // Deepest first, as at a commit.
         let mut touched = std::mem::take(&mut self.touched);

@@ -19,6 +19,7 @@ use crate::proto::{self, codec, Decoded, ErrorCode, Frame, WirePath};
 pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
 use receive::Batch;
 
+mod closed;
 pub mod handshake;
 pub mod receive;
 pub mod stream;
@@ -130,6 +131,8 @@ pub struct ServerSession {
     /// The id an `Xattrs` frame was for: the next frame must be that
     /// entry's header.
     xattrs_for: Option<u32>,
+    /// The names manifests carried, for the deletions of `Closed`.
+    listed: closed::Listed,
     /// Bytes of requests pipelined behind a streamed answer, read while
     /// looking for an offer's `Want`: handed back to the shell, to be
     /// parsed again, once the stream ended ([`Self::take_read_ahead`]).
@@ -170,6 +173,7 @@ impl ServerSession {
             error: None,
             offer: None,
             xattrs_for: None,
+            listed: closed::Listed::default(),
             read_ahead: Vec::new(),
             read_ahead_body: 0,
             nonce,
@@ -722,6 +726,7 @@ impl ServerSession {
             } => self.handle_file(id, path, meta, size, offset, layout),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
+            Frame::Closed { id, path, whole } => self.handle_closed(id, path, whole),
             Frame::List { id, path } => self.handle_list(id, path),
             Frame::Restore { id, path } => self.handle_restore(id, path),
             Frame::Verify { id, path } => self.handle_verify(id, path),

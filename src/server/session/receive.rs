@@ -105,7 +105,7 @@ impl Batch {
 impl ServerSession {
     /// Counts an entry toward the batch limits; false (and closing) past
     /// them.
-    fn count_entry(&mut self, path: &WirePath) -> bool {
+    pub(super) fn count_entry(&mut self, path: &WirePath) -> bool {
         match self.batch.count(path) {
             Ok(()) => true,
             Err(message) => {
@@ -117,7 +117,7 @@ impl ServerSession {
 
     /// Refuses (with `Failed`) a write on a read-only server or to a name
     /// reserved for temporary files. True when refused.
-    fn refuse_write(&mut self, id: u32, path: &WirePath) -> bool {
+    pub(super) fn refuse_write(&mut self, id: u32, path: &WirePath) -> bool {
         match write_refusal(self.config.read_only, path) {
             Some(why) => {
                 self.push_failed(id, path.clone(), why.into());
@@ -347,6 +347,7 @@ impl ServerSession {
     /// `Manifest`: the shell compares it with the store.
     pub(super) fn handle_manifest(&mut self, id: u32, entries: Vec<ManifestEntry>) {
         if self.check_id(id) {
+            self.note_listed(&entries);
             self.commands.push_back(Command::Check { id, entries });
         }
     }
@@ -355,6 +356,7 @@ impl ServerSession {
     pub(super) fn handle_commit(&mut self, id: u32) {
         if self.check_id(id) {
             self.batch = Batch::default();
+            self.listed_committed();
             self.commands.push_back(Command::Commit { id });
         }
     }

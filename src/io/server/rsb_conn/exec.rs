@@ -169,6 +169,11 @@ impl RsbConn {
                 self.start_restore(id, path);
             }
             Command::Check { id, entries } => self.check(id, &entries),
+            Command::Delete { id, path, keep } => {
+                if let Some(store) = self.store.as_mut() {
+                    store.delete_absent(id, path, keep);
+                }
+            }
             Command::OpenNamespace { .. }
             | Command::Abort
             | Command::LearnNames { .. }

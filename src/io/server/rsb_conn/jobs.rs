@@ -343,8 +343,12 @@ impl RsbConn {
             });
         }
         let batch = std::mem::take(&mut self.batch);
+        let history = match (report.kept, report.deleted) {
+            (0, 0) => String::new(),
+            (kept, deleted) => format!("; history: {kept} replaced, {deleted} deleted"),
+        };
         info!(
-            "{who}: backup committed: {} entries, {} bytes, {} failed",
+            "{who}: backup committed: {} entries, {} bytes, {} failed{history}",
             batch.entries, batch.bytes, batch.failed
         );
         self.total.entries += batch.entries;

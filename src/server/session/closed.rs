@@ -1,0 +1,288 @@
+//! Deletions, decided: which names of a directory the client still has.
+//! Every name a manifest carries is noted under its directory
+//! ([`Listed`]); a `Closed` frame for a directory read whole hands that
+//! set to the shell ([`Command::Delete`]), which at the commit moves every
+//! entry the store holds there and the set lacks into history. A directory
+//! not read whole (a listing cut short, an entry that could not be read)
+//! only drops its set: nothing beneath it is deleted.
+//!
+//! Memory is bounded per connection: the names held, in sets still open
+//! and in sets handed to the batch not yet committed, cost at most
+//! [`MAX_LISTED_BYTES`]. Past that, names are no longer noted and every
+//! `Closed` until the sets drain is answered with a failure naming the
+//! directory: deletions there wait for a later run, nothing is deleted by
+//! mistake.
+//!
+//! Must not touch the store: the listing of the stored directory and the
+//! moves happen in the shell, at the commit.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Command, ServerSession};
+use crate::proto::{ManifestEntry, WirePath};
+
+/// Bytes the names held may cost, at most, per connection (a name costs
+/// its length and [`NAME_COST`]): room for some 400,000 names in the
+/// directories of one backup still open or not yet committed.
+pub const MAX_LISTED_BYTES: usize = 32 << 20;
+
+/// The bookkeeping of one held name (its box, its slot in the set).
+pub const NAME_COST: usize = 48;
+
+/// The names a client's manifests carried, by directory.
+#[derive(Debug, Default)]
+pub(super) struct Listed {
+    sets: HashMap<WirePath, HashSet<Box<[u8]>>>,
+    /// Cost of the names in `sets`.
+    open: usize,
+    /// Cost of the sets handed to the batch since the last commit.
+    handed: usize,
+    /// Names were left out since the sets last drained.
+    lost: bool,
+}
+
+impl Listed {
+    /// Notes the name of every entry of a manifest under its directory.
+    fn note(&mut self, entries: &[ManifestEntry]) {
+        for e in entries {
+            let (Some(dir), Some(name)) = (e.path.parent(), e.path.file_name()) else {
+                continue;
+            };
+            let cost = name.len() + NAME_COST;
+            if self.open + self.handed + cost > MAX_LISTED_BYTES {
+                self.lost = true;
+                continue;
+            }
+            if self.sets.entry(dir).or_default().insert(name.into()) {
+                self.open += cost;
+            }
+        }
+    }
+
+    /// Takes the set of `dir` (empty when no manifest named anything in
+    /// it); `None` when names were lost meanwhile.
+    fn take(&mut self, dir: &WirePath, whole: bool) -> Option<HashSet<Box<[u8]>>> {
+        let set = self.sets.remove(dir).unwrap_or_default();
+        let cost: usize = set.iter().map(|n| n.len() + NAME_COST).sum();
+        self.open = self.open.saturating_sub(cost);
+        let lost = self.lost;
+        if self.sets.is_empty() {
+            self.lost = false;
+        }
+        if !whole || lost {
+            return None;
+        }
+        self.handed += cost;
+        Some(set)
+    }
+
+    /// The batch was committed: the sets it held are gone.
+    fn committed(&mut self) {
+        self.handed = 0;
+    }
+}
+
+impl ServerSession {
+    /// `Manifest`: its names are noted for the deletions.
+    pub(super) fn note_listed(&mut self, entries: &[ManifestEntry]) {
+        self.listed.note(entries);
+    }
+
+    /// A `Commit` went to the shell: the sets of its deletions are its.
+    pub(super) fn listed_committed(&mut self) {
+        self.listed.committed();
+    }
+
+    /// `Closed`: a directory read whole gives its names to the batch.
+    pub(super) fn handle_closed(&mut self, id: u32, path: WirePath, whole: bool) {
+        if !(self.check_id(id) && self.count_entry(&path)) {
+            return;
+        }
+        let was_lost = self.listed.lost;
+        let set = self.listed.take(&path, whole);
+        if !whole || self.refuse_write(id, &path) {
+            return;
+        }
+        match set {
+            Some(keep) => self.commands.push_back(Command::Delete { id, path, keep }),
+            None if was_lost => self.push_failed(
+                id,
+                path,
+                format!(
+                    "deletions not applied: more than {} MiB of names in the directories of this backup at once",
+                    MAX_LISTED_BYTES >> 20
+                ),
+            ),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::proto::{EntryKind, Frame, Meta};
+    use crate::server::session::SessionConfig;
+    use crate::testing::frames::{bytes, wp};
+    use crate::testing::server::{drain_commands, sent_frames, welcomed};
+
+    fn entry(path: &str) -> ManifestEntry {
+        ManifestEntry {
+            kind: EntryKind::File,
+            path: wp(path),
+            meta: Meta::default(),
+            size: 0,
+            target: Vec::new(),
+            rdev: 0,
+            xattrs: 0,
+        }
+    }
+
+    fn names(set: &HashSet<Box<[u8]>>) -> Vec<String> {
+        let mut v: Vec<String> = set
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_whole_directory_hands_the_names_of_every_manifest_to_the_batch() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frames = [
+            Frame::Manifest {
+                id: 1,
+                entries: vec![entry("d/a"), entry("d/sub/x"), entry("e/z")],
+            },
+            Frame::Manifest {
+                id: 2,
+                entries: vec![entry("d/b"), entry("d/sub")],
+            },
+            Frame::Closed {
+                id: 3,
+                path: wp("d"),
+                whole: true,
+            },
+        ];
+        s.handle_input(now, &bytes(&frames));
+        let cmds = drain_commands(&mut s);
+        let Some(Command::Delete { id, path, keep }) = cmds.last() else {
+            panic!("no delete: {cmds:?}");
+        };
+        assert_eq!((*id, path), (3, &wp("d")));
+        assert_eq!(names(keep), ["a", "b", "sub"]);
+        assert!(sent_frames(&mut s).is_empty());
+    }
+
+    #[test]
+    fn a_directory_not_read_whole_deletes_nothing_and_drops_its_names() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frames = [
+            Frame::Manifest {
+                id: 1,
+                entries: vec![entry("d/a")],
+            },
+            Frame::Closed {
+                id: 2,
+                path: wp("d"),
+                whole: false,
+            },
+        ];
+        s.handle_input(now, &bytes(&frames));
+        assert!(!drain_commands(&mut s)
+            .iter()
+            .any(|c| matches!(c, Command::Delete { .. })));
+        assert!(s.listed.sets.is_empty());
+        assert_eq!(s.listed.open, 0);
+        assert!(sent_frames(&mut s).is_empty());
+    }
+
+    #[test]
+    fn an_empty_directory_read_whole_keeps_nothing() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frames = [Frame::Closed {
+            id: 1,
+            path: wp("empty"),
+            whole: true,
+        }];
+        s.handle_input(now, &bytes(&frames));
+        let cmds = drain_commands(&mut s);
+        assert!(matches!(&cmds[..], [Command::Delete { keep, .. }] if keep.is_empty()));
+    }
+
+    #[test]
+    fn names_past_the_bound_fail_the_deletions_until_the_sets_drain() {
+        let mut l = Listed::default();
+        let long = "n".repeat(200);
+        let per = 200 + NAME_COST;
+        let fit = MAX_LISTED_BYTES / per;
+        let entries: Vec<ManifestEntry> = (0..fit + 10)
+            .map(|i| entry(&format!("big/{i}{long}")))
+            .collect();
+        l.note(&entries);
+        assert!(l.lost);
+        assert!(l.open <= MAX_LISTED_BYTES);
+        l.note(&[entry("small/a")]);
+        // The lost names could be anywhere: no directory deletes.
+        assert!(l.take(&wp("small"), true).is_none());
+        assert!(l.take(&wp("big"), true).is_none());
+        // Drained: the next directory is trusted again.
+        assert!(!l.lost);
+        l.note(&[entry("next/a")]);
+        assert_eq!(l.take(&wp("next"), true).map(|s| s.len()), Some(1));
+    }
+
+    #[test]
+    fn handed_sets_count_until_the_commit() {
+        let mut l = Listed::default();
+        let long = "n".repeat(200);
+        let per = 200 + NAME_COST;
+        let half = MAX_LISTED_BYTES / per / 2 + 1;
+        for round in 0..2 {
+            let entries: Vec<ManifestEntry> = (0..half)
+                .map(|i| entry(&format!("d{round}/{i}{long}")))
+                .collect();
+            l.note(&entries);
+            let taken = l.take(
+                &WirePath::new(format!("d{round}").into_bytes()).unwrap(),
+                true,
+            );
+            assert_eq!(taken.is_some(), round == 0, "round {round}");
+        }
+        l.committed();
+        l.note(&[entry("d2/a")]);
+        assert!(l.take(&wp("d2"), true).is_some());
+    }
+
+    #[test]
+    fn a_closed_on_a_read_only_server_is_refused() {
+        let now = Instant::now();
+        let config = SessionConfig {
+            read_only: true,
+            ..SessionConfig::default()
+        };
+        let mut s = ServerSession::new(config, now, [0; 32]);
+        s.handle_input(now, &bytes(&[crate::testing::frames::hello("a")]));
+        drain_commands(&mut s);
+        sent_frames(&mut s);
+        s.handle_input(
+            now,
+            &bytes(&[Frame::Closed {
+                id: 1,
+                path: wp("d"),
+                whole: true,
+            }]),
+        );
+        assert!(drain_commands(&mut s).is_empty());
+        assert!(matches!(
+            &sent_frames(&mut s)[..],
+            [Frame::Failed { id: 1, .. }]
+        ));
+    }
+}
