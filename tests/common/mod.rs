@@ -11,6 +11,7 @@
 
 mod fake_server;
 mod frames;
+mod history;
 mod procs;
 mod trees;
 
@@ -19,6 +20,8 @@ mod trees;
 pub use fake_server::*;
 #[allow(unused_imports)]
 pub use frames::*;
+#[allow(unused_imports)]
+pub use history::*;
 pub use procs::*;
 pub use trees::*;
 
