@@ -52,7 +52,12 @@ fn deleted_entries_go_to_history_and_an_unchanged_rerun_adds_nothing() {
         .file("a/old.txt", b"deleted soon", 0o600, t0)
         .dir("a/big", 0o750, t0);
     for i in 0..1000 {
-        tree.file(format!("a/big/f{i:04}"), format!("{i}").as_bytes(), 0o644, t0);
+        tree.file(
+            format!("a/big/f{i:04}"),
+            format!("{i}").as_bytes(),
+            0o644,
+            t0,
+        );
     }
     tree.finish();
     srv.client(argv!["backup", &src]).run().ok();
@@ -84,11 +89,18 @@ fn deleted_entries_go_to_history_and_an_unchanged_rerun_adds_nothing() {
     );
     assert_eq!(count_files(&kept.join("big")), 1000);
     assert_eq!(fs::read(kept.join("big/f0999")).unwrap(), b"999");
-    assert!(srv.log().contains("history: 0 replaced, 2 deleted"), "{}", srv.log());
+    assert!(
+        srv.log().contains("history: 0 replaced, 2 deleted"),
+        "{}",
+        srv.log()
+    );
 
     let listed = srv.client(argv!["ls", src.join("a")]).run();
     listed.ok();
-    assert!(!listed.out().contains("old.txt") && !listed.out().contains("big"), "{listed}");
+    assert!(
+        !listed.out().contains("old.txt") && !listed.out().contains("big"),
+        "{listed}"
+    );
     let dest = s.join("dest");
     fs::create_dir(&dest).unwrap();
     srv.client(argv!["restore", &src, &dest]).run().ok();
@@ -101,9 +113,15 @@ fn deleted_entries_go_to_history_and_an_unchanged_rerun_adds_nothing() {
     let before = (inventory(&hist), inventory(&stored));
     let o = srv.client(argv!["backup", &src]).run();
     o.ok();
-    for (a, b) in [(&before.0, inventory(&hist)), (&before.1, inventory(&stored))] {
+    for (a, b) in [
+        (&before.0, inventory(&hist)),
+        (&before.1, inventory(&stored)),
+    ] {
         let diff = inventory_diff(a, &b);
-        assert!(diff.is_empty(), "an unchanged run touched the store: {diff:?}");
+        assert!(
+            diff.is_empty(),
+            "an unchanged run touched the store: {diff:?}"
+        );
     }
 }
 
@@ -129,8 +147,14 @@ fn a_single_file_or_a_deeper_path_never_deletes_its_siblings() {
     srv.client(argv!["backup", src.join("one.txt")]).run().ok();
     srv.client(argv!["backup", src.join("sub")]).run().ok();
     let stored = srv.store(NAME, &src);
-    assert!(stored.join("two.txt").exists(), "a sibling of the file was deleted");
-    assert!(stored.join("other/y").exists(), "a sibling of sub was deleted");
+    assert!(
+        stored.join("two.txt").exists(),
+        "a sibling of the file was deleted"
+    );
+    assert!(
+        stored.join("other/y").exists(),
+        "a sibling of sub was deleted"
+    );
     assert!(batches(&srv.ns(NAME)).is_empty());
     // The whole directory, once backed up, is stated: both go.
     srv.client(argv!["backup", &src]).run().ok();
@@ -166,9 +190,15 @@ fn nothing_is_deleted_under_a_directory_the_client_could_not_read() {
     o.code_is(1);
     assert!(o.err().contains("locked"), "{o}");
     let stored = srv.store(NAME, &src);
-    assert!(stored.join("locked/b").exists(), "deleted under an unreadable dir");
+    assert!(
+        stored.join("locked/b").exists(),
+        "deleted under an unreadable dir"
+    );
     assert!(stored.join("locked/a").exists());
-    assert!(!stored.join("gone.txt").exists(), "the readable parent deletes");
+    assert!(
+        !stored.join("gone.txt").exists(),
+        "the readable parent deletes"
+    );
     assert!(stored.join("stays.txt").exists());
     // Readable again: now the deletion is applied.
     fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
@@ -252,7 +282,10 @@ fn hostile_closed_frames_delete_nothing_they_should_not() {
     payload.push(7);
     bad.send_raw(&raw_frame(38, &payload)).unwrap();
     let closing = bad.expect_closed(t);
-    assert!(matches!(closing.last(), Some(Frame::Error { .. })), "{closing:?}");
+    assert!(
+        matches!(closing.last(), Some(Frame::Error { .. })),
+        "{closing:?}"
+    );
 
     let root = rsb::proto::codec::to_vec(&Frame::Closed {
         id: 3,
@@ -261,7 +294,10 @@ fn hostile_closed_frames_delete_nothing_they_should_not() {
     });
     let commit = rsb::proto::codec::to_vec(&Frame::Commit { id: 4 });
     let (frames, _) = raw.exchange(&[root, commit].concat(), 4, t);
-    assert!(matches!(frames.last(), Some(Frame::Committed { id: 4 })), "{frames:?}");
+    assert!(
+        matches!(frames.last(), Some(Frame::Committed { id: 4 })),
+        "{frames:?}"
+    );
     let left: Vec<String> = fs::read_dir(&ns)
         .unwrap()
         .flatten()

@@ -304,6 +304,9 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                 resume,
             })
             .boxed(),
+        38 => (any::<u32>(), path(), any::<bool>())
+            .prop_map(|(id, path, whole)| Frame::Closed { id, path, whole })
+            .boxed(),
         37 => (
             any::<u32>(),
             path(),
@@ -404,6 +407,7 @@ fn all_variants(f: &Frame) {
         | Frame::Special { .. }
         | Frame::Link { .. }
         | Frame::Update { .. }
+        | Frame::Closed { .. }
         | Frame::File { .. }
         | Frame::FileEnd { .. }
         | Frame::Commit { .. }

@@ -96,6 +96,11 @@ pub fn every_frame() -> Vec<Frame> {
             meta: meta(),
             size: 5,
         },
+        Frame::Closed {
+            id: 2,
+            path: wp("home/ann"),
+            whole: true,
+        },
         Frame::Special {
             id: 2,
             path: wp("home/ann/null"),

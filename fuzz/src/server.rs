@@ -298,6 +298,7 @@ impl Harness {
                 | Command::Special { .. }
                 | Command::Link { .. }
                 | Command::Update { .. }
+                | Command::Delete { .. }
                 | Command::BeginFile { .. }
                 | Command::EndFile { .. }
                 | Command::LearnNames { .. }
@@ -330,6 +331,11 @@ impl Harness {
                 self.check_id(*id);
                 assert!(!path.is_reserved() && !path.is_root());
                 assert!(!target.is_reserved() && target != path);
+            }
+            Command::Delete { id, path, keep } => {
+                self.check_id(*id);
+                assert!(!path.is_reserved());
+                assert!(keep.iter().all(|n| !n.is_empty() && !n.contains(&b'/')));
             }
             Command::Update { id, path, kind, .. } => {
                 self.check_id(*id);
@@ -411,6 +417,7 @@ impl Harness {
             | Command::Special { id, path, .. }
             | Command::Link { id, path, .. }
             | Command::Update { id, path, .. }
+            | Command::Delete { id, path, .. }
             | Command::BeginFile { id, path, .. }
             | Command::EndFile { id, path, .. } => {
                 if fails {

@@ -72,7 +72,6 @@ pub fn inventory(dir: &Path) -> BTreeMap<PathBuf, Facts> {
     out
 }
 
-
 /// The paths whose facts differ between two inventories (or that only
 /// one has), for a short failure message.
 pub fn inventory_diff(a: &BTreeMap<PathBuf, Facts>, b: &BTreeMap<PathBuf, Facts>) -> Vec<String> {
@@ -84,6 +83,10 @@ pub fn inventory_diff(a: &BTreeMap<PathBuf, Facts>, b: &BTreeMap<PathBuf, Facts>
             Some(_) => {}
         }
     }
-    out.extend(b.keys().filter(|p| !a.contains_key(*p)).map(|p| format!("{p:?}: new")));
+    out.extend(
+        b.keys()
+            .filter(|p| !a.contains_key(*p))
+            .map(|p| format!("{p:?}: new")),
+    );
     out
 }

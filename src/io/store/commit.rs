@@ -44,7 +44,6 @@ mod delete;
 mod keep;
 mod link;
 mod update;
-pub(super) use delete::PendingDelete;
 use keep::swap;
 
 /// An entry a commit put in place.

@@ -165,9 +165,11 @@ pub(super) struct PendingUpdate {
 
 mod apply;
 mod options;
+mod pending;
 mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
 pub use options::StageOptions;
+pub(super) use pending::PendingDelete;
 
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
@@ -189,7 +191,7 @@ pub struct Stager {
     /// of the attributes they were given when made.
     pub(super) dirs: Vec<(WirePath, Meta, u64)>,
     /// Directories read whole by the client, to delete absent entries of.
-    pub(super) deletes: Vec<super::commit::PendingDelete>,
+    pub(super) deletes: Vec<PendingDelete>,
     incoming: Option<Incoming>,
     /// The extended attributes of the entry that comes next (an `Xattrs`
     /// frame goes right before it), for that path only.

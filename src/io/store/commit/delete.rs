@@ -23,22 +23,11 @@ use nix::sys::time::TimeSpec;
 
 use super::super::beneath::entries_at;
 use super::super::history::Keeper;
-use super::super::stage::{omit, Stager};
+use super::super::stage::{omit, PendingDelete, Stager};
 use super::CommitFailure;
 use crate::io::error::FsError;
 use crate::proto::path::is_tmp_name;
 use crate::proto::WirePath;
-
-/// A directory to delete absent entries from at the commit.
-#[derive(Debug)]
-pub(in crate::io::store) struct PendingDelete {
-    /// Request id of the client's `Closed`.
-    id: u32,
-    /// The directory.
-    path: WirePath,
-    /// The names the client has in it.
-    keep: HashSet<Box<[u8]>>,
-}
 
 impl Stager {
     /// At the commit, every entry of the stored directory `path` whose
