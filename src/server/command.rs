@@ -123,7 +123,7 @@ pub enum Command {
         /// The directory.
         path: WirePath,
         /// The names the client has there.
-        keep: std::collections::HashSet<Box<[u8]>>,
+        keep: crate::server::session::Names,
     },
     /// Sync, rename staged entries into place, sync; then
     /// [`Completion::Committed`].

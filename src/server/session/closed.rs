@@ -8,7 +8,9 @@
 //!
 //! Memory is bounded per connection: the names held, in sets still open
 //! and in sets handed to the batch not yet committed, cost at most
-//! [`MAX_LISTED_BYTES`]. Past that, names are no longer noted and every
+//! [`MAX_LISTED_BYTES`]. A set is one buffer of names, each ended by a NUL
+//! (a byte no name holds): noting a name in the loop costs no allocation of
+//! its own and no hashing of it; the worker sorts the set when it commits. Past that, names are no longer noted and every
 //! `Closed` until the sets drain is answered with a failure naming the
 //! directory: deletions there wait for a later run, nothing is deleted by
 //! mistake.
@@ -16,23 +18,62 @@
 //! Must not touch the store: the listing of the stored directory and the
 //! moves happen in the shell, at the commit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{Command, ServerSession};
 use crate::proto::{ManifestEntry, WirePath};
 
 /// Bytes the names held may cost, at most, per connection (a name costs
-/// its length and [`NAME_COST`]): room for some 400,000 names in the
-/// directories of one backup still open or not yet committed.
+/// its length and [`NAME_COST`]): room for about a million names of 30
+/// bytes in the directories of one backup still open or not yet committed.
 pub const MAX_LISTED_BYTES: usize = 32 << 20;
 
-/// The bookkeeping of one held name (its box, its slot in the set).
-pub const NAME_COST: usize = 48;
+/// The bookkeeping of one held name (its NUL).
+pub const NAME_COST: usize = 1;
+
+/// The names a client has in one directory, each ended by a NUL; a name
+/// may be there more than once (a directory walked twice in one session).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Names(Vec<u8>);
+
+impl Names {
+    /// Adds a name (never empty, never with a NUL or a `/`: a wire path's
+    /// component).
+    pub fn push(&mut self, name: &[u8]) {
+        self.0.extend_from_slice(name);
+        self.0.push(0);
+    }
+
+    /// The names, in the order they came.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&b| b == 0).take_while(|n| !n.is_empty())
+    }
+
+    /// The names sorted, for lookups by binary search.
+    #[must_use]
+    pub fn sorted(&self) -> Vec<&[u8]> {
+        let mut v: Vec<&[u8]> = self.iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Bytes held.
+    #[must_use]
+    pub fn cost(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when it holds no name.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// The names a client's manifests carried, by directory.
 #[derive(Debug, Default)]
 pub(super) struct Listed {
-    sets: HashMap<WirePath, HashSet<Box<[u8]>>>,
+    sets: HashMap<Vec<u8>, Names>,
     /// Cost of the names in `sets`.
     open: usize,
     /// Cost of the sets handed to the batch since the last commit.
@@ -45,25 +86,35 @@ impl Listed {
     /// Notes the name of every entry of a manifest under its directory.
     fn note(&mut self, entries: &[ManifestEntry]) {
         for e in entries {
-            let (Some(dir), Some(name)) = (e.path.parent(), e.path.file_name()) else {
+            let path = e.path.as_bytes();
+            let Some(name) = e.path.file_name() else {
                 continue;
             };
+            let dir = path
+                .get(..path.len().saturating_sub(name.len() + 1))
+                .unwrap_or_default();
             let cost = name.len() + NAME_COST;
             if self.open + self.handed + cost > MAX_LISTED_BYTES {
                 self.lost = true;
                 continue;
             }
-            if self.sets.entry(dir).or_default().insert(name.into()) {
-                self.open += cost;
+            match self.sets.get_mut(dir) {
+                Some(set) => set.push(name),
+                None => {
+                    let mut set = Names::default();
+                    set.push(name);
+                    self.sets.insert(dir.to_vec(), set);
+                }
             }
+            self.open += cost;
         }
     }
 
     /// Takes the set of `dir` (empty when no manifest named anything in
     /// it); `None` when names were lost meanwhile.
-    fn take(&mut self, dir: &WirePath, whole: bool) -> Option<HashSet<Box<[u8]>>> {
-        let set = self.sets.remove(dir).unwrap_or_default();
-        let cost: usize = set.iter().map(|n| n.len() + NAME_COST).sum();
+    fn take(&mut self, dir: &WirePath, whole: bool) -> Option<Names> {
+        let set = self.sets.remove(dir.as_bytes()).unwrap_or_default();
+        let cost = set.cost();
         self.open = self.open.saturating_sub(cost);
         let lost = self.lost;
         if self.sets.is_empty() {
@@ -140,13 +191,25 @@ mod tests {
         }
     }
 
-    fn names(set: &HashSet<Box<[u8]>>) -> Vec<String> {
-        let mut v: Vec<String> = set
+    fn names(set: &Names) -> Vec<String> {
+        set.sorted()
             .iter()
             .map(|n| String::from_utf8_lossy(n).into_owned())
-            .collect();
-        v.sort();
-        v
+            .collect()
+    }
+
+    #[test]
+    fn names_are_kept_whole_and_sorted() {
+        let mut n = Names::default();
+        assert!(n.is_empty() && n.iter().next().is_none());
+        for name in [&b"b"[..], b"a\xff", b"ab", b"b"] {
+            n.push(name);
+        }
+        assert_eq!(n.iter().count(), 4);
+        assert_eq!(n.sorted(), [&b"ab"[..], b"a\xff", b"b", b"b"]);
+        assert_eq!(n.cost(), 10);
+        assert!(n.sorted().binary_search(&&b"ab"[..]).is_ok());
+        assert!(n.sorted().binary_search(&&b"a"[..]).is_err());
     }
 
     #[test]
@@ -235,12 +298,13 @@ mod tests {
         // Drained: the next directory is trusted again.
         assert!(!l.lost);
         l.note(&[entry("next/a")]);
-        assert_eq!(l.take(&wp("next"), true).map(|s| s.len()), Some(1));
+        assert_eq!(l.take(&wp("next"), true).map(|s| s.iter().count()), Some(1));
     }
 
     #[test]
     fn handed_sets_count_until_the_commit() {
         let mut l = Listed::default();
+        assert_eq!(NAME_COST, 1);
         let long = "n".repeat(200);
         let per = 200 + NAME_COST;
         let half = MAX_LISTED_BYTES / per / 2 + 1;

@@ -14,7 +14,7 @@
 //! Must not decide which names the client has: the session's manifests
 //! did (`server/session/closed.rs`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
@@ -28,12 +28,13 @@ use super::CommitFailure;
 use crate::io::error::FsError;
 use crate::proto::path::is_tmp_name;
 use crate::proto::WirePath;
+use crate::server::session::Names;
 
 impl Stager {
     /// At the commit, every entry of the stored directory `path` whose
     /// name is not in `keep` leaves the tree for history. A stager that
     /// keeps no history (a restore's) never deletes.
-    pub fn delete_absent(&mut self, id: u32, path: WirePath, keep: HashSet<Box<[u8]>>) {
+    pub fn delete_absent(&mut self, id: u32, path: WirePath, keep: Names) {
         if self.opts.keep_history {
             self.deletes.push(PendingDelete { id, path, keep });
         }
@@ -91,9 +92,10 @@ impl Stager {
         let fd = dir.as_raw_fd();
         let before = stat::fstat(fd).map_err(|e| FsError::errno("stat", tree.show(&d.path), e))?;
         let names = entries_at(fd).map_err(|e| FsError::errno("readdir", tree.show(&d.path), e))?;
+        let keep = d.keep.sorted();
         let mut moved = 0;
         for (name, _) in names {
-            if is_tmp_name(&name) || d.keep.contains(name.as_slice()) {
+            if is_tmp_name(&name) || keep.binary_search(&name.as_slice()).is_ok() {
                 continue;
             }
             match keeper.take(tree, fd, &d.path, &name) {

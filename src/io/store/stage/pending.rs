@@ -1,9 +1,8 @@
 //! What a stager holds for the commit besides staged entries: the
 //! directories whose absent entries it deletes.
 
-use std::collections::HashSet;
-
 use crate::proto::WirePath;
+use crate::server::session::Names;
 
 /// A directory to delete absent entries from at the commit.
 #[derive(Debug)]
@@ -13,5 +12,5 @@ pub(in crate::io::store) struct PendingDelete {
     /// The directory.
     pub(in crate::io::store) path: WirePath,
     /// The names the client has in it.
-    pub(in crate::io::store) keep: HashSet<Box<[u8]>>,
+    pub(in crate::io::store) keep: Names,
 }
