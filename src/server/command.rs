@@ -123,7 +123,7 @@ pub enum Command {
         /// The directory.
         path: WirePath,
         /// The names the client has there.
-        keep: crate::server::session::Names,
+        keep: Names,
     },
     /// Sync, rename staged entries into place, sync; then
     /// [`Completion::Committed`].
@@ -424,4 +424,43 @@ pub struct Received {
     /// Why writing the body failed, in words, if it did. The bytes were
     /// still read off the socket, so the stream stays in step.
     pub write_error: Option<String>,
+}
+
+/// The names a client has in one directory, each ended by a NUL; a name
+/// may be there more than once (a directory walked twice in one session).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Names(Vec<u8>);
+
+impl Names {
+    /// Adds a name (never empty, never with a NUL or a `/`: a wire path's
+    /// component).
+    pub fn push(&mut self, name: &[u8]) {
+        self.0.extend_from_slice(name);
+        self.0.push(0);
+    }
+
+    /// The names, in the order they came.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|&b| b == 0).take_while(|n| !n.is_empty())
+    }
+
+    /// The names sorted, for lookups by binary search.
+    #[must_use]
+    pub fn sorted(&self) -> Vec<&[u8]> {
+        let mut v: Vec<&[u8]> = self.iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Bytes held.
+    #[must_use]
+    pub fn cost(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when it holds no name.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 
 use super::{Command, ServerSession};
 use crate::proto::{ManifestEntry, WirePath};
+use crate::server::command::Names;
 
 /// Bytes the names held may cost, at most, per connection (a name costs
 /// its length and [`NAME_COST`]): room for about a million names of 30
@@ -30,45 +31,6 @@ pub const MAX_LISTED_BYTES: usize = 32 << 20;
 
 /// The bookkeeping of one held name (its NUL).
 pub const NAME_COST: usize = 1;
-
-/// The names a client has in one directory, each ended by a NUL; a name
-/// may be there more than once (a directory walked twice in one session).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Names(Vec<u8>);
-
-impl Names {
-    /// Adds a name (never empty, never with a NUL or a `/`: a wire path's
-    /// component).
-    pub fn push(&mut self, name: &[u8]) {
-        self.0.extend_from_slice(name);
-        self.0.push(0);
-    }
-
-    /// The names, in the order they came.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.0.split(|&b| b == 0).take_while(|n| !n.is_empty())
-    }
-
-    /// The names sorted, for lookups by binary search.
-    #[must_use]
-    pub fn sorted(&self) -> Vec<&[u8]> {
-        let mut v: Vec<&[u8]> = self.iter().collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Bytes held.
-    #[must_use]
-    pub fn cost(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when it holds no name.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// The names a client's manifests carried, by directory.
 #[derive(Debug, Default)]

@@ -20,7 +20,6 @@ pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
 use receive::Batch;
 
 mod closed;
-pub use closed::Names;
 pub mod handshake;
 pub mod receive;
 pub mod stream;

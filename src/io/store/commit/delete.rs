@@ -28,7 +28,7 @@ use super::CommitFailure;
 use crate::io::error::FsError;
 use crate::proto::path::is_tmp_name;
 use crate::proto::WirePath;
-use crate::server::session::Names;
+use crate::server::command::Names;
 
 impl Stager {
     /// At the commit, every entry of the stored directory `path` whose

@@ -2,7 +2,7 @@
 //! directories whose absent entries it deletes.
 
 use crate::proto::WirePath;
-use crate::server::session::Names;
+use crate::server::command::Names;
 
 /// A directory to delete absent entries from at the commit.
 #[derive(Debug)]
