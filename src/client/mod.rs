@@ -3,7 +3,8 @@
 //! restore's path rules ([`restore`]) and owner mapping ([`owners`]), the server's address as written
 //! ([`remote`]), failures collapsed by cause and the progress line's pace
 //! ([`report`]) and its user interface ([`ui`], with [`input`] for typed
-//! input that is no command). No sockets, files, clocks or threads: its
+//! input that is no command), and the TIME and DURATION arguments with
+//! their calendar arithmetic ([`when`]). No sockets, files, clocks or threads: its
 //! I/O (connection, loop, walk, restore writes) lives in
 //! [`crate::io::client`].
 
@@ -16,3 +17,4 @@ pub mod report;
 pub mod restore;
 pub mod session;
 pub mod ui;
+pub mod when;

@@ -2,7 +2,8 @@
 //! ([`names`]), whether a manifest entry is what is stored ([`compare`]),
 //! the checksum record kept beside each file and what a re-read of the file
 //! says about it, and the record of a real mode ([`record`]), the mode an
-//! entry gets on disk ([`modes`]), and which transfers resume ([`resume`]).
+//! entry gets on disk ([`modes`]), which transfers resume ([`resume`]), and
+//! which old versions of a path history keeps ([`retention`]).
 //!
 //! Nothing here touches the file system, a clock or a thread: the system
 //! calls that apply these rules live in [`crate::io::store`], which hands
@@ -17,3 +18,4 @@ pub mod modes;
 pub mod names;
 pub mod record;
 pub mod resume;
+pub mod retention;
