@@ -142,6 +142,12 @@ kinds! {
     Link = 36, Both, body: false;
     /// The metadata of a stored entry whose content is unchanged.
     Update = 37, Client, body: false;
+    /// The time the next `List` or `Restore` is answered as of.
+    At = 39, Client, body: false;
+    /// Every version the server holds of a path.
+    Versions = 40, Client, body: false;
+    /// One version, in the answer to `Versions`.
+    Version = 41, Server, body: false;
 }
 
 impl Kind {

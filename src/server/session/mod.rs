@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Secrets;
-use crate::proto::{self, codec, Decoded, ErrorCode, Frame, WirePath};
+use crate::proto::{self, codec, Decoded, ErrorCode, Frame, Time, WirePath};
 
 pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
 use receive::Batch;
@@ -130,6 +130,8 @@ pub struct ServerSession {
     /// The id an `Xattrs` frame was for: the next frame must be that
     /// entry's header.
     xattrs_for: Option<u32>,
+    /// The time of an `At`, for the `List` or `Restore` that must follow.
+    at: Option<Time>,
     /// Bytes of requests pipelined behind a streamed answer, read while
     /// looking for an offer's `Want`: handed back to the shell, to be
     /// parsed again, once the stream ended ([`Self::take_read_ahead`]).
@@ -170,6 +172,7 @@ impl ServerSession {
             error: None,
             offer: None,
             xattrs_for: None,
+            at: None,
             read_ahead: Vec::new(),
             read_ahead_body: 0,
             nonce,
@@ -335,6 +338,7 @@ impl ServerSession {
             }),
             Completion::Committed { id } => self.push(&Frame::Committed { id }),
             Completion::Listed { id, item } => self.push(&Frame::ListEntry { id, item }),
+            Completion::Version { id, item } => self.push(&Frame::Version { id, item }),
             Completion::OwnerNames { meta, user, group } => {
                 if let Some(f) = self.announced.names_for(&meta, |_| user, |_| group) {
                     self.push(&f);
@@ -676,6 +680,16 @@ impl ServerSession {
                 );
             }
         }
+        if let Some(at) = self.at.take() {
+            return match frame {
+                Frame::List { id, path } => self.handle_list(id, path, Some(at)),
+                Frame::Restore { id, path } => self.handle_restore(id, path, Some(at)),
+                f => self.fail(
+                    ErrorCode::Unexpected,
+                    format!("a time (At) not followed by a listing or restore but frame kind {}", f.kind()),
+                ),
+            };
+        }
         match frame {
             Frame::Dir { id, path, meta } => self.handle_dir(id, path, meta),
             Frame::Symlink {
@@ -722,8 +736,10 @@ impl ServerSession {
             } => self.handle_file(id, path, meta, size, offset, layout),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
-            Frame::List { id, path } => self.handle_list(id, path),
-            Frame::Restore { id, path } => self.handle_restore(id, path),
+            Frame::List { id, path } => self.handle_list(id, path, None),
+            Frame::Restore { id, path } => self.handle_restore(id, path, None),
+            Frame::At { secs, nanos } => self.at = Some(Time { secs, nanos }),
+            Frame::Versions { id, path } => self.handle_versions(id, path),
             Frame::Verify { id, path } => self.handle_verify(id, path),
             // A read-only server stores nothing to name.
             Frame::Names { .. } if self.config.read_only => {}

@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 
 use super::{ServerSession, State};
-use crate::proto::{ErrorCode, Frame, Meta, WirePath, MAX_RESTORE_LINKS, MAX_RESTORE_LINK_GROUPS};
+use crate::proto::{
+    ErrorCode, Frame, Meta, Time, WirePath, MAX_RESTORE_LINKS, MAX_RESTORE_LINK_GROUPS,
+};
 use crate::server::command::{Command, VerifyCounts};
 use crate::store::resume;
 
@@ -160,17 +162,26 @@ impl ServerSession {
         self.push_verified(id, VerifyCounts::default());
     }
 
-    /// `List`: the shell streams the listing.
-    pub(super) fn handle_list(&mut self, id: u32, path: WirePath) {
+    /// `List` (of the tree at `at`, after an `At`): the shell streams the
+    /// listing.
+    pub(super) fn handle_list(&mut self, id: u32, path: WirePath, at: Option<Time>) {
         if self.start_stream(id, &path, Self::refuse_done) {
-            self.commands.push_back(Command::List { id, path });
+            self.commands.push_back(Command::List { id, path, at });
         }
     }
 
-    /// `Restore`: the shell streams the tree.
-    pub(super) fn handle_restore(&mut self, id: u32, path: WirePath) {
+    /// `Restore` (of the tree at `at`, after an `At`): the shell streams
+    /// the tree.
+    pub(super) fn handle_restore(&mut self, id: u32, path: WirePath, at: Option<Time>) {
         if self.start_stream(id, &path, Self::refuse_done) {
-            self.commands.push_back(Command::Restore { id, path });
+            self.commands.push_back(Command::Restore { id, path, at });
+        }
+    }
+
+    /// `Versions`: the shell reads the history and answers.
+    pub(super) fn handle_versions(&mut self, id: u32, path: WirePath) {
+        if self.start_stream(id, &path, Self::refuse_done) {
+            self.commands.push_back(Command::Versions { id, path });
         }
     }
 
