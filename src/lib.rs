@@ -39,6 +39,7 @@
 
 pub mod args;
 pub mod auth;
+pub mod calendar;
 pub mod client;
 pub mod exit;
 pub mod io;

@@ -379,7 +379,8 @@ impl Place {
 }
 
 fn is_tmp(name: &[u8]) -> bool {
-    // The namespace's table of owner names stays.
+    // Hidden names are not part of the tree; the namespace's table of
+    // owner names is checked with it.
     name.starts_with(b".rsb-tmp.") && name != b".rsb-tmp.names"
 }
 
@@ -1149,46 +1150,6 @@ fn flipped_body_byte_is_refused_at_many_offsets() {
 
 // ---------------------------------------------------------------- mounts
 
-/// A tmpfs mounted by the test over `dir`; unmounted on drop.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-fn mount(args: &[&str], dir: &Path) -> Result<(), String> {
-    match Command::new("mount").args(args).arg(dir).output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "mount {args:?} {dir:?}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("mount: {e}")),
-    }
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) on `dir`,
-    /// or says why it could not.
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir:?}: {e}"))?;
-        mount(
-            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
-            dir,
-        )?;
-        Ok(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-    fn remount(&self, opt: &str) -> Result<(), String> {
-        mount(&["-o", &format!("remount,{opt}")], &self.dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
 // ---------------------------------------------------------------- (f)
 
 /// (f) A full disk: the backup root is an 8 MiB tmpfs (RLIMIT_FSIZE of
@@ -1346,7 +1307,7 @@ fn after_full_disk(srv: &Server, local: &Path, reference: &Path, stored_keep: &P
 fn root_made_read_only_under_a_running_server() {
     let st = place();
     let root = st.join("root");
-    let disk = match Tmpfs::mount(&root, "64m") {
+    let disk = match Tmpfs::mount(&root, "256m") {
         Ok(d) => d,
         Err(why) => {
             eprintln!("SKIPPED: cannot mount a tmpfs ({why}), and as root nothing else makes the backup root read-only");

@@ -19,11 +19,14 @@ const PROG: &str = "rsb-server";
 /// Longest idle timeout accepted (one year); 0 disables it.
 const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
 const USAGE: &str =
-    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] -d DIR";
+    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] [--keep SPEC] -d DIR\n       rsb-server -d DIR [--keep SPEC] --prune [--dry-run]";
 
 struct Args {
     config: ServerConfig,
     level: log::LevelFilter,
+    /// `--prune` (with `--dry-run`: `Some(true)`): apply retention once and
+    /// exit instead of serving.
+    prune: Option<bool>,
 }
 
 /// The options that take a value, for [`args::scan`].
@@ -108,6 +111,22 @@ fn options() -> Options {
         "sync",
         "make commits durable by fsync of each file and directory, by syncfs, or auto (default: syncfs where the file system is known to honour it)",
         "fsync|syncfs|auto",
+    );
+    o.optopt(
+        "",
+        "keep",
+        "which old versions history keeps (default: daily=30,weekly=26,monthly=24,yearly=10,within=7d)",
+        "SPEC",
+    );
+    o.optflag(
+        "",
+        "prune",
+        "apply --keep to the whole root once, print what it removes, and exit",
+    );
+    o.optflag(
+        "",
+        "dry-run",
+        "with --prune: print what would be removed, remove nothing",
     );
     o.optflag("v", "verbose", "log debug messages");
     o.optflag("q", "quiet", "log errors only");
@@ -212,6 +231,18 @@ fn parse() -> Parsed {
         Some(Some(mode)) => rsb::io::store::set_sync(mode),
         Some(None) => return usage_error("--sync: fsync, syncfs or auto"),
     }
+    let keep = match m.opt_str("keep") {
+        None => rsb::store::retention::default_keep(),
+        Some(spec) => match rsb::store::retention::parse_keep(&spec) {
+            Ok(k) => k,
+            Err(e) => return usage_error(&format!("--keep: {e}")),
+        },
+    };
+    let prune = match (m.opt_present("prune"), m.opt_present("dry-run")) {
+        (true, dry) => Some(dry),
+        (false, true) => return usage_error("--dry-run goes with --prune"),
+        (false, false) => None,
+    };
     let level = if m.opt_present("q") {
         log::LevelFilter::Error
     } else if m.opt_present("v") {
@@ -221,6 +252,7 @@ fn parse() -> Parsed {
     };
     Parsed::Run(Box::new(Args {
         level,
+        prune,
         config: ServerConfig {
             root: dir,
             addr,
@@ -233,6 +265,7 @@ fn parse() -> Parsed {
                 secrets,
                 ..SessionConfig::default()
             },
+            keep,
         },
     }))
 }
@@ -254,6 +287,9 @@ fn main() -> ExitCode {
         Parsed::Exit(code) => return code,
     };
     rsb::io::log::init(PROG, args.level);
+    if let Some(dry_run) = args.prune {
+        return prune(&args.config, dry_run);
+    }
     let server = match Server::start(args.config) {
         Ok(s) => s,
         Err(e) => {
@@ -264,6 +300,57 @@ fn main() -> ExitCode {
     announce(&server, args.level);
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(exit::PARTIAL as u8)
+        }
+    }
+}
+
+/// `--prune [--dry-run]`: retention over the whole root, once; one line
+/// per version removed (or that would be) on stdout, then the totals.
+fn prune(config: &ServerConfig, dry_run: bool) -> ExitCode {
+    if !config.root.is_dir() {
+        eprintln!(
+            "{PROG}: --prune: {}: no such directory",
+            config.root.display()
+        );
+        return ExitCode::from(exit::USAGE as u8);
+    }
+    let store = match rsb::io::store::Store::open(&config.root) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(exit::PARTIAL as u8);
+        }
+    };
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let now = rsb::io::clock::now_secs();
+    let local = rsb::io::clock::local_civil;
+    let res = store.prune_all(
+        &config.keep,
+        now,
+        &local,
+        dry_run,
+        &|| false,
+        &mut |ns, r| {
+            println!(
+                "{verb} {ns}:{} (current until {}), {} entries, {} bytes",
+                r.path,
+                String::from_utf8_lossy(&r.batch),
+                r.entries,
+                r.bytes
+            );
+        },
+    );
+    match res {
+        Ok((p, namespaces)) => {
+            println!(
+                "prune: {verb} {} versions ({} entries, {} bytes) from {namespaces} namespaces; {} versions kept (--keep {})",
+                p.versions, p.entries, p.bytes, p.kept, config.keep
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             error!("{e}");
             ExitCode::from(exit::PARTIAL as u8)
@@ -300,5 +387,10 @@ fn announce(server: &Server, level: log::LevelFilter) {
     }
     if config.session.read_only {
         info!("read-only: backups will be refused");
+    } else {
+        info!(
+            "history: replaced and deleted entries kept (--keep {})",
+            config.keep
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! bytes and completions and carry out what they ask for.
 
 pub mod client;
+pub mod clock;
 pub mod error;
 pub mod holes;
 pub mod log;

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::store::{CommitReport, Namespace, Stager, StoredFile};
+use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
 use crate::proto::WirePath;
 use crate::server::session::VerifyCounts;
+use crate::store::retention::Keep;
 
 /// Which connection a job belongs to: its slab key and a generation that
 /// tells it apart from a later connection given the same key.
@@ -179,6 +180,20 @@ impl Workers {
         })
     }
 
+    /// Starts the thread that applies the retention policy `keep` to every
+    /// namespace of `store`: once now, then every [`PRUNE_EVERY`], until the
+    /// server stops (a pass under way stops at its next batch). It logs
+    /// what each pass removed.
+    pub fn start_pruner(&mut self, store: Store, keep: Keep) -> io::Result<()> {
+        let stop = self.stop.clone();
+        self.threads.push(
+            std::thread::Builder::new()
+                .name("rsb-prune".into())
+                .spawn(move || pruner(&store, &keep, &stop))?,
+        );
+        Ok(())
+    }
+
     /// Queues a job. A job that cannot be queued (no worker is left) is
     /// handed back.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
@@ -261,12 +276,67 @@ fn test_verify_delay() -> Option<Duration> {
     })
 }
 
+/// How often the retention policy runs.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The pruner thread (see [`Workers::start_pruner`]).
+fn pruner(store: &Store, keep: &Keep, stop: &AtomicBool) {
+    let stopped = || stop.load(Ordering::Relaxed);
+    let every = test_prune_every().unwrap_or(PRUNE_EVERY);
+    while !stopped() {
+        let mut removed: HashMap<String, (u64, u64, u64)> = HashMap::new();
+        let now = super::clock::now_secs();
+        let res = store.prune_all(
+            keep,
+            now,
+            &super::clock::local_civil,
+            false,
+            &stopped,
+            &mut |ns, r| {
+                log::debug!(
+                    "{ns}: retention removed {} of {}",
+                    r.path,
+                    String::from_utf8_lossy(&r.batch)
+                );
+                let e = removed.entry(ns.to_string()).or_default();
+                *e = (e.0 + 1, e.1 + r.entries, e.2 + r.bytes);
+            },
+        );
+        if let Err(e) = res {
+            log::warn!("retention: {e}");
+        }
+        let mut names: Vec<_> = removed.into_iter().collect();
+        names.sort();
+        for (ns, (versions, entries, bytes)) in names {
+            log::info!("{ns}: retention removed {versions} versions from history ({entries} entries, {bytes} bytes)");
+        }
+        let until = Instant::now() + every;
+        while !stopped() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `RSB_TEST_PRUNE_EVERY_MS`: runs retention that often instead of
+/// hourly, so tests can watch a running server apply it.
+fn test_prune_every() -> Option<Duration> {
+    std::env::var("RSB_TEST_PRUNE_EVERY_MS")
+        .ok()?
+        .parse()
+        .ok()
+        .map(Duration::from_millis)
+}
+
 /// The sweeper thread: one namespace after another, until the server
 /// stops (a sweep under way stops at its next directory).
 fn sweeper(sweeps: &Receiver<(String, Namespace)>, stop: &AtomicBool) {
     while let Ok((name, tree)) = sweeps.recv() {
         if stop.load(Ordering::Relaxed) {
             return;
+        }
+        let kept = tree.recover_history();
+        if kept > 0 {
+            log::info!("{name}: {kept} history batches of an earlier run put right");
         }
         let stopped = || stop.load(Ordering::Relaxed);
         let n = tree.sweep(&WirePath::root(), true, &stopped);

@@ -26,6 +26,7 @@
 //!   that leaves it to the next run, which puts it right (see
 //!   `io/store/history.rs`) before it commits anything in the namespace.
 
+use crate::calendar::{civil_from_days, days_from_civil, days_in_month};
 use crate::proto::path::TMP_PREFIX;
 use crate::proto::WirePath;
 
@@ -134,10 +135,20 @@ pub fn parse_batch_name(name: &[u8]) -> Option<(i64, u32)> {
     let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
     let nanos = u32::try_from(num(20, 29)?).ok()?;
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || hh > 23 || mm > 59 || ss > 59 {
+    let (Ok(year), Ok(month), Ok(day)) = (i32::try_from(y), u8::try_from(m), u8::try_from(d))
+    else {
+        return None;
+    };
+    if !(1..=12).contains(&m)
+        || d < 1
+        || day > days_in_month(year, month)
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
         return None;
     }
-    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss;
+    let secs = days_from_civil(y, month, day) * 86_400 + hh * 3600 + mm * 60 + ss;
     Some((secs, nanos))
 }
 
@@ -164,44 +175,6 @@ pub fn parse_pending(name: &[u8]) -> Option<(u64, &[u8])> {
 /// namespace's root that holds versions (never a leftover).
 pub fn is_history_dir(name: &[u8]) -> bool {
     name == HISTORY_DIR
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (`civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The history directory is in the wire's reserved space.

@@ -35,7 +35,7 @@
 
 use std::fmt;
 
-use crate::client::when::{CivilTime, DurationError, Span, Unit};
+use crate::calendar::{CivilTime, DurationError, Span, Unit};
 
 /// The policy without a `--keep`, as a spec: every version of the 7 days
 /// before the path's newest one, and the newest version of each of the 30

@@ -8,6 +8,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::stat::{utimensat, Mode, UtimensatFlags};
@@ -362,9 +363,11 @@ fn diff_rec(a: &Path, b: &Path, rel: &Path, skip: &[&Path], out: &mut Vec<String
         }
         "dir" => {
             let names = |p: &Path| -> Vec<OsString> {
+                // A namespace's history is beside its tree, not part of it.
                 let mut v: Vec<OsString> = fs::read_dir(p)
                     .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
                     .unwrap_or_default();
+                v.retain(|n| n.as_bytes() != HISTORY);
                 v.sort();
                 v
             };
@@ -406,8 +409,11 @@ pub fn assert_same_tree_except(a: &Path, b: &Path, skip: &[&Path]) {
     );
 }
 
+/// The name of a namespace's history directory, at its root.
+pub const HISTORY: &[u8] = b".rsb-tmp.history";
+
 /// Every path under `dir` (not following symlinks) whose name starts with
-/// `.rsb-tmp.`.
+/// `.rsb-tmp.`, the history directories (and what they hold) aside.
 pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -415,6 +421,10 @@ pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
         let Ok(rd) = fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
+            // A namespace's history is kept, not a leftover.
+            if e.file_name().as_bytes() == HISTORY {
+                continue;
+            }
             // The namespace's table of owner names is not a temporary.
             if e.file_name().as_bytes().starts_with(b".rsb-tmp.") && !is_names_table(&p) {
                 found.push(p.clone());
@@ -558,4 +568,45 @@ pub fn tool(prog: &str, args: &[&str]) {
         "{prog} {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// A tmpfs mounted by the test over `dir`; unmounted on drop.
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+fn mount(args: &[&str], dir: &Path) -> Result<(), String> {
+    match Command::new("mount").args(args).arg(dir).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "mount {args:?} {dir:?}: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("mount: {e}")),
+    }
+}
+
+#[allow(dead_code)]
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) on `dir`,
+    /// or says why it could not.
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("mkdir {dir:?}: {e}"))?;
+        mount(
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+            dir,
+        )?;
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+    pub fn remount(&self, opt: &str) -> Result<(), String> {
+        mount(&["-o", &format!("remount,{opt}")], &self.dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }

@@ -97,7 +97,14 @@ impl EventLoop {
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(failed("register signals"))?;
         let waker = mio::Waker::new(poll.registry(), WAKER).map_err(failed("waker"))?;
-        let workers = Workers::start(WORKERS, waker).map_err(failed("workers"))?;
+        let mut workers = Workers::start(WORKERS, waker).map_err(failed("workers"))?;
+        // Retention on a store of its own (a second handle on the root).
+        if !config.session.read_only {
+            let store = Store::open(&config.root).map_err(ServerError::Root)?;
+            workers
+                .start_pruner(store, config.keep)
+                .map_err(failed("pruner"))?;
+        }
         let peers = PeerLimits::new(config.max_per_address);
         Ok(EventLoop {
             poll,

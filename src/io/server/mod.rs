@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub max_per_address: usize,
     /// Settings for every session.
     pub session: SessionConfig,
+    /// `--keep`: the retention policy the pruner applies to history.
+    pub keep: crate::store::retention::Keep,
 }
 
 /// Why the server could not start, or its loop stopped. A client's

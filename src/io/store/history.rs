@@ -48,7 +48,7 @@ use crate::store::history::{
 const HOLDER_MODE: u32 = 0o700;
 
 /// The history directory of a namespace, as a path beneath it.
-fn history_root() -> WirePath {
+pub(super) fn history_root() -> WirePath {
     // HISTORY_DIR is one valid name: this cannot fail.
     WirePath::new(HISTORY_DIR.to_vec()).unwrap_or_else(|_| WirePath::root())
 }
@@ -274,13 +274,34 @@ impl Keeper {
     }
 }
 
+/// Replaces the index of the published batch `at` with one of `kept`: a
+/// new file, synced, renamed over the old one, so a reader (or a crash)
+/// sees the old index or the new one whole.
+pub(super) fn replace_index<'a>(
+    at: RawFd,
+    kept: impl IntoIterator<Item = &'a WirePath>,
+) -> Result<(), Errno> {
+    let kept: Vec<WirePath> = kept.into_iter().cloned().collect();
+    write_index_as(at, NEW_INDEX, &kept, true)?;
+    fcntl::renameat(Some(at), os(NEW_INDEX), Some(at), os(INDEX_NAME))?;
+    unistd::fsync(at)
+}
+
+/// Where [`replace_index`] writes the new index first.
+const NEW_INDEX: &[u8] = b".rsb-tmp.index.new";
+
 /// Writes the index of the entries `kept` into the batch directory `at`
 /// (replacing one a dead process may have begun).
 fn write_index(at: RawFd, kept: &[WirePath], fsync: bool) -> Result<(), Errno> {
+    write_index_as(at, INDEX_NAME, kept, fsync)
+}
+
+/// Writes the index of `kept` as `name` in the batch directory `at`.
+fn write_index_as(at: RawFd, name: &[u8], kept: &[WirePath], fsync: bool) -> Result<(), Errno> {
     let bytes = index_bytes(kept);
     let fd = fcntl::openat(
         Some(at),
-        os(INDEX_NAME),
+        os(name),
         fcntl::OFlag::O_CREAT
             | fcntl::OFlag::O_TRUNC
             | fcntl::OFlag::O_WRONLY

@@ -47,6 +47,22 @@ impl Store {
         })
     }
 
+    /// The names of the namespaces beneath the root (directories whose
+    /// names are valid client names), sorted.
+    pub fn namespaces(&self) -> Result<Vec<String>, FsError> {
+        let shown = || self.root.show(&crate::proto::WirePath::root());
+        let entries = super::beneath::entries_at(self.root.root_fd())
+            .map_err(|e| FsError::errno("read", shown(), e))?;
+        let mut names: Vec<String> = entries
+            .into_iter()
+            .filter_map(|(n, _)| String::from_utf8(n).ok())
+            .filter(|n| crate::proto::is_valid_client_name(n))
+            .filter(|n| self.existing_namespace(n).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Opens the namespace of client `name` if it exists (a read-only
     /// server creates nothing).
     pub fn existing_namespace(&self, name: &str) -> Result<Namespace, FsError> {
@@ -97,5 +113,13 @@ impl Namespace {
     /// The target of the symlink at `path`.
     pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
         self.tree.readlink(path)
+    }
+
+    /// Puts right the history batches a dead process left pending in this
+    /// namespace (once per process: later calls do nothing); returns how
+    /// many it published. The server runs it when a namespace is first
+    /// opened, and every commit that keeps history runs it first.
+    pub fn recover_history(&self) -> u64 {
+        super::history::recover_once(&self.tree)
     }
 }

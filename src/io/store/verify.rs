@@ -13,6 +13,7 @@ use super::namespace::Namespace;
 use super::stored::StoredFile;
 use crate::proto::{EntryKind, WirePath};
 use crate::server::session::VerifyCounts;
+use crate::store::history::{parse_batch_name, HISTORY_DIR};
 
 /// Most damaged files a verify names one by one; the counts cover the rest.
 pub const MAX_NAMED: usize = 1000;
@@ -38,12 +39,20 @@ impl Namespace {
         let mut damaged: Vec<(WirePath, String)> = Vec::new();
         let mut named = 0usize;
         let mut last = Instant::now();
-        let mut todo: VecDeque<(WirePath, usize)> = VecDeque::from([(path, 0)]);
+        // The current tree first, then each version of it in history
+        // (oldest batch first), checked the same way.
+        let mut todo: VecDeque<(WirePath, usize)> = VecDeque::from([(path.clone(), 0)]);
+        todo.extend(self.history_roots(&path).into_iter().map(|p| (p, 1)));
+        let in_history = |p: &WirePath| p.components().next() == Some(HISTORY_DIR);
         while let Some((p, depth)) = todo.pop_front() {
             let problem = match self.lstat(&p) {
                 Err(e) if depth == 0 && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                     // Nothing to verify is not damage.
                     damaged.push((p, "not on the server".to_string()));
+                    continue;
+                }
+                // Retention removed it meanwhile.
+                Err(e) if in_history(&p) && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                     continue;
                 }
                 Err(e) => Some(e.short()),
@@ -120,6 +129,24 @@ impl Namespace {
             }
         }
         report(damaged, counts, true);
+    }
+
+    /// Where the published batches of this namespace's history hold `path`
+    /// (or, for the root, each whole batch), oldest first.
+    fn history_roots(&self, path: &WirePath) -> Vec<WirePath> {
+        let Ok(root) = WirePath::new(HISTORY_DIR.to_vec()) else {
+            return Vec::new();
+        };
+        let Ok(mut names) = self.read_dir(&root) else {
+            return Vec::new();
+        };
+        names.retain(|n| parse_batch_name(n).is_some());
+        names.sort();
+        names
+            .iter()
+            .filter_map(|n| root.join(n).and_then(|b| b.join_path(path)).ok())
+            .filter(|p| self.lstat(p).is_ok())
+            .collect()
     }
 
     /// Reads one stored file and compares it with its recorded crc32c, in

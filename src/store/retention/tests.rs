@@ -6,7 +6,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::client::when::CivilTime;
+use crate::calendar::CivilTime;
 
 /// The fake zone's offset from UTC.
 const OFFSET: i64 = 3_600;
@@ -150,7 +150,7 @@ fn bad_specs_are_refused_naming_the_grammar() {
         ),
     ] {
         let grammar = match want {
-            E::BadWithin(_) => crate::client::when::DURATION_FORMS,
+            E::BadWithin(_) => crate::calendar::DURATION_FORMS,
             _ => SPEC_FORMS,
         };
         let got = parse_keep(spec);
