@@ -393,8 +393,14 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                     kind,
                     size,
                     meta,
-                    stored: Time { secs: s.0, nanos: s.1 },
-                    until: Time { secs: u.0, nanos: u.1 },
+                    stored: Time {
+                        secs: s.0,
+                        nanos: s.1,
+                    },
+                    until: Time {
+                        secs: u.0,
+                        nanos: u.1,
+                    },
                     held,
                 },
             })

@@ -85,12 +85,15 @@ fn after(h: &impl Holdings, t: Time) -> impl Iterator<Item = (usize, &BatchIndex
 }
 
 /// Where the version of `path` current at `t` is stored, `None` when
-/// `path` did not exist at `t`.
+/// `path` did not exist at `t`. The earliest batch after `t` that covers
+/// `path` decides: it keeps everything `path` was just before its time,
+/// so `path` absent there did not exist then (nor at `t`, or an earlier
+/// batch would hold the version that was deleted meanwhile).
 pub fn version_at(h: &impl Holdings, t: Time, path: &WirePath) -> Option<Loc> {
-    let held = after(h, t)
-        .filter(|(_, b)| covers(b, path))
-        .find_map(|(i, _)| h.stored_at(Loc::Batch(i), path).map(|s| (Loc::Batch(i), s)));
-    let (loc, stored) = held.or_else(|| h.stored_at(Loc::Current, path).map(|s| (Loc::Current, s)))?;
+    let (loc, stored) = match after(h, t).find(|(_, b)| covers(b, path)) {
+        Some((i, _)) => (Loc::Batch(i), h.stored_at(Loc::Batch(i), path)?),
+        None => (Loc::Current, h.stored_at(Loc::Current, path)?),
+    };
     (stored <= t).then_some(loc)
 }
 
@@ -129,17 +132,31 @@ pub fn versions_of(h: &impl Holdings, path: &WirePath) -> Vec<Loc> {
 }
 
 /// The entries history keeps strictly beneath `dir` that are not in the
-/// current tree (deleted, or beneath a directory that was replaced), as
-/// the indexes name them, sorted and each once.
-pub fn gone_beneath(h: &impl Holdings, dir: &WirePath) -> Vec<WirePath> {
-    let mut out: Vec<WirePath> = h
-        .batches()
-        .iter()
-        .flat_map(|b| b.kept.iter())
-        .filter(|k| *k != dir && is_within(k, dir))
-        .filter(|k| h.stored_at(Loc::Current, k).is_none())
-        .cloned()
-        .collect();
+/// current tree (deleted, or beneath a directory that was replaced): every
+/// version found on disk beneath `dir` in a batch (holders left out),
+/// sorted and each once, at most `limit` of them.
+pub fn gone_beneath(h: &impl Holdings, dir: &WirePath, limit: usize) -> Vec<WirePath> {
+    let mut out: Vec<WirePath> = Vec::new();
+    for (i, b) in h.batches().iter().enumerate() {
+        if !touches(b, dir) {
+            continue;
+        }
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for name in h.names(Loc::Batch(i), &d) {
+                let Ok(p) = d.join(&name) else {
+                    continue;
+                };
+                if out.len() >= limit {
+                    break;
+                }
+                if covers(b, &p) && h.stored_at(Loc::Current, &p).is_none() {
+                    out.push(p.clone());
+                }
+                stack.push(p);
+            }
+        }
+    }
     out.sort_unstable();
     out.dedup();
     out

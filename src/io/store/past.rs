@@ -24,6 +24,10 @@ use crate::store::past::{self, BatchIndex, Holdings, Loc};
 /// has an index of some tens of MiB at most).
 const MAX_INDEX: u64 = 256 << 20;
 
+/// Entries gone from beneath a directory that one `versions` names at
+/// most (each is a frame of the answer, built at once in the loop).
+const MAX_GONE: usize = 100_000;
+
 /// Directories a history walk descends at most (a kept directory's
 /// subtree, for the bytes it holds).
 const MAX_DEPTH: usize = 4096;
@@ -71,7 +75,7 @@ impl Namespace {
                 Err(e) => log::warn!("history: {e}: batch left out of the past"),
             }
         }
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        found.sort_unstable_by_key(|a| a.0);
         let mut h = History::default();
         for (time, dir, kept) in found {
             h.batches.push(BatchIndex { time, kept });
@@ -186,7 +190,7 @@ impl Past<'_> {
     pub fn versions(&self, path: &WirePath) -> Versions {
         let mut out = Versions::default();
         let mut paths = vec![path.clone()];
-        paths.extend(past::gone_beneath(self, path));
+        paths.extend(past::gone_beneath(self, path, MAX_GONE));
         for p in &paths {
             for loc in past::versions_of(self, p) {
                 match self.item(loc, p) {
@@ -235,10 +239,7 @@ impl Past<'_> {
             let tops: Vec<&WirePath> = if past::covers(b, path) {
                 vec![path]
             } else {
-                b.kept
-                    .iter()
-                    .filter(|k| past::is_within(k, path))
-                    .collect()
+                b.kept.iter().filter(|k| past::is_within(k, path)).collect()
             };
             for top in tops {
                 let Some(phys) = self.phys(Loc::Batch(i), top) else {
@@ -250,10 +251,8 @@ impl Past<'_> {
                         continue;
                     };
                     match kind_of(&st) {
-                        Some(EntryKind::File) => {
-                            if seen.insert((st.st_dev, st.st_ino)) {
-                                total = total.saturating_add(st.st_size.max(0) as u64);
-                            }
+                        Some(EntryKind::File) if seen.insert((st.st_dev, st.st_ino)) => {
+                            total = total.saturating_add(st.st_size.max(0) as u64);
                         }
                         Some(EntryKind::Dir) if depth < MAX_DEPTH => {
                             for n in self.tree.read_dir(&p).unwrap_or_default() {

@@ -97,7 +97,10 @@ fn samples() -> Vec<Frame> {
             secs: -1,
             nanos: 999_999_999,
         },
-        Frame::At { secs: i64::MAX, nanos: 0 },
+        Frame::At {
+            secs: i64::MAX,
+            nanos: 0,
+        },
         Frame::Versions {
             id: 7,
             path: WirePath::root(),
@@ -794,5 +797,11 @@ fn bad_history_frames_rejected() {
     let n = f.len();
     f[n - 12..n - 8].copy_from_slice(&u32::MAX.to_be_bytes());
     assert_eq!(decode(&f), Err(DecodeError::Invalid("until")));
-    assert_eq!(to_vec(&Frame::Versions { id: 1, path: path("x") })[0], 40);
+    assert_eq!(
+        to_vec(&Frame::Versions {
+            id: 1,
+            path: path("x")
+        })[0],
+        40
+    );
 }

@@ -686,7 +686,10 @@ impl ServerSession {
                 Frame::Restore { id, path } => self.handle_restore(id, path, Some(at)),
                 f => self.fail(
                     ErrorCode::Unexpected,
-                    format!("a time (At) not followed by a listing or restore but frame kind {}", f.kind()),
+                    format!(
+                        "a time (At) not followed by a listing or restore but frame kind {}",
+                        f.kind()
+                    ),
                 ),
             };
         }

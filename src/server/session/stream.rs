@@ -385,7 +385,8 @@ mod tests {
                 Command::OpenNamespace { name: "a".into() },
                 Command::List {
                     id: 1,
-                    path: WirePath::root()
+                    path: WirePath::root(),
+                    at: None,
                 }
             ]
         );

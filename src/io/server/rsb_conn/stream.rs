@@ -59,8 +59,12 @@ pub(in crate::io::server) struct Level {
     pub(in crate::io::server) open: Option<Box<(DirCursor, VecDeque<DirName>)>>,
     /// In a restore of the past: where this directory's version is
     /// stored, and its entries then still to send (with where each is).
-    pub(in crate::io::server) then: Option<Box<(Loc, VecDeque<(Vec<u8>, Loc)>)>>,
+    pub(in crate::io::server) then: Option<Box<(Loc, VecDeque<PastName>)>>,
 }
+
+/// One entry of a directory as it was, in a restore of the past: its name
+/// and where its version then is stored.
+pub(in crate::io::server) type PastName = (Vec<u8>, Loc);
 
 /// A restore of the tree as it was at `at`: the history it reads.
 pub(in crate::io::server) struct Then {
@@ -372,7 +376,10 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
         let w = &mut r.walk;
         let (rel, loc) = if !w.started {
             w.started = true;
-            (WirePath::root(), w.then.as_ref().map_or(Loc::Current, |t| t.top))
+            (
+                WirePath::root(),
+                w.then.as_ref().map_or(Loc::Current, |t| t.top),
+            )
         } else {
             if w.stack.is_empty() {
                 let who = session.name().unwrap_or("?").to_string();
