@@ -373,6 +373,41 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
         35 => (any::<u32>(), path(), xattr_set())
             .prop_map(|(id, path, attrs)| Frame::Xattrs { id, path, attrs })
             .boxed(),
+        39 => (any::<i64>(), 0u32..1_000_000_000)
+            .prop_map(|(secs, nanos)| Frame::At { secs, nanos })
+            .boxed(),
+        40 => (any::<u32>(), path())
+            .prop_map(|(id, path)| Frame::Versions { id, path })
+            .boxed(),
+        41 => (
+            any::<u32>(),
+            path(),
+            entry_kind().prop_filter("no manifest-only kind", |k| *k != EntryKind::HardLink),
+            any::<u64>(),
+            meta(),
+            (any::<i64>(), 0u32..1_000_000_000),
+            (any::<i64>(), 0u32..1_000_000_000),
+            any::<u64>(),
+        )
+            .prop_map(|(id, path, kind, size, meta, s, u, held)| Frame::Version {
+                id,
+                item: rsb::proto::VersionItem {
+                    path,
+                    kind,
+                    size,
+                    meta,
+                    stored: Time {
+                        secs: s.0,
+                        nanos: s.1,
+                    },
+                    until: Time {
+                        secs: u.0,
+                        nanos: u.1,
+                    },
+                    held,
+                },
+            })
+            .boxed(),
         _ => return None,
     })
 }
@@ -427,7 +462,10 @@ fn all_variants(f: &Frame) {
         | Frame::Verified { .. }
         | Frame::Progress { .. }
         | Frame::Names { .. }
-        | Frame::Xattrs { .. } => {}
+        | Frame::Xattrs { .. }
+        | Frame::At { .. }
+        | Frame::Versions { .. }
+        | Frame::Version { .. } => {}
     }
 }
 

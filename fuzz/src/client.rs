@@ -182,6 +182,7 @@ pub fn client_session(data: &[u8]) {
                     | Event::Refused { .. }
                     | Event::Failed { .. }
                     | Event::Names { .. }
+                    | Event::Version { .. }
                     | Event::Xattrs { .. } => {}
                 }
             }

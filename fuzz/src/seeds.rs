@@ -163,6 +163,29 @@ pub fn every_frame() -> Vec<Frame> {
             path: WirePath::root(),
         },
         Frame::Done { id: 7 },
+        Frame::At {
+            secs: 1_700_000_000,
+            nanos: 5,
+        },
+        Frame::Versions {
+            id: 13,
+            path: wp("home/f"),
+        },
+        Frame::Version {
+            id: 13,
+            item: rsb::proto::VersionItem {
+                path: wp("home/f"),
+                kind: EntryKind::File,
+                size: 5,
+                meta: meta(),
+                stored: rsb::proto::Time {
+                    secs: 1_600_000_000,
+                    nanos: 0,
+                },
+                until: rsb::proto::Time::default(),
+                held: 5,
+            },
+        },
         Frame::Manifest {
             id: 8,
             entries: vec![

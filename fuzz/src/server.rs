@@ -366,6 +366,7 @@ impl Harness {
             | Command::List { id, .. }
             | Command::Restore { id, .. }
             | Command::Verify { id, .. }
+            | Command::Versions { id, .. }
             | Command::Check { id, .. } => self.check_id(*id),
             Command::SendFrom { id, offset } => {
                 let (want, size) = self.offered.take().expect("SendFrom without an offer");
@@ -440,6 +441,23 @@ impl Harness {
                             size: 1,
                             target: Vec::new(),
                             rdev: 0,
+                        },
+                    });
+                }
+                self.s.handle_completion(Completion::Done { id });
+            }
+            Command::Versions { id, path } => {
+                for _ in 0..self.rng.below(3) {
+                    self.s.handle_completion(Completion::Version {
+                        id,
+                        item: rsb::proto::VersionItem {
+                            path: path.clone(),
+                            kind: EntryKind::File,
+                            size: 1,
+                            meta: meta(),
+                            stored: Default::default(),
+                            until: Default::default(),
+                            held: 1,
                         },
                     });
                 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::proto::{EntryKind, ErrorCode, Layout, ListItem, Meta, WirePath};
+use crate::proto::{EntryKind, ErrorCode, Layout, ListItem, Meta, VersionItem, WirePath};
 
 /// What the server said, for the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,13 @@ pub enum Event {
         id: u32,
         /// The entry.
         item: ListItem,
+    },
+    /// One version of a path, in the answer to `Versions` (newest first).
+    Version {
+        /// The `Versions` request.
+        id: u32,
+        /// The version.
+        item: VersionItem,
     },
     /// A restored directory.
     Dir {

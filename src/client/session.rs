@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::auth::Key;
 pub use crate::client::event::{Event, SessionError};
 use crate::proto::xattrs::Xattrs;
-use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, WirePath};
+use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, Time, WirePath};
 
 /// The handshake gives up after this.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +60,7 @@ enum Pending {
     List(u32),
     Restore(u32),
     Verify(u32),
+    Versions(u32),
 }
 
 /// The client side of one connection.
@@ -389,6 +390,33 @@ impl ClientSession {
         let id = self.id();
         self.streams.push_back(Pending::List(id));
         self.push(&Frame::List { id, path });
+        id
+    }
+
+    /// Asks for a listing of `path` as it was at `at` (an `At`, then the
+    /// `List`: the server answers it as it answers any listing).
+    pub fn send_list_at(&mut self, path: WirePath, at: Time) -> u32 {
+        self.push(&Frame::At {
+            secs: at.secs,
+            nanos: at.nanos,
+        });
+        self.send_list(path)
+    }
+
+    /// Asks for the tree at `path` as it was at `at`.
+    pub fn send_restore_at(&mut self, path: WirePath, at: Time) -> u32 {
+        self.push(&Frame::At {
+            secs: at.secs,
+            nanos: at.nanos,
+        });
+        self.send_restore(path)
+    }
+
+    /// Asks for every version the server holds of `path`.
+    pub fn send_versions(&mut self, path: WirePath) -> u32 {
+        let id = self.id();
+        self.streams.push_back(Pending::Versions(id));
+        self.push(&Frame::Versions { id, path });
         id
     }
 
@@ -724,6 +752,11 @@ impl ClientSession {
             {
                 self.events.push_back(Event::ListEntry { id, item });
             }
+            (State::Ready, Frame::Version { id, item })
+                if self.streams.front() == Some(&Pending::Versions(id)) =>
+            {
+                self.events.push_back(Event::Version { id, item });
+            }
             (State::Ready, Frame::Names { users, groups })
                 if matches!(self.streams.front(), Some(Pending::Restore(_))) =>
             {
@@ -838,7 +871,7 @@ impl ClientSession {
                 self.file(id, path, meta, size, offset, layout);
             }
             (State::Ready, Frame::Done { id }) => match self.streams.front() {
-                Some(Pending::List(p)) | Some(Pending::Restore(p)) if *p == id => {
+                Some(Pending::List(p) | Pending::Restore(p) | Pending::Versions(p)) if *p == id => {
                     self.streams.pop_front();
                     self.events.push_back(Event::Done { id });
                 }

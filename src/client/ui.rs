@@ -10,9 +10,11 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
+use crate::calendar::CivilTime;
 use crate::client::input::unknown_command;
+use crate::client::when::WhenError;
 use crate::proto::path::escape;
-use crate::proto::{dev_major, dev_minor, EntryKind, ListItem};
+use crate::proto::{dev_major, dev_minor, EntryKind, ListItem, Time, VersionItem};
 
 /// One command of the client, at the prompt or from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +30,20 @@ pub enum Command {
         /// `--force`: a file or link of the backup may replace a local
         /// directory that has contents (else that entry is refused).
         force: bool,
+        /// `--at TIME`: the tree as it was then (TIME as typed, read by
+        /// [`crate::client::when::parse_time`] in the I/O ring, which has
+        /// the clock and the local zone).
+        at: Option<String>,
     },
     /// List the server's copy of a path (default: the namespace root).
-    Ls(Option<OsString>),
+    Ls {
+        /// The path; `None`: the namespace root.
+        path: Option<OsString>,
+        /// `--at TIME`: the listing as it was then (TIME as typed).
+        at: Option<String>,
+    },
+    /// Every version the server holds of a path, newest first.
+    Versions(OsString),
     /// Have the server re-read its copy of a path (default: everything)
     /// and report files whose bytes no longer match their crc32c.
     Verify(Option<OsString>),
@@ -47,7 +60,10 @@ backup PATH...       back up local files or directories (recursively)
 PATH                 back up an existing path (at the prompt: the whole line)
 restore PATH [DEST]  copy PATH back from the server into DEST (default .)
 restore --force ...  the same, letting a file replace a local directory with contents
+restore --at TIME    the same, from the tree as it was at TIME
 ls [PATH]            list what the server holds (default: everything)
+ls --at TIME [PATH]  the listing as it was at TIME (TIME: YYYY-MM-DD[THH:MM[:SS]], @SECS, 7d)
+versions PATH        every version the server holds of PATH, newest first
 verify [PATH]        have the server re-read its copy and report damaged files
 help                 show this list
 quit, exit           end the session";
@@ -57,7 +73,7 @@ quit, exit           end the session";
 ///
 /// The first word (words are separated by whitespace and may use `'...'`,
 /// `"..."` and backslash escapes) is matched against `backup`, `restore`,
-/// `ls`, `verify`, `help`, `quit` and `exit`. A line whose first word is not
+/// `ls`, `versions`, `verify`, `help`, `quit` and `exit`. A line whose first word is not
 /// a command is a backup only when it names an existing local path (`exists`
 /// says, `lstat` in the I/O ring): the whole line trimmed of surrounding
 /// ASCII whitespace is one path taken literally (so `/home/ann/my thesis`
@@ -165,6 +181,46 @@ pub fn format_list_line(item: &ListItem, t: LocalTime) -> String {
         line.push_str(&escape(&item.target));
     }
     line
+}
+
+/// A local time with its seconds, `YYYY-MM-DD HH:MM:SS` (the form of
+/// `ls`'s mtimes, to the second).
+pub fn format_civil(t: CivilTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+/// One line of `versions`: type and mode (as `ls` shows them), stored-at
+/// time, the time it stopped being current or `current`, size, mtime and
+/// path, e.g.
+/// `-rw-r--r-- 2026-12-01 10:00:00 2026-12-02 09:00:00       1234 2026-11-30 18:02:11 /home/ann/a.txt`.
+/// `local` gives each time (epoch seconds) in local time.
+pub fn format_version_line(item: &VersionItem, local: &dyn Fn(i64) -> CivilTime) -> String {
+    let until = if item.until == Time::default() {
+        format!("{:<19}", "current")
+    } else {
+        format_civil(local(item.until.secs))
+    };
+    format!(
+        "{} {} {until} {:>10} {} {}",
+        mode_string(item.kind, item.meta.mode),
+        format_civil(local(item.stored.secs)),
+        item.size,
+        format_civil(local(item.meta.mtime.secs)),
+        item.path,
+    )
+}
+
+/// The last line of `versions`: `3 versions, 2048 bytes in history` (the
+/// bytes history holds for the path: each kept inode beneath it once).
+pub fn format_versions_summary(versions: u64, held: u64) -> String {
+    format!(
+        "{}, {} in history",
+        count(versions, "version", "versions"),
+        count(held, "byte", "bytes")
+    )
 }
 
 /// What one command did, for its summary line.
@@ -366,6 +422,7 @@ enum Verb {
     Backup,
     Restore,
     Ls,
+    Versions,
     Verify,
     Help,
     Quit,
@@ -377,6 +434,7 @@ fn command_word(word: &[u8]) -> Option<Verb> {
         b"backup" => Some(Verb::Backup),
         b"restore" => Some(Verb::Restore),
         b"ls" => Some(Verb::Ls),
+        b"versions" => Some(Verb::Versions),
         b"verify" => Some(Verb::Verify),
         b"help" => Some(Verb::Help),
         b"quit" => Some(Verb::Quit),
@@ -389,8 +447,9 @@ fn command_word(word: &[u8]) -> Option<Verb> {
 fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
     let usage = match verb {
         Verb::Backup => "usage: backup PATH...",
-        Verb::Restore => "usage: restore [--force] PATH [DEST]",
-        Verb::Ls => "usage: ls [PATH]",
+        Verb::Restore => "usage: restore [--force] [--at TIME] PATH [DEST]",
+        Verb::Ls => "usage: ls [--at TIME] [PATH]",
+        Verb::Versions => "usage: versions PATH",
         Verb::Verify => "usage: verify [PATH]",
         Verb::Help => "usage: help",
         Verb::Quit => "usage: quit",
@@ -400,9 +459,25 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         return Err(format!("empty path; {usage}"));
     }
     let mut args = args.into_iter().peekable();
-    // `restore [--force] [--] PATH [DEST]`.
-    let force = verb == Verb::Restore && args.next_if(|a| a == "--force").is_some();
-    if verb == Verb::Restore {
+    // `restore [--force] [--at TIME] [--] PATH [DEST]` (the options in
+    // either order), `ls [--at TIME] [--] [PATH]`.
+    let (mut force, mut at) = (false, None);
+    if matches!(verb, Verb::Restore | Verb::Ls) {
+        loop {
+            if verb == Verb::Restore && !force && args.next_if(|a| a == "--force").is_some() {
+                force = true;
+            } else if at.is_none() && args.next_if(|a| a == "--at").is_some() {
+                let time = args
+                    .next()
+                    .ok_or_else(|| format!("--at needs a TIME; {usage}"))?;
+                let time = time
+                    .into_string()
+                    .map_err(|t| WhenError::Form(t.to_string_lossy().into_owned()).to_string())?;
+                at = Some(time);
+            } else {
+                break;
+            }
+        }
         args.next_if(|a| a == "--");
     }
     let command = match (verb, args.len()) {
@@ -412,10 +487,18 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
                 path,
                 dest: args.next(),
                 force,
+                at,
             },
             None => return Err(usage.to_string()),
         },
-        (Verb::Ls, 0 | 1) => Command::Ls(args.next()),
+        (Verb::Ls, 0 | 1) => Command::Ls {
+            path: args.next(),
+            at,
+        },
+        (Verb::Versions, 1) => match args.next() {
+            Some(path) => Command::Versions(path),
+            None => return Err(usage.to_string()),
+        },
         (Verb::Verify, 0 | 1) => Command::Verify(args.next()),
         (Verb::Help, 0) => Command::Help,
         (Verb::Quit | Verb::Exit, 0) => Command::Quit,

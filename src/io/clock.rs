@@ -1,6 +1,7 @@
 //! The wall clock and the local time zone, for the parts of the program
 //! whose pure rules take times as arguments (retention's calendar buckets,
-//! TIME arguments): `SystemTime::now` and `localtime_r` live here.
+//! TIME arguments): `SystemTime::now`, `localtime_r` and `mktime` live
+//! here.
 
 use crate::calendar::CivilTime;
 
@@ -49,6 +50,30 @@ pub fn local_civil(secs: i64) -> CivilTime {
         })
 }
 
+/// The epoch seconds of a local calendar time (`mktime`, honouring `TZ`,
+/// the zone deciding whether daylight saving time is in force), `None`
+/// when the local zone has no such time: `mktime` moves a time in a
+/// daylight saving gap instead of failing, so the result's fields are
+/// compared back. The `local` of [`crate::client::when::parse_time`].
+pub fn local_secs(c: CivilTime) -> Option<i64> {
+    // SAFETY: an all-zero `tm` is a valid value (integers and a null
+    // `tm_zone` pointer).
+    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = c.year.checked_sub(1900)?;
+    tm.tm_mon = i32::from(c.month) - 1;
+    tm.tm_mday = i32::from(c.day);
+    tm.tm_hour = i32::from(c.hour);
+    tm.tm_min = i32::from(c.minute);
+    tm.tm_sec = i32::from(c.second);
+    tm.tm_isdst = -1;
+    // SAFETY: `tm` is a live local for the whole call; mktime normalises
+    // it in place and keeps no pointer to it.
+    let t = unsafe { nix::libc::mktime(&mut tm) };
+    // A failure (-1) is also 23:59:59 on 1969-12-31 UTC: comparing the
+    // fields back tells them apart too.
+    (local_civil(t) == c).then_some(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +84,12 @@ mod tests {
             assert!(local_civil(secs).is_valid(), "{secs}");
         }
         assert!(now_secs() > 1_700_000_000);
+    }
+
+    #[test]
+    fn mktime_is_the_inverse_of_localtime() {
+        for secs in [0, 951_782_400, 1_764_711_605, 86_399] {
+            assert_eq!(local_secs(local_civil(secs)), Some(secs), "{secs}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::frame::{
-    EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time,
+    EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time, VersionItem,
 };
 use super::kind::Kind;
 use super::path::{PathError, WirePath};
@@ -153,6 +153,32 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                 target,
                 meta: r.meta()?,
                 size: r.u64("size")?,
+            }
+        }
+        Kind::At => Frame::At {
+            secs: r.u64("secs")? as i64,
+            nanos: r.nanos("nanos")?,
+        },
+        Kind::Versions => Frame::Versions {
+            id: r.u32("id")?,
+            path: r.path()?,
+        },
+        Kind::Version => {
+            let (id, path) = (r.u32("id")?, r.path()?);
+            let kind = EntryKind::from_u8(r.u8("kind")?)
+                .filter(|k| *k != EntryKind::HardLink)
+                .ok_or(DecodeError::Invalid("kind"))?;
+            Frame::Version {
+                id,
+                item: VersionItem {
+                    path,
+                    kind,
+                    size: r.u64("size")?,
+                    meta: r.meta()?,
+                    stored: r.time("stored")?,
+                    until: r.time("until")?,
+                    held: r.u64("held")?,
+                },
             }
         }
         Kind::Update => {
@@ -501,6 +527,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn nanos(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        let nanos = self.u32(what)?;
+        if nanos >= 1_000_000_000 {
+            return Err(DecodeError::Invalid(what));
+        }
+        Ok(nanos)
+    }
+
+    fn time(&mut self, what: &'static str) -> Result<Time, DecodeError> {
+        let secs = self.u64(what)? as i64;
+        Ok(Time {
+            secs,
+            nanos: self.nanos(what)?,
+        })
+    }
+
     fn meta(&mut self) -> Result<Meta, DecodeError> {
         let mode = self.u32("mode")?;
         if mode & !0o7777 != 0 {
@@ -647,7 +689,26 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.bytes(path.as_bytes());
             w.message(message);
         }
-        Frame::List { id, path } | Frame::Restore { id, path } | Frame::Verify { id, path } => {
+        Frame::At { secs, nanos } => {
+            w.u64(*secs as u64);
+            w.u32(*nanos);
+        }
+        Frame::Version { id, item } => {
+            w.u32(*id);
+            w.bytes(item.path.as_bytes());
+            w.raw(&[item.kind as u8]);
+            w.u64(item.size);
+            w.meta(&item.meta);
+            for t in [item.stored, item.until] {
+                w.u64(t.secs as u64);
+                w.u32(t.nanos);
+            }
+            w.u64(item.held);
+        }
+        Frame::List { id, path }
+        | Frame::Restore { id, path }
+        | Frame::Verify { id, path }
+        | Frame::Versions { id, path } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
         }

@@ -196,6 +196,28 @@ pub struct ListItem {
     pub rdev: u64,
 }
 
+/// One version of a path, in the answer to `Versions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionItem {
+    /// The path the version is of (the asked path, or an entry history
+    /// keeps beneath it that is no longer current).
+    pub path: WirePath,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Size in bytes (files; a link's target length), 0 otherwise.
+    pub size: u64,
+    /// Mode, mtime, owner and group.
+    pub meta: Meta,
+    /// When it was stored (its inode's birth time, see the man page).
+    pub stored: Time,
+    /// When it stopped being current; zero while it is current.
+    pub until: Time,
+    /// The bytes history holds for the asked path (the sizes of the
+    /// distinct kept inodes beneath it): the same in every `Version` of
+    /// one answer.
+    pub held: u64,
+}
+
 /// One entry of a `Manifest`: what the client has at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEntry {
@@ -316,6 +338,31 @@ pub enum Frame {
         meta: Meta,
         /// The file's size (the receiver checks the target still has it).
         size: u64,
+    },
+    /// Client: the `List` or `Restore` that follows at once is answered
+    /// as the tree was at this time (UTC); anything else next is a
+    /// protocol error.
+    At {
+        /// Seconds since the epoch.
+        secs: i64,
+        /// Nanoseconds, below 1,000,000,000.
+        nanos: u32,
+    },
+    /// Client: every version of `path` the server holds; answered by a
+    /// `Version` for each, newest first, then `Done` (or `Failed` and
+    /// `Done`).
+    Versions {
+        /// Request id.
+        id: u32,
+        /// The path.
+        path: WirePath,
+    },
+    /// Server: one version, in the answer to `Versions`.
+    Version {
+        /// Id of the `Versions`.
+        id: u32,
+        /// The version.
+        item: VersionItem,
     },
     /// Client, in a backup: the entry at `path` is the one the server
     /// stores (same content), with this metadata now; no body. Answers a

@@ -144,6 +144,12 @@ kinds! {
     Update = 37, Client, body: false;
     /// The walk of a directory is over (and whether it read it whole).
     Closed = 38, Client, body: false;
+    /// The time the next `List` or `Restore` is answered as of.
+    At = 39, Client, body: false;
+    /// Every version the server holds of a path.
+    Versions = 40, Client, body: false;
+    /// One version, in the answer to `Versions`.
+    Version = 41, Server, body: false;
 }
 
 impl Kind {

@@ -225,6 +225,21 @@
 //!   where the name exists on the restoring machine, else keeps the
 //!   number.
 //!
+//! * `At` (secs:u64 as i64, nanos:u32): the `List` or `Restore` right
+//!   after it is answered as the tree was at that time (see
+//!   [`crate::store::past`]): the same frames, entries deleted since
+//!   there, entries created since not, each in the version current then.
+//!   Any other frame after `At` (a second `At` too) is a protocol error.
+//!   A path that did not exist then gets `Failed` ("no such path at
+//!   TIME") and `Done`.
+//! * `Versions` (id, path): every version the server holds of the path,
+//!   newest first, and for a directory the entries history keeps beneath
+//!   it that are no longer current, each with its versions: one
+//!   `Version` (id, path, kind:u8, size:u64, mode, mtime, uid, gid,
+//!   stored:time, until:time (zero: current), held:u64) each, then
+//!   `Done`. `held` is the bytes history holds for the asked path (the
+//!   distinct kept inodes beneath it), the same in every one.
+//!
 //! A request that fails as a whole (missing path, read-only server) gets
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
@@ -240,7 +255,7 @@ pub mod xattrs;
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{
     dev_major, dev_minor, make_dev, EntryKind, ErrorCode, Extent, Frame, Layout, ListItem,
-    ManifestEntry, Meta, Time,
+    ManifestEntry, Meta, Time, VersionItem,
 };
 pub use kind::Kind;
 pub use path::{PathError, WirePath};

@@ -8,7 +8,7 @@
 //! carrying a command out are in [`super::session::receive`] and
 //! [`super::session::stream`].
 
-use crate::proto::{EntryKind, Layout, ListItem, ManifestEntry, Meta, WirePath};
+use crate::proto::{EntryKind, Layout, ListItem, ManifestEntry, Meta, Time, VersionItem, WirePath};
 
 /// Work for the I/O shell, in the order it must be done (drain
 /// [`super::session::ServerSession::poll_command`] after every input).
@@ -138,6 +138,16 @@ pub enum Command {
         id: u32,
         /// Path beneath the namespace.
         path: WirePath,
+        /// List the tree as it was then (an `At` came first); `None`: now.
+        at: Option<Time>,
+    },
+    /// Send every version of `path` ([`Completion::Version`] for each,
+    /// newest first, then [`Completion::Done`]).
+    Versions {
+        /// Request id.
+        id: u32,
+        /// Path beneath the namespace.
+        path: WirePath,
     },
     /// Send the tree at `path`: [`Completion::RestoredDir`],
     /// [`Completion::RestoredSymlink`], [`Completion::RestoredLink`],
@@ -149,6 +159,9 @@ pub enum Command {
         id: u32,
         /// Path beneath the namespace.
         path: WirePath,
+        /// Restore the tree as it was then (an `At` came first); `None`:
+        /// now.
+        at: Option<Time>,
     },
     /// Compare the entries with the store; answer with
     /// [`Completion::Checked`].
@@ -407,7 +420,14 @@ pub enum Completion {
         /// What it found.
         counts: VerifyCounts,
     },
-    /// The `List` or `Restore` with this id is complete.
+    /// One version, in the answer to a `Versions`.
+    Version {
+        /// The `Versions` request.
+        id: u32,
+        /// The version.
+        item: VersionItem,
+    },
+    /// The `List`, `Restore` or `Versions` with this id is complete.
     Done {
         /// The request.
         id: u32,

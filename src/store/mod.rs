@@ -16,6 +16,7 @@ pub mod compare;
 pub mod history;
 pub mod modes;
 pub mod names;
+pub mod past;
 pub mod record;
 pub mod resume;
 pub mod retention;

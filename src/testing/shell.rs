@@ -229,6 +229,8 @@ impl FakeShell {
                 answers.push(Answer::Complete(Completion::Done { id }));
                 answers
             }
+            // A fake store has no history: no versions.
+            Command::Versions { id, .. } => vec![Answer::Complete(Completion::Done { id })],
             Command::Restore { id, .. } => {
                 self.cursor = Some(Cursor {
                     id,

@@ -36,15 +36,28 @@ fn command_words() {
     assert_eq!(line("help"), Ok(Some(Command::Help)));
     assert_eq!(line("  quit  "), Ok(Some(Command::Quit)));
     assert_eq!(line("exit"), Ok(Some(Command::Quit)));
-    assert_eq!(line("ls"), Ok(Some(Command::Ls(None))));
-    assert_eq!(line("ls /home"), Ok(Some(Command::Ls(Some(os("/home"))))));
+    assert_eq!(
+        line("ls"),
+        Ok(Some(Command::Ls {
+            path: None,
+            at: None
+        }))
+    );
+    assert_eq!(
+        line("ls /home"),
+        Ok(Some(Command::Ls {
+            path: Some(os("/home")),
+            at: None
+        }))
+    );
     assert_eq!(line("backup /a b"), Ok(Some(backup(&["/a", "b"]))));
     assert_eq!(
         line("restore /etc/hosts"),
         Ok(Some(Command::Restore {
             path: os("/etc/hosts"),
             dest: None,
-            force: false
+            force: false,
+            at: None,
         }))
     );
     assert_eq!(
@@ -52,7 +65,8 @@ fn command_words() {
         Ok(Some(Command::Restore {
             path: os("/etc/hosts"),
             dest: Some(os("/tmp/x")),
-            force: false
+            force: false,
+            at: None,
         }))
     );
     assert_eq!(
@@ -60,7 +74,8 @@ fn command_words() {
         Ok(Some(Command::Restore {
             path: os("/etc/hosts"),
             dest: Some(os("/tmp/x")),
-            force: true
+            force: true,
+            at: None,
         }))
     );
     // `--` ends the options: a path may be called --force.
@@ -69,7 +84,8 @@ fn command_words() {
         Ok(Some(Command::Restore {
             path: os("--force"),
             dest: None,
-            force: false
+            force: false,
+            at: None,
         }))
     );
     assert!(line("restore --force").is_err());
@@ -82,7 +98,13 @@ fn quoting_and_escapes() {
         Ok(Some(backup(&["my thesis", "a \"b\" \\c", "d e"])))
     );
     assert_eq!(line("backup a'b c'd"), Ok(Some(backup(&["ab cd"]))));
-    assert_eq!(line("\"ls\" x"), Ok(Some(Command::Ls(Some(os("x"))))));
+    assert_eq!(
+        line("\"ls\" x"),
+        Ok(Some(Command::Ls {
+            path: Some(os("x")),
+            at: None
+        }))
+    );
     assert_eq!(line("backup \\'x"), Ok(Some(backup(&["'x"]))));
 }
 
@@ -160,7 +182,10 @@ fn non_utf8_paths() {
     );
     assert_eq!(
         parse_line(b"ls '\xfe'", &exists),
-        Ok(Some(Command::Ls(Some(OsString::from_vec(vec![0xfe])))))
+        Ok(Some(Command::Ls {
+            path: Some(OsString::from_vec(vec![0xfe])),
+            at: None
+        }))
     );
 }
 
@@ -183,7 +208,7 @@ fn usage_errors() {
     }
     assert_eq!(
         line("restore"),
-        Err("usage: restore [--force] PATH [DEST]".to_string())
+        Err("usage: restore [--force] [--at TIME] PATH [DEST]".to_string())
     );
 }
 
@@ -198,13 +223,20 @@ fn one_shot_args() {
         parse_args(&args(&["backup", "x"]), &exists),
         Ok(backup(&["x"]))
     );
-    assert_eq!(parse_args(&args(&["ls"]), &exists), Ok(Command::Ls(None)));
+    assert_eq!(
+        parse_args(&args(&["ls"]), &exists),
+        Ok(Command::Ls {
+            path: None,
+            at: None
+        })
+    );
     assert_eq!(
         parse_args(&args(&["restore", "/p", "d"]), &exists),
         Ok(Command::Restore {
             path: os("/p"),
             dest: Some(os("d")),
-            force: false
+            force: false,
+            at: None,
         })
     );
     assert_eq!(
@@ -212,7 +244,8 @@ fn one_shot_args() {
         Ok(Command::Restore {
             path: os("/p"),
             dest: None,
-            force: true
+            force: true,
+            at: None,
         })
     );
     assert_eq!(parse_args(&args(&["help"]), &exists), Ok(Command::Help));
@@ -238,7 +271,7 @@ fn one_shot_args() {
 #[test]
 fn help_lists_every_command() {
     for word in [
-        "backup", "restore", "ls", "verify", "help", "quit", "exit", "PATH",
+        "backup", "restore", "ls", "versions", "--at", "verify", "help", "quit", "exit", "PATH",
     ] {
         assert!(HELP.lines().any(|l| l.contains(word)), "{word}");
     }
@@ -539,4 +572,100 @@ fn the_progress_line_shows_total_percentage_eta_and_file_within_the_width() {
     // Multi-byte names are cut on characters.
     let p = format_progress(&prog(0, None, 1, &"é".repeat(100)), 40);
     assert!(body(&p).chars().count() <= 39);
+}
+
+/// Issue 11: `--at TIME` of `ls` and `restore` (either order with
+/// `--force`), `versions PATH`; TIME is kept as typed for the I/O ring.
+#[test]
+fn at_time_and_versions_parse() {
+    let exists = |_: &OsStr| false;
+    let args = |v: &[&str]| v.iter().map(|s| os(s)).collect::<Vec<_>>();
+    assert_eq!(
+        line("ls --at 7d /home"),
+        Ok(Some(Command::Ls {
+            path: Some(os("/home")),
+            at: Some("7d".into())
+        }))
+    );
+    assert_eq!(
+        line("ls --at @5"),
+        Ok(Some(Command::Ls {
+            path: None,
+            at: Some("@5".into())
+        }))
+    );
+    let want = Command::Restore {
+        path: os("/a"),
+        dest: Some(os("/b")),
+        force: true,
+        at: Some("2026-01-02".into()),
+    };
+    assert_eq!(
+        line("restore --at 2026-01-02 --force /a /b"),
+        Ok(Some(want.clone()))
+    );
+    assert_eq!(
+        parse_args(
+            &args(&["restore", "--force", "--at", "2026-01-02", "/a", "/b"]),
+            &exists
+        ),
+        Ok(want)
+    );
+    assert!(line("ls --at").is_err());
+    assert!(line("restore --at 7d").is_err());
+    assert!(line("restore --at 7d --at 8d /a").is_err());
+    assert_eq!(line("versions /a"), Ok(Some(Command::Versions(os("/a")))));
+    assert!(line("versions").is_err());
+    assert!(line("versions a b").is_err());
+    // A TIME that is no text is named with the accepted forms.
+    let bad = parse_args(
+        &[os("ls"), os("--at"), OsString::from_vec(vec![0xff])],
+        &exists,
+    );
+    assert!(bad.is_err_and(|e| e.contains("@EPOCHSECONDS")));
+}
+
+/// Issue 11: a `versions` line, current and replaced, and its last line.
+#[test]
+fn version_lines() {
+    let utc = |secs: i64| CivilTime::from_utc(secs).unwrap();
+    let mut item = VersionItem {
+        path: crate::proto::WirePath::new(b"home/a\n".to_vec()).unwrap(),
+        kind: EntryKind::File,
+        size: 1234,
+        meta: Meta {
+            mode: 0o644,
+            mtime: Time {
+                secs: 86_400,
+                nanos: 0,
+            },
+            ..Meta::default()
+        },
+        stored: Time {
+            secs: 86_401,
+            nanos: 7,
+        },
+        until: Time::default(),
+        held: 0,
+    };
+    assert_eq!(
+        format_version_line(&item, &utc),
+        "-rw-r--r-- 1970-01-02 00:00:01 current                   1234 1970-01-02 00:00:00 /home/a\\x0a"
+    );
+    item.until = Time {
+        secs: 90_061,
+        nanos: 0,
+    };
+    item.kind = EntryKind::Dir;
+    item.meta.mode = 0o755;
+    assert!(format_version_line(&item, &utc)
+        .starts_with("drwxr-xr-x 1970-01-02 00:00:01 1970-01-02 01:01:01 "));
+    assert_eq!(
+        format_versions_summary(1, 0),
+        "1 version, 0 bytes in history"
+    );
+    assert_eq!(
+        format_versions_summary(3, 1),
+        "3 versions, 1 byte in history"
+    );
 }

@@ -1,4 +1,5 @@
-//! The `ls` command: prints the server's listing like `ls -l`.
+//! The `ls` command: prints the server's listing like `ls -l` (of the
+//! tree now, or as it was at a time: the server resolves the past).
 
 use std::path::Path;
 
@@ -8,10 +9,16 @@ use super::report::{show, Reporter};
 use super::walk::{local_time, wire_path};
 use crate::client::session::Event;
 use crate::client::ui::format_list_line;
-use crate::proto::WirePath;
+use crate::proto::{Time, WirePath};
 
-/// Lists `path` (the namespace root when `None`) on stdout.
-pub fn list(link: &mut Link<'_>, path: Option<&Path>, rep: &mut Reporter) -> Result<(), NetError> {
+/// Lists `path` (the namespace root when `None`) on stdout, as it was at
+/// `at` when given.
+pub fn list(
+    link: &mut Link<'_>,
+    path: Option<&Path>,
+    at: Option<Time>,
+    rep: &mut Reporter,
+) -> Result<(), NetError> {
     let wire = match path {
         None => WirePath::root(),
         Some(p) => match wire_path(p) {
@@ -25,7 +32,10 @@ pub fn list(link: &mut Link<'_>, path: Option<&Path>, rep: &mut Reporter) -> Res
     let mut out = String::new();
     let mut lines: Vec<(Vec<u8>, String)> = Vec::new();
     let mut entries = 0u64;
-    link.session().send_list(wire.clone());
+    match at {
+        Some(at) => link.session().send_list_at(wire.clone(), at),
+        None => link.session().send_list(wire.clone()),
+    };
     loop {
         link.step(None)?;
         while let Some(ev) = link.session().poll_event() {

@@ -5,7 +5,7 @@
 //!
 //! Below it: the process's one loop ([`event_loop`]: the poll, the server
 //! connection [`conn`], timers, signals), one driver per command
-//! ([`backup`], [`restore`], [`list`], [`verify`]) that feeds the pure
+//! ([`backup`], [`restore`], [`list`], [`verify`], [`versions`]) that feeds the pure
 //! [`crate::client`] ring and carries out what the server's answers mean on
 //! the local disk, the local walk ([`walk`]), this machine's users and
 //! groups ([`owners`]), and what the user sees on
@@ -21,6 +21,7 @@ pub mod owners;
 pub mod report;
 pub mod restore;
 pub mod verify;
+pub mod versions;
 pub mod walk;
 pub mod walker;
 
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use crate::auth::Key;
 use crate::client::ui::{self, Command};
 use crate::exit;
+use crate::proto::Time;
 use conn::Remote;
 use error::NetError;
 use event_loop::EventLoop;
@@ -103,6 +105,11 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
         Ok(client.prompt())
     } else {
         let cmd = ui::parse_args(&client.config.command, &walk::exists).map_err(UsageError)?;
+        // A TIME that cannot be read is a usage error, before anything is
+        // asked of the server.
+        if let Some(text) = time_arg(&cmd) {
+            time_of(text).map_err(UsageError)?;
+        }
         Ok(match client.command(cmd) {
             Ok(()) => client.status,
             Err(e) => {
@@ -111,6 +118,23 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
             }
         })
     }
+}
+
+/// The TIME of a command's `--at`, as typed.
+fn time_arg(cmd: &Command) -> Option<&str> {
+    match cmd {
+        Command::Ls { at, .. } | Command::Restore { at, .. } => at.as_deref(),
+        _ => None,
+    }
+}
+
+/// The time TIME names ([`crate::client::when::parse_time`] with this
+/// machine's clock and local zone), or when.rs's message.
+fn time_of(text: &str) -> Result<Time, String> {
+    let now = crate::io::clock::now_secs();
+    crate::client::when::parse_time(text, now, &crate::io::clock::local_secs)
+        .map(|secs| Time { secs, nanos: 0 })
+        .map_err(|e| e.to_string())
 }
 
 /// The client's state across commands.
@@ -220,6 +244,16 @@ impl Client {
     fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
         let mut rep = Reporter::new(self.config.quiet, self.progress);
         self.lp.take_moved();
+        let at = match time_arg(&cmd).map(time_of) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            // At the prompt an error line, and the prompt goes on.
+            Some(Err(e)) => {
+                eprintln!("{PROG}: {e}");
+                self.status = exit::worse(self.status, exit::PARTIAL);
+                return Ok(());
+            }
+        };
         let remote = &self.config.remote;
         let res = match cmd {
             Command::Help => {
@@ -235,7 +269,9 @@ impl Client {
                 rep.finish("backup", "sent");
                 r
             }
-            Command::Restore { path, dest, force } => {
+            Command::Restore {
+                path, dest, force, ..
+            } => {
                 let dest = dest.map_or_else(|| PathBuf::from("."), PathBuf::from);
                 let mut link = self.lp.link(remote)?;
                 let numeric = self.config.numeric_ids;
@@ -243,16 +279,20 @@ impl Client {
                     &mut link,
                     &PathBuf::from(path),
                     &dest,
-                    restore::Options { force, numeric },
+                    restore::Options { force, numeric, at },
                     &mut rep,
                 );
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("restore", "received");
                 r
             }
-            Command::Ls(path) => {
+            Command::Ls { path, .. } => {
                 let mut link = self.lp.link(remote)?;
-                list::list(&mut link, path.map(PathBuf::from).as_deref(), &mut rep)
+                list::list(&mut link, path.map(PathBuf::from).as_deref(), at, &mut rep)
+            }
+            Command::Versions(path) => {
+                let mut link = self.lp.link(remote)?;
+                versions::versions(&mut link, Path::new(&path), &mut rep)
             }
             Command::Verify(path) => {
                 let mut link = self.lp.link(remote)?;

@@ -32,7 +32,7 @@ use crate::io::transfer::BodyReceiver;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::owners::Book;
 use crate::proto::xattrs::Xattrs;
-use crate::proto::{EntryKind, Meta, WirePath};
+use crate::proto::{EntryKind, Meta, Time, WirePath};
 
 /// The target of restoring `source` into `dest`, looking at the disk.
 fn target(source: &WirePath, dest: &Path) -> Result<Target, String> {
@@ -82,6 +82,8 @@ pub struct Options {
     pub force: bool,
     /// `--numeric-ids`: owners and groups by number, never by name.
     pub numeric: bool,
+    /// `--at TIME`: the tree as it was then; `None`: as it is now.
+    pub at: Option<Time>,
 }
 
 /// What a restore may replace, and who restored entries belong to here:
@@ -93,6 +95,8 @@ struct Rules {
     book: Book,
     accounts: Accounts,
     numeric: bool,
+    /// [`Options::at`].
+    at: Option<Time>,
 }
 
 impl Rules {
@@ -234,6 +238,7 @@ pub fn restore(
         book: Book::new(),
         accounts: Accounts::new(),
         numeric: opts.numeric,
+        at: opts.at,
     };
     let res = receive(link, &wire, &t, &mut stager, &mut top, &mut rules, rep);
     // Done or cut: what arrived whole is made durable and visible, with
@@ -266,7 +271,10 @@ fn receive(
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
     let force = rules.force;
-    let id = link.session().send_restore(wire.clone());
+    let id = match rules.at {
+        Some(at) => link.session().send_restore_at(wire.clone(), at),
+        None => link.session().send_restore(wire.clone()),
+    };
     let mut recv: Option<BodyReceiver> = None;
     let mut moved = 0u64;
     // The path, body length and size of the file whose body is arriving.
@@ -545,6 +553,7 @@ fn receive(
                 Event::Welcome { .. }
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
+                | Event::Version { .. }
                 | Event::Need { .. }
                 | Event::Verified { .. }
                 | Event::Progress { .. } => {}

@@ -23,7 +23,8 @@
 //! [`crate::store`]. The files here do the system calls, and depend on
 //! each other one way only (each uses only files listed before it):
 //! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
-//! `sweep`, `verify`, `stage`, `commit`, `scan`. This file only re-exports.
+//! `sweep`, `verify`, `stage`, `commit`, `scan`, `past` (history read
+//! as the pure [`crate::store::past`] rules ask). This file only re-exports.
 
 mod beneath;
 mod commit;
@@ -33,6 +34,7 @@ mod history;
 mod names_file;
 mod namespace;
 mod partial;
+mod past;
 mod prune;
 mod scan;
 mod special;
@@ -46,6 +48,7 @@ mod xattr;
 pub use commit::{CommitFailure, CommitReport, Committed};
 pub use durable::{set_sync, Sync};
 pub use namespace::{Namespace, Store};
+pub use past::{History, Past, Versions};
 pub use prune::{Pruned, Removal};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
 pub use special::NEEDS_ROOT;

@@ -93,6 +93,52 @@ fn samples() -> Vec<Frame> {
             meta: meta(),
             size: 0,
         },
+        Frame::At {
+            secs: -1,
+            nanos: 999_999_999,
+        },
+        Frame::At {
+            secs: i64::MAX,
+            nanos: 0,
+        },
+        Frame::Versions {
+            id: 7,
+            path: WirePath::root(),
+        },
+        Frame::Versions {
+            id: u32::MAX,
+            path: path("a/b\n"),
+        },
+        Frame::Version {
+            id: 7,
+            item: VersionItem {
+                path: path("a/f"),
+                kind: EntryKind::File,
+                size: 1 << 40,
+                meta: meta(),
+                stored: Time {
+                    secs: 1_700_000_000,
+                    nanos: 5,
+                },
+                until: Time::default(),
+                held: u64::MAX,
+            },
+        },
+        Frame::Version {
+            id: 8,
+            item: VersionItem {
+                path: path("d"),
+                kind: EntryKind::Dir,
+                size: 0,
+                meta: meta(),
+                stored: Time { secs: -3, nanos: 0 },
+                until: Time {
+                    secs: 4,
+                    nanos: 999_999_999,
+                },
+                held: 0,
+            },
+        },
         Frame::Update {
             id: 2,
             path: path("a/f"),
@@ -711,4 +757,51 @@ fn only_files_and_directories_carry_an_xattr_digest() {
         Ok(Decoded::Frame(Frame::Manifest { entries, .. }, _)) => assert_eq!(entries[0].xattrs, 0),
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 11: an `At`'s and a `Version`'s times carry nanoseconds below
+/// one second, a `Version` names a stored kind, and nothing trails.
+#[test]
+fn bad_history_frames_rejected() {
+    let at = to_vec(&Frame::At { secs: 5, nanos: 0 });
+    assert_eq!(at[0], 39);
+    let mut f = at.clone();
+    f[5 + 8..5 + 12].copy_from_slice(&1_000_000_000u32.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Invalid("nanos")));
+    let mut f = at.clone();
+    f.push(0);
+    f[1..5].copy_from_slice(&13u32.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Trailing(1)));
+    let v = to_vec(&Frame::Version {
+        id: 1,
+        item: VersionItem {
+            path: path("a"),
+            kind: EntryKind::File,
+            size: 1,
+            meta: meta(),
+            stored: Time::default(),
+            until: Time::default(),
+            held: 0,
+        },
+    });
+    assert_eq!(v[0], 41);
+    // Header, id, path "a", then the kind byte.
+    let kind_at = 5 + 4 + 5;
+    for bad in [0u8, 8, 9, 255] {
+        let mut f = v.clone();
+        f[kind_at] = bad;
+        assert_eq!(decode(&f), Err(DecodeError::Invalid("kind")), "kind {bad}");
+    }
+    // The until time's nanoseconds sit just before the 8 bytes of held.
+    let mut f = v.clone();
+    let n = f.len();
+    f[n - 12..n - 8].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Invalid("until")));
+    assert_eq!(
+        to_vec(&Frame::Versions {
+            id: 1,
+            path: path("x")
+        })[0],
+        40
+    );
 }

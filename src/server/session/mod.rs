@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Secrets;
-use crate::proto::{self, codec, Decoded, ErrorCode, Frame, WirePath};
+use crate::proto::{self, codec, Decoded, ErrorCode, Frame, Time, WirePath};
 
 pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
 use receive::Batch;
@@ -133,6 +133,8 @@ pub struct ServerSession {
     xattrs_for: Option<u32>,
     /// The names manifests carried, for the deletions of `Closed`.
     listed: closed::Listed,
+    /// The time of an `At`, for the `List` or `Restore` that must follow.
+    at: Option<Time>,
     /// Bytes of requests pipelined behind a streamed answer, read while
     /// looking for an offer's `Want`: handed back to the shell, to be
     /// parsed again, once the stream ended ([`Self::take_read_ahead`]).
@@ -174,6 +176,7 @@ impl ServerSession {
             offer: None,
             xattrs_for: None,
             listed: closed::Listed::default(),
+            at: None,
             read_ahead: Vec::new(),
             read_ahead_body: 0,
             nonce,
@@ -339,6 +342,7 @@ impl ServerSession {
             }),
             Completion::Committed { id } => self.push(&Frame::Committed { id }),
             Completion::Listed { id, item } => self.push(&Frame::ListEntry { id, item }),
+            Completion::Version { id, item } => self.push(&Frame::Version { id, item }),
             Completion::OwnerNames { meta, user, group } => {
                 if let Some(f) = self.announced.names_for(&meta, |_| user, |_| group) {
                     self.push(&f);
@@ -680,6 +684,19 @@ impl ServerSession {
                 );
             }
         }
+        if let Some(at) = self.at.take() {
+            return match frame {
+                Frame::List { id, path } => self.handle_list(id, path, Some(at)),
+                Frame::Restore { id, path } => self.handle_restore(id, path, Some(at)),
+                f => self.fail(
+                    ErrorCode::Unexpected,
+                    format!(
+                        "a time (At) not followed by a listing or restore but frame kind {}",
+                        f.kind()
+                    ),
+                ),
+            };
+        }
         match frame {
             Frame::Dir { id, path, meta } => self.handle_dir(id, path, meta),
             Frame::Symlink {
@@ -727,8 +744,10 @@ impl ServerSession {
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
             Frame::Closed { id, path, whole } => self.handle_closed(id, path, whole),
-            Frame::List { id, path } => self.handle_list(id, path),
-            Frame::Restore { id, path } => self.handle_restore(id, path),
+            Frame::List { id, path } => self.handle_list(id, path, None),
+            Frame::Restore { id, path } => self.handle_restore(id, path, None),
+            Frame::At { secs, nanos } => self.at = Some(Time { secs, nanos }),
+            Frame::Versions { id, path } => self.handle_versions(id, path),
             Frame::Verify { id, path } => self.handle_verify(id, path),
             // A read-only server stores nothing to name.
             Frame::Names { .. } if self.config.read_only => {}
@@ -752,233 +771,4 @@ impl ServerSession {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::frames::{bytes, hello, meta, wp};
-    use crate::testing::server::{drain_commands, sent_frames, welcomed};
-
-    #[test]
-    fn garbage_gets_an_error_frame_and_closes() {
-        let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
-        s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n");
-        assert!(s.is_closing());
-        assert!(matches!(
-            sent_frames(&mut s)[..],
-            [Frame::Error {
-                code: ErrorCode::Malformed,
-                ..
-            }]
-        ));
-        assert!(drain_commands(&mut s).is_empty());
-    }
-
-    #[test]
-    fn request_before_hello_is_refused() {
-        let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
-        s.handle_input(
-            now,
-            &bytes(&[Frame::List {
-                id: 1,
-                path: WirePath::root(),
-            }]),
-        );
-        assert!(s.is_closing());
-        assert!(matches!(
-            sent_frames(&mut s)[..],
-            [Frame::Error {
-                code: ErrorCode::Unexpected,
-                ..
-            }]
-        ));
-    }
-
-    #[test]
-    fn ids_must_increase_and_file_end_must_match() {
-        let now = Instant::now();
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(
-            now,
-            &bytes(&[Frame::Commit { id: 5 }, Frame::Commit { id: 5 }]),
-        );
-        assert!(s.is_closing());
-        // The protocol error ends the session: the commit queued before it
-        // is not carried out, and the batch is dropped.
-        assert_eq!(drain_commands(&mut s), vec![Command::Abort]);
-
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(
-            now,
-            &bytes(&[
-                Frame::File {
-                    id: 1,
-                    path: wp("f"),
-                    meta: meta(),
-                    size: 0,
-                    layout: Default::default(),
-                },
-                Frame::FileEnd {
-                    id: 2,
-                    crc: 0,
-                    ok: true,
-                },
-            ]),
-        );
-        assert!(s.is_closing());
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(
-            now,
-            &bytes(&[
-                Frame::File {
-                    id: 1,
-                    path: wp("f"),
-                    meta: meta(),
-                    size: 0,
-                    layout: Default::default(),
-                },
-                Frame::Commit { id: 2 },
-            ]),
-        );
-        assert!(s.is_closing());
-    }
-
-    #[test]
-    fn nothing_is_sent_after_the_error() {
-        // Found by fuzz target server_session: a commit queued before a
-        // malformed frame was answered after the session's `Error`, and a
-        // second failure queued a second `Error` and `Abort`.
-        let now = Instant::now();
-        let mut s = welcomed(SessionConfig::default(), now);
-        let mut b = bytes(&[Frame::Commit { id: 1 }]);
-        b.extend_from_slice(&[0xff; 5]);
-        s.handle_input(now, &b);
-        // The commit queued before the bad frame is dropped with the rest.
-        assert_eq!(drain_commands(&mut s), vec![Command::Abort]);
-        s.handle_completion(Completion::Committed { id: 1 });
-        s.handle_completion(Completion::NamespaceFailed {
-            message: "cannot open namespace".into(),
-        });
-        assert!(matches!(
-            sent_frames(&mut s)[..],
-            [Frame::Error {
-                code: ErrorCode::Malformed,
-                ..
-            }]
-        ));
-        assert!(drain_commands(&mut s).is_empty());
-        assert!(s.error().is_some_and(|e| e.starts_with("malformed frame")));
-    }
-
-    #[test]
-    fn timeouts() {
-        let t0 = Instant::now();
-        let cfg = SessionConfig {
-            idle_timeout: Some(Duration::from_secs(5)),
-            hello_timeout: Duration::from_secs(2),
-            ..SessionConfig::default()
-        };
-        let mut s = ServerSession::new(cfg.clone(), t0, [0; 32]);
-        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
-        s.handle_timeout(t0 + Duration::from_secs(1));
-        assert!(!s.is_closing());
-        s.handle_timeout(t0 + Duration::from_secs(2));
-        assert!(s.is_closing());
-
-        let mut s = ServerSession::new(cfg, t0, [0; 32]);
-        s.handle_input(t0, &bytes(&[hello("a")]));
-        drain_commands(&mut s);
-        let t1 = t0 + Duration::from_secs(3);
-        s.handle_input(t1, &bytes(&[Frame::Commit { id: 1 }]));
-        assert_eq!(s.poll_timeout(), Some(t1 + Duration::from_secs(5)));
-        s.handle_timeout(t1 + Duration::from_secs(4));
-        assert!(!s.is_closing());
-        s.handle_timeout(t1 + Duration::from_secs(5));
-        assert!(s.is_closing());
-        assert!(drain_commands(&mut s).contains(&Command::Abort));
-    }
-
-    #[test]
-    fn a_client_that_stops_reading_a_restore_times_out() {
-        let t0 = Instant::now();
-        let cfg = SessionConfig {
-            idle_timeout: Some(Duration::from_secs(5)),
-            ..SessionConfig::default()
-        };
-        let mut s = ServerSession::new(cfg, t0, [0; 32]);
-        s.handle_input(
-            t0,
-            &bytes(&[
-                hello("a"),
-                Frame::Restore {
-                    id: 1,
-                    path: WirePath::root(),
-                },
-            ]),
-        );
-        assert!(s.is_streaming());
-        // The shell reports each write that made progress.
-        let t1 = t0 + Duration::from_secs(4);
-        s.handle_activity(t1);
-        s.handle_timeout(t1 + Duration::from_secs(4));
-        assert!(!s.is_closing());
-        s.handle_timeout(t1 + Duration::from_secs(5));
-        assert!(s.is_closing());
-    }
-
-    #[test]
-    fn busy_session_says_so_and_closes() {
-        let mut s = ServerSession::busy(SessionConfig::default(), Instant::now(), 3);
-        assert!(s.is_closing());
-        match &sent_frames(&mut s)[..] {
-            [Frame::Error {
-                code: ErrorCode::Busy,
-                message,
-            }] => assert_eq!(message, "server busy (3 clients connected)"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn nothing_queued_runs_or_is_answered_after_an_error() {
-        let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
-        s.handle_input(
-            now,
-            &bytes(&[
-                hello("a"),
-                Frame::List {
-                    id: 1,
-                    path: WirePath::root(),
-                },
-            ]),
-        );
-        // The shell is carrying out the OpenNamespace when it fails.
-        assert!(matches!(
-            s.poll_command(),
-            Some(Command::OpenNamespace { .. })
-        ));
-        s.handle_completion(Completion::NamespaceFailed {
-            message: "cannot open namespace".into(),
-        });
-        assert_eq!(drain_commands(&mut s), vec![Command::Abort]);
-        s.handle_completion(Completion::Done { id: 1 });
-        s.handle_completion(Completion::Committed { id: 2 });
-        let out = sent_frames(&mut s);
-        assert!(matches!(out.last(), Some(Frame::Error { .. })), "{out:?}");
-        // A second failure adds nothing either.
-        s.handle_shutdown();
-        assert!(sent_frames(&mut s).is_empty());
-    }
-
-    #[test]
-    fn no_abort_for_a_namespace_never_opened() {
-        let now = Instant::now();
-        let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
-        let mut b = bytes(&[hello("a")]);
-        b.extend_from_slice(&[0xff; 5]);
-        s.handle_input(now, &b);
-        assert!(s.is_closing());
-        assert!(drain_commands(&mut s).is_empty());
-    }
-}
+mod tests;

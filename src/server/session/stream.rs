@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 
 use super::{ServerSession, State};
-use crate::proto::{ErrorCode, Frame, Meta, WirePath, MAX_RESTORE_LINKS, MAX_RESTORE_LINK_GROUPS};
+use crate::proto::{
+    ErrorCode, Frame, Meta, Time, WirePath, MAX_RESTORE_LINKS, MAX_RESTORE_LINK_GROUPS,
+};
 use crate::server::command::{Command, VerifyCounts};
 use crate::store::resume;
 
@@ -160,17 +162,26 @@ impl ServerSession {
         self.push_verified(id, VerifyCounts::default());
     }
 
-    /// `List`: the shell streams the listing.
-    pub(super) fn handle_list(&mut self, id: u32, path: WirePath) {
+    /// `List` (of the tree at `at`, after an `At`): the shell streams the
+    /// listing.
+    pub(super) fn handle_list(&mut self, id: u32, path: WirePath, at: Option<Time>) {
         if self.start_stream(id, &path, Self::refuse_done) {
-            self.commands.push_back(Command::List { id, path });
+            self.commands.push_back(Command::List { id, path, at });
         }
     }
 
-    /// `Restore`: the shell streams the tree.
-    pub(super) fn handle_restore(&mut self, id: u32, path: WirePath) {
+    /// `Restore` (of the tree at `at`, after an `At`): the shell streams
+    /// the tree.
+    pub(super) fn handle_restore(&mut self, id: u32, path: WirePath, at: Option<Time>) {
         if self.start_stream(id, &path, Self::refuse_done) {
-            self.commands.push_back(Command::Restore { id, path });
+            self.commands.push_back(Command::Restore { id, path, at });
+        }
+    }
+
+    /// `Versions`: the shell reads the history and answers.
+    pub(super) fn handle_versions(&mut self, id: u32, path: WirePath) {
+        if self.start_stream(id, &path, Self::refuse_done) {
+            self.commands.push_back(Command::Versions { id, path });
         }
     }
 
@@ -374,7 +385,8 @@ mod tests {
                 Command::OpenNamespace { name: "a".into() },
                 Command::List {
                     id: 1,
-                    path: WirePath::root()
+                    path: WirePath::root(),
+                    at: None,
                 }
             ]
         );
@@ -401,6 +413,91 @@ mod tests {
                 Frame::Done { id: 1 }
             ]
         ));
+    }
+
+    /// Issue 11: an `At` applies to the `List` or `Restore` right after
+    /// it, once; `Versions` streams; an `At` before anything else (a
+    /// second `At` too) ends the connection with an error.
+    #[test]
+    fn an_at_applies_to_the_next_list_or_restore_only() {
+        let now = Instant::now();
+        let t = crate::proto::Time { secs: 7, nanos: 9 };
+        let at = Frame::At { secs: 7, nanos: 9 };
+        let mut s = welcomed(SessionConfig::default(), now);
+        let b = bytes(&[
+            at.clone(),
+            Frame::List {
+                id: 1,
+                path: wp("a"),
+            },
+        ]);
+        assert_eq!(s.handle_input(now, &b), b.len());
+        let want = Command::List {
+            id: 1,
+            path: wp("a"),
+            at: Some(t),
+        };
+        assert_eq!(drain_commands(&mut s), vec![want]);
+        s.handle_completion(Completion::Done { id: 1 });
+        // The next listing is of now again.
+        let b = bytes(&[Frame::List {
+            id: 2,
+            path: wp("a"),
+        }]);
+        s.handle_input(now, &b);
+        let want = Command::List {
+            id: 2,
+            path: wp("a"),
+            at: None,
+        };
+        assert_eq!(drain_commands(&mut s), vec![want]);
+        s.handle_completion(Completion::Done { id: 2 });
+        let b = bytes(&[
+            at.clone(),
+            Frame::Restore {
+                id: 3,
+                path: wp("a"),
+            },
+        ]);
+        s.handle_input(now, &b);
+        let want = Command::Restore {
+            id: 3,
+            path: wp("a"),
+            at: Some(t),
+        };
+        assert_eq!(drain_commands(&mut s), vec![want]);
+        s.handle_completion(Completion::Done { id: 3 });
+        let b = bytes(&[Frame::Versions {
+            id: 4,
+            path: wp("a"),
+        }]);
+        s.handle_input(now, &b);
+        assert_eq!(
+            drain_commands(&mut s),
+            vec![Command::Versions {
+                id: 4,
+                path: wp("a")
+            }]
+        );
+        assert!(s.is_streaming());
+        s.handle_completion(Completion::Done { id: 4 });
+        sent_frames(&mut s);
+        for next in [
+            at.clone(),
+            Frame::Versions {
+                id: 5,
+                path: wp("a"),
+            },
+            Frame::Commit { id: 5 },
+        ] {
+            let mut s = welcomed(SessionConfig::default(), now);
+            s.handle_input(now, &bytes(&[at.clone(), next.clone()]));
+            assert_eq!(drain_commands(&mut s), vec![Command::Abort], "{next:?}");
+            assert!(
+                matches!(sent_frames(&mut s)[..], [.., Frame::Error { .. }]),
+                "{next:?}"
+            );
+        }
     }
 
     /// A session streaming a restore (request 1) whose offer of `big`, 10

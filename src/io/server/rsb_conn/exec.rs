@@ -163,11 +163,22 @@ impl RsbConn {
                 ok,
                 received,
             } => self.end_file(id, path, crc, ok, received),
-            Command::List { id, path } => self.list(id, path),
-            Command::Restore { id, path } => {
+            Command::List { id, path, at: None } => self.list(id, path),
+            Command::List {
+                id,
+                path,
+                at: Some(at),
+            } => self.list_at(id, path, at),
+            Command::Restore { id, path, at: None } => {
                 info!("{}: restore {path} (from {})", self.who(), self.peer);
-                self.start_restore(id, path);
+                self.start_restore(id, path, None);
             }
+            Command::Restore {
+                id,
+                path,
+                at: Some(at),
+            } => self.restore_at(id, path, at),
+            Command::Versions { id, path } => self.versions(id, path),
             Command::Check { id, entries } => self.check(id, &entries),
             Command::Delete { id, path, keep } => {
                 if let Some(store) = self.store.as_mut() {
@@ -423,10 +434,12 @@ impl RsbConn {
 pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSession) {
     match cmd {
         // Listing the empty root is an empty listing.
-        Command::List { id, path } if path.is_root() => {
+        Command::List { id, path, at: None } if path.is_root() => {
             session.handle_completion(Completion::Done { id })
         }
-        Command::List { id, path } | Command::Restore { id, path } => {
+        Command::List { id, path, .. }
+        | Command::Restore { id, path, .. }
+        | Command::Versions { id, path } => {
             session.handle_completion(Completion::Failed {
                 id,
                 path,

@@ -19,6 +19,7 @@ use mio::Registry;
 
 mod exec;
 mod jobs;
+mod past;
 mod stream;
 
 use super::{Env, Expiry};

@@ -16,12 +16,13 @@ use super::exec::cause;
 use super::Stats;
 use super::{RsbConn, State, BUDGET, STEP_BYTES};
 use crate::io::error::FsError;
-use crate::io::store::{DirCursor, DirName, Namespace, StoredFile};
+use crate::io::store::{DirCursor, DirName, History, Namespace, Past, StoredFile};
 use crate::io::transfer::BodySender;
 use crate::proto::owners::Book;
-use crate::proto::{EntryKind, Meta, WirePath};
+use crate::proto::{EntryKind, Meta, Time, WirePath};
 use crate::server::session::stream::{plan_file, FilePlan, LinkMemo};
 use crate::server::session::{Completion, ServerSession};
+use crate::store::past::{children_at, Loc};
 
 /// Entries one `produce` call stats and queues at most.
 const ENTRIES_PER_CALL: u64 = 256;
@@ -56,6 +57,21 @@ pub(in crate::io::server) struct Level {
     pub(in crate::io::server) xattrs: u64,
     pub(in crate::io::server) at: i64,
     pub(in crate::io::server) open: Option<Box<(DirCursor, VecDeque<DirName>)>>,
+    /// In a restore of the past: where this directory's version is
+    /// stored, and its entries then still to send (with where each is).
+    pub(in crate::io::server) then: Option<Box<(Loc, VecDeque<PastName>)>>,
+}
+
+/// One entry of a directory as it was, in a restore of the past: its name
+/// and where its version then is stored.
+pub(in crate::io::server) type PastName = (Vec<u8>, Loc);
+
+/// A restore of the tree as it was at `at`: the history it reads.
+pub(in crate::io::server) struct Then {
+    pub(in crate::io::server) at: Time,
+    pub(in crate::io::server) history: History,
+    /// Where the restored path's version is stored.
+    pub(in crate::io::server) top: Loc,
 }
 
 /// A restore being sent: a depth-first walk, one [`Level`] per directory
@@ -70,6 +86,8 @@ pub(in crate::io::server) struct RestoreStream {
     pub(in crate::io::server) links: LinkMemo,
     /// The namespace's owner names, read once when the restore starts.
     pub(in crate::io::server) names: Box<Book>,
+    /// A restore of the past: the history it reads.
+    pub(in crate::io::server) then: Option<Box<Then>>,
 }
 
 /// A restore under way: the walk, and what it is sending.
@@ -128,8 +146,14 @@ impl RsbConn {
         }));
     }
 
-    /// Starts the answer to a `Restore` of `base`.
-    pub(in crate::io::server) fn start_restore(&mut self, id: u32, base: WirePath) {
+    /// Starts the answer to a `Restore` of `base` (as it was at `then`'s
+    /// time, if given).
+    pub(in crate::io::server) fn start_restore(
+        &mut self,
+        id: u32,
+        base: WirePath,
+        then: Option<Box<Then>>,
+    ) {
         let names = Box::new(
             self.store
                 .as_ref()
@@ -145,6 +169,7 @@ impl RsbConn {
                 stats: Stats::default(),
                 links: LinkMemo::new(),
                 names,
+                then,
             },
             out: Outgoing::Walking,
         }));
@@ -281,11 +306,17 @@ fn produce_list(l: &mut ListStream, tree: &Namespace, session: &mut ServerSessio
 fn next_name(
     w: &mut RestoreStream,
     tree: &Namespace,
-) -> Result<Option<(WirePath, Vec<u8>)>, FsError> {
+) -> Result<Option<(WirePath, Vec<u8>, Loc)>, FsError> {
     let base = w.base.clone();
     let Some(level) = w.stack.last_mut() else {
         return Ok(None);
     };
+    if let Some(then) = level.then.as_mut() {
+        return Ok(then
+            .1
+            .pop_front()
+            .map(|(name, loc)| (level.path.clone(), name, loc)));
+    }
     if level.open.is_none() {
         let full = base
             .join_path(&level.path)
@@ -301,7 +332,7 @@ fn next_name(
     loop {
         if let Some(entry) = open.1.pop_front() {
             level.at = entry.next;
-            return Ok(Some((level.path.clone(), entry.name)));
+            return Ok(Some((level.path.clone(), entry.name, Loc::Current)));
         }
         match open.0.next_chunk() {
             Ok(Some(chunk)) => open.1 = chunk.into(),
@@ -343,9 +374,12 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
     {
         count += 1;
         let w = &mut r.walk;
-        let rel = if !w.started {
+        let (rel, loc) = if !w.started {
             w.started = true;
-            WirePath::root()
+            (
+                WirePath::root(),
+                w.then.as_ref().map_or(Loc::Current, |t| t.top),
+            )
         } else {
             if w.stack.is_empty() {
                 let who = session.name().unwrap_or("?").to_string();
@@ -357,8 +391,8 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                 return (count + 1, true);
             }
             match next_name(w, tree) {
-                Ok(Some((dir, name))) => match dir.join(&name) {
-                    Ok(p) => p,
+                Ok(Some((dir, name, loc))) => match dir.join(&name) {
+                    Ok(p) => (p, loc),
                     Err(_) => continue,
                 },
                 end => {
@@ -378,7 +412,8 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                     }
                     if let Some(level) = w.stack.pop() {
                         if level.xattrs != 0 {
-                            send_dir_xattrs(tree, w, &level.path, session);
+                            let loc = level.then.as_ref().map_or(Loc::Current, |t| t.0);
+                            send_dir_xattrs(tree, w, &level.path, loc, session);
                         }
                         let (user, group) = names_of(&w.names, &level.meta, level.names);
                         session.handle_completion(Completion::OwnerNames {
@@ -396,7 +431,7 @@ fn produce_restore(r: &mut Restore, tree: &Namespace, session: &mut ServerSessio
                 }
             }
         };
-        match restore_entry(tree, w, &rel, session) {
+        match restore_entry(tree, w, &rel, loc, session) {
             // No body (an empty file): it ends at once, and the walk goes
             // on, its frames going out with the next ones in one write.
             Ok(Some(Pending::Send(tx))) if tx.is_done() => file_sent(&tx, &mut r.walk, session),
@@ -439,13 +474,10 @@ fn send_dir_xattrs(
     tree: &Namespace,
     r: &mut RestoreStream,
     rel: &WirePath,
+    loc: Loc,
     session: &mut ServerSession,
 ) {
-    let read = r
-        .base
-        .join_path(rel)
-        .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))
-        .and_then(|full| tree.stored_xattrs(&full));
+    let read = source(tree, r, rel, loc).and_then(|full| tree.stored_xattrs(&full));
     match read {
         Ok(Some(attrs)) => session.handle_completion(Completion::Xattrs {
             id: r.id,
@@ -464,17 +496,40 @@ fn send_dir_xattrs(
     }
 }
 
-/// Sends the header of one restored entry; a file also gets its sender.
-fn restore_entry(
+/// Where the restored entry `rel` is read from: beneath the restored
+/// path in the current tree, or in a restore of the past, the version of
+/// it stored in `loc`.
+fn source(
     tree: &Namespace,
-    r: &mut RestoreStream,
+    r: &RestoreStream,
     rel: &WirePath,
-    session: &mut ServerSession,
-) -> Result<Option<Pending>, FsError> {
+    loc: Loc,
+) -> Result<WirePath, FsError> {
     let full = r
         .base
         .join_path(rel)
         .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
+    let Some(then) = r.then.as_ref() else {
+        return Ok(full);
+    };
+    let past = Past {
+        tree,
+        history: &then.history,
+    };
+    past.phys(loc, &full)
+        .ok_or_else(|| FsError::other("restore", tree.show(&full), "not in history"))
+}
+
+/// Sends the header of one restored entry (its version stored in `loc`);
+/// a file also gets its sender.
+fn restore_entry(
+    tree: &Namespace,
+    r: &mut RestoreStream,
+    rel: &WirePath,
+    loc: Loc,
+    session: &mut ServerSession,
+) -> Result<Option<Pending>, FsError> {
+    let full = source(tree, r, rel, loc)?;
     let st = tree.lstat(&full)?;
     let other = || FsError::other("restore", tree.show(&full), "unknown file type");
     // A device kept as a metadata-only stand-in goes out as that device.
@@ -483,7 +538,24 @@ fn restore_entry(
     r.stats.entries += 1;
     match kind {
         EntryKind::Dir => {
-            let cursor = tree.dir_cursor(&full, 0)?;
+            let (open, then) = match r.then.as_ref() {
+                None => (
+                    Some(Box::new((tree.dir_cursor(&full, 0)?, VecDeque::new()))),
+                    None,
+                ),
+                Some(t) => {
+                    let logical = r
+                        .base
+                        .join_path(rel)
+                        .map_err(|e| FsError::invalid("restore", tree.show(&r.base), e))?;
+                    let past = Past {
+                        tree,
+                        history: &t.history,
+                    };
+                    let entries = children_at(&past, t.at, &logical);
+                    (None, Some(Box::new((loc, entries.into()))))
+                }
+            };
             let (meta, user, group, xattrs) = tree.stored_owner(&full, &st);
             r.stack.push(Level {
                 path: rel.clone(),
@@ -491,7 +563,8 @@ fn restore_entry(
                 names: (user, group),
                 xattrs,
                 at: 0,
-                open: Some(Box::new((cursor, VecDeque::new()))),
+                open,
+                then,
             });
             // Only the deepest directories keep theirs open.
             if let Some(above) = r
