@@ -1,7 +1,6 @@
 //! Issue 11, reading the past: `ls --at TIME`, `restore --at TIME` and
-//! `versions PATH` end to end. History is made by replacing entries (a
-//! backup keeps what it replaces) and, until deletions land, by deleting
-//! by hand as a deleting backup will ([`delete_into_history`]); times are
+//! `versions PATH` end to end. History is made by backups that replace
+//! and delete entries; times are
 //! `@EPOCHSECONDS` taken between steps a second apart, so each falls
 //! clearly between two versions.
 
@@ -82,12 +81,11 @@ fn modify_delete_recreate_read_back_at_each_time() {
     let want2 = facts(&f);
     let t2 = between();
 
-    let ns = srv.ns(NAME);
-    let rel = src.strip_prefix("/").unwrap();
-    delete_into_history(&ns, &rel.join("f"));
-    delete_into_history(&ns, &rel.join("gone"));
+    // A backup of the directory deletes them on the server.
     fs::remove_file(&f).unwrap();
     fs::remove_file(src.join("gone")).unwrap();
+    srv.client(argv!["backup", &src]).run().ok();
+    assert!(!srv.store(NAME, &f).exists());
     let t3 = between();
 
     fs::write(&f, &v3).unwrap();

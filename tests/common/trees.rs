@@ -610,32 +610,3 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
-
-/// Deletes `rel` (a path beneath namespace directory `ns`) as a backup
-/// that deletes will (issue 11, built on another branch): the current
-/// entry moved whole into a new published batch at its own path, holders
-/// (mode 0700) above it, the batch's index naming it. Returns the batch.
-/// Only while nothing commits to the namespace.
-pub fn delete_into_history(ns: &Path, rel: &Path) -> PathBuf {
-    use rsb::store::history::{batch_name, index_bytes, INDEX_NAME};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let name = batch_name(now.as_secs() as i64, now.subsec_nanos());
-    let batch = ns
-        .join(std::ffi::OsStr::from_bytes(HISTORY))
-        .join(std::ffi::OsStr::from_bytes(&name));
-    let to = batch.join(rel);
-    use std::os::unix::fs::DirBuilderExt;
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true).mode(0o700);
-    b.create(to.parent().unwrap()).unwrap();
-    fs::rename(ns.join(rel), &to).unwrap();
-    let wire = rsb::proto::WirePath::new(rel.as_os_str().as_bytes().to_vec()).unwrap();
-    fs::write(
-        batch.join(std::ffi::OsStr::from_bytes(INDEX_NAME)),
-        index_bytes([&wire]),
-    )
-    .unwrap();
-    batch
-}
