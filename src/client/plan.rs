@@ -126,10 +126,15 @@ pub enum Placed {
 /// everything in it. Fed one walk at a time, in pre-order.
 #[derive(Debug, Default)]
 pub struct Order {
-    /// Directories whose contents are still coming, innermost last.
-    open_dirs: Vec<LocalEntry>,
+    /// Directories whose contents are still coming, innermost last, with
+    /// what their walk said when it closed them ([`Order::handle_walked_dir`]).
+    open_dirs: Vec<(LocalEntry, Option<bool>)>,
     /// Directories closed and ready to go out.
-    closed: VecDeque<LocalEntry>,
+    closed: VecDeque<(LocalEntry, Option<bool>)>,
+    /// Walked directories just handed out, and whether read whole: their
+    /// entries and everything beneath them are placed, so their `Closed`
+    /// may follow the manifest being filled.
+    walked: Vec<(WirePath, bool)>,
     /// The first name of each hard-linked inode this run placed (at most
     /// [`MAX_LINK_GROUPS`]).
     first_names: HashMap<(u64, u64), WirePath>,
@@ -152,14 +157,14 @@ impl Order {
         while self
             .open_dirs
             .last()
-            .is_some_and(|d| !contains(&d.wire, &e.wire))
+            .is_some_and(|(d, _)| !contains(&d.wire, &e.wire))
         {
             if let Some(d) = self.open_dirs.pop() {
                 self.closed.push_back(d);
             }
         }
         if e.kind == EntryKind::Dir {
-            self.open_dirs.push(e);
+            self.open_dirs.push((e, None));
             return Placed::Held;
         }
         Placed::Ready(self.link_or_file(e))
@@ -193,9 +198,34 @@ impl Order {
         }
     }
 
+    /// The walk closed directory `wire` (it is still open here: the
+    /// entry that closes it has not come yet); `whole`: it was read whole.
+    /// Tied to this walk's entry of it, not to its path: another walk's
+    /// entry of the same directory (an ancestor) does not carry it.
+    pub fn handle_walked_dir(&mut self, wire: &WirePath, whole: bool) {
+        if let Some((_, flag)) = self
+            .open_dirs
+            .iter_mut()
+            .rev()
+            .find(|(d, _)| d.wire == *wire)
+        {
+            *flag = Some(whole);
+        }
+    }
+
     /// A directory whose contents have all been placed.
     pub fn pop_closed(&mut self) -> Option<LocalEntry> {
-        self.closed.pop_front()
+        let (d, flag) = self.closed.pop_front()?;
+        if let Some(whole) = flag {
+            self.walked.push((d.wire.clone(), whole));
+        }
+        Some(d)
+    }
+
+    /// The walked directories handed out by [`Self::pop_closed`] since the
+    /// last call, for [`Plan::handle_closed`].
+    pub fn take_walked(&mut self) -> Vec<(WirePath, bool)> {
+        std::mem::take(&mut self.walked)
     }
 }
 
@@ -407,9 +437,10 @@ impl Plan {
         self.walked = true;
     }
 
-    /// The walk of directory `path` is over (see
-    /// [`crate::io::client::walk::WalkItem::Closed`]); it comes before the
-    /// directory's own entry is placed in a manifest.
+    /// The walk of directory `path` is over and its entry is in the
+    /// manifest being filled ([`Order::take_walked`]), after everything
+    /// beneath it: its `Closed` goes after that manifest, once its entry
+    /// is reached in the send queue.
     pub fn handle_closed(&mut self, path: WirePath, whole: bool) {
         if !path.is_reserved() {
             self.closed.insert(path, whole);

@@ -104,9 +104,9 @@
 //!   connection's manifests named are deleted at the commit (moved into
 //!   history, reserved `.rsb-tmp.` names never). Not whole (0): nothing is
 //!   deleted there. It counts in the batch as an entry; a failure is a
-//!   `Failed` for its id. The server holds the names of at most 32 MiB of
-//!   manifest entries per connection for this; past that a whole `Closed`
-//!   fails (deletions not applied) until the held sets drain.
+//!   `Failed` for its id. The server holds at most 32 MiB of manifest names (and their
+//!   directories' paths) per connection for this; past that a whole `Closed`
+//!   fails (deletions not applied) for the rest of the connection.
 //! * `Need` also lists (entry index, offset) for needed files of which the
 //!   server kept the first `offset` bytes from an interrupted transfer (files
 //!   of 1 MiB or more, kept under a name made of the file's name, size and

@@ -586,3 +586,32 @@ fn a_failed_update_sends_the_entry_whole_after_its_commit() {
     assert_eq!(p.handle_failed(3, &wp("x")).as_deref(), Some("/d/big"));
     assert!(p.handle_committed(4).finished);
 }
+
+/// A walk's `Closed` belongs to that walk's entry of the directory: an
+/// ancestor entry of the same path from an earlier walk never carries it,
+/// and it is handed out only once the entry (after everything beneath it)
+/// is placed.
+#[test]
+fn a_walks_closed_goes_with_its_own_entry_of_the_directory() {
+    let mut o = Order::new();
+    // Walk 1 names a and a/b as ancestors of a/b/f.
+    assert_eq!(o.place(dir("a")), Placed::Held);
+    assert_eq!(o.place(dir("a/b")), Placed::Held);
+    assert!(matches!(o.place(file("a/b/f")), Placed::Ready(_)));
+    o.end_walk();
+    while o.pop_closed().is_some() {}
+    assert!(o.take_walked().is_empty(), "ancestors close nothing");
+    // Walk 2 walks a: a/b is closed by the walk before a/c comes.
+    assert_eq!(o.place(dir("a")), Placed::Held);
+    assert_eq!(o.place(dir("a/b")), Placed::Held);
+    assert!(matches!(o.place(file("a/b/g")), Placed::Ready(_)));
+    o.handle_walked_dir(&wp("a/b"), true);
+    assert!(o.take_walked().is_empty(), "a/b's entry is not out yet");
+    assert!(matches!(o.place(file("a/c")), Placed::Ready(_)));
+    assert_eq!(o.pop_closed().map(|d| name(&d.wire)), Some("a/b".into()));
+    assert_eq!(o.take_walked(), vec![(wp("a/b"), true)]);
+    o.handle_walked_dir(&wp("a"), false);
+    o.end_walk();
+    assert_eq!(o.pop_closed().map(|d| name(&d.wire)), Some("a".into()));
+    assert_eq!(o.take_walked(), vec![(wp("a"), false)]);
+}

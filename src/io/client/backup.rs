@@ -25,7 +25,7 @@ use crate::proto::{EntryKind, Layout, Meta};
 struct Walks {
     walker: Walker,
     order: Order,
-    /// Directories whose walk ended since the planner last heard.
+    /// Walked directories placed since the planner last heard.
     closed: Vec<(crate::proto::WirePath, bool)>,
 }
 
@@ -42,6 +42,7 @@ impl Walks {
     fn next(&mut self, rep: &mut Reporter) -> Option<LocalEntry> {
         loop {
             if let Some(d) = self.order.pop_closed() {
+                self.closed.extend(self.order.take_walked());
                 return Some(d);
             }
             let item = match self.walker.next()? {
@@ -57,7 +58,7 @@ impl Walks {
                 WalkItem::Excluded { path } => rep.note(&show(&path), STORE_EXCLUDED),
                 WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
                 WalkItem::Vanished { path } => rep.vanished(&show(&path)),
-                WalkItem::Closed { wire, whole } => self.closed.push((wire, whole)),
+                WalkItem::Closed { wire, whole } => self.order.handle_walked_dir(&wire, whole),
                 WalkItem::Entry(e) => match self.order.place(e) {
                     Placed::Ready(e) => return Some(e),
                     Placed::Held => {}

@@ -6,14 +6,17 @@
 //! not read whole (a listing cut short, an entry that could not be read)
 //! only drops its set: nothing beneath it is deleted.
 //!
-//! Memory is bounded per connection: the names held, in sets still open
-//! and in sets handed to the batch not yet committed, cost at most
-//! [`MAX_LISTED_BYTES`]. A set is one buffer of names, each ended by a NUL
-//! (a byte no name holds): noting a name in the loop costs no allocation of
-//! its own and no hashing of it; the worker sorts the set when it commits. Past that, names are no longer noted and every
-//! `Closed` until the sets drain is answered with a failure naming the
-//! directory: deletions there wait for a later run, nothing is deleted by
-//! mistake.
+//! Memory is bounded per connection: the names held (and the paths of
+//! their directories), in sets still open and in sets handed to the batch
+//! not yet committed, cost at most [`MAX_LISTED_BYTES`]. Past that every
+//! set is dropped and, for the rest of the connection, every whole
+//! `Closed` is answered with a failure naming the directory: deletions
+//! wait for a later run, nothing is deleted by mistake (a name left out
+//! may belong to a directory whose own set does not exist yet, since a
+//! directory's name comes after everything in it). A set is one buffer of
+//! names, each ended by a NUL (a byte no name holds): noting a name in the
+//! loop costs no allocation of its own and no hashing of it; the worker
+//! sorts the set when it commits.
 //!
 //! Must not touch the store: the listing of the stored directory and the
 //! moves happen in the shell, at the commit.
@@ -32,6 +35,10 @@ pub const MAX_LISTED_BYTES: usize = 32 << 20;
 /// The bookkeeping of one held name (its NUL).
 pub const NAME_COST: usize = 1;
 
+/// The bookkeeping of one directory's set besides its names and its path
+/// (its slot in the map, its buffer's header, spare capacity).
+pub const SET_COST: usize = 96;
+
 /// The names a client's manifests carried, by directory.
 #[derive(Debug, Default)]
 pub(super) struct Listed {
@@ -40,7 +47,9 @@ pub(super) struct Listed {
     open: usize,
     /// Cost of the sets handed to the batch since the last commit.
     handed: usize,
-    /// Names were left out since the sets last drained.
+    /// Names were left out: from then on this connection deletes nothing
+    /// (a lost name may belong to a directory whose set is not even made
+    /// yet: a directory's own name comes after everything in it).
     lost: bool,
 }
 
@@ -55,10 +64,17 @@ impl Listed {
             let dir = path
                 .get(..path.len().saturating_sub(name.len() + 1))
                 .unwrap_or_default();
-            let cost = name.len() + NAME_COST;
+            if self.lost {
+                return;
+            }
+            let new_set = !self.sets.contains_key(dir);
+            let cost = name.len() + NAME_COST + if new_set { dir.len() + SET_COST } else { 0 };
             if self.open + self.handed + cost > MAX_LISTED_BYTES {
+                // Nothing held any more helps: every set is dropped.
                 self.lost = true;
-                continue;
+                self.sets = HashMap::new();
+                self.open = 0;
+                return;
             }
             match self.sets.get_mut(dir) {
                 Some(set) => set.push(name),
@@ -73,18 +89,17 @@ impl Listed {
     }
 
     /// Takes the set of `dir` (empty when no manifest named anything in
-    /// it); `None` when names were lost meanwhile.
+    /// it); `None` when names were lost on this connection.
     fn take(&mut self, dir: &WirePath, whole: bool) -> Option<Names> {
-        let set = self.sets.remove(dir.as_bytes()).unwrap_or_default();
-        let cost = set.cost();
+        let set = self.sets.remove(dir.as_bytes());
+        let cost = set
+            .as_ref()
+            .map_or(0, |s| s.cost() + dir.as_bytes().len() + SET_COST);
         self.open = self.open.saturating_sub(cost);
-        let lost = self.lost;
-        if self.sets.is_empty() {
-            self.lost = false;
-        }
-        if !whole || lost {
+        if !whole || self.lost {
             return None;
         }
+        let set = set.unwrap_or_default();
         self.handed += cost;
         Some(set)
     }
@@ -122,7 +137,7 @@ impl ServerSession {
                 id,
                 path,
                 format!(
-                    "deletions not applied: more than {} MiB of names in the directories of this backup at once",
+                    "deletions not applied: this connection held more than {} MiB of names at once (a later run applies them)",
                     MAX_LISTED_BYTES >> 20
                 ),
             ),
@@ -242,25 +257,42 @@ mod tests {
     }
 
     #[test]
-    fn names_past_the_bound_fail_the_deletions_until_the_sets_drain() {
+    fn names_past_the_bound_fail_every_deletion_of_the_connection() {
         let mut l = Listed::default();
         let long = "n".repeat(200);
         let per = 200 + NAME_COST;
         let fit = MAX_LISTED_BYTES / per;
-        let entries: Vec<ManifestEntry> = (0..fit + 10)
-            .map(|i| entry(&format!("big/{i}{long}")))
+        // The walk root's first child is huge: its own name (noted under
+        // the root only after it) is among the names lost.
+        let mut entries: Vec<ManifestEntry> = (0..fit + 10)
+            .map(|i| entry(&format!("r/big/{i}{long}")))
             .collect();
+        entries.push(entry("r/big"));
+        l.note(&entries);
+        assert!(l.lost);
+        assert!(
+            l.sets.is_empty() && l.open == 0,
+            "everything held is dropped"
+        );
+        assert!(l.take(&wp("r/big"), true).is_none());
+        // Room again, but r's set would lack `big`: still nothing deleted.
+        l.note(&[entry("r/z/a"), entry("r/z"), entry("r/y")]);
+        assert!(l.take(&wp("r/z"), true).is_none());
+        assert!(l.take(&wp("r"), true).is_none());
+        l.committed();
+        assert!(l.take(&wp("r"), true).is_none());
+    }
+
+    #[test]
+    fn directory_paths_count_toward_the_bound() {
+        let mut l = Listed::default();
+        let dir = vec!["d".repeat(249); 16].join("/");
+        // Distinct directories of one short name each: their paths cost.
+        let n = MAX_LISTED_BYTES / (dir.len() + SET_COST) + 10;
+        let entries: Vec<ManifestEntry> = (0..n).map(|i| entry(&format!("{dir}{i}/x"))).collect();
         l.note(&entries);
         assert!(l.lost);
         assert!(l.open <= MAX_LISTED_BYTES);
-        l.note(&[entry("small/a")]);
-        // The lost names could be anywhere: no directory deletes.
-        assert!(l.take(&wp("small"), true).is_none());
-        assert!(l.take(&wp("big"), true).is_none());
-        // Drained: the next directory is trusted again.
-        assert!(!l.lost);
-        l.note(&[entry("next/a")]);
-        assert_eq!(l.take(&wp("next"), true).map(|s| s.iter().count()), Some(1));
     }
 
     #[test]
@@ -281,9 +313,28 @@ mod tests {
             );
             assert_eq!(taken.is_some(), round == 0, "round {round}");
         }
+        // Round 1 overflowed only through what round 0 handed over; the
+        // connection deletes nothing more, committed or not.
         l.committed();
         l.note(&[entry("d2/a")]);
-        assert!(l.take(&wp("d2"), true).is_some());
+        assert!(l.take(&wp("d2"), true).is_none());
+    }
+
+    #[test]
+    fn a_commit_frees_what_its_batch_held() {
+        let mut l = Listed::default();
+        let long = "n".repeat(200);
+        let half = MAX_LISTED_BYTES / (200 + NAME_COST) / 2 + 1;
+        for round in 0..3 {
+            let entries: Vec<ManifestEntry> = (0..half)
+                .map(|i| entry(&format!("d{round}/{i}{long}")))
+                .collect();
+            l.note(&entries);
+            let dir = WirePath::new(format!("d{round}").into_bytes()).unwrap();
+            assert!(l.take(&dir, true).is_some(), "round {round}");
+            l.committed();
+        }
+        assert!(!l.lost);
     }
 
     #[test]
