@@ -148,7 +148,6 @@ impl ServerSession {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use super::*;
     use crate::proto::{EntryKind, Frame, Meta};
@@ -191,7 +190,7 @@ mod tests {
 
     #[test]
     fn a_whole_directory_hands_the_names_of_every_manifest_to_the_batch() {
-        let now = Instant::now();
+        let now = crate::testing::clock::Clock::new().now();
         let mut s = welcomed(SessionConfig::default(), now);
         let frames = [
             Frame::Manifest {
@@ -220,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_directory_not_read_whole_deletes_nothing_and_drops_its_names() {
-        let now = Instant::now();
+        let now = crate::testing::clock::Clock::new().now();
         let mut s = welcomed(SessionConfig::default(), now);
         let frames = [
             Frame::Manifest {
@@ -244,7 +243,7 @@ mod tests {
 
     #[test]
     fn an_empty_directory_read_whole_keeps_nothing() {
-        let now = Instant::now();
+        let now = crate::testing::clock::Clock::new().now();
         let mut s = welcomed(SessionConfig::default(), now);
         let frames = [Frame::Closed {
             id: 1,
@@ -339,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_closed_on_a_read_only_server_is_refused() {
-        let now = Instant::now();
+        let now = crate::testing::clock::Clock::new().now();
         let config = SessionConfig {
             read_only: true,
             ..SessionConfig::default()

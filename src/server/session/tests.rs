@@ -1,12 +1,13 @@
 //! The session's own tests: frames in, frames and commands out.
 
 use super::*;
+use crate::testing::clock::Clock;
 use crate::testing::frames::{bytes, hello, meta, wp};
 use crate::testing::server::{drain_commands, sent_frames, welcomed};
 
 #[test]
 fn garbage_gets_an_error_frame_and_closes() {
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
     s.handle_input(now, b"GET / HTTP/1.1\r\n\r\n");
     assert!(s.is_closing());
@@ -22,7 +23,7 @@ fn garbage_gets_an_error_frame_and_closes() {
 
 #[test]
 fn request_before_hello_is_refused() {
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
     s.handle_input(
         now,
@@ -43,7 +44,7 @@ fn request_before_hello_is_refused() {
 
 #[test]
 fn ids_must_increase_and_file_end_must_match() {
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = welcomed(SessionConfig::default(), now);
     s.handle_input(
         now,
@@ -95,7 +96,7 @@ fn nothing_is_sent_after_the_error() {
     // Found by fuzz target server_session: a commit queued before a
     // malformed frame was answered after the session's `Error`, and a
     // second failure queued a second `Error` and `Abort`.
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = welcomed(SessionConfig::default(), now);
     let mut b = bytes(&[Frame::Commit { id: 1 }]);
     b.extend_from_slice(&[0xff; 5]);
@@ -119,7 +120,7 @@ fn nothing_is_sent_after_the_error() {
 
 #[test]
 fn timeouts() {
-    let t0 = Instant::now();
+    let t0 = Clock::new().now();
     let cfg = SessionConfig {
         idle_timeout: Some(Duration::from_secs(5)),
         hello_timeout: Duration::from_secs(2),
@@ -147,7 +148,7 @@ fn timeouts() {
 
 #[test]
 fn a_client_that_stops_reading_a_restore_times_out() {
-    let t0 = Instant::now();
+    let t0 = Clock::new().now();
     let cfg = SessionConfig {
         idle_timeout: Some(Duration::from_secs(5)),
         ..SessionConfig::default()
@@ -175,7 +176,7 @@ fn a_client_that_stops_reading_a_restore_times_out() {
 
 #[test]
 fn busy_session_says_so_and_closes() {
-    let mut s = ServerSession::busy(SessionConfig::default(), Instant::now(), 3);
+    let mut s = ServerSession::busy(SessionConfig::default(), Clock::new().now(), 3);
     assert!(s.is_closing());
     match &sent_frames(&mut s)[..] {
         [Frame::Error {
@@ -188,7 +189,7 @@ fn busy_session_says_so_and_closes() {
 
 #[test]
 fn nothing_queued_runs_or_is_answered_after_an_error() {
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
     s.handle_input(
         now,
@@ -220,7 +221,7 @@ fn nothing_queued_runs_or_is_answered_after_an_error() {
 
 #[test]
 fn no_abort_for_a_namespace_never_opened() {
-    let now = Instant::now();
+    let now = Clock::new().now();
     let mut s = ServerSession::new(SessionConfig::default(), now, [0; 32]);
     let mut b = bytes(&[hello("a")]);
     b.extend_from_slice(&[0xff; 5]);
