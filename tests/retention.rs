@@ -9,34 +9,11 @@ mod common;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use rsb::store::history::{batch_name, parse_batch_name, parse_index, INDEX_NAME};
-
-/// The published batches of namespace `ns`, oldest first.
-fn batches(ns: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(ns.join(".rsb-tmp.history")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = rd
-        .flatten()
-        .filter(|e| parse_batch_name(e.file_name().as_bytes()).is_some())
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
-}
-
-fn index_of(batch: &Path) -> Vec<String> {
-    let bytes = fs::read(batch.join(std::ffi::OsStr::from_bytes(INDEX_NAME))).unwrap();
-    parse_index(&bytes)
-        .unwrap()
-        .iter()
-        .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())
-        .collect()
-}
+use rsb::store::history::batch_name;
 
 /// `rsb-server -d ROOT ARGS...`, run to its end.
 fn server_once(root: &Path, args: &[&str]) -> Output {

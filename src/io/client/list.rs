@@ -74,7 +74,8 @@ pub fn list(
     }
 }
 
-fn print_out(out: &mut String) {
+/// Writes what was gathered to stdout and empties it.
+pub(super) fn print_out(out: &mut String) {
     use std::io::Write;
     let mut so = std::io::stdout().lock();
     let _ = so.write_all(out.as_bytes());

@@ -4,7 +4,7 @@
 //! history holds for the path. Must not decide anything about history:
 //! the server resolves it ([`crate::store::past`]); this only prints.
 
-use std::io::Write;
+use super::list::print_out;
 use std::path::Path;
 
 use super::error::NetError;
@@ -58,11 +58,4 @@ pub fn versions(link: &mut Link<'_>, path: &Path, rep: &mut Reporter) -> Result<
             return Err(link.broken());
         }
     }
-}
-
-fn print_out(out: &mut String) {
-    let mut so = std::io::stdout().lock();
-    let _ = so.write_all(out.as_bytes());
-    let _ = so.flush();
-    out.clear();
 }
