@@ -4,7 +4,6 @@
 //! is decided there; this file only does the I/O and reports.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
@@ -13,7 +12,7 @@ use super::error::NetError;
 use super::event_loop::Link;
 use super::owners::Accounts;
 use super::report::{show, Reporter};
-use super::walk::{WalkItem, WalkOptions, STORE_EXCLUDED};
+use super::walk::{Root, WalkItem, WalkOptions, STORE_EXCLUDED};
 use super::walker::{Step, Walker};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
 use crate::client::session::Event;
@@ -30,7 +29,7 @@ struct Walks {
 }
 
 impl Walks {
-    fn new(paths: &[PathBuf], opts: WalkOptions) -> Walks {
+    fn new(paths: &[Root], opts: WalkOptions) -> Walks {
         Walks {
             walker: Walker::new(paths, opts),
             order: Order::new(),
@@ -112,26 +111,23 @@ fn name_owners(link: &mut Link<'_>, meta: &Meta, accounts: &Accounts) {
         .name_owners(meta, |u| accounts.user_name(u), |g| accounts.group_name(g));
 }
 
-/// Backs up `paths` (absolute or relative to the current directory),
-/// not descending into other file systems when `one_file_system`, and
-/// never into the store of a server on this machine. File-level problems
-/// are reported and counted; `Err` means the connection was lost.
+/// Backs up `paths` (absolute or relative to the current directory, each
+/// as deep as its [`Root`] says), leaving out what `opts` says and never
+/// descending into the store of a server on this machine. File-level
+/// problems are reported and counted; `Err` means the connection was lost.
 pub fn backup(
     link: &mut Link<'_>,
-    paths: &[PathBuf],
-    one_file_system: bool,
+    paths: &[Root],
+    mut opts: WalkOptions,
     rep: &mut Reporter,
 ) -> Result<(), NetError> {
     if link.read_only() {
         for p in paths {
-            rep.fail(&show(p), "server is read-only");
+            rep.fail(&show(&p.path), "server is read-only");
         }
         return Ok(());
     }
-    let opts = WalkOptions {
-        one_file_system,
-        exclude: link.local_store(),
-    };
+    opts.exclude = link.local_store();
     let mut walks = Walks::new(paths, opts);
     let mut plan = Plan::new();
     let accounts = Accounts::new();

@@ -262,9 +262,13 @@ impl Client {
             }
             Command::Quit => return Ok(()),
             Command::Backup(paths) => {
-                let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+                let paths: Vec<walk::Root> = paths.into_iter().map(walk::Root::tree).collect();
+                let opts = walk::WalkOptions {
+                    one_file_system: self.config.one_file_system,
+                    ..Default::default()
+                };
                 let mut link = self.lp.link(remote)?;
-                let r = backup::backup(&mut link, &paths, self.config.one_file_system, &mut rep);
+                let r = backup::backup(&mut link, &paths, opts, &mut rep);
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r

@@ -71,6 +71,40 @@ pub struct WalkOptions {
 
 pub use crate::client::plan::LocalEntry;
 
+/// How far below its root a walk goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Depth {
+    /// The root and everything beneath it.
+    #[default]
+    Tree,
+    /// The root and the entries directly in it, not what is below those:
+    /// a directory's listing (which, read whole, also says what in it is
+    /// gone), for watch mode's changed directories.
+    Listing,
+    /// The root's entry alone (a changed file, or a directory's own
+    /// metadata).
+    Entry,
+}
+
+/// One path a backup walks, and how deep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    /// The local path, absolute or relative to the current directory.
+    pub path: PathBuf,
+    /// How far below it.
+    pub depth: Depth,
+}
+
+impl Root {
+    /// `path` and everything beneath it.
+    pub fn tree(path: impl Into<PathBuf>) -> Root {
+        Root {
+            path: path.into(),
+            depth: Depth::Tree,
+        }
+    }
+}
+
 /// What the walk found next.
 #[derive(Debug)]
 pub enum WalkItem {
@@ -132,6 +166,8 @@ pub struct Walk {
     opts: WalkOptions,
     /// The device of the root, once `lstat`ed.
     root_dev: Option<u64>,
+    /// How far below the root it goes.
+    depth: Depth,
 }
 
 /// One directory being walked: its remaining children, sorted.
@@ -175,13 +211,22 @@ pub fn walk(root: &Path) -> Walk {
 
 /// [`walk`], leaving out what `opts` says.
 pub fn walk_with(root: &Path, opts: WalkOptions) -> Walk {
+    walk_root(&Root::tree(root), opts)
+}
+
+/// [`walk_with`], going only as deep as `root` says: with
+/// [`Depth::Listing`] the root directory is opened (and closed, `whole`
+/// or not) but none of its subdirectories; with [`Depth::Entry`] nothing
+/// is opened.
+pub fn walk_root(root: &Root, opts: WalkOptions) -> Walk {
     Walk {
-        start: Some(root.to_path_buf()),
+        start: Some(root.path.clone()),
         queue: VecDeque::new(),
         open: None,
         stack: Vec::new(),
         opts,
         root_dev: None,
+        depth: root.depth,
     }
 }
 
@@ -373,7 +418,15 @@ impl Walk {
                 }
                 // Another file system's root is an entry, its contents are
                 // not (`--one-file-system`).
-                if !self.opts.one_file_system || self.root_dev.is_none_or(|d| d == md.st_dev) {
+                let deep_enough = match self.depth {
+                    Depth::Tree => true,
+                    // The root is looked at with nothing open yet.
+                    Depth::Listing => self.stack.is_empty(),
+                    Depth::Entry => false,
+                };
+                let same_fs =
+                    !self.opts.one_file_system || self.root_dev.is_none_or(|d| d == md.st_dev);
+                if deep_enough && same_fs {
                     self.open = Some((local.clone(), wire.clone()));
                 }
                 (0, Vec::new())

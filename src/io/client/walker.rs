@@ -9,10 +9,9 @@
 //! (a lost connection). It decides nothing, reports nothing and touches
 //! no connection. If no thread can be started, the same walks run inline.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::walk::{walk_with, Walk, WalkItem, WalkOptions};
+use super::walk::{walk_root, Root, Walk, WalkItem, WalkOptions};
 
 /// What the walks yield, in order.
 #[derive(Debug)]
@@ -56,7 +55,7 @@ pub enum Walker {
 
 impl Walker {
     /// Starts the walks of `paths`.
-    pub fn new(paths: &[PathBuf], opts: WalkOptions) -> Walker {
+    pub fn new(paths: &[Root], opts: WalkOptions) -> Walker {
         let (tx, rx) = sync_channel(BATCHES_AHEAD);
         let owned = paths.to_vec();
         let spawned = std::thread::Builder::new()
@@ -111,7 +110,7 @@ impl Iterator for Walker {
                         // backed up, and is said to be.
                         *finished = true;
                         return Some(Step::Item(WalkItem::Error {
-                            path: PathBuf::from("/"),
+                            path: std::path::PathBuf::from("/"),
                             error: std::io::Error::other("the walk stopped unexpectedly"),
                         }));
                     }
@@ -131,17 +130,17 @@ impl Iterator for Walker {
     }
 }
 
-fn walks_of(paths: &[PathBuf], opts: WalkOptions) -> std::vec::IntoIter<Walk> {
+fn walks_of(paths: &[Root], opts: WalkOptions) -> std::vec::IntoIter<Walk> {
     paths
         .iter()
-        .map(|p| walk_with(p, opts))
+        .map(|p| walk_root(p, opts))
         .collect::<Vec<_>>()
         .into_iter()
 }
 
 /// The thread: every walk in batches, then `None`; returns early when
 /// the loop hung up.
-fn run(paths: &[PathBuf], opts: WalkOptions, tx: &SyncSender<Vec<Option<Step>>>) {
+fn run(paths: &[Root], opts: WalkOptions, tx: &SyncSender<Vec<Option<Step>>>) {
     let mut batch = Vec::with_capacity(FIRST_BATCH);
     let mut size = FIRST_BATCH;
     for walk in walks_of(paths, opts) {
@@ -187,7 +186,10 @@ mod tests {
             std::fs::write(a.join(format!("f{i:04}")), b"x").expect("write");
         }
         std::fs::write(b.join("only"), b"y").expect("write");
-        let paths = vec![a.clone(), b.clone(), dir.path().join("missing")];
+        let paths: Vec<Root> = [a.clone(), b.clone(), dir.path().join("missing")]
+            .into_iter()
+            .map(Root::tree)
+            .collect();
         let opts = WalkOptions::default();
         let threaded = steps(Walker::new(&paths, opts));
         let mut walks = walks_of(&paths, opts);
@@ -207,7 +209,7 @@ mod tests {
         for i in 0..(BATCH * (BATCHES_AHEAD + 3)) {
             std::fs::write(dir.path().join(format!("f{i:05}")), b"").expect("write");
         }
-        let mut w = Walker::new(&[dir.path().to_path_buf()], WalkOptions::default());
+        let mut w = Walker::new(&[Root::tree(dir.path())], WalkOptions::default());
         assert!(w.next().is_some());
         let Walker::Thread { rx, thread, .. } = w else {
             panic!("no walk thread");

@@ -445,3 +445,52 @@ fn utc_fallback_and_local_time() {
     assert!((1..=12).contains(&local.month) && (1..=31).contains(&local.day));
     assert!(local.hour < 24 && local.min < 60);
 }
+
+/// A listing walk opens only its root (and closes it, whole); an entry
+/// walk opens nothing: a subdirectory is an entry without its contents.
+#[test]
+fn a_walk_goes_only_as_deep_as_its_root_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    fs::write(root.join("f"), b"x").unwrap();
+    fs::write(root.join("sub/g"), b"y").unwrap();
+    let rendered = |depth: Depth| -> Vec<String> {
+        let r = Root {
+            path: root.clone(),
+            depth,
+        };
+        walk_root(&r, WalkOptions::default())
+            .filter_map(|item| match item {
+                WalkItem::Entry(e) if e.local.starts_with(&root) => Some(format!(
+                    "entry {}",
+                    e.local.strip_prefix(tmp.path()).unwrap().display()
+                )),
+                WalkItem::Closed { whole, wire } => Some(format!(
+                    "closed {} {whole}",
+                    String::from_utf8_lossy(wire.components().last().unwrap_or(b""))
+                )),
+                WalkItem::Entry(_) => None,
+                other => Some(format!("{other:?}")),
+            })
+            .collect()
+    };
+    assert_eq!(
+        rendered(Depth::Listing),
+        ["entry r", "entry r/f", "entry r/sub", "closed r true"]
+    );
+    assert_eq!(rendered(Depth::Entry), ["entry r"]);
+    assert_eq!(
+        rendered(Depth::Tree),
+        [
+            "entry r",
+            "entry r/f",
+            "entry r/sub",
+            "entry r/sub/deeper",
+            "closed deeper true",
+            "entry r/sub/g",
+            "closed sub true",
+            "closed r true"
+        ]
+    );
+}
