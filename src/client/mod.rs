@@ -15,6 +15,8 @@ pub mod plan;
 pub mod remote;
 pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod session;
 pub mod ui;
+pub mod watch;
 pub mod when;
