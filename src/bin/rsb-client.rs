@@ -15,10 +15,10 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] [--every DURATION] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
-const WITH_VALUE: [WithValue; 2] = [
+const WITH_VALUE: [WithValue; 3] = [
     WithValue {
         short: b'n',
         long: "name",
@@ -26,6 +26,10 @@ const WITH_VALUE: [WithValue; 2] = [
     WithValue {
         short: b'k',
         long: "secret-file",
+    },
+    WithValue {
+        short: 0,
+        long: "every",
     },
 ];
 
@@ -53,6 +57,12 @@ fn options() -> Options {
         "o",
         "one-file-system",
         "backup: do not descend into other file systems",
+    );
+    o.optopt(
+        "",
+        "every",
+        "run the command again at this period (30s, 15m, 2h, 1d) until stopped",
+        "DURATION",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -116,6 +126,12 @@ fn parse() -> Result<Config, ExitCode> {
             "invalid name '{shown}': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)"
         )));
     }
+    let every = match m.opt_str("every") {
+        Some(text) => Some(
+            rsb::client::schedule::parse_duration(&text).map_err(|e| usage_error(&format!("--every: {e}")))?,
+        ),
+        None => None,
+    };
     let mut free = free.iter().cloned();
     let host = free.next().ok_or_else(|| usage_error("no HOST given"))?;
     let host = host
@@ -146,6 +162,7 @@ fn parse() -> Result<Config, ExitCode> {
         one_file_system: m.opt_present("o"),
         command,
         numeric_ids: m.opt_present("numeric-ids"),
+        every,
     })
 }
 

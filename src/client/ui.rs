@@ -47,6 +47,17 @@ pub enum Command {
     /// Have the server re-read its copy of a path (default: everything)
     /// and report files whose bytes no longer match their crc32c.
     Verify(Option<OsString>),
+    /// Back up each path, then keep watching them and back up each
+    /// change once it has been quiet for `delay`; rescan everything every
+    /// `rescan`.
+    Watch {
+        /// The directories to watch.
+        paths: Vec<OsString>,
+        /// `--delay SECS`: quiet time before a change is sent (default 2 s).
+        delay: std::time::Duration,
+        /// `--rescan SECS`: period of the full rescans (default an hour).
+        rescan: std::time::Duration,
+    },
     /// Show [`HELP`].
     Help,
     /// End the session.
@@ -64,6 +75,8 @@ restore --at TIME    the same, from the tree as it was at TIME
 ls [PATH]            list what the server holds (default: everything)
 ls --at TIME [PATH]  the listing as it was at TIME (TIME: YYYY-MM-DD[THH:MM[:SS]], @SECS, 7d)
 versions PATH        every version the server holds of PATH, newest first
+watch [--delay SECS] [--rescan SECS] DIR...
+                     back up DIR..., then every change within seconds, until stopped
 verify [PATH]        have the server re-read its copy and report damaged files
 help                 show this list
 quit, exit           end the session";
@@ -424,10 +437,16 @@ enum Verb {
     Ls,
     Versions,
     Verify,
+    Watch,
     Help,
     Quit,
     Exit,
 }
+
+/// The default quiet time of `watch`.
+pub const WATCH_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The default period of `watch`'s full rescans.
+pub const WATCH_RESCAN: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn command_word(word: &[u8]) -> Option<Verb> {
     match word {
@@ -436,6 +455,7 @@ fn command_word(word: &[u8]) -> Option<Verb> {
         b"ls" => Some(Verb::Ls),
         b"versions" => Some(Verb::Versions),
         b"verify" => Some(Verb::Verify),
+        b"watch" => Some(Verb::Watch),
         b"help" => Some(Verb::Help),
         b"quit" => Some(Verb::Quit),
         b"exit" => Some(Verb::Exit),
@@ -451,6 +471,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         Verb::Ls => "usage: ls [--at TIME] [PATH]",
         Verb::Versions => "usage: versions PATH",
         Verb::Verify => "usage: verify [PATH]",
+        Verb::Watch => "usage: watch [--delay SECS] [--rescan SECS] DIR...",
         Verb::Help => "usage: help",
         Verb::Quit => "usage: quit",
         Verb::Exit => "usage: exit",
@@ -480,6 +501,25 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         }
         args.next_if(|a| a == "--");
     }
+    // `watch [--delay SECS] [--rescan SECS] [--] DIR...`.
+    let (mut delay, mut rescan) = (None, None);
+    if verb == Verb::Watch {
+        loop {
+            let slot = if delay.is_none() && args.next_if(|a| a == "--delay").is_some() {
+                &mut delay
+            } else if rescan.is_none() && args.next_if(|a| a == "--rescan").is_some() {
+                &mut rescan
+            } else {
+                break;
+            };
+            let text = args
+                .next()
+                .ok_or_else(|| format!("--delay and --rescan need SECS; {usage}"))?;
+            let d = crate::client::schedule::parse_duration(&text.to_string_lossy())?;
+            *slot = Some(d);
+        }
+        args.next_if(|a| a == "--");
+    }
     let command = match (verb, args.len()) {
         (Verb::Backup, 1..) => Command::Backup(args.collect()),
         (Verb::Restore, 1 | 2) => match args.next() {
@@ -500,6 +540,11 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
             None => return Err(usage.to_string()),
         },
         (Verb::Verify, 0 | 1) => Command::Verify(args.next()),
+        (Verb::Watch, 1..) => Command::Watch {
+            paths: args.collect(),
+            delay: delay.unwrap_or(WATCH_DELAY),
+            rescan: rescan.unwrap_or(WATCH_RESCAN),
+        },
         (Verb::Help, 0) => Command::Help,
         (Verb::Quit | Verb::Exit, 0) => Command::Quit,
         _ => return Err(usage.to_string()),

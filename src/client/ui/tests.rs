@@ -669,3 +669,28 @@ fn version_lines() {
         "3 versions, 1 byte in history"
     );
 }
+
+#[test]
+fn watch_takes_a_delay_a_rescan_period_and_directories() {
+    use std::time::Duration;
+    assert_eq!(
+        line("watch /a /b"),
+        Ok(Some(Command::Watch {
+            paths: vec![os("/a"), os("/b")],
+            delay: WATCH_DELAY,
+            rescan: WATCH_RESCAN,
+        }))
+    );
+    assert_eq!(
+        line("watch --rescan 10m --delay 0.5 -- /a"),
+        Ok(Some(Command::Watch {
+            paths: vec![os("/a")],
+            delay: Duration::from_millis(500),
+            rescan: Duration::from_secs(600),
+        }))
+    );
+    for bad in ["watch", "watch --delay", "watch --delay x /a", "watch --delay 0 /a"] {
+        assert!(line(bad).is_err(), "{bad}");
+    }
+    assert!(line("watch --delay 1").is_err(), "a delay and no directory");
+}

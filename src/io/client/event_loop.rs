@@ -27,12 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::conn::{Conn, Remote, Stepped};
 use super::error::NetError;
+use super::inotify::Watcher;
 use crate::client::session::{ClientSession, Event};
 use crate::io::transfer::{BodyReceiver, BodySender};
 use crate::proto::ErrorCode;
@@ -41,8 +43,10 @@ use crate::proto::ErrorCode;
 pub const SIGNALS: Token = Token(0);
 /// The server connection's token.
 pub const SERVER: Token = Token(1);
+/// Watch mode's inotify descriptor.
+pub const INOTIFY: Token = Token(2);
 /// Tokens in use; the next source takes this one.
-const TOKENS: usize = 2;
+const TOKENS: usize = 3;
 
 /// A wait wakes at least this often, so a command can redraw its progress
 /// line.
@@ -55,6 +59,9 @@ pub enum Timer {
     Session,
     /// The driver's redraw tick.
     Tick,
+    /// A long-running command's own deadline (the next batch of watch
+    /// mode, a reconnection, the next run of `--every`).
+    Driver,
 }
 
 /// Deadlines by [`Timer`]; a handful at most, so a small vector.
@@ -207,6 +214,8 @@ impl Reactor {
 pub struct EventLoop {
     reactor: Reactor,
     server: Option<Conn>,
+    /// Watch mode's watcher, while a watch runs.
+    watcher: Option<Watcher>,
 }
 
 impl EventLoop {
@@ -216,7 +225,60 @@ impl EventLoop {
         Ok(EventLoop {
             reactor: Reactor::new()?,
             server: None,
+            watcher: None,
         })
+    }
+
+    /// Makes `watcher` a source of the loop: from now on every wait, also
+    /// a command's, reads its events.
+    pub fn start_watching(&mut self, watcher: Watcher) -> Result<(), NetError> {
+        let fd = watcher.raw_fd();
+        self.reactor
+            .registry()
+            .register(&mut SourceFd(&fd), INOTIFY, Interest::READABLE)
+            .map_err(|e| NetError::Local(format!("poll: {e}")))?;
+        // Events may be waiting already: the first wait reads them.
+        self.reactor.ready[INOTIFY.0].readable = true;
+        self.watcher = Some(watcher);
+        Ok(())
+    }
+
+    /// The watcher, while a watch runs.
+    pub fn watcher(&mut self) -> Option<&mut Watcher> {
+        self.watcher.as_mut()
+    }
+
+    /// Ends watching: the watcher leaves the loop (and is dropped, which
+    /// closes its descriptor and every watch).
+    pub fn stop_watching(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            let fd = w.raw_fd();
+            let _ = self.reactor.registry().deregister(&mut SourceFd(&fd));
+        }
+        self.reactor.take_ready(INOTIFY);
+    }
+
+    /// Waits, with no command running, for the watcher's events, a signal,
+    /// or `until` (forever when `None` and nothing else is due), and reads
+    /// the watcher's events. [`NetError::Interrupted`] after SIGINT or
+    /// SIGTERM.
+    pub fn wait_until(&mut self, until: Option<Instant>) -> Result<(), NetError> {
+        if self.reactor.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        let now = Instant::now();
+        let more = self.watcher.as_ref().is_some_and(Watcher::has_more);
+        let until = if more { Some(now) } else { until };
+        self.reactor.timers.set(Timer::Session, None);
+        self.reactor.timers.set(Timer::Tick, None);
+        self.reactor.timers.set(Timer::Driver, until);
+        self.reactor.turn(now)?;
+        self.reactor.timers.set(Timer::Driver, None);
+        drain_watcher(&mut self.reactor, self.watcher.as_mut(), more);
+        if self.reactor.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        Ok(())
     }
 
     /// Whether a command runs (`false`) or the client waits for its user.
@@ -239,6 +301,17 @@ impl EventLoop {
         }
         self.reactor.interrupted = false;
         true
+    }
+
+    /// Forgets SIGINT and SIGTERM once a long-running command stopped for
+    /// them; `Some(true)` when SIGTERM came (the client ends), `Some(false)`
+    /// for SIGINT alone, `None` when no signal came.
+    pub fn take_interrupt(&mut self) -> Option<bool> {
+        self.reactor.interrupted();
+        let r = self.reactor.interrupted.then_some(self.reactor.terminated);
+        self.reactor.interrupted = false;
+        self.reactor.terminated = false;
+        r
     }
 
     /// The file body bytes sent or received since the last call: what
@@ -269,6 +342,7 @@ impl EventLoop {
             Some(conn) => Ok(Link {
                 conn,
                 reactor: &mut self.reactor,
+                watcher: self.watcher.as_mut(),
             }),
             None => Err(NetError::Lost {
                 server: remote.shown(),
@@ -295,6 +369,7 @@ impl EventLoop {
         let r = Link {
             conn,
             reactor: &mut self.reactor,
+            watcher: self.watcher.as_mut(),
         }
         .await_welcome();
         if r.is_err() {
@@ -309,6 +384,8 @@ impl EventLoop {
 pub struct Link<'a> {
     conn: &'a mut Conn,
     reactor: &'a mut Reactor,
+    /// Watch mode's watcher: its events are read at every wait.
+    watcher: Option<&'a mut Watcher>,
 }
 
 impl Link<'_> {
@@ -377,10 +454,12 @@ impl Link<'_> {
             return Err(NetError::Interrupted);
         }
         let now = Instant::now();
+        let more = self.watcher.as_deref().is_some_and(Watcher::has_more);
         let timers = &mut self.reactor.timers;
         timers.set(Timer::Session, self.conn.session.poll_timeout());
-        timers.set(Timer::Tick, Some(now + TICK));
+        timers.set(Timer::Tick, Some(now + if more { Duration::ZERO } else { TICK }));
         self.reactor.turn(now)?;
+        drain_watcher(self.reactor, self.watcher.as_deref_mut(), more);
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
         }
@@ -417,6 +496,17 @@ impl Link<'_> {
             if self.conn.session.is_closed() {
                 return Err(self.broken());
             }
+        }
+    }
+}
+
+/// Reads the watcher's events if its descriptor became readable (or a
+/// drain stopped short: `more`).
+fn drain_watcher(reactor: &mut Reactor, watcher: Option<&mut Watcher>, more: bool) {
+    let ready = reactor.take_ready(INOTIFY);
+    if let Some(w) = watcher {
+        if ready.readable || more {
+            w.drain(Instant::now());
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod backup;
 pub mod conn;
 pub mod error;
 pub mod event_loop;
+pub mod inotify;
 pub mod list;
 pub mod marker;
 pub mod owners;
@@ -24,10 +25,12 @@ pub mod verify;
 pub mod versions;
 pub mod walk;
 pub mod walker;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 use crate::client::ui::{self, Command};
@@ -57,6 +60,9 @@ pub struct Config {
     /// `--numeric-ids`: a restore gives entries the owner and group
     /// numbers stored, never mapping them by name.
     pub numeric_ids: bool,
+    /// `--every DURATION`: the one-shot command runs again at this period
+    /// until a signal.
+    pub every: Option<std::time::Duration>,
 }
 
 /// Why [`run`] could not: a one-shot command that does not parse. The
@@ -96,13 +102,15 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
         config,
         lp,
         status: exit::OK,
+        ending: false,
     };
-    if let Err(e) = client.lp.link(&client.config.remote) {
-        eprintln!("{PROG}: {e}");
-        return Ok(exit::USAGE);
-    }
-    if client.config.command.is_empty() {
-        Ok(client.prompt())
+    let cmd = if client.config.command.is_empty() {
+        if client.config.every.is_some() {
+            return Err(UsageError(
+                "--every needs a command to repeat (HOST [PORT] COMMAND...)".into(),
+            ));
+        }
+        None
     } else {
         let cmd = ui::parse_args(&client.config.command, &walk::exists).map_err(UsageError)?;
         // A TIME that cannot be read is a usage error, before anything is
@@ -110,7 +118,28 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
         if let Some(text) = time_arg(&cmd) {
             time_of(text).map_err(UsageError)?;
         }
-        Ok(match client.command(cmd) {
+        if client.config.every.is_some() && matches!(cmd, Command::Watch { .. }) {
+            return Err(UsageError(
+                "--every repeats a command; watch runs until stopped (its rescans are --rescan)"
+                    .into(),
+            ));
+        }
+        Some(cmd)
+    };
+    // Connect first: a wrong host or port fails at once. A long-running
+    // client (watch, --every) only fails for what waiting will not mend.
+    let long_running =
+        client.config.every.is_some() || matches!(cmd, Some(Command::Watch { .. }));
+    if let Err(e) = client.lp.link(&client.config.remote) {
+        eprintln!("{PROG}: {e}");
+        if !long_running || watch::is_fatal(&e) {
+            return Ok(exit::USAGE);
+        }
+    }
+    match cmd {
+        None => Ok(client.prompt()),
+        Some(cmd) if client.config.every.is_some() => Ok(client.every(cmd)),
+        Some(cmd) => Ok(match client.command(cmd) {
             Ok(()) => client.status,
             Err(e) => {
                 eprintln!("{PROG}: {e}");
@@ -145,6 +174,8 @@ struct Client {
     progress: bool,
     /// Worst outcome so far.
     status: i32,
+    /// SIGTERM stopped a watch: the client ends.
+    ending: bool,
 }
 
 impl Client {
@@ -197,7 +228,11 @@ impl Client {
             if cmd == Command::Quit {
                 break;
             }
-            match self.command(cmd) {
+            let r = self.command(cmd);
+            if self.ending {
+                break;
+            }
+            match r {
                 Ok(()) => {}
                 // Ctrl-C at a terminal abandons the command (its connection
                 // was dropped, so the server keeps nothing uncommitted) and
@@ -225,6 +260,101 @@ impl Client {
             println!();
         }
         self.status
+    }
+
+    /// Runs `cmd` at the period of `--every` until SIGINT or SIGTERM (then
+    /// status 0): each run starts a period after the start of the one
+    /// before (at once after a run that took longer, or a suspend: one run,
+    /// not one per missed period); a run that lost its server is tried
+    /// again after a backoff; a fatal refusal ends the client (status 2).
+    fn every(&mut self, cmd: Command) -> i32 {
+        let Some(period) = self.config.every else {
+            return exit::USAGE;
+        };
+        let mut every = crate::client::schedule::Every::new(period);
+        let mut backoff = crate::client::schedule::Backoff::new();
+        let mut retrying = false;
+        loop {
+            self.lp.set_idle(false);
+            let now = crate::io::clock::boottime();
+            let due = every.due_at(now);
+            if retrying || due <= now {
+                if !retrying {
+                    every.started(now);
+                }
+                match self.command(cmd.clone()) {
+                    Ok(()) => {
+                        retrying = false;
+                        backoff.succeeded();
+                    }
+                    Err(NetError::Interrupted) => break,
+                    Err(e) if watch::is_fatal(&e) => {
+                        eprintln!("{PROG}: {e}");
+                        return exit::USAGE;
+                    }
+                    Err(e) => {
+                        let wait = backoff.failed(watch::random());
+                        eprintln!("{PROG}: {e}; trying again in {:.1} s", wait.as_secs_f64());
+                        retrying = true;
+                        self.lp.set_idle(false);
+                        if self.lp.wait_until(Some(Instant::now() + wait)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            // At most a minute at a time: the loop's timers do not count a
+            // suspend, the schedule's clock does.
+            let wait = (due - now).min(Duration::from_secs(60));
+            if self.lp.wait_until(Some(Instant::now() + wait)).is_err() {
+                break;
+            }
+        }
+        self.lp.take_interrupt();
+        self.lp.set_idle(true);
+        exit::OK
+    }
+
+    /// Runs `watch` until SIGINT or SIGTERM. A usage problem (a path that
+    /// is not a directory) is an error line and status 2; a fatal refusal
+    /// is the command's error.
+    fn watch(
+        &mut self,
+        paths: Vec<OsString>,
+        delay: Duration,
+        rescan: Duration,
+    ) -> Result<(), NetError> {
+        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let opts = watch::WatchOptions {
+            delay,
+            rescan,
+            walk: walk::WalkOptions {
+                one_file_system: self.config.one_file_system,
+                ..Default::default()
+            },
+            quiet: self.config.quiet,
+        };
+        let r = watch::watch(&mut self.lp, &self.config.remote, &paths, &opts);
+        // A signal ended it: that is how a watch ends, status 0; SIGTERM
+        // also ends the client.
+        if let Some(terminated) = self.lp.take_interrupt() {
+            self.ending |= terminated;
+        }
+        match r {
+            Ok(counts) => {
+                if counts.failed > 0 {
+                    self.status = exit::worse(self.status, exit::PARTIAL);
+                }
+                Ok(())
+            }
+            Err(watch::WatchError::Usage(m)) => {
+                eprintln!("{PROG}: {m}");
+                self.status = exit::worse(self.status, exit::USAGE);
+                Ok(())
+            }
+            Err(watch::WatchError::Net(e)) => Err(e),
+        }
     }
 
     /// Runs one command with SIGINT/SIGTERM turned into a clean stop. A
@@ -261,6 +391,11 @@ impl Client {
                 return Ok(());
             }
             Command::Quit => return Ok(()),
+            Command::Watch {
+                paths,
+                delay,
+                rescan,
+            } => return self.watch(paths, delay, rescan),
             Command::Backup(paths) => {
                 let paths: Vec<walk::Root> = paths.into_iter().map(walk::Root::tree).collect();
                 let opts = walk::WalkOptions {

@@ -93,6 +93,10 @@ pub struct Root {
     pub path: PathBuf,
     /// How far below it.
     pub depth: Depth,
+    /// A root that is gone when the walk starts is nothing at all rather
+    /// than an error (watch mode: made and removed again before its batch;
+    /// its directory's listing says it is gone).
+    pub optional: bool,
 }
 
 impl Root {
@@ -101,6 +105,7 @@ impl Root {
         Root {
             path: path.into(),
             depth: Depth::Tree,
+            optional: false,
         }
     }
 }
@@ -168,6 +173,8 @@ pub struct Walk {
     root_dev: Option<u64>,
     /// How far below the root it goes.
     depth: Depth,
+    /// A missing root yields nothing.
+    optional: bool,
 }
 
 /// One directory being walked: its remaining children, sorted.
@@ -227,6 +234,7 @@ pub fn walk_root(root: &Root, opts: WalkOptions) -> Walk {
         opts,
         root_dev: None,
         depth: root.depth,
+        optional: root.optional,
     }
 }
 
@@ -293,6 +301,7 @@ impl Walk {
         // one per missing ancestor.
         let md = match lstat(At::Path, &root) {
             Ok(md) => md,
+            Err(error) if self.optional && error.kind() == io::ErrorKind::NotFound => return,
             Err(error) => return self.queue.push_back(error_item(root, error)),
         };
         let mut ancestor = PathBuf::from("/");

@@ -459,6 +459,7 @@ fn a_walk_goes_only_as_deep_as_its_root_says() {
         let r = Root {
             path: root.clone(),
             depth,
+            optional: false,
         };
         walk_root(&r, WalkOptions::default())
             .filter_map(|item| match item {
@@ -493,4 +494,18 @@ fn a_walk_goes_only_as_deep_as_its_root_says() {
             "closed r true"
         ]
     );
+}
+
+/// An optional root that is gone is nothing, not an error.
+#[test]
+fn an_optional_root_that_is_gone_yields_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("gone");
+    let mut r = Root::tree(&gone);
+    assert!(matches!(
+        walk_root(&r, WalkOptions::default()).next(),
+        Some(WalkItem::Error { .. })
+    ));
+    r.optional = true;
+    assert!(walk_root(&r, WalkOptions::default()).next().is_none());
 }

@@ -1,0 +1,335 @@
+//! The long-running commands: `watch` (back up, then back up each change
+//! once it is quiet) and `--every` (repeat a command at a period). Both run
+//! in the client's one loop ([`super::event_loop`]) and never end because
+//! the server is away: what could not be sent stays pending (watch) or the
+//! run is tried again (every), after a backoff of 1 s doubling to 60 s with
+//! jitter ([`crate::client::schedule::Backoff`]). They end on SIGINT or
+//! SIGTERM (a batch in flight is abandoned: the connection is dropped before
+//! its commit, so the server keeps nothing of it), and at once, with status
+//! 2, when the server refuses the client's name or secret.
+//!
+//! What changed and when it is due is the pure debouncer's
+//! ([`crate::client::watch`]); what the kernel says changed is
+//! [`super::inotify`]'s; this file turns due changes into the roots of a
+//! normal incremental backup ([`super::backup::backup`]) and reports.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::backup;
+use super::conn::Remote;
+use super::error::NetError;
+use super::event_loop::EventLoop;
+use super::inotify::{Excluded, Watcher};
+use super::report::{Counts, Reporter};
+use super::walk::{self, Depth, Root, WalkOptions};
+use crate::client::schedule::Backoff;
+use crate::client::ui;
+use crate::client::watch::{parent, Change, Debouncer, Limits, Target};
+use crate::proto::ErrorCode;
+
+/// How a watch runs.
+pub struct WatchOptions {
+    /// Quiet time before a change is sent.
+    pub delay: Duration,
+    /// Period of the full rescans.
+    pub rescan: Duration,
+    /// What the walks leave out.
+    pub walk: WalkOptions,
+    /// `-q`.
+    pub quiet: bool,
+}
+
+/// True for an error that waiting will not mend: the server refused the
+/// client's secret, name or protocol, or the loop itself failed.
+pub fn is_fatal(e: &NetError) -> bool {
+    match e {
+        NetError::Auth { .. } | NetError::Local(_) => true,
+        NetError::Refused { code, .. } => matches!(code, ErrorCode::Version | ErrorCode::BadName),
+        _ => false,
+    }
+}
+
+/// A number for the backoff's jitter.
+pub fn random() -> u32 {
+    crate::io::random_bytes()
+        .map(|b: [u8; 16]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
+}
+
+/// Adds one run's counts to the totals.
+fn add(total: &mut Counts, c: &Counts) {
+    total.files += c.files;
+    total.links += c.links;
+    total.specials += c.specials;
+    total.updated += c.updated;
+    total.needs_root += c.needs_root;
+    total.skipped += c.skipped;
+    total.unsupported += c.unsupported;
+    total.failed += c.failed;
+    total.bytes += c.bytes;
+    total.changed += c.changed;
+    total.vanished += c.vanished;
+    total.moved += c.moved;
+}
+
+/// The summary line of a long-running command's totals.
+pub fn print_totals(verb: &'static str, c: &Counts, elapsed: Duration) {
+    eprintln!(
+        "{}",
+        ui::format_summary(&ui::Summary {
+            verb,
+            noun: "sent",
+            files: c.files,
+            links: c.links,
+            specials: c.specials,
+            unchanged: c.skipped,
+            updated: c.updated,
+            unsupported: c.unsupported,
+            failed: c.failed,
+            bytes: c.moved,
+            changed: c.changed,
+            vanished: c.vanished,
+            elapsed,
+        })
+    );
+}
+
+/// The local paths of a batch, as walk roots: a path gone since its event
+/// becomes its directory's listing (so the server deletes it), a listing or
+/// tree of what is no longer a directory becomes an entry, duplicates go.
+fn roots_of(batch: &[Target], roots: &[Vec<u8>]) -> Vec<Root> {
+    let mut out: Vec<(Vec<u8>, Depth, usize)> = Vec::with_capacity(batch.len());
+    for t in batch {
+        let Some(root) = roots.get(t.root) else {
+            continue;
+        };
+        match nix::sys::stat::lstat(OsStr::from_bytes(&t.path)) {
+            Ok(st) => {
+                let is_dir = st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR;
+                let depth = match (t.change, is_dir) {
+                    (Change::Tree, true) => Depth::Tree,
+                    (Change::Listing, true) => Depth::Listing,
+                    _ => Depth::Entry,
+                };
+                out.push((t.path.clone(), depth, t.root));
+            }
+            Err(_) if &t.path == root => {}
+            Err(_) => {
+                // Gone: its directory says so, if that is watched.
+                if let Some(dir) = parent(&t.path) {
+                    if under(dir, root) {
+                        out.push((dir.to_vec(), Depth::Listing, t.root));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then(depth_rank(b.1).cmp(&depth_rank(a.1))));
+    out.dedup_by(|later, first| later.0 == first.0);
+    out.into_iter()
+        .map(|(path, depth, _)| Root {
+            path: PathBuf::from(OsStr::from_bytes(&path)),
+            depth,
+            optional: true,
+        })
+        .collect()
+}
+
+/// Deeper walks first.
+fn depth_rank(d: Depth) -> u8 {
+    match d {
+        Depth::Tree => 2,
+        Depth::Listing => 1,
+        Depth::Entry => 0,
+    }
+}
+
+/// `path` is `root` or beneath it.
+fn under(path: &[u8], root: &[u8]) -> bool {
+    path == root
+        || (path.starts_with(root)
+            && (root.ends_with(b"/") || path.get(root.len()) == Some(&b'/')))
+}
+
+/// Runs `watch` on `paths` until a signal: returns the counts of all its
+/// batches. `Err` only for a fatal refusal ([`is_fatal`]) or a path that
+/// cannot be watched (a usage error, as a message).
+pub fn watch(
+    lp: &mut EventLoop,
+    remote: &Remote,
+    paths: &[PathBuf],
+    opts: &WatchOptions,
+) -> Result<Counts, WatchError> {
+    let started = Instant::now();
+    let mut roots: Vec<Vec<u8>> = Vec::new();
+    for p in paths {
+        let abs = walk::absolute(p).map_err(|e| WatchError::Usage(format!("{}: {e}", p.display())))?;
+        match nix::sys::stat::lstat(&abs) {
+            Ok(st) if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR => {}
+            Ok(_) => {
+                return Err(WatchError::Usage(format!(
+                    "watch: {}: not a directory (watch the directory holding it; back up single files with backup)",
+                    p.display()
+                )))
+            }
+            Err(e) => {
+                return Err(WatchError::Usage(format!(
+                    "watch: {}: {}",
+                    p.display(),
+                    e.desc()
+                )))
+            }
+        }
+        roots.push(abs.as_os_str().as_bytes().to_vec());
+    }
+    let debouncer = Debouncer::new(roots.clone(), Limits::for_delay(opts.delay));
+    let excluded: Excluded = Box::new(|_, _, _| false);
+    // The store of a server on this machine is never watched: its writes
+    // would come back as changes. Known once connected; a server that is
+    // away now is looked for again at the first batch.
+    let store = lp.link(remote).ok().and_then(|l| l.local_store());
+    let mut watcher = Watcher::new(debouncer, excluded, store, opts.walk.one_file_system)
+        .map_err(WatchError::Usage)?;
+    let now = Instant::now();
+    for (i, root) in roots.iter().enumerate() {
+        let t = Instant::now();
+        let set = watcher.watch_root(i, now);
+        if !opts.quiet {
+            eprintln!(
+                "{}: watching {}: {} (set up in {:.3} s)",
+                super::PROG,
+                String::from_utf8_lossy(root),
+                ui::count(set.dirs, "directory", "directories"),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        // The first backup: everything, incrementally.
+        watcher.debouncer.rescan(i, now);
+    }
+    lp.start_watching(watcher).map_err(WatchError::Net)?;
+    let r = run(lp, remote, &roots, opts);
+    lp.stop_watching();
+    let total = r?;
+    if !opts.quiet {
+        print_totals("watch", &total, started.elapsed());
+    }
+    Ok(total)
+}
+
+/// Why a watch could not go on.
+#[derive(Debug)]
+pub enum WatchError {
+    /// A path that cannot be watched, or no inotify: exit 2.
+    Usage(String),
+    /// A fatal refusal of the server.
+    Net(NetError),
+}
+
+/// The watch's loop, once its watches are set up.
+fn run(
+    lp: &mut EventLoop,
+    remote: &Remote,
+    roots: &[Vec<u8>],
+    opts: &WatchOptions,
+) -> Result<Counts, WatchError> {
+    let mut total = Counts::default();
+    let mut backoff = Backoff::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut next_rescan = Instant::now() + opts.rescan;
+    loop {
+        if lp.interrupted() {
+            return Ok(total);
+        }
+        let now = Instant::now();
+        if now >= next_rescan {
+            next_rescan = now + opts.rescan;
+            if let Some(w) = lp.watcher() {
+                for i in 0..roots.len() {
+                    w.watch_root(i, now);
+                    w.debouncer.rescan(i, now);
+                }
+            }
+        }
+        let may_send = retry_at.is_none_or(|t| t <= now);
+        let batch = match (may_send, lp.watcher()) {
+            (true, Some(w)) => w.debouncer.take_due(now),
+            _ => Vec::new(),
+        };
+        if !batch.is_empty() {
+            let walk_roots = roots_of(&batch, roots);
+            let mut rep = Reporter::new(opts.quiet, false);
+            lp.take_moved();
+            let r = if walk_roots.is_empty() {
+                Ok(())
+            } else {
+                lp.link(remote).and_then(|mut link| {
+                    backup::backup(&mut link, &walk_roots, opts.walk, &mut rep)
+                })
+            };
+            rep.counts.moved = lp.take_moved();
+            match r {
+                Ok(()) => {
+                    backoff.succeeded();
+                    retry_at = None;
+                    if !walk_roots.is_empty() {
+                        rep.finish("batch", "sent");
+                    }
+                    add(&mut total, &rep.counts);
+                }
+                Err(NetError::Interrupted) => {
+                    // Abandoned before its commit: the server drops it.
+                    lp.disconnect();
+                    rep.flush_repeats();
+                    add(&mut total, &rep.counts);
+                    return Ok(total);
+                }
+                Err(e) if is_fatal(&e) => {
+                    lp.disconnect();
+                    return Err(WatchError::Net(e));
+                }
+                Err(e) => {
+                    lp.disconnect();
+                    rep.flush_repeats();
+                    let wait = backoff.failed(random());
+                    let now = Instant::now();
+                    retry_at = Some(now + wait);
+                    if let Some(w) = lp.watcher() {
+                        w.debouncer.put_back(batch, now);
+                        log::warn!(
+                            "{e}; trying again in {:.1} s ({} pending)",
+                            wait.as_secs_f64(),
+                            ui::count(w.debouncer.len() as u64, "change", "changes")
+                        );
+                    }
+                }
+            }
+            continue;
+        }
+        let due = lp.watcher().and_then(|w| w.debouncer.deadline());
+        let until = [due.map(|d| retry_at.map_or(d, |r| d.max(r))), Some(next_rescan)]
+            .into_iter()
+            .flatten()
+            .min();
+        match lp.wait_until(until) {
+            Ok(()) => {}
+            Err(NetError::Interrupted) => return Ok(total),
+            Err(e) => return Err(WatchError::Net(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_root() {
+        assert!(under(b"/a/b", b"/a"));
+        assert!(under(b"/a", b"/a"));
+        assert!(!under(b"/ab", b"/a"));
+        assert!(under(b"/x", b"/"));
+    }
+}
