@@ -128,7 +128,8 @@ fn parse() -> Result<Config, ExitCode> {
     }
     let every = match m.opt_str("every") {
         Some(text) => Some(
-            rsb::client::schedule::parse_duration(&text).map_err(|e| usage_error(&format!("--every: {e}")))?,
+            rsb::client::schedule::parse_duration(&text)
+                .map_err(|e| usage_error(&format!("--every: {e}")))?,
         ),
         None => None,
     };

@@ -12,7 +12,8 @@ use std::time::Duration;
 /// bare number is seconds. Zero, negative, empty or absurd (over 100
 /// years) values are errors naming the forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("bad duration '{text}': use a number with s, m, h or d (30s, 15m, 2h, 1d)");
+    let bad =
+        || format!("bad duration '{text}': use a number with s, m, h or d (30s, 15m, 2h, 1d)");
     let t = text.trim();
     let (num, unit) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c),
@@ -135,9 +136,25 @@ mod tests {
             ("0.5", 0.5),
             ("1.5m", 90.0),
         ] {
-            assert_eq!(parse_duration(text), Ok(Duration::from_secs_f64(secs)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs_f64(secs)),
+                "{text}"
+            );
         }
-        for text in ["", "0", "0s", "-1m", "m", "1w", "1 m", "1e3", "abc", "1..2s", "99999999d"] {
+        for text in [
+            "",
+            "0",
+            "0s",
+            "-1m",
+            "m",
+            "1w",
+            "1 m",
+            "1e3",
+            "abc",
+            "1..2s",
+            "99999999d",
+        ] {
             let e = parse_duration(text).expect_err(text);
             assert!(e.contains("30s, 15m, 2h, 1d"), "{e}");
         }
@@ -158,7 +175,7 @@ mod tests {
     #[test]
     fn a_slow_run_or_a_suspend_makes_one_run_due_at_once() {
         let mut e = Every::new(60 * S);
-        e.started(0 * S);
+        e.started(Duration::ZERO);
         // The run took 5 minutes (or the machine slept through 5 periods).
         let now = 300 * S;
         assert!(e.is_due(now));

@@ -233,8 +233,7 @@ impl Debouncer {
             }
             None if full => {
                 self.collapse(root, now, true);
-                if self.pending.len() >= self.limits.max_paths
-                    || self.bytes > self.limits.max_bytes
+                if self.pending.len() >= self.limits.max_paths || self.bytes > self.limits.max_bytes
                 {
                     // The other roots fill the bound: they are rescanned too.
                     for r in 0..self.roots.len() {

@@ -74,6 +74,21 @@ pub fn local_secs(c: CivilTime) -> Option<i64> {
     (local_civil(t) == c).then_some(t)
 }
 
+/// Time since boot, counting a suspend (`CLOCK_BOOTTIME`): the clock of
+/// `--every`, so that a run missed while the machine slept is due the
+/// moment it wakes. Falls back to `CLOCK_MONOTONIC`.
+pub fn boottime() -> std::time::Duration {
+    use nix::time::{clock_gettime, ClockId};
+    let t = clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC))
+        .map(|t| (t.tv_sec(), t.tv_nsec()))
+        .unwrap_or((0, 0));
+    std::time::Duration::new(
+        u64::try_from(t.0).unwrap_or(0),
+        u32::try_from(t.1).unwrap_or(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,19 +107,4 @@ mod tests {
             assert_eq!(local_secs(local_civil(secs)), Some(secs), "{secs}");
         }
     }
-}
-
-/// Time since boot, counting a suspend (`CLOCK_BOOTTIME`): the clock of
-/// `--every`, so that a run missed while the machine slept is due the
-/// moment it wakes. Falls back to `CLOCK_MONOTONIC`.
-pub fn boottime() -> std::time::Duration {
-    use nix::time::{clock_gettime, ClockId};
-    let t = clock_gettime(ClockId::CLOCK_BOOTTIME)
-        .or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC))
-        .map(|t| (t.tv_sec(), t.tv_nsec()))
-        .unwrap_or((0, 0));
-    std::time::Duration::new(
-        u64::try_from(t.0).unwrap_or(0),
-        u32::try_from(t.1).unwrap_or(0),
-    )
 }

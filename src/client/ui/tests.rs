@@ -689,7 +689,12 @@ fn watch_takes_a_delay_a_rescan_period_and_directories() {
             rescan: Duration::from_secs(600),
         }))
     );
-    for bad in ["watch", "watch --delay", "watch --delay x /a", "watch --delay 0 /a"] {
+    for bad in [
+        "watch",
+        "watch --delay",
+        "watch --delay x /a",
+        "watch --delay 0 /a",
+    ] {
         assert!(line(bad).is_err(), "{bad}");
     }
     assert!(line("watch --delay 1").is_err(), "a delay and no directory");

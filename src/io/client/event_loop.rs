@@ -457,7 +457,10 @@ impl Link<'_> {
         let more = self.watcher.as_deref().is_some_and(Watcher::has_more);
         let timers = &mut self.reactor.timers;
         timers.set(Timer::Session, self.conn.session.poll_timeout());
-        timers.set(Timer::Tick, Some(now + if more { Duration::ZERO } else { TICK }));
+        timers.set(
+            Timer::Tick,
+            Some(now + if more { Duration::ZERO } else { TICK }),
+        );
         self.reactor.turn(now)?;
         drain_watcher(self.reactor, self.watcher.as_deref_mut(), more);
         if self.reactor.interrupted() {

@@ -171,7 +171,13 @@ impl Watcher {
         let root_dev = nix::sys::stat::lstat(OsStr::from_bytes(&path))
             .ok()
             .map(|st| st.st_dev);
-        let wd = self.watch_tree(root, PathBuf::from(OsString::from_vec(path)), None, root_dev, now);
+        let wd = self.watch_tree(
+            root,
+            PathBuf::from(OsString::from_vec(path)),
+            None,
+            root_dev,
+            now,
+        );
         if let Some(slot) = self.root_watch.get_mut(root) {
             *slot = wd;
         }

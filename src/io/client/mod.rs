@@ -128,8 +128,7 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
     };
     // Connect first: a wrong host or port fails at once. A long-running
     // client (watch, --every) only fails for what waiting will not mend.
-    let long_running =
-        client.config.every.is_some() || matches!(cmd, Some(Command::Watch { .. }));
+    let long_running = client.config.every.is_some() || matches!(cmd, Some(Command::Watch { .. }));
     if let Err(e) = client.lp.link(&client.config.remote) {
         eprintln!("{PROG}: {e}");
         if !long_running || watch::is_fatal(&e) {
@@ -145,7 +144,7 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
                 eprintln!("{PROG}: {e}");
                 e.exit_status()
             }
-        })
+        }),
     }
 }
 

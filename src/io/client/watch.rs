@@ -150,8 +150,7 @@ fn depth_rank(d: Depth) -> u8 {
 /// `path` is `root` or beneath it.
 fn under(path: &[u8], root: &[u8]) -> bool {
     path == root
-        || (path.starts_with(root)
-            && (root.ends_with(b"/") || path.get(root.len()) == Some(&b'/')))
+        || (path.starts_with(root) && (root.ends_with(b"/") || path.get(root.len()) == Some(&b'/')))
 }
 
 /// Runs `watch` on `paths` until a signal: returns the counts of all its
@@ -166,7 +165,8 @@ pub fn watch(
     let started = Instant::now();
     let mut roots: Vec<Vec<u8>> = Vec::new();
     for p in paths {
-        let abs = walk::absolute(p).map_err(|e| WatchError::Usage(format!("{}: {e}", p.display())))?;
+        let abs =
+            walk::absolute(p).map_err(|e| WatchError::Usage(format!("{}: {e}", p.display())))?;
         match nix::sys::stat::lstat(&abs) {
             Ok(st) if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR => {}
             Ok(_) => {
@@ -309,10 +309,13 @@ fn run(
             continue;
         }
         let due = lp.watcher().and_then(|w| w.debouncer.deadline());
-        let until = [due.map(|d| retry_at.map_or(d, |r| d.max(r))), Some(next_rescan)]
-            .into_iter()
-            .flatten()
-            .min();
+        let until = [
+            due.map(|d| retry_at.map_or(d, |r| d.max(r))),
+            Some(next_rescan),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match lp.wait_until(until) {
             Ok(()) => {}
             Err(NetError::Interrupted) => return Ok(total),
