@@ -313,3 +313,23 @@ fn a_watch_started_while_the_server_is_away_waits_for_it() {
     let client = until_same(&srv, &src, Duration::from_secs(30), client);
     stop(client);
 }
+
+#[test]
+fn quit_at_the_prompt_ends_a_watch_after_its_first_backup() {
+    let srv = Server::start(&[]);
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    let mut input = b"watch --delay 0.3 ".to_vec();
+    input.extend_from_slice(src.as_os_str().as_encoded_bytes());
+    input.extend_from_slice(b"\nls\nquit\nbackup /nonexistent-never-run\n");
+    let out = srv.client(argv![]).stdin(input).run();
+    out.ok().err_has("a watch is running");
+    assert!(out.err().lines().any(|l| l.starts_with("watch: ")), "{out}");
+    assert!(
+        !out.err().contains("nonexistent"),
+        "went on after quit\n{out}"
+    );
+    assert_same_tree(&src, &srv.store(NAME, &src));
+}

@@ -45,8 +45,46 @@ pub const SIGNALS: Token = Token(0);
 pub const SERVER: Token = Token(1);
 /// Watch mode's inotify descriptor.
 pub const INOTIFY: Token = Token(2);
+/// The prompt's lines, read by a thread ([`Lines`]).
+pub const STDIN: Token = Token(3);
 /// Tokens in use; the next source takes this one.
-const TOKENS: usize = 3;
+const TOKENS: usize = 4;
+
+/// The prompt's input: a thread reads stdin line by line (a blocking read,
+/// so stdin's own flags are never changed) and hands each line to the loop
+/// through a channel, waking it; so a long-running command at the prompt
+/// (watch) still hears `quit`.
+struct Lines {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// The thread said end of input (or an error, already handed on).
+    done: bool,
+}
+
+impl Lines {
+    fn start(registry: &Registry) -> Result<Lines, String> {
+        let waker = mio::Waker::new(registry, STDIN).map_err(|e| format!("poll: {e}"))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                use std::io::BufRead;
+                let stdin = std::io::stdin();
+                let mut input = stdin.lock();
+                loop {
+                    let mut line = Vec::new();
+                    let r = input.read_until(b'\n', &mut line);
+                    let end = !matches!(r, Ok(n) if n > 0);
+                    let sent = tx.send(r.map(|_| line));
+                    let _ = waker.wake();
+                    if end || sent.is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("no thread for the prompt: {e}"))?;
+        Ok(Lines { rx, done: false })
+    }
+}
 
 /// A wait wakes at least this often, so a command can redraw its progress
 /// line.
@@ -216,6 +254,8 @@ pub struct EventLoop {
     server: Option<Conn>,
     /// Watch mode's watcher, while a watch runs.
     watcher: Option<Watcher>,
+    /// The prompt's lines, once the prompt reads them.
+    lines: Option<Lines>,
 }
 
 impl EventLoop {
@@ -226,7 +266,47 @@ impl EventLoop {
             reactor: Reactor::new()?,
             server: None,
             watcher: None,
+            lines: None,
         })
+    }
+
+    /// The next line typed at the prompt, waiting for it: `Ok(line)` with
+    /// its newline if it had one, an empty line at the end of input.
+    pub fn read_line(&mut self) -> io::Result<Vec<u8>> {
+        if self.lines.is_none() {
+            let lines = Lines::start(self.reactor.registry()).map_err(io::Error::other)?;
+            self.lines = Some(lines);
+        }
+        match self.lines.as_mut() {
+            Some(l) if !l.done => match l.rx.recv() {
+                Ok(Ok(line)) if !line.is_empty() => Ok(line),
+                Ok(r) => {
+                    l.done = true;
+                    r
+                }
+                Err(_) => {
+                    l.done = true;
+                    Ok(Vec::new())
+                }
+            },
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// A line typed at the prompt while a long-running command runs, if
+    /// one came (without waiting); `None` also once input ended, or when
+    /// no prompt reads stdin.
+    pub fn try_line(&mut self) -> Option<Vec<u8>> {
+        self.reactor.take_ready(STDIN);
+        let l = self.lines.as_mut().filter(|l| !l.done)?;
+        match l.rx.try_recv() {
+            Ok(Ok(line)) if !line.is_empty() => Some(line),
+            Ok(_) | Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                l.done = true;
+                None
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+        }
     }
 
     /// Makes `watcher` a source of the loop: from now on every wait, also

@@ -28,7 +28,7 @@ pub mod walker;
 pub mod watch;
 
 use std::ffi::OsString;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -182,24 +182,20 @@ impl Client {
     /// or a connection that cannot be made again.
     fn prompt(&mut self) -> i32 {
         let interactive = nix::unistd::isatty(0).unwrap_or(false);
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
-        let mut line = Vec::new();
         loop {
             if interactive {
                 print!("rsb> ");
                 let _ = std::io::stdout().flush();
             }
-            line.clear();
-            match input.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {}
+            let mut line = match self.lp.read_line() {
+                Ok(line) if line.is_empty() => break,
+                Ok(line) => line,
                 Err(e) => {
                     eprintln!("{PROG}: stdin: {e}");
                     self.status = exit::worse(self.status, exit::USAGE);
                     break;
                 }
-            }
+            };
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
@@ -335,13 +331,15 @@ impl Client {
             quiet: self.config.quiet,
         };
         let r = watch::watch(&mut self.lp, &self.config.remote, &paths, &opts);
-        // A signal ended it: that is how a watch ends, status 0; SIGTERM
-        // also ends the client.
+        // A signal ended it: that is how a watch ends, status 0. SIGTERM
+        // ends the client too, and so does SIGINT unless a person at a
+        // terminal gets the prompt back.
         if let Some(terminated) = self.lp.take_interrupt() {
-            self.ending |= terminated;
+            self.ending |= terminated || !nix::unistd::isatty(0).unwrap_or(false);
         }
         match r {
-            Ok(counts) => {
+            Ok((counts, stopped)) => {
+                self.ending |= stopped == watch::Stopped::Quit;
                 if counts.failed > 0 {
                     self.status = exit::worse(self.status, exit::PARTIAL);
                 }

@@ -153,15 +153,24 @@ fn under(path: &[u8], root: &[u8]) -> bool {
         || (path.starts_with(root) && (root.ends_with(b"/") || path.get(root.len()) == Some(&b'/')))
 }
 
-/// Runs `watch` on `paths` until a signal: returns the counts of all its
-/// batches. `Err` only for a fatal refusal ([`is_fatal`]) or a path that
+/// What ended a watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// `quit` (or `exit`) typed at the prompt.
+    Quit,
+}
+
+/// Runs `watch` on `paths` until a signal, or `quit` at the prompt:
+/// returns the counts of all its batches and what stopped it. `Err` only for a fatal refusal ([`is_fatal`]) or a path that
 /// cannot be watched (a usage error, as a message).
 pub fn watch(
     lp: &mut EventLoop,
     remote: &Remote,
     paths: &[PathBuf],
     opts: &WatchOptions,
-) -> Result<Counts, WatchError> {
+) -> Result<(Counts, Stopped), WatchError> {
     let started = Instant::now();
     let mut roots: Vec<Vec<u8>> = Vec::new();
     for p in paths {
@@ -212,11 +221,11 @@ pub fn watch(
     lp.start_watching(watcher).map_err(WatchError::Net)?;
     let r = run(lp, remote, &roots, opts);
     lp.stop_watching();
-    let total = r?;
+    let (total, stopped) = r?;
     if !opts.quiet {
         print_totals("watch", &total, started.elapsed());
     }
-    Ok(total)
+    Ok((total, stopped))
 }
 
 /// Why a watch could not go on.
@@ -234,14 +243,14 @@ fn run(
     remote: &Remote,
     roots: &[Vec<u8>],
     opts: &WatchOptions,
-) -> Result<Counts, WatchError> {
+) -> Result<(Counts, Stopped), WatchError> {
     let mut total = Counts::default();
     let mut backoff = Backoff::new();
     let mut retry_at: Option<Instant> = None;
     let mut next_rescan = Instant::now() + opts.rescan;
     loop {
         if lp.interrupted() {
-            return Ok(total);
+            return Ok((total, Stopped::Signal));
         }
         let now = Instant::now();
         if now >= next_rescan {
@@ -284,7 +293,7 @@ fn run(
                     lp.disconnect();
                     rep.flush_repeats();
                     add(&mut total, &rep.counts);
-                    return Ok(total);
+                    return Ok((total, Stopped::Signal));
                 }
                 Err(e) if is_fatal(&e) => {
                     lp.disconnect();
@@ -308,6 +317,20 @@ fn run(
             }
             continue;
         }
+        // At the prompt, only `quit` is read while a watch runs (read when
+        // no batch is due: a script's `quit` comes after the first backup).
+        while let Some(line) = lp.try_line() {
+            let word = line.trim_ascii();
+            if word == b"quit" || word == b"exit" {
+                return Ok((total, Stopped::Quit));
+            }
+            if !word.is_empty() && !word.starts_with(b"#") {
+                eprintln!(
+                    "{}: a watch is running: type quit (or press Ctrl-C) to stop it",
+                    super::PROG
+                );
+            }
+        }
         let due = lp.watcher().and_then(|w| w.debouncer.deadline());
         let until = [
             due.map(|d| retry_at.map_or(d, |r| d.max(r))),
@@ -318,7 +341,7 @@ fn run(
         .min();
         match lp.wait_until(until) {
             Ok(()) => {}
-            Err(NetError::Interrupted) => return Ok(total),
+            Err(NetError::Interrupted) => return Ok((total, Stopped::Signal)),
             Err(e) => return Err(WatchError::Net(e)),
         }
     }
