@@ -162,6 +162,53 @@ fn a_single_file_or_a_deeper_path_never_deletes_its_siblings() {
     assert_eq!(batches(&srv.ns(NAME)).len(), 1);
 }
 
+/// Two backups at one prompt, the first of a deeper path: the names the
+/// first noted for the directories above it must not keep an entry the
+/// second finds deleted (regression: both shared one connection, so the
+/// server still held `b` among the names of `a` and kept it).
+#[test]
+fn a_later_backup_at_the_prompt_deletes_what_an_earlier_one_named() {
+    use std::io::Write as _;
+    use std::os::fd::OwnedFd;
+    let s = scratch();
+    let srv = Server::start_at(&s.join("root"), &[]);
+    let src = s.join("src");
+    let t0 = (1_600_000_000, 0);
+    Tree::new(&src, 0o755, t0)
+        .dir("a", 0o755, t0)
+        .dir("a/b", 0o755, t0)
+        .file("a/b/f", b"f", 0o644, t0)
+        .file("a/keep", b"k", 0o644, t0)
+        .finish();
+    srv.client(argv!["backup", &src]).run().ok();
+    let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
+    let mut w = fs::File::from(w);
+    let client = srv
+        .client(argv![])
+        .stdin_file(fs::File::from(r))
+        .timeout(Duration::from_secs(30))
+        .spawn();
+    let line = |p: &Path| format!("backup '{}'\n", p.display());
+    w.write_all(line(&src.join("a/b/f")).as_bytes()).unwrap();
+    // The first backup is done once its summary would be: wait for the
+    // server to log its commit.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while srv.log().matches("backup committed").count() < 2 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::remove_dir_all(src.join("a/b")).unwrap();
+    w.write_all(line(&src.join("a")).as_bytes()).unwrap();
+    w.write_all(b"quit\n").unwrap();
+    drop(w);
+    client.wait(Duration::from_secs(30)).ok();
+    let stored = srv.store(NAME, &src);
+    assert!(stored.join("a/keep").exists());
+    assert!(
+        !stored.join("a/b").exists(),
+        "a/b was deleted but is still current on the server"
+    );
+}
+
 /// A directory the client cannot list deletes nothing beneath it, and the
 /// client names it (exit 1); its readable parent still deletes what the
 /// client lacks beside it.

@@ -47,7 +47,7 @@ fn until_same(srv: &Server, src: &Path, limit: Duration, client: Running) -> Run
 
 /// `rsb-client -n t 127.0.0.1 PORT watch --delay 0.3 DIR`, running.
 fn watch(srv: &Server, dir: &Path) -> Running {
-    srv.client(argv!["watch", "--delay", "0.3", dir])
+    srv.client_opts(&["-v"], argv!["watch", "--delay", "0.3", dir])
         .timeout(Duration::from_secs(120))
         .spawn()
 }
@@ -332,4 +332,48 @@ fn quit_at_the_prompt_ends_a_watch_after_its_first_backup() {
         "went on after quit\n{out}"
     );
     assert_same_tree(&src, &srv.store(NAME, &src));
+}
+
+/// A change no event reports (a write through a shared mapping: inotify
+/// does not see those) is found by the periodic rescan.
+#[test]
+fn a_rescan_finds_what_no_event_said() {
+    use std::os::fd::AsRawFd;
+    let srv = Server::start(&[]);
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir(&src).unwrap();
+    let file = src.join("mapped");
+    fs::write(&file, vec![b'a'; 4096]).unwrap();
+    let client = srv
+        .client(argv!["watch", "--delay", "0.3", "--rescan", "2", &src])
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    let client = until_same(&srv, &src, Duration::from_secs(20), client);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    // SAFETY: a fresh shared mapping of 4096 bytes of an open file, written
+    // and unmapped here; nothing else maps it.
+    unsafe {
+        let p = nix::libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+            nix::libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, nix::libc::MAP_FAILED);
+        std::ptr::write_bytes(p.cast::<u8>(), b'b', 4096);
+        assert_eq!(nix::libc::msync(p, 4096, nix::libc::MS_SYNC), 0);
+        nix::libc::munmap(p, 4096);
+    }
+    drop(f);
+    // Make sure the mtime moved (a mapping's write may update it late).
+    set_mtime(&file, (1_700_000_000, 1));
+    let client = until_same(&srv, &src, Duration::from_secs(15), client);
+    stop(client);
 }

@@ -557,3 +557,6 @@ fn read_proc(path: &str) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
 }
+
+#[cfg(test)]
+mod tests;

@@ -401,6 +401,13 @@ impl Client {
                 };
                 let mut link = self.lp.link(remote)?;
                 let r = backup::backup(&mut link, &paths, opts, &mut rep);
+                // The server notes the names of every manifest per
+                // directory until a `Closed` of that directory takes them;
+                // the directories above a backed-up path are never closed,
+                // so a later backup on this connection would find those
+                // names still noted and keep an entry deleted since. One
+                // connection per backup.
+                self.lp.disconnect();
                 rep.counts.moved = self.lp.take_moved();
                 rep.finish("backup", "sent");
                 r

@@ -269,6 +269,9 @@ fn run(
         };
         if !batch.is_empty() {
             let walk_roots = roots_of(&batch, roots);
+            for r in &walk_roots {
+                log::debug!("watch: batch: {:?} {}", r.depth, r.path.display());
+            }
             let mut rep = Reporter::new(opts.quiet, false);
             lp.take_moved();
             let r = if walk_roots.is_empty() {
@@ -279,6 +282,10 @@ fn run(
                 })
             };
             rep.counts.moved = lp.take_moved();
+            // One connection per batch: the server's noted names of one
+            // batch must not keep an entry another batch finds deleted
+            // (see the `backup` command in `super`).
+            lp.disconnect();
             match r {
                 Ok(()) => {
                     backoff.succeeded();
