@@ -152,6 +152,17 @@ impl Watcher {
         self.root_watch.get(root).is_some_and(Option::is_some)
     }
 
+    /// Learns where the store of a server on this machine is (known only
+    /// once connected): its watches, if any, are dropped by the next
+    /// set-up. True when it was not known before.
+    pub fn learn_store(&mut self, store: Option<(u64, u64)>) -> bool {
+        let new = store.is_some() && self.store != store;
+        if new {
+            self.store = store;
+        }
+        new
+    }
+
     /// The last drain left events in the descriptor: drain again before
     /// waiting.
     pub fn has_more(&self) -> bool {
@@ -210,12 +221,12 @@ impl Watcher {
         root_dev: Option<u64>,
         now: Instant,
     ) -> Option<WatchDescriptor> {
-        let top = self.watch_one(root, &dir, parent, now)?;
+        let top = self.watch_one(root, &dir, parent, None, now)?;
         let mut stack: Vec<(PathBuf, WatchDescriptor)> = vec![(dir, top)];
         while let Some((path, wd)) = stack.pop() {
-            for (name, _) in self.subdirs(root, &path, root_dev) {
+            for (name, ino) in self.subdirs(root, &path, root_dev) {
                 let child = path.join(OsStr::from_bytes(&name));
-                if let Some(cwd) = self.watch_one(root, &child, Some(wd), now) {
+                if let Some(cwd) = self.watch_one(root, &child, Some(wd), Some(ino), now) {
                     stack.push((child, cwd));
                 }
             }
@@ -224,12 +235,14 @@ impl Watcher {
     }
 
     /// One `inotify_add_watch`, and its node (a directory watched already
-    /// keeps its watch and takes its new place).
+    /// keeps its watch and takes its new place). `ino`: its inode number
+    /// as its directory's listing gave it (else it is looked up).
     fn watch_one(
         &mut self,
         root: usize,
         dir: &Path,
         parent: Option<WatchDescriptor>,
+        ino: Option<u64>,
         now: Instant,
     ) -> Option<WatchDescriptor> {
         let wd = match self.fd.add_watch(dir, dir_mask()) {
@@ -250,7 +263,7 @@ impl Watcher {
                 return None;
             }
         };
-        let ino = nix::sys::stat::lstat(dir).map(|s| s.st_ino).unwrap_or(0);
+        let ino = ino.unwrap_or_else(|| nix::sys::stat::lstat(dir).map_or(0, |s| s.st_ino));
         let name: Box<[u8]> = match parent {
             None => dir.as_os_str().as_bytes().into(),
             Some(_) => dir

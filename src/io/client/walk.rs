@@ -317,6 +317,12 @@ impl Walk {
             // `/usr/home`) still has to be a directory on the server, or the
             // root could not be stored below it.
             let item = match stat(&ancestor) {
+                // A path inside the server's own store (watch mode may see
+                // its writes): nothing of it is backed up.
+                Ok(md) if self.opts.exclude == Some((md.st_dev, md.st_ino)) => {
+                    self.queue.clear();
+                    return self.queue.push_back(WalkItem::Excluded { path: ancestor });
+                }
                 Ok(md) if md.st_mode & libc::S_IFMT == libc::S_IFDIR => {
                     WalkItem::Entry(LocalEntry {
                         xattrs: self.xattrs(At::Path, &ancestor),

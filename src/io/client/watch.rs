@@ -277,9 +277,24 @@ fn run(
             let r = if walk_roots.is_empty() {
                 Ok(())
             } else {
-                lp.link(remote).and_then(|mut link| {
-                    backup::backup(&mut link, &walk_roots, opts.walk, &mut rep)
-                })
+                lp.link(remote)
+                    .and_then(|mut link| {
+                        let store = link.local_store();
+                        let r = backup::backup(&mut link, &walk_roots, opts.walk, &mut rep);
+                        Ok((r, store))
+                    })
+                    .and_then(|(r, store)| {
+                        // A server on this machine that was away at the start:
+                        // its store is not watched from now on.
+                        if let Some(w) = lp.watcher() {
+                            if w.learn_store(store) {
+                                for i in 0..roots.len() {
+                                    w.watch_root(i, Instant::now());
+                                }
+                            }
+                        }
+                        r
+                    })
             };
             rep.counts.moved = lp.take_moved();
             // One connection per batch: the server's noted names of one

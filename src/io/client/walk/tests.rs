@@ -509,3 +509,21 @@ fn an_optional_root_that_is_gone_yields_nothing() {
     r.optional = true;
     assert!(walk_root(&r, WalkOptions::default()).next().is_none());
 }
+
+/// A path inside the excluded directory (the store) is not walked at all,
+/// not even its ancestors.
+#[test]
+fn a_root_inside_the_store_is_left_out_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    fs::create_dir_all(store.join("t/home")).unwrap();
+    fs::write(store.join("t/home/f"), b"x").unwrap();
+    let md = fs::metadata(&store).unwrap();
+    let opts = WalkOptions {
+        exclude: Some((md.dev(), md.ino())),
+        ..WalkOptions::default()
+    };
+    let items: Vec<WalkItem> = walk_with(&store.join("t/home/f"), opts).collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(matches!(&items[0], WalkItem::Excluded { path } if *path == store));
+}
