@@ -15,10 +15,10 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] [--bwlimit RATE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
-const WITH_VALUE: [WithValue; 2] = [
+const WITH_VALUE: [WithValue; 3] = [
     WithValue {
         short: b'n',
         long: "name",
@@ -26,6 +26,10 @@ const WITH_VALUE: [WithValue; 2] = [
     WithValue {
         short: b'k',
         long: "secret-file",
+    },
+    WithValue {
+        short: args::LONG_ONLY,
+        long: "bwlimit",
     },
 ];
 
@@ -53,6 +57,12 @@ fn options() -> Options {
         "o",
         "one-file-system",
         "backup: do not descend into other file systems",
+    );
+    o.optopt(
+        "",
+        "bwlimit",
+        "file bodies sent and received at most RATE bytes a second (K, M, G: 1024, 1024^2, 1024^3)",
+        "RATE",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -98,6 +108,13 @@ fn parse() -> Result<Config, ExitCode> {
         println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
         return Err(ExitCode::SUCCESS);
     }
+    let bwlimit = match m.opt_str("bwlimit") {
+        Some(text) => Some(
+            rsb::client::rate::parse_rate(&text)
+                .map_err(|e| usage_error(&format!("--bwlimit: {e}")))?,
+        ),
+        None => None,
+    };
     let file = m
         .opt_present("k")
         .then(|| scanned.value(b'k').map(PathBuf::from))
@@ -146,6 +163,7 @@ fn parse() -> Result<Config, ExitCode> {
         one_file_system: m.opt_present("o"),
         command,
         numeric_ids: m.opt_present("numeric-ids"),
+        bwlimit,
     })
 }
 
