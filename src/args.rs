@@ -12,10 +12,16 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
+/// The `short` of an option that has only a long name (`--bwlimit`): no
+/// argument holds a NUL, so no `-x` matches it. Read such an option's value
+/// from getopts (several long-only options would share this key in
+/// [`Scanned::value`]).
+pub const LONG_ONLY: u8 = 0;
+
 /// An option that takes a value: its short letter and long name.
 #[derive(Debug, Clone, Copy)]
 pub struct WithValue {
-    /// The letter of `-x`.
+    /// The letter of `-x`, or [`LONG_ONLY`].
     pub short: u8,
     /// The name of `--name`.
     pub long: &'static str,
@@ -75,7 +81,10 @@ pub fn scan(argv: &[OsString], with_value: &[WithValue], stop_at_free: bool) -> 
             }
         } else if a.len() > 1 && a.starts_with(b"-") {
             for (k, &c) in a.iter().enumerate().skip(1) {
-                if let Some(o) = with_value.iter().find(|o| o.short == c) {
+                if let Some(o) = with_value
+                    .iter()
+                    .find(|o| o.short == c && o.short != LONG_ONLY)
+                {
                     let rest = a.get(k + 1..).unwrap_or_default();
                     let value = if rest.is_empty() {
                         take(argv, &mut i)
@@ -151,6 +160,27 @@ mod tests {
         );
         assert_eq!(scan(&argv(&[b"-n"]), &OPTS, true).options_end, 1);
         assert_eq!(scan(&[], &OPTS, true), Scanned::default());
+    }
+
+    #[test]
+    fn a_long_only_option_takes_its_value_and_no_letter_matches_it() {
+        let opts = [
+            OPTS[0],
+            WithValue {
+                short: LONG_ONLY,
+                long: "bwlimit",
+            },
+        ];
+        let a = argv(&[b"--bwlimit", b"5M", b"-n", b"x", b"host", b"backup"]);
+        let s = scan(&a, &opts, true);
+        assert_eq!(s.options_end, 4);
+        assert_eq!(s.value(LONG_ONLY), Some(OsStr::new("5M")));
+        let a = argv(&[b"--bwlimit=5M", b"host"]);
+        assert_eq!(scan(&a, &opts, true).options_end, 1);
+        // A NUL cannot reach argv; even so it names no option.
+        let a = argv(&[b"-\0", b"host"]);
+        let s = scan(&a, &opts, true);
+        assert_eq!((s.options_end, s.values.len()), (1, 0));
     }
 
     #[test]

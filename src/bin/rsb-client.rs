@@ -15,10 +15,10 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] [--every DURATION] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] [--every DURATION] [--bwlimit RATE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
-const WITH_VALUE: [WithValue; 3] = [
+const WITH_VALUE: [WithValue; 4] = [
     WithValue {
         short: b'n',
         long: "name",
@@ -28,8 +28,12 @@ const WITH_VALUE: [WithValue; 3] = [
         long: "secret-file",
     },
     WithValue {
-        short: 0,
+        short: args::LONG_ONLY,
         long: "every",
+    },
+    WithValue {
+        short: args::LONG_ONLY,
+        long: "bwlimit",
     },
 ];
 
@@ -63,6 +67,12 @@ fn options() -> Options {
         "every",
         "run the command again at this period (30s, 15m, 2h, 1d) until stopped",
         "DURATION",
+    );
+    o.optopt(
+        "",
+        "bwlimit",
+        "file bodies sent and received at most RATE bytes a second (K, M, G: 1024, 1024^2, 1024^3)",
+        "RATE",
     );
     o.optflag("v", "verbose", "print debug messages");
     o.optflag("q", "quiet", "no progress line and no summary");
@@ -108,6 +118,13 @@ fn parse() -> Result<Config, ExitCode> {
         println!("{PROG} {}", env!("CARGO_PKG_VERSION"));
         return Err(ExitCode::SUCCESS);
     }
+    let bwlimit = match m.opt_str("bwlimit") {
+        Some(text) => Some(
+            rsb::client::rate::parse_rate(&text)
+                .map_err(|e| usage_error(&format!("--bwlimit: {e}")))?,
+        ),
+        None => None,
+    };
     let file = m
         .opt_present("k")
         .then(|| scanned.value(b'k').map(PathBuf::from))
@@ -164,6 +181,7 @@ fn parse() -> Result<Config, ExitCode> {
         command,
         numeric_ids: m.opt_present("numeric-ids"),
         every,
+        bwlimit,
     })
 }
 

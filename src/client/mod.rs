@@ -4,7 +4,8 @@
 //! ([`remote`]), failures collapsed by cause and the progress line's pace
 //! ([`report`]) and its user interface ([`ui`], with [`input`] for typed
 //! input that is no command), and the TIME and DURATION arguments with
-//! their calendar arithmetic ([`when`]). No sockets, files, clocks or threads: its
+//! their calendar arithmetic ([`when`]), and `--bwlimit`'s token bucket
+//! ([`rate`]). No sockets, files, clocks or threads: its
 //! I/O (connection, loop, walk, restore writes) lives in
 //! [`crate::io::client`].
 
@@ -12,6 +13,7 @@ pub mod event;
 pub mod input;
 pub mod owners;
 pub mod plan;
+pub mod rate;
 pub mod remote;
 pub mod report;
 pub mod restore;

@@ -13,7 +13,9 @@
 //!
 //! Both pumps stop after a byte budget so one fast transfer cannot starve
 //! the other connections of the loop; the caller remembers that the socket
-//! is still ready (edge-triggered readiness is not re-reported).
+//! is still ready (edge-triggered readiness is not re-reported). The budget
+//! is exact (no system call asks for more than is left of it), so the
+//! client's `--bwlimit` can hand its allowance in as the budget.
 
 use std::cell::RefCell;
 use std::io;
@@ -261,8 +263,8 @@ impl BodyReceiver {
     }
 
     /// Moves body bytes from the socket to the file until the body is
-    /// complete, the socket would block, or `budget` bytes were moved.
-    /// An error is the socket's (the connection is lost); EOF is
+    /// complete, the socket would block, or `budget` bytes were moved (never
+    /// more). An error is the socket's (the connection is lost); EOF is
     /// `UnexpectedEof`. File errors are kept (see [`Self::take_error`]).
     pub fn pump(
         &mut self,
@@ -282,7 +284,11 @@ impl BodyReceiver {
                     "a body longer than its extents",
                 ));
             }
-            let want = run.saturating_sub(pipe.pending as u64).min(CHUNK as u64) as usize;
+            // Never past the budget: a rate limit's budget is exact.
+            let want = run
+                .saturating_sub(pipe.pending as u64)
+                .min(CHUNK as u64)
+                .min(budget - progress.moved) as usize;
             if want > 0 {
                 match fcntl::splice(
                     sock,
@@ -563,14 +569,15 @@ impl BodySender {
         self.sent
     }
 
-    /// Sends until done, would-block or `budget`. If the file shrank, the
+    /// Sends until done, would-block or `budget` (never more). If the file shrank, the
     /// rest is padded with zeros (the stream must carry exactly the announced
     /// length) and the body is marked changed.
     pub fn pump(&mut self, sock: &impl AsFd, budget: u64) -> io::Result<Progress> {
         let mut progress = Progress::default();
         while self.left > 0 && progress.moved < budget {
             let run = self.next_run().min(self.left);
-            let want = run.min(CHUNK as u64) as usize;
+            // Never past the budget: a rate limit's budget is exact.
+            let want = run.min(CHUNK as u64).min(budget - progress.moved) as usize;
             let start = self.offset;
             let r = if self.changed {
                 SCRATCH_BUF.with(|buf| {

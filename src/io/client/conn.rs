@@ -17,6 +17,7 @@ use mio::{Interest, Registry, Token};
 
 use super::error::NetError;
 use crate::auth::Key;
+use crate::client::rate::Bucket;
 use crate::client::session::{ClientAuth, ClientSession};
 use crate::io::describe;
 use crate::io::transfer::{receive_step, BodyReceiver, BodySender, Pipe};
@@ -28,6 +29,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_CHUNK: usize = 256 * 1024;
 /// Body bytes moved per step before answers are read again.
 const BUDGET: u64 = 16 << 20;
+
+/// The body bytes a step may move: [`BUDGET`], or less under `--bwlimit`
+/// (what the bucket allows now). Unlimited, this is the constant alone: no
+/// clock read, no system call.
+fn budget(rate: Option<&Bucket>, now: Instant) -> u64 {
+    match rate {
+        None => BUDGET,
+        Some(bucket) => bucket.allowance(now).min(BUDGET),
+    }
+}
 
 /// Where, and as whom, to connect.
 #[derive(Clone)]
@@ -60,6 +71,9 @@ pub struct Stepped {
     pub body: u64,
     /// Anything moved at all; when not, the driver waits for the loop.
     pub progress: bool,
+    /// Body bytes were due but `--bwlimit` allowed none: the driver waits
+    /// for the bucket (`Bucket::ready_at`) as well as for the socket.
+    pub throttled: bool,
 }
 
 /// A connected session (welcomed once the loop has driven its handshake).
@@ -202,22 +216,31 @@ impl Conn {
     }
 
     /// Sends queued frames; then, if nothing is queued and `body` is given,
-    /// sends body bytes; then reads and parses frames. Never waits.
+    /// sends body bytes (no more than `rate` allows, and spends them
+    /// there); then reads and parses frames. Never waits. Frames are not
+    /// paced: they are small next to the bodies.
     pub fn step(
         &mut self,
         now: Instant,
         body: Option<&mut BodySender>,
+        rate: Option<&mut Bucket>,
     ) -> Result<Stepped, NetError> {
         let mut progress = self.flush(now)?;
         let mut sent = 0;
+        let mut throttled = false;
         if self.session.poll_transmit().is_empty() && self.writable {
-            if let Some(tx) = body {
+            if let Some(tx) = body.filter(|tx| !tx.is_done()) {
+                let budget = budget(rate.as_deref(), now);
+                throttled = budget == 0;
                 let p = tx
-                    .pump(&self.sock, BUDGET)
+                    .pump(&self.sock, budget)
                     .map_err(|e| self.lost(format!("send: {}", describe(&e))))?;
                 sent = p.moved;
                 if p.moved > 0 {
                     self.session.handle_activity(now);
+                    if let Some(bucket) = rate {
+                        bucket.spent(now, p.moved);
+                    }
                 }
                 self.writable &= !p.would_block;
                 progress |= p.moved > 0;
@@ -229,40 +252,66 @@ impl Conn {
         Ok(Stepped {
             body: sent,
             progress,
+            throttled,
         })
     }
 
-    /// Receives body bytes of a restored file into `file` (or drops them).
-    /// Never waits.
+    /// Receives body bytes of a restored file into `file` (or drops them),
+    /// no more than `rate` allows (and spends them there). Never waits.
+    ///
+    /// Under a limit the bytes already read with the frame before the body
+    /// are paced too (they are fed from the buffer a budget at a time), so
+    /// the client never reads more than one read's worth ahead of its
+    /// pace; a client that stops reading makes TCP hold the server back.
     pub fn receive(
         &mut self,
         now: Instant,
         recv: &mut BodyReceiver,
         file: Option<&OwnedFd>,
+        rate: Option<&mut Bucket>,
     ) -> Result<Stepped, NetError> {
         let flushed = self.flush(now)?;
-        let n = receive_step(
-            recv,
-            &mut self.inbuf,
-            &self.sock,
-            file,
-            &mut self.pipe,
-            &mut self.readable,
-            BUDGET,
-        )
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                self.lost("connection closed by the server".into())
-            } else {
-                self.lost(format!("receive: {}", describe(&e)))
-            }
-        })?;
+        let budget = budget(rate.as_deref(), now);
+        let throttled = budget == 0 && !recv.is_done();
+        let mut n = 0;
+        // Unlimited, `receive_step` feeds the whole buffer; limited, the
+        // budget bounds that part too.
+        if rate.is_some() && !self.inbuf.is_empty() && !recv.is_done() {
+            let take = self
+                .inbuf
+                .len()
+                .min(usize::try_from(budget).unwrap_or(usize::MAX));
+            n = recv.feed(file, self.inbuf.get(..take).unwrap_or_default()) as u64;
+            self.inbuf.drain(..n as usize);
+        }
+        if self.inbuf.is_empty() || rate.is_none() {
+            n += receive_step(
+                recv,
+                &mut self.inbuf,
+                &self.sock,
+                file,
+                &mut self.pipe,
+                &mut self.readable,
+                budget - n,
+            )
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    self.lost("connection closed by the server".into())
+                } else {
+                    self.lost(format!("receive: {}", describe(&e)))
+                }
+            })?;
+        }
         if n > 0 {
             self.session.handle_activity(now);
+            if let Some(bucket) = rate {
+                bucket.spent(now, n);
+            }
         }
         Ok(Stepped {
             body: n,
             progress: n > 0 || flushed,
+            throttled,
         })
     }
 

@@ -35,6 +35,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::conn::{Conn, Remote, Stepped};
 use super::error::NetError;
 use super::inotify::Watcher;
+use crate::client::rate::Bucket;
 use crate::client::session::{ClientSession, Event};
 use crate::io::transfer::{BodyReceiver, BodySender};
 use crate::proto::ErrorCode;
@@ -100,6 +101,9 @@ pub enum Timer {
     /// A long-running command's own deadline (the next batch of watch
     /// mode, a reconnection, the next run of `--every`).
     Driver,
+    /// `--bwlimit`: the bucket holds bytes to move again
+    /// ([`Bucket::ready_at`]); set only after a step it held back.
+    Rate,
 }
 
 /// Deadlines by [`Timer`]; a handful at most, so a small vector.
@@ -166,6 +170,9 @@ pub struct Reactor {
     /// File body bytes that crossed the wire (either way) since the last
     /// [`EventLoop::take_moved`].
     moved: u64,
+    /// `--bwlimit`'s bucket: one per process, so it paces every command and
+    /// every connection alike (a reconnect does not refill it).
+    rate: Option<Bucket>,
 }
 
 impl Reactor {
@@ -195,6 +202,7 @@ impl Reactor {
             timers: NamedTimers::default(),
             ready: [Ready::default(); TOKENS],
             moved: 0,
+            rate: None,
         })
     }
 
@@ -394,6 +402,12 @@ impl EventLoop {
         r
     }
 
+    /// Caps file bodies, sent and received, to `rate` bytes a second
+    /// (`--bwlimit`); `None`: as fast as they go.
+    pub fn set_bwlimit(&mut self, rate: Option<u64>) {
+        self.reactor.rate = rate.map(|r| Bucket::new(r, Instant::now()));
+    }
+
     /// The file body bytes sent or received since the last call: what
     /// really crossed the wire, whether or not the command finished.
     pub fn take_moved(&mut self) -> u64 {
@@ -410,7 +424,7 @@ impl EventLoop {
             // Nothing is expected between commands but the server's
             // goodbye (an `Error` frame, then EOF): read it without waiting.
             c.mark_ready(true, false);
-            if c.step(Instant::now(), None).is_err() || c.session.is_closed() {
+            if c.step(Instant::now(), None, None).is_err() || c.session.is_closed() {
                 log::debug!("{}: the idle connection was closed: reconnecting", c.shown);
                 self.disconnect();
             }
@@ -500,10 +514,14 @@ impl Link<'_> {
     /// Moves what can move (frames, then `body` bytes, then answers) and
     /// waits for the loop when nothing could. Returns the body bytes sent.
     pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {
-        let s = self.conn.step(Instant::now(), body.as_deref_mut())?;
+        let s = self.conn.step(
+            Instant::now(),
+            body.as_deref_mut(),
+            self.reactor.rate.as_mut(),
+        )?;
         self.reactor.moved += s.body;
         if !s.progress && body.is_none_or(|b| !b.is_done()) {
-            self.wait()?;
+            self.wait(s.throttled)?;
         }
         Ok(s.body)
     }
@@ -515,34 +533,60 @@ impl Link<'_> {
         recv: &mut BodyReceiver,
         file: Option<&std::os::fd::OwnedFd>,
     ) -> Result<u64, NetError> {
-        let s: Stepped = self.conn.receive(Instant::now(), recv, file)?;
+        let s: Stepped =
+            self.conn
+                .receive(Instant::now(), recv, file, self.reactor.rate.as_mut())?;
         self.reactor.moved += s.body;
         if !s.progress && !recv.is_done() {
-            self.wait()?;
+            self.wait(s.throttled)?;
         }
         Ok(s.body)
     }
 
     /// The one wait of the client: until the socket is ready, a signal, the
-    /// session's deadline or the redraw tick. A due deadline reaches the
-    /// session only when the socket stayed quiet: bytes waiting to be read
-    /// are progress, however late the loop looks at them (the handshake's
-    /// absolute deadline is also checked after every step, see
-    /// `Self::await_welcome`).
-    fn wait(&mut self) -> Result<(), NetError> {
+    /// session's deadline, the redraw tick or, when `throttled` (the last
+    /// step held body bytes back for `--bwlimit`), the bucket's refill. A
+    /// due deadline reaches the session only when the socket stayed quiet:
+    /// bytes waiting to be read are progress, however late the loop looks
+    /// at them (the handshake's absolute deadline is also checked after
+    /// every step, see `Self::await_welcome`).
+    ///
+    /// Throttled, a readiness edge that comes before the refill (more of a
+    /// restore arriving) is recorded and waited past, so the step after
+    /// the wait has bytes to move instead of finding the bucket empty
+    /// again: the client wakes about once per quantum, not per packet.
+    fn wait(&mut self, throttled: bool) -> Result<(), NetError> {
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
         }
         let now = Instant::now();
         let more = self.watcher.as_deref().is_some_and(Watcher::has_more);
+        let refill = match (&self.reactor.rate, throttled) {
+            (Some(bucket), true) => bucket.ready_at(now),
+            _ => None,
+        };
         let timers = &mut self.reactor.timers;
         timers.set(Timer::Session, self.conn.session.poll_timeout());
         timers.set(
             Timer::Tick,
             Some(now + if more { Duration::ZERO } else { TICK }),
         );
+        timers.set(Timer::Rate, refill);
         self.reactor.turn(now)?;
         drain_watcher(self.reactor, self.watcher.as_deref_mut(), more);
+        if refill.is_some() {
+            // Only a due timer (the refill, the tick, the session's) or a
+            // signal ends a throttled wait; the watcher is read meanwhile.
+            while !self.reactor.interrupted() {
+                let now = Instant::now();
+                if self.reactor.timers.next().is_some_and(|t| t <= now) {
+                    break;
+                }
+                self.reactor.turn(now)?;
+                drain_watcher(self.reactor, self.watcher.as_deref_mut(), false);
+            }
+            self.reactor.timers.set(Timer::Rate, None);
+        }
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
         }

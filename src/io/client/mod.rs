@@ -63,6 +63,9 @@ pub struct Config {
     /// `--every DURATION`: the one-shot command runs again at this period
     /// until a signal.
     pub every: Option<std::time::Duration>,
+    /// `--bwlimit RATE`: file bodies sent and received at most this many
+    /// bytes a second; `None`: unlimited.
+    pub bwlimit: Option<u64>,
 }
 
 /// Why [`run`] could not: a one-shot command that does not parse. The
@@ -90,13 +93,14 @@ pub fn host_name() -> Result<String, String> {
 /// with status 2), then the one-shot command or the prompt's commands.
 /// Returns the exit status ([`crate::exit`]).
 pub fn run(config: Config) -> Result<i32, UsageError> {
-    let lp = match EventLoop::new() {
+    let mut lp = match EventLoop::new() {
         Ok(lp) => lp,
         Err(e) => {
             eprintln!("{PROG}: {e}");
             return Ok(exit::USAGE);
         }
     };
+    lp.set_bwlimit(config.bwlimit);
     let mut client = Client {
         progress: nix::unistd::isatty(2).unwrap_or(false),
         config,

@@ -278,10 +278,10 @@ fn run(
                 Ok(())
             } else {
                 lp.link(remote)
-                    .and_then(|mut link| {
+                    .map(|mut link| {
                         let store = link.local_store();
                         let r = backup::backup(&mut link, &walk_roots, opts.walk, &mut rep);
-                        Ok((r, store))
+                        (r, store)
                     })
                     .and_then(|(r, store)| {
                         // A server on this machine that was away at the start:
