@@ -825,16 +825,33 @@ fn tap(to: u16) -> (u16, JoinHandle<Both>) {
     }
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    // The client opens one connection per backup: each is relayed in turn,
+    // until none comes for a second after the last.
     let h = thread::spawn(move || {
-        let client = accept(&l);
-        let server = TcpStream::connect(("127.0.0.1", to)).unwrap();
-        server
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-        let back = thread::spawn(move || pump(s2, c2));
-        let up = pump(client, server);
-        (up, back.join().unwrap())
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        let mut client = accept(&l);
+        loop {
+            let server = TcpStream::connect(("127.0.0.1", to)).unwrap();
+            server
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let back = thread::spawn(move || pump(s2, c2));
+            up.extend(pump(client, server));
+            down.extend(back.join().unwrap());
+            let end = Instant::now() + Duration::from_secs(1);
+            client = loop {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                        break s;
+                    }
+                    Err(_) if Instant::now() < end => thread::sleep(Duration::from_millis(10)),
+                    Err(_) => return (up, down),
+                }
+            };
+        }
     });
     (port, h)
 }
