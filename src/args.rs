@@ -15,7 +15,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 /// An option that takes a value: its short letter and long name.
 #[derive(Debug, Clone, Copy)]
 pub struct WithValue {
-    /// The letter of `-x`.
+    /// The letter of `-x`; for an option with no short form, a byte no
+    /// argument holds (NUL) stands as the key of its values.
     pub short: u8,
     /// The name of `--name`.
     pub long: &'static str,
@@ -28,7 +29,8 @@ pub struct Scanned {
     /// free argument is here, when `stop_at_free`.
     pub options_end: usize,
     /// The value given to each option that takes one, by short letter, as
-    /// bytes (the last one given wins; getopts refuses repeats anyway).
+    /// bytes, in the order given (for an option given once, the last one
+    /// wins: getopts refuses repeats of those; repeatable ones keep all).
     pub values: Vec<(u8, OsString)>,
 }
 
@@ -151,6 +153,41 @@ mod tests {
         );
         assert_eq!(scan(&argv(&[b"-n"]), &OPTS, true).options_end, 1);
         assert_eq!(scan(&[], &OPTS, true), Scanned::default());
+    }
+
+    /// Issue 12: a repeatable option keeps every value, in order; a
+    /// long-only one is keyed by NUL.
+    #[test]
+    fn repeated_values_are_all_kept() {
+        let opts = [
+            WithValue {
+                short: b'x',
+                long: "exclude",
+            },
+            WithValue {
+                short: 0,
+                long: "exclude-from",
+            },
+        ];
+        let a = argv(&[
+            b"-x",
+            b"*.tmp",
+            b"-qx\xff",
+            b"--exclude=c/",
+            b"--exclude-from",
+            b"list",
+            b"host",
+        ]);
+        let s = scan(&a, &opts, true);
+        assert_eq!(s.options_end, 6);
+        let x: Vec<&[u8]> = s
+            .values
+            .iter()
+            .filter(|(k, _)| *k == b'x')
+            .map(|(_, v)| v.as_bytes())
+            .collect();
+        assert_eq!(x, [&b"*.tmp"[..], b"\xff", b"c/"]);
+        assert_eq!(s.value(0), Some(OsStr::new("list")));
     }
 
     #[test]

@@ -15,10 +15,14 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [-x PATTERN]... [--exclude-from FILE]... [--numeric-ids] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+
+/// The key [`args::scan`] files `--exclude-from`'s values under: it has
+/// no short form, and no argument holds a NUL.
+const EXCLUDE_FROM: u8 = 0;
 
 /// The options that take a value, for [`args::scan`].
-const WITH_VALUE: [WithValue; 2] = [
+const WITH_VALUE: [WithValue; 4] = [
     WithValue {
         short: b'n',
         long: "name",
@@ -26,6 +30,14 @@ const WITH_VALUE: [WithValue; 2] = [
     WithValue {
         short: b'k',
         long: "secret-file",
+    },
+    WithValue {
+        short: b'x',
+        long: "exclude",
+    },
+    WithValue {
+        short: EXCLUDE_FROM,
+        long: "exclude-from",
     },
 ];
 
@@ -42,6 +54,18 @@ fn options() -> Options {
         "k",
         "secret-file",
         "first line: this name's secret (default: $RSB_SECRET_FILE)",
+        "FILE",
+    );
+    o.optmulti(
+        "x",
+        "exclude",
+        "leave out what PATTERN matches (repeatable; see rsb(1))",
+        "PATTERN",
+    );
+    o.optmulti(
+        "",
+        "exclude-from",
+        "the patterns of FILE, one a line (# comments)",
         "FILE",
     );
     o.optflag(
@@ -116,6 +140,7 @@ fn parse() -> Result<Config, ExitCode> {
             "invalid name '{shown}': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)"
         )));
     }
+    let excludes = excludes(&scanned)?;
     let mut free = free.iter().cloned();
     let host = free.next().ok_or_else(|| usage_error("no HOST given"))?;
     let host = host
@@ -146,7 +171,34 @@ fn parse() -> Result<Config, ExitCode> {
         one_file_system: m.opt_present("o"),
         command,
         numeric_ids: m.opt_present("numeric-ids"),
+        excludes,
     })
+}
+
+/// The patterns of `-x` and of each `--exclude-from FILE` (taken as
+/// bytes from the scan: a pattern need not be UTF-8), checked. A file
+/// that cannot be read or a bad pattern: status 2.
+fn excludes(scanned: &args::Scanned) -> Result<Vec<Vec<u8>>, ExitCode> {
+    let mut patterns = Vec::new();
+    for (key, value) in &scanned.values {
+        match *key {
+            b'x' => patterns.push(value.as_bytes().to_vec()),
+            EXCLUDE_FROM => {
+                let text = std::fs::read(value).map_err(|e| {
+                    let file = PathBuf::from(value);
+                    fail(&format!(
+                        "--exclude-from {}: {}",
+                        file.display(),
+                        rsb::io::describe(&e)
+                    ))
+                })?;
+                patterns.extend(rsb::client::exclude::parse_list(&text));
+            }
+            _ => {}
+        }
+    }
+    rsb::client::exclude::Excludes::new(&patterns).map_err(|e| usage_error(&e.to_string()))?;
+    Ok(patterns)
 }
 
 fn main() -> ExitCode {

@@ -20,7 +20,10 @@ fn line(s: &str) -> Result<Option<Command>, String> {
 }
 
 fn backup(paths: &[&str]) -> Command {
-    Command::Backup(paths.iter().map(|p| os(p)).collect())
+    Command::Backup {
+        paths: paths.iter().map(|p| os(p)).collect(),
+        excludes: Vec::new(),
+    }
 }
 
 #[test]
@@ -176,9 +179,10 @@ fn quoted_line_is_a_list_of_paths() {
 fn non_utf8_paths() {
     assert_eq!(
         parse_line(b"/tmp/\xff x", &exists),
-        Ok(Some(Command::Backup(vec![OsString::from_vec(
-            b"/tmp/\xff x".to_vec()
-        )])))
+        Ok(Some(Command::Backup {
+            paths: vec![OsString::from_vec(b"/tmp/\xff x".to_vec())],
+            excludes: Vec::new(),
+        }))
     );
     assert_eq!(
         parse_line(b"ls '\xfe'", &exists),
@@ -668,4 +672,63 @@ fn version_lines() {
         format_versions_summary(3, 1),
         "3 versions, 1 byte in history"
     );
+}
+
+/// Issue 12: `backup --exclude PATTERN ... PATH...` at the prompt and on
+/// the command line, the patterns checked (a bad one is an error line),
+/// through the reusable [`take_excludes`] that `watch` will use too.
+#[test]
+fn backup_takes_exclude_patterns() {
+    let with = |paths: &[&str], excludes: &[&[u8]]| Command::Backup {
+        paths: paths.iter().map(|p| os(p)).collect(),
+        excludes: excludes.iter().map(|e| e.to_vec()).collect(),
+    };
+    assert_eq!(
+        line("backup --exclude '*.tmp' --exclude=cache/ -x /top/only /a /b"),
+        Ok(Some(with(
+            &["/a", "/b"],
+            &[b"*.tmp", b"cache/", b"/top/only"]
+        )))
+    );
+    assert_eq!(
+        line("backup --exclude '*.o' -- --exclude"),
+        Ok(Some(with(&["--exclude"], &[b"*.o"])))
+    );
+    assert_eq!(
+        line("backup /a --exclude x"),
+        Ok(Some(with(&["/a", "--exclude", "x"], &[])))
+    );
+    assert_eq!(
+        parse_line(b"backup --exclude '\xff*' /a", &exists),
+        Ok(Some(with(&["/a"], &[b"\xff*"])))
+    );
+    let usage = "usage: backup [--exclude PATTERN]... PATH...";
+    assert_eq!(
+        line("backup --exclude"),
+        Err(format!("--exclude needs a PATTERN; {usage}"))
+    );
+    assert_eq!(line("backup --exclude '*.o'"), Err(usage.to_string()));
+    assert_eq!(
+        line("backup --exclude 'a[b' /x"),
+        Err(format!(
+            "exclude pattern 'a[b': '[' without a closing ']'; {usage}"
+        ))
+    );
+    assert_eq!(
+        line("backup --exclude '' /x"),
+        Err(format!("empty exclude pattern; {usage}"))
+    );
+    let args = |v: &[&str]| v.iter().map(|a| os(a)).collect::<Vec<_>>();
+    assert_eq!(
+        parse_args(&args(&["backup", "-x", "*.tmp", "/a"]), &exists),
+        Ok(with(&["/a"], &[b"*.tmp"]))
+    );
+    assert!(parse_args(&args(&["backup", "-x", "[", "/a"]), &exists).is_err());
+    // The function itself, for `watch`.
+    assert_eq!(
+        take_excludes(args(&["--exclude", "x", "--delay", "1", "/a"]), "u"),
+        Ok((vec![b"x".to_vec()], args(&["--delay", "1", "/a"])))
+    );
+    assert_eq!(take_excludes(args(&[]), "u"), Ok((Vec::new(), Vec::new())));
+    assert!(HELP.contains("backup --exclude PAT"));
 }

@@ -28,8 +28,10 @@ pub mod walker;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::auth::Key;
+use crate::client::exclude::Excludes;
 use crate::client::ui::{self, Command};
 use crate::exit;
 use crate::proto::Time;
@@ -57,6 +59,9 @@ pub struct Config {
     /// `--numeric-ids`: a restore gives entries the owner and group
     /// numbers stored, never mapping them by name.
     pub numeric_ids: bool,
+    /// `-x PATTERN` and the patterns of `--exclude-from FILE`, checked:
+    /// every walk leaves out what they match (a command adds its own).
+    pub excludes: Vec<Vec<u8>>,
 }
 
 /// Why [`run`] could not: a one-shot command that does not parse. The
@@ -240,6 +245,17 @@ impl Client {
         r
     }
 
+    /// The client's exclude patterns and a command's `more`, compiled;
+    /// `None` for none. Both were checked when parsed.
+    fn patterns(
+        &self,
+        more: &[Vec<u8>],
+    ) -> Result<Option<Arc<Excludes>>, crate::client::exclude::PatternError> {
+        let all = self.config.excludes.iter().chain(more);
+        let ex = Excludes::new(all)?;
+        Ok((!ex.is_empty()).then(|| Arc::new(ex)))
+    }
+
     /// Runs one command. `Err` only when the connection failed.
     fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
         let mut rep = Reporter::new(self.config.quiet, self.progress);
@@ -261,10 +277,19 @@ impl Client {
                 return Ok(());
             }
             Command::Quit => return Ok(()),
-            Command::Backup(paths) => {
+            Command::Backup { paths, excludes } => {
                 let paths: Vec<walk::Root> = paths.into_iter().map(walk::Root::tree).collect();
+                let patterns = match self.patterns(&excludes) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("{PROG}: {e}");
+                        self.status = exit::worse(self.status, exit::PARTIAL);
+                        return Ok(());
+                    }
+                };
                 let opts = walk::WalkOptions {
                     one_file_system: self.config.one_file_system,
+                    patterns,
                     ..Default::default()
                 };
                 let mut link = self.lp.link(remote)?;
