@@ -4,7 +4,10 @@
 //! set to the shell ([`Command::Delete`]), which at the commit moves every
 //! entry the store holds there and the set lacks into history. A directory
 //! not read whole (a listing cut short, an entry that could not be read)
-//! only drops its set: nothing beneath it is deleted.
+//! only drops its set: nothing beneath it is deleted. A whole `Closed`
+//! also names what the client has there and left out (its exclude
+//! patterns): those names join the set, so what the server holds under
+//! them stays.
 //!
 //! Memory is bounded per connection: the names held (and the paths of
 //! their directories), in sets still open and in sets handed to the batch
@@ -13,7 +16,9 @@
 //! `Closed` is answered with a failure naming the directory: deletions
 //! wait for a later run, nothing is deleted by mistake (a name left out
 //! may belong to a directory whose own set does not exist yet, since a
-//! directory's name comes after everything in it). A set is one buffer of
+//! directory's name comes after everything in it). Names a `Closed` keeps
+//! that would pass the bound fail that directory's deletions alone: they
+//! belong to no other. A set is one buffer of
 //! names, each ended by a NUL (a byte no name holds): noting a name in the
 //! loop costs no allocation of its own and no hashing of it; the worker
 //! sorts the set when it commits.
