@@ -192,8 +192,7 @@ pub struct Walk {
     root_dev: Option<u64>,
     /// How far below the root it goes.
     depth: Depth,
-    /// What patterns are matched relative to, until the first call to
-    /// `next`.
+    /// What patterns are matched relative to ([`Root::base`]).
     base: Option<PathBuf>,
     /// Where in an entry's wire path the path relative to the base
     /// starts (past the base's own and its `/`).
