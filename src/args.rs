@@ -21,7 +21,9 @@ pub const LONG_ONLY: u8 = 0;
 /// An option that takes a value: its short letter and long name.
 #[derive(Debug, Clone, Copy)]
 pub struct WithValue {
-    /// The letter of `-x`, or [`LONG_ONLY`].
+    /// The letter of `-x`, or [`LONG_ONLY`] for an option with no short
+    /// form (its values are then found by its long name:
+    /// [`Scanned::values_of`]).
     pub short: u8,
     /// The name of `--name`.
     pub long: &'static str,
@@ -34,8 +36,11 @@ pub struct Scanned {
     /// free argument is here, when `stop_at_free`.
     pub options_end: usize,
     /// The value given to each option that takes one, by short letter, as
-    /// bytes (the last one given wins; getopts refuses repeats anyway).
+    /// bytes, in the order given (for an option given once, the last one
+    /// wins: getopts refuses repeats of those; repeatable ones keep all).
     pub values: Vec<(u8, OsString)>,
+    /// The same values by long name, for the options with no short form.
+    pub long_values: Vec<(&'static str, OsString)>,
 }
 
 impl Scanned {
@@ -45,6 +50,14 @@ impl Scanned {
             .iter()
             .rev()
             .find(|(s, _)| *s == short)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// Every value of the option named `--long`, in the order given.
+    pub fn values_of<'a>(&'a self, long: &'a str) -> impl Iterator<Item = &'a OsStr> + 'a {
+        self.long_values
+            .iter()
+            .filter(move |(l, _)| *l == long)
             .map(|(_, v)| v.as_os_str())
     }
 }
@@ -76,6 +89,8 @@ pub fn scan(argv: &[OsString], with_value: &[WithValue], stop_at_free: bool) -> 
                     None => take(argv, &mut i),
                 };
                 if let Some(v) = value {
+                    out.long_values
+                        .push((o.long, OsString::from_vec(v.clone())));
                     out.values.push((o.short, OsString::from_vec(v)));
                 }
             }
@@ -92,6 +107,8 @@ pub fn scan(argv: &[OsString], with_value: &[WithValue], stop_at_free: bool) -> 
                         Some(rest.to_vec())
                     };
                     if let Some(v) = value {
+                        out.long_values
+                            .push((o.long, OsString::from_vec(v.clone())));
                         out.values.push((o.short, OsString::from_vec(v)));
                     }
                     break;
@@ -160,6 +177,42 @@ mod tests {
         );
         assert_eq!(scan(&argv(&[b"-n"]), &OPTS, true).options_end, 1);
         assert_eq!(scan(&[], &OPTS, true), Scanned::default());
+    }
+
+    /// Issue 12: a repeatable option keeps every value, in order; a
+    /// long-only one is keyed by NUL.
+    #[test]
+    fn repeated_values_are_all_kept() {
+        let opts = [
+            WithValue {
+                short: b'x',
+                long: "exclude",
+            },
+            WithValue {
+                short: 0,
+                long: "exclude-from",
+            },
+        ];
+        let a = argv(&[
+            b"-x",
+            b"*.tmp",
+            b"-qx\xff",
+            b"--exclude=c/",
+            b"--exclude-from",
+            b"list",
+            b"host",
+        ]);
+        let s = scan(&a, &opts, true);
+        assert_eq!(s.options_end, 6);
+        let x: Vec<&[u8]> = s
+            .values
+            .iter()
+            .filter(|(k, _)| *k == b'x')
+            .map(|(_, v)| v.as_bytes())
+            .collect();
+        assert_eq!(x, [&b"*.tmp"[..], b"\xff", b"c/"]);
+        let lists: Vec<&OsStr> = s.values_of("exclude-from").collect();
+        assert_eq!(lists, [OsStr::new("list")]);
     }
 
     #[test]

@@ -313,6 +313,7 @@ fn hostile_closed_frames_delete_nothing_they_should_not() {
         id: 1,
         path: WirePath::new(b".rsb-tmp.history".to_vec()).unwrap(),
         whole: true,
+        keep: Vec::new(),
     });
     let commit = rsb::proto::codec::to_vec(&Frame::Commit { id: 2 });
     let (frames, _) = raw.exchange(&[reserved, commit].concat(), 2, t);
@@ -338,6 +339,7 @@ fn hostile_closed_frames_delete_nothing_they_should_not() {
         id: 3,
         path: WirePath::root(),
         whole: true,
+        keep: Vec::new(),
     });
     let commit = rsb::proto::codec::to_vec(&Frame::Commit { id: 4 });
     let (frames, _) = raw.exchange(&[root, commit].concat(), 4, t);

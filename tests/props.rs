@@ -304,8 +304,14 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                 resume,
             })
             .boxed(),
-        38 => (any::<u32>(), path(), any::<bool>())
-            .prop_map(|(id, path, whole)| Frame::Closed { id, path, whole })
+        38 => (any::<u32>(), path(), any::<bool>(), vec(name(), 0..4))
+            .prop_map(|(id, path, whole, keep)| Frame::Closed {
+                id,
+                path,
+                whole,
+                // Only a whole `Closed` keeps names.
+                keep: if whole { keep } else { Vec::new() },
+            })
             .boxed(),
         37 => (
             any::<u32>(),

@@ -377,3 +377,51 @@ fn a_rescan_finds_what_no_event_said() {
     let client = until_same(&srv, &src, Duration::from_secs(15), client);
     stop(client);
 }
+
+/// Excluded names are not sent, not watched, and not deleted on the server
+/// when a directory's listing is sent again.
+#[test]
+fn excluded_entries_are_neither_watched_nor_sent() {
+    let srv = Server::start(&[]);
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir_all(src.join("cache/deep")).unwrap();
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("d/keep"), b"keep").unwrap();
+    fs::write(src.join("d/gone"), b"gone").unwrap();
+    let client = srv
+        .client_opts(
+            &["-x", "*.tmp"],
+            argv!["watch", "--delay", "0.3", "--exclude", "cache/", &src],
+        )
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    let stored = srv.store(NAME, &src);
+    assert!(eventually(Duration::from_secs(20), || stored
+        .join("d/gone")
+        .exists()));
+    fs::write(src.join("d/a.tmp"), b"scratch").unwrap();
+    fs::write(src.join("cache/deep/x"), b"cached").unwrap();
+    fs::create_dir(src.join("cache/new")).unwrap();
+    fs::remove_file(src.join("d/gone")).unwrap();
+    fs::write(src.join("d/new"), b"new").unwrap();
+    assert!(eventually(Duration::from_secs(20), || !stored
+        .join("d/gone")
+        .exists()
+        && stored.join("d/new").exists()));
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !stored.join("d/a.tmp").exists(),
+        "an excluded file was sent"
+    );
+    assert!(
+        !stored.join("cache").exists(),
+        "an excluded directory was sent"
+    );
+    let out = stop(client);
+    // src and d: the excluded cache (and what is in it) is not watched.
+    assert!(
+        out.err().contains("watching ") && out.err().contains(": 2 directories"),
+        "{out}"
+    );
+}

@@ -100,6 +100,7 @@ pub fn every_frame() -> Vec<Frame> {
             id: 2,
             path: wp("home/ann"),
             whole: true,
+            keep: vec![b"cache".to_vec(), b"x.tmp".to_vec()],
         },
         Frame::Special {
             id: 2,

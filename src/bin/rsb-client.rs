@@ -15,10 +15,10 @@ use rsb::exit;
 use rsb::io::client::{self, conn::Remote, Config, PROG};
 
 const USAGE: &str =
-    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [--numeric-ids] [--every DURATION] [--bwlimit RATE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
+    "usage: rsb-client [-oqvhV] [-n NAME] [-k FILE] [-x PATTERN]... [--exclude-from FILE]... [--numeric-ids] [--every DURATION] [--bwlimit RATE] HOST[:PORT] [PORT] [COMMAND [ARG...]]";
 
 /// The options that take a value, for [`args::scan`].
-const WITH_VALUE: [WithValue; 4] = [
+const WITH_VALUE: [WithValue; 6] = [
     WithValue {
         short: b'n',
         long: "name",
@@ -35,6 +35,14 @@ const WITH_VALUE: [WithValue; 4] = [
         short: args::LONG_ONLY,
         long: "bwlimit",
     },
+    WithValue {
+        short: b'x',
+        long: "exclude",
+    },
+    WithValue {
+        short: args::LONG_ONLY,
+        long: "exclude-from",
+    },
 ];
 
 fn options() -> Options {
@@ -50,6 +58,18 @@ fn options() -> Options {
         "k",
         "secret-file",
         "first line: this name's secret (default: $RSB_SECRET_FILE)",
+        "FILE",
+    );
+    o.optmulti(
+        "x",
+        "exclude",
+        "leave out what PATTERN matches (repeatable; see rsb(1))",
+        "PATTERN",
+    );
+    o.optmulti(
+        "",
+        "exclude-from",
+        "the patterns of FILE, one a line (# comments)",
         "FILE",
     );
     o.optflag(
@@ -150,6 +170,7 @@ fn parse() -> Result<Config, ExitCode> {
         ),
         None => None,
     };
+    let excludes = excludes(&scanned)?;
     let mut free = free.iter().cloned();
     let host = free.next().ok_or_else(|| usage_error("no HOST given"))?;
     let host = host
@@ -182,7 +203,34 @@ fn parse() -> Result<Config, ExitCode> {
         numeric_ids: m.opt_present("numeric-ids"),
         every,
         bwlimit,
+        excludes,
     })
+}
+
+/// The patterns of `-x` and of each `--exclude-from FILE` (taken as
+/// bytes from the scan: a pattern need not be UTF-8), checked. A file
+/// that cannot be read or a bad pattern: status 2.
+fn excludes(scanned: &args::Scanned) -> Result<Vec<Vec<u8>>, ExitCode> {
+    let mut patterns = Vec::new();
+    for (long, value) in &scanned.long_values {
+        match *long {
+            "exclude" => patterns.push(value.as_bytes().to_vec()),
+            "exclude-from" => {
+                let text = std::fs::read(value).map_err(|e| {
+                    let file = PathBuf::from(value);
+                    fail(&format!(
+                        "--exclude-from {}: {}",
+                        file.display(),
+                        rsb::io::describe(&e)
+                    ))
+                })?;
+                patterns.extend(rsb::client::exclude::parse_list(&text));
+            }
+            _ => {}
+        }
+    }
+    rsb::client::exclude::Excludes::new(&patterns).map_err(|e| usage_error(&e.to_string()))?;
+    Ok(patterns)
 }
 
 fn main() -> ExitCode {

@@ -1,5 +1,6 @@
 //! The client's pure half: its protocol session ([`session`], with the
-//! values it hands out in [`event`]), the backup planner ([`plan`]), the
+//! values it hands out in [`event`]), the backup planner ([`plan`]) and
+//! the exclude patterns a walk leaves out ([`exclude`]), the
 //! restore's path rules ([`restore`]) and owner mapping ([`owners`]), the server's address as written
 //! ([`remote`]), failures collapsed by cause and the progress line's pace
 //! ([`report`]) and its user interface ([`ui`], with [`input`] for typed
@@ -10,6 +11,7 @@
 //! [`crate::io::client`].
 
 pub mod event;
+pub mod exclude;
 pub mod input;
 pub mod owners;
 pub mod plan;

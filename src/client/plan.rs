@@ -110,6 +110,17 @@ pub fn contains(dir: &WirePath, p: &WirePath) -> bool {
         || p_bytes.len() > d.len() && p_bytes.starts_with(d) && p_bytes.get(d.len()) == Some(&b'/')
 }
 
+/// What the walk said of a directory it closed: whether it read it whole,
+/// and the names in it that its excludes left out (the server keeps what
+/// it holds under them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walked {
+    /// Read whole: the server deletes what it holds there and lacks.
+    pub whole: bool,
+    /// Names left out there, for the `Closed`'s keep list.
+    pub keep: Vec<Vec<u8>>,
+}
+
 /// What [`Order::place`] made of an entry.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Placed {
@@ -128,13 +139,13 @@ pub enum Placed {
 pub struct Order {
     /// Directories whose contents are still coming, innermost last, with
     /// what their walk said when it closed them ([`Order::handle_walked_dir`]).
-    open_dirs: Vec<(LocalEntry, Option<bool>)>,
+    open_dirs: Vec<(LocalEntry, Option<Walked>)>,
     /// Directories closed and ready to go out.
-    closed: VecDeque<(LocalEntry, Option<bool>)>,
-    /// Walked directories just handed out, and whether read whole: their
+    closed: VecDeque<(LocalEntry, Option<Walked>)>,
+    /// Walked directories just handed out, and what their walk said: their
     /// entries and everything beneath them are placed, so their `Closed`
     /// may follow the manifest being filled.
-    walked: Vec<(WirePath, bool)>,
+    walked: Vec<(WirePath, Walked)>,
     /// The first name of each hard-linked inode this run placed (at most
     /// [`MAX_LINK_GROUPS`]).
     first_names: HashMap<(u64, u64), WirePath>,
@@ -199,32 +210,32 @@ impl Order {
     }
 
     /// The walk closed directory `wire` (it is still open here: the
-    /// entry that closes it has not come yet); `whole`: it was read whole.
-    /// Tied to this walk's entry of it, not to its path: another walk's
-    /// entry of the same directory (an ancestor) does not carry it.
-    pub fn handle_walked_dir(&mut self, wire: &WirePath, whole: bool) {
+    /// entry that closes it has not come yet), saying `walked`. Tied to
+    /// this walk's entry of it, not to its path: another walk's entry of
+    /// the same directory (an ancestor) does not carry it.
+    pub fn handle_walked_dir(&mut self, wire: &WirePath, walked: Walked) {
         if let Some((_, flag)) = self
             .open_dirs
             .iter_mut()
             .rev()
             .find(|(d, _)| d.wire == *wire)
         {
-            *flag = Some(whole);
+            *flag = Some(walked);
         }
     }
 
     /// A directory whose contents have all been placed.
     pub fn pop_closed(&mut self) -> Option<LocalEntry> {
         let (d, flag) = self.closed.pop_front()?;
-        if let Some(whole) = flag {
-            self.walked.push((d.wire.clone(), whole));
+        if let Some(walked) = flag {
+            self.walked.push((d.wire.clone(), walked));
         }
         Some(d)
     }
 
     /// The walked directories handed out by [`Self::pop_closed`] since the
     /// last call, for [`Plan::handle_closed`].
-    pub fn take_walked(&mut self) -> Vec<(WirePath, bool)> {
+    pub fn take_walked(&mut self) -> Vec<(WirePath, Walked)> {
         std::mem::take(&mut self.walked)
     }
 }
@@ -309,6 +320,8 @@ pub enum Next {
         path: WirePath,
         /// The walk read it whole: the server deletes what it lacks.
         whole: bool,
+        /// Names its excludes left out: the server keeps them.
+        keep: Vec<Vec<u8>>,
     },
     /// Nothing to send until an answer comes.
     Wait,
@@ -405,11 +418,11 @@ pub struct Plan {
     /// Body bytes of the files the server asked for so far (the progress
     /// line's total).
     needed_bytes: u64,
-    /// Directories whose walk is over, and whether it read them whole:
-    /// their `Closed` follows their entry.
-    closed: HashMap<WirePath, bool>,
+    /// Directories whose walk is over, and what it said of them: their
+    /// `Closed` follows their entry.
+    closed: HashMap<WirePath, Walked>,
     /// The `Closed` of the directory entry just sent.
-    closing: Option<(WirePath, bool)>,
+    closing: Option<(WirePath, Walked)>,
 }
 
 impl Plan {
@@ -441,9 +454,9 @@ impl Plan {
     /// manifest being filled ([`Order::take_walked`]), after everything
     /// beneath it: its `Closed` goes after that manifest, once its entry
     /// is reached in the send queue.
-    pub fn handle_closed(&mut self, path: WirePath, whole: bool) {
+    pub fn handle_closed(&mut self, path: WirePath, walked: Walked) {
         if !path.is_reserved() {
-            self.closed.insert(path, whole);
+            self.closed.insert(path, walked);
         }
     }
 
@@ -508,8 +521,8 @@ impl Plan {
             self.batch_body_bytes = 0;
             return Next::Commit;
         }
-        if let Some((path, whole)) = self.closing.take() {
-            return Next::Closed { path, whole };
+        if let Some((path, Walked { whole, keep })) = self.closing.take() {
+            return Next::Closed { path, whole, keep };
         }
         while let Some(Queued {
             entry: e,
@@ -536,8 +549,8 @@ impl Plan {
             // A directory, FIFO, socket or device whose metadata alone
             // differs goes whole: its frame has no body either.
             if !(needed || meta_only || relinked || dirty) {
-                if let Some((path, whole)) = self.closing.take() {
-                    return Next::Closed { path, whole };
+                if let Some((path, Walked { whole, keep })) = self.closing.take() {
+                    return Next::Closed { path, whole, keep };
                 }
                 continue;
             }

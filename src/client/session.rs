@@ -236,11 +236,25 @@ impl ClientSession {
         id
     }
 
-    /// Queues the end of a directory's walk (see [`Frame::Closed`]);
-    /// returns its id.
-    pub fn send_closed(&mut self, path: WirePath, whole: bool) -> u32 {
+    /// Queues the end of a directory's walk (see [`Frame::Closed`]), with
+    /// the names left out there that the server is to keep; returns its
+    /// id. A directory not read whole keeps no names; one whose names do
+    /// not fit a frame goes as not whole (nothing deleted there).
+    pub fn send_closed(&mut self, path: WirePath, whole: bool, keep: Vec<Vec<u8>>) -> u32 {
         let id = self.plain_id();
-        self.push(&Frame::Closed { id, path, whole });
+        let fits = keep.iter().all(|n| proto::codec::is_name(n))
+            && proto::codec::closed_fits(&path, &keep);
+        let (whole, keep) = if whole && fits {
+            (true, keep)
+        } else {
+            (false, Vec::new())
+        };
+        self.push(&Frame::Closed {
+            id,
+            path,
+            whole,
+            keep,
+        });
         id
     }
 

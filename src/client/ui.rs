@@ -20,7 +20,13 @@ use crate::proto::{dev_major, dev_minor, EntryKind, ListItem, Time, VersionItem}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Back up each local path, recursively.
-    Backup(Vec<OsString>),
+    Backup {
+        /// The local paths.
+        paths: Vec<OsString>,
+        /// `--exclude PATTERN`s of this command (checked), added to the
+        /// client's own (`-x`, `--exclude-from`).
+        excludes: Vec<Vec<u8>>,
+    },
     /// Copy `path` back from the server into `dest` (default `.`).
     Restore {
         /// The source path as it was backed up.
@@ -57,6 +63,9 @@ pub enum Command {
         delay: std::time::Duration,
         /// `--rescan SECS`: period of the full rescans (default an hour).
         rescan: std::time::Duration,
+        /// `--exclude PATTERN`s of this command, checked (added to the
+        /// client's own).
+        excludes: Vec<Vec<u8>>,
     },
     /// Show [`HELP`].
     Help,
@@ -68,6 +77,7 @@ pub enum Command {
 /// trailing newline.
 pub const HELP: &str = "\
 backup PATH...       back up local files or directories (recursively)
+backup --exclude PAT ...  the same, leaving out what PAT matches (repeatable)
 PATH                 back up an existing path (at the prompt: the whole line)
 restore PATH [DEST]  copy PATH back from the server into DEST (default .)
 restore --force ...  the same, letting a file replace a local directory with contents
@@ -75,7 +85,7 @@ restore --at TIME    the same, from the tree as it was at TIME
 ls [PATH]            list what the server holds (default: everything)
 ls --at TIME [PATH]  the listing as it was at TIME (TIME: YYYY-MM-DD[THH:MM[:SS]], @SECS, 7d)
 versions PATH        every version the server holds of PATH, newest first
-watch [--delay SECS] [--rescan SECS] DIR...
+watch [--delay SECS] [--rescan SECS] [--exclude PAT]... DIR...
                      back up DIR..., then every change within seconds, until stopped
 verify [PATH]        have the server re-read its copy and report damaged files
 help                 show this list
@@ -122,9 +132,10 @@ pub fn parse_line(line: &[u8], exists: &dyn Fn(&OsStr) -> bool) -> Result<Option
         };
     }
     if exists(OsStr::from_bytes(line)) {
-        return Ok(Some(Command::Backup(vec![OsString::from_vec(
-            line.to_vec(),
-        )])));
+        return Ok(Some(Command::Backup {
+            paths: vec![OsString::from_vec(line.to_vec())],
+            excludes: Vec::new(),
+        }));
     }
     // The word as typed, up to the first blank, when it did not tokenize.
     let word = first.unwrap_or_else(|| {
@@ -150,6 +161,41 @@ pub fn parse_args(args: &[OsString], exists: &dyn Fn(&OsStr) -> bool) -> Result<
         None if !first.is_empty() && exists(first) => build(Verb::Backup, args.to_vec()),
         None => Err(unknown_command(first.as_bytes())),
     }
+}
+
+/// Takes the leading `--exclude PATTERN` words off a command's arguments
+/// (also written `--exclude=PATTERN` or `-x PATTERN`, repeatable, a `--`
+/// ending them), for `backup` and `watch`: the patterns, each checked
+/// ([`crate::client::exclude`]), and the arguments after them. A pattern
+/// missing or invalid is the error, with `usage` after it.
+pub fn take_excludes(
+    args: Vec<OsString>,
+    usage: &str,
+) -> Result<(Vec<Vec<u8>>, Vec<OsString>), String> {
+    let mut patterns = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(word) = args.peek() {
+        let word = word.as_bytes();
+        if word == b"--" {
+            args.next();
+            break;
+        }
+        if let Some(attached) = word.strip_prefix(b"--exclude=") {
+            patterns.push(attached.to_vec());
+            args.next();
+        } else if word == b"--exclude" || word == b"-x" {
+            let option = String::from_utf8_lossy(word).into_owned();
+            args.next();
+            let pattern = args
+                .next()
+                .ok_or_else(|| format!("{option} needs a PATTERN; {usage}"))?;
+            patterns.push(pattern.into_vec());
+        } else {
+            break;
+        }
+    }
+    crate::client::exclude::Excludes::new(&patterns).map_err(|e| format!("{e}; {usage}"))?;
+    Ok((patterns, args.collect()))
 }
 
 /// A local time already broken down into calendar fields, so formatting
@@ -466,15 +512,19 @@ fn command_word(word: &[u8]) -> Option<Verb> {
 /// Checks the argument count of `verb` and builds the command.
 fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
     let usage = match verb {
-        Verb::Backup => "usage: backup PATH...",
+        Verb::Backup => "usage: backup [--exclude PATTERN]... PATH...",
         Verb::Restore => "usage: restore [--force] [--at TIME] PATH [DEST]",
         Verb::Ls => "usage: ls [--at TIME] [PATH]",
         Verb::Versions => "usage: versions PATH",
         Verb::Verify => "usage: verify [PATH]",
-        Verb::Watch => "usage: watch [--delay SECS] [--rescan SECS] DIR...",
+        Verb::Watch => "usage: watch [--delay SECS] [--rescan SECS] [--exclude PATTERN]... DIR...",
         Verb::Help => "usage: help",
         Verb::Quit => "usage: quit",
         Verb::Exit => "usage: exit",
+    };
+    let (excludes, args) = match verb {
+        Verb::Backup => take_excludes(args, usage)?,
+        _ => (Vec::new(), args),
     };
     if args.iter().any(|a| a.is_empty()) {
         return Err(format!("empty path; {usage}"));
@@ -501,10 +551,23 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         }
         args.next_if(|a| a == "--");
     }
-    // `watch [--delay SECS] [--rescan SECS] [--] DIR...`.
+    // `watch [--delay SECS] [--rescan SECS] [--exclude PATTERN]... [--] DIR...`,
+    // the options in any order.
     let (mut delay, mut rescan) = (None, None);
+    let mut excludes = excludes;
     if verb == Verb::Watch {
         loop {
+            if let Some(p) = args.next_if(|a| a.as_bytes().starts_with(b"--exclude=")) {
+                excludes.push(p.as_bytes().get(10..).unwrap_or_default().to_vec());
+                continue;
+            }
+            if let Some(option) = args.next_if(|a| a == "--exclude" || a == "-x") {
+                let p = args.next().ok_or_else(|| {
+                    format!("{} needs a PATTERN; {usage}", option.to_string_lossy())
+                })?;
+                excludes.push(p.into_vec());
+                continue;
+            }
             let slot = if delay.is_none() && args.next_if(|a| a == "--delay").is_some() {
                 &mut delay
             } else if rescan.is_none() && args.next_if(|a| a == "--rescan").is_some() {
@@ -519,9 +582,13 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
             *slot = Some(d);
         }
         args.next_if(|a| a == "--");
+        crate::client::exclude::Excludes::new(&excludes).map_err(|e| format!("{e}; {usage}"))?;
     }
     let command = match (verb, args.len()) {
-        (Verb::Backup, 1..) => Command::Backup(args.collect()),
+        (Verb::Backup, 1..) => Command::Backup {
+            paths: args.collect(),
+            excludes,
+        },
         (Verb::Restore, 1 | 2) => match args.next() {
             Some(path) => Command::Restore {
                 path,
@@ -544,6 +611,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
             paths: args.collect(),
             delay: delay.unwrap_or(WATCH_DELAY),
             rescan: rescan.unwrap_or(WATCH_RESCAN),
+            excludes,
         },
         (Verb::Help, 0) => Command::Help,
         (Verb::Quit | Verb::Exit, 0) => Command::Quit,

@@ -214,15 +214,26 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             },
         },
         Kind::Commit => Frame::Commit { id: r.u32("id")? },
-        Kind::Closed => Frame::Closed {
-            id: r.u32("id")?,
-            path: r.path()?,
-            whole: match r.u8("whole")? {
+        Kind::Closed => {
+            let id = r.u32("id")?;
+            let path = r.path()?;
+            let whole = match r.u8("whole")? {
                 0 => false,
                 1 => true,
                 _ => return Err(DecodeError::Invalid("whole")),
-            },
-        },
+            };
+            let keep = r.keep()?;
+            // Names to keep mean nothing where nothing is deleted.
+            if !whole && !keep.is_empty() {
+                return Err(DecodeError::Invalid("keep"));
+            }
+            Frame::Closed {
+                id,
+                path,
+                whole,
+                keep,
+            }
+        }
         Kind::Committed => Frame::Committed { id: r.u32("id")? },
         Kind::Failed => Frame::Failed {
             id: r.u32("id")?,
@@ -490,6 +501,23 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// A `Closed`'s names to keep: a count and that many names, each a
+    /// valid component of a path (1 to [`super::MAX_NAME`] bytes, no `/`
+    /// or NUL, not `.` or `..`). Nothing is reserved from the count: each
+    /// name takes at least 5 bytes of a bounded payload.
+    fn keep(&mut self) -> Result<Vec<Vec<u8>>, DecodeError> {
+        let n = self.u32("keep")?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let name = self.bytes("keep")?;
+            if !is_name(&name) {
+                return Err(DecodeError::Invalid("keep"));
+            }
+            out.push(name);
+        }
+        Ok(out)
+    }
+
     /// A count and that many (name, value) pairs, sorted by name and
     /// within every bound of [`super::xattrs`]. Nothing is reserved from
     /// the count: each pair takes at least 8 bytes of a bounded payload.
@@ -675,10 +703,19 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.u32(*crc);
             w.raw(&[u8::from(!*ok)]);
         }
-        Frame::Closed { id, path, whole } => {
+        Frame::Closed {
+            id,
+            path,
+            whole,
+            keep,
+        } => {
             w.u32(*id);
             w.bytes(path.as_bytes());
             w.raw(&[u8::from(*whole)]);
+            w.u32(keep.len() as u32);
+            for name in keep {
+                w.bytes(name);
+            }
         }
         Frame::Commit { id }
         | Frame::Committed { id }
@@ -887,6 +924,28 @@ impl Writer<'_> {
 /// the extended attributes of files and directories only.
 pub fn has_xattrs(kind: EntryKind) -> bool {
     matches!(kind, EntryKind::File | EntryKind::Dir)
+}
+
+/// True when `name` may be a component of a wire path: 1 to
+/// [`super::MAX_NAME`] bytes, no `/` or NUL, not `.` or `..`.
+pub fn is_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= super::MAX_NAME
+        && name != b"."
+        && name != b".."
+        && !name.contains(&b'/')
+        && !name.contains(&0)
+}
+
+/// True when a `Closed` of `path` keeping `keep` encodes within
+/// [`MAX_PAYLOAD`]; a sender whose names do not fit sends it not whole
+/// instead (deleting nothing there).
+pub fn closed_fits(path: &WirePath, keep: &[Vec<u8>]) -> bool {
+    // id, path's length, whole, count; then a length and each name.
+    let fixed = 4 + 4 + path.as_bytes().len() + 1 + 4;
+    keep.iter()
+        .try_fold(fixed, |n, name| n.checked_add(4 + name.len()))
+        .is_some_and(|n| n <= MAX_PAYLOAD as usize)
 }
 
 /// Encodes one frame into a fresh buffer.

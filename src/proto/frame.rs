@@ -384,8 +384,9 @@ pub enum Frame {
     /// entry beneath it was in a manifest before. `whole`: it listed the
     /// directory completely and read every entry of it, so the entries
     /// the server holds in that directory that none of this connection's
-    /// manifests named are gone from the client: at the commit they leave
-    /// the current tree for history. Not whole: nothing is deleted there.
+    /// manifests named, and that are not in `keep`, are gone from the
+    /// client: at the commit they leave the current tree for history. Not
+    /// whole: nothing is deleted there.
     Closed {
         /// Request id.
         id: u32,
@@ -393,6 +394,10 @@ pub enum Frame {
         path: WirePath,
         /// It was read completely.
         whole: bool,
+        /// Names the client has in the directory and did not send (its
+        /// excludes left them out): the server keeps what it holds under
+        /// them. Only with `whole`; each a valid name component.
+        keep: Vec<Vec<u8>>,
     },
     /// A regular file entry; its body follows as raw bytes: `size` of
     /// them, or for a sparse layout the bytes of its extents.

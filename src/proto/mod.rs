@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 3
+//! # Protocol, version 4
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -97,16 +97,24 @@
 //!   them change. Directories and specials are never needed as metadata
 //!   only: their frames carry no body, and a stored directory is not
 //!   re-made by its `Dir` (its metadata is applied in place).
-//! * `Closed` (id, path, whole:u8 0 or 1; kind 38; version 3): the client's
+//! * `Closed` (id, path, whole:u8 0 or 1, keep: count:u32 name:bytes[count];
+//!   kind 38; version 3, `keep` since version 4): the client's
 //!   walk of the directory `path` is over, after the manifests naming every
 //!   entry of it. Whole (1): it listed the directory and looked at every
 //!   entry, so the entries the server holds there that none of the
-//!   connection's manifests named are deleted at the commit (moved into
-//!   history, reserved `.rsb-tmp.` names never). Not whole (0): nothing is
-//!   deleted there. It counts in the batch as an entry; a failure is a
-//!   `Failed` for its id. The server holds at most 32 MiB of manifest names (and their
-//!   directories' paths) per connection for this; past that a whole `Closed`
-//!   fails (deletions not applied) for the rest of the connection.
+//!   connection's manifests named and `keep` does not list are deleted at
+//!   the commit (moved into history, reserved `.rsb-tmp.` names never).
+//!   `keep` names entries the client has there and left out (its exclude
+//!   patterns): whatever the server holds under them stays. Each is a
+//!   name component (1 to 255 bytes, no `/` or NUL, not `.` or `..`), and
+//!   only a whole `Closed` has any (else a protocol error); a client whose
+//!   names would not fit the frame sends the `Closed` not whole. Not whole
+//!   (0): nothing is deleted there. It counts in the batch as an entry; a
+//!   failure is a `Failed` for its id. The server holds at most 32 MiB of
+//!   manifest and keep names (and their directories' paths) per connection
+//!   for this; past that a whole `Closed` fails (deletions not applied),
+//!   for the rest of the connection when manifest names were lost, for
+//!   that directory alone when its keep names did not fit.
 //! * `Need` also lists (entry index, offset) for needed files of which the
 //!   server kept the first `offset` bytes from an interrupted transfer (files
 //!   of 1 MiB or more, kept under a name made of the file's name, size and
@@ -261,7 +269,7 @@ pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.

@@ -173,8 +173,17 @@ fn drain(p: &mut Plan) -> Vec<(String, u64)> {
                 p.handle_updated(id, entry);
             }
             Next::Commit => out.push(("COMMIT".into(), 0)),
-            Next::Closed { path, whole } => {
-                out.push((format!("CLOSED {} {whole}", name(&path)), 0));
+            Next::Closed { path, whole, keep } => {
+                let keep: Vec<String> = keep
+                    .iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect();
+                let keep = if keep.is_empty() {
+                    String::new()
+                } else {
+                    format!(" keep {}", keep.join(","))
+                };
+                out.push((format!("CLOSED {} {whole}{keep}", name(&path)), 0));
                 id += 1;
                 p.handle_sent_closed(id, path);
             }
@@ -605,13 +614,49 @@ fn a_walks_closed_goes_with_its_own_entry_of_the_directory() {
     assert_eq!(o.place(dir("a")), Placed::Held);
     assert_eq!(o.place(dir("a/b")), Placed::Held);
     assert!(matches!(o.place(file("a/b/g")), Placed::Ready(_)));
-    o.handle_walked_dir(&wp("a/b"), true);
+    let whole = |keep: &[&str]| Walked {
+        whole: true,
+        keep: keep.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    };
+    o.handle_walked_dir(&wp("a/b"), whole(&["x.tmp"]));
     assert!(o.take_walked().is_empty(), "a/b's entry is not out yet");
     assert!(matches!(o.place(file("a/c")), Placed::Ready(_)));
     assert_eq!(o.pop_closed().map(|d| name(&d.wire)), Some("a/b".into()));
-    assert_eq!(o.take_walked(), vec![(wp("a/b"), true)]);
-    o.handle_walked_dir(&wp("a"), false);
+    assert_eq!(o.take_walked(), vec![(wp("a/b"), whole(&["x.tmp"]))]);
+    o.handle_walked_dir(&wp("a"), Walked::default());
     o.end_walk();
     assert_eq!(o.pop_closed().map(|d| name(&d.wire)), Some("a".into()));
-    assert_eq!(o.take_walked(), vec![(wp("a"), false)]);
+    assert_eq!(o.take_walked(), vec![(wp("a"), Walked::default())]);
+}
+
+/// Issue 12: the names a directory's excludes left out go with its
+/// `Closed`, once its entry is reached, needed or not.
+#[test]
+fn kept_names_go_with_the_directorys_closed() {
+    let mut p = Plan::new();
+    let entries = vec![file("d/a"), dir("d"), file("e/b"), dir("e")];
+    let mut m = Manifest::new();
+    for e in entries {
+        m.push(e);
+    }
+    let keep = |names: &[&str]| Walked {
+        whole: true,
+        keep: names.iter().map(|k| k.as_bytes().to_vec()).collect(),
+    };
+    p.handle_closed(wp("d"), keep(&["x.tmp", "cache"]));
+    p.handle_closed(wp("e"), keep(&[]));
+    p.handle_asked(1, m);
+    // Only d/a is needed: d goes (dirty), e does not, both are closed.
+    p.handle_need(&[0b0000_0001], &[0], &[]);
+    p.handle_walked();
+    let out: Vec<String> = drain(&mut p).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        out,
+        [
+            "d/a",
+            "d",
+            "CLOSED d true keep x.tmp,cache",
+            "CLOSED e true"
+        ]
+    );
 }

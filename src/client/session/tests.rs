@@ -530,3 +530,35 @@ fn an_update_is_one_frame_without_a_body() {
         "{cmds:?}"
     );
 }
+
+/// Issue 12: a `Closed` carries the names to keep when whole and they
+/// fit a frame; else it goes not whole, keeping nothing (deleting
+/// nothing there).
+#[test]
+fn a_closed_keeps_names_only_when_whole_and_within_a_frame() {
+    let now = Clock::new().now();
+    let mut c = welcomed(now);
+    let keep = vec![b"x.tmp".to_vec(), b"cache".to_vec()];
+    let fits = c.send_closed(wp("d"), true, keep.clone());
+    let not_whole = c.send_closed(wp("e"), false, keep.clone());
+    let too_many = vec![vec![b'k'; 255]; 300];
+    let overflow = c.send_closed(wp("f"), true, too_many);
+    let bad_name = c.send_closed(wp("g"), true, vec![b"a/b".to_vec()]);
+    let mut out = c.poll_transmit().to_vec();
+    let pieces = take_pieces(&mut out);
+    let closed = |id, path: &str, whole, keep: Vec<Vec<u8>>| Frame::Closed {
+        id,
+        path: wp(path),
+        whole,
+        keep,
+    };
+    assert_eq!(
+        frames_of(&pieces),
+        [
+            closed(fits, "d", true, keep),
+            closed(not_whole, "e", false, vec![]),
+            closed(overflow, "f", false, vec![]),
+            closed(bad_name, "g", false, vec![]),
+        ]
+    );
+}

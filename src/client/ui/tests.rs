@@ -20,7 +20,10 @@ fn line(s: &str) -> Result<Option<Command>, String> {
 }
 
 fn backup(paths: &[&str]) -> Command {
-    Command::Backup(paths.iter().map(|p| os(p)).collect())
+    Command::Backup {
+        paths: paths.iter().map(|p| os(p)).collect(),
+        excludes: Vec::new(),
+    }
 }
 
 #[test]
@@ -176,9 +179,10 @@ fn quoted_line_is_a_list_of_paths() {
 fn non_utf8_paths() {
     assert_eq!(
         parse_line(b"/tmp/\xff x", &exists),
-        Ok(Some(Command::Backup(vec![OsString::from_vec(
-            b"/tmp/\xff x".to_vec()
-        )])))
+        Ok(Some(Command::Backup {
+            paths: vec![OsString::from_vec(b"/tmp/\xff x".to_vec())],
+            excludes: Vec::new(),
+        }))
     );
     assert_eq!(
         parse_line(b"ls '\xfe'", &exists),
@@ -679,16 +683,20 @@ fn watch_takes_a_delay_a_rescan_period_and_directories() {
             paths: vec![os("/a"), os("/b")],
             delay: WATCH_DELAY,
             rescan: WATCH_RESCAN,
+            excludes: Vec::new(),
         }))
     );
     assert_eq!(
-        line("watch --rescan 10m --delay 0.5 -- /a"),
+        line("watch --rescan 10m -x '*.o' --delay 0.5 --exclude=cache/ -- /a"),
         Ok(Some(Command::Watch {
             paths: vec![os("/a")],
             delay: Duration::from_millis(500),
             rescan: Duration::from_secs(600),
+            excludes: vec![b"*.o".to_vec(), b"cache/".to_vec()],
         }))
     );
+    assert!(line("watch --exclude 'a[' /a").is_err());
+    assert!(line("watch --exclude").is_err());
     for bad in [
         "watch",
         "watch --delay",
@@ -698,4 +706,63 @@ fn watch_takes_a_delay_a_rescan_period_and_directories() {
         assert!(line(bad).is_err(), "{bad}");
     }
     assert!(line("watch --delay 1").is_err(), "a delay and no directory");
+}
+
+/// Issue 12: `backup --exclude PATTERN ... PATH...` at the prompt and on
+/// the command line, the patterns checked (a bad one is an error line),
+/// through the reusable [`take_excludes`] that `watch` will use too.
+#[test]
+fn backup_takes_exclude_patterns() {
+    let with = |paths: &[&str], excludes: &[&[u8]]| Command::Backup {
+        paths: paths.iter().map(|p| os(p)).collect(),
+        excludes: excludes.iter().map(|e| e.to_vec()).collect(),
+    };
+    assert_eq!(
+        line("backup --exclude '*.tmp' --exclude=cache/ -x /top/only /a /b"),
+        Ok(Some(with(
+            &["/a", "/b"],
+            &[b"*.tmp", b"cache/", b"/top/only"]
+        )))
+    );
+    assert_eq!(
+        line("backup --exclude '*.o' -- --exclude"),
+        Ok(Some(with(&["--exclude"], &[b"*.o"])))
+    );
+    assert_eq!(
+        line("backup /a --exclude x"),
+        Ok(Some(with(&["/a", "--exclude", "x"], &[])))
+    );
+    assert_eq!(
+        parse_line(b"backup --exclude '\xff*' /a", &exists),
+        Ok(Some(with(&["/a"], &[b"\xff*"])))
+    );
+    let usage = "usage: backup [--exclude PATTERN]... PATH...";
+    assert_eq!(
+        line("backup --exclude"),
+        Err(format!("--exclude needs a PATTERN; {usage}"))
+    );
+    assert_eq!(line("backup --exclude '*.o'"), Err(usage.to_string()));
+    assert_eq!(
+        line("backup --exclude 'a[b' /x"),
+        Err(format!(
+            "exclude pattern 'a[b': '[' without a closing ']'; {usage}"
+        ))
+    );
+    assert_eq!(
+        line("backup --exclude '' /x"),
+        Err(format!("empty exclude pattern; {usage}"))
+    );
+    let args = |v: &[&str]| v.iter().map(|a| os(a)).collect::<Vec<_>>();
+    assert_eq!(
+        parse_args(&args(&["backup", "-x", "*.tmp", "/a"]), &exists),
+        Ok(with(&["/a"], &[b"*.tmp"]))
+    );
+    assert!(parse_args(&args(&["backup", "-x", "[", "/a"]), &exists).is_err());
+    // The function itself, for `watch`.
+    assert_eq!(
+        take_excludes(args(&["--exclude", "x", "--delay", "1", "/a"]), "u"),
+        Ok((vec![b"x".to_vec()], args(&["--delay", "1", "/a"])))
+    );
+    assert_eq!(take_excludes(args(&[]), "u"), Ok((Vec::new(), Vec::new())));
+    assert!(HELP.contains("backup --exclude PAT"));
 }

@@ -14,7 +14,7 @@ use super::owners::Accounts;
 use super::report::{show, Reporter};
 use super::walk::{Root, WalkItem, WalkOptions, STORE_EXCLUDED};
 use super::walker::{Step, Walker};
-use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan};
+use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan, Walked};
 use crate::client::session::Event;
 use crate::io::transfer::BodySender;
 use crate::io::{describe, kind_of, meta_of};
@@ -25,7 +25,7 @@ struct Walks {
     walker: Walker,
     order: Order,
     /// Walked directories placed since the planner last heard.
-    closed: Vec<(crate::proto::WirePath, bool)>,
+    closed: Vec<(crate::proto::WirePath, Walked)>,
 }
 
 impl Walks {
@@ -57,7 +57,9 @@ impl Walks {
                 WalkItem::Excluded { path } => rep.note(&show(&path), STORE_EXCLUDED),
                 WalkItem::Error { path, error } => rep.fail(&show(&path), &describe(&error)),
                 WalkItem::Vanished { path } => rep.vanished(&show(&path)),
-                WalkItem::Closed { wire, whole } => self.order.handle_walked_dir(&wire, whole),
+                WalkItem::Closed { wire, whole, keep } => {
+                    self.order.handle_walked_dir(&wire, Walked { whole, keep })
+                }
                 WalkItem::Entry(e) => match self.order.place(e) {
                     Placed::Ready(e) => return Some(e),
                     Placed::Held => {}
@@ -147,8 +149,8 @@ pub fn backup(
                 m.push(e);
             }
             // Before the manifest holding their entries is answered.
-            for (wire, whole) in walks.closed.drain(..) {
-                plan.handle_closed(wire, whole);
+            for (wire, walked) in walks.closed.drain(..) {
+                plan.handle_closed(wire, walked);
             }
             if !m.is_empty() {
                 let id = link.session().send_manifest(m.frame_entries());
@@ -163,8 +165,8 @@ pub fn backup(
                     link.session().send_commit();
                     continue;
                 }
-                Next::Closed { path, whole } => {
-                    let id = link.session().send_closed(path.clone(), whole);
+                Next::Closed { path, whole, keep } => {
+                    let id = link.session().send_closed(path.clone(), whole, keep);
                     plan.handle_sent_closed(id, path);
                     continue;
                 }

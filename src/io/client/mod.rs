@@ -30,9 +30,11 @@ pub mod watch;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Key;
+use crate::client::exclude::Excludes;
 use crate::client::ui::{self, Command};
 use crate::exit;
 use crate::proto::Time;
@@ -66,6 +68,9 @@ pub struct Config {
     /// `--bwlimit RATE`: file bodies sent and received at most this many
     /// bytes a second; `None`: unlimited.
     pub bwlimit: Option<u64>,
+    /// `-x PATTERN` and the patterns of `--exclude-from FILE`, checked:
+    /// every walk leaves out what they match (a command adds its own).
+    pub excludes: Vec<Vec<u8>>,
 }
 
 /// Why [`run`] could not: a one-shot command that does not parse. The
@@ -323,13 +328,23 @@ impl Client {
         paths: Vec<OsString>,
         delay: Duration,
         rescan: Duration,
+        excludes: Vec<Vec<u8>>,
     ) -> Result<(), NetError> {
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let patterns = match self.patterns(&excludes) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{PROG}: {e}");
+                self.status = exit::worse(self.status, exit::USAGE);
+                return Ok(());
+            }
+        };
         let opts = watch::WatchOptions {
             delay,
             rescan,
             walk: walk::WalkOptions {
                 one_file_system: self.config.one_file_system,
+                patterns,
                 ..Default::default()
             },
             quiet: self.config.quiet,
@@ -371,6 +386,17 @@ impl Client {
         r
     }
 
+    /// The client's exclude patterns and a command's `more`, compiled;
+    /// `None` for none. Both were checked when parsed.
+    fn patterns(
+        &self,
+        more: &[Vec<u8>],
+    ) -> Result<Option<Arc<Excludes>>, crate::client::exclude::PatternError> {
+        let all = self.config.excludes.iter().chain(more);
+        let ex = Excludes::new(all)?;
+        Ok((!ex.is_empty()).then(|| Arc::new(ex)))
+    }
+
     /// Runs one command. `Err` only when the connection failed.
     fn command_inner(&mut self, cmd: Command) -> Result<(), NetError> {
         let mut rep = Reporter::new(self.config.quiet, self.progress);
@@ -396,11 +422,21 @@ impl Client {
                 paths,
                 delay,
                 rescan,
-            } => return self.watch(paths, delay, rescan),
-            Command::Backup(paths) => {
+                excludes,
+            } => return self.watch(paths, delay, rescan, excludes),
+            Command::Backup { paths, excludes } => {
                 let paths: Vec<walk::Root> = paths.into_iter().map(walk::Root::tree).collect();
+                let patterns = match self.patterns(&excludes) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("{PROG}: {e}");
+                        self.status = exit::worse(self.status, exit::PARTIAL);
+                        return Ok(());
+                    }
+                };
                 let opts = walk::WalkOptions {
                     one_file_system: self.config.one_file_system,
+                    patterns,
                     ..Default::default()
                 };
                 let mut link = self.lp.link(remote)?;

@@ -10,6 +10,15 @@
 //! still an entry, as with `rsync -x`); a directory that is the server's
 //! store ([`WalkOptions::exclude`]) is left out with its contents.
 //!
+//! Exclude patterns ([`WalkOptions::patterns`], the rules in
+//! [`crate::client::exclude`]) are matched against each entry's path
+//! relative to the walk's base (its root unless [`Root::base`] says
+//! otherwise). An excluded entry is neither yielded nor looked at further
+//! (a name excluded whatever its type is not even `lstat`ed), an excluded
+//! directory is not opened, and its directory's [`WalkItem::Closed`] lists
+//! the excluded names, so that the server keeps what it holds under them.
+//! The root and its ancestors are never excluded.
+//!
 //! The extended attributes of files and directories (ACLs and
 //! capabilities among them) are read with the entry (`llistxattr`, then
 //! `lgetxattr` for each); a set past the wire's bounds
@@ -36,6 +45,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -43,6 +53,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::libc;
 use nix::sys::stat::{FileStat, Mode};
 
+use crate::client::exclude::Excludes;
 use crate::client::ui::LocalTime;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, Meta, Time, WirePath};
@@ -59,7 +70,7 @@ const MAX_OPEN_DIRS: usize = 32;
 pub const STORE_EXCLUDED: &str = "the server's store: not backed up into itself";
 
 /// What a walk leaves out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WalkOptions {
     /// `--one-file-system`: do not descend into directories on another
     /// device than the walk's root.
@@ -67,6 +78,9 @@ pub struct WalkOptions {
     /// `(st_dev, st_ino)` of a directory never entered nor yielded (the
     /// store of a server on this machine).
     pub exclude: Option<(u64, u64)>,
+    /// Exclude patterns (`-x`, `--exclude-from`, `backup --exclude`);
+    /// `None` or empty: nothing is left out by name.
+    pub patterns: Option<Arc<Excludes>>,
 }
 
 pub use crate::client::plan::LocalEntry;
@@ -97,6 +111,12 @@ pub struct Root {
     /// than an error (watch mode: made and removed again before its batch;
     /// its directory's listing says it is gone).
     pub optional: bool,
+    /// What exclude patterns are matched relative to: `None`, the path
+    /// itself; watch mode walks a changed directory below the root the
+    /// user named and matches relative to that root (`Root { path:
+    /// /home/ann/a/b, base: Some(/home/ann) }` matches `a/b/x`). A base
+    /// that is not the path or above it counts as `None`.
+    pub base: Option<PathBuf>,
 }
 
 impl Root {
@@ -106,6 +126,7 @@ impl Root {
             path: path.into(),
             depth: Depth::Tree,
             optional: false,
+            base: None,
         }
     }
 }
@@ -144,15 +165,18 @@ pub enum WalkItem {
     },
     /// The walk of a directory it opened is over: every entry beneath it
     /// came before. `whole`: its listing was complete and each of its
-    /// entries was yielded as an entry (none failed, was of an unknown
-    /// type, or was the store's own), so what the server holds there and
-    /// the walk did not yield is gone. A directory that could not be
-    /// opened gives no `Closed` at all.
+    /// entries was yielded as an entry or excluded by a pattern (none
+    /// failed, was of an unknown type, or was the store's own), so what
+    /// the server holds there, the walk did not yield and `keep` does not
+    /// name is gone. A directory that could not be opened gives no
+    /// `Closed` at all.
     Closed {
         /// The directory's path on the server.
         wire: WirePath,
         /// It was read whole.
         whole: bool,
+        /// The names in it the patterns excluded (empty when not whole).
+        keep: Vec<Vec<u8>>,
     },
 }
 
@@ -175,6 +199,11 @@ pub struct Walk {
     depth: Depth,
     /// A missing root yields nothing.
     optional: bool,
+    /// What patterns are matched relative to ([`Root::base`]).
+    base: Option<PathBuf>,
+    /// Where in an entry's wire path the path relative to the base
+    /// starts (past the base's own and its `/`).
+    rel_start: usize,
 }
 
 /// One directory being walked: its remaining children, sorted.
@@ -189,6 +218,8 @@ struct Frame {
     dir: Option<Dir>,
     /// Its listing was complete and no child failed so far.
     whole: bool,
+    /// The names of its children the patterns excluded.
+    excluded: Vec<Vec<u8>>,
 }
 
 /// How an entry is reached for the calls after its `lstat`.
@@ -235,6 +266,8 @@ pub fn walk_root(root: &Root, opts: WalkOptions) -> Walk {
         root_dev: None,
         depth: root.depth,
         optional: root.optional,
+        base: root.base.clone(),
+        rel_start: 0,
     }
 }
 
@@ -260,6 +293,11 @@ impl Iterator for Walk {
                 return Some(WalkItem::Closed {
                     wire: frame.wire,
                     whole: frame.whole,
+                    keep: if frame.whole {
+                        frame.excluded
+                    } else {
+                        Vec::new()
+                    },
                 });
             };
             let local = frame.local.join(&name);
@@ -268,8 +306,16 @@ impl Iterator for Walk {
                 None => At::Path,
             };
             let item = match frame.wire.join(name.as_bytes()) {
+                // Excluded whatever it is: not even looked at.
+                Ok(wire) if self.is_excluded(&wire, false) => None,
                 Ok(wire) => self.visit(local, wire, at),
-                Err(e) => invalid(local, e),
+                Err(e) => Some(invalid(local, e)),
+            };
+            let Some(item) = item else {
+                if let Some(f) = self.stack.last_mut() {
+                    f.excluded.push(name.into_vec());
+                }
+                continue;
             };
             // A child that is not sent might still be stored: its
             // directory deletes nothing.
@@ -304,6 +350,7 @@ impl Walk {
             Err(error) if self.optional && error.kind() == io::ErrorKind::NotFound => return,
             Err(error) => return self.queue.push_back(error_item(root, error)),
         };
+        self.rel_start = self.rel_start_of(&wire);
         let mut ancestor = PathBuf::from("/");
         let mut ancestor_wire = WirePath::root();
         let names: Vec<&[u8]> = wire.components().collect();
@@ -345,8 +392,43 @@ impl Walk {
             self.queue.push_back(item);
         }
         self.root_dev = Some(md.st_dev);
-        let item = self.entry(root, wire, &md, At::Path);
-        self.queue.push_back(item);
+        if let Some(item) = self.entry(root, wire, &md, At::Path) {
+            self.queue.push_back(item);
+        }
+    }
+
+    /// Where the path relative to the base starts in the wire path of an
+    /// entry beneath `root` (the root's own wire path).
+    fn rel_start_of(&self, root: &WirePath) -> usize {
+        let root = root.as_bytes();
+        let base = self
+            .base
+            .as_deref()
+            .and_then(|b| wire_path(b).ok())
+            .map(|b| b.as_bytes().to_vec())
+            .filter(|b| {
+                b.is_empty()
+                    || root == b.as_slice()
+                    || root.starts_with(b) && root.get(b.len()) == Some(&b'/')
+            });
+        match base.as_deref().unwrap_or(root) {
+            [] => 0,
+            b => b.len() + 1,
+        }
+    }
+
+    /// True when the patterns exclude the entry at `wire` (below the
+    /// root: the root is never excluded), a directory when `is_dir`.
+    fn is_excluded(&self, wire: &WirePath, is_dir: bool) -> bool {
+        let Some(patterns) = &self.opts.patterns else {
+            return false;
+        };
+        match wire.as_bytes().get(self.rel_start..) {
+            Some(rel) if !rel.is_empty() && !self.stack.is_empty() => {
+                patterns.excluded(rel, is_dir)
+            }
+            _ => false,
+        }
     }
 
     /// Reads a directory's names, sorted, and pushes them as a frame that
@@ -405,31 +487,43 @@ impl Walk {
             names: names.into_iter(),
             dir,
             whole,
+            excluded: Vec::new(),
         });
     }
 
-    /// `lstat`s one path below the root.
-    fn visit(&mut self, local: PathBuf, wire: WirePath, at: At<'_>) -> WalkItem {
+    /// `lstat`s one path below the root; `None` when it is a directory
+    /// the patterns exclude.
+    fn visit(&mut self, local: PathBuf, wire: WirePath, at: At<'_>) -> Option<WalkItem> {
         match lstat(at, &local) {
             Ok(md) => self.entry(local, wire, &md, at),
-            Err(error) => gone_or_error(local, error),
+            Err(error) => Some(gone_or_error(local, error)),
         }
     }
 
     /// Classifies a path by its `lstat` result; directories are remembered to
-    /// be opened next, which makes the walk pre-order.
-    fn entry(&mut self, local: PathBuf, wire: WirePath, md: &FileStat, at: At<'_>) -> WalkItem {
+    /// be opened next, which makes the walk pre-order. `None`: a directory
+    /// the patterns exclude (its attributes are not even read).
+    fn entry(
+        &mut self,
+        local: PathBuf,
+        wire: WirePath,
+        md: &FileStat,
+        at: At<'_>,
+    ) -> Option<WalkItem> {
         let Some(kind) = crate::io::kind_of_mode(md.st_mode) else {
-            return WalkItem::Skipped {
+            return Some(WalkItem::Skipped {
                 path: local,
                 reason: NOT_SUPPORTED.to_string(),
-            };
+            });
         };
         let (size, target) = match kind {
             EntryKind::File => (u64::try_from(md.st_size).unwrap_or(0), Vec::new()),
             EntryKind::Dir => {
+                if self.is_excluded(&wire, true) {
+                    return None;
+                }
                 if self.opts.exclude == Some((md.st_dev, md.st_ino)) {
-                    return WalkItem::Excluded { path: local };
+                    return Some(WalkItem::Excluded { path: local });
                 }
                 // Another file system's root is an entry, its contents are
                 // not (`--one-file-system`).
@@ -448,7 +542,7 @@ impl Walk {
             }
             EntryKind::Symlink => match readlink(at, &local) {
                 Ok(target) => (0, target.into_vec()),
-                Err(error) => return gone_or_error(local, error),
+                Err(error) => return Some(gone_or_error(local, error)),
             },
             _ => (0, Vec::new()),
         };
@@ -457,7 +551,7 @@ impl Walk {
         } else {
             None
         };
-        WalkItem::Entry(LocalEntry {
+        Some(WalkItem::Entry(LocalEntry {
             xattrs,
             local,
             wire,
@@ -468,7 +562,7 @@ impl Walk {
             rdev: if kind.is_device() { md.st_rdev } else { 0 },
             // A file of several names: the planner sends it once a run.
             inode: (kind == EntryKind::File && md.st_nlink > 1).then_some((md.st_dev, md.st_ino)),
-        })
+        }))
     }
 }
 

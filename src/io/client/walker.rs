@@ -58,9 +58,10 @@ impl Walker {
     pub fn new(paths: &[Root], opts: WalkOptions) -> Walker {
         let (tx, rx) = sync_channel(BATCHES_AHEAD);
         let owned = paths.to_vec();
+        let theirs = opts.clone();
         let spawned = std::thread::Builder::new()
             .name("walk".into())
-            .spawn(move || run(&owned, opts, &tx));
+            .spawn(move || run(&owned, &theirs, &tx));
         match spawned {
             Ok(thread) => Walker::Thread {
                 rx,
@@ -70,7 +71,7 @@ impl Walker {
             },
             Err(e) => {
                 log::warn!("walking in the loop: no thread for the walk ({e})");
-                let mut walks = walks_of(paths, opts);
+                let mut walks = walks_of(paths, &opts);
                 let current = walks.next();
                 Walker::Inline { walks, current }
             }
@@ -130,17 +131,17 @@ impl Iterator for Walker {
     }
 }
 
-fn walks_of(paths: &[Root], opts: WalkOptions) -> std::vec::IntoIter<Walk> {
+fn walks_of(paths: &[Root], opts: &WalkOptions) -> std::vec::IntoIter<Walk> {
     paths
         .iter()
-        .map(|p| walk_root(p, opts))
+        .map(|p| walk_root(p, opts.clone()))
         .collect::<Vec<_>>()
         .into_iter()
 }
 
 /// The thread: every walk in batches, then `None`; returns early when
 /// the loop hung up.
-fn run(paths: &[Root], opts: WalkOptions, tx: &SyncSender<Vec<Option<Step>>>) {
+fn run(paths: &[Root], opts: &WalkOptions, tx: &SyncSender<Vec<Option<Step>>>) {
     let mut batch = Vec::with_capacity(FIRST_BATCH);
     let mut size = FIRST_BATCH;
     for walk in walks_of(paths, opts) {
@@ -191,8 +192,8 @@ mod tests {
             .map(Root::tree)
             .collect();
         let opts = WalkOptions::default();
-        let threaded = steps(Walker::new(&paths, opts));
-        let mut walks = walks_of(&paths, opts);
+        let threaded = steps(Walker::new(&paths, opts.clone()));
+        let mut walks = walks_of(&paths, &opts);
         let current = walks.next();
         let inline = steps(Walker::Inline { walks, current });
         assert_eq!(threaded, inline);

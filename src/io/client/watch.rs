@@ -130,10 +130,12 @@ fn roots_of(batch: &[Target], roots: &[Vec<u8>]) -> Vec<Root> {
     out.sort_by(|a, b| a.0.cmp(&b.0).then(depth_rank(b.1).cmp(&depth_rank(a.1))));
     out.dedup_by(|later, first| later.0 == first.0);
     out.into_iter()
-        .map(|(path, depth, _)| Root {
+        .map(|(path, depth, root)| Root {
             path: PathBuf::from(OsStr::from_bytes(&path)),
             depth,
             optional: true,
+            // Patterns are relative to the directory the user named.
+            base: roots.get(root).map(|r| PathBuf::from(OsStr::from_bytes(r))),
         })
         .collect()
 }
@@ -195,7 +197,26 @@ pub fn watch(
         roots.push(abs.as_os_str().as_bytes().to_vec());
     }
     let debouncer = Debouncer::new(roots.clone(), Limits::for_delay(opts.delay));
-    let excluded: Excluded = Box::new(|_, _, _| false);
+    // What the walks leave out is never watched, and its events are
+    // ignored: the same patterns, relative to the same root.
+    let excluded: Excluded = match opts.walk.patterns.clone() {
+        None => Box::new(|_, _, _| false),
+        Some(ex) => {
+            let bases = roots.clone();
+            Box::new(move |root, path: &[u8], is_dir| {
+                let Some(base) = bases.get(root) else {
+                    return false;
+                };
+                match path.strip_prefix(base.as_slice()) {
+                    Some(rel) => {
+                        let rel = rel.strip_prefix(b"/").unwrap_or(rel);
+                        !rel.is_empty() && ex.excluded(rel, is_dir)
+                    }
+                    None => false,
+                }
+            })
+        }
+    };
     // The store of a server on this machine is never watched: its writes
     // would come back as changes. Known once connected; a server that is
     // away now is looked for again at the first batch.
@@ -280,7 +301,7 @@ fn run(
                 lp.link(remote)
                     .map(|mut link| {
                         let store = link.local_store();
-                        let r = backup::backup(&mut link, &walk_roots, opts.walk, &mut rep);
+                        let r = backup::backup(&mut link, &walk_roots, opts.walk.clone(), &mut rep);
                         (r, store)
                     })
                     .and_then(|(r, store)| {

@@ -298,6 +298,24 @@ fn samples() -> Vec<Frame> {
             path: WirePath::root(),
             attrs: crate::proto::xattrs::Xattrs::new(),
         },
+        Frame::Closed {
+            id: 12,
+            path: path("home/ann"),
+            whole: true,
+            keep: vec![],
+        },
+        Frame::Closed {
+            id: 13,
+            path: WirePath::root(),
+            whole: false,
+            keep: vec![],
+        },
+        Frame::Closed {
+            id: 14,
+            path: path("a"),
+            whole: true,
+            keep: vec![b"x.tmp".to_vec(), vec![b'n'; 255], b"\xff ...".to_vec()],
+        },
     ]
 }
 
@@ -804,4 +822,57 @@ fn bad_history_frames_rejected() {
         })[0],
         40
     );
+}
+
+/// Issue 12: a `Closed`'s names to keep are names of a path, only in a
+/// whole `Closed`, within the frame; `closed_fits` says what fits.
+#[test]
+fn bad_closed_keeps_rejected() {
+    let closed = |whole: bool, keep: Vec<Vec<u8>>| {
+        to_vec(&Frame::Closed {
+            id: 1,
+            path: path("d"),
+            whole,
+            keep,
+        })
+    };
+    for bad in [&b""[..], b".", b"..", b"a/b", b"/", b"a\0b", &[b'n'; 256]] {
+        assert_eq!(
+            decode(&closed(true, vec![b"ok".to_vec(), bad.to_vec()])),
+            Err(DecodeError::Invalid("keep")),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        decode(&closed(false, vec![b"x".to_vec()])),
+        Err(DecodeError::Invalid("keep"))
+    );
+    // A count beyond the names present.
+    let mut f = closed(true, vec![b"x".to_vec()]);
+    let count_at = 5 + 4 + 5 + 1;
+    f[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Truncated("keep")));
+    // A version 3 Closed (no count) is truncated.
+    let mut f = closed(true, vec![]);
+    f.truncate(f.len() - 4);
+    let len = (f.len() - 5) as u32;
+    f[1..5].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(decode(&f), Err(DecodeError::Truncated("keep")));
+    // What fits, to the byte.
+    let dir = path("d");
+    let fixed = 4 + 4 + 1 + 1 + 4;
+    let room = MAX_PAYLOAD as usize - fixed;
+    let mut keep: Vec<Vec<u8>> = vec![vec![b'k'; 251]; room / 255];
+    let left = room - keep.len() * 255;
+    keep.push(vec![b'z'; left - 4]);
+    assert!(crate::proto::codec::closed_fits(&dir, &keep));
+    let bytes = closed(true, keep.clone());
+    assert_eq!(bytes.len(), HEADER_LEN + MAX_PAYLOAD as usize);
+    assert!(matches!(decode(&bytes), Ok(Decoded::Frame(..))));
+    keep.last_mut().unwrap().push(b'z');
+    assert!(!crate::proto::codec::closed_fits(&dir, &keep));
+    assert!(matches!(
+        decode(&closed(true, keep)),
+        Err(DecodeError::TooLarge(_))
+    ));
 }

@@ -4,7 +4,10 @@
 //! set to the shell ([`Command::Delete`]), which at the commit moves every
 //! entry the store holds there and the set lacks into history. A directory
 //! not read whole (a listing cut short, an entry that could not be read)
-//! only drops its set: nothing beneath it is deleted.
+//! only drops its set: nothing beneath it is deleted. A whole `Closed`
+//! also names what the client has there and left out (its exclude
+//! patterns): those names join the set, so what the server holds under
+//! them stays.
 //!
 //! Memory is bounded per connection: the names held (and the paths of
 //! their directories), in sets still open and in sets handed to the batch
@@ -13,7 +16,9 @@
 //! `Closed` is answered with a failure naming the directory: deletions
 //! wait for a later run, nothing is deleted by mistake (a name left out
 //! may belong to a directory whose own set does not exist yet, since a
-//! directory's name comes after everything in it). A set is one buffer of
+//! directory's name comes after everything in it). Names a `Closed` keeps
+//! that would pass the bound fail that directory's deletions alone: they
+//! belong to no other. A set is one buffer of
 //! names, each ended by a NUL (a byte no name holds): noting a name in the
 //! loop costs no allocation of its own and no hashing of it; the worker
 //! sorts the set when it commits.
@@ -38,6 +43,19 @@ pub const NAME_COST: usize = 1;
 /// The bookkeeping of one directory's set besides its names and its path
 /// (its slot in the map, its buffer's header, spare capacity).
 pub const SET_COST: usize = 96;
+
+/// What [`Listed::take`] gives for a `Closed`.
+#[derive(Debug)]
+enum Taken {
+    /// The names the client has in the directory: delete the rest.
+    Set(Names),
+    /// Not read whole: nothing to delete.
+    NotWhole,
+    /// Names were lost on this connection: no deletion is safe.
+    Lost,
+    /// The names it keeps would pass [`MAX_LISTED_BYTES`].
+    TooMany,
+}
 
 /// The names a client's manifests carried, by directory.
 #[derive(Debug, Default)]
@@ -89,19 +107,39 @@ impl Listed {
     }
 
     /// Takes the set of `dir` (empty when no manifest named anything in
-    /// it); `None` when names were lost on this connection.
-    fn take(&mut self, dir: &WirePath, whole: bool) -> Option<Names> {
+    /// it) with the names the client's `Closed` keeps added;
+    /// [`Taken::Lost`] when names were lost on this connection,
+    /// [`Taken::TooMany`] when the kept names would pass the bound (this
+    /// directory alone deletes nothing: they belong to no other).
+    fn take(&mut self, dir: &WirePath, whole: bool, keep: &[Vec<u8>]) -> Taken {
         let set = self.sets.remove(dir.as_bytes());
-        let cost = set
+        let mut cost = set
             .as_ref()
             .map_or(0, |s| s.cost() + dir.as_bytes().len() + SET_COST);
         self.open = self.open.saturating_sub(cost);
-        if !whole || self.lost {
-            return None;
+        if !whole {
+            return Taken::NotWhole;
         }
-        let set = set.unwrap_or_default();
+        if self.lost {
+            return Taken::Lost;
+        }
+        let mut set = set.unwrap_or_default();
+        if set.is_empty() && !keep.is_empty() {
+            cost = dir.as_bytes().len() + SET_COST;
+        }
+        for name in keep {
+            cost = cost.saturating_add(name.len() + NAME_COST);
+            if self.open + self.handed + cost > MAX_LISTED_BYTES {
+                return Taken::TooMany;
+            }
+            // The decoder let through only names of a path (no NUL, no
+            // `/`, never empty), which the set's form relies on.
+            if crate::proto::codec::is_name(name) {
+                set.push(name);
+            }
+        }
         self.handed += cost;
-        Some(set)
+        Taken::Set(set)
     }
 
     /// The batch was committed: the sets it held are gone.
@@ -121,28 +159,30 @@ impl ServerSession {
         self.listed.committed();
     }
 
-    /// `Closed`: a directory read whole gives its names to the batch.
-    pub(super) fn handle_closed(&mut self, id: u32, path: WirePath, whole: bool) {
+    /// `Closed`: a directory read whole gives its names, and those the
+    /// client keeps there, to the batch.
+    pub(super) fn handle_closed(&mut self, id: u32, path: WirePath, whole: bool, keep: &[Vec<u8>]) {
         if !(self.check_id(id) && self.count_entry(&path)) {
             return;
         }
-        let was_lost = self.listed.lost;
-        let set = self.listed.take(&path, whole);
+        let taken = self.listed.take(&path, whole, keep);
         if !whole || self.refuse_write(id, &path) {
             return;
         }
-        match set {
-            Some(keep) => self.commands.push_back(Command::Delete { id, path, keep }),
-            None if was_lost => self.push_failed(
-                id,
-                path,
-                format!(
-                    "deletions not applied: this connection held more than {} MiB of names at once (a later run applies them)",
-                    MAX_LISTED_BYTES >> 20
-                ),
+        let why = match taken {
+            Taken::Set(keep) => return self.commands.push_back(Command::Delete { id, path, keep }),
+            Taken::NotWhole => return,
+            Taken::Lost => "this connection held",
+            Taken::TooMany => "the names kept there would make this connection hold",
+        };
+        self.push_failed(
+            id,
+            path,
+            format!(
+                "deletions not applied: {why} more than {} MiB of names at once (a later run applies them)",
+                MAX_LISTED_BYTES >> 20
             ),
-            None => {}
-        }
+        );
     }
 }
 
@@ -165,6 +205,10 @@ mod tests {
             rdev: 0,
             xattrs: 0,
         }
+    }
+
+    fn is_set(t: &Taken) -> bool {
+        matches!(t, Taken::Set(_))
     }
 
     fn names(set: &Names) -> Vec<String> {
@@ -205,6 +249,7 @@ mod tests {
                 id: 3,
                 path: wp("d"),
                 whole: true,
+                keep: Vec::new(),
             },
         ];
         s.handle_input(now, &bytes(&frames));
@@ -230,6 +275,7 @@ mod tests {
                 id: 2,
                 path: wp("d"),
                 whole: false,
+                keep: Vec::new(),
             },
         ];
         s.handle_input(now, &bytes(&frames));
@@ -249,6 +295,7 @@ mod tests {
             id: 1,
             path: wp("empty"),
             whole: true,
+            keep: Vec::new(),
         }];
         s.handle_input(now, &bytes(&frames));
         let cmds = drain_commands(&mut s);
@@ -273,13 +320,13 @@ mod tests {
             l.sets.is_empty() && l.open == 0,
             "everything held is dropped"
         );
-        assert!(l.take(&wp("r/big"), true).is_none());
+        assert!(!is_set(&l.take(&wp("r/big"), true, &[])));
         // Room again, but r's set would lack `big`: still nothing deleted.
         l.note(&[entry("r/z/a"), entry("r/z"), entry("r/y")]);
-        assert!(l.take(&wp("r/z"), true).is_none());
-        assert!(l.take(&wp("r"), true).is_none());
+        assert!(!is_set(&l.take(&wp("r/z"), true, &[])));
+        assert!(!is_set(&l.take(&wp("r"), true, &[])));
         l.committed();
-        assert!(l.take(&wp("r"), true).is_none());
+        assert!(!is_set(&l.take(&wp("r"), true, &[])));
     }
 
     #[test]
@@ -309,14 +356,15 @@ mod tests {
             let taken = l.take(
                 &WirePath::new(format!("d{round}").into_bytes()).unwrap(),
                 true,
+                &[],
             );
-            assert_eq!(taken.is_some(), round == 0, "round {round}");
+            assert_eq!(is_set(&taken), round == 0, "round {round}");
         }
         // Round 1 overflowed only through what round 0 handed over; the
         // connection deletes nothing more, committed or not.
         l.committed();
         l.note(&[entry("d2/a")]);
-        assert!(l.take(&wp("d2"), true).is_none());
+        assert!(!is_set(&l.take(&wp("d2"), true, &[])));
     }
 
     #[test]
@@ -330,7 +378,7 @@ mod tests {
                 .collect();
             l.note(&entries);
             let dir = WirePath::new(format!("d{round}").into_bytes()).unwrap();
-            assert!(l.take(&dir, true).is_some(), "round {round}");
+            assert!(is_set(&l.take(&dir, true, &[])), "round {round}");
             l.committed();
         }
         assert!(!l.lost);
@@ -353,6 +401,7 @@ mod tests {
                 id: 1,
                 path: wp("d"),
                 whole: true,
+                keep: Vec::new(),
             }]),
         );
         assert!(drain_commands(&mut s).is_empty());
@@ -360,5 +409,72 @@ mod tests {
             &sent_frames(&mut s)[..],
             [Frame::Failed { id: 1, .. }]
         ));
+    }
+
+    #[test]
+    fn kept_names_join_the_manifests_names() {
+        let now = crate::testing::clock::Clock::new().now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frames = [
+            Frame::Manifest {
+                id: 1,
+                entries: vec![entry("d/a")],
+            },
+            Frame::Closed {
+                id: 2,
+                path: wp("d"),
+                whole: true,
+                keep: vec![b"x.tmp".to_vec(), b"cache".to_vec()],
+            },
+            // A directory no manifest named anything in, keeping names.
+            Frame::Closed {
+                id: 3,
+                path: wp("e"),
+                whole: true,
+                keep: vec![b"only".to_vec()],
+            },
+        ];
+        s.handle_input(now, &bytes(&frames));
+        let deletes: Vec<Vec<String>> = drain_commands(&mut s)
+            .iter()
+            .filter_map(|c| match c {
+                Command::Delete { keep, .. } => Some(names(keep)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deletes, [vec!["a", "cache", "x.tmp"], vec!["only"]]);
+        assert!(sent_frames(&mut s).is_empty());
+        let cost = |names: &[&str], dir: &str| {
+            names.iter().map(|n| n.len() + NAME_COST).sum::<usize>() + dir.len() + SET_COST
+        };
+        assert_eq!(
+            s.listed.handed,
+            cost(&["a", "x.tmp", "cache"], "d") + cost(&["only"], "e")
+        );
+        assert_eq!(s.listed.open, 0);
+    }
+
+    #[test]
+    fn kept_names_past_the_bound_fail_that_directory_alone() {
+        let mut l = Listed::default();
+        let long = vec![b'k'; 250];
+        let many = vec![long; MAX_LISTED_BYTES / 251 + 10];
+        l.note(&[entry("d/a"), entry("e/b")]);
+        assert!(matches!(l.take(&wp("d"), true, &many), Taken::TooMany));
+        assert!(!l.lost);
+        assert_eq!(l.handed, 0, "nothing of d's is held");
+        assert!(is_set(&l.take(&wp("e"), true, &[b"c".to_vec()])));
+        // Through the session: a Failed naming the directory.
+        let now = crate::testing::clock::Clock::new().now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        s.listed.handed = MAX_LISTED_BYTES - 10;
+        s.handle_closed(1, wp("d"), true, &[b"0123456789ab".to_vec()]);
+        assert!(drain_commands(&mut s).is_empty());
+        let sent = sent_frames(&mut s);
+        assert!(
+            matches!(&sent[..], [Frame::Failed { id: 1, path, message }]
+                if *path == wp("d") && message.contains("names kept there")),
+            "{sent:?}"
+        );
     }
 }

@@ -743,7 +743,12 @@ impl ServerSession {
             } => self.handle_file(id, path, meta, size, offset, layout),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
-            Frame::Closed { id, path, whole } => self.handle_closed(id, path, whole),
+            Frame::Closed {
+                id,
+                path,
+                whole,
+                keep,
+            } => self.handle_closed(id, path, whole, &keep),
             Frame::List { id, path } => self.handle_list(id, path, None),
             Frame::Restore { id, path } => self.handle_restore(id, path, None),
             Frame::At { secs, nanos } => self.at = Some(Time { secs, nanos }),

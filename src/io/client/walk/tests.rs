@@ -48,7 +48,7 @@ fn render(root: &Path, base: &Path) -> Vec<String> {
                     error.kind()
                 )
             }
-            WalkItem::Closed { wire, whole } => format!("closed {wire} {whole}"),
+            WalkItem::Closed { wire, whole, .. } => format!("closed {wire} {whole}"),
         })
         .collect()
 }
@@ -76,7 +76,7 @@ fn directories_are_closed_after_their_contents_and_say_if_read_whole() {
                 "entry {}",
                 e.local.strip_prefix(&root).unwrap().display()
             )),
-            WalkItem::Closed { wire: w, whole } => {
+            WalkItem::Closed { wire: w, whole, .. } => {
                 let rel = w.as_bytes().strip_prefix(wire(&root).as_bytes()).unwrap();
                 Some(format!(
                     "closed {}{} {whole}",
@@ -460,6 +460,7 @@ fn a_walk_goes_only_as_deep_as_its_root_says() {
             path: root.clone(),
             depth,
             optional: false,
+            base: None,
         };
         walk_root(&r, WalkOptions::default())
             .filter_map(|item| match item {
@@ -467,7 +468,7 @@ fn a_walk_goes_only_as_deep_as_its_root_says() {
                     "entry {}",
                     e.local.strip_prefix(tmp.path()).unwrap().display()
                 )),
-                WalkItem::Closed { whole, wire } => Some(format!(
+                WalkItem::Closed { whole, wire, .. } => Some(format!(
                     "closed {} {whole}",
                     String::from_utf8_lossy(wire.components().last().unwrap_or(b""))
                 )),
@@ -526,4 +527,167 @@ fn a_root_inside_the_store_is_left_out_whole() {
     let items: Vec<WalkItem> = walk_with(&store.join("t/home/f"), opts).collect();
     assert_eq!(items.len(), 1, "{items:?}");
     assert!(matches!(&items[0], WalkItem::Excluded { path } if *path == store));
+}
+
+/// Walks `root` with `patterns` relative to `base`, rendering entries
+/// and closes relative to `shown` (`closed DIR keep NAMES`).
+fn excluding(root: &Path, base: Option<&Path>, patterns: &[&str], shown: &Path) -> Vec<String> {
+    let opts = WalkOptions {
+        patterns: Some(Arc::new(Excludes::new(patterns).unwrap())),
+        ..WalkOptions::default()
+    };
+    let r = Root {
+        path: root.to_path_buf(),
+        depth: Depth::Tree,
+        optional: false,
+        base: base.map(Path::to_path_buf),
+    };
+    let shown_wire = WirePath::from_local(shown.as_os_str().as_bytes()).unwrap();
+    walk_root(&r, opts)
+        .filter_map(|item| match item {
+            WalkItem::Entry(e) if e.local.starts_with(shown) && e.local != shown => Some(format!(
+                "{} {}",
+                if e.kind == EntryKind::Dir {
+                    "dir"
+                } else {
+                    "file"
+                },
+                e.local.strip_prefix(shown).unwrap().display()
+            )),
+            WalkItem::Entry(_) => None,
+            WalkItem::Closed { wire, whole, keep } => {
+                let rel = wire.as_bytes().strip_prefix(shown_wire.as_bytes()).unwrap();
+                let rel = String::from_utf8_lossy(rel.strip_prefix(b"/").unwrap_or(rel));
+                let keep: Vec<String> = keep
+                    .iter()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .collect();
+                Some(format!("closed {rel} {whole} [{}]", keep.join(",")))
+            }
+            other => Some(format!("{other:?}")),
+        })
+        .collect()
+}
+
+/// Issue 12: an excluded file is not yielded and its directory's close
+/// names it; an excluded directory is not opened (no close, nothing
+/// beneath it), and a file of that name is kept by a directory-only
+/// pattern.
+#[test]
+fn excluded_files_and_directories_are_left_out_and_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    fs::create_dir_all(root.join("cache/deep")).unwrap();
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::write(root.join("a.tmp"), b"x").unwrap();
+    fs::write(root.join("keep"), b"x").unwrap();
+    fs::write(root.join("cache/deep/f"), b"x").unwrap();
+    fs::write(root.join("d/b.tmp"), b"x").unwrap();
+    fs::write(root.join("d/cache"), b"a file").unwrap();
+    assert_eq!(
+        excluding(&root, None, &["*.tmp", "cache/"], &root),
+        [
+            "dir d",
+            "file d/cache",
+            "closed d true [b.tmp]",
+            "file keep",
+            "closed  true [a.tmp,cache]",
+        ]
+    );
+}
+
+/// A pattern with a `/` is matched against the path below the root, a
+/// leading `/` anchoring it there; the root itself is never excluded,
+/// even by a pattern naming it.
+#[test]
+fn anchored_patterns_match_below_the_root_only_and_the_root_is_never_excluded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    fs::create_dir_all(root.join("top")).unwrap();
+    fs::create_dir_all(root.join("x/top")).unwrap();
+    fs::create_dir_all(root.join("r")).unwrap();
+    fs::write(root.join("top/only"), b"x").unwrap();
+    fs::write(root.join("x/top/only"), b"x").unwrap();
+    assert_eq!(
+        excluding(&root, None, &["/top/only", "/r"], &root),
+        [
+            "dir top",
+            "closed top true [only]",
+            "dir x",
+            "dir x/top",
+            "file x/top/only",
+            "closed x/top true []",
+            "closed x true []",
+            "closed  true [r]",
+        ]
+    );
+    // `r` names the root too: it is walked all the same.
+    let names = excluding(&root, None, &["r"], &root);
+    assert!(names.contains(&"file top/only".to_string()), "{names:?}");
+    assert_eq!(names.last().unwrap(), "closed  true [r]");
+}
+
+/// Watch mode's walks: a directory below the root the user named, with
+/// patterns matched relative to that root; a base that is not above the
+/// path counts as none.
+#[test]
+fn patterns_are_matched_relative_to_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("home");
+    let sub = top.join("a/b");
+    fs::create_dir_all(&sub).unwrap();
+    fs::write(sub.join("x"), b"x").unwrap();
+    fs::write(sub.join("y"), b"y").unwrap();
+    assert_eq!(
+        excluding(&sub, Some(&top), &["/a/b/x", "a/b"], &sub),
+        ["file y", "closed  true [x]"]
+    );
+    // Relative to the path itself: `/a/b/x` names nothing there.
+    assert_eq!(
+        excluding(&sub, None, &["/a/b/x"], &sub),
+        ["file x", "file y", "closed  true []"]
+    );
+    let elsewhere = tmp.path().join("other");
+    assert_eq!(
+        excluding(&sub, Some(&elsewhere), &["/x"], &sub),
+        ["file y", "closed  true [x]"]
+    );
+    // The base is the path itself, or `/`.
+    assert_eq!(
+        excluding(&sub, Some(&sub), &["/y"], &sub),
+        ["file x", "closed  true [y]"]
+    );
+    let from_slash = format!("{}/x", wire_path(&sub).unwrap());
+    assert_eq!(
+        excluding(
+            &sub,
+            Some(Path::new("/")),
+            &[&format!("/{from_slash}")],
+            &sub
+        ),
+        ["file y", "closed  true [x]"]
+    );
+}
+
+/// A directory not read whole keeps no names (the server deletes
+/// nothing there anyway).
+#[test]
+fn a_directory_not_read_whole_keeps_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    fs::create_dir_all(root.join("store")).unwrap();
+    fs::write(root.join("a.tmp"), b"x").unwrap();
+    let store = fs::metadata(root.join("store")).unwrap();
+    let opts = WalkOptions {
+        exclude: Some((store.dev(), store.ino())),
+        patterns: Some(Arc::new(Excludes::new(["*.tmp"]).unwrap())),
+        ..WalkOptions::default()
+    };
+    let closes: Vec<(bool, Vec<Vec<u8>>)> = walk_with(&root, opts)
+        .filter_map(|item| match item {
+            WalkItem::Closed { whole, keep, .. } => Some((whole, keep)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(false, vec![])]);
 }
