@@ -304,18 +304,26 @@ latency_case() { # LABEL NAME [WATCH OPTION...]
 	start_watch "$name" "$tree" "$@"
 	if ! wait_line "$logs/$name.log" '^batch: ' 60; then stop_client; failed "latency $label"; lat_rows+=("$label|FAILED"); return 0; fi
 	say "latency, $label: writing $count files at $rate a second"
+	local c0 s0 c1 s1
+	c0=$("$wb" proc "$cli_pid" 2>/dev/null || true)
+	s0=$("$wb" proc "$srv_pid" 2>/dev/null || true)
 	if out=$("$wb" latency --tree "$tree" --store "$store/$name$tree" --rate "$rate" \
 		--count "$count" --dirs "$lat_dirs" --wait 30 2>"$logs/$name.wb.err"); then :; else
 		failed "latency $label (watchbench: $(tr '\n' ' ' <"$logs/$name.wb.err")$(echo "$out" | tr '\n' ' '))"
 	fi
+	c1=$("$wb" proc "$cli_pid" 2>/dev/null || true)
+	s1=$("$wb" proc "$srv_pid" 2>/dev/null || true)
 	echo "$out" >"$logs/$name.wb.out"
+	local cpu_c=? cpu_s=?
+	if [ -n "$c0" ] && [ -n "$c1" ]; then cpu_c=$(( $(field cpu_ms $c1) - $(field cpu_ms $c0) )); fi
+	if [ -n "$s0" ] && [ -n "$s1" ]; then cpu_s=$(( $(field cpu_ms $s1) - $(field cpu_ms $s0) )); fi
 	local batches
 	batches=$(grep -c '^batch: ' "$logs/$name.log" || true)
 	end_watch "$name" || failed "latency $label (ending the client)"
 	out=$(echo "$out" | tr '\n' ' ')
 	local met=no
 	if [ -n "$(field p99_ms $out)" ] && awk -v p="$(field p99_ms $out)" -v d="$delay" 'BEGIN {exit !(p <= (d + 1) * 1000)}'; then met=yes; fi
-	lat_rows+=("$label|$(field files $out)|$(field arrived $out)|$(field differ $out)|$(field p50_ms $out)|$(field p99_ms $out)|$(field max_ms $out)|$(field mean_ms $out)|$((batches - 1))|$(field writer_behind_max_ms $out)|$met")
+	lat_rows+=("$label|$(field files $out)|$(field arrived $out)|$(field differ $out)|$(field p50_ms $out)|$(field p99_ms $out)|$(field max_ms $out)|$(field mean_ms $out)|$((batches - 1))|$(field writer_behind_max_ms $out)|$met|$cpu_c / $cpu_s")
 }
 say "case 1: latency under $rate files a second"
 latency_case "--delay 1" lat1 1 --delay 1
@@ -427,18 +435,19 @@ per_dir() { # KEY SMALL BIG: bytes of KEY per watch of BIG's figures over SMALL'
 	echo
 	echo "1. latency from a file's close to its arrival under its final name in the store,"
 	echo "   $rate new files of 1-16 KiB a second into $lat_dirs directories for $secs s ($count files)"
-	printf '%-15s | %6s | %7s | %6s | %9s | %9s | %9s | %9s | %7s | %-10s | %s\n' \
-		"delay" "files" "arrived" "differ" "p50 ms" "p99 ms" "max ms" "mean ms" "batches" "writer late" "p99 <= delay + 1 s"
-	printf '%-15s | %6s | %7s | %6s | %9s | %9s | %9s | %9s | %7s | %-10s | %s\n' \
-		"" "" "" "" "" "" "" "" "" "max ms" ""
-	printf '%130s\n' '' | tr ' ' -
+	printf '%-15s | %6s | %7s | %6s | %8s | %8s | %8s | %8s | %7s | %-11s | %-13s | %s\n' \
+		"delay" "files" "arrived" "differ" "p50 ms" "p99 ms" "max ms" "mean ms" "batches" "writer late" "CPU ms" "p99 <= delay"
+	printf '%-15s | %6s | %7s | %6s | %8s | %8s | %8s | %8s | %7s | %-11s | %-13s | %s\n' \
+		"" "" "" "" "" "" "" "" "" "max ms" "client/server" "+ 1 s"
+	printf '%140s\n' '' | tr ' ' -
 	for r in "${lat_rows[@]}"; do
-		IFS='|' read -r l f a d p50 p99 mx mean nb wl met <<<"$r"
-		printf '%-15s | %6s | %7s | %6s | %9s | %9s | %9s | %9s | %7s | %-10s | %s\n' "$l" "$f" "${a:-}" "${d:-}" "${p50:-}" "${p99:-}" "${mx:-}" "${mean:-}" "${nb:-}" "${wl:-}" "${met:-}"
+		IFS='|' read -r l f a d p50 p99 mx mean nb wl met cpu <<<"$r"
+		printf '%-15s | %6s | %7s | %6s | %8s | %8s | %8s | %8s | %7s | %-11s | %-13s | %s\n' "$l" "$f" "${a:-}" "${d:-}" "${p50:-}" "${p99:-}" "${mx:-}" "${mean:-}" "${nb:-}" "${wl:-}" "${cpu:-}" "${met:-}"
 	done
 	echo "   every file must arrive with its contents (differ 0); batches: the client's batch"
 	echo "   lines after its first backup (each one a backup with its own commit); writer late:"
-	echo "   how far the writer's slowest close fell behind its slot of 1/$rate s"
+	echo "   how far the writer's slowest close fell behind its slot of 1/$rate s; CPU: utime+stime"
+	echo "   of the watching client and of the server while the files were written and sent"
 	echo
 	echo "2. idle: a watcher of $idle_dirs directories, $idle_secs s after its first backup"
 	c= r= v= n= th= wa=
@@ -448,10 +457,12 @@ per_dir() { # KEY SMALL BIG: bytes of KEY per watch of BIG's figures over SMALL'
 	[ -z "$blocked" ] || echo "   sleeping in: $blocked (/proc/PID/syscall at the end of the idle time)"
 	[ -z "$strace_summary" ] || echo "   strace -f while idle: $strace_summary"
 	[ -z "$strace_summary" ] || echo "   (strace's attach interrupts the wait once: the calls around that one wake-up are its own)"
-	echo "   target: no wake-ups beyond timers"
+	echo "   target: no wake-ups beyond timers (the watcher's one timer is the next rescan, --rescan,"
+	echo "   default 3600 s; besides, the server closes an idle connection after its -t, default 300 s,"
+	echo "   which wakes the watcher once; its next batch reconnects)"
 	echo
 	echo "3. memory per watched directory: a watcher of $big_dirs directories minus one of $small_dirs"
-	printf '   %-34s | %8s | %9s | %11s | %8s\n' "watcher" "watches" "VmRSS KiB" "RssAnon KiB" "Pss KiB"
+	printf '   %-37s | %8s | %9s | %11s | %8s\n' "watcher" "watches" "VmRSS KiB" "RssAnon KiB" "Pss KiB"
 	for k in small big small_away big_away; do
 		case $k in
 		small) l="$small_dirs dirs, after its first backup" ;;
@@ -460,7 +471,7 @@ per_dir() { # KEY SMALL BIG: bytes of KEY per watch of BIG's figures over SMALL'
 		big_away) l="$big_dirs dirs, server away" ;;
 		esac
 		m=${mem[$k]:-}
-		printf '   %-34s | %8s | %9s | %11s | %8s\n' "$l" "$(field watches $m)" "$(field rss_kb $m)" "$(field anon_kb $m)" "$(field pss_kb $m)"
+		printf '   %-37s | %8s | %9s | %11s | %8s\n' "$l" "$(field watches $m)" "$(field rss_kb $m)" "$(field anon_kb $m)" "$(field pss_kb $m)"
 	done
 	echo "   per directory, after the first backup: VmRSS $(per_dir rss_kb small big) bytes, RssAnon $(per_dir anon_kb small big) bytes (target <= 200)"
 	echo "   per directory, watches only (server away, no backup made): VmRSS $(per_dir rss_kb small_away big_away) bytes, RssAnon $(per_dir anon_kb small_away big_away) bytes"
