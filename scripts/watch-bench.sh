@@ -309,7 +309,7 @@ latency_case() { # LABEL NAME [WATCH OPTION...]
 	s0=$("$wb" proc "$srv_pid" 2>/dev/null || true)
 	if out=$("$wb" latency --tree "$tree" --store "$store/$name$tree" --rate "$rate" \
 		--count "$count" --dirs "$lat_dirs" --wait 30 2>"$logs/$name.wb.err"); then :; else
-		failed "latency $label (watchbench: $(tr '\n' ' ' <"$logs/$name.wb.err")$(echo "$out" | tr '\n' ' '))"
+		failed "latency $label (watchbench: $(tr '\n' ' ' <"$logs/$name.wb.err")arrived $(field arrived $(echo "$out" | tr '\n' ' ')) of $count, differ $(field differ $(echo "$out" | tr '\n' ' ')))"
 	fi
 	c1=$("$wb" proc "$cli_pid" 2>/dev/null || true)
 	s1=$("$wb" proc "$srv_pid" 2>/dev/null || true)
@@ -322,7 +322,9 @@ latency_case() { # LABEL NAME [WATCH OPTION...]
 	end_watch "$name" || failed "latency $label (ending the client)"
 	out=$(echo "$out" | tr '\n' ' ')
 	local met=no
-	if [ -n "$(field p99_ms $out)" ] && awk -v p="$(field p99_ms $out)" -v d="$delay" 'BEGIN {exit !(p <= (d + 1) * 1000)}'; then met=yes; fi
+	if [ "$(field arrived $out)" != "$count" ] || [ "$(field differ $out)" != 0 ]; then
+		met="- (not every file arrived)"
+	elif [ -n "$(field p99_ms $out)" ] && awk -v p="$(field p99_ms $out)" -v d="$delay" 'BEGIN {exit !(p <= (d + 1) * 1000)}'; then met=yes; fi
 	lat_rows+=("$label|$(field files $out)|$(field arrived $out)|$(field differ $out)|$(field p50_ms $out)|$(field p99_ms $out)|$(field max_ms $out)|$(field mean_ms $out)|$((batches - 1))|$(field writer_behind_max_ms $out)|$met|$cpu_c / $cpu_s")
 }
 say "case 1: latency under $rate files a second"
