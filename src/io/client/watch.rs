@@ -269,6 +269,12 @@ fn run(
     let mut backoff = Backoff::new();
     let mut retry_at: Option<Instant> = None;
     let mut next_rescan = Instant::now() + opts.rescan;
+    // Once the first path is due, the batch waits a little longer (a
+    // quarter of the delay, at most 250 ms) for the paths falling due just
+    // after it: under a steady stream of changes, one batch per file would
+    // cost a connection, a walk thread and a commit for each (measured by
+    // scripts/watch-bench.sh: 2,112 of 2,435 batches held one file).
+    let gather = (opts.delay / 4).min(Duration::from_millis(250));
     loop {
         if lp.interrupted() {
             return Ok((total, Stopped::Signal));
@@ -285,7 +291,9 @@ fn run(
         }
         let may_send = retry_at.is_none_or(|t| t <= now);
         let batch = match (may_send, lp.watcher()) {
-            (true, Some(w)) => w.debouncer.take_due(now),
+            (true, Some(w)) if w.debouncer.deadline().is_some_and(|d| d + gather <= now) => {
+                w.debouncer.take_due(now)
+            }
             _ => Vec::new(),
         };
         if !batch.is_empty() {
@@ -374,7 +382,10 @@ fn run(
                 );
             }
         }
-        let due = lp.watcher().and_then(|w| w.debouncer.deadline());
+        let due = lp
+            .watcher()
+            .and_then(|w| w.debouncer.deadline())
+            .map(|d| d + gather);
         let until = [
             due.map(|d| retry_at.map_or(d, |r| d.max(r))),
             Some(next_rescan),
