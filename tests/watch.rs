@@ -425,3 +425,68 @@ fn excluded_entries_are_neither_watched_nor_sent() {
         "{out}"
     );
 }
+
+/// A watched directory deleted and made again is watched again within
+/// seconds, and what is written into it reaches the server.
+#[test]
+fn a_root_deleted_and_made_again_is_watched_again() {
+    let srv = Server::start(&[]);
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("first"), b"1").unwrap();
+    let client = watch(&srv, &src);
+    let client = until_same(&srv, &src, Duration::from_secs(20), client);
+    fs::remove_dir_all(&src).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    fs::create_dir_all(src.join("new")).unwrap();
+    fs::write(src.join("new/x"), b"x").unwrap();
+    fs::write(src.join("top"), b"top").unwrap();
+    let client = until_same(&srv, &src, Duration::from_secs(20), client);
+    fs::write(src.join("later"), b"later").unwrap();
+    let client = until_same(&srv, &src, Duration::from_secs(20), client);
+    let out = stop(client);
+    out.err_has("is back: watching it again");
+}
+
+/// A batch in which the server failed a file (its disk full) is tried
+/// again: once there is room, the file arrives without another change.
+#[test]
+fn a_change_the_server_could_not_store_is_tried_again() {
+    let tmp = scratch();
+    let disk = match Tmpfs::mount(&tmp.join("disk"), "4m") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let root = tmp.join("disk/root");
+    let srv = Server::start_at(&root, &[]);
+    let src = tmp.join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("small"), b"small").unwrap();
+    let client = watch(&srv, &src);
+    let client = until_same(&srv, &src, Duration::from_secs(20), client);
+    let filler = tmp.join("disk/filler");
+    // Fill the disk to about 1 MiB free, then write 2 MiB.
+    let mut free = 4usize << 20;
+    let mut f = fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    while free > (1 << 20) {
+        if std::io::Write::write_all(&mut f, &chunk).is_err() {
+            break;
+        }
+        free -= chunk.len();
+    }
+    drop(f);
+    write_big(&src.join("big"), 2, 3);
+    let stored = srv.store(NAME, &src.join("big"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!stored.exists(), "stored although the disk was full");
+    fs::remove_file(&filler).unwrap();
+    let client = until_same(&srv, &src, Duration::from_secs(30), client);
+    let out = stop(client);
+    out.err_has("No space left on device");
+    drop(disk);
+}

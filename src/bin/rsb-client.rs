@@ -165,8 +165,12 @@ fn parse() -> Result<Config, ExitCode> {
     }
     let every = match m.opt_str("every") {
         Some(text) => Some(
-            rsb::client::schedule::parse_duration(&text)
-                .map_err(|e| usage_error(&format!("--every: {e}")))?,
+            rsb::client::schedule::parse_at_least(
+                "--every",
+                &text,
+                rsb::client::schedule::MIN_PERIOD,
+            )
+            .map_err(|e| usage_error(&e))?,
         ),
         None => None,
     };

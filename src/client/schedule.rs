@@ -7,6 +7,26 @@
 
 use std::time::Duration;
 
+/// The shortest period of `--every` and `--rescan`: shorter ones would
+/// only hammer the server.
+pub const MIN_PERIOD: Duration = Duration::from_secs(1);
+
+/// The shortest quiet time of `watch --delay`.
+pub const MIN_DELAY: Duration = Duration::from_millis(10);
+
+/// [`parse_duration`], refusing anything shorter than `min` with a message
+/// naming the option.
+pub fn parse_at_least(option: &str, text: &str, min: Duration) -> Result<Duration, String> {
+    let d = parse_duration(text).map_err(|e| format!("{option}: {e}"))?;
+    if d < min {
+        return Err(format!(
+            "{option}: '{text}' is too short: at least {} s",
+            min.as_secs_f64()
+        ));
+    }
+    Ok(d)
+}
+
 /// Reads a duration as users type it: a number (decimals allowed) with an
 /// optional unit `s`, `m`, `h` or `d` (`30s`, `15m`, `2h`, `1d`, `0.5`); a
 /// bare number is seconds. Zero, negative, empty or absurd (over 100
@@ -158,6 +178,15 @@ mod tests {
             let e = parse_duration(text).expect_err(text);
             assert!(e.contains("30s, 15m, 2h, 1d"), "{e}");
         }
+    }
+
+    #[test]
+    fn periods_have_a_floor() {
+        assert_eq!(parse_at_least("--every", "1s", MIN_PERIOD), Ok(S));
+        let e = parse_at_least("--every", "0.0000000001", MIN_PERIOD).unwrap_err();
+        assert!(e.contains("too short"), "{e}");
+        assert!(parse_at_least("--delay", "0.005", MIN_DELAY).is_err());
+        assert!(parse_at_least("--delay", "0.3", MIN_DELAY).is_ok());
     }
 
     #[test]

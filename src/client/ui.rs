@@ -568,18 +568,19 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
                 excludes.push(p.into_vec());
                 continue;
             }
-            let slot = if delay.is_none() && args.next_if(|a| a == "--delay").is_some() {
-                &mut delay
-            } else if rescan.is_none() && args.next_if(|a| a == "--rescan").is_some() {
-                &mut rescan
-            } else {
-                break;
-            };
+            use crate::client::schedule::{parse_at_least, MIN_DELAY, MIN_PERIOD};
+            let (slot, option, min) =
+                if delay.is_none() && args.next_if(|a| a == "--delay").is_some() {
+                    (&mut delay, "--delay", MIN_DELAY)
+                } else if rescan.is_none() && args.next_if(|a| a == "--rescan").is_some() {
+                    (&mut rescan, "--rescan", MIN_PERIOD)
+                } else {
+                    break;
+                };
             let text = args
                 .next()
-                .ok_or_else(|| format!("--delay and --rescan need SECS; {usage}"))?;
-            let d = crate::client::schedule::parse_duration(&text.to_string_lossy())?;
-            *slot = Some(d);
+                .ok_or_else(|| format!("{option} needs SECS; {usage}"))?;
+            *slot = Some(parse_at_least(option, &text.to_string_lossy(), min)?);
         }
         args.next_if(|a| a == "--");
         crate::client::exclude::Excludes::new(&excludes).map_err(|e| format!("{e}; {usage}"))?;

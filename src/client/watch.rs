@@ -149,6 +149,8 @@ impl Debouncer {
         let Some(path) = self.roots.get(root).cloned() else {
             return;
         };
+        // The rescan covers whatever is pending under the root.
+        self.collapse(root, now, true);
         self.add(root, &path, Change::Tree, now, self.due_now(now));
     }
 

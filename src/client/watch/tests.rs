@@ -109,11 +109,14 @@ fn a_rescan_is_due_at_once_and_covers_the_root() {
     let clock = Clock::new();
     let mut d = deb();
     d.note(0, b"/w/a", Change::Entry, clock.now());
+    d.note(1, b"/v/b", Change::Entry, clock.now());
     d.rescan(0, clock.now());
     assert_eq!(d.deadline(), Some(clock.now()));
     assert_eq!(shown(&d.take_due(clock.now())), ["Tree /w"]);
     assert!(d.take_due(clock.now()).is_empty());
-    assert_eq!(d.deadline(), Some(clock.now() + 2 * SEC), "/w/a waits");
+    assert_eq!(d.len(), 1, "/w/a went with the rescan, /v/b waits");
+    clock.advance(2 * SEC);
+    assert_eq!(shown(&d.take_due(clock.now())), ["Entry /v/b"]);
 }
 
 #[test]

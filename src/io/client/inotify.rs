@@ -359,6 +359,49 @@ impl Watcher {
         }
     }
 
+    /// Drops every watch whose chain of parents is broken (beneath a
+    /// directory that left the watched trees): one pass over the nodes.
+    fn forget_orphans(&mut self) {
+        let orphans: Vec<WatchDescriptor> = self
+            .nodes
+            .keys()
+            .filter(|wd| self.path_of(**wd).is_none())
+            .copied()
+            .collect();
+        for wd in orphans {
+            self.forget(wd);
+        }
+    }
+
+    /// Looks again for each root that is gone (deleted, moved away, or
+    /// never there): one that is a directory again is watched and backed
+    /// up whole. True if any root is still gone.
+    pub fn revive_roots(&mut self, now: Instant) -> bool {
+        let mut gone = false;
+        for r in 0..self.root_watch.len() {
+            if self.is_watching(r) {
+                continue;
+            }
+            let back = self.debouncer.roots().get(r).is_some_and(|p| {
+                nix::sys::stat::lstat(OsStr::from_bytes(p))
+                    .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR)
+            });
+            if back {
+                self.watch_root(r, now);
+            }
+            if self.is_watching(r) {
+                log::warn!(
+                    "watch: {} is back: watching it again",
+                    String::from_utf8_lossy(self.debouncer.roots().get(r).map_or(&[][..], |v| v))
+                );
+                self.debouncer.rescan(r, now);
+            } else {
+                gone = true;
+            }
+        }
+        gone
+    }
+
     /// The path of a watched directory; `None` when its chain of parents
     /// is broken (an ancestor was dropped: it is no longer watched).
     fn path_of(&self, wd: WatchDescriptor) -> Option<Vec<u8>> {
@@ -416,7 +459,11 @@ impl Watcher {
                  rescanning everything watched",
                 read_proc("/proc/sys/fs/inotify/max_queued_events")
             );
+            // The events lost may have made or renamed directories: the
+            // watches are set up again (a known directory keeps its watch
+            // and takes its current name), then everything is rescanned.
             for r in 0..self.root_watch.len() {
+                self.watch_root(r, now);
                 self.debouncer.rescan(r, now);
             }
             return;
@@ -456,6 +503,9 @@ impl Watcher {
                         self.forget(ev.wd);
                         if is_root {
                             self.root_gone(root);
+                        } else {
+                            // Its subtree left with it.
+                            self.forget_orphans();
                         }
                     }
                 }
@@ -559,7 +609,7 @@ impl Watcher {
             .map(|r| String::from_utf8_lossy(r).into_owned())
             .unwrap_or_default();
         log::warn!(
-            "watch: {shown} is gone (the server keeps its last backup); watching it again once it is back"
+            "watch: {shown} is gone (the server keeps its last backup); watching it again once it is back (looked for every few seconds)"
         );
     }
 }

@@ -112,6 +112,7 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
         lp,
         status: exit::OK,
         ending: false,
+        busy: false,
     };
     let cmd = if client.config.command.is_empty() {
         if client.config.every.is_some() {
@@ -184,6 +185,9 @@ struct Client {
     status: i32,
     /// SIGTERM stopped a watch: the client ends.
     ending: bool,
+    /// A long-running loop (`--every`) runs the commands: between them
+    /// SIGINT and SIGTERM stop it cleanly rather than kill the process.
+    busy: bool,
 }
 
 impl Client {
@@ -275,6 +279,7 @@ impl Client {
         let Some(period) = self.config.every else {
             return exit::USAGE;
         };
+        self.busy = true;
         let mut every = crate::client::schedule::Every::new(period);
         let mut backoff = crate::client::schedule::Backoff::new();
         let mut retrying = false;
@@ -316,6 +321,7 @@ impl Client {
             }
         }
         self.lp.take_interrupt();
+        self.busy = false;
         self.lp.set_idle(true);
         exit::OK
     }
@@ -357,11 +363,11 @@ impl Client {
             self.ending |= terminated || !nix::unistd::isatty(0).unwrap_or(false);
         }
         match r {
-            Ok((counts, stopped)) => {
+            // Files that failed were named as they failed (and tried
+            // again); a watch that was stopped ends with status 0, so that
+            // a service manager sees a clean stop.
+            Ok((_, stopped)) => {
                 self.ending |= stopped == watch::Stopped::Quit;
-                if counts.failed > 0 {
-                    self.status = exit::worse(self.status, exit::PARTIAL);
-                }
                 Ok(())
             }
             Err(watch::WatchError::Usage(m)) => {
@@ -379,7 +385,7 @@ impl Client {
     fn command(&mut self, cmd: Command) -> Result<(), NetError> {
         self.lp.set_idle(false);
         let r = self.command_inner(cmd);
-        self.lp.set_idle(true);
+        self.lp.set_idle(!self.busy);
         if self.lp.interrupted() {
             return Err(NetError::Interrupted);
         }

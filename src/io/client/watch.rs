@@ -13,6 +13,7 @@
 //! [`super::inotify`]'s; this file turns due changes into the roots of a
 //! normal incremental backup ([`super::backup::backup`]) and reports.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -275,11 +276,31 @@ fn run(
     // cost a connection, a walk thread and a commit for each (measured by
     // scripts/watch-bench.sh: 2,112 of 2,435 batches held one file).
     let gather = (opts.delay / 4).min(Duration::from_millis(250));
+    // A root that is gone is looked for this often (only while one is).
+    let look_again = opts.delay.max(Duration::from_secs(2));
+    let mut next_look: Option<Instant> = None;
+    let mut retries = Retries::default();
     loop {
         if lp.interrupted() {
             return Ok((total, Stopped::Signal));
         }
         let now = Instant::now();
+        if next_look.is_some_and(|t| t <= now) {
+            next_look = None;
+        }
+        if next_look.is_none() {
+            if let Some(w) = lp.watcher() {
+                if w.revive_roots(now) {
+                    next_look = Some(now + look_again);
+                }
+            }
+        }
+        let again = retries.take_due(now);
+        if !again.is_empty() {
+            if let Some(w) = lp.watcher() {
+                w.debouncer.put_back(again, now);
+            }
+        }
         if now >= next_rescan {
             next_rescan = now + opts.rescan;
             if let Some(w) = lp.watcher() {
@@ -338,12 +359,17 @@ fn run(
                         rep.finish("batch", "sent");
                     }
                     add(&mut total, &rep.counts);
+                    if rep.counts.failed > 0 {
+                        retries.failed(batch, Instant::now());
+                    } else {
+                        retries.succeeded(&batch);
+                    }
                 }
                 Err(NetError::Interrupted) => {
-                    // Abandoned before its commit: the server drops it.
+                    // Abandoned before its commit: the server drops it,
+                    // and the summary counts nothing of it.
                     lp.disconnect();
                     rep.flush_repeats();
-                    add(&mut total, &rep.counts);
                     return Ok((total, Stopped::Signal));
                 }
                 Err(e) if is_fatal(&e) => {
@@ -370,7 +396,11 @@ fn run(
         }
         // At the prompt, only `quit` is read while a watch runs (read when
         // no batch is due: a script's `quit` comes after the first backup).
-        while let Some(line) = lp.try_line() {
+        let due_now = lp
+            .watcher()
+            .and_then(|w| w.debouncer.deadline())
+            .is_some_and(|d| d <= now && retry_at.is_none_or(|r| r <= now));
+        while let Some(line) = if due_now { None } else { lp.try_line() } {
             let word = line.trim_ascii();
             if word == b"quit" || word == b"exit" {
                 return Ok((total, Stopped::Quit));
@@ -389,6 +419,8 @@ fn run(
         let until = [
             due.map(|d| retry_at.map_or(d, |r| d.max(r))),
             Some(next_rescan),
+            next_look,
+            retries.next(),
         ]
         .into_iter()
         .flatten()
@@ -401,9 +433,99 @@ fn run(
     }
 }
 
+/// The changes of batches in which files failed (a full disk on the
+/// server, a file that could not be read), tried again after 5, 10, 20,
+/// 40 and 80 s while they keep failing; then the rescans find them.
+#[derive(Default)]
+struct Retries {
+    /// Failed tries per path.
+    tries: HashMap<Vec<u8>, u32>,
+    /// Targets waiting for their next try.
+    waiting: Vec<(Instant, Target)>,
+}
+
+/// Tries of a failing change, at most.
+const FAILED_TRIES: u32 = 5;
+/// Paths kept for those tries, at most (past it the rescans find them).
+const FAILED_PATHS: usize = 100_000;
+
+impl Retries {
+    /// A batch in which files failed: each of its targets waits for its
+    /// next try, or, past [`FAILED_TRIES`], is left to the rescans.
+    fn failed(&mut self, batch: Vec<Target>, now: Instant) {
+        if self.tries.len() + batch.len() > FAILED_PATHS {
+            log::warn!("watch: too many failed changes held: they wait for the next rescan");
+            self.tries.clear();
+            self.waiting.clear();
+            return;
+        }
+        for t in batch {
+            let n = self.tries.entry(t.path.clone()).or_insert(0);
+            *n += 1;
+            if *n > FAILED_TRIES {
+                self.tries.remove(&t.path);
+                continue;
+            }
+            let wait = Duration::from_secs(5u64 << (*n - 1));
+            self.waiting.push((now + wait, t));
+        }
+    }
+
+    /// A batch in which nothing failed: its paths start afresh.
+    fn succeeded(&mut self, batch: &[Target]) {
+        if !self.tries.is_empty() {
+            for t in batch {
+                self.tries.remove(&t.path);
+            }
+        }
+    }
+
+    /// The targets whose try is due at `now`.
+    fn take_due(&mut self, now: Instant) -> Vec<Target> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.waiting = later;
+        due.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// When the next try is due.
+    fn next(&self) -> Option<Instant> {
+        self.waiting.iter().map(|(at, _)| *at).min()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failing_changes_are_tried_again_five_times_then_left_to_the_rescans() {
+        let t0 = Instant::now();
+        let target = || Target {
+            root: 0,
+            path: b"/w/f".to_vec(),
+            change: Change::Entry,
+        };
+        let mut r = Retries::default();
+        let mut at = t0;
+        for wait in [5, 10, 20, 40, 80] {
+            r.failed(vec![target()], at);
+            assert_eq!(r.next(), Some(at + Duration::from_secs(wait)));
+            assert!(r.take_due(at).is_empty());
+            at += Duration::from_secs(wait);
+            assert_eq!(r.take_due(at), vec![target()]);
+        }
+        r.failed(vec![target()], at);
+        assert_eq!(r.next(), None, "a sixth failure is left to the rescans");
+        // A success starts the count afresh.
+        let mut r = Retries::default();
+        r.failed(vec![target()], t0);
+        r.take_due(t0 + Duration::from_secs(5));
+        r.succeeded(&[target()]);
+        r.failed(vec![target()], t0);
+        assert_eq!(r.next(), Some(t0 + Duration::from_secs(5)));
+    }
 
     #[test]
     fn paths_under_a_root() {

@@ -100,9 +100,16 @@ fn a_renamed_directory_is_followed_and_one_moved_out_is_dropped() {
     fs::write(r.join("b/moved/f"), b"x").unwrap();
     assert_eq!(taken(&mut w, &r), ["Entry /b/moved/f"]);
 
+    fs::create_dir_all(r.join("b/moved/inner/deeper")).unwrap();
+    assert_eq!(taken(&mut w, &r), ["Tree /b/moved/inner"]);
+    assert_eq!(w.watched(), 6);
     fs::rename(r.join("b/moved"), outside.join("moved")).unwrap();
     assert_eq!(taken(&mut w, &r), ["Listing /b"]);
-    assert_eq!(w.watched(), 3, "moved out of the watched tree: dropped");
+    assert_eq!(
+        w.watched(),
+        3,
+        "moved out of the watched tree: dropped, its subtree too"
+    );
     fs::write(outside.join("moved/f2"), b"x").unwrap();
     assert!(taken(&mut w, &r).is_empty(), "nothing seen outside");
 }
@@ -134,4 +141,33 @@ fn an_overflow_rescans_every_root_and_a_gone_root_comes_back() {
     fs::create_dir(&r2).unwrap();
     assert_eq!(w.watch_root(1, Instant::now()).dirs, 1);
     assert!(w.is_watching(1));
+}
+
+/// Events lost in an overflow (a directory renamed, one made): the
+/// overflow sets the watches up again, so what is written into both
+/// afterwards is seen under their current names.
+#[test]
+fn an_overflow_sets_the_watches_up_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = tmp.path().join("r");
+    fs::create_dir_all(r.join("b")).unwrap();
+    let mut w = watcher(&[&r]);
+    fs::rename(r.join("b"), r.join("b2")).unwrap();
+    fs::create_dir(r.join("d")).unwrap();
+    // The events of both are lost.
+    while w.fd.read_events().is_ok_and(|e| !e.is_empty()) {}
+    let any = *w.nodes.keys().next().unwrap();
+    w.handle(
+        InotifyEvent {
+            wd: any,
+            mask: AddWatchFlags::IN_Q_OVERFLOW,
+            cookie: 0,
+            name: None,
+        },
+        Instant::now(),
+    );
+    assert_eq!(taken(&mut w, &r), ["Tree "]);
+    fs::write(r.join("b2/after"), b"x").unwrap();
+    fs::write(r.join("d/after"), b"x").unwrap();
+    assert_eq!(taken(&mut w, &r), ["Entry /b2/after", "Entry /d/after"]);
 }
