@@ -460,8 +460,7 @@ per_dir() { # KEY SMALL BIG: bytes of KEY per watch of BIG's figures over SMALL'
 	[ -z "$strace_summary" ] || echo "   strace -f while idle: $strace_summary"
 	[ -z "$strace_summary" ] || echo "   (strace's attach interrupts the wait once: the calls around that one wake-up are its own)"
 	echo "   target: no wake-ups beyond timers (the watcher's one timer is the next rescan, --rescan,"
-	echo "   default 3600 s; besides, the server closes an idle connection after its -t, default 300 s,"
-	echo "   which wakes the watcher once; its next batch reconnects)"
+	echo "   default 3600 s; it holds no connection between batches: each batch connects anew)"
 	echo
 	echo "3. memory per watched directory: a watcher of $big_dirs directories minus one of $small_dirs"
 	printf '   %-37s | %8s | %9s | %11s | %8s\n' "watcher" "watches" "VmRSS KiB" "RssAnon KiB" "Pss KiB"

@@ -166,8 +166,9 @@ pub enum Stopped {
 }
 
 /// Runs `watch` on `paths` until a signal, or `quit` at the prompt:
-/// returns the counts of all its batches and what stopped it. `Err` only for a fatal refusal ([`is_fatal`]) or a path that
-/// cannot be watched (a usage error, as a message).
+/// returns the counts of all its batches and what stopped it. `Err` only
+/// for a fatal refusal ([`is_fatal`]) or a path that cannot be watched (a
+/// usage error, as a message).
 pub fn watch(
     lp: &mut EventLoop,
     remote: &Remote,
