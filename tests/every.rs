@@ -7,21 +7,10 @@
 mod common;
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
-
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
 
 #[test]
 fn each_run_picks_up_the_changes_since_the_last() {
@@ -113,9 +102,7 @@ fn the_server_away_means_a_retry_not_an_exit() {
     let src = tmp.join("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
-    let srv = Server::start_at(&root, &[]);
-    let port = srv.port();
-    drop(srv);
+    let port = port_of_a_server_gone(&root);
     let mut c = Cmd::client();
     c.args([
         "--every",

@@ -16,20 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-/// Waits up to `limit` for `cond`; true if it came.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until the store's copy of `src` is `src` exactly, or panics with
 /// the differences and the client's output so far.
 fn until_same(srv: &Server, src: &Path, limit: Duration, client: Running) -> Running {
@@ -286,10 +272,7 @@ fn a_watch_started_while_the_server_is_away_waits_for_it() {
     let src = tmp.join("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
-    // Learn a free port, then free it.
-    let srv = Server::start_at(&root, &[]);
-    let port = srv.port();
-    drop(srv);
+    let port = port_of_a_server_gone(&root);
     let mut client = Cmd::client();
     client
         .args([

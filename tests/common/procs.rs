@@ -709,3 +709,24 @@ pub fn vm_rss_kib(pid: Pid) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap()
 }
+
+/// Waits up to `limit` for `cond`, looking every 20 ms; true if it came.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port nobody listens on now, where a server on `root` was: a server
+/// is started there to learn one, then killed (clients that start while
+/// their server is away; [`Server::start_on`] brings it back).
+pub fn port_of_a_server_gone(root: &Path) -> u16 {
+    Server::start_at(root, &[]).port()
+}

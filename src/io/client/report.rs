@@ -3,7 +3,7 @@
 //! summary at the end of each command.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::client::report::{Pace, Repeats};
 use crate::client::ui::{self, Progress, Summary};
@@ -47,6 +47,46 @@ pub struct Counts {
     /// File-content bytes that crossed the wire, done or not (what the
     /// summary shows: an interrupted transfer moved them too).
     pub moved: u64,
+}
+
+impl Counts {
+    /// The summary line's figures: `verb` and `noun` (`"backup"`,
+    /// `"sent"`), these counts, and the time it took.
+    pub fn summary(&self, verb: &'static str, noun: &'static str, elapsed: Duration) -> Summary {
+        Summary {
+            verb,
+            noun,
+            files: self.files,
+            links: self.links,
+            specials: self.specials,
+            unchanged: self.skipped,
+            updated: self.updated,
+            unsupported: self.unsupported,
+            failed: self.failed,
+            bytes: self.moved,
+            changed: self.changed,
+            vanished: self.vanished,
+            elapsed,
+        }
+    }
+}
+
+impl std::ops::AddAssign<&Counts> for Counts {
+    /// Adds another command's counts (a long-running command's totals).
+    fn add_assign(&mut self, c: &Counts) {
+        self.files += c.files;
+        self.links += c.links;
+        self.specials += c.specials;
+        self.updated += c.updated;
+        self.needs_root += c.needs_root;
+        self.skipped += c.skipped;
+        self.unsupported += c.unsupported;
+        self.failed += c.failed;
+        self.bytes += c.bytes;
+        self.changed += c.changed;
+        self.vanished += c.vanished;
+        self.moved += c.moved;
+    }
 }
 
 /// Prints for one command and keeps its counters.
@@ -201,21 +241,7 @@ impl Reporter {
         }
         eprintln!(
             "{}",
-            ui::format_summary(&Summary {
-                verb,
-                noun,
-                files: c.files,
-                links: c.links,
-                specials: c.specials,
-                unchanged: c.skipped,
-                updated: c.updated,
-                unsupported: c.unsupported,
-                failed: c.failed,
-                bytes: c.moved,
-                changed: c.changed,
-                vanished: c.vanished,
-                elapsed: self.start.elapsed()
-            })
+            ui::format_summary(&c.summary(verb, noun, self.start.elapsed()))
         );
     }
 

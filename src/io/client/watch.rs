@@ -60,42 +60,9 @@ pub fn random() -> u32 {
         .unwrap_or(0)
 }
 
-/// Adds one run's counts to the totals.
-fn add(total: &mut Counts, c: &Counts) {
-    total.files += c.files;
-    total.links += c.links;
-    total.specials += c.specials;
-    total.updated += c.updated;
-    total.needs_root += c.needs_root;
-    total.skipped += c.skipped;
-    total.unsupported += c.unsupported;
-    total.failed += c.failed;
-    total.bytes += c.bytes;
-    total.changed += c.changed;
-    total.vanished += c.vanished;
-    total.moved += c.moved;
-}
-
 /// The summary line of a long-running command's totals.
 pub fn print_totals(verb: &'static str, c: &Counts, elapsed: Duration) {
-    eprintln!(
-        "{}",
-        ui::format_summary(&ui::Summary {
-            verb,
-            noun: "sent",
-            files: c.files,
-            links: c.links,
-            specials: c.specials,
-            unchanged: c.skipped,
-            updated: c.updated,
-            unsupported: c.unsupported,
-            failed: c.failed,
-            bytes: c.moved,
-            changed: c.changed,
-            vanished: c.vanished,
-            elapsed,
-        })
-    );
+    eprintln!("{}", ui::format_summary(&c.summary(verb, "sent", elapsed)));
 }
 
 /// The local paths of a batch, as walk roots: a path gone since its event
@@ -359,7 +326,7 @@ fn run(
                     if !walk_roots.is_empty() {
                         rep.finish("batch", "sent");
                     }
-                    add(&mut total, &rep.counts);
+                    total += &rep.counts;
                     if rep.counts.failed > 0 {
                         retries.failed(batch, Instant::now());
                     } else {

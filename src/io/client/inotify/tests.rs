@@ -45,6 +45,21 @@ fn taken(w: &mut Watcher, base: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The kernel's queue overflowed (the event carries no watch of its own:
+/// any will do).
+fn overflow(w: &mut Watcher) {
+    let any = *w.nodes.keys().next().unwrap();
+    w.handle(
+        InotifyEvent {
+            wd: any,
+            mask: AddWatchFlags::IN_Q_OVERFLOW,
+            cookie: 0,
+            name: None,
+        },
+        Instant::now(),
+    );
+}
+
 #[test]
 fn each_kind_of_event_is_the_change_it_means() {
     let tmp = tempfile::tempdir().unwrap();
@@ -122,16 +137,7 @@ fn an_overflow_rescans_every_root_and_a_gone_root_comes_back() {
     fs::create_dir_all(&r1).unwrap();
     fs::create_dir_all(&r2).unwrap();
     let mut w = watcher(&[&r1, &r2]);
-    let any = *w.nodes.keys().next().unwrap();
-    w.handle(
-        InotifyEvent {
-            wd: any,
-            mask: AddWatchFlags::IN_Q_OVERFLOW,
-            cookie: 0,
-            name: None,
-        },
-        Instant::now(),
-    );
+    overflow(&mut w);
     assert_eq!(taken(&mut w, tmp.path()), ["Tree /r1", "Tree /r2"]);
 
     fs::remove_dir(&r2).unwrap();
@@ -156,16 +162,7 @@ fn an_overflow_sets_the_watches_up_again() {
     fs::create_dir(r.join("d")).unwrap();
     // The events of both are lost.
     while w.fd.read_events().is_ok_and(|e| !e.is_empty()) {}
-    let any = *w.nodes.keys().next().unwrap();
-    w.handle(
-        InotifyEvent {
-            wd: any,
-            mask: AddWatchFlags::IN_Q_OVERFLOW,
-            cookie: 0,
-            name: None,
-        },
-        Instant::now(),
-    );
+    overflow(&mut w);
     assert_eq!(taken(&mut w, &r), ["Tree "]);
     fs::write(r.join("b2/after"), b"x").unwrap();
     fs::write(r.join("d/after"), b"x").unwrap();
