@@ -66,9 +66,10 @@ impl Layout {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EntryKind {
     /// A regular file.
+    #[default]
     File = 1,
     /// A directory.
     Dir = 2,

@@ -314,9 +314,16 @@ pub const MAX_RESTORE_LINKS: usize = 1 << 20;
 /// go out as files of their own.
 pub const MAX_RESTORE_LINK_GROUPS: usize = 65_536;
 
-/// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`.
+/// Names beginning so are the server's own files beside the namespaces
+/// (`DIR/.rsb-plans`, `DIR/.rsb-status`, `DIR/.rsb-tls/`): no client may
+/// take one.
+pub const RESERVED_NAME_PREFIX: &str = ".rsb-";
+
+/// Checks a client name: 1 to 64 of `[A-Za-z0-9._-]`, not `.` or `..`,
+/// not beginning with [`RESERVED_NAME_PREFIX`].
 pub fn is_valid_client_name(name: &str) -> bool {
     !name.is_empty()
+        && !name.starts_with(RESERVED_NAME_PREFIX)
         && name.len() <= MAX_CLIENT_NAME
         && name != "."
         && name != ".."
@@ -341,5 +348,7 @@ mod tests {
         assert!(!is_valid_client_name("a/b"));
         assert!(!is_valid_client_name("a b"));
         assert!(!is_valid_client_name("é"));
+        assert!(!is_valid_client_name(".rsb-plans"));
+        assert!(is_valid_client_name(".rsb"));
     }
 }

@@ -11,8 +11,16 @@
 //!   [`session::stream`] (list, restore and verify answers, the offer
 //!   policy);
 //! * [`command`]: [`command::Command`] out to the shell, and the typed
-//!   [`command::Completion`] that comes back.
+//!   [`command::Completion`] that comes back;
+//! * [`peers`]: connections per address and failed-login backoff;
+//! * [`plans`]: the plans that configure agents, their file format;
+//! * [`status`]: what every client is doing and did, for the dashboard
+//!   and `/metrics`;
+//! * [`web`]: the web interface's requests, answers and pages.
 
 pub mod command;
 pub mod peers;
+pub mod plans;
 pub mod session;
+pub mod status;
+pub mod web;

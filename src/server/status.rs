@@ -1,0 +1,1 @@
+//! (to be written: the loop's record of what every client is doing)
