@@ -208,6 +208,17 @@ impl Server {
     pub fn port(&self) -> u16 {
         self.port
     }
+    /// The web interface's port, from the log line `web interface on
+    /// http[s]://ADDR:PORT/` (printed before `listening on`, so it is in the
+    /// log once a start returned). Panics when the server has no `--http`.
+    pub fn web_port(&self) -> u16 {
+        let log = self.log();
+        log.lines()
+            .find_map(parse_web_interface)
+            .unwrap_or_else(|| {
+                panic!("no `web interface on http://ADDR:PORT/` line in the log:\n{log}")
+            })
+    }
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -354,6 +365,17 @@ impl Drop for Server {
 pub fn parse_listening(line: &str) -> Option<u16> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
     let addr = rest.split(|c: char| c.is_whitespace() || c == ',').next()?;
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+/// Port from a line containing `web interface on http://ADDR:PORT/` (or
+/// `https://`; ADDR may be `[v6]`).
+pub fn parse_web_interface(line: &str) -> Option<u16> {
+    let rest = &line[line.find("web interface on ")? + "web interface on ".len()..];
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))?;
+    let addr = rest.split(|c: char| c == '/' || c.is_whitespace()).next()?;
     addr.rsplit(':').next()?.parse().ok()
 }
 
