@@ -444,3 +444,24 @@ fn the_versions_page_links_every_version() {
     )]);
     r.status_is(404);
 }
+
+#[test]
+fn the_multipart_parser_reads_canned_parts() {
+    let body = b"\r\n--B1\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01\r\n--B1\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-6/10\r\n\r\n56\r\n--B1--\r\n";
+    let r = Resp {
+        status: 206,
+        head: Vec::new(),
+        headers: vec![(
+            "Content-Type".into(),
+            "multipart/byteranges; boundary=B1".into(),
+        )],
+        body: body.to_vec(),
+    };
+    assert_eq!(
+        parts(&r),
+        vec![
+            ("bytes 0-1/10".to_string(), b"01".to_vec()),
+            ("bytes 5-6/10".to_string(), b"56".to_vec()),
+        ]
+    );
+}

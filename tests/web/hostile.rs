@@ -268,3 +268,19 @@ fn clean_head(r: &Resp) {
     }
     assert!(r.must("content-disposition").starts_with("attachment"));
 }
+
+#[test]
+fn the_tag_scan_finds_what_a_name_could_inject() {
+    let good = r#"<!DOCTYPE html><html><head><link rel="stylesheet" href="/static/style.css"><script src="/static/live.js"></script></head><body><a href="/x?a=1&amp;b=2" title='it&#39;s'>&lt;script&gt;</a><br/><input type="hidden" name="csrf" value="t"></body></html>"#;
+    assert_eq!(tag_problems(good), Vec::<String>::new());
+    for bad in [
+        r#"<a href="/x"onmouseover=alert(1)>x</a>"#,
+        r#"<a href="/x" onmouseover="alert(1)">x</a>"#,
+        r#"<td><img src=x onerror=alert(1)></td>"#,
+        r#"<td><script>alert(1)</script></td>"#,
+        r#"<a title="a"b'c">x</a>"#,
+        r#"<a href=/x>x</a>"#,
+    ] {
+        assert!(!tag_problems(bad).is_empty(), "missed {bad}");
+    }
+}

@@ -415,3 +415,57 @@ pub fn raw_get(port: u16, target: &[u8], extra: &str) -> Resp {
     c.get(target, &format!("{extra}Connection: close\r\n"));
     c.response(false)
 }
+
+/// The helpers themselves, against canned bytes and a canned listener, so
+/// that a failure of the web tests is the server's and not theirs.
+mod selftest {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    #[test]
+    fn the_helpers_parse_what_they_should() {
+        assert_eq!(dec("/a%20b/%FF%2f%zz"), b"/a b/\xff/%zz");
+        assert_eq!(enc(b"a b/\xff~"), "a%20b%2F%FF~");
+        assert_eq!(enc_path(&bpath(b"/x y/\xfe")), "/x%20y/%FE");
+        let html = r#"<a href="/files/t/a%22b?at=%401&amp;x=1">x</a><input type="hidden" name="csrf" value="tok&amp;1">"#;
+        assert_eq!(hrefs(html), vec!["/files/t/a%22b?at=%401&x=1".to_string()]);
+        assert_eq!(csrf_of(html).as_deref(), Some("tok&1"));
+        assert_eq!(unescape_html("&lt;&#x41;&#66;&quot;&bogus"), "<AB\"&bogus");
+        let heads = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 303 See Other\r\nLocation: /\r\n\r\n";
+        let (st, h) = parse_head(&last_head(heads));
+        assert_eq!((st, h), (303, vec![("Location".into(), "/".into())]));
+    }
+
+    #[test]
+    fn curl_and_a_raw_connection_read_canned_answers() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = Vec::new();
+                let mut b = [0u8; 4096];
+                // Two requests (the raw one pipelines two), or one (curl).
+                while buf.windows(4).filter(|w| w == b"\r\n\r\n").count() < 1 {
+                    let n = s.read(&mut b).unwrap();
+                    buf.extend_from_slice(&b[..n]);
+                }
+                let a = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-5/10\r\nContent-Length: 4\r\n\r\n2345";
+                s.write_all(a).unwrap();
+                s.write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n")
+                    .unwrap();
+            }
+        });
+        let r = curl(&[&url(port, "/x")]);
+        r.status_is(206);
+        assert_eq!(r.body, b"2345");
+        assert_eq!(r.must("content-range"), "bytes 2-5/10");
+        let mut c = WebConn::connect(port);
+        c.get(b"/a", "").get(b"/b", "");
+        assert_eq!(c.response(false).body, b"2345");
+        let r = c.response(false);
+        assert_eq!((r.status, r.must("etag")), (304, "\"x\""));
+        t.join().unwrap();
+    }
+}
