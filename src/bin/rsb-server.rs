@@ -140,7 +140,12 @@ fn options() -> Options {
         "with --secrets: NAME sees every namespace on the web and edits plans",
         "NAME",
     );
-    o.optopt("", "tls-cert", "the web interface's TLS certificate chain (PEM)", "FILE");
+    o.optopt(
+        "",
+        "tls-cert",
+        "the web interface's TLS certificate chain (PEM)",
+        "FILE",
+    );
     o.optopt("", "tls-key", "its private key (PEM)", "FILE");
     o.optopt(
         "",
@@ -300,7 +305,10 @@ fn parse_web(m: &getopts::Matches, secrets: bool) -> Result<Option<WebConfig>, S
     let admins = m.opt_strs("admin");
     for a in &admins {
         if !rsb::proto::is_valid_client_name(a) {
-            return Err(format!("--admin: '{}' is not a client name", a.escape_debug()));
+            return Err(format!(
+                "--admin: '{}' is not a client name",
+                a.escape_debug()
+            ));
         }
     }
     let tls_files = match (m.opt_str("tls-cert"), m.opt_str("tls-key")) {

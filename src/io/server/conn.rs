@@ -14,7 +14,6 @@ use super::web_conn::WebConn;
 use super::{Env, Expiry};
 use crate::io::worker::{Done, Ticket};
 use crate::server::peers::AuthOutcome;
-use crate::server::status::ConnView;
 
 /// A connection id: the slab key behind a mio token. The loop's own
 /// tokens are reserved at the top of the range, beyond any key.
@@ -138,15 +137,6 @@ impl Conn {
     /// True for a web connection.
     pub(super) fn is_web(&self) -> bool {
         matches!(self, Conn::Web(_))
-    }
-
-    /// What a backup connection is doing, for the status (`None`: a web
-    /// connection).
-    pub(super) fn view(&self) -> Option<ConnView> {
-        match self {
-            Conn::Rsb(c) => Some(c.view()),
-            Conn::Web(_) => None,
-        }
     }
 
     /// Its peer's address, and how its authentication went.

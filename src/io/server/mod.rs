@@ -136,7 +136,7 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// What every connection's commands reach besides their own state.
-pub(super) struct Env {
+pub(in crate::io::server) struct Env {
     /// The server's options.
     pub(super) config: ServerConfig,
     /// The backup root; each client's namespace is a directory in it.
@@ -199,8 +199,11 @@ impl Server {
         let fds = net::raise_fd_limit();
         // A busy connection holds its socket, a pipe (two fds), the file
         // being moved, its namespace and a directory: six descriptors.
+        // A web connection holds its socket and, while it sends, a file.
+        let web = config.web.as_ref().map_or(0, |w| w.max_connections as u64);
         let wanted = (config.max_clients as u64)
             .saturating_mul(6)
+            .saturating_add(web.saturating_mul(2))
             .saturating_add(32);
         if let Some(n) = fds.filter(|n| *n < wanted) {
             warn!(

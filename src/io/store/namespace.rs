@@ -42,7 +42,7 @@ impl Store {
     /// Free and total bytes of the root's file system (for an
     /// unprivileged writer: `f_bavail`).
     pub fn space(&self) -> Option<(u64, u64)> {
-        let st = nix::sys::statvfs::fstatvfs(self.root.root_fd()).ok()?;
+        let st = nix::sys::statvfs::fstatvfs(self.root.root_dir()).ok()?;
         let unit = st.fragment_size() as u64;
         Some((
             (st.blocks_available() as u64).saturating_mul(unit),

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use super::namespace::Namespace;
 use crate::io::kind_of;
-use crate::proto::{is_tmp_name, EntryKind, WirePath};
+use crate::proto::path::is_tmp_name;
+use crate::proto::{EntryKind, WirePath};
 use crate::store::history::HISTORY_DIR;
 
 /// Directory levels walked at most.

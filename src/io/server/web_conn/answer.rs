@@ -33,7 +33,6 @@ pub(super) struct Asked<'a> {
     pub(super) viewer: Viewer,
     /// A `Set-Cookie` to send with pages (a new browser session).
     pub(super) set_cookie: Option<String>,
-    pub(super) now: Instant,
     /// The wall-clock time of the request.
     pub(super) wall: Time,
 }
@@ -91,7 +90,6 @@ impl WebConn {
             req: &req,
             viewer,
             set_cookie,
-            now,
             wall,
         };
         match route {

@@ -37,7 +37,7 @@ thread_local! {
 }
 
 /// The socket's layer: nothing, or TLS.
-pub(super) enum Transport {
+pub(in crate::io::server) enum Transport {
     /// Bytes as they are; file ranges with sendfile.
     Plain,
     /// rustls between the socket and the bytes.
@@ -113,8 +113,6 @@ pub(super) struct Out {
     queue: VecDeque<Chunk>,
     /// Bytes written to the socket (plaintext through TLS), all told.
     pub(super) sent: u64,
-    /// Bytes queued in memory not yet written.
-    queued_bytes: usize,
 }
 
 impl Out {
@@ -123,7 +121,6 @@ impl Out {
         if b.is_empty() {
             return;
         }
-        self.queued_bytes += b.len();
         self.queue.push_back(Chunk::Bytes(b, 0));
     }
 
@@ -142,11 +139,6 @@ impl Out {
     /// Chunks waiting (a producer tops the queue up below a few).
     pub(super) fn len(&self) -> usize {
         self.queue.len()
-    }
-
-    /// Bytes in memory waiting.
-    pub(super) fn queued_bytes(&self) -> usize {
-        self.queued_bytes
     }
 
     /// Writes what the socket takes, at most `budget` bytes.
@@ -170,7 +162,6 @@ impl Out {
                         0 => return Ok((Drained::Blocked, moved)),
                         n => {
                             *done += n;
-                            self.queued_bytes = self.queued_bytes.saturating_sub(n);
                             if *done >= b.len() {
                                 self.queue.pop_front();
                             }
@@ -218,7 +209,7 @@ fn write_bytes(sock: &TcpStream, t: &mut Transport, data: &[u8]) -> Result<usize
         Transport::Tls(tls) => {
             let mut s = sock;
             tls.flush(&mut s).map_err(SendError::Io)?;
-            let n = tls.write_plain(data);
+            let n = tls.write_plain(data).map_err(SendError::Io)?;
             tls.flush(&mut s).map_err(SendError::Io)?;
             Ok(n)
         }
@@ -284,10 +275,9 @@ fn send_range(
                         Err(e) => return Err(SendError::Io(io::Error::from(e))),
                     }
                 };
-                let taken = tls.write_plain(&buf[..got]);
-                if let Some((crc, rec)) = r.check.as_mut().map(|(c, r)| (c, *r)) {
-                    *crc = crc32c::crc32c_append(*crc, &buf[..taken]);
-                    let _ = rec;
+                let taken = tls.write_plain(&buf[..got]).map_err(SendError::Io)?;
+                if let Some((crc, _)) = r.check.as_mut() {
+                    *crc = crc32c::crc32c_append(*crc, buf.get(..taken).unwrap_or_default());
                 }
                 Ok(taken)
             })?;

@@ -13,7 +13,7 @@
 //! answered 500, never as good.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::rc::Rc;
 
 use log::error;
@@ -136,7 +136,7 @@ impl WebConn {
         };
         let size = file.size();
         let meta = file.meta();
-        let (dev, ino) = nix::sys::stat::fstat(file.as_fd())
+        let (dev, ino) = nix::sys::stat::fstat(file.as_fd().as_raw_fd())
             .map_or((0, 0), |st| (st.st_dev, st.st_ino));
         let recorded = file.recorded_crc();
         let id: FileId = (dev, ino, size, meta.mtime.secs, meta.mtime.nanos as i64);
@@ -217,7 +217,7 @@ impl WebConn {
         error!(
             "{}: refused a download of a damaged file {}: its bytes no longer match the crc32c recorded when it was stored",
             self.peer,
-            crate::proto::escape(path)
+            crate::proto::path::escape(path)
         );
         self.error_answer(
             500,

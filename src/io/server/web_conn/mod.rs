@@ -49,6 +49,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const BUDGET: u64 = 8 << 20;
 /// Chunks a tar stream keeps queued ahead of the socket.
 const TAR_AHEAD: usize = 8;
+/// After its last answer, a connection reads (and drops) what the client
+/// still sends for this long before it closes: closing a socket with
+/// unread input resets it, and a reset can destroy the answer the client
+/// has not read yet (a 413 to a body still arriving, pipelined requests
+/// behind a `Connection: close`).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// One web connection (see the module docs).
 pub(super) struct WebConn {
@@ -79,6 +85,9 @@ pub(super) struct WebConn {
     stall: Duration,
     /// Statuses answered since the last drive, for the status's counts.
     statuses: Vec<u16>,
+    /// The last answer is out and the write side shut: until when input
+    /// is read and dropped (see [`LINGER`]).
+    lingering: Option<Instant>,
 }
 
 impl WebConn {
@@ -109,6 +118,7 @@ impl WebConn {
             counted: 0,
             stall,
             statuses: Vec::new(),
+            lingering: None,
         }
     }
 
@@ -120,6 +130,9 @@ impl WebConn {
 
     /// When the loop must look at it again.
     pub(super) fn deadline(&self) -> Option<Instant> {
+        if let Some(t) = self.lingering {
+            return Some(t);
+        }
         if self.pending.is_some() {
             return None;
         }
@@ -138,6 +151,9 @@ impl WebConn {
         match self.deadline() {
             Some(t) if t <= now => {}
             _ => return Expiry::NotYet,
+        }
+        if self.lingering.is_some() {
+            return Expiry::Abandon;
         }
         if !self.is_answering() && self.head_since.is_some() {
             self.head_since = None;
@@ -217,7 +233,7 @@ impl WebConn {
             }
             if !self.is_answering() {
                 if self.close_after {
-                    return Err("answered; closing".into());
+                    return self.linger(now);
                 }
                 progress |= self.next_request(env, now)?;
             }
@@ -229,6 +245,40 @@ impl WebConn {
             }
             if *spent >= BUDGET {
                 return Ok(true);
+            }
+        }
+    }
+
+    /// The last answer is out: shuts the write side (TLS says
+    /// close_notify first) and drops what the peer still sends until it
+    /// closes or [`LINGER`] is over. `Err` ends the connection.
+    fn linger(&mut self, now: Instant) -> Result<bool, String> {
+        if self.lingering.is_none() {
+            if let Transport::Tls(t) = &mut self.transport {
+                t.send_close_notify();
+                if self.wants_tls_flush() {
+                    self.flush_tls()?;
+                }
+                if matches!(&self.transport, Transport::Tls(t) if t.wants_write()) {
+                    // The alert waits for room: the next writable edge.
+                    return Ok(false);
+                }
+            }
+            let _ = self.sock.shutdown(std::net::Shutdown::Write);
+            self.lingering = now.checked_add(LINGER);
+            self.inbuf = Vec::new();
+        }
+        let mut sink = [0u8; 4096];
+        loop {
+            match io::Read::read(&mut &self.sock, &mut sink) {
+                Ok(0) => return Err("answered; closed".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err("answered; closed".into()),
             }
         }
     }
@@ -339,10 +389,12 @@ impl WebConn {
 
     /// Deregisters it.
     pub(super) fn close(mut self, env: &Env, registry: &Registry, reason: &str) {
-        if let Transport::Tls(t) = &mut self.transport {
-            t.send_close_notify();
-            let mut s = &self.sock;
-            let _ = t.flush(&mut s);
+        if self.lingering.is_none() {
+            if let Transport::Tls(t) = &mut self.transport {
+                t.send_close_notify();
+                let mut s = &self.sock;
+                let _ = t.flush(&mut s);
+            }
         }
         let _ = registry.deregister(&mut self.sock);
         let mut status = env.status.borrow_mut();

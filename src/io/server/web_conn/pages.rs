@@ -11,7 +11,8 @@ use super::WebConn;
 use crate::io::kind_of;
 use crate::io::server::Env;
 use crate::io::store::{History, Namespace, Past};
-use crate::proto::{is_tmp_name, EntryKind, Time, WirePath};
+use crate::proto::path::is_tmp_name;
+use crate::proto::{EntryKind, Time, WirePath};
 use crate::server::web::model::{
     Dashboard, FileVersions, ListEntry, Listing, Viewer, VersionRow,
 };

@@ -92,6 +92,9 @@ impl TarStream {
             // Gone meanwhile: not in the archive.
             return;
         };
+        if crate::io::kind_of(&st) == Some(EntryKind::Dir) && !member.ends_with(b"/") {
+            member.push(b'/');
+        }
         let Ok(item) = ns.list_item(&phys, b"", &st) else {
             return;
         };
@@ -112,10 +115,6 @@ impl TarStream {
         };
         match item.kind {
             EntryKind::Dir => {
-                if !member.ends_with(b"/") {
-                    member.push(b'/');
-                }
-                e.path = &member;
                 out.push_bytes(entry_header(&e));
                 if depth >= MAX_DEPTH {
                     warn!("tar: {path}: deeper than {MAX_DEPTH} levels, left out");
