@@ -14,6 +14,7 @@
 mod conn;
 mod event_loop;
 mod rsb_conn;
+pub(crate) mod tls;
 
 use std::fmt;
 use std::io;
