@@ -323,7 +323,7 @@ pub fn unquote(text: &[u8]) -> Result<Vec<u8>, String> {
 
 /// A watch delay as written: `500ms`, `2s`.
 pub fn format_delay(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -333,9 +333,9 @@ pub fn format_delay(ms: u64) -> String {
 /// A period as written: `1d`, `2h`, `15m`, `30s`.
 pub fn format_period(secs: u64) -> String {
     match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
 }
@@ -343,9 +343,9 @@ pub fn format_period(secs: u64) -> String {
 /// A rate as `--bwlimit` takes it: `10M`, `500K`, `1000`.
 pub fn format_rate(rate: u64) -> String {
     match rate {
-        r if r % (1 << 30) == 0 => format!("{}G", r >> 30),
-        r if r % (1 << 20) == 0 => format!("{}M", r >> 20),
-        r if r % (1 << 10) == 0 => format!("{}K", r >> 10),
+        r if r.is_multiple_of(1 << 30) => format!("{}G", r >> 30),
+        r if r.is_multiple_of(1 << 20) => format!("{}M", r >> 20),
+        r if r.is_multiple_of(1 << 10) => format!("{}K", r >> 10),
         r => r.to_string(),
     }
 }
@@ -381,7 +381,7 @@ pub fn parse_schedule(kind: &str, interval: &str) -> Result<Schedule, String> {
             if u128::from(ms) < MIN_PERIOD.as_millis() {
                 return Err(format!("period '{interval}' is too short: at least 1s"));
             }
-            if ms % 1000 != 0 {
+            if !ms.is_multiple_of(1000) {
                 return Err(format!(
                     "period '{interval}' is not a whole number of seconds"
                 ));
