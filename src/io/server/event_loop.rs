@@ -30,6 +30,7 @@ use signal_hook::consts::{SIGHUP, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 
 use super::conn::{Conn, ConnId, Conns};
+use super::plans::PlanBook;
 use super::rsb_conn::RsbConn;
 use super::{Env, Expiry, ServerConfig, ServerError};
 use crate::io::store::Store;
@@ -106,6 +107,7 @@ impl EventLoop {
                 .map_err(failed("pruner"))?;
         }
         let peers = PeerLimits::new(config.max_per_address);
+        let plans = PlanBook::open(&config.root, config.session.read_only, Instant::now());
         Ok(EventLoop {
             poll,
             listener,
@@ -114,6 +116,7 @@ impl EventLoop {
                 config,
                 root,
                 workers,
+                plans,
             },
             conns: Conns::new(),
             timers: Timers::new(),
@@ -175,6 +178,9 @@ impl EventLoop {
                 self.accept_all(now);
             }
             self.fire_timers(now);
+            if self.env.plans.reload_if_changed(now) {
+                self.plans_changed();
+            }
             self.drive_touched(now);
             for line in self.peers.poll_reports(now) {
                 warn!("{line}");
@@ -206,7 +212,21 @@ impl EventLoop {
         if let Some(t) = self.peers.next_report() {
             earliest(t);
         }
+        earliest(self.env.plans.next_check());
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// The plans changed (a hand edit read back, or a `set` by the web
+    /// side): every agent connection is told its plan as it is now (a
+    /// session sends it only if it differs from the one its agent has).
+    pub(super) fn plans_changed(&mut self) {
+        for (id, c) in self.conns.iter_mut() {
+            if let Some(name) = c.agent() {
+                let text = self.env.plans.text_of(name);
+                c.handle_plan(&text);
+                self.touched.push(id);
+            }
+        }
     }
 
     /// Accepts every pending connection (or refuses it as busy).

@@ -13,6 +13,7 @@
 
 mod conn;
 mod event_loop;
+mod plans;
 mod rsb_conn;
 
 use std::fmt;
@@ -100,6 +101,11 @@ pub(super) struct Env {
     pub(super) root: Store,
     /// The pool that commits and verifies off the loop.
     pub(super) workers: Workers,
+    /// `DIR/.rsb-plans`: what each client's agent runs. Here rather than
+    /// on the loop alone because an agent's `Agent` is answered from it
+    /// at once, by its connection's commands; the loop reloads it and
+    /// tells the agents of changes ([`EventLoop`]'s `plans_changed`).
+    pub(super) plans: plans::PlanBook,
 }
 
 /// A server that has everything open and is ready to serve.
