@@ -139,6 +139,23 @@ impl Conn {
         matches!(self, Conn::Web(_))
     }
 
+    /// The client's name when the connection is an agent following its
+    /// plan (the dashboard's "agent connected").
+    pub(super) fn agent(&self) -> Option<&str> {
+        match self {
+            Conn::Rsb(c) if c.session.is_agent() => c.session.name(),
+            Conn::Rsb(_) | Conn::Web(_) => None,
+        }
+    }
+
+    /// The plans changed: `text` is this agent's plan now.
+    pub(super) fn handle_plan(&mut self, text: &[u8]) {
+        match self {
+            Conn::Rsb(c) => c.session.handle_plan(text),
+            Conn::Web(_) => {}
+        }
+    }
+
     /// Its peer's address, and how its authentication went.
     pub(super) fn peer(&self) -> (std::net::IpAddr, AuthOutcome) {
         match self {

@@ -152,7 +152,7 @@ impl EventLoop {
                 max_connections: w.max_connections,
             });
         }
-        let plans = PlanBook::open(&config.root).map_err(ServerError::Plans)?;
+        let plans = PlanBook::open(&config.root, config.session.read_only, Instant::now());
         let mut status = Status::new(crate::io::clock::now_time());
         if let Ok(text) = std::fs::read_to_string(config.root.join(STATUS_FILE)) {
             status.restore_last(crate::server::status::parse_last(&text));
@@ -237,6 +237,9 @@ impl EventLoop {
                 self.accept_web(now);
             }
             self.fire_timers(now);
+            if self.env.plans.borrow_mut().reload_if_changed(now) {
+                self.plans_changed();
+            }
             self.drive_touched(now);
             self.take_actions();
             for line in self.peers.poll_reports(now) {
@@ -277,7 +280,21 @@ impl EventLoop {
         if let Some(t) = self.env.web.as_ref().and_then(|w| w.peers.borrow().next_report()) {
             earliest(t);
         }
+        earliest(self.env.plans.borrow().next_check());
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// The plans changed (a hand edit read back, or a `set` by the web
+    /// side): every agent connection is told its plan as it is now (a
+    /// session sends it only if it differs from the one its agent has).
+    pub(super) fn plans_changed(&mut self) {
+        for (id, c) in self.conns.iter_mut() {
+            if let Some(name) = c.agent() {
+                let text = self.env.plans.borrow().text_of(name);
+                c.handle_plan(&text);
+                self.touched.push(id);
+            }
+        }
     }
 
     /// Accepts every pending connection (or refuses it as busy).

@@ -145,7 +145,11 @@ pub(in crate::io::server) struct Env {
     pub(super) workers: Workers,
     /// What every client is doing and did (the dashboard, `/metrics`).
     pub(super) status: RefCell<Status>,
-    /// The plans agents run (`DIR/.rsb-plans`).
+    /// `DIR/.rsb-plans`: what each client's agent runs. Here rather than
+    /// on the loop alone because an agent's `Agent` is answered from it
+    /// at once, by its connection's commands, and the web interface's
+    /// plan changes are written through it; the loop reloads it and
+    /// tells the agents of changes ([`EventLoop`]'s `plans_changed`).
     pub(super) plans: RefCell<PlanBook>,
     /// The web interface, when `--http` was given.
     pub(super) web: Option<WebEnv>,

@@ -144,6 +144,7 @@ impl WebConn {
             etag: range::etag(size, meta.mtime.secs, meta.mtime.nanos, recorded.unwrap_or(0), ino),
             mtime: meta.mtime.secs,
             size,
+            now: asked.wall.secs,
         };
         let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
         let kind = content_type(name);

@@ -81,8 +81,8 @@ impl WebConn {
         let mut names = env.root.namespaces().unwrap_or_default();
         let plans = env.plans.borrow();
         for n in plans.names() {
-            if !names.contains(&n) {
-                names.push(n);
+            if !names.iter().any(|m| m == n) {
+                names.push(n.to_string());
             }
         }
         names.retain(|n| crate::server::web::auth::may_see(viewer, n));
