@@ -379,3 +379,52 @@ fn cookies() {
     assert_eq!(cookie("", "a"), None);
     assert_eq!(cookie("novalue", "novalue"), None);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes: an answer within bounds, never a panic; a complete
+        /// head never claims more than the buffer or MAX_HEAD.
+        #[test]
+        fn any_bytes_are_partial_complete_or_refused(buf in proptest::collection::vec(any::<u8>(), 0..300)) {
+            match parse_head(&buf) {
+                Parsed::Complete { head_len, .. } => {
+                    prop_assert!(head_len <= buf.len() && head_len <= MAX_HEAD)
+                }
+                Parsed::Bad(b) => prop_assert!([400, 411, 417, 431, 501, 505].contains(&b.status)),
+                Parsed::Partial => prop_assert!(buf.len() < MAX_HEAD),
+            }
+        }
+
+        /// A valid head with arbitrary (valid) header values after it
+        /// parses whole, split anywhere: every prefix is Partial.
+        #[test]
+        fn generated_heads_split_anywhere(
+            value in "[ -~]{0,40}",
+            name in "[A-Za-z][A-Za-z0-9-]{0,20}",
+        ) {
+            let head = format!("GET /x HTTP/1.1\r\nHost: h\r\nX-{name}: {value}\r\n\r\n");
+            let b = head.as_bytes();
+            for n in 0..b.len() {
+                prop_assert_eq!(parse_head(&b[..n]), Parsed::Partial);
+            }
+            let whole = matches!(parse_head(b), Parsed::Complete { head_len, .. } if head_len == b.len());
+            prop_assert!(whole);
+        }
+
+        #[test]
+        fn forms_decode_what_was_encoded(
+            pairs in proptest::collection::vec(("\\PC{0,12}", "\\PC{0,12}"), 0..10),
+        ) {
+            let enc = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+            let got = parse_form(body.join("&").as_bytes()).unwrap();
+            // Pairs with an empty encoding ("=") are kept: only "" is skipped.
+            prop_assert_eq!(got, pairs);
+        }
+    }
+}
