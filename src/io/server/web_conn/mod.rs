@@ -88,6 +88,8 @@ pub(super) struct WebConn {
     /// The last answer is out and the write side shut: until when input
     /// is read and dropped (see [`LINGER`]).
     lingering: Option<Instant>,
+    /// `100 Continue` went out for the request whose body is awaited.
+    continued: bool,
 }
 
 impl WebConn {
@@ -119,6 +121,7 @@ impl WebConn {
             stall,
             statuses: Vec::new(),
             lingering: None,
+            continued: false,
         }
     }
 
@@ -298,8 +301,15 @@ impl WebConn {
                 }
                 let total = head_len.saturating_add(body_len);
                 if self.inbuf.len() < total {
+                    if request.expect_continue && !self.continued {
+                        // curl asks before sending a body over 1 KiB.
+                        self.continued = true;
+                        self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                        return Ok(true);
+                    }
                     return self.read_more(MAX_HEAD + MAX_FORM, now);
                 }
+                self.continued = false;
                 let body: Vec<u8> = self.inbuf.get(head_len..total).unwrap_or_default().to_vec();
                 self.inbuf.drain(..total);
                 if self.inbuf.is_empty() {
