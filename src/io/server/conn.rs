@@ -43,6 +43,9 @@ impl ConnId {
 }
 
 /// One connection, of whichever kind.
+// Backup connections are the many (tests/scale.rs holds 10,000): they stay
+// inline in the slab, and the rarer web connection is boxed.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Conn {
     /// The backup protocol.
     Rsb(RsbConn),

@@ -97,7 +97,6 @@ impl PlanBook {
 
     /// Every name with a plan, in order.
     // The web side (the dashboard's plan form) calls it.
-    #[allow(dead_code)]
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.plans.keys().map(String::as_str)
     }
@@ -111,8 +110,7 @@ impl PlanBook {
     }
 
     /// Changes whenever any plan does (a set, or a hand edit read back).
-    // The web side (the dashboard's plan form) calls it.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
@@ -153,7 +151,6 @@ impl PlanBook {
     /// is kept (its comments are not: the server writes the file whole,
     /// and says so in its header).
     // The web side (the dashboard's plan form) calls it.
-    #[allow(dead_code)]
     pub(crate) fn set(&mut self, name: &str, plan: Option<Plan>) -> Result<(), FsError> {
         let shown = self.path.display().to_string();
         if self.read_only {

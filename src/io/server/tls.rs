@@ -324,6 +324,7 @@ impl TlsSession {
     }
 
     /// The handshake has not finished yet.
+    #[cfg(test)]
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
@@ -336,6 +337,7 @@ impl TlsSession {
 
     /// The protocol agreed by ALPN (`http/1.1`), if the client asked for
     /// one.
+    #[cfg(test)]
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
     }

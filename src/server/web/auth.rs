@@ -71,7 +71,7 @@ impl Guard<'_> {
         if !(known && good) {
             return Access::Refused(name);
         }
-        let admin = self.admins.iter().any(|a| *a == name);
+        let admin = self.admins.contains(&name);
         Access::Granted(Viewer {
             name: Some(name),
             sees_all: admin,
@@ -108,7 +108,7 @@ pub fn basic(header: &str) -> Option<(String, Vec<u8>)> {
 /// for any other character, a wrong length or bits left over.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {

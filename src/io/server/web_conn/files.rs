@@ -119,7 +119,7 @@ impl WebConn {
                     Ok(_) => return self.error_answer(404, "not a regular file"),
                     Err(e) => return self.error_answer(404, &e.short()),
                 };
-                self.send_file(env, asked, file, &path.as_bytes().to_vec());
+                self.send_file(env, asked, file, path.as_bytes());
             }
             Some(EntryKind::Symlink) => self.error_answer(
                 404,

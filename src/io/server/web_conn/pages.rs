@@ -20,6 +20,9 @@ use crate::server::web::route::Query;
 use crate::server::web::{html, metrics, pages, target};
 use crate::store::past::{children_at, version_at};
 
+/// `?at=` as given and the time it names.
+pub(super) type At = (String, Time);
+
 /// Entries a listing shows at most (the rest are counted).
 const MAX_LISTED: usize = 10_000;
 
@@ -228,7 +231,7 @@ impl WebConn {
         name: &str,
         segments: &[Vec<u8>],
         q: &Query,
-    ) -> Option<(View, WirePath, Option<(String, Time)>)> {
+    ) -> Option<(View, WirePath, Option<At>)> {
         let path = match target::wire_path(segments) {
             Ok(p) => p,
             Err(e) => {
