@@ -240,4 +240,4 @@ pub fn link(url: &str, text_html: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
