@@ -277,7 +277,12 @@ impl EventLoop {
         if let Some(t) = self.peers.next_report() {
             earliest(t);
         }
-        if let Some(t) = self.env.web.as_ref().and_then(|w| w.peers.borrow().next_report()) {
+        if let Some(t) = self
+            .env
+            .web
+            .as_ref()
+            .and_then(|w| w.peers.borrow().next_report())
+        {
             earliest(t);
         }
         earliest(self.env.plans.borrow().next_check());
@@ -414,7 +419,10 @@ impl EventLoop {
                         current: measured.current,
                         history: measured.history,
                         entries: measured.entries,
-                        measured: crate::proto::Time { secs: *at, nanos: 0 },
+                        measured: crate::proto::Time {
+                            secs: *at,
+                            nanos: 0,
+                        },
                     };
                     self.env.status.borrow_mut().handle_space(name, space);
                     continue;

@@ -284,7 +284,9 @@ fn open_web(
 ) -> Result<(std::net::TcpListener, Option<Arc<Tls>>), ServerError> {
     let ip = w.ip(config.addr);
     let tls = match &w.tls_files {
-        Some((cert, key)) => Some(Tls::load(cert, key).map_err(|e| ServerError::Tls(e.to_string()))?),
+        Some((cert, key)) => {
+            Some(Tls::load(cert, key).map_err(|e| ServerError::Tls(e.to_string()))?)
+        }
         None if config.session.secrets.is_some() && !ip.is_loopback() => {
             let mut names = vec!["localhost".to_string()];
             if !ip.is_unspecified() {

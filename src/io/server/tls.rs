@@ -31,7 +31,6 @@
 //! caller's `max`, and rustls holds at most one record's worth of
 //! plaintext, so a peer that sends without reading costs nothing more.
 
-
 use std::fmt;
 use std::fs;
 use std::io::{self, BufRead, Read, Write};

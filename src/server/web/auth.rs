@@ -202,10 +202,11 @@ pub fn is_same_origin(
     let want = format!("{scheme}://{host}");
     match (origin, referer) {
         (Some(o), _) => o.eq_ignore_ascii_case(&want),
-        (None, Some(r)) => r
-            .get(..want.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(&want))
-            && matches!(r.as_bytes().get(want.len()), None | Some(b'/')),
+        (None, Some(r)) => {
+            r.get(..want.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(&want))
+                && matches!(r.as_bytes().get(want.len()), None | Some(b'/'))
+        }
         (None, None) => false,
     }
 }
@@ -312,11 +313,36 @@ mod tests {
     #[test]
     fn same_origin() {
         let h = Some("127.0.0.1:8080");
-        assert!(is_same_origin(Some("http://127.0.0.1:8080"), None, h, "http"));
-        assert!(!is_same_origin(Some("http://evil.example"), None, h, "http"));
-        assert!(!is_same_origin(Some("https://127.0.0.1:8080"), None, h, "http"));
-        assert!(is_same_origin(None, Some("http://127.0.0.1:8080/"), h, "http"));
-        assert!(!is_same_origin(None, Some("http://127.0.0.1:80800/"), h, "http"));
+        assert!(is_same_origin(
+            Some("http://127.0.0.1:8080"),
+            None,
+            h,
+            "http"
+        ));
+        assert!(!is_same_origin(
+            Some("http://evil.example"),
+            None,
+            h,
+            "http"
+        ));
+        assert!(!is_same_origin(
+            Some("https://127.0.0.1:8080"),
+            None,
+            h,
+            "http"
+        ));
+        assert!(is_same_origin(
+            None,
+            Some("http://127.0.0.1:8080/"),
+            h,
+            "http"
+        ));
+        assert!(!is_same_origin(
+            None,
+            Some("http://127.0.0.1:80800/"),
+            h,
+            "http"
+        ));
         assert!(!is_same_origin(None, None, h, "http"));
         assert!(!is_same_origin(Some("http://x"), None, None, "http"));
         // An Origin present and foreign wins over a matching Referer.

@@ -198,7 +198,12 @@ mod tests {
     }
 
     fn get(p: &str) -> Result<Route, RouteError> {
-        route(&Method::Get, &segs(p), p.ends_with('/') && p != "/", &Query::default())
+        route(
+            &Method::Get,
+            &segs(p),
+            p.ends_with('/') && p != "/",
+            &Query::default(),
+        )
     }
 
     #[test]
@@ -259,7 +264,12 @@ mod tests {
     #[test]
     fn plans_take_posts_only() {
         assert_eq!(
-            route(&Method::Post, &segs("/plans/laptop"), false, &Query::default()),
+            route(
+                &Method::Post,
+                &segs("/plans/laptop"),
+                false,
+                &Query::default()
+            ),
             Ok(Route::SetPlan {
                 name: Some("laptop".into())
             })

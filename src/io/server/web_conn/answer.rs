@@ -72,9 +72,8 @@ impl WebConn {
             None => {
                 let fresh = auth::hex(&crate::io::random_bytes().unwrap_or([0; 32])[..16]);
                 let secure = if web.tls.is_some() { "; Secure" } else { "" };
-                let header = format!(
-                    "{SESSION_COOKIE}={fresh}; Path=/; HttpOnly; SameSite=Strict{secure}"
-                );
+                let header =
+                    format!("{SESSION_COOKIE}={fresh}; Path=/; HttpOnly; SameSite=Strict{secure}");
                 (fresh, Some(header))
             }
         };
@@ -153,14 +152,22 @@ impl WebConn {
         let mut peers = web.peers.borrow_mut();
         if let Admit::Backoff { wait, log } = peers.admit(ip, now) {
             if log {
-                warn!("{}: web logins refused for {} s: too many failures", self.peer, wait.as_secs().max(1));
+                warn!(
+                    "{}: web logins refused for {} s: too many failures",
+                    self.peer,
+                    wait.as_secs().max(1)
+                );
             }
             drop(peers);
             let secs = wait.as_secs().max(1);
             self.respond(
                 429,
                 vec![("Retry-After", secs.to_string())],
-                error_body(429, "Too many failed logins", &format!("try again in {secs} s")),
+                error_body(
+                    429,
+                    "Too many failed logins",
+                    &format!("try again in {secs} s"),
+                ),
                 true,
             );
             return None;
@@ -213,7 +220,11 @@ impl WebConn {
             RouteError::Method(allow) => self.respond(
                 405,
                 vec![("Allow", allow.to_string())],
-                error_body(405, "Method Not Allowed", &format!("this page takes {allow}")),
+                error_body(
+                    405,
+                    "Method Not Allowed",
+                    &format!("this page takes {allow}"),
+                ),
                 true,
             ),
         }
@@ -239,7 +250,8 @@ impl WebConn {
     /// An error page with `status`.
     pub(super) fn error_answer(&mut self, status: u16, detail: &str) {
         let body = error_body(status, reason(status), detail);
-        let close = status == 400 || status == 408 || status == 413 || status == 431 || status >= 500;
+        let close =
+            status == 400 || status == 408 || status == 413 || status == 431 || status >= 500;
         self.respond(status, Vec::new(), body, close);
     }
 
@@ -320,8 +332,16 @@ impl WebConn {
         }
         let req = asked.req;
         let scheme = if web.tls.is_some() { "https" } else { "http" };
-        if !auth::is_same_origin(req.origin.as_deref(), req.referer.as_deref(), req.host.as_deref(), scheme) {
-            return self.error_answer(403, "the form must come from this server's own page (Origin)");
+        if !auth::is_same_origin(
+            req.origin.as_deref(),
+            req.referer.as_deref(),
+            req.host.as_deref(),
+            scheme,
+        ) {
+            return self.error_answer(
+                403,
+                "the form must come from this server's own page (Origin)",
+            );
         }
         let form = match crate::server::web::request::parse_form(body) {
             Ok(f) => f,
@@ -333,7 +353,12 @@ impl WebConn {
         }
         let name = match name.or_else(|| field("name").map(|n| n.trim().to_string())) {
             Some(n) if crate::proto::is_valid_client_name(&n) => n,
-            _ => return self.error_answer(400, "a client name is 1 to 64 of A-Z a-z 0-9 . _ - (not .rsb-...)"),
+            _ => {
+                return self.error_answer(
+                    400,
+                    "a client name is 1 to 64 of A-Z a-z 0-9 . _ - (not .rsb-...)",
+                )
+            }
         };
         let plan = if field("delete").is_some() {
             None
@@ -359,7 +384,9 @@ impl WebConn {
                     self.peer,
                     if plan.is_some() { "set" } else { "removed" }
                 );
-                env.actions.borrow_mut().push(crate::io::server::LoopAction::PlansChanged);
+                env.actions
+                    .borrow_mut()
+                    .push(crate::io::server::LoopAction::PlansChanged);
                 self.respond_body(303, vec![("Location", "/".to_string())], Vec::new(), false);
             }
             Err(e) => self.error_answer(500, &format!("cannot save the plans: {e}")),

@@ -27,11 +27,11 @@ use crate::io::store::StoredFile;
 use crate::io::worker::Job;
 use crate::proto::EntryKind;
 use crate::server::web::date::format_http_date;
+use crate::server::web::html;
 use crate::server::web::mime::{content_type, disposition};
 use crate::server::web::range::{self, Answer, Validators};
 use crate::server::web::request::Method;
 use crate::server::web::route::Query;
-use crate::server::web::html;
 
 /// Verdicts kept at most (then forgotten all at once: a cache, not a
 /// record).
@@ -141,7 +141,13 @@ impl WebConn {
         let recorded = file.recorded_crc();
         let id: FileId = (dev, ino, size, meta.mtime.secs, meta.mtime.nanos as i64);
         let v = Validators {
-            etag: range::etag(size, meta.mtime.secs, meta.mtime.nanos, recorded.unwrap_or(0), ino),
+            etag: range::etag(
+                size,
+                meta.mtime.secs,
+                meta.mtime.nanos,
+                recorded.unwrap_or(0),
+                ino,
+            ),
             mtime: meta.mtime.secs,
             size,
             now: asked.wall.secs,
@@ -277,13 +283,17 @@ impl WebConn {
                 self.out.push_bytes(head);
             }
             Answer::PreconditionFailed => {
-                let body = super::answer::error_body(412, "Precondition Failed", "the file changed");
+                let body =
+                    super::answer::error_body(412, "Precondition Failed", "the file changed");
                 self.respond_body(412, h, body, false);
             }
             Answer::Unsatisfiable => {
                 h.push(("Content-Range", range::unsatisfied_range(size)));
-                let body =
-                    super::answer::error_body(416, "Range Not Satisfiable", "the range is past the end of the file");
+                let body = super::answer::error_body(
+                    416,
+                    "Range Not Satisfiable",
+                    "the range is past the end of the file",
+                );
                 self.respond_body(416, h, body, false);
             }
         }

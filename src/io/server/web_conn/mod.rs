@@ -30,8 +30,8 @@ mod pages;
 mod tarball;
 
 pub(super) use body::Transport;
-pub(super) use files::FileId;
 use body::{read_into, Drained, Out, SendError};
+pub(super) use files::FileId;
 use files::Pending;
 use tarball::TarStream;
 
@@ -205,7 +205,10 @@ impl WebConn {
         loop {
             let mut progress = false;
             if self.writable && !self.out.is_empty() {
-                match self.out.drain(&self.sock, &mut self.transport, BUDGET - *spent) {
+                match self
+                    .out
+                    .drain(&self.sock, &mut self.transport, BUDGET - *spent)
+                {
                     Ok((how, moved)) => {
                         *spent += moved;
                         if moved > 0 {
@@ -218,9 +221,14 @@ impl WebConn {
                             Drained::Empty => {}
                         }
                     }
-                    Err(SendError::Io(e)) => return Err(format!("write: {}", crate::io::describe(&e))),
+                    Err(SendError::Io(e)) => {
+                        return Err(format!("write: {}", crate::io::describe(&e)))
+                    }
                     Err(SendError::Damaged(why)) => {
-                        log::error!("{}: download cut off: the stored file is damaged: {why}", self.peer);
+                        log::error!(
+                            "{}: download cut off: the stored file is damaged: {why}",
+                            self.peer
+                        );
                         return Err("damaged file".into());
                     }
                 }
@@ -291,8 +299,8 @@ impl WebConn {
     fn next_request(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
         match parse_head(&self.inbuf) {
             Parsed::Complete { request, head_len } => {
-                let body_len = usize::try_from(request.content_length.unwrap_or(0))
-                    .unwrap_or(usize::MAX);
+                let body_len =
+                    usize::try_from(request.content_length.unwrap_or(0)).unwrap_or(usize::MAX);
                 if body_len > MAX_FORM {
                     self.inbuf = Vec::new();
                     self.error_answer(413, "the request body is too large");
@@ -304,7 +312,8 @@ impl WebConn {
                     if request.expect_continue && !self.continued {
                         // curl asks before sending a body over 1 KiB.
                         self.continued = true;
-                        self.out.push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                        self.out
+                            .push_bytes(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
                         return Ok(true);
                     }
                     return self.read_more(MAX_HEAD + MAX_FORM, now);

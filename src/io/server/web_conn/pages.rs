@@ -13,9 +13,7 @@ use crate::io::server::Env;
 use crate::io::store::{History, Namespace, Past};
 use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, Time, WirePath};
-use crate::server::web::model::{
-    Dashboard, FileVersions, ListEntry, Listing, Viewer, VersionRow,
-};
+use crate::server::web::model::{Dashboard, FileVersions, ListEntry, Listing, VersionRow, Viewer};
 use crate::server::web::route::Query;
 use crate::server::web::{html, metrics, pages, target};
 use crate::store::past::{children_at, version_at};
@@ -114,7 +112,11 @@ impl WebConn {
             root: env.config.root.display().to_string(),
             free_bytes: free,
             total_bytes: total,
-            options: if viewer.sees_all { options(env) } else { Vec::new() },
+            options: if viewer.sees_all {
+                options(env)
+            } else {
+                Vec::new()
+            },
             clients,
             errors,
         }
@@ -176,7 +178,11 @@ impl WebConn {
                 entries.push(ListEntry {
                     name: n,
                     kind: item.kind,
-                    size: if item.kind == EntryKind::Dir { 0 } else { item.size },
+                    size: if item.kind == EntryKind::Dir {
+                        0
+                    } else {
+                        item.size
+                    },
                     mtime: item.meta.mtime,
                     mode: item.meta.mode,
                     target: (item.kind == EntryKind::Symlink).then_some(item.target),
@@ -260,7 +266,12 @@ impl WebConn {
 
     /// A 301 to `location` (a path of this server).
     pub(super) fn redirect(&mut self, location: &str) {
-        self.respond_body(301, vec![("Location", location.to_string())], Vec::new(), false);
+        self.respond_body(
+            301,
+            vec![("Location", location.to_string())],
+            Vec::new(),
+            false,
+        );
     }
 }
 
@@ -287,9 +298,14 @@ pub(super) fn missing(path: &WirePath, at: Option<&(String, Time)>) -> String {
 /// takes (`2026-12-01`, `2026-12-01T10:00`, `@EPOCH`, `3d`).
 pub(super) fn parse_at(s: &str, now: i64) -> Result<Time, String> {
     if let Some((secs, nanos)) = s.strip_prefix('@').and_then(|r| r.split_once('.')) {
-        let secs: i64 = secs.parse().map_err(|_| format!("'{}': bad seconds", s.escape_debug()))?;
+        let secs: i64 = secs
+            .parse()
+            .map_err(|_| format!("'{}': bad seconds", s.escape_debug()))?;
         if nanos.len() != 9 || !nanos.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("'{}': nine digits of nanoseconds after the dot", s.escape_debug()));
+            return Err(format!(
+                "'{}': nine digits of nanoseconds after the dot",
+                s.escape_debug()
+            ));
         }
         let nanos: u32 = nanos.parse().map_err(|_| "bad nanoseconds".to_string())?;
         return Ok(Time { secs, nanos });

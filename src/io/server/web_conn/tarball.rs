@@ -86,7 +86,14 @@ impl TarStream {
     }
 
     /// Queues one entry (a directory's also pushes its frame).
-    fn entry(&mut self, out: &mut Out, path: WirePath, phys: WirePath, mut member: Vec<u8>, depth: usize) {
+    fn entry(
+        &mut self,
+        out: &mut Out,
+        path: WirePath,
+        phys: WirePath,
+        mut member: Vec<u8>,
+        depth: usize,
+    ) {
         let ns = &self.view.ns;
         let Ok(st) = ns.lstat(&phys) else {
             // Gone meanwhile: not in the archive.
@@ -156,10 +163,7 @@ impl TarStream {
                 e.link = Some(&item.target);
                 out.push_bytes(entry_header(&e));
             }
-            EntryKind::Fifo
-            | EntryKind::Socket
-            | EntryKind::CharDev
-            | EntryKind::BlockDev => {
+            EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => {
                 if matches!(item.kind, EntryKind::CharDev | EntryKind::BlockDev) {
                     let major = nix::sys::stat::major(item.rdev) as u32;
                     let minor = nix::sys::stat::minor(item.rdev) as u32;
