@@ -5,8 +5,8 @@
 //! range (sendfile), then its padding. Memory is bounded by the depth of
 //! the tree and the widest directory on the current path, never by its
 //! size. Later names of a file stored with several are hard-link entries;
-//! symlinks are entries, never followed; devices, FIFOs and sockets are
-//! entries with their numbers.
+//! symlinks are entries, never followed; devices and FIFOs are entries
+//! with their numbers; sockets, which tar cannot hold, are left out.
 //!
 //! The current tree or the tree at a time, through the same [`View`] the
 //! listings use.
@@ -163,7 +163,9 @@ impl TarStream {
                 e.link = Some(&item.target);
                 out.push_bytes(entry_header(&e));
             }
-            EntryKind::Fifo | EntryKind::Socket | EntryKind::CharDev | EntryKind::BlockDev => {
+            // tar has no type for a socket: it is left out.
+            EntryKind::Socket => {}
+            EntryKind::Fifo | EntryKind::CharDev | EntryKind::BlockDev => {
                 if matches!(item.kind, EntryKind::CharDev | EntryKind::BlockDev) {
                     let major = nix::sys::stat::major(item.rdev) as u32;
                     let minor = nix::sys::stat::minor(item.rdev) as u32;
