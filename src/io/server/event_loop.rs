@@ -645,9 +645,10 @@ impl EventLoop {
     /// Keeps every client's last backup in `DIR/.rsb-status` (a small
     /// file replaced whole by a rename; not made durable: it is the
     /// dashboard's memory, not backup data), so the dashboard has them
-    /// after a restart.
+    /// after a restart. Only a server with a dashboard (`--http`) writes
+    /// it.
     fn save_last_runs(&self) {
-        if self.env.config.session.read_only {
+        if self.env.config.session.read_only || self.env.web.is_none() {
             return;
         }
         let text = crate::server::status::format_last(self.env.status.borrow().last_runs());
