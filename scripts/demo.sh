@@ -1,7 +1,8 @@
 #!/bin/sh
 # The quick start: builds rsb, runs a server on 127.0.0.1 with a temporary
-# store, backs up a small sample tree, lists it, restores it elsewhere and
-# checks that the copy is identical.
+# store and its web interface, backs up a small sample tree, lists it,
+# restores it elsewhere and checks that the copy is identical; then, when
+# curl is installed, downloads a file back through the web interface.
 #
 # usage: scripts/demo.sh
 # The store is kept in $RSB_DEMO_DIR if set, else in a new temporary
@@ -49,7 +50,7 @@ ln -s docs/notes.md "$src/link-to-notes"
 
 # Start the server on an ephemeral port and read the real port from the
 # line it logs once at startup: "... listening on 127.0.0.1:PORT, root ...".
-"$server" -a 127.0.0.1 -p 0 -d "$store" 2>"$log" &
+"$server" -a 127.0.0.1 -p 0 --http 0 -d "$store" 2>"$log" &
 server_pid=$!
 port=
 tries=0
@@ -96,4 +97,12 @@ if [ "$(meta "$src")" != "$(meta "$dest/sample")" ]; then
 	diff "$work/meta.src" "$work/meta.restored" >&2 || true
 	exit 1
 fi
+web=$(sed -n 's/.*web interface on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
+if command -v curl >/dev/null 2>&1; then
+	echo "$prog: curl ${web}files/demo$src/docs/numbers.txt"
+	curl -sSf --max-time 10 -o "$work/numbers.txt" "${web}files/demo$src/docs/numbers.txt"
+	cmp "$src/docs/numbers.txt" "$work/numbers.txt"
+	curl -sSf --max-time 10 -o /dev/null "$web"
+fi
 echo "demo OK: the store is $store (the sample is under $store/demo$src)"
+echo "$prog: the web interface was at $web (the server has stopped)"

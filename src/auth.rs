@@ -57,6 +57,13 @@ impl Key {
             .as_bytes()
     }
 
+    /// True when `secret` is the secret this key was made from (HTTP Basic
+    /// credentials carry the secret itself), in constant time.
+    pub fn is_secret(&self, secret: &[u8]) -> bool {
+        let other = blake3::derive_key(KEY_CONTEXT, secret);
+        blake3::Hash::from(self.0) == other
+    }
+
     /// Checks a client proof, in constant time.
     pub fn is_client_proof(&self, mac: &[u8], name: &str, client: &[u8], server: &[u8]) -> bool {
         is_mac(self.mac(b"rsb client proof", name, client, server), mac)

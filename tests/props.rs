@@ -414,6 +414,10 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                 },
             })
             .boxed(),
+        42 => any::<u32>().prop_map(|id| Frame::Agent { id }).boxed(),
+        43 => vec(any::<u8>(), 0..300)
+            .prop_map(|text| Frame::Plan { text })
+            .boxed(),
         _ => return None,
     })
 }
@@ -471,7 +475,9 @@ fn all_variants(f: &Frame) {
         | Frame::Xattrs { .. }
         | Frame::At { .. }
         | Frame::Versions { .. }
-        | Frame::Version { .. } => {}
+        | Frame::Version { .. }
+        | Frame::Agent { .. }
+        | Frame::Plan { .. } => {}
     }
 }
 

@@ -183,6 +183,7 @@ pub fn client_session(data: &[u8]) {
                     | Event::Failed { .. }
                     | Event::Names { .. }
                     | Event::Version { .. }
+                    | Event::Plan { .. }
                     | Event::Xattrs { .. } => {}
                 }
             }

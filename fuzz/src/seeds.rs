@@ -168,6 +168,10 @@ pub fn every_frame() -> Vec<Frame> {
             secs: 1_700_000_000,
             nanos: 5,
         },
+        Frame::Agent { id: 14 },
+        Frame::Plan {
+            text: b"[t]\npath /srv\nevery 1h\n".to_vec(),
+        },
         Frame::Versions {
             id: 13,
             path: wp("home/f"),

@@ -381,6 +381,12 @@ impl Harness {
                 assert!(!self.aborted, "Abort twice");
                 self.aborted = true;
             }
+            Command::FollowPlan { name } => {
+                assert!(
+                    rsb::proto::is_valid_client_name(name),
+                    "a plan for {name:?}"
+                );
+            }
             Command::Xattrs { path, attrs } => {
                 assert!(!path.is_root() || attrs.len() <= rsb::proto::xattrs::MAX_XATTRS);
                 assert!(attrs
@@ -430,6 +436,15 @@ impl Harness {
                 }
             }
             Command::Commit { id } => self.s.handle_completion(Completion::Committed { id }),
+            Command::FollowPlan { .. } => {
+                self.s.handle_completion(Completion::Plan {
+                    text: b"[n]\npath /x\nwatch 2s\n".to_vec(),
+                });
+                // The loop's news of a change, now and then.
+                if self.rng.one_in(2) {
+                    self.s.handle_plan(b"");
+                }
+            }
             Command::List { id, .. } => {
                 for _ in 0..self.rng.below(3) {
                     self.s.handle_completion(Completion::Listed {

@@ -12,14 +12,14 @@ use log::{error, info, warn};
 use rsb::args::{self, WithValue};
 use rsb::auth::Secrets;
 use rsb::exit;
-use rsb::io::server::{Server, ServerConfig};
+use rsb::io::server::{Server, ServerConfig, WebConfig};
 use rsb::server::session::SessionConfig;
 
 const PROG: &str = "rsb-server";
 /// Longest idle timeout accepted (one year); 0 disables it.
 const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
 const USAGE: &str =
-    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] [--keep SPEC] -d DIR\n       rsb-server -d DIR [--keep SPEC] --prune [--dry-run]";
+    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] [--keep SPEC]\n                  [--http [ADDR:]PORT [--admin NAME]... [--tls-cert FILE --tls-key FILE] [--http-max N]] -d DIR\n       rsb-server -d DIR [--keep SPEC] --prune [--dry-run]";
 
 struct Args {
     config: ServerConfig,
@@ -127,6 +127,31 @@ fn options() -> Options {
         "",
         "dry-run",
         "with --prune: print what would be removed, remove nothing",
+    );
+    o.optopt(
+        "",
+        "http",
+        "serve the web interface on PORT (ADDR: --address's, or 127.0.0.1)",
+        "[ADDR:]PORT",
+    );
+    o.optmulti(
+        "",
+        "admin",
+        "with --secrets: NAME sees every namespace on the web and edits plans",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "tls-cert",
+        "the web interface's TLS certificate chain (PEM)",
+        "FILE",
+    );
+    o.optopt("", "tls-key", "its private key (PEM)", "FILE");
+    o.optopt(
+        "",
+        "http-max",
+        "web connections open at once at most (default 1024)",
+        "N",
     );
     o.optflag("v", "verbose", "log debug messages");
     o.optflag("q", "quiet", "log errors only");
@@ -243,6 +268,10 @@ fn parse() -> Parsed {
         (false, true) => return usage_error("--dry-run goes with --prune"),
         (false, false) => None,
     };
+    let web = match parse_web(&m, secrets.is_some()) {
+        Ok(w) => w,
+        Err(e) => return usage_error(&e),
+    };
     let level = if m.opt_present("q") {
         log::LevelFilter::Error
     } else if m.opt_present("v") {
@@ -266,7 +295,60 @@ fn parse() -> Parsed {
                 ..SessionConfig::default()
             },
             keep,
+            web,
         },
+    }))
+}
+
+/// `--http [ADDR:]PORT` and the options that only go with it.
+fn parse_web(m: &getopts::Matches, secrets: bool) -> Result<Option<WebConfig>, String> {
+    let admins = m.opt_strs("admin");
+    for a in &admins {
+        if !rsb::proto::is_valid_client_name(a) {
+            return Err(format!(
+                "--admin: '{}' is not a client name",
+                a.escape_debug()
+            ));
+        }
+    }
+    let tls_files = match (m.opt_str("tls-cert"), m.opt_str("tls-key")) {
+        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let max = match m.opt_str("http-max").map(|n| n.parse::<usize>()) {
+        None => 1024,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return Err("--http-max: a whole number of at least 1".into()),
+    };
+    let Some(spec) = m.opt_str("http") else {
+        if !admins.is_empty() || tls_files.is_some() || m.opt_present("http-max") {
+            return Err("--admin, --tls-cert, --tls-key and --http-max go with --http".into());
+        }
+        return Ok(None);
+    };
+    if !admins.is_empty() && !secrets {
+        return Err("--admin needs --secrets (names log in with their secret)".into());
+    }
+    let (addr, port) = match spec.rsplit_once(':') {
+        None => (None, spec.as_str()),
+        Some((a, p)) => {
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            match a.parse::<IpAddr>() {
+                Ok(ip) => (Some(ip), p),
+                Err(_) => return Err(format!("--http: '{a}' is not an IP address")),
+            }
+        }
+    };
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("--http: '{port}' is not a port (0 to 65535)"))?;
+    Ok(Some(WebConfig {
+        addr,
+        port,
+        admins,
+        tls_files,
+        max_connections: max,
     }))
 }
 
@@ -365,6 +447,29 @@ fn announce(server: &Server, level: log::LevelFilter) {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
+    if let Some((addr, tls)) = server.web_addr() {
+        let scheme = if tls { "https" } else { "http" };
+        // Printed even with -q, before the line below, which tests wait
+        // for: the web port is known once the server says it listens.
+        if level < log::LevelFilter::Info {
+            eprintln!("{PROG}: web interface on {scheme}://{addr}/");
+        } else {
+            info!("web interface on {scheme}://{addr}/");
+        }
+        if let Some(f) = server.web_fingerprint() {
+            info!("TLS certificate SHA-256 fingerprint {f}");
+        }
+        if config.session.secrets.is_none() {
+            let plans = if addr.ip().is_loopback() {
+                "plans can be changed by anyone on this machine"
+            } else {
+                "nobody can change plans (that needs a loopback address, or --secrets and --admin)"
+            };
+            warn!(
+                "web interface without --secrets: anyone who can reach {addr} can browse and download every namespace; {plans}"
+            );
+        }
+    }
     // Printed even with -q: scripts and tests read the real port from it.
     if level < log::LevelFilter::Info {
         eprintln!(

@@ -55,6 +55,13 @@ pub enum Event {
         /// The entry.
         item: ListItem,
     },
+    /// The plan of the client's name, on an agent connection (the answer
+    /// to `Agent`, and each change): one block of the plans file, empty
+    /// for none.
+    Plan {
+        /// The block's text.
+        text: Vec<u8>,
+    },
     /// One version of a path, in the answer to `Versions` (newest first).
     Version {
         /// The `Versions` request.

@@ -102,6 +102,8 @@ pub struct ClientSession {
     /// Extended attributes for the next file or directory sent
     /// ([`Self::attach_xattrs`]).
     xattrs: Option<Box<Xattrs>>,
+    /// An `Agent` went out: `Plan` frames may come.
+    agent: bool,
 }
 
 impl ClientSession {
@@ -132,6 +134,7 @@ impl ClientSession {
             last_activity: now,
             announced: proto::owners::Announced::new(),
             xattrs: None,
+            agent: false,
         };
         s.push(&Frame::Hello {
             version: proto::VERSION,
@@ -440,6 +443,17 @@ impl ClientSession {
         let id = self.id();
         self.streams.push_back(Pending::Verify(id));
         self.push(&Frame::Verify { id, path });
+        id
+    }
+
+    /// Makes the connection an agent's (or, sent again, keeps it alive):
+    /// the server answers with the plan of the client's name
+    /// ([`Event::Plan`]) and sends it again on each change. Nothing else
+    /// may be asked on this connection afterwards.
+    pub fn send_agent(&mut self) -> u32 {
+        let id = self.id();
+        self.agent = true;
+        self.push(&Frame::Agent { id });
         id
     }
 
@@ -883,6 +897,9 @@ impl ClientSession {
                 self.offer = None;
                 self.wanted = None;
                 self.file(id, path, meta, size, offset, layout);
+            }
+            (State::Ready, Frame::Plan { text }) if self.agent => {
+                self.events.push_back(Event::Plan { text });
             }
             (State::Ready, Frame::Done { id }) => match self.streams.front() {
                 Some(Pending::List(p) | Pending::Restore(p) | Pending::Versions(p)) if *p == id => {

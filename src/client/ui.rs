@@ -67,6 +67,9 @@ pub enum Command {
         /// client's own).
         excludes: Vec<Vec<u8>>,
     },
+    /// Run the plan the server holds for this client's name, and follow
+    /// its changes, until stopped (one-shot only: `HOST [PORT] agent`).
+    Agent,
     /// Show [`HELP`].
     Help,
     /// End the session.
@@ -88,6 +91,7 @@ versions PATH        every version the server holds of PATH, newest first
 watch [--delay SECS] [--rescan SECS] [--exclude PAT]... DIR...
                      back up DIR..., then every change within seconds, until stopped
 verify [PATH]        have the server re-read its copy and report damaged files
+agent                (command line only) run the plan the server holds for this name
 help                 show this list
 quit, exit           end the session";
 
@@ -484,6 +488,7 @@ enum Verb {
     Versions,
     Verify,
     Watch,
+    Agent,
     Help,
     Quit,
     Exit,
@@ -502,6 +507,7 @@ fn command_word(word: &[u8]) -> Option<Verb> {
         b"versions" => Some(Verb::Versions),
         b"verify" => Some(Verb::Verify),
         b"watch" => Some(Verb::Watch),
+        b"agent" => Some(Verb::Agent),
         b"help" => Some(Verb::Help),
         b"quit" => Some(Verb::Quit),
         b"exit" => Some(Verb::Exit),
@@ -518,6 +524,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
         Verb::Versions => "usage: versions PATH",
         Verb::Verify => "usage: verify [PATH]",
         Verb::Watch => "usage: watch [--delay SECS] [--rescan SECS] [--exclude PATTERN]... DIR...",
+        Verb::Agent => "usage: agent",
         Verb::Help => "usage: help",
         Verb::Quit => "usage: quit",
         Verb::Exit => "usage: exit",
@@ -614,6 +621,7 @@ fn build(verb: Verb, args: Vec<OsString>) -> Result<Command, String> {
             rescan: rescan.unwrap_or(WATCH_RESCAN),
             excludes,
         },
+        (Verb::Agent, 0) => Command::Agent,
         (Verb::Help, 0) => Command::Help,
         (Verb::Quit | Verb::Exit, 0) => Command::Quit,
         _ => return Err(usage.to_string()),

@@ -12,6 +12,17 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The wall-clock time now, to the nanosecond.
+pub fn now_time() -> crate::proto::Time {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::proto::Time {
+        secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos(),
+    }
+}
+
 /// The local calendar time of `secs` since the epoch (`localtime_r`,
 /// honouring `TZ`); UTC when the zone cannot say, and the epoch for a
 /// year past an `i32`.

@@ -104,6 +104,15 @@ pub enum Done {
         /// The result.
         result: io::Result<u32>,
     },
+    /// The space one namespace takes (from the measuring thread).
+    Space {
+        /// The namespace.
+        name: String,
+        /// What it takes.
+        measured: super::store::Measured,
+        /// When it was measured (epoch seconds).
+        at: i64,
+    },
     /// Damaged files found so far, and the counts so far.
     Verifying {
         /// Whose.
@@ -134,7 +143,13 @@ pub struct Workers {
     /// hold up the commits queued behind it.
     sweeps: Option<Sender<(String, Namespace)>>,
     threads: Vec<JoinHandle<()>>,
+    /// For threads started later (the space measurer) to report through.
+    done_tx: Sender<Done>,
+    waker: Arc<Waker>,
 }
+
+/// How often the space of every namespace is measured again.
+pub const MEASURE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// A namespace opened this long after its last sweep is swept again.
 pub const RESWEEP: Duration = Duration::from_secs(24 * 3600);
@@ -177,7 +192,23 @@ impl Workers {
             swept: std::cell::RefCell::new(HashMap::new()),
             sweeps: Some(sweep_tx),
             threads,
+            done_tx,
+            waker,
         })
+    }
+
+    /// Starts the thread that measures the space of every namespace of
+    /// `store` (see [`Namespace::measure`]) a few seconds after the start,
+    /// then every [`MEASURE_EVERY`], reporting each as a [`Done::Space`].
+    pub fn start_measurer(&mut self, store: Store) -> io::Result<()> {
+        let stop = self.stop.clone();
+        let (done, waker) = (self.done_tx.clone(), self.waker.clone());
+        self.threads.push(
+            std::thread::Builder::new()
+                .name("rsb-space".into())
+                .spawn(move || measurer(&store, &done, &waker, &stop))?,
+        );
+        Ok(())
     }
 
     /// Starts the thread that applies the retention policy `keep` to every
@@ -314,6 +345,34 @@ fn pruner(store: &Store, keep: &Keep, stop: &AtomicBool) {
         while !stopped() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+fn measurer(store: &Store, done: &Sender<Done>, waker: &Waker, stop: &AtomicBool) {
+    let stopped = || stop.load(Ordering::Relaxed);
+    let mut wait = Duration::from_secs(2);
+    loop {
+        let until = Instant::now() + wait;
+        while !stopped() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if stopped() {
+            return;
+        }
+        for name in store.namespaces().unwrap_or_default() {
+            let Ok(ns) = store.existing_namespace(&name) else {
+                continue;
+            };
+            let Some(measured) = ns.measure(&stopped) else {
+                return;
+            };
+            let at = super::clock::now_secs();
+            if done.send(Done::Space { name, measured, at }).is_err() {
+                return;
+            }
+            let _ = waker.wake();
+        }
+        wait = MEASURE_EVERY;
     }
 }
 

@@ -214,6 +214,10 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
             },
         },
         Kind::Commit => Frame::Commit { id: r.u32("id")? },
+        Kind::Agent => Frame::Agent { id: r.u32("id")? },
+        Kind::Plan => Frame::Plan {
+            text: r.bytes("text")?,
+        },
         Kind::Closed => {
             let id = r.u32("id")?;
             let path = r.path()?;
@@ -717,7 +721,9 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.bytes(name);
             }
         }
+        Frame::Plan { text } => w.bytes(text),
         Frame::Commit { id }
+        | Frame::Agent { id }
         | Frame::Committed { id }
         | Frame::Done { id }
         | Frame::Skip { id } => w.u32(*id),

@@ -358,6 +358,19 @@ pub enum Frame {
         /// The path.
         path: WirePath,
     },
+    /// Client: this connection follows the plan of the client's name:
+    /// answered at once by a `Plan`, and by another each time the plan
+    /// changes. Sent again as a keepalive (see [`crate::proto`]).
+    Agent {
+        /// Request id.
+        id: u32,
+    },
+    /// Server: the plan of the client's name, as the text of one block of
+    /// the plans file ([`crate::server::plans`]); empty: no plan.
+    Plan {
+        /// The block's text.
+        text: Vec<u8>,
+    },
     /// Server: one version, in the answer to `Versions`.
     Version {
         /// Id of the `Versions`.

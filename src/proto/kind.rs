@@ -150,6 +150,10 @@ kinds! {
     Versions = 40, Client, body: false;
     /// One version, in the answer to `Versions`.
     Version = 41, Server, body: false;
+    /// The client runs the plan of its name: send it, and on each change.
+    Agent = 42, Client, body: false;
+    /// The plan of the client's name (empty text: none).
+    Plan = 43, Server, body: false;
 }
 
 impl Kind {

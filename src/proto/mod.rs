@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 4
+//! # Protocol, version 5
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -248,6 +248,23 @@
 //!   `Done`. `held` is the bytes history holds for the asked path (the
 //!   distinct kept inodes beneath it), the same in every one.
 //!
+//! ## Agents (version 5)
+//! * `Agent` (id; kind 42): this connection follows the plan the server
+//!   holds for the client's name (with `--secrets`, the name it proved).
+//!   The server answers at once with `Plan` (text: bytes; kind 43), the
+//!   plan as one block of the plans file (see [`crate::server::plans`]),
+//!   empty when there is none, and sends another `Plan` each time that
+//!   plan changes (to another plan, or to none). Once a connection sent
+//!   `Agent`, any other request on it is a protocol error: backups go on
+//!   connections of their own.
+//! * Keepalive: an agent sends `Agent` again (a new id) every
+//!   [`AGENT_PING`]; each is answered with the current `Plan` (the same
+//!   text, which the agent ignores). The server's idle timeout for an
+//!   agent connection is at least [`AGENT_IDLE`] (three pings), so an
+//!   agent that vanished is closed and one that is alive is kept whatever
+//!   `--idle-timeout` says; the client learns of a vanished server by
+//!   TCP keepalive and by a ping that gets no answer.
+//!
 //! A request that fails as a whole (missing path, read-only server) gets
 //! `Failed`, followed by `Done` for `List` and `Restore`. A protocol
 //! violation gets `Error` and the connection is closed.
@@ -268,8 +285,14 @@ pub use frame::{
 pub use kind::Kind;
 pub use path::{PathError, WirePath};
 
+/// How often an agent sends `Agent` again as a keepalive.
+pub const AGENT_PING: std::time::Duration = std::time::Duration::from_secs(60);
+/// The server closes an agent connection silent for this long (the idle
+/// timeout of an agent, whatever `--idle-timeout` is, unless that is off).
+pub const AGENT_IDLE: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.

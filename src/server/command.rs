@@ -214,6 +214,12 @@ pub enum Command {
     },
     /// Drop everything staged and not committed (the connection is ending).
     Abort,
+    /// The connection is an agent of `name`: look its plan up and report
+    /// it with [`Completion::Plan`] (the answer to an `Agent`).
+    FollowPlan {
+        /// The client's name (the one it authenticated as, with secrets).
+        name: String,
+    },
 }
 
 /// What a `Verify` found, for its `Verified` answer.
@@ -240,6 +246,12 @@ pub struct VerifyCounts {
 /// piece by piece, in order, and a harness drives them the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
+    /// The plan [`Command::FollowPlan`] asked for: one block of the plans
+    /// file, empty for none.
+    Plan {
+        /// The block's text.
+        text: Vec<u8>,
+    },
     /// [`Command::OpenNamespace`] failed: the connection ends with this
     /// message.
     NamespaceFailed {

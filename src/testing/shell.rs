@@ -127,6 +127,9 @@ pub struct FakeShell {
     /// Parts kept from interrupted transfers: path and bytes. A manifest
     /// listing such a file is answered with a resume from their length.
     pub partials: BTreeMap<WirePath, Vec<u8>>,
+    /// Plans by client name, as `Plan` frames carry them: what a
+    /// `FollowPlan` answers.
+    pub plans: BTreeMap<String, Vec<u8>>,
     /// Files kept and not yet committed.
     staged: Vec<(WirePath, Vec<u8>)>,
     incoming: Option<Incoming>,
@@ -194,6 +197,9 @@ impl FakeShell {
                     Verdict::Discard(message) => done(Completion::Failed { id, path, message }),
                 }
             }
+            Command::FollowPlan { name } => done(Completion::Plan {
+                text: self.plans.get(&name).cloned().unwrap_or_default(),
+            }),
             Command::Commit { id } => {
                 self.stored.extend(self.staged.drain(..));
                 done(Completion::Committed { id })

@@ -69,6 +69,18 @@ pub enum NetError {
 }
 
 impl NetError {
+    /// True for an error that waiting will not mend: the server refused
+    /// the client's secret, name or protocol, or the loop itself failed.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            NetError::Auth { .. } | NetError::Local(_) => true,
+            NetError::Refused { code, .. } => {
+                matches!(code, ErrorCode::Version | ErrorCode::BadName)
+            }
+            _ => false,
+        }
+    }
+
     /// The error for a session that ended (`None`: it ended without
     /// saying why, which the session never does).
     pub fn from_session(server: &str, e: Option<&SessionError>) -> NetError {

@@ -35,6 +35,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::conn::{Conn, Remote, Stepped};
 use super::error::NetError;
 use super::inotify::Watcher;
+use super::plan_conn::PlanSource;
 use crate::client::rate::Bucket;
 use crate::client::session::{ClientSession, Event};
 use crate::io::transfer::{BodyReceiver, BodySender};
@@ -48,8 +49,10 @@ pub const SERVER: Token = Token(1);
 pub const INOTIFY: Token = Token(2);
 /// The prompt's lines, read by a thread ([`Lines`]).
 pub const STDIN: Token = Token(3);
+/// An agent's plan connection ([`PlanSource`]).
+pub const PLAN: Token = Token(4);
 /// Tokens in use; the next source takes this one.
-const TOKENS: usize = 4;
+const TOKENS: usize = 5;
 
 /// The prompt's input: a thread reads stdin line by line (a blocking read,
 /// so stdin's own flags are never changed) and hands each line to the loop
@@ -104,6 +107,9 @@ pub enum Timer {
     /// `--bwlimit`: the bucket holds bytes to move again
     /// ([`Bucket::ready_at`]); set only after a step it held back.
     Rate,
+    /// An agent's plan connection: its keepalive, its handshake's or its
+    /// ping's deadline, or its reconnection ([`PlanSource::deadline`]).
+    Plan,
 }
 
 /// Deadlines by [`Timer`]; a handful at most, so a small vector.
@@ -264,6 +270,8 @@ pub struct EventLoop {
     watcher: Option<Watcher>,
     /// The prompt's lines, once the prompt reads them.
     lines: Option<Lines>,
+    /// An agent's plan connection, while `agent` runs.
+    plan: Option<PlanSource>,
 }
 
 impl EventLoop {
@@ -275,6 +283,7 @@ impl EventLoop {
             server: None,
             watcher: None,
             lines: None,
+            plan: None,
         })
     }
 
@@ -331,6 +340,25 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Makes `plan` a source of the loop: from now on every wait, a
+    /// command's too, reads what its connection brings.
+    pub fn start_agent(&mut self, plan: PlanSource) {
+        self.reactor.take_ready(PLAN);
+        self.plan = Some(plan);
+    }
+
+    /// The agent's plan connection, while `agent` runs.
+    pub fn plan(&mut self) -> Option<&mut PlanSource> {
+        self.plan.as_mut()
+    }
+
+    /// True when the agent's plan connection brought news (another plan,
+    /// or a refusal): a watch or a run of `--every` ends between batches
+    /// so the agent can act on it.
+    pub fn plan_news(&self) -> bool {
+        self.plan.as_ref().is_some_and(PlanSource::has_news)
+    }
+
     /// The watcher, while a watch runs.
     pub fn watcher(&mut self) -> Option<&mut Watcher> {
         self.watcher.as_mut()
@@ -360,9 +388,22 @@ impl EventLoop {
         self.reactor.timers.set(Timer::Session, None);
         self.reactor.timers.set(Timer::Tick, None);
         self.reactor.timers.set(Timer::Driver, until);
+        let plan_at = self.plan.as_ref().and_then(|p| p.deadline(true));
+        self.reactor.timers.set(Timer::Plan, plan_at);
         self.reactor.turn(now)?;
         self.reactor.timers.set(Timer::Driver, None);
+        self.reactor.timers.set(Timer::Plan, None);
         drain_watcher(&mut self.reactor, self.watcher.as_mut(), more);
+        // No command runs: the plan connection may be made again here.
+        let ready = self.reactor.take_ready(PLAN);
+        if let Some(p) = self.plan.as_mut() {
+            p.drive(
+                self.reactor.registry(),
+                ready.readable,
+                ready.writable,
+                true,
+            );
+        }
         if self.reactor.interrupted() {
             return Err(NetError::Interrupted);
         }
@@ -437,6 +478,7 @@ impl EventLoop {
                 conn,
                 reactor: &mut self.reactor,
                 watcher: self.watcher.as_mut(),
+                plan: self.plan.as_mut(),
             }),
             None => Err(NetError::Lost {
                 server: remote.shown(),
@@ -464,6 +506,7 @@ impl EventLoop {
             conn,
             reactor: &mut self.reactor,
             watcher: self.watcher.as_mut(),
+            plan: self.plan.as_mut(),
         }
         .await_welcome();
         if r.is_err() {
@@ -480,6 +523,9 @@ pub struct Link<'a> {
     reactor: &'a mut Reactor,
     /// Watch mode's watcher: its events are read at every wait.
     watcher: Option<&'a mut Watcher>,
+    /// An agent's plan connection: read at every wait too (never made
+    /// again within a command: that waits for the agent's next idle wait).
+    plan: Option<&'a mut PlanSource>,
 }
 
 impl Link<'_> {
@@ -572,8 +618,21 @@ impl Link<'_> {
             Some(now + if more { Duration::ZERO } else { TICK }),
         );
         timers.set(Timer::Rate, refill);
+        timers.set(
+            Timer::Plan,
+            self.plan.as_deref().and_then(|p| p.deadline(false)),
+        );
         self.reactor.turn(now)?;
         drain_watcher(self.reactor, self.watcher.as_deref_mut(), more);
+        let ready = self.reactor.take_ready(PLAN);
+        if let Some(p) = self.plan.as_deref_mut() {
+            p.drive(
+                self.reactor.registry(),
+                ready.readable,
+                ready.writable,
+                false,
+            );
+        }
         if refill.is_some() {
             // Only a due timer (the refill, the tick, the session's) or a
             // signal ends a throttled wait; the watcher is read meanwhile.

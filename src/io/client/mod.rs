@@ -11,6 +11,7 @@
 //! groups ([`owners`]), and what the user sees on
 //! stderr ([`report`]). Typed connection errors are in [`error`].
 
+pub mod agent;
 pub mod backup;
 pub mod conn;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod inotify;
 pub mod list;
 pub mod marker;
 pub mod owners;
+pub mod plan_conn;
 pub mod report;
 pub mod restore;
 pub mod verify;
@@ -128,6 +130,12 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
         if let Some(text) = time_arg(&cmd) {
             time_of(text).map_err(UsageError)?;
         }
+        if client.config.every.is_some() && cmd == Command::Agent {
+            return Err(UsageError(
+                "--every repeats a command; agent runs the plan the server holds (its schedule is the plan's)"
+                    .into(),
+            ));
+        }
         if client.config.every.is_some() && matches!(cmd, Command::Watch { .. }) {
             return Err(UsageError(
                 "--every repeats a command; watch runs until stopped (its rescans are --rescan)"
@@ -138,7 +146,8 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
     };
     // Connect first: a wrong host or port fails at once. A long-running
     // client (watch, --every) only fails for what waiting will not mend.
-    let long_running = client.config.every.is_some() || matches!(cmd, Some(Command::Watch { .. }));
+    let long_running = client.config.every.is_some()
+        || matches!(cmd, Some(Command::Watch { .. } | Command::Agent));
     if let Err(e) = client.lp.link(&client.config.remote) {
         eprintln!("{PROG}: {e}");
         if !long_running || watch::is_fatal(&e) {
@@ -148,6 +157,7 @@ pub fn run(config: Config) -> Result<i32, UsageError> {
     match cmd {
         None => Ok(client.prompt()),
         Some(cmd) if client.config.every.is_some() => Ok(client.every(cmd)),
+        Some(Command::Agent) => Ok(client.agent()),
         Some(cmd) => Ok(match client.command(cmd) {
             Ok(()) => client.status,
             Err(e) => {
@@ -326,6 +336,23 @@ impl Client {
         exit::OK
     }
 
+    /// Runs `agent` until SIGINT or SIGTERM (status 0) or a fatal refusal
+    /// (status 2).
+    fn agent(&mut self) -> i32 {
+        self.busy = true;
+        self.lp.set_idle(false);
+        let opts = agent::AgentOptions {
+            quiet: self.config.quiet,
+            one_file_system: self.config.one_file_system,
+            excludes: self.config.excludes.clone(),
+            bwlimit: self.config.bwlimit,
+        };
+        let status = agent::run(&mut self.lp, &self.config.remote, &opts);
+        self.busy = false;
+        self.lp.set_idle(true);
+        status
+    }
+
     /// Runs `watch` until SIGINT or SIGTERM. A usage problem (a path that
     /// is not a directory) is an error line and status 2; a fatal refusal
     /// is the command's error.
@@ -424,6 +451,12 @@ impl Client {
                 return Ok(());
             }
             Command::Quit => return Ok(()),
+            Command::Agent => {
+                // At the prompt: it would never give the prompt back.
+                eprintln!("{PROG}: agent runs as a command of its own: rsb-client [-n NAME] HOST [PORT] agent");
+                self.status = exit::worse(self.status, exit::PARTIAL);
+                return Ok(());
+            }
             Command::Watch {
                 paths,
                 delay,

@@ -554,6 +554,7 @@ fn receive(
                 | Event::Committed { .. }
                 | Event::ListEntry { .. }
                 | Event::Version { .. }
+                | Event::Plan { .. }
                 | Event::Need { .. }
                 | Event::Verified { .. }
                 | Event::Progress { .. } => {}

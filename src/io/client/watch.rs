@@ -29,7 +29,6 @@ use super::walk::{self, Depth, Root, WalkOptions};
 use crate::client::schedule::Backoff;
 use crate::client::ui;
 use crate::client::watch::{parent, Change, Debouncer, Limits, Target};
-use crate::proto::ErrorCode;
 
 /// How a watch runs.
 pub struct WatchOptions {
@@ -46,11 +45,7 @@ pub struct WatchOptions {
 /// True for an error that waiting will not mend: the server refused the
 /// client's secret, name or protocol, or the loop itself failed.
 pub fn is_fatal(e: &NetError) -> bool {
-    match e {
-        NetError::Auth { .. } | NetError::Local(_) => true,
-        NetError::Refused { code, .. } => matches!(code, ErrorCode::Version | ErrorCode::BadName),
-        _ => false,
-    }
+    e.is_fatal()
 }
 
 /// A number for the backoff's jitter.
@@ -130,6 +125,9 @@ pub enum Stopped {
     Signal,
     /// `quit` (or `exit`) typed at the prompt.
     Quit,
+    /// An agent's plan connection brought news (another plan): the agent
+    /// starts what it says.
+    Plan,
 }
 
 /// Runs `watch` on `paths` until a signal, or `quit` at the prompt:
@@ -251,6 +249,10 @@ fn run(
     loop {
         if lp.interrupted() {
             return Ok((total, Stopped::Signal));
+        }
+        // Between batches: a batch in flight is finished first.
+        if lp.plan_news() {
+            return Ok((total, Stopped::Plan));
         }
         let now = Instant::now();
         if next_look.is_some_and(|t| t <= now) {

@@ -1,6 +1,6 @@
 //! The connections the server's loop holds, by kind, and the ids that name
-//! them. A kind is one variant of [`Conn`]: today the backup protocol
-//! ([`RsbConn`]); the web interface will be the second. The loop talks to a
+//! them. A kind is one variant of [`Conn`]: the backup protocol
+//! ([`RsbConn`]) and the web interface ([`WebConn`]). The loop talks to a
 //! connection only through [`Conn`]'s methods, so a new kind touches this
 //! file and its own, not the loop. Owns no protocol logic.
 
@@ -10,6 +10,7 @@ use mio::{Registry, Token};
 use slab::Slab;
 
 use super::rsb_conn::RsbConn;
+use super::web_conn::WebConn;
 use super::{Env, Expiry};
 use crate::io::worker::{Done, Ticket};
 use crate::server::peers::AuthOutcome;
@@ -42,9 +43,15 @@ impl ConnId {
 }
 
 /// One connection, of whichever kind.
+// Backup connections are the many (tests/scale.rs holds 10,000): they stay
+// inline in the slab, and the rarer web connection is boxed.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Conn {
     /// The backup protocol.
     Rsb(RsbConn),
+    /// The web interface (boxed: the slab's slots are as big as the
+    /// largest kind, and backup connections are the many).
+    Web(Box<WebConn>),
 }
 
 impl Conn {
@@ -52,6 +59,7 @@ impl Conn {
     pub(super) fn ticket(&self) -> Ticket {
         match self {
             Conn::Rsb(c) => c.ticket,
+            Conn::Web(c) => c.ticket,
         }
     }
 
@@ -59,6 +67,7 @@ impl Conn {
     pub(super) fn armed(&self) -> Option<Instant> {
         match self {
             Conn::Rsb(c) => c.armed,
+            Conn::Web(c) => c.armed,
         }
     }
 
@@ -66,6 +75,7 @@ impl Conn {
     pub(super) fn set_armed(&mut self, at: Option<Instant>) {
         match self {
             Conn::Rsb(c) => c.armed = at,
+            Conn::Web(c) => c.armed = at,
         }
     }
 
@@ -73,6 +83,7 @@ impl Conn {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self {
             Conn::Rsb(c) => c.deadline(),
+            Conn::Web(c) => c.deadline(),
         }
     }
 
@@ -80,6 +91,7 @@ impl Conn {
     pub(super) fn handle_deadline(&mut self, now: Instant) -> Expiry {
         match self {
             Conn::Rsb(c) => c.handle_deadline(now),
+            Conn::Web(c) => c.handle_deadline(now),
         }
     }
 
@@ -87,6 +99,7 @@ impl Conn {
     pub(super) fn handle_readiness(&mut self, readable: bool, writable: bool) {
         match self {
             Conn::Rsb(c) => c.handle_readiness(readable, writable),
+            Conn::Web(c) => c.handle_readiness(readable, writable),
         }
     }
 
@@ -94,13 +107,15 @@ impl Conn {
     pub(super) fn handle_shutdown(&mut self) {
         match self {
             Conn::Rsb(c) => c.session.handle_shutdown(),
+            Conn::Web(c) => c.handle_shutdown(),
         }
     }
 
     /// A worker's result for it.
-    pub(super) fn handle_done(&mut self, done: Done, now: Instant) {
+    pub(super) fn handle_done(&mut self, env: &Env, done: Done, now: Instant) {
         match self {
             Conn::Rsb(c) => c.handle_done(done, now),
+            Conn::Web(c) => c.handle_done(env, done),
         }
     }
 
@@ -109,14 +124,38 @@ impl Conn {
     pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
         match self {
             Conn::Rsb(c) => c.drive(env, now),
+            Conn::Web(c) => c.drive(env, now),
         }
     }
 
     /// Deregisters and drops it, logging why (a failed authentication
     /// only when `log_auth`: the rest of a burst is counted).
-    pub(super) fn close(self, registry: &Registry, reason: &str, log_auth: bool) {
+    pub(super) fn close(self, env: &Env, registry: &Registry, reason: &str, log_auth: bool) {
         match self {
             Conn::Rsb(c) => c.close(registry, reason, log_auth),
+            Conn::Web(c) => c.close(env, registry, reason),
+        }
+    }
+
+    /// True for a web connection.
+    pub(super) fn is_web(&self) -> bool {
+        matches!(self, Conn::Web(_))
+    }
+
+    /// The client's name when the connection is an agent following its
+    /// plan (the dashboard's "agent connected").
+    pub(super) fn agent(&self) -> Option<&str> {
+        match self {
+            Conn::Rsb(c) if c.session.is_agent() => c.session.name(),
+            Conn::Rsb(_) | Conn::Web(_) => None,
+        }
+    }
+
+    /// The plans changed: `text` is this agent's plan now.
+    pub(super) fn handle_plan(&mut self, text: &[u8]) {
+        match self {
+            Conn::Rsb(c) => c.session.handle_plan(text),
+            Conn::Web(_) => {}
         }
     }
 
@@ -133,6 +172,7 @@ impl Conn {
                 };
                 (c.peer.ip(), auth)
             }
+            Conn::Web(c) => (c.peer.ip(), AuthOutcome::None),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The server's event loop: one thread, one `mio::Poll`, and an
-//! [`EventLoop`] that owns everything the loop touches: the listener, the
+//! [`EventLoop`] that owns everything the loop touches: the listeners (the
+//! backup protocol's and, with `--http`, the web interface's), the
 //! signals, the workers and their waker, every connection ([`Conns`]), the
 //! deadline heap and the shutdown state. Each turn it waits for readiness
 //! (or the next deadline), accepts, takes worker results back, fires due
@@ -29,9 +30,16 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGXFSZ};
 use signal_hook_mio::v1_0::Signals;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::conn::{Conn, ConnId, Conns};
+use super::plans::PlanBook;
 use super::rsb_conn::RsbConn;
-use super::{Env, Expiry, ServerConfig, ServerError};
+use super::tls::Tls;
+use super::web_conn::{Transport, WebConn};
+use super::{Env, Expiry, LoopAction, ServerConfig, ServerError, WebEnv};
 use crate::io::store::Store;
 use crate::io::timers::Timers;
 use crate::io::worker::{Done, Ticket, Workers};
@@ -39,11 +47,18 @@ use crate::proto;
 use crate::proto::ErrorCode;
 use crate::server::peers::{Admit, PeerLimits};
 use crate::server::session::ServerSession;
+use crate::server::status::Status;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 /// The workers' wake-up call.
 const WAKER: Token = Token(usize::MAX - 3);
+/// The last backup of each client, beside the namespaces.
+const STATUS_FILE: &str = ".rsb-status";
+/// The web interface's listener.
+const WEB_LISTENER: Token = Token(usize::MAX - 4);
+/// The answer to a web connection beyond `--http-max`.
+const WEB_BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nRetry-After: 5\r\nConnection: close\r\n\r\nserver busy\n";
 /// Threads that commit and verify off the loop.
 const WORKERS: usize = 4;
 /// A loop turn longer than this is logged: something blocked the loop.
@@ -60,6 +75,8 @@ type TimerKey = (ConnId, u64);
 pub(super) struct EventLoop {
     poll: Poll,
     listener: TcpListener,
+    /// The web interface's listener, with `--http`.
+    web_listener: Option<TcpListener>,
     signals: Signals,
     /// The root, the options and the workers: what connections use.
     env: Env,
@@ -80,12 +97,13 @@ pub(super) struct EventLoop {
 }
 
 impl EventLoop {
-    /// Registers the listener and the signals and starts the workers.
+    /// Registers the listeners and the signals and starts the workers.
     pub(super) fn new(
         config: ServerConfig,
         root: Store,
         listener: std::net::TcpListener,
         mut signals: Signals,
+        web: Option<(std::net::TcpListener, Option<Arc<Tls>>)>,
     ) -> Result<EventLoop, ServerError> {
         let failed = |op| move |error| ServerError::Loop { op, error };
         let poll = Poll::new().map_err(failed("poll"))?;
@@ -105,15 +123,53 @@ impl EventLoop {
                 .start_pruner(store, config.keep)
                 .map_err(failed("pruner"))?;
         }
+        if web.is_some() {
+            let store = Store::open(&config.root).map_err(ServerError::Root)?;
+            workers.start_measurer(store).map_err(failed("measurer"))?;
+        }
         let peers = PeerLimits::new(config.max_per_address);
+        let mut web_listener = None;
+        let mut web_env = None;
+        if let Some((l, tls)) = web {
+            let addr = l.local_addr().map_err(failed("web listener"))?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, WEB_LISTENER, Interest::READABLE)
+                .map_err(failed("register web listener"))?;
+            web_listener = Some(l);
+            let csrf_key = crate::io::random_bytes().map_err(failed("getrandom"))?;
+            let w = config.web.clone().unwrap_or_default();
+            web_env = Some(WebEnv {
+                addr,
+                loopback: addr.ip().is_loopback(),
+                admins: w.admins,
+                tls,
+                csrf_key,
+                // Connections are not limited per address here: only
+                // failed logins are counted.
+                peers: RefCell::new(PeerLimits::new(0)),
+                verdicts: RefCell::new(HashMap::new()),
+                max_connections: w.max_connections,
+            });
+        }
+        let plans = PlanBook::open(&config.root, config.session.read_only, Instant::now());
+        let mut status = Status::new(crate::io::clock::now_time());
+        if let Ok(text) = std::fs::read_to_string(config.root.join(STATUS_FILE)) {
+            status.restore_last(crate::server::status::parse_last(&text));
+        }
         Ok(EventLoop {
             poll,
             listener,
+            web_listener,
             signals,
             env: Env {
                 config,
                 root,
                 workers,
+                status: RefCell::new(status),
+                plans: RefCell::new(plans),
+                web: web_env,
+                actions: RefCell::new(Vec::new()),
             },
             conns: Conns::new(),
             timers: Timers::new(),
@@ -157,6 +213,11 @@ impl EventLoop {
                             self.accept_all(now);
                         }
                     }
+                    WEB_LISTENER => {
+                        if self.shutdown_at.is_none() {
+                            self.accept_web(now);
+                        }
+                    }
                     WAKER => self.take_done(now),
                     SIGNALS => self.handle_signals(now),
                     token => {
@@ -173,11 +234,21 @@ impl EventLoop {
             }
             if self.shutdown_at.is_none() && self.accept_retry_at.is_some_and(|t| t <= now) {
                 self.accept_all(now);
+                self.accept_web(now);
             }
             self.fire_timers(now);
+            if self.env.plans.borrow_mut().reload_if_changed(now) {
+                self.plans_changed();
+            }
             self.drive_touched(now);
+            self.take_actions();
             for line in self.peers.poll_reports(now) {
                 warn!("{line}");
+            }
+            if let Some(w) = self.env.web.as_ref() {
+                for line in w.peers.borrow_mut().poll_reports(now) {
+                    warn!("web: {line}");
+                }
             }
             self.log_turn(now);
             if self.is_shut_down(now) {
@@ -206,7 +277,29 @@ impl EventLoop {
         if let Some(t) = self.peers.next_report() {
             earliest(t);
         }
+        if let Some(t) = self
+            .env
+            .web
+            .as_ref()
+            .and_then(|w| w.peers.borrow().next_report())
+        {
+            earliest(t);
+        }
+        earliest(self.env.plans.borrow().next_check());
         next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// The plans changed (a hand edit read back, or a `set` by the web
+    /// side): every agent connection is told its plan as it is now (a
+    /// session sends it only if it differs from the one its agent has).
+    pub(super) fn plans_changed(&mut self) {
+        for (id, c) in self.conns.iter_mut() {
+            if let Some(name) = c.agent() {
+                let text = self.env.plans.borrow().text_of(name);
+                c.handle_plan(&text);
+                self.touched.push(id);
+            }
+        }
     }
 
     /// Accepts every pending connection (or refuses it as busy).
@@ -227,15 +320,14 @@ impl EventLoop {
             };
             let _ = sock.set_nodelay(true);
             let config = &self.env.config;
-            if self.conns.len() >= config.max_clients {
-                let mut s = ServerSession::busy(config.session.clone(), now, self.conns.len());
+            // Web connections have their own limit (`--http-max`).
+            let clients = self.conns.len() - self.env.status.borrow().counters.web_open as usize;
+            if clients >= config.max_clients {
+                let mut s = ServerSession::busy(config.session.clone(), now, clients);
                 let _ = (&sock).write(s.poll_transmit());
                 s.handle_sent(usize::MAX);
                 if self.peers.refused(peer.ip(), now) {
-                    warn!(
-                        "{peer}: refused: server busy ({} clients connected)",
-                        self.conns.len()
-                    );
+                    warn!("{peer}: refused: server busy ({clients} clients connected)");
                 }
                 continue;
             }
@@ -303,7 +395,10 @@ impl EventLoop {
                 Ok(Conn::Rsb(RsbConn::new(sock, peer, ticket, session)))
             });
             match added {
-                Ok(id) => self.touched.push(id),
+                Ok(id) => {
+                    self.env.status.borrow_mut().counters.rsb_accepted += 1;
+                    self.touched.push(id);
+                }
                 Err(()) => {
                     self.peers
                         .closed(peer.ip(), now, crate::server::peers::AuthOutcome::None);
@@ -319,10 +414,32 @@ impl EventLoop {
                 Done::Committed { ticket, .. }
                 | Done::Verifying { ticket, .. }
                 | Done::Crc { ticket, .. } => *ticket,
+                Done::Space { name, measured, at } => {
+                    let space = crate::server::web::model::Space {
+                        current: measured.current,
+                        history: measured.history,
+                        entries: measured.entries,
+                        measured: crate::proto::Time {
+                            secs: *at,
+                            nanos: 0,
+                        },
+                    };
+                    self.env.status.borrow_mut().handle_space(name, space);
+                    continue;
+                }
             };
+            if let Done::Committed {
+                report, elapsed, ..
+            } = &done
+            {
+                self.env
+                    .status
+                    .borrow_mut()
+                    .handle_commit(elapsed.as_secs_f64(), report.committed.len() as u64);
+            }
             // A result for a connection that closed meanwhile is dropped.
             if let Some((id, c)) = self.conns.of_ticket(ticket) {
-                c.handle_done(done, now);
+                c.handle_done(&self.env, done, now);
                 self.touched.push(id);
             }
         }
@@ -341,6 +458,9 @@ impl EventLoop {
                 );
                 self.shutdown_at = Some(now);
                 let _ = self.poll.registry().deregister(&mut self.listener);
+                if let Some(l) = self.web_listener.as_mut() {
+                    let _ = self.poll.registry().deregister(l);
+                }
                 for (id, c) in self.conns.iter_mut() {
                     c.handle_shutdown();
                     self.touched.push(id);
@@ -400,7 +520,20 @@ impl EventLoop {
             let Some(c) = self.conns.get_mut(id) else {
                 continue;
             };
-            match c.drive(&self.env, now) {
+            let result = c.drive(&self.env, now);
+            if let Conn::Rsb(r) = c {
+                let (bytes_in, bytes_out) = r.take_moved();
+                let view = r.view();
+                let mut status = self.env.status.borrow_mut();
+                status.counters.bytes_in += bytes_in;
+                status.counters.bytes_out += bytes_out;
+                status.handle_conn(
+                    (id.key(), r.ticket.generation),
+                    view,
+                    crate::io::clock::now_time(),
+                );
+            }
+            match result {
                 Ok(more) => {
                     if more {
                         self.ready.push_back(id);
@@ -417,13 +550,128 @@ impl EventLoop {
     fn close(&mut self, id: ConnId, reason: &str) {
         if let Some(c) = self.conns.remove(id) {
             let (ip, auth) = c.peer();
-            let log_auth = self.peers.closed(ip, Instant::now(), auth);
-            c.close(self.poll.registry(), reason, log_auth);
+            if let Conn::Rsb(r) = &c {
+                let run = r.last_run(crate::io::clock::now_time(), reason);
+                let ran = run.is_some();
+                self.env
+                    .status
+                    .borrow_mut()
+                    .handle_closed((id.key(), r.ticket.generation), run);
+                if ran {
+                    self.save_last_runs();
+                }
+            }
+            // Web connections are not counted per address (only their
+            // failed logins are, per request).
+            let log_auth = !c.is_web() && self.peers.closed(ip, Instant::now(), auth);
+            c.close(&self.env, self.poll.registry(), reason, log_auth);
+        }
+    }
+
+    /// Accepts every pending web connection (or answers 503 beyond
+    /// `--http-max`).
+    fn accept_web(&mut self, now: Instant) {
+        let Some(web) = self.env.web.as_ref() else {
+            return;
+        };
+        loop {
+            let Some(listener) = self.web_listener.as_ref() else {
+                return;
+            };
+            let (mut sock, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("web accept: {e}");
+                    self.accept_retry_at = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            let open = self.env.status.borrow().counters.web_open as usize;
+            if open >= web.max_connections {
+                if web.tls.is_none() {
+                    let _ = (&sock).write(WEB_BUSY);
+                }
+                debug!("{peer}: web connection refused: {open} open (--http-max)");
+                continue;
+            }
+            let transport = match &web.tls {
+                None => Transport::Plain,
+                Some(tls) => match tls.session() {
+                    Ok(s) => Transport::Tls(Box::new(s)),
+                    Err(e) => {
+                        error!("{peer}: tls: {e}");
+                        continue;
+                    }
+                },
+            };
+            let stall = self
+                .env
+                .config
+                .session
+                .idle_timeout
+                .unwrap_or(Duration::from_secs(300));
+            let registry = self.poll.registry();
+            let added = self.conns.insert_with(|id, generation| {
+                if let Err(e) = registry.register(
+                    &mut sock,
+                    id.token(),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    error!("{peer}: register: {e}");
+                    return Err(());
+                }
+                let ticket = Ticket {
+                    key: id.key(),
+                    generation,
+                };
+                Ok(Conn::Web(Box::new(WebConn::new(
+                    sock, peer, ticket, transport, stall, now,
+                ))))
+            });
+            if let Ok(id) = added {
+                let mut status = self.env.status.borrow_mut();
+                status.counters.web_accepted += 1;
+                status.counters.web_open += 1;
+                drop(status);
+                debug!("{peer}: web connection");
+                self.touched.push(id);
+            }
+        }
+    }
+
+    /// Keeps every client's last backup in `DIR/.rsb-status` (a small
+    /// file replaced whole by a rename; not made durable: it is the
+    /// dashboard's memory, not backup data), so the dashboard has them
+    /// after a restart. Only a server with a dashboard (`--http`) writes
+    /// it.
+    fn save_last_runs(&self) {
+        if self.env.config.session.read_only || self.env.web.is_none() {
+            return;
+        }
+        let text = crate::server::status::format_last(self.env.status.borrow().last_runs());
+        let path = self.env.config.root.join(STATUS_FILE);
+        let tmp = self.env.config.root.join(format!("{STATUS_FILE}.tmp"));
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            warn!("{}: {e}", path.display());
+        }
+    }
+
+    /// Carries out what connections asked of the loop this turn.
+    fn take_actions(&mut self) {
+        let actions = std::mem::take(&mut *self.env.actions.borrow_mut());
+        for a in actions {
+            match a {
+                LoopAction::PlansChanged => self.plans_changed(),
+            }
         }
     }
 
     fn log_turn(&mut self, now: Instant) {
         let turn = now.elapsed();
+        self.env.status.borrow_mut().handle_turn(turn.as_secs_f64());
         if turn > self.longest_turn {
             self.longest_turn = turn;
             debug!(

@@ -15,7 +15,7 @@
 //! ([`crate::proto::path::is_tmp_name`]).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -149,6 +149,11 @@ impl Beneath {
     /// The raw fd of the confining directory (for `syncfs`).
     pub fn root_fd(&self) -> RawFd {
         self.root.as_raw_fd()
+    }
+
+    /// The confining directory, borrowed (for `fstatvfs`).
+    pub fn root_dir(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.root.as_fd()
     }
 
     /// `path` as a person would write it: the root's local path joined with it.

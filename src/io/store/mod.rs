@@ -24,7 +24,8 @@
 //! each other one way only (each uses only files listed before it):
 //! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
 //! `sweep`, `verify`, `stage`, `commit`, `scan`, `past` (history read
-//! as the pure [`crate::store::past`] rules ask). This file only re-exports.
+//! as the pure [`crate::store::past`] rules ask), `space` (what a
+//! namespace takes, for the dashboard). This file only re-exports.
 
 mod beneath;
 mod commit;
@@ -37,6 +38,7 @@ mod partial;
 mod past;
 mod prune;
 mod scan;
+mod space;
 mod special;
 mod stage;
 mod stored;
@@ -51,6 +53,7 @@ pub use namespace::{Namespace, Store};
 pub use past::{History, Past, Versions};
 pub use prune::{Pruned, Removal};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
+pub use space::Measured;
 pub use special::NEEDS_ROOT;
 pub use stage::{Incoming, StageOptions, Stager};
 pub use stored::StoredFile;

@@ -39,6 +39,17 @@ impl Store {
         nix::sys::stat::fstat(self.root.root_fd()).map_or((0, 0), |st| (st.st_dev, st.st_ino))
     }
 
+    /// Free and total bytes of the root's file system (for an
+    /// unprivileged writer: `f_bavail`).
+    pub fn space(&self) -> Option<(u64, u64)> {
+        let st = nix::sys::statvfs::fstatvfs(self.root.root_dir()).ok()?;
+        let unit = st.fragment_size() as u64;
+        Some((
+            (st.blocks_available() as u64).saturating_mul(unit),
+            (st.blocks() as u64).saturating_mul(unit),
+        ))
+    }
+
     /// Opens the namespace of client `name`, creating it (owner-only) if
     /// missing; a symlink in its place is refused.
     pub fn namespace(&self, name: &str) -> Result<Namespace, FsError> {

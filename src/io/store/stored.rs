@@ -60,6 +60,14 @@ impl Namespace {
     }
 }
 
+/// Its descriptor, for `sendfile` and `pread` of its bytes (the web
+/// interface's downloads).
+impl AsFd for StoredFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl StoredFile {
     /// Opens `path` beneath `tree` and describes what was opened.
     pub(super) fn open(tree: &Beneath, path: &WirePath) -> Result<StoredFile, FsError> {

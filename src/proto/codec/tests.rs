@@ -105,6 +105,11 @@ fn samples() -> Vec<Frame> {
             id: 7,
             path: WirePath::root(),
         },
+        Frame::Agent { id: 3 },
+        Frame::Plan { text: vec![] },
+        Frame::Plan {
+            text: b"[laptop]\npath /home\nwatch 2s\n".to_vec(),
+        },
         Frame::Versions {
             id: u32::MAX,
             path: path("a/b\n"),

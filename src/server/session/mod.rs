@@ -148,6 +148,12 @@ pub struct ServerSession {
     auth_failure: Option<(String, &'static str)>,
     /// Owner ids named to the client so far (restores).
     announced: proto::owners::Announced,
+    /// The connection sent `Agent`: it follows its name's plan, and takes
+    /// no other request.
+    agent: bool,
+    /// The plan text last sent to the agent, so a change that leaves its
+    /// plan as it was sends nothing.
+    plan_sent: Option<Vec<u8>>,
 }
 
 impl ServerSession {
@@ -181,6 +187,8 @@ impl ServerSession {
             read_ahead_body: 0,
             nonce,
             auth_failure: None,
+            agent: false,
+            plan_sent: None,
         }
     }
 
@@ -217,6 +225,13 @@ impl ServerSession {
     /// The name and the cause of a failed authentication, for the log.
     pub fn auth_failure(&self) -> Option<(&str, &'static str)> {
         self.auth_failure.as_ref().map(|(n, w)| (n.as_str(), *w))
+    }
+
+    /// True once the client sent `Agent`: it follows its plan (the
+    /// dashboard shows "agent connected"; the loop tells it of changes with
+    /// [`Self::handle_plan`]).
+    pub fn is_agent(&self) -> bool {
+        self.agent && !self.is_closing()
     }
 
     /// Why the session is closing, if it is because of an error.
@@ -326,6 +341,7 @@ impl ServerSession {
     /// nothing more is sent (the `Error` is the last frame).
     pub fn handle_completion(&mut self, completion: Completion) {
         match completion {
+            Completion::Plan { text } => self.push_plan(text),
             Completion::NamespaceFailed { message } => self.fail(ErrorCode::Internal, message),
             Completion::Failed { id, path, message } => self.push_failed(id, path, message),
             Completion::BodyReceived(received) => self.handle_body_received(received),
@@ -430,6 +446,16 @@ impl ServerSession {
         }
     }
 
+    /// The plans changed: `text` is this agent's plan now (one block, empty
+    /// for none). Sent when it differs from the one the agent has; nothing
+    /// for a connection that is not an agent.
+    pub fn handle_plan(&mut self, text: &[u8]) {
+        if !self.is_agent() || self.plan_sent.as_deref() == Some(text) {
+            return;
+        }
+        self.push_plan(text.to_vec());
+    }
+
     /// The connection saw traffic either way (body bytes and writes count).
     pub fn handle_activity(&mut self, now: Instant) {
         self.last_activity = now;
@@ -449,7 +475,7 @@ impl ServerSession {
             }
             return;
         }
-        if let Some(idle) = self.config.idle_timeout {
+        if let Some(idle) = self.idle_timeout() {
             // Activity is traffic either way: a client that stops reading a
             // restore is as idle as one that stops sending.
             if self
@@ -519,8 +545,7 @@ impl ServerSession {
             State::Closing => None,
             State::AwaitHello | State::AwaitProof { .. } => self.deadline,
             _ => self
-                .config
-                .idle_timeout
+                .idle_timeout()
                 .and_then(|d| self.last_activity.checked_add(d)),
         }
     }
@@ -573,6 +598,34 @@ impl ServerSession {
     }
 
     // ---- internals ----------------------------------------------------
+
+    /// The idle timeout in force: an agent is silent between its pings
+    /// ([`proto::AGENT_PING`]), so it has at least [`proto::AGENT_IDLE`].
+    fn idle_timeout(&self) -> Option<Duration> {
+        let idle = self.config.idle_timeout?;
+        Some(if self.agent {
+            idle.max(proto::AGENT_IDLE)
+        } else {
+            idle
+        })
+    }
+
+    fn push_plan(&mut self, text: Vec<u8>) {
+        self.push(&Frame::Plan { text: text.clone() });
+        self.plan_sent = Some(text);
+    }
+
+    /// An `Agent` (the first, or a keepalive): answered with the plan.
+    fn handle_agent(&mut self, id: u32) {
+        if !self.check_id(id) {
+            return;
+        }
+        let Some(name) = self.name.clone() else {
+            return;
+        };
+        self.agent = true;
+        self.commands.push_back(Command::FollowPlan { name });
+    }
 
     fn push(&mut self, frame: &Frame) {
         // The `Error` is the last frame: an answer the shell completes
@@ -669,6 +722,18 @@ impl ServerSession {
     }
 
     fn handle_request(&mut self, frame: Frame) {
+        if self.agent {
+            return match frame {
+                Frame::Agent { id } => self.handle_agent(id),
+                f => self.fail(
+                    ErrorCode::Unexpected,
+                    format!(
+                        "frame kind {} on an agent connection (it takes no other request)",
+                        f.kind()
+                    ),
+                ),
+            };
+        }
         if let Some(want) = self.xattrs_for.take() {
             let follows = match &frame {
                 Frame::Dir { id, .. }
@@ -753,6 +818,7 @@ impl ServerSession {
             Frame::Restore { id, path } => self.handle_restore(id, path, None),
             Frame::At { secs, nanos } => self.at = Some(Time { secs, nanos }),
             Frame::Versions { id, path } => self.handle_versions(id, path),
+            Frame::Agent { id } => self.handle_agent(id),
             Frame::Verify { id, path } => self.handle_verify(id, path),
             // A read-only server stores nothing to name.
             Frame::Names { .. } if self.config.read_only => {}
@@ -777,3 +843,6 @@ impl ServerSession {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod agent_tests;

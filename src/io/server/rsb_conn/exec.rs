@@ -62,6 +62,11 @@ impl RsbConn {
                     self.commit(id, &env.workers)
                 }
                 Command::Verify { id, path } => self.verify(id, path, &env.workers),
+                Command::FollowPlan { name } => {
+                    debug!("{}: agent of {name}: plan sent", self.peer);
+                    let text = env.plans.borrow().text_of(&name);
+                    self.session.handle_completion(Completion::Plan { text });
+                }
                 cmd => self.dispatch(cmd),
             }
         }
@@ -192,6 +197,7 @@ impl RsbConn {
             | Command::SendFrom { .. }
             | Command::SkipOffer { .. }
             | Command::Commit { .. }
+            | Command::FollowPlan { .. }
             | Command::Verify { .. } => {}
         }
     }

@@ -272,6 +272,12 @@ impl RsbConn {
                         .handle_completion(Completion::Verified { id, counts });
                 }
             }
+            // Not a connection's: the loop takes it before.
+            Done::Space { .. } => {
+                if let Some(job) = job {
+                    self.put_job(job);
+                }
+            }
         }
     }
 

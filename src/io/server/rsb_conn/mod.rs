@@ -28,6 +28,8 @@ use crate::io::transfer::{receive_step, BodyReceiver, Pipe};
 use crate::io::worker::Ticket;
 use crate::proto;
 use crate::server::session::{Completion, Received, ServerSession};
+use crate::server::status::ConnView;
+use crate::server::web::model::LastRun;
 use stream::{ListStream, Outgoing, Restore, Resuming, STREAM_HIGH_WATER};
 
 /// Bytes one connection may move per turn before others get theirs.
@@ -124,6 +126,10 @@ pub(super) struct RsbConn {
     /// The last warning logged, and how many identical ones followed it
     /// unlogged (`exec.rs`, `log_repeat`).
     pub(super) repeats: Option<Box<(String, u64)>>,
+    /// Bytes read from and written to the socket, all told (`/metrics`).
+    pub(super) moved: (u64, u64),
+    /// Bytes of `moved` the status has counted already.
+    pub(super) counted: (u64, u64),
 }
 
 impl RsbConn {
@@ -150,7 +156,55 @@ impl RsbConn {
             total: Stats::default(),
             full: None,
             repeats: None,
+            moved: (0, 0),
+            counted: (0, 0),
         }
+    }
+
+    /// What it is doing, for the dashboard.
+    pub(super) fn view(&self) -> ConnView {
+        let backing_up = self.batch.entries + self.total.entries > 0
+            || self.store.as_ref().is_some_and(|s| s.pending() > 0);
+        let what = match &self.state {
+            State::Listing(_) => "list",
+            State::Restoring(_) => "restore",
+            State::Waiting(Wait::Verify(_)) => "verify",
+            State::Receiving(_) | State::Waiting(Wait::Commit) => "backup",
+            _ if self.session.is_agent() => "agent",
+            _ if backing_up => "backup",
+            _ => "idle",
+        };
+        ConnView {
+            name: self.session.name().map(str::to_string),
+            what,
+            files: self.total.entries + self.batch.entries,
+            bytes: self.total.bytes + self.batch.bytes,
+            agent: self.session.is_agent(),
+        }
+    }
+
+    /// The bytes moved since the last call: (in, out).
+    pub(super) fn take_moved(&mut self) -> (u64, u64) {
+        let d = (self.moved.0 - self.counted.0, self.moved.1 - self.counted.1);
+        self.counted = self.moved;
+        d
+    }
+
+    /// How its backup ended, if it made one: what was stored, and an
+    /// error when a batch was never committed.
+    pub(super) fn last_run(&self, ended: crate::proto::Time, reason: &str) -> Option<LastRun> {
+        let t = self.total;
+        let b = self.batch;
+        if t.entries + b.entries + t.failed + b.failed == 0 {
+            return None;
+        }
+        Some(LastRun {
+            ended,
+            files: t.entries,
+            bytes: t.bytes,
+            failed: t.failed,
+            error: (b.entries > 0).then(|| format!("ended before its last commit: {reason}")),
+        })
     }
 
     /// The client's name and address, for the log.
@@ -335,6 +389,7 @@ impl RsbConn {
                 Ok(0) => return Err("connection closed".into()),
                 Ok(n) => {
                     self.session.handle_sent(n);
+                    self.moved.1 += n as u64;
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -361,6 +416,7 @@ impl RsbConn {
                     "closed before hello".into()
                 }),
                 Ok(n) => {
+                    self.moved.0 += n as u64;
                     self.inbuf
                         .extend_from_slice(buf.get(..n).unwrap_or_default());
                     Ok(true)
@@ -404,6 +460,7 @@ impl RsbConn {
         )
         .map_err(|e| format!("receive: {e}"))?;
         *moved += n;
+        self.moved.0 += n;
         if n > 0 {
             self.session.handle_activity(now);
         }

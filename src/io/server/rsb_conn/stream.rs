@@ -210,6 +210,7 @@ impl RsbConn {
             .pump(&self.sock, BUDGET.saturating_sub(*spent).min(STEP_BYTES))
             .map_err(|e| format!("send: {e}"))?;
         *spent += p.moved;
+        self.moved.1 += p.moved;
         if p.moved > 0 {
             self.session.handle_activity(now);
         }
