@@ -19,7 +19,7 @@ const PROG: &str = "rsb-server";
 /// Longest idle timeout accepted (one year); 0 disables it.
 const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
 const USAGE: &str =
-    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] [--keep SPEC]\n                  [--http [ADDR:]PORT [--admin NAME]... [--tls-cert FILE --tls-key FILE] [--http-max N]] -d DIR\n       rsb-server -d DIR [--keep SPEC] --prune [--dry-run]";
+    "usage: rsb-server [-rqvhV] [-a ADDR] [-p PORT] [-c N] [-t SECS] [-k FILE] [--max-per-address N] [--sync MODE] [--keep SPEC]\n                  [--http [ADDR:]PORT [--admin NAME]... [--tls-cert FILE --tls-key FILE] [--http-host NAME]... [--http-max N]] -d DIR\n       rsb-server -d DIR [--keep SPEC] --prune [--dry-run]";
 
 struct Args {
     config: ServerConfig,
@@ -147,6 +147,12 @@ fn options() -> Options {
         "FILE",
     );
     o.optopt("", "tls-key", "its private key (PEM)", "FILE");
+    o.optmulti(
+        "",
+        "http-host",
+        "without --secrets: a host name the web interface answers to besides addresses and localhost",
+        "NAME",
+    );
     o.optopt(
         "",
         "http-max",
@@ -311,6 +317,19 @@ fn parse_web(m: &getopts::Matches, secrets: bool) -> Result<Option<WebConfig>, S
             ));
         }
     }
+    let hosts = m.opt_strs("http-host");
+    for h in &hosts {
+        let ok = !h.is_empty()
+            && h.len() <= 253
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !ok {
+            return Err(format!(
+                "--http-host: '{}' is not a host name",
+                h.escape_debug()
+            ));
+        }
+    }
     let tls_files = match (m.opt_str("tls-cert"), m.opt_str("tls-key")) {
         (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
         (None, None) => None,
@@ -322,8 +341,14 @@ fn parse_web(m: &getopts::Matches, secrets: bool) -> Result<Option<WebConfig>, S
         Some(_) => return Err("--http-max: a whole number of at least 1".into()),
     };
     let Some(spec) = m.opt_str("http") else {
-        if !admins.is_empty() || tls_files.is_some() || m.opt_present("http-max") {
-            return Err("--admin, --tls-cert, --tls-key and --http-max go with --http".into());
+        if !admins.is_empty()
+            || tls_files.is_some()
+            || m.opt_present("http-max")
+            || !hosts.is_empty()
+        {
+            return Err(
+                "--admin, --tls-cert, --tls-key, --http-host and --http-max go with --http".into(),
+            );
         }
         return Ok(None);
     };
@@ -347,6 +372,7 @@ fn parse_web(m: &getopts::Matches, secrets: bool) -> Result<Option<WebConfig>, S
         addr,
         port,
         admins,
+        hosts,
         tls_files,
         max_connections: max,
     }))

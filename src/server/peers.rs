@@ -219,12 +219,12 @@ impl<A: Copy + Eq + Hash + Display> PeerLimits<A> {
         };
         p.open = p.open.saturating_sub(1);
         let log = match auth {
-            AuthOutcome::None => false,
-            AuthOutcome::Passed => {
-                p.failures = 0;
-                p.blocked_until = None;
-                false
-            }
+            // A success does not wipe the failures: one address may hold
+            // several names, and a client that knows its own secret could
+            // otherwise guess at another's (an admin's) without end, with
+            // a good login between every few guesses. Failures are
+            // forgotten only after FORGET_AFTER without one.
+            AuthOutcome::None | AuthOutcome::Passed => false,
             AuthOutcome::Failed => {
                 if p.last_failure
                     .is_some_and(|t| now.saturating_duration_since(t) >= FORGET_AFTER)
@@ -417,6 +417,30 @@ mod tests {
         }
         l.closed(a, t, AuthOutcome::Passed);
         assert_eq!(l.admit(a, t), Admit::Yes);
+        l.closed(a, t, AuthOutcome::Passed);
+    }
+
+    #[test]
+    fn a_good_login_between_guesses_does_not_reset_the_backoff() {
+        let mut t = Instant::now();
+        let mut l = PeerLimits::new(0);
+        let a = ip("10.0.0.7");
+        let mut refused = 0;
+        for _ in 0..(FREE_FAILURES * 4) {
+            // A guess at another name's secret, then a good login of its own.
+            for outcome in [AuthOutcome::Failed, AuthOutcome::Passed] {
+                match l.admit(a, t) {
+                    Admit::Yes => l.closed(a, t, outcome),
+                    Admit::Backoff { .. } => {
+                        refused += 1;
+                        false
+                    }
+                    other => panic!("{other:?}"),
+                };
+            }
+            t += Duration::from_millis(10);
+        }
+        assert!(refused > 0, "the guesses went on without a wait");
     }
 
     #[test]

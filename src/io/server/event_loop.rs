@@ -143,6 +143,7 @@ impl EventLoop {
                 addr,
                 loopback: addr.ip().is_loopback(),
                 admins: w.admins,
+                hosts: w.hosts,
                 tls,
                 csrf_key,
                 // Connections are not limited per address here: only

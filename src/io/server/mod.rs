@@ -72,6 +72,9 @@ pub struct WebConfig {
     pub port: u16,
     /// `--admin` names: they see every namespace and edit plans.
     pub admins: Vec<String>,
+    /// `--http-host` names: without `--secrets`, the `Host`s answered
+    /// besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
     /// `--tls-cert` and `--tls-key`.
     pub tls_files: Option<(PathBuf, PathBuf)>,
     /// `--http-max`: web connections open at once at most.
@@ -172,6 +175,8 @@ pub(super) struct WebEnv {
     pub(super) loopback: bool,
     /// `--admin` names.
     pub(super) admins: Vec<String>,
+    /// `--http-host` names.
+    pub(super) hosts: Vec<String>,
     /// TLS, when the page is served over it.
     pub(super) tls: Option<Arc<Tls>>,
     /// Keys the CSRF tokens; drawn at every start.

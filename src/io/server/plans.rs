@@ -61,6 +61,11 @@ pub(crate) struct PlanBook {
     stamp: Option<Stamp>,
     generation: u64,
     read_only: bool,
+    /// Why the file as last read cannot be written over: it could not be
+    /// read, or some of its blocks are wrong. Writing it whole from the
+    /// plans understood would drop what a person wrote and the server
+    /// could not read, so `set` refuses until the file is fixed.
+    trouble: Option<String>,
     /// When the file is looked at next.
     next_check: Instant,
 }
@@ -77,6 +82,7 @@ impl PlanBook {
             stamp: None,
             generation: 0,
             read_only,
+            trouble: None,
             next_check: now + CHECK_EVERY,
         };
         book.reload();
@@ -107,6 +113,12 @@ impl PlanBook {
         self.get(name)
             .map(|p| plans::format_block(name, p).into_bytes())
             .unwrap_or_default()
+    }
+
+    /// Why plans cannot be set now (the file has errors or cannot be
+    /// read), if so.
+    pub(crate) fn trouble(&self) -> Option<&str> {
+        self.trouble.as_deref()
     }
 
     /// Changes whenever any plan does (a set, or a hand edit read back).
@@ -146,6 +158,12 @@ impl PlanBook {
         self.reload()
     }
 
+    /// Reads the file again now if it changed; true when a plan changed.
+    pub(crate) fn reload_now(&mut self) -> bool {
+        self.next_check = Instant::now();
+        self.reload_if_changed(self.next_check)
+    }
+
     /// Sets (`Some`) or removes (`None`) the plan of `name` and writes the
     /// file. The file is read again first, so a hand edit not yet noticed
     /// is kept (its comments are not: the server writes the file whole,
@@ -171,8 +189,10 @@ impl PlanBook {
             p.validate()
                 .map_err(|e| FsError::invalid("write", shown.clone(), e))?;
         }
-        self.next_check = Instant::now();
-        self.reload_if_changed(self.next_check);
+        self.reload_now();
+        if let Some(t) = &self.trouble {
+            return Err(FsError::other("write", shown, t.clone()));
+        }
         let mut next = self.plans.clone();
         match plan {
             Some(p) => next.insert(name.to_string(), p),
@@ -228,6 +248,7 @@ impl PlanBook {
             Ok(None) => (Vec::new(), None),
             Err(e) => {
                 warn!("plans: {e}: keeping the plans read before");
+                self.trouble = Some(format!("{e}: fix it by hand, then set plans again"));
                 return false;
             }
         };
@@ -236,6 +257,13 @@ impl PlanBook {
         for e in &errors {
             warn!("plans: {shown}: {e} (that plan is left out)");
         }
+        self.trouble = errors.first().map(|e| {
+            format!(
+                "{shown} has {} ({e}{}): fix it by hand, then set plans again",
+                crate::client::ui::count(errors.len() as u64, "error", "errors"),
+                if errors.len() > 1 { ", ..." } else { "" }
+            )
+        });
         if next == self.plans {
             return false;
         }
@@ -293,6 +321,37 @@ mod tests {
             schedule: Schedule::Every { secs: 60 },
             bwlimit: None,
         }
+    }
+
+    #[test]
+    fn a_file_with_a_bad_block_is_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        let text = "[laptop]\npath /home\nevery 1h\n\n[server2]\npath /etc\nevry 1h\n";
+        fs::write(&file, text).unwrap();
+        let now = Instant::now();
+        let mut book = PlanBook::open(dir.path(), false, now);
+        assert!(book.get("laptop").is_some());
+        assert!(book.get("server2").is_none());
+        let why = book.trouble().unwrap().to_string();
+        assert!(why.contains("fix it by hand"), "{why}");
+        let e = book.set("desk", Some(plan("/srv"))).unwrap_err();
+        assert!(e.to_string().contains("fix it by hand"), "{e}");
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            text,
+            "the file is untouched"
+        );
+        assert!(book.get("desk").is_none());
+        // Fixed by hand: setting works again and keeps server2.
+        fs::write(&file, text.replace("evry", "every")).unwrap();
+        book.set("desk", Some(plan("/srv"))).unwrap();
+        assert!(book.trouble().is_none());
+        let back = fs::read_to_string(&file).unwrap();
+        assert!(
+            back.contains("[server2]") && back.contains("[desk]"),
+            "{back}"
+        );
     }
 
     #[test]

@@ -211,6 +211,47 @@ pub fn is_same_origin(
     }
 }
 
+/// Whether a request's `Host` names this server in a way no other site
+/// can: an IP address literal (`192.168.1.4:8080`, `[::1]:8080`),
+/// `localhost`, or one of `names` (`--http-host`). Without `--secrets`
+/// this is what stops DNS rebinding: a page of `evil.example` whose name
+/// the attacker re-points at this server's address would otherwise be
+/// same-origin with it, read every backup and post plans, since the
+/// browser sends `Host: evil.example`. A request without `Host` (HTTP/1.0)
+/// passes: browsers always send one.
+pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`.
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+            return false;
+        }
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, port)) if is_port(port) => n,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || names.iter().any(|n| {
+            let n = n.strip_suffix('.').unwrap_or(n);
+            n.eq_ignore_ascii_case(name)
+        })
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -222,6 +263,45 @@ mod tests {
 
     fn secrets() -> Secrets {
         Secrets::parse(b"laptop:s3cret\nboss:hunter2\n", [7; 32]).unwrap()
+    }
+
+    #[test]
+    fn only_addresses_localhost_and_given_names_pass_the_host_check() {
+        let names = vec!["backup.lan".to_string()];
+        for ok in [
+            None,
+            Some("127.0.0.1"),
+            Some("127.0.0.1:8080"),
+            Some("192.168.1.4:80"),
+            Some("[::1]:8080"),
+            Some("[::1]"),
+            Some("[fe80::1]:1"),
+            Some("localhost:8080"),
+            Some("LOCALHOST"),
+            Some("localhost."),
+            Some("backup.lan:8443"),
+            Some("Backup.LAN."),
+        ] {
+            assert!(host_allowed(ok, &names), "{ok:?}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "backup.lan.evil.example",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[evil]:80",
+            "127.0.0.1:",
+            "127.0.0.1:80:80",
+            "127.0.0.1:http",
+            "",
+        ] {
+            assert!(!host_allowed(Some(bad), &names), "{bad:?}");
+        }
+        assert!(!host_allowed(Some("backup.lan"), &[]));
     }
 
     #[test]

@@ -56,6 +56,16 @@ impl WebConn {
             Ok(q) => q,
             Err(e) => return self.route_error(e),
         };
+        if env.config.session.secrets.is_none()
+            && !auth::host_allowed(req.host.as_deref(), &web.hosts)
+        {
+            // DNS rebinding: see `host_allowed`.
+            return self.error_answer(
+                403,
+                "this server answers to its IP addresses and localhost; \
+                 give other host names with --http-host, or use --secrets",
+            );
+        }
         let viewer = match self.authenticate(env, &req, now) {
             Some(v) => v,
             None => return,
@@ -272,7 +282,7 @@ impl WebConn {
     pub(super) fn respond_body(&mut self, status: u16, h: Headers, body: Vec<u8>, head_only: bool) {
         let head = self.head(status, &h, Some(body.len() as u64));
         self.out.push_bytes(head);
-        if !head_only {
+        if !head_only && !self.head_request {
             self.out.push_bytes(body);
         }
     }
@@ -376,6 +386,27 @@ impl WebConn {
             }
         };
         let who = asked.viewer.name.as_deref().unwrap_or("(loopback)");
+        let troubled = env.plans.borrow().trouble().is_some();
+        if troubled {
+            // The hand-edited file has errors: writing it whole would drop
+            // what the server could not read. (`set` reads it again first,
+            // so a fix just made is seen there.)
+            let mut book = env.plans.borrow_mut();
+            if book.reload_now() {
+                env.actions
+                    .borrow_mut()
+                    .push(crate::io::server::LoopAction::PlansChanged);
+            }
+            if let Some(t) = book.trouble().map(str::to_string) {
+                drop(book);
+                return self.respond(
+                    409,
+                    Vec::new(),
+                    error_body(409, "Conflict", &format!("plans not changed: {t}")),
+                    false,
+                );
+            }
+        }
         let result = env.plans.borrow_mut().set(&name, plan.clone());
         match result {
             Ok(()) => {
@@ -412,6 +443,7 @@ pub(super) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         408 => "Request Timeout",
         411 => "Length Required",
         412 => "Precondition Failed",

@@ -55,6 +55,8 @@ const TAR_AHEAD: usize = 8;
 /// has not read yet (a 413 to a body still arriving, pipelined requests
 /// behind a `Connection: close`).
 const LINGER: Duration = Duration::from_secs(2);
+/// Bytes a lingering connection drops per loop turn.
+const LINGER_BUDGET: usize = 256 * 1024;
 
 /// One web connection (see the module docs).
 pub(super) struct WebConn {
@@ -75,6 +77,9 @@ pub(super) struct WebConn {
     last_io: Instant,
     /// The answer going out is the last: close once it is out.
     close_after: bool,
+    /// The request being answered is a HEAD: every answer to it, an
+    /// error's too, is a head without its body.
+    head_request: bool,
     /// A directory's tar stream still producing.
     tar: Option<Box<TarStream>>,
     /// A range answer waiting for a worker's check of the whole file.
@@ -115,6 +120,7 @@ impl WebConn {
             head_since: None,
             last_io: now,
             close_after: false,
+            head_request: false,
             tar: None,
             pending: None,
             counted: 0,
@@ -161,6 +167,7 @@ impl WebConn {
         if !self.is_answering() && self.head_since.is_some() {
             self.head_since = None;
             self.inbuf = Vec::new();
+            self.head_request = false;
             self.error_answer(408, "the request head did not arrive in time");
             self.close_after = true;
             self.last_io = now;
@@ -279,11 +286,20 @@ impl WebConn {
             self.lingering = now.checked_add(LINGER);
             self.inbuf = Vec::new();
         }
+        if self.lingering.is_some_and(|end| now >= end) {
+            return Err("answered; closed".into());
+        }
+        // Bounded per turn: a peer that keeps sending must not hold the
+        // loop for as long as it can fill the socket.
         let mut sink = [0u8; 4096];
+        let mut dropped = 0usize;
         loop {
+            if dropped >= LINGER_BUDGET {
+                return Ok(true);
+            }
             match io::Read::read(&mut &self.sock, &mut sink) {
                 Ok(0) => return Err("answered; closed".into()),
-                Ok(_) => {}
+                Ok(n) => dropped += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
                     return Ok(false);
@@ -330,6 +346,7 @@ impl WebConn {
                 if !request.keep_alive {
                     self.close_after = true;
                 }
+                self.head_request = request.method == crate::server::web::request::Method::Head;
                 self.answer(env, request, body, now);
                 Ok(true)
             }
@@ -337,6 +354,7 @@ impl WebConn {
             Parsed::Bad(bad) => {
                 self.inbuf = Vec::new();
                 self.head_since = None;
+                self.head_request = false;
                 self.error_answer(bad.status, bad.reason);
                 self.close_after = true;
                 Ok(true)
