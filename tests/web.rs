@@ -14,7 +14,10 @@
 //! * `traversal`: targets that leave the namespace, stored symlinks;
 //! * `auth`: Basic credentials, namespaces, admins, the login rate limit;
 //! * `conns`: keep-alive, pipelining, 1,000 idle connections, a slow
-//!   reader beside a backup;
+//!   reader beside a backup, `--http-max`;
+//! * `tls`: HTTPS with a given certificate and a self-signed one (made
+//!   once, its fingerprint logged), bad certificate files, bad and
+//!   stalled handshakes;
 //! * `plans`: the plan forms (CSRF, Origin) and an agent following them;
 //! * `pages`: the dashboard, `/status.json`, `/metrics`, listings, errors.
 //!
@@ -34,5 +37,6 @@ mod web {
     mod pages;
     mod plans;
     mod tar;
+    mod tls;
     mod traversal;
 }

@@ -3,7 +3,9 @@
 //! a head) while the dashboard and a backup still work and the server's
 //! memory stays bounded; a slow reader of a 256 MiB download that does
 //! not delay a backup on the backup port (the loop is single-threaded:
-//! a blocking write would stall everything).
+//! a blocking write would stall everything); `--http-max`: one connection
+//! over the bound gets a 503 and is closed, a place freed is taken again,
+//! and the backup port is not counted.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -257,4 +259,84 @@ fn a_slow_reader_of_a_large_download_does_not_delay_a_backup() {
         with.elapsed
     );
     assert_same_tree(&tmp.join("with"), &srv.store(NAME, &tmp.join("with")));
+}
+
+/// Waits (bounded) until the server holds exactly `n` sockets.
+fn holds_sockets(srv: &Server, n: usize) -> bool {
+    eventually(Duration::from_secs(10), || sockets_of(srv.pid()) == n)
+}
+
+#[test]
+fn http_max_answers_one_over_503_and_frees_a_place_on_close() {
+    const MAX: usize = 3;
+    let srv = web_server(&["--http-max", "3"]);
+    let port = srv.web_port();
+    let tmp = scratch();
+    let src = tmp.join("src");
+    small_tree(&src, 8);
+    // The two listeners (and nothing else) before any connection.
+    let base = sockets_of(srv.pid());
+
+    // MAX idle connections, nothing sent: all of them accepted.
+    let mut idle: Vec<WebConn> = (0..MAX).map(|_| WebConn::connect(port)).collect();
+    assert!(
+        holds_sockets(&srv, base + MAX),
+        "{} sockets, {base} + {MAX} expected",
+        sockets_of(srv.pid())
+    );
+
+    // One over: 503 with Retry-After, then the server closes it.
+    let busy = |what: &str| {
+        let mut c = WebConn::connect(port);
+        let r = c.response(false);
+        r.status_is(503);
+        assert_eq!(r.must("retry-after"), "5", "{what}");
+        assert_eq!(r.must("connection"), "close", "{what}");
+        assert_eq!(r.body, b"server busy\n", "{what}");
+        assert!(c.closed(), "{what}: the refused connection stayed open");
+    };
+    busy("the 4th");
+    busy("the 5th");
+    // curl, which sends its request at once, reads the 503 too.
+    let r = curl(&[&url(port, "/metrics")]);
+    r.status_is(503);
+    assert_eq!(r.body, b"server busy\n");
+    // The refused ones are not held, nor counted.
+    assert!(
+        holds_sockets(&srv, base + MAX),
+        "{} sockets after two refusals",
+        sockets_of(srv.pid())
+    );
+
+    // The backup port is not under --http-max: a backup works meanwhile.
+    backup(&srv, NAME, &src);
+    assert_same_tree(&src, &srv.store(NAME, &src));
+    // And the held connections are real ones: one of them is answered.
+    idle[0].get(b"/metrics", "");
+    let r = idle[0].response(false);
+    r.status_is(200);
+    assert!(r.text().contains("rsb_"), "{}", r.show());
+    assert!(holds_sockets(&srv, base + MAX), "after the backup");
+
+    // One idle connection goes: its place is free for a new request.
+    drop(idle.pop());
+    assert!(
+        holds_sockets(&srv, base + MAX - 1),
+        "the closed connection is still held: {} sockets",
+        sockets_of(srv.pid())
+    );
+    let r = raw_get(port, b"/status.json", "");
+    r.status_is(200);
+    assert!(r.text().starts_with('{'), "{}", r.show());
+    // Taken by a new idle one, the bound holds again.
+    assert!(holds_sockets(&srv, base + MAX - 1), "after the request");
+    idle.push(WebConn::connect(port));
+    assert!(holds_sockets(&srv, base + MAX), "the new idle one");
+    busy("one over again");
+    // All closed: the places are all free.
+    drop(idle);
+    assert!(holds_sockets(&srv, base), "{}", sockets_of(srv.pid()));
+    for _ in 0..MAX {
+        raw_get(port, b"/metrics", "").status_is(200);
+    }
 }

@@ -212,6 +212,9 @@ impl Tls {
 pub struct Progress {
     /// Plaintext bytes appended to `out`.
     pub read: usize,
+    /// TLS bytes taken from the socket (records of the handshake
+    /// included, so that a handshake's first byte can start a clock).
+    pub received: usize,
     /// The peer will send nothing more (close_notify, or a TCP end
     /// without one); everything it sent before is in `out`.
     pub eof: bool,
@@ -252,6 +255,7 @@ impl TlsSession {
         max: usize,
     ) -> io::Result<Progress> {
         let start = out.len();
+        let mut received = 0;
         let mut eof = false;
         let mut more = false;
         loop {
@@ -272,7 +276,7 @@ impl TlsSession {
                 Taken::Nothing => {}
             }
             match self.conn.read_tls(sock) {
-                Ok(_) => {}
+                Ok(n) => received += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -287,6 +291,7 @@ impl TlsSession {
         }
         Ok(Progress {
             read: out.len().saturating_sub(start),
+            received,
             eof,
             more,
             wants_write: self.conn.wants_write(),
@@ -323,7 +328,6 @@ impl TlsSession {
     }
 
     /// The handshake has not finished yet.
-    #[cfg(test)]
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }

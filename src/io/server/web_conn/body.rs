@@ -294,16 +294,29 @@ fn send_range(
     Ok(n)
 }
 
+/// What [`read_into`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Got {
+    /// The peer closed.
+    Closed,
+    /// Request bytes appended to the buffer (plaintext, through TLS).
+    Bytes(usize),
+    /// Nothing more to read now.
+    Nothing,
+    /// Records of a TLS handshake still under way came in, no request
+    /// bytes yet: a start of the request as far as its clock goes.
+    Handshake,
+}
+
 /// Reads what the socket has into `buf` (at most `max` bytes in all).
-/// `Ok(None)`: the peer closed; `Ok(Some(0))`: nothing now.
 pub(super) fn read_into(
     sock: &TcpStream,
     t: &mut Transport,
     buf: &mut Vec<u8>,
     max: usize,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Got> {
     if buf.len() >= max {
-        return Ok(Some(0));
+        return Ok(Got::Nothing);
     }
     match t {
         Transport::Plain => {
@@ -311,12 +324,12 @@ pub(super) fn read_into(
             let mut tmp = [0u8; 16 * 1024];
             loop {
                 match (&*sock).read(&mut tmp[..room]) {
-                    Ok(0) => return Ok(None),
+                    Ok(0) => return Ok(Got::Closed),
                     Ok(n) => {
                         buf.extend_from_slice(tmp.get(..n).unwrap_or_default());
-                        return Ok(Some(n));
+                        return Ok(Got::Bytes(n));
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(0)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Got::Nothing),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
@@ -327,10 +340,16 @@ pub(super) fn read_into(
             let before = buf.len();
             let p = tls.read_plain(&mut s, buf, max)?;
             tls.flush(&mut s)?;
-            if p.eof && buf.len() == before {
-                return Ok(None);
-            }
-            Ok(Some(buf.len() - before))
+            let read = buf.len() - before;
+            Ok(if p.eof && read == 0 {
+                Got::Closed
+            } else if read > 0 {
+                Got::Bytes(read)
+            } else if p.received > 0 && tls.is_handshaking() {
+                Got::Handshake
+            } else {
+                Got::Nothing
+            })
         }
     }
 }

@@ -10,8 +10,8 @@
 //!
 //! Every decision about HTTP is the pure [`crate::server::web`]'s; this
 //! file does the I/O and keeps the bounds: a request head of at most
-//! 16 KiB, a form body of at most [`MAX_FORM`], a head that must arrive
-//! within [`HEAD_TIMEOUT`], an idle keep-alive connection closed after
+//! 16 KiB, a form body of at most [`MAX_FORM`], a head (or a TLS
+//! handshake) that must arrive within [`HEAD_TIMEOUT`], an idle keep-alive connection closed after
 //! [`KEEP_ALIVE`], and an answer nobody reads closed after the idle
 //! timeout. An idle connection holds no buffer.
 
@@ -30,7 +30,7 @@ mod pages;
 mod tarball;
 
 pub(super) use body::Transport;
-use body::{read_into, Drained, Out, SendError};
+use body::{read_into, Drained, Got, Out, SendError};
 pub(super) use files::FileId;
 use files::Pending;
 use tarball::TarStream;
@@ -373,16 +373,32 @@ impl WebConn {
             return Ok(false);
         }
         match read_into(&self.sock, &mut self.transport, &mut self.inbuf, max) {
-            Ok(None) => Err(if self.inbuf.is_empty() {
+            Ok(Got::Closed) => Err(if self.inbuf.is_empty() {
                 "closed by peer".into()
             } else {
                 "closed by peer in the middle of a request".into()
             }),
-            Ok(Some(0)) => {
+            Ok(Got::Nothing) => {
                 self.readable = false;
+                if self.inbuf.is_empty() {
+                    // A TLS handshake ended with no request yet: the
+                    // connection is idle now, not in a head.
+                    self.head_since = None;
+                }
                 Ok(self.wants_tls_flush())
             }
-            Ok(Some(_)) => {
+            Ok(Got::Handshake) => {
+                // A handshake must end within the head timeout of its
+                // first byte, like a head: one that stalls is answered
+                // 408 and closed, not held as an idle connection.
+                self.readable = false;
+                if self.head_since.is_none() {
+                    self.head_since = Some(now);
+                }
+                self.last_io = now;
+                Ok(self.wants_tls_flush())
+            }
+            Ok(Got::Bytes(_)) => {
                 if self.head_since.is_none() {
                     self.head_since = Some(now);
                 }
