@@ -11,6 +11,9 @@
 //!   `?at=`;
 //! * `tar`: a directory as a tar stream, extracted by GNU tar;
 //! * `hostile`: hostile names escaped in pages and never in a header;
+//! * `guards`: what a review found: a foreign `Host` (DNS rebinding),
+//!   error answers to HEAD, plans over a file with errors, a flooding
+//!   lingerer;
 //! * `traversal`: targets that leave the namespace, stored symlinks;
 //! * `auth`: Basic credentials, namespaces, admins, the login rate limit;
 //! * `conns`: keep-alive, pipelining, 1,000 idle connections, a slow
@@ -33,6 +36,7 @@ mod web {
     mod auth;
     mod conns;
     mod files;
+    mod guards;
     mod hostile;
     mod pages;
     mod plans;
