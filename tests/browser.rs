@@ -367,6 +367,12 @@ fn chromium_loads_the_dashboard_and_a_listing() {
             space.contains(" current, ") && space.ends_with(" entries"),
             "{name}'s space: {space}"
         );
+        // The laptop's old notes.txt is in its history.
+        assert_eq!(
+            space.contains(" 0 B history"),
+            name == "nas",
+            "{name}'s space: {space}"
+        );
     }
 
     let work_dir = scratch();

@@ -5,6 +5,7 @@
 //! per directory, sorting, and the error statuses (404 unknown name or
 //! path, 405 other methods, 431 an oversized head, 413 an oversized body).
 
+use std::fs;
 use std::time::Duration;
 
 use super::http::*;
@@ -255,4 +256,39 @@ fn errors_have_their_statuses() {
     assert_eq!(r.status, 400, "{}", r.show());
     // And the server still answers.
     curl(&[&url(port, "/")]).status_is(200);
+}
+
+#[test]
+fn the_space_of_a_namespace_counts_its_history() {
+    let store = scratch();
+    let root = store.join("root");
+    let srv = Server::start_at(&root, &["--http", "127.0.0.1:0"]);
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("big"), vec![1u8; 300_000]).unwrap();
+    backup(&srv, "spacey", &src);
+    fs::write(src.join("big"), vec![2u8; 300_000]).unwrap();
+    backup(&srv, "spacey", &src);
+    // Measured 2 s after a start: restart so these backups are measured.
+    drop(srv);
+    let srv = Server::start_at(&root, &["--http", "127.0.0.1:0"]);
+    let port = srv.web_port();
+    let sample = |part: &str| -> Option<f64> {
+        let m = curl(&[&url(port, "/metrics")]).text();
+        let key = format!("rsb_store_bytes{{name=\"spacey\",part=\"{part}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || sample("current").is_some()),
+        "never measured"
+    );
+    let current = sample("current").unwrap();
+    let history = sample("history").unwrap();
+    // 300,000 bytes each (blocks of 4 KiB: at least that, rounded up).
+    assert!(current >= 300_000.0, "current {current}");
+    assert!(history >= 300_000.0, "history {history}");
+    assert!(!srv.log().contains("retention: open"), "{}", srv.log());
 }

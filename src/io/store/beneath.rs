@@ -269,6 +269,19 @@ impl Beneath {
         Ok(names)
     }
 
+    /// The names in directory `path`, sorted bytewise, without `.` and
+    /// `..` but with temporary names.
+    pub fn read_dir_all(&self, path: &WirePath) -> Result<Vec<Vec<u8>>, FsError> {
+        let fd = self.dir(path)?;
+        let mut names: Vec<Vec<u8>> = entries_at(fd.as_raw_fd())
+            .map_err(|e| FsError::errno("readdir", self.show(path), e))?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// The target of the symlink at `path`.
     pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
         let (dir, name) = self.parent(path)?;

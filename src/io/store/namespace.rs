@@ -121,6 +121,12 @@ impl Namespace {
         self.tree.read_dir(path)
     }
 
+    /// The names in directory `path`, sorted bytewise, hidden names
+    /// included (history's among them).
+    pub fn read_dir_all(&self, path: &WirePath) -> Result<Vec<Vec<u8>>, FsError> {
+        self.tree.read_dir_all(path)
+    }
+
     /// The target of the symlink at `path`.
     pub fn readlink(&self, path: &WirePath) -> Result<Vec<u8>, FsError> {
         self.tree.readlink(path)

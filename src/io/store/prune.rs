@@ -157,6 +157,10 @@ impl Namespace {
                 }
             }
         }
+        if batches.is_empty() {
+            // No history yet (maybe no history directory either).
+            return Ok(out);
+        }
         let root = self.tree.dir(&history_root())?;
         for (b, gone) in batches.iter().zip(&doomed) {
             if gone.is_empty() {

@@ -39,7 +39,10 @@ impl Namespace {
             if stop() {
                 return None;
             }
-            for name in self.read_dir(&dir).unwrap_or_default() {
+            // History lives under a reserved (temporary-looking) name, and
+            // its batches too: read the names unfiltered and skip the
+            // server's other hidden work by hand below.
+            for name in self.read_dir_all(&dir).unwrap_or_default() {
                 let in_history = history || (dir.is_root() && name == HISTORY_DIR);
                 if !in_history && is_tmp_name(&name) {
                     // Staging and other hidden work of the server.

@@ -231,7 +231,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return false;
         }
-        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+        return v6.parse::<core::net::Ipv6Addr>().is_ok();
     } else {
         match host.rsplit_once(':') {
             Some((n, port)) if is_port(port) => n,
@@ -240,7 +240,7 @@ pub fn host_allowed(host: Option<&str>, names: &[String]) -> bool {
         }
     };
     let name = name.strip_suffix('.').unwrap_or(name);
-    name.parse::<std::net::Ipv4Addr>().is_ok()
+    name.parse::<core::net::Ipv4Addr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
         || names.iter().any(|n| {
             let n = n.strip_suffix('.').unwrap_or(n);

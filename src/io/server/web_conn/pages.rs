@@ -323,7 +323,7 @@ pub(super) fn parse_at(s: &str, now: i64) -> Result<Time, String> {
 fn options(env: &Env) -> Vec<(String, String)> {
     let c = &env.config;
     let mut o = vec![(
-        "authentication".to_string(),
+        "Authentication".to_string(),
         match &c.session.secrets {
             Some(s) => format!("--secrets ({} names)", s.len()),
             None => "none (anyone who reaches the ports can read the backups)".to_string(),
@@ -331,7 +331,7 @@ fn options(env: &Env) -> Vec<(String, String)> {
     )];
     if let Some(web) = env.web.as_ref() {
         o.push((
-            "web".to_string(),
+            "Web".to_string(),
             format!(
                 "{}{}",
                 web.addr,
@@ -339,21 +339,21 @@ fn options(env: &Env) -> Vec<(String, String)> {
             ),
         ));
         if !web.admins.is_empty() {
-            o.push(("admins".to_string(), web.admins.join(", ")));
+            o.push(("Admins".to_string(), web.admins.join(", ")));
         }
     }
     o.push((
-        "read-only".to_string(),
+        "Read-only".to_string(),
         if c.session.read_only { "yes" } else { "no" }.to_string(),
     ));
-    o.push(("max clients".to_string(), c.max_clients.to_string()));
-    o.push(("max per address".to_string(), c.max_per_address.to_string()));
+    o.push(("Max clients".to_string(), c.max_clients.to_string()));
+    o.push(("Max per address".to_string(), c.max_per_address.to_string()));
     o.push((
-        "idle timeout".to_string(),
+        "Idle timeout".to_string(),
         c.session
             .idle_timeout
             .map_or("never".to_string(), |d| format!("{} s", d.as_secs())),
     ));
-    o.push(("keep".to_string(), c.keep.to_string()));
+    o.push(("Keep".to_string(), c.keep.to_string()));
     o
 }

@@ -161,7 +161,7 @@ fn clients_table(b: &mut String, d: &Dashboard) {
     }
     b.push_str(
         "<div class=\"wrap\"><table class=\"grid clients\">\n<thead><tr>\
-<th>Client</th><th>Last backup</th><th class=\"num\">Files</th><th class=\"num\">Bytes</th>\
+<th>Client</th><th>Last backup</th><th class=\"num\" title=\"files, directories and other entries stored\">Entries</th><th class=\"num\">Bytes</th>\
 <th>Result</th><th>Connected</th><th>Activity</th><th>Agent</th><th>Space</th>\
 </tr></thead>\n<tbody>\n",
     );
