@@ -16,7 +16,9 @@
 //! * `conns`: keep-alive, pipelining, 1,000 idle connections, a slow
 //!   reader beside a backup;
 //! * `plans`: the plan forms (CSRF, Origin) and an agent following them;
-//! * `pages`: the dashboard, `/status.json`, `/metrics`, listings, errors.
+//! * `pages`: the dashboard, `/status.json`, `/metrics`, listings, errors;
+//! * `bounds`: shared whole-file checks and their cap, the stall deadline
+//!   of a waiting range, a huge directory's listing cut.
 //!
 //! Every wait is bounded: curl runs with `--max-time`, sockets with
 //! timeouts, processes through `tests/common`'s bounded waits.
@@ -28,6 +30,7 @@ mod web {
     pub mod http;
 
     mod auth;
+    mod bounds;
     mod conns;
     mod files;
     mod hostile;

@@ -180,6 +180,8 @@ pub(super) struct WebEnv {
     pub(super) peers: RefCell<PeerLimits<IpAddr>>,
     /// Files checked whole against their crc32c: good or damaged.
     pub(super) verdicts: RefCell<HashMap<web_conn::FileId, bool>>,
+    /// Those checks in flight, and the range answers waiting for each.
+    pub(super) checks: RefCell<web_conn::Checks>,
     /// `--http-max`.
     pub(super) max_connections: usize,
 }

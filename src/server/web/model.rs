@@ -289,6 +289,8 @@ pub struct Metrics {
     pub http_responses: Vec<(u16, u64)>,
     /// Failed logins (backup protocol and web).
     pub auth_failures: u64,
+    /// Whole-file checks the web interface started for range answers.
+    pub web_crc_checks: u64,
     /// How long commits took.
     pub commit_latency: Histogram,
     /// How long loop turns took.

@@ -31,8 +31,8 @@ mod tarball;
 
 pub(super) use body::Transport;
 use body::{read_into, Drained, Out, SendError};
-pub(super) use files::FileId;
 use files::Pending;
+pub(super) use files::{check_done, is_check, Checks, FileId};
 use tarball::TarStream;
 
 use super::{Env, Expiry};
@@ -136,9 +136,9 @@ impl WebConn {
         if let Some(t) = self.lingering {
             return Some(t);
         }
-        if self.pending.is_some() {
-            return None;
-        }
+        // Writing, producing a tar, or waiting for a worker's check: each
+        // has the stall deadline (a waiter that gives up leaves its check
+        // to answer the others).
         if self.is_answering() {
             return self.last_io.checked_add(self.stall);
         }
@@ -176,10 +176,10 @@ impl WebConn {
     }
 
     /// A worker's result: the check of a file a range answer waits for.
-    pub(super) fn handle_done(&mut self, env: &Env, done: Done) {
+    pub(super) fn handle_done(&mut self, _env: &Env, done: Done) {
         if let Done::Crc { result, .. } = done {
             if let Some(p) = self.pending.take() {
-                self.finish_pending(env, *p, result);
+                self.finish_pending(*p, result);
             }
         }
     }
