@@ -163,3 +163,94 @@ fn a_waiting_range_has_the_stall_deadline_and_its_check_answers_others() {
     assert!(t1.elapsed() < Duration::from_millis(2000));
     assert_eq!(checks_total(port), 1, "log:\n{}", srv.log());
 }
+
+#[test]
+fn a_huge_directory_listing_stops_at_its_cap_and_says_so() {
+    let srv = web_server(&[]);
+    let port = srv.web_port();
+    let tmp = scratch();
+    let src = tmp.join("src");
+    let wide = src.join("wide");
+    fs::create_dir_all(&wide).unwrap();
+    for i in 0..20_000 {
+        fs::write(wide.join(format!("e{i:05}")), b"").unwrap();
+    }
+    backup(&srv, NAME, &src);
+    let started = Instant::now();
+    let r = curl(&[&url(port, &dir_url(NAME, &wide))]);
+    let took = started.elapsed();
+    r.status_is(200);
+    let page = r.text();
+    assert!(
+        page.contains("The directory holds more than 10000 entries"),
+        "no note of the cut\n{}",
+        &page[page.len().saturating_sub(2000)..]
+    );
+    let rows = page.matches(">download</a>").count();
+    assert_eq!(rows, 10_000, "rows shown");
+    // Bounded: 10,000 rows are about 3.8 MB; all 20,000 would be 7.6.
+    assert!(r.body.len() < 5 << 20, "{} bytes", r.body.len());
+    println!(
+        "listing of 20,000 entries cut at 10,000: {} bytes, {took:?}",
+        r.body.len()
+    );
+    // The names shown are sorted among themselves.
+    let names: Vec<&str> = page
+        .match_indices(">e")
+        .filter_map(|(i, _)| page.get(i + 1..i + 7))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+
+    // Its tar, made 256 entries a turn, still holds every entry.
+    let t0 = Instant::now();
+    let r = curl(&[&format!("{}?format=tar", url(port, &file_url(NAME, &wide)))]);
+    r.status_is(200);
+    let tar = tmp.join("wide.tar");
+    fs::write(&tar, &r.body).unwrap();
+    let o = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let members = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(members, 20_001, "the directory and its 20,000 files");
+    println!(
+        "tar of 20,000 empty files: {} bytes, {:?}",
+        r.body.len(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn the_versions_page_sees_a_batch_added_after_it_was_read() {
+    let srv = web_server(&[]);
+    let port = srv.web_port();
+    let tmp = scratch();
+    let src = tmp.join("src");
+    fs::create_dir_all(&src).unwrap();
+    let doc = src.join("doc.txt");
+    let page = url(port, &format!("/browse/{NAME}{}", enc_path(&doc)));
+    let versions = |want: usize| {
+        let r = curl(&[&page]);
+        r.status_is(200);
+        let got = hrefs(&r.text())
+            .into_iter()
+            .filter(|h| h.starts_with(&format!("{}?at=", file_url(NAME, &doc))))
+            .count();
+        assert_eq!(got, want, "{}", r.show());
+    };
+    for (round, text) in ["one\n", "two, longer\n", "three, longest\n"]
+        .iter()
+        .enumerate()
+    {
+        fs::write(&doc, text).unwrap();
+        set_mtime(&doc, (1_600_000_000 + round as i64 * 10, 0));
+        backup(&srv, NAME, &src);
+        // Each backup after the first keeps the one before in history:
+        // the page, read (and its history cached) a moment ago, sees it.
+        versions(round + 1);
+    }
+}

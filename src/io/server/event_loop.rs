@@ -149,6 +149,7 @@ impl EventLoop {
                 // failed logins are counted.
                 peers: RefCell::new(PeerLimits::new(0)),
                 verdicts: RefCell::new(HashMap::new()),
+                histories: RefCell::new(HashMap::new()),
                 checks: RefCell::new(web_conn::Checks::new(
                     crate::server::web::checks::MAX_CHECKS,
                 )),

@@ -169,6 +169,10 @@ pub struct Listing {
     pub sort: Sort,
     /// Entries left out because the directory holds more than a page shows.
     pub omitted: u64,
+    /// The directory was read only up to the entries shown, this many: it
+    /// holds more, not counted (`omitted` is 0), and those shown are the
+    /// first the file system gave, sorted among themselves.
+    pub cut_at: Option<u64>,
 }
 
 /// One entry of a listing.

@@ -33,6 +33,7 @@ pub(super) use body::Transport;
 use body::{read_into, Drained, Out, SendError};
 use files::Pending;
 pub(super) use files::{check_done, is_check, Checks, FileId};
+pub(super) use pages::CachedHistory;
 use tarball::TarStream;
 
 use super::{Env, Expiry};
@@ -188,6 +189,9 @@ impl WebConn {
     /// more to do next turn; `Err`: close it, for the reason given.
     pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
         let mut spent: u64 = 0;
+        if let Some(t) = self.tar.as_mut() {
+            t.new_turn();
+        }
         let result = self.drive_inner(env, now, &mut spent);
         let sent = self.out.sent - self.counted;
         if sent > 0 || !self.statuses.is_empty() {
@@ -235,6 +239,10 @@ impl WebConn {
             }
             if let Some(t) = self.tar.as_mut() {
                 if self.out.len() < TAR_AHEAD {
+                    if t.turn_over() {
+                        // The turn's entries are made: more next turn.
+                        return Ok(true);
+                    }
                     let done = t.produce(&mut self.out, TAR_AHEAD);
                     progress = true;
                     if done {
