@@ -22,7 +22,9 @@
 //!   once, its fingerprint logged), bad certificate files, bad and
 //!   stalled handshakes;
 //! * `plans`: the plan forms (CSRF, Origin) and an agent following them;
-//! * `pages`: the dashboard, `/status.json`, `/metrics`, listings, errors.
+//! * `pages`: the dashboard, `/status.json`, `/metrics`, listings, errors;
+//! * `bounds`: shared whole-file checks and their cap, the stall deadline
+//!   of a waiting range, a huge directory's listing cut.
 //!
 //! Every wait is bounded: curl runs with `--max-time`, sockets with
 //! timeouts, processes through `tests/common`'s bounded waits.
@@ -34,6 +36,7 @@ mod web {
     pub mod http;
 
     mod auth;
+    mod bounds;
     mod conns;
     mod files;
     mod guards;

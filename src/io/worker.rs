@@ -307,6 +307,20 @@ fn test_verify_delay() -> Option<Duration> {
     })
 }
 
+/// `RSB_TEST_CRC_DELAY_MS`: makes every prefix or whole-file crc32c hold
+/// its thread that much longer, as reading a big file would, so tests can
+/// have many range requests wait for one check at once.
+fn test_crc_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("RSB_TEST_CRC_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    })
+}
+
 /// How often the retention policy runs.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -440,6 +454,9 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 let _ = waker.wake();
             }
             Job::Crc { ticket, file, len } => {
+                if let Some(d) = test_crc_delay() {
+                    std::thread::sleep(d);
+                }
                 let result = file.crc(0, len, 0).map_err(|e| e.error);
                 if done.send(Done::Crc { ticket, result }).is_err() {
                     return;

@@ -67,6 +67,8 @@ pub struct Counters {
     pub files_committed: u64,
     /// Failed logins.
     pub auth_failures: u64,
+    /// Whole-file checks the web interface started.
+    pub web_crc_checks: u64,
     /// HTTP answers by status.
     pub http: BTreeMap<u16, u64>,
 }
@@ -227,6 +229,7 @@ impl Status {
             files_committed: c.files_committed,
             http_responses: c.http.iter().map(|(k, v)| (*k, *v)).collect(),
             auth_failures: c.auth_failures,
+            web_crc_checks: c.web_crc_checks,
             commit_latency: self.commit.clone(),
             loop_turn: self.turn.clone(),
             space: self.space.iter().map(|(k, v)| (k.clone(), *v)).collect(),

@@ -38,7 +38,7 @@ use super::conn::{Conn, ConnId, Conns};
 use super::plans::PlanBook;
 use super::rsb_conn::RsbConn;
 use super::tls::Tls;
-use super::web_conn::{Transport, WebConn};
+use super::web_conn::{self, Transport, WebConn};
 use super::{Env, Expiry, LoopAction, ServerConfig, ServerError, WebEnv};
 use crate::io::store::Store;
 use crate::io::timers::Timers;
@@ -150,6 +150,10 @@ impl EventLoop {
                 // failed logins are counted.
                 peers: RefCell::new(PeerLimits::new(0)),
                 verdicts: RefCell::new(HashMap::new()),
+                histories: RefCell::new(HashMap::new()),
+                checks: RefCell::new(web_conn::Checks::new(
+                    crate::server::web::checks::MAX_CHECKS,
+                )),
                 max_connections: w.max_connections,
             });
         }
@@ -438,6 +442,20 @@ impl EventLoop {
                     .borrow_mut()
                     .handle_commit(elapsed.as_secs_f64(), report.committed.len() as u64);
             }
+            // A web interface's whole-file check answers every range
+            // waiting for it.
+            let done = match done {
+                Done::Crc { ticket, result } if web_conn::is_check(ticket) => {
+                    for (waiter, each) in web_conn::check_done(&self.env, ticket, result) {
+                        if let Some((id, c)) = self.conns.of_ticket(waiter) {
+                            c.handle_done(&self.env, each, now);
+                            self.touched.push(id);
+                        }
+                    }
+                    continue;
+                }
+                other => other,
+            };
             // A result for a connection that closed meanwhile is dropped.
             if let Some((id, c)) = self.conns.of_ticket(ticket) {
                 c.handle_done(&self.env, done, now);

@@ -185,6 +185,11 @@ pub(super) struct WebEnv {
     pub(super) peers: RefCell<PeerLimits<IpAddr>>,
     /// Files checked whole against their crc32c: good or damaged.
     pub(super) verdicts: RefCell<HashMap<web_conn::FileId, bool>>,
+    /// Each namespace's history as last read, with the stamp of its
+    /// history directory then (read again when the stamp changes).
+    pub(super) histories: RefCell<HashMap<String, web_conn::CachedHistory>>,
+    /// Those checks in flight, and the range answers waiting for each.
+    pub(super) checks: RefCell<web_conn::Checks>,
     /// `--http-max`.
     pub(super) max_connections: usize,
 }

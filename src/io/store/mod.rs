@@ -50,7 +50,7 @@ mod xattr;
 pub use commit::{CommitFailure, CommitReport, Committed};
 pub use durable::{set_sync, Sync};
 pub use namespace::{Namespace, Store};
-pub use past::{History, Past, Versions};
+pub use past::{History, HistoryStamp, Past, Versions};
 pub use prune::{Pruned, Removal};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
 pub use space::Measured;

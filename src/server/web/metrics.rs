@@ -114,6 +114,16 @@ pub fn render(m: &Metrics) -> String {
         "Failed logins, backup protocol and web.",
     );
     out.sample("rsb_auth_failures_total", &[], &m.auth_failures.to_string());
+    out.family(
+        "rsb_web_crc_checks_total",
+        "counter",
+        "Whole stored files read to check their crc32c before a range of them was sent.",
+    );
+    out.sample(
+        "rsb_web_crc_checks_total",
+        &[],
+        &m.web_crc_checks.to_string(),
+    );
 
     out.histogram(
         "rsb_commit_duration_seconds",

@@ -16,9 +16,12 @@
 //! * [`model`]: what the pages show, filled in by the shell;
 //! * [`html`]: escaping and URL building; [`pages`]: the pages;
 //! * [`tar`]: ustar/pax headers of a directory's tar stream;
-//! * [`metrics`]: the Prometheus text format of `/metrics`.
+//! * [`metrics`]: the Prometheus text format of `/metrics`;
+//! * [`checks`]: the whole-file checks range answers wait for, one per
+//!   file in flight, capped.
 
 pub mod auth;
+pub mod checks;
 pub mod date;
 pub mod html;
 pub mod metrics;

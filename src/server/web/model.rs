@@ -169,6 +169,10 @@ pub struct Listing {
     pub sort: Sort,
     /// Entries left out because the directory holds more than a page shows.
     pub omitted: u64,
+    /// The directory was read only up to the entries shown, this many: it
+    /// holds more, not counted (`omitted` is 0), and those shown are the
+    /// first the file system gave, sorted among themselves.
+    pub cut_at: Option<u64>,
 }
 
 /// One entry of a listing.
@@ -289,6 +293,8 @@ pub struct Metrics {
     pub http_responses: Vec<(u16, u64)>,
     /// Failed logins (backup protocol and web).
     pub auth_failures: u64,
+    /// Whole-file checks the web interface started for range answers.
+    pub web_crc_checks: u64,
     /// How long commits took.
     pub commit_latency: Histogram,
     /// How long loop turns took.

@@ -10,7 +10,12 @@
 //! the whole file and compare it with the record; the verdict is kept for
 //! that file (device, inode, size, mtime), so a player's many ranges or a
 //! resumed download pay for it once. A file known to be damaged is
-//! answered 500, never as good.
+//! answered 500, never as good. One check of a file is in flight at a
+//! time, whoever asks: the others wait for its result, and at most
+//! [`MAX_CHECKS`] files are checked at once (beyond, a range of an
+//! unchecked file is answered 503 with `Retry-After`); see
+//! [`crate::server::web::checks`]. A waiting answer has the stall deadline
+//! (`-t`) of any other.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -24,8 +29,9 @@ use super::tarball::TarStream;
 use super::WebConn;
 use crate::io::server::Env;
 use crate::io::store::StoredFile;
-use crate::io::worker::Job;
+use crate::io::worker::{Done, Job, Ticket};
 use crate::proto::EntryKind;
+use crate::server::web::checks::{Joined, MAX_CHECKS};
 use crate::server::web::date::format_http_date;
 use crate::server::web::html;
 use crate::server::web::mime::{content_type, disposition};
@@ -40,10 +46,64 @@ const MAX_VERDICTS: usize = 4096;
 /// Identifies a file's content for a verdict: device, inode, size, mtime.
 pub(in crate::io::server) type FileId = (u64, u64, u64, i64, i64);
 
+/// The whole-file checks in flight: by file and recorded crc32c, waited
+/// for by connections.
+pub(in crate::io::server) type Checks = crate::server::web::checks::Checks<(FileId, u32), Ticket>;
+
+/// The slab key of a check's ticket: no connection's (a slab never grows
+/// that far), so the loop tells a check's result from a connection's.
+const CHECK_KEY: usize = usize::MAX;
+
+/// Seconds a range refused at the cap is told to wait.
+const CHECK_RETRY_SECS: u32 = 5;
+
+/// The ticket is a web check's, not a connection's.
+pub(in crate::io::server) fn is_check(t: Ticket) -> bool {
+    t.key == CHECK_KEY
+}
+
+/// The check `t` came back: keeps the verdict, and returns each waiting
+/// connection with the result to hand it (those closed meanwhile are not
+/// found by the loop and so dropped).
+pub(in crate::io::server) fn check_done(
+    env: &Env,
+    t: Ticket,
+    result: io::Result<u32>,
+) -> Vec<(Ticket, Done)> {
+    let Some(web) = env.web.as_ref() else {
+        return Vec::new();
+    };
+    let Some(((id, recorded), waiters)) = web.checks.borrow_mut().finish(t.generation) else {
+        return Vec::new();
+    };
+    if let Ok(crc) = &result {
+        let mut v = web.verdicts.borrow_mut();
+        if v.len() >= MAX_VERDICTS {
+            v.clear();
+        }
+        v.insert(id, *crc == recorded);
+    }
+    waiters
+        .into_iter()
+        .map(|w| {
+            let each = match &result {
+                Ok(crc) => Ok(*crc),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            (
+                w,
+                Done::Crc {
+                    ticket: w,
+                    result: each,
+                },
+            )
+        })
+        .collect()
+}
+
 /// A range answer waiting for the whole file's check.
 pub(super) struct Pending {
     file: Rc<StoredFile>,
-    id: FileId,
     recorded: u32,
     answer: Answer,
     headers: Headers,
@@ -168,24 +228,26 @@ impl WebConn {
         }
         let file = Rc::new(file);
         let ranged = matches!(answer, Answer::Partial(_) | Answer::Multi(_));
-        if let (true, Some(rec)) = (ranged, recorded) {
+        let head_only = matches!(asked.req.method, Method::Head);
+        // A HEAD sends no byte of the file: nothing to check first.
+        if let (true, Some(rec), false) = (ranged, recorded, head_only) {
             if web.verdicts.borrow().get(&id) != Some(&true) {
-                // The whole file is checked first, on a worker.
-                let copy = match file.try_clone() {
-                    Ok(c) => c,
-                    Err(e) => return self.error_answer(500, &e.short()),
-                };
-                let job = Job::Crc {
-                    ticket: self.ticket,
-                    file: copy,
-                    len: size,
-                };
-                if env.workers.submit(job).is_err() {
-                    return self.error_answer(503, "the server is stopping");
+                // The whole file is checked first, on a worker, once
+                // however many ask.
+                let joined = web.checks.borrow_mut().join((id, rec), self.ticket);
+                match joined {
+                    Joined::Waiting => {}
+                    Joined::Full => return self.checks_full(),
+                    Joined::Start(n) => {
+                        if let Err((status, why)) = self.start_check(env, &file, size, n) {
+                            // Nobody else waits for a check just begun.
+                            web.checks.borrow_mut().finish(n);
+                            return self.error_answer(status, &why);
+                        }
+                    }
                 }
                 self.pending = Some(Box::new(Pending {
                     file,
-                    id,
                     recorded: rec,
                     answer,
                     headers: h,
@@ -194,12 +256,53 @@ impl WebConn {
                 return;
             }
         }
-        let head_only = matches!(asked.req.method, Method::Head);
         self.answer_file(file, answer, h, kind, recorded, head_only);
     }
 
+    /// Submits the check numbered `n` of `file` to the workers.
+    fn start_check(
+        &mut self,
+        env: &Env,
+        file: &StoredFile,
+        size: u64,
+        n: u64,
+    ) -> Result<(), (u16, String)> {
+        let copy = file.try_clone().map_err(|e| (500, e.short()))?;
+        let job = Job::Crc {
+            ticket: Ticket {
+                key: CHECK_KEY,
+                generation: n,
+            },
+            file: copy,
+            len: size,
+        };
+        if env.workers.submit(job).is_err() {
+            return Err((503, "the server is stopping".to_string()));
+        }
+        env.status.borrow_mut().counters.web_crc_checks += 1;
+        Ok(())
+    }
+
+    /// A range of an unchecked file while [`MAX_CHECKS`] checks are under
+    /// way: 503, try again soon.
+    fn checks_full(&mut self) {
+        let body = super::answer::error_body(
+            503,
+            "Service Unavailable",
+            &format!(
+                "{MAX_CHECKS} stored files are being checked whole before ranges of them are sent: try again in {CHECK_RETRY_SECS} s"
+            ),
+        );
+        self.respond(
+            503,
+            vec![("Retry-After", CHECK_RETRY_SECS.to_string())],
+            body,
+            true,
+        );
+    }
+
     /// A worker's check of a pending range answer's file came back.
-    pub(super) fn finish_pending(&mut self, env: &Env, p: Pending, result: io::Result<u32>) {
+    pub(super) fn finish_pending(&mut self, p: Pending, result: io::Result<u32>) {
         let good = match result {
             Ok(crc) => crc == p.recorded,
             Err(e) => {
@@ -207,13 +310,7 @@ impl WebConn {
                 return self.error_answer(500, &format!("cannot read the file: {e}"));
             }
         };
-        if let Some(web) = env.web.as_ref() {
-            let mut v = web.verdicts.borrow_mut();
-            if v.len() >= MAX_VERDICTS {
-                v.clear();
-            }
-            v.insert(p.id, good);
-        }
+        // The verdict is kept by `check_done`, once for every waiter.
         if !good {
             return self.damaged(b"");
         }

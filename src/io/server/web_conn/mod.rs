@@ -31,8 +31,9 @@ mod tarball;
 
 pub(super) use body::Transport;
 use body::{read_into, Drained, Got, Out, SendError};
-pub(super) use files::FileId;
 use files::Pending;
+pub(super) use files::{check_done, is_check, Checks, FileId};
+pub(super) use pages::CachedHistory;
 use tarball::TarStream;
 
 use super::{Env, Expiry};
@@ -142,9 +143,9 @@ impl WebConn {
         if let Some(t) = self.lingering {
             return Some(t);
         }
-        if self.pending.is_some() {
-            return None;
-        }
+        // Writing, producing a tar, or waiting for a worker's check: each
+        // has the stall deadline (a waiter that gives up leaves its check
+        // to answer the others).
         if self.is_answering() {
             return self.last_io.checked_add(self.stall);
         }
@@ -183,10 +184,10 @@ impl WebConn {
     }
 
     /// A worker's result: the check of a file a range answer waits for.
-    pub(super) fn handle_done(&mut self, env: &Env, done: Done) {
+    pub(super) fn handle_done(&mut self, _env: &Env, done: Done) {
         if let Done::Crc { result, .. } = done {
             if let Some(p) = self.pending.take() {
-                self.finish_pending(env, *p, result);
+                self.finish_pending(*p, result);
             }
         }
     }
@@ -195,6 +196,9 @@ impl WebConn {
     /// more to do next turn; `Err`: close it, for the reason given.
     pub(super) fn drive(&mut self, env: &Env, now: Instant) -> Result<bool, String> {
         let mut spent: u64 = 0;
+        if let Some(t) = self.tar.as_mut() {
+            t.new_turn();
+        }
         let result = self.drive_inner(env, now, &mut spent);
         let sent = self.out.sent - self.counted;
         if sent > 0 || !self.statuses.is_empty() {
@@ -242,6 +246,10 @@ impl WebConn {
             }
             if let Some(t) = self.tar.as_mut() {
                 if self.out.len() < TAR_AHEAD {
+                    if t.turn_over() {
+                        // The turn's entries are made: more next turn.
+                        return Ok(true);
+                    }
                     let done = t.produce(&mut self.out, TAR_AHEAD);
                     progress = true;
                     if done {

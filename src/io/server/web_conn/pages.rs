@@ -4,13 +4,15 @@
 //! (`Store`, `Namespace`, `Past`), never through a path of its own; the
 //! rendering is [`crate::server::web::pages`]'s.
 
+use std::rc::Rc;
+
 use log::warn;
 
 use super::answer::Asked;
 use super::WebConn;
 use crate::io::kind_of;
 use crate::io::server::Env;
-use crate::io::store::{History, Namespace, Past};
+use crate::io::store::{History, HistoryStamp, Namespace, Past};
 use crate::proto::path::is_tmp_name;
 use crate::proto::{EntryKind, Time, WirePath};
 use crate::server::web::model::{Dashboard, FileVersions, ListEntry, Listing, VersionRow, Viewer};
@@ -24,10 +26,44 @@ pub(super) type At = (String, Time);
 /// Entries a listing shows at most (the rest are counted).
 const MAX_LISTED: usize = 10_000;
 
+/// How a listing was bounded.
+pub(super) enum Cut {
+    /// Read whole: this many entries beyond the cap are left out.
+    Counted(u64),
+    /// Read only up to the cap, this many: there are more, not counted.
+    At(u64),
+}
+
 /// Where a read looks: the current tree, or the tree as it was at a time.
 pub(super) struct View {
     pub(super) ns: Namespace,
-    pub(super) past: Option<(History, Time)>,
+    pub(super) past: Option<(Rc<History>, Time)>,
+}
+
+/// A namespace's history as read, and its directory's stamp then.
+pub(in crate::io::server) type CachedHistory = (HistoryStamp, Rc<History>);
+
+/// The history of the namespace `name` (open as `ns`): the one read last
+/// while its directory's stamp is unchanged, else read again (reading
+/// 1,000 batch indexes takes about 10 ms, too long for every `?at=`).
+fn history_of(env: &Env, name: &str, ns: &Namespace) -> Rc<History> {
+    let (Some(web), Some(stamp)) = (env.web.as_ref(), ns.history_stamp()) else {
+        return Rc::new(ns.history());
+    };
+    if let Some((s, h)) = web.histories.borrow().get(name) {
+        if *s == stamp {
+            return h.clone();
+        }
+    }
+    let h = Rc::new(ns.history());
+    // Read again after the read: a batch published meanwhile makes the
+    // stamps differ, and the history is not kept.
+    if ns.history_stamp() == Some(stamp) {
+        web.histories
+            .borrow_mut()
+            .insert(name.to_string(), (stamp, h.clone()));
+    }
+    h
 }
 
 impl View {
@@ -43,6 +79,51 @@ impl View {
                 version_at(&past, *t, path).and_then(|loc| past.phys(loc, path))
             }
         }
+    }
+
+    /// The first `max` entries of the directory `path` (stored at
+    /// `phys`), sorted by name, and whether there were more. The current
+    /// tree is read a chunk at a time and no further than `max` + 1 names
+    /// (the file system's order: those kept are its first); the tree at a
+    /// time is gathered whole, as history needs every batch's names.
+    pub(super) fn first_children(
+        &self,
+        path: &WirePath,
+        phys: &WirePath,
+        max: usize,
+    ) -> (Vec<(Vec<u8>, WirePath)>, Cut) {
+        if self.past.is_some() {
+            let mut all = self.children(path, phys);
+            let omitted = all.len().saturating_sub(max) as u64;
+            all.truncate(max);
+            return (all, Cut::Counted(omitted));
+        }
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut more = false;
+        if let Ok(mut cursor) = self.ns.dir_cursor(phys, 0) {
+            'read: while let Ok(Some(chunk)) = cursor.next_chunk() {
+                for d in chunk {
+                    if names.len() >= max {
+                        more = true;
+                        break 'read;
+                    }
+                    names.push(d.name);
+                }
+            }
+        }
+        names.sort_unstable();
+        let kept = names
+            .into_iter()
+            .filter_map(|n| phys.join(&n).ok().map(|p| (n, p)))
+            .collect();
+        (
+            kept,
+            if more {
+                Cut::At(max as u64)
+            } else {
+                Cut::Counted(0)
+            },
+        )
     }
 
     /// The entries of the directory `path` (stored at `phys`): each name
@@ -163,12 +244,8 @@ impl WebConn {
         }
         if is_dir {
             let mut entries = Vec::new();
-            let mut omitted = 0u64;
-            for (n, p) in view.children(&path, &phys) {
-                if entries.len() >= MAX_LISTED {
-                    omitted += 1;
-                    continue;
-                }
+            let (children, cut) = view.first_children(&path, &phys, MAX_LISTED);
+            for (n, p) in children {
                 let Ok(st) = view.ns.lstat(&p) else {
                     continue;
                 };
@@ -195,12 +272,19 @@ impl WebConn {
                 at,
                 entries,
                 sort: q.sort,
-                omitted,
+                omitted: match cut {
+                    Cut::Counted(n) => n,
+                    Cut::At(_) => 0,
+                },
+                cut_at: match cut {
+                    Cut::Counted(_) => None,
+                    Cut::At(n) => Some(n),
+                },
             };
             let html = pages::listing(&l, &asked.viewer);
             self.page(asked, 200, "text/html; charset=utf-8", html.into_bytes());
         } else {
-            let history = view.ns.history();
+            let history = history_of(env, name, &view.ns);
             let past = Past {
                 tree: &view.ns,
                 history: &history,
@@ -260,7 +344,7 @@ impl WebConn {
                 return None;
             }
         };
-        let past = at.as_ref().map(|(_, t)| (ns.history(), *t));
+        let past = at.as_ref().map(|(_, t)| (history_of(env, name, &ns), *t));
         Some((View { ns, past }, path, at))
     }
 

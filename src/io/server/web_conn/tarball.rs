@@ -25,6 +25,10 @@ use crate::server::web::tar::{entry_header, padding, TarEntry, END};
 const MAX_DEPTH: usize = 4096;
 /// First names of files with several names remembered at most.
 const MAX_LINKS: usize = 65_536;
+/// Entries made per loop turn at most: each is an lstat, its attributes
+/// and, for a file, an open, so a tree of empty files (a header each, no
+/// body to wait for) cannot hold the loop for thousands of them.
+const ENTRIES_PER_TURN: usize = 256;
 
 /// One directory being walked.
 struct Frame {
@@ -43,6 +47,8 @@ pub(super) struct TarStream {
     /// The top directory: its header is still to go.
     top: Option<(WirePath, WirePath, Vec<u8>)>,
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Entries made since [`TarStream::new_turn`].
+    made: usize,
 }
 
 impl TarStream {
@@ -54,18 +60,30 @@ impl TarStream {
             stack: Vec::new(),
             top: Some((path, phys, base)),
             links: HashMap::new(),
+            made: 0,
         }
     }
 
-    /// Queues entries until `out` holds `ahead` chunks. True once the
-    /// archive's end went in the queue.
+    /// A new loop turn: [`ENTRIES_PER_TURN`] more entries may be made.
+    pub(super) fn new_turn(&mut self) {
+        self.made = 0;
+    }
+
+    /// This turn's entries are made: the rest wait for the next turn.
+    pub(super) fn turn_over(&self) -> bool {
+        self.made >= ENTRIES_PER_TURN
+    }
+
+    /// Queues entries until `out` holds `ahead` chunks or the turn's
+    /// entries are made. True once the archive's end went in the queue.
     pub(super) fn produce(&mut self, out: &mut Out, ahead: usize) -> bool {
         if let Some((path, phys, base)) = self.top.take() {
             let mut member = base;
             member.push(b'/');
+            self.made += 1;
             self.entry(out, path, phys, member, 0);
         }
-        while out.len() < ahead {
+        while out.len() < ahead && !self.turn_over() {
             let Some(frame) = self.stack.last_mut() else {
                 out.push_bytes(END.to_vec());
                 return true;
@@ -80,6 +98,7 @@ impl TarStream {
             let mut member = frame.member.clone();
             member.extend_from_slice(&name);
             let depth = self.stack.len();
+            self.made += 1;
             self.entry(out, path, phys, member, depth);
         }
         false

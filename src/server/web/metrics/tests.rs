@@ -22,6 +22,7 @@ fn sample() -> Metrics {
         files_committed: 1234,
         http_responses: vec![(200, 5), (206, 2), (404, 1)],
         auth_failures: 3,
+        web_crc_checks: 2,
         commit_latency: commit,
         loop_turn: Histogram::new(LATENCY_BOUNDS),
         space: vec![
@@ -85,7 +86,7 @@ fn every_family_has_help_and_type_before_its_samples() {
     let mut sorted = typed.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), typed.len(), "each family once");
-    assert_eq!(typed.len(), 14);
+    assert_eq!(typed.len(), 15);
 }
 
 #[test]
@@ -109,6 +110,7 @@ fn the_samples_carry_their_values_and_labels() {
         "rsb_http_responses_total{code=\"206\"} 2",
         "rsb_http_responses_total{code=\"404\"} 1",
         "rsb_auth_failures_total 3",
+        "rsb_web_crc_checks_total 2",
         "rsb_store_bytes{name=\"laptop\",part=\"current\"} 100",
         "rsb_store_bytes{name=\"laptop\",part=\"history\"} 50",
         "rsb_store_entries{name=\"laptop\"} 9",

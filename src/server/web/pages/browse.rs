@@ -157,6 +157,12 @@ pub fn listing(l: &Listing, viewer: &Viewer) -> String {
         }
         b.push_str("</tbody></table></div>\n");
     }
+    if let Some(n) = l.cut_at {
+        let _ = writeln!(
+            b,
+            "<p class=\"note\">The directory holds more than {n} entries: only the first {n} the file system gave were read, sorted among themselves; the others are not shown.</p>",
+        );
+    }
     if l.omitted > 0 {
         let _ = writeln!(
             b,

@@ -169,6 +169,7 @@ fn listing_of(path: &[u8], at: Option<(String, Time)>) -> Listing {
         entries,
         sort,
         omitted: 3,
+        cut_at: None,
     }
 }
 
@@ -313,6 +314,22 @@ fn a_listing_escapes_every_hostile_name() {
     assert!(page.contains("→ &lt;script&gt;../x\\n"));
     assert!(page.contains("signed in as root&lt;admin&gt;"));
     assert!(page.contains("3 more entries are not shown."));
+    assert!(!page.contains("holds more than"));
+}
+
+#[test]
+fn a_cut_listing_says_it_was_cut() {
+    let mut l = listing_of(b"big", None);
+    l.omitted = 0;
+    l.cut_at = Some(10_000);
+    let page = listing(&l, &admin());
+    assert!(page.contains(
+        "The directory holds more than 10000 entries: only the first 10000 the file system gave were read, sorted among themselves"
+    ));
+    assert!(
+        !page.contains("more entries are not shown"),
+        "no count of the others"
+    );
 }
 
 #[test]
