@@ -12,8 +12,7 @@
 //!
 //! Memory besides the lookup: the window, one pending literal (at most
 //! [`LITERAL_MAX`]) and at most two steps of input of max(block, 64 KiB)
-//! each, whatever the
-//! file's length.
+//! each, whatever the file's length.
 
 use std::collections::HashMap;
 
@@ -222,7 +221,8 @@ impl Matcher {
     fn test_window(&mut self) -> Option<u32> {
         let w = &self.buf[self.start..self.start + self.block];
         let pos = self.base + self.start as u64;
-        let aligned = (pos % self.block as u64 == 0)
+        let aligned = pos
+            .is_multiple_of(self.block as u64)
             .then(|| pos / self.block as u64)
             .filter(|&i| i < u64::from(self.full))
             .map(|i| i as u32);

@@ -40,7 +40,19 @@
 //! blocks, 100 bytes inserted at the start): aligned-only matching sends
 //! the whole file as literals (262,244 bytes: every block is shifted);
 //! rolling sends 100 literal bytes and copies all 64 blocks, a 2,622x
-//! smaller delta. An in-place overwrite gains nothing from rolling.
+//! smaller delta. 100 bytes inserted at offset 100,000: rolling 4,196
+//! literal bytes (the insertion and the block it falls in), aligned-only
+//! 163,940 (everything after it). An in-place overwrite costs the same
+//! either way (the test checks they are equal).
+//!
+//! # Speed
+//! `tests::throughput` (ignored; `cargo test --release --lib
+//! delta::tests::throughput -- --ignored --nocapture`), 256 MiB in 16 KiB
+//! blocks on a shared 2-core machine (numbers vary ±40 % with its load):
+//! BLAKE3 alone 1.5-3.3 GB/s, rollsum alone 1.6-3.1 GB/s, signing
+//! 0.9-1.7 GB/s (both per block), matching an unchanged file 1.1-3.1 GB/s
+//! (BLAKE3 only: no rolling), with 1 MiB overwritten or inserted
+//! 0.9-2.7 GB/s. BLAKE3 dominates; the signer also pays the rollsum.
 
 mod block;
 mod error;

@@ -210,7 +210,7 @@ impl Assembler {
         let len = src_end - src;
         let dst = self.written;
         self.advance(len)?;
-        let short_last = end == self.blocks && self.basis_len % self.block != 0;
+        let short_last = end == self.blocks && !self.basis_len.is_multiple_of(self.block);
         if short_last && self.written != self.target {
             return Err(Error::ShortBlockNotAtEnd { dst });
         }

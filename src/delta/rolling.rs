@@ -28,14 +28,21 @@ impl Rollsum {
 
     /// Appends `bytes` to the window.
     pub fn update(&mut self, bytes: &[u8]) {
-        let (mut s1, mut s2) = (self.s1, self.s2);
-        for &b in bytes {
-            s1 = s1.wrapping_add(u32::from(b));
-            s2 = s2.wrapping_add(s1);
-        }
-        // The offsets, added in closed form: n * 31 to s1, and
-        // 31 * n(n+1)/2 to s2 (with the count before as a base).
+        // In closed form, so that the loop has no carried dependency and
+        // vectorizes: byte i of n adds (n - i) times to s2, and s1 (the
+        // sum before) n times.
         let n = bytes.len() as u32;
+        let (mut sum, mut weighted) = (0u32, 0u32);
+        for (i, &b) in bytes.iter().enumerate() {
+            sum = sum.wrapping_add(u32::from(b));
+            weighted = weighted.wrapping_add(n.wrapping_sub(i as u32).wrapping_mul(u32::from(b)));
+        }
+        let mut s2 = self
+            .s2
+            .wrapping_add(self.s1.wrapping_mul(n))
+            .wrapping_add(weighted);
+        let mut s1 = self.s1.wrapping_add(sum);
+        // The offsets: n * 31 to s1, 31 * n(n+1)/2 to s2.
         s1 = s1.wrapping_add(n.wrapping_mul(CHAR_OFFSET));
         let tri = (u64::from(n) * (u64::from(n) + 1) / 2) as u32;
         s2 = s2.wrapping_add(tri.wrapping_mul(CHAR_OFFSET));
