@@ -8,7 +8,8 @@
 //!   [`server`] (one connection's session and the vocabulary it speaks with
 //!   its shell), [`client`] (the client's session, the backup planner, the
 //!   restore's rules, parsing prompt lines and formatting what the user
-//!   sees), [`store`] (what hidden names mean, when
+//!   sees), [`delta`] (signatures, the rolling matcher, the op stream),
+//!   [`store`] (what hidden names mean, when
 //!   an entry is unchanged, the checksum record) and [`auth`]. Bytes, time
 //!   and completions in; bytes, commands and deadlines out. No socket, file,
 //!   clock read or thread: `scripts/purity.sh` checks it.
@@ -41,6 +42,7 @@ pub mod args;
 pub mod auth;
 pub mod calendar;
 pub mod client;
+pub mod delta;
 pub mod exit;
 pub mod io;
 pub mod proto;
