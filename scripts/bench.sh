@@ -345,7 +345,7 @@ net_shape() {
 }
 wire() { # the bytes the client's veth end sent and received so far
 	ip netns exec "$clins" cat "/sys/class/net/$vc/statistics/tx_bytes" \
-		"/sys/class/net/$vc/statistics/rx_bytes" | awk '{s += $1} END {printf "%d", s}'
+		"/sys/class/net/$vc/statistics/rx_bytes" | awk '{s += $1} END {printf "%.0f", s}'
 }
 
 cleanup() {
@@ -382,15 +382,18 @@ trap 'exit 143' TERM
 if [ "$fsmode" = loop ]; then
 	# Sized from the data set: the big file in up to 9 places at once (the
 	# source, the stores, the pulls, cp's copy, a temporary file beside a
-	# changed one), every small-file copy that the runs set aside (they are
-	# only deleted at exit), case 8's empty files, inodes for all of it, and
-	# 1 GiB to spare. The image is sparse: only what is written takes space.
+	# changed one), every version of it that rsb's history keeps (by
+	# default every replaced version of the last 7 days: one per push of
+	# the changed file in case 4 and in case 9 at each rate), every
+	# small-file copy that the runs set aside (they are only deleted at
+	# exit), case 8's empty files, inodes for all of it, and 1 GiB to
+	# spare. The image is sparse: only what is written takes space.
 	nrates=0
 	for r in ${net_rates//,/ }; do nrates=$((nrates + 1)); done
 	small_sets=$((runs * (11 + 4 * nrates) + 10))
 	inodes=$((small_sets * (small_n + 200) + 100000))
 	if want 8; then inodes=$((inodes + wide_n * (1 + 3 * runs) + 100)); fi
-	img_mb=$((big_mb * 9 + small_sets * small_n * 12 / 1024 + inodes / 4096 + 1024))
+	img_mb=$((big_mb * (9 + (runs + 2) * (1 + nrates)) + small_sets * small_n * 12 / 1024 + inodes / 4096 + 1024))
 	rm -f "$img"
 	mkdir -p "$mnt"
 	say "making a fresh ${img_mb} MiB ext4 image with $inodes inodes, loop-mounted on $mnt"
@@ -445,7 +448,7 @@ else
 	echo "$params" >"$work/data.params"
 fi
 big_bytes=$(stat -c %s "$big")
-small_bytes=$(find "$small" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')
+small_bytes=$(find "$small" -type f -printf '%s\n' | awk '{s += $1} END {printf "%.0f", s}')
 small_count=$(find "$small" -type f | wc -l)
 small_dirs=$(find "$small" -mindepth 1 -type d | wc -l)
 
@@ -553,9 +556,10 @@ timed() {
 	KB=$(tail -n 1 "$rssf")
 }
 
+# (mawk's printf %d stops at 2^31 - 1: sums and medians of bytes use %.0f.)
 median() { # microsecond values -> their median
 	printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1}
-		END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%d\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+		END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 max() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 
