@@ -420,6 +420,20 @@ impl WebConn {
                     .push(crate::io::server::LoopAction::PlansChanged);
                 self.respond_body(303, vec![("Location", "/".to_string())], Vec::new(), false);
             }
+            Err(e) if env.plans.borrow().trouble().is_some() => {
+                // The file went bad (a hand edit) since the check above:
+                // `set` read it again and wrote nothing. Agents hear of
+                // what that read changed.
+                env.actions
+                    .borrow_mut()
+                    .push(crate::io::server::LoopAction::PlansChanged);
+                self.respond(
+                    409,
+                    Vec::new(),
+                    error_body(409, "Conflict", &format!("plans not changed: {e}")),
+                    false,
+                );
+            }
             Err(e) => self.error_answer(500, &format!("cannot save the plans: {e}")),
         }
     }
@@ -443,8 +457,8 @@ pub(super) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        409 => "Conflict",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
