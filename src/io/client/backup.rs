@@ -83,7 +83,7 @@ enum OpenError {
     Failed(String),
 }
 
-fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), OpenError> {
+fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64, stat::FileStat), OpenError> {
     let fd = fcntl::open(
         &e.local,
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
@@ -103,7 +103,7 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64), OpenError> {
         ));
     }
     let meta = meta_of(&st);
-    Ok((fd, meta, st.st_size.max(0) as u64))
+    Ok((fd, meta, st.st_size.max(0) as u64, st))
 }
 
 /// Queues the names of `meta`'s owner and group, if this connection has
@@ -242,7 +242,7 @@ pub fn backup(
                     Err(_) => continue,
                 },
                 EntryKind::File => match open_file(&e) {
-                    Ok((_, meta, 0)) => {
+                    Ok((_, meta, 0, _)) => {
                         // Nothing to read, nothing to check after: the
                         // header and its end go out with the frames
                         // around them, in the same writes.
@@ -254,9 +254,9 @@ pub fn backup(
                         link.session().send_file_end(id, EMPTY_CRC, true);
                         (id, 0)
                     }
-                    Ok((fd, meta, size)) => {
+                    Ok((fd, meta, size, st)) => {
                         let offset = plan::resume_offset(&e, meta, size, resume_at);
-                        match BodySender::from_offset(fd, size, offset) {
+                        match BodySender::from_offset_stat(fd, size, offset, &st) {
                             Ok(tx) => {
                                 let layout = tx.layout().clone();
                                 let body = layout.body_len(size, offset);
