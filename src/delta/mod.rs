@@ -46,8 +46,8 @@
 //! either way (the test checks they are equal).
 //!
 //! # Speed
-//! `tests::throughput` (ignored; `cargo test --release --lib
-//! delta::tests::throughput -- --ignored --nocapture`), 256 MiB in 16 KiB
+//! `crate::io::delta_bench::throughput` (ignored; `cargo test --release --lib
+//! io::delta_bench::throughput -- --ignored --nocapture`), 256 MiB in 16 KiB
 //! blocks on a shared 2-core machine (numbers vary ±40 % with its load):
 //! BLAKE3 alone 1.5-3.3 GB/s, rollsum alone 1.6-3.1 GB/s, signing
 //! 0.9-1.7 GB/s (both per block), matching an unchanged file 1.1-3.1 GB/s
@@ -83,4 +83,4 @@ pub const MAX_BLOCK: u32 = 1 << 20;
 pub const LITERAL_MAX: usize = 64 * 1024;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

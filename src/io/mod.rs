@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod clock;
+#[cfg(test)]
+mod delta_bench;
 pub mod error;
 pub mod holes;
 pub mod log;

@@ -65,4 +65,4 @@ pub fn error_page(status: u16, title: &str, detail: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -345,4 +345,4 @@ impl Pax {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -28,6 +28,8 @@ mod body;
 mod files;
 mod pages;
 mod tarball;
+#[cfg(test)]
+mod tool_tests;
 
 pub(super) use body::Transport;
 use body::{read_into, Drained, Got, Out, SendError};
