@@ -37,6 +37,21 @@ fn openssl(args: &[&str]) -> String {
     o.out()
 }
 
+/// A web server with `--tls-cert`/`--tls-key` from [`make_cert`]: the
+/// certificates' directory (kept while the server runs), the certificate
+/// and the server.
+fn tls_server(name: &str) -> (Scratch, PathBuf, Server) {
+    let certs = scratch();
+    let (crt, key) = make_cert(certs.path(), name);
+    let srv = web_server(&[
+        "--tls-cert",
+        crt.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    (certs, crt, srv)
+}
+
 /// A self-signed RSA certificate for localhost and 127.0.0.1 and its
 /// key, made by openssl in `dir`: `(dir/NAME.crt, dir/NAME.key)`.
 fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -179,14 +194,7 @@ fn client_hello() -> Vec<u8> {
 
 #[test]
 fn a_given_certificate_serves_downloads_and_ranges_over_tls() {
-    let certs = scratch();
-    let (crt, key) = make_cert(certs.path(), "given");
-    let srv = web_server(&[
-        "--tls-cert",
-        crt.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (_certs, crt, srv) = tls_server("given");
     let port = srv.web_port();
     let log = srv.log();
     assert!(
@@ -453,14 +461,7 @@ fn a_bad_certificate_or_key_stops_the_start_naming_the_file() {
 
 #[test]
 fn garbage_and_stalled_handshakes_leave_the_server_serving() {
-    let certs = scratch();
-    let (crt, key) = make_cert(certs.path(), "hs");
-    let srv = web_server(&[
-        "--tls-cert",
-        crt.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let (_certs, _crt, srv) = tls_server("hs");
     let port = srv.web_port();
     let ok = || {
         curl(&["-k", &surl(port, "/status.json")]).status_is(200);
