@@ -42,6 +42,9 @@ pub enum Event {
         meta: Vec<u8>,
         /// (entry index, offset): send that file from `offset` on.
         resume: Vec<(u32, u64)>,
+        /// (entry index, signature of the version the server holds):
+        /// that file may go as a `FileDelta` against it.
+        delta: Vec<(u32, crate::delta::Signature)>,
     },
     /// Everything before the `Commit` with this id is durable.
     Committed {

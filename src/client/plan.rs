@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
+use crate::delta::Signature;
 use crate::proto::bits::NeedBits;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{EntryKind, ManifestEntry, Meta, WirePath};
@@ -305,6 +306,9 @@ pub enum Next {
         /// How many times it was read before (it changed each time): give
         /// it back to [`Plan::handle_changed`] if it changes again.
         reads: u32,
+        /// The signature of the version the server holds: the file may
+        /// go as a delta against it ([`Plan::handle_sent_delta`]).
+        basis: Option<Box<Signature>>,
     },
     /// Send only this entry's metadata, as an `Update` (the server stores
     /// its content: same size and mtime, or same link target): no body.
@@ -339,8 +343,10 @@ pub struct Committed {
     /// Files and symlinks whose metadata alone was sent and is now
     /// stored (`Update`s; not counted as files or symlinks).
     pub updated: u64,
-    /// Their body bytes sent.
+    /// Their body bytes sent (of a delta, its literal bytes).
     pub bytes: u64,
+    /// Bytes the server took from the versions it held (deltas).
+    pub reused: u64,
     /// Of those files, the ones stored as last read although they kept
     /// changing ([`Plan::handle_changed`]).
     pub changed: u64,
@@ -359,6 +365,9 @@ struct Sent {
     /// Only its metadata was sent (an `Update`): the entry, to send whole
     /// if the server fails the update.
     update: Option<Box<LocalEntry>>,
+    /// It went as a delta: the entry, to send whole if the server fails
+    /// it (its stored version changed), and the bytes taken from that.
+    delta: Option<(Box<LocalEntry>, u64)>,
 }
 
 /// What to do with a file whose body was sent and which changed while it
@@ -385,6 +394,7 @@ struct Queued {
     meta_only: bool,
     resume_at: u64,
     reads: u32,
+    basis: Option<Box<Signature>>,
 }
 
 /// The state of one backup between the walk and the server's answers.
@@ -471,10 +481,17 @@ impl Plan {
     /// in both; here the content would win), `resume` gives a file's kept
     /// prefix. Returns how many entries were unchanged (never opened,
     /// never sent).
-    pub fn handle_need(&mut self, bits: &[u8], meta: &[u8], resume: &[(u32, u64)]) -> u64 {
+    pub fn handle_need(
+        &mut self,
+        bits: &[u8],
+        meta: &[u8],
+        resume: &[(u32, u64)],
+        delta: Vec<(u32, Signature)>,
+    ) -> u64 {
         let Some((_, entries)) = self.asked.pop_front() else {
             return 0;
         };
+        let mut delta = delta.into_iter().peekable();
         let mut unchanged = 0;
         for (i, e) in entries.into_iter().enumerate() {
             let needed = NeedBits::bit(bits, i);
@@ -492,12 +509,19 @@ impl Plan {
             if needed && e.kind == EntryKind::File {
                 self.needed_bytes += e.size.saturating_sub(at);
             }
+            // The session checked the list ascending and among `bits`.
+            while delta.next_if(|(d, _)| (*d as usize) < i).is_some() {}
+            let basis = delta
+                .next_if(|(d, _)| *d as usize == i)
+                .filter(|_| needed && e.kind == EntryKind::File)
+                .map(|(_, sig)| Box::new(sig));
             self.to_send.push_back(Queued {
                 entry: e,
                 needed,
                 meta_only,
                 resume_at: at,
                 reads: 0,
+                basis,
             });
         }
         unchanged
@@ -530,6 +554,7 @@ impl Plan {
             meta_only,
             resume_at,
             reads,
+            basis,
         }) = self.to_send.pop_front()
         {
             // An unneeded directory goes only when something was sent into
@@ -564,6 +589,7 @@ impl Plan {
                 entry: e,
                 resume_at,
                 reads,
+                basis,
             };
         }
         Next::Wait
@@ -572,6 +598,17 @@ impl Plan {
     /// The entry `path` went out with this id and `size` body bytes.
     pub fn handle_sent(&mut self, id: u32, path: WirePath, kind: EntryKind, size: u64) {
         self.sent_entry(id, path, kind, size, None);
+    }
+
+    /// The file `entry` went out with this id as a delta: `literal` body
+    /// bytes, `reused` taken from the server's version. If the server
+    /// fails it, it is sent whole after that commit.
+    pub fn handle_sent_delta(&mut self, id: u32, entry: LocalEntry, literal: u64, reused: u64) {
+        let path = entry.wire.clone();
+        self.sent_entry(id, path, EntryKind::File, literal, None);
+        if let Some(s) = self.sent.get_mut(&id) {
+            s.delta = Some((Box::new(entry), reused));
+        }
     }
 
     /// The `Closed` of directory `path` went out with this id: counted in
@@ -606,6 +643,7 @@ impl Plan {
                 size,
                 changed: false,
                 update,
+                delta: None,
             },
         );
     }
@@ -632,6 +670,7 @@ impl Plan {
                 meta_only: false,
                 resume_at: 0,
                 reads,
+                basis: None,
             });
             return Changed::Retry;
         }
@@ -677,6 +716,10 @@ impl Plan {
             Some(Sent {
                 update: Some(entry),
                 ..
+            })
+            | Some(Sent {
+                delta: Some((entry, _)),
+                ..
             }) => {
                 if entry.kind == EntryKind::File {
                     self.needed_bytes += entry.size;
@@ -687,6 +730,7 @@ impl Plan {
                     meta_only: false,
                     resume_at: 0,
                     reads: 0,
+                    basis: None,
                 });
                 self.final_commit = None;
                 None
@@ -721,6 +765,7 @@ impl Plan {
                 }
                 done.changed += u64::from(s.changed);
                 done.bytes += s.size;
+                done.reused += s.delta.map_or(0, |(_, r)| r);
             }
         }
         // The server answered everything before the commit.

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 pub use crate::client::event::{Event, SessionError};
+use crate::delta::Signature;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, Time, WirePath};
 
@@ -104,6 +105,25 @@ pub struct ClientSession {
     xattrs: Option<Box<Xattrs>>,
     /// An `Agent` went out: `Plan` frames may come.
     agent: bool,
+    /// A `Need` whose signatures are still arriving.
+    signing: Option<Box<Signing>>,
+}
+
+/// A `Need` held until the signatures of its `delta` entries are in.
+struct Signing {
+    id: u32,
+    bits: Vec<u8>,
+    meta: Vec<u8>,
+    resume: Vec<(u32, u64)>,
+    /// The entries still to come, in order (reversed: the next is last).
+    todo: Vec<u32>,
+    /// Signatures complete so far.
+    done: Vec<(u32, Signature)>,
+    /// The bytes of the one arriving, and its announced length.
+    buf: Vec<u8>,
+    total: u32,
+    /// Signature bytes of this `Need` so far.
+    bytes: usize,
 }
 
 impl ClientSession {
@@ -124,6 +144,7 @@ impl ClientSession {
             error: None,
             offer: None,
             wanted: None,
+            signing: None,
             body_owed: false,
             held: Vec::new(),
             name: name.to_string(),
@@ -232,6 +253,18 @@ impl ClientSession {
         }
     }
 
+    /// Queues a frame that only says the client is alive (an empty
+    /// `Names`), for a long pause between frames: the matching of a
+    /// large file before its `FileDelta`. Not while a body is owed.
+    pub fn send_keepalive(&mut self) {
+        if !self.body_owed {
+            self.push(&Frame::Names {
+                users: Vec::new(),
+                groups: Vec::new(),
+            });
+        }
+    }
+
     /// Queues a directory entry; returns its id.
     pub fn send_dir(&mut self, path: WirePath, meta: Meta) -> u32 {
         let id = self.entry_id(&path);
@@ -334,6 +367,31 @@ impl ClientSession {
             meta,
             size,
             layout,
+        });
+        id
+    }
+
+    /// Queues the header of a file sent as a delta against the server's
+    /// version of `basis` bytes: `copies` come from it, and the driver
+    /// then moves the other bytes (the extents of
+    /// [`proto::delta_layout`]) and [`Self::send_file_end`] with the whole
+    /// file's crc32c. Returns its id.
+    pub fn send_file_delta(
+        &mut self,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        basis: u64,
+        copies: Vec<proto::CopyRange>,
+    ) -> u32 {
+        let id = self.entry_id(&path);
+        self.push(&Frame::FileDelta {
+            id,
+            path,
+            meta,
+            size,
+            basis,
+            copies,
         });
         id
     }
@@ -583,7 +641,10 @@ impl ClientSession {
             (true, _) => codec::encode(f, &mut self.held),
             (false, _) => {
                 codec::encode(f, &mut self.out);
-                self.body_owed = matches!(f, Frame::File { .. } | Frame::FileFrom { .. });
+                self.body_owed = matches!(
+                    f,
+                    Frame::File { .. } | Frame::FileFrom { .. } | Frame::FileDelta { .. }
+                );
             }
         }
     }
@@ -664,6 +725,68 @@ impl ClientSession {
         self.streams.front() == Some(&Pending::Restore(id))
     }
 
+    /// The frames right after a `Need` with a `delta` list: the
+    /// signatures of those entries, in order, each whole before the next,
+    /// at most [`proto::MAX_NEED_SIGNATURES`] bytes of them. Anything else
+    /// is a protocol error. Once all are in, the `Need` is an event.
+    fn handle_signature(&mut self, f: Frame) {
+        let Some(s) = self.signing.as_mut() else {
+            return;
+        };
+        let Frame::Signature {
+            id,
+            index,
+            total,
+            chunk,
+        } = f
+        else {
+            let (id, kind) = (s.id, f.kind());
+            return self.broken_protocol(format!(
+                "expected the signatures of manifest {id}'s answer, got frame kind {kind}"
+            ));
+        };
+        let fresh = s.buf.is_empty();
+        let fits = id == s.id
+            && s.todo.last() == Some(&index)
+            && (fresh || total == s.total)
+            && s.buf.len() + chunk.len() <= total as usize
+            && s.bytes + chunk.len() <= proto::MAX_NEED_SIGNATURES;
+        if !fits {
+            return self.broken_protocol(format!(
+                "unexpected signature piece for entry {index} of manifest {id}"
+            ));
+        }
+        s.total = total;
+        s.bytes += chunk.len();
+        s.buf.extend_from_slice(&chunk);
+        if s.buf.len() < total as usize {
+            return;
+        }
+        let sig = match Signature::decode(&s.buf) {
+            Ok(sig) => sig,
+            Err(e) => {
+                return self.broken_protocol(format!(
+                    "bad signature for entry {index} of manifest {id}: {e}"
+                ))
+            }
+        };
+        s.buf = Vec::new();
+        s.todo.pop();
+        s.done.push((index, sig));
+        if s.todo.is_empty() {
+            if let Some(s) = self.signing.take() {
+                let s = *s;
+                self.events.push_back(Event::Need {
+                    id: s.id,
+                    bits: s.bits,
+                    meta: s.meta,
+                    resume: s.resume,
+                    delta: s.done,
+                });
+            }
+        }
+    }
+
     fn handle_frame(&mut self, f: Frame) {
         if let Frame::Error { code, message } = f {
             self.error = Some(SessionError::Refused {
@@ -673,6 +796,9 @@ impl ClientSession {
             self.state = State::Closed;
             self.events.push_back(Event::Refused { code, message });
             return;
+        }
+        if self.signing.is_some() {
+            return self.handle_signature(f);
         }
         match (self.state, f) {
             (State::AwaitWelcome, Frame::Challenge { nonce }) if self.challenge.is_none() => {
@@ -741,13 +867,18 @@ impl ClientSession {
                     bits,
                     meta,
                     resume,
+                    delta,
                 },
             ) => match self.manifests.front() {
                 Some(&(m, n))
                     if m == id
                         && bits.len() == n.div_ceil(8)
                         && meta.len() == bits.len()
-                        && resume.iter().all(|&(i, _)| (i as usize) < n) =>
+                        && resume.iter().all(|&(i, _)| (i as usize) < n)
+                        && delta.iter().all(|&i| {
+                            let (byte, bit) = (i as usize / 8, i % 8);
+                            (i as usize) < n && bits.get(byte).is_some_and(|b| b >> bit & 1 == 1)
+                        }) =>
                 {
                     // An entry needed whole and as metadata only: the
                     // server contradicts itself.
@@ -758,12 +889,29 @@ impl ClientSession {
                         return;
                     }
                     self.manifests.pop_front();
-                    self.events.push_back(Event::Need {
-                        id,
-                        bits,
-                        meta,
-                        resume,
-                    });
+                    if delta.is_empty() {
+                        self.events.push_back(Event::Need {
+                            id,
+                            bits,
+                            meta,
+                            resume,
+                            delta: Vec::new(),
+                        });
+                    } else {
+                        let mut todo = delta;
+                        todo.reverse();
+                        self.signing = Some(Box::new(Signing {
+                            id,
+                            bits,
+                            meta,
+                            resume,
+                            todo,
+                            done: Vec::new(),
+                            buf: Vec::new(),
+                            total: 0,
+                            bytes: 0,
+                        }));
+                    }
                 }
                 _ => self.broken_protocol(format!("unexpected answer to manifest {id}")),
             },

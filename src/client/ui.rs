@@ -317,6 +317,9 @@ pub struct Summary {
     pub changed: u64,
     /// Entries that vanished before they could be sent.
     pub vanished: u64,
+    /// Bytes of delta-sent files that did not cross the wire: the other
+    /// side took them from the version it held.
+    pub reused: u64,
     /// Wall time of the command.
     pub elapsed: Duration,
 }
@@ -325,6 +328,8 @@ pub struct Summary {
 /// `backup: 12 files sent, 3 unchanged, 2 updated, 1 not supported, 0 failed, 5242897 bytes in 0.42s (11.9 MiB/s)`
 /// (`updated` and `not supported` only when there are some).
 /// The byte count is exact, so scripts can parse it; the rate is for people.
+/// Files sent as deltas add `, M reused` after it: the bytes taken from
+/// the version the other side held, which did not cross the wire.
 /// Files that changed while read or vanished are counted after `failed`
 /// when there are any (`1 changed while read, 2 vanished`).
 pub fn format_summary(s: &Summary) -> String {
@@ -353,8 +358,12 @@ pub fn format_summary(s: &Summary) -> String {
             count(m, "special file", "special files")
         ),
     };
+    let reused = match s.reused {
+        0 => String::new(),
+        n => format!(", {n} reused"),
+    };
     format!(
-        "{}: {}{links} {}, {} unchanged{updated}{unsupported}, {} failed{warned}, {} in {} ({}/s)",
+        "{}: {}{links} {}, {} unchanged{updated}{unsupported}, {} failed{warned}, {}{reused} in {} ({}/s)",
         s.verb,
         count(s.files, "file", "files"),
         s.noun,

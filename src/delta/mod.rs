@@ -55,6 +55,7 @@
 //! 0.9-2.7 GB/s. BLAKE3 dominates; the signer also pays the rollsum.
 
 mod block;
+mod copies;
 mod error;
 mod matcher;
 mod ops;
@@ -62,6 +63,7 @@ mod rolling;
 mod signature;
 
 pub use block::block_size;
+pub use copies::{Copies, CopyList};
 pub use error::Error;
 pub use matcher::{MatchStats, Matcher};
 pub use ops::{

@@ -513,6 +513,16 @@ impl BodySender {
         BodySender::begin(file, size, offset, crc, before, blocks)
     }
 
+    /// Prepares to send only the bytes of `layout`'s extents (a delta's
+    /// literal runs, [`crate::proto::delta_layout`]) of `file`, whose
+    /// `fstat` was `st`. Its crc32c is not the file's (the runs between
+    /// count as zeros): the matcher that chose the runs read the whole
+    /// file and has that.
+    pub fn for_delta(file: OwnedFd, size: u64, layout: Layout, st: &stat::FileStat) -> BodySender {
+        let (before, _) = stamp_of(st);
+        BodySender::with_layout(file, size, 0, 0, before, layout)
+    }
+
     fn begin(
         file: OwnedFd,
         size: u64,
@@ -527,6 +537,19 @@ impl BodySender {
         } else {
             Layout::Dense
         };
+        Ok(BodySender::with_layout(
+            file, size, offset, crc, before, layout,
+        ))
+    }
+
+    fn with_layout(
+        file: OwnedFd,
+        size: u64,
+        offset: u64,
+        crc: u32,
+        before: Stamp,
+        layout: Layout,
+    ) -> BodySender {
         let extents = match &layout {
             Layout::Dense => std::collections::VecDeque::new(),
             Layout::Sparse(e) => e.iter().copied().collect(),
@@ -545,7 +568,7 @@ impl BodySender {
             recorded: None,
         };
         tx.next_run();
-        Ok(tx)
+        tx
     }
 
     /// Where the body's bytes come from: the header must say so.

@@ -21,6 +21,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
+use super::delta_io::{copy_ranges, CopyReport};
 use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
-use crate::proto::WirePath;
+use crate::proto::{CopyRange, WirePath};
 use crate::server::session::VerifyCounts;
 use crate::store::retention::Keep;
 
@@ -65,6 +67,31 @@ pub enum Job {
         file: StoredFile,
         /// Bytes to read.
         len: u64,
+    },
+    /// The signatures of the stored versions of a manifest's changed
+    /// files ([`Namespace::signatures`]): the `Need` waits for them.
+    Sign {
+        /// Whose.
+        ticket: Ticket,
+        /// The namespace (its own descriptor).
+        tree: Namespace,
+        /// (entry index, path) of each file.
+        files: Vec<(u32, WirePath)>,
+    },
+    /// Copy the runs of a delta from its basis into its staging file,
+    /// first giving that file its full size (`copy_ranges`): the body
+    /// waits.
+    Copy {
+        /// Whose.
+        ticket: Ticket,
+        /// The stored version.
+        basis: OwnedFd,
+        /// The staging file (its own descriptor).
+        out: OwnedFd,
+        /// The new file's size.
+        size: u64,
+        /// The runs.
+        ranges: Vec<CopyRange>,
     },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
@@ -103,6 +130,20 @@ pub enum Done {
         ticket: Ticket,
         /// The result.
         result: io::Result<u32>,
+    },
+    /// The signatures a [`Job::Sign`] made: (entry index, encoded).
+    Signed {
+        /// Whose.
+        ticket: Ticket,
+        /// The ones it could make, in order.
+        sigs: Vec<(u32, Vec<u8>)>,
+    },
+    /// A [`Job::Copy`] is done.
+    Copied {
+        /// Whose.
+        ticket: Ticket,
+        /// What it copied, or why it could not.
+        result: io::Result<CopyReport>,
     },
     /// The space one namespace takes (from the measuring thread).
     Space {
@@ -230,7 +271,9 @@ impl Workers {
     pub fn submit(&self, job: Job) -> Result<(), Job> {
         let queue = match job {
             Job::Commit { .. } => &self.jobs,
-            Job::Crc { .. } | Job::Verify { .. } => &self.reads,
+            Job::Crc { .. } | Job::Verify { .. } | Job::Sign { .. } | Job::Copy { .. } => {
+                &self.reads
+            }
         };
         match queue {
             Some(tx) => tx.send(job).map_err(|e| e.0),
@@ -459,6 +502,32 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 }
                 let result = file.crc(0, len, 0).map_err(|e| e.error);
                 if done.send(Done::Crc { ticket, result }).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::Sign {
+                ticket,
+                tree,
+                files,
+            } => {
+                let sigs = tree.signatures(&files);
+                if done.send(Done::Signed { ticket, sigs }).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::Copy {
+                ticket,
+                basis,
+                out,
+                size,
+                ranges,
+            } => {
+                let result = nix::unistd::ftruncate(&out, size as i64)
+                    .map_err(io::Error::from)
+                    .and_then(|()| copy_ranges(basis.as_fd(), out.as_fd(), &ranges));
+                if done.send(Done::Copied { ticket, result }).is_err() {
                     return;
                 }
                 let _ = waker.wake();

@@ -36,6 +36,43 @@ pub struct Extent {
     pub len: u64,
 }
 
+/// One run of a delta's new file taken from the receiver's basis: `len`
+/// bytes of the basis from `src`, at `dst` in the new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyRange {
+    /// Where the run goes in the new file.
+    pub dst: u64,
+    /// Where it is in the basis.
+    pub src: u64,
+    /// Its length, at least 1.
+    pub len: u64,
+}
+
+/// The body layout of a delta of a file of `size` bytes whose `copies`
+/// come from the basis: the runs between and around them, which the body
+/// carries in order.
+#[must_use]
+pub fn delta_layout(size: u64, copies: &[CopyRange]) -> Layout {
+    let mut extents = Vec::with_capacity(copies.len() + 1);
+    let mut at = 0u64;
+    for c in copies {
+        if c.dst > at {
+            extents.push(Extent {
+                offset: at,
+                len: c.dst - at,
+            });
+        }
+        at = c.dst.saturating_add(c.len);
+    }
+    if size > at {
+        extents.push(Extent {
+            offset: at,
+            len: size - at,
+        });
+    }
+    Layout::Sparse(extents)
+}
+
 /// Where the body of a `File` or `FileFrom` goes in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Layout {
@@ -503,6 +540,42 @@ pub enum Frame {
         /// from an interrupted transfer: (entry index, offset). The client
         /// sends those with `FileFrom`.
         resume: Vec<(u32, u64)>,
+        /// Needed files the server holds an older version of, ascending:
+        /// their `Signature`s follow this frame, in this order. The
+        /// client may send each as a `FileDelta` against that version.
+        delta: Vec<u32>,
+    },
+    /// Server, right after a `Need`: a piece of the block signature
+    /// ([`crate::delta::Signature`]'s encoding) of the stored version of
+    /// the entry `index` of the manifest `id`.
+    Signature {
+        /// Id of the `Manifest`.
+        id: u32,
+        /// The entry, one of the `Need`'s `delta` list.
+        index: u32,
+        /// Bytes of the whole encoded signature.
+        total: u32,
+        /// The next bytes of it.
+        chunk: Vec<u8>,
+    },
+    /// Client: a file sent as a delta against the version the server
+    /// holds (a `Need`'s `delta` entry): `copies` come from that version,
+    /// and the body carries every other byte, in order (the extents of
+    /// [`delta_layout`]); `FileEnd` follows with the whole new file's
+    /// crc32c.
+    FileDelta {
+        /// Request id.
+        id: u32,
+        /// Where the file lives.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the new file.
+        size: u64,
+        /// Size of the version the copies come from (the signature's).
+        basis: u64,
+        /// Runs taken from it, ascending and apart.
+        copies: Vec<CopyRange>,
     },
     /// Server, in a restore: a large file is next; the client answers `Want`
     /// with how much of it it already holds, and the server goes on with

@@ -279,8 +279,8 @@ pub mod xattrs;
 
 pub use codec::{decode, encode, DecodeError, Decoded};
 pub use frame::{
-    dev_major, dev_minor, make_dev, EntryKind, ErrorCode, Extent, Frame, Layout, ListItem,
-    ManifestEntry, Meta, Time, VersionItem,
+    delta_layout, dev_major, dev_minor, make_dev, CopyRange, EntryKind, ErrorCode, Extent, Frame,
+    Layout, ListItem, ManifestEntry, Meta, Time, VersionItem,
 };
 pub use kind::Kind;
 pub use path::{PathError, WirePath};
@@ -292,7 +292,7 @@ pub const AGENT_PING: std::time::Duration = std::time::Duration::from_secs(60);
 pub const AGENT_IDLE: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 5;
+pub const VERSION: u16 = 6;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.
@@ -305,6 +305,21 @@ pub const MAX_PATH: usize = 4096;
 /// with the longest path still fits [`MAX_PAYLOAD`]); a sender with more
 /// sends the rest of the file dense.
 pub const MAX_EXTENTS: u32 = 2048;
+/// Most copied runs in one `FileDelta` (24 bytes each, so the frame
+/// with the longest path fits [`MAX_PAYLOAD`]); a sender with more
+/// sends the shortest runs between literal bytes as literal bytes.
+pub const MAX_DELTA_COPIES: u32 = 1024;
+/// Longest encoded signature of one file (a file's blocks grow with it,
+/// so this holds a file of about 400 GiB); a file whose signature is
+/// longer is sent whole.
+pub const MAX_SIGNATURE: u32 = 16 << 20;
+/// Most bytes of signatures the server sends after one `Need`: the
+/// client holds them until it sent those files (a few manifests in
+/// flight), so this bounds its memory; the files past it go whole.
+pub const MAX_NEED_SIGNATURES: usize = 16 << 20;
+/// Longest signature chunk in one `Signature` frame.
+pub const SIGNATURE_CHUNK: usize = 60 * 1024;
+
 /// Longest single name component (Linux NAME_MAX).
 pub const MAX_NAME: usize = 255;
 /// Longest message in `Error`/`Failed` frames; longer ones are cut.

@@ -8,7 +8,9 @@
 //! carrying a command out are in [`super::session::receive`] and
 //! [`super::session::stream`].
 
-use crate::proto::{EntryKind, Layout, ListItem, ManifestEntry, Meta, Time, VersionItem, WirePath};
+use crate::proto::{
+    CopyRange, EntryKind, Layout, ListItem, ManifestEntry, Meta, Time, VersionItem, WirePath,
+};
 
 /// Work for the I/O shell, in the order it must be done (drain
 /// [`super::session::ServerSession::poll_command`] after every input).
@@ -93,8 +95,11 @@ pub enum Command {
         /// The body starts here: the store keeps bytes `0..offset` from an
         /// interrupted transfer (0: a fresh transfer).
         offset: u64,
-        /// Where the body's bytes go (holes of a sparse file are not sent).
+        /// Where the body's bytes go (holes of a sparse file are not sent;
+        /// for a delta, the runs between its copies).
         layout: Layout,
+        /// A `FileDelta`: the runs to copy from the stored version first.
+        delta: Option<Box<FromBasis>>,
     },
     /// The body is complete: keep the file or discard it, as
     /// [`super::session::receive::body_verdict`] decides from these fields and what
@@ -222,6 +227,16 @@ pub enum Command {
     },
 }
 
+/// The part of a `FileDelta` the shell needs besides the file's header:
+/// the size the stored version must have and the runs taken from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromBasis {
+    /// Size of the stored version the client matched against.
+    pub basis: u64,
+    /// Runs of the new file taken from it, ascending and apart.
+    pub copies: Vec<CopyRange>,
+}
+
 /// What a `Verify` found, for its `Verified` answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VerifyCounts {
@@ -281,6 +296,9 @@ pub enum Completion {
         meta: Vec<u8>,
         /// Needed files the store holds a part of: (entry index, offset).
         resume: Vec<(u32, u64)>,
+        /// Needed files the store holds an older version of, ascending:
+        /// (entry index, that version's encoded signature).
+        delta: Vec<(u32, Vec<u8>)>,
     },
     /// [`Command::Commit`] is done: everything before it is durable.
     Committed {

@@ -219,6 +219,7 @@ impl FakeShell {
                     bits: NeedBits::all(entries.len()).into_bytes(),
                     meta: NeedBits::new(entries.len()).into_bytes(),
                     resume,
+                    delta: Vec::new(),
                 })
             }
             Command::List { id, .. } => {

@@ -399,6 +399,7 @@ fn one_file_is_not_1_files() {
         bytes: 1,
         changed: 0,
         vanished: 0,
+        reused: 0,
         elapsed: Duration::from_secs(1),
     };
     assert_eq!(
@@ -424,6 +425,7 @@ fn summary_line() {
         bytes: 5242897,
         changed: 0,
         vanished: 0,
+        reused: 0,
         elapsed: Duration::from_millis(420),
     };
     assert_eq!(
@@ -487,6 +489,7 @@ fn summary_line() {
     let warned = Summary {
         changed: 1,
         vanished: 2,
+        reused: 0,
         ..s
     };
     assert_eq!(

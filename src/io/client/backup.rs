@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 
+use super::delta::match_file;
 use super::error::NetError;
 use super::event_loop::Link;
 use super::owners::Accounts;
@@ -106,6 +107,24 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64, stat::FileStat), Ope
     Ok((fd, meta, st.st_size.max(0) as u64, st))
 }
 
+/// How long a match may keep the connection silent before a keepalive.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Between pieces of a long match: stops at an interrupt, and says the
+/// client is alive when nothing moved for [`KEEPALIVE`] (the server's
+/// idle timeout counts traffic).
+fn keep_alive(link: &mut Link<'_>, quiet: &mut std::time::Instant) -> Result<(), NetError> {
+    if link.interrupted() {
+        return Err(NetError::Interrupted);
+    }
+    if quiet.elapsed() >= KEEPALIVE {
+        link.session().send_keepalive();
+        link.step(None)?;
+        *quiet = std::time::Instant::now();
+    }
+    Ok(())
+}
+
 /// Queues the names of `meta`'s owner and group, if this connection has
 /// not named them yet (see [`crate::proto::owners`]).
 fn name_owners(link: &mut Link<'_>, meta: &Meta, accounts: &Accounts) {
@@ -133,10 +152,13 @@ pub fn backup(
     let mut walks = Walks::new(paths, opts);
     let mut plan = Plan::new();
     let accounts = Accounts::new();
-    // The body on its way: its id, its sender, the entry and how many
-    // times it was read before (for a file that changed while read).
-    let mut current: Option<(u32, BodySender, LocalEntry, u32)> = None;
+    // The body on its way: its id, its sender, the entry, how many
+    // times it was read before (for a file that changed while read) and,
+    // for a delta, the whole file's crc32c (the body is not the file).
+    let mut current: Option<(u32, BodySender, LocalEntry, u32, Option<u32>)> = None;
     let mut bytes_moved = 0u64;
+    // When the connection last moved: a long match sends keepalives.
+    let mut quiet = std::time::Instant::now();
     loop {
         // Ask about more entries.
         while plan.wants_manifest(link.session().poll_transmit().len(), current.is_some()) {
@@ -159,7 +181,7 @@ pub fn backup(
         }
         // Send what the server needs.
         while current.is_none() && link.session().poll_transmit().len() < plan::HIGH_WATER {
-            let (e, resume_at, reads) = match plan.next(link.session().commits_in_flight()) {
+            let (e, resume_at, reads, basis) = match plan.next(link.session().commits_in_flight()) {
                 Next::Wait => break,
                 Next::Commit => {
                     link.session().send_commit();
@@ -194,7 +216,8 @@ pub fn backup(
                     entry,
                     resume_at,
                     reads,
-                } => (entry, resume_at, reads),
+                    basis,
+                } => (entry, resume_at, reads, basis),
             };
             let (id, size) = match e.kind {
                 EntryKind::Dir => {
@@ -256,6 +279,35 @@ pub fn backup(
                     }
                     Ok((fd, meta, size, st)) => {
                         let offset = plan::resume_offset(&e, meta, size, resume_at);
+                        let matched = match basis.as_deref() {
+                            Some(sig) if offset == 0 && size >= crate::delta::DELTA_MIN => {
+                                rep.current(&show(&e.local));
+                                match_file(&fd, size, sig, || keep_alive(link, &mut quiet))?
+                                    .map(|m| (m, sig.file_len))
+                            }
+                            _ => None,
+                        };
+                        if let Some((m, basis_len)) = matched {
+                            let layout = crate::proto::delta_layout(size, &m.copies.copies);
+                            let tx = BodySender::for_delta(fd, size, layout, &st);
+                            name_owners(link, &meta, &accounts);
+                            link.session().attach_xattrs(e.xattrs.clone());
+                            let (literal, reused) = (m.copies.literal, m.copies.reused);
+                            let id = link.session().send_file_delta(
+                                e.wire.clone(),
+                                meta,
+                                size,
+                                basis_len,
+                                m.copies.copies,
+                            );
+                            log::debug!(
+                                "{}: delta: {literal} bytes to send, {reused} reused",
+                                show(&e.local)
+                            );
+                            current = Some((id, tx, e.clone(), reads, Some(m.crc)));
+                            plan.handle_sent_delta(id, e, literal, reused);
+                            continue;
+                        }
                         match BodySender::from_offset_stat(fd, size, offset, &st) {
                             Ok(tx) => {
                                 let layout = tx.layout().clone();
@@ -273,7 +325,7 @@ pub fn backup(
                                 } else {
                                     link.session().send_file(e.wire.clone(), meta, size, layout)
                                 };
-                                current = Some((id, tx, e.clone(), reads));
+                                current = Some((id, tx, e.clone(), reads, None));
                                 rep.current(&show(&e.local));
                                 (id, body)
                             }
@@ -300,11 +352,16 @@ pub fn backup(
             plan.handle_final_commit(id);
         }
 
-        let moved = link.step(current.as_mut().map(|(_, tx, _, _)| tx))?;
+        let moved = link.step(current.as_mut().map(|(_, tx, _, _, _)| tx))?;
         bytes_moved += moved;
-        if current.as_ref().is_some_and(|(_, tx, _, _)| tx.is_done()) {
-            if let Some((id, tx, entry, reads)) = current.take() {
+        quiet = std::time::Instant::now();
+        if current
+            .as_ref()
+            .is_some_and(|(_, tx, _, _, _)| tx.is_done())
+        {
+            if let Some((id, tx, entry, reads, whole_crc)) = current.take() {
                 let (crc, mut ok) = tx.finish();
+                let crc = whole_crc.unwrap_or(crc);
                 if !ok {
                     let shown = show(&entry.local);
                     match plan.handle_changed(id, entry, reads, tx.shrank()) {
@@ -327,9 +384,13 @@ pub fn backup(
         while let Some(ev) = link.session().poll_event() {
             match ev {
                 Event::Need {
-                    bits, meta, resume, ..
+                    bits,
+                    meta,
+                    resume,
+                    delta,
+                    ..
                 } => {
-                    rep.counts.skipped += plan.handle_need(&bits, &meta, &resume);
+                    rep.counts.skipped += plan.handle_need(&bits, &meta, &resume, delta);
                 }
                 Event::Failed { id, path, message } => {
                     if let Some(shown) = plan.handle_failed(id, &path) {
@@ -343,6 +404,7 @@ pub fn backup(
                     rep.counts.specials += done.specials;
                     rep.counts.updated += done.updated;
                     rep.counts.bytes += done.bytes;
+                    rep.counts.reused += done.reused;
                     rep.counts.changed += done.changed;
                     if done.finished {
                         return Ok(());

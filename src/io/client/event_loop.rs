@@ -557,6 +557,12 @@ impl Link<'_> {
         self.conn.broken()
     }
 
+    /// True once SIGINT or SIGTERM arrived (read without waiting): for
+    /// work that runs long between steps.
+    pub fn interrupted(&mut self) -> bool {
+        self.reactor.interrupted()
+    }
+
     /// Moves what can move (frames, then `body` bytes, then answers) and
     /// waits for the loop when nothing could. Returns the body bytes sent.
     pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {

@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod backup;
 pub mod conn;
+pub mod delta;
 pub mod error;
 pub mod event_loop;
 pub mod inotify;

@@ -47,6 +47,9 @@ pub struct Counts {
     /// File-content bytes that crossed the wire, done or not (what the
     /// summary shows: an interrupted transfer moved them too).
     pub moved: u64,
+    /// Bytes of files stored as deltas that the server took from the
+    /// versions it held.
+    pub reused: u64,
 }
 
 impl Counts {
@@ -66,6 +69,7 @@ impl Counts {
             bytes: self.moved,
             changed: self.changed,
             vanished: self.vanished,
+            reused: self.reused,
             elapsed,
         }
     }
@@ -86,6 +90,7 @@ impl std::ops::AddAssign<&Counts> for Counts {
         self.changed += c.changed;
         self.vanished += c.vanished;
         self.moved += c.moved;
+        self.reused += c.reused;
     }
 }
 

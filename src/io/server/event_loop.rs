@@ -418,7 +418,9 @@ impl EventLoop {
             let ticket = match &done {
                 Done::Committed { ticket, .. }
                 | Done::Verifying { ticket, .. }
-                | Done::Crc { ticket, .. } => *ticket,
+                | Done::Crc { ticket, .. }
+                | Done::Signed { ticket, .. }
+                | Done::Copied { ticket, .. } => *ticket,
                 Done::Space { name, measured, at } => {
                     let space = crate::server::web::model::Space {
                         current: measured.current,

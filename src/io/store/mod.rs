@@ -25,8 +25,11 @@
 //! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
 //! `sweep`, `verify`, `stage`, `commit`, `scan`, `past` (history read
 //! as the pure [`crate::store::past`] rules ask), `space` (what a
-//! namespace takes, for the dashboard). This file only re-exports.
+//! namespace takes, for the dashboard), `sigcache` and `basis` (the
+//! stored version of a changed file as a delta's basis). This file only
+//! re-exports.
 
+mod basis;
 mod beneath;
 mod commit;
 mod durable;
@@ -38,6 +41,7 @@ mod partial;
 mod past;
 mod prune;
 mod scan;
+mod sigcache;
 mod space;
 mod special;
 mod stage;
@@ -47,6 +51,7 @@ mod tmp;
 mod verify;
 mod xattr;
 
+pub use basis::BASIS_CHANGED;
 pub use commit::{CommitFailure, CommitReport, Committed};
 pub use durable::{set_sync, Sync};
 pub use namespace::{Namespace, Store};

@@ -47,6 +47,10 @@ pub struct Checked {
     /// Needed files of which a partial holds the first bytes: (entry
     /// index, bytes held).
     pub resume: Vec<(u32, u64)>,
+    /// Needed files, not in `resume`, that can go as deltas against the
+    /// stored version (see [`Namespace::is_delta_candidate`]): (entry
+    /// index, path), for a worker to sign.
+    pub delta: Vec<(u32, WirePath)>,
 }
 
 /// The comparison's view of an `lstat` of `name` in `dir`, and the
@@ -378,7 +382,7 @@ impl Stager {
         let (need, meta) = self
             .tree()
             .need_with(entries, Some(&mut *self.fresh.borrow_mut()));
-        let resume = entries
+        let resume: Vec<(u32, u64)> = entries
             .iter()
             .enumerate()
             .filter(|(i, e)| e.kind == EntryKind::File && need.get(*i))
@@ -389,7 +393,22 @@ impl Stager {
                 ))
             })
             .collect();
-        Checked { need, meta, resume }
+        let delta = entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| need.get(*i))
+            .filter_map(|(i, e)| Some((u32::try_from(i).ok()?, e)))
+            .filter(|(i, e)| {
+                !resume.iter().any(|(r, _)| r == i) && self.tree().is_delta_candidate(e)
+            })
+            .map(|(i, e)| (i, e.path.clone()))
+            .collect();
+        Checked {
+            need,
+            meta,
+            resume,
+            delta,
+        }
     }
 }
 

@@ -82,6 +82,8 @@ pub struct Incoming {
     /// a sparse file is given its full size when its body is in, so the
     /// hole at its end exists too.
     pub layout: Layout,
+    /// A delta ([`Stager::begin_delta`]): its crc32c is read back whole.
+    pub delta: bool,
     /// Its extended attributes, given at [`Stager::finish_file`].
     xattrs: Option<Box<Xattrs>>,
     tmp: Vec<u8>,
@@ -192,7 +194,7 @@ pub struct Stager {
     pub(super) dirs: Vec<(WirePath, Meta, u64)>,
     /// Directories read whole by the client, to delete absent entries of.
     pub(super) deletes: Vec<PendingDelete>,
-    incoming: Option<Incoming>,
+    pub(super) incoming: Option<Incoming>,
     /// The extended attributes of the entry that comes next (an `Xattrs`
     /// frame goes right before it), for that path only.
     pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
@@ -667,6 +669,7 @@ impl Stager {
             crc: 0,
             prefix_pending: false,
             layout: Layout::Dense,
+            delta: false,
             xattrs,
         }))
     }
@@ -770,6 +773,7 @@ impl Stager {
             crc,
             prefix_pending: defer && offset > 0,
             layout: Layout::Dense,
+            delta: false,
             xattrs,
         }))
     }

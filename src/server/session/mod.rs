@@ -328,6 +328,9 @@ impl ServerSession {
                 layout,
                 ..
             }) => self.read_ahead_body = layout.body_len(size, offset),
+            Some(Frame::FileDelta { size, copies, .. }) => {
+                self.read_ahead_body = proto::delta_layout(size, &copies).body_len(size, 0);
+            }
             Some(_) => {}
             None => self.read_ahead_body = self.read_ahead_body.saturating_sub(n as u64),
         }
@@ -350,12 +353,8 @@ impl ServerSession {
                 bits,
                 meta,
                 resume,
-            } => self.push(&Frame::Need {
-                id,
-                bits,
-                meta,
-                resume,
-            }),
+                delta,
+            } => self.push_need(id, bits, meta, resume, delta),
             Completion::Committed { id } => self.push(&Frame::Committed { id }),
             Completion::Listed { id, item } => self.push(&Frame::ListEntry { id, item }),
             Completion::Version { id, item } => self.push(&Frame::Version { id, item }),
@@ -636,6 +635,55 @@ impl ServerSession {
         }
     }
 
+    /// A `Need`, then the signatures of its `delta` entries, each in
+    /// chunks that fit a frame (the shell kept their sum within
+    /// [`proto::MAX_NEED_SIGNATURES`]; one past it, or past
+    /// [`proto::MAX_SIGNATURE`], is dropped here and its file goes whole).
+    fn push_need(
+        &mut self,
+        id: u32,
+        bits: Vec<u8>,
+        meta: Vec<u8>,
+        resume: Vec<(u32, u64)>,
+        sigs: Vec<(u32, Vec<u8>)>,
+    ) {
+        let mut room = proto::MAX_NEED_SIGNATURES;
+        let mut last = None;
+        let sigs: Vec<(u32, Vec<u8>)> = sigs
+            .into_iter()
+            .filter(|(i, sig)| {
+                let fits = !sig.is_empty()
+                    && sig.len() <= proto::MAX_SIGNATURE as usize
+                    && sig.len() <= room
+                    && last.is_none_or(|l| l < *i);
+                if fits {
+                    room -= sig.len();
+                    last = Some(*i);
+                }
+                fits
+            })
+            .collect();
+        self.push(&Frame::Need {
+            id,
+            bits,
+            meta,
+            resume,
+            delta: sigs.iter().map(|(i, _)| *i).collect(),
+        });
+        for (index, sig) in sigs {
+            // The filter above kept every length within u32.
+            let total = sig.len() as u32;
+            for chunk in sig.chunks(proto::SIGNATURE_CHUNK) {
+                self.push(&Frame::Signature {
+                    id,
+                    index,
+                    total,
+                    chunk: chunk.to_vec(),
+                });
+            }
+        }
+    }
+
     fn push_failed(&mut self, id: u32, path: WirePath, message: String) {
         self.push(&Frame::Failed { id, path, message });
     }
@@ -739,6 +787,7 @@ impl ServerSession {
                 Frame::Dir { id, .. }
                 | Frame::File { id, .. }
                 | Frame::FileFrom { id, .. }
+                | Frame::FileDelta { id, .. }
                 | Frame::Update { id, .. } => *id == want,
                 _ => false,
             };
@@ -806,6 +855,14 @@ impl ServerSession {
                 offset,
                 layout,
             } => self.handle_file(id, path, meta, size, offset, layout),
+            Frame::FileDelta {
+                id,
+                path,
+                meta,
+                size,
+                basis,
+                copies,
+            } => self.handle_file_delta(id, path, meta, size, basis, copies),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
             Frame::Closed {

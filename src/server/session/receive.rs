@@ -9,7 +9,7 @@
 
 use super::{ServerSession, State};
 use crate::proto::{self, EntryKind, ErrorCode, Layout, ManifestEntry, Meta, WirePath};
-use crate::server::command::{Command, Received};
+use crate::server::command::{Command, FromBasis, Received};
 
 /// What the shell staged for the file whose `EndFile` it carries out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +245,22 @@ impl ServerSession {
         }
     }
 
+    /// A `FileDelta`: a file whose `copies` come from the stored version
+    /// (which must be `basis` bytes long); the body carries the rest.
+    pub(super) fn handle_file_delta(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        basis: u64,
+        copies: Vec<proto::CopyRange>,
+    ) {
+        let layout = proto::delta_layout(size, &copies);
+        let delta = Box::new(FromBasis { basis, copies });
+        self.begin_file(id, path, meta, size, 0, layout, Some(delta));
+    }
+
     /// A file header: `size` bytes in all, the body carrying `offset..size`.
     /// A refused file's body is still read (and dropped by the shell), so
     /// the stream stays in step.
@@ -256,6 +272,20 @@ impl ServerSession {
         size: u64,
         offset: u64,
         layout: Layout,
+    ) {
+        self.begin_file(id, path, meta, size, offset, layout, None);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin_file(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+        layout: Layout,
+        delta: Option<Box<FromBasis>>,
     ) {
         if !(self.check_id(id) && self.count_entry(&path)) {
             return;
@@ -280,10 +310,12 @@ impl ServerSession {
                 size,
                 offset,
                 layout,
+                delta,
             });
         }
         // A sparse body of no bytes still goes through the shell: its
-        // crc32c is that of the holes it leaves.
+        // crc32c is that of the holes it leaves (a delta's layout is
+        // sparse: the shell reads the whole result back for its crc32c).
         self.state = if body == 0 && !sparse {
             // Nothing to move: go straight to waiting for FileEnd.
             State::AwaitFileEnd {

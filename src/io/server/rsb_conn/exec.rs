@@ -14,6 +14,7 @@ use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::io::server::Env;
 use crate::io::store::{StageOptions, Stager};
+use crate::io::worker::Workers;
 use crate::proto::bits::NeedBits;
 use crate::proto::{EntryKind, Layout, Meta, WirePath};
 use crate::server::command::Received;
@@ -51,7 +52,7 @@ impl RsbConn {
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
                 Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
-                    self.dispatch(cmd);
+                    self.dispatch(cmd, &env.workers);
                     self.defer_prefix_crc(&env.workers);
                 }
                 Command::Commit { id } => {
@@ -67,7 +68,7 @@ impl RsbConn {
                     let text = env.plans.borrow().text_of(&name);
                     self.session.handle_completion(Completion::Plan { text });
                 }
-                cmd => self.dispatch(cmd),
+                cmd => self.dispatch(cmd, &env.workers),
             }
         }
         cost
@@ -119,7 +120,7 @@ impl RsbConn {
 
     /// Carries out a command against the namespace, or answers it as for
     /// an empty one when there is none.
-    pub(in crate::io::server) fn dispatch(&mut self, cmd: Command) {
+    pub(in crate::io::server) fn dispatch(&mut self, cmd: Command, workers: &Workers) {
         if self.store.is_none() {
             answer_empty(cmd, &mut self.session);
             return;
@@ -160,7 +161,17 @@ impl RsbConn {
                 size,
                 offset,
                 layout,
+                delta: None,
             } => self.begin_file(id, path, meta, size, offset, layout),
+            Command::BeginFile {
+                id,
+                path,
+                meta,
+                size,
+                layout,
+                delta: Some(delta),
+                ..
+            } => self.begin_delta(id, path, meta, size, layout, *delta, workers),
             Command::EndFile {
                 id,
                 path,
@@ -184,7 +195,7 @@ impl RsbConn {
                 at: Some(at),
             } => self.restore_at(id, path, at),
             Command::Versions { id, path } => self.versions(id, path),
-            Command::Check { id, entries } => self.check(id, &entries),
+            Command::Check { id, entries } => self.check(id, &entries, workers),
             Command::Delete { id, path, keep } => {
                 if let Some(store) = self.store.as_mut() {
                     store.delete_absent(id, path, keep);
@@ -203,7 +214,7 @@ impl RsbConn {
     }
 
     /// A command for request `id` failed: count it and tell the client.
-    fn fail(&mut self, id: u32, path: WirePath, msg: String) {
+    pub(super) fn fail(&mut self, id: u32, path: WirePath, msg: String) {
         self.batch.failed += 1;
         self.session.handle_completion(Completion::Failed {
             id,
@@ -215,7 +226,7 @@ impl RsbConn {
     /// Reports a failed staging step to the log (collapsed with the same
     /// failure before it) and the client. A full disk ends the batch: its
     /// later entries fail at once with this cause ([`Self::batch_is_full`]).
-    fn staging_failed(&mut self, id: u32, path: WirePath, e: &FsError) {
+    pub(super) fn staging_failed(&mut self, id: u32, path: WirePath, e: &FsError) {
         let line = format!("{}: {e}", self.who());
         self.log_repeat(log::Level::Warn, e.short(), &line);
         if is_full(e.raw_os_error()) && self.full.is_none() {
@@ -226,7 +237,7 @@ impl RsbConn {
 
     /// True when the batch already ran out of space: the entry `path` fails
     /// with the same cause without touching the disk.
-    fn batch_is_full(&mut self, id: u32, path: &WirePath) -> bool {
+    pub(super) fn batch_is_full(&mut self, id: u32, path: &WirePath) -> bool {
         let Some(e) = self.full.as_ref().map(|e| e.short()) else {
             return false;
         };
@@ -305,7 +316,7 @@ impl RsbConn {
         }
     }
 
-    fn begin_file(
+    pub(super) fn begin_file(
         &mut self,
         id: u32,
         path: WirePath,
@@ -411,11 +422,11 @@ impl RsbConn {
         }
     }
 
-    fn check(&mut self, id: u32, entries: &[crate::proto::ManifestEntry]) {
+    fn check(&mut self, id: u32, entries: &[crate::proto::ManifestEntry], workers: &Workers) {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let checked = store.check(entries);
+        let mut checked = store.check(entries);
         let metadata = checked.meta.count();
         let unchanged = entries
             .len()
@@ -426,12 +437,9 @@ impl RsbConn {
             self.who(),
             entries.len()
         );
-        self.session.handle_completion(Completion::Checked {
-            id,
-            bits: checked.need.into_bytes(),
-            meta: checked.meta.into_bytes(),
-            resume: checked.resume,
-        });
+        let files = std::mem::take(&mut checked.delta);
+        let (bits, meta) = (checked.need.into_bytes(), checked.meta.into_bytes());
+        self.sign(id, bits, meta, checked.resume, files, workers);
     }
 }
 
@@ -463,6 +471,7 @@ pub(in crate::io::server) fn answer_empty(cmd: Command, session: &mut ServerSess
             bits: NeedBits::all(entries.len()).into_bytes(),
             meta: NeedBits::new(entries.len()).into_bytes(),
             resume: Vec::new(),
+            delta: Vec::new(),
         }),
         _ => {}
     }

@@ -233,8 +233,15 @@ impl RsbConn {
                         self.state = State::Closing { since, job: None };
                     }
                 }
+                Some(Wait::DeltaCrc(write_error)) => self.delta_checked(result, *write_error),
                 _ => self.prefix_crc_done(result),
             },
+            Done::Signed { sigs, .. } => match job {
+                Some(Wait::Sign(unsigned)) => self.signed(*unsigned, sigs),
+                Some(other) => self.put_job(other),
+                None => {}
+            },
+            Done::Copied { result, .. } => self.copied(result),
             Done::Verifying {
                 id,
                 damaged,

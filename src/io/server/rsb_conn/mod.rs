@@ -17,6 +17,7 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use mio::Registry;
 
+mod delta;
 mod exec;
 mod jobs;
 mod past;
@@ -94,6 +95,13 @@ pub(super) enum Wait {
     /// The crc32c of the bytes a resumed restore's client holds: the
     /// restore waits, paused at that file.
     ResumedSend(Box<Resuming>),
+    /// The signatures of a manifest's changed files: its `Need` waits.
+    Sign(Box<delta::Unsigned>),
+    /// A delta's runs being copied from the stored version: its body waits.
+    DeltaCopy,
+    /// A delta's result being read back for its crc32c (with the body's
+    /// write error, if any): its verdict waits.
+    DeltaCrc(Box<Option<String>>),
 }
 
 /// One connection speaking the backup protocol.
@@ -353,7 +361,7 @@ impl RsbConn {
             if self.is_waiting() {
                 // Only output moves until the workers are done.
             } else if let Some(size) = self.session.wants_body() {
-                progress |= self.receive_body(size, now, &mut spent)?;
+                progress |= self.receive_body(size, env, now, &mut spent)?;
             } else if self.session.wants_input() {
                 let n = self.session.handle_input(now, &self.inbuf);
                 if n > 0 {
@@ -435,7 +443,13 @@ impl RsbConn {
 
     /// Moves body bytes of the file being received (`size` still to come
     /// when it started) from the socket to its file.
-    fn receive_body(&mut self, size: u64, now: Instant, moved: &mut u64) -> Result<bool, String> {
+    fn receive_body(
+        &mut self,
+        size: u64,
+        env: &Env,
+        now: Instant,
+        moved: &mut u64,
+    ) -> Result<bool, String> {
         let incoming = self.store.as_mut().and_then(|s| s.incoming());
         if !matches!(self.state, State::Receiving(_)) {
             // A resumed body continues the kept bytes: at their end, with
@@ -471,8 +485,10 @@ impl RsbConn {
             };
             self.state = State::Idle;
             self.batch.bytes += size;
-            self.session
-                .handle_completion(Completion::BodyReceived(received));
+            if !self.check_delta(received.clone(), &env.workers) {
+                self.session
+                    .handle_completion(Completion::BodyReceived(received));
+            }
             return Ok(true);
         }
         Ok(n > 0)

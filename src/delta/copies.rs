@@ -1,0 +1,199 @@
+//! From ops to the copy list of a `FileDelta`: the sender runs the
+//! [`super::Matcher`] over the whole new file and turns its ops into runs
+//! of the basis (`CopyRange`s, adjacent runs merged), the literal bytes
+//! being everything between them. A list longer than a frame holds
+//! ([`crate::proto::MAX_DELTA_COPIES`]) keeps its longest runs: the
+//! shortest go as literal bytes instead.
+
+use super::ops::Op;
+use super::signature::Signature;
+use crate::proto::CopyRange;
+
+/// The runs found so far in a new file.
+#[derive(Debug)]
+pub struct CopyList {
+    block: u64,
+    basis_len: u64,
+    /// Offset in the new file of the next op.
+    at: u64,
+    copies: Vec<CopyRange>,
+}
+
+/// A finished copy list and what it leaves to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copies {
+    /// Runs of the basis, ascending and apart.
+    pub copies: Vec<CopyRange>,
+    /// Bytes of the new file not in them: the body.
+    pub literal: u64,
+    /// Bytes in them.
+    pub reused: u64,
+}
+
+impl CopyList {
+    /// A list for a file matched against `sig`.
+    #[must_use]
+    pub fn new(sig: &Signature) -> CopyList {
+        CopyList {
+            block: u64::from(sig.block),
+            basis_len: sig.file_len,
+            at: 0,
+            copies: Vec::new(),
+        }
+    }
+
+    /// Takes the matcher's next op.
+    pub fn push(&mut self, op: &Op) {
+        match op {
+            Op::Literal(bytes) => self.at = self.at.saturating_add(bytes.len() as u64),
+            Op::Copy { block, count } => {
+                let src = u64::from(*block).saturating_mul(self.block);
+                // The basis's short last block is shorter than a block.
+                let len = u64::from(*count)
+                    .saturating_mul(self.block)
+                    .min(self.basis_len.saturating_sub(src));
+                if len == 0 {
+                    return;
+                }
+                let dst = self.at;
+                self.at = self.at.saturating_add(len);
+                if let Some(last) = self.copies.last_mut() {
+                    if last.dst + last.len == dst && last.src + last.len == src {
+                        last.len += len;
+                        return;
+                    }
+                }
+                self.copies.push(CopyRange { dst, src, len });
+            }
+        }
+    }
+
+    /// The list for a new file of `size` bytes, at most `max` runs: past
+    /// that, the shortest runs are dropped (sent as literal bytes).
+    #[must_use]
+    pub fn finish(self, size: u64, max: usize) -> Copies {
+        let mut copies = self.copies;
+        if copies.len() > max {
+            let mut lens: Vec<u64> = copies.iter().map(|c| c.len).collect();
+            lens.sort_unstable();
+            // Keep runs longer than the cut, and of those equal to it only
+            // as many as still fit.
+            let cut = lens[copies.len() - max];
+            let mut equal_room = max - lens.iter().filter(|&&l| l > cut).count();
+            copies.retain(|c| {
+                if c.len > cut {
+                    true
+                } else if c.len == cut && equal_room > 0 {
+                    equal_room -= 1;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        let reused: u64 = copies.iter().map(|c| c.len).sum();
+        Copies {
+            copies,
+            literal: size.saturating_sub(reused),
+            reused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::{Matcher, Signer};
+    use crate::proto::delta_layout;
+
+    fn sig_of(basis: &[u8], block: u32) -> Signature {
+        let mut s = Signer::new(block).unwrap();
+        s.feed(basis);
+        s.finish()
+    }
+
+    /// Applies a copy list to `basis`, taking the literal runs from `new`:
+    /// what the receiver builds.
+    fn rebuild(basis: &[u8], new: &[u8], c: &Copies) -> Vec<u8> {
+        let mut out = vec![0u8; new.len()];
+        for r in &c.copies {
+            let (d, s, l) = (r.dst as usize, r.src as usize, r.len as usize);
+            out[d..d + l].copy_from_slice(&basis[s..s + l]);
+        }
+        if let crate::proto::Layout::Sparse(ext) = delta_layout(new.len() as u64, &c.copies) {
+            for e in ext {
+                let (o, l) = (e.offset as usize, e.len as usize);
+                out[o..o + l].copy_from_slice(&new[o..o + l]);
+            }
+        }
+        out
+    }
+
+    fn copies(basis: &[u8], new: &[u8], block: u32, max: usize) -> Copies {
+        let sig = sig_of(basis, block);
+        let mut m = Matcher::new(&sig).unwrap();
+        let mut list = CopyList::new(&sig);
+        let mut ops = Vec::new();
+        for chunk in new.chunks(1000) {
+            m.feed(chunk, &mut ops);
+            ops.drain(..).for_each(|op| list.push(&op));
+        }
+        m.finish(&mut ops);
+        ops.drain(..).for_each(|op| list.push(&op));
+        list.finish(new.len() as u64, max)
+    }
+
+    #[test]
+    fn an_unchanged_file_is_one_run_with_its_short_tail() {
+        let basis = crate::delta::tests::noise(1, 100_000);
+        let c = copies(&basis, &basis, 4096, 1024);
+        assert_eq!(
+            c.copies,
+            [CopyRange {
+                dst: 0,
+                src: 0,
+                len: 100_000
+            }]
+        );
+        assert_eq!((c.literal, c.reused), (0, 100_000));
+    }
+
+    #[test]
+    fn edits_rebuild_exactly_and_only_the_changes_are_literal() {
+        let basis = crate::delta::tests::noise(2, 300_000);
+        let mut new = basis.clone();
+        new[50_000..50_100].fill(7);
+        new.splice(200_000..200_000, [1u8; 333]);
+        new.truncate(290_000);
+        let c = copies(&basis, &new, 4096, 1024);
+        assert_eq!(rebuild(&basis, &new, &c), new);
+        assert!(c.literal <= 100 + 333 + 4 * 4096, "{} literal", c.literal);
+        assert_eq!(c.literal + c.reused, new.len() as u64);
+    }
+
+    #[test]
+    fn past_the_limit_the_shortest_runs_go_as_literal_bytes() {
+        let basis = crate::delta::tests::noise(3, 200_000);
+        let mut new = basis.clone();
+        // A change every 10 blocks, the runs between of two lengths.
+        for (k, at) in (0..200_000).step_by(10 * 1024).enumerate() {
+            new[at] ^= 0xff;
+            if k % 2 == 0 && at + 5000 < new.len() {
+                new[at + 5000] ^= 0xff;
+            }
+        }
+        let all = copies(&basis, &new, 1024, usize::MAX);
+        assert!(all.copies.len() > 10, "{} runs", all.copies.len());
+        let cut = copies(&basis, &new, 1024, 5);
+        assert_eq!(cut.copies.len(), 5);
+        let mut lens: Vec<u64> = all.copies.iter().map(|c| c.len).collect();
+        lens.sort_unstable_by(|a, b| b.cmp(a));
+        let kept: u64 = lens[..5].iter().sum();
+        assert_eq!(cut.reused, kept, "the five longest runs are kept");
+        assert_eq!(rebuild(&basis, &new, &cut), new);
+        assert!(cut
+            .copies
+            .windows(2)
+            .all(|w| w[0].dst + w[0].len <= w[1].dst));
+    }
+}

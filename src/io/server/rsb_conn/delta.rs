@@ -1,0 +1,221 @@
+//! A backup connection's side of delta transfer (see [`crate::delta`]):
+//! signing the stored versions of a manifest's changed files before its
+//! `Need` goes out, copying a `FileDelta`'s runs from the stored version
+//! into its staging file before the literal bytes arrive, and reading the
+//! result back whole for its crc32c once they did. Each is a worker job
+//! (gigabytes of reading or copying): the connection waits, the loop
+//! does not.
+
+use log::{debug, warn};
+
+use super::{RsbConn, State, Wait};
+use crate::io::error::FsError;
+use crate::io::worker::{Job, Workers};
+use crate::proto::{Layout, Meta, WirePath};
+use crate::server::command::{FromBasis, Received};
+use crate::server::session::Completion;
+
+/// A `Need` waiting for its signatures.
+pub(in crate::io::server) struct Unsigned {
+    id: u32,
+    bits: Vec<u8>,
+    meta: Vec<u8>,
+    resume: Vec<(u32, u64)>,
+}
+
+impl RsbConn {
+    /// Answers a manifest: at once when no needed file can go as a delta,
+    /// else once a worker signed their stored versions.
+    pub(super) fn sign(
+        &mut self,
+        id: u32,
+        bits: Vec<u8>,
+        meta: Vec<u8>,
+        resume: Vec<(u32, u64)>,
+        files: Vec<(u32, WirePath)>,
+        workers: &Workers,
+    ) {
+        let tree = match self.store.as_ref().map(|s| s.tree().try_clone()) {
+            Some(Ok(tree)) if !files.is_empty() => tree,
+            _ => {
+                return self.signed(
+                    Unsigned {
+                        id,
+                        bits,
+                        meta,
+                        resume,
+                    },
+                    Vec::new(),
+                )
+            }
+        };
+        let job = Job::Sign {
+            ticket: self.ticket,
+            tree,
+            files,
+        };
+        let unsigned = Box::new(Unsigned {
+            id,
+            bits,
+            meta,
+            resume,
+        });
+        match workers.submit(job) {
+            Ok(()) => self.state = State::Waiting(Wait::Sign(unsigned)),
+            Err(_) => self.signed(*unsigned, Vec::new()),
+        }
+    }
+
+    /// The signatures are back: the `Need` goes out with them.
+    pub(super) fn signed(&mut self, u: Unsigned, sigs: Vec<(u32, Vec<u8>)>) {
+        if !sigs.is_empty() {
+            debug!(
+                "{}: manifest {}: {} signatures",
+                self.who(),
+                u.id,
+                sigs.len()
+            );
+        }
+        self.session.handle_completion(Completion::Checked {
+            id: u.id,
+            bits: u.bits,
+            meta: u.meta,
+            resume: u.resume,
+            delta: sigs,
+        });
+    }
+
+    /// A `FileDelta`: stages the file (never as a partial), opens the
+    /// stored version it was matched against and hands the copies to a
+    /// worker; the body is received once they are done.
+    pub(super) fn begin_delta(
+        &mut self,
+        id: u32,
+        path: WirePath,
+        meta: Meta,
+        size: u64,
+        layout: Layout,
+        delta: FromBasis,
+        workers: &Workers,
+    ) {
+        if self.store.is_none() || self.batch_is_full(id, &path) {
+            return;
+        }
+        self.batch.entries += 1;
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let shown = store.tree().show(&path);
+        let staged = store.begin_delta(id, &path, meta, size).and_then(|inc| {
+            inc.layout = layout;
+            inc.file
+                .as_ref()
+                .ok_or_else(|| FsError::invalid("create", shown.clone(), "no staging file"))?
+                .try_clone()
+                .map_err(|e| FsError::io("dup", shown.clone(), e))
+        });
+        let job = staged.and_then(|out| {
+            let (basis, _) = store.tree().open_basis(&path, delta.basis)?;
+            Ok(Job::Copy {
+                ticket: self.ticket,
+                basis,
+                out,
+                size,
+                ranges: delta.copies,
+            })
+        });
+        let res = job.map(|job| workers.submit(job).is_ok());
+        match res {
+            Ok(true) => self.state = State::Waiting(Wait::DeltaCopy),
+            Ok(false) => {
+                store.abort_file();
+                self.fail(id, path, "no worker left to copy the delta".into());
+            }
+            Err(e) => {
+                store.abort_file();
+                self.staging_failed(id, path, &e);
+            }
+        }
+    }
+
+    /// The copies are in the staging file (or failed: the file is dropped,
+    /// its body read and discarded).
+    pub(super) fn copied(&mut self, result: std::io::Result<crate::io::delta_io::CopyReport>) {
+        let who = self.who();
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(inc) = store.incoming() else {
+            return;
+        };
+        let (id, path) = (inc.id, inc.path.clone());
+        match result {
+            Ok(r) => debug!(
+                "{who}: {path}: {} bytes copied from the stored version{}",
+                r.bytes,
+                if r.fallback {
+                    " (read and written)"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => {
+                let e = FsError::io("delta", store.tree().show(&path), e);
+                store.abort_file();
+                self.staging_failed(id, path, &e);
+            }
+        }
+    }
+
+    /// A delta's literal bytes are in: a worker reads the whole file back
+    /// for its crc32c, which [`Self::delta_checked`] hands to the session.
+    /// Returns false when the file is no delta (the caller reports it).
+    pub(super) fn check_delta(&mut self, received: Received, workers: &Workers) -> bool {
+        let Some(inc) = self
+            .store
+            .as_mut()
+            .and_then(|s| s.incoming())
+            .filter(|i| i.delta)
+        else {
+            return false;
+        };
+        let (size, path) = (inc.size, inc.path.clone());
+        let job = inc.kept().map(|file| Job::Crc {
+            ticket: self.ticket,
+            file,
+            len: size,
+        });
+        match job.map(|j| workers.submit(j)) {
+            Ok(Ok(())) => {
+                self.state = State::Waiting(Wait::DeltaCrc(Box::new(received.write_error)));
+            }
+            Ok(Err(_)) | Err(_) => {
+                warn!("{}: {path}: cannot read the delta back", self.who());
+                self.session
+                    .handle_completion(Completion::BodyReceived(Received {
+                        crc: received.crc,
+                        write_error: Some("cannot read the file back".into()),
+                    }));
+            }
+        }
+        true
+    }
+
+    /// The crc32c of a delta's whole result: it stands for the body's in
+    /// the session's verdict (the client's `FileEnd` covers the file).
+    pub(super) fn delta_checked(
+        &mut self,
+        result: std::io::Result<u32>,
+        write_error: Option<String>,
+    ) {
+        let received = match result {
+            Ok(crc) => Received { crc, write_error },
+            Err(e) => Received {
+                crc: 0,
+                write_error: write_error.or_else(|| Some(crate::io::describe(&e))),
+            },
+        };
+        self.session
+            .handle_completion(Completion::BodyReceived(received));
+    }
+}
