@@ -173,18 +173,18 @@ mod tests {
 
     #[test]
     fn past_the_limit_the_shortest_runs_go_as_literal_bytes() {
-        let basis = crate::delta::tests::noise(3, 200_000);
+        let basis = crate::delta::tests::noise(3, 1_000_000);
         let mut new = basis.clone();
         // A change every 10 blocks, the runs between of two lengths.
-        for (k, at) in (0..200_000).step_by(10 * 1024).enumerate() {
+        for (k, at) in (0..1_000_000).step_by(10 * 4096).enumerate() {
             new[at] ^= 0xff;
-            if k % 2 == 0 && at + 5000 < new.len() {
-                new[at + 5000] ^= 0xff;
+            if k % 2 == 0 && at + 20_000 < new.len() {
+                new[at + 20_000] ^= 0xff;
             }
         }
-        let all = copies(&basis, &new, 1024, usize::MAX);
+        let all = copies(&basis, &new, 4096, usize::MAX);
         assert!(all.copies.len() > 10, "{} runs", all.copies.len());
-        let cut = copies(&basis, &new, 1024, 5);
+        let cut = copies(&basis, &new, 4096, 5);
         assert_eq!(cut.copies.len(), 5);
         let mut lens: Vec<u64> = all.copies.iter().map(|c| c.len).collect();
         lens.sort_unstable_by(|a, b| b.cmp(a));

@@ -135,7 +135,7 @@ fn manifests_in_flight_and_output_are_bounded() {
         p.handle_asked(id, m);
     }
     assert!(!p.wants_manifest(0, false));
-    p.handle_need(&[1], &[], &[]);
+    p.handle_need(&[1], &[], &[], Vec::new());
     assert!(p.wants_manifest(0, false));
     p.handle_walked();
     assert!(!p.wants_manifest(0, false));
@@ -150,7 +150,7 @@ fn answered(entries: Vec<LocalEntry>, bits: &[u8], resume: &[(u32, u64)]) -> (Pl
     }
     p.handle_asked(7, m);
     p.handle_walked();
-    let unchanged = p.handle_need(bits, &[], resume);
+    let unchanged = p.handle_need(bits, &[], resume, Vec::new());
     (p, unchanged)
 }
 
@@ -303,7 +303,7 @@ fn a_commit_follows_every_commit_every_entries() {
         m.push(e);
     }
     p.handle_asked(1, m);
-    p.handle_need(&vec![0xff; n.div_ceil(8)], &[], &[]);
+    p.handle_need(&vec![0xff; n.div_ceil(8)], &[], &[], Vec::new());
     let out = drain(&mut p);
     let commits: Vec<usize> = out
         .iter()
@@ -369,6 +369,7 @@ fn commits_count_what_they_made_durable() {
         p.handle_committed(5),
         Committed {
             files: 1,
+            reused: 0,
             links: 1,
             specials: 0,
             updated: 0,
@@ -392,7 +393,7 @@ fn the_progress_total_is_what_the_server_asked_for() {
     m.push(entry(EntryKind::Dir, "d"));
     p.handle_asked(1, m);
     // Only `b` (and the directory) needed, 40 bytes of it kept.
-    p.handle_need(&[0b110], &[], &[(1, 40)]);
+    p.handle_need(&[0b110], &[], &[(1, 40)], Vec::new());
     assert_eq!(p.needed_bytes(), 60);
 }
 
@@ -438,6 +439,7 @@ fn a_file_that_keeps_changing_is_read_three_times_then_kept_as_last_read() {
         p.handle_committed(20),
         Committed {
             files: 1,
+            reused: 0,
             links: 0,
             specials: 0,
             updated: 0,
@@ -476,7 +478,7 @@ fn answered_meta(entries: Vec<LocalEntry>, bits: &[u8], meta: &[u8]) -> (Plan, u
     }
     p.handle_asked(7, m);
     p.handle_walked();
-    let unchanged = p.handle_need(bits, meta, &[]);
+    let unchanged = p.handle_need(bits, meta, &[], Vec::new());
     (p, unchanged)
 }
 
@@ -647,7 +649,7 @@ fn kept_names_go_with_the_directorys_closed() {
     p.handle_closed(wp("e"), keep(&[]));
     p.handle_asked(1, m);
     // Only d/a is needed: d goes (dirty), e does not, both are closed.
-    p.handle_need(&[0b0000_0001], &[0], &[]);
+    p.handle_need(&[0b0000_0001], &[0], &[], Vec::new());
     p.handle_walked();
     let out: Vec<String> = drain(&mut p).into_iter().map(|(s, _)| s).collect();
     assert_eq!(

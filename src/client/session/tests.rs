@@ -464,6 +464,7 @@ fn a_need_with_a_bit_in_both_bitmaps_ends_the_session() {
         bits: vec![bits],
         meta,
         resume: vec![],
+        delta: vec![],
     };
     let mut c = ClientSession::new(now, "box", None);
     let id = manifest(&mut c);
@@ -561,4 +562,117 @@ fn a_closed_keeps_names_only_when_whole_and_within_a_frame() {
             closed(bad_name, "g", false, vec![]),
         ]
     );
+}
+
+/// A signature made of `n` blocks of 4 KiB, each block distinct.
+fn fake_signature(n: u32) -> crate::delta::Signature {
+    crate::delta::Signature {
+        file_len: u64::from(n) * 4096,
+        block: 4096,
+        blocks: (0..n)
+            .map(|i| crate::delta::BlockSig {
+                weak: i,
+                strong: [i as u8; 32],
+            })
+            .collect(),
+    }
+}
+
+/// Issue 14: the server's `Need` with a delta list, then the signatures
+/// of those entries in pieces that fit a frame, as the server session
+/// sends them: the client's `Need` event comes once all are in, each
+/// signature whole and decoded. A piece out of order, a frame between
+/// the pieces, or a delta entry the bitmap does not need ends the session.
+#[test]
+fn a_need_waits_for_its_signatures_and_hostile_pieces_end_the_session() {
+    let now = Clock::new().now();
+    let manifest = |c: &mut ClientSession| {
+        c.handle_input(now, &bytes(&[welcome(0)]));
+        let entries = (0..3)
+            .map(|i| crate::proto::ManifestEntry {
+                kind: EntryKind::File,
+                path: wp(&format!("f{i}")),
+                meta: meta(),
+                size: 1 << 20,
+                target: Vec::new(),
+                rdev: 0,
+                xattrs: 0,
+            })
+            .collect();
+        c.send_manifest(entries)
+    };
+    // 5,000 blocks: 180 KB, three pieces; and a small one.
+    let (big, small) = (fake_signature(5000), fake_signature(3));
+    let server_says = |id: u32, delta: Vec<(u32, Vec<u8>)>| {
+        let mut s = crate::testing::server::welcomed(SessionConfig::default(), now);
+        crate::testing::server::sent_frames(&mut s);
+        s.handle_completion(Completion::Checked {
+            id,
+            bits: vec![0b111],
+            meta: vec![0],
+            resume: vec![],
+            delta,
+        });
+        crate::testing::server::sent_frames(&mut s)
+    };
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    let frames = server_says(id, vec![(0, big.encode()), (2, small.encode())]);
+    assert!(matches!(&frames[0], Frame::Need { delta, .. } if delta[..] == [0, 2]));
+    let pieces = big.encoded_len().div_ceil(crate::proto::SIGNATURE_CHUNK);
+    assert_eq!(pieces, 3);
+    assert_eq!(frames.len(), 1 + pieces + 1, "{} frames", frames.len());
+    // Everything but the last piece: no event yet.
+    let (last, rest) = frames.split_last().unwrap();
+    c.handle_input(now, &bytes(rest));
+    assert!(!events(&mut c).iter().any(|e| matches!(e, Event::Need { .. })));
+    c.handle_input(now, &bytes(std::slice::from_ref(last)));
+    let got = events(&mut c);
+    let delta = got
+        .iter()
+        .find_map(|e| match e {
+            Event::Need { delta, .. } => Some(delta.clone()),
+            _ => None,
+        })
+        .expect("a Need event");
+    assert_eq!(delta, vec![(0, big.clone()), (2, small.clone())]);
+    assert!(!c.is_closed());
+
+    // A frame between the pieces.
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    let mut frames = server_says(id, vec![(0, big.encode())]);
+    frames.insert(2, Frame::Committed { id: 99 });
+    c.handle_input(now, &bytes(&frames));
+    assert!(c.is_closed());
+    assert!(c.error().unwrap().to_string().contains("expected the signatures"));
+
+    // Pieces of the second signature before the first is whole.
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    let mut frames = server_says(id, vec![(0, big.encode()), (2, small.encode())]);
+    frames.swap(2, 4);
+    c.handle_input(now, &bytes(&frames));
+    assert!(c.is_closed());
+
+    // A signature that does not decode.
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    let frames = server_says(id, vec![(1, vec![0xd1, 0, 0])]);
+    c.handle_input(now, &bytes(&frames));
+    assert!(c.is_closed());
+    assert!(c.error().unwrap().to_string().contains("bad signature"));
+
+    // A delta entry the server does not need.
+    let mut c = ClientSession::new(now, "box", None);
+    let id = manifest(&mut c);
+    let need = Frame::Need {
+        id,
+        bits: vec![0b001],
+        meta: vec![0],
+        resume: vec![],
+        delta: vec![1],
+    };
+    c.handle_input(now, &bytes(&[need]));
+    assert!(c.is_closed());
 }
