@@ -6,6 +6,7 @@ pub mod client;
 pub mod clock;
 #[cfg(test)]
 mod delta_bench;
+pub mod delta_io;
 pub mod error;
 pub mod holes;
 pub mod log;
