@@ -39,8 +39,8 @@ pub struct CopyReport {
     pub bytes: u64,
     /// Bytes of the ranges that were holes in the basis, left holes.
     pub holes: u64,
-    /// `copy_file_range` could not be used (or was turned off) and some
-    /// or all bytes went through `pread`/`pwrite`.
+    /// `copy_file_range` was turned off, or failed as unsupported here:
+    /// the bytes from then on went through `pread`/`pwrite`.
     pub fallback: bool,
 }
 

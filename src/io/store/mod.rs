@@ -25,7 +25,8 @@
 //! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
 //! `sweep`, `verify`, `stage`, `commit`, `scan`, `past` (history read
 //! as the pure [`crate::store::past`] rules ask), `space` (what a
-//! namespace takes, for the dashboard). This file only re-exports.
+//! namespace takes, for the dashboard), `sigcache` (block signatures of
+//! stored files, for delta transfer). This file only re-exports.
 
 mod beneath;
 mod commit;
@@ -38,6 +39,7 @@ mod partial;
 mod past;
 mod prune;
 mod scan;
+pub mod sigcache;
 mod space;
 mod special;
 mod stage;
