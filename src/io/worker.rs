@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::delta_io::{copy_ranges, CopyReport};
+use super::delta_io::{copy_ranges, crc_and_sign, CopyReport};
 use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
+use crate::delta::Signature;
 use crate::proto::{CopyRange, WirePath};
 use crate::server::session::VerifyCounts;
 use crate::store::retention::Keep;
@@ -93,6 +94,18 @@ pub enum Job {
         /// The runs.
         ranges: Vec<CopyRange>,
     },
+    /// Read a delta's result back whole: its crc32c and, for the cache,
+    /// its signature in blocks of `block`.
+    CheckDelta {
+        /// Whose.
+        ticket: Ticket,
+        /// The staging file (its own descriptor).
+        file: OwnedFd,
+        /// Its size.
+        len: u64,
+        /// The signature's block size, if it is to be signed.
+        block: Option<u32>,
+    },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
     Verify {
@@ -137,6 +150,13 @@ pub enum Done {
         ticket: Ticket,
         /// The ones it could make, in order.
         sigs: Vec<(u32, Vec<u8>)>,
+    },
+    /// A [`Job::CheckDelta`] is done: the crc32c and the signature.
+    DeltaChecked {
+        /// Whose.
+        ticket: Ticket,
+        /// What it read, or why it could not.
+        result: io::Result<(u32, Option<Signature>)>,
     },
     /// A [`Job::Copy`] is done.
     Copied {
@@ -271,9 +291,11 @@ impl Workers {
     pub fn submit(&self, job: Job) -> Result<(), Job> {
         let queue = match job {
             Job::Commit { .. } => &self.jobs,
-            Job::Crc { .. } | Job::Verify { .. } | Job::Sign { .. } | Job::Copy { .. } => {
-                &self.reads
-            }
+            Job::Crc { .. }
+            | Job::Verify { .. }
+            | Job::Sign { .. }
+            | Job::Copy { .. }
+            | Job::CheckDelta { .. } => &self.reads,
         };
         match queue {
             Some(tx) => tx.send(job).map_err(|e| e.0),
@@ -513,6 +535,18 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
             } => {
                 let sigs = tree.signatures(&files);
                 if done.send(Done::Signed { ticket, sigs }).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::CheckDelta {
+                ticket,
+                file,
+                len,
+                block,
+            } => {
+                let result = crc_and_sign(file.as_fd(), len, block);
+                if done.send(Done::DeltaChecked { ticket, result }).is_err() {
                     return;
                 }
                 let _ = waker.wake();

@@ -15,6 +15,11 @@
 //! * `.rsb-tmp.old.<salt>.<n>`: a previous version moved aside for the
 //!   entry replacing it where the file system cannot exchange two names
 //!   ([`old_name`]), never swept: after a crash it may be the only copy.
+//! * `.rsb-tmp.sigs/` ([`SIGS_DIR`]): at a namespace's root, the block
+//!   signatures of stored files (BLAKE3 per block), so a changed file can
+//!   be sent as a delta without re-reading its old version; a cache, safe
+//!   to delete, never swept (its own bounds trim it, see
+//!   `io/store/sigcache.rs`).
 //!
 //! Pure: names in, names and answers out. Making a salt (a clock read and
 //! the pid) is the shell's job.
@@ -27,6 +32,9 @@ pub const PART_PREFIX: &[u8] = b".rsb-tmp.part.";
 
 /// Every displaced previous version's name starts with this.
 pub const OLD_PREFIX: &[u8] = b".rsb-tmp.old.";
+
+/// The signature cache's directory at the root of a namespace.
+pub const SIGS_DIR: &[u8] = b".rsb-tmp.sigs";
 
 /// `prefix` followed by `rest`: every name here is built from one of the
 /// prefixes above, never spelled again.
@@ -119,6 +127,7 @@ mod tests {
             old_name(0x1f, 3),
             partial_name(b"a.bin", 10, &meta(1, 2)),
             partials_prefix(b"a.bin"),
+            SIGS_DIR.to_vec(),
         ] {
             assert!(is_tmp_name(&n), "{}", String::from_utf8_lossy(&n));
         }
@@ -156,6 +165,8 @@ mod tests {
             b".rsb-tmp.zz.3",
             // The namespace's table of owner names is never a leftover.
             crate::store::accounts::NAMES_FILE,
+            // Nor is the signature cache.
+            SIGS_DIR,
             b"rsb-tmp.1f.3",
             b"a.txt",
         ] {

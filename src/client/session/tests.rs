@@ -625,7 +625,9 @@ fn a_need_waits_for_its_signatures_and_hostile_pieces_end_the_session() {
     // Everything but the last piece: no event yet.
     let (last, rest) = frames.split_last().unwrap();
     c.handle_input(now, &bytes(rest));
-    assert!(!events(&mut c).iter().any(|e| matches!(e, Event::Need { .. })));
+    assert!(!events(&mut c)
+        .iter()
+        .any(|e| matches!(e, Event::Need { .. })));
     c.handle_input(now, &bytes(std::slice::from_ref(last)));
     let got = events(&mut c);
     let delta = got
@@ -645,7 +647,11 @@ fn a_need_waits_for_its_signatures_and_hostile_pieces_end_the_session() {
     frames.insert(2, Frame::Committed { id: 99 });
     c.handle_input(now, &bytes(&frames));
     assert!(c.is_closed());
-    assert!(c.error().unwrap().to_string().contains("expected the signatures"));
+    assert!(c
+        .error()
+        .unwrap()
+        .to_string()
+        .contains("expected the signatures"));
 
     // Pieces of the second signature before the first is whole.
     let mut c = ClientSession::new(now, "box", None);

@@ -420,7 +420,8 @@ impl EventLoop {
                 | Done::Verifying { ticket, .. }
                 | Done::Crc { ticket, .. }
                 | Done::Signed { ticket, .. }
-                | Done::Copied { ticket, .. } => *ticket,
+                | Done::Copied { ticket, .. }
+                | Done::DeltaChecked { ticket, .. } => *ticket,
                 Done::Space { name, measured, at } => {
                     let space = crate::server::web::model::Space {
                         current: measured.current,

@@ -9,7 +9,7 @@ use log::debug;
 use nix::sys::stat::{self, FileStat};
 
 use super::namespace::Namespace;
-use super::sigcache::{signature_of, SigCache};
+use super::sigcache::signature_of;
 use super::stage::{Incoming, Stager};
 use crate::io::error::FsError;
 use crate::io::kind_of;
@@ -37,7 +37,7 @@ impl Namespace {
     /// that cannot be read, or whose signature would not fit, is left out
     /// (it goes whole). Reads every basis not in the cache: a worker's job.
     pub fn signatures(&self, files: &[(u32, WirePath)]) -> Vec<(u32, Vec<u8>)> {
-        let cache = match SigCache::open(self.tree.root_dir(), true) {
+        let cache = match self.sig_cache(true) {
             Ok(c) => Some(c),
             Err(e) => {
                 debug!("signature cache: {e}");

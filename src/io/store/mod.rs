@@ -25,9 +25,9 @@
 //! `beneath`, `xattr`, `tmp`, `durable`, `namespace`, `special`, `stored`, `partial`,
 //! `sweep`, `verify`, `stage`, `commit`, `scan`, `past` (history read
 //! as the pure [`crate::store::past`] rules ask), `space` (what a
-//! namespace takes, for the dashboard), `sigcache` and `basis` (the
-//! stored version of a changed file as a delta's basis). This file only
-//! re-exports.
+//! namespace takes, for the dashboard), `sigcache` (block signatures of
+//! stored files, for delta transfer) and `basis` (the stored version of a
+//! changed file as a delta's basis). This file only re-exports.
 
 mod basis;
 mod beneath;
@@ -41,7 +41,7 @@ mod partial;
 mod past;
 mod prune;
 mod scan;
-mod sigcache;
+pub mod sigcache;
 mod space;
 mod special;
 mod stage;

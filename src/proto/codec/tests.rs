@@ -946,13 +946,30 @@ fn bad_deltas_and_signatures_rejected() {
     let bad = DecodeError::Invalid("copy");
     assert!(decode(&delta(100, 100, vec![(0, 0, 10), (10, 10, 90)])).is_ok());
     assert_eq!(decode(&delta(100, 100, vec![(0, 0, 0)])), Err(bad.clone()));
-    assert_eq!(decode(&delta(100, 100, vec![(0, 0, 10), (9, 0, 10)])), Err(bad.clone()));
-    assert_eq!(decode(&delta(100, 100, vec![(20, 0, 10), (0, 0, 10)])), Err(bad.clone()));
-    assert_eq!(decode(&delta(100, 100, vec![(95, 0, 10)])), Err(bad.clone()));
+    assert_eq!(
+        decode(&delta(100, 100, vec![(0, 0, 10), (9, 0, 10)])),
+        Err(bad.clone())
+    );
+    assert_eq!(
+        decode(&delta(100, 100, vec![(20, 0, 10), (0, 0, 10)])),
+        Err(bad.clone())
+    );
+    assert_eq!(
+        decode(&delta(100, 100, vec![(95, 0, 10)])),
+        Err(bad.clone())
+    );
     assert_eq!(decode(&delta(100, 50, vec![(0, 45, 10)])), Err(bad.clone()));
-    assert_eq!(decode(&delta(u64::MAX, u64::MAX, vec![(u64::MAX - 1, 0, 5)])), Err(bad.clone()));
-    assert_eq!(decode(&delta(u64::MAX, u64::MAX, vec![(0, u64::MAX - 1, 5)])), Err(bad));
-    let many: Vec<(u64, u64, u64)> = (0..=u64::from(MAX_DELTA_COPIES)).map(|i| (i, 0, 1)).collect();
+    assert_eq!(
+        decode(&delta(u64::MAX, u64::MAX, vec![(u64::MAX - 1, 0, 5)])),
+        Err(bad.clone())
+    );
+    assert_eq!(
+        decode(&delta(u64::MAX, u64::MAX, vec![(0, u64::MAX - 1, 5)])),
+        Err(bad)
+    );
+    let many: Vec<(u64, u64, u64)> = (0..=u64::from(MAX_DELTA_COPIES))
+        .map(|i| (i, 0, 1))
+        .collect();
     // Past the frame limit or the count limit: refused either way.
     assert!(decode(&delta(1 << 20, 1, many)).is_err());
     let sig = |total: u32, chunk: Vec<u8>| {

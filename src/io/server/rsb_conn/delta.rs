@@ -8,12 +8,26 @@
 
 use log::{debug, warn};
 
+use std::os::fd::{AsFd, AsRawFd};
+
 use super::{RsbConn, State, Wait};
+use crate::delta::Signature;
+use crate::io::delta_io::fs_block;
 use crate::io::error::FsError;
+use crate::io::store::sigcache::SigKey;
 use crate::io::worker::{Job, Workers};
 use crate::proto::{Layout, Meta, WirePath};
 use crate::server::command::{FromBasis, Received};
 use crate::server::session::Completion;
+
+/// What the connection keeps of the delta being received, for the
+/// signature cache: the stored version's key (forgotten if the result
+/// fails its crc32c: the cached signature may not be that file's) and,
+/// once read back, the new version's signature (cached if it is kept).
+pub(in crate::io::server) struct Note {
+    basis: SigKey,
+    sig: Option<Signature>,
+}
 
 /// A `Need` waiting for its signatures.
 pub(in crate::io::server) struct Unsigned {
@@ -114,8 +128,10 @@ impl RsbConn {
                 .try_clone()
                 .map_err(|e| FsError::io("dup", shown.clone(), e))
         });
+        let mut key = None;
         let job = staged.and_then(|out| {
-            let (basis, _) = store.tree().open_basis(&path, delta.basis)?;
+            let (basis, st) = store.tree().open_basis(&path, delta.basis)?;
+            key = Some(SigKey::of(&st));
             Ok(Job::Copy {
                 ticket: self.ticket,
                 basis,
@@ -125,6 +141,7 @@ impl RsbConn {
             })
         });
         let res = job.map(|job| workers.submit(job).is_ok());
+        self.delta = key.map(|basis| Box::new(Note { basis, sig: None }));
         match res {
             Ok(true) => self.state = State::Waiting(Wait::DeltaCopy),
             Ok(false) => {
@@ -180,16 +197,22 @@ impl RsbConn {
             return false;
         };
         let (size, path) = (inc.size, inc.path.clone());
-        let job = inc.kept().map(|file| Job::Crc {
-            ticket: self.ticket,
-            file,
-            len: size,
+        let job = inc.file.as_ref().map(|f| f.try_clone()).map(|file| {
+            file.map(|file| {
+                let block = crate::delta::block_size(size, fs_block(file.as_fd()));
+                Job::CheckDelta {
+                    ticket: self.ticket,
+                    file,
+                    len: size,
+                    block: Some(block),
+                }
+            })
         });
-        match job.map(|j| workers.submit(j)) {
-            Ok(Ok(())) => {
+        match job.map(|j| j.map(|j| workers.submit(j))) {
+            Some(Ok(Ok(()))) => {
                 self.state = State::Waiting(Wait::DeltaCrc(Box::new(received.write_error)));
             }
-            Ok(Err(_)) | Err(_) => {
+            _ => {
                 warn!("{}: {path}: cannot read the delta back", self.who());
                 self.session
                     .handle_completion(Completion::BodyReceived(Received {
@@ -205,11 +228,16 @@ impl RsbConn {
     /// the session's verdict (the client's `FileEnd` covers the file).
     pub(super) fn delta_checked(
         &mut self,
-        result: std::io::Result<u32>,
+        result: std::io::Result<(u32, Option<Signature>)>,
         write_error: Option<String>,
     ) {
         let received = match result {
-            Ok(crc) => Received { crc, write_error },
+            Ok((crc, sig)) => {
+                if let Some(note) = self.delta.as_mut() {
+                    note.sig = sig;
+                }
+                Received { crc, write_error }
+            }
             Err(e) => Received {
                 crc: 0,
                 write_error: write_error.or_else(|| Some(crate::io::describe(&e))),
@@ -217,5 +245,42 @@ impl RsbConn {
         };
         self.session
             .handle_completion(Completion::BodyReceived(received));
+    }
+}
+
+impl RsbConn {
+    /// The verdict on a delta, before the stager keeps or drops it: a
+    /// kept one's signature goes into the cache under the key the file
+    /// will have once committed (its inode, size and mtime); a dropped
+    /// one's basis signature leaves it (it may not be that file's).
+    pub(super) fn delta_verdict(&mut self, keep: bool) {
+        let Some(note) = self.delta.take() else {
+            return;
+        };
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Ok(cache) = store.tree().sig_cache(true) else {
+            return;
+        };
+        // The note is this file's only if the file is a delta (a failed
+        // one may have left a note behind).
+        let Some(inc) = store.incoming().filter(|i| i.delta) else {
+            return;
+        };
+        if !keep {
+            cache.forget(&note.basis);
+            return;
+        }
+        let (Some(sig), Some(file)) = (note.sig, inc.file.as_ref()) else {
+            return;
+        };
+        if let Ok(st) = nix::sys::stat::fstat(file.as_raw_fd()) {
+            let mut key = SigKey::of(&st);
+            key.mtime = (inc.meta.mtime.secs, inc.meta.mtime.nanos);
+            if let Err(e) = cache.store(&key, &sig) {
+                debug!("{}: signature cache: {e}", inc.path);
+            }
+        }
     }
 }

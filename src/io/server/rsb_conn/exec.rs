@@ -369,7 +369,12 @@ impl RsbConn {
             .as_ref()
             .and_then(|r| r.write_error.as_deref())
             .and_then(full_errno);
-        match body_verdict(crc, ok, received, staged) {
+        let verdict = body_verdict(crc, ok, received, staged);
+        self.delta_verdict(verdict == Verdict::Keep);
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        match verdict {
             Verdict::Discard(msg) => {
                 store.abort_file();
                 if let Some(code) = full.filter(|_| self.full.is_none()) {

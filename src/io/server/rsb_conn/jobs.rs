@@ -233,7 +233,6 @@ impl RsbConn {
                         self.state = State::Closing { since, job: None };
                     }
                 }
-                Some(Wait::DeltaCrc(write_error)) => self.delta_checked(result, *write_error),
                 _ => self.prefix_crc_done(result),
             },
             Done::Signed { sigs, .. } => match job {
@@ -242,6 +241,11 @@ impl RsbConn {
                 None => {}
             },
             Done::Copied { result, .. } => self.copied(result),
+            Done::DeltaChecked { result, .. } => match job {
+                Some(Wait::DeltaCrc(write_error)) => self.delta_checked(result, *write_error),
+                Some(other) => self.put_job(other),
+                None => {}
+            },
             Done::Verifying {
                 id,
                 damaged,

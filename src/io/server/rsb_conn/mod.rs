@@ -138,6 +138,8 @@ pub(super) struct RsbConn {
     pub(super) moved: (u64, u64),
     /// Bytes of `moved` the status has counted already.
     pub(super) counted: (u64, u64),
+    /// The delta being received, for the signature cache.
+    pub(super) delta: Option<Box<delta::Note>>,
 }
 
 impl RsbConn {
@@ -166,6 +168,7 @@ impl RsbConn {
             repeats: None,
             moved: (0, 0),
             counted: (0, 0),
+            delta: None,
         }
     }
 
