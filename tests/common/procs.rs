@@ -116,8 +116,8 @@ impl Server {
         cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-d"])
             .arg(root)
             .args(args)
-            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

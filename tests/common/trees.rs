@@ -412,8 +412,12 @@ pub fn assert_same_tree_except(a: &Path, b: &Path, skip: &[&Path]) {
 /// The name of a namespace's history directory, at its root.
 pub const HISTORY: &[u8] = b".rsb-tmp.history";
 
+/// The name of a namespace's signature cache, at its root.
+pub const SIGS: &[u8] = b".rsb-tmp.sigs";
+
 /// Every path under `dir` (not following symlinks) whose name starts with
-/// `.rsb-tmp.`, the history directories (and what they hold) aside.
+/// `.rsb-tmp.`, the history directories and signature caches (and what
+/// they hold) aside.
 pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -422,7 +426,7 @@ pub fn find_tmp(dir: &Path) -> Vec<PathBuf> {
         for e in rd.flatten() {
             let p = e.path();
             // A namespace's history is kept, not a leftover.
-            if e.file_name().as_bytes() == HISTORY {
+            if e.file_name().as_bytes() == HISTORY || e.file_name().as_bytes() == SIGS {
                 continue;
             }
             // The namespace's table of owner names is not a temporary.

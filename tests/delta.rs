@@ -1,0 +1,254 @@
+//! Delta transfer of backups (issue 14): a changed large file whose older
+//! version the server holds crosses the wire as the bytes that changed;
+//! the server copies the rest from that version. Checked as users see
+//! it: the summary's `N bytes` (literal bytes) and `M reused`, the stored
+//! bytes against the source, the old version whole in history, a restore
+//! bit for bit; and the ways it can go wrong: the stored version changed
+//! under the server (its cached signature is stale), a file system
+//! without copy_file_range, a client killed in the middle, a hostile
+//! `FileDelta`.
+
+#[macro_use]
+mod common;
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+
+const MIB: u64 = 1 << 20;
+
+/// Overwrites `len` bytes of `p` at `at` with a pattern, in place.
+fn overwrite(p: &Path, at: u64, len: usize, byte: u8) {
+    let mut f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&vec![byte; len]).unwrap();
+}
+
+/// The `M reused` figure of the last `cmd` summary, if any.
+fn summary_reused(stderr: &str, cmd: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("{cmd}:")))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "reused")
+        .and_then(|w| w[0].parse().ok())
+}
+
+/// Every regular file under `dir`, however deep.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                todo.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A 16 MiB file backed up whole, and a copy of that version.
+fn backed_up(srv: &Server, mib: usize, seed: u64) -> (Scratch, PathBuf, PathBuf) {
+    let s = scratch();
+    let file = s.join("vm.img");
+    write_big(&file, mib, seed);
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    assert_summary_bytes(&o, "backup", mib as u64 * MIB);
+    assert_eq!(summary_reused(&o.err(), "backup"), None, "{o}");
+    let old = s.join("old.img");
+    fs::copy(&file, &old).unwrap();
+    (s, file, old)
+}
+
+#[test]
+fn a_changed_large_file_sends_only_what_changed_and_keeps_the_old_version() {
+    let srv = Server::start(&[]);
+    let (s, file, old) = backed_up(&srv, 16, 1);
+    // 3 places overwritten, 100 KiB appended.
+    overwrite(&file, 100, 1000, 1);
+    overwrite(&file, 7 * MIB + 5, 50_000, 2);
+    overwrite(&file, 15 * MIB, 4096, 3);
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(&random_bytes(9, 100 * 1024))
+        .unwrap();
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    let reused = summary_reused(&o.err(), "backup").expect("a `reused` figure");
+    let size = fs::metadata(&file).unwrap().len();
+    assert_eq!(sent + reused, size, "{o}");
+    // Blocks of 4 KiB: each change costs at most two blocks beyond itself.
+    assert!(
+        sent <= 1000 + 50_000 + 4096 + 100 * 1024 + 6 * 4096,
+        "sent {sent} bytes\n{o}"
+    );
+    let stored = srv.store(NAME, &file);
+    assert!(
+        same_content(&file, &stored),
+        "the stored file is the new one"
+    );
+    // The old version is in history, whole.
+    let history = srv.ns(NAME).join(".rsb-tmp.history");
+    assert!(
+        files_under(&history).iter().any(|p| same_content(p, &old)),
+        "the old version is kept whole in history"
+    );
+    // A restore gives the new bytes back.
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    srv.client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
+    assert!(same_content(&file, &dest.join("vm.img")));
+    // Everything rsync compares: bytes, mode, owner, times, attributes.
+    let diff = rsync_diff_with(&["-aHAXn"], s.path(), &dest);
+    let diff: Vec<&str> = diff.lines().filter(|l| l.ends_with(" vm.img")).collect();
+    assert!(diff.is_empty(), "rsync finds vm.img differs: {diff:?}");
+    // Unchanged now: nothing sent, nothing reused.
+    let o = srv.client(argv!["backup", file]).run();
+    o.ok();
+    assert_summary_bytes(&o, "backup", 0);
+    assert!(
+        find_tmp(srv.root()).is_empty(),
+        "{:?}",
+        find_tmp(srv.root())
+    );
+}
+
+#[test]
+fn the_signature_of_a_delta_result_is_cached_for_the_next_delta() {
+    let srv = Server::start(&[]);
+    let (_s, file, _) = backed_up(&srv, 8, 2);
+    let sigs = srv.ns(NAME).join(".rsb-tmp.sigs");
+    for round in 0..3u8 {
+        overwrite(&file, u64::from(round) * MIB + 17, 100, round + 10);
+        let o = srv.client(argv!["backup", file]).run();
+        o.ok();
+        assert!(
+            summary_bytes(&o.err(), "backup").unwrap() <= 2 * 4096,
+            "{o}"
+        );
+        assert!(same_content(&file, &srv.store(NAME, &file)));
+        // The first delta signed the stored version; each delta's result
+        // is signed as it is read back.
+        assert_eq!(fs::read_dir(&sigs).unwrap().count(), usize::from(round) + 2);
+    }
+}
+
+/// The stored version was changed behind the server's back with its size
+/// and mtime put back: the cached signature no longer describes it, the
+/// delta's result fails its crc32c, the client sends the file whole after
+/// that commit, and the stale signature is forgotten.
+#[test]
+fn a_delta_against_a_stored_version_that_changed_is_sent_again_whole() {
+    let srv = Server::start(&[]);
+    let (_s, file, _) = backed_up(&srv, 8, 3);
+    overwrite(&file, 3 * MIB, 100, 4);
+    srv.client(argv!["backup", file]).run().ok();
+    let stored = srv.store(NAME, &file);
+    let st = fs::metadata(&stored).unwrap();
+    let mtime = (
+        std::os::unix::fs::MetadataExt::mtime(&st),
+        std::os::unix::fs::MetadataExt::mtime_nsec(&st) as u32,
+    );
+    overwrite(&stored, 5 * MIB, 8192, 0xee);
+    set_mtime(&stored, mtime);
+    overwrite(&file, 6 * MIB, 100, 5);
+    let o = srv.client(argv!["backup", file]).run();
+    o.ok();
+    assert!(
+        same_content(&file, &stored),
+        "the stored file is the source's"
+    );
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    assert!(
+        sent >= 8 * MIB,
+        "sent whole after the failed delta: {sent}\n{o}"
+    );
+    assert!(o.err().contains("0 failed"), "{o}");
+    assert!(
+        srv.log().contains("crc32c mismatch"),
+        "the server says why: {}",
+        srv.log()
+    );
+}
+
+#[test]
+fn without_copy_file_range_the_runs_are_read_and_written() {
+    let srv = Server::start_with_env(
+        &[],
+        &[("RSB_TEST_NO_COPY_RANGE", "1"), ("RUST_LOG", "debug")],
+    );
+    let (_s, file, _) = backed_up(&srv, 8, 4);
+    overwrite(&file, 2 * MIB, 3000, 6);
+    let o = srv.client(argv!["backup", file]).run();
+    o.ok();
+    assert!(summary_reused(&o.err(), "backup").unwrap() > 7 * MIB, "{o}");
+    assert!(same_content(&file, &srv.store(NAME, &file)));
+    assert!(srv.log().contains("(read and written)"), "{}", srv.log());
+}
+
+/// A client killed while a delta's literal bytes are on their way: the
+/// stored version stays as it was, nothing is left behind once the next
+/// backup (a delta again) is done, and that one stores the new bytes.
+#[test]
+fn a_delta_cut_off_by_killing_the_client_leaves_the_old_version_and_runs_again() {
+    let srv = Server::start(&[]);
+    let (_s, file, old) = backed_up(&srv, 32, 5);
+    // 4 MiB of changes in 64 KiB pieces, sent at 1 MiB/s: four seconds.
+    for k in 0..64u64 {
+        overwrite(&file, k * 512 * 1024, 64 * 1024, 7);
+    }
+    let mut run = srv
+        .client_opts(&["--bwlimit", "1M"], argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    // Matching 32 MiB takes well under a second; then the body crawls.
+    thread::sleep(Duration::from_millis(1500));
+    assert!(!run.has_exited(), "the backup ended before it was cut");
+    run.kill9();
+    thread::sleep(Duration::from_millis(300));
+    let stored = srv.store(NAME, &file);
+    assert!(
+        same_content(&old, &stored),
+        "the stored version is untouched"
+    );
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    assert!(
+        summary_reused(&o.err(), "backup").is_some(),
+        "a delta again\n{o}"
+    );
+    assert!(same_content(&file, &stored));
+    assert!(
+        find_tmp(srv.root()).is_empty(),
+        "{:?}",
+        find_tmp(srv.root())
+    );
+}
