@@ -164,6 +164,7 @@ fn fake_backup_server(
                         bits: vec![0xff; entries.len().div_ceil(8)],
                         meta: vec![0; entries.len().div_ceil(8)],
                         resume: vec![],
+                        delta: vec![],
                     })
                 }
                 Frame::File { id, path, size, .. } => {

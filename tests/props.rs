@@ -296,12 +296,14 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             any::<u32>(),
             vec((any::<u8>(), any::<u8>()), 0..8),
             vec((any::<u32>(), any::<u64>()), 0..4),
+            prop::collection::btree_set(any::<u32>(), 0..4),
         )
-            .prop_map(|(id, pairs, resume)| Frame::Need {
+            .prop_map(|(id, pairs, resume, delta)| Frame::Need {
                 id,
                 bits: pairs.iter().map(|p| p.0).collect(),
                 meta: pairs.iter().map(|p| p.1).collect(),
                 resume,
+                delta: delta.into_iter().collect(),
             })
             .boxed(),
         38 => (any::<u32>(), path(), any::<bool>(), vec(name(), 0..4))
@@ -418,6 +420,47 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
         43 => vec(any::<u8>(), 0..300)
             .prop_map(|text| Frame::Plan { text })
             .boxed(),
+        44 => (
+            any::<u32>(),
+            any::<u32>(),
+            vec(any::<u8>(), 1..300),
+            0u32..1000,
+        )
+            .prop_map(|(id, index, chunk, more)| Frame::Signature {
+                id,
+                index,
+                total: chunk.len() as u32 + more,
+                chunk,
+            })
+            .boxed(),
+        45 => (
+            any::<u32>(),
+            path(),
+            meta(),
+            vec((0u64..1000, 1u64..1000, 0u64..1 << 20), 0..6),
+            0u64..1000,
+        )
+            .prop_map(|(id, path, meta, runs, tail)| {
+                // Runs apart and ascending in the new file, anywhere in a
+                // basis as large as their sources need.
+                let mut copies = Vec::new();
+                let (mut at, mut basis) = (0u64, 0u64);
+                for (gap, len, src) in runs {
+                    at += gap;
+                    copies.push(rsb::proto::CopyRange { dst: at, src, len });
+                    at += len;
+                    basis = basis.max(src + len);
+                }
+                Frame::FileDelta {
+                    id,
+                    path,
+                    meta,
+                    size: at + tail,
+                    basis,
+                    copies,
+                }
+            })
+            .boxed(),
         _ => return None,
     })
 }
@@ -477,7 +520,9 @@ fn all_variants(f: &Frame) {
         | Frame::Versions { .. }
         | Frame::Version { .. }
         | Frame::Agent { .. }
-        | Frame::Plan { .. } => {}
+        | Frame::Plan { .. }
+        | Frame::Signature { .. }
+        | Frame::FileDelta { .. } => {}
     }
 }
 
@@ -734,6 +779,7 @@ fn drive(stream: &[u8], sizes: &[usize]) -> (Vec<Command>, Vec<u8>, Vec<u8>) {
                         bits: vec![0xff; entries.len().div_ceil(8)],
                         meta: vec![0; entries.len().div_ceil(8)],
                         resume: Vec::new(),
+                        delta: Vec::new(),
                     }),
                     _ => {}
                 }

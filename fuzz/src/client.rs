@@ -171,12 +171,16 @@ pub fn client_session(data: &[u8]) {
                         bits,
                         meta,
                         resume,
+                        delta,
                     } => {
                         assert!(manifests.remove(&id));
                         assert_eq!(bits.len(), 1);
                         assert_eq!(meta.len(), 1);
                         assert!(bits.iter().zip(&meta).all(|(b, m)| b & m == 0));
                         assert!(resume.iter().all(|&(i, _)| i < 2));
+                        // Only needed entries, ascending, each signature whole.
+                        assert!(delta.iter().all(|(i, _)| *i < 2 && bits[0] >> i & 1 == 1));
+                        assert!(delta.windows(2).all(|w| w[0].0 < w[1].0));
                     }
                     Event::Welcome { .. }
                     | Event::Refused { .. }

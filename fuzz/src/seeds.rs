@@ -206,6 +206,25 @@ pub fn every_frame() -> Vec<Frame> {
             bits: vec![0b101],
             meta: vec![0b010],
             resume: vec![(0, 1)],
+            delta: vec![2],
+        },
+        Frame::Signature {
+            id: 8,
+            index: 2,
+            total: 4,
+            chunk: vec![0xd1, 0, 0, 0],
+        },
+        Frame::FileDelta {
+            id: 10,
+            path: wp("vm.img"),
+            meta: meta(),
+            size: 300_000,
+            basis: 290_000,
+            copies: vec![rsb::proto::CopyRange {
+                dst: 4096,
+                src: 0,
+                len: 200_000,
+            }],
         },
         Frame::FileFrom {
             id: 9,
@@ -473,6 +492,7 @@ fn server_stream(auth: bool) -> Vec<u8> {
             bits: vec![1],
             meta: vec![2],
             resume: vec![(0, 2)],
+            delta: vec![],
         },
         Frame::Committed { id: 6 },
         Frame::Error {

@@ -577,6 +577,14 @@ impl Harness {
                     bits: vec![0xff; entries.len().div_ceil(8)],
                     meta: vec![0; entries.len().div_ceil(8)],
                     resume,
+                    // A real signature for the last entry: the fuzzed
+                    // client may answer it with a FileDelta.
+                    delta: entries
+                        .len()
+                        .checked_sub(1)
+                        .map(|i| (i as u32, small_signature()))
+                        .into_iter()
+                        .collect(),
                 });
             }
             Command::Abort | Command::LearnNames { .. } | Command::Xattrs { .. } => {}
@@ -649,4 +657,14 @@ impl Harness {
             );
         }
     }
+}
+
+/// The encoded signature of 5 KiB of zeros in 4 KiB blocks.
+fn small_signature() -> Vec<u8> {
+    let mut s = match rsb::delta::Signer::new(4096) {
+        Ok(s) => s,
+        Err(_) => return Vec::new(),
+    };
+    s.feed(&[0u8; 5120]);
+    s.finish().encode()
 }

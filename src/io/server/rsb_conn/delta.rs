@@ -16,7 +16,7 @@ use crate::io::delta_io::fs_block;
 use crate::io::error::FsError;
 use crate::io::store::sigcache::SigKey;
 use crate::io::worker::{Job, Workers};
-use crate::proto::{Layout, Meta, WirePath};
+use crate::proto::{Meta, WirePath};
 use crate::server::command::{FromBasis, Received};
 use crate::server::session::Completion;
 
@@ -108,10 +108,10 @@ impl RsbConn {
         path: WirePath,
         meta: Meta,
         size: u64,
-        layout: Layout,
         delta: FromBasis,
         workers: &Workers,
     ) {
+        let layout = crate::proto::delta_layout(size, &delta.copies);
         if self.store.is_none() || self.batch_is_full(id, &path) {
             return;
         }

@@ -168,10 +168,9 @@ impl RsbConn {
                 path,
                 meta,
                 size,
-                layout,
                 delta: Some(delta),
                 ..
-            } => self.begin_delta(id, path, meta, size, layout, *delta, workers),
+            } => self.begin_delta(id, path, meta, size, *delta, workers),
             Command::EndFile {
                 id,
                 path,
