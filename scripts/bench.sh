@@ -788,7 +788,7 @@ row() {
 	} >>"$runlist"
 	case $kind in small_repush | big_delta)
 		local sb rb
-		sb=$(sed -n 's/.* \([0-9][0-9]*\) files\? sent, \([0-9][0-9]*\) \(skipped\|unchanged\), .* \([0-9][0-9]*\) bytes in .*/\4 bytes of file content (\1 files\? sent, \2 unchanged)/p' \
+		sb=$(sed -n 's/.* \([0-9][0-9]*\) files\? sent, \([0-9][0-9]*\) \(skipped\|unchanged\), .* \([0-9][0-9]*\) bytes\(, [0-9][0-9]* reused\)\? in .*/\4 bytes of file content\5 (\1 sent, \2 unchanged)/p' \
 			"$logs/rsb-client.$kind.log" | tail -n 1)
 		rb=$(sed -n 's/^Total bytes sent: *\([0-9,.]*\).*/\1/p' "$logs/rsync.$kind.log" | tr -d ',.' | tail -n 1)
 		echo "$label, sent in the last run: rsb ${sb:-n/a}; rsync ${rb:-n/a} bytes (\"Total bytes sent\" of --stats, protocol included)" >>"$notes"

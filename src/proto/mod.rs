@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 5
+//! # Protocol, version 6
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -121,6 +121,41 @@
 //!   mtime). The client sends such a file as `FileFrom` (the `File` fields
 //!   plus `offset`) followed by bytes `offset..size`; the crc32c in
 //!   `FileEnd` covers the whole file.
+//! * `Need` ends with a delta list (version 6): count:u32 and that many
+//!   entry indices, strictly ascending, each a file the `Need` needs
+//!   whole (its `bits` bit set; a peer that sees another is broken) and
+//!   of which the server holds an older version. Right after the `Need`
+//!   come, for each in order, `Signature` frames (id: the manifest's,
+//!   index, total:u32, chunk:bytes; kind 44): the version's block
+//!   signature ([`crate::delta::Signature`]'s encoding, `total` bytes,
+//!   at most [`MAX_SIGNATURE`]) in chunks of at most
+//!   [`SIGNATURE_CHUNK`], non-empty, each signature whole before the
+//!   next, at most [`MAX_NEED_SIGNATURES`] bytes after one `Need`; any
+//!   other frame before the last piece is a protocol error, and the
+//!   `Need` counts as answered once it is in. The server offers this
+//!   for needed files of at least [`crate::delta::DELTA_MIN`] bytes whose
+//!   stored version is a regular file of at least 64 KiB and that it has
+//!   no partial of; the signature comes from its cache (see
+//!   [`crate::store::names::SIGS_DIR`]) or is made on a worker.
+//! * A client may send such a file as `FileDelta` (id, path, meta,
+//!   size, basis:u64, copies: count:u32 (dst:u64 src:u64 len:u64)[count];
+//!   kind 45, version 6) instead of `File`: the runs `copies` (at most
+//!   [`MAX_DELTA_COPIES`], ascending and apart in the new file, each
+//!   non-empty, inside `0..size`, and inside `0..basis` of the stored
+//!   version, which must be `basis` bytes long) are taken from the
+//!   stored version; the body that follows is every other byte of the
+//!   new file, in order (the extents of [`frame::delta_layout`]), and
+//!   `FileEnd` carries the crc32c of the whole new file. The server
+//!   copies the runs (`copy_file_range`, so they share extents on XFS
+//!   and btrfs), writes the body between them, reads the result back and
+//!   keeps it only if that crc32c matches, like any file; the stored
+//!   version goes into history whole at the commit. A `FileDelta` whose
+//!   stored version is gone or of another size, or whose result does not
+//!   match, fails with `Failed`; the client then sends the file whole
+//!   after that commit. A delta is never kept as a partial.
+//! * A client busy reading a large file before its `FileDelta` (a match
+//!   takes as long as reading the file) sends an empty `Names` at least
+//!   every 30 s, so that the server's idle timeout does not end it.
 //! * Entry kinds (a `u8`): 1 file, 2 directory, 3 symlink, 4 FIFO,
 //!   5 socket, 6 character device, 7 block device, 8 hard link (a
 //!   manifest-only kind: a later name of a regular file whose first name
