@@ -469,6 +469,9 @@ pub struct BodySender {
     /// The crc32c recorded when the file was stored, to check the bytes
     /// sent against.
     recorded: Option<u32>,
+    /// A delta's: the whole file's crc32c, which its reader computed (the
+    /// body is only its literal runs).
+    whole: Option<u32>,
 }
 
 impl BodySender {
@@ -515,12 +518,20 @@ impl BodySender {
 
     /// Prepares to send only the bytes of `layout`'s extents (a delta's
     /// literal runs, [`crate::proto::delta_layout`]) of `file`, whose
-    /// `fstat` was `st`. Its crc32c is not the file's (the runs between
-    /// count as zeros): the matcher that chose the runs read the whole
-    /// file and has that.
-    pub fn for_delta(file: OwnedFd, size: u64, layout: Layout, st: &stat::FileStat) -> BodySender {
+    /// `fstat` was `st`; `whole_crc` is the whole file's crc32c, from the
+    /// match that chose the runs and read every byte: it is what
+    /// [`Self::finish`] and [`Self::damage`] speak of.
+    pub fn for_delta(
+        file: OwnedFd,
+        size: u64,
+        layout: Layout,
+        st: &stat::FileStat,
+        whole_crc: u32,
+    ) -> BodySender {
         let (before, _) = stamp_of(st);
-        BodySender::with_layout(file, size, 0, 0, before, layout)
+        let mut tx = BodySender::with_layout(file, size, 0, 0, before, layout);
+        tx.whole = Some(whole_crc);
+        tx
     }
 
     fn begin(
@@ -566,6 +577,7 @@ impl BodySender {
             extents,
             sent: 0,
             recorded: None,
+            whole: None,
         };
         tx.next_run();
         tx
@@ -602,7 +614,8 @@ impl BodySender {
     /// from what was recorded when the file was stored (bit rot).
     pub fn damage(&self) -> Option<(u32, u32)> {
         let recorded = self.recorded?;
-        (!self.changed && self.is_done() && recorded != self.crc).then_some((recorded, self.crc))
+        let read = self.whole.unwrap_or(self.crc);
+        (!self.changed && self.is_done() && recorded != read).then_some((recorded, read))
     }
 
     /// True when all announced bytes went out.
@@ -686,7 +699,10 @@ impl BodySender {
             && stamp(&self.file)
                 .map(|(s, _)| s == self.before)
                 .unwrap_or(false);
-        (self.crc, same && self.damage().is_none())
+        (
+            self.whole.unwrap_or(self.crc),
+            same && self.damage().is_none(),
+        )
     }
 }
 

@@ -3,12 +3,11 @@
 //! Which entries go, in what order, in which manifests, and when to commit
 //! is decided there; this file only does the I/O and reports.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 
-use super::delta::match_file;
 use super::error::NetError;
 use super::event_loop::Link;
 use super::owners::Accounts;
@@ -17,6 +16,7 @@ use super::walk::{Root, WalkItem, WalkOptions, STORE_EXCLUDED};
 use super::walker::{Step, Walker};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan, Walked};
 use crate::client::session::Event;
+use crate::io::delta_io::match_file;
 use crate::io::transfer::BodySender;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::{EntryKind, Layout, Meta};
@@ -152,10 +152,9 @@ pub fn backup(
     let mut walks = Walks::new(paths, opts);
     let mut plan = Plan::new();
     let accounts = Accounts::new();
-    // The body on its way: its id, its sender, the entry, how many
-    // times it was read before (for a file that changed while read) and,
-    // for a delta, the whole file's crc32c (the body is not the file).
-    let mut current: Option<(u32, BodySender, LocalEntry, u32, Option<u32>)> = None;
+    // The body on its way: its id, its sender, the entry and how many
+    // times it was read before (for a file that changed while read).
+    let mut current: Option<(u32, BodySender, LocalEntry, u32)> = None;
     let mut bytes_moved = 0u64;
     // When the connection last moved: a long match sends keepalives.
     let mut quiet = std::time::Instant::now();
@@ -282,14 +281,14 @@ pub fn backup(
                         let matched = match basis.as_deref() {
                             Some(sig) if offset == 0 && size >= crate::delta::DELTA_MIN => {
                                 rep.current(&show(&e.local));
-                                match_file(&fd, size, sig, || keep_alive(link, &mut quiet))?
+                                match_file(fd.as_fd(), size, sig, || keep_alive(link, &mut quiet))?
                                     .map(|m| (m, sig.file_len))
                             }
                             _ => None,
                         };
                         if let Some((m, basis_len)) = matched {
                             let layout = crate::proto::delta_layout(size, &m.copies.copies);
-                            let tx = BodySender::for_delta(fd, size, layout, &st);
+                            let tx = BodySender::for_delta(fd, size, layout, &st, m.crc);
                             name_owners(link, &meta, &accounts);
                             link.session().attach_xattrs(e.xattrs.clone());
                             let (literal, reused) = (m.copies.literal, m.copies.reused);
@@ -304,7 +303,7 @@ pub fn backup(
                                 "{}: delta: {literal} bytes to send, {reused} reused",
                                 show(&e.local)
                             );
-                            current = Some((id, tx, e.clone(), reads, Some(m.crc)));
+                            current = Some((id, tx, e.clone(), reads));
                             plan.handle_sent_delta(id, e, literal, reused);
                             continue;
                         }
@@ -325,7 +324,7 @@ pub fn backup(
                                 } else {
                                     link.session().send_file(e.wire.clone(), meta, size, layout)
                                 };
-                                current = Some((id, tx, e.clone(), reads, None));
+                                current = Some((id, tx, e.clone(), reads));
                                 rep.current(&show(&e.local));
                                 (id, body)
                             }
@@ -352,16 +351,12 @@ pub fn backup(
             plan.handle_final_commit(id);
         }
 
-        let moved = link.step(current.as_mut().map(|(_, tx, _, _, _)| tx))?;
+        let moved = link.step(current.as_mut().map(|(_, tx, _, _)| tx))?;
         bytes_moved += moved;
         quiet = std::time::Instant::now();
-        if current
-            .as_ref()
-            .is_some_and(|(_, tx, _, _, _)| tx.is_done())
-        {
-            if let Some((id, tx, entry, reads, whole_crc)) = current.take() {
+        if current.as_ref().is_some_and(|(_, tx, _, _)| tx.is_done()) {
+            if let Some((id, tx, entry, reads)) = current.take() {
                 let (crc, mut ok) = tx.finish();
-                let crc = whole_crc.unwrap_or(crc);
                 if !ok {
                     let shown = show(&entry.local);
                     match plan.handle_changed(id, entry, reads, tx.shrank()) {

@@ -14,7 +14,6 @@
 pub mod agent;
 pub mod backup;
 pub mod conn;
-pub mod delta;
 pub mod error;
 pub mod event_loop;
 pub mod inotify;
