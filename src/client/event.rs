@@ -132,8 +132,12 @@ pub enum Event {
         size: u64,
         /// The body carries bytes `offset..size` (0: the whole file).
         offset: u64,
-        /// Where the body's bytes go (a sparse file's holes are not sent).
+        /// Where the body's bytes go (a sparse file's holes are not sent;
+        /// a delta's, the runs between its copies).
         layout: Layout,
+        /// A delta against the local file the `Want` signed: that file's
+        /// size, and the runs to take from it.
+        delta: Option<Box<(u64, Vec<crate::proto::CopyRange>)>>,
     },
     /// A restored file of which the client may hold a part: answer with
     /// `ClientSession::send_want`; a `File` event with the offset follows.

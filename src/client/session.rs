@@ -86,6 +86,8 @@ pub struct ClientSession {
     offer: Option<(u32, u64, WirePath)>,
     /// The offset the client asked for in its `Want`.
     wanted: Option<u64>,
+    /// The size of the local file whose signature went with the `Want`.
+    signed: Option<u64>,
     /// The name said in `Hello`.
     name: String,
     /// The secret to prove, if the client has one.
@@ -144,6 +146,7 @@ impl ClientSession {
             error: None,
             offer: None,
             wanted: None,
+            signed: None,
             signing: None,
             body_owed: false,
             held: Vec::new(),
@@ -441,7 +444,29 @@ impl ClientSession {
             .as_ref()
             .map_or(0, |(_, size, _)| offset.min(*size));
         self.wanted = Some(offset);
+        self.signed = None;
         self.push(&Frame::Want { id, offset });
+    }
+
+    /// Answers the current `Offer` with the signature of the local file
+    /// it replaces (`sig`, encoded, of a file of `basis` bytes) and a
+    /// `Want` from 0: the server may send a `FileDelta` against that file
+    /// (or the whole file, as for any `Want`).
+    pub fn send_want_delta(&mut self, id: u32, basis: u64, sig: &[u8]) {
+        let total = u32::try_from(sig.len()).unwrap_or(u32::MAX);
+        if sig.is_empty() || total > proto::MAX_SIGNATURE {
+            return self.send_want(id, 0);
+        }
+        for chunk in sig.chunks(proto::SIGNATURE_CHUNK) {
+            self.push(&Frame::Signature {
+                id,
+                index: 0,
+                total,
+                chunk: chunk.to_vec(),
+            });
+        }
+        self.send_want(id, 0);
+        self.signed = Some(basis);
     }
 
     /// Answers the current `Offer` with `Skip`: the server sends nothing of
@@ -449,6 +474,7 @@ impl ClientSession {
     pub fn send_skip(&mut self, id: u32) {
         self.offer = None;
         self.wanted = None;
+        self.signed = None;
         self.push(&Frame::Skip { id });
     }
 
@@ -651,6 +677,7 @@ impl ClientSession {
 
     /// A restored file header: the body carries the bytes of `layout`
     /// (`size - offset` of them for a dense file).
+    #[allow(clippy::too_many_arguments)]
     fn file(
         &mut self,
         id: u32,
@@ -659,6 +686,7 @@ impl ClientSession {
         size: u64,
         offset: u64,
         layout: Layout,
+        delta: Option<Box<(u64, Vec<proto::CopyRange>)>>,
     ) {
         let body = layout.body_len(size, offset);
         // A sparse body of no bytes still goes through the shell: its
@@ -675,6 +703,7 @@ impl ClientSession {
             size,
             offset,
             layout,
+            delta,
         });
     }
 
@@ -1006,7 +1035,7 @@ impl ClientSession {
                     layout,
                 },
             ) if self.current_restore(id) => {
-                self.file(id, path, meta, size, 0, layout);
+                self.file(id, path, meta, size, 0, layout, None);
             }
             (
                 State::Ready,
@@ -1044,7 +1073,33 @@ impl ClientSession {
             {
                 self.offer = None;
                 self.wanted = None;
-                self.file(id, path, meta, size, offset, layout);
+                self.signed = None;
+                self.file(id, path, meta, size, offset, layout, None);
+            }
+            (
+                State::Ready,
+                Frame::FileDelta {
+                    id,
+                    path,
+                    meta,
+                    size,
+                    basis,
+                    copies,
+                },
+            ) if self.current_restore(id)
+                && self
+                    .offer
+                    .as_ref()
+                    .is_some_and(|(o, s, p)| *o == id && *s == size && *p == path)
+                && self.wanted == Some(0)
+                && self.signed == Some(basis) =>
+            {
+                self.offer = None;
+                self.wanted = None;
+                self.signed = None;
+                let layout = proto::delta_layout(size, &copies);
+                let delta = Some(Box::new((basis, copies)));
+                self.file(id, path, meta, size, 0, layout, delta);
             }
             (State::Ready, Frame::Plan { text }) if self.agent => {
                 self.events.push_back(Event::Plan { text });

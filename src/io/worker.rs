@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::delta_io::{copy_ranges, crc_and_sign, CopyReport};
+use super::delta_io::{copy_ranges, crc_and_sign, CopyReport, Matched};
 use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
 use crate::delta::Signature;
 use crate::proto::{CopyRange, WirePath};
@@ -106,6 +106,16 @@ pub enum Job {
         /// The signature's block size, if it is to be signed.
         block: Option<u32>,
     },
+    /// Read a stored file a restore offers against the signature of the
+    /// client's copy ([`StoredFile::matched`]): the file waits.
+    MatchStored {
+        /// Whose.
+        ticket: Ticket,
+        /// The stored file (its own descriptor).
+        file: StoredFile,
+        /// The client's signature.
+        sig: Box<Signature>,
+    },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
     Verify {
@@ -157,6 +167,14 @@ pub enum Done {
         ticket: Ticket,
         /// What it read, or why it could not.
         result: io::Result<(u32, Option<Signature>)>,
+    },
+    /// A [`Job::MatchStored`] is done.
+    Matched {
+        /// Whose.
+        ticket: Ticket,
+        /// The runs and the crc32c, `None` when nothing matched, or why
+        /// the file could not be read.
+        result: io::Result<Option<Matched>>,
     },
     /// A [`Job::Copy`] is done.
     Copied {
@@ -295,7 +313,8 @@ impl Workers {
             | Job::Verify { .. }
             | Job::Sign { .. }
             | Job::Copy { .. }
-            | Job::CheckDelta { .. } => &self.reads,
+            | Job::CheckDelta { .. }
+            | Job::MatchStored { .. } => &self.reads,
         };
         match queue {
             Some(tx) => tx.send(job).map_err(|e| e.0),
@@ -535,6 +554,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
             } => {
                 let sigs = tree.signatures(&files);
                 if done.send(Done::Signed { ticket, sigs }).is_err() {
+                    return;
+                }
+                let _ = waker.wake();
+            }
+            Job::MatchStored { ticket, file, sig } => {
+                let result = file.matched(&sig, &|| stop.load(Ordering::Relaxed));
+                if done.send(Done::Matched { ticket, result }).is_err() {
                     return;
                 }
                 let _ = waker.wake();

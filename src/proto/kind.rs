@@ -154,11 +154,12 @@ kinds! {
     Agent = 42, Client, body: false;
     /// The plan of the client's name (empty text: none).
     Plan = 43, Server, body: false;
-    /// A piece of the block signature of a stored file (after a `Need`).
-    Signature = 44, Server, body: false;
-    /// A file sent as copies from the stored version and literal bytes:
-    /// the literal bytes follow.
-    FileDelta = 45, Client, body: true;
+    /// A piece of the block signature of a file the receiver holds (the
+    /// server's after a `Need`, the client's before its `Want`).
+    Signature = 44, Both, body: false;
+    /// A file sent as copies from the receiver's version and literal
+    /// bytes: the literal bytes follow.
+    FileDelta = 45, Both, body: true;
 }
 
 impl Kind {
@@ -206,8 +207,7 @@ mod tests {
     fn bodies_follow_file_headers_from_either_side() {
         let with_body: Vec<Kind> = Kind::ALL.iter().copied().filter(|k| k.has_body()).collect();
         assert_eq!(with_body, [Kind::File, Kind::FileFrom, Kind::FileDelta]);
-        assert!(with_body[..2].iter().all(|k| k.sender() == Sender::Both));
-        assert_eq!(Kind::FileDelta.sender(), Sender::Client);
+        assert!(with_body.iter().all(|k| k.sender() == Sender::Both));
         assert_eq!(Kind::Hello.sender(), Sender::Client);
         assert_eq!(Kind::Error.sender(), Sender::Server);
     }

@@ -185,6 +185,17 @@ pub enum Command {
         /// Bytes the client already holds.
         offset: u64,
     },
+    /// Send the offered file of the restore `id` as a delta against the
+    /// client's copy, whose encoded signature `sig` is (the shell decodes
+    /// it; one that does not decode, or that nothing matches, gets the
+    /// whole file): [`Completion::RestoredDelta`], the literal body,
+    /// [`Completion::FileSent`].
+    SendDelta {
+        /// The `Restore` request.
+        id: u32,
+        /// The client's signature, as it sent it.
+        sig: Vec<u8>,
+    },
     /// Send nothing of the offered file of the restore `id` (the client
     /// has it, or refuses it) and go on with the next entry.
     SkipOffer {
@@ -424,6 +435,23 @@ pub enum Completion {
         offset: u64,
         /// Where its body goes (the holes of a sparse file are not sent).
         layout: Layout,
+    },
+    /// The header of an offered file sent as a delta after
+    /// [`Command::SendDelta`]: the shell sends the literal runs and then
+    /// reports [`Completion::FileSent`] with the whole file's crc32c.
+    RestoredDelta {
+        /// The `Restore` request.
+        id: u32,
+        /// Path relative to the restored path.
+        path: WirePath,
+        /// Mode and mtime.
+        meta: Meta,
+        /// Size of the whole file.
+        size: u64,
+        /// Size of the client's copy the runs come from.
+        basis: u64,
+        /// The runs.
+        copies: Vec<CopyRange>,
     },
     /// A restored body was sent.
     FileSent {

@@ -246,6 +246,8 @@ impl FakeShell {
                 });
                 self.produce()
             }
+            // The fake sends the whole file for a delta too.
+            Command::SendDelta { id, .. } => self.carry_out(Command::SendFrom { id, offset: 0 }),
             Command::SendFrom { id, offset } => {
                 let Some((path, meta, body)) = self.cursor.as_mut().and_then(|c| c.offered.take())
                 else {

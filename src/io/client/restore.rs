@@ -420,7 +420,15 @@ fn receive(
                         link.session().send_skip(id);
                     } else {
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
-                        link.session().send_want(id, held);
+                        // The copy here, of another version, can be the
+                        // basis of a delta (a partial resumes instead).
+                        let basis = (held == 0 && size >= crate::delta::DELTA_MIN)
+                            .then(|| stager.tree().basis_signature(&p))
+                            .flatten();
+                        match basis {
+                            Some((len, sig)) => link.session().send_want_delta(id, len, &sig),
+                            None => link.session().send_want(id, held),
+                        }
                         answered = Some(path);
                     }
                 }
@@ -430,6 +438,7 @@ fn receive(
                     size,
                     offset,
                     layout,
+                    delta,
                     ..
                 } => {
                     let meta = rules.local(meta);
@@ -460,14 +469,22 @@ fn receive(
                     if let Some(a) = attrs {
                         stager.set_xattrs(p.clone(), a);
                     }
-                    let started = if offset > 0 {
-                        stager.resume_file(id, &p, meta, size, offset)
-                    } else {
-                        stager.begin_file(id, &p, meta, size)
-                    }
-                    .map(|inc| inc.layout = layout);
+                    let started = match delta.as_deref() {
+                        Some((basis, copies)) => {
+                            stager.begin_delta_from(id, &p, meta, size, (*basis, copies))
+                        }
+                        None if offset > 0 => stager
+                            .resume_file(id, &p, meta, size, offset)
+                            .map(|inc| inc.layout = layout),
+                        None => stager
+                            .begin_file(id, &p, meta, size)
+                            .map(|inc| inc.layout = layout),
+                    };
                     match started {
                         Ok(()) => {
+                            if delta.is_some() {
+                                rep.counts.reused += size - body;
+                            }
                             rep.current(&show(stager, &p));
                             current = Some((p, body, size));
                         }
@@ -525,6 +542,15 @@ fn receive(
                         // No body moved: the crc is that of what was kept.
                         None => (stager.incoming().map_or(0, |i| i.crc), None),
                     };
+                    // A delta's body is only its literal runs: the crc is
+                    // that of the whole result, read back.
+                    let (got, err) = match stager.incoming().filter(|i| i.delta) {
+                        Some(i) => match crc_of_staged(i) {
+                            Ok(crc) => (crc, err),
+                            Err(e) => (got, err.or(Some(e))),
+                        },
+                        None => (got, err),
+                    };
                     match restore::body_problem(crc, ok, got, err.map(|e| describe(&e))) {
                         Some(msg) => {
                             stager.abort_file();
@@ -568,6 +594,14 @@ fn receive(
             return Err(link.broken());
         }
         rep.progress(moved, None);
+    }
+}
+
+/// The crc32c of a staged file, read back whole.
+fn crc_of_staged(i: &crate::io::store::Incoming) -> std::io::Result<u32> {
+    match i.file.as_ref() {
+        Some(f) => crate::io::transfer::crc_range(f, 0, i.size, 0),
+        None => Ok(0),
     }
 }
 

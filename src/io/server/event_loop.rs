@@ -421,7 +421,8 @@ impl EventLoop {
                 | Done::Crc { ticket, .. }
                 | Done::Signed { ticket, .. }
                 | Done::Copied { ticket, .. }
-                | Done::DeltaChecked { ticket, .. } => *ticket,
+                | Done::DeltaChecked { ticket, .. }
+                | Done::Matched { ticket, .. } => *ticket,
                 Done::Space { name, measured, at } => {
                     let space = crate::server::web::model::Space {
                         current: measured.current,

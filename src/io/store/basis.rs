@@ -11,6 +11,7 @@ use nix::sys::stat::{self, FileStat};
 use super::namespace::Namespace;
 use super::sigcache::signature_of;
 use super::stage::{Incoming, Stager};
+use crate::io::delta_io::{copy_ranges, fs_block, sign_file};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{self, EntryKind, ManifestEntry, Meta, WirePath};
@@ -88,10 +89,57 @@ impl Namespace {
     }
 }
 
+impl Namespace {
+    /// The signature of the regular file at `path` (a restore's
+    /// destination: the client's own copy of a file it is offered), when
+    /// it is a regular file of at least [`BASIS_MIN`] bytes: its size and
+    /// the encoded signature. Reads the whole file.
+    pub fn basis_signature(&self, path: &WirePath) -> Option<(u64, Vec<u8>)> {
+        let fd = self.tree.open_file(path).ok()?;
+        let st = stat::fstat(fd.as_raw_fd()).ok()?;
+        let len = st.st_size.max(0) as u64;
+        if kind_of(&st) != Some(EntryKind::File) || len < BASIS_MIN {
+            return None;
+        }
+        let block = crate::delta::block_size(len, fs_block(fd.as_fd()));
+        let sig = sign_file(fd.as_fd(), len, block).ok()?;
+        (sig.encoded_len() <= proto::MAX_SIGNATURE as usize).then(|| (len, sig.encode()))
+    }
+}
+
 /// Why a delta was refused: its stored version is not the one signed.
 pub const BASIS_CHANGED: &str = "the stored version changed since its signature was sent";
 
 impl Stager {
+    /// Stages a delta and fills in its runs from the file now at `path`
+    /// (which must be `basis` bytes long), there and then: a restore's,
+    /// whose destination holds the basis. The body then goes into the
+    /// runs between ([`Incoming::layout`]).
+    pub fn begin_delta_from(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        from: (u64, &[proto::CopyRange]),
+    ) -> Result<(), FsError> {
+        let (basis, _) = self.tree().open_basis(path, from.0)?;
+        let shown = self.tree().show(path);
+        let inc = self.begin_delta(id, path, meta, size)?;
+        inc.layout = proto::delta_layout(size, from.1);
+        let Some(out) = inc.file.as_ref() else {
+            return Err(FsError::invalid("create", shown, "no staging file"));
+        };
+        let copied = nix::unistd::ftruncate(out, size as i64)
+            .map_err(std::io::Error::from)
+            .and_then(|()| copy_ranges(basis.as_fd(), out.as_fd(), from.1));
+        if let Err(e) = copied {
+            self.abort_file();
+            return Err(FsError::io("delta", shown, e));
+        }
+        Ok(())
+    }
+
     /// Stages a file that arrives as a delta: like [`Self::begin_file`],
     /// but never as a partial (its copies land before the literal bytes
     /// between them, so what is on disk is no prefix of the file).

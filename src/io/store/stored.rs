@@ -229,6 +229,44 @@ impl StoredFile {
         })
     }
 
+    /// Reads the file once against `sig`, the signature of the client's
+    /// copy ([`crate::io::delta_io::match_file`]): the runs the client
+    /// can take from its copy, and the crc32c of the whole file; `None`
+    /// when nothing matches. `stopped` is asked now and then: true ends
+    /// the read (an `Interrupted` error).
+    pub fn matched(
+        &self,
+        sig: &crate::delta::Signature,
+        stopped: &dyn Fn() -> bool,
+    ) -> std::io::Result<Option<crate::io::delta_io::Matched>> {
+        crate::io::delta_io::match_file(self.fd.as_fd(), self.size, sig, || {
+            if stopped() {
+                Err(std::io::Error::from(std::io::ErrorKind::Interrupted))
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Hands the file to a `sendfile` sender of only the bytes of
+    /// `layout` (a delta's literal runs), `crc` being the whole file's
+    /// (from [`Self::matched`]); checked against the recorded crc32c like
+    /// [`Self::sender`].
+    pub fn delta_sender(
+        self,
+        layout: crate::proto::Layout,
+        crc: u32,
+    ) -> Result<BodySender, FsError> {
+        let recorded = self.recorded_crc();
+        let st = nix::sys::stat::fstat(self.fd.as_raw_fd())
+            .map_err(|e| FsError::errno("stat", self.shown.text(), e))?;
+        let mut tx = BodySender::for_delta(self.fd, self.size, layout, &st, crc);
+        if let Some(crc) = recorded {
+            tx.expect_crc(crc);
+        }
+        Ok(tx)
+    }
+
     /// Hands the file to a `sendfile` sender for bytes `offset..size`, the
     /// bytes before `offset` having crc32c `prefix_crc`. The sender checks
     /// what it sends against the recorded crc32c, so a file that rotted on

@@ -128,6 +128,9 @@ pub struct ServerSession {
     error: Option<String>,
     /// A restore's `Offer` (id, size) waiting for the client's `Want`.
     offer: Option<(u32, u64)>,
+    /// The signature of the client's own copy of the offered file, as its
+    /// pieces arrive before the `Want`: (announced length, bytes).
+    offer_sig: Option<Box<(u32, Vec<u8>)>>,
     /// The id an `Xattrs` frame was for: the next frame must be that
     /// entry's header.
     xattrs_for: Option<u32>,
@@ -180,6 +183,7 @@ impl ServerSession {
             last_activity: now,
             error: None,
             offer: None,
+            offer_sig: None,
             xattrs_for: None,
             listed: closed::Listed::default(),
             at: None,
@@ -295,6 +299,18 @@ impl ServerSession {
                 }
                 Ok(Decoded::Frame(Frame::Skip { id }, n)) => {
                     self.handle_skip(id);
+                    return n;
+                }
+                Ok(Decoded::Frame(
+                    Frame::Signature {
+                        id,
+                        index,
+                        total,
+                        chunk,
+                    },
+                    n,
+                )) => {
+                    self.handle_offer_signature(id, index, total, &chunk);
                     return n;
                 }
                 Ok(Decoded::Frame(frame, n)) => (n, Some(frame)),
@@ -435,6 +451,21 @@ impl ServerSession {
                 size,
                 offset,
                 layout,
+            }),
+            Completion::RestoredDelta {
+                id,
+                path,
+                meta,
+                size,
+                basis,
+                copies,
+            } => self.push(&Frame::FileDelta {
+                id,
+                path,
+                meta,
+                size,
+                basis,
+                copies,
             }),
             Completion::FileSent { id, crc, ok } => self.push(&Frame::FileEnd { id, crc, ok }),
             Completion::VerifyProgress { id, files, bytes } => {
@@ -761,6 +792,15 @@ impl ServerSession {
             (State::Ready, frame) => self.handle_request(frame),
             (State::Streaming { .. }, Frame::Want { id, offset }) => self.handle_want(id, offset),
             (State::Streaming { .. }, Frame::Skip { id }) => self.handle_skip(id),
+            (
+                State::Streaming { .. },
+                Frame::Signature {
+                    id,
+                    index,
+                    total,
+                    chunk,
+                },
+            ) => self.handle_offer_signature(id, index, total, &chunk),
             // wants_input() keeps frames from arriving in the other states.
             (_, f) => self.fail(
                 ErrorCode::Unexpected,

@@ -207,8 +207,16 @@ impl ServerSession {
     /// The client's `Want`, while streaming: it must answer the offer that
     /// is open, with an offset within the file.
     pub(super) fn handle_want(&mut self, id: u32, offset: u64) {
-        match self.offer {
-            Some((want, size)) if want == id && offset <= size => {
+        let sig = self.offer_sig.take();
+        match (self.offer, sig) {
+            (Some((want, _)), Some(sig))
+                if want == id && offset == 0 && sig.0 as usize == sig.1.len() =>
+            {
+                self.offer = None;
+                self.commands
+                    .push_back(Command::SendDelta { id, sig: sig.1 });
+            }
+            (Some((want, size)), None) if want == id && offset <= size => {
                 self.offer = None;
                 self.commands.push_back(Command::SendFrom { id, offset });
             }
@@ -219,9 +227,28 @@ impl ServerSession {
         }
     }
 
+    /// A piece of the signature of the client's copy of the offered file
+    /// (index 0, the offer's id, whole before its `Want`, at most
+    /// [`proto::MAX_SIGNATURE`] bytes): the `Want` then asks for a delta.
+    pub(super) fn handle_offer_signature(&mut self, id: u32, index: u32, total: u32, chunk: &[u8]) {
+        let open = self.offer.is_some_and(|(o, _)| o == id) && index == 0;
+        let sig = self
+            .offer_sig
+            .get_or_insert_with(|| Box::new((total, Vec::new())));
+        if !open || sig.0 != total || sig.1.len() + chunk.len() > total as usize {
+            self.offer_sig = None;
+            return self.fail(
+                ErrorCode::Unexpected,
+                format!("unexpected signature piece for request {id}"),
+            );
+        }
+        sig.1.extend_from_slice(chunk);
+    }
+
     /// The client's `Skip`, while streaming: it answers the open offer by
     /// wanting none of the file.
     pub(super) fn handle_skip(&mut self, id: u32) {
+        self.offer_sig = None;
         match self.offer {
             Some((want, _)) if want == id => {
                 self.offer = None;

@@ -10,6 +10,7 @@ use log::{debug, warn};
 
 use std::os::fd::{AsFd, AsRawFd};
 
+use super::stream::{Offered, Outgoing, Restore};
 use super::{RsbConn, State, Wait};
 use crate::delta::Signature;
 use crate::io::delta_io::fs_block;
@@ -27,6 +28,15 @@ use crate::server::session::Completion;
 pub(in crate::io::server) struct Note {
     basis: SigKey,
     sig: Option<Signature>,
+}
+
+/// A restore paused at an offered file while a worker matches it
+/// against the client's signature.
+pub(in crate::io::server) struct Sending {
+    restore: Box<Restore>,
+    offered: Offered,
+    id: u32,
+    basis: u64,
 }
 
 /// A `Need` waiting for its signatures.
@@ -280,6 +290,105 @@ impl RsbConn {
             key.mtime = (inc.meta.mtime.secs, inc.meta.mtime.nanos);
             if let Err(e) = cache.store(&key, &sig) {
                 debug!("{}: signature cache: {e}", inc.path);
+            }
+        }
+    }
+}
+
+impl RsbConn {
+    /// The client's `Want` came with the signature of its copy of the
+    /// offered file: a worker reads the stored file against it. A
+    /// signature that does not decode gets the whole file.
+    pub(super) fn send_delta(&mut self, id: u32, sig: &[u8], workers: &Workers) {
+        let Ok(sig) = Signature::decode(sig) else {
+            debug!("{}: restore: a signature that does not decode", self.who());
+            return self.send_from(id, 0, workers);
+        };
+        let mut restore = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Restoring(r) => r,
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        let offered = match std::mem::replace(&mut restore.out, Outgoing::Walking) {
+            Outgoing::Offered(o) => o,
+            other => {
+                restore.out = other;
+                self.state = State::Restoring(restore);
+                return;
+            }
+        };
+        let basis = sig.file_len;
+        let job = offered.file.try_clone().map(|file| Job::MatchStored {
+            ticket: self.ticket,
+            file,
+            sig: Box::new(sig),
+        });
+        match job.map(|j| workers.submit(j)) {
+            Ok(Ok(())) => {
+                self.state = State::Waiting(Wait::DeltaSend(Box::new(Sending {
+                    restore,
+                    offered,
+                    id,
+                    basis,
+                })));
+            }
+            _ => {
+                self.state = State::Restoring(restore);
+                self.start_send(id, offered, 0, Ok(0));
+            }
+        }
+    }
+
+    /// The offered file was read against the client's signature: its
+    /// delta goes out, or the whole file when nothing matched.
+    pub(super) fn delta_matched(
+        &mut self,
+        s: Sending,
+        result: std::io::Result<Option<crate::io::delta_io::Matched>>,
+    ) {
+        let Sending {
+            restore,
+            offered,
+            id,
+            basis,
+        } = s;
+        self.state = State::Restoring(restore);
+        let m = match result {
+            Ok(Some(m)) => m,
+            Ok(None) => return self.start_send(id, offered, 0, Ok(0)),
+            Err(e) => return self.start_send(id, offered, 0, Err(e)),
+        };
+        let (meta, size, path) = (offered.file.meta(), offered.file.size(), offered.rel);
+        let layout = crate::proto::delta_layout(size, &m.copies.copies);
+        match offered.file.delta_sender(layout, m.crc) {
+            Ok(tx) => {
+                debug!(
+                    "{}: restore of {path} as a delta: {} bytes to send, {} reused",
+                    self.who(),
+                    m.copies.literal,
+                    m.copies.reused
+                );
+                self.session.handle_completion(Completion::RestoredDelta {
+                    id,
+                    path,
+                    meta,
+                    size,
+                    basis,
+                    copies: m.copies.copies,
+                });
+                if let State::Restoring(r) = &mut self.state {
+                    r.out = Outgoing::Sending(tx);
+                }
+            }
+            Err(e) => {
+                warn!("{}: {e}", self.who());
+                self.session.handle_completion(Completion::Failed {
+                    id,
+                    path,
+                    message: e.short(),
+                });
             }
         }
     }

@@ -50,6 +50,7 @@ impl RsbConn {
                     }
                 }
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
+                Command::SendDelta { id, sig } => self.send_delta(id, &sig, &env.workers),
                 Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
                     self.dispatch(cmd, &env.workers);
@@ -205,6 +206,7 @@ impl RsbConn {
             | Command::LearnNames { .. }
             | Command::Xattrs { .. }
             | Command::SendFrom { .. }
+            | Command::SendDelta { .. }
             | Command::SkipOffer { .. }
             | Command::Commit { .. }
             | Command::FollowPlan { .. }

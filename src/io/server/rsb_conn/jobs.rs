@@ -241,6 +241,16 @@ impl RsbConn {
                 None => {}
             },
             Done::Copied { result, .. } => self.copied(result),
+            Done::Matched { result, .. } => match job {
+                Some(Wait::DeltaSend(d)) => {
+                    self.delta_matched(*d, result);
+                    if let Some(since) = closing.filter(|_| !self.is_sending()) {
+                        self.state = State::Closing { since, job: None };
+                    }
+                }
+                Some(other) => self.put_job(other),
+                None => {}
+            },
             Done::DeltaChecked { result, .. } => match job {
                 Some(Wait::DeltaCrc(write_error)) => self.delta_checked(result, *write_error),
                 Some(other) => self.put_job(other),

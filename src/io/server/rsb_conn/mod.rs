@@ -102,6 +102,9 @@ pub(super) enum Wait {
     /// A delta's result being read back for its crc32c (with the body's
     /// write error, if any): its verdict waits.
     DeltaCrc(Box<Option<String>>),
+    /// A restore's offered file being matched against the client's
+    /// signature: the restore waits, paused at that file.
+    DeltaSend(Box<delta::Sending>),
 }
 
 /// One connection speaking the backup protocol.
