@@ -252,3 +252,155 @@ fn a_delta_cut_off_by_killing_the_client_leaves_the_old_version_and_runs_again()
         find_tmp(srv.root())
     );
 }
+
+/// Restore (issue 14: both directions): the copy the destination holds
+/// of an older version is the basis; the server sends what differs, the
+/// client copies the rest from its copy, and the result is the stored
+/// version in everything rsync compares.
+#[test]
+fn a_restore_over_an_older_copy_receives_only_what_changed() {
+    let srv = Server::start(&[]);
+    let (s, file, _) = backed_up(&srv, 16, 6);
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    let restore = || {
+        let o = srv
+            .client(argv!["restore", file, dest])
+            .timeout(Duration::from_secs(60))
+            .run();
+        o.ok();
+        o
+    };
+    let o = restore();
+    assert_summary_bytes(&o, "restore", 16 * MIB);
+    overwrite(&file, 9 * MIB + 3, 20_000, 8);
+    srv.client(argv!["backup", file]).run().ok();
+    let o = restore();
+    let got = summary_bytes(&o.err(), "restore").unwrap();
+    assert!(got <= 20_000 + 2 * 4096, "received {got} bytes\n{o}");
+    assert_eq!(
+        summary_reused(&o.err(), "restore"),
+        Some(16 * MIB - got),
+        "{o}"
+    );
+    assert!(same_content(&file, &dest.join("vm.img")));
+    let diff = rsync_diff_with(&["-aHAXn"], s.path(), &dest);
+    let diff: Vec<&str> = diff.lines().filter(|l| l.ends_with(" vm.img")).collect();
+    assert!(diff.is_empty(), "rsync finds vm.img differs: {diff:?}");
+    assert!(find_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
+}
+
+/// A destination file with nothing in common with the stored one: the
+/// signature finds no block, the whole file comes, and it is right.
+#[test]
+fn a_restore_over_an_unrelated_file_receives_it_whole() {
+    let srv = Server::start(&[]);
+    let (s, file, _) = backed_up(&srv, 4, 7);
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    write_big(&dest.join("vm.img"), 3, 99);
+    let o = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    assert_summary_bytes(&o, "restore", 4 * MIB);
+    assert_eq!(summary_reused(&o.err(), "restore"), None, "{o}");
+    assert!(same_content(&file, &dest.join("vm.img")));
+}
+
+/// Unmounts and detaches a loop device, whatever the test did.
+struct LoopMount {
+    dev: String,
+    mnt: Option<PathBuf>,
+}
+
+impl Drop for LoopMount {
+    fn drop(&mut self) {
+        if let Some(m) = &self.mnt {
+            let _ = std::process::Command::new("umount").arg(m).status();
+        }
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.dev])
+            .status();
+    }
+}
+
+fn sh(cmd: &mut std::process::Command) -> Result<String, String> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A server whose store is on XFS with reflink: the new version of a file
+/// sent as a delta shares its unchanged extents with the old one in
+/// history (`filefrag -v` says `shared`), so history costs only the
+/// changed blocks. Skips without root, `mkfs.xfs` or a loop device.
+#[test]
+fn on_xfs_the_new_version_shares_its_extents_with_the_old_one() {
+    use std::process::Command;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount an XFS image");
+        return;
+    }
+    if sh(Command::new("mkfs.xfs").arg("-V")).is_err() {
+        eprintln!("skipped: no mkfs.xfs (apt-get install xfsprogs)");
+        return;
+    }
+    let s = scratch();
+    let img = s.join("xfs.img");
+    // mkfs.xfs refuses file systems under 300 MB; the image is sparse.
+    fs::File::create(&img).unwrap().set_len(400 * MIB).unwrap();
+    sh(Command::new("mkfs.xfs")
+        .args(["-q", "-m", "reflink=1"])
+        .arg(&img))
+    .unwrap();
+    let dev = match sh(Command::new("losetup").args(["--find", "--show"]).arg(&img)) {
+        Ok(d) => d.trim().to_string(),
+        Err(e) => {
+            eprintln!("skipped: no loop device: {e}");
+            return;
+        }
+    };
+    let mut guard = LoopMount { dev, mnt: None };
+    let mnt = s.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    if let Err(e) = sh(Command::new("mount").arg(&guard.dev).arg(&mnt)) {
+        eprintln!("skipped: cannot mount XFS: {e}");
+        return;
+    }
+    guard.mnt = Some(mnt.clone());
+    let root = mnt.join("root");
+    fs::create_dir(&root).unwrap();
+    let srv = Server::start_at(&root, &[]);
+    let file = s.join("vm.img");
+    write_big(&file, 32, 8);
+    srv.client(argv!["backup", file]).run().ok();
+    overwrite(&file, 16 * MIB + 10, 100, 9);
+    let o = srv.client(argv!["backup", file]).run();
+    o.ok();
+    assert!(
+        summary_reused(&o.err(), "backup").unwrap() > 31 * MIB,
+        "{o}"
+    );
+    let stored = srv.store(NAME, &file);
+    assert!(same_content(&file, &stored));
+    let frag = sh(Command::new("filefrag").arg("-v").arg(&stored)).unwrap();
+    let extents: Vec<&str> = frag
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split(':')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .collect();
+    let shared = extents.iter().filter(|l| l.contains("shared")).count();
+    assert!(
+        shared >= 2 && shared < extents.len(),
+        "the unchanged extents shared, the changed block not:\n{frag}"
+    );
+    drop(srv);
+}

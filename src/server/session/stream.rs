@@ -760,4 +760,51 @@ mod tests {
             .any(|e| matches!(e, crate::client::session::Event::Done { id: d } if *d == id)));
         assert!(pair.client.session.error().is_none());
     }
+
+    /// Issue 14: the client's signature of its own copy comes in pieces
+    /// before its `Want` (read ahead while the offer is open, as the
+    /// `Want` is): the `Want` from 0 then asks for a delta with the whole
+    /// signature. A piece for another request, of another announced
+    /// length, past that length, or a `Want` before the last piece, or
+    /// from an offset, ends the session.
+    #[test]
+    fn a_signature_before_a_want_asks_for_a_delta() {
+        let now = Instant::now();
+        let piece = |id: u32, total: u32, chunk: &[u8]| Frame::Signature {
+            id,
+            index: 0,
+            total,
+            chunk: chunk.to_vec(),
+        };
+        let want = |offset| Frame::Want { id: 1, offset };
+        let mut s = offering(now);
+        s.handle_input(
+            now,
+            &bytes(&[piece(1, 5, b"abc"), piece(1, 5, b"de"), want(0)]),
+        );
+        assert!(!s.is_closing());
+        assert_eq!(
+            drain_commands(&mut s),
+            vec![Command::SendDelta {
+                id: 1,
+                sig: b"abcde".to_vec()
+            }]
+        );
+        for bad in [
+            vec![piece(2, 5, b"abcde"), want(0)],
+            vec![piece(1, 5, b"abc"), piece(1, 6, b"de"), want(0)],
+            vec![piece(1, 5, b"abc"), piece(1, 5, b"def")],
+            vec![piece(1, 5, b"abc"), want(0)],
+            vec![piece(1, 5, b"abcde"), want(3)],
+        ] {
+            let mut s = offering(now);
+            s.handle_input(now, &bytes(&bad));
+            assert!(s.is_closing(), "{bad:?}");
+        }
+        // A Skip after pieces forgets them: the next offer starts afresh.
+        let mut s = offering(now);
+        s.handle_input(now, &bytes(&[piece(1, 5, b"abc"), Frame::Skip { id: 1 }]));
+        assert!(!s.is_closing());
+        assert_eq!(drain_commands(&mut s), vec![Command::SkipOffer { id: 1 }]);
+    }
 }
