@@ -6,7 +6,7 @@
 //! shortest go as literal bytes instead.
 
 use super::ops::Op;
-use super::signature::Signature;
+use super::signature::{BlockSig, Signature};
 use crate::proto::CopyRange;
 
 /// The runs found so far in a new file.
@@ -100,6 +100,58 @@ impl CopyList {
     }
 }
 
+/// The signature blocks of a delta's result that need no hashing: a
+/// block of the new file lying whole inside one copied run, at a place of
+/// the basis where a block of the basis starts and of the same length, is
+/// that basis block, and so is its signature entry. Asked for the new
+/// file's blocks in order.
+#[derive(Debug)]
+pub struct Resigner<'a> {
+    basis: &'a Signature,
+    copies: &'a [CopyRange],
+    at: usize,
+}
+
+impl<'a> Resigner<'a> {
+    /// For a result built from `copies` of the basis signed as `basis`.
+    #[must_use]
+    pub fn new(basis: &'a Signature, copies: &'a [CopyRange]) -> Resigner<'a> {
+        Resigner {
+            basis,
+            copies,
+            at: 0,
+        }
+    }
+
+    /// The signature of the new file's block `start..start + len` when the
+    /// basis has it, else `None` (it must be hashed). `start` must not go
+    /// back between calls.
+    pub fn known(&mut self, start: u64, len: u64) -> Option<BlockSig> {
+        let block = u64::from(self.basis.block);
+        while self
+            .copies
+            .get(self.at)
+            .is_some_and(|c| c.dst.saturating_add(c.len) <= start)
+        {
+            self.at += 1;
+        }
+        let c = self.copies.get(self.at)?;
+        if c.dst > start || start.saturating_add(len) > c.dst.saturating_add(c.len) {
+            return None;
+        }
+        let src = c.src + (start - c.dst);
+        if src % block != 0 {
+            return None;
+        }
+        let j = src / block;
+        let basis_len = block.min(self.basis.file_len.saturating_sub(src));
+        (basis_len == len)
+            .then(|| usize::try_from(j).ok())
+            .flatten()
+            .and_then(|j| self.basis.blocks.get(j).copied())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +193,35 @@ mod tests {
         m.finish(&mut ops);
         ops.drain(..).for_each(|op| list.push(&op));
         list.finish(new.len() as u64, max)
+    }
+
+    /// The signature made from the basis's where the blocks are the
+    /// basis's, and hashed elsewhere, is the signature of the result.
+    #[test]
+    fn a_result_signed_from_its_basis_is_signed_right() {
+        let basis = crate::delta::tests::noise(4, 500_000);
+        let mut new = basis.clone();
+        new[100_000..100_010].fill(1);
+        new.splice(300_000..300_000, [2u8; 5000]);
+        new.extend_from_slice(&[3u8; 777]);
+        let sig = sig_of(&basis, 4096);
+        let c = copies(&basis, &new, 4096, 1024);
+        let mut r = Resigner::new(&sig, &c.copies);
+        let (mut reused, mut blocks) = (0, Vec::new());
+        for (k, chunk) in new.chunks(4096).enumerate() {
+            let start = k as u64 * 4096;
+            match r.known(start, chunk.len() as u64) {
+                Some(b) => {
+                    reused += 1;
+                    blocks.push(b);
+                }
+                None => blocks.push(crate::delta::BlockSig::of(chunk)),
+            }
+        }
+        let want = sig_of(&new, 4096);
+        assert_eq!(blocks, want.blocks);
+        // Before the insertion the blocks line up; after it they do not.
+        assert!(reused >= 70 && reused < want.blocks.len(), "{reused}");
     }
 
     #[test]

@@ -63,7 +63,7 @@ mod rolling;
 mod signature;
 
 pub use block::block_size;
-pub use copies::{Copies, CopyList};
+pub use copies::{Copies, CopyList, Resigner};
 pub use error::Error;
 pub use matcher::{MatchStats, Matcher};
 pub use ops::{

@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::sys::stat;
 use nix::unistd::{lseek, Whence};
 
-use crate::delta::{Copies, CopyList, Matcher, Signature, Signer};
+use crate::delta::{BlockSig, Copies, CopyList, Matcher, Signature, Signer};
 
 pub use crate::proto::CopyRange;
 
@@ -320,6 +320,64 @@ pub fn crc_and_sign(
         }
     })?;
     Ok((crc, s.map(Signer::finish)))
+}
+
+/// Like [`crc_and_sign`] for a delta's result: its crc32c, and its
+/// signature in blocks of `block`, where `known` gives the entry of each
+/// block the basis already signed ([`crate::delta::Resigner`]: asked for
+/// the blocks in order, `(start, len)`) and only the others are hashed.
+/// Of a result that differs from its basis in a few places, that is a
+/// read for the crc32c and a few blocks of BLAKE3.
+pub fn crc_and_resign(
+    fd: BorrowedFd<'_>,
+    len: u64,
+    block: u32,
+    mut known: impl FnMut(u64, u64) -> Option<BlockSig>,
+) -> io::Result<(u32, Signature)> {
+    if !crate::delta::is_valid_block(block) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad block size",
+        ));
+    }
+    let b = block as usize;
+    let mut blocks = Vec::with_capacity(Signature::block_count(len, block) as usize);
+    let mut crc = 0u32;
+    let mut cur: Vec<u8> = Vec::with_capacity(b);
+    let mut start = 0u64;
+    let mut one = |bytes: &[u8], start: &mut u64, blocks: &mut Vec<BlockSig>| {
+        let n = bytes.len() as u64;
+        blocks.push(known(*start, n).unwrap_or_else(|| BlockSig::of(bytes)));
+        *start += n;
+    };
+    read_all(fd, len, |mut chunk| {
+        crc = crc32c::crc32c_append(crc, chunk);
+        if !cur.is_empty() {
+            let take = (b - cur.len()).min(chunk.len());
+            cur.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if cur.len() == b {
+                one(&cur, &mut start, &mut blocks);
+                cur.clear();
+            }
+        }
+        while chunk.len() >= b {
+            one(&chunk[..b], &mut start, &mut blocks);
+            chunk = &chunk[b..];
+        }
+        cur.extend_from_slice(chunk);
+    })?;
+    if !cur.is_empty() {
+        one(&cur, &mut start, &mut blocks);
+    }
+    Ok((
+        crc,
+        Signature {
+            file_len: len,
+            block,
+            blocks,
+        },
+    ))
 }
 
 /// The file system's block size for `fd` (`fstatvfs`'s `f_bsize`, or 4096
@@ -702,5 +760,28 @@ mod tests {
         assert!(!extents.is_empty(), "{frag}");
         assert!(extents.iter().all(|l| l.contains("shared")), "{frag}");
         let _ = std::io::stderr().write_all(format!("xfs reflink: {frag}").as_bytes());
+    }
+
+    /// A result signed with the basis's help equals one signed whole, and
+    /// its crc32c is the file's.
+    #[test]
+    fn a_result_resigned_from_its_basis_equals_one_signed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = noise(3 * MIB as usize + 1234, 5);
+        let f = file_with(dir.path(), "f", &bytes);
+        let whole = sign_file(f.as_fd(), bytes.len() as u64, 65536).unwrap();
+        // Every other block "known" (from the whole signature itself).
+        let mut asked = Vec::new();
+        let (crc, sig) = crc_and_resign(f.as_fd(), bytes.len() as u64, 65536, |start, len| {
+            asked.push((start, len));
+            let k = (start / 65536) as usize;
+            (k % 2 == 0).then(|| whole.blocks[k])
+        })
+        .unwrap();
+        assert_eq!(sig, whole);
+        assert_eq!(crc, crc32c::crc32c(&bytes));
+        assert_eq!(asked.len(), whole.blocks.len());
+        assert_eq!(asked.last(), Some(&(3 * MIB / 65536 * 65536, 1234)));
+        assert!(crc_and_resign(f.as_fd(), bytes.len() as u64, 1000, |_, _| None).is_err());
     }
 }

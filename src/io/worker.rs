@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::delta_io::{copy_ranges, crc_and_sign, CopyReport, Matched};
+use super::delta_io::{copy_ranges, crc_and_resign, crc_and_sign, CopyReport, Matched};
+use super::store::sigcache::{SigCache, SigKey};
 use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
 use crate::delta::Signature;
 use crate::proto::{CopyRange, WirePath};
@@ -95,7 +96,8 @@ pub enum Job {
         ranges: Vec<CopyRange>,
     },
     /// Read a delta's result back whole: its crc32c and, for the cache,
-    /// its signature in blocks of `block`.
+    /// its signature in blocks of `block`, the blocks its basis signed
+    /// (found in `cache` under `basis`) taken from there, not hashed.
     CheckDelta {
         /// Whose.
         ticket: Ticket,
@@ -105,6 +107,10 @@ pub enum Job {
         len: u64,
         /// The signature's block size, if it is to be signed.
         block: Option<u32>,
+        /// The namespace's signature cache and the basis's key in it.
+        basis: Option<Box<(SigCache, SigKey)>>,
+        /// The runs copied from the basis.
+        copies: Vec<CopyRange>,
     },
     /// Read a stored file a restore offers against the signature of the
     /// client's copy ([`StoredFile::matched`]): the file waits.
@@ -570,8 +576,20 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 file,
                 len,
                 block,
+                basis,
+                copies,
             } => {
-                let result = crc_and_sign(file.as_fd(), len, block);
+                let known = basis
+                    .and_then(|b| b.0.load(&b.1))
+                    .filter(|sig| block == Some(sig.block));
+                let result = match (known, block) {
+                    (Some(sig), Some(block)) => {
+                        let mut r = crate::delta::Resigner::new(&sig, &copies);
+                        crc_and_resign(file.as_fd(), len, block, |s, l| r.known(s, l))
+                            .map(|(crc, sig)| (crc, Some(sig)))
+                    }
+                    _ => crc_and_sign(file.as_fd(), len, block),
+                };
                 if done.send(Done::DeltaChecked { ticket, result }).is_err() {
                     return;
                 }

@@ -27,6 +27,7 @@ use crate::server::session::Completion;
 /// once read back, the new version's signature (cached if it is kept).
 pub(in crate::io::server) struct Note {
     basis: SigKey,
+    copies: Vec<crate::proto::CopyRange>,
     sig: Option<Signature>,
 }
 
@@ -139,6 +140,7 @@ impl RsbConn {
                 .map_err(|e| FsError::io("dup", shown.clone(), e))
         });
         let mut key = None;
+        let copies = delta.copies.clone();
         let job = staged.and_then(|out| {
             let (basis, st) = store.tree().open_basis(&path, delta.basis)?;
             key = Some(SigKey::of(&st));
@@ -151,7 +153,13 @@ impl RsbConn {
             })
         });
         let res = job.map(|job| workers.submit(job).is_ok());
-        self.delta = key.map(|basis| Box::new(Note { basis, sig: None }));
+        self.delta = key.map(|basis| {
+            Box::new(Note {
+                basis,
+                copies,
+                sig: None,
+            })
+        });
         match res {
             Ok(true) => self.state = State::Waiting(Wait::DeltaCopy),
             Ok(false) => {
@@ -207,17 +215,33 @@ impl RsbConn {
             return false;
         };
         let (size, path) = (inc.size, inc.path.clone());
-        let job = inc.file.as_ref().map(|f| f.try_clone()).map(|file| {
-            file.map(|file| {
-                let block = crate::delta::block_size(size, fs_block(file.as_fd()));
-                Job::CheckDelta {
-                    ticket: self.ticket,
-                    file,
-                    len: size,
-                    block: Some(block),
-                }
-            })
+        // The blocks the basis signed need no hashing again.
+        let note = self.delta.as_deref();
+        let copies = note.map(|n| n.copies.clone()).unwrap_or_default();
+        let basis = note.and_then(|n| {
+            let cache = self.store.as_ref()?.tree().sig_cache(false).ok()?;
+            Some(Box::new((cache, n.basis)))
         });
+        let ticket = self.ticket;
+        let job = self
+            .store
+            .as_mut()
+            .and_then(|s| s.incoming())
+            .and_then(|i| i.file.as_ref())
+            .map(|f| f.try_clone())
+            .map(|file| {
+                file.map(|file| {
+                    let block = crate::delta::block_size(size, fs_block(file.as_fd()));
+                    Job::CheckDelta {
+                        ticket,
+                        file,
+                        len: size,
+                        block: Some(block),
+                        basis,
+                        copies,
+                    }
+                })
+            });
         match job.map(|j| j.map(|j| workers.submit(j))) {
             Some(Ok(Ok(()))) => {
                 self.state = State::Waiting(Wait::DeltaCrc(Box::new(received.write_error)));
