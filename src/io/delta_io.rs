@@ -39,8 +39,9 @@ pub struct CopyReport {
 }
 
 /// Largest single `copy_file_range` request: a bounded time in the kernel
-/// per call, and well inside `ssize_t` everywhere.
-const COPY_CHUNK: u64 = 64 << 20;
+/// per call, and the step at which its bytes are handed to the disk
+/// ([`write_behind`]).
+const COPY_CHUNK: u64 = 8 << 20;
 /// Buffer of the `pread`/`pwrite` fallback and of the signing reads.
 const BUF: usize = 1 << 20;
 /// The environment variable that turns `copy_file_range` off (tests of the
@@ -73,7 +74,7 @@ fn copy_range_disabled() -> bool {
 /// ftruncate'd to its final size by the caller or not: it does not depend
 /// on it, and a range that ends in a hole extends `out` to its end), with
 /// `copy_file_range` (shares extents on XFS/btrfs), in calls of at most
-/// 64 MiB, looping on short copies. Ranges are done in the order given;
+/// 8 MiB, looping on short copies. Ranges are done in the order given;
 /// an empty range is skipped. Parts of a range that are holes in the basis
 /// (`SEEK_DATA`/`SEEK_HOLE`) are skipped and stay holes in `out` (counted
 /// in `holes`), provided `out` had none of its bytes written there.
@@ -219,6 +220,7 @@ impl Copier<'_> {
                 Ok(0) => return Err(basis_short()),
                 Ok(n) => {
                     let n = n as u64;
+                    write_behind(self.out, dst, n);
                     (src, dst, len) = (src + n, dst + n, len - n);
                 }
                 Err(Errno::EINTR) => {}
@@ -257,9 +259,27 @@ impl Copier<'_> {
                 }
             }
             let n = n as u64;
+            write_behind(self.out, dst, n);
             (src, dst, len) = (src + n, dst + n, len - n);
         }
         Ok(())
+    }
+}
+
+/// Starts writing `len` bytes of `out` from `at` to disk in the
+/// background, as the body receiver does: without it a copy of a large
+/// file leaves gigabytes dirty, the copy itself is throttled in bursts
+/// (and so is every write in the process meanwhile) and the commit's sync
+/// finds all of it still to do. A failure only leaves the work to the
+/// sync.
+fn write_behind(out: BorrowedFd<'_>, at: u64, len: u64) {
+    let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain system call on a descriptor the caller holds; no
+    // memory is passed.
+    unsafe {
+        nix::libc::sync_file_range(out.as_raw_fd(), at, len, nix::libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 
