@@ -468,7 +468,9 @@ pub fn match_file<E>(
     matcher.finish(&mut ops);
     ops.drain(..).for_each(|op| list.push(&op));
     let copies = list.finish(size, crate::proto::MAX_DELTA_COPIES as usize);
-    Ok((copies.reused > 0).then_some(Matched { copies, crc }))
+    let useful =
+        copies.reused > 0 && copies.reused <= crate::proto::delta_copy_budget(sig.file_len);
+    Ok(useful.then_some(Matched { copies, crc }))
 }
 
 #[cfg(test)]

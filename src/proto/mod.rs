@@ -145,7 +145,9 @@
 //!   version, which must be `basis` bytes long) are taken from the
 //!   stored version; the body that follows is every other byte of the
 //!   new file, in order (the extents of [`frame::delta_layout`]), and
-//!   `FileEnd` carries the crc32c of the whole new file. The server
+//!   `FileEnd` carries the crc32c of the whole new file. The runs take at
+//!   most [`delta_copy_budget`] bytes from the basis (else `Failed`, the
+//!   body read and dropped). The server
 //!   copies the runs (`copy_file_range`, so they share extents on XFS
 //!   and btrfs), writes the body between them, reads the result back and
 //!   keeps it only if that crc32c matches, like any file; the stored
@@ -352,6 +354,16 @@ pub const MAX_SIGNATURE: u32 = 16 << 20;
 /// client holds them until it sent those files (a few manifests in
 /// flight), so this bounds its memory; the files past it go whole.
 pub const MAX_NEED_SIGNATURES: usize = 16 << 20;
+/// The most bytes one `FileDelta` may take from its basis: four times the
+/// basis, and at least 64 MiB. A delta is a few frames on the wire, and
+/// its runs may repeat a block of the basis: without a bound a small
+/// basis could make the receiver write terabytes. A sender past it sends
+/// the file whole; a receiver fails the entry.
+#[must_use]
+pub fn delta_copy_budget(basis: u64) -> u64 {
+    basis.saturating_mul(4).max(64 << 20)
+}
+
 /// Longest signature chunk in one `Signature` frame.
 pub const SIGNATURE_CHUNK: usize = 60 * 1024;
 
