@@ -43,8 +43,12 @@
 #                      from the data set) loop-mounted at WORKDIR/mnt, made
 #                      at the start and unmounted and removed at exit, even
 #                      when interrupted; an aged file system can be many times
-#                      slower at creating files than a fresh one. here: the
-#                      old way, everything in WORKDIR on its file system
+#                      slower at creating files than a fresh one. xfs: the
+#                      same with a fresh XFS with reflink (mkfs.xfs -m
+#                      reflink=1), where a delta's copied runs share extents
+#                      with the old version instead of being written again.
+#                      here: the old way, everything in WORKDIR on its file
+#                      system
 #   BENCH_NET          case 9's rates, comma-separated tc rates (default
 #                      1gbit; e.g. 1gbit,100mbit), or off; needs root and
 #                      ip(8) and tc(8). The namespaces rsbb-srv-PID and
@@ -99,13 +103,15 @@ posint BENCH_RUNS "$runs"
 is_root=0
 [ "$(id -u)" -ne 0 ] || is_root=1
 case $fsmode in
-loop)
-	[ "$is_root" = 1 ] || { echo "$prog: BENCH_FS=loop (the default) loop-mounts a fresh ext4 image and needs root; run as root or with BENCH_FS=here (the work dir on its current file system)" >&2; exit 2; }
-	for t in mkfs.ext4 mount umount losetup truncate; do
-		command -v "$t" >/dev/null 2>&1 || { echo "$prog: $t is needed for BENCH_FS=loop; or use BENCH_FS=here" >&2; exit 2; }
+loop | xfs)
+	mkfs=mkfs.ext4
+	[ "$fsmode" = loop ] || mkfs=mkfs.xfs
+	[ "$is_root" = 1 ] || { echo "$prog: BENCH_FS=$fsmode loop-mounts a fresh file system image and needs root; run as root or with BENCH_FS=here (the work dir on its current file system)" >&2; exit 2; }
+	for t in "$mkfs" mount umount losetup truncate; do
+		command -v "$t" >/dev/null 2>&1 || { echo "$prog: $t is needed for BENCH_FS=$fsmode; or use BENCH_FS=here" >&2; exit 2; }
 	done ;;
 here) ;;
-*) echo "$prog: BENCH_FS must be loop or here, not '$fsmode'" >&2; exit 2 ;;
+*) echo "$prog: BENCH_FS must be loop, xfs or here, not '$fsmode'" >&2; exit 2 ;;
 esac
 # rate_bits RATE: a tc rate (NUMBER with kbit, mbit or gbit; SI units, as
 # tc reads them) in bits per second.
@@ -379,7 +385,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- file system
-if [ "$fsmode" = loop ]; then
+if [ "$fsmode" != here ]; then
 	# Sized from the data set: the big file in up to 9 places at once (the
 	# source, the stores, the pulls, cp's copy, a temporary file beside a
 	# changed one), every version of it that rsb's history keeps (by
@@ -396,10 +402,17 @@ if [ "$fsmode" = loop ]; then
 	img_mb=$((big_mb * (9 + (runs + 2) * (1 + nrates)) + small_sets * small_n * 12 / 1024 + inodes / 4096 + 1024))
 	rm -f "$img"
 	mkdir -p "$mnt"
-	say "making a fresh ${img_mb} MiB ext4 image with $inodes inodes, loop-mounted on $mnt"
 	truncate -s "${img_mb}M" "$img" || die "truncate $img failed"
-	mkfs.ext4 -q -F -N "$inodes" -E lazy_itable_init=0,lazy_journal_init=0 "$img" >&2 ||
-		die "mkfs.ext4 $img failed"
+	if [ "$fsmode" = xfs ]; then
+		say "making a fresh ${img_mb} MiB XFS image with reflink, loop-mounted on $mnt"
+		mkfs.xfs -q -f -m reflink=1 "$img" >&2 || die "mkfs.xfs $img failed"
+		mkfs_desc="mkfs.xfs -m reflink=1"
+	else
+		say "making a fresh ${img_mb} MiB ext4 image with $inodes inodes, loop-mounted on $mnt"
+		mkfs.ext4 -q -F -N "$inodes" -E lazy_itable_init=0,lazy_journal_init=0 "$img" >&2 ||
+			die "mkfs.ext4 $img failed"
+		mkfs_desc="mkfs.ext4 -N $inodes -E lazy_itable_init=0,lazy_journal_init=0"
+	fi
 	mount -o loop "$img" "$mnt" || die "mount -o loop $img failed"
 	mounted=1
 fi
@@ -1014,8 +1027,8 @@ fi
 
 # ---------------------------------------------------------------- report
 fstype=$(df -T "$work" | awk 'NR == 2 {print $2}')
-if [ "$fsmode" = loop ]; then
-	fs_desc="a fresh $fstype made for this run (BENCH_FS=loop): mkfs.ext4 -N $inodes -E lazy_itable_init=0,lazy_journal_init=0 on a ${img_mb} MiB sparse image in $(df -T "$base" | awk 'NR == 2 {print $2}') on $(df "$base" | awk 'NR == 2 {print $1}'), mount -o loop ($(findmnt -n -o OPTIONS -T "$work" 2>/dev/null || echo 'options unknown'))"
+if [ "$fsmode" != here ]; then
+	fs_desc="a fresh $fstype made for this run (BENCH_FS=$fsmode): $mkfs_desc on a ${img_mb} MiB sparse image in $(df -T "$base" | awk 'NR == 2 {print $2}') on $(df "$base" | awk 'NR == 2 {print $1}'), mount -o loop ($(findmnt -n -o OPTIONS -T "$work" 2>/dev/null || echo 'options unknown'))"
 else
 	fs_desc="$work (BENCH_FS=here: $fstype, $(findmnt -n -o OPTIONS -T "$work" 2>/dev/null || echo 'mount options unknown'))"
 fi
