@@ -190,7 +190,7 @@ fn a_delta_against_a_stored_version_that_changed_is_sent_again_whole() {
     );
     assert!(o.err().contains("0 failed"), "{o}");
     assert!(
-        srv.log().contains("crc32c mismatch"),
+        srv.log_has("crc32c mismatch"),
         "the server says why: {}",
         srv.log()
     );
@@ -208,7 +208,7 @@ fn without_copy_file_range_the_runs_are_read_and_written() {
     o.ok();
     assert!(summary_reused(&o.err(), "backup").unwrap() > 7 * MIB, "{o}");
     assert!(same_content(&file, &srv.store(NAME, &file)));
-    assert!(srv.log().contains("(read and written)"), "{}", srv.log());
+    assert!(srv.log_has("(read and written)"), "{}", srv.log());
 }
 
 /// A client killed while a delta's literal bytes are on their way: the

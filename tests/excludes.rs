@@ -153,7 +153,7 @@ fn a_newly_excluded_entry_stays_and_a_deleted_sibling_goes_to_history() {
         fs::read(b[0].join(wire(&src)).join("c.txt")).unwrap(),
         b"gone soon"
     );
-    assert!(srv.log().contains("1 deleted"), "{}", srv.log());
+    assert!(srv.log_has("1 deleted"), "{}", srv.log());
 
     // Without the patterns, the next run sends nothing new and deletes
     // nothing: the entries were there all along.

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use crate::auth::Key;
 pub use crate::client::event::{Event, SessionError};
-use crate::delta::Signature;
 use crate::proto::xattrs::Xattrs;
 use crate::proto::{self, codec, Decoded, EntryKind, Frame, Layout, Meta, Time, WirePath};
 
@@ -108,24 +107,7 @@ pub struct ClientSession {
     /// An `Agent` went out: `Plan` frames may come.
     agent: bool,
     /// A `Need` whose signatures are still arriving.
-    signing: Option<Box<Signing>>,
-}
-
-/// A `Need` held until the signatures of its `delta` entries are in.
-struct Signing {
-    id: u32,
-    bits: Vec<u8>,
-    meta: Vec<u8>,
-    resume: Vec<(u32, u64)>,
-    /// The entries still to come, in order (reversed: the next is last).
-    todo: Vec<u32>,
-    /// Signatures complete so far.
-    done: Vec<(u32, Signature)>,
-    /// The bytes of the one arriving, and its announced length.
-    buf: Vec<u8>,
-    total: u32,
-    /// Signature bytes of this `Need` so far.
-    bytes: usize,
+    signing: Option<Box<delta::Signing>>,
 }
 
 impl ClientSession {
@@ -256,18 +238,6 @@ impl ClientSession {
         }
     }
 
-    /// Queues a frame that only says the client is alive (an empty
-    /// `Names`), for a long pause between frames: the matching of a
-    /// large file before its `FileDelta`. Not while a body is owed.
-    pub fn send_keepalive(&mut self) {
-        if !self.body_owed {
-            self.push(&Frame::Names {
-                users: Vec::new(),
-                groups: Vec::new(),
-            });
-        }
-    }
-
     /// Queues a directory entry; returns its id.
     pub fn send_dir(&mut self, path: WirePath, meta: Meta) -> u32 {
         let id = self.entry_id(&path);
@@ -374,31 +344,6 @@ impl ClientSession {
         id
     }
 
-    /// Queues the header of a file sent as a delta against the server's
-    /// version of `basis` bytes: `copies` come from it, and the driver
-    /// then moves the other bytes (the extents of
-    /// [`proto::delta_layout`]) and [`Self::send_file_end`] with the whole
-    /// file's crc32c. Returns its id.
-    pub fn send_file_delta(
-        &mut self,
-        path: WirePath,
-        meta: Meta,
-        size: u64,
-        basis: u64,
-        copies: Vec<proto::CopyRange>,
-    ) -> u32 {
-        let id = self.entry_id(&path);
-        self.push(&Frame::FileDelta {
-            id,
-            path,
-            meta,
-            size,
-            basis,
-            copies,
-        });
-        id
-    }
-
     /// Queues the header of a file resumed at `offset`: the driver then
     /// sends bytes `offset..size` (those of `layout`'s extents, for a
     /// sparse file) and a `FileEnd` whose crc covers the whole file.
@@ -446,27 +391,6 @@ impl ClientSession {
         self.wanted = Some(offset);
         self.signed = None;
         self.push(&Frame::Want { id, offset });
-    }
-
-    /// Answers the current `Offer` with the signature of the local file
-    /// it replaces (`sig`, encoded, of a file of `basis` bytes) and a
-    /// `Want` from 0: the server may send a `FileDelta` against that file
-    /// (or the whole file, as for any `Want`).
-    pub fn send_want_delta(&mut self, id: u32, basis: u64, sig: &[u8]) {
-        let total = u32::try_from(sig.len()).unwrap_or(u32::MAX);
-        if sig.is_empty() || total > proto::MAX_SIGNATURE {
-            return self.send_want(id, 0);
-        }
-        for chunk in sig.chunks(proto::SIGNATURE_CHUNK) {
-            self.push(&Frame::Signature {
-                id,
-                index: 0,
-                total,
-                chunk: chunk.to_vec(),
-            });
-        }
-        self.send_want(id, 0);
-        self.signed = Some(basis);
     }
 
     /// Answers the current `Offer` with `Skip`: the server sends nothing of
@@ -754,68 +678,6 @@ impl ClientSession {
         self.streams.front() == Some(&Pending::Restore(id))
     }
 
-    /// The frames right after a `Need` with a `delta` list: the
-    /// signatures of those entries, in order, each whole before the next,
-    /// at most [`proto::MAX_NEED_SIGNATURES`] bytes of them. Anything else
-    /// is a protocol error. Once all are in, the `Need` is an event.
-    fn handle_signature(&mut self, f: Frame) {
-        let Some(s) = self.signing.as_mut() else {
-            return;
-        };
-        let Frame::Signature {
-            id,
-            index,
-            total,
-            chunk,
-        } = f
-        else {
-            let (id, kind) = (s.id, f.kind());
-            return self.broken_protocol(format!(
-                "expected the signatures of manifest {id}'s answer, got frame kind {kind}"
-            ));
-        };
-        let fresh = s.buf.is_empty();
-        let fits = id == s.id
-            && s.todo.last() == Some(&index)
-            && (fresh || total == s.total)
-            && s.buf.len() + chunk.len() <= total as usize
-            && s.bytes + chunk.len() <= proto::MAX_NEED_SIGNATURES;
-        if !fits {
-            return self.broken_protocol(format!(
-                "unexpected signature piece for entry {index} of manifest {id}"
-            ));
-        }
-        s.total = total;
-        s.bytes += chunk.len();
-        s.buf.extend_from_slice(&chunk);
-        if s.buf.len() < total as usize {
-            return;
-        }
-        let sig = match Signature::decode(&s.buf) {
-            Ok(sig) => sig,
-            Err(e) => {
-                return self.broken_protocol(format!(
-                    "bad signature for entry {index} of manifest {id}: {e}"
-                ))
-            }
-        };
-        s.buf = Vec::new();
-        s.todo.pop();
-        s.done.push((index, sig));
-        if s.todo.is_empty() {
-            if let Some(s) = self.signing.take() {
-                let s = *s;
-                self.events.push_back(Event::Need {
-                    id: s.id,
-                    bits: s.bits,
-                    meta: s.meta,
-                    resume: s.resume,
-                    delta: s.done,
-                });
-            }
-        }
-    }
-
     fn handle_frame(&mut self, f: Frame) {
         if let Frame::Error { code, message } = f {
             self.error = Some(SessionError::Refused {
@@ -918,29 +780,7 @@ impl ClientSession {
                         return;
                     }
                     self.manifests.pop_front();
-                    if delta.is_empty() {
-                        self.events.push_back(Event::Need {
-                            id,
-                            bits,
-                            meta,
-                            resume,
-                            delta: Vec::new(),
-                        });
-                    } else {
-                        let mut todo = delta;
-                        todo.reverse();
-                        self.signing = Some(Box::new(Signing {
-                            id,
-                            bits,
-                            meta,
-                            resume,
-                            todo,
-                            done: Vec::new(),
-                            buf: Vec::new(),
-                            total: 0,
-                            bytes: 0,
-                        }));
-                    }
+                    self.accept_need(id, bits, meta, resume, delta);
                 }
                 _ => self.broken_protocol(format!("unexpected answer to manifest {id}")),
             },
@@ -1145,6 +985,8 @@ impl ClientSession {
         }
     }
 }
+
+mod delta;
 
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,12 @@
 use std::fmt;
 
 use super::frame::{
-    CopyRange, EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time,
-    VersionItem,
+    EntryKind, ErrorCode, Extent, Frame, Layout, ListItem, ManifestEntry, Meta, Time, VersionItem,
 };
 use super::kind::Kind;
 use super::path::{PathError, WirePath};
 use super::xattrs::{Xattrs, MAX_XATTRS};
-use super::{
-    HEADER_LEN, MAGIC, MAX_DELTA_COPIES, MAX_EXTENTS, MAX_MESSAGE, MAX_PAYLOAD, MAX_SIGNATURE,
-};
+use super::{HEADER_LEN, MAGIC, MAX_EXTENTS, MAX_MESSAGE, MAX_PAYLOAD};
 
 /// Why bytes could not be decoded. Every variant is the peer's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,64 +331,8 @@ fn decode_payload(kind: Kind, r: &mut Reader<'_>) -> Result<Frame, DecodeError> 
                 delta,
             }
         }
-        Kind::Signature => {
-            let (id, index, total, chunk) = (
-                r.u32("id")?,
-                r.u32("index")?,
-                r.u32("total")?,
-                r.bytes("chunk")?,
-            );
-            if total > MAX_SIGNATURE || chunk.is_empty() || chunk.len() > total as usize {
-                return Err(DecodeError::Invalid("chunk"));
-            }
-            Frame::Signature {
-                id,
-                index,
-                total,
-                chunk,
-            }
-        }
-        Kind::FileDelta => {
-            let (id, path, meta, size, basis) = (
-                r.u32("id")?,
-                r.path()?,
-                r.meta()?,
-                r.u64("size")?,
-                r.u64("basis")?,
-            );
-            let n = r.u32("copies")?;
-            if n > MAX_DELTA_COPIES {
-                return Err(DecodeError::Invalid("copies"));
-            }
-            let mut copies = Vec::with_capacity(n as usize);
-            let mut end = 0u64;
-            for _ in 0..n {
-                let c = CopyRange {
-                    dst: r.u64("copy")?,
-                    src: r.u64("copy")?,
-                    len: r.u64("copy")?,
-                };
-                let dst_end = c.dst.checked_add(c.len);
-                let src_end = c.src.checked_add(c.len);
-                if c.len == 0
-                    || c.dst < end
-                    || dst_end.is_none_or(|x| x > size)
-                    || src_end.is_none_or(|x| x > basis)
-                {
-                    return Err(DecodeError::Invalid("copy"));
-                }
-                end = dst_end.unwrap_or(size);
-                copies.push(c);
-            }
-            Frame::FileDelta {
-                id,
-                path,
-                meta,
-                size,
-                basis,
-                copies,
-            }
-        }
+        Kind::Signature => delta::decode_signature(r)?,
+        Kind::FileDelta => delta::decode_file_delta(r)?,
         Kind::FileFrom => {
             let (id, path, meta, size, offset) = (
                 r.u32("id")?,
@@ -864,37 +805,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
                 w.u32(*i);
             }
         }
-        Frame::Signature {
-            id,
-            index,
-            total,
-            chunk,
-        } => {
-            w.u32(*id);
-            w.u32(*index);
-            w.u32(*total);
-            w.bytes(chunk);
-        }
-        Frame::FileDelta {
-            id,
-            path,
-            meta,
-            size,
-            basis,
-            copies,
-        } => {
-            w.u32(*id);
-            w.bytes(path.as_bytes());
-            w.meta(meta);
-            w.u64(*size);
-            w.u64(*basis);
-            w.u32(copies.len() as u32);
-            for c in copies {
-                w.u64(c.dst);
-                w.u64(c.src);
-                w.u64(c.len);
-            }
-        }
+        Frame::Signature { .. } | Frame::FileDelta { .. } => delta::encode(frame, &mut w),
         Frame::Offer {
             id,
             path,
@@ -1070,6 +981,8 @@ pub fn to_vec(frame: &Frame) -> Vec<u8> {
     encode(frame, &mut v);
     v
 }
+
+mod delta;
 
 #[cfg(test)]
 mod tests;

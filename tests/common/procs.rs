@@ -236,6 +236,21 @@ impl Server {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+    /// Whether the server's log says `s`, waiting up to 5 s for it: the
+    /// server may log a commit after the client heard of it, and its
+    /// stderr is read by another thread.
+    pub fn log_has(&self, s: &str) -> bool {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log().contains(s) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
     pub fn signal(&self, sig: Signal) {
         kill(self.pid(), sig).expect("signal server");
     }

@@ -20,6 +20,7 @@ pub use crate::server::command::{Command, Completion, Received, VerifyCounts};
 use receive::Batch;
 
 mod closed;
+mod delta;
 pub mod handshake;
 pub mod receive;
 pub mod stream;
@@ -663,55 +664,6 @@ impl ServerSession {
         // began, say) is dropped.
         if !self.is_closing() {
             codec::encode(frame, &mut self.out);
-        }
-    }
-
-    /// A `Need`, then the signatures of its `delta` entries, each in
-    /// chunks that fit a frame (the shell kept their sum within
-    /// [`proto::MAX_NEED_SIGNATURES`]; one past it, or past
-    /// [`proto::MAX_SIGNATURE`], is dropped here and its file goes whole).
-    fn push_need(
-        &mut self,
-        id: u32,
-        bits: Vec<u8>,
-        meta: Vec<u8>,
-        resume: Vec<(u32, u64)>,
-        sigs: Vec<(u32, Vec<u8>)>,
-    ) {
-        let mut room = proto::MAX_NEED_SIGNATURES;
-        let mut last = None;
-        let sigs: Vec<(u32, Vec<u8>)> = sigs
-            .into_iter()
-            .filter(|(i, sig)| {
-                let fits = !sig.is_empty()
-                    && sig.len() <= proto::MAX_SIGNATURE as usize
-                    && sig.len() <= room
-                    && last.is_none_or(|l| l < *i);
-                if fits {
-                    room -= sig.len();
-                    last = Some(*i);
-                }
-                fits
-            })
-            .collect();
-        self.push(&Frame::Need {
-            id,
-            bits,
-            meta,
-            resume,
-            delta: sigs.iter().map(|(i, _)| *i).collect(),
-        });
-        for (index, sig) in sigs {
-            // The filter above kept every length within u32.
-            let total = sig.len() as u32;
-            for chunk in sig.chunks(proto::SIGNATURE_CHUNK) {
-                self.push(&Frame::Signature {
-                    id,
-                    index,
-                    total,
-                    chunk: chunk.to_vec(),
-                });
-            }
         }
     }
 

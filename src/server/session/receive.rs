@@ -245,42 +245,6 @@ impl ServerSession {
         }
     }
 
-    /// A `FileDelta`: a file whose `copies` come from the stored version
-    /// (which must be `basis` bytes long); the body carries the rest.
-    pub(super) fn handle_file_delta(
-        &mut self,
-        id: u32,
-        path: WirePath,
-        meta: Meta,
-        size: u64,
-        basis: u64,
-        copies: Vec<proto::CopyRange>,
-    ) {
-        let layout = proto::delta_layout(size, &copies);
-        let copied = copies.iter().fold(0u64, |n, c| n.saturating_add(c.len));
-        if copied > proto::delta_copy_budget(basis) {
-            // Refused like any write: the body is read and dropped.
-            if self.check_id(id) && self.count_entry(&path) {
-                self.push_failed(
-                    id,
-                    path.clone(),
-                    format!(
-                        "a delta may copy at most 4 times its basis ({copied} bytes of {basis})"
-                    ),
-                );
-                self.state = State::Body {
-                    id,
-                    path,
-                    size: layout.body_len(size, 0),
-                    accepted: false,
-                };
-            }
-            return;
-        }
-        let delta = Box::new(FromBasis { basis, copies });
-        self.begin_file(id, path, meta, size, 0, layout, Some(delta));
-    }
-
     /// A file header: `size` bytes in all, the body carrying `offset..size`.
     /// A refused file's body is still read (and dropped by the shell), so
     /// the stream stays in step.
@@ -297,7 +261,7 @@ impl ServerSession {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn begin_file(
+    pub(super) fn begin_file(
         &mut self,
         id: u32,
         path: WirePath,
@@ -605,69 +569,6 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(
             |f| matches!(f, Frame::Failed { message, .. } if message == "server is read-only")
-        ));
-    }
-
-    /// Issue 14: a `FileDelta` goes to the shell with its runs and the
-    /// layout of its literal body; one that would copy more than its
-    /// basis's budget is refused like a write (its body read and dropped,
-    /// the connection goes on).
-    #[test]
-    fn a_delta_is_staged_with_its_runs_and_an_amplifying_one_refused() {
-        let now = Instant::now();
-        let delta = |id, size, copies: Vec<(u64, u64, u64)>| Frame::FileDelta {
-            id,
-            path: wp("vm.img"),
-            meta: meta(),
-            size,
-            basis: 1 << 20,
-            copies: copies
-                .into_iter()
-                .map(|(dst, src, len)| proto::CopyRange { dst, src, len })
-                .collect(),
-        };
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(
-            now,
-            &bytes(&[delta(1, 3 << 20, vec![(1 << 20, 0, 1 << 20)])]),
-        );
-        let cmds = drain_commands(&mut s);
-        assert!(
-            matches!(&cmds[..], [Command::BeginFile { id: 1, size, layout: Layout::Sparse(e), delta: Some(d), .. }]
-                if *size == 3 << 20 && e.len() == 2 && d.copies.len() == 1 && d.basis == 1 << 20),
-            "{cmds:?}"
-        );
-        assert_eq!(s.wants_body(), Some(2 << 20), "the literal bytes only");
-
-        // 64 runs of the whole 1 MiB basis: 64 MiB is within the floor of
-        // the budget; 65 are past it.
-        let runs = |n: u64| (0..n).map(|k| (k << 20, 0, 1 << 20)).collect::<Vec<_>>();
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(now, &bytes(&[delta(1, 64 << 20, runs(64))]));
-        assert!(matches!(
-            &drain_commands(&mut s)[..],
-            [Command::BeginFile { .. }]
-        ));
-        let mut s = welcomed(SessionConfig::default(), now);
-        s.handle_input(now, &bytes(&[delta(1, 65 << 20, runs(65))]));
-        assert!(drain_commands(&mut s).is_empty());
-        assert_eq!(s.wants_body(), Some(0));
-        s.handle_completion(Completion::BodyReceived(Received {
-            crc: 0,
-            write_error: None,
-        }));
-        s.handle_input(
-            now,
-            &bytes(&[Frame::FileEnd {
-                id: 1,
-                crc: 0,
-                ok: true,
-            }]),
-        );
-        assert!(!s.is_closing());
-        assert!(drain_commands(&mut s).is_empty());
-        assert!(sent_frames(&mut s).iter().any(
-            |f| matches!(f, Frame::Failed { message, .. } if message.contains("4 times its basis"))
         ));
     }
 

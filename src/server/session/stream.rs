@@ -227,24 +227,6 @@ impl ServerSession {
         }
     }
 
-    /// A piece of the signature of the client's copy of the offered file
-    /// (index 0, the offer's id, whole before its `Want`, at most
-    /// [`proto::MAX_SIGNATURE`] bytes): the `Want` then asks for a delta.
-    pub(super) fn handle_offer_signature(&mut self, id: u32, index: u32, total: u32, chunk: &[u8]) {
-        let open = self.offer.is_some_and(|(o, _)| o == id) && index == 0;
-        let sig = self
-            .offer_sig
-            .get_or_insert_with(|| Box::new((total, Vec::new())));
-        if !open || sig.0 != total || sig.1.len() + chunk.len() > total as usize {
-            self.offer_sig = None;
-            return self.fail(
-                ErrorCode::Unexpected,
-                format!("unexpected signature piece for request {id}"),
-            );
-        }
-        sig.1.extend_from_slice(chunk);
-    }
-
     /// The client's `Skip`, while streaming: it answers the open offer by
     /// wanting none of the file.
     pub(super) fn handle_skip(&mut self, id: u32) {
@@ -287,7 +269,7 @@ impl ServerSession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Instant;
 
     use super::*;
@@ -529,7 +511,7 @@ mod tests {
 
     /// A session streaming a restore (request 1) whose offer of `big`, 10
     /// bytes, waits for the client's answer.
-    fn offering(now: Instant) -> ServerSession {
+    pub(in crate::server::session) fn offering(now: Instant) -> ServerSession {
         let mut s = welcomed(SessionConfig::default(), now);
         let b = bytes(&[Frame::Restore {
             id: 1,
@@ -759,52 +741,5 @@ mod tests {
             .iter()
             .any(|e| matches!(e, crate::client::session::Event::Done { id: d } if *d == id)));
         assert!(pair.client.session.error().is_none());
-    }
-
-    /// Issue 14: the client's signature of its own copy comes in pieces
-    /// before its `Want` (read ahead while the offer is open, as the
-    /// `Want` is): the `Want` from 0 then asks for a delta with the whole
-    /// signature. A piece for another request, of another announced
-    /// length, past that length, or a `Want` before the last piece, or
-    /// from an offset, ends the session.
-    #[test]
-    fn a_signature_before_a_want_asks_for_a_delta() {
-        let now = Instant::now();
-        let piece = |id: u32, total: u32, chunk: &[u8]| Frame::Signature {
-            id,
-            index: 0,
-            total,
-            chunk: chunk.to_vec(),
-        };
-        let want = |offset| Frame::Want { id: 1, offset };
-        let mut s = offering(now);
-        s.handle_input(
-            now,
-            &bytes(&[piece(1, 5, b"abc"), piece(1, 5, b"de"), want(0)]),
-        );
-        assert!(!s.is_closing());
-        assert_eq!(
-            drain_commands(&mut s),
-            vec![Command::SendDelta {
-                id: 1,
-                sig: b"abcde".to_vec()
-            }]
-        );
-        for bad in [
-            vec![piece(2, 5, b"abcde"), want(0)],
-            vec![piece(1, 5, b"abc"), piece(1, 6, b"de"), want(0)],
-            vec![piece(1, 5, b"abc"), piece(1, 5, b"def")],
-            vec![piece(1, 5, b"abc"), want(0)],
-            vec![piece(1, 5, b"abcde"), want(3)],
-        ] {
-            let mut s = offering(now);
-            s.handle_input(now, &bytes(&bad));
-            assert!(s.is_closing(), "{bad:?}");
-        }
-        // A Skip after pieces forgets them: the next offer starts afresh.
-        let mut s = offering(now);
-        s.handle_input(now, &bytes(&[piece(1, 5, b"abc"), Frame::Skip { id: 1 }]));
-        assert!(!s.is_closing());
-        assert_eq!(drain_commands(&mut s), vec![Command::SkipOffer { id: 1 }]);
     }
 }
