@@ -140,7 +140,7 @@ impl<'a> Resigner<'a> {
             return None;
         }
         let src = c.src + (start - c.dst);
-        if src % block != 0 {
+        if !src.is_multiple_of(block) {
             return None;
         }
         let j = src / block;

@@ -797,7 +797,7 @@ mod tests {
         let (crc, sig) = crc_and_resign(f.as_fd(), bytes.len() as u64, 65536, |start, len| {
             asked.push((start, len));
             let k = (start / 65536) as usize;
-            (k % 2 == 0).then(|| whole.blocks[k])
+            k.is_multiple_of(2).then(|| whole.blocks[k])
         })
         .unwrap();
         assert_eq!(sig, whole);

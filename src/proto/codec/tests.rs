@@ -2,6 +2,7 @@
 //! bad input of each kind is refused with its reason.
 
 use super::*;
+use crate::proto::{CopyRange, MAX_DELTA_COPIES, MAX_SIGNATURE};
 
 fn path(s: &str) -> WirePath {
     WirePath::new(s.as_bytes().to_vec()).unwrap()
