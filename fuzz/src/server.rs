@@ -373,6 +373,10 @@ impl Harness {
                 assert_eq!(*id, want);
                 assert!(*offset <= size);
             }
+            Command::SendDelta { id, .. } => {
+                let (want, _) = self.offered.take().expect("SendDelta without an offer");
+                assert_eq!(*id, want);
+            }
             Command::SkipOffer { id } => {
                 let (want, _) = self.offered.take().expect("SkipOffer without an offer");
                 assert_eq!(*id, want);
@@ -549,6 +553,29 @@ impl Harness {
                     id,
                     crc: 0,
                     ok: true,
+                });
+                self.s.handle_completion(Completion::Done { id });
+            }
+            Command::SendDelta { id, .. } => {
+                // The whole of the 2 MiB file as literal runs but its first
+                // 64 KiB, taken from the client's copy.
+                let size = 1u64 << 21;
+                self.s.handle_completion(Completion::RestoredDelta {
+                    id,
+                    path: path("big"),
+                    meta: meta(),
+                    size,
+                    basis: 1 << 16,
+                    copies: vec![rsb::proto::CopyRange {
+                        dst: 0,
+                        src: 0,
+                        len: 1 << 16,
+                    }],
+                });
+                self.s.handle_completion(Completion::FileSent {
+                    id,
+                    crc: 0,
+                    ok: !fails,
                 });
                 self.s.handle_completion(Completion::Done { id });
             }
