@@ -404,3 +404,77 @@ fn on_xfs_the_new_version_shares_its_extents_with_the_old_one() {
     );
     drop(srv);
 }
+
+/// A restore's client signs its own copy before it asks for a delta
+/// against it, which reads that copy whole: seconds for a large disk
+/// image. An interrupt meanwhile ends the restore at once (exit 130), not
+/// once the whole copy was read, and leaves the copy as it was.
+#[test]
+fn an_interrupt_while_the_client_signs_its_copy_ends_the_restore_at_once() {
+    const SIZE: u64 = 8 << 30;
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let file = s.join("disk.img");
+    let f = fs::File::create(&file).unwrap();
+    f.set_len(SIZE).unwrap();
+    drop(f);
+    overwrite(&file, 1 << 30, 4096, 1);
+    srv.client(argv!["backup", file])
+        .timeout(Duration::from_secs(120))
+        .run()
+        .ok();
+    // The destination's copy: another version of the same size (sparse,
+    // like the stored one): a basis to sign, 8 GiB of reads.
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    let copy = dest.join("disk.img");
+    let f = fs::File::create(&copy).unwrap();
+    f.set_len(SIZE).unwrap();
+    drop(f);
+    overwrite(&copy, 0, 4096, 2);
+    let mut run = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(120))
+        .spawn();
+    // Signing: the client has read a few hundred MiB of its copy.
+    let read = |pid: i32| -> u64 {
+        fs::read_to_string(format!("/proc/{pid}/io"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("rchar: ").map(|v| v.trim().parse().ok()))
+                    .flatten()
+            })
+            .unwrap_or(0)
+    };
+    let pid = run.pid().as_raw();
+    assert!(
+        wait_until(Duration::from_secs(60), || read(pid) >= 256 << 20
+            || run.has_exited()),
+        "the client never read its copy"
+    );
+    assert!(
+        !run.has_exited(),
+        "the restore ended before it was interrupted"
+    );
+    let at = read(pid);
+    assert!(at < SIZE / 2, "{at} bytes read already: cannot test");
+    let sent = std::time::Instant::now();
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    let o = run.wait(Duration::from_secs(60));
+    let took = sent.elapsed();
+    o.code_is(130);
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?} from SIGINT to exit (it read {at} of {SIZE} bytes by then)\n{o}"
+    );
+    let mut head = vec![0u8; 4096];
+    use std::io::Read;
+    fs::File::open(&copy)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert!(head.iter().all(|&b| b == 2), "the copy was written to");
+    assert_eq!(fs::metadata(&copy).unwrap().len(), SIZE);
+    assert!(find_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
+}

@@ -14,6 +14,7 @@
 //! hole search (`lseek` with `SEEK_DATA`) moves the basis's position.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -286,6 +287,18 @@ fn write_behind(out: BorrowedFd<'_>, at: u64, len: u64) {
 /// Feeds the first `len` bytes of `fd` to `each`, in `pread`s of at most
 /// 1 MiB; a file shorter than `len` is an `UnexpectedEof` error.
 fn read_all(fd: BorrowedFd<'_>, len: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    read_until(fd, len, |b| {
+        each(b);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`read_all`] that stops, with `Ok`, as soon as `each` breaks.
+fn read_until(
+    fd: BorrowedFd<'_>,
+    len: u64,
+    mut each: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; len.min(BUF as u64) as usize];
     let mut pos = 0u64;
     while pos < len {
@@ -298,7 +311,9 @@ fn read_all(fd: BorrowedFd<'_>, len: u64, mut each: impl FnMut(&[u8])) -> io::Re
                 ))
             }
             Ok(n) => {
-                each(&buf[..n]);
+                if each(&buf[..n]).is_break() {
+                    return Ok(());
+                }
                 pos += n as u64;
             }
             Err(Errno::EINTR) => {}
@@ -320,6 +335,37 @@ pub fn sign_file(fd: BorrowedFd<'_>, len: u64, block: u32) -> io::Result<Signatu
     let mut s = signer(block)?;
     read_all(fd, len, |b| s.feed(b))?;
     Ok(s.finish())
+}
+
+/// [`sign_file`] for a loop that must stay responsive while a large file
+/// is read (a restore's client signing its copy: interrupts, keepalives):
+/// `look_up` runs after every read of at most 1 MiB, and its first `Err`
+/// stops the signing and is returned. `Ok(Err)`: as [`sign_file`].
+pub fn sign_file_until<E>(
+    fd: BorrowedFd<'_>,
+    len: u64,
+    block: u32,
+    mut look_up: impl FnMut() -> Result<(), E>,
+) -> Result<io::Result<Signature>, E> {
+    let mut s = match signer(block) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut stopped = None;
+    let read = read_until(fd, len, |b| {
+        s.feed(b);
+        match look_up() {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                stopped = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    match stopped {
+        Some(e) => Err(e),
+        None => Ok(read.map(|()| s.finish())),
+    }
 }
 
 /// One pass over the first `len` bytes of `fd`: its crc32c (as
@@ -681,6 +727,43 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         let b = fs_block(f.as_fd());
         assert!(b.is_power_of_two() && b >= 512, "{b}");
+    }
+
+    /// A signing that looks up after every read: the same signature when
+    /// nothing stops it, and stopped by the first `Err` with nothing read
+    /// past the MiB it was in.
+    #[test]
+    fn signing_until_a_look_up_fails_stops_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = noise(5 * MIB as usize + 7, 6);
+        let f = file_with(dir.path(), "f", &bytes);
+        let len = bytes.len() as u64;
+        let mut calls = 0;
+        let sig = sign_file_until(f.as_fd(), len, 4096, || {
+            calls += 1;
+            Ok::<(), ()>(())
+        });
+        assert_eq!(
+            sig.unwrap().unwrap(),
+            sign_file(f.as_fd(), len, 4096).unwrap()
+        );
+        assert_eq!(calls, 6, "one look-up per MiB read");
+        let mut calls = 0;
+        let stopped = sign_file_until(f.as_fd(), len, 4096, || {
+            calls += 1;
+            if calls == 2 {
+                Err("interrupted")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(stopped.unwrap_err(), "interrupted");
+        assert_eq!(calls, 2, "no read after the look-up failed");
+        let short = sign_file_until(f.as_fd(), len + 1, 4096, || Ok::<(), ()>(()));
+        assert_eq!(
+            short.unwrap().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 
     /// Unmounts and detaches the loop device, whatever the test did.

@@ -107,24 +107,6 @@ fn open_file(e: &LocalEntry) -> Result<(OwnedFd, Meta, u64, stat::FileStat), Ope
     Ok((fd, meta, st.st_size.max(0) as u64, st))
 }
 
-/// How long a match may keep the connection silent before a keepalive.
-const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Between pieces of a long match: stops at an interrupt, and says the
-/// client is alive when nothing moved for [`KEEPALIVE`] (the server's
-/// idle timeout counts traffic).
-fn keep_alive(link: &mut Link<'_>, quiet: &mut std::time::Instant) -> Result<(), NetError> {
-    if link.interrupted() {
-        return Err(NetError::Interrupted);
-    }
-    if quiet.elapsed() >= KEEPALIVE {
-        link.session().send_keepalive();
-        link.step(None)?;
-        *quiet = std::time::Instant::now();
-    }
-    Ok(())
-}
-
 /// Queues the names of `meta`'s owner and group, if this connection has
 /// not named them yet (see [`crate::proto::owners`]).
 fn name_owners(link: &mut Link<'_>, meta: &Meta, accounts: &Accounts) {
@@ -281,7 +263,7 @@ pub fn backup(
                         let matched = match basis.as_deref() {
                             Some(sig) if offset == 0 && size >= crate::delta::DELTA_MIN => {
                                 rep.current(&show(&e.local));
-                                match_file(fd.as_fd(), size, sig, || keep_alive(link, &mut quiet))?
+                                match_file(fd.as_fd(), size, sig, || link.keep_alive(&mut quiet))?
                                     .map(|m| (m, sig.file_len))
                             }
                             _ => None,

@@ -516,6 +516,10 @@ impl EventLoop {
     }
 }
 
+/// How long long work may keep the connection silent before a keepalive
+/// ([`Link::keep_alive`]).
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// A command's hold on the loop: the server connection, and the reactor to
 /// wait in when nothing moves.
 pub struct Link<'a> {
@@ -561,6 +565,22 @@ impl Link<'_> {
     /// work that runs long between steps.
     pub fn interrupted(&mut self) -> bool {
         self.reactor.interrupted()
+    }
+
+    /// Between pieces of long work without steps (matching or signing a
+    /// large file): stops at an interrupt, and says the client is alive
+    /// when nothing was sent for [`KEEPALIVE`] since `quiet` (the server's
+    /// idle timeout counts traffic). Cheap enough for every MiB read.
+    pub fn keep_alive(&mut self, quiet: &mut Instant) -> Result<(), NetError> {
+        if self.interrupted() {
+            return Err(NetError::Interrupted);
+        }
+        if quiet.elapsed() >= KEEPALIVE {
+            self.session().send_keepalive();
+            self.step(None)?;
+            *quiet = Instant::now();
+        }
+        Ok(())
     }
 
     /// Moves what can move (frames, then `body` bytes, then answers) and

@@ -422,9 +422,16 @@ fn receive(
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
                         // The copy here, of another version, can be the
                         // basis of a delta (a partial resumes instead).
-                        let basis = (held == 0 && size >= crate::delta::DELTA_MIN)
-                            .then(|| stager.tree().basis_signature(&p))
-                            .flatten();
+                        // Signing it reads it whole: an interrupt stops
+                        // that, and keepalives hold the server meanwhile.
+                        let basis = if held == 0 && size >= crate::delta::DELTA_MIN {
+                            let mut quiet = std::time::Instant::now();
+                            stager
+                                .tree()
+                                .basis_signature(&p, || link.keep_alive(&mut quiet))?
+                        } else {
+                            None
+                        };
                         match basis {
                             Some((len, sig)) => link.session().send_want_delta(id, len, &sig),
                             None => link.session().send_want(id, held),

@@ -11,7 +11,7 @@ use nix::sys::stat::{self, FileStat};
 use super::namespace::Namespace;
 use super::sigcache::signature_of;
 use super::stage::{Incoming, Stager};
-use crate::io::delta_io::{copy_ranges, fs_block, sign_file};
+use crate::io::delta_io::{copy_ranges, fs_block, sign_file_until};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{self, EntryKind, ManifestEntry, Meta, WirePath};
@@ -94,16 +94,30 @@ impl Namespace {
     /// destination: the client's own copy of a file it is offered), when
     /// it is a regular file of at least [`BASIS_MIN`] bytes: its size and
     /// the encoded signature. Reads the whole file.
-    pub fn basis_signature(&self, path: &WirePath) -> Option<(u64, Vec<u8>)> {
-        let fd = self.tree.open_file(path).ok()?;
-        let st = stat::fstat(fd.as_raw_fd()).ok()?;
+    ///
+    /// `look_up` runs after every MiB read (a large file on a slow disk
+    /// takes minutes to sign): its first `Err` stops the signing and is
+    /// returned.
+    pub fn basis_signature<E>(
+        &self,
+        path: &WirePath,
+        look_up: impl FnMut() -> Result<(), E>,
+    ) -> Result<Option<(u64, Vec<u8>)>, E> {
+        let Ok(fd) = self.tree.open_file(path) else {
+            return Ok(None);
+        };
+        let Ok(st) = stat::fstat(fd.as_raw_fd()) else {
+            return Ok(None);
+        };
         let len = st.st_size.max(0) as u64;
         if kind_of(&st) != Some(EntryKind::File) || len < BASIS_MIN {
-            return None;
+            return Ok(None);
         }
         let block = crate::delta::block_size(len, fs_block(fd.as_fd()));
-        let sig = sign_file(fd.as_fd(), len, block).ok()?;
-        (sig.encoded_len() <= proto::MAX_SIGNATURE as usize).then(|| (len, sig.encode()))
+        let Ok(sig) = sign_file_until(fd.as_fd(), len, block, look_up)? else {
+            return Ok(None);
+        };
+        Ok((sig.encoded_len() <= proto::MAX_SIGNATURE as usize).then(|| (len, sig.encode())))
     }
 }
 

@@ -114,7 +114,7 @@ impl ServerSession {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::proto::Layout;
@@ -232,5 +232,51 @@ mod tests {
         s.handle_input(now, &bytes(&[piece(1, 5, b"abc"), Frame::Skip { id: 1 }]));
         assert!(!s.is_closing());
         assert_eq!(drain_commands(&mut s), vec![Command::SkipOffer { id: 1 }]);
+    }
+
+    /// While the client signs its copy (minutes for a large file on a
+    /// slow disk) it says it is alive with empty `Names` every 30 s: they
+    /// hold the open offer past the idle timeout (300 s) and change
+    /// nothing of it. Without them the offer times out.
+    #[test]
+    fn keepalives_while_the_client_signs_hold_the_offer_open() {
+        let now = Instant::now();
+        let mut s = offering(now);
+        let alive = Frame::Names {
+            users: Vec::new(),
+            groups: Vec::new(),
+        };
+        let mut t = now;
+        for _ in 0..12 {
+            t += Duration::from_secs(30);
+            s.handle_input(t, &bytes(std::slice::from_ref(&alive)));
+            s.handle_timeout(t);
+            assert!(!s.is_closing());
+        }
+        let sig = Frame::Signature {
+            id: 1,
+            index: 0,
+            total: 3,
+            chunk: b"sig".to_vec(),
+        };
+        s.handle_input(t, &bytes(&[sig, Frame::Want { id: 1, offset: 0 }]));
+        let cmds = drain_commands(&mut s);
+        let (last, before) = cmds.split_last().unwrap();
+        assert_eq!(
+            last,
+            &Command::SendDelta {
+                id: 1,
+                sig: b"sig".to_vec()
+            }
+        );
+        assert!(
+            before
+                .iter()
+                .all(|c| matches!(c, Command::LearnNames { users, groups } if users.is_empty() && groups.is_empty())),
+            "{before:?}"
+        );
+        let mut s = offering(now);
+        s.handle_timeout(now + Duration::from_secs(301));
+        assert!(s.is_closing());
     }
 }
