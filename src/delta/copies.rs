@@ -42,6 +42,32 @@ impl CopyList {
         }
     }
 
+    /// A list for the part of a new file from `offset` on, matched by a
+    /// [`super::Matcher::starting_at`] the same offset: [`Self::append`]
+    /// joins it to the list of the part before.
+    #[must_use]
+    pub fn starting_at(sig: &Signature, offset: u64) -> CopyList {
+        CopyList {
+            at: offset,
+            ..CopyList::new(sig)
+        }
+    }
+
+    /// Joins the list of the part that follows this one (which must start
+    /// where this one ends): a run across the seam becomes one run.
+    pub fn append(&mut self, next: CopyList) {
+        debug_assert_eq!(self.block, next.block);
+        let mut runs = next.copies.into_iter();
+        if let (Some(last), Some(first)) = (self.copies.last_mut(), runs.as_slice().first()) {
+            if last.dst + last.len == first.dst && last.src + last.len == first.src {
+                last.len += first.len;
+                runs.next();
+            }
+        }
+        self.copies.extend(runs);
+        self.at = next.at;
+    }
+
     /// Takes the matcher's next op.
     pub fn push(&mut self, op: &Op) {
         match op {
@@ -222,6 +248,60 @@ mod tests {
         assert_eq!(blocks, want.blocks);
         // Before the insertion the blocks line up; after it they do not.
         assert!(reused >= 70 && reused < want.blocks.len(), "{reused}");
+    }
+
+    /// A file matched in parts (a matcher and a list for each, from
+    /// block-aligned offsets) and the lists appended: the same file
+    /// rebuilt, an unchanged one still one run across every seam.
+    #[test]
+    fn parts_matched_apart_and_appended_rebuild_the_file() {
+        let basis = crate::delta::tests::noise(5, 700_000);
+        let mut new = basis.clone();
+        new[10_000..10_050].fill(9);
+        new.splice(400_000..400_000, [4u8; 3000]);
+        new[450_000..460_000].fill(8);
+        new.truncate(690_000);
+        let sig = sig_of(&basis, 4096);
+        let by_parts = |bytes: &[u8], cuts: &[usize]| {
+            let mut whole: Option<CopyList> = None;
+            let mut from = 0;
+            for &to in cuts.iter().chain([bytes.len()].iter()) {
+                let mut m = Matcher::starting_at(&sig, from as u64).unwrap();
+                let mut list = CopyList::starting_at(&sig, from as u64);
+                let mut ops = Vec::new();
+                for chunk in bytes[from..to].chunks(3000) {
+                    m.feed(chunk, &mut ops);
+                    ops.drain(..).for_each(|op| list.push(&op));
+                }
+                m.finish(&mut ops);
+                ops.drain(..).for_each(|op| list.push(&op));
+                match whole.as_mut() {
+                    Some(w) => w.append(list),
+                    None => whole = Some(list),
+                }
+                from = to;
+            }
+            whole.unwrap().finish(bytes.len() as u64, 1024)
+        };
+        for cuts in [&[][..], &[4096 * 40], &[4096 * 30, 4096 * 100, 4096 * 101]] {
+            let c = by_parts(&new, cuts);
+            assert_eq!(rebuild(&basis, &new, &c), new, "{cuts:?}");
+            assert!(
+                c.literal <= 50 + 3000 + 10_000 + 6 * 4096,
+                "{cuts:?}: {}",
+                c.literal
+            );
+            let same = by_parts(&basis, cuts);
+            assert_eq!(
+                same.copies,
+                [CopyRange {
+                    dst: 0,
+                    src: 0,
+                    len: 700_000
+                }],
+                "{cuts:?}"
+            );
+        }
     }
 
     #[test]

@@ -120,6 +120,15 @@ impl Matcher {
         })
     }
 
+    /// A matcher for the part of the new file from `offset` on (a file
+    /// matched in parts, each on its own thread): the same-index
+    /// prediction counts from there. Ops start at `offset`.
+    pub fn starting_at(sig: &Signature, offset: u64) -> Result<Matcher, Error> {
+        let mut m = Matcher::new(sig)?;
+        m.base = offset;
+        Ok(m)
+    }
+
     /// A matcher that only compares whole blocks at aligned offsets.
     #[cfg(test)]
     pub(crate) fn aligned_only(sig: &Signature) -> Matcher {

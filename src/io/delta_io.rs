@@ -3,9 +3,9 @@
 //! the signature's blocks align to ([`fs_block`]), and placing the kept
 //! ranges of the basis into the staging file ([`copy_ranges`]) with
 //! `copy_file_range`, which shares extents where the file system can
-//! (XFS with reflink, btrfs) instead of writing the bytes again; and
-//! the sender's side, reading a new file once against a signature
-//! ([`match_file`]: the runs to copy and the whole file's crc32c).
+//! (XFS with reflink, btrfs) instead of writing the bytes again. The
+//! sender's side, reading a new file against a signature, is
+//! [`super::delta_match`].
 //!
 //! Knows nothing of the wire, the store's names or the cache of
 //! signatures (`io/store/sigcache.rs`); every function takes borrowed
@@ -17,13 +17,12 @@ use std::io;
 use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::stat;
 use nix::unistd::{lseek, Whence};
 
-use crate::delta::{BlockSig, Copies, CopyList, Matcher, Signature, Signer};
+use crate::delta::{BlockSig, Signature, Signer};
 
 pub use crate::proto::CopyRange;
 
@@ -457,66 +456,6 @@ pub fn fs_block(fd: BorrowedFd<'_>) -> u32 {
         },
         Err(_) => 4096,
     }
-}
-
-// ---- matching a file against a signature (the sender's side) --------------
-
-/// Bytes read at a time.
-const MATCH_READ: usize = 1 << 20;
-/// How often a long match looks up (interrupts, keepalives).
-const LOOK_UP: Duration = Duration::from_millis(250);
-
-/// A delta to send, and the whole new file's crc32c.
-#[derive(Debug)]
-pub struct Matched {
-    /// The runs and what is left to send.
-    pub copies: Copies,
-    /// crc32c of the whole file as read.
-    pub crc: u32,
-}
-
-/// Reads the `size` bytes of `file` against `sig`. `Ok(None)`: send it
-/// whole (nothing of the old version is in it, the signature is unusable,
-/// or the file ended early: it changed, which the body's check catches).
-/// `look_up` runs every [`LOOK_UP`] while it reads (a large file on a slow
-/// disk takes minutes): an `Err` from it stops the match.
-pub fn match_file<E>(
-    file: BorrowedFd<'_>,
-    size: u64,
-    sig: &Signature,
-    mut look_up: impl FnMut() -> Result<(), E>,
-) -> Result<Option<Matched>, E> {
-    let Ok(mut matcher) = Matcher::new(sig) else {
-        return Ok(None);
-    };
-    let mut list = CopyList::new(sig);
-    let mut ops = Vec::new();
-    let mut buf = vec![0u8; MATCH_READ];
-    let mut crc = 0u32;
-    let mut at = 0u64;
-    let mut looked = Instant::now();
-    while at < size {
-        let want = (size - at).min(MATCH_READ as u64) as usize;
-        let n = match nix::sys::uio::pread(file, &mut buf[..want], at as i64) {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => n,
-        };
-        let bytes = &buf[..n];
-        crc = crc32c::crc32c_append(crc, bytes);
-        matcher.feed(bytes, &mut ops);
-        ops.drain(..).for_each(|op| list.push(&op));
-        at += n as u64;
-        if looked.elapsed() >= LOOK_UP {
-            look_up()?;
-            looked = Instant::now();
-        }
-    }
-    matcher.finish(&mut ops);
-    ops.drain(..).for_each(|op| list.push(&op));
-    let copies = list.finish(size, crate::proto::MAX_DELTA_COPIES as usize);
-    let useful =
-        copies.reused > 0 && copies.reused <= crate::proto::delta_copy_budget(sig.file_len);
-    Ok(useful.then_some(Matched { copies, crc }))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod clock;
 #[cfg(test)]
 mod delta_bench;
 pub mod delta_io;
+pub mod delta_match;
 pub mod error;
 pub mod holes;
 pub mod log;

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use super::delta_io::{copy_ranges, crc_and_resign, crc_and_sign, CopyReport, Matched};
+use super::delta_io::{copy_ranges, crc_and_resign, crc_and_sign, CopyReport};
+use super::delta_match::Matched;
 use super::store::sigcache::{SigCache, SigKey};
 use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
 use crate::delta::Signature;

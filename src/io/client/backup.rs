@@ -16,7 +16,7 @@ use super::walk::{Root, WalkItem, WalkOptions, STORE_EXCLUDED};
 use super::walker::{Step, Walker};
 use crate::client::plan::{self, Changed, LocalEntry, Manifest, Next, Order, Placed, Plan, Walked};
 use crate::client::session::Event;
-use crate::io::delta_io::match_file;
+use crate::io::delta_match::{match_file, match_parts};
 use crate::io::transfer::BodySender;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::{EntryKind, Layout, Meta};
@@ -263,8 +263,10 @@ pub fn backup(
                         let matched = match basis.as_deref() {
                             Some(sig) if offset == 0 && size >= crate::delta::DELTA_MIN => {
                                 rep.current(&show(&e.local));
-                                match_file(fd.as_fd(), size, sig, || link.keep_alive(&mut quiet))?
-                                    .map(|m| (m, sig.file_len))
+                                match_file(fd.as_fd(), size, sig, match_parts(size), || {
+                                    link.keep_alive(&mut quiet)
+                                })?
+                                .map(|m| (m, sig.file_len))
                             }
                             _ => None,
                         };

@@ -230,7 +230,7 @@ impl StoredFile {
     }
 
     /// Reads the file once against `sig`, the signature of the client's
-    /// copy ([`crate::io::delta_io::match_file`]): the runs the client
+    /// copy ([`crate::io::delta_match::match_file`]): the runs the client
     /// can take from its copy, and the crc32c of the whole file; `None`
     /// when nothing matches. `stopped` is asked now and then: true ends
     /// the read (an `Interrupted` error).
@@ -238,8 +238,8 @@ impl StoredFile {
         &self,
         sig: &crate::delta::Signature,
         stopped: &dyn Fn() -> bool,
-    ) -> std::io::Result<Option<crate::io::delta_io::Matched>> {
-        crate::io::delta_io::match_file(self.fd.as_fd(), self.size, sig, || {
+    ) -> std::io::Result<Option<crate::io::delta_match::Matched>> {
+        crate::io::delta_match::match_file(self.fd.as_fd(), self.size, sig, 1, || {
             if stopped() {
                 Err(std::io::Error::from(std::io::ErrorKind::Interrupted))
             } else {

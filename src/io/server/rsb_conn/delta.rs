@@ -370,7 +370,7 @@ impl RsbConn {
     pub(super) fn delta_matched(
         &mut self,
         s: Sending,
-        result: std::io::Result<Option<crate::io::delta_io::Matched>>,
+        result: std::io::Result<Option<crate::io::delta_match::Matched>>,
     ) {
         let Sending {
             restore,

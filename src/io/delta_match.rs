@@ -1,0 +1,265 @@
+//! The sender's side of a delta transfer (see [`crate::delta`]): reading
+//! a new file once against the receiver's signature ([`match_file`]): the
+//! runs to copy and the whole file's crc32c. A large file is read in
+//! parts of whole blocks on several threads ([`match_parts`]): BLAKE3 of
+//! every block is the cost, and the client has nothing else to do then.
+//! Reads with `pread` only: no file position is relied on.
+
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::delta::{Copies, CopyList, Matcher, Signature};
+
+/// Bytes read at a time.
+const MATCH_READ: usize = 1 << 20;
+/// How often a long match looks up (interrupts, keepalives).
+const LOOK_UP: Duration = Duration::from_millis(250);
+
+/// A delta to send, and the whole new file's crc32c.
+#[derive(Debug)]
+pub struct Matched {
+    /// The runs and what is left to send.
+    pub copies: Copies,
+    /// crc32c of the whole file as read.
+    pub crc: u32,
+}
+
+/// Files shorter than this are matched on one thread.
+const PARTS_MIN: u64 = 64 << 20;
+/// At most this many threads match one file.
+const PARTS_MAX: usize = 4;
+
+/// How many parts, each on its own thread, [`match_file`] should match a
+/// file of `size` bytes in on this machine: one per core up to
+/// [`PARTS_MAX`], each of at least half of [`PARTS_MIN`]; one for a file
+/// under [`PARTS_MIN`]. The client's choice: the hashing is CPU-bound
+/// (BLAKE3 of every block) and the client has nothing else to do
+/// meanwhile; the server's workers match on one thread each.
+#[must_use]
+pub fn match_parts(size: u64) -> usize {
+    if size < PARTS_MIN {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_size = usize::try_from(size / (PARTS_MIN / 2)).unwrap_or(usize::MAX);
+    cores.min(PARTS_MAX).min(by_size).max(1)
+}
+
+/// What one part of a file matched to: its runs and its crc32c.
+struct Part {
+    list: CopyList,
+    crc: u32,
+    len: u64,
+}
+
+/// Matches bytes `from..to` of `file` against `sig`. `Ok(None)`: a read
+/// failed or came short (the file changed: the body's check catches it),
+/// or `stop` was set. `look_up` runs every [`LOOK_UP`]; its `Err` sets
+/// `stop` and is returned.
+fn match_part<E: Send>(
+    file: BorrowedFd<'_>,
+    (from, to): (u64, u64),
+    sig: &Signature,
+    stop: &AtomicBool,
+    look_up: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<Option<Part>, E> {
+    let Ok(mut matcher) = Matcher::starting_at(sig, from) else {
+        return Ok(None);
+    };
+    let mut list = CopyList::starting_at(sig, from);
+    let mut ops = Vec::new();
+    let mut buf = vec![0u8; MATCH_READ.min((to - from) as usize)];
+    let mut crc = 0u32;
+    let mut at = from;
+    let mut looked = Instant::now();
+    while at < to {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let want = (to - at).min(MATCH_READ as u64) as usize;
+        let n = match nix::sys::uio::pread(file, &mut buf[..want], at as i64) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => n,
+        };
+        let bytes = &buf[..n];
+        crc = crc32c::crc32c_append(crc, bytes);
+        matcher.feed(bytes, &mut ops);
+        ops.drain(..).for_each(|op| list.push(&op));
+        at += n as u64;
+        if looked.elapsed() >= LOOK_UP {
+            if let Err(e) = look_up() {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            looked = Instant::now();
+        }
+    }
+    matcher.finish(&mut ops);
+    ops.drain(..).for_each(|op| list.push(&op));
+    Ok(Some(Part {
+        list,
+        crc,
+        len: to - from,
+    }))
+}
+
+/// Reads the `size` bytes of `file` against `sig`, in `parts` pieces of
+/// whole blocks on as many threads ([`match_parts`]; runs across a seam
+/// are joined, a block moved across one is found only as literal bytes).
+/// `Ok(None)`: send it whole (nothing of the old version is in it, the
+/// signature is unusable, or the file ended early: it changed, which the
+/// body's check catches). `look_up` runs on the calling thread every
+/// [`LOOK_UP`] while the parts are read (a large file on a slow disk
+/// takes minutes): an `Err` from it stops every part.
+pub fn match_file<E: Send>(
+    file: BorrowedFd<'_>,
+    size: u64,
+    sig: &Signature,
+    parts: usize,
+    mut look_up: impl FnMut() -> Result<(), E>,
+) -> Result<Option<Matched>, E> {
+    if Matcher::new(sig).is_err() {
+        return Ok(None);
+    }
+    // Part boundaries on whole blocks, so that aligned blocks stay whole.
+    let block = u64::from(sig.block);
+    let blocks = size.div_ceil(block);
+    let parts = (parts.max(1) as u64).min(blocks.max(1));
+    let bounds: Vec<(u64, u64)> = (0..parts)
+        .map(|k| {
+            let from = (blocks * k / parts * block).min(size);
+            let to = (blocks * (k + 1) / parts * block).min(size);
+            (from, to)
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let matched = std::thread::scope(|scope| {
+        let helpers: Vec<_> = bounds[1..]
+            .iter()
+            .map(|&b| {
+                let stop = &stop;
+                scope.spawn(move || match_part(file, b, sig, stop, &mut || Ok::<(), E>(())))
+            })
+            .collect();
+        let first = match_part(file, bounds[0], sig, &stop, &mut look_up);
+        if first.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let mut first = first?;
+        // The calling thread keeps looking up while the others finish.
+        while !helpers.iter().all(|h| h.is_finished()) {
+            if let Err(e) = look_up() {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for h in helpers {
+            let next = match h.join() {
+                Ok(Ok(p)) => p,
+                _ => None,
+            };
+            first = match (first, next) {
+                (Some(mut a), Some(b)) => {
+                    a.list.append(b.list);
+                    a.crc = crc32c::crc32c_combine(a.crc, b.crc, b.len as usize);
+                    a.len += b.len;
+                    Some(a)
+                }
+                _ => None,
+            };
+        }
+        Ok(first)
+    })?;
+    let Some(whole) = matched else {
+        return Ok(None);
+    };
+    let copies = whole
+        .list
+        .finish(size, crate::proto::MAX_DELTA_COPIES as usize);
+    let useful =
+        copies.reused > 0 && copies.reused <= crate::proto::delta_copy_budget(sig.file_len);
+    Ok(useful.then_some(Matched {
+        copies,
+        crc: whole.crc,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::Signer;
+    use crate::proto::CopyRange;
+    use std::fs::File;
+    use std::os::fd::AsFd;
+
+    const MIB: u64 = 1 << 20;
+
+    fn file_with(dir: &std::path::Path, name: &str, bytes: &[u8]) -> File {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        File::open(p).unwrap()
+    }
+
+    /// `ranges` of `basis` in place, zeros elsewhere (then the literal runs
+    /// are laid over them).
+    fn expected(basis: &[u8], ranges: &[CopyRange]) -> Vec<u8> {
+        let mut want = Vec::new();
+        for r in ranges {
+            let (s, d, l) = (r.src as usize, r.dst as usize, r.len as usize);
+            if want.len() < d + l {
+                want.resize(d + l, 0);
+            }
+            want[d..d + l].copy_from_slice(&basis[s..s + l]);
+        }
+        want
+    }
+
+    /// A file matched in 1 to 4 parts on as many threads rebuilds the same
+    /// file with the same crc32c; an unchanged one is one run whatever the
+    /// parts; a look-up that fails stops every part.
+    #[test]
+    fn matching_in_parts_on_threads_gives_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = crate::delta::tests::noise(8, 3 * MIB as usize + 5);
+        let mut new = old.clone();
+        new[100_000..100_100].fill(1);
+        new.splice(1_600_000..1_600_000, [2u8; 777]);
+        new[2_500_000..2_600_000].fill(3);
+        let f = file_with(dir.path(), "new", &new);
+        let same = file_with(dir.path(), "old", &old);
+        let mut s = Signer::new(4096).unwrap();
+        s.feed(&old);
+        let sig = s.finish();
+        let len = new.len() as u64;
+        for parts in 1..=4 {
+            let m = match_file(f.as_fd(), len, &sig, parts, || Ok::<(), ()>(()))
+                .unwrap()
+                .unwrap();
+            assert_eq!(m.crc, crc32c::crc32c(&new), "{parts}");
+            assert!(
+                m.copies.literal <= 100 + 777 + 100_000 + 8 * 4096,
+                "{parts}: {m:?}"
+            );
+            let mut got = expected(&old, &m.copies.copies);
+            got.resize(new.len(), 0);
+            if let crate::proto::Layout::Sparse(ext) =
+                crate::proto::delta_layout(len, &m.copies.copies)
+            {
+                for e in ext {
+                    let (o, l) = (e.offset as usize, e.len as usize);
+                    got[o..o + l].copy_from_slice(&new[o..o + l]);
+                }
+            }
+            assert!(got == new, "{parts} parts: rebuilt file differs");
+            let m = match_file(same.as_fd(), old.len() as u64, &sig, parts, || {
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+            assert_eq!(m.copies.copies.len(), 1, "{parts}");
+            assert_eq!(m.copies.literal, 0);
+        }
+    }
+}
