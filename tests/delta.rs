@@ -478,3 +478,28 @@ fn an_interrupt_while_the_client_signs_its_copy_ends_the_restore_at_once() {
     assert_eq!(fs::metadata(&copy).unwrap().len(), SIZE);
     assert!(find_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
 }
+
+/// A file of 64 MiB or more is matched on several threads, each over a
+/// part of whole blocks: a change across the seam between two parts, and
+/// others, still give the new file exactly, with only about the changes
+/// sent.
+#[test]
+fn a_large_file_matched_on_several_threads_is_stored_exactly() {
+    let srv = Server::start(&[]);
+    let (_s, file, _) = backed_up(&srv, 96, 9);
+    // Around the middle (a seam for 2 or 4 parts), a quarter and the end.
+    for at in [48 * MIB - 3000, 24 * MIB + 5, 96 * MIB - 100] {
+        overwrite(&file, at, 6000.min((96 * MIB - at) as usize), 3);
+    }
+    let o = srv
+        .client(argv!["backup", file])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    // Block size for 96 MiB is 16 KiB: each change costs at most 2 blocks
+    // more, the one the seam cuts one more.
+    assert!(sent <= 6000 + 6000 + 100 + 8 * 16384, "sent {sent}\n{o}");
+    assert_eq!(summary_reused(&o.err(), "backup"), Some(96 * MIB - sent), "{o}");
+    assert!(same_content(&file, &srv.store(NAME, &file)));
+}

@@ -105,8 +105,10 @@ fn match_part<E: Send>(
 }
 
 /// Reads the `size` bytes of `file` against `sig`, in `parts` pieces of
-/// whole blocks on as many threads ([`match_parts`]; runs across a seam
-/// are joined, a block moved across one is found only as literal bytes).
+/// whole blocks on as many threads ([`match_parts`]; each part looks for
+/// every block of the basis, runs across a seam are joined, and only a
+/// basis block the seam cuts in two goes as literal bytes; with no thread
+/// to be had, on this one alone).
 /// `Ok(None)`: send it whole (nothing of the old version is in it, the
 /// signature is unusable, or the file ended early: it changed, which the
 /// body's check catches). `look_up` runs on the calling thread every
@@ -119,9 +121,6 @@ pub fn match_file<E: Send>(
     parts: usize,
     mut look_up: impl FnMut() -> Result<(), E>,
 ) -> Result<Option<Matched>, E> {
-    if Matcher::new(sig).is_err() {
-        return Ok(None);
-    }
     // Part boundaries on whole blocks, so that aligned blocks stay whole.
     let block = u64::from(sig.block);
     let blocks = size.div_ceil(block);
@@ -135,18 +134,31 @@ pub fn match_file<E: Send>(
         .collect();
     let stop = AtomicBool::new(false);
     let matched = std::thread::scope(|scope| {
-        let helpers: Vec<_> = bounds[1..]
-            .iter()
-            .map(|&b| {
-                let stop = &stop;
-                scope.spawn(move || match_part(file, b, sig, stop, &mut || Ok::<(), E>(())))
-            })
-            .collect();
+        let mut helpers = Vec::with_capacity(bounds.len() - 1);
+        for &b in &bounds[1..] {
+            let stop = &stop;
+            let spawned = std::thread::Builder::new()
+                .name("rsb-match".into())
+                .spawn_scoped(scope, move || {
+                    match_part(file, b, sig, stop, &mut || Ok::<(), E>(()))
+                });
+            match spawned {
+                Ok(h) => helpers.push(h),
+                Err(_) => {
+                    // No thread to be had: all on this one instead.
+                    stop.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
+            }
+        }
         let first = match_part(file, bounds[0], sig, &stop, &mut look_up);
-        if first.is_err() {
+        if !matches!(first, Ok(Some(_))) {
+            // Failed or stopped: the other parts are of no use.
             stop.store(true, Ordering::Relaxed);
         }
-        let mut first = first?;
+        let Some(mut first) = first? else {
+            return Ok(Some(None));
+        };
         // The calling thread keeps looking up while the others finish.
         while !helpers.iter().all(|h| h.is_finished()) {
             if let Err(e) = look_up() {
@@ -156,22 +168,20 @@ pub fn match_file<E: Send>(
             std::thread::sleep(Duration::from_millis(20));
         }
         for h in helpers {
-            let next = match h.join() {
-                Ok(Ok(p)) => p,
-                _ => None,
+            let Ok(Ok(Some(next))) = h.join() else {
+                return Ok(Some(None));
             };
-            first = match (first, next) {
-                (Some(mut a), Some(b)) => {
-                    a.list.append(b.list);
-                    a.crc = crc32c::crc32c_combine(a.crc, b.crc, b.len as usize);
-                    a.len += b.len;
-                    Some(a)
-                }
-                _ => None,
-            };
+            first.list.append(next.list);
+            first.crc = crc32c::crc32c_combine(first.crc, next.crc, next.len as usize);
+            first.len += next.len;
         }
-        Ok(first)
+        Ok(Some(Some(first)))
     })?;
+    let matched = match matched {
+        Some(m) => m,
+        None if parts > 1 => return match_file(file, size, sig, 1, look_up),
+        None => None,
+    };
     let Some(whole) = matched else {
         return Ok(None);
     };
