@@ -500,6 +500,10 @@ fn a_large_file_matched_on_several_threads_is_stored_exactly() {
     // Block size for 96 MiB is 16 KiB: each change costs at most 2 blocks
     // more, the one the seam cuts one more.
     assert!(sent <= 6000 + 6000 + 100 + 8 * 16384, "sent {sent}\n{o}");
-    assert_eq!(summary_reused(&o.err(), "backup"), Some(96 * MIB - sent), "{o}");
+    assert_eq!(
+        summary_reused(&o.err(), "backup"),
+        Some(96 * MIB - sent),
+        "{o}"
+    );
     assert!(same_content(&file, &srv.store(NAME, &file)));
 }
