@@ -59,16 +59,22 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A 16 MiB file backed up whole, and a copy of that version.
-fn backed_up(srv: &Server, mib: usize, seed: u64) -> (Scratch, PathBuf, PathBuf) {
-    let s = scratch();
-    let file = s.join("vm.img");
-    write_big(&file, mib, seed);
+/// Backs `file` up, which must succeed.
+fn backup_ok(srv: &Server, file: &Path) -> Output {
     let o = srv
         .client(argv!["backup", file])
         .timeout(Duration::from_secs(60))
         .run();
     o.ok();
+    o
+}
+
+/// A 16 MiB file backed up whole, and a copy of that version.
+fn backed_up(srv: &Server, mib: usize, seed: u64) -> (Scratch, PathBuf, PathBuf) {
+    let s = scratch();
+    let file = s.join("vm.img");
+    write_big(&file, mib, seed);
+    let o = backup_ok(srv, &file);
     assert_summary_bytes(&o, "backup", mib as u64 * MIB);
     assert_eq!(summary_reused(&o.err(), "backup"), None, "{o}");
     let old = s.join("old.img");
@@ -90,11 +96,7 @@ fn a_changed_large_file_sends_only_what_changed_and_keeps_the_old_version() {
         .unwrap()
         .write_all(&random_bytes(9, 100 * 1024))
         .unwrap();
-    let o = srv
-        .client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run();
-    o.ok();
+    let o = backup_ok(&srv, &file);
     let sent = summary_bytes(&o.err(), "backup").unwrap();
     let reused = summary_reused(&o.err(), "backup").expect("a `reused` figure");
     let size = fs::metadata(&file).unwrap().len();
@@ -236,11 +238,7 @@ fn a_delta_cut_off_by_killing_the_client_leaves_the_old_version_and_runs_again()
         same_content(&old, &stored),
         "the stored version is untouched"
     );
-    let o = srv
-        .client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run();
-    o.ok();
+    let o = backup_ok(&srv, &file);
     assert!(
         summary_reused(&o.err(), "backup").is_some(),
         "a delta again\n{o}"
@@ -491,11 +489,7 @@ fn a_large_file_matched_on_several_threads_is_stored_exactly() {
     for at in [48 * MIB - 3000, 24 * MIB + 5, 96 * MIB - 100] {
         overwrite(&file, at, 6000.min((96 * MIB - at) as usize), 3);
     }
-    let o = srv
-        .client(argv!["backup", file])
-        .timeout(Duration::from_secs(60))
-        .run();
-    o.ok();
+    let o = backup_ok(&srv, &file);
     let sent = summary_bytes(&o.err(), "backup").unwrap();
     // Block size for 96 MiB is 16 KiB: each change costs at most 2 blocks
     // more, the one the seam cuts one more.

@@ -207,18 +207,23 @@ mod tests {
         out
     }
 
-    fn copies(basis: &[u8], new: &[u8], block: u32, max: usize) -> Copies {
-        let sig = sig_of(basis, block);
-        let mut m = Matcher::new(&sig).unwrap();
-        let mut list = CopyList::new(&sig);
+    /// The copy list of `part`, the bytes of a new file from `from` on.
+    fn list_of(sig: &Signature, part: &[u8], from: u64) -> CopyList {
+        let mut m = Matcher::starting_at(sig, from).unwrap();
+        let mut list = CopyList::starting_at(sig, from);
         let mut ops = Vec::new();
-        for chunk in new.chunks(1000) {
+        for chunk in part.chunks(1000) {
             m.feed(chunk, &mut ops);
             ops.drain(..).for_each(|op| list.push(&op));
         }
         m.finish(&mut ops);
         ops.drain(..).for_each(|op| list.push(&op));
-        list.finish(new.len() as u64, max)
+        list
+    }
+
+    fn copies(basis: &[u8], new: &[u8], block: u32, max: usize) -> Copies {
+        let sig = sig_of(basis, block);
+        list_of(&sig, new, 0).finish(new.len() as u64, max)
     }
 
     /// The signature made from the basis's where the blocks are the
@@ -266,15 +271,7 @@ mod tests {
             let mut whole: Option<CopyList> = None;
             let mut from = 0;
             for &to in cuts.iter().chain([bytes.len()].iter()) {
-                let mut m = Matcher::starting_at(&sig, from as u64).unwrap();
-                let mut list = CopyList::starting_at(&sig, from as u64);
-                let mut ops = Vec::new();
-                for chunk in bytes[from..to].chunks(3000) {
-                    m.feed(chunk, &mut ops);
-                    ops.drain(..).for_each(|op| list.push(&op));
-                }
-                m.finish(&mut ops);
-                ops.drain(..).for_each(|op| list.push(&op));
+                let list = list_of(&sig, &bytes[from..to], from as u64);
                 match whole.as_mut() {
                     Some(w) => w.append(list),
                     None => whole = Some(list),
