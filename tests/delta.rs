@@ -213,11 +213,21 @@ fn without_copy_file_range_the_runs_are_read_and_written() {
     assert!(srv.log_has("(read and written)"), "{}", srv.log());
 }
 
+/// The offset of the last "resuming a delta at byte N of SIZE" the
+/// server logged.
+fn delta_resumed_at(log: &str) -> Option<u64> {
+    let at = log.rfind("resuming a delta at byte ")? + "resuming a delta at byte ".len();
+    log[at..].split_whitespace().next()?.parse().ok()
+}
+
 /// A client killed while a delta's literal bytes are on their way: the
-/// stored version stays as it was, nothing is left behind once the next
-/// backup (a delta again) is done, and that one stores the new bytes.
+/// stored version stays as it was, and the server keeps what came of the
+/// new one (its runs up to there copied, its literal bytes received) as a
+/// partial. The next backup resumes the delta there: it sends only the
+/// literal bytes past that point, stores the new bytes exactly, and
+/// leaves nothing behind.
 #[test]
-fn a_delta_cut_off_by_killing_the_client_leaves_the_old_version_and_runs_again() {
+fn a_delta_cut_off_by_killing_the_client_resumes_where_it_stopped() {
     let srv = Server::start(&[]);
     let (_s, file, old) = backed_up(&srv, 32, 5);
     // 4 MiB of changes in 64 KiB pieces, sent at 1 MiB/s: four seconds.
@@ -229,19 +239,53 @@ fn a_delta_cut_off_by_killing_the_client_leaves_the_old_version_and_runs_again()
         .timeout(Duration::from_secs(60))
         .spawn();
     // Matching 32 MiB takes well under a second; then the body crawls.
-    thread::sleep(Duration::from_millis(1500));
+    thread::sleep(Duration::from_millis(2500));
     assert!(!run.has_exited(), "the backup ended before it was cut");
     run.kill9();
-    thread::sleep(Duration::from_millis(300));
     let stored = srv.store(NAME, &file);
+    let partial = || {
+        find_tmp(srv.root()).into_iter().find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".rsb-tmp.part."))
+        })
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while partial().is_none() && std::time::Instant::now() < end {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let kept = partial().expect("the cut delta's partial");
+    let kept_len = fs::metadata(&kept).unwrap().len();
+    // About 1.5 MiB of literal bytes had come in 2.5 s, at most 4 MiB.
+    assert!(
+        kept_len > MIB && kept_len < 32 * MIB,
+        "kept {kept_len} bytes"
+    );
+    let want = fs::read(&file).unwrap();
+    assert!(
+        fs::read(&kept).unwrap()[..] == want[..kept_len as usize],
+        "the partial is the new file's first {kept_len} bytes"
+    );
     assert!(
         same_content(&old, &stored),
         "the stored version is untouched"
     );
     let o = backup_ok(&srv, &file);
+    let at = delta_resumed_at(&srv.log()).unwrap_or_else(|| panic!("{}", srv.log()));
+    assert_eq!(at, kept_len, "resumed where the partial ends");
+    let sent = summary_bytes(&o.err(), "backup").unwrap();
+    let reused = summary_reused(&o.err(), "backup").expect("a delta again");
+    assert_eq!(sent + reused, 32 * MIB - at, "{o}");
+    eprintln!("resumed at {at}: {sent} bytes sent, {reused} reused");
+    // Only the changes past the resume point (aligned on the 8 KiB
+    // blocks of a 32 MiB file), and the block the resume point cuts.
+    let changed_after = (0..64u64)
+        .map(|k| k * 512 * 1024)
+        .filter(|&s| s + 64 * 1024 > at)
+        .map(|s| s + 64 * 1024 - s.max(at))
+        .sum::<u64>();
     assert!(
-        summary_reused(&o.err(), "backup").is_some(),
-        "a delta again\n{o}"
+        sent < 4 * MIB && sent <= changed_after + 2 * 8192,
+        "sent {sent} of {changed_after} changed bytes past {at}\n{o}"
     );
     assert!(same_content(&file, &stored));
     assert!(

@@ -438,13 +438,14 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
             path(),
             meta(),
             vec((0u64..1000, 1u64..1000, 0u64..1 << 20), 0..6),
-            0u64..1000,
+            (0u64..1000, 0u64..1000),
         )
-            .prop_map(|(id, path, meta, runs, tail)| {
-                // Runs apart and ascending in the new file, anywhere in a
-                // basis as large as their sources need.
+            .prop_map(|(id, path, meta, runs, (offset, tail))| {
+                // From an offset, runs apart and ascending in the new file
+                // past it, anywhere in a basis as large as their sources
+                // need.
                 let mut copies = Vec::new();
-                let (mut at, mut basis) = (0u64, 0u64);
+                let (mut at, mut basis) = (offset, 0u64);
                 for (gap, len, src) in runs {
                     at += gap;
                     copies.push(rsb::proto::CopyRange { dst: at, src, len });
@@ -457,6 +458,7 @@ fn frame_of_kind(kind: u8) -> Option<BoxedStrategy<Frame>> {
                     meta,
                     size: at + tail,
                     basis,
+                    offset,
                     copies,
                 }
             })

@@ -220,10 +220,24 @@ pub fn every_frame() -> Vec<Frame> {
             meta: meta(),
             size: 300_000,
             basis: 290_000,
+            offset: 0,
             copies: vec![rsb::proto::CopyRange {
                 dst: 4096,
                 src: 0,
                 len: 200_000,
+            }],
+        },
+        Frame::FileDelta {
+            id: 11,
+            path: wp("vm.img"),
+            meta: meta(),
+            size: 300_000,
+            basis: 290_000,
+            offset: 8192,
+            copies: vec![rsb::proto::CopyRange {
+                dst: 8192,
+                src: 4096,
+                len: 100_000,
             }],
         },
         Frame::FileFrom {

@@ -924,6 +924,7 @@ impl ClientSession {
                     meta,
                     size,
                     basis,
+                    offset,
                     copies,
                 },
             ) if self.current_restore(id)
@@ -931,15 +932,15 @@ impl ClientSession {
                     .offer
                     .as_ref()
                     .is_some_and(|(o, s, p)| *o == id && *s == size && *p == path)
-                && self.wanted == Some(0)
+                && self.wanted == Some(offset)
                 && self.signed == Some(basis) =>
             {
                 self.offer = None;
                 self.wanted = None;
                 self.signed = None;
-                let layout = proto::delta_layout(size, &copies);
+                let layout = proto::delta_layout(size, offset, &copies);
                 let delta = Some(Box::new((basis, copies)));
-                self.file(id, path, meta, size, 0, layout, delta);
+                self.file(id, path, meta, size, offset, layout, delta);
             }
             (State::Ready, Frame::Plan { text }) if self.agent => {
                 self.events.push_back(Event::Plan { text });

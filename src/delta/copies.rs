@@ -94,8 +94,9 @@ impl CopyList {
         }
     }
 
-    /// The list for a new file of `size` bytes, at most `max` runs: past
-    /// that, the shortest runs are dropped (sent as literal bytes).
+    /// The list for `size` bytes sent (a new file of `size` bytes, or the
+    /// part of one from where a resumed delta starts), at most `max` runs:
+    /// past that, the shortest runs are dropped (sent as literal bytes).
     #[must_use]
     pub fn finish(self, size: u64, max: usize) -> Copies {
         let mut copies = self.copies;
@@ -198,7 +199,7 @@ mod tests {
             let (d, s, l) = (r.dst as usize, r.src as usize, r.len as usize);
             out[d..d + l].copy_from_slice(&basis[s..s + l]);
         }
-        if let crate::proto::Layout::Sparse(ext) = delta_layout(new.len() as u64, &c.copies) {
+        if let crate::proto::Layout::Sparse(ext) = delta_layout(new.len() as u64, 0, &c.copies) {
             for e in ext {
                 let (o, l) = (e.offset as usize, e.len as usize);
                 out[o..o + l].copy_from_slice(&new[o..o + l]);

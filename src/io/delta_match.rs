@@ -104,7 +104,9 @@ fn match_part<E: Send>(
     }))
 }
 
-/// Reads the `size` bytes of `file` against `sig`, in `parts` pieces of
+/// Reads bytes `from..size` of the `size` bytes of `file` against `sig`
+/// (the bytes before `from` the receiver kept from a cut transfer: they
+/// are only read for the whole file's crc32c), in `parts` pieces of
 /// whole blocks on as many threads ([`match_parts`]; each part looks for
 /// every block of the basis, runs across a seam are joined, and only a
 /// basis block the seam cuts in two goes as literal bytes; with no thread
@@ -116,20 +118,25 @@ fn match_part<E: Send>(
 /// takes minutes): an `Err` from it stops every part.
 pub fn match_file<E: Send>(
     file: BorrowedFd<'_>,
-    size: u64,
+    (from, size): (u64, u64),
     sig: &Signature,
     parts: usize,
     mut look_up: impl FnMut() -> Result<(), E>,
 ) -> Result<Option<Matched>, E> {
+    let from = from.min(size);
+    let Some(kept_crc) = crc_kept(file, from, &mut look_up)? else {
+        return Ok(None);
+    };
     // Part boundaries on whole blocks, so that aligned blocks stay whole.
     let block = u64::from(sig.block);
-    let blocks = size.div_ceil(block);
+    let first = from / block;
+    let blocks = size.div_ceil(block) - first;
     let parts = (parts.max(1) as u64).min(blocks.max(1));
     let bounds: Vec<(u64, u64)> = (0..parts)
         .map(|k| {
-            let from = (blocks * k / parts * block).min(size);
-            let to = (blocks * (k + 1) / parts * block).min(size);
-            (from, to)
+            let start = ((first + blocks * k / parts) * block).clamp(from, size);
+            let end = ((first + blocks * (k + 1) / parts) * block).min(size);
+            (start, end)
         })
         .collect();
     let stop = AtomicBool::new(false);
@@ -179,21 +186,49 @@ pub fn match_file<E: Send>(
     })?;
     let matched = match matched {
         Some(m) => m,
-        None if parts > 1 => return match_file(file, size, sig, 1, look_up),
+        None if parts > 1 => return match_file(file, (from, size), sig, 1, look_up),
         None => None,
     };
-    let Some(whole) = matched else {
+    let Some(rest) = matched else {
         return Ok(None);
     };
-    let copies = whole
+    let copies = rest
         .list
-        .finish(size, crate::proto::MAX_DELTA_COPIES as usize);
+        .finish(size - from, crate::proto::MAX_DELTA_COPIES as usize);
     let useful =
         copies.reused > 0 && copies.reused <= crate::proto::delta_copy_budget(sig.file_len);
     Ok(useful.then_some(Matched {
         copies,
-        crc: whole.crc,
+        crc: crc32c::crc32c_combine(kept_crc, rest.crc, rest.len as usize),
     }))
+}
+
+/// The crc32c of the first `len` bytes of `file` (the part a resumed
+/// delta does not send), read on this thread with `look_up` every
+/// [`LOOK_UP`]. `Ok(None)`: a read failed or came short.
+fn crc_kept<E>(
+    file: BorrowedFd<'_>,
+    len: u64,
+    look_up: &mut impl FnMut() -> Result<(), E>,
+) -> Result<Option<u32>, E> {
+    let mut buf = vec![0u8; MATCH_READ.min(len as usize)];
+    let (mut crc, mut at) = (0u32, 0u64);
+    let mut looked = Instant::now();
+    while at < len {
+        let want = (len - at).min(MATCH_READ as u64) as usize;
+        match nix::sys::uio::pread(file, &mut buf[..want], at as i64) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => {
+                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                at += n as u64;
+            }
+        }
+        if looked.elapsed() >= LOOK_UP {
+            look_up()?;
+            looked = Instant::now();
+        }
+    }
+    Ok(Some(crc))
 }
 
 #[cfg(test)]
@@ -244,7 +279,7 @@ mod tests {
         let sig = s.finish();
         let len = new.len() as u64;
         for parts in 1..=4 {
-            let m = match_file(f.as_fd(), len, &sig, parts, || Ok::<(), ()>(()))
+            let m = match_file(f.as_fd(), (0, len), &sig, parts, || Ok::<(), ()>(()))
                 .unwrap()
                 .unwrap();
             assert_eq!(m.crc, crc32c::crc32c(&new), "{parts}");
@@ -255,7 +290,7 @@ mod tests {
             let mut got = expected(&old, &m.copies.copies);
             got.resize(new.len(), 0);
             if let crate::proto::Layout::Sparse(ext) =
-                crate::proto::delta_layout(len, &m.copies.copies)
+                crate::proto::delta_layout(len, 0, &m.copies.copies)
             {
                 for e in ext {
                     let (o, l) = (e.offset as usize, e.len as usize);
@@ -263,13 +298,58 @@ mod tests {
                 }
             }
             assert!(got == new, "{parts} parts: rebuilt file differs");
-            let m = match_file(same.as_fd(), old.len() as u64, &sig, parts, || {
+            let m = match_file(same.as_fd(), (0, old.len() as u64), &sig, parts, || {
                 Ok::<(), ()>(())
             })
             .unwrap()
             .unwrap();
             assert_eq!(m.copies.copies.len(), 1, "{parts}");
             assert_eq!(m.copies.literal, 0);
+        }
+    }
+
+    /// Issue 14: a cut delta resumes from an offset anywhere in the file
+    /// (not on a block): the runs and the literal bytes cover the rest
+    /// only and rebuild it, the crc32c is still the whole file's, and
+    /// the kept part is neither matched nor counted.
+    #[test]
+    fn matching_from_an_offset_covers_the_rest_and_the_whole_crc() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = crate::delta::tests::noise(9, 2 * MIB as usize);
+        let mut new = old.clone();
+        new[100_000..100_100].fill(1);
+        new[1_500_000..1_510_000].fill(2);
+        let f = file_with(dir.path(), "new", &new);
+        let mut s = Signer::new(4096).unwrap();
+        s.feed(&old);
+        let sig = s.finish();
+        let len = new.len() as u64;
+        for (from, parts) in [(0, 1), (4096, 1), (700_001, 1), (700_001, 3), (len - 10, 2)] {
+            let Some(m) =
+                match_file(f.as_fd(), (from, len), &sig, parts, || Ok::<(), ()>(())).unwrap()
+            else {
+                assert!(from > len - 4096, "{from}: nothing matched");
+                continue;
+            };
+            assert_eq!(m.crc, crc32c::crc32c(&new), "{from}");
+            assert_eq!(m.copies.literal + m.copies.reused, len - from, "{from}");
+            assert!(m.copies.copies.iter().all(|c| c.dst >= from), "{from}");
+            let mut got = expected(&old, &m.copies.copies);
+            got.resize(new.len(), 0);
+            if let crate::proto::Layout::Sparse(ext) =
+                crate::proto::delta_layout(len, from, &m.copies.copies)
+            {
+                for e in ext {
+                    let (o, l) = (e.offset as usize, e.len as usize);
+                    got[o..o + l].copy_from_slice(&new[o..o + l]);
+                }
+            }
+            assert!(got[from as usize..] == new[from as usize..], "{from}");
+            // The 10,000 changed bytes past 700,001, the block the offset
+            // cuts, and a block each side of a change at most.
+            if from == 700_001 {
+                assert!(m.copies.literal <= 10_000 + 5 * 4096, "{m:?}");
+            }
         }
     }
 }

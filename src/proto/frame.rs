@@ -49,12 +49,13 @@ pub struct CopyRange {
 }
 
 /// The body layout of a delta of a file of `size` bytes whose `copies`
-/// come from the basis: the runs between and around them, which the body
-/// carries in order.
+/// come from the basis, sent from `offset` (the bytes before it are the
+/// receiver's already): the runs of `offset..size` between and around the
+/// copies, which the body carries in order.
 #[must_use]
-pub fn delta_layout(size: u64, copies: &[CopyRange]) -> Layout {
+pub fn delta_layout(size: u64, offset: u64, copies: &[CopyRange]) -> Layout {
     let mut extents = Vec::with_capacity(copies.len() + 1);
-    let mut at = 0u64;
+    let mut at = offset;
     for c in copies {
         if c.dst > at {
             extents.push(Extent {
@@ -574,7 +575,11 @@ pub enum Frame {
         size: u64,
         /// Size of the version the copies come from (the signature's).
         basis: u64,
-        /// Runs taken from it, ascending and apart.
+        /// Bytes before this are the receiver's already, kept from a cut
+        /// transfer of the same version (a `Need`'s resume entry; 0 for
+        /// none): the copies and the body cover `offset..size` only.
+        offset: u64,
+        /// Runs taken from it, ascending and apart, inside `offset..size`.
         copies: Vec<CopyRange>,
     },
     /// Server, in a restore: a large file is next; the client answers `Want`

@@ -2,7 +2,7 @@
 //! paths that cross the wire. Pure code: nothing here touches a socket, a file
 //! or a clock.
 //!
-//! # Protocol, version 6
+//! # Protocol, version 7
 //!
 //! A connection is one TCP stream. Everything on it is a *frame*, except the
 //! body of a file, which follows its `File` frame as raw bytes.
@@ -134,27 +134,37 @@
 //!   other frame before the last piece is a protocol error, and the
 //!   `Need` counts as answered once it is in. The server offers this
 //!   for needed files of at least [`crate::delta::DELTA_MIN`] bytes whose
-//!   stored version is a regular file of at least 64 KiB and that it has
-//!   no partial of; the signature comes from its cache (see
+//!   stored version is a regular file of at least 64 KiB, also those it
+//!   has a partial of (the entry is then in both lists: version 7); the
+//!   signature comes from its cache (see
 //!   [`crate::store::names::SIGS_DIR`]) or is made on a worker.
 //! * A client may send such a file as `FileDelta` (id, path, meta,
-//!   size, basis:u64, copies: count:u32 (dst:u64 src:u64 len:u64)[count];
-//!   kind 45, version 6) instead of `File`: the runs `copies` (at most
-//!   [`MAX_DELTA_COPIES`], ascending and apart in the new file, each
-//!   non-empty, inside `0..size`, and inside `0..basis` of the stored
-//!   version, which must be `basis` bytes long) are taken from the
-//!   stored version; the body that follows is every other byte of the
-//!   new file, in order (the extents of [`frame::delta_layout`]), and
-//!   `FileEnd` carries the crc32c of the whole new file. The runs take at
-//!   most [`delta_copy_budget`] bytes from the basis (else `Failed`, the
-//!   body read and dropped). The server
-//!   copies the runs (`copy_file_range`, so they share extents on XFS
-//!   and btrfs), writes the body between them, reads the result back and
-//!   keeps it only if that crc32c matches, like any file; the stored
+//!   size, basis:u64, offset:u64, copies: count:u32 (dst:u64 src:u64
+//!   len:u64)[count]; kind 45, version 6, `offset` since version 7)
+//!   instead of `File`: the bytes before `offset` (0, or the offset the
+//!   `Need`'s resume list gave the entry) are the server's partial's;
+//!   the runs `copies` (at most [`MAX_DELTA_COPIES`], ascending and apart
+//!   in the new file, each non-empty, inside `offset..size`, and inside
+//!   `0..basis` of the stored version, which must be `basis` bytes long)
+//!   are taken from the stored version; the body that follows is every
+//!   other byte of `offset..size`, in order (the extents of
+//!   [`frame::delta_layout`]), and `FileEnd` carries the crc32c of the
+//!   whole new file. The runs take at most [`delta_copy_budget`] bytes
+//!   from the basis (else `Failed`, the body read and dropped). The
+//!   server copies the runs (`copy_file_range`, so they share extents on
+//!   XFS and btrfs), writes the body between them, reads the result back
+//!   and keeps it only if that crc32c matches, like any file; the stored
 //!   version goes into history whole at the commit. A `FileDelta` whose
-//!   stored version is gone or of another size, or whose result does not
-//!   match, fails with `Failed`; the client then sends the file whole
-//!   after that commit. A delta is never kept as a partial.
+//!   stored version is gone or of another size, whose partial is gone or
+//!   shorter than `offset`, or whose result does not match, fails with
+//!   `Failed`; the client then sends the file whole after that commit.
+//! * A delta of a file of 1 MiB or more cut while its body comes in
+//!   (client gone, network down) leaves the server a partial, as a cut
+//!   `File` does: the bytes from the file's start up to the body's
+//!   furthest byte received (its runs before there were copied first),
+//!   under the partial's name. The next backup of that version offers it
+//!   in the resume list with the signature: the client matches from
+//!   there and sends a `FileDelta` from that offset (or a `FileFrom`).
 //! * A client busy reading a large file before its `FileDelta` (a match
 //!   takes as long as reading the file) sends an empty `Names` at least
 //!   every 30 s, so that the server's idle timeout does not end it.
@@ -329,7 +339,7 @@ pub const AGENT_PING: std::time::Duration = std::time::Duration::from_secs(60);
 pub const AGENT_IDLE: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// Protocol version spoken by this build.
-pub const VERSION: u16 = 6;
+pub const VERSION: u16 = 7;
 /// First four bytes of the `Hello` payload.
 pub const MAGIC: [u8; 4] = *b"RSB\0";
 /// Largest frame payload either side accepts.

@@ -59,16 +59,17 @@ impl ClientSession {
     }
 
     /// Queues the header of a file sent as a delta against the server's
-    /// version of `basis` bytes: `copies` come from it, and the driver
-    /// then moves the other bytes (the extents of
-    /// [`proto::delta_layout`]) and [`Self::send_file_end`] with the whole
-    /// file's crc32c. Returns its id.
+    /// version of `basis` bytes, from `offset` (0, or what the `Need`
+    /// said the server kept of it): `copies` come from that version, and
+    /// the driver then moves the other bytes of `offset..size` (the
+    /// extents of [`proto::delta_layout`]) and [`Self::send_file_end`]
+    /// with the whole file's crc32c. Returns its id.
     pub fn send_file_delta(
         &mut self,
         path: WirePath,
         meta: Meta,
         size: u64,
-        basis: u64,
+        (basis, offset): (u64, u64),
         copies: Vec<proto::CopyRange>,
     ) -> u32 {
         let id = self.entry_id(&path);
@@ -78,6 +79,7 @@ impl ClientSession {
             meta,
             size,
             basis,
+            offset,
             copies,
         });
         id

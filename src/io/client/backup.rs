@@ -260,10 +260,13 @@ pub fn backup(
                     }
                     Ok((fd, meta, size, st)) => {
                         let offset = plan::resume_offset(&e, meta, size, resume_at);
+                        // A cut delta resumes as a delta from what the
+                        // server kept of it.
                         let matched = match basis.as_deref() {
-                            Some(sig) if offset == 0 && size >= crate::delta::DELTA_MIN => {
+                            Some(sig) if size >= crate::delta::DELTA_MIN => {
                                 rep.current(&show(&e.local));
-                                match_file(fd.as_fd(), size, sig, match_parts(size), || {
+                                let parts = match_parts(size - offset);
+                                match_file(fd.as_fd(), (offset, size), sig, parts, || {
                                     link.keep_alive(&mut quiet)
                                 })?
                                 .map(|m| (m, sig.file_len))
@@ -271,7 +274,7 @@ pub fn backup(
                             _ => None,
                         };
                         if let Some((m, basis_len)) = matched {
-                            let layout = crate::proto::delta_layout(size, &m.copies.copies);
+                            let layout = crate::proto::delta_layout(size, offset, &m.copies.copies);
                             let tx = BodySender::for_delta(fd, size, layout, &st, m.crc);
                             name_owners(link, &meta, &accounts);
                             link.session().attach_xattrs(e.xattrs.clone());
@@ -280,11 +283,11 @@ pub fn backup(
                                 e.wire.clone(),
                                 meta,
                                 size,
-                                basis_len,
+                                (basis_len, offset),
                                 m.copies.copies,
                             );
                             log::debug!(
-                                "{}: delta: {literal} bytes to send, {reused} reused",
+                                "{}: delta from byte {offset}: {literal} bytes to send, {reused} reused",
                                 show(&e.local)
                             );
                             current = Some((id, tx, e.clone(), reads));

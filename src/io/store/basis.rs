@@ -8,13 +8,16 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use log::debug;
 use nix::sys::stat::{self, FileStat};
 
+use super::beneath::os;
 use super::namespace::Namespace;
+use super::partial;
 use super::sigcache::signature_of;
 use super::stage::{Incoming, Stager};
 use crate::io::delta_io::{copy_ranges, fs_block, sign_file_until};
 use crate::io::error::FsError;
 use crate::io::kind_of;
 use crate::proto::{self, EntryKind, ManifestEntry, Meta, WirePath};
+use crate::store::{names, resume};
 use nix::errno::Errno;
 
 /// A stored version smaller than this is no basis: its few blocks save
@@ -140,7 +143,7 @@ impl Stager {
         let (basis, _) = self.tree().open_basis(path, from.0)?;
         let shown = self.tree().show(path);
         let inc = self.begin_delta(id, path, meta, size)?;
-        inc.layout = proto::delta_layout(size, from.1);
+        inc.layout = proto::delta_layout(size, 0, from.1);
         let Some(out) = inc.file.as_ref() else {
             return Err(FsError::invalid("create", shown, "no staging file"));
         };
@@ -155,8 +158,10 @@ impl Stager {
     }
 
     /// Stages a file that arrives as a delta: like [`Self::begin_file`],
-    /// but never as a partial (its copies land before the literal bytes
-    /// between them, so what is on disk is no prefix of the file).
+    /// but under a fresh name, never as a partial (its copies land before
+    /// the literal bytes between them, so what is on disk is no prefix of
+    /// the file); the prefix known written becomes one if it is cut (see
+    /// [`Self::delta_written`]).
     pub fn begin_delta(
         &mut self,
         id: u32,
@@ -175,5 +180,220 @@ impl Stager {
             .ok_or_else(|| FsError::io("create", shown, Errno::EBADF.into()))?;
         inc.delta = true;
         Ok(inc)
+    }
+
+    /// Stages a delta that continues the partial of `path` from `offset`
+    /// (a cut delta, or a cut whole transfer, of the same version): the
+    /// bytes past `offset` are cut, and the whole result is read back for
+    /// its crc32c as for any delta (so the kept bytes' own crc32c is not
+    /// computed here).
+    pub fn resume_delta(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        offset: u64,
+    ) -> Result<&mut Incoming, FsError> {
+        let defer = std::mem::replace(&mut self.opts.defer_prefix_crc, true);
+        let res = self.resume_file(id, path, meta, size, offset).map(|_| ());
+        self.opts.defer_prefix_crc = defer;
+        res?;
+        let shown = self.tree().show(path);
+        let inc = self
+            .incoming
+            .as_mut()
+            .ok_or_else(|| FsError::io("resume", shown, Errno::EBADF.into()))?;
+        inc.delta = true;
+        inc.prefix_pending = false;
+        Ok(inc)
+    }
+
+    /// Bytes `0..upto` of the delta being received are in its file: its
+    /// copies are done and its body came this far. If the connection ends
+    /// before the rest, they are kept as the file's partial (see
+    /// [`Self::abort`]).
+    pub fn delta_written(&mut self, upto: u64) {
+        if let Some(inc) = self.incoming.as_mut().filter(|i| i.delta) {
+            inc.written = Some(upto.min(inc.size));
+        }
+    }
+
+    /// A delta cut before its end: the prefix known written (see
+    /// [`Self::delta_written`]) becomes the file's partial, cut there, on
+    /// a stager that keeps partials, for a file large enough to resume;
+    /// anything else is removed (a copy may still be being written into
+    /// it: nothing past the known prefix is trusted). A partial another
+    /// connection holds is left alone, and this one removed.
+    pub(super) fn keep_delta(&mut self, inc: Incoming) {
+        let kept = inc
+            .written
+            .filter(|&n| n > 0 && self.opts.keep_partials && resume::is_resumable(inc.size));
+        let (Some(kept), Some(file), Some(name)) = (kept, inc.file.as_ref(), inc.path.file_name())
+        else {
+            return self.remove_tmp(&inc.path, &inc.tmp);
+        };
+        let parent = inc.path.parent().map(|p| self.dir(&p));
+        let Some(Ok(parent)) = parent else {
+            return self.remove_tmp(&inc.path, &inc.tmp);
+        };
+        let cut = i64::try_from(kept)
+            .ok()
+            .is_some_and(|n| nix::unistd::ftruncate(file, n).is_ok());
+        if !cut {
+            return self.remove_tmp(&inc.path, &inc.tmp);
+        }
+        if inc.partial {
+            // Under its partial's name already, and locked by us.
+            return debug!("{}: kept {kept} bytes of a cut delta", inc.path);
+        }
+        let dir = parent.as_raw_fd();
+        let ours = names::partial_name(name, inc.size, &inc.meta);
+        let renamed = match partial::claim(dir, &ours, true) {
+            // Held until the rename replaced what it locked.
+            Ok(partial::Claim::Ours(_held)) => {
+                nix::fcntl::renameat(Some(dir), os(&inc.tmp), Some(dir), os(&ours)).is_ok()
+            }
+            _ => false,
+        };
+        if renamed {
+            partial::remove_others(dir, name, &ours);
+            debug!("{}: kept {kept} bytes of a cut delta", inc.path);
+        } else {
+            self.remove_tmp(&inc.path, &inc.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::super::stage::tests::{meta, wp};
+    use super::super::stage::StageOptions;
+    use super::*;
+
+    fn keeping(dir: &std::path::Path) -> Stager {
+        let opts = StageOptions {
+            keep_partials: true,
+            ..StageOptions::default()
+        };
+        Stager::new(Namespace::open_dir(dir).unwrap(), opts)
+    }
+
+    /// What a delta's copies and body leave in its file: `data` at
+    /// `at`, the file `size` bytes long (the copy job sets the length).
+    fn put(inc: &Incoming, at: u64, data: &[u8], size: u64) {
+        let fd = inc.file.as_ref().unwrap();
+        nix::unistd::ftruncate(fd, size as i64).unwrap();
+        nix::sys::uio::pwrite(fd, data, at as i64).unwrap();
+    }
+
+    fn tmp_names(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".rsb-tmp."))
+            .collect()
+    }
+
+    /// Issue 14: a delta cut while its body came in leaves the bytes known
+    /// written from its start as the file's partial (cut there: the runs
+    /// copied past it and the holes between them are not kept), which
+    /// the next delta of that version resumes from; a resumed delta cut
+    /// before anything was known written, one that never said what was
+    /// written, a file too small to resume, and a stager that keeps no
+    /// partials leave nothing.
+    #[test]
+    fn a_cut_delta_keeps_what_was_written_from_its_start_as_a_partial() {
+        let t = tempfile::tempdir().unwrap();
+        let size = 3 * resume::RESUME_MIN;
+        let m = meta(0o600, 5);
+        let new: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let upto = resume::RESUME_MIN + 5;
+        {
+            let mut s = keeping(t.path());
+            let inc = s.begin_delta(1, &wp("big"), m, size).unwrap();
+            assert!(inc.delta && !inc.partial);
+            // A run copied at the end, the body in up to `upto`.
+            put(inc, 2 * resume::RESUME_MIN, &new[2 << 20..], size);
+            put(inc, 0, &new[..upto as usize], size);
+            s.delta_written(upto);
+        }
+        let mut s = keeping(t.path());
+        assert_eq!(s.partial_len(&wp("big"), size, &m), Some(upto));
+        let names = tmp_names(t.path());
+        assert_eq!(names.len(), 1, "{names:?}");
+        let kept = std::fs::read(t.path().join(&names[0])).unwrap();
+        assert!(kept == new[..upto as usize], "the prefix, and only it");
+
+        // Resumed from there, cut again further on: the partial grows.
+        let inc = s.resume_delta(2, &wp("big"), m, size, upto).unwrap();
+        assert!(inc.delta && inc.partial && !inc.prefix_pending);
+        assert_eq!(inc.offset, upto);
+        put(inc, upto, &new[upto as usize..(2 << 20)], size);
+        s.delta_written(2 << 20);
+        drop(s);
+        let mut s = keeping(t.path());
+        assert_eq!(s.partial_len(&wp("big"), size, &m), Some(2 << 20));
+
+        // Resumed, and cut while its runs were being copied: nothing past
+        // the partial can be trusted any more, and it goes.
+        let inc = s.resume_delta(3, &wp("big"), m, size, 2 << 20).unwrap();
+        put(inc, 2 << 20, &[9; 100], size);
+        drop(s);
+        assert!(tmp_names(t.path()).is_empty());
+
+        // Never said what was written, too small, or no partials kept.
+        let mut s = keeping(t.path());
+        let inc = s.begin_delta(4, &wp("big"), m, size).unwrap();
+        put(inc, 0, &new, size);
+        drop(s);
+        let mut s = keeping(t.path());
+        let small = resume::RESUME_MIN - 1;
+        let inc = s.begin_delta(5, &wp("small"), m, small).unwrap();
+        put(inc, 0, &new[..small as usize], small);
+        s.delta_written(small);
+        drop(s);
+        let mut s = Stager::new(
+            Namespace::open_dir(t.path()).unwrap(),
+            StageOptions::default(),
+        );
+        let inc = s.begin_delta(6, &wp("big"), m, size).unwrap();
+        put(inc, 0, &new, size);
+        s.delta_written(size);
+        drop(s);
+        assert!(tmp_names(t.path()).is_empty(), "{:?}", tmp_names(t.path()));
+
+        // A partial of that version that another connection is writing
+        // is left to it: this delta's bytes go.
+        let dir = std::fs::File::open(t.path()).unwrap();
+        let theirs = names::partial_name(b"big", size, &m);
+        let partial::Claim::Ours(_held) = partial::claim(dir.as_raw_fd(), &theirs, true).unwrap()
+        else {
+            panic!("not locked yet")
+        };
+        let mut s = keeping(t.path());
+        let inc = s.begin_delta(7, &wp("big"), m, size).unwrap();
+        put(inc, 0, &new[..upto as usize], size);
+        s.delta_written(upto);
+        drop(s);
+        assert_eq!(tmp_names(t.path()).len(), 1);
+        assert_eq!(
+            std::fs::metadata(t.path().join(os_str(&theirs)))
+                .unwrap()
+                .len(),
+            0
+        );
+
+        // A delta from an offset the partial does not reach fails.
+        drop(_held);
+        let mut s = keeping(t.path());
+        let e = s.resume_delta(8, &wp("big"), m, size, 5).err().unwrap();
+        assert_eq!(e.raw_os_error(), Some(nix::libc::ENOENT), "{e:?}");
+    }
+
+    fn os_str(b: &[u8]) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(b)
     }
 }

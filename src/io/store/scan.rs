@@ -398,9 +398,7 @@ impl Stager {
             .enumerate()
             .filter(|(i, _)| need.get(*i))
             .filter_map(|(i, e)| Some((u32::try_from(i).ok()?, e)))
-            .filter(|(i, e)| {
-                !resume.iter().any(|(r, _)| r == i) && self.tree().is_delta_candidate(e)
-            })
+            .filter(|(_, e)| self.tree().is_delta_candidate(e))
             .map(|(i, e)| (i, e.path.clone()))
             .collect();
         Checked {

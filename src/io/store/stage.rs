@@ -33,7 +33,6 @@ use nix::unistd::{self, UnlinkatFlags};
 pub(super) use super::beneath::remove_tree;
 use super::beneath::{open_dir_at, os, Shown};
 use super::namespace::Namespace;
-use super::stored::StoredFile;
 use super::{partial, special, tmp, xattr};
 use crate::io::error::FsError;
 use crate::io::kind_of;
@@ -84,34 +83,16 @@ pub struct Incoming {
     pub layout: Layout,
     /// A delta ([`Stager::begin_delta`]): its crc32c is read back whole.
     pub delta: bool,
+    /// A delta's bytes known to be in the file from its start (see
+    /// [`Stager::delta_written`]): kept as a partial if it is cut.
+    pub(super) written: Option<u64>,
     /// Its extended attributes, given at [`Stager::finish_file`].
     xattrs: Option<Box<Xattrs>>,
-    tmp: Vec<u8>,
+    pub(super) tmp: Vec<u8>,
     /// `path` as a person would write it.
-    shown: Shown,
+    pub(super) shown: Shown,
     /// Kept, not removed, when the connection ends before the body does.
-    partial: bool,
-}
-
-impl Incoming {
-    /// The bytes kept from an interrupted transfer (before `offset`), to
-    /// read for their crc32c on a worker; its own descriptor.
-    pub fn kept(&self) -> Result<StoredFile, FsError> {
-        let fd = self
-            .file
-            .as_ref()
-            .ok_or_else(|| {
-                FsError::io("dup", self.shown.text(), std::io::Error::from(Errno::EBADF))
-            })?
-            .try_clone()
-            .map_err(|e| FsError::io("dup", self.shown.text(), e))?;
-        Ok(StoredFile::kept(
-            fd,
-            self.offset,
-            self.meta,
-            self.shown.clone(),
-        ))
-    }
+    pub(super) partial: bool,
 }
 
 /// A directory being built under the temporary name `tmp` in `parent`
@@ -168,6 +149,7 @@ pub(super) struct PendingUpdate {
 mod apply;
 mod options;
 mod pending;
+mod resumed;
 mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
 pub use options::StageOptions;
@@ -670,6 +652,7 @@ impl Stager {
             prefix_pending: false,
             layout: Layout::Dense,
             delta: false,
+            written: None,
             xattrs,
         }))
     }
@@ -713,69 +696,6 @@ impl Stager {
         } else {
             self.reclaim_failed = true;
         }
-    }
-
-    /// How many bytes of `path` (a file of `size` bytes and mtime `meta`)
-    /// a partial from an interrupted transfer holds, if any.
-    pub fn partial_len(&self, path: &WirePath, size: u64, meta: &Meta) -> Option<u64> {
-        if !self.opts.keep_partials {
-            return None;
-        }
-        partial::kept_len(&self.ns.tree, path, size, meta)
-    }
-
-    /// Reopens the partial of `path` to continue at `offset`: bytes past it
-    /// are cut, and the crc32c of the bytes before it is computed (one read
-    /// of what is kept, unless [`StageOptions::defer_prefix_crc`] leaves
-    /// that to the caller) so the whole file is verified as a fresh one is.
-    pub fn resume_file(
-        &mut self,
-        id: u32,
-        path: &WirePath,
-        meta: Meta,
-        size: u64,
-        offset: u64,
-    ) -> Result<&mut Incoming, FsError> {
-        self.abort_file();
-        let xattrs = self.take_xattrs(path);
-        let parent = self.parent_for_write(path)?;
-        let name = path.file_name().unwrap_or_default();
-        let tmp = names::partial_name(name, size, &meta);
-        let shown = self.ns.tree.show(path);
-        if !self.opts.keep_partials {
-            return Err(FsError::errno("resume", shown, Errno::ENOENT));
-        }
-        let file = partial::reopen(parent, &tmp, offset, &shown)?;
-        // Ours is locked now: room is never made by removing it.
-        self.make_room(parent, size.saturating_sub(offset));
-        let defer = self.opts.defer_prefix_crc;
-        let crc = if defer {
-            0
-        } else {
-            // The kept bytes are read as any stored file is.
-            let fd = file
-                .try_clone()
-                .map_err(|e| FsError::io("resume", shown.clone(), e))?;
-            StoredFile::kept(fd, offset, meta, self.ns.tree.shown(path))
-                .crc(0, offset, 0)
-                .map_err(|e| FsError::io("resume", shown.clone(), e.error))?
-        };
-        Ok(self.incoming.insert(Incoming {
-            id,
-            path: path.clone(),
-            meta,
-            size,
-            file: Some(file),
-            tmp,
-            shown: self.ns.tree.shown(path),
-            partial: true,
-            offset,
-            crc,
-            prefix_pending: defer && offset > 0,
-            layout: Layout::Dense,
-            delta: false,
-            xattrs,
-        }))
     }
 
     /// The file being received, if any.
@@ -963,7 +883,9 @@ impl Stager {
     pub fn abort(&mut self) {
         // A partial body stays where a later transfer can resume it.
         if let Some(inc) = self.incoming.take() {
-            if !inc.partial {
+            if inc.delta {
+                self.keep_delta(inc);
+            } else if !inc.partial {
                 self.remove_tmp(&inc.path, &inc.tmp);
             }
         }

@@ -239,7 +239,7 @@ impl StoredFile {
         sig: &crate::delta::Signature,
         stopped: &dyn Fn() -> bool,
     ) -> std::io::Result<Option<crate::io::delta_match::Matched>> {
-        crate::io::delta_match::match_file(self.fd.as_fd(), self.size, sig, 1, || {
+        crate::io::delta_match::match_file(self.fd.as_fd(), (0, self.size), sig, 1, || {
             if stopped() {
                 Err(std::io::Error::from(std::io::ErrorKind::Interrupted))
             } else {

@@ -26,22 +26,27 @@ pub(super) fn decode_signature(r: &mut Reader<'_>) -> Result<Frame, DecodeError>
     })
 }
 
-/// A `FileDelta`: at most [`MAX_DELTA_COPIES`] runs, each non-empty,
-/// ascending and apart in `0..size`, inside `0..basis`.
+/// A `FileDelta`: from an offset of at most its size, at most
+/// [`MAX_DELTA_COPIES`] runs, each non-empty, ascending and apart in
+/// `offset..size`, inside `0..basis`.
 pub(super) fn decode_file_delta(r: &mut Reader<'_>) -> Result<Frame, DecodeError> {
-    let (id, path, meta, size, basis) = (
+    let (id, path, meta, size, basis, offset) = (
         r.u32("id")?,
         r.path()?,
         r.meta()?,
         r.u64("size")?,
         r.u64("basis")?,
+        r.u64("offset")?,
     );
+    if offset > size {
+        return Err(DecodeError::Invalid("offset"));
+    }
     let n = r.u32("copies")?;
     if n > MAX_DELTA_COPIES {
         return Err(DecodeError::Invalid("copies"));
     }
     let mut copies = Vec::with_capacity(n as usize);
-    let mut end = 0u64;
+    let mut end = offset;
     for _ in 0..n {
         let c = CopyRange {
             dst: r.u64("copy")?,
@@ -66,6 +71,7 @@ pub(super) fn decode_file_delta(r: &mut Reader<'_>) -> Result<Frame, DecodeError
         meta,
         size,
         basis,
+        offset,
         copies,
     })
 }
@@ -90,6 +96,7 @@ pub(super) fn encode(frame: &Frame, w: &mut Writer<'_>) {
             meta,
             size,
             basis,
+            offset,
             copies,
         } => {
             w.u32(*id);
@@ -97,6 +104,7 @@ pub(super) fn encode(frame: &Frame, w: &mut Writer<'_>) {
             w.meta(meta);
             w.u64(*size);
             w.u64(*basis);
+            w.u64(*offset);
             w.u32(copies.len() as u32);
             for c in copies {
                 w.u64(c.dst);

@@ -58,17 +58,19 @@ impl ServerSession {
     }
 
     /// A `FileDelta`: a file whose `copies` come from the stored version
-    /// (which must be `basis` bytes long); the body carries the rest.
+    /// (which must be `basis` bytes long); the body carries the rest of
+    /// it from `offset` (the bytes before are the partial's the `Need`
+    /// announced; the shell checks that it still holds them).
     pub(super) fn handle_file_delta(
         &mut self,
         id: u32,
         path: WirePath,
         meta: Meta,
         size: u64,
-        basis: u64,
+        (basis, offset): (u64, u64),
         copies: Vec<proto::CopyRange>,
     ) {
-        let layout = proto::delta_layout(size, &copies);
+        let layout = proto::delta_layout(size, offset, &copies);
         let copied = copies.iter().fold(0u64, |n, c| n.saturating_add(c.len));
         if copied > proto::delta_copy_budget(basis) {
             // Refused like any write: the body is read and dropped.
@@ -83,14 +85,14 @@ impl ServerSession {
                 self.state = State::Body {
                     id,
                     path,
-                    size: layout.body_len(size, 0),
+                    size: layout.body_len(size, offset),
                     accepted: false,
                 };
             }
             return;
         }
         let delta = Box::new(FromBasis { basis, copies });
-        self.begin_file(id, path, meta, size, 0, layout, Some(delta));
+        self.begin_file(id, path, meta, size, offset, layout, Some(delta));
     }
 
     /// A piece of the signature of the client's copy of the offered file
@@ -137,6 +139,7 @@ mod tests {
             meta: meta(),
             size,
             basis: 1 << 20,
+            offset: 0,
             copies: copies
                 .into_iter()
                 .map(|(dst, src, len)| proto::CopyRange { dst, src, len })
@@ -185,6 +188,35 @@ mod tests {
         assert!(sent_frames(&mut s).iter().any(
             |f| matches!(f, Frame::Failed { message, .. } if message.contains("4 times its basis"))
         ));
+    }
+
+    /// Issue 14: a delta that resumes a cut one goes to the shell from
+    /// its offset: its body is the literal bytes past it.
+    #[test]
+    fn a_delta_from_an_offset_is_staged_from_there() {
+        let now = Instant::now();
+        let mut s = welcomed(SessionConfig::default(), now);
+        let frame = Frame::FileDelta {
+            id: 1,
+            path: wp("vm.img"),
+            meta: meta(),
+            size: 4 << 20,
+            basis: 4 << 20,
+            offset: (1 << 20) + 5,
+            copies: vec![proto::CopyRange {
+                dst: 2 << 20,
+                src: 2 << 20,
+                len: 1 << 20,
+            }],
+        };
+        s.handle_input(now, &bytes(&[frame]));
+        let cmds = drain_commands(&mut s);
+        assert!(
+            matches!(&cmds[..], [Command::BeginFile { id: 1, offset, layout: Layout::Sparse(e), delta: Some(_), .. }]
+                if *offset == (1 << 20) + 5 && e.len() == 2 && e[0].offset == *offset),
+            "{cmds:?}"
+        );
+        assert_eq!(s.wants_body(), Some((1 << 20) - 5 + (1 << 20)));
     }
 
     /// Issue 14: the client's signature of its own copy comes in pieces

@@ -345,8 +345,14 @@ impl ServerSession {
                 layout,
                 ..
             }) => self.read_ahead_body = layout.body_len(size, offset),
-            Some(Frame::FileDelta { size, copies, .. }) => {
-                self.read_ahead_body = proto::delta_layout(size, &copies).body_len(size, 0);
+            Some(Frame::FileDelta {
+                size,
+                offset,
+                copies,
+                ..
+            }) => {
+                self.read_ahead_body =
+                    proto::delta_layout(size, offset, &copies).body_len(size, offset);
             }
             Some(_) => {}
             None => self.read_ahead_body = self.read_ahead_body.saturating_sub(n as u64),
@@ -466,6 +472,7 @@ impl ServerSession {
                 meta,
                 size,
                 basis,
+                offset: 0,
                 copies,
             }),
             Completion::FileSent { id, crc, ok } => self.push(&Frame::FileEnd { id, crc, ok }),
@@ -853,8 +860,9 @@ impl ServerSession {
                 meta,
                 size,
                 basis,
+                offset,
                 copies,
-            } => self.handle_file_delta(id, path, meta, size, basis, copies),
+            } => self.handle_file_delta(id, path, meta, size, (basis, offset), copies),
             Frame::Manifest { id, entries } => self.handle_manifest(id, entries),
             Frame::Commit { id } => self.handle_commit(id),
             Frame::Closed {

@@ -110,28 +110,36 @@ impl RsbConn {
         });
     }
 
-    /// A `FileDelta`: stages the file (never as a partial), opens the
-    /// stored version it was matched against and hands the copies to a
-    /// worker; the body is received once they are done.
+    /// A `FileDelta`: stages the file (under a fresh name, or from
+    /// `offset` in the partial a cut transfer left), opens the stored
+    /// version it was matched against and hands the copies to a worker;
+    /// the body is received once they are done.
     pub(super) fn begin_delta(
         &mut self,
         id: u32,
         path: WirePath,
         meta: Meta,
-        size: u64,
+        (offset, size): (u64, u64),
         delta: FromBasis,
         workers: &Workers,
     ) {
-        let layout = crate::proto::delta_layout(size, &delta.copies);
+        let layout = crate::proto::delta_layout(size, offset, &delta.copies);
         if self.store.is_none() || self.batch_is_full(id, &path) {
             return;
         }
         self.batch.entries += 1;
+        let who = self.who();
         let Some(store) = self.store.as_mut() else {
             return;
         };
         let shown = store.tree().show(&path);
-        let staged = store.begin_delta(id, &path, meta, size).and_then(|inc| {
+        let staged = if offset > 0 {
+            log::info!("{who}: {path}: resuming a delta at byte {offset} of {size}");
+            store.resume_delta(id, &path, meta, size, offset)
+        } else {
+            store.begin_delta(id, &path, meta, size)
+        };
+        let staged = staged.and_then(|inc| {
             inc.layout = layout;
             inc.file
                 .as_ref()
@@ -385,7 +393,7 @@ impl RsbConn {
             Err(e) => return self.start_send(id, offered, 0, Err(e)),
         };
         let (meta, size, path) = (offered.file.meta(), offered.file.size(), offered.rel);
-        let layout = crate::proto::delta_layout(size, &m.copies.copies);
+        let layout = crate::proto::delta_layout(size, 0, &m.copies.copies);
         match offered.file.delta_sender(layout, m.crc) {
             Ok(tx) => {
                 debug!(

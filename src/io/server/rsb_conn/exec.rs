@@ -169,9 +169,10 @@ impl RsbConn {
                 path,
                 meta,
                 size,
+                offset,
                 delta: Some(delta),
                 ..
-            } => self.begin_delta(id, path, meta, size, *delta, workers),
+            } => self.begin_delta(id, path, meta, (offset, size), *delta, workers),
             Command::EndFile {
                 id,
                 path,

@@ -505,6 +505,12 @@ impl RsbConn {
         self.flush_repeats();
         let _ = registry.deregister(&mut self.sock);
         if let Some(s) = self.store.as_mut() {
+            // A delta cut while its body came in keeps what came.
+            if let State::Receiving(recv) = &self.state {
+                if !recv.has_failed() {
+                    s.delta_written(recv.received());
+                }
+            }
             s.abort();
         }
         if let State::Waiting(Wait::Verify(cancel))
