@@ -243,12 +243,7 @@ fn a_delta_cut_off_by_killing_the_client_resumes_where_it_stopped() {
     assert!(!run.has_exited(), "the backup ended before it was cut");
     run.kill9();
     let stored = srv.store(NAME, &file);
-    let partial = || {
-        find_tmp(srv.root()).into_iter().find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".rsb-tmp.part."))
-        })
-    };
+    let partial = || partial_under(srv.root());
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while partial().is_none() && std::time::Instant::now() < end {
         thread::sleep(Duration::from_millis(50));
@@ -276,13 +271,8 @@ fn a_delta_cut_off_by_killing_the_client_resumes_where_it_stopped() {
     let reused = summary_reused(&o.err(), "backup").expect("a delta again");
     assert_eq!(sent + reused, 32 * MIB - at, "{o}");
     eprintln!("resumed at {at}: {sent} bytes sent, {reused} reused");
-    // Only the changes past the resume point (aligned on the 8 KiB
-    // blocks of a 32 MiB file), and the block the resume point cuts.
-    let changed_after = (0..64u64)
-        .map(|k| k * 512 * 1024)
-        .filter(|&s| s + 64 * 1024 > at)
-        .map(|s| s + 64 * 1024 - s.max(at))
-        .sum::<u64>();
+    // Only the changes past the resume point, and the block it cuts.
+    let changed_after = changed_past(at);
     assert!(
         sent < 4 * MIB && sent <= changed_after + 2 * 8192,
         "sent {sent} of {changed_after} changed bytes past {at}\n{o}"
@@ -329,6 +319,79 @@ fn a_restore_over_an_older_copy_receives_only_what_changed() {
     let diff = rsync_diff_with(&["-aHAXn"], s.path(), &dest);
     let diff: Vec<&str> = diff.lines().filter(|l| l.ends_with(" vm.img")).collect();
     assert!(diff.is_empty(), "rsync finds vm.img differs: {diff:?}");
+    assert!(find_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
+}
+
+/// The partial (`.rsb-tmp.part.*`) under `dir`, if there is one.
+fn partial_under(dir: &Path) -> Option<PathBuf> {
+    find_tmp(dir).into_iter().find(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".rsb-tmp.part."))
+    })
+}
+
+/// The changed bytes past `at` of 64 pieces of 64 KiB, one every 512
+/// KiB (aligned on the 8 KiB blocks of a 32 MiB file).
+fn changed_past(at: u64) -> u64 {
+    (0..64u64)
+        .map(|k| k * 512 * 1024)
+        .filter(|&s| s + 64 * 1024 > at)
+        .map(|s| s + 64 * 1024 - s.max(at))
+        .sum()
+}
+
+/// A restore over an older copy interrupted while the delta's literal
+/// bytes come in: the client keeps what came (the runs up to there
+/// copied from its copy, the literal bytes received) as the file's
+/// partial in DEST, its copy untouched. The next restore sends the
+/// signature of that copy with a `Want` from the partial's end: the
+/// server matches from there and sends only the changes past it.
+#[test]
+fn an_interrupted_restore_delta_resumes_where_it_stopped() {
+    let srv = Server::start(&[]);
+    let (s, file, old) = backed_up(&srv, 32, 10);
+    let dest = s.join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::copy(&old, dest.join("vm.img")).unwrap();
+    for k in 0..64u64 {
+        overwrite(&file, k * 512 * 1024, 64 * 1024, 9);
+    }
+    backup_ok(&srv, &file);
+    let mut run = srv
+        .client_opts(&["--bwlimit", "1M"], argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    thread::sleep(Duration::from_millis(2500));
+    assert!(!run.has_exited(), "the restore ended before it was cut");
+    run.signal(nix::sys::signal::Signal::SIGINT);
+    run.wait(Duration::from_secs(30)).code_is(130);
+    let kept = partial_under(&dest).expect("the cut delta's partial");
+    let at = fs::metadata(&kept).unwrap().len();
+    assert!(at > MIB && at < 32 * MIB, "kept {at} bytes");
+    let want = fs::read(&file).unwrap();
+    assert!(
+        fs::read(&kept).unwrap()[..] == want[..at as usize],
+        "the partial is the new file's first {at} bytes"
+    );
+    assert!(
+        same_content(&old, &dest.join("vm.img")),
+        "the copy is untouched"
+    );
+    let o = srv
+        .client(argv!["restore", file, dest])
+        .timeout(Duration::from_secs(60))
+        .run();
+    o.ok();
+    let got = summary_bytes(&o.err(), "restore").unwrap();
+    let reused = summary_reused(&o.err(), "restore").expect("a delta again");
+    eprintln!("restore resumed at {at}: {got} bytes received, {reused} reused");
+    assert_eq!(got + reused, 32 * MIB - at, "{o}");
+    assert!(
+        got < 4 * MIB && got <= changed_past(at) + 2 * 8192,
+        "received {got} of {} changed bytes past {at}\n{o}",
+        changed_past(at)
+    );
+    assert!(same_content(&file, &dest.join("vm.img")));
     assert!(find_tmp(&dest).is_empty(), "{:?}", find_tmp(&dest));
 }
 

@@ -373,9 +373,10 @@ impl Harness {
                 assert_eq!(*id, want);
                 assert!(*offset <= size);
             }
-            Command::SendDelta { id, .. } => {
-                let (want, _) = self.offered.take().expect("SendDelta without an offer");
+            Command::SendDelta { id, offset, .. } => {
+                let (want, size) = self.offered.take().expect("SendDelta without an offer");
                 assert_eq!(*id, want);
+                assert!(*offset <= size);
             }
             Command::SkipOffer { id } => {
                 let (want, _) = self.offered.take().expect("SkipOffer without an offer");
@@ -566,6 +567,7 @@ impl Harness {
                     meta: meta(),
                     size,
                     basis: 1 << 16,
+                    offset: 0,
                     copies: vec![rsb::proto::CopyRange {
                         dst: 0,
                         src: 0,

@@ -111,9 +111,11 @@ fn match_part<E: Send>(
 /// every block of the basis, runs across a seam are joined, and only a
 /// basis block the seam cuts in two goes as literal bytes; with no thread
 /// to be had, on this one alone).
-/// `Ok(None)`: send it whole (nothing of the old version is in it, the
-/// signature is unusable, or the file ended early: it changed, which the
-/// body's check catches). `look_up` runs on the calling thread every
+/// `Ok(None)`: send it whole (the signature is unusable, or the file
+/// ended early: it changed, which the body's check catches). A match
+/// with no runs: nothing of the old version is worth taking (none of it
+/// is in the file, or more than [`crate::proto::delta_copy_budget`]
+/// would be): the crc32c is still the file's. `look_up` runs on the calling thread every
 /// [`LOOK_UP`] while the parts are read (a large file on a slow disk
 /// takes minutes): an `Err` from it stops every part.
 pub fn match_file<E: Send>(
@@ -197,7 +199,16 @@ pub fn match_file<E: Send>(
         .finish(size - from, crate::proto::MAX_DELTA_COPIES as usize);
     let useful =
         copies.reused > 0 && copies.reused <= crate::proto::delta_copy_budget(sig.file_len);
-    Ok(useful.then_some(Matched {
+    let copies = if useful {
+        copies
+    } else {
+        Copies {
+            copies: Vec::new(),
+            literal: size - from,
+            reused: 0,
+        }
+    };
+    Ok(Some(Matched {
         copies,
         crc: crc32c::crc32c_combine(kept_crc, rest.crc, rest.len as usize),
     }))
@@ -325,14 +336,13 @@ mod tests {
         let sig = s.finish();
         let len = new.len() as u64;
         for (from, parts) in [(0, 1), (4096, 1), (700_001, 1), (700_001, 3), (len - 10, 2)] {
-            let Some(m) =
-                match_file(f.as_fd(), (from, len), &sig, parts, || Ok::<(), ()>(())).unwrap()
-            else {
-                assert!(from > len - 4096, "{from}: nothing matched");
-                continue;
-            };
+            let m = match_file(f.as_fd(), (from, len), &sig, parts, || Ok::<(), ()>(()))
+                .unwrap()
+                .unwrap();
             assert_eq!(m.crc, crc32c::crc32c(&new), "{from}");
             assert_eq!(m.copies.literal + m.copies.reused, len - from, "{from}");
+            // Nothing worth taking from the last 10 bytes: no runs.
+            assert_eq!(m.copies.copies.is_empty(), from > len - 4096, "{from}");
             assert!(m.copies.copies.iter().all(|c| c.dst >= from), "{from}");
             let mut got = expected(&old, &m.copies.copies);
             got.resize(new.len(), 0);

@@ -122,6 +122,8 @@ pub enum Job {
         file: StoredFile,
         /// The client's signature.
         sig: Box<Signature>,
+        /// Bytes the client holds already: matched from there.
+        from: u64,
     },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
@@ -565,8 +567,13 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 }
                 let _ = waker.wake();
             }
-            Job::MatchStored { ticket, file, sig } => {
-                let result = file.matched(&sig, &|| stop.load(Ordering::Relaxed));
+            Job::MatchStored {
+                ticket,
+                file,
+                sig,
+                from,
+            } => {
+                let result = file.matched(&sig, from, &|| stop.load(Ordering::Relaxed));
                 if done.send(Done::Matched { ticket, result }).is_err() {
                     return;
                 }

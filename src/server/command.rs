@@ -185,16 +185,19 @@ pub enum Command {
         /// Bytes the client already holds.
         offset: u64,
     },
-    /// Send the offered file of the restore `id` as a delta against the
-    /// client's copy, whose encoded signature `sig` is (the shell decodes
-    /// it; one that does not decode, or that nothing matches, gets the
-    /// whole file): [`Completion::RestoredDelta`], the literal body,
+    /// Send the offered file of the restore `id` from `offset` (what the
+    /// client holds of it already) as a delta against the client's copy,
+    /// whose encoded signature `sig` is (the shell decodes it; one that
+    /// does not decode, or that nothing matches, gets the whole file from
+    /// `offset`): [`Completion::RestoredDelta`], the literal body,
     /// [`Completion::FileSent`].
     SendDelta {
         /// The `Restore` request.
         id: u32,
         /// The client's signature, as it sent it.
         sig: Vec<u8>,
+        /// Bytes the client already holds.
+        offset: u64,
     },
     /// Send nothing of the offered file of the restore `id` (the client
     /// has it, or refuses it) and go on with the next entry.
@@ -450,6 +453,9 @@ pub enum Completion {
         size: u64,
         /// Size of the client's copy the runs come from.
         basis: u64,
+        /// Bytes the client already holds (the runs and the body cover
+        /// the rest).
+        offset: u64,
         /// The runs.
         copies: Vec<CopyRange>,
     },

@@ -247,7 +247,9 @@ impl FakeShell {
                 self.produce()
             }
             // The fake sends the whole file for a delta too.
-            Command::SendDelta { id, .. } => self.carry_out(Command::SendFrom { id, offset: 0 }),
+            Command::SendDelta { id, offset, .. } => {
+                self.carry_out(Command::SendFrom { id, offset })
+            }
             Command::SendFrom { id, offset } => {
                 let Some((path, meta, body)) = self.cursor.as_mut().and_then(|c| c.offered.take())
                 else {

@@ -87,12 +87,13 @@ impl ClientSession {
 
     /// Answers the current `Offer` with the signature of the local file
     /// it replaces (`sig`, encoded, of a file of `basis` bytes) and a
-    /// `Want` from 0: the server may send a `FileDelta` against that file
-    /// (or the whole file, as for any `Want`).
-    pub fn send_want_delta(&mut self, id: u32, basis: u64, sig: &[u8]) {
+    /// `Want` from `offset` (what a cut restore left of the file): the
+    /// server may send a `FileDelta` against that file from there (or
+    /// the rest whole, as for any `Want`).
+    pub fn send_want_delta(&mut self, id: u32, (basis, offset): (u64, u64), sig: &[u8]) {
         let total = u32::try_from(sig.len()).unwrap_or(u32::MAX);
         if sig.is_empty() || total > proto::MAX_SIGNATURE {
-            return self.send_want(id, 0);
+            return self.send_want(id, offset);
         }
         for chunk in sig.chunks(proto::SIGNATURE_CHUNK) {
             self.push(&Frame::Signature {
@@ -102,7 +103,7 @@ impl ClientSession {
                 chunk: chunk.to_vec(),
             });
         }
-        self.send_want(id, 0);
+        self.send_want(id, offset);
         self.signed = Some(basis);
     }
 

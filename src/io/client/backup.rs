@@ -269,6 +269,7 @@ pub fn backup(
                                 match_file(fd.as_fd(), (offset, size), sig, parts, || {
                                     link.keep_alive(&mut quiet)
                                 })?
+                                .filter(|m| !m.copies.copies.is_empty())
                                 .map(|m| (m, sig.file_len))
                             }
                             _ => None,

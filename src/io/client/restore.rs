@@ -305,7 +305,12 @@ fn receive(
                 })
             });
             let file = incoming.and_then(|i| i.file.as_ref());
-            moved += link.receive(r, file)?;
+            let got = link.receive(r, file);
+            // What a cut delta keeps as its partial.
+            if !r.has_failed() {
+                stager.delta_written(r.received());
+            }
+            moved += got?;
             if r.is_done() {
                 link.session().handle_body_done();
             }
@@ -421,10 +426,11 @@ fn receive(
                     } else {
                         let held = stager.partial_len(&p, size, &meta).unwrap_or(0);
                         // The copy here, of another version, can be the
-                        // basis of a delta (a partial resumes instead).
-                        // Signing it reads it whole: an interrupt stops
-                        // that, and keepalives hold the server meanwhile.
-                        let basis = if held == 0 && size >= crate::delta::DELTA_MIN {
+                        // basis of a delta (from what a cut restore left
+                        // of the file, if it did). Signing it reads it
+                        // whole: an interrupt stops that, and keepalives
+                        // hold the server meanwhile.
+                        let basis = if size >= crate::delta::DELTA_MIN {
                             let mut quiet = std::time::Instant::now();
                             stager
                                 .tree()
@@ -433,7 +439,9 @@ fn receive(
                             None
                         };
                         match basis {
-                            Some((len, sig)) => link.session().send_want_delta(id, len, &sig),
+                            Some((len, sig)) => {
+                                link.session().send_want_delta(id, (len, held), &sig)
+                            }
                             None => link.session().send_want(id, held),
                         }
                         answered = Some(path);
@@ -478,7 +486,7 @@ fn receive(
                     }
                     let started = match delta.as_deref() {
                         Some((basis, copies)) => {
-                            stager.begin_delta_from(id, &p, meta, size, (*basis, copies))
+                            stager.begin_delta_from(id, &p, meta, (offset, size), (*basis, copies))
                         }
                         None if offset > 0 => stager
                             .resume_file(id, &p, meta, size, offset)
@@ -490,7 +498,7 @@ fn receive(
                     match started {
                         Ok(()) => {
                             if delta.is_some() {
-                                rep.counts.reused += size - body;
+                                rep.counts.reused += size - offset - body;
                             }
                             rep.current(&show(stager, &p));
                             current = Some((p, body, size));

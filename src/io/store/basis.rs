@@ -130,20 +130,25 @@ pub const BASIS_CHANGED: &str = "the stored version changed since its signature 
 impl Stager {
     /// Stages a delta and fills in its runs from the file now at `path`
     /// (which must be `basis` bytes long), there and then: a restore's,
-    /// whose destination holds the basis. The body then goes into the
-    /// runs between ([`Incoming::layout`]).
+    /// whose destination holds the basis; from `offset` in the partial a
+    /// cut restore left, if not 0. The body then goes into the runs
+    /// between ([`Incoming::layout`]).
     pub fn begin_delta_from(
         &mut self,
         id: u32,
         path: &WirePath,
         meta: Meta,
-        size: u64,
+        (offset, size): (u64, u64),
         from: (u64, &[proto::CopyRange]),
     ) -> Result<(), FsError> {
         let (basis, _) = self.tree().open_basis(path, from.0)?;
         let shown = self.tree().show(path);
-        let inc = self.begin_delta(id, path, meta, size)?;
-        inc.layout = proto::delta_layout(size, 0, from.1);
+        let inc = if offset > 0 {
+            self.resume_delta(id, path, meta, size, offset)?
+        } else {
+            self.begin_delta(id, path, meta, size)?
+        };
+        inc.layout = proto::delta_layout(size, offset, from.1);
         let Some(out) = inc.file.as_ref() else {
             return Err(FsError::invalid("create", shown, "no staging file"));
         };

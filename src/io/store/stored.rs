@@ -230,16 +230,19 @@ impl StoredFile {
     }
 
     /// Reads the file once against `sig`, the signature of the client's
-    /// copy ([`crate::io::delta_match::match_file`]): the runs the client
-    /// can take from its copy, and the crc32c of the whole file; `None`
-    /// when nothing matches. `stopped` is asked now and then: true ends
-    /// the read (an `Interrupted` error).
+    /// copy ([`crate::io::delta_match::match_file`]), from `from` (what
+    /// the client holds of it already): the runs the client can take from
+    /// its copy (none when nothing is worth it), and the crc32c of the
+    /// whole file; `None` when the file could not be read whole.
+    /// `stopped` is asked now and then: true ends the read (an
+    /// `Interrupted` error).
     pub fn matched(
         &self,
         sig: &crate::delta::Signature,
+        from: u64,
         stopped: &dyn Fn() -> bool,
     ) -> std::io::Result<Option<crate::io::delta_match::Matched>> {
-        crate::io::delta_match::match_file(self.fd.as_fd(), (0, self.size), sig, 1, || {
+        crate::io::delta_match::match_file(self.fd.as_fd(), (from, self.size), sig, 1, || {
             if stopped() {
                 Err(std::io::Error::from(std::io::ErrorKind::Interrupted))
             } else {

@@ -222,9 +222,10 @@ mod tests {
     /// Issue 14: the client's signature of its own copy comes in pieces
     /// before its `Want` (read ahead while the offer is open, as the
     /// `Want` is): the `Want` from 0 then asks for a delta with the whole
-    /// signature. A piece for another request, of another announced
+    /// signature, from its offset (what a cut restore left the client of
+    /// the file). A piece for another request, of another announced
     /// length, past that length, or a `Want` before the last piece, or
-    /// from an offset, ends the session.
+    /// from past the file's end, ends the session.
     #[test]
     fn a_signature_before_a_want_asks_for_a_delta() {
         let now = Instant::now();
@@ -245,7 +246,18 @@ mod tests {
             drain_commands(&mut s),
             vec![Command::SendDelta {
                 id: 1,
-                sig: b"abcde".to_vec()
+                sig: b"abcde".to_vec(),
+                offset: 0,
+            }]
+        );
+        let mut s = offering(now);
+        s.handle_input(now, &bytes(&[piece(1, 5, b"abcde"), want(3)]));
+        assert_eq!(
+            drain_commands(&mut s),
+            vec![Command::SendDelta {
+                id: 1,
+                sig: b"abcde".to_vec(),
+                offset: 3,
             }]
         );
         for bad in [
@@ -253,7 +265,7 @@ mod tests {
             vec![piece(1, 5, b"abc"), piece(1, 6, b"de"), want(0)],
             vec![piece(1, 5, b"abc"), piece(1, 5, b"def")],
             vec![piece(1, 5, b"abc"), want(0)],
-            vec![piece(1, 5, b"abcde"), want(3)],
+            vec![piece(1, 5, b"abcde"), want(11)],
         ] {
             let mut s = offering(now);
             s.handle_input(now, &bytes(&bad));
@@ -298,7 +310,8 @@ mod tests {
             last,
             &Command::SendDelta {
                 id: 1,
-                sig: b"sig".to_vec()
+                sig: b"sig".to_vec(),
+                offset: 0,
             }
         );
         assert!(

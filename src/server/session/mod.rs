@@ -465,6 +465,7 @@ impl ServerSession {
                 meta,
                 size,
                 basis,
+                offset,
                 copies,
             } => self.push(&Frame::FileDelta {
                 id,
@@ -472,7 +473,7 @@ impl ServerSession {
                 meta,
                 size,
                 basis,
-                offset: 0,
+                offset,
                 copies,
             }),
             Completion::FileSent { id, crc, ok } => self.push(&Frame::FileEnd { id, crc, ok }),

@@ -209,12 +209,15 @@ impl ServerSession {
     pub(super) fn handle_want(&mut self, id: u32, offset: u64) {
         let sig = self.offer_sig.take();
         match (self.offer, sig) {
-            (Some((want, _)), Some(sig))
-                if want == id && offset == 0 && sig.0 as usize == sig.1.len() =>
+            (Some((want, size)), Some(sig))
+                if want == id && offset <= size && sig.0 as usize == sig.1.len() =>
             {
                 self.offer = None;
-                self.commands
-                    .push_back(Command::SendDelta { id, sig: sig.1 });
+                self.commands.push_back(Command::SendDelta {
+                    id,
+                    sig: sig.1,
+                    offset,
+                });
             }
             (Some((want, size)), None) if want == id && offset <= size => {
                 self.offer = None;

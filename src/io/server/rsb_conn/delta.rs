@@ -38,6 +38,8 @@ pub(in crate::io::server) struct Sending {
     offered: Offered,
     id: u32,
     basis: u64,
+    /// What the client holds of the file already.
+    offset: u64,
 }
 
 /// A `Need` waiting for its signatures.
@@ -328,13 +330,14 @@ impl RsbConn {
 }
 
 impl RsbConn {
-    /// The client's `Want` came with the signature of its copy of the
-    /// offered file: a worker reads the stored file against it. A
-    /// signature that does not decode gets the whole file.
-    pub(super) fn send_delta(&mut self, id: u32, sig: &[u8], workers: &Workers) {
+    /// The client's `Want` from `offset` came with the signature of its
+    /// copy of the offered file: a worker reads the stored file against
+    /// it. A signature that does not decode gets the whole file from
+    /// `offset`.
+    pub(super) fn send_delta(&mut self, id: u32, sig: &[u8], offset: u64, workers: &Workers) {
         let Ok(sig) = Signature::decode(sig) else {
             debug!("{}: restore: a signature that does not decode", self.who());
-            return self.send_from(id, 0, workers);
+            return self.send_from(id, offset, workers);
         };
         let mut restore = match std::mem::replace(&mut self.state, State::Idle) {
             State::Restoring(r) => r,
@@ -356,6 +359,7 @@ impl RsbConn {
             ticket: self.ticket,
             file,
             sig: Box::new(sig),
+            from: offset,
         });
         match job.map(|j| workers.submit(j)) {
             Ok(Ok(())) => {
@@ -364,17 +368,21 @@ impl RsbConn {
                     offered,
                     id,
                     basis,
+                    offset,
                 })));
             }
             _ => {
+                restore.out = Outgoing::Offered(offered);
                 self.state = State::Restoring(restore);
-                self.start_send(id, offered, 0, Ok(0));
+                self.send_from(id, offset, workers);
             }
         }
     }
 
     /// The offered file was read against the client's signature: its
-    /// delta goes out, or the whole file when nothing matched.
+    /// delta goes out, or the whole file when nothing matched (from the
+    /// client's offset: a delta of no runs, its crc32c the whole file's
+    /// from this read).
     pub(super) fn delta_matched(
         &mut self,
         s: Sending,
@@ -385,19 +393,24 @@ impl RsbConn {
             offered,
             id,
             basis,
+            offset,
         } = s;
         self.state = State::Restoring(restore);
         let m = match result {
-            Ok(Some(m)) => m,
-            Ok(None) => return self.start_send(id, offered, 0, Ok(0)),
+            Ok(Some(m)) if offset > 0 || !m.copies.copies.is_empty() => m,
+            Ok(_) if offset == 0 => return self.start_send(id, offered, 0, Ok(0)),
+            Ok(_) => {
+                let e = std::io::Error::other("the file could not be read whole");
+                return self.start_send(id, offered, 0, Err(e));
+            }
             Err(e) => return self.start_send(id, offered, 0, Err(e)),
         };
         let (meta, size, path) = (offered.file.meta(), offered.file.size(), offered.rel);
-        let layout = crate::proto::delta_layout(size, 0, &m.copies.copies);
+        let layout = crate::proto::delta_layout(size, offset, &m.copies.copies);
         match offered.file.delta_sender(layout, m.crc) {
             Ok(tx) => {
                 debug!(
-                    "{}: restore of {path} as a delta: {} bytes to send, {} reused",
+                    "{}: restore of {path} as a delta from byte {offset}: {} bytes to send, {} reused",
                     self.who(),
                     m.copies.literal,
                     m.copies.reused
@@ -408,6 +421,7 @@ impl RsbConn {
                     meta,
                     size,
                     basis,
+                    offset,
                     copies: m.copies.copies,
                 });
                 if let State::Restoring(r) = &mut self.state {

@@ -50,7 +50,9 @@ impl RsbConn {
                     }
                 }
                 Command::SendFrom { id, offset } => self.send_from(id, offset, &env.workers),
-                Command::SendDelta { id, sig } => self.send_delta(id, &sig, &env.workers),
+                Command::SendDelta { id, sig, offset } => {
+                    self.send_delta(id, &sig, offset, &env.workers)
+                }
                 Command::SkipOffer { .. } => self.skip_offer(),
                 cmd @ Command::BeginFile { .. } => {
                     self.dispatch(cmd, &env.workers);
