@@ -120,10 +120,9 @@ pub enum Job {
         ticket: Ticket,
         /// The stored file (its own descriptor).
         file: StoredFile,
-        /// The client's signature.
-        sig: Box<Signature>,
-        /// Bytes the client holds already: matched from there.
-        from: u64,
+        /// The client's signature, and the bytes it holds already (the
+        /// file is matched from there).
+        sig: Box<(Signature, u64)>,
     },
     /// Re-read every stored file under `path` and compare it with its
     /// recorded crc32c.
@@ -567,13 +566,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, waker: &Waker, stop: &
                 }
                 let _ = waker.wake();
             }
-            Job::MatchStored {
-                ticket,
-                file,
-                sig,
-                from,
-            } => {
-                let result = file.matched(&sig, from, &|| stop.load(Ordering::Relaxed));
+            Job::MatchStored { ticket, file, sig } => {
+                let result = file.matched(&sig.0, sig.1, &|| stop.load(Ordering::Relaxed));
                 if done.send(Done::Matched { ticket, result }).is_err() {
                     return;
                 }

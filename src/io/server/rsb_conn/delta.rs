@@ -358,8 +358,7 @@ impl RsbConn {
         let job = offered.file.try_clone().map(|file| Job::MatchStored {
             ticket: self.ticket,
             file,
-            sig: Box::new(sig),
-            from: offset,
+            sig: Box::new((sig, offset)),
         });
         match job.map(|j| workers.submit(j)) {
             Ok(Ok(())) => {
