@@ -178,11 +178,20 @@ impl Stager {
         let res = self.begin_file(id, path, meta, size).map(|_| ());
         self.opts.keep_partials = keep;
         res?;
+        self.staged_delta("create", path)
+    }
+
+    /// The file just staged for `path`, marked a delta.
+    fn staged_delta(
+        &mut self,
+        op: &'static str,
+        path: &WirePath,
+    ) -> Result<&mut Incoming, FsError> {
         let shown = self.tree().show(path);
         let inc = self
             .incoming
             .as_mut()
-            .ok_or_else(|| FsError::io("create", shown, Errno::EBADF.into()))?;
+            .ok_or_else(|| FsError::io(op, shown, Errno::EBADF.into()))?;
         inc.delta = true;
         Ok(inc)
     }
@@ -204,12 +213,7 @@ impl Stager {
         let res = self.resume_file(id, path, meta, size, offset).map(|_| ());
         self.opts.defer_prefix_crc = defer;
         res?;
-        let shown = self.tree().show(path);
-        let inc = self
-            .incoming
-            .as_mut()
-            .ok_or_else(|| FsError::io("resume", shown, Errno::EBADF.into()))?;
-        inc.delta = true;
+        let inc = self.staged_delta("resume", path)?;
         inc.prefix_pending = false;
         Ok(inc)
     }
