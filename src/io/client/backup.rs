@@ -158,6 +158,9 @@ pub fn backup(
             if !m.is_empty() {
                 let id = link.session().send_manifest(m.frame_entries());
                 plan.handle_asked(id, m);
+                // Out at once, not after the next ones are filled: the
+                // server looks at this one while the walk goes on.
+                link.flush()?;
             }
         }
         // Send what the server needs.

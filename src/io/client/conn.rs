@@ -315,7 +315,9 @@ impl Conn {
         })
     }
 
-    fn flush(&mut self, now: Instant) -> Result<bool, NetError> {
+    /// Writes queued frames while the socket takes them; never waits.
+    /// True when something was written.
+    pub fn flush(&mut self, now: Instant) -> Result<bool, NetError> {
         let mut wrote = false;
         while self.writable && !self.session.poll_transmit().is_empty() {
             match (&self.sock).write(self.session.poll_transmit()) {

@@ -583,6 +583,12 @@ impl Link<'_> {
         Ok(())
     }
 
+    /// Writes the frames queued so far, as far as the socket takes them
+    /// now; never waits (the next [`Link::step`] writes the rest).
+    pub fn flush(&mut self) -> Result<(), NetError> {
+        self.conn.flush(Instant::now()).map(|_| ())
+    }
+
     /// Moves what can move (frames, then `body` bytes, then answers) and
     /// waits for the loop when nothing could. Returns the body bytes sent.
     pub fn step(&mut self, mut body: Option<&mut BodySender>) -> Result<u64, NetError> {

@@ -48,8 +48,9 @@ pub enum Walker {
     Inline {
         /// The walks still to run.
         walks: std::vec::IntoIter<Walk>,
-        /// The walk running.
-        current: Option<Walk>,
+        /// The walk running (boxed: a walk is far larger than a thread's
+        /// handle).
+        current: Option<Box<Walk>>,
     },
 }
 
@@ -72,7 +73,7 @@ impl Walker {
             Err(e) => {
                 log::warn!("walking in the loop: no thread for the walk ({e})");
                 let mut walks = walks_of(paths, &opts);
-                let current = walks.next();
+                let current = walks.next().map(Box::new);
                 Walker::Inline { walks, current }
             }
         }
@@ -122,7 +123,7 @@ impl Iterator for Walker {
                 match walk.next() {
                     Some(item) => Some(Step::Item(item)),
                     None => {
-                        *current = walks.next();
+                        *current = walks.next().map(Box::new);
                         Some(Step::EndWalk)
                     }
                 }
@@ -194,7 +195,7 @@ mod tests {
         let opts = WalkOptions::default();
         let threaded = steps(Walker::new(&paths, opts.clone()));
         let mut walks = walks_of(&paths, &opts);
-        let current = walks.next();
+        let current = walks.next().map(Box::new);
         let inline = steps(Walker::Inline { walks, current });
         assert_eq!(threaded, inline);
         let files = threaded.iter().filter(|s| s.contains("/a/f")).count();

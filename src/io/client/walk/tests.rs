@@ -691,3 +691,88 @@ fn a_directory_not_read_whole_keeps_nothing() {
         .collect();
     assert_eq!(closes, [(false, vec![])]);
 }
+
+/// Issue 14: a tree of wide directories (wider than the helper's window,
+/// some deeper than the descriptors the walk keeps open, with excluded
+/// names and directories, symlinks, FIFOs and attributes) walks the same,
+/// item for item, with the helper looking ahead as without it.
+#[test]
+fn a_wide_tree_walks_the_same_with_the_helper_as_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("r");
+    let mut deep = root.join("deep");
+    for i in 0..MAX_OPEN_DIRS + 2 {
+        deep.push(format!("l{i}"));
+    }
+    let wide_dirs = [
+        root.clone(),
+        root.join("w"),
+        root.join("w/sub"),
+        deep.clone(),
+    ];
+    for d in &wide_dirs {
+        fs::create_dir_all(d).unwrap();
+    }
+    let mut xattrs_kept = false;
+    for (n, d) in wide_dirs.iter().enumerate() {
+        let width = if n == 1 { 700 } else { 90 };
+        for i in 0..width {
+            let p = d.join(format!("f{i:04}"));
+            match i % 9 {
+                0 => fs::create_dir(&p).unwrap(),
+                1 => symlink(format!("target{i}"), &p).unwrap(),
+                2 => nix::unistd::mkfifo(&p, Mode::from_bits_truncate(0o600)).unwrap(),
+                3 => fs::write(d.join(format!("f{i:04}.tmp")), b"left out").unwrap(),
+                4 => fs::create_dir_all(d.join(format!("cache{i}/inside"))).unwrap(),
+                _ => {
+                    fs::write(&p, vec![b'x'; i]).unwrap();
+                    if i % 9 == 5 {
+                        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+                        let on = crate::io::xattrs::On::Path(&c);
+                        xattrs_kept |=
+                            crate::io::xattrs::set(on, b"user.n", format!("{i}").as_bytes())
+                                .is_ok();
+                    }
+                }
+            }
+        }
+    }
+    let opts = WalkOptions {
+        patterns: Some(Arc::new(Excludes::new(["*.tmp", "cache*/"]).unwrap())),
+        ..WalkOptions::default()
+    };
+    let run = |helper: bool| {
+        let mut w = walk_with(&root, opts.clone());
+        if !helper {
+            w.ahead = Helper::Off;
+        }
+        let items: Vec<String> = w.by_ref().map(|item| format!("{item:?}")).collect();
+        (items, w.looked_ahead)
+    };
+    let (alone, none) = run(false);
+    let (helped, looked_ahead) = run(true);
+    assert_eq!(none, 0);
+    assert_eq!(alone.len(), helped.len());
+    for (a, h) in alone.iter().zip(&helped) {
+        assert_eq!(a, h);
+    }
+    assert!(
+        alone.iter().any(|i| i.contains("f0010")) && !alone.iter().any(|i| i.contains(".tmp\""))
+    );
+    assert!(
+        !alone.iter().any(|i| i.contains("inside")),
+        "an excluded directory is not entered"
+    );
+    if xattrs_kept {
+        assert!(alone
+            .iter()
+            .any(|i| i.contains("user.n") || i.contains("117, 115, 101, 114, 46, 110")));
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(looked_ahead > 0, "the helper looked at nothing");
+    }
+    eprintln!(
+        "{} items, {looked_ahead} looked at by the helper",
+        alone.len()
+    );
+}
