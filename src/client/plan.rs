@@ -14,7 +14,8 @@
 //! 3. Needed entries are sent ([`Plan::next`]); a directory also when
 //!    anything inside it was sent, since that changed its mtime on the
 //!    server. A `Commit` follows every [`COMMIT_EVERY`] entries (or
-//!    [`COMMIT_PATH_BYTES`] of paths, or [`COMMIT_BYTES`] of bodies) and at the end, with at most
+//!    [`COMMIT_PATH_BYTES`] of paths, or [`COMMIT_BYTES`] of bodies, or
+//!    [`COMMIT_CLOSED`] directories' `Closed`) and at the end, with at most
 //!    [`COMMITS_IN_FLIGHT`] in flight. An entry counts as done when the
 //!    commit after it is confirmed without a `Failed` for it.
 //!
@@ -43,6 +44,14 @@ pub const COMMIT_PATH_BYTES: usize = crate::proto::MAX_BATCH_PATH_BYTES / 2;
 /// touch it), so a kill -9 before the commit makes a re-run send it again;
 /// this bounds that to 64 MiB, at the cost of one commit per 64 MiB.
 pub const COMMIT_BYTES: u64 = 64 << 20;
+
+/// `Closed` frames after which a batch is committed, whatever else it
+/// holds: the server lists each of those directories at the commit to
+/// find what the client no longer has, so an unchanged tree (whose
+/// batches hold nothing else) has them listed by the commit workers while
+/// the walk goes on, not all at once at the end. A commit that changes
+/// nothing costs a round trip and no `syncfs`.
+pub const COMMIT_CLOSED: u32 = 32;
 
 /// Commits sent and not yet confirmed, at most: one being made durable
 /// while the next batch is sent.
@@ -423,6 +432,8 @@ pub struct Plan {
     batch_path_bytes: usize,
     /// Body bytes sent in the batch ([`COMMIT_BYTES`]).
     batch_body_bytes: u64,
+    /// `Closed` frames sent in the batch ([`COMMIT_CLOSED`]).
+    batch_closed: u32,
     /// The id of the last commit, once sent.
     final_commit: Option<u32>,
     /// Body bytes of the files the server asked for so far (the progress
@@ -543,6 +554,7 @@ impl Plan {
             self.batch_entries = 0;
             self.batch_path_bytes = 0;
             self.batch_body_bytes = 0;
+            self.batch_closed = 0;
             return Next::Commit;
         }
         if let Some((path, Walked { whole, keep })) = self.closing.take() {
@@ -614,6 +626,7 @@ impl Plan {
     /// The `Closed` of directory `path` went out with this id: counted in
     /// the batch like an entry, its failure named like one.
     pub fn handle_sent_closed(&mut self, id: u32, path: WirePath) {
+        self.batch_closed += 1;
         self.sent_entry(id, path, EntryKind::Dir, 0, None);
     }
 
@@ -777,6 +790,7 @@ impl Plan {
         self.batch_entries >= COMMIT_EVERY
             || self.batch_path_bytes >= COMMIT_PATH_BYTES
             || self.batch_body_bytes >= COMMIT_BYTES
+            || self.batch_closed >= COMMIT_CLOSED
     }
 }
 

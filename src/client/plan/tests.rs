@@ -353,6 +353,24 @@ fn path_bytes_also_fill_a_batch() {
 }
 
 #[test]
+fn closed_directories_also_fill_a_batch() {
+    let mut p = Plan::new();
+    for i in 1..COMMIT_CLOSED {
+        p.handle_sent_closed(i, wp(&format!("d{i}")));
+    }
+    assert_eq!(p.next(0), Next::Wait);
+    p.handle_sent_closed(COMMIT_CLOSED, wp("last"));
+    assert_eq!(
+        p.next(0),
+        Next::Commit,
+        "an unchanged tree's directories are listed while the walk goes on"
+    );
+    assert_eq!(p.next(0), Next::Wait, "the count starts again");
+    p.handle_sent_closed(COMMIT_CLOSED + 1, wp("next"));
+    assert_eq!(p.next(0), Next::Wait);
+}
+
+#[test]
 fn commits_count_what_they_made_durable() {
     let mut p = Plan::new();
     p.handle_sent(1, wp("d/f"), EntryKind::File, 5);
