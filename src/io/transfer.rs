@@ -36,6 +36,10 @@ const CHUNK: usize = 1 << 20;
 const WRITEBACK_STEP: u64 = 8 << 20;
 /// Scratch buffer for crc read-back and discarding.
 const SCRATCH: usize = 256 * 1024;
+/// A body (or what is left of one) up to this size is read with `read`
+/// and written from memory, its crc32c taken on the bytes in hand: for a
+/// small file two splices and a read-back cost more than the copy.
+pub const SMALL_BODY: u64 = 64 * 1024;
 
 thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH]);
@@ -398,7 +402,8 @@ impl BodyReceiver {
 
 /// One step of receiving a body: first the bytes that were already read
 /// into `inbuf` with the frame before them, then straight from the socket
-/// through `pipe` (created on first use). Clears `readable` when the socket
+/// through `pipe` (created on first use), or, when at most [`SMALL_BODY`]
+/// is left, with one `read` into memory. Clears `readable` when the socket
 /// has nothing more. Returns the body bytes moved.
 pub fn receive_step(
     recv: &mut BodyReceiver,
@@ -415,7 +420,10 @@ pub fn receive_step(
         inbuf.drain(..n);
         moved += n as u64;
     }
-    if !recv.is_done() && inbuf.is_empty() && *readable {
+    if !recv.is_done() && inbuf.is_empty() && *readable && recv.remaining() <= SMALL_BODY {
+        let want = recv.remaining().min(budget.saturating_sub(moved));
+        moved += read_small(recv, sock, file, readable, want)?;
+    } else if !recv.is_done() && inbuf.is_empty() && *readable {
         let pipe = match pipe {
             Some(p) => p,
             None => pipe.insert(Pipe::new()?),
@@ -425,6 +433,46 @@ pub fn receive_step(
         *readable &= !p.would_block;
     }
     Ok(moved)
+}
+
+/// Reads up to `want` body bytes (never more than the body has left: the
+/// frames after it are the frame reader's) into the scratch buffer and
+/// feeds them to `recv`: one `read` instead of a splice into the pipe,
+/// one out of it and a read-back for the crc32c.
+fn read_small(
+    recv: &mut BodyReceiver,
+    sock: &impl AsFd,
+    file: Option<&OwnedFd>,
+    readable: &mut bool,
+    want: u64,
+) -> io::Result<u64> {
+    SCRATCH_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let want = usize::try_from(want).unwrap_or(usize::MAX).min(buf.len());
+        let Some(space) = buf.get_mut(..want).filter(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        loop {
+            match nix::unistd::read(sock.as_fd().as_raw_fd(), space) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed in a file body",
+                    ))
+                }
+                Ok(n) => {
+                    let data = space.get(..n).unwrap_or_default();
+                    return Ok(recv.feed(file, data) as u64);
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    *readable = false;
+                    return Ok(0);
+                }
+                Err(e) => return Err(errno_io(e)),
+            }
+        }
+    })
 }
 
 /// The size and mtime a file had when its sending began.
@@ -868,6 +916,79 @@ mod tests {
         let rx = BodyReceiver::placed(tx.layout(), size, 0, 0);
         assert!(rx.is_done());
         assert_eq!(rx.crc(), tx.finish().0);
+    }
+
+    #[test]
+    fn a_small_body_is_read_without_a_pipe_and_the_frames_after_it_stay() {
+        let t = tempfile::tempdir().unwrap();
+        for len in [1, 12 * 1024 + 5, SMALL_BODY as usize] {
+            let body = data(len);
+            let (mut a, b) = UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            a.write_all(&body).unwrap();
+            a.write_all(b"next frame").unwrap();
+            let dst: OwnedFd = rw_file(&t.path().join("dst")).into();
+            let mut rx = BodyReceiver::new(body.len() as u64);
+            let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
+            let mut rounds = 0;
+            while !rx.is_done() {
+                rounds += 1;
+                assert!(rounds < 1000);
+                // A budget that splits it, as a rate limit's does.
+                receive_step(
+                    &mut rx,
+                    &mut inbuf,
+                    &b,
+                    Some(&dst),
+                    &mut pipe,
+                    &mut readable,
+                    5000,
+                )
+                .unwrap();
+                readable = true;
+            }
+            assert!(pipe.is_none(), "{len}: no pipe for a small body");
+            assert_eq!(rx.crc(), crc32c::crc32c(&body), "{len}");
+            assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), body, "{len}");
+            let mut rest = [0u8; 10];
+            (&b).read_exact(&mut rest).unwrap();
+            assert_eq!(
+                &rest, b"next frame",
+                "{len}: the next frame is left in the socket"
+            );
+        }
+        // Past SMALL_BODY the body goes through the pipe; its last
+        // SMALL_BODY bytes by read. The crc32c covers both in order.
+        let body = data(SMALL_BODY as usize * 3 + 7);
+        let (mut a, b) = UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let dst: OwnedFd = rw_file(&t.path().join("big")).into();
+        let mut rx = BodyReceiver::new(body.len() as u64);
+        let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
+        let writer = std::thread::spawn(move || a.write_all(&body).map(|_| body));
+        let mut rounds = 0;
+        while !rx.is_done() {
+            rounds += 1;
+            assert!(rounds < 100_000);
+            receive_step(
+                &mut rx,
+                &mut inbuf,
+                &b,
+                Some(&dst),
+                &mut pipe,
+                &mut readable,
+                1 << 20,
+            )
+            .unwrap();
+            if !readable {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                readable = true;
+            }
+        }
+        let body = writer.join().unwrap().unwrap();
+        assert!(pipe.is_some());
+        assert_eq!(rx.crc(), crc32c::crc32c(&body));
+        assert_eq!(std::fs::read(t.path().join("big")).unwrap(), body);
     }
 
     #[test]
