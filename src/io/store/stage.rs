@@ -88,6 +88,8 @@ pub struct Incoming {
     pub(super) written: Option<u64>,
     /// Its extended attributes, given at [`Stager::finish_file`].
     xattrs: Option<Box<Xattrs>>,
+    /// The mode and owner a fresh file was created with (see [`made`]).
+    pub(super) made: Option<made::Made>,
     pub(super) tmp: Vec<u8>,
     /// `path` as a person would write it.
     pub(super) shown: Shown,
@@ -147,6 +149,7 @@ pub(super) struct PendingUpdate {
 }
 
 mod apply;
+mod made;
 mod options;
 mod pending;
 mod resumed;
@@ -205,6 +208,11 @@ pub struct Stager {
     fsync_files: std::cell::OnceCell<bool>,
     /// What manifest checks found missing (see [`super::fresh::FreshDirs`]).
     pub(super) fresh: std::cell::RefCell<super::fresh::FreshDirs>,
+    /// Whether fresh files come out as [`made`] predicts (`None`: not
+    /// seen yet).
+    made_ok: Option<bool>,
+    /// The group of the directory the last entry went into.
+    parent_gid: u32,
 }
 
 /// How long a look at the free space stands for `make_room` (other
@@ -234,6 +242,8 @@ impl Stager {
             room: (0, None),
             fsync_files: std::cell::OnceCell::new(),
             fresh: Default::default(),
+            made_ok: None,
+            parent_gid: u32::MAX,
         }
     }
 
@@ -295,6 +305,7 @@ impl Stager {
         };
         let st = stat::fstat(fd.as_raw_fd())
             .map_err(|e| FsError::errno("stat", self.ns.tree.show(&parent), e))?;
+        self.parent_gid = st.st_gid;
         if !self.touched.iter().any(|(p, _)| *p == parent) {
             self.touched
                 .push((parent.clone(), TimeSpec::new(st.st_mtime, st.st_mtime_nsec)));
@@ -615,6 +626,7 @@ impl Stager {
             }
         }
         let partial = claimed.is_some();
+        let mut made = None;
         let (tmp, file) = match claimed {
             Some((tmp, fd)) => (tmp, Some(fd)),
             // An empty file gets no name and no inode until the commit
@@ -623,6 +635,7 @@ impl Stager {
             None if size == 0 && xattrs.is_none() => (Vec::new(), None),
             None => {
                 let tmp = tmp::fresh_tmp();
+                let (mode, predicted) = self.to_make(&meta, self.parent_gid);
                 let fd = fcntl::openat(
                     Some(parent),
                     os(&tmp),
@@ -631,11 +644,13 @@ impl Stager {
                         | OFlag::O_RDWR
                         | OFlag::O_CLOEXEC
                         | OFlag::O_NOFOLLOW,
-                    Mode::from_bits_truncate(0o600),
+                    mode,
                 )
                 .map_err(fail)?;
                 // SAFETY: fd was just returned by openat and is owned by nobody else.
-                (tmp, Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                made = self.check_made(&fd, predicted);
+                (tmp, Some(fd))
             }
         };
         Ok(self.incoming.insert(Incoming {
@@ -654,6 +669,7 @@ impl Stager {
             delta: false,
             written: None,
             xattrs,
+            made,
         }))
     }
 
@@ -746,7 +762,7 @@ impl Stager {
                 set: inc.xattrs.as_deref(),
                 stale: inc.partial || !self.opts.fake_super,
             };
-            self.set_mode(file.as_fd(), EntryKind::File, &inc.meta, xattrs)
+            self.set_mode_made(file.as_fd(), &inc.meta, xattrs, inc.made)
                 .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
             stat::futimens(fd, &omit(), &timespec(&inc.meta))
                 .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
@@ -810,6 +826,21 @@ impl Stager {
         xattrs: XattrStep<'_>,
     ) -> Result<(), (&'static str, Errno)> {
         let applied = self.opts.apply_mode(fd, kind, meta, xattrs)?;
+        self.count(applied);
+        Ok(())
+    }
+
+    /// [`Self::set_mode`] of a fresh file created as `made` says (see
+    /// [`made`]): the `chown` and `chmod` that would change nothing are
+    /// left out.
+    fn set_mode_made(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        xattrs: XattrStep<'_>,
+        made: Option<made::Made>,
+    ) -> Result<(), (&'static str, Errno)> {
+        let applied = self.opts.apply_mode_made(fd, meta, xattrs, made)?;
         self.count(applied);
         Ok(())
     }

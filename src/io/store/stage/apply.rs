@@ -15,6 +15,7 @@ use nix::unistd;
 
 use super::super::beneath::os;
 use super::super::xattr::{self, XattrPlace};
+use super::made::Made;
 use super::{is_root, omit, set_disk_mode, timespec, StageOptions, Stager};
 use crate::proto::owners::UNKNOWN_ID;
 use crate::proto::xattrs::Xattrs;
@@ -123,7 +124,20 @@ impl StageOptions {
         meta: &Meta,
         xattrs: XattrStep<'_>,
     ) -> Result<Applied, (&'static str, Errno)> {
-        self.apply_mode_to(fd, kind, meta, xattrs, kind == EntryKind::Dir)
+        self.apply(fd, (kind, meta), xattrs, kind == EntryKind::Dir, None)
+    }
+
+    /// [`Self::apply_mode`] of a fresh file that was `made` with a known
+    /// mode and owner (see [`super::made`]): a `chown` or `chmod` that
+    /// would change nothing is left out.
+    pub(in crate::io::store) fn apply_mode_made(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        xattrs: XattrStep<'_>,
+        made: Option<Made>,
+    ) -> Result<Applied, (&'static str, Errno)> {
+        self.apply(fd, (EntryKind::File, meta), xattrs, false, made)
     }
 
     /// [`Self::apply_mode`] of an entry that may have a record already
@@ -137,9 +151,26 @@ impl StageOptions {
         xattrs: XattrStep<'_>,
         existing: bool,
     ) -> Result<Applied, (&'static str, Errno)> {
+        self.apply(fd, (kind, meta), xattrs, existing, None)
+    }
+
+    fn apply(
+        &self,
+        fd: BorrowedFd<'_>,
+        (kind, meta): (EntryKind, &Meta),
+        xattrs: XattrStep<'_>,
+        existing: bool,
+        made: Option<Made>,
+    ) -> Result<Applied, (&'static str, Errno)> {
         let mut real = meta.mode & 0o7777;
         let mut applied = Applied::default();
-        if self.set_owners {
+        // What the file was made with already needs no call.
+        let owned = made.is_some_and(|m| m.owns(meta));
+        let chmod = |fd, mode| match made {
+            Some(m) if m.has_mode(mode) => Ok(()),
+            _ => set_disk_mode(fd, mode),
+        };
+        if self.set_owners && !owned {
             applied.owner_kept = !chown_if_allowed(fd.as_raw_fd(), None, meta.uid, meta.gid)
                 .map_err(|e| ("chown", e))?;
         }
@@ -161,12 +192,21 @@ impl StageOptions {
             };
             if self.keep_owners {
                 if is_root() {
-                    chown(fd.as_raw_fd(), None, meta.uid, meta.gid).map_err(|e| ("chown", e))?;
+                    if !owned {
+                        chown(fd.as_raw_fd(), None, meta.uid, meta.gid)
+                            .map_err(|e| ("chown", e))?;
+                    }
                 } else {
-                    let st = stat::fstat(fd.as_raw_fd()).map_err(|e| ("stat", e))?;
+                    let (uid, gid) = match made {
+                        Some(m) => (m.uid, m.gid),
+                        None => {
+                            let st = stat::fstat(fd.as_raw_fd()).map_err(|e| ("stat", e))?;
+                            (st.st_uid, st.st_gid)
+                        }
+                    };
                     let differs = |v: u32, disk: u32| (v != UNKNOWN_ID && v != disk).then_some(v);
-                    record.uid = differs(meta.uid, st.st_uid);
-                    record.gid = differs(meta.gid, st.st_gid);
+                    record.uid = differs(meta.uid, uid);
+                    record.gid = differs(meta.gid, gid);
                 }
             }
             let mut disk = modes::on_disk(real, kind, is_root());
@@ -184,7 +224,7 @@ impl StageOptions {
                     Ok(true) => {}
                     // Without user xattrs the real mode cannot be kept
                     // apart: the entry gets it on disk.
-                    Ok(false) => return set_disk_mode(fd, real).map(|()| applied),
+                    Ok(false) => return chmod(fd, real).map(|()| applied),
                     Err(e) => return Err(("setxattr", e)),
                 }
             }
@@ -192,7 +232,7 @@ impl StageOptions {
         } else {
             real
         };
-        set_disk_mode(fd, disk).map(|()| applied)
+        chmod(fd, disk).map(|()| applied)
     }
 }
 

@@ -93,6 +93,7 @@ impl Stager {
             delta: false,
             written: None,
             xattrs,
+            made: None,
         }))
     }
 }
