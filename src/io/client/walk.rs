@@ -91,6 +91,10 @@ pub struct WalkOptions {
     /// Exclude patterns (`-x`, `--exclude-from`, `backup --exclude`);
     /// `None` or empty: nothing is left out by name.
     pub patterns: Option<Arc<Excludes>>,
+    /// Walk without the helper thread ([`ahead`]): the same items, every
+    /// call on the walk's own thread (tests and `benches/walkbench.rs`
+    /// compare the two).
+    pub alone: bool,
 }
 
 pub use crate::client::plan::LocalEntry;
@@ -240,6 +244,8 @@ struct Frame {
     pos: usize,
     /// Its id with the helper, when it shares its names with it.
     job: Option<u64>,
+    /// What the helper found for the names after `pos`, taken already.
+    ready: VecDeque<Option<Looked>>,
     /// The directory, open, for its children's calls; `None` past
     /// [`MAX_OPEN_DIRS`] or when no descriptor was left (`EMFILE`): they
     /// go by path.
@@ -336,7 +342,7 @@ impl Iterator for Walk {
             frame.pos += 1;
             // Taken from the helper in order, excluded names too.
             let looked = match (frame.job, &self.ahead) {
-                (Some(id), Helper::On(ahead)) => match ahead.take(id) {
+                (Some(id), Helper::On(ahead)) => match ahead.take(id, &mut frame.ready) {
                     Take::Found(looked) => {
                         self.looked_ahead += 1;
                         looked
@@ -534,6 +540,7 @@ impl Walk {
             names,
             pos: 0,
             job,
+            ready: VecDeque::new(),
             dir,
             whole,
             excluded: Vec::new(),
@@ -553,20 +560,31 @@ impl Walk {
             return None;
         }
         if let Helper::NotYet = self.ahead {
-            self.ahead = Ahead::start().map_or(Helper::Off, Helper::On);
+            self.ahead = if self.opts.alone {
+                Helper::Off
+            } else {
+                Ahead::start().map_or(Helper::Off, Helper::On)
+            };
         }
         let Helper::On(ahead) = &self.ahead else {
             return None;
         };
         // The helper's own descriptor of the directory: the frame's closes
-        // when the walk leaves it, the helper may still be looking.
+        // when the walk leaves it, the helper may still be looking. Opened
+        // anew, not a dup: a dup shares the open file, whose reference
+        // count every call through it takes, and two cores taking turns at
+        // one counter cost more than the calls.
         let dir = match dir {
             Some(d) => {
-                let dup =
-                    nix::fcntl::fcntl(d.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))
-                        .ok()?;
-                // SAFETY: dup was just returned by fcntl and belongs to nobody else.
-                Some(unsafe { OwnedFd::from_raw_fd(dup) })
+                let fd = nix::fcntl::openat(
+                    Some(d.as_raw_fd()),
+                    ".",
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()?;
+                // SAFETY: fd was just returned by openat and belongs to nobody else.
+                Some(unsafe { OwnedFd::from_raw_fd(fd) })
             }
             None => None,
         };

@@ -20,6 +20,7 @@
 //! names before the rest of its parent's. On one core, or without a
 //! thread, there is no helper and the walk looks at every name itself.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -41,6 +42,9 @@ const WINDOW: usize = 256;
 /// Unclaimed names in the window before the walk wakes an idle helper (a
 /// wake-up per name would cost more than the name).
 const WAKE_AFTER: usize = WINDOW / 4;
+
+/// Names the helper takes, and gives back, under one lock.
+const CLAIM: usize = 8;
 
 /// What a name was found to be: the `lstat`, and the extended attributes
 /// when its kind keeps them (`None`: not read, the walk reads them if it
@@ -103,7 +107,7 @@ struct Job {
     /// One past the highest name the helper ever took.
     high: usize,
     /// `slots[k]` is name `base + k`; at most [`WINDOW`].
-    slots: std::collections::VecDeque<Slot>,
+    slots: VecDeque<Slot>,
 }
 
 impl Job {
@@ -252,8 +256,13 @@ impl Ahead {
     }
 
     /// The walk takes the next name of directory `id` (names are taken in
-    /// order, each once, excluded ones too).
-    pub fn take(&self, id: u64) -> Take {
+    /// order, each once, excluded ones too). `ready` holds what the helper
+    /// found for the names after it, taken under the same lock: the next
+    /// takes come from there without one.
+    pub fn take(&self, id: u64, ready: &mut VecDeque<Option<Looked>>) -> Take {
+        if let Some(looked) = ready.pop_front() {
+            return Take::Found(looked);
+        }
         let mut g = self.state.lock();
         loop {
             let Some(job) = g.jobs.iter_mut().rev().find(|j| j.id == id) else {
@@ -267,10 +276,23 @@ impl Ahead {
                     g.waiting = false;
                     continue;
                 }
-                Some(slot @ Slot::Done(_)) => match std::mem::replace(slot, Slot::Free) {
-                    Slot::Done(looked) => Take::Found(looked),
-                    _ => Take::Yours,
-                },
+                Some(Slot::Done(_)) => {
+                    let mut wake = false;
+                    while let Some(Slot::Done(_)) = job.slots.front() {
+                        if let Some(Slot::Done(looked)) = job
+                            .slots
+                            .front_mut()
+                            .map(|s| std::mem::replace(s, Slot::Free))
+                        {
+                            ready.push_back(looked);
+                        }
+                        wake |= job.advance();
+                    }
+                    if wake && g.idle {
+                        self.state.work.notify_one();
+                    }
+                    return ready.pop_front().map_or(Take::Yours, Take::Found);
+                }
             };
             let wake = job.advance();
             if wake && g.idle {
@@ -298,19 +320,25 @@ impl Drop for Ahead {
 fn help(state: &State) {
     loop {
         let mut g = state.lock();
-        let (id, j, names, dir, local, skip) = loop {
+        let mut claimed = Vec::with_capacity(CLAIM);
+        let (id, names, dir, local, skip) = loop {
             if g.gone {
                 return;
             }
-            let picked = g
-                .jobs
-                .iter_mut()
-                .rev()
-                .find_map(|job| job.claim().map(|j| (job, j)));
-            if let Some((job, j)) = picked {
+            let picked = g.jobs.iter_mut().rev().find_map(|job| {
+                let first = job.claim()?;
+                Some((job, first))
+            });
+            if let Some((job, first)) = picked {
+                claimed.push(first);
+                while claimed.len() < CLAIM {
+                    match job.claim() {
+                        Some(j) => claimed.push(j),
+                        None => break,
+                    }
+                }
                 break (
                     job.id,
-                    j,
                     Arc::clone(&job.names),
                     job.dir.clone(),
                     Arc::clone(&job.local),
@@ -324,16 +352,21 @@ fn help(state: &State) {
         drop(g);
         // A look that panicked (a bug) gives the name back to the walk
         // rather than leave it waiting for it.
-        let looked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            names
-                .get(j)
-                .and_then(|name| look(dir.as_deref(), &local, name, skip.as_deref()))
-        }));
+        let looked: Vec<(usize, Slot)> = claimed
+            .iter()
+            .map(|&j| {
+                let l = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    names
+                        .get(j)
+                        .and_then(|name| look(dir.as_deref(), &local, name, skip.as_deref()))
+                }));
+                (j, l.map_or(Slot::Free, Slot::Done))
+            })
+            .collect();
         let mut g = state.lock();
         if let Some(job) = g.jobs.iter_mut().rev().find(|job| job.id == id) {
-            match looked {
-                Ok(looked) => job.put(j, Slot::Done(looked)),
-                Err(_) => job.put(j, Slot::Free),
+            for (j, slot) in looked {
+                job.put(j, slot);
             }
         }
         if g.waiting {
@@ -511,11 +544,12 @@ mod tests {
             None,
         );
         let mut found = 0;
+        let mut ready = VecDeque::new();
         for i in 0..n {
             // A walk slower than the helper (as one that also builds and
             // sends entries is), so the helper has names to take.
             std::thread::sleep(std::time::Duration::from_micros(100));
-            match ahead.take(id) {
+            match ahead.take(id, &mut ready) {
                 Take::Found(Some(l)) => {
                     assert_eq!(l.md.unwrap().st_size, i as i64, "name {i}");
                     found += 1;
@@ -531,8 +565,9 @@ mod tests {
         // ends the helper, whatever it was doing.
         let dir = std::fs::File::open(tmp.path()).unwrap();
         let id = ahead.share(names, Some(OwnedFd::from(dir)), tmp.path(), None);
+        let mut ready = VecDeque::new();
         for _ in 0..3 {
-            let _ = ahead.take(id);
+            let _ = ahead.take(id, &mut ready);
         }
         let state = Arc::clone(&ahead.state);
         drop(ahead);

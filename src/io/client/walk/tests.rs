@@ -742,10 +742,11 @@ fn a_wide_tree_walks_the_same_with_the_helper_as_without() {
         ..WalkOptions::default()
     };
     let run = |helper: bool| {
-        let mut w = walk_with(&root, opts.clone());
-        if !helper {
-            w.ahead = Helper::Off;
-        }
+        let alone = WalkOptions {
+            alone: !helper,
+            ..opts.clone()
+        };
+        let mut w = walk_with(&root, alone);
         let items: Vec<String> = w.by_ref().map(|item| format!("{item:?}")).collect();
         (items, w.looked_ahead)
     };
