@@ -46,6 +46,9 @@ const WAKE_AFTER: usize = WINDOW / 4;
 /// Names the helper takes, and gives back, under one lock.
 const CLAIM: usize = 8;
 
+/// How often a walk waiting for the helper checks that it is still there.
+const HELPER_GONE_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What a name was found to be: the `lstat`, and the extended attributes
 /// when its kind keeps them (`None`: not read, the walk reads them if it
 /// needs them).
@@ -270,9 +273,17 @@ impl Ahead {
             };
             let taken = match job.slots.front_mut() {
                 None | Some(Slot::Free) => Take::Yours,
+                Some(Slot::Looking) if Arc::strong_count(&self.state) == 1 => {
+                    // The helper is gone in the middle of a look (a panic
+                    // outside the look itself): the name is the walk's.
+                    Take::Yours
+                }
                 Some(Slot::Looking) => {
                     g.waiting = true;
-                    g = self.state.done.wait(g).unwrap_or_else(|p| p.into_inner());
+                    g = match self.state.done.wait_timeout(g, HELPER_GONE_CHECK) {
+                        Ok((g, _)) => g,
+                        Err(p) => p.into_inner().0,
+                    };
                     g.waiting = false;
                     continue;
                 }
@@ -578,6 +589,22 @@ mod tests {
                 "the helper did not end"
             );
             std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_walk_waiting_for_a_helper_that_is_gone_looks_itself() {
+        // A name left `Looking` by a helper that died outside its look.
+        let state = Arc::new(State::default());
+        let mut j = job(3);
+        assert_eq!(j.claim(), Some(2));
+        assert_eq!(j.claim(), Some(1));
+        assert_eq!(j.claim(), Some(0));
+        state.lock().jobs.push(j);
+        let ahead = Ahead { state };
+        let mut ready = VecDeque::new();
+        for _ in 0..3 {
+            assert!(matches!(ahead.take(1, &mut ready), Take::Yours));
         }
     }
 }
