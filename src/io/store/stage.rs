@@ -158,6 +158,16 @@ pub(super) use apply::{Applied, XattrStep};
 pub use options::StageOptions;
 pub(super) use pending::PendingDelete;
 
+/// Whether the directory `dir` has a default ACL (one that cannot be read
+/// counts as one: the prediction of [`made`] is then not made there).
+fn has_default_acl(dir: RawFd) -> bool {
+    match crate::io::xattrs::get(crate::io::xattrs::On::Fd(dir), b"system.posix_acl_default") {
+        Ok(v) => v.is_some_and(|v| !v.is_empty()),
+        Err(Errno::ENOTSUP | Errno::ENODATA) => false,
+        Err(_) => true,
+    }
+}
+
 /// Whether this process runs as root (it can read and write whatever the
 /// modes say, and give entries any owner).
 pub(super) fn is_root() -> bool {
@@ -211,7 +221,9 @@ pub struct Stager {
     /// Whether fresh files come out as [`made`] predicts (`None`: not
     /// seen yet).
     made_ok: Option<bool>,
-    /// The group of the directory the last entry went into.
+    /// The group of the directory the last entry went into; `u32::MAX`
+    /// when what a new file there gets cannot be predicted (a default
+    /// ACL, which replaces the umask and gives files its entries).
     parent_gid: u32,
 }
 
@@ -305,7 +317,11 @@ impl Stager {
         };
         let st = stat::fstat(fd.as_raw_fd())
             .map_err(|e| FsError::errno("stat", self.ns.tree.show(&parent), e))?;
-        self.parent_gid = st.st_gid;
+        self.parent_gid = if has_default_acl(fd.as_raw_fd()) {
+            u32::MAX
+        } else {
+            st.st_gid
+        };
         if !self.touched.iter().any(|(p, _)| *p == parent) {
             self.touched
                 .push((parent.clone(), TimeSpec::new(st.st_mtime, st.st_mtime_nsec)));

@@ -298,3 +298,44 @@ fn fresh_files_get_every_mode_and_owner_whether_made_with_them_or_changed_after(
         );
     }
 }
+
+/// A directory with a default ACL gives a new file the ACL's bits instead
+/// of the mode it is created with: no prediction there, the mode is set.
+#[test]
+fn a_fresh_file_under_a_default_acl_still_gets_its_mode() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("acl");
+    std::fs::create_dir(&d).unwrap();
+    let set = std::process::Command::new("setfacl")
+        .args(["-d", "-m", "u::rwx,g::---,o::---"])
+        .arg(&d)
+        .status();
+    if !set.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no setfacl, or no ACLs on this file system");
+        return;
+    }
+    for opts in [
+        StageOptions::default(),
+        StageOptions {
+            fake_super: true,
+            keep_owners: true,
+            ..StageOptions::default()
+        },
+    ] {
+        let mut s = with(t.path(), opts);
+        // The first file, where the prediction holds and is checked; then
+        // one under the ACL.
+        for (id, p) in [(1, "first"), (2, "acl/f")] {
+            let inc = s.begin_file(id, &wp(p), meta(0o644, 3), 1).unwrap();
+            write_all(&inc.file, b"a");
+            s.finish_file(crc32c::crc32c(b"a")).unwrap();
+        }
+        let r = s.commit();
+        assert!(r.failures.is_empty(), "{:?}", r.failures);
+        for p in ["first", "acl/f"] {
+            let m = std::fs::symlink_metadata(t.path().join(p)).unwrap();
+            assert_eq!(m.mode() & 0o7777, 0o644, "{p} {opts:?}");
+        }
+    }
+}
