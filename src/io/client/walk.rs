@@ -73,7 +73,8 @@ const NOT_SUPPORTED: &str = "unknown file type";
 
 /// Directories a walk keeps open at once, the outermost; deeper ones are
 /// read and their entries looked at by path, so that a deep tree never
-/// takes the descriptors the files being sent need.
+/// takes the descriptors the files being sent need. (The helper holds a
+/// descriptor of its own for each of them it shares: twice this at most.)
 const MAX_OPEN_DIRS: usize = 32;
 
 /// Why the server's store is not backed up.
@@ -221,7 +222,7 @@ pub struct Walk {
     /// The helper that looks at a wide directory's names from the back
     /// ([`ahead`]), started with the first such directory.
     ahead: Helper,
-    /// Names the helper looked at (for the tests and the debug log).
+    /// Names the helper looked at (the tests read it).
     looked_ahead: u64,
 }
 
