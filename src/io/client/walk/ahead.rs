@@ -9,7 +9,7 @@
 //! uses what the helper found for a name it reaches, and looks at a name
 //! itself when the helper has not taken it yet, so it never waits for
 //! work nobody started (only, at most once per run of the helper, for the
-//! one name the helper is in the middle of). What the walk yields, and in
+//! few names, [`CLAIM`] at most, the helper is in the middle of). What the walk yields, and in
 //! which order, does not change; a name is looked at once, by one of the
 //! two, a few microseconds earlier than the walk alone would have.
 //!
@@ -98,7 +98,7 @@ enum Slot {
 struct Job {
     id: u64,
     names: Arc<[OsString]>,
-    /// A descriptor of the directory (its own, duplicated), or `None`: by path.
+    /// A descriptor of the directory (its own, opened anew), or `None`: by path.
     dir: Option<Arc<OwnedFd>>,
     local: Arc<Path>,
     skip: Option<Arc<Skip>>,
