@@ -747,7 +747,13 @@ fn a_wide_tree_walks_the_same_with_the_helper_as_without() {
             ..opts.clone()
         };
         let mut w = walk_with(&root, alone);
-        let items: Vec<String> = w.by_ref().map(|item| format!("{item:?}")).collect();
+        // The ancestors (/tmp and the like) are left out: other tests
+        // change their mtimes between the two walks.
+        let items: Vec<String> = w
+            .by_ref()
+            .filter(|item| !matches!(item, WalkItem::Entry(e) if !e.local.starts_with(&root)))
+            .map(|item| format!("{item:?}"))
+            .collect();
         (items, w.looked_ahead)
     };
     let (alone, none) = run(false);
