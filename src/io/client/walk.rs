@@ -325,7 +325,8 @@ impl Iterator for Walk {
                 continue;
             }
             let frame = self.stack.last_mut()?;
-            let Some(name) = frame.names.get(frame.pos).cloned() else {
+            let names = Arc::clone(&frame.names);
+            let Some(name) = names.get(frame.pos) else {
                 let frame = self.stack.pop()?;
                 if let (Some(id), Helper::On(ahead)) = (frame.job, &self.ahead) {
                     ahead.finish(id);
@@ -352,9 +353,9 @@ impl Iterator for Walk {
                 },
                 _ => None,
             };
-            let local = frame.local.join(&name);
+            let local = frame.local.join(name);
             let at = match &frame.dir {
-                Some(dir) => At::Name(dir.as_raw_fd(), &name),
+                Some(dir) => At::Name(dir.as_raw_fd(), name),
                 None => At::Path,
             };
             let item = match frame.wire.join(name.as_bytes()) {
@@ -365,7 +366,7 @@ impl Iterator for Walk {
             };
             let Some(item) = item else {
                 if let Some(f) = self.stack.last_mut() {
-                    f.excluded.push(name.into_vec());
+                    f.excluded.push(name.as_bytes().to_vec());
                 }
                 continue;
             };
@@ -472,12 +473,9 @@ impl Walk {
     /// True when the patterns exclude the entry at `wire` (below the
     /// root: the root is never excluded), a directory when `is_dir`.
     fn is_excluded(&self, wire: &WirePath, is_dir: bool) -> bool {
-        let Some(patterns) = &self.opts.patterns else {
-            return false;
-        };
-        match wire.as_bytes().get(self.rel_start..) {
-            Some(rel) if !rel.is_empty() && !self.stack.is_empty() => {
-                patterns.excluded(rel, is_dir)
+        match &self.opts.patterns {
+            Some(patterns) if !self.stack.is_empty() => {
+                excluded_below(patterns, wire, self.rel_start, is_dir)
             }
             _ => false,
         }
@@ -708,6 +706,17 @@ impl Walk {
                 None
             }
         }
+    }
+}
+
+/// True when `patterns` exclude the entry at `wire` (a directory when
+/// `is_dir`), matched on its path past `rel_start` (the base's); an empty
+/// rest (the base itself) is never excluded. The walk's rule, and its
+/// helper's.
+fn excluded_below(patterns: &Excludes, wire: &WirePath, rel_start: usize, is_dir: bool) -> bool {
+    match wire.as_bytes().get(rel_start..) {
+        Some(rel) if !rel.is_empty() => patterns.excluded(rel, is_dir),
+        _ => false,
     }
 }
 

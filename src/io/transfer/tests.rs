@@ -162,6 +162,33 @@ fn a_sparse_body_carries_only_its_data_and_the_crc_covers_the_holes() {
     assert_eq!(rx.crc(), tx.finish().0);
 }
 
+/// Receives `rx`'s whole body from `sock` into `dst` with `receive_step`
+/// under `budget` per step (bounded in steps, a short sleep when the socket
+/// has nothing yet); true when it went through a pipe.
+fn receive_all(rx: &mut BodyReceiver, sock: &UnixStream, dst: &OwnedFd, budget: u64) -> bool {
+    let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
+    let mut rounds = 0;
+    while !rx.is_done() {
+        rounds += 1;
+        assert!(rounds < 100_000);
+        receive_step(
+            rx,
+            &mut inbuf,
+            sock,
+            Some(dst),
+            &mut pipe,
+            &mut readable,
+            budget,
+        )
+        .unwrap();
+        if !readable {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            readable = true;
+        }
+    }
+    pipe.is_some()
+}
+
 #[test]
 fn a_small_body_is_read_without_a_pipe_and_the_frames_after_it_stay() {
     let t = tempfile::tempdir().unwrap();
@@ -173,25 +200,9 @@ fn a_small_body_is_read_without_a_pipe_and_the_frames_after_it_stay() {
         a.write_all(b"next frame").unwrap();
         let dst: OwnedFd = rw_file(&t.path().join("dst")).into();
         let mut rx = BodyReceiver::new(body.len() as u64);
-        let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
-        let mut rounds = 0;
-        while !rx.is_done() {
-            rounds += 1;
-            assert!(rounds < 1000);
-            // A budget that splits it, as a rate limit's does.
-            receive_step(
-                &mut rx,
-                &mut inbuf,
-                &b,
-                Some(&dst),
-                &mut pipe,
-                &mut readable,
-                5000,
-            )
-            .unwrap();
-            readable = true;
-        }
-        assert!(pipe.is_none(), "{len}: no pipe for a small body");
+        // A budget that splits it, as a rate limit's does.
+        let piped = receive_all(&mut rx, &b, &dst, 5000);
+        assert!(!piped, "{len}: no pipe for a small body");
         assert_eq!(rx.crc(), crc32c::crc32c(&body), "{len}");
         assert_eq!(std::fs::read(t.path().join("dst")).unwrap(), body, "{len}");
         let mut rest = [0u8; 10];
@@ -208,29 +219,10 @@ fn a_small_body_is_read_without_a_pipe_and_the_frames_after_it_stay() {
     b.set_nonblocking(true).unwrap();
     let dst: OwnedFd = rw_file(&t.path().join("big")).into();
     let mut rx = BodyReceiver::new(body.len() as u64);
-    let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
     let writer = std::thread::spawn(move || a.write_all(&body).map(|_| body));
-    let mut rounds = 0;
-    while !rx.is_done() {
-        rounds += 1;
-        assert!(rounds < 100_000);
-        receive_step(
-            &mut rx,
-            &mut inbuf,
-            &b,
-            Some(&dst),
-            &mut pipe,
-            &mut readable,
-            1 << 20,
-        )
-        .unwrap();
-        if !readable {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            readable = true;
-        }
-    }
+    let piped = receive_all(&mut rx, &b, &dst, 1 << 20);
     let body = writer.join().unwrap().unwrap();
-    assert!(pipe.is_some());
+    assert!(piped);
     assert_eq!(rx.crc(), crc32c::crc32c(&body));
     assert_eq!(std::fs::read(t.path().join("big")).unwrap(), body);
 }

@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use nix::sys::stat::FileStat;
 
-use super::{lstat, read_xattrs, At, XattrRead};
+use super::{excluded_below, lstat, read_xattrs, At, XattrRead};
 use crate::client::exclude::Excludes;
 use crate::proto::WirePath;
 
@@ -72,13 +72,9 @@ pub struct Skip {
 impl Skip {
     fn excluded(&self, name: &OsStr, is_dir: bool) -> bool {
         use std::os::unix::ffi::OsStrExt;
-        match self.wire.join(name.as_bytes()) {
-            Ok(w) => match w.as_bytes().get(self.rel_start..) {
-                Some(rel) if !rel.is_empty() => self.patterns.excluded(rel, is_dir),
-                _ => false,
-            },
-            Err(_) => false,
-        }
+        self.wire
+            .join(name.as_bytes())
+            .is_ok_and(|w| excluded_below(&self.patterns, &w, self.rel_start, is_dir))
     }
 }
 
