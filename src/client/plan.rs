@@ -45,13 +45,19 @@ pub const COMMIT_PATH_BYTES: usize = crate::proto::MAX_BATCH_PATH_BYTES / 2;
 /// this bounds that to 64 MiB, at the cost of one commit per 64 MiB.
 pub const COMMIT_BYTES: u64 = 64 << 20;
 
-/// `Closed` frames after which a batch is committed, whatever else it
-/// holds: the server lists each of those directories at the commit to
-/// find what the client no longer has, so an unchanged tree (whose
-/// batches hold nothing else) has them listed by the commit workers while
-/// the walk goes on, not all at once at the end. A commit that changes
-/// nothing costs a round trip and no `syncfs`.
+/// `Closed` frames after which the first batch is committed, whatever
+/// else it holds: the server lists each of those directories at the
+/// commit to find what the client no longer has, so an unchanged tree
+/// (whose batches hold nothing else) has them listed by the commit
+/// workers while the walk goes on, not all at once at the end. A commit
+/// that changes nothing costs a round trip and no `syncfs`; one that
+/// deletes costs a `syncfs`, so the count doubles after each commit it
+/// triggers, up to [`COMMIT_CLOSED_MAX`]: a run deleting in each of
+/// 10,000 directories makes 14 such commits, not 312.
 pub const COMMIT_CLOSED: u32 = 32;
+
+/// The most `Closed` frames a batch waits for ([`COMMIT_CLOSED`]).
+pub const COMMIT_CLOSED_MAX: u32 = 1024;
 
 /// Commits sent and not yet confirmed, at most: one being made durable
 /// while the next batch is sent.
@@ -434,6 +440,9 @@ pub struct Plan {
     batch_body_bytes: u64,
     /// `Closed` frames sent in the batch ([`COMMIT_CLOSED`]).
     batch_closed: u32,
+    /// The `Closed` frames that fill a batch now, 0 before the first
+    /// commit they fill (then [`COMMIT_CLOSED`]).
+    closed_limit: u32,
     /// The id of the last commit, once sent.
     final_commit: Option<u32>,
     /// Body bytes of the files the server asked for so far (the progress
@@ -550,6 +559,9 @@ impl Plan {
         if self.is_batch_full() {
             if commits_in_flight >= COMMITS_IN_FLIGHT {
                 return Next::Wait;
+            }
+            if self.batch_closed >= self.closed_limit() {
+                self.closed_limit = (self.closed_limit() * 2).min(COMMIT_CLOSED_MAX);
             }
             self.batch_entries = 0;
             self.batch_path_bytes = 0;
@@ -790,7 +802,16 @@ impl Plan {
         self.batch_entries >= COMMIT_EVERY
             || self.batch_path_bytes >= COMMIT_PATH_BYTES
             || self.batch_body_bytes >= COMMIT_BYTES
-            || self.batch_closed >= COMMIT_CLOSED
+            || self.batch_closed >= self.closed_limit()
+    }
+
+    /// The `Closed` frames that fill the batch being sent.
+    fn closed_limit(&self) -> u32 {
+        if self.closed_limit == 0 {
+            COMMIT_CLOSED
+        } else {
+            self.closed_limit
+        }
     }
 }
 

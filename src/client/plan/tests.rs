@@ -370,6 +370,48 @@ fn closed_directories_also_fill_a_batch() {
     assert_eq!(p.next(0), Next::Wait);
 }
 
+/// Each commit a directory count triggers may delete, and so cost a
+/// `syncfs`: the count doubles after each, up to `COMMIT_CLOSED_MAX`, and
+/// commits for other reasons leave it as it is.
+#[test]
+fn the_closed_count_of_a_batch_doubles_up_to_its_bound() {
+    let mut p = Plan::new();
+    let mut id = 0;
+    let mut commits_at = Vec::new();
+    let mut directories = 0u32;
+    while directories < 10_000 {
+        id += 1;
+        directories += 1;
+        p.handle_sent_closed(id, wp(&format!("d{directories}")));
+        if p.next(0) == Next::Commit {
+            commits_at.push(directories);
+        }
+    }
+    let mut want = Vec::new();
+    let (mut at, mut limit) = (0, COMMIT_CLOSED);
+    while at + limit <= 10_000 {
+        at += limit;
+        want.push(at);
+        limit = (limit * 2).min(COMMIT_CLOSED_MAX);
+    }
+    assert_eq!(commits_at, want);
+    assert_eq!(&want[..6], &[32, 96, 224, 480, 992, 2016]);
+    assert_eq!(want.len(), 13, "and one more at the end of the run");
+
+    // A batch filled by its entries keeps the count where it was.
+    let mut p = Plan::new();
+    for i in 1..=COMMIT_EVERY {
+        p.handle_sent(i, wp(&format!("f{i}")), EntryKind::File, 1);
+    }
+    assert_eq!(p.next(0), Next::Commit);
+    for i in 1..COMMIT_CLOSED {
+        p.handle_sent_closed(COMMIT_EVERY + i, wp(&format!("d{i}")));
+    }
+    assert_eq!(p.next(0), Next::Wait);
+    p.handle_sent_closed(COMMIT_EVERY + COMMIT_CLOSED, wp("last"));
+    assert_eq!(p.next(0), Next::Commit);
+}
+
 #[test]
 fn commits_count_what_they_made_durable() {
     let mut p = Plan::new();
