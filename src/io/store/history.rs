@@ -47,6 +47,11 @@ use crate::store::history::{
 /// Mode of the directories made to hold kept entries.
 const HOLDER_MODE: u32 = 0o700;
 
+/// Directories of a batch a keeper holds open, from the batch's own down
+/// ([`Keeper::holder`]): a path deeper than that is opened from the
+/// deepest one each time it is not the last one kept into.
+const CHAIN: usize = 32;
+
 /// The history directory of a namespace, as a path beneath it.
 pub(super) fn history_root() -> WirePath {
     // HISTORY_DIR is one valid name: this cannot fail.
@@ -60,8 +65,13 @@ pub(super) struct Keeper {
     /// The pending batch's path beneath the namespace and the name it is
     /// published under, once made.
     pending: Option<(WirePath, Vec<u8>)>,
-    /// The batch's directory last kept into, open.
-    last: Option<(WirePath, OwnedFd)>,
+    /// The batch's directories open from its own down to the one last
+    /// kept into (at most [`CHAIN`]), each with its name (the batch's own
+    /// with none): deletions in sibling directories make each holder
+    /// with one `mkdirat` beneath the parent they share.
+    chain: Vec<(Vec<u8>, OwnedFd)>,
+    /// The directory last kept into when it is deeper than the chain.
+    deep: Option<(WirePath, OwnedFd)>,
     /// Directories of the batch made or written, for the fsync mode.
     written: HashSet<WirePath>,
     /// The paths of the entries kept, for the batch's index.
@@ -74,7 +84,8 @@ impl Keeper {
         Keeper {
             enabled,
             pending: None,
-            last: None,
+            chain: Vec::new(),
+            deep: None,
             written: HashSet::new(),
             kept: Vec::new(),
         }
@@ -123,22 +134,62 @@ impl Keeper {
             return Err(Errno::EINVAL);
         };
         let path = join_all(pending, parent)?;
-        if let Some((p, fd)) = &self.last {
-            if *p == path {
-                return Ok(fd.as_raw_fd());
+        let comps: Vec<&[u8]> = parent.components().collect();
+        let in_chain = comps.len() < CHAIN;
+        if !in_chain {
+            if let Some((p, fd)) = &self.deep {
+                if *p == path {
+                    return Ok(fd.as_raw_fd());
+                }
             }
         }
-        let fd = self.make_holder(tree, &path)?;
-        let raw = fd.as_raw_fd();
-        let mut cur = Some(path.clone());
+        if self.chain.is_empty() {
+            let root = self.make_holder(tree, pending)?;
+            self.chain.push((Vec::new(), root));
+        }
+        // What the chain shares with the path: its batch directory (the
+        // first) and the components that are the same.
+        let shared = 1 + self.chain[1..]
+            .iter()
+            .zip(&comps)
+            .take_while(|((name, _), comp)| name.as_slice() == **comp)
+            .count();
+        let reached = if in_chain { comps.len() + 1 } else { CHAIN };
+        if shared == reached && self.chain.len() == reached && in_chain {
+            return Ok(self.chain[shared - 1].1.as_raw_fd());
+        }
+        self.chain.truncate(shared);
+        for comp in &comps[shared - 1..reached - 1] {
+            let Some((_, at)) = self.chain.last() else {
+                return Err(Errno::EINVAL);
+            };
+            let fd = open_or_make_holder(at.as_raw_fd(), comp)?;
+            self.chain.push((comp.to_vec(), fd));
+        }
+        let raw = if in_chain {
+            self.deep = None;
+            self.chain.last().map(|(_, fd)| fd.as_raw_fd())
+        } else {
+            let mut cur: Option<OwnedFd> = None;
+            for comp in &comps[CHAIN - 1..] {
+                let at = match (&cur, self.chain.last()) {
+                    (Some(fd), _) | (None, Some((_, fd))) => fd.as_raw_fd(),
+                    (None, None) => return Err(Errno::EINVAL),
+                };
+                cur = Some(open_or_make_holder(at, comp)?);
+            }
+            let raw = cur.as_ref().map(|fd| fd.as_raw_fd());
+            self.deep = cur.map(|fd| (path.clone(), fd));
+            raw
+        };
+        let mut cur = Some(path);
         while let Some(p) = cur {
             cur = p.parent();
             if !self.written.insert(p) {
                 break;
             }
         }
-        self.last = Some((path, fd));
-        Ok(raw)
+        raw.ok_or(Errno::EINVAL)
     }
 
     /// Makes (and opens) the batch directory `path`; the first one of a
@@ -240,7 +291,8 @@ impl Keeper {
     /// Publishes the batch under its time (or removes it when it kept
     /// nothing); in the fsync mode its directories are fsynced first.
     pub(super) fn publish(&mut self, tree: &Beneath, fsync: bool) -> Result<(), FsError> {
-        self.last = None;
+        self.chain.clear();
+        self.deep = None;
         let Some((pending, batch)) = self.pending.take() else {
             return Ok(());
         };
@@ -357,6 +409,26 @@ fn publish_as(root: RawFd, pending: &WirePath, batch: &[u8]) -> Result<(), Errno
         }
     }
     Err(Errno::EEXIST)
+}
+
+/// Opens the directory `name` of the batch directory `at`, made first
+/// when it is not there. An entry there that is not a directory (a
+/// symlink is never followed) is an error.
+fn open_or_make_holder(at: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
+    match open_dir_at(at, name) {
+        Err(Errno::ENOENT) => {
+            match stat::mkdirat(
+                Some(at),
+                os(name),
+                stat::Mode::from_bits_truncate(HOLDER_MODE),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            open_dir_at(at, name)
+        }
+        r => r,
+    }
 }
 
 /// `base` followed by every component of `rel`.
@@ -523,5 +595,78 @@ fn test_history_delay() {
     });
     if let Some(d) = d {
         std::thread::sleep(*d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wp(s: &str) -> WirePath {
+        WirePath::new(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// Entries kept from directories in every order (siblings, back up
+    /// to an earlier branch, the root, paths deeper than the chain of
+    /// open directories, the same deep one twice) all land at their own
+    /// path in the published batch, and its index names each once.
+    #[test]
+    fn kept_entries_land_at_their_paths_whatever_the_order_and_depth() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("ns");
+        let deep: Vec<String> = (0..CHAIN + 8).map(|i| format!("l{i}")).collect();
+        let deep = deep.join("/");
+        let deep_sib = format!("{}/other", &deep[..deep.rfind('/').unwrap()]);
+        let files = [
+            "a/b/c/f1".to_string(),
+            "a/b/d/f2".to_string(),
+            "a/b/c/f3".to_string(),
+            "x/f4".to_string(),
+            "f5".to_string(),
+            format!("{deep}/g1"),
+            format!("{deep}/g2"),
+            format!("{deep_sib}/g3"),
+            format!("{deep}/g4"),
+            "a/b/d/f6".to_string(),
+        ];
+        for f in &files {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f.as_bytes()).unwrap();
+        }
+        let tree = Beneath::open_root(&root, false).unwrap();
+        let mut keeper = Keeper::new(true);
+        for f in &files {
+            let path = wp(f);
+            let parent = path.parent().unwrap();
+            let dir = tree.dir(&parent).unwrap();
+            keeper
+                .take(&tree, dir.as_raw_fd(), &parent, path.file_name().unwrap())
+                .unwrap();
+            assert!(!root.join(f).exists(), "{f} left the tree");
+            assert!(keeper.chain.len() <= CHAIN);
+        }
+        keeper.publish(&tree, false).unwrap();
+        let history = root.join(std::str::from_utf8(HISTORY_DIR).unwrap());
+        let batches: Vec<_> = std::fs::read_dir(&history)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(batches.len(), 1, "{batches:?}");
+        for f in &files {
+            let kept = std::fs::read(batches[0].join(f)).unwrap();
+            assert_eq!(kept, f.as_bytes(), "{f}");
+        }
+        let index = std::fs::read(batches[0].join(std::str::from_utf8(INDEX_NAME).unwrap()));
+        let mut listed = crate::store::history::parse_index(&index.unwrap()).unwrap();
+        listed.sort();
+        let mut want: Vec<WirePath> = files.iter().map(|f| wp(f)).collect();
+        want.sort();
+        assert_eq!(listed, want);
+        let mode = std::fs::metadata(batches[0].join("a/b/d")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o7777,
+            HOLDER_MODE
+        );
     }
 }
