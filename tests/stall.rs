@@ -134,3 +134,106 @@ fn commits_never_wait_behind_verifies() {
     }
     assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), 8);
 }
+
+/// The number of temporary (staged) and final names directly in `dir`.
+fn staged_and_stored(dir: &std::path::Path) -> (usize, usize) {
+    use std::os::unix::ffi::OsStrExt;
+    let (mut staged, mut stored) = (0, 0);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().as_bytes().starts_with(b".rsb-tmp.") {
+            staged += 1;
+        } else {
+            stored += 1;
+        }
+    }
+    (staged, stored)
+}
+
+/// A tree of 2,500 small files of `size` bytes in one directory: three
+/// batches of the client's (a commit every 1,024 entries).
+fn many_files(dir: &std::path::Path, size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..2500 {
+        let mut body = format!("file {i}\n").into_bytes();
+        body.resize(size.max(body.len()), b'.');
+        std::fs::write(dir.join(format!("f{i:04}")), body).unwrap();
+    }
+}
+
+/// A connection reads its next batch while its last commit is made
+/// durable: with every commit slowed to 1.5 s, more than the first
+/// batch's 1,024 files are staged before any is committed (a server that
+/// waited for each commit holds exactly 1,024 then). The backup then ends
+/// whole, every file in place, nothing temporary left.
+#[test]
+fn the_next_batch_is_staged_while_a_commit_is_made_durable() {
+    let srv = Server::start_with_env(&[], &[("RSB_TEST_COMMIT_DELAY_MS", "1500")]);
+    let s = scratch();
+    let src = s.join("many");
+    many_files(&src, 10);
+    let stored = srv.store("many", &src);
+    let client = srv.client_as("many", argv!["backup", src]).spawn();
+    let mut most = 0;
+    let overlapped = wait_until(Duration::from_secs(20), || {
+        let (staged, committed) = staged_and_stored(&stored);
+        if committed == 0 {
+            most = most.max(staged);
+        }
+        committed == 0 && staged > 1024
+    });
+    assert!(
+        overlapped,
+        "at most {most} files were staged before the first commit was done"
+    );
+    client.default_wait().ok();
+    assert_same_tree(&src, &stored);
+    assert!(find_stray_tmp(&srv.ns("many")).is_empty());
+}
+
+/// A client that dies while its batch is committed beside the next one
+/// (slowed to 256 KiB/s, so that it is still sending the second batch):
+/// the batch out lands whole, each file with its contents, the part of
+/// the next one staged meanwhile is removed, nothing temporary stays,
+/// and the next run sends the rest.
+#[test]
+fn a_client_killed_while_its_commit_is_out_leaves_whole_batches_only() {
+    let srv = Server::start_with_env(&[], &[("RSB_TEST_COMMIT_DELAY_MS", "1500")]);
+    let s = scratch();
+    let src = s.join("many");
+    many_files(&src, 1024);
+    let stored = srv.store(NAME, &src);
+    let client = srv
+        .client_opts(&["--bwlimit", "256K"], argv!["backup", src])
+        .spawn();
+    let overlapped = wait_until(Duration::from_secs(30), || {
+        let (staged, committed) = staged_and_stored(&stored);
+        committed == 0 && staged > 1024
+    });
+    assert!(
+        overlapped,
+        "the second batch was never staged: the test proves nothing"
+    );
+    client.kill9();
+    // The commit out finishes; the staging of the dead connection goes.
+    let settled = wait_until(Duration::from_secs(20), || {
+        let (staged, committed) = staged_and_stored(&stored);
+        staged == 0 && committed > 0
+    });
+    let (_, committed) = staged_and_stored(&stored);
+    assert!(
+        settled && (1000..=1024).contains(&committed),
+        "after the kill: {:?} (staged, stored), want the first batch alone",
+        staged_and_stored(&stored)
+    );
+    for e in std::fs::read_dir(&stored).unwrap().flatten() {
+        let name = e.file_name();
+        assert_eq!(
+            std::fs::read(e.path()).unwrap(),
+            std::fs::read(src.join(&name)).unwrap(),
+            "{name:?}"
+        );
+    }
+    assert!(find_stray_tmp(&srv.ns(NAME)).is_empty());
+    srv.client(argv!["backup", src]).run().ok();
+    assert_same_tree(&src, &stored);
+}

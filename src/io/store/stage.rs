@@ -149,6 +149,7 @@ pub(super) struct PendingUpdate {
 }
 
 mod apply;
+mod batch;
 mod made;
 mod options;
 mod pending;

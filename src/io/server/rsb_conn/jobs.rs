@@ -21,12 +21,60 @@ use crate::server::session::stream::{plan_resume, ResumePlan};
 use crate::server::session::{Command, Completion};
 
 impl RsbConn {
-    /// Hands the batch to a worker to commit.
+    /// Hands the batch to a worker to commit. The batch goes in a stager
+    /// of its own ([`Stager::take_batch`]) and the connection goes on
+    /// reading the next batch into its stager meanwhile: the commit's
+    /// `syncfs` and renames overlap the next bodies. A second `Commit`
+    /// while one is out waits for it ([`Wait::CommitNext`]): a
+    /// connection's commits land in order, one at a time.
+    ///
+    /// [`Stager::take_batch`]: crate::io::store::Stager::take_batch
     pub(in crate::io::server) fn commit(&mut self, id: u32, workers: &Workers) {
         // A 1 MiB pipe per idle connection would pin memory and use up the
         // per-user pipe quota with many clients: it lives for one batch of
         // bodies.
         self.pipe = None;
+        if self.committing.is_some() {
+            self.state = State::Waiting(Wait::CommitNext(id));
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            answer_empty(Command::Commit { id }, &mut self.session);
+            return;
+        };
+        let batch = match store.take_batch() {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return self.commit_whole(id, workers),
+            Err(e) => {
+                debug!("{}: commit: {e}: committing in place", self.label());
+                return self.commit_whole(id, workers);
+            }
+        };
+        debug!("{}: committing {} entries", self.label(), batch.pending());
+        let job = Job::Commit {
+            ticket: self.ticket,
+            id,
+            store: batch,
+        };
+        match workers.submit(job) {
+            Ok(()) => self.committing = Some((id, std::mem::take(&mut self.batch))),
+            Err(Job::Commit { mut store, .. }) => {
+                // No worker left (cannot happen while the loop runs):
+                // commit here rather than lose the batch.
+                let report = store.commit();
+                if let Some(s) = self.store.as_mut() {
+                    s.after_batch(&store);
+                }
+                let batch = std::mem::take(&mut self.batch);
+                self.committed(id, report, batch);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Hands the connection's stager itself to a worker to commit: the
+    /// connection reads nothing until it is back.
+    fn commit_whole(&mut self, id: u32, workers: &Workers) {
         let Some(store) = self.store.take() else {
             answer_empty(Command::Commit { id }, &mut self.session);
             return;
@@ -40,11 +88,10 @@ impl RsbConn {
         match workers.submit(job) {
             Ok(()) => self.state = State::Waiting(Wait::Commit),
             Err(Job::Commit { mut store, .. }) => {
-                // No worker left (cannot happen while the loop runs):
-                // commit here rather than lose the batch.
                 let report = store.commit();
                 self.store = Some(store);
-                self.committed(id, report);
+                let batch = std::mem::take(&mut self.batch);
+                self.committed(id, report, batch);
             }
             Err(_) => {}
         }
@@ -196,6 +243,37 @@ impl RsbConn {
         // The time spent waiting for the disk is not idle time (regression:
         // a 40 s commit under -t 30 was answered, then timed out at once).
         self.session.handle_activity(now);
+        let done = match done {
+            Done::Committed {
+                id,
+                store,
+                report,
+                elapsed,
+                ..
+            } if self.committing.is_some_and(|(out, _)| out == id) => {
+                // The batch committed beside the connection's stager: the
+                // connection's state is not the commit's.
+                debug!(
+                    "{}: commit took {:.1} ms",
+                    self.label(),
+                    elapsed.as_secs_f64() * 1e3
+                );
+                if let Some(s) = self.store.as_mut() {
+                    s.after_batch(&store);
+                }
+                let batch = self.committing.take().map(|(_, b)| b).unwrap_or_default();
+                self.committed(id, report, batch);
+                // A `Commit` behind it never runs once the session closes:
+                // the close grace starts now.
+                if let State::Closing { job, .. } = &mut self.state {
+                    if matches!(job, Some(Wait::CommitNext(_))) {
+                        *job = None;
+                    }
+                }
+                return;
+            }
+            other => other,
+        };
         let closing = match self.state {
             State::Closing { since, .. } => Some(since),
             _ => None,
@@ -215,7 +293,8 @@ impl RsbConn {
                     elapsed.as_secs_f64() * 1e3
                 );
                 self.store = Some(store);
-                self.committed(id, report);
+                let batch = std::mem::take(&mut self.batch);
+                self.committed(id, report, batch);
             }
             Done::Crc { result, .. } => match job {
                 Some(Wait::ResumedSend(r)) => {
@@ -356,20 +435,25 @@ impl RsbConn {
         }
     }
 
-    /// Reports a finished commit to the client and the log.
-    pub(in crate::io::server) fn committed(&mut self, id: u32, report: CommitReport) {
+    /// Reports a finished commit of the batch counted in `batch` to the
+    /// client and the log.
+    pub(in crate::io::server) fn committed(
+        &mut self,
+        id: u32,
+        report: CommitReport,
+        mut batch: super::Stats,
+    ) {
         let who = self.label();
         for f in report.failures {
             let line = format!("{who}: commit: {}", f.error);
             self.log_repeat(log::Level::Error, f.error.short(), &line);
-            self.batch.failed += 1;
+            batch.failed += 1;
             self.session.handle_completion(Completion::Failed {
                 id: f.id,
                 path: f.path,
                 message: f.error.short(),
             });
         }
-        let batch = std::mem::take(&mut self.batch);
         let history = match (report.kept, report.deleted) {
             (0, 0) => String::new(),
             (kept, deleted) => format!("; history: {kept} replaced, {deleted} deleted"),

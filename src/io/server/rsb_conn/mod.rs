@@ -88,6 +88,10 @@ pub(super) enum State {
 pub(super) enum Wait {
     /// A commit: the stager is with the worker.
     Commit,
+    /// A `Commit` (this id) that came while the batch before was still
+    /// being committed on a worker: commits land in order, so it waits
+    /// for that one, and nothing is read meanwhile.
+    CommitNext(u32),
     /// A verify; set the flag to stop it (the connection closed).
     Verify(Arc<AtomicBool>),
     /// The crc32c of a resumed backup's kept bytes: the body waits.
@@ -143,6 +147,9 @@ pub(super) struct RsbConn {
     pub(super) counted: (u64, u64),
     /// The delta being received, for the signature cache.
     pub(super) delta: Option<Box<delta::Note>>,
+    /// The batch a worker is committing while the next one is staged in
+    /// `store` (`jobs.rs`, `commit`): its `Commit`'s id and its counters.
+    pub(super) committing: Option<(u32, Stats)>,
 }
 
 impl RsbConn {
@@ -172,18 +179,20 @@ impl RsbConn {
             moved: (0, 0),
             counted: (0, 0),
             delta: None,
+            committing: None,
         }
     }
 
     /// What it is doing, for the dashboard.
     pub(super) fn view(&self) -> ConnView {
         let backing_up = self.batch.entries + self.total.entries > 0
+            || self.committing.is_some()
             || self.store.as_ref().is_some_and(|s| s.pending() > 0);
         let what = match &self.state {
             State::Listing(_) => "list",
             State::Restoring(_) => "restore",
             State::Waiting(Wait::Verify(_)) => "verify",
-            State::Receiving(_) | State::Waiting(Wait::Commit) => "backup",
+            State::Receiving(_) | State::Waiting(Wait::Commit | Wait::CommitNext(_)) => "backup",
             _ if self.session.is_agent() => "agent",
             _ if backing_up => "backup",
             _ => "idle",
@@ -208,7 +217,12 @@ impl RsbConn {
     /// error when a batch was never committed.
     pub(super) fn last_run(&self, ended: crate::proto::Time, reason: &str) -> Option<LastRun> {
         let t = self.total;
-        let b = self.batch;
+        let mut b = self.batch;
+        if let Some((_, out)) = self.committing {
+            // Its commit's result comes to nobody: not known to be stored.
+            b.entries += out.entries;
+            b.failed += out.failed;
+        }
         if t.entries + b.entries + t.failed + b.failed == 0 {
             return None;
         }
@@ -245,8 +259,12 @@ impl RsbConn {
 
     /// When the loop must look at this connection again: the session's
     /// own deadline, or the end of the close grace. None while a job is
-    /// out: a connection waiting for the disk is not idle.
+    /// out, a commit included: a connection waiting for the disk is not
+    /// idle.
     pub(super) fn deadline(&self) -> Option<Instant> {
+        if self.committing.is_some() && !matches!(self.state, State::Closing { .. }) {
+            return None;
+        }
         match &self.state {
             State::Waiting(_) | State::Closing { job: Some(_), .. } => None,
             State::Closing { since, .. } => since.checked_add(CLOSE_GRACE),
@@ -256,7 +274,9 @@ impl RsbConn {
 
     /// The deadline came due (it may since have moved later).
     pub(super) fn handle_deadline(&mut self, now: Instant) -> Expiry {
-        if self.is_waiting() {
+        if self.is_waiting()
+            || (self.committing.is_some() && !matches!(self.state, State::Closing { .. }))
+        {
             return Expiry::NotYet;
         }
         if let State::Closing { since, .. } = self.state {
@@ -335,6 +355,14 @@ impl RsbConn {
             let mut progress = false;
             if self.session.is_closing() {
                 self.enter_closing(now)?;
+            }
+            if self.committing.is_none() {
+                if let State::Waiting(Wait::CommitNext(id)) = self.state {
+                    // The batch before is in: this one's turn.
+                    self.state = State::Idle;
+                    self.commit(id, &env.workers);
+                    progress = true;
+                }
             }
             if self.flush()? {
                 progress = true;
