@@ -237,3 +237,37 @@ fn a_client_killed_while_its_commit_is_out_leaves_whole_batches_only() {
     srv.client(argv!["backup", src]).run().ok();
     assert_same_tree(&src, &stored);
 }
+
+/// A restoring client does the same on a thread of its own: with its
+/// commits slowed to 1.5 s, more than the first batch is staged in DEST
+/// before any file is in place, and the restore ends whole.
+#[test]
+fn a_restore_receives_its_next_batch_while_a_commit_is_made_durable() {
+    let srv = Server::start(&[]);
+    let s = scratch();
+    let src = s.join("many");
+    many_files(&src, 10);
+    srv.client(argv!["backup", src]).run().ok();
+    let dest = s.join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    let client = srv
+        .client(argv!["restore", src, dest])
+        .env("RSB_TEST_COMMIT_DELAY_MS", "1500")
+        .spawn();
+    let into = dest.join("many");
+    let mut most = 0;
+    let overlapped = wait_until(Duration::from_secs(20), || {
+        let (staged, committed) = staged_and_stored(&into);
+        if committed == 0 {
+            most = most.max(staged);
+        }
+        committed == 0 && staged > 1024
+    });
+    assert!(
+        overlapped,
+        "at most {most} files were staged before the restore's first commit was done"
+    );
+    client.default_wait().ok();
+    assert_same_tree(&src, &into);
+    assert!(find_stray_tmp(&dest).is_empty());
+}

@@ -373,8 +373,9 @@ impl Workers {
 }
 
 /// `RSB_TEST_COMMIT_DELAY_MS`: makes every commit that much slower, as
-/// on a slow disk, so tests can check that nothing else waits for it.
-fn test_commit_delay() -> Option<Duration> {
+/// on a slow disk, so tests can check that nothing else waits for it
+/// (the server's commits and a restoring client's).
+pub(crate) fn test_commit_delay() -> Option<Duration> {
     static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
     *DELAY.get_or_init(|| {
         std::env::var("RSB_TEST_COMMIT_DELAY_MS")

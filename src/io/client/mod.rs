@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod backup;
+pub mod committer;
 pub mod conn;
 pub mod error;
 pub mod event_loop;

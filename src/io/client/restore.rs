@@ -10,7 +10,8 @@
 //! (already in DEST or sent earlier) cannot lead a write outside the
 //! destination. Files are received under temporary names, checked against
 //! the server's crc32c, and renamed into place in synced batches, exactly as
-//! the server stores backups. A hard link the server sends (`Link`) is made
+//! the server stores backups: each batch committed on a thread of its own
+//! while the next one is received ([`Committer`]). A hard link the server sends (`Link`) is made
 //! only to a file this restore wrote or kept ([`restore::map_link`]), at
 //! the commit, after the batch's files are in place ([`Stager::link`]).
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::FileStat;
 
+use super::committer::Committer;
 use super::error::NetError;
 use super::event_loop::Link;
 use super::marker::{self, Marked};
@@ -240,13 +242,24 @@ pub fn restore(
         numeric: opts.numeric,
         at: opts.at,
     };
-    let res = receive(link, &wire, &t, &mut stager, &mut top, &mut rules, rep);
+    let mut committer = Committer::new();
+    let res = receive(
+        link,
+        &wire,
+        &t,
+        (&mut stager, &mut committer),
+        &mut top,
+        &mut rules,
+        rep,
+    );
     // Done or cut: what arrived whole is made durable and visible, with
     // the directory modes and times that came (the rest come with a
-    // re-run); from a server that broke the protocol, nothing is.
+    // re-run); from a server that broke the protocol, nothing more is.
+    // Either way the batch being committed is waited for.
     if restore::commit_when_ended(matches!(res, Err(NetError::Protocol { .. }))) {
-        commit(&mut stager, rep);
+        committer.commit(&mut stager, rep);
     }
+    committer.wait(&mut stager, rep);
     // Counted as modes are applied, which for directories is at the commit.
     if let Some(notice) = owners::kept_notice(stager.owners_kept()) {
         eprintln!("rsb-client: warning: {notice}");
@@ -265,7 +278,7 @@ fn receive(
     link: &mut Link<'_>,
     wire: &WirePath,
     t: &Target,
-    stager: &mut Stager,
+    (stager, committer): (&mut Stager, &mut Committer),
     top: &mut Top,
     rules: &mut Rules,
     rep: &mut Reporter,
@@ -601,7 +614,7 @@ fn receive(
                 | Event::Progress { .. } => {}
             }
             if restore::wants_commit(stager.pending(), batch_bytes, current.is_some()) {
-                commit(stager, rep);
+                committer.commit(stager, rep);
                 batch_bytes = 0;
             }
         }
@@ -680,13 +693,4 @@ fn same_inode(stager: &Stager, p: &WirePath, to: &WirePath) -> bool {
         return false;
     };
     kind_of(&a) == Some(EntryKind::File) && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-}
-
-fn commit(stager: &mut Stager, rep: &mut Reporter) {
-    for f in stager.commit().failures {
-        rep.fail(
-            &f.error.path,
-            &format!("{} failed: {}", f.error.op, f.error.cause()),
-        );
-    }
 }

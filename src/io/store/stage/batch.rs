@@ -13,6 +13,8 @@
 //! file system (the manifest checks' missing directories, the mode
 //! prediction, the free space). Commits of one connection still land in
 //! order: a second `Commit` waits for the first (`rsb_conn/jobs.rs`).
+//! A restoring client does the same on a thread of its own
+//! (`io/client/committer.rs`).
 //! Part of [`super`], split off for length.
 
 use super::{FsError, Stager};
@@ -47,10 +49,16 @@ impl Stager {
 
     /// Takes back from a committed batch's stager ([`Stager::take_batch`])
     /// the owner-name table its commit saved, so that the next commit
-    /// does not write the same names again.
+    /// does not write the same names again, and what its commit counted
+    /// as left out (a restore's notices at the end).
     pub fn after_batch(&mut self, batch: &Stager) {
         if batch.saved_names.is_some() {
             self.saved_names = batch.saved_names.clone();
         }
+        let mut mine = self.left_out.get();
+        for (m, b) in mine.iter_mut().zip(batch.left_out.get()) {
+            *m = m.saturating_add(b);
+        }
+        self.left_out.set(mine);
     }
 }
