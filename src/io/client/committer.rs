@@ -104,6 +104,12 @@ impl Committer {
     }
 }
 
+impl Default for Committer {
+    fn default() -> Committer {
+        Committer::new()
+    }
+}
+
 impl Drop for Committer {
     /// Ends the thread once it has committed what it has.
     fn drop(&mut self) {
