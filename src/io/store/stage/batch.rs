@@ -3,7 +3,9 @@
 //! client's next entries into its own stager meanwhile, so the commit's
 //! `syncfs` and renames overlap the next batch's bodies instead of
 //! stopping the connection (10,000 small files: ten commits of about
-//! 45 ms each, a third of the push, with both cores otherwise idle).
+//! 45 ms each, a third of the push, with both cores otherwise idle). A
+//! batch of small files only: one holding a large file is committed
+//! before the next body, as before ([`Stager::take_batch`]).
 //!
 //! The batch's stager is the connection's as a second connection of the
 //! same client name would have it: the same namespace (through a
@@ -18,16 +20,24 @@
 //! Part of [`super`], split off for length.
 
 use super::{FsError, Stager};
+use crate::store::resume::RESUME_MIN;
 
 impl Stager {
     /// The staged batch in a stager of its own, to commit while this one
     /// stages the next batch (see the module's text); this one is left
-    /// with nothing pending. `None` while a body is coming in or an
-    /// entry's attributes wait for it (the session never commits then),
-    /// `Err` when the namespace cannot be opened again (no descriptor
-    /// left): then the batch is committed whole, as before.
+    /// with nothing pending. `None`, and the batch is committed as it
+    /// stands before anything more is received, when it holds a large
+    /// file (one of [`RESUME_MIN`] or more, which a cut transfer resumes):
+    /// a kill while the next body arrives then still finds it in place,
+    /// and the re-run resumes the next file instead of sending this one
+    /// again; also while a body is coming in or an entry's attributes
+    /// wait for it (the session never commits then). `Err` when the
+    /// namespace cannot be opened again (no descriptor left): the batch
+    /// is committed as it stands too.
     pub fn take_batch(&mut self) -> Result<Option<Box<Stager>>, FsError> {
-        if self.incoming.is_some() || self.xattrs.is_some() {
+        let large = self.staged.iter().any(|s| s.size >= RESUME_MIN)
+            || self.links.iter().any(|l| l.size >= RESUME_MIN);
+        if large || self.incoming.is_some() || self.xattrs.is_some() {
             return Ok(None);
         }
         let mut batch = Stager::new(self.ns.try_clone()?, self.opts);
