@@ -11,9 +11,10 @@
 //! destination. Files are received under temporary names, checked against
 //! the server's crc32c, and renamed into place in synced batches, exactly as
 //! the server stores backups: each batch committed on a thread of its own
-//! while the next one is received ([`Committer`]). A hard link the server sends (`Link`) is made
-//! only to a file this restore wrote or kept ([`restore::map_link`]), at
-//! the commit, after the batch's files are in place ([`Stager::link`]).
+//! while the next one is received ([`Committer`]). A hard link the server
+//! sends (`Link`) is made only to a file this restore wrote or kept
+//! ([`restore::map_link`]), at the commit, after the batch's files are in
+//! place ([`Stager::link`]).
 
 use std::path::{Path, PathBuf};
 

@@ -35,8 +35,7 @@ impl Stager {
     /// namespace cannot be opened again (no descriptor left): the batch
     /// is committed as it stands too.
     pub fn take_batch(&mut self) -> Result<Option<Box<Stager>>, FsError> {
-        let large = self.staged.iter().any(|s| s.size >= RESUME_MIN)
-            || self.links.iter().any(|l| l.size >= RESUME_MIN);
+        let large = self.staged.iter().any(|s| s.size >= RESUME_MIN);
         if large || self.incoming.is_some() || self.xattrs.is_some() {
             return Ok(None);
         }
