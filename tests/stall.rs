@@ -149,6 +149,26 @@ fn staged_and_stored(dir: &std::path::Path) -> (usize, usize) {
     (staged, stored)
 }
 
+/// Waits (at most `within`) until more than one batch (1,024 files) is
+/// staged in `dir` while none is committed: the second batch arrived
+/// while the first was being committed. `Err` with the most files seen
+/// staged before the first commit was done.
+fn wait_overlap(dir: &std::path::Path, within: Duration) -> Result<(), usize> {
+    let mut most = 0;
+    let overlapped = wait_until(within, || {
+        let (staged, committed) = staged_and_stored(dir);
+        if committed == 0 {
+            most = most.max(staged);
+        }
+        committed == 0 && staged > 1024
+    });
+    if overlapped {
+        Ok(())
+    } else {
+        Err(most)
+    }
+}
+
 /// A tree of 2,500 small files of `size` bytes in one directory: three
 /// batches of the client's (a commit every 1,024 entries).
 fn many_files(dir: &std::path::Path, size: usize) {
@@ -173,18 +193,9 @@ fn the_next_batch_is_staged_while_a_commit_is_made_durable() {
     many_files(&src, 10);
     let stored = srv.store("many", &src);
     let client = srv.client_as("many", argv!["backup", src]).spawn();
-    let mut most = 0;
-    let overlapped = wait_until(Duration::from_secs(20), || {
-        let (staged, committed) = staged_and_stored(&stored);
-        if committed == 0 {
-            most = most.max(staged);
-        }
-        committed == 0 && staged > 1024
-    });
-    assert!(
-        overlapped,
-        "at most {most} files were staged before the first commit was done"
-    );
+    if let Err(most) = wait_overlap(&stored, Duration::from_secs(20)) {
+        panic!("at most {most} files were staged before the first commit was done");
+    }
     client.default_wait().ok();
     assert_same_tree(&src, &stored);
     assert!(find_stray_tmp(&srv.ns("many")).is_empty());
@@ -205,12 +216,8 @@ fn a_client_killed_while_its_commit_is_out_leaves_whole_batches_only() {
     let client = srv
         .client_opts(&["--bwlimit", "256K"], argv!["backup", src])
         .spawn();
-    let overlapped = wait_until(Duration::from_secs(30), || {
-        let (staged, committed) = staged_and_stored(&stored);
-        committed == 0 && staged > 1024
-    });
     assert!(
-        overlapped,
+        wait_overlap(&stored, Duration::from_secs(30)).is_ok(),
         "the second batch was never staged: the test proves nothing"
     );
     client.kill9();
@@ -255,18 +262,9 @@ fn a_restore_receives_its_next_batch_while_a_commit_is_made_durable() {
         .env("RSB_TEST_COMMIT_DELAY_MS", "1500")
         .spawn();
     let into = dest.join("many");
-    let mut most = 0;
-    let overlapped = wait_until(Duration::from_secs(20), || {
-        let (staged, committed) = staged_and_stored(&into);
-        if committed == 0 {
-            most = most.max(staged);
-        }
-        committed == 0 && staged > 1024
-    });
-    assert!(
-        overlapped,
-        "at most {most} files were staged before the restore's first commit was done"
-    );
+    if let Err(most) = wait_overlap(&into, Duration::from_secs(20)) {
+        panic!("at most {most} files were staged before the restore's first commit was done");
+    }
     client.default_wait().ok();
     assert_same_tree(&src, &into);
     assert!(find_stray_tmp(&dest).is_empty());

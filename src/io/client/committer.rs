@@ -45,19 +45,15 @@ impl Committer {
                 }
             })
             .ok();
-        match thread {
-            Some(t) => Committer {
-                to: Some(to),
-                from: Some(from),
-                thread: Some(t),
-                out: false,
-            },
-            None => Committer {
-                to: None,
-                from: None,
-                thread: None,
-                out: false,
-            },
+        let (to, from) = match thread {
+            Some(_) => (Some(to), Some(from)),
+            None => (None, None),
+        };
+        Committer {
+            to,
+            from,
+            thread,
+            out: false,
         }
     }
 

@@ -201,19 +201,8 @@ impl Beneath {
             sofar = sofar
                 .join(comp)
                 .map_err(|e| FsError::invalid("open", self.show(path), e))?;
-            let next = match open_dir_at(cur.as_raw_fd(), comp) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) => {
-                    match stat::mkdirat(Some(cur.as_raw_fd()), os(comp), mode) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(FsError::errno("mkdir", self.show(&sofar), e)),
-                    }
-                    open_dir_at(cur.as_raw_fd(), comp)
-                        .map_err(|e| FsError::errno("open", self.show(&sofar), e))?
-                }
-                Err(e) => return Err(FsError::errno("open", self.show(&sofar), e)),
-            };
-            cur = next;
+            cur = open_or_make_dir(cur.as_raw_fd(), comp, mode)
+                .map_err(|(op, e)| FsError::errno(op, self.show(&sofar), e))?;
         }
         Ok(cur)
     }
@@ -365,6 +354,27 @@ pub fn open_dir_at(dir: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
     fcntl::openat(Some(dir), os(name), DIR_FLAGS, Mode::empty())
         .map(own)
         .map_err(not_dir)
+}
+
+/// Opens the directory `name` of `dir`, made with `mode` first when it is
+/// not there (made meanwhile by someone else is fine). An entry there that
+/// is not a directory (a symlink is never followed) is an error; the error
+/// names the call that failed (`mkdir` or `open`).
+pub fn open_or_make_dir(
+    dir: RawFd,
+    name: &[u8],
+    mode: Mode,
+) -> Result<OwnedFd, (&'static str, Errno)> {
+    match open_dir_at(dir, name) {
+        Err(Errno::ENOENT) => {
+            match stat::mkdirat(Some(dir), os(name), mode) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(("mkdir", e)),
+            }
+            open_dir_at(dir, name).map_err(|e| ("open", e))
+        }
+        r => r.map_err(|e| ("open", e)),
+    }
 }
 
 /// A name in a directory and its type, where the file system reports it.

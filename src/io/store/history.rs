@@ -36,7 +36,7 @@ use nix::fcntl::{self, AtFlags};
 use nix::sys::stat;
 use nix::unistd;
 
-use super::beneath::{entries_at, open_dir_at, os, Beneath};
+use super::beneath::{entries_at, open_dir_at, open_or_make_dir, os, Beneath};
 use super::tmp;
 use crate::io::error::FsError;
 use crate::proto::WirePath;
@@ -411,24 +411,10 @@ fn publish_as(root: RawFd, pending: &WirePath, batch: &[u8]) -> Result<(), Errno
     Err(Errno::EEXIST)
 }
 
-/// Opens the directory `name` of the batch directory `at`, made first
-/// when it is not there. An entry there that is not a directory (a
-/// symlink is never followed) is an error.
+/// Opens the batch directory `name` of `at`, made first when it is not
+/// there ([`open_or_make_dir`]).
 fn open_or_make_holder(at: RawFd, name: &[u8]) -> Result<OwnedFd, Errno> {
-    match open_dir_at(at, name) {
-        Err(Errno::ENOENT) => {
-            match stat::mkdirat(
-                Some(at),
-                os(name),
-                stat::Mode::from_bits_truncate(HOLDER_MODE),
-            ) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            open_dir_at(at, name)
-        }
-        r => r,
-    }
+    open_or_make_dir(at, name, stat::Mode::from_bits_truncate(HOLDER_MODE)).map_err(|(_, e)| e)
 }
 
 /// `base` followed by every component of `rel`.
