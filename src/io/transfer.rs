@@ -142,6 +142,8 @@ pub struct BodyReceiver {
     /// the trailing hole once the last byte is in. Boxed: a receiver lives
     /// in every receiving connection's state.
     sparse: Option<Box<(std::collections::VecDeque<Extent>, u64)>>,
+    /// A body held in memory instead of written (see [`Self::held`]).
+    held: Option<Vec<u8>>,
 }
 
 impl BodyReceiver {
@@ -160,7 +162,24 @@ impl BodyReceiver {
             error: None,
             written_back: offset,
             sparse: None,
+            held: None,
         }
+    }
+
+    /// Expects a dense body of `size` bytes (at most [`SMALL_BODY`]) to
+    /// keep in memory, not write anywhere: a small file the server's
+    /// writer threads create whole ([`Self::take_held`]).
+    pub fn held(size: u64) -> BodyReceiver {
+        let mut r = BodyReceiver::new(size);
+        r.held = Some(Vec::with_capacity(
+            usize::try_from(size.min(SMALL_BODY)).unwrap_or(0),
+        ));
+        r
+    }
+
+    /// The bytes of a held body ([`Self::held`]), once.
+    pub fn take_held(&mut self) -> Option<Vec<u8>> {
+        self.held.take()
     }
 
     /// Expects the body of a file of `size` bytes sent from `offset`
@@ -245,7 +264,9 @@ impl BodyReceiver {
         let run = self.next_run().min(self.remaining);
         let n = data.len().min(run.min(usize::MAX as u64) as usize);
         let data = &data[..n];
-        if let (Some(file), false) = (file, self.has_failed()) {
+        if let Some(held) = self.held.as_mut() {
+            held.extend_from_slice(data);
+        } else if let (Some(file), false) = (file, self.has_failed()) {
             let mut done = 0;
             while done < n {
                 match nix::sys::uio::pwrite(file, &data[done..], (self.offset + done as u64) as i64)
@@ -420,7 +441,8 @@ pub fn receive_step(
         inbuf.drain(..n);
         moved += n as u64;
     }
-    if !recv.is_done() && inbuf.is_empty() && *readable && recv.remaining() <= SMALL_BODY {
+    let small = recv.remaining() <= SMALL_BODY || recv.held.is_some();
+    if !recv.is_done() && inbuf.is_empty() && *readable && small {
         let want = recv.remaining().min(budget.saturating_sub(moved));
         moved += read_small(recv, sock, file, readable, want)?;
     } else if !recv.is_done() && inbuf.is_empty() && *readable {

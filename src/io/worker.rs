@@ -12,7 +12,10 @@
 //!
 //! Commits and reads (verifies, the crc of a resumed prefix) have queues
 //! and threads of their own: however many verifies run, a commit never
-//! waits for a thread behind them.
+//! waits for a thread behind them. Small files are written by threads of
+//! their own too ([`WRITERS`], see `store/stage/deferred.rs`): a stager
+//! sends them there itself, and its commit waits for them; they never
+//! wait for anything but the disk.
 //!
 //! Only the pool lives here: what a job does is the store's
 //! ([`Stager::commit`], [`Namespace::verify`], [`StoredFile::crc`],
@@ -33,7 +36,7 @@ use mio::Waker;
 use super::delta_io::{copy_ranges, crc_and_resign, crc_and_sign, CopyReport};
 use super::delta_match::Matched;
 use super::store::sigcache::{SigCache, SigKey};
-use super::store::{CommitReport, Namespace, Stager, Store, StoredFile};
+use super::store::{CommitReport, Namespace, Stager, Store, StoredFile, Writer, WriterMsg};
 use crate::delta::Signature;
 use crate::proto::{CopyRange, WirePath};
 use crate::server::session::VerifyCounts;
@@ -223,6 +226,8 @@ pub struct Workers {
     jobs: Option<Sender<Job>>,
     /// Verifies and crcs: they read for as long as the data takes.
     reads: Option<Sender<Job>>,
+    /// Small files to write (see [`Self::writer`]).
+    writes: Writer,
     done: Receiver<Done>,
     /// Namespaces swept in this run, and when.
     swept: std::cell::RefCell<HashMap<String, Instant>>,
@@ -234,6 +239,10 @@ pub struct Workers {
     done_tx: Sender<Done>,
     waker: Arc<Waker>,
 }
+
+/// Threads that write small files (see [`Workers::writer`]): two, so one
+/// file system call that blocks does not stop every small file behind it.
+pub const WRITERS: usize = 2;
 
 /// How often the space of every namespace is measured again.
 pub const MEASURE_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -260,6 +269,16 @@ impl Workers {
                 .name("rsb-sweep".into())
                 .spawn(move || sweeper(&sweep_rx, &sweep_stop))?,
         );
+        let (write_tx, write_rx) = mpsc::channel::<WriterMsg>();
+        let write_rx = Arc::new(Mutex::new(write_rx));
+        for i in 0..WRITERS {
+            let rx = write_rx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rsb-write-{i}"))
+                    .spawn(move || super::store::writer_thread(&rx))?,
+            );
+        }
         for (kind, rx) in [("commit", &job_rx), ("read", &read_rx)] {
             for i in 0..n.max(1) {
                 let (jobs, done, waker) = (rx.clone(), done_tx.clone(), waker.clone());
@@ -275,6 +294,7 @@ impl Workers {
             stop,
             jobs: Some(job_tx),
             reads: Some(read_tx),
+            writes: write_tx,
             done: done_rx,
             swept: std::cell::RefCell::new(HashMap::new()),
             sweeps: Some(sweep_tx),
@@ -354,6 +374,12 @@ impl Workers {
         }
     }
 
+    /// Where a stager sends its small files to be written
+    /// ([`Stager::set_writer`]).
+    pub fn writer(&self) -> Writer {
+        self.writes.clone()
+    }
+
     /// The next result, if one is ready.
     pub fn poll_done(&self) -> Option<Done> {
         self.done.try_recv().ok()
@@ -366,6 +392,11 @@ impl Workers {
         self.jobs = None;
         self.reads = None;
         self.sweeps = None;
+        // Each writer ends at a stop, after the files sent before it;
+        // a stager that sends one later writes it itself.
+        for _ in 0..WRITERS {
+            let _ = self.writes.send(WriterMsg::Stop);
+        }
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }

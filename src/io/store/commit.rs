@@ -103,7 +103,9 @@ impl Stager {
         } = &mut report;
         self.parent = None;
         self.touched.clear();
-        let staged = std::mem::take(&mut self.staged);
+        let mut staged = std::mem::take(&mut self.staged);
+        // The held files first: each is written, or one of the failures.
+        self.settle_writes(&mut staged, failures);
         let mut dirs = std::mem::take(&mut self.dirs);
         let links = std::mem::take(&mut self.links);
         let updates = std::mem::take(&mut self.updates);

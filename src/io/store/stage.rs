@@ -90,6 +90,11 @@ pub struct Incoming {
     xattrs: Option<Box<Xattrs>>,
     /// The mode and owner a fresh file was created with (see [`made`]).
     pub(super) made: Option<made::Made>,
+    /// A small fresh file not created yet: its body is held in memory and
+    /// a writer thread makes it whole (see [`deferred`]).
+    pub(super) held: Option<Box<deferred::Held>>,
+    /// The held body, once it came in ([`Incoming::give_body`]).
+    pub(super) body: Option<Vec<u8>>,
     pub(super) tmp: Vec<u8>,
     /// `path` as a person would write it.
     pub(super) shown: Shown,
@@ -150,14 +155,25 @@ pub(super) struct PendingUpdate {
 
 mod apply;
 mod batch;
+mod deferred;
 mod made;
 mod options;
 mod pending;
 mod resumed;
+mod room;
 mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
+pub use deferred::{writer_thread, Writer, WriterMsg};
 pub use options::StageOptions;
 pub(super) use pending::PendingDelete;
+
+/// Logs, once per process, that the file system keeps no user extended
+/// attributes (seen at `shown`): checksums are not recorded.
+fn warn_no_xattrs(shown: &Shown) {
+    if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!("{}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files", shown.text());
+    }
+}
 
 /// Whether the directory `dir` has a default ACL (one that cannot be read
 /// counts as one: the prediction of [`made`] is then not made there).
@@ -195,8 +211,9 @@ pub struct Stager {
     /// frame goes right before it), for that path only.
     pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
-    /// The directory the last entry went into, kept open.
-    pub(super) parent: Option<(WirePath, OwnedFd)>,
+    /// The directory the last entry went into, kept open (shared with
+    /// the writes of the files held for it, see [`deferred`]).
+    pub(super) parent: Option<(WirePath, std::sync::Arc<OwnedFd>)>,
     /// Directories written into since the last commit, with the mtime each
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
@@ -226,11 +243,12 @@ pub struct Stager {
     /// when what a new file there gets cannot be predicted (a default
     /// ACL, which replaces the umask and gives files its entries).
     parent_gid: u32,
+    /// Where held files are sent to be written (see [`deferred`]; the
+    /// server's stagers only).
+    writer: Option<Writer>,
+    /// The writes of this batch's held files.
+    pub(super) writes: std::sync::Arc<deferred::Writes>,
 }
-
-/// How long a look at the free space stands for `make_room` (other
-/// writers share the file system).
-const ROOM_STALE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Stager {
     /// A stager writing beneath `ns`, as `opts` says.
@@ -257,6 +275,8 @@ impl Stager {
             fresh: Default::default(),
             made_ok: None,
             parent_gid: u32::MAX,
+            writer: None,
+            writes: Default::default(),
         }
     }
 
@@ -337,7 +357,7 @@ impl Stager {
             .map_err(|e| FsError::errno("chmod", self.ns.tree.show(&parent), e))?;
         }
         let raw = fd.as_raw_fd();
-        self.parent = Some((parent, fd));
+        self.parent = Some((parent, std::sync::Arc::new(fd)));
         Ok(raw)
     }
 
@@ -627,6 +647,33 @@ impl Stager {
         meta: Meta,
         size: u64,
     ) -> Result<&mut Incoming, FsError> {
+        self.begin(id, path, meta, size, false)
+    }
+
+    /// [`Self::begin_file`] of a body sent with `layout`: a small dense
+    /// one may be held in memory and written by a writer thread (see
+    /// [`deferred`]; the shell asks [`Incoming::holds_body`]).
+    pub fn begin_body(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        layout: Layout,
+    ) -> Result<&mut Incoming, FsError> {
+        let inc = self.begin(id, path, meta, size, !layout.is_sparse())?;
+        inc.layout = layout;
+        Ok(inc)
+    }
+
+    fn begin(
+        &mut self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        may_hold: bool,
+    ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
         let xattrs = self.take_xattrs(path);
         let parent = self.parent_for_write(path)?;
@@ -653,6 +700,15 @@ impl Stager {
             None => {
                 let tmp = tmp::fresh_tmp();
                 let (mode, predicted) = self.to_make(&meta, self.parent_gid);
+                let held = may_hold.then(|| self.hold(size, mode, predicted)).flatten();
+                if held.is_some() {
+                    // Made on a writer thread once its body is in.
+                    return Ok(self.incoming.insert(Incoming {
+                        tmp,
+                        xattrs,
+                        ..self.incoming_of(id, path, meta, size, held)
+                    }));
+                }
                 let fd = fcntl::openat(
                     Some(parent),
                     os(&tmp),
@@ -671,63 +727,44 @@ impl Stager {
             }
         };
         Ok(self.incoming.insert(Incoming {
+            file,
+            tmp,
+            partial,
+            made,
+            xattrs,
+            ..self.incoming_of(id, path, meta, size, None)
+        }))
+    }
+
+    /// A fresh, dense [`Incoming`] for `path` with no file, name or
+    /// attributes yet, `held` as [`Self::hold`] decided.
+    fn incoming_of(
+        &self,
+        id: u32,
+        path: &WirePath,
+        meta: Meta,
+        size: u64,
+        held: Option<Box<deferred::Held>>,
+    ) -> Incoming {
+        Incoming {
             id,
             path: path.clone(),
             meta,
             size,
-            file,
-            tmp,
+            file: None,
+            tmp: Vec::new(),
             shown: self.ns.tree.shown(path),
-            partial,
+            partial: false,
             offset: 0,
             crc: 0,
             prefix_pending: false,
             layout: Layout::Dense,
             delta: false,
             written: None,
-            xattrs,
-            made,
-        }))
-    }
-
-    /// When the file system holding `dir` has less than `need` bytes free
-    /// for us, removes partials nobody holds (oldest first, see
-    /// [`partial::reclaim`]): a full disk gives up kept parts of cut
-    /// transfers before it fails a backup. Tried once per stager when it
-    /// frees nothing, so a disk that stays full is not searched again and
-    /// again. The free space is not asked for each file (a `statvfs`
-    /// per small file was a tenth of the server's system calls): after
-    /// one, half of what was free may be staged, for at most
-    /// [`ROOM_STALE`], before the next.
-    fn make_room(&mut self, dir: RawFd, need: u64) {
-        if need == 0 || !self.opts.keep_partials || self.reclaim_failed {
-            return;
-        }
-        let now = std::time::Instant::now();
-        let (room, at) = self.room;
-        if need <= room && at.is_some_and(|t| now.saturating_duration_since(t) < ROOM_STALE) {
-            self.room.0 = room - need;
-            return;
-        }
-        // SAFETY: dir is an open descriptor borrowed for the call.
-        let dir = unsafe { BorrowedFd::borrow_raw(dir) };
-        let Ok(vfs) = nix::sys::statvfs::fstatvfs(dir) else {
-            return;
-        };
-        let free = vfs.blocks_available().saturating_mul(vfs.fragment_size());
-        if free >= need {
-            self.room = ((free - need) / 2, Some(now));
-            return;
-        }
-        self.room = (0, None);
-        let freed = partial::reclaim(&self.ns.tree, need - free);
-        if freed > 0 {
-            log::info!(
-                "{}: disk full: removed {freed} bytes of kept partial transfers",
-                self.ns.tree.show(&WirePath::root())
-            );
-        } else {
-            self.reclaim_failed = true;
+            xattrs: None,
+            made: None,
+            held,
+            body: None,
         }
     }
 
@@ -740,13 +777,14 @@ impl Stager {
     /// crc32c `crc`: sets its mode and mtime, records the crc32c if asked
     /// to, and stages it for the commit. On failure the file is removed.
     pub fn finish_file(&mut self, crc: u32) -> Result<(), FsError> {
-        let Some(inc) = self.incoming.take() else {
+        let Some(mut inc) = self.incoming.take() else {
             return Ok(());
         };
+        if let Some(held) = inc.held.take() {
+            self.finish_held(inc, *held, crc);
+            return Ok(());
+        }
         let shown = &inc.shown;
-        let record = self.opts.record_checksums;
-        // The attributes first: a file whose mode denies its owner writing
-        // refuses them afterwards.
         let res = (|| {
             let Some(file) = inc.file.as_ref() else {
                 return Ok((Vec::new(), None));
@@ -758,37 +796,21 @@ impl Stager {
                 unistd::ftruncate(file, size)
                     .map_err(|e| FsError::errno("truncate", shown.text(), e))?;
             }
-            if record {
-                let r = Recorded {
-                    crc,
-                    size: inc.size,
-                };
-                match xattr::record(file.as_fd(), r) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        if !NO_XATTR_WARNED.swap(true, Ordering::Relaxed) {
-                            log::warn!("{}: the file system keeps no user extended attributes: checksums are not recorded, verify cannot check files", shown.text());
-                        }
-                    }
-                    Err(e) => return Err(FsError::errno("setxattr", shown.text(), e)),
-                }
-            }
+            let record = self.opts.record_checksums.then_some(Recorded {
+                crc,
+                size: inc.size,
+            });
             // A partial may hold attributes of an earlier attempt, and a
             // restored file those it inherits (a default ACL where it is).
             let xattrs = XattrStep::Write {
                 set: inc.xattrs.as_deref(),
                 stale: inc.partial || !self.opts.fake_super,
             };
-            self.set_mode_made(file.as_fd(), &inc.meta, xattrs, inc.made)
-                .map_err(|(op, e)| FsError::errno(op, shown.text(), e))?;
-            stat::futimens(fd, &omit(), &timespec(&inc.meta))
-                .map_err(|e| FsError::errno("utimes", shown.text(), e))?;
-            if self.fsyncs() {
-                // Here, through the descriptor that wrote it: reopened at
-                // the commit, a file of mode 0000 or 0200 could not be read.
-                nix::unistd::fsync(fd).map_err(|e| FsError::errno("fsync", shown.text(), e))?;
-                super::durable::count_fsync();
-            }
+            let fsync = self.fsyncs();
+            let applied = deferred::seal(
+                file, &self.opts, record, xattrs, &inc.meta, inc.made, fsync, shown,
+            )?;
+            self.count(applied);
             if !inc.partial {
                 // A fresh name made with O_EXCL: nobody else writes it.
                 return Ok((inc.tmp.clone(), None));
@@ -847,21 +869,6 @@ impl Stager {
         Ok(())
     }
 
-    /// [`Self::set_mode`] of a fresh file created as `made` says (see
-    /// [`made`]): the `chown` and `chmod` that would change nothing are
-    /// left out.
-    fn set_mode_made(
-        &self,
-        fd: BorrowedFd<'_>,
-        meta: &Meta,
-        xattrs: XattrStep<'_>,
-        made: Option<made::Made>,
-    ) -> Result<(), (&'static str, Errno)> {
-        let applied = self.opts.apply_mode_made(fd, meta, xattrs, made)?;
-        self.count(applied);
-        Ok(())
-    }
-
     /// Counts set-id bits cleared (see [`StageOptions::clear_setid`]) and
     /// owners not given ([`StageOptions::set_owners`]).
     pub(super) fn count(&self, a: Applied) {
@@ -885,7 +892,8 @@ impl Stager {
 
     /// Removes the file being received, if any.
     pub fn abort_file(&mut self) {
-        if let Some(inc) = self.incoming.take() {
+        // A held file has no name on disk yet.
+        if let Some(inc) = self.incoming.take().filter(|i| i.held.is_none()) {
             self.remove_tmp(&inc.path, &inc.tmp);
         }
     }
@@ -929,11 +937,13 @@ impl Stager {
     /// Removes every temporary file and stand-in directory without
     /// committing anything.
     pub fn abort(&mut self) {
+        // Held files being written remove themselves (see `deferred`).
+        self.abort_writes();
         // A partial body stays where a later transfer can resume it.
         if let Some(inc) = self.incoming.take() {
             if inc.delta {
                 self.keep_delta(inc);
-            } else if !inc.partial {
+            } else if !inc.partial && inc.held.is_none() {
                 self.remove_tmp(&inc.path, &inc.tmp);
             }
         }

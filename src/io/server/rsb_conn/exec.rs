@@ -104,7 +104,9 @@ impl RsbConn {
                     keep_history: true,
                     ..StageOptions::default()
                 };
-                self.store = Some(Box::new(Stager::new(ns, opts)));
+                let mut store = Stager::new(ns, opts);
+                store.set_writer(env.workers.writer());
+                self.store = Some(Box::new(store));
             }
             Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {
                 info!(
@@ -340,11 +342,12 @@ impl RsbConn {
         };
         let res = if offset > 0 {
             info!("{who}: {path}: resuming at byte {offset} of {size}");
-            store.resume_file(id, &path, meta, size, offset)
+            store
+                .resume_file(id, &path, meta, size, offset)
+                .map(|inc| inc.layout = layout)
         } else {
-            store.begin_file(id, &path, meta, size)
-        }
-        .map(|inc| inc.layout = layout);
+            store.begin_body(id, &path, meta, size, layout).map(|_| ())
+        };
         if let Err(e) = res {
             self.staging_failed(id, path, &e);
         }

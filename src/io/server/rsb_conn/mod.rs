@@ -489,7 +489,11 @@ impl RsbConn {
             // A resumed body continues the kept bytes: at their end, with
             // their crc.
             let recv = incoming.as_ref().map_or(BodyReceiver::new(size), |i| {
-                BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+                if i.holds_body() {
+                    BodyReceiver::held(size)
+                } else {
+                    BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+                }
             });
             self.state = State::Receiving(Box::new(recv));
         }
@@ -513,6 +517,11 @@ impl RsbConn {
             self.session.handle_activity(now);
         }
         if recv.is_done() {
+            if let Some(body) = recv.take_held() {
+                if let Some(i) = self.store.as_mut().and_then(|s| s.incoming()) {
+                    i.give_body(body);
+                }
+            }
             let received = Received {
                 crc: recv.crc(),
                 write_error: recv.take_error().map(|e| crate::io::describe(&e)),

@@ -50,6 +50,8 @@ impl Stager {
         batch.names = self.names.clone();
         batch.saved_names = self.saved_names.clone();
         batch.fsync_files = self.fsync_files.clone();
+        // Its held files' writes go with it; the next batch's are new.
+        batch.writes = std::mem::take(&mut self.writes);
         // The commit may move a directory this one holds open into
         // history (a type change): the next entry opens its own again.
         self.parent = None;
@@ -64,8 +66,14 @@ impl Stager {
         if batch.saved_names.is_some() {
             self.saved_names = batch.saved_names.clone();
         }
+        self.add_left_out(batch.left_out.get());
+    }
+
+    /// Adds counts of what was left out (see [`Stager::count`]) to this
+    /// stager's.
+    pub(super) fn add_left_out(&self, counts: [u32; 3]) {
         let mut mine = self.left_out.get();
-        for (m, b) in mine.iter_mut().zip(batch.left_out.get()) {
+        for (m, b) in mine.iter_mut().zip(counts) {
             *m = m.saturating_add(b);
         }
         self.left_out.set(mine);

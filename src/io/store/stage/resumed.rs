@@ -7,7 +7,7 @@ use super::{Incoming, Stager};
 use crate::io::error::FsError;
 use crate::io::store::partial;
 use crate::io::store::stored::StoredFile;
-use crate::proto::{Layout, Meta, WirePath};
+use crate::proto::{Meta, WirePath};
 use crate::store::names;
 
 impl Incoming {
@@ -78,22 +78,14 @@ impl Stager {
                 .map_err(|e| FsError::io("resume", shown.clone(), e.error))?
         };
         Ok(self.incoming.insert(Incoming {
-            id,
-            path: path.clone(),
-            meta,
-            size,
             file: Some(file),
             tmp,
-            shown: self.ns.tree.shown(path),
             partial: true,
             offset,
             crc,
             prefix_pending: defer && offset > 0,
-            layout: Layout::Dense,
-            delta: false,
-            written: None,
             xattrs,
-            made: None,
+            ..self.incoming_of(id, path, meta, size, None)
         }))
     }
 }
