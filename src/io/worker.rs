@@ -36,7 +36,7 @@ use mio::Waker;
 use super::delta_io::{copy_ranges, crc_and_resign, crc_and_sign, CopyReport};
 use super::delta_match::Matched;
 use super::store::sigcache::{SigCache, SigKey};
-use super::store::{CommitReport, Namespace, Stager, Store, StoredFile, Writer, WriterMsg};
+use super::store::{CommitReport, Namespace, Stager, Store, StoredFile, Writer, WriterPool};
 use crate::delta::Signature;
 use crate::proto::{CopyRange, WirePath};
 use crate::server::session::VerifyCounts;
@@ -226,8 +226,8 @@ pub struct Workers {
     jobs: Option<Sender<Job>>,
     /// Verifies and crcs: they read for as long as the data takes.
     reads: Option<Sender<Job>>,
-    /// Small files to write (see [`Self::writer`]).
-    writes: Writer,
+    /// The threads that write small files (see [`Self::writer`]).
+    writers: Option<WriterPool>,
     done: Receiver<Done>,
     /// Namespaces swept in this run, and when.
     swept: std::cell::RefCell<HashMap<String, Instant>>,
@@ -269,16 +269,7 @@ impl Workers {
                 .name("rsb-sweep".into())
                 .spawn(move || sweeper(&sweep_rx, &sweep_stop))?,
         );
-        let (write_tx, write_rx) = mpsc::channel::<WriterMsg>();
-        let write_rx = Arc::new(Mutex::new(write_rx));
-        for i in 0..WRITERS {
-            let rx = write_rx.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("rsb-write-{i}"))
-                    .spawn(move || super::store::writer_thread(&rx))?,
-            );
-        }
+        let writers = WriterPool::start(WRITERS)?;
         for (kind, rx) in [("commit", &job_rx), ("read", &read_rx)] {
             for i in 0..n.max(1) {
                 let (jobs, done, waker) = (rx.clone(), done_tx.clone(), waker.clone());
@@ -294,7 +285,7 @@ impl Workers {
             stop,
             jobs: Some(job_tx),
             reads: Some(read_tx),
-            writes: write_tx,
+            writers: Some(writers),
             done: done_rx,
             swept: std::cell::RefCell::new(HashMap::new()),
             sweeps: Some(sweep_tx),
@@ -376,8 +367,8 @@ impl Workers {
 
     /// Where a stager sends its small files to be written
     /// ([`Stager::set_writer`]).
-    pub fn writer(&self) -> Writer {
-        self.writes.clone()
+    pub fn writer(&self) -> Option<Writer> {
+        self.writers.as_ref().map(WriterPool::writer)
     }
 
     /// The next result, if one is ready.
@@ -392,14 +383,11 @@ impl Workers {
         self.jobs = None;
         self.reads = None;
         self.sweeps = None;
-        // Each writer ends at a stop, after the files sent before it;
-        // a stager that sends one later writes it itself.
-        for _ in 0..WRITERS {
-            let _ = self.writes.send(WriterMsg::Stop);
-        }
         for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
+        // Last: a commit finishing above may wait for its small files.
+        self.writers = None;
     }
 }
 

@@ -60,6 +60,6 @@ pub use prune::{Pruned, Removal};
 pub use scan::{Checked, DirCursor, DirName, DIR_CHUNK_BYTES};
 pub use space::Measured;
 pub use special::NEEDS_ROOT;
-pub use stage::{writer_thread, Incoming, StageOptions, Stager, Writer, WriterMsg};
+pub use stage::{Incoming, StageOptions, Stager, Writer, WriterMsg, WriterPool};
 pub use stored::StoredFile;
 pub use verify::{Report, MAX_NAMED};

@@ -163,7 +163,7 @@ mod resumed;
 mod room;
 mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
-pub use deferred::{writer_thread, Writer, WriterMsg};
+pub use deferred::{Writer, WriterMsg, WriterPool};
 pub use options::StageOptions;
 pub(super) use pending::PendingDelete;
 

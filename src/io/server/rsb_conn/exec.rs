@@ -105,7 +105,9 @@ impl RsbConn {
                     ..StageOptions::default()
                 };
                 let mut store = Stager::new(ns, opts);
-                store.set_writer(env.workers.writer());
+                if let Some(w) = env.workers.writer() {
+                    store.set_writer(w);
+                }
                 self.store = Some(Box::new(store));
             }
             Err(e) if read_only && e.raw_os_error() == Some(nix::libc::ENOENT) => {

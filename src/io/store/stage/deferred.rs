@@ -363,8 +363,57 @@ impl Incoming {
     }
 }
 
+/// Writer threads, and where stagers send them files
+/// ([`Stager::set_writer`]): the server's, for every connection, and a
+/// restoring client's. Dropping the pool lets every file sent so far be
+/// written and waits for the threads; a stager that sends one after that
+/// writes it itself.
+pub struct WriterPool {
+    tx: Writer,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WriterPool {
+    /// Starts `n` writer threads (`rsb-write-N`).
+    pub fn start(n: usize) -> std::io::Result<WriterPool> {
+        let (tx, rx) = std::sync::mpsc::channel::<WriterMsg>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut pool = WriterPool {
+            tx,
+            threads: Vec::new(),
+        };
+        for i in 0..n {
+            let rx = rx.clone();
+            // On failure the threads started so far are stopped (drop).
+            pool.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("rsb-write-{i}"))
+                    .spawn(move || writer_thread(&rx))?,
+            );
+        }
+        Ok(pool)
+    }
+
+    /// Where to send files to these threads.
+    pub fn writer(&self) -> Writer {
+        self.tx.clone()
+    }
+}
+
+impl Drop for WriterPool {
+    fn drop(&mut self) {
+        // Each thread ends at a stop, after the files sent before it.
+        for _ in &self.threads {
+            let _ = self.tx.send(WriterMsg::Stop);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A writer thread: writes the files it is sent until told to stop.
-pub fn writer_thread(jobs: &Mutex<std::sync::mpsc::Receiver<WriterMsg>>) {
+fn writer_thread(jobs: &Mutex<std::sync::mpsc::Receiver<WriterMsg>>) {
     loop {
         // The lock is held only while waiting for a job, never while one
         // runs, so the other writers pick up the next one meanwhile.
