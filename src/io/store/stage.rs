@@ -781,8 +781,7 @@ impl Stager {
             return Ok(());
         };
         if let Some(held) = inc.held.take() {
-            self.finish_held(inc, *held, crc);
-            return Ok(());
+            return self.finish_held(inc, *held, crc);
         }
         let shown = &inc.shown;
         let res = (|| {

@@ -1,9 +1,11 @@
-//! Small files written by the server's writer threads, not its event loop.
-//! Ten thousand small files are ten thousand `openat(O_CREAT)`, `write`,
-//! `fsetxattr` (the checksum record) and `futimens` calls; made in the loop
-//! they were most of its time (about 80% of a core in a push), with the
-//! client and the other core waiting for it. A stager given a writer
-//! ([`Stager::set_writer`]: the server's) keeps the body of a fresh file of
+//! Small files written by writer threads ([`WriterPool`]), not by the
+//! thread that receives them: the server's event loop, or a restoring
+//! client's receive loop. Ten thousand small files are ten thousand
+//! `openat(O_CREAT)`, `write`, `fsetxattr` (the checksum record) and
+//! `futimens` calls; made in the server's loop they were most of its time
+//! (about 80% of a core in a push), with the client and the other core
+//! waiting for it. A stager given a writer ([`Stager::set_writer`]: the
+//! server's and a restore's) keeps the body of a fresh file of
 //! at most [`HELD_MAX`] bytes in memory as it arrives (the loop checksums
 //! it on the bytes in hand), and when it is verified hands the whole file
 //! to a writer thread as a [`WriteJob`]: create under the temporary name
@@ -282,9 +284,22 @@ impl Stager {
 
     /// Stages the verified held file `inc` (crc32c `crc`) and hands it to
     /// a writer (see the module's text); written here, in the loop, when
-    /// no writer takes it or the writers hold enough already.
-    pub(super) fn finish_held(&mut self, mut inc: Incoming, held: Held, crc: u32) {
+    /// no writer takes it or the writers hold enough already. `Err` when
+    /// its body is not all there (the shell did not give it whole).
+    pub(super) fn finish_held(
+        &mut self,
+        mut inc: Incoming,
+        held: Held,
+        crc: u32,
+    ) -> Result<(), FsError> {
         let body = inc.body.take().unwrap_or_default();
+        if body.len() as u64 != inc.size {
+            return Err(FsError::invalid(
+                "write",
+                inc.shown.text(),
+                "the body was not received whole",
+            ));
+        }
         self.staged.push(Staged {
             id: inc.id,
             path: inc.path,
@@ -312,13 +327,14 @@ impl Stager {
         });
         let job = match &self.writer {
             Some(w) if before < IN_FLIGHT_MAX => match w.send(WriterMsg::Write(job)) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(SendError(WriterMsg::Write(job))) => job,
-                Err(SendError(WriterMsg::Stop)) => return,
+                Err(SendError(WriterMsg::Stop)) => return Ok(()),
             },
             _ => job,
         };
         job.run();
+        Ok(())
     }
 
     /// Waits for this batch's writes (see the module's text); each file
