@@ -139,10 +139,25 @@ impl Writes {
     }
 }
 
+impl Drop for WriteJob {
+    /// The write is over, run or not (a job dropped unrun, or a writer
+    /// that panicked, never leaves its commit waiting; its file, not
+    /// made, fails at the commit's rename).
+    fn drop(&mut self) {
+        let mut st = self.writes.lock();
+        st.pending = st.pending.saturating_sub(1);
+        if st.pending == 0 {
+            self.writes.settled.notify_all();
+        }
+        drop(st);
+        IN_FLIGHT.fetch_sub(self.body.len() as u64, Ordering::Relaxed);
+    }
+}
+
 impl WriteJob {
     /// Writes the file (unless its batch was aborted meanwhile) and tells
-    /// its batch how it went. Runs on a writer thread, or in the loop when
-    /// no writer takes it.
+    /// its batch how it went (and, dropped, that it is over). Runs on a
+    /// writer thread, or in the loop when no writer takes it.
     pub fn run(self) {
         let skip = self.writes.lock().aborted;
         let res = if skip { None } else { Some(self.write()) };
@@ -163,12 +178,6 @@ impl WriteJob {
                 st.failed.push((self.tmp.clone(), e));
             }
         }
-        st.pending -= 1;
-        if st.pending == 0 {
-            self.writes.settled.notify_all();
-        }
-        drop(st);
-        IN_FLIGHT.fetch_sub(self.body.len() as u64, Ordering::Relaxed);
     }
 
     fn remove(&self) {
@@ -325,15 +334,17 @@ impl Stager {
             fsync: self.fsyncs(),
             shown: inc.shown,
         });
-        let job = match &self.writer {
+        let back = match &self.writer {
             Some(w) if before < IN_FLIGHT_MAX => match w.send(WriterMsg::Write(job)) {
                 Ok(()) => return Ok(()),
-                Err(SendError(WriterMsg::Write(job))) => job,
-                Err(SendError(WriterMsg::Stop)) => return Ok(()),
+                // No writer left (the server stops): written here.
+                Err(SendError(msg)) => msg,
             },
-            _ => job,
+            _ => WriterMsg::Write(job),
         };
-        job.run();
+        if let WriterMsg::Write(job) = back {
+            job.run();
+        }
         Ok(())
     }
 
