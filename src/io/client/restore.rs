@@ -30,7 +30,7 @@ use super::walk::{absolute, wire_path};
 use crate::client::owners;
 use crate::client::restore::{self, Links, Local, Target, Written};
 use crate::client::session::Event;
-use crate::io::store::{Namespace, StageOptions, Stager, WriterPool};
+use crate::io::store::{Namespace, StageOptions, Stager};
 use crate::io::transfer::BodyReceiver;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::owners::Book;
@@ -233,14 +233,12 @@ pub fn restore(
         set_owners: true,
         ..StageOptions::default()
     };
-    // Small files are written by threads of their own, as on the server
-    // (`store/stage/deferred.rs`); without them, here. Declared before the
-    // stager: its threads outlive every commit.
-    let writers = WriterPool::start(crate::io::worker::WRITERS).ok();
+    // Small files are written here, as they arrive, not by writer threads
+    // as on the server (`store/stage/deferred.rs`): a restored directory
+    // gets its native attributes when its entry comes, right after its
+    // last file, and a default ACL set then would reach a file still
+    // queued for a writer, masking its mode.
     let mut stager = Stager::new(tree, stage);
-    if let Some(w) = &writers {
-        stager.set_writer(w.writer());
-    }
     let mut top = Top::new(&t, &wire);
     let failed_before = rep.counts.failed;
     let mut rules = Rules {
