@@ -320,11 +320,7 @@ fn receive(
             // their crc.
             let r = recv.get_or_insert_with(|| {
                 incoming.as_ref().map_or(BodyReceiver::new(size), |i| {
-                    if i.holds_body() {
-                        BodyReceiver::held(size)
-                    } else {
-                        BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
-                    }
+                    BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
                 })
             });
             let file = incoming.and_then(|i| i.file.as_ref());
@@ -335,11 +331,6 @@ fn receive(
             }
             moved += got?;
             if r.is_done() {
-                if let Some(body) = r.take_held() {
-                    if let Some(i) = stager.incoming() {
-                        i.give_body(body);
-                    }
-                }
                 link.session().handle_body_done();
             }
         } else {
@@ -519,7 +510,9 @@ fn receive(
                         None if offset > 0 => stager
                             .resume_file(id, &p, meta, size, offset)
                             .map(|inc| inc.layout = layout),
-                        None => stager.begin_body(id, &p, meta, size, layout).map(|_| ()),
+                        None => stager
+                            .begin_file(id, &p, meta, size)
+                            .map(|inc| inc.layout = layout),
                     };
                     match started {
                         Ok(()) => {

@@ -244,7 +244,7 @@ pub struct Stager {
     /// ACL, which replaces the umask and gives files its entries).
     parent_gid: u32,
     /// Where held files are sent to be written (see [`deferred`]; the
-    /// server's stagers and a restore's).
+    /// server's stagers only).
     writer: Option<Writer>,
     /// The writes of this batch's held files.
     pub(super) writes: std::sync::Arc<deferred::Writes>,

@@ -1,11 +1,12 @@
 //! Small files written by writer threads ([`WriterPool`]), not by the
-//! thread that receives them: the server's event loop, or a restoring
-//! client's receive loop. Ten thousand small files are ten thousand
+//! server's event loop that receives them (a restore writes its own: a
+//! directory's native attributes, a default ACL, are set right after its
+//! last file and would reach a file still queued). Ten thousand small files are ten thousand
 //! `openat(O_CREAT)`, `write`, `fsetxattr` (the checksum record) and
 //! `futimens` calls; made in the server's loop they were most of its time
 //! (about 80% of a core in a push), with the client and the other core
 //! waiting for it. A stager given a writer ([`Stager::set_writer`]: the
-//! server's and a restore's) keeps the body of a fresh file of
+//! server's) keeps the body of a fresh file of
 //! at most [`HELD_MAX`] bytes in memory as it arrives (the loop checksums
 //! it on the bytes in hand), and when it is verified hands the whole file
 //! to a writer thread as a [`WriteJob`]: create under the temporary name
@@ -391,8 +392,8 @@ impl Incoming {
 }
 
 /// Writer threads, and where stagers send them files
-/// ([`Stager::set_writer`]): the server's, for every connection, and a
-/// restoring client's. Dropping the pool lets every file sent so far be
+/// ([`Stager::set_writer`]): the server's, for every connection.
+/// Dropping the pool lets every file sent so far be
 /// written and waits for the threads; a stager that sends one after that
 /// writes it itself.
 pub struct WriterPool {
