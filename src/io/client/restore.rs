@@ -30,7 +30,7 @@ use super::walk::{absolute, wire_path};
 use crate::client::owners;
 use crate::client::restore::{self, Links, Local, Target, Written};
 use crate::client::session::Event;
-use crate::io::store::{Namespace, StageOptions, Stager};
+use crate::io::store::{Namespace, StageOptions, Stager, WriterPool};
 use crate::io::transfer::BodyReceiver;
 use crate::io::{describe, kind_of, meta_of};
 use crate::proto::owners::Book;
@@ -233,12 +233,14 @@ pub fn restore(
         set_owners: true,
         ..StageOptions::default()
     };
-    // Small files are written here, as they arrive, not by writer threads
-    // as on the server (`store/stage/deferred.rs`): a restored directory
-    // gets its native attributes when its entry comes, right after its
-    // last file, and a default ACL set then would reach a file still
-    // queued for a writer, masking its mode.
+    // Small files are written by threads of their own, as on the server
+    // (`store/stage/deferred.rs`); without them, here. Declared before the
+    // stager: its threads outlive every commit.
+    let writers = WriterPool::start(crate::io::worker::WRITERS).ok();
     let mut stager = Stager::new(tree, stage);
+    if let Some(w) = &writers {
+        stager.set_writer(w.writer());
+    }
     let mut top = Top::new(&t, &wire);
     let failed_before = rep.counts.failed;
     let mut rules = Rules {
@@ -320,7 +322,11 @@ fn receive(
             // their crc.
             let r = recv.get_or_insert_with(|| {
                 incoming.as_ref().map_or(BodyReceiver::new(size), |i| {
-                    BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+                    if i.holds_body() {
+                        BodyReceiver::held(size)
+                    } else {
+                        BodyReceiver::placed(&i.layout, i.size, i.offset, i.crc)
+                    }
                 })
             });
             let file = incoming.and_then(|i| i.file.as_ref());
@@ -331,6 +337,11 @@ fn receive(
             }
             moved += got?;
             if r.is_done() {
+                if let Some(body) = r.take_held() {
+                    if let Some(i) = stager.incoming() {
+                        i.give_body(body);
+                    }
+                }
                 link.session().handle_body_done();
             }
         } else {
@@ -510,9 +521,7 @@ fn receive(
                         None if offset > 0 => stager
                             .resume_file(id, &p, meta, size, offset)
                             .map(|inc| inc.layout = layout),
-                        None => stager
-                            .begin_file(id, &p, meta, size)
-                            .map(|inc| inc.layout = layout),
+                        None => stager.begin_body(id, &p, meta, size, layout).map(|_| ()),
                     };
                     match started {
                         Ok(()) => {

@@ -1,12 +1,11 @@
 //! Small files written by writer threads ([`WriterPool`]), not by the
-//! server's event loop that receives them (a restore writes its own: a
-//! directory's native attributes, a default ACL, are set right after its
-//! last file and would reach a file still queued). Ten thousand small files are ten thousand
+//! loop that receives them: the server's event loop, or a restoring
+//! client's. Ten thousand small files are ten thousand
 //! `openat(O_CREAT)`, `write`, `fsetxattr` (the checksum record) and
 //! `futimens` calls; made in the server's loop they were most of its time
 //! (about 80% of a core in a push), with the client and the other core
-//! waiting for it. A stager given a writer ([`Stager::set_writer`]: the
-//! server's) keeps the body of a fresh file of
+//! waiting for it. A stager given a writer ([`Stager::set_writer`]) keeps
+//! the body of a fresh file of
 //! at most [`HELD_MAX`] bytes in memory as it arrives (the loop checksums
 //! it on the bytes in hand), and when it is verified hands the whole file
 //! to a writer thread as a [`WriteJob`]: create under the temporary name
@@ -22,7 +21,16 @@
 //! before) and every file when the writers hold [`IN_FLIGHT_MAX`] bytes
 //! already. An abort ([`Stager::abort`]) marks the batch's writes
 //! aborted: a write not yet started is not made, one under way removes
-//! its file when it ends. Part of [`super`], split off for length.
+//! its file when it ends.
+//!
+//! A restore gives a directory its native attributes when the
+//! directory's entry comes, right after its last file: a default ACL
+//! set then would be inherited by a file still queued (its mode masked,
+//! an access ACL of its own), so before a directory's attributes are
+//! set the restore waits for the writes handed out so far
+//! ([`Stager::wait_writes`]); the server keeps attributes as records,
+//! which nothing inherits, and never waits. Part of [`super`], split off
+//! for length.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,13 +128,19 @@ impl Writes {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until no write is under way; the failures and what the
-    /// metadata left out, taken.
-    fn settle(&self) -> (Vec<(Vec<u8>, FsError)>, [u32; 3]) {
+    /// Waits until no write is under way.
+    fn wait(&self) -> MutexGuard<'_, WritesState> {
         let mut st = self.lock();
         while st.pending > 0 {
             st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        st
+    }
+
+    /// Waits until no write is under way; the failures and what the
+    /// metadata left out, taken.
+    fn settle(&self) -> (Vec<(Vec<u8>, FsError)>, [u32; 3]) {
+        let mut st = self.wait();
         (
             std::mem::take(&mut st.failed),
             std::mem::take(&mut st.left_out),
@@ -370,6 +384,14 @@ impl Stager {
         }
     }
 
+    /// Waits until every file handed to a writer so far is made (their
+    /// failures stay for the commit): a restore calls it before it gives
+    /// a directory native attributes (see [`Stager::dir_xattrs`]), which a
+    /// file created afterwards could inherit.
+    pub(super) fn wait_writes(&self) {
+        drop(self.writes.wait());
+    }
+
     /// Marks this batch's writes aborted and starts a new batch's.
     pub(super) fn abort_writes(&mut self) {
         self.writes.abort();
@@ -392,8 +414,8 @@ impl Incoming {
 }
 
 /// Writer threads, and where stagers send them files
-/// ([`Stager::set_writer`]): the server's, for every connection.
-/// Dropping the pool lets every file sent so far be
+/// ([`Stager::set_writer`]): the server's, for every connection, and a
+/// restoring client's. Dropping the pool lets every file sent so far be
 /// written and waits for the threads; a stager that sends one after that
 /// writes it itself.
 pub struct WriterPool {

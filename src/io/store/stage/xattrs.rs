@@ -86,6 +86,17 @@ impl Stager {
         } else {
             super::xattr::XattrPlace::Native
         };
+        // Native attributes (a default ACL, a security label) reach files
+        // made in the directory afterwards: the files already sent are
+        // made first (see `deferred`).
+        let changes = || {
+            set.is_some()
+                || crate::io::xattrs::names(crate::io::xattrs::On::Fd(fd.as_raw_fd()))
+                    .map_or(true, |n| !n.is_empty())
+        };
+        if !self.opts.fake_super && self.writer.is_some() && changes() {
+            self.wait_writes();
+        }
         let refused = super::xattr::apply_xattrs(fd.as_fd(), set, place, had)
             .map_err(|(op, e)| FsError::errno(op, self.ns.tree.show(path), e))?;
         self.count(Applied {
