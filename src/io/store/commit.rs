@@ -43,8 +43,9 @@ use crate::store::record::Recorded;
 mod delete;
 mod keep;
 mod link;
+mod publish;
 mod update;
-use keep::swap;
+use keep::{put_dir, put_entry};
 
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,7 @@ impl Stager {
         } = &mut report;
         self.parent = None;
         self.touched.clear();
+        self.in_place.clear();
         let mut staged = std::mem::take(&mut self.staged);
         // The held files first: each is written, or one of the failures.
         self.settle_writes(&mut staged, failures);
@@ -174,8 +176,28 @@ impl Stager {
         let mut olds: Vec<(WirePath, Vec<u8>)> = Vec::new();
         let mut parent_path: Option<WirePath> = None;
         let mut parent_fd: Option<OwnedFd> = None;
+        // New directories first: the entries made inside are in place
+        // with them, and those staged there under temporary names are
+        // renamed below as anywhere else.
+        let missed = self.publish_new(&mut keeper, &mut olds, failures);
         let mut made = self.make_empties(&staged, !syncfs);
         for (i, mut s) in staged.into_iter().enumerate() {
+            if s.in_place() {
+                match missed.iter().find(|(p, _)| super::stage::under(&s.path, p)) {
+                    Some((_, error)) => failures.push(CommitFailure {
+                        id: s.id,
+                        path: s.path,
+                        error: error.clone(),
+                    }),
+                    None => committed.push(Committed {
+                        path: s.path,
+                        kind: s.kind,
+                        meta: s.meta,
+                        size: s.size,
+                    }),
+                }
+                continue;
+            }
             let early = made.results.get_mut(i).and_then(Option::take);
             let (dir, early) = match early.and_then(|(d, r)| Some((made.dirs.get(d)?, r))) {
                 Some((dir, r)) => (dir.as_raw_fd(), Some(r)),
@@ -246,23 +268,8 @@ impl Stager {
                 continue;
             }
             let parent = s.path.parent().unwrap_or_default();
-            let mut res = if keeper.enabled() {
-                keep::put_keeping(&mut keeper, &self.ns.tree, dir, &parent, &s.tmp, name)
-            } else {
-                fcntl::renameat(Some(dir), os(&s.tmp), Some(dir), os(name))
-            };
-            if !keeper.enabled()
-                && matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST))
-            {
-                // A directory stands where the new file or link goes: they
-                // swap, and the old tree goes below, once every new entry
-                // is in place.
-                res = swap(dir, &s.tmp, name).map(|old| {
-                    if let (Some(old), Some(pp)) = (old, s.path.parent()) {
-                        olds.push((pp, old));
-                    }
-                });
-            }
+            let res = put_entry(&mut keeper, &self.ns.tree, dir, &parent, &s.tmp, name)
+                .map(|old| olds.extend(old.map(|old| (parent.clone(), old))));
             match res {
                 Ok(()) => committed.push(Committed {
                     path: s.path,
@@ -280,17 +287,13 @@ impl Stager {
                 }
             }
         }
-        // Every directory built under a temporary name, its entries now
-        // in place inside it, takes the place of the file or link there.
+        // Every stand-in, its entries now in place inside it, takes the
+        // place of the file or link there (the file or link kept first).
         for d in std::mem::take(&mut self.displaced) {
-            let path = d.parent.join(&d.name).unwrap_or_default();
+            let path = d.path();
             let res = self.ns.tree.dir(&d.parent).and_then(|dir| {
                 let dir = dir.as_raw_fd();
-                // The file or link it replaces is kept first.
-                keeper
-                    .link(&self.ns.tree, dir, &d.parent, &d.name)
-                    .map_err(|e| FsError::errno("link", self.ns.tree.show(&path), e))?;
-                swap(dir, &d.tmp, &d.name)
+                put_dir(&mut keeper, &self.ns.tree, dir, &d.parent, &d.tmp, &d.name)
                     .map(|old| olds.extend(old.map(|old| (d.parent.clone(), old))))
                     .map_err(|e| {
                         let _ = remove_tree(dir, &d.tmp, 0);
@@ -946,6 +949,8 @@ mod tests {
     #[test]
     fn a_failure_keeps_its_errno_and_the_rest_is_committed() {
         let t = tempfile::tempdir().unwrap();
+        // A stored directory (a new one would be built hidden).
+        std::fs::create_dir(t.path().join("x")).unwrap();
         let mut s = stager(t.path());
         let inc = s.begin_file(7, &wp("x/f"), meta(0o600, 1), 1).unwrap();
         write_all(&inc.file, b"x");

@@ -31,7 +31,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{self, UnlinkatFlags};
 
 pub(super) use super::beneath::remove_tree;
-use super::beneath::{open_dir_at, os, Shown};
+use super::beneath::{os, Shown};
 use super::namespace::Namespace;
 use super::{partial, special, tmp, xattr};
 use crate::io::error::FsError;
@@ -102,16 +102,8 @@ pub struct Incoming {
     pub(super) partial: bool,
 }
 
-/// A directory being built under the temporary name `tmp` in `parent`
-/// for `name`, where a file or link stands until the commit swaps them
-/// (see [`Stager::stand_in`]).
-pub(super) struct Displaced {
-    pub(super) parent: WirePath,
-    pub(super) name: Vec<u8>,
-    pub(super) tmp: Vec<u8>,
-}
-
-/// A file or link waiting under its temporary name for the commit.
+/// A file or link waiting under its temporary name for the commit (or at
+/// its final name inside a directory being built, see [`built`]).
 pub(super) struct Staged {
     pub(super) id: u32,
     pub(super) path: WirePath,
@@ -124,6 +116,15 @@ pub(super) struct Staged {
     /// could reach), checked before the commit renames it; `None` for a
     /// file staged under a fresh name and for a link.
     pub(super) inode: Option<(u64, u64)>,
+}
+
+impl Staged {
+    /// Whether it was made at its final name, inside a directory being
+    /// built (see [`built`]): the commit renames nothing. Temporary names
+    /// are reserved: a path never ends in one.
+    pub(super) fn in_place(&self) -> bool {
+        !self.tmp.is_empty() && self.path.file_name() == Some(&self.tmp[..])
+    }
 }
 
 /// A hard link waiting for the commit: made there, after the batch's
@@ -155,6 +156,7 @@ pub(super) struct PendingUpdate {
 
 mod apply;
 mod batch;
+mod built;
 mod deferred;
 mod made;
 mod options;
@@ -163,6 +165,7 @@ mod resumed;
 mod room;
 mod xattrs;
 pub(super) use apply::{Applied, XattrStep};
+pub(super) use built::{under, Displaced};
 pub use deferred::{Writer, WriterMsg, WriterPool};
 pub use options::StageOptions;
 pub(super) use pending::PendingDelete;
@@ -211,9 +214,17 @@ pub struct Stager {
     /// frame goes right before it), for that path only.
     pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
+    /// New directories of batches handed to a commit, perhaps not renamed
+    /// in yet (see [`built`]).
+    handed: Vec<Displaced>,
+    /// The entries and directories of this batch made at their final
+    /// names inside a directory being built (see [`built`]).
+    pub(super) in_place: std::collections::HashSet<WirePath>,
     /// The directory the last entry went into, kept open (shared with
     /// the writes of the files held for it, see [`deferred`]).
     pub(super) parent: Option<(WirePath, std::sync::Arc<OwnedFd>)>,
+    /// Whether that directory is inside one being built.
+    parent_hidden: bool,
     /// Directories written into since the last commit, with the mtime each
     /// had first: an abort gives it back (creating and removing temporary
     /// files changed it).
@@ -264,7 +275,10 @@ impl Stager {
             incoming: None,
             xattrs: None,
             displaced: Vec::new(),
+            handed: Vec::new(),
+            in_place: Default::default(),
             parent: None,
+            parent_hidden: false,
             touched: Vec::new(),
             left_out: std::cell::Cell::new([0, 0, 0]),
             names: Book::new(),
@@ -357,95 +371,9 @@ impl Stager {
             .map_err(|e| FsError::errno("chmod", self.ns.tree.show(&parent), e))?;
         }
         let raw = fd.as_raw_fd();
+        self.parent_hidden = self.hidden(&parent);
         self.parent = Some((parent, std::sync::Arc::new(fd)));
         Ok(raw)
-    }
-
-    /// Creates the directories of `path` that are missing (owner-only), one
-    /// component at a time without following links. A file or link where a
-    /// directory must be stays until the commit (see [`Self::stand_in`]).
-    fn make_parent(&mut self, path: &WirePath) -> Result<OwnedFd, FsError> {
-        let mut cur = self.ns.tree.dir(&WirePath::root())?;
-        let mut sofar = WirePath::root();
-        for comp in path.components() {
-            let here = sofar
-                .join(comp)
-                .map_err(|e| FsError::invalid("open", self.ns.tree.show(path), e))?;
-            let dir = cur.as_raw_fd();
-            let next = match self.stand_in_of(&here) {
-                Some(d) => open_dir_at(dir, &d.tmp)
-                    .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?,
-                None => match open_dir_at(dir, comp) {
-                    Ok(fd) => fd,
-                    Err(Errno::ENOTDIR) => self.stand_in(dir, &sofar, comp)?,
-                    Err(Errno::ENOENT) => {
-                        self.mkdir_in(dir, &here, comp)?;
-                        open_dir_at(dir, comp)
-                            .map_err(|e| FsError::errno("open", self.ns.tree.show(&here), e))?
-                    }
-                    Err(e) => return Err(FsError::errno("open", self.ns.tree.show(&here), e)),
-                },
-            };
-            cur = next;
-            sofar = here;
-        }
-        Ok(cur)
-    }
-
-    /// The stand-in being built for `path`, if any.
-    fn stand_in_of(&self, path: &WirePath) -> Option<&Displaced> {
-        self.displaced.iter().find(|d| {
-            path.parent().as_ref() == Some(&d.parent) && path.file_name() == Some(&d.name[..])
-        })
-    }
-
-    /// Opens the directory `path` as this stager sees it: beneath a
-    /// stand-in (see [`Self::stand_in`]) where one is being built, the
-    /// tree's own directory elsewhere.
-    pub(super) fn dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
-        let comps: Vec<&[u8]> = path.components().collect();
-        for d in &self.displaced {
-            let top: Vec<&[u8]> = d.parent.components().chain([&d.name[..]]).collect();
-            let Some(rest) = comps.strip_prefix(&top[..]) else {
-                continue;
-            };
-            let open = |fd: &OwnedFd, name: &[u8]| {
-                open_dir_at(fd.as_raw_fd(), name)
-                    .map_err(|e| FsError::errno("open", self.ns.tree.show(path), e))
-            };
-            let mut cur = open(&self.ns.tree.dir(&d.parent)?, &d.tmp)?;
-            for comp in rest {
-                cur = open(&cur, comp)?;
-            }
-            return Ok(cur);
-        }
-        self.ns.tree.dir(path)
-    }
-
-    /// A file or link `name` in `dir` (the directory `parent`) is to become
-    /// a directory: the new one is built under a temporary name beside it
-    /// and returned open, and the commit swaps the two in one
-    /// `renameat2(RENAME_EXCHANGE)`. Until then the previous version stays
-    /// in place, so a crash anywhere leaves either it or the complete new
-    /// directory under `name`, never an empty stand-in (what is under the
-    /// temporary name is swept as any dead process's).
-    pub(super) fn stand_in(
-        &mut self,
-        dir: RawFd,
-        parent: &WirePath,
-        name: &[u8],
-    ) -> Result<OwnedFd, FsError> {
-        let tmp = tmp::fresh_tmp();
-        let shown = || self.ns.tree.show_in(parent, name);
-        stat::mkdirat(Some(dir), os(&tmp), Mode::from_bits_truncate(0o700))
-            .map_err(|e| FsError::errno("mkdir", shown(), e))?;
-        let fd = open_dir_at(dir, &tmp).map_err(|e| FsError::errno("open", shown(), e))?;
-        self.displaced.push(Displaced {
-            parent: parent.clone(),
-            name: name.to_vec(),
-            tmp,
-        });
-        Ok(fd)
     }
 
     /// Makes `path` a directory (creating it, or replacing a non-directory
@@ -477,7 +405,7 @@ impl Stager {
                 // A file or link is in the way: the new backup says this is a
                 // directory now.
                 let dir_path = path.parent().unwrap_or_default();
-                self.stand_in(parent, &dir_path, name)?;
+                self.stand_in(parent, &dir_path, name, false)?;
                 false
             }
             Err(Errno::ENOENT) => {
@@ -509,9 +437,14 @@ impl Stager {
         meta: Meta,
     ) -> Result<(), FsError> {
         let parent = self.parent_for_write(path)?;
-        let tmp = tmp::fresh_tmp();
-        unistd::symlinkat(os(target), Some(parent), os(&tmp))
-            .map_err(|e| FsError::errno("symlink", self.ns.tree.show(path), e))?;
+        let mut tmp = Self::staging_name(&mut self.in_place, self.parent_hidden, path);
+        let mut made = unistd::symlinkat(os(target), Some(parent), os(&tmp));
+        if made == Err(Errno::EEXIST) {
+            // Its own name was taken after all: a temporary one, renamed.
+            tmp = tmp::fresh_tmp();
+            made = unistd::symlinkat(os(target), Some(parent), os(&tmp));
+        }
+        made.map_err(|e| FsError::errno("symlink", self.ns.tree.show(path), e))?;
         let size = target.len() as u64;
         self.stage_by_name(
             id,
@@ -676,12 +609,17 @@ impl Stager {
     ) -> Result<&mut Incoming, FsError> {
         self.abort_file();
         let xattrs = self.take_xattrs(path);
-        let parent = self.parent_for_write(path)?;
+        let mut parent = self.parent_for_write(path)?;
+        let resumable = self.opts.keep_partials && resume::is_resumable(size);
+        if resumable && self.parent_hidden && self.reveal(&path.parent().unwrap_or_default()) {
+            // Its partial must be where a later run finds it (see `built`).
+            parent = self.parent_for_write(path)?;
+        }
         self.make_room(parent, size);
         let name = path.file_name().unwrap_or_default();
         let fail = |e| FsError::errno("create", self.ns.tree.show(path), e);
         let mut claimed = None;
-        if self.opts.keep_partials && resume::is_resumable(size) {
+        if resumable && !self.parent_hidden {
             let tmp = names::partial_name(name, size, &meta);
             if let partial::Claim::Ours(fd) = partial::claim(parent, &tmp, true).map_err(fail)? {
                 partial::remove_others(parent, name, &tmp);
@@ -698,7 +636,7 @@ impl Stager {
             // it has attributes to be given through a descriptor.
             None if size == 0 && xattrs.is_none() => (Vec::new(), None),
             None => {
-                let tmp = tmp::fresh_tmp();
+                let mut tmp = Self::staging_name(&mut self.in_place, self.parent_hidden, path);
                 let (mode, predicted) = self.to_make(&meta, self.parent_gid);
                 let held = may_hold.then(|| self.hold(size, mode, predicted)).flatten();
                 if held.is_some() {
@@ -709,17 +647,25 @@ impl Stager {
                         ..self.incoming_of(id, path, meta, size, held)
                     }));
                 }
-                let fd = fcntl::openat(
-                    Some(parent),
-                    os(&tmp),
-                    OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_RDWR
-                        | OFlag::O_CLOEXEC
-                        | OFlag::O_NOFOLLOW,
-                    mode,
-                )
-                .map_err(fail)?;
+                let create = |tmp: &[u8]| {
+                    fcntl::openat(
+                        Some(parent),
+                        os(tmp),
+                        OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_RDWR
+                            | OFlag::O_CLOEXEC
+                            | OFlag::O_NOFOLLOW,
+                        mode,
+                    )
+                };
+                let mut fd = create(&tmp);
+                if fd == Err(Errno::EEXIST) && Some(&tmp[..]) == path.file_name() {
+                    // Its own name was taken after all: a temporary one.
+                    tmp = tmp::fresh_tmp();
+                    fd = create(&tmp);
+                }
+                let fd = fd.map_err(fail)?;
                 // SAFETY: fd was just returned by openat and is owned by nobody else.
                 let fd = unsafe { OwnedFd::from_raw_fd(fd) };
                 made = self.check_made(&fd, predicted);
@@ -894,6 +840,7 @@ impl Stager {
         // A held file has no name on disk yet.
         if let Some(inc) = self.incoming.take().filter(|i| i.held.is_none()) {
             self.remove_tmp(&inc.path, &inc.tmp);
+            self.in_place.remove(&inc.path);
         }
     }
 
@@ -915,29 +862,15 @@ impl Stager {
             .map_err(|e| FsError::errno("syncfs", self.ns.tree.show(&WirePath::root()), e))
     }
 
-    /// Removes every stand-in directory being built (see
-    /// [`Self::stand_in`]): the entries they were to replace never moved.
-    pub(super) fn restore_displaced(&mut self) {
-        self.parent = None;
-        for d in std::mem::take(&mut self.displaced) {
-            let Ok(dir) = self.ns.tree.dir(&d.parent) else {
-                continue;
-            };
-            if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, 0) {
-                log::warn!(
-                    "{}: cannot remove the unfinished new directory: {}",
-                    self.ns.tree.show_in(&d.parent, &d.name),
-                    e.desc()
-                );
-            }
-        }
-    }
-
     /// Removes every temporary file and stand-in directory without
     /// committing anything.
     pub fn abort(&mut self) {
-        // Held files being written remove themselves (see `deferred`).
-        self.abort_writes();
+        // Held files being written remove themselves (see `deferred`),
+        // before the directories being built that they may be in go.
+        let writes = self.abort_writes();
+        if !self.displaced.is_empty() {
+            writes.wait();
+        }
         // A partial body stays where a later transfer can resume it.
         if let Some(inc) = self.incoming.take() {
             if inc.delta {

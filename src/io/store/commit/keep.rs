@@ -18,7 +18,7 @@ use crate::proto::WirePath;
 
 /// Renames `tmp` of `dir` (the tree's directory `parent`) to `name`,
 /// keeping the entry that stood there.
-pub(super) fn put_keeping(
+fn put_keeping(
     keeper: &mut Keeper,
     tree: &Beneath,
     dir: RawFd,
@@ -63,6 +63,46 @@ pub(super) fn put_keeping(
     fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)).inspect_err(|_| {
         keeper.drop_link(tree, parent, name);
     })
+}
+
+/// Puts the staged file, link or special file `tmp` of `dir` (the tree's
+/// directory `parent`) in the place of `name`: what stood there is kept
+/// in history where history is kept, and a directory there is swapped out
+/// where it is not; says where a swapped-out entry went (to be removed
+/// once everything new is in place).
+pub(super) fn put_entry(
+    keeper: &mut Keeper,
+    tree: &Beneath,
+    dir: RawFd,
+    parent: &WirePath,
+    tmp: &[u8],
+    name: &[u8],
+) -> Result<Option<Vec<u8>>, Errno> {
+    if keeper.enabled() {
+        return put_keeping(keeper, tree, dir, parent, tmp, name).map(|()| None);
+    }
+    match fcntl::renameat(Some(dir), os(tmp), Some(dir), os(name)) {
+        Ok(()) => Ok(None),
+        // A directory stands where the new file or link goes: they swap,
+        // and the old tree goes below, once every new entry is in place.
+        Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST) => swap(dir, tmp, name),
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts the directory `tmp` of `dir` (the tree's directory `parent`) in
+/// the place of the file or link `name`, which is kept first; says where
+/// the old entry went, as [`swap`] does.
+pub(super) fn put_dir(
+    keeper: &mut Keeper,
+    tree: &Beneath,
+    dir: RawFd,
+    parent: &WirePath,
+    tmp: &[u8],
+    name: &[u8],
+) -> Result<Option<Vec<u8>>, Errno> {
+    keeper.link(tree, dir, parent, name)?;
+    swap(dir, tmp, name)
 }
 
 /// Puts the entry `tmp` in `dir` in the place of `name`, of another type,

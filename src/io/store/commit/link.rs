@@ -3,16 +3,14 @@
 
 use std::os::fd::AsRawFd;
 
-use nix::errno::Errno;
-use nix::fcntl::{self, AtFlags};
+use nix::fcntl::AtFlags;
 use nix::sys::stat;
 use nix::unistd::{self, UnlinkatFlags};
 
 use super::super::beneath::os;
 use super::super::stage::{remove_tree, PendingLink, Stager};
 use super::super::tmp;
-use super::keep::put_keeping;
-use super::swap;
+use super::put_entry;
 use crate::io::error::FsError;
 use crate::io::store::history::Keeper;
 
@@ -74,25 +72,13 @@ impl Stager {
             AtFlags::empty(),
         )
         .map_err(|e| FsError::errno("link", show(), e))?;
-        if keeper.enabled() {
-            return put_keeping(keeper, &self.ns.tree, ldir, &lp, &tmp, lname).map_err(|e| {
-                let _ = unistd::unlinkat(Some(ldir), os(&tmp), UnlinkatFlags::NoRemoveDir);
-                FsError::errno("rename", show(), e)
-            });
-        }
-        let mut res = fcntl::renameat(Some(ldir), os(&tmp), Some(ldir), os(lname));
-        if res.is_ok() {
-            return Ok(());
-        }
-        if matches!(res, Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST)) {
-            // A directory stands where the link goes: it goes, as when a
-            // file replaces one.
-            res = swap(ldir, &tmp, lname).map(|old| {
-                if let Some(old) = old {
-                    let _ = remove_tree(ldir, &old, 0);
-                }
-            });
-        }
+        // A directory that stands where the link goes goes, as when a
+        // file replaces one.
+        let res = put_entry(keeper, &self.ns.tree, ldir, &lp, &tmp, lname).map(|old| {
+            if let Some(old) = old {
+                let _ = remove_tree(ldir, &old, 0);
+            }
+        });
         res.map_err(|e| {
             let _ = unistd::unlinkat(Some(ldir), os(&tmp), UnlinkatFlags::NoRemoveDir);
             FsError::errno("rename", show(), e)

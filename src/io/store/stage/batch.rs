@@ -46,6 +46,8 @@ impl Stager {
         batch.dirs = std::mem::take(&mut self.dirs);
         batch.deletes = std::mem::take(&mut self.deletes);
         batch.displaced = std::mem::take(&mut self.displaced);
+        // The next batch reaches its new directories until they are in.
+        self.hand_over(&batch.displaced);
         batch.touched = std::mem::take(&mut self.touched);
         batch.names = self.names.clone();
         batch.saved_names = self.saved_names.clone();

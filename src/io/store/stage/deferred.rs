@@ -91,6 +91,7 @@ pub(in crate::io::store) struct Held {
 /// writer thread (see the module's text).
 pub struct WriteJob {
     writes: Arc<Writes>,
+    id: u32,
     dir: Arc<OwnedFd>,
     tmp: Vec<u8>,
     mode: Mode,
@@ -115,8 +116,9 @@ pub(in crate::io::store) struct Writes {
 #[derive(Default)]
 struct WritesState {
     pending: usize,
-    /// The temporary name of each file whose write failed, and why.
-    failed: Vec<(Vec<u8>, FsError)>,
+    /// The request id and the name of each file whose write failed (a
+    /// final name repeats across directories), and why.
+    failed: Vec<(u32, Vec<u8>, FsError)>,
     /// What their metadata left out, added up as [`Stager`] counts it.
     left_out: [u32; 3],
     aborted: bool,
@@ -129,7 +131,7 @@ impl Writes {
     }
 
     /// Waits until no write is under way.
-    fn wait(&self) -> MutexGuard<'_, WritesState> {
+    fn idle(&self) -> MutexGuard<'_, WritesState> {
         let mut st = self.lock();
         while st.pending > 0 {
             st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -137,10 +139,15 @@ impl Writes {
         st
     }
 
+    /// Waits until no write is under way; the failures stay.
+    pub(super) fn wait(&self) {
+        drop(self.idle());
+    }
+
     /// Waits until no write is under way; the failures and what the
     /// metadata left out, taken.
-    fn settle(&self) -> (Vec<(Vec<u8>, FsError)>, [u32; 3]) {
-        let mut st = self.wait();
+    fn settle(&self) -> (Vec<(u32, Vec<u8>, FsError)>, [u32; 3]) {
+        let mut st = self.idle();
         (
             std::mem::take(&mut st.failed),
             std::mem::take(&mut st.left_out),
@@ -190,7 +197,7 @@ impl WriteJob {
                 if made {
                     self.remove();
                 }
-                st.failed.push((self.tmp.clone(), e));
+                st.failed.push((self.id, self.tmp.clone(), e));
             }
         }
     }
@@ -337,6 +344,7 @@ impl Stager {
         let before = IN_FLIGHT.fetch_add(body.len() as u64, Ordering::Relaxed);
         let job = Box::new(WriteJob {
             writes: self.writes.clone(),
+            id: inc.id,
             dir: held.dir,
             tmp: inc.tmp,
             mode: held.mode,
@@ -372,8 +380,8 @@ impl Stager {
     ) {
         let (failed, left_out) = self.writes.settle();
         self.add_left_out(left_out);
-        for (tmp, error) in failed {
-            if let Some(i) = staged.iter().position(|s| s.tmp == tmp) {
+        for (id, tmp, error) in failed {
+            if let Some(i) = staged.iter().position(|s| s.id == id && s.tmp == tmp) {
                 let s = staged.remove(i);
                 failures.push(super::super::CommitFailure {
                     id: s.id,
@@ -389,13 +397,14 @@ impl Stager {
     /// a directory native attributes (see [`Stager::dir_xattrs`]), which a
     /// file created afterwards could inherit.
     pub(super) fn wait_writes(&self) {
-        drop(self.writes.wait());
+        self.writes.wait();
     }
 
-    /// Marks this batch's writes aborted and starts a new batch's.
-    pub(super) fn abort_writes(&mut self) {
+    /// Marks this batch's writes aborted and starts a new batch's; the
+    /// aborted batch's, to wait for.
+    pub(super) fn abort_writes(&mut self) -> Arc<Writes> {
         self.writes.abort();
-        self.writes = Arc::new(Writes::default());
+        std::mem::take(&mut self.writes)
     }
 }
 

@@ -1,0 +1,198 @@
+//! Putting a batch's new directories in place (see `stage/built.rs`):
+//! each, built under a temporary name with its entries at their final
+//! names inside, takes its name in one `renameat2(RENAME_NOREPLACE)`.
+//! Where a directory of that name appeared meanwhile (another connection
+//! of the same client made it, or this one's next batch did before this
+//! commit came), the new tree is merged into it entry by entry, each put
+//! in place as a staged entry is (what it replaces kept in history), and
+//! what is left of it removed.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, RenameFlags};
+use nix::sys::stat;
+
+use super::super::beneath::{entries_at, open_dir_at, os, remove_tree};
+use super::super::history::Keeper;
+use super::super::tmp;
+use super::keep::{put_dir, put_entry};
+use super::{CommitFailure, Stager};
+use crate::io::error::FsError;
+use crate::proto::path::is_tmp_name;
+use crate::proto::WirePath;
+
+/// Where a merge stops going deeper.
+const DEPTH_MAX: usize = 4096;
+
+/// An entry that did not get in place, and why.
+pub(super) type Missed = (WirePath, FsError);
+
+impl Stager {
+    /// Puts every new directory of the batch in place (see the module's
+    /// text), leaving its stand-ins for later; what did not get in is
+    /// returned (an entry staged inside it is a failure, not committed).
+    pub(super) fn publish_new(
+        &mut self,
+        keeper: &mut Keeper,
+        olds: &mut Vec<(WirePath, Vec<u8>)>,
+        failures: &mut Vec<CommitFailure>,
+    ) -> Vec<Missed> {
+        let mut missed = Vec::new();
+        let (new, stand_ins): (Vec<_>, Vec<_>) = std::mem::take(&mut self.displaced)
+            .into_iter()
+            .partition(|d| d.new);
+        self.displaced = stand_ins;
+        for d in new {
+            let path = d.path();
+            // Never inside another directory being built: its parent is
+            // in the tree.
+            let dir = match self.ns.tree.dir(&d.parent) {
+                Ok(dir) => dir,
+                Err(error) => {
+                    missed.push((path, error));
+                    continue;
+                }
+            };
+            let dir = dir.as_raw_fd();
+            let ours = Some(dir);
+            let res = match fcntl::renameat2(
+                ours,
+                os(&d.tmp),
+                ours,
+                os(&d.name),
+                RenameFlags::RENAME_NOREPLACE,
+            ) {
+                Ok(()) => continue,
+                Err(Errno::EEXIST) => Ok(()),
+                // A file system without RENAME_NOREPLACE: look first.
+                Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                    match stat::fstatat(ours, os(&d.name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                        Err(Errno::ENOENT) => {
+                            match fcntl::renameat(ours, os(&d.tmp), ours, os(&d.name)) {
+                                Ok(()) => continue,
+                                Err(e) => Err(e),
+                            }
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let show = |e| FsError::errno("rename", self.ns.tree.show(&path), e);
+            let merged = res.and_then(|()| {
+                let from = open_dir_at(dir, &d.tmp)?;
+                let into = open_dir_at(dir, &d.name)?;
+                let mut m = Merge {
+                    stager: self,
+                    keeper: &mut *keeper,
+                    olds: &mut *olds,
+                    missed: &mut missed,
+                };
+                m.merge(from.as_raw_fd(), into.as_raw_fd(), &path, 0);
+                Ok(())
+            });
+            match merged {
+                Ok(()) => {}
+                // A file or link stands there (put in by another
+                // connection meanwhile): the directory takes its place as
+                // a stand-in would.
+                Err(Errno::ENOTDIR) => {
+                    let r = put_dir(keeper, &self.ns.tree, dir, &d.parent, &d.tmp, &d.name);
+                    match r {
+                        Ok(old) => olds.extend(old.map(|o| (d.parent.clone(), o))),
+                        Err(e) => missed.push((path.clone(), show(e))),
+                    }
+                }
+                Err(e) => missed.push((path.clone(), show(e))),
+            }
+            // What did not go in (and, merged, the emptied directories).
+            let _ = remove_tree(dir, &d.tmp, 0);
+        }
+        for (path, error) in &missed {
+            failures.push(CommitFailure {
+                id: 0,
+                path: path.clone(),
+                error: error.clone(),
+            });
+        }
+        missed
+    }
+}
+
+/// One merge of a new tree into the directory of its name.
+struct Merge<'a> {
+    stager: &'a Stager,
+    keeper: &'a mut Keeper,
+    olds: &'a mut Vec<(WirePath, Vec<u8>)>,
+    missed: &'a mut Vec<Missed>,
+}
+
+impl Merge<'_> {
+    /// Moves every entry of `from` into `into` (the tree's directory
+    /// `path`): where nothing of the name is, as it is; a directory into a
+    /// directory, entry by entry; anything else in the place of what is
+    /// there, as a staged entry.
+    fn merge(&mut self, from: RawFd, into: RawFd, path: &WirePath, depth: usize) {
+        let stager = self.stager;
+        let tree = &stager.ns.tree;
+        let entries = match entries_at(from) {
+            Ok(e) => e,
+            Err(e) => {
+                let error = FsError::errno("read directory", tree.show(path), e);
+                self.missed.push((path.clone(), error));
+                return;
+            }
+        };
+        for (name, _) in entries {
+            let Ok(here) = path.join(&name) else { continue };
+            let miss = |e| (here.clone(), FsError::errno("rename", tree.show(&here), e));
+            let (f, i) = (Some(from), Some(into));
+            match fcntl::renameat2(f, os(&name), i, os(&name), RenameFlags::RENAME_NOREPLACE) {
+                Ok(()) => continue,
+                Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    self.missed.push(miss(e));
+                    continue;
+                }
+            }
+            if is_tmp_name(&name) {
+                // A hidden name both have: a partial, say. Ours goes.
+                let _ = remove_tree(from, &name, 0);
+                continue;
+            }
+            let is_dir = |fd| {
+                stat::fstatat(Some(fd), os(&name), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR)
+            };
+            let mine = is_dir(from);
+            if mine && is_dir(into) && depth < DEPTH_MAX {
+                match (open_dir_at(from, &name), open_dir_at(into, &name)) {
+                    (Ok(a), Ok(b)) => self.merge(a.as_raw_fd(), b.as_raw_fd(), &here, depth + 1),
+                    (Err(e), _) | (_, Err(e)) => self.missed.push(miss(e)),
+                }
+                continue;
+            }
+            // Moved beside the entry it replaces, then put in its place.
+            let tmp = tmp::fresh_tmp();
+            if let Err(e) =
+                fcntl::renameat2(f, os(&name), i, os(&tmp), RenameFlags::RENAME_NOREPLACE)
+            {
+                self.missed.push(miss(e));
+                continue;
+            }
+            let put = if mine {
+                put_dir(self.keeper, tree, into, path, &tmp, &name)
+            } else {
+                put_entry(self.keeper, tree, into, path, &tmp, &name)
+            };
+            match put {
+                Ok(old) => self.olds.extend(old.map(|o| (path.clone(), o))),
+                Err(e) => {
+                    let _ = remove_tree(into, &tmp, 0);
+                    self.missed.push(miss(e));
+                }
+            }
+        }
+    }
+}
