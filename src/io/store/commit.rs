@@ -1,5 +1,7 @@
 //! The commit of a staged batch: `syncfs` (the staged data is durable),
-//! rename every staged file and link over its final name, remove what
+//! rename each new directory in (`publish.rs`: built whole under a
+//! temporary name, its entries at their final names inside) and every
+//! other staged file and link over its final name, remove what
 //! they displaced, apply directory modes and times deepest first, `syncfs`
 //! again. Returns a [`CommitReport`]: what is now in place (enough for a
 //! history or a sync group to learn what changed) and every failure, each

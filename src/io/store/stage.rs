@@ -1,9 +1,11 @@
 //! Atomic writes into a confined tree. A [`Stager`] creates every incoming
 //! file, symlink and special file under a hidden temporary name (`.rsb-tmp.*`) in its
-//! target directory, and makes a batch visible only in [`Stager::commit`]:
-//! `syncfs`, rename each staged entry over its final name, apply directory
-//! modes and times (deepest first, after their children changed them), and
-//! `syncfs` again. Whatever happens before a commit — a crc mismatch, a
+//! target directory (or at its final name inside a new directory, itself
+//! under a temporary name: see [`built`]), and makes a batch visible only
+//! in [`Stager::commit`]: `syncfs`, rename each new directory and each
+//! other staged entry over its final name, apply directory modes and
+//! times (deepest first, after their children changed them), and `syncfs`
+//! again. Whatever happens before a commit — a crc mismatch, a
 //! dropped connection, a kill — the previous version of every file stays
 //! as it was; dropping a `Stager` removes its temporary files.
 //!
@@ -214,7 +216,7 @@ pub struct Stager {
     /// frame goes right before it), for that path only.
     pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
-    /// New directories of batches handed to a commit, perhaps not renamed
+    /// Directories built by batches handed to a commit, perhaps not put
     /// in yet (see [`built`]).
     handed: Vec<Displaced>,
     /// The entries and directories of this batch made at their final
@@ -357,7 +359,9 @@ impl Stager {
         } else {
             st.st_gid
         };
-        if !self.touched.iter().any(|(p, _)| *p == parent) {
+        // One being built is removed whole by an abort.
+        self.parent_hidden = self.hidden(&parent);
+        if !self.parent_hidden && !self.touched.iter().any(|(p, _)| *p == parent) {
             self.touched
                 .push((parent.clone(), TimeSpec::new(st.st_mtime, st.st_mtime_nsec)));
         }
@@ -371,7 +375,6 @@ impl Stager {
             .map_err(|e| FsError::errno("chmod", self.ns.tree.show(&parent), e))?;
         }
         let raw = fd.as_raw_fd();
-        self.parent_hidden = self.hidden(&parent);
         self.parent = Some((parent, std::sync::Arc::new(fd)));
         Ok(raw)
     }
@@ -399,7 +402,7 @@ impl Stager {
         let native = !self.opts.fake_super;
         let may_have = |st: &nix::sys::stat::FileStat| native || modes::may_have_record(st.st_mode);
         let existing = match stat::fstatat(Some(parent), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            _ if self.stand_in_of(path).is_some() => true,
+            _ if self.stand_in_of(path).is_some() || self.handed_stand_in(path) => true,
             Ok(st) if kind_of(&st) == Some(EntryKind::Dir) => may_have(&st),
             Ok(_) => {
                 // A file or link is in the way: the new backup says this is a

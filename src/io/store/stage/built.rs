@@ -15,9 +15,11 @@
 //! Only the outermost new directory has a temporary name; the directories
 //! made inside it have their own. A batch handed to a commit
 //! ([`Stager::take_batch`]) takes its directories along, and the next
-//! batch reaches a new one the commit has not renamed in yet through its
-//! temporary name ([`Stager::handed`]), staging there under temporary names
-//! as anywhere visible: the commit may rename it in at any moment. A
+//! batch reaches one the commit has not put in yet through its temporary
+//! name ([`Stager::hand_over`]), staging there under temporary names as
+//! anywhere visible: the commit may put it in at any moment (without that,
+//! a stand-in of the next batch would swap out the one before it, entries
+//! and all). A
 //! resumable file about to start inside a new directory makes that
 //! directory visible first ([`Stager::reveal`]): its partial must outlive a
 //! killed connection and a killed server, which remove or sweep whatever
@@ -93,10 +95,13 @@ impl Stager {
                 }
                 None => match open_dir_at(dir, comp) {
                     Ok(fd) => fd,
-                    Err(Errno::ENOTDIR) => {
-                        hidden = true;
-                        self.stand_in(dir, &sofar, comp, false)?
-                    }
+                    Err(Errno::ENOTDIR) => match self.through_handed(dir, &here) {
+                        Some(fd) => fd,
+                        None => {
+                            hidden = true;
+                            self.stand_in(dir, &sofar, comp, false)?
+                        }
+                    },
                     Err(Errno::ENOENT) => match self.through_handed(dir, &here) {
                         Some(fd) => fd,
                         None if hidden => {
@@ -148,10 +153,10 @@ impl Stager {
         }
     }
 
-    /// A new directory of an earlier batch, handed to a commit that may
-    /// not have renamed it in yet (see the module's text): `here` in `dir`
-    /// opened through its temporary name, or through its own once the
-    /// commit put it there. `None` when it is neither.
+    /// A directory an earlier batch built, handed to a commit that may not
+    /// have put it in yet (see the module's text): `here` in `dir` opened
+    /// through its temporary name, or through its own once the commit put
+    /// it there. `None` when it is neither.
     fn through_handed(&self, dir: RawFd, here: &WirePath) -> Option<OwnedFd> {
         let d = self.handed.iter().find(|d| d.path() == *here)?;
         open_dir_at(dir, &d.tmp)
@@ -168,7 +173,12 @@ impl Stager {
             return res;
         }
         match self.ns.tree.dir(path) {
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOENT | nix::libc::ENOTDIR)
+                ) =>
+            {
                 match self.dir_beneath(&self.handed, path) {
                     Some(Ok(fd)) => Ok(fd),
                     // Renamed in meanwhile.
@@ -284,8 +294,14 @@ impl Stager {
         !self.hidden(path)
     }
 
-    /// Keeps, for the next batch, the new directories of the batch just
-    /// handed to a commit (see the module's text), and forgets those the
+    /// Whether `path` is a stand-in an earlier batch built, handed to a
+    /// commit that may not have swapped it in yet: a directory already.
+    pub(super) fn handed_stand_in(&self, path: &WirePath) -> bool {
+        self.handed.iter().any(|d| !d.new && d.path() == *path)
+    }
+
+    /// Keeps, for the next batch, the directories the batch just handed
+    /// to a commit builds (see the module's text), and forgets those the
     /// commits put in place (or gave up) since.
     pub(super) fn hand_over(&mut self, built: &[Displaced]) {
         let gone = |d: &Displaced| {
@@ -303,7 +319,7 @@ impl Stager {
             .filter(|d| !gone(d))
             .collect();
         self.handed = kept;
-        self.handed.extend(built.iter().filter(|d| d.new).cloned());
+        self.handed.extend(built.iter().cloned());
         // Bounded: the oldest, whose commits are long done, go first.
         let extra = self.handed.len().saturating_sub(HANDED_MAX);
         self.handed.drain(..extra);
@@ -480,6 +496,31 @@ mod tests {
                 ["a", "a/b", "a/b/f1", "a/b/f2", "a/c", "a/c/f3"],
                 "{late}"
             );
+        }
+    }
+
+    /// The same for a stand-in: a directory replacing a stored file, its
+    /// entries in two batches. The second batch must not build a stand-in
+    /// of its own, which would swap the first one's out, entries and all.
+    #[test]
+    fn the_next_batch_reaches_a_stand_in_its_commit_has_not_swapped_in() {
+        for late in [false, true] {
+            let t = tempfile::tempdir().unwrap();
+            std::fs::write(t.path().join("a"), b"a file").unwrap();
+            let mut s = stager(t.path());
+            file(&mut s, "a/f1", b"one");
+            let mut batch = s.take_batch().unwrap().unwrap();
+            if late {
+                assert!(batch.commit().failures.is_empty());
+            }
+            file(&mut s, "a/f2", b"two");
+            s.mkdir(&wp("a"), meta(0o755, 3000)).unwrap();
+            if !late {
+                assert!(batch.commit().failures.is_empty());
+            }
+            let report = s.commit();
+            assert!(report.failures.is_empty(), "{late}: {:?}", report.failures);
+            assert_eq!(tree(t.path()), ["a", "a/f1", "a/f2"], "{late}");
         }
     }
 

@@ -606,6 +606,9 @@ mod tests {
     #[test]
     fn a_held_write_that_fails_is_a_failure_of_the_commit_alone() {
         let t = tempfile::tempdir().unwrap();
+        // Stored directories (new ones would be built hidden).
+        std::fs::create_dir(t.path().join("a")).unwrap();
+        std::fs::create_dir(t.path().join("b")).unwrap();
         let (w, q) = writer();
         let mut s = server_stager(t.path(), w.clone());
         assert!(!stage(&mut s, 1, "a/first", &body(1)));
