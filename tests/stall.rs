@@ -136,8 +136,25 @@ fn commits_never_wait_behind_verifies() {
 }
 
 /// The number of temporary (staged) and final names directly in `dir`.
+/// Before its first commit a new directory is built hidden (under a
+/// `.rsb-tmp.*` name in the nearest directory that exists), and every
+/// file in what is built counts as staged.
 fn staged_and_stored(dir: &std::path::Path) -> (usize, usize) {
     use std::os::unix::ffi::OsStrExt;
+    if !dir.exists() {
+        let mut up = dir;
+        while !up.exists() {
+            up = up.parent().unwrap();
+        }
+        let staged = std::fs::read_dir(up)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().as_bytes().starts_with(b".rsb-tmp.") && e.path().is_dir())
+            .map(|e| files_beneath(&e.path()))
+            .sum();
+        return (staged, 0);
+    }
     let (mut staged, mut stored) = (0, 0);
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if e.file_name().as_bytes().starts_with(b".rsb-tmp.") {
@@ -147,6 +164,19 @@ fn staged_and_stored(dir: &std::path::Path) -> (usize, usize) {
         }
     }
     (staged, stored)
+}
+
+/// The files beneath `dir`, at any depth.
+fn files_beneath(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_beneath(&e.path()),
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Waits (at most `within`) until more than one batch (1,024 files) is

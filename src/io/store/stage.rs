@@ -216,7 +216,7 @@ pub struct Stager {
     /// frame goes right before it), for that path only.
     pub(super) xattrs: Option<(WirePath, Box<Xattrs>)>,
     pub(super) displaced: Vec<Displaced>,
-    /// Directories built by batches handed to a commit, perhaps not put
+    /// Stand-ins built by batches handed to a commit, perhaps not swapped
     /// in yet (see [`built`]).
     handed: Vec<Displaced>,
     /// The entries and directories of this batch made at their final

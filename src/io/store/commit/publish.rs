@@ -1,11 +1,15 @@
 //! Putting a batch's new directories in place (see `stage/built.rs`):
 //! each, built under a temporary name with its entries at their final
 //! names inside, takes its name in one `renameat2(RENAME_NOREPLACE)`.
-//! Where a directory of that name appeared meanwhile (another connection
-//! of the same client made it, or this one's next batch did before this
-//! commit came), the new tree is merged into it entry by entry, each put
-//! in place as a staged entry is (what it replaces kept in history), and
-//! what is left of it removed.
+//! Where a directory of that name appeared meanwhile (the batch before
+//! this one built it too, another connection of the same client made it),
+//! the new tree is merged into it entry by entry: an entry whose name is
+//! free moves as it is (a directory with everything in it), a directory
+//! into a directory of the same name goes on inside and gives it its
+//! extended attributes (set when the directory's entry came, on the one
+//! being built), anything else is put in place as a staged entry is (what
+//! it replaces kept in history); what is left is removed. Only the merged
+//! batch ever wrote into what is merged, and its writes are done.
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -19,6 +23,7 @@ use super::super::tmp;
 use super::keep::{put_dir, put_entry};
 use super::{CommitFailure, Stager};
 use crate::io::error::FsError;
+use crate::io::xattrs;
 use crate::proto::path::is_tmp_name;
 use crate::proto::WirePath;
 
@@ -89,6 +94,7 @@ impl Stager {
                     olds: &mut *olds,
                     missed: &mut missed,
                 };
+                m.attributes(from.as_raw_fd(), into.as_raw_fd(), &path);
                 m.merge(from.as_raw_fd(), into.as_raw_fd(), &path, 0);
                 Ok(())
             });
@@ -129,6 +135,25 @@ struct Merge<'a> {
 }
 
 impl Merge<'_> {
+    /// Gives the directory `into` (the tree's `path`) the extended
+    /// attributes of `from`, merged into it, where `from` has any: the
+    /// directory's entry set them on the one being built.
+    fn attributes(&self, from: RawFd, into: RawFd, path: &WirePath) {
+        let Ok(Some(set)) = xattrs::read_all(xattrs::On::Fd(from)) else {
+            return;
+        };
+        for (name, value) in set.pairs() {
+            if let Err(e) = xattrs::set(xattrs::On::Fd(into), name, value) {
+                // The entries are in: only the directory lacks it.
+                log::warn!(
+                    "{}: extended attribute not merged: {}",
+                    self.stager.ns.tree.show(path),
+                    e.desc()
+                );
+            }
+        }
+    }
+
     /// Moves every entry of `from` into `into` (the tree's directory
     /// `path`): where nothing of the name is, as it is; a directory into a
     /// directory, entry by entry; anything else in the place of what is
@@ -168,7 +193,10 @@ impl Merge<'_> {
             let mine = is_dir(from);
             if mine && is_dir(into) && depth < DEPTH_MAX {
                 match (open_dir_at(from, &name), open_dir_at(into, &name)) {
-                    (Ok(a), Ok(b)) => self.merge(a.as_raw_fd(), b.as_raw_fd(), &here, depth + 1),
+                    (Ok(a), Ok(b)) => {
+                        self.attributes(a.as_raw_fd(), b.as_raw_fd(), &here);
+                        self.merge(a.as_raw_fd(), b.as_raw_fd(), &here, depth + 1);
+                    }
                     (Err(e), _) | (_, Err(e)) => self.missed.push(miss(e)),
                 }
                 continue;

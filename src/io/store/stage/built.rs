@@ -14,12 +14,16 @@
 //!
 //! Only the outermost new directory has a temporary name; the directories
 //! made inside it have their own. A batch handed to a commit
-//! ([`Stager::take_batch`]) takes its directories along, and the next
-//! batch reaches one the commit has not put in yet through its temporary
-//! name ([`Stager::hand_over`]), staging there under temporary names as
-//! anywhere visible: the commit may put it in at any moment (without that,
-//! a stand-in of the next batch would swap out the one before it, entries
-//! and all). A
+//! ([`Stager::take_batch`]) takes its directories along. The next batch,
+//! staged while that commit runs, builds a new directory of its own where
+//! the one before is not in yet, and its commit merges it in (see
+//! `commit/publish.rs`): only its own batch ever writes into a directory
+//! being built, so nothing arrives there after a merge emptied it. A
+//! stand-in the commit has not swapped in yet is reached through its
+//! temporary name instead ([`Stager::hand_over`]), staging there under
+//! temporary names as anywhere visible: a swap keeps the directory, and a
+//! stand-in of the next batch would swap out the one before it, entries
+//! and all. A
 //! resumable file about to start inside a new directory makes that
 //! directory visible first ([`Stager::reveal`]): its partial must outlive a
 //! killed connection and a killed server, which remove or sweep whatever
@@ -39,7 +43,7 @@ use super::super::tmp;
 use super::{remove_tree, FsError, Stager};
 use crate::proto::WirePath;
 
-/// New directories of handed batches a stager remembers, at most.
+/// Stand-ins of handed batches a stager remembers, at most.
 const HANDED_MAX: usize = 64;
 
 /// A directory being built under the temporary name `tmp` in `parent`
@@ -153,10 +157,10 @@ impl Stager {
         }
     }
 
-    /// A directory an earlier batch built, handed to a commit that may not
-    /// have put it in yet (see the module's text): `here` in `dir` opened
-    /// through its temporary name, or through its own once the commit put
-    /// it there. `None` when it is neither.
+    /// A stand-in an earlier batch built, handed to a commit that may not
+    /// have swapped it in yet (see the module's text): `here` in `dir`
+    /// opened through its temporary name, or through its own once the
+    /// commit put it there. `None` when it is neither.
     fn through_handed(&self, dir: RawFd, here: &WirePath) -> Option<OwnedFd> {
         let d = self.handed.iter().find(|d| d.path() == *here)?;
         open_dir_at(dir, &d.tmp)
@@ -172,6 +176,13 @@ impl Stager {
         if let Some(res) = self.dir_beneath(&self.displaced, path) {
             return res;
         }
+        self.visible_dir(path)
+    }
+
+    /// [`Self::dir`] of a directory not inside one this batch builds: the
+    /// tree's own, or through the temporary name of a stand-in an earlier
+    /// batch built and handed to a commit that has not swapped it in yet.
+    pub(super) fn visible_dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
         match self.ns.tree.dir(path) {
             Err(e)
                 if matches!(
@@ -206,7 +217,9 @@ impl Stager {
                 open_dir_at(fd.as_raw_fd(), name)
                     .map_err(|e| FsError::errno("open", self.ns.tree.show(path), e))
             };
-            let res = self.ns.tree.dir(&d.parent).and_then(|p| {
+            // The parent is never inside `built`'s own (the outermost is
+            // found first), but can be inside an earlier batch's.
+            let res = self.visible_dir(&d.parent).and_then(|p| {
                 let mut cur = open(&p, &d.tmp)?;
                 for comp in rest {
                     cur = open(&cur, comp)?;
@@ -283,7 +296,7 @@ impl Stager {
             }
         }
         let d = &self.displaced[i];
-        let Ok(parent) = self.ns.tree.dir(&d.parent) else {
+        let Ok(parent) = self.visible_dir(&d.parent) else {
             return false;
         };
         let p = Some(parent.as_raw_fd());
@@ -300,12 +313,12 @@ impl Stager {
         self.handed.iter().any(|d| !d.new && d.path() == *path)
     }
 
-    /// Keeps, for the next batch, the directories the batch just handed
-    /// to a commit builds (see the module's text), and forgets those the
-    /// commits put in place (or gave up) since.
+    /// Keeps, for the next batch, the stand-ins the batch just handed to a
+    /// commit builds (see the module's text), and forgets those the
+    /// commits swapped in (or gave up) since.
     pub(super) fn hand_over(&mut self, built: &[Displaced]) {
         let gone = |d: &Displaced| {
-            self.ns.tree.dir(&d.parent).is_ok_and(|p| {
+            self.visible_dir(&d.parent).is_ok_and(|p| {
                 stat::fstatat(
                     Some(p.as_raw_fd()),
                     os(&d.tmp),
@@ -314,12 +327,13 @@ impl Stager {
                 .is_err_and(|e| e == Errno::ENOENT)
             })
         };
-        let kept: Vec<Displaced> = std::mem::take(&mut self.handed)
-            .into_iter()
-            .filter(|d| !gone(d))
-            .collect();
-        self.handed = kept;
-        self.handed.extend(built.iter().cloned());
+        let gone: Vec<bool> = self.handed.iter().map(gone).collect();
+        let mut k = 0;
+        self.handed.retain(|_| {
+            k += 1;
+            !gone.get(k - 1).copied().unwrap_or(false)
+        });
+        self.handed.extend(built.iter().filter(|d| !d.new).cloned());
         // Bounded: the oldest, whose commits are long done, go first.
         let extra = self.handed.len().saturating_sub(HANDED_MAX);
         self.handed.drain(..extra);
@@ -332,7 +346,7 @@ impl Stager {
         self.parent = None;
         self.in_place.clear();
         for d in std::mem::take(&mut self.displaced) {
-            let Ok(dir) = self.ns.tree.dir(&d.parent) else {
+            let Ok(dir) = self.visible_dir(&d.parent) else {
                 continue;
             };
             if let Err(e) = remove_tree(dir.as_raw_fd(), &d.tmp, 0) {
@@ -352,6 +366,7 @@ mod tests {
 
     use super::super::tests::{meta, stager, wp, write_all};
     use super::super::{Namespace, StageOptions, Stager};
+    use crate::proto::xattrs::Xattrs;
 
     /// Every name beneath `dir`, relative, sorted.
     fn tree(dir: &Path) -> Vec<String> {
@@ -469,24 +484,31 @@ mod tests {
     }
 
     /// A batch handed to a commit takes its new directory along; the next
-    /// batch, staged before that commit, reaches it through its temporary
-    /// name and nothing is merged or lost, whichever commit runs first.
+    /// batch, staged before that commit, builds its own, merged in by its
+    /// commit: nothing is lost, the directory's attributes (given with
+    /// its entry, in the second batch) included, whichever commit runs
+    /// first.
     #[test]
-    fn the_next_batch_reaches_a_new_directory_its_commit_has_not_put_in() {
+    fn a_new_directory_in_two_batches_is_merged_whole() {
         for late in [false, true] {
             let t = tempfile::tempdir().unwrap();
             let mut s = stager(t.path());
             file(&mut s, "a/b/f1", b"one");
             let mut batch = s.take_batch().unwrap().unwrap();
             file(&mut s, "a/b/f2", b"two");
+            let set = Xattrs::from_pairs(vec![(b"user.test".to_vec(), b"1".to_vec())]).unwrap();
+            s.set_xattrs(wp("a/b"), set);
             s.mkdir(&wp("a/b"), meta(0o755, 2000)).unwrap();
             s.mkdir(&wp("a"), meta(0o755, 3000)).unwrap();
             if late {
                 // More of the next batch after the first is in.
                 assert!(batch.commit().failures.is_empty());
-                file(&mut s, "a/c/f3", b"three");
-            } else {
-                file(&mut s, "a/c/f3", b"three");
+            }
+            // A new directory inside the one not in yet: built there,
+            // reached through it (its entry opens it again).
+            file(&mut s, "a/c/f3", b"three");
+            s.mkdir(&wp("a/c"), meta(0o755, 4000)).unwrap();
+            if !late {
                 assert!(batch.commit().failures.is_empty());
             }
             let report = s.commit();
@@ -494,6 +516,14 @@ mod tests {
             assert_eq!(
                 tree(t.path()),
                 ["a", "a/b", "a/b/f1", "a/b/f2", "a/c", "a/c/f3"],
+                "{late}"
+            );
+            let on = t.path().join("a/b");
+            assert_eq!(
+                crate::io::xattrs::read_path(&on)
+                    .unwrap()
+                    .map(|x| x.pairs().to_vec()),
+                Some(vec![(b"user.test".to_vec(), b"1".to_vec())]),
                 "{late}"
             );
         }

@@ -113,12 +113,15 @@ pub(in crate::io::store) struct Writes {
     settled: Condvar,
 }
 
+/// A write that failed: its file's request id, name, and why.
+type Failed = (u32, Vec<u8>, FsError);
+
 #[derive(Default)]
 struct WritesState {
     pending: usize,
     /// The request id and the name of each file whose write failed (a
     /// final name repeats across directories), and why.
-    failed: Vec<(u32, Vec<u8>, FsError)>,
+    failed: Vec<Failed>,
     /// What their metadata left out, added up as [`Stager`] counts it.
     left_out: [u32; 3],
     aborted: bool,
@@ -146,7 +149,7 @@ impl Writes {
 
     /// Waits until no write is under way; the failures and what the
     /// metadata left out, taken.
-    fn settle(&self) -> (Vec<(u32, Vec<u8>, FsError)>, [u32; 3]) {
+    fn settle(&self) -> (Vec<Failed>, [u32; 3]) {
         let mut st = self.idle();
         (
             std::mem::take(&mut st.failed),
