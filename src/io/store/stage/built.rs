@@ -170,8 +170,8 @@ impl Stager {
 
     /// Opens the directory `path` as this stager sees it: beneath a
     /// directory being built where one is, through the temporary name of
-    /// one an earlier batch built where the commit has not renamed it in
-    /// yet, and the tree's own directory elsewhere.
+    /// a stand-in an earlier batch built where its commit has not swapped
+    /// it in yet, and the tree's own directory elsewhere.
     pub(in crate::io::store) fn dir(&self, path: &WirePath) -> Result<OwnedFd, FsError> {
         if let Some(res) = self.dir_beneath(&self.displaced, path) {
             return res;
