@@ -181,7 +181,7 @@ impl Stager {
         // New directories first: the entries made inside are in place
         // with them, and those staged there under temporary names are
         // renamed below as anywhere else.
-        let missed = self.publish_new(&mut keeper, &mut olds, failures);
+        let missed = self.publish_new(&mut keeper, &mut olds, failures, &dirs);
         let mut made = self.make_empties(&staged, !syncfs);
         for (i, mut s) in staged.into_iter().enumerate() {
             if s.in_place() {

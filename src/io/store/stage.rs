@@ -261,6 +261,9 @@ pub struct Stager {
     writer: Option<Writer>,
     /// The writes of this batch's held files.
     pub(super) writes: std::sync::Arc<deferred::Writes>,
+    /// Those of the batch last handed to a commit (a restore waits for
+    /// them too, see [`deferred`]).
+    pub(super) handed_writes: std::sync::Arc<deferred::Writes>,
 }
 
 impl Stager {
@@ -293,6 +296,7 @@ impl Stager {
             parent_gid: u32::MAX,
             writer: None,
             writes: Default::default(),
+            handed_writes: Default::default(),
         }
     }
 
@@ -614,8 +618,11 @@ impl Stager {
         let xattrs = self.take_xattrs(path);
         let mut parent = self.parent_for_write(path)?;
         let resumable = self.opts.keep_partials && resume::is_resumable(size);
-        if resumable && self.parent_hidden && self.reveal(&path.parent().unwrap_or_default()) {
+        if resumable && self.parent_hidden {
             // Its partial must be where a later run finds it (see `built`).
+            // Whatever became of it, the directory is opened again: the
+            // one held may have been closed.
+            self.reveal(&path.parent().unwrap_or_default());
             parent = self.parent_for_write(path)?;
         }
         self.make_room(parent, size);

@@ -5,9 +5,10 @@
 //! this one built it too, another connection of the same client made it),
 //! the new tree is merged into it entry by entry: an entry whose name is
 //! free moves as it is (a directory with everything in it), a directory
-//! into a directory of the same name goes on inside and gives it its
-//! extended attributes (set when the directory's entry came, on the one
-//! being built), anything else is put in place as a staged entry is (what
+//! into a directory of the same name goes on inside and, when the batch
+//! holds that directory's entry, gives it exactly the extended attributes
+//! the entry set on the one being built; anything else is put in place as
+//! a staged entry is (what
 //! it replaces kept in history); what is left is removed. Only the merged
 //! batch ever wrote into what is merged, and its writes are done.
 
@@ -25,7 +26,8 @@ use super::{CommitFailure, Stager};
 use crate::io::error::FsError;
 use crate::io::xattrs;
 use crate::proto::path::is_tmp_name;
-use crate::proto::WirePath;
+use crate::proto::{Meta, WirePath};
+use crate::store::record::XATTR_PREFIX;
 
 /// Where a merge stops going deeper.
 const DEPTH_MAX: usize = 4096;
@@ -42,6 +44,7 @@ impl Stager {
         keeper: &mut Keeper,
         olds: &mut Vec<(WirePath, Vec<u8>)>,
         failures: &mut Vec<CommitFailure>,
+        dirs: &[(WirePath, Meta, u64)],
     ) -> Vec<Missed> {
         let mut missed = Vec::new();
         let (new, stand_ins): (Vec<_>, Vec<_>) = std::mem::take(&mut self.displaced)
@@ -90,6 +93,7 @@ impl Stager {
                 let into = open_dir_at(dir, &d.name)?;
                 let mut m = Merge {
                     stager: self,
+                    dirs,
                     keeper: &mut *keeper,
                     olds: &mut *olds,
                     missed: &mut missed,
@@ -129,27 +133,55 @@ impl Stager {
 /// One merge of a new tree into the directory of its name.
 struct Merge<'a> {
     stager: &'a Stager,
+    /// The directories whose entries the batch holds.
+    dirs: &'a [(WirePath, Meta, u64)],
     keeper: &'a mut Keeper,
     olds: &'a mut Vec<(WirePath, Vec<u8>)>,
     missed: &'a mut Vec<Missed>,
 }
 
 impl Merge<'_> {
-    /// Gives the directory `into` (the tree's `path`) the extended
-    /// attributes of `from`, merged into it, where `from` has any: the
-    /// directory's entry set them on the one being built.
+    /// Gives the directory `into` (the tree's `path`) exactly the extended
+    /// attributes of `from`, merged into it, when the batch holds the
+    /// directory's entry: that entry set them on `from` (otherwise `from`
+    /// has only what it inherited when it was made, and `into` keeps its
+    /// own). Only the attributes a directory's entry sets: in a store the
+    /// client's (`user.rsb.x.*`, not rsb's own records), in a restore all
+    /// but rsb's markers.
     fn attributes(&self, from: RawFd, into: RawFd, path: &WirePath) {
-        let Ok(Some(set)) = xattrs::read_all(xattrs::On::Fd(from)) else {
+        if !self.dirs.iter().any(|(p, _, _)| p == path) {
+            return;
+        }
+        let stored = self.stager.opts.fake_super;
+        let ours = |n: &[u8]| {
+            if stored {
+                n.starts_with(XATTR_PREFIX)
+            } else {
+                !n.starts_with(b"user.rsb.")
+            }
+        };
+        let Ok(set) = xattrs::read_all(xattrs::On::Fd(from)) else {
             return;
         };
-        for (name, value) in set.pairs() {
+        let pairs = set.as_ref().map_or(&[][..], |s| s.pairs());
+        let warn = |e: Errno| {
+            // The entries are in: only the directory lacks it.
+            log::warn!(
+                "{}: extended attributes not merged: {}",
+                self.stager.ns.tree.show(path),
+                e.desc()
+            );
+        };
+        for name in xattrs::names(xattrs::On::Fd(into)).unwrap_or_default() {
+            if ours(&name) && !pairs.iter().any(|(n, _)| *n == name) {
+                if let Err(e) = xattrs::remove(xattrs::On::Fd(into), &name) {
+                    warn(e);
+                }
+            }
+        }
+        for (name, value) in pairs.iter().filter(|(n, _)| ours(n)) {
             if let Err(e) = xattrs::set(xattrs::On::Fd(into), name, value) {
-                // The entries are in: only the directory lacks it.
-                log::warn!(
-                    "{}: extended attribute not merged: {}",
-                    self.stager.ns.tree.show(path),
-                    e.desc()
-                );
+                warn(e);
             }
         }
     }

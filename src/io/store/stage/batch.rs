@@ -54,6 +54,7 @@ impl Stager {
         batch.fsync_files = self.fsync_files.clone();
         // Its held files' writes go with it; the next batch's are new.
         batch.writes = std::mem::take(&mut self.writes);
+        self.handed_writes = batch.writes.clone();
         // The commit may move a directory this one holds open into
         // history (a type change): the next entry opens its own again.
         self.parent = None;

@@ -289,9 +289,10 @@ impl Stager {
             let tmp = tmp::fresh_tmp();
             let dir = Some(dir.as_raw_fd());
             match fcntl::renameat2(dir, os(name), dir, os(&tmp), RenameFlags::RENAME_NOREPLACE) {
-                Ok(()) => self.staged[k].tmp = tmp,
-                // A write that failed: the commit reports it.
-                Err(Errno::ENOENT) => {}
+                // A write that failed left no file: its name is not ours to
+                // remove once the directory is visible (the commit finds
+                // nothing to rename and reports it).
+                Ok(()) | Err(Errno::ENOENT) => self.staged[k].tmp = tmp,
                 Err(_) => return false,
             }
         }
@@ -333,9 +334,11 @@ impl Stager {
             k += 1;
             !gone.get(k - 1).copied().unwrap_or(false)
         });
+        // Bounded: the oldest, whose commits are long done, go first
+        // (never the batch's just handed).
+        let old = self.handed.len();
         self.handed.extend(built.iter().filter(|d| !d.new).cloned());
-        // Bounded: the oldest, whose commits are long done, go first.
-        let extra = self.handed.len().saturating_sub(HANDED_MAX);
+        let extra = self.handed.len().saturating_sub(HANDED_MAX).min(old);
         self.handed.drain(..extra);
         self.in_place.clear();
     }

@@ -46,7 +46,7 @@ use super::super::beneath::{os, Shown};
 use super::made::Made;
 use super::{omit, timespec, Applied, FsError, Incoming, StageOptions, Staged, Stager, XattrStep};
 use crate::proto::xattrs::Xattrs;
-use crate::proto::{EntryKind, Meta};
+use crate::proto::{EntryKind, Meta, WirePath};
 use crate::store::record::Recorded;
 
 /// The largest file whose body is held in memory and written by a writer
@@ -91,7 +91,7 @@ pub(in crate::io::store) struct Held {
 /// writer thread (see the module's text).
 pub struct WriteJob {
     writes: Arc<Writes>,
-    id: u32,
+    path: WirePath,
     dir: Arc<OwnedFd>,
     tmp: Vec<u8>,
     mode: Mode,
@@ -113,14 +113,15 @@ pub(in crate::io::store) struct Writes {
     settled: Condvar,
 }
 
-/// A write that failed: its file's request id, name, and why.
-type Failed = (u32, Vec<u8>, FsError);
+/// A write that failed: its file's path, name, and why.
+type Failed = (WirePath, Vec<u8>, FsError);
 
 #[derive(Default)]
 struct WritesState {
     pending: usize,
-    /// The request id and the name of each file whose write failed (a
-    /// final name repeats across directories), and why.
+    /// The path and the name of each file whose write failed (a final
+    /// name repeats across directories, a restore's request id across
+    /// entries), and why.
     failed: Vec<Failed>,
     /// What their metadata left out, added up as [`Stager`] counts it.
     left_out: [u32; 3],
@@ -200,7 +201,7 @@ impl WriteJob {
                 if made {
                     self.remove();
                 }
-                st.failed.push((self.id, self.tmp.clone(), e));
+                st.failed.push((self.path.clone(), self.tmp.clone(), e));
             }
         }
     }
@@ -336,7 +337,7 @@ impl Stager {
         }
         self.staged.push(Staged {
             id: inc.id,
-            path: inc.path,
+            path: inc.path.clone(),
             tmp: inc.tmp.clone(),
             kind: EntryKind::File,
             meta: inc.meta,
@@ -347,7 +348,7 @@ impl Stager {
         let before = IN_FLIGHT.fetch_add(body.len() as u64, Ordering::Relaxed);
         let job = Box::new(WriteJob {
             writes: self.writes.clone(),
-            id: inc.id,
+            path: inc.path,
             dir: held.dir,
             tmp: inc.tmp,
             mode: held.mode,
@@ -383,8 +384,8 @@ impl Stager {
     ) {
         let (failed, left_out) = self.writes.settle();
         self.add_left_out(left_out);
-        for (id, tmp, error) in failed {
-            if let Some(i) = staged.iter().position(|s| s.id == id && s.tmp == tmp) {
+        for (path, tmp, error) in failed {
+            if let Some(i) = staged.iter().position(|s| s.path == path && s.tmp == tmp) {
                 let s = staged.remove(i);
                 failures.push(super::super::CommitFailure {
                     id: s.id,
@@ -400,6 +401,8 @@ impl Stager {
     /// a directory native attributes (see [`Stager::dir_xattrs`]), which a
     /// file created afterwards could inherit.
     pub(super) fn wait_writes(&self) {
+        // A directory's last files can be in the batch handed over.
+        self.handed_writes.wait();
         self.writes.wait();
     }
 
