@@ -52,6 +52,8 @@ use keep::{put_dir, put_entry};
 /// An entry a commit put in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
+    /// Request id of the entry (0: a directory).
+    pub id: u32,
     /// Its path beneath the tree.
     pub path: WirePath,
     /// File, directory or link.
@@ -192,6 +194,7 @@ impl Stager {
                         error: error.clone(),
                     }),
                     None => committed.push(Committed {
+                        id: s.id,
                         path: s.path,
                         kind: s.kind,
                         meta: s.meta,
@@ -239,6 +242,7 @@ impl Stager {
                     Ok((None, applied)) => {
                         self.count(applied);
                         committed.push(Committed {
+                            id: s.id,
                             path: s.path,
                             kind: s.kind,
                             meta: s.meta,
@@ -274,6 +278,7 @@ impl Stager {
                 .map(|old| olds.extend(old.map(|old| (parent.clone(), old))));
             match res {
                 Ok(()) => committed.push(Committed {
+                    id: s.id,
                     path: s.path,
                     kind: s.kind,
                     meta: s.meta,
@@ -303,6 +308,18 @@ impl Stager {
                     })
             });
             if let Err(error) = res {
+                // What was put in place inside it went with it.
+                committed.retain(|c| {
+                    let lost = super::stage::under(&c.path, &path);
+                    if lost {
+                        failures.push(CommitFailure {
+                            id: c.id,
+                            path: c.path.clone(),
+                            error: error.clone(),
+                        });
+                    }
+                    !lost
+                });
                 failures.push(CommitFailure { id: 0, path, error });
             }
         }
@@ -311,6 +328,7 @@ impl Stager {
         for l in links {
             match self.make_link(&l, &mut keeper) {
                 Ok(()) => committed.push(Committed {
+                    id: l.id,
                     path: l.path,
                     kind: EntryKind::File,
                     meta: l.meta,
@@ -328,6 +346,7 @@ impl Stager {
         for u in updates {
             match self.apply_update(&u) {
                 Ok(()) => committed.push(Committed {
+                    id: u.id,
                     path: u.path,
                     kind: u.kind,
                     meta: u.meta,
@@ -388,6 +407,7 @@ impl Stager {
             });
             match res {
                 Ok(()) => committed.push(Committed {
+                    id: 0,
                     path,
                     kind: EntryKind::Dir,
                     meta,

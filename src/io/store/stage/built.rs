@@ -557,6 +557,59 @@ mod tests {
         }
     }
 
+    /// A stand-in whose swap fails takes what was put in place inside it
+    /// along: those entries are failures of the commit, never reported
+    /// committed (the client sends them again), and the stored file stays.
+    #[test]
+    fn entries_inside_a_stand_in_that_cannot_go_in_are_failures() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        std::fs::write(&a, b"a file").unwrap();
+        let mut s = stager(t.path());
+        file(&mut s, "a/f1", b"one");
+        s.symlink(2, &wp("a/l"), b"f1", meta(0o777, 1000)).unwrap();
+        s.mkdir(&wp("a"), meta(0o755, 3000)).unwrap();
+        // An immutable file is renamed over by no one, root included.
+        let chattr = |flag: &str| {
+            std::process::Command::new("chattr")
+                .arg(flag)
+                .arg(&a)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !chattr("+i") {
+            eprintln!("skipped: chattr +i needs root and a file system with the flag");
+            return;
+        }
+        let report = s.commit();
+        assert!(chattr("-i"));
+        assert!(
+            report
+                .committed
+                .iter()
+                .all(|c| !super::under(&c.path, &wp("a"))),
+            "{:?}",
+            report.committed
+        );
+        let mut failed: Vec<(u32, String)> = report
+            .failures
+            .iter()
+            .map(|f| (f.id, f.path.to_string()))
+            .collect();
+        failed.sort();
+        failed.dedup();
+        assert_eq!(
+            failed,
+            [
+                (0, "/a".to_string()),
+                (1, "/a/f1".into()),
+                (2, "/a/l".into())
+            ]
+        );
+        assert_eq!(tree(t.path()), ["a"]);
+        assert_eq!(std::fs::read(&a).unwrap(), b"a file");
+    }
+
     /// A resumable file makes its new directory visible before its
     /// partial is made there (a killed server would sweep it otherwise);
     /// the entries staged inside at their final names get temporary ones.
