@@ -35,6 +35,7 @@ mod commit;
 mod durable;
 mod fresh;
 mod history;
+mod known;
 mod names_file;
 mod namespace;
 mod partial;

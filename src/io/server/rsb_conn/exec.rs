@@ -447,9 +447,10 @@ impl RsbConn {
             .saturating_sub(checked.need.count())
             .saturating_sub(metadata);
         debug!(
-            "{}: manifest of {} entries, {unchanged} unchanged, {metadata} metadata only",
+            "{}: manifest of {} entries, {unchanged} unchanged, {metadata} metadata only, {} known without a look",
             self.who(),
-            entries.len()
+            entries.len(),
+            checked.known
         );
         let files = std::mem::take(&mut checked.delta);
         let (bits, meta) = (checked.need.into_bytes(), checked.meta.into_bytes());
