@@ -367,6 +367,16 @@ impl ClientSession {
         id
     }
 
+    /// Queues the whole body of the file whose header was just queued,
+    /// read into memory (a small file): it goes out with the frames around
+    /// it, in the same writes, instead of being sent by the driver after
+    /// them. Nothing happens when no body is owed.
+    pub fn send_body(&mut self, body: &[u8]) {
+        if self.body_owed {
+            self.out.extend_from_slice(body);
+        }
+    }
+
     /// Ends a file body.
     pub fn send_file_end(&mut self, id: u32, crc: u32, ok: bool) {
         self.push(&Frame::FileEnd { id, crc, ok });

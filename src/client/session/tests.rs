@@ -8,7 +8,7 @@ use super::*;
 use crate::proto::{EntryKind, ErrorCode, ListItem};
 use crate::server::session::{Command, Completion, SessionConfig, VerifyCounts};
 use crate::testing::client::{drain_events as events, welcomed};
-use crate::testing::frames::{bytes, frames_of, meta, take_pieces, welcome, wp};
+use crate::testing::frames::{bytes, frames_of, meta, take_pieces, welcome, wp, Piece};
 use crate::testing::{Clock, Pair, VerifyBatch};
 
 /// A client called `box` and a server session with the default config,
@@ -76,6 +76,36 @@ fn no_frame_goes_out_between_a_file_header_and_its_body() {
         vec![13, 24, 14],
         "FileEnd, then the held Manifest and Commit"
     );
+}
+
+/// A small file's body queued with the frames sits between its header
+/// and its end, the frames queued meanwhile after them; with no body owed
+/// nothing is queued.
+#[test]
+fn a_body_queued_with_the_frames_goes_between_header_and_end() {
+    let now = Clock::new().now();
+    let mut c = ClientSession::new(now, "box", None);
+    c.handle_input(now, &bytes(&[welcome(0)]));
+    let hello_len = c.poll_transmit().len();
+    c.handle_sent(now, hello_len);
+    c.send_body(b"stray");
+    assert!(c.poll_transmit().is_empty(), "no body owed");
+    let id = c.send_file(wp("f"), meta(), 3, crate::proto::Layout::Dense);
+    c.send_commit();
+    c.send_body(b"abc");
+    c.send_file_end(id, crc32c::crc32c(b"abc"), true);
+    let mut out = c.poll_transmit().to_vec();
+    let pieces = take_pieces(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let shape: Vec<_> = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Frame(f) => format!("frame {}", f.kind()),
+            Piece::Body(b) => format!("body {}", String::from_utf8_lossy(b)),
+        })
+        .collect();
+    // File, its body, FileEnd, then the Commit held back meanwhile.
+    assert_eq!(shape, ["frame 12", "body abc", "frame 13", "frame 14"]);
 }
 
 #[test]

@@ -583,6 +583,18 @@ impl Link<'_> {
         Ok(())
     }
 
+    /// True under `--bwlimit`: every body goes through the pacing of
+    /// [`Link::step`], none with the frames.
+    pub fn bwlimited(&self) -> bool {
+        self.reactor.rate.is_some()
+    }
+
+    /// Counts `n` body bytes queued with the frames (a small file's, read
+    /// into memory) among those [`EventLoop::take_moved`] reports.
+    pub fn queued_body(&mut self, n: u64) {
+        self.reactor.moved += n;
+    }
+
     /// Writes the frames queued so far, as far as the socket takes them
     /// now; never waits (the next [`Link::step`] writes the rest).
     pub fn flush(&mut self) -> Result<(), NetError> {
