@@ -328,10 +328,10 @@ impl ClientSession {
         id
     }
 
-    /// Queues a file header; the driver must then send exactly the body
-    /// bytes `layout` says ([`Layout::body_len`]: `size` of them for a
-    /// dense file) after [`Self::poll_transmit`] is drained, and call
-    /// [`Self::send_file_end`].
+    /// Queues a file header; then the body bytes `layout` says
+    /// ([`Layout::body_len`]: `size` for a dense file) are owed: the driver
+    /// sends them after [`Self::poll_transmit`] is drained, or queues them
+    /// with [`Self::send_body`]; then [`Self::send_file_end`].
     pub fn send_file(&mut self, path: WirePath, meta: Meta, size: u64, layout: Layout) -> u32 {
         let id = self.entry_id(&path);
         self.push(&Frame::File {
@@ -367,10 +367,7 @@ impl ClientSession {
         id
     }
 
-    /// Queues the whole body of the file whose header was just queued,
-    /// read into memory (a small file): it goes out with the frames around
-    /// it, in the same writes, instead of being sent by the driver after
-    /// them. Nothing happens when no body is owed.
+    /// Queues an owed body whole, read into memory (a small file's).
     pub fn send_body(&mut self, body: &[u8]) {
         if self.body_owed {
             self.out.extend_from_slice(body);

@@ -10,6 +10,7 @@ pub mod delta_io;
 pub mod delta_match;
 pub mod error;
 pub mod holes;
+pub mod inbuf;
 pub mod log;
 pub mod net;
 pub mod server;

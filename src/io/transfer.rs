@@ -428,7 +428,7 @@ impl BodyReceiver {
 /// has nothing more. Returns the body bytes moved.
 pub fn receive_step(
     recv: &mut BodyReceiver,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut crate::io::inbuf::InBuf,
     sock: &impl AsFd,
     file: Option<&OwnedFd>,
     pipe: &mut Option<Pipe>,
@@ -438,7 +438,7 @@ pub fn receive_step(
     let mut moved = 0;
     if !inbuf.is_empty() && !recv.is_done() {
         let n = recv.feed(file, inbuf);
-        inbuf.drain(..n);
+        inbuf.consume(n);
         moved += n as u64;
     }
     let small = recv.remaining() <= SMALL_BODY || recv.held.is_some();

@@ -81,7 +81,7 @@ pub struct Conn {
     sock: TcpStream,
     /// The protocol state.
     pub session: ClientSession,
-    inbuf: Vec<u8>,
+    inbuf: crate::io::inbuf::InBuf,
     readable: bool,
     writable: bool,
     pipe: Option<Pipe>,
@@ -142,7 +142,7 @@ impl Conn {
         Ok(Conn {
             sock: TcpStream::from_std(std_sock),
             session: ClientSession::new(Instant::now(), &remote.name, auth),
-            inbuf: Vec::new(),
+            inbuf: Default::default(),
             readable: true,
             writable: true,
             pipe: None,
@@ -282,7 +282,7 @@ impl Conn {
                 .len()
                 .min(usize::try_from(budget).unwrap_or(usize::MAX));
             n = recv.feed(file, self.inbuf.get(..take).unwrap_or_default()) as u64;
-            self.inbuf.drain(..n as usize);
+            self.inbuf.consume(n as usize);
         }
         if self.inbuf.is_empty() || rate.is_none() {
             n += receive_step(
@@ -351,7 +351,7 @@ impl Conn {
         loop {
             let n = self.session.handle_input(now, &self.inbuf);
             if n > 0 {
-                self.inbuf.drain(..n);
+                self.inbuf.consume(n);
                 progress = true;
             }
             if have_read
@@ -364,27 +364,25 @@ impl Conn {
             if self.inbuf.len() > proto::MAX_PAYLOAD as usize + READ_CHUNK {
                 return Ok(progress);
             }
-            let len = self.inbuf.len();
-            self.inbuf.resize(len + READ_CHUNK, 0);
-            let r = (&self.sock).read(&mut self.inbuf[len..]);
+            let r = (&self.sock).read(self.inbuf.room(READ_CHUNK));
             match r {
                 Ok(0) => {
-                    self.inbuf.truncate(len);
+                    self.inbuf.filled(READ_CHUNK, 0);
                     // Frames still buffered (an Error, say) come before the EOF.
                     let n = self.session.handle_input(now, &self.inbuf);
-                    self.inbuf.drain(..n);
+                    self.inbuf.consume(n);
                     self.session.handle_eof();
                     return Ok(true);
                 }
                 Ok(n) => {
-                    self.inbuf.truncate(len + n);
+                    self.inbuf.filled(READ_CHUNK, n);
                     // Part of a frame counts too: a large one may trickle.
                     self.session.handle_activity(now);
                     progress = true;
                     have_read = true;
                 }
                 Err(e) => {
-                    self.inbuf.truncate(len);
+                    self.inbuf.filled(READ_CHUNK, 0);
                     match e.kind() {
                         io::ErrorKind::WouldBlock => {
                             self.readable = false;

@@ -166,7 +166,7 @@ fn a_sparse_body_carries_only_its_data_and_the_crc_covers_the_holes() {
 /// under `budget` per step (bounded in steps, a short sleep when the socket
 /// has nothing yet); true when it went through a pipe.
 fn receive_all(rx: &mut BodyReceiver, sock: &UnixStream, dst: &OwnedFd, budget: u64) -> bool {
-    let (mut inbuf, mut pipe, mut readable) = (Vec::new(), None, true);
+    let (mut inbuf, mut pipe, mut readable) = (crate::io::inbuf::InBuf::default(), None, true);
     let mut rounds = 0;
     while !rx.is_done() {
         rounds += 1;

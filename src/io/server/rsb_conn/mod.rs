@@ -120,7 +120,7 @@ pub(super) struct RsbConn {
     /// The deadline this connection has in the loop's timer heap.
     pub(super) armed: Option<Instant>,
     pub(super) session: ServerSession,
-    pub(super) inbuf: Vec<u8>,
+    pub(super) inbuf: crate::io::inbuf::InBuf,
     /// The client's namespace; `None` before the `Hello`, for a namespace a
     /// read-only server does not have, and while a commit has it. Boxed:
     /// it travels to a commit worker and back, and an idle connection stays small.
@@ -166,7 +166,7 @@ impl RsbConn {
             ticket,
             armed: None,
             session,
-            inbuf: Vec::new(),
+            inbuf: Default::default(),
             store: None,
             pipe: None,
             state: State::Idle,
@@ -386,10 +386,9 @@ impl RsbConn {
                 progress |= cost > 0;
                 spent += cost;
             }
-            if let Some(mut ahead) = self.session.take_read_ahead() {
+            if let Some(ahead) = self.session.take_read_ahead() {
                 // Requests read behind an offer go first, in their order.
-                ahead.extend_from_slice(&self.inbuf);
-                self.inbuf = ahead;
+                self.inbuf.prepend(ahead);
                 progress = true;
             }
             if self.is_waiting() {
@@ -399,7 +398,7 @@ impl RsbConn {
             } else if self.session.wants_input() {
                 let n = self.session.handle_input(now, &self.inbuf);
                 if n > 0 {
-                    self.inbuf.drain(..n);
+                    self.inbuf.consume(n);
                     progress = true;
                 }
                 // A malformed frame consumes nothing but queues an error
@@ -411,9 +410,7 @@ impl RsbConn {
                     progress |= self.read_some()?;
                 }
             }
-            if self.inbuf.is_empty() && self.inbuf.capacity() > 0 {
-                self.inbuf = Vec::new();
-            }
+            self.inbuf.release();
             if !progress {
                 return Ok(false);
             }
