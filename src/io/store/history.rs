@@ -427,7 +427,7 @@ fn join_all(base: &WirePath, rel: &WirePath) -> Result<WirePath, Errno> {
 }
 
 /// The namespace's identity, for the locks and the once-only repair.
-pub(super) fn identity(tree: &Beneath) -> (u64, u64) {
+fn identity(tree: &Beneath) -> (u64, u64) {
     stat::fstat(tree.root_fd()).map_or((0, 0), |st| (st.st_dev, st.st_ino))
 }
 

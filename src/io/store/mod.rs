@@ -35,7 +35,6 @@ mod commit;
 mod durable;
 mod fresh;
 mod history;
-mod known;
 mod names_file;
 mod namespace;
 mod partial;

@@ -21,7 +21,6 @@ use nix::sys::stat::{self, FileStat, Mode};
 use nix::unistd::{lseek, Whence};
 
 use super::fresh::FreshDirs;
-use super::known::{self, Known, Seen};
 use super::namespace::Namespace;
 use super::special::resolve;
 use super::stage::Stager;
@@ -52,9 +51,6 @@ pub struct Checked {
     /// stored version (see [`Namespace::is_delta_candidate`]): (entry
     /// index, path), for a worker to sign.
     pub delta: Vec<(u32, WirePath)>,
-    /// How many entries were answered from what this process saw before
-    /// (see [`Known`]), without an `lstat`.
-    pub known: usize,
 }
 
 /// The comparison's view of an `lstat` of `name` in `dir`, and the
@@ -110,18 +106,9 @@ impl Namespace {
         &self,
         entries: &[ManifestEntry],
         mut fresh: Option<&mut FreshDirs>,
-        mut known: Option<&mut Known>,
-    ) -> (NeedBits, NeedBits, usize) {
-        let ns = match known.as_deref_mut() {
-            Some(k) => {
-                k.drain();
-                super::history::identity(&self.tree)
-            }
-            None => (0, 0),
-        };
+    ) -> (NeedBits, NeedBits) {
         let mut bits = NeedBits::new(entries.len());
         let mut meta = NeedBits::new(entries.len());
-        let mut from_memory = 0;
         // Entries come grouped by directory: open each parent once, not
         // once per entry. Nothing is written meanwhile, so the fd stays
         // right.
@@ -139,9 +126,6 @@ impl Namespace {
                         f.missing(&dir_path);
                     }
                 }
-                if let (Ok(fd), Some(k)) = (&fd, known.as_deref_mut()) {
-                    k.enter(ns, &dir_path, fd.as_fd());
-                }
                 parent = Some((dir_path.clone(), fd.ok()));
             }
             if fresh
@@ -156,42 +140,20 @@ impl Namespace {
                 .and_then(|(_, fd)| fd.as_ref())
                 .map(|fd| fd.as_raw_fd());
             let name = OsStr::from_bytes(name);
-            let link = || {
-                dir.and_then(|dir| nix::fcntl::readlinkat(Some(dir), name).ok())
-                    .map(|t| t.as_bytes().to_vec())
-            };
-            let record = || dir.and_then(|dir| xattr::meta_at(dir, name.as_bytes()));
             let verdict = dir.map_or(Verdict::Content, |dir| {
-                // Seen before, and nothing changed there since (see
-                // [`Known`]): no lstat.
-                if let Some(seen) = known.as_deref_mut().and_then(|k| k.seen(name.as_bytes())) {
-                    from_memory += 1;
-                    return compare::verdict(
-                        e,
-                        &seen.stat,
-                        || seen.target.clone().unwrap_or_else(link),
-                        || seen.rec.as_deref().cloned().unwrap_or_else(record),
-                    );
-                }
                 match stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
                     Ok(st) => {
-                        let (stored, mut rec) = stored_stat(dir, name.as_bytes(), &st);
-                        let mut target = None;
-                        let verdict = compare::verdict(
+                        let (stored, rec) = stored_stat(dir, name.as_bytes(), &st);
+                        compare::verdict(
                             e,
                             &stored,
-                            || target.get_or_insert_with(link).clone(),
-                            || rec.get_or_insert_with(record).clone(),
-                        );
-                        if let Some(k) = known.as_deref_mut() {
-                            let seen = Seen {
-                                stat: stored,
-                                rec: rec.map(Box::new),
-                                target,
-                            };
-                            k.keep(name.as_bytes(), &st, seen);
-                        }
-                        verdict
+                            || {
+                                nix::fcntl::readlinkat(Some(dir), name)
+                                    .ok()
+                                    .map(|t| t.as_bytes().to_vec())
+                            },
+                            || rec.unwrap_or_else(|| xattr::meta_at(dir, name.as_bytes())),
+                        )
                     }
                     Err(_) => Verdict::Content,
                 }
@@ -205,7 +167,7 @@ impl Namespace {
                 Verdict::Same => {}
             }
         }
-        (bits, meta, from_memory)
+        (bits, meta)
     }
 
     /// Whether the stored `path` is the same inode as the stored file at
@@ -417,11 +379,9 @@ impl Stager {
     /// Answers a backup's manifest: which entries are needed, and how much
     /// of each needed file a partial already holds.
     pub fn check(&self, entries: &[ManifestEntry]) -> Checked {
-        let (need, meta, known) = self.tree().need_with(
-            entries,
-            Some(&mut *self.fresh.borrow_mut()),
-            Some(&mut known::lock()),
-        );
+        let (need, meta) = self
+            .tree()
+            .need_with(entries, Some(&mut *self.fresh.borrow_mut()));
         let resume: Vec<(u32, u64)> = entries
             .iter()
             .enumerate()
@@ -446,7 +406,6 @@ impl Stager {
             meta,
             resume,
             delta,
-            known,
         }
     }
 }

@@ -447,10 +447,9 @@ impl RsbConn {
             .saturating_sub(checked.need.count())
             .saturating_sub(metadata);
         debug!(
-            "{}: manifest of {} entries, {unchanged} unchanged, {metadata} metadata only, {} known without a look",
+            "{}: manifest of {} entries, {unchanged} unchanged, {metadata} metadata only",
             self.who(),
-            entries.len(),
-            checked.known
+            entries.len()
         );
         let files = std::mem::take(&mut checked.delta);
         let (bits, meta) = (checked.need.into_bytes(), checked.meta.into_bytes());
