@@ -509,11 +509,11 @@ impl ClientSession {
         used
     }
 
-    /// `n` bytes of [`Self::poll_transmit`] were sent.
+    /// `n` bytes of [`Self::poll_transmit`] were sent (dropped at half the buffer).
     pub fn handle_sent(&mut self, now: Instant, n: usize) {
         self.sent_upto = (self.sent_upto + n).min(self.out.len());
-        if self.sent_upto == self.out.len() {
-            self.out.clear();
+        if self.sent_upto == self.out.len() || self.sent_upto >= self.out.len() / 2 {
+            self.out.drain(..self.sent_upto);
             self.sent_upto = 0;
         }
         if n > 0 {

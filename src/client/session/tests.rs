@@ -108,6 +108,37 @@ fn a_body_queued_with_the_frames_goes_between_header_and_end() {
     assert_eq!(shape, ["frame 12", "body abc", "frame 13", "frame 14"]);
 }
 
+/// A stream that never empties (a slow network, small files queued with
+/// the frames as fast as the socket takes some) keeps no more than about
+/// twice what is queued: the sent part goes at half the buffer.
+#[test]
+fn what_was_sent_goes_even_when_the_queue_never_empties() {
+    let now = Clock::new().now();
+    let mut c = ClientSession::new(now, "box", None);
+    c.handle_input(now, &bytes(&[welcome(0)]));
+    let hello_len = c.poll_transmit().len();
+    c.handle_sent(now, hello_len);
+    let body = vec![7u8; 16 * 1024];
+    for _ in 0..2000 {
+        let id = c.send_file(
+            wp("f"),
+            meta(),
+            body.len() as u64,
+            crate::proto::Layout::Dense,
+        );
+        c.send_body(&body);
+        c.send_file_end(id, crc32c::crc32c(&body), true);
+        // The socket takes a little less than was queued.
+        let queued = c.poll_transmit().len();
+        c.handle_sent(now, queued.saturating_sub(1000).max(1));
+        assert!(
+            c.out.len() <= 2 * (body.len() + 2000) + 1000,
+            "{}",
+            c.out.len()
+        );
+    }
+}
+
 #[test]
 fn restore_stream_with_body() {
     let now = Clock::new().now();

@@ -590,7 +590,9 @@ impl Link<'_> {
     }
 
     /// Counts `n` body bytes queued with the frames (a small file's, read
-    /// into memory) among those [`EventLoop::take_moved`] reports.
+    /// into memory) among those [`EventLoop::take_moved`] reports: counted
+    /// when queued, at most the queue's [`crate::client::plan::HIGH_WATER`]
+    /// ahead of the wire.
     pub fn queued_body(&mut self, n: u64) {
         self.reactor.moved += n;
     }
