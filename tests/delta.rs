@@ -234,6 +234,7 @@ fn a_delta_cut_off_by_killing_the_client_resumes_where_it_stopped() {
     for k in 0..64u64 {
         overwrite(&file, k * 512 * 1024, 64 * 1024, 7);
     }
+    let seen_before = srv.log().matches("disconnected:").count();
     let mut run = srv
         .client_opts(&["--bwlimit", "1M"], argv!["backup", file])
         .timeout(Duration::from_secs(60))
@@ -243,12 +244,17 @@ fn a_delta_cut_off_by_killing_the_client_resumes_where_it_stopped() {
     assert!(!run.has_exited(), "the backup ended before it was cut");
     run.kill9();
     let stored = srv.store(NAME, &file);
-    let partial = || partial_under(srv.root());
+    // A resumable file is written under its partial's name from the
+    // start: only once the server has logged the disconnection has it cut
+    // the file to what came (regression: a loaded machine showed the
+    // partial before that, still empty: "kept 0 bytes").
     let end = std::time::Instant::now() + Duration::from_secs(10);
-    while partial().is_none() && std::time::Instant::now() < end {
+    while srv.log().matches("disconnected:").count() <= seen_before
+        && std::time::Instant::now() < end
+    {
         thread::sleep(Duration::from_millis(50));
     }
-    let kept = partial().expect("the cut delta's partial");
+    let kept = partial_under(srv.root()).expect("the cut delta's partial");
     let kept_len = fs::metadata(&kept).unwrap().len();
     // About 1.5 MiB of literal bytes had come in 2.5 s, at most 4 MiB.
     assert!(
