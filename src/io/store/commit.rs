@@ -64,6 +64,19 @@ pub struct Committed {
     pub size: u64,
 }
 
+impl Committed {
+    /// The staged file or link `s`, now in place.
+    fn of(s: Staged) -> Committed {
+        Committed {
+            id: s.id,
+            path: s.path,
+            kind: s.kind,
+            meta: s.meta,
+            size: s.size,
+        }
+    }
+}
+
 /// One failure of a commit: which entry, and why.
 #[derive(Debug)]
 pub struct CommitFailure {
@@ -193,13 +206,7 @@ impl Stager {
                         path: s.path,
                         error: error.clone(),
                     }),
-                    None => committed.push(Committed {
-                        id: s.id,
-                        path: s.path,
-                        kind: s.kind,
-                        meta: s.meta,
-                        size: s.size,
-                    }),
+                    None => committed.push(Committed::of(s)),
                 }
                 continue;
             }
@@ -241,13 +248,7 @@ impl Stager {
                 match res {
                     Ok((None, applied)) => {
                         self.count(applied);
-                        committed.push(Committed {
-                            id: s.id,
-                            path: s.path,
-                            kind: s.kind,
-                            meta: s.meta,
-                            size: s.size,
-                        });
+                        committed.push(Committed::of(s));
                         continue;
                     }
                     Ok((Some(tmp), applied)) => {
@@ -277,13 +278,7 @@ impl Stager {
             let res = put_entry(&mut keeper, &self.ns.tree, dir, &parent, &s.tmp, name)
                 .map(|old| olds.extend(old.map(|old| (parent.clone(), old))));
             match res {
-                Ok(()) => committed.push(Committed {
-                    id: s.id,
-                    path: s.path,
-                    kind: s.kind,
-                    meta: s.meta,
-                    size: s.size,
-                }),
+                Ok(()) => committed.push(Committed::of(s)),
                 Err(e) => {
                     let _ = unistd::unlinkat(Some(dir), os(&s.tmp), UnlinkatFlags::NoRemoveDir);
                     failures.push(CommitFailure {
